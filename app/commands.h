@@ -1,0 +1,23 @@
+// The medic command line: each file app/cmd_<name>.cc adds one subcommand
+// (or a group) to the CLI11 app. A subcommand's callback stores the process
+// exit code in *exit_code: 0 success, 1 the command found a problem (a failed
+// check, a rejected request), 2 usage or set-up error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace medic::app {
+
+void add_keygen(CLI::App& app, int* exit_code);
+void add_demo(CLI::App& app, int* exit_code);
+void add_engine(CLI::App& app, int* exit_code);
+void add_agent(CLI::App& app, int* exit_code);  // agent, collector, actuator
+void add_rules(CLI::App& app, int* exit_code);
+void add_audit(CLI::App& app, int* exit_code);
+void add_control(CLI::App& app, int* exit_code);  // approve, deny, silence, status
+
+// For subcommands whose module has not landed yet: prints plainly what is
+// missing and exits 2.
+void not_built_yet(CLI::App& sub, const char* what, int* exit_code);
+
+}  // namespace medic::app

@@ -1,0 +1,43 @@
+#include <iostream>
+
+#include "app/commands.h"
+#include "core/log.h"
+
+#ifndef MEDIC_VERSION
+#define MEDIC_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"medic: event-driven self-healing for virtual machines"};
+  app.set_version_flag("--version", std::string("medic ") + MEDIC_VERSION);
+  app.require_subcommand(1);
+
+  medic::LogOptions log;
+  app.add_option("--log-level", log.level, "trace, debug, info, warn, error, off")
+      ->capture_default_str();
+  app.add_flag("--log-json", log.json, "log one JSON object per line");
+  app.add_option("--log-file", log.file, "log to this file instead of stderr");
+  app.parse_complete_callback([&] {
+    medic::Status s = medic::setup_logging(log);
+    if (!s.ok()) {
+      std::cerr << "medic: " << s.message() << "\n";
+      std::exit(2);
+    }
+  });
+
+  int exit_code = 0;
+  medic::app::add_demo(app, &exit_code);
+  medic::app::add_engine(app, &exit_code);
+  medic::app::add_agent(app, &exit_code);
+  medic::app::add_rules(app, &exit_code);
+  medic::app::add_audit(app, &exit_code);
+  medic::app::add_control(app, &exit_code);
+  medic::app::add_keygen(app, &exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

@@ -1,0 +1,220 @@
+#include "fabric/envelope.h"
+
+#include <cstring>
+
+namespace medic::fabric {
+namespace {
+
+void put_u32(std::string* out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, 4);
+}
+
+void put_u64(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, 8);
+}
+
+}  // namespace
+
+std::string_view kind_tag(Kind kind) {
+  switch (kind) {
+    case medic::v1::KIND_EVENT_BATCH: return "medic/v1/event_batch";
+    case medic::v1::KIND_ACTION: return "medic/v1/action";
+    case medic::v1::KIND_ACTION_ACK: return "medic/v1/action_ack";
+    case medic::v1::KIND_ACTION_RESULT: return "medic/v1/action_result";
+    case medic::v1::KIND_CONTROL_REQUEST: return "medic/v1/control_request";
+    case medic::v1::KIND_CONTROL_REPLY: return "medic/v1/control_reply";
+    case medic::v1::KIND_CHECKPOINT: return "medic/v1/checkpoint";
+    default: return {};
+  }
+}
+
+bool role_may_send(const TrustedNode& node, Kind kind) {
+  switch (kind) {
+    case medic::v1::KIND_EVENT_BATCH: return node.has_role(Role::kCollector);
+    case medic::v1::KIND_ACTION: return node.has_role(Role::kEngine);
+    case medic::v1::KIND_ACTION_ACK:
+      return node.has_role(Role::kActuator) || node.has_role(Role::kEngine);
+    case medic::v1::KIND_ACTION_RESULT: return node.has_role(Role::kActuator);
+    case medic::v1::KIND_CONTROL_REQUEST: return node.has_role(Role::kOperator);
+    case medic::v1::KIND_CONTROL_REPLY: return node.has_role(Role::kEngine);
+    case medic::v1::KIND_CHECKPOINT: return node.has_role(Role::kEngine);
+    default: return false;
+  }
+}
+
+void signing_input(const medic::v1::Envelope& env, std::string* out) {
+  std::string_view tag = kind_tag(env.kind());
+  out->append(tag);
+  out->push_back('\0');
+  put_u32(out, static_cast<uint32_t>(env.kind()));
+  out->append(env.sender());
+  put_u64(out, env.epoch());
+  put_u64(out, env.seq());
+  put_u32(out, env.stream());
+  put_u64(out, static_cast<uint64_t>(env.sent_at_ns()));
+  put_u32(out, static_cast<uint32_t>(env.host().size()));
+  out->append(env.host());
+  put_u64(out, env.payload().size());
+  out->append(env.payload());
+}
+
+Sealer::Sealer(const Identity& identity, uint32_t stream, uint64_t epoch)
+    : identity_(identity), stream_(stream), epoch_(epoch) {
+  if (epoch_ == 0) {
+    epoch_ = static_cast<uint64_t>(to_ns(SystemClock::wall_now()) / 1'000'000);
+  }
+}
+
+std::string Sealer::seal(Kind kind, const std::string& host, std::string_view payload, Time now) {
+  medic::v1::Envelope env;
+  env.set_kind(kind);
+  env.set_sender(identity_.public_key().data(), identity_.public_key().size());
+  env.set_epoch(epoch_);
+  env.set_seq(++seq_);
+  env.set_stream(stream_);
+  env.set_sent_at_ns(to_ns(now));
+  env.set_host(host);
+  env.set_payload(payload.data(), payload.size());
+  signing_buf_.clear();
+  signing_input(env, &signing_buf_);
+  auto sig = identity_.sign(reinterpret_cast<const uint8_t*>(signing_buf_.data()),
+                            signing_buf_.size());
+  env.set_signature(sig.data(), sig.size());
+  return env.SerializeAsString();
+}
+
+const char* open_error_name(OpenError e) {
+  switch (e) {
+    case OpenError::kOk: return "ok";
+    case OpenError::kOversized: return "oversized";
+    case OpenError::kMalformed: return "malformed";
+    case OpenError::kUnknownKind: return "unknown_kind";
+    case OpenError::kUnknownSender: return "unknown_sender";
+    case OpenError::kRoleNotAllowed: return "role_not_allowed";
+    case OpenError::kOutOfScope: return "out_of_scope";
+    case OpenError::kBadSignature: return "bad_signature";
+    case OpenError::kStale: return "stale";
+    case OpenError::kFromFuture: return "from_future";
+    case OpenError::kReplayed: return "replayed";
+    case OpenError::kCount: break;
+  }
+  return "unknown";
+}
+
+uint64_t OpenCounters::rejected() const {
+  uint64_t n = 0;
+  for (size_t i = 1; i < counts_.size(); ++i) n += counts_[i].load(std::memory_order_relaxed);
+  return n;
+}
+
+Opener::Opener(const TrustStore& trust, const Clock& clock, OpenLimits limits)
+    : trust_(trust), clock_(clock), limits_(limits) {
+  crypto_ready();
+}
+
+void Opener::expect_kinds(std::initializer_list<Kind> kinds) {
+  allowed_kinds_ = 0;
+  for (Kind k : kinds) allowed_kinds_ |= 1u << static_cast<uint32_t>(k);
+}
+
+OpenError Opener::fail(OpenError e, std::string* detail, std::string why) {
+  counters_.add(e);
+  if (detail) *detail = std::move(why);
+  return e;
+}
+
+OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail) {
+  if (frame.size() > limits_.max_frame_bytes) {
+    return fail(OpenError::kOversized, detail,
+                "frame of " + std::to_string(frame.size()) + " bytes exceeds the limit of " +
+                    std::to_string(limits_.max_frame_bytes));
+  }
+  medic::v1::Envelope& env = out->envelope;
+  // Parsing the envelope allocates at most the frame size, which is bounded.
+  if (!env.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
+    return fail(OpenError::kMalformed, detail, "not a medic envelope");
+  }
+  if (env.sender().size() != 32 || env.signature().size() != 64) {
+    return fail(OpenError::kMalformed, detail, "sender key or signature has the wrong length");
+  }
+  const uint32_t kind = static_cast<uint32_t>(env.kind());
+  if (kind_tag(env.kind()).empty() || kind >= 32 || !(allowed_kinds_ & (1u << kind))) {
+    return fail(OpenError::kUnknownKind, detail,
+                "kind " + std::to_string(kind) + " is not accepted here");
+  }
+  PublicKey pk;
+  std::memcpy(pk.data(), env.sender().data(), 32);
+  const TrustedNode* node = trust_.find(pk);
+  if (!node) {
+    return fail(OpenError::kUnknownSender, detail,
+                "sender " + short_key_id(pk) + " is not in the trust store");
+  }
+  if (!role_may_send(*node, env.kind())) {
+    return fail(OpenError::kRoleNotAllowed, detail,
+                "\"" + node->name + "\" may not send " + std::string(kind_tag(env.kind())));
+  }
+  if (!node->covers_host(env.host())) {
+    return fail(OpenError::kOutOfScope, detail,
+                "\"" + node->name + "\" may not speak for host \"" + env.host() + "\"");
+  }
+  if (!my_host_.empty() && env.host() != my_host_) {
+    return fail(OpenError::kOutOfScope, detail,
+                "addressed to host \"" + env.host() + "\", this is \"" + my_host_ + "\"");
+  }
+  signing_buf_.clear();
+  signing_input(env, &signing_buf_);
+  if (!verify_signature(pk, reinterpret_cast<const uint8_t*>(signing_buf_.data()),
+                        signing_buf_.size(),
+                        reinterpret_cast<const uint8_t*>(env.signature().data()))) {
+    return fail(OpenError::kBadSignature, detail,
+                "signature from \"" + node->name + "\" does not verify");
+  }
+  const int64_t now = to_ns(clock_.now());
+  const int64_t skew = limits_.max_skew.count();
+  if (env.sent_at_ns() < now - skew) {
+    return fail(OpenError::kStale, detail,
+                "sent " + std::to_string((now - env.sent_at_ns()) / 1'000'000) +
+                    " ms ago by \"" + node->name + "\", beyond the skew bound");
+  }
+  if (env.sent_at_ns() > now + skew) {
+    return fail(OpenError::kFromFuture, detail,
+                "sent " + std::to_string((env.sent_at_ns() - now) / 1'000'000) +
+                    " ms in the future by \"" + node->name + "\", beyond the skew bound");
+  }
+  std::string stream_key(env.sender());
+  put_u32(&stream_key, env.stream());
+  Last& last = last_[stream_key];
+  if (env.epoch() < last.epoch || (env.epoch() == last.epoch && env.seq() <= last.seq)) {
+    return fail(OpenError::kReplayed, detail,
+                "(epoch " + std::to_string(env.epoch()) + ", seq " + std::to_string(env.seq()) +
+                    ") from \"" + node->name + "\" is not newer than (" +
+                    std::to_string(last.epoch) + ", " + std::to_string(last.seq) + ")");
+  }
+  last.epoch = env.epoch();
+  last.seq = env.seq();
+  out->sender = node;
+  ++accepted_;
+  return OpenError::kOk;
+}
+
+Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
+  const auto& env = opened.envelope;
+  if (env.kind() != medic::v1::KIND_EVENT_BATCH) return invalid_argument("not an event batch");
+  if (!batch->ParseFromString(env.payload())) {
+    return invalid_argument("event batch from \"" + opened.sender->name + "\" does not decode");
+  }
+  for (const auto& e : batch->events()) {
+    if (e.host() != env.host()) {
+      return permission_denied("\"" + opened.sender->name + "\" reported VM \"" + e.vm() +
+                               "\" of host \"" + e.host() + "\" in a batch for \"" + env.host() +
+                               "\"");
+    }
+  }
+  return {};
+}
+
+}  // namespace medic::fabric

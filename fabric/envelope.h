@@ -1,0 +1,143 @@
+// Sealing and opening signed envelopes: the only way bytes enter or leave a
+// medic process. seal() signs; open() decides whether a frame is authentic,
+// allowed and fresh before anything looks inside its payload.
+//
+// The Ed25519 signature covers this signing input, all integers little-endian:
+//   "medic/v1/" <kind name> 0x00
+//   u32 kind | 32 bytes sender | u64 epoch | u64 seq | u32 stream |
+//   i64 sent_at_ns | u32 len(host) host | u64 len(payload) payload
+// so no header field can be changed, and a signature for one kind can never
+// pass as another. The payload is signed as the exact bytes carried.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "fabric/identity.h"
+#include "fabric/trust.h"
+#include "medic/v1/envelope.pb.h"
+#include "medic/v1/events.pb.h"
+
+namespace medic::fabric {
+
+using Kind = medic::v1::Kind;
+
+// The domain-separation tag for a kind, e.g. "medic/v1/event_batch"; empty
+// for a kind outside the closed set.
+std::string_view kind_tag(Kind kind);
+// The role a sender must have to send this kind.
+bool role_may_send(const TrustedNode& node, Kind kind);
+
+// Seals messages as one identity. Not thread-safe: one Sealer per sending
+// thread, each with its own stream number so receivers order them apart.
+class Sealer {
+ public:
+  // `epoch` must grow across restarts of the sender; the default constructor
+  // argument of 0 means "wall-clock milliseconds now".
+  Sealer(const Identity& identity, uint32_t stream = 0, uint64_t epoch = 0);
+
+  // Returns the serialized envelope, ready to send as one frame.
+  std::string seal(Kind kind, const std::string& host, std::string_view payload, Time now);
+
+  uint64_t epoch() const { return epoch_; }
+  uint64_t next_seq() const { return seq_ + 1; }
+
+ private:
+  const Identity& identity_;
+  uint32_t stream_;
+  uint64_t epoch_;
+  uint64_t seq_ = 0;
+  std::string signing_buf_;
+};
+
+// Why open() refused a frame. Each cause is counted separately.
+enum class OpenError : uint8_t {
+  kOk = 0,
+  kOversized,        // frame larger than the limit; nothing was parsed
+  kMalformed,        // not an envelope, or a header field out of range
+  kUnknownKind,      // kind outside the closed set, or not one this socket expects
+  kUnknownSender,    // key not in the trust store
+  kRoleNotAllowed,   // sender lacks the role for this kind
+  kOutOfScope,       // host not covered by the sender's scope, or not ours
+  kBadSignature,
+  kStale,            // sent longer ago than the skew bound
+  kFromFuture,       // sent further ahead than the skew bound
+  kReplayed,         // (epoch, seq) not newer than the last accepted from this sender
+  kCount,
+};
+const char* open_error_name(OpenError e);
+
+struct OpenLimits {
+  size_t max_frame_bytes = 4 << 20;
+  Duration max_skew = std::chrono::seconds(30);
+};
+
+// A verified envelope. `envelope.payload()` holds the signed payload bytes;
+// parse it only through the typed helpers below or after this check.
+struct Opened {
+  medic::v1::Envelope envelope;
+  const TrustedNode* sender = nullptr;  // points into the TrustStore
+};
+
+// Per-cause rejection counters; safe to read from another thread.
+class OpenCounters {
+ public:
+  void add(OpenError e) { counts_[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t get(OpenError e) const { return counts_[static_cast<size_t>(e)].load(std::memory_order_relaxed); }
+  uint64_t rejected() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(OpenError::kCount)> counts_{};
+};
+
+// Opens envelopes for one receiving process. Holds the replay state, so use
+// one Opener per receiving thread. Never parses the payload; never updates
+// replay state for a frame that is rejected.
+class Opener {
+ public:
+  Opener(const TrustStore& trust, const Clock& clock, OpenLimits limits = {});
+
+  // Accepts only kinds in `allowed` (bit per Kind value) and, when `my_host`
+  // is not empty, only envelopes whose host is `my_host` (actuators).
+  void expect_kinds(std::initializer_list<Kind> kinds);
+  void expect_host(std::string host) { my_host_ = std::move(host); }
+
+  // On success fills *out and returns kOk. On failure returns the cause and,
+  // when `detail` is given, a sentence for the log.
+  OpenError open(std::string_view frame, Opened* out, std::string* detail = nullptr);
+
+  const OpenCounters& counters() const { return counters_; }
+  uint64_t accepted() const { return accepted_; }
+
+ private:
+  struct Last {
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+  };
+  OpenError fail(OpenError e, std::string* detail, std::string why);
+
+  const TrustStore& trust_;
+  const Clock& clock_;
+  OpenLimits limits_;
+  uint32_t allowed_kinds_ = ~0u;
+  std::string my_host_;
+  OpenCounters counters_;
+  uint64_t accepted_ = 0;
+  std::string signing_buf_;
+  // Keyed by sender key bytes and stream.
+  std::unordered_map<std::string, Last> last_;
+};
+
+// Appends the signing input for `env` (without signature) to *out.
+void signing_input(const medic::v1::Envelope& env, std::string* out);
+
+// Decodes an opened EventBatch and checks that every event is for the
+// envelope's host, so a collector can only speak for its own VMs.
+Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch);
+
+}  // namespace medic::fabric

@@ -1,0 +1,33 @@
+#include "core/status.h"
+
+#include <gtest/gtest.h>
+
+namespace medic {
+namespace {
+
+Result<int> half(int x) {
+  if (x % 2) return invalid_argument("odd: " + std::to_string(x));
+  return x / 2;
+}
+
+Status chain(int x) {
+  auto r = half(x);
+  MEDIC_RETURN_IF_ERROR(r.status());
+  return {};
+}
+
+TEST(Status, ResultCarriesValueOrError) {
+  EXPECT_EQ(*half(4), 2);
+  auto r = half(3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status(), invalid_argument("odd: 3"));
+  EXPECT_EQ(r.status().to_string(), "invalid argument: odd: 3");
+}
+
+TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
+  EXPECT_TRUE(chain(2).ok());
+  EXPECT_EQ(chain(1).with_context("load").message(), "load: odd: 1");
+}
+
+}  // namespace
+}  // namespace medic
