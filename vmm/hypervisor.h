@@ -1,0 +1,84 @@
+// The hypervisor boundary. Every backend (sim/, qmp/, vmadm/) implements
+// Hypervisor for one host: list its VMs and their state, deliver lifecycle
+// events and guest heartbeats, and carry out the remediation verbs.
+//
+// Threading: a Hypervisor belongs to one thread (its owner's event loop).
+// Events reach the sink only from inside poll() or execute(), never from a
+// thread of the backend's own, so the owner needs no locks.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "medic/v1/actions.pb.h"
+#include "medic/v1/events.pb.h"
+
+namespace medic::vmm {
+
+using VmState = medic::v1::VmState;
+using Lifecycle = medic::v1::Lifecycle;
+using Verb = medic::v1::Verb;
+
+const char* state_name(VmState s);      // "running", "panicked", ...
+const char* lifecycle_name(Lifecycle l);  // "panicked", "watchdog", ...
+const char* verb_name(Verb v);          // "reboot", "reset", ...
+// Parses a verb name; VERB_UNSPECIFIED for an unknown name.
+Verb verb_from_name(const std::string& name);
+
+struct VmInfo {
+  std::string id;       // stable id (uuid)
+  std::string name;     // alias, for people
+  VmState state = medic::v1::VM_STATE_UNSPECIFIED;
+  std::map<std::string, std::string> labels;
+  Time last_heartbeat{};  // epoch (0) when never seen
+  int pid = 0;            // the VM's process on this host, 0 when none or unknown
+};
+
+// Something the backend observed about one VM.
+struct VmEvent {
+  enum class Type { kLifecycle, kHeartbeat };
+  Type type = Type::kLifecycle;
+  std::string vm;
+  Lifecycle what = medic::v1::LIFECYCLE_UNSPECIFIED;  // for kLifecycle
+  std::string detail;                                 // e.g. panic message
+  uint64_t counter = 0;                               // for kHeartbeat, the guest's counter
+  Time at{};
+};
+
+class Hypervisor {
+ public:
+  using EventSink = std::function<void(const VmEvent&)>;
+  virtual ~Hypervisor() = default;
+
+  // The host this backend manages.
+  virtual const std::string& host() const = 0;
+
+  virtual Result<std::vector<VmInfo>> list() = 0;
+  // kNotFound for an unknown VM.
+  virtual Result<VmInfo> get(const std::string& vm) = 0;
+
+  // One sink receives every event; a second call replaces the first.
+  virtual void subscribe(EventSink sink) = 0;
+  // Reads whatever the backend has ready (sockets, process exits) and
+  // delivers it to the sink. Never blocks.
+  virtual void poll() = 0;
+  // File descriptors the owner may wait on before calling poll(); empty when
+  // the backend is driven only by the Clock.
+  virtual std::vector<int> fds() const { return {}; }
+
+  // Carries out a verb on a VM and returns once the backend has done its
+  // part (the guest may still be booting). Errors: kNotFound for an unknown
+  // VM, kFailedPrecondition when the verb cannot apply to the VM's state (for
+  // example start on a running VM), kTimeout, kUnavailable when the backend
+  // cannot be reached.
+  virtual Status execute(Verb verb, const std::string& vm, Duration timeout) = 0;
+};
+
+using HypervisorPtr = std::unique_ptr<Hypervisor>;
+
+}  // namespace medic::vmm
