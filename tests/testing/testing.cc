@@ -1,10 +1,8 @@
 #include "tests/testing/testing.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include "core/subprocess.h"
+
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -50,61 +48,20 @@ std::string source_dir() {
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds limit,
                           const std::string& stdin_data) {
+  RunOptions o;
+  o.timeout = limit;
+  o.stdin_data = stdin_data;
+  o.search_path = true;
+  o.max_output_bytes = 16 << 20;
   CommandResult r;
-  int out_pipe[2], err_pipe[2], in_pipe[2];
-  if (pipe(out_pipe) || pipe(err_pipe) || pipe(in_pipe)) return r;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], in_pipe[0], in_pipe[1]}) {
-      close(fd);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
+  auto run = run_process(argv, o);
+  if (!run.ok()) {
+    r.err = run.status().message();
+    return r;
   }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  close(in_pipe[0]);
-  if (!stdin_data.empty()) {
-    ssize_t n = write(in_pipe[1], stdin_data.data(), stdin_data.size());
-    (void)n;
-  }
-  close(in_pipe[1]);
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[65536];
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      kill(pid, SIGKILL);
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  for (auto& f : fds) {
-    if (f.fd >= 0) close(f.fd);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.exit_code = run->exit_code;
+  r.out = std::move(run->out);
+  r.err = std::move(run->err);
   return r;
 }
 
