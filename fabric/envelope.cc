@@ -138,6 +138,11 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   if (!env.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
     return fail(OpenError::kMalformed, detail, "not a medic envelope");
   }
+  // Fields outside the schema are not covered by the signature: refuse them,
+  // so the bytes kept as evidence are exactly the bytes that were signed.
+  if (!env.unknown_fields().empty()) {
+    return fail(OpenError::kMalformed, detail, "envelope carries fields outside the schema");
+  }
   if (env.sender().size() != 32 || env.signature().size() != 64) {
     return fail(OpenError::kMalformed, detail, "sender key or signature has the wrong length");
   }

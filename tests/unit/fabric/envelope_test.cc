@@ -216,6 +216,17 @@ TEST_F(EnvelopeTest, TruncatedGarbageAndOversizedFramesAreRejectedWithoutCrash) 
   EXPECT_EQ(opener.open(frame, &o), OpenError::kOk);
 }
 
+TEST_F(EnvelopeTest, FieldsOutsideTheSchemaAreRejected) {
+  Sealer sealer(collector_);
+  std::string frame = sealed_batch(sealer, "host-a", 1, clock_.now());
+  frame += std::string("\xf8\x07\x01", 3);  // field 127, varint 1: unknown to the schema
+  Opener opener(trust_, clock_);
+  Opened o;
+  std::string why;
+  EXPECT_EQ(opener.open(frame, &o, &why), OpenError::kMalformed);
+  EXPECT_NE(why.find("outside the schema"), std::string::npos);
+}
+
 TEST_F(EnvelopeTest, SignatureForOneKindDoesNotPassAsAnother) {
   Sealer sealer(engine_);
   std::string frame = sealer.seal(medic::v1::KIND_CONTROL_REPLY, "", "payload", clock_.now());
