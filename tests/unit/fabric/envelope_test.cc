@@ -227,6 +227,16 @@ TEST_F(EnvelopeTest, FieldsOutsideTheSchemaAreRejected) {
   EXPECT_NE(why.find("outside the schema"), std::string::npos);
 }
 
+TEST_F(EnvelopeTest, HostWithControlCharactersIsMalformed) {
+  Sealer sealer(collector_);
+  Opener opener(trust_, clock_);
+  Opened o;
+  EXPECT_EQ(opener.open(sealed_batch(sealer, std::string("host-a\n", 7), 1, clock_.now()), &o),
+            OpenError::kMalformed);
+  EXPECT_EQ(opener.open(sealed_batch(sealer, std::string(300, 'h'), 1, clock_.now()), &o),
+            OpenError::kMalformed);
+}
+
 TEST_F(EnvelopeTest, SignatureForOneKindDoesNotPassAsAnother) {
   Sealer sealer(engine_);
   std::string frame = sealer.seal(medic::v1::KIND_CONTROL_REPLY, "", "payload", clock_.now());
