@@ -1,0 +1,287 @@
+// AuditReader: the read-only queries behind `medic audit list/show/why/export`.
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "audit/chain.h"
+#include "audit/cursor.h"
+#include "audit/json.h"
+#include "audit/log.h"
+#include "audit/sqlite_db.h"
+
+namespace medic::audit {
+
+using internal::Db;
+using internal::Stmt;
+
+struct AuditReader::Impl {
+  Db db;
+};
+
+AuditReader::AuditReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AuditReader::AuditReader(AuditReader&&) noexcept = default;
+AuditReader& AuditReader::operator=(AuditReader&&) noexcept = default;
+AuditReader::~AuditReader() = default;
+
+namespace {
+
+const char* kDecisionColumns =
+    "d.seq, d.decision_id, d.at_ns, d.rule, d.rule_version, d.vm, d.host, d.verb, d.ladder_step, "
+    "d.outcome, d.policy, d.reason, d.policies_passed, d.evidence, d.action_id, d.expires_ns";
+constexpr int kDecisionColumnCount = 16;
+
+StoredDecision read_decision(const Stmt& st) {
+  StoredDecision d;
+  d.seq = st.i64(0);
+  d.id = st.text(1);
+  d.at = from_ns(st.i64(2));
+  d.rule = st.text(3);
+  d.rule_version = st.text(4);
+  d.vm = st.text(5);
+  d.host = st.text(6);
+  d.verb = st.text(7);
+  d.ladder_step = static_cast<int32_t>(st.i64(8));
+  d.outcome = outcome_from_name(st.text(9)).value_or(Outcome::kProposed);
+  d.policy = st.text(10);
+  d.reason = st.text(11);
+  d.policies_passed = internal::split(st.text(12), ',');
+  (void)internal::decode_refs(st.text(13), &d.evidence);
+  d.action_id = st.text(14);
+  d.action_expires_at = from_ns(st.i64(15));
+  return d;
+}
+
+void copy_key(const std::string& bytes, fabric::PublicKey* out) {
+  if (bytes.size() == out->size()) std::copy(bytes.begin(), bytes.end(), out->begin());
+}
+
+bool is_binary_column(std::string_view name) {
+  return name == "sender" || name == "envelope" || name == "covers_hash" || name == "signer" ||
+         name == "signature";
+}
+
+}  // namespace
+
+Result<AuditReader> AuditReader::open(const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    return not_found("no audit log at " + path);
+  }
+  auto db = Db::open(path, true);
+  if (!db.ok()) return db.status();
+  auto check = db->prepare("SELECT 1 FROM sqlite_master WHERE name = 'decisions'");
+  if (!check.ok()) return check.status().with_context(path + " is not a medic audit log");
+  auto row = check->step();
+  if (!row.ok() || !*row) return invalid_argument(path + " is not a medic audit log");
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(*db);
+  return AuditReader(std::move(impl));
+}
+
+Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
+  if (!f.status.empty() && !state_from_name(f.status) && !outcome_from_name(f.status)) {
+    return invalid_argument("unknown status '" + f.status +
+                            "'; use one of proposed, suppressed, pending_approval, dry_run, "
+                            "approved, denied, expired, dispatched, acked, succeeded, failed, "
+                            "timed_out, rejected");
+  }
+  std::string sql = std::string("SELECT ") + kDecisionColumns +
+                    ", (SELECT t.state FROM transitions t WHERE t.action_id = d.action_id AND "
+                    "d.action_id != '' ORDER BY t.seq DESC LIMIT 1) AS state, "
+                    "(SELECT t.at_ns FROM transitions t WHERE t.action_id = d.action_id AND "
+                    "d.action_id != '' ORDER BY t.seq DESC LIMIT 1) AS updated "
+                    "FROM decisions d WHERE 1 = 1";
+  if (!f.vm.empty()) sql += " AND d.vm = ?1";
+  if (!f.host.empty()) sql += " AND d.host = ?2";
+  if (!f.rule.empty()) sql += " AND d.rule = ?3";
+  if (!f.status.empty()) sql += " AND (d.outcome = ?4 OR state = ?4)";
+  if (f.since) sql += " AND d.at_ns >= ?5";
+  if (f.until) sql += " AND d.at_ns < ?6";
+  sql += " ORDER BY d.seq DESC";
+  if (f.limit > 0) sql += " LIMIT ?7";
+  auto st = impl_->db.prepare(sql);
+  if (!st.ok()) return st.status();
+  if (!f.vm.empty()) st->bind(1, f.vm);
+  if (!f.host.empty()) st->bind(2, f.host);
+  if (!f.rule.empty()) st->bind(3, f.rule);
+  if (!f.status.empty()) st->bind(4, f.status);
+  if (f.since) st->bind(5, to_ns(*f.since));
+  if (f.until) st->bind(6, to_ns(*f.until));
+  if (f.limit > 0) st->bind(7, f.limit);
+  std::vector<ActionSummary> out;
+  while (true) {
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ActionSummary s;
+    s.decision = read_decision(*st);
+    if (!st->is_null(kDecisionColumnCount)) {
+      s.state = state_from_name(st->text(kDecisionColumnCount));
+      s.updated_at = from_ns(st->i64(kDecisionColumnCount + 1));
+    } else {
+      s.updated_at = s.decision.at;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<ActionHistory> AuditReader::history(const std::string& id) {
+  ActionHistory h;
+  {
+    auto st = impl_->db.prepare(std::string("SELECT ") + kDecisionColumns +
+                                " FROM decisions d WHERE d.action_id = ?1 OR d.decision_id = ?1 "
+                                "ORDER BY (d.action_id = ?1) DESC, d.seq LIMIT 1");
+    if (!st.ok()) return st.status();
+    st->bind(1, id);
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) return not_found("no action or decision with id '" + id + "' in the audit log");
+    h.decision = read_decision(*st);
+  }
+  std::set<Seq> refs;
+  for (const auto& r : h.decision.evidence) refs.insert(r.evidence);
+  if (!h.decision.action_id.empty()) {
+    auto st = impl_->db.prepare(
+        "SELECT seq, action_id, at_ns, state, actor, detail, ref FROM transitions WHERE action_id "
+        "= ? ORDER BY seq");
+    if (!st.ok()) return st.status();
+    st->bind(1, h.decision.action_id);
+    while (true) {
+      auto row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      StoredTransition t;
+      t.seq = st->i64(0);
+      t.action_id = st->text(1);
+      t.at = from_ns(st->i64(2));
+      t.state = state_from_name(st->text(3)).value_or(ActionState::kProposed);
+      t.actor = st->text(4);
+      t.detail = st->text(5);
+      t.ref = st->i64(6);
+      if (t.ref) refs.insert(t.ref);
+      h.transitions.push_back(std::move(t));
+    }
+  }
+  auto ev = impl_->db.prepare(
+      "SELECT seq, received_ns, sender, sender_name, kind, host, envelope FROM evidence WHERE seq "
+      "= ?");
+  if (!ev.ok()) return ev.status();
+  const char* kRequestColumns =
+      "SELECT seq, received_ns, operator_name, sender, verb, target, accepted, detail, envelope "
+      "FROM operator_requests ";
+  auto rq = impl_->db.prepare(std::string(kRequestColumns) + "WHERE seq = ?");
+  if (!rq.ok()) return rq.status();
+  auto read_request = [](const Stmt& st) {
+    StoredRequest q;
+    q.seq = st.i64(0);
+    q.received_at = from_ns(st.i64(1));
+    q.operator_name = st.text(2);
+    copy_key(st.blob(3), &q.sender);
+    q.verb = st.text(4);
+    q.target = st.text(5);
+    q.accepted = st.i64(6) != 0;
+    q.detail = st.text(7);
+    q.envelope = st.blob(8);
+    return q;
+  };
+  std::set<Seq> seen_requests;
+  for (Seq seq : refs) {
+    ev->bind(1, seq);
+    auto row = ev->step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      StoredEvidence e;
+      e.seq = ev->i64(0);
+      e.received_at = from_ns(ev->i64(1));
+      copy_key(ev->blob(2), &e.sender);
+      e.sender_name = ev->text(3);
+      e.kind = static_cast<int32_t>(ev->i64(4));
+      e.host = ev->text(5);
+      e.envelope = ev->blob(6);
+      h.evidence.push_back(std::move(e));
+    }
+    ev->reset();
+    rq->bind(1, seq);
+    row = rq->step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      h.requests.push_back(read_request(*rq));
+      seen_requests.insert(seq);
+    }
+    rq->reset();
+  }
+  // Requests about this action that no transition rests on (refused ones).
+  if (!h.decision.action_id.empty()) {
+    auto st = impl_->db.prepare(std::string(kRequestColumns) + "WHERE target = ? ORDER BY seq");
+    if (!st.ok()) return st.status();
+    st->bind(1, h.decision.action_id);
+    while (true) {
+      auto row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (!seen_requests.count(st->i64(0))) h.requests.push_back(read_request(*st));
+    }
+  }
+  std::sort(h.requests.begin(), h.requests.end(),
+            [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return h;
+}
+
+Status AuditReader::export_jsonl(const std::function<void(const std::string&)>& out) {
+  MEDIC_RETURN_IF_ERROR(impl_->db.exec("BEGIN"));
+  auto cursor = internal::ChainCursor::open(impl_->db);
+  if (!cursor.ok()) {
+    (void)impl_->db.exec("ROLLBACK");
+    return cursor.status();
+  }
+  internal::ChainRow row;
+  Status s;
+  while (true) {
+    auto more = cursor->next(&row);
+    if (!more.ok()) {
+      s = more.status();
+      break;
+    }
+    if (!*more) break;
+    const auto& spec = internal::table_spec(row.table);
+    internal::JsonObject o;
+    o.add("seq", row.seq).add("table", spec.name);
+    for (size_t i = 0; i < spec.columns.size(); ++i) {
+      const auto& v = row.values[i];
+      if (v.is_int) {
+        o.add(spec.columns[i].name, v.i);
+      } else if (is_binary_column(spec.columns[i].name)) {
+        o.add(spec.columns[i].name, internal::hex(v.s));
+      } else {
+        o.add(spec.columns[i].name, v.s);
+      }
+    }
+    o.add("prev_hash", internal::hex(row.prev_hash)).add("hash", internal::hex(row.hash));
+    out(o.str());
+  }
+  (void)impl_->db.exec("COMMIT");
+  return s;
+}
+
+Result<std::vector<StoredCheckpoint>> AuditReader::checkpoints() {
+  auto st = impl_->db.prepare(
+      "SELECT seq, at_ns, covers, covers_hash, signer FROM checkpoints ORDER BY seq");
+  if (!st.ok()) return st.status();
+  std::vector<StoredCheckpoint> out;
+  while (true) {
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StoredCheckpoint c;
+    c.seq = st->i64(0);
+    c.at = from_ns(st->i64(1));
+    c.covers = st->i64(2);
+    c.covers_hash = st->blob(3);
+    copy_key(st->blob(4), &c.signer);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace medic::audit

@@ -1,0 +1,343 @@
+// verify_log: recomputes the chain from the first row, checks every signature
+// (checkpoints, the head, evidence and accepted operator request envelopes)
+// and stops at the first row that does not hold up.
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "audit/chain.h"
+#include "audit/cursor.h"
+#include "audit/json.h"
+#include "audit/log.h"
+#include "audit/sqlite_db.h"
+#include "fabric/envelope.h"
+#include "medic/v1/envelope.pb.h"
+
+namespace medic::audit {
+
+using internal::Hash;
+using internal::Table;
+
+namespace {
+
+bool key_from(std::string_view bytes, fabric::PublicKey* out) {
+  if (bytes.size() != out->size()) return false;
+  std::copy(bytes.begin(), bytes.end(), out->begin());
+  return true;
+}
+
+bool envelope_signature_ok(std::string_view bytes, std::string* signing_buf, std::string* why) {
+  medic::v1::Envelope env;
+  if (!env.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    *why = "is not a parseable envelope";
+    return false;
+  }
+  fabric::PublicKey pk;
+  if (!key_from(env.sender(), &pk) || env.signature().size() != 64) {
+    *why = "has a malformed sender key or signature";
+    return false;
+  }
+  signing_buf->clear();
+  fabric::signing_input(env, signing_buf);
+  if (!fabric::verify_signature(pk, reinterpret_cast<const uint8_t*>(signing_buf->data()),
+                                signing_buf->size(),
+                                reinterpret_cast<const uint8_t*>(env.signature().data()))) {
+    *why = "signature does not verify";
+    return false;
+  }
+  return true;
+}
+
+class Verifier {
+ public:
+  Verifier(std::vector<fabric::PublicKey> keys, const VerifyOptions& options, VerifyReport* report)
+      : keys_(std::move(keys)), options_(options), r_(report) {}
+
+  // False at the first bad row (the report says which and why).
+  bool row(const internal::ChainRow& row);
+  void finish(bool has_head, Seq head_seq, const std::string& head_hash, int64_t head_at,
+              const std::string& signer, const std::string& signature);
+
+ private:
+  bool fail(Seq seq, std::string problem) {
+    r_->ok = false;
+    r_->first_bad = seq;
+    r_->problem = std::move(problem);
+    return false;
+  }
+  bool trusted(const fabric::PublicKey& k) const {
+    return std::find(keys_.begin(), keys_.end(), k) != keys_.end();
+  }
+  bool check_evidence(const internal::ChainRow& row);
+  bool check_request(const internal::ChainRow& row);
+  bool check_checkpoint(const internal::ChainRow& row);
+
+  std::vector<fabric::PublicKey> keys_;
+  const VerifyOptions& options_;
+  VerifyReport* r_;
+  Seq expected_ = 1;
+  Hash prev_{};
+  std::string anchor_seen_;
+  std::string encode_buf_;
+  std::string signing_buf_;
+};
+
+bool Verifier::row(const internal::ChainRow& row) {
+  const Seq n = row.seq;
+  if (n < expected_) {
+    return fail(n, "row " + std::to_string(n) + " appears twice (a row was inserted)");
+  }
+  if (n > expected_) {
+    return fail(expected_, "row " + std::to_string(expected_) +
+                               " is missing: the chain jumps from row " +
+                               std::to_string(expected_ - 1) + " to row " + std::to_string(n) +
+                               " (a row was deleted)");
+  }
+  ++r_->rows;
+  if (row.prev_hash != internal::bytes(prev_)) {
+    return fail(n, "row " + std::to_string(n) + " (" + internal::table_spec(row.table).name +
+                       ") does not link to row " + std::to_string(n - 1) +
+                       ": a row was inserted, deleted or moved here");
+  }
+  encode_buf_.clear();
+  internal::encode_row(row.table, n, row.views(), &encode_buf_);
+  Hash h = internal::row_hash(prev_, encode_buf_);
+  if (row.hash != internal::bytes(h)) {
+    return fail(n, "row " + std::to_string(n) + " (" + internal::table_spec(row.table).name +
+                       ") was edited: its contents do not match its hash");
+  }
+  bool ok = true;
+  if (row.table == Table::kEvidence) ok = check_evidence(row);
+  if (row.table == Table::kRequests) ok = check_request(row);
+  if (row.table == Table::kCheckpoints) ok = check_checkpoint(row);
+  if (!ok) return false;
+  if (options_.anchor && options_.anchor->first == n) anchor_seen_ = internal::hex(h);
+  prev_ = h;
+  ++expected_;
+  return true;
+}
+
+bool Verifier::check_evidence(const internal::ChainRow& row) {
+  // Columns: received_ns, sender, sender_name, kind, host, envelope.
+  std::string why;
+  if (!envelope_signature_ok(row.values[5].s, &signing_buf_, &why)) {
+    return fail(row.seq, "row " + std::to_string(row.seq) + " (evidence): the envelope " + why);
+  }
+  medic::v1::Envelope env;
+  env.ParseFromString(row.values[5].s);
+  if (env.sender() != row.values[1].s || env.kind() != row.values[3].i ||
+      env.host() != row.values[4].s) {
+    return fail(row.seq, "row " + std::to_string(row.seq) +
+                             " (evidence): sender, kind or host column does not match the "
+                             "signed envelope");
+  }
+  ++r_->envelopes;
+  return true;
+}
+
+bool Verifier::check_request(const internal::ChainRow& row) {
+  // Columns: received_ns, operator_name, sender, verb, target, accepted, detail, envelope.
+  // A refused request is kept as evidence of the attempt; its signature may be
+  // the very reason it was refused, so only accepted requests must verify.
+  if (row.values[5].i == 0) return true;
+  std::string why;
+  if (!envelope_signature_ok(row.values[7].s, &signing_buf_, &why)) {
+    return fail(row.seq,
+                "row " + std::to_string(row.seq) + " (operator request): the envelope " + why);
+  }
+  medic::v1::Envelope env;
+  env.ParseFromString(row.values[7].s);
+  if (env.sender() != row.values[2].s) {
+    return fail(row.seq, "row " + std::to_string(row.seq) +
+                             " (operator request): sender column does not match the envelope");
+  }
+  ++r_->envelopes;
+  return true;
+}
+
+bool Verifier::check_checkpoint(const internal::ChainRow& row) {
+  // Columns: at_ns, covers, covers_hash, signer, signature.
+  const Seq n = row.seq;
+  Hash covers_hash;
+  if (row.values[1].i != n - 1 || !internal::to_hash(row.values[2].s, &covers_hash) ||
+      covers_hash != prev_) {
+    return fail(n, "row " + std::to_string(n) +
+                       " (checkpoint) does not vouch for the row before it");
+  }
+  fabric::PublicKey signer;
+  if (!key_from(row.values[3].s, &signer) || !trusted(signer)) {
+    return fail(n, "row " + std::to_string(n) + " (checkpoint) is signed by key " +
+                       internal::hex(row.values[3].s).substr(0, 16) +
+                       ", which is not a trusted engine key");
+  }
+  std::string msg = internal::checkpoint_signing_input(n - 1, covers_hash, row.values[0].i);
+  if (row.values[4].s.size() != 64 ||
+      !fabric::verify_signature(signer, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
+                                reinterpret_cast<const uint8_t*>(row.values[4].s.data()))) {
+    return fail(n, "row " + std::to_string(n) +
+                       " (checkpoint): signature does not verify, so rows after row " +
+                       std::to_string(r_->last_checkpoint) + " were altered");
+  }
+  ++r_->checkpoints;
+  r_->last_checkpoint = n;
+  return true;
+}
+
+void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash, int64_t head_at,
+                      const std::string& signer_bytes, const std::string& signature) {
+  const Seq last = expected_ - 1;
+  if (!has_head) {
+    if (last > 0) {
+      fail(last, "the signed head is missing: nothing vouches for the end of the log");
+    } else {
+      r_->ok = true;
+    }
+    return;
+  }
+  r_->head_seq = head_seq;
+  r_->head_hash = internal::hex(head_hash);
+  Hash hh;
+  fabric::PublicKey signer;
+  std::string msg;
+  if (internal::to_hash(head_hash, &hh)) msg = internal::head_signing_input(head_seq, hh, head_at);
+  if (msg.empty() || !key_from(signer_bytes, &signer) || !trusted(signer) ||
+      signature.size() != 64 ||
+      !fabric::verify_signature(signer, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
+                                reinterpret_cast<const uint8_t*>(signature.data()))) {
+    fail(std::min(head_seq, last + 1),
+         "the signed head (row " + std::to_string(head_seq) +
+             ") does not verify against a trusted engine key");
+    return;
+  }
+  if (head_seq > last) {
+    fail(last + 1, "the log ends at row " + std::to_string(last) +
+                       " but the engine signed a head at row " + std::to_string(head_seq) +
+                       ": rows " + std::to_string(last + 1) + ".." + std::to_string(head_seq) +
+                       " were removed (truncated)");
+    return;
+  }
+  if (head_seq < last) {
+    fail(head_seq + 1, "rows " + std::to_string(head_seq + 1) + ".." + std::to_string(last) +
+                           " come after the signed head (row " + std::to_string(head_seq) +
+                           "): they were added outside the engine");
+    return;
+  }
+  if (head_hash != internal::bytes(prev_)) {
+    fail(last, "row " + std::to_string(last) + " does not match the signed head");
+    return;
+  }
+  if (options_.anchor) {
+    const auto& [seq, hash] = *options_.anchor;
+    if (seq > last) {
+      fail(last + 1, "the anchor names row " + std::to_string(seq) + " but the log ends at row " +
+                         std::to_string(last) + " (rolled back or truncated)");
+      return;
+    }
+    if (anchor_seen_ != hash) {
+      fail(seq, "row " + std::to_string(seq) + " does not match the anchor's hash");
+      return;
+    }
+  }
+  r_->ok = true;
+}
+
+}  // namespace
+
+Result<VerifyReport> verify_log(const std::string& path, const VerifyOptions& options) {
+  if (!fabric::crypto_ready()) return internal_error("libsodium failed to initialise");
+  if (::access(path.c_str(), R_OK) != 0) return not_found("no audit log at " + path);
+  auto db = internal::Db::open(path, true);
+  if (!db.ok()) return db.status();
+  VerifyReport report;
+  std::vector<fabric::PublicKey> keys = options.engine_keys;
+  MEDIC_RETURN_IF_ERROR(db->exec("BEGIN"));
+  if (keys.empty()) {
+    report.keys_from_log = true;
+    auto st = db->prepare("SELECT substr(key, 12) FROM meta WHERE key LIKE 'engine_key:%'");
+    if (!st.ok()) return st.status().with_context(path + " is not a medic audit log");
+    while (true) {
+      auto row = st->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto k = fabric::public_key_from_hex(st->text(0));
+      if (k.ok()) keys.push_back(*k);
+    }
+  }
+  auto cursor = internal::ChainCursor::open(*db);
+  if (!cursor.ok()) return cursor.status().with_context(path + " is not a medic audit log");
+  Verifier v(keys, options, &report);
+  internal::ChainRow row;
+  bool good = true;
+  while (good) {
+    auto more = cursor->next(&row);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    good = v.row(row);
+  }
+  if (good) {
+    auto st = db->prepare("SELECT seq, hash, at_ns, signer, signature FROM head WHERE id = 1");
+    if (!st.ok()) return st.status();
+    auto has = st->step();
+    if (!has.ok()) return has.status();
+    if (*has) {
+      v.finish(true, st->i64(0), st->blob(1), st->i64(2), st->blob(3), st->blob(4));
+    } else {
+      v.finish(false, 0, {}, 0, {}, {});
+    }
+  }
+  report.last_good_checkpoint = report.last_checkpoint;
+  (void)db->exec("COMMIT");
+  return report;
+}
+
+std::string VerifyReport::text() const {
+  std::string s;
+  if (ok) {
+    s += "OK: the audit log verifies.\n";
+  } else {
+    s += "TAMPERED: the audit log does not verify.\n";
+    s += "  first bad row: " + std::to_string(first_bad) + "\n";
+    s += "  problem:       " + problem + "\n";
+    s += "  trust up to:   row " + std::to_string(last_good_checkpoint) +
+         " (the last checkpoint that verified)\n";
+  }
+  s += "  rows checked:  " + std::to_string(rows) + "\n";
+  s += "  signatures:    " + std::to_string(checkpoints) + " checkpoints, " +
+       std::to_string(envelopes) + " signed envelopes\n";
+  if (ok && rows > 0) {
+    s += "  last checkpoint: row " + std::to_string(last_checkpoint);
+    if (head_seq > last_checkpoint) {
+      s += " (rows " + std::to_string(last_checkpoint + 1) + ".." + std::to_string(head_seq) +
+           " are covered by the signed head only)";
+    }
+    s += "\n";
+    s += "  signed head:   row " + std::to_string(head_seq) + " " + head_hash + "\n";
+    s += "  keep the head line above somewhere else; `verify --anchor " +
+         std::to_string(head_seq) + ":" + head_hash +
+         "` later proves the log was not rolled back past it.\n";
+  }
+  if (keys_from_log) {
+    s += "  note: signatures were checked against the engine keys the log names itself; pass "
+         "--trust FILE to check them against your trust store.\n";
+  }
+  return s;
+}
+
+std::string VerifyReport::json() const {
+  internal::JsonObject o;
+  o.add_bool("ok", ok)
+      .add("rows", rows)
+      .add("checkpoints", checkpoints)
+      .add("envelopes", envelopes)
+      .add("last_checkpoint", last_checkpoint)
+      .add("head_seq", head_seq)
+      .add("head_hash", head_hash)
+      .add_bool("keys_from_log", keys_from_log);
+  if (!ok) {
+    o.add("first_bad", first_bad).add("problem", problem).add("last_good_checkpoint",
+                                                              last_good_checkpoint);
+  }
+  return o.str();
+}
+
+}  // namespace medic::audit
