@@ -51,7 +51,7 @@ bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {
     return true;
   }
   ++accepted_;
-  sink(opened_, batch_, urgent);
+  sink(m.to_string_view(), opened_, batch_, urgent);
   return true;
 }
 

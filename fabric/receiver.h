@@ -23,10 +23,11 @@ struct ReceiverEndpoints {
 
 class EventReceiver {
  public:
-  // Called for every accepted batch; `opened` is the verified envelope (the
-  // evidence the audit log keeps), `batch` its decoded payload.
-  using Sink = std::function<void(const Opened& opened, const medic::v1::EventBatch& batch,
-                                  bool urgent)>;
+  // Called for every accepted batch: `frame` the bytes exactly as received
+  // (the evidence the audit log keeps), `opened` the verified envelope,
+  // `batch` its decoded payload.
+  using Sink = std::function<void(std::string_view frame, const Opened& opened,
+                                  const medic::v1::EventBatch& batch, bool urgent)>;
 
   static Result<std::unique_ptr<EventReceiver>> create(Context& ctx, const ReceiverEndpoints& ep,
                                                        const Identity& self,

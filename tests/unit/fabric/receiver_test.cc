@@ -36,7 +36,7 @@ class ReceiverTest : public ::testing::Test {
     ASSERT_TRUE(testing::wait_until([&] {
       bulk_.send(zmq::str_buffer("probe"), zmq::send_flags::dontwait);
       urgent_.send(zmq::str_buffer("probe"), zmq::send_flags::dontwait);
-      receiver_->drain([](auto&, auto&, bool) {});
+      receiver_->drain([](std::string_view, auto&, auto&, bool) {});
       return receiver_->rejections().get(OpenError::kMalformed) >= 2;
     }, 10s));
   }
@@ -73,7 +73,7 @@ TEST_F(ReceiverTest, UrgentLaneIsDrainedBeforeQueuedBulk) {
            (receiver_->bulk_socket().get(zmq::sockopt::events) & ZMQ_POLLIN);
   }, 10s));
   ASSERT_TRUE(testing::wait_until([&] {
-    receiver_->drain([&](const Opened&, const medic::v1::EventBatch& b, bool urgent) {
+    receiver_->drain([&](std::string_view, const Opened&, const medic::v1::EventBatch& b, bool urgent) {
       order.push_back((urgent ? "U:" : "B:") + b.events(0).vm());
     }, 1000);
     return order.size() >= 101;
@@ -99,7 +99,11 @@ TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) 
   bulk_.send(zmq::buffer(batch_frame(sealer, "good")), zmq::send_flags::none);
   std::vector<std::string> got;
   ASSERT_TRUE(testing::wait_until([&] {
-    receiver_->drain([&](const Opened&, const medic::v1::EventBatch& batch, bool) {
+    receiver_->drain([&](std::string_view frame, const Opened& o, const medic::v1::EventBatch& batch, bool) {
+      // The frame handed on is the signed bytes exactly as received.
+      medic::v1::Envelope again;
+      EXPECT_TRUE(again.ParseFromArray(frame.data(), static_cast<int>(frame.size())));
+      EXPECT_EQ(again.signature(), o.envelope.signature());
       got.push_back(batch.events(0).vm());
     });
     return !got.empty();
