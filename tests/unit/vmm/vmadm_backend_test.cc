@@ -291,6 +291,34 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
   EXPECT_THAT(s.message(), HasSubstr("does not exist"));
 }
 
+// vmadm exits 0 when asked to start a running VM or reboot a stopped one; a
+// state change between our lookup and the verb must not read as success.
+TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
+  std::string lie = dir_.write("vmadm-lie",
+                               "#!/bin/sh\n"
+                               "if [ \"$1\" = list ]; then echo '" + std::string(kWeb) +
+                                   ":web-01:stopped'; exit 0; fi\n"
+                               "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                               0755);
+  opts_.vmadm_path = lie;
+  Status s = backend().execute(VERB_START, kWeb, 5s);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("already 'running'"));
+}
+
+TEST_F(VmadmBackend, VmadmsNotRunningNoOpIsNotTakenForAReboot) {
+  std::string lie = dir_.write("vmadm-lie",
+                               "#!/bin/sh\n"
+                               "if [ \"$1\" = list ]; then echo '" + std::string(kDb) +
+                                   "::running'; exit 0; fi\n"
+                               "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                               0755);
+  opts_.vmadm_path = lie;
+  Status s = backend().execute(VERB_REBOOT, kDb, 5s);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("already not 'running'"));
+}
+
 TEST_F(VmadmBackend, AFailingVerbQuotesVmadm) {
   touch("fail");
   Status s = backend().execute(VERB_STOP, kWeb, 5s);
