@@ -185,7 +185,8 @@ class SimHost final : public Hypervisor {
 
 class SimFleet {
  public:
-  // REQUIRES: options.hosts >= 1, options.vms_per_host >= 0, intervals > 0.
+  // A non-positive heartbeat_interval is taken as 1s; other durations must be
+  // positive.
   SimFleet(Clock& clock, SimOptions options);
   ~SimFleet();
   SimFleet(const SimFleet&) = delete;

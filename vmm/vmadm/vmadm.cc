@@ -73,8 +73,8 @@ Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out) {
     size_t last = line.rfind(':');
     auto bad = [&](const std::string& why) {
       std::string shown(line.substr(0, 120));
-      return internal_error("unexpected vmadm list output, line " + std::to_string(line_no) +
-                            ": " + why + ": \"" + shown + "\"");
+      return internal_error("unexpected vmadm list output, line " + std::to_string(line_no) + ": " +
+                            why + ": \"" + shown + "\"");
     };
     if (first == std::string_view::npos || first == last) {
       return bad("expected uuid:alias:state");
@@ -194,8 +194,7 @@ Status VmadmHypervisor::start(const std::string& uuid, Deadline deadline) {
   MEDIC_RETURN_IF_ERROR(run({"start", uuid}, deadline, &r));
   // vmadm exits 0 when the VM was already running; that is not a start.
   if (r.err.find("already") != std::string::npos) {
-    return failed_precondition("vmadm start " + uuid + ": the VM was already running: " +
-                               quote(r));
+    return failed_precondition("vmadm start " + uuid + ": the VM was already running: " + quote(r));
   }
   return {};
 }
@@ -229,8 +228,8 @@ Status VmadmHypervisor::execute(Verb verb, const std::string& vm, Duration timeo
     case medic::v1::VERB_RESET:
       if (!running) return refuse("");
       if (!opts_.qmp_reset) {
-        return failed_precondition("reset of " + vm +
-                                   " needs QMP (system_reset on " + qmp_socket_path(vm) +
+        return failed_precondition("reset of " + vm + " needs QMP (system_reset on " +
+                                   qmp_socket_path(vm) +
                                    "), and no QMP client is wired into the vmadm backend");
       }
       return opts_.qmp_reset(qmp_socket_path(vm), timeout);

@@ -37,12 +37,12 @@
 namespace medic::vmm::vmadm {
 
 struct VmadmOptions {
-  std::string host;                      // reported by host()
+  std::string host;  // reported by host()
   std::string vmadm_path = "/usr/sbin/vmadm";
-  std::string zones_root = "/zones";     // QMP socket: <zones_root>/<uuid>/root/tmp/vm.qmp
+  std::string zones_root = "/zones";  // QMP socket: <zones_root>/<uuid>/root/tmp/vm.qmp
   Duration list_timeout = std::chrono::seconds(30);
   size_t max_output_bytes = 4 * 1024 * 1024;  // per stream; a big host lists thousands of VMs
-  bool force_stop = true;                // stop with -F (fencing must not wait for the guest)
+  bool force_stop = true;                     // stop with -F (fencing must not wait for the guest)
   // Hard reset of a running VM through its QMP socket (system_reset, then
   // cont if paused). Empty until a QMP client is wired in.
   std::function<Status(const std::string& qmp_socket, Duration timeout)> qmp_reset;

@@ -135,8 +135,8 @@ TEST_F(SimFaults, ASoftHangIsHealedByAcpiReboot) {
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
   ASSERT_TRUE(run(VERB_REBOOT).ok());
   EXPECT_TRUE(heals_after_boot());
-  EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_SHUTDOWN,
-                                                        medic::v1::LIFECYCLE_STARTED));
+  EXPECT_THAT(lifecycle_of(vm_),
+              ::testing::ElementsAre(medic::v1::LIFECYCLE_SHUTDOWN, medic::v1::LIFECYCLE_STARTED));
 }
 
 // ------------------------------------------------------------------- panic

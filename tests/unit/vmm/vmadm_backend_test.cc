@@ -14,12 +14,12 @@ namespace medic::vmm::vmadm {
 namespace {
 
 using namespace std::chrono_literals;
-using ::testing::HasSubstr;
 using medic::v1::VERB_REBOOT;
 using medic::v1::VERB_RESET;
 using medic::v1::VERB_RESTART;
 using medic::v1::VERB_START;
 using medic::v1::VERB_STOP;
+using ::testing::HasSubstr;
 
 constexpr char kWeb[] = "11111111-2222-4333-8444-000000000001";
 constexpr char kDb[] = "11111111-2222-4333-8444-000000000002";
@@ -32,9 +32,9 @@ class VmadmBackend : public ::testing::Test {
   VmadmBackend() {
     std::filesystem::copy_file(testing::source_dir() + "/tests/fakes/vmadm", dir_.file("vmadm"));
     std::filesystem::permissions(dir_.file("vmadm"), std::filesystem::perms::owner_all);
-    set_vms(std::string(kWeb) + "\trunning\tweb-01\n" +   //
-            kDb + "\tstopped\t\n" +                       // no alias
-            kOdd + "\trunning\tshop: eu-west:1 (ü)\n" +   // colons, spaces, UTF-8
+    set_vms(std::string(kWeb) + "\trunning\tweb-01\n" +  //
+            kDb + "\tstopped\t\n" +                      // no alias
+            kOdd + "\trunning\tshop: eu-west:1 (ü)\n" +  // colons, spaces, UTF-8
             kNew + "\tprovisioning\tnew\n");
     opts_.host = "cn-07";
     opts_.vmadm_path = dir_.file("vmadm");
@@ -153,8 +153,8 @@ TEST_F(VmadmBackend, GetsOneVmByUuid) {
   ASSERT_TRUE(vm.ok()) << vm.status();
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
-  EXPECT_THAT(calls(), ::testing::ElementsAre(std::string("list -p -o uuid,alias,state uuid=") +
-                                              kOdd));
+  EXPECT_THAT(calls(),
+              ::testing::ElementsAre(std::string("list -p -o uuid,alias,state uuid=") + kOdd));
 }
 
 TEST_F(VmadmBackend, GetOfAnUnknownUuidIsNotFound) {
@@ -281,9 +281,10 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
   // between). Simulated with a list that lies: a VM only in the listing.
   std::string lie = dir_.write("vmadm-lie",
                                "#!/bin/sh\n"
-                               "if [ \"$1\" = list ]; then echo '" + std::string(kGone) +
+                               "if [ \"$1\" = list ]; then echo '" +
+                                   std::string(kGone) +
                                    "::stopped'; exit 0; fi\n"
-                               "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                                   "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
   Status s = backend().execute(VERB_START, kGone, 5s);
@@ -296,9 +297,10 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
 TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
   std::string lie = dir_.write("vmadm-lie",
                                "#!/bin/sh\n"
-                               "if [ \"$1\" = list ]; then echo '" + std::string(kWeb) +
+                               "if [ \"$1\" = list ]; then echo '" +
+                                   std::string(kWeb) +
                                    ":web-01:stopped'; exit 0; fi\n"
-                               "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                                   "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
   Status s = backend().execute(VERB_START, kWeb, 5s);
@@ -309,9 +311,10 @@ TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
 TEST_F(VmadmBackend, VmadmsNotRunningNoOpIsNotTakenForAReboot) {
   std::string lie = dir_.write("vmadm-lie",
                                "#!/bin/sh\n"
-                               "if [ \"$1\" = list ]; then echo '" + std::string(kDb) +
+                               "if [ \"$1\" = list ]; then echo '" +
+                                   std::string(kDb) +
                                    "::running'; exit 0; fi\n"
-                               "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                                   "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
   Status s = backend().execute(VERB_REBOOT, kDb, 5s);
