@@ -336,6 +336,7 @@ Status SimHost::inject_vm(FaultKind kind, uint32_t vi) {
       return {};
     case FaultKind::kFlapping:
       MEDIC_RETURN_IF_ERROR(need_process());
+      if (v.bits & kBitFlapping) return {};  // one flap cycle per VM, not two interleaved
       v.bits |= kBitFlapping;
       if (v.state == VM_STATE_RUNNING && !v.flap_down) {
         v.flap_down = true;

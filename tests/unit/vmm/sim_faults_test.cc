@@ -260,6 +260,16 @@ TEST_F(SimFaults, AFlappingVmFailsAndRecoversRepeatedly) {
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
 }
 
+TEST_F(SimFaults, InjectingFlappingTwiceKeepsOneCycle) {
+  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  clock_.advance(options().flap_down + 30s);
+  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  // Still up until the first cycle's next failure, 60s after it came back.
+  EXPECT_EQ(heartbeats_over(vm_, 30s), 30u);
+  EXPECT_EQ(heartbeats_over(vm_, options().flap_down), 0u);
+  EXPECT_EQ(heartbeats_over(vm_, options().flap_up), 60u);
+}
+
 TEST_F(SimFaults, ResetEndsAFlapButItFailsAgainLater) {
   ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
   clock_.advance(5s);
