@@ -35,8 +35,9 @@ std::string lower(std::string s) {
 
 bool says_unknown_vm(const RunResult& r) {
   std::string e = lower(r.err);
+  // Narrow on purpose: "command not found" from a broken host is not an unknown VM.
   return e.find("does not exist") != std::string::npos ||
-         e.find("no such zone") != std::string::npos || e.find("not found") != std::string::npos;
+         e.find("no such zone") != std::string::npos || e.find("no such vm") != std::string::npos;
 }
 
 bool is_state_word(std::string_view s) {
