@@ -107,7 +107,8 @@ TEST(SimFleet, SameSeedGivesTheSameEventSequence) {
     record_all(fleet, seen);
     clock.advance(10min);
     std::vector<std::string> faults;
-    for (const auto& f : fleet.injections()) faults.push_back(std::string(fault_name(f.kind)) + f.vm);
+    for (const auto& f : fleet.injections())
+      faults.push_back(std::string(fault_name(f.kind)) + f.vm);
     return std::make_pair(seen, faults);
   };
   auto a = run(42);
@@ -178,8 +179,8 @@ TEST(SimFleet, StopThenStartBootsTheVmAgain) {
       lifecycle.push_back(std::get<3>(e));
     }
   }
-  EXPECT_THAT(lifecycle, ::testing::ElementsAre(medic::v1::LIFECYCLE_STOPPED,
-                                                medic::v1::LIFECYCLE_STARTED));
+  EXPECT_THAT(lifecycle,
+              ::testing::ElementsAre(medic::v1::LIFECYCLE_STOPPED, medic::v1::LIFECYCLE_STARTED));
   EXPECT_EQ(fleet.verbs_executed(vm, VERB_STOP), 1u);
   EXPECT_EQ(fleet.verbs_executed(vm, VERB_START), 1u);
   EXPECT_EQ(fleet.verbs_refused(vm, VERB_STOP), 1u);
@@ -198,6 +199,25 @@ TEST(SimFleet, ARebootOfAHealthyGuestShutsDownAndBootsAgain) {
   EXPECT_NE(fleet.true_info(vm)->pid, pid);
   clock.advance(fleet.options().boot_time);
   EXPECT_TRUE(fleet.is_healthy(vm));
+}
+
+TEST(SimFleet, DegenerateOptionsAreHarmless) {
+  VirtualClock clock;
+  SimOptions o;
+  o.hosts = 0;
+  o.faults_per_hour = 3600;
+  SimFleet empty(clock, o);
+  EXPECT_EQ(empty.host_count(), 0u);
+  o.hosts = 1;
+  o.vms_per_host = 1;
+  o.heartbeat_interval = Duration::zero();  // taken as 1s rather than ticking forever
+  o.faults_per_hour = 0;
+  SimFleet one(clock, o);
+  size_t beats = 0;
+  one.host(0).subscribe([&](const VmEvent&) { ++beats; });
+  clock.advance(10s);
+  EXPECT_EQ(beats, 10u);
+  EXPECT_TRUE(empty.injections().empty());
 }
 
 // ----------------------------------------------------------- the injector
