@@ -375,6 +375,7 @@ SimFleet::SimFleet(Clock& clock, SimOptions options)
   if (opts_.heartbeat_interval <= Duration::zero()) {
     opts_.heartbeat_interval = std::chrono::seconds(1);
   }
+  if (!opts_.host_names.empty()) opts_.hosts = static_cast<int>(opts_.host_names.size());
   opts_.hosts = std::max(opts_.hosts, 0);
   opts_.vms_per_host = std::max(opts_.vms_per_host, 0);
   uint64_t id_rng = opts_.seed;
@@ -383,7 +384,9 @@ SimFleet::SimFleet(Clock& clock, SimOptions options)
   const Time start = clock_.now();
   for (int h = 0; h < opts_.hosts; ++h) {
     auto host = std::unique_ptr<SimHost>(
-        new SimHost(*this, static_cast<uint32_t>(h), numbered("host-", h + 1, host_width)));
+        new SimHost(*this, static_cast<uint32_t>(h),
+                    opts_.host_names.empty() ? numbered("host-", h + 1, host_width)
+                                             : opts_.host_names[static_cast<size_t>(h)]));
     host->vms_.resize(static_cast<size_t>(opts_.vms_per_host));
     for (int m = 0; m < opts_.vms_per_host; ++m) {
       auto& v = host->vms_[static_cast<size_t>(m)];

@@ -75,6 +75,9 @@ bool is_host_fault(FaultKind kind);
 
 struct SimOptions {
   int hosts = 3;
+  // Host names; when set they replace host-01, host-02, ... and their count
+  // replaces `hosts` (an agent simulates its own host under its own name).
+  std::vector<std::string> host_names;
   int vms_per_host = 10;
   uint64_t seed = 1;
   Duration heartbeat_interval = std::chrono::seconds(1);

@@ -316,3 +316,24 @@ TEST(SimInjector, DestroyingTheFleetCancelsItsTimers) {
 
 }  // namespace
 }  // namespace medic::vmm::sim
+
+namespace medic::vmm::sim {
+namespace {
+
+TEST(SimFleetNames, HostNamesReplaceTheNumberedDefault) {
+  VirtualClock clock;
+  SimOptions o;
+  o.host_names = {"host-a", "host-b"};
+  o.vms_per_host = 2;
+  SimFleet fleet(clock, o);
+  ASSERT_EQ(fleet.host_count(), 2u);
+  EXPECT_EQ(fleet.host(0).host(), "host-a");
+  EXPECT_EQ(fleet.host(1).host(), "host-b");
+  auto vms = fleet.host(1).list();
+  ASSERT_TRUE(vms.ok());
+  EXPECT_EQ(vms->at(0).name, "host-b-vm-001");
+  EXPECT_EQ(fleet.find_host("host-a"), &fleet.host(0));
+}
+
+}  // namespace
+}  // namespace medic::vmm::sim
