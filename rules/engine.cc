@@ -76,6 +76,7 @@ struct Engine::Impl {
     std::deque<int64_t> bad_times;
     int64_t last_bad_ns = 0;
     TimerId unfreeze_timer = 0;
+    bool silence_noticed = false;  // one notice per silent spell
   };
 
   struct VmEntry {
@@ -146,6 +147,7 @@ struct Engine::Impl {
                       at - host.last_seen_ns > opt.host_silent_after.count();
     if (at > host.last_seen_ns) host.last_seen_ns = at;
     if (!was_silent) return;
+    host.silence_noticed = false;
     // Back from silence: give its VMs' signals a full period to arrive before
     // absence can fire, so a partition that heals is not mistaken for hangs.
     spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers", host.name);
@@ -362,7 +364,9 @@ struct Engine::Impl {
         }
         continue;
       }
-      mark_bad(t.vm, now);
+      // A silent host's VMs look bad only because we hear nothing: no facts,
+      // so they do not count toward a storm.
+      if (!host_silent(vms[t.vm].host, now)) mark_bad(t.vm, now);
       fresh.push_back(std::move(t));
     }
     check_storm(now);
@@ -510,6 +514,27 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ decisions
 
+  bool host_silent(uint32_t h, int64_t now) const {
+    return now - hosts[h].last_seen_ns > opt.host_silent_after.count();
+  }
+
+  void silence_notice(HostEntry& host, int64_t now) {
+    if (host.silence_noticed) return;
+    host.silence_noticed = true;
+    Decision d;
+    d.id = next_id();
+    d.at = clock.now();
+    d.host = host.name;
+    d.step = Step::kNotify;
+    d.policy = Policy::kHostSilent;
+    d.trigger = "host silent";
+    d.reason = "host " + host.name + " has been silent for " + fmt(Duration(now - host.last_seen_ns)) +
+               ": no facts about its " + std::to_string(host.vms.size()) +
+               " VMs, so the engine takes no action on them until it speaks again";
+    spdlog::warn("rules: {}", d.reason);
+    emit(d);
+  }
+
   std::string next_id() { return opt.id_prefix + "-" + std::to_string(++id_counter); }
 
   Decision base(const Incident& inc) {
@@ -586,7 +611,8 @@ struct Engine::Impl {
       emit(d);
       return watch(inc);
     }
-    if (verb && now - host.last_seen_ns > opt.host_silent_after.count()) {
+    if (verb && host_silent(vms[inc.vm].host, now)) {
+      silence_notice(host, now);
       return suppress(inc, d, Policy::kHostSilent,
                       "host " + host.name + " has been silent for " +
                           fmt(Duration(now - host.last_seen_ns)) + " (limit " +
