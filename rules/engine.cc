@@ -83,6 +83,7 @@ struct Engine::Impl {
     VmFacts facts;
     uint32_t host = kNoHost;
     bool in_flight = false;
+    uint8_t awaiting_approval = 0;
     uint16_t open = 0;
     int64_t last_action_ns = 0;
     int64_t bad_since_ns = 0;
@@ -328,6 +329,9 @@ struct Engine::Impl {
     for (auto& slot : absence) {
       due.clear();
       slot.tracker.pop_due(now, &due);
+      // Heap order among equal deadlines is arbitrary; VM order is stable and
+      // is the order the engine first heard of them.
+      std::sort(due.begin(), due.end());
       const Rule& r = *slot.rule;
       for (uint32_t v : due) {
         // Keep watching: if nothing heals it, the absence fires again.
@@ -641,6 +645,9 @@ struct Engine::Impl {
     if (verb && vm.in_flight) {
       return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is still in flight");
     }
+    if (verb && vm.awaiting_approval) {
+      return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is waiting for approval");
+    }
     if (verb && host.in_flight >= opt.max_in_flight_per_host) {
       return wait_for_slot(inc, d, Policy::kHostConcurrency,
                            "host " + host.name + " has " + std::to_string(host.in_flight) +
@@ -660,6 +667,7 @@ struct Engine::Impl {
       d.reason = "rule requires operator approval within " + fmt(timeout);
       d.expires_at = clock.now() + timeout;
       inc.state = State::kAwaitApproval;
+      ++vm.awaiting_approval;
       inc.action_id = d.id;
       by_action[d.id] = {inc.key, inc.serial};
       uint64_t serial = inc.serial;
@@ -778,6 +786,7 @@ struct Engine::Impl {
   void close(Incident& inc, bool healed) {
     if (inc.timer) clock.cancel(inc.timer);
     VmEntry& vm = vms[inc.vm];
+    if (inc.state == State::kAwaitApproval) --vm.awaiting_approval;
     --vm.open;
     if (healed) vm.bad_since_ns = 0;
     auto& list = vm_incidents[inc.vm];
@@ -883,6 +892,8 @@ struct Engine::Impl {
     inc->timer = 0;
     by_action.erase(id);
     VmEntry& vm = vms[inc->vm];
+    --vm.awaiting_approval;
+    inc->state = State::kWatching;  // no longer pending
     HostEntry& host = hosts[vm.host];
     Decision d = base(*inc);
     d.id = id;
