@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "rules/loader.h"
+#include "rules/rule_test.h"
 
 namespace medic::app {
 
@@ -28,6 +29,13 @@ int run_check(const RulesArgs& a) {
 }
 
 
+int run_tests(const RulesArgs& a) {
+  rules::TestRunOptions opts;
+  opts.verbose = a.verbose;
+  auto summary = rules::run_rule_test_files(a.files, opts, std::cout);
+  return summary.ok() ? 0 : 1;
+}
+
 }  // namespace
 
 void add_rules(CLI::App& app, int* exit_code) {
@@ -43,10 +51,7 @@ void add_rules(CLI::App& app, int* exit_code) {
   auto* test = rules->add_subcommand("test", "run rule unit tests: exit 0 when all pass");
   test->add_option("files", args->files, "rule test files (YAML)")->required()->check(CLI::ExistingFile);
   test->add_flag("-v,--verbose", args->verbose, "print every decision of every test");
-  test->callback([exit_code] {
-    std::cerr << "medic rules test: not built yet\n";
-    *exit_code = 2;
-  });
+  test->callback([args, exit_code] { *exit_code = run_tests(*args); });
 }
 
 }  // namespace medic::app

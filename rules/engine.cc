@@ -76,12 +76,14 @@ struct Engine::Impl {
     std::deque<int64_t> bad_times;
     int64_t last_bad_ns = 0;
     TimerId unfreeze_timer = 0;
+    bool silence_noticed = false;  // one notice per silent spell
   };
 
   struct VmEntry {
     VmFacts facts;
     uint32_t host = kNoHost;
     bool in_flight = false;
+    uint8_t awaiting_approval = 0;
     uint16_t open = 0;
     int64_t last_action_ns = 0;
     int64_t bad_since_ns = 0;
@@ -146,6 +148,7 @@ struct Engine::Impl {
                       at - host.last_seen_ns > opt.host_silent_after.count();
     if (at > host.last_seen_ns) host.last_seen_ns = at;
     if (!was_silent) return;
+    host.silence_noticed = false;
     // Back from silence: give its VMs' signals a full period to arrive before
     // absence can fire, so a partition that heals is not mistaken for hangs.
     spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers", host.name);
@@ -326,6 +329,9 @@ struct Engine::Impl {
     for (auto& slot : absence) {
       due.clear();
       slot.tracker.pop_due(now, &due);
+      // Heap order among equal deadlines is arbitrary; VM order is stable and
+      // is the order the engine first heard of them.
+      std::sort(due.begin(), due.end());
       const Rule& r = *slot.rule;
       for (uint32_t v : due) {
         // Keep watching: if nothing heals it, the absence fires again.
@@ -362,7 +368,9 @@ struct Engine::Impl {
         }
         continue;
       }
-      mark_bad(t.vm, now);
+      // A silent host's VMs look bad only because we hear nothing: no facts,
+      // so they do not count toward a storm.
+      if (!host_silent(vms[t.vm].host, now)) mark_bad(t.vm, now);
       fresh.push_back(std::move(t));
     }
     check_storm(now);
@@ -510,6 +518,27 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ decisions
 
+  bool host_silent(uint32_t h, int64_t now) const {
+    return now - hosts[h].last_seen_ns > opt.host_silent_after.count();
+  }
+
+  void silence_notice(HostEntry& host, int64_t now) {
+    if (host.silence_noticed) return;
+    host.silence_noticed = true;
+    Decision d;
+    d.id = next_id();
+    d.at = clock.now();
+    d.host = host.name;
+    d.step = Step::kNotify;
+    d.policy = Policy::kHostSilent;
+    d.trigger = "host silent";
+    d.reason = "host " + host.name + " has been silent for " + fmt(Duration(now - host.last_seen_ns)) +
+               ": no facts about its " + std::to_string(host.vms.size()) +
+               " VMs, so the engine takes no action on them until it speaks again";
+    spdlog::warn("rules: {}", d.reason);
+    emit(d);
+  }
+
   std::string next_id() { return opt.id_prefix + "-" + std::to_string(++id_counter); }
 
   Decision base(const Incident& inc) {
@@ -586,7 +615,8 @@ struct Engine::Impl {
       emit(d);
       return watch(inc);
     }
-    if (verb && now - host.last_seen_ns > opt.host_silent_after.count()) {
+    if (verb && host_silent(vms[inc.vm].host, now)) {
+      silence_notice(host, now);
       return suppress(inc, d, Policy::kHostSilent,
                       "host " + host.name + " has been silent for " +
                           fmt(Duration(now - host.last_seen_ns)) + " (limit " +
@@ -615,6 +645,9 @@ struct Engine::Impl {
     if (verb && vm.in_flight) {
       return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is still in flight");
     }
+    if (verb && vm.awaiting_approval) {
+      return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is waiting for approval");
+    }
     if (verb && host.in_flight >= opt.max_in_flight_per_host) {
       return wait_for_slot(inc, d, Policy::kHostConcurrency,
                            "host " + host.name + " has " + std::to_string(host.in_flight) +
@@ -634,6 +667,7 @@ struct Engine::Impl {
       d.reason = "rule requires operator approval within " + fmt(timeout);
       d.expires_at = clock.now() + timeout;
       inc.state = State::kAwaitApproval;
+      ++vm.awaiting_approval;
       inc.action_id = d.id;
       by_action[d.id] = {inc.key, inc.serial};
       uint64_t serial = inc.serial;
@@ -752,6 +786,7 @@ struct Engine::Impl {
   void close(Incident& inc, bool healed) {
     if (inc.timer) clock.cancel(inc.timer);
     VmEntry& vm = vms[inc.vm];
+    if (inc.state == State::kAwaitApproval) --vm.awaiting_approval;
     --vm.open;
     if (healed) vm.bad_since_ns = 0;
     auto& list = vm_incidents[inc.vm];
@@ -857,6 +892,8 @@ struct Engine::Impl {
     inc->timer = 0;
     by_action.erase(id);
     VmEntry& vm = vms[inc->vm];
+    --vm.awaiting_approval;
+    inc->state = State::kWatching;  // no longer pending
     HostEntry& host = hosts[vm.host];
     Decision d = base(*inc);
     d.id = id;

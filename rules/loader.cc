@@ -471,6 +471,20 @@ class FileLoader {
   std::vector<YAML::Node> step_nodes_;
 };
 
+// yaml-cpp throws on shapes we did not foresee; that is a schema error in the
+// file, never a crash.
+void run_guarded(const std::string& name, std::string text, const LoadOptions& opts,
+                 std::vector<LoadMessage>* msgs, std::map<std::string, std::string>* names,
+                 std::vector<RulePtr>* rules) {
+  try {
+    FileLoader(name, std::move(text), opts, msgs, names, rules).run();
+  } catch (const YAML::Exception& e) {
+    Diagnostic d{name, e.mark.line + 1, e.mark.column + 1, "unexpected YAML shape: " + e.msg};
+    if (e.mark.is_null()) d.line = d.col = 0;
+    msgs->push_back({LoadCode::kSchema, d});
+  }
+}
+
 LoadResult finish(std::vector<LoadMessage> messages, std::vector<RulePtr> rules) {
   LoadResult res;
   res.messages = std::move(messages);
@@ -484,7 +498,7 @@ LoadResult load_rule_text(const std::string& text, const std::string& name, cons
   std::vector<LoadMessage> msgs;
   std::map<std::string, std::string> names;
   std::vector<RulePtr> rules;
-  FileLoader(name, text, opts, &msgs, &names, &rules).run();
+  run_guarded(name, text, opts, &msgs, &names, &rules);
   return finish(std::move(msgs), std::move(rules));
 }
 
@@ -500,7 +514,7 @@ LoadResult load_rule_files(const std::vector<std::string>& paths, const LoadOpti
       msgs.push_back({LoadCode::kReadFile, Diagnostic{p, 0, 0, "cannot read the file", false}});
       continue;
     }
-    FileLoader(p, ss.str(), opts, &msgs, &names, &rules).run();
+    run_guarded(p, ss.str(), opts, &msgs, &names, &rules);
   }
   return finish(std::move(msgs), std::move(rules));
 }
