@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/status.h"
 #include "vmm/hypervisor.h"
 
@@ -97,6 +98,12 @@ struct SimOptions {
   Duration partition_duration = std::chrono::minutes(2);
   Duration host_loss_duration = std::chrono::minutes(10);
 };
+
+// Reads a `sim:` map of a config file into SimOptions, starting from the
+// defaults; keys as in SimOptions (durations like "20s", fault_weights a map
+// of fault name to weight). Problems, unknown keys included, go to `reader`
+// with file:line:col; check reader.ok() before using the result.
+SimOptions read_sim_options(ConfigReader& reader, const YAML::Node& map);
 
 // One fault the fleet applied, on demand or from the schedule.
 struct InjectedFault {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/status.h"
 #include "core/subprocess.h"
 #include "vmm/hypervisor.h"
@@ -47,6 +48,11 @@ struct VmadmOptions {
   // cont if paused). Empty until a QMP client is wired in.
   std::function<Status(const std::string& qmp_socket, Duration timeout)> qmp_reset;
 };
+
+// Reads a `vmadm:` map of a config file (host, vmadm_path, zones_root,
+// list_timeout, max_output_bytes, force_stop) into VmadmOptions, starting
+// from the defaults. Problems go to `reader`; check reader.ok().
+VmadmOptions read_vmadm_options(ConfigReader& reader, const YAML::Node& map);
 
 // One line of `vmadm list -p -o uuid,alias,state`.
 struct VmadmEntry {
