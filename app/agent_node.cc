@@ -69,26 +69,21 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
   Backend b;
   auto kind = r.string(backend, "kind", true);
   if (!kind) return r.status();
+  // The backend's own reader checks the rest of the map.
+  YAML::Node rest = YAML::Clone(backend);
+  rest.remove("kind");
   if (*kind == "sim") {
-    r.check_keys(backend, {"kind", "vms", "seed", "faults_per_hour", "boot_time"});
-    vmm::sim::SimOptions o;
-    o.host_names = {host};
-    if (auto v = r.integer(backend, "vms", false, 0, 100000)) o.vms_per_host = static_cast<int>(*v);
-    if (auto v = r.integer(backend, "seed", false, 0)) o.seed = static_cast<uint64_t>(*v);
-    if (auto v = r.number(backend, "faults_per_hour", false)) o.faults_per_hour = *v;
-    if (auto v = r.duration(backend, "boot_time", false)) o.boot_time = *v;
+    vmm::sim::SimOptions o = vmm::sim::read_sim_options(r, rest);
     if (!r.ok()) return r.status();
+    o.host_names = {host};
     b.fleet = std::make_unique<vmm::sim::SimFleet>(clock, o);
     b.hypervisor = &b.fleet->host(0);
     return b;
   }
   if (*kind == "vmadm") {
-    r.check_keys(backend, {"kind", "vmadm", "zones_root"});
-    vmm::vmadm::VmadmOptions o;
-    o.host = host;
-    if (auto v = r.string(backend, "vmadm", false)) o.vmadm_path = *v;
-    if (auto v = r.string(backend, "zones_root", false)) o.zones_root = *v;
+    vmm::vmadm::VmadmOptions o = vmm::vmadm::read_vmadm_options(r, rest);
     if (!r.ok()) return r.status();
+    o.host = host;
     b.owned = std::make_unique<vmm::vmadm::VmadmHypervisor>(o);
     b.hypervisor = b.owned.get();
     return b;

@@ -39,8 +39,8 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
                                       bool want_actuator);
 
 // The hypervisor for this host, as the collector's `backend:` map says:
-//   {kind: sim, vms: 20, seed: 1, faults_per_hour: 0, boot_time: 5s}
-//   {kind: vmadm, vmadm: /usr/sbin/vmadm, zones_root: /zones}
+//   {kind: sim, vms_per_host: 20, seed: 1, faults_per_hour: 0, ...}  (vmm/sim/sim.h)
+//   {kind: vmadm, vmadm_path: /usr/sbin/vmadm, ...}                   (vmm/vmadm/vmadm.h)
 struct Backend {
   std::unique_ptr<vmm::sim::SimFleet> fleet;  // for kind sim
   std::unique_ptr<vmm::Hypervisor> owned;     // for other kinds

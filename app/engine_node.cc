@@ -345,7 +345,7 @@ void EngineNode::on_decision(const rules::Decision& d) {
   rec.policy = std::string(rules::policy_name(d.policy));
   rec.reason = d.reason;
   rec.evidence = store_evidence(d.evidence);
-  if (!d.trigger.empty()) rec.policies_passed.push_back("trigger: " + d.trigger);
+  if (!d.trigger.empty() && rec.reason.empty()) rec.reason = "trigger: " + d.trigger;
   switch (d.outcome) {
     case O::kProposed: rec.outcome = audit::Outcome::kProposed; break;
     case O::kSuppressed: rec.outcome = audit::Outcome::kSuppressed; break;
@@ -354,8 +354,11 @@ void EngineNode::on_decision(const rules::Decision& d) {
     default: break;
   }
   if (rec.outcome == audit::Outcome::kProposed) {
-    rec.policies_passed.push_back("silence, dry-run, host-silent, storm guard, cooldown, budget, "
-                                  "in-flight, concurrency");
+    // The engine applies every policy in this order; a proposed action passed all.
+    for (const char* p : {"silence", "dry-run", "host-silent", "storm-guard", "cooldown", "budget",
+                           "vm-in-flight", "host-concurrency", "fleet-concurrency", "approval"}) {
+      rec.policies_passed.push_back(p);
+    }
   }
   if (rec.outcome != audit::Outcome::kDryRun) {
     rec.action_id = d.id;

@@ -87,6 +87,7 @@ struct Engine::Impl {
     uint16_t open = 0;
     int64_t last_action_ns = 0;
     int64_t bad_since_ns = 0;
+    int64_t storm_counted_ns = 0;  // when this VM last counted toward a storm
     int64_t budget_notice_ns = 0;
     EvidenceRef last_ref = 0;
     std::vector<int64_t> actions;  // times of verb actions, for the budget
@@ -423,6 +424,10 @@ struct Engine::Impl {
     VmEntry& vm = vms[v];
     if (vm.bad_since_ns != 0 && now - vm.bad_since_ns < opt.storm.window.count()) return;
     vm.bad_since_ns = now;
+    // A storm is many distinct VMs going bad: a VM that heals and fails
+    // again within the window counts once.
+    if (vm.storm_counted_ns != 0 && now - vm.storm_counted_ns < opt.storm.window.count()) return;
+    vm.storm_counted_ns = now;
     HostEntry& h = hosts[vm.host];
     h.bad_times.push_back(now);
     h.last_bad_ns = now;

@@ -149,6 +149,28 @@ TEST(Scenario, HostStormFreezesThatHostOnlyUntilAnOperatorUnfreezes) {
   EXPECT_GE(on_h2, 1u) << "unfreeze did not let actions through";
 }
 
+TEST(Scenario, OneGuestFailingRepeatedlyIsNoStorm) {
+  // A single VM that panics, is reset, heals and panics again within the storm
+  // window is one bad VM, not many: the storm guard must not freeze its host.
+  Fleet f(1, 4);
+  EngineOptions opt;
+  opt.storm.min_vms = 2;
+  opt.defaults.cooldown = 1s;
+  Harness h(kFleetRules, opt);
+  h.run(1min, 5s, f.vms, f.hosts);
+  for (int i = 0; i < 3; ++i) {
+    h.send(lifecycle("h0", "h0-vm1", medic::v1::LIFECYCLE_PANICKED));
+    for (const auto& d : h.sink.decisions) {
+      if (d.outcome == Outcome::kProposed && d.step == Step::kReset) {
+        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, true);
+      }
+    }
+    h.run(5s, 5s, f.vms, f.hosts);
+  }
+  EXPECT_FALSE(h.engine.frozen("h0"));
+  EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 3u);
+}
+
 TEST(Scenario, FlappingGuestIsStoppedByTheBudgetWithOneNotify) {
   Fleet f(2, 5);
   Harness h(kFleetRules);
