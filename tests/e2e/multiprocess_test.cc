@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -53,7 +54,9 @@ std::vector<std::string> query(const std::string& db, const std::string& sql) {
   }
   sqlite3_busy_timeout(h, 2000);
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    std::fprintf(stderr, "query %s on %s: %s\n", sql.c_str(), db.c_str(), sqlite3_errmsg(h));
+  } else {
     while (sqlite3_step(st) == SQLITE_ROW) {
       std::string row;
       for (int i = 0; i < sqlite3_column_count(st); ++i) {
@@ -158,7 +161,7 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   // Faults are scheduled in the agents; wait for healing actions to succeed.
   ASSERT_TRUE(testing::wait_until(
       [&] { return count("select count(*) from transitions where state='succeeded'") >= 2; }, 90s))
-      << read_file(dir.file("engine.log"));
+      << read_file(dir.file("engine.log")) << read_file(dir.file("host-a.log"));
 
   // Kill the engine mid-run; note what it had decided.
   engine.kill(SIGKILL);
