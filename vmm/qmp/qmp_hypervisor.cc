@@ -323,7 +323,10 @@ Status QmpHypervisor::launch(Vm& v, SteadyClock::time_point deadline, const std:
   v.guest_powered_off = false;
   v.reboot_pending = false;
   v.heard_since_boot = false;
-  MEDIC_RETURN_IF_ERROR(v.launcher.start(left_until(deadline)));
+  if (Status s = v.launcher.start(left_until(deadline)); !s.ok()) {
+    (void)v.launcher.take_exit();  // a QEMU that never came up did not crash
+    return s;
+  }
   ++stats_.launches;
   v.stopped_on_purpose = false;
   v.state = medic::v1::VM_STATE_BOOTING;
