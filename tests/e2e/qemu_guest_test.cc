@@ -70,7 +70,8 @@ const GuestImage& guest_image() {
     }
     std::string script = testing::source_dir() + "/tests/guest/build-guest";
     const char* cache = std::getenv("MEDIC_GUEST_CACHE");
-    std::string out = cache && *cache ? cache : (fs::current_path() / "guest-cache").string();
+    std::string out =
+        fs::absolute(cache && *cache ? fs::path(cache) : fs::current_path() / "guest-cache");
     auto r = testing::run_command({"bash", script, out}, seconds(120));
     if (r.exit_code == 77) {
       g.skip = r.err;
@@ -184,6 +185,7 @@ class QemuGuest : public ::testing::Test {
     auto t0 = SteadyClock::now();
     Status s = hv_->execute(medic::v1::VERB_START, kUuid, kVerbTimeout);
     EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) return SteadyClock::now() - t0;
     size_t mark = events_.size();
     EXPECT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit))
         << "no heartbeat after start";
