@@ -259,8 +259,9 @@ void QmpHypervisor::poll() {
     check_process(v);
     if (!v.launcher.running()) continue;
     // A QEMU we started but could not reach yet (reboot, or a slow start).
+    // QEMU greets at once on accept, so a short handshake keeps poll() quick.
     if (!v.qmp.connected() && unix_socket_listening(v.spec().qmp_socket)) {
-      if (Status s = ensure_qmp(v, opts_.qmp_timeout); !s.ok()) {
+      if (Status s = ensure_qmp(v, std::min(opts_.qmp_timeout, milliseconds(250))); !s.ok()) {
         spdlog::debug("qmp: {}: {}", v.spec().name, s.to_string());
       }
     }
