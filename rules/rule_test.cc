@@ -19,6 +19,7 @@ Result<std::vector<Duration>> parse_series(const std::string& text, Duration end
     return invalid_argument("invalid series \"" + text + "\": " + why +
                             " (expected e.g. \"every 5s\", \"every 5s from 1m until 3m\" or \"0s+5s x12\")");
   };
+  if (text.find_first_not_of(" \t") == std::string::npos) return bad("empty");
   std::stringstream all(text);
   std::string seg;
   while (std::getline(all, seg, ',')) {
@@ -471,7 +472,8 @@ class FileRunner {
       it.line = line_of(i);
       auto at = at_of(i);
       const VmSpec* vm = vm_of(t, i);
-      if (!at || !vm || !build_event(*vm, i, &it.event)) continue;
+      bool event_ok = vm && build_event(*vm, i, &it.event);
+      if (!at || !event_ok) continue;
       it.at = *at;
       t.items.push_back(std::move(it));
     }
