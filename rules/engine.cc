@@ -48,6 +48,56 @@ std::string fmt(Duration d) { return format_duration(std::chrono::duration_cast<
 
 }  // namespace
 
+namespace {
+
+// VM id -> index into the VM table, open addressing over 32-bit slots. The
+// ids live once, in the table; a node-based map would store each id twice and
+// spend ~70 bytes per VM on nodes.
+template <typename Vms>
+class FlatIndex {
+ public:
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  explicit FlatIndex(const Vms& vms) : vms_(vms), slots_(16, kNone) {}
+
+  uint32_t find(std::string_view id) const {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
+      uint32_t v = slots_[i];
+      if (v == kNone) return kNone;
+      if (vms_[v].facts.id == id) return v;
+    }
+  }
+  // REQUIRES: vms_[v] holds an id not yet indexed.
+  void insert(uint32_t v) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    place(v);
+    ++size_;
+  }
+
+ private:
+  static size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  void place(uint32_t v) {
+    size_t mask = slots_.size() - 1;
+    size_t i = hash(vms_[v].facts.id) & mask;
+    while (slots_[i] != kNone) i = (i + 1) & mask;
+    slots_[i] = v;
+  }
+  void grow() {
+    std::vector<uint32_t> old;
+    old.swap(slots_);
+    slots_.assign(old.size() * 2, kNone);
+    for (uint32_t v : old) {
+      if (v != kNone) place(v);
+    }
+  }
+
+  const Vms& vms_;
+  std::vector<uint32_t> slots_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
 struct Engine::Impl {
   enum class State : uint8_t { kActing, kAwaitApproval, kWatching, kWaitingSlot };
 
@@ -91,6 +141,8 @@ struct Engine::Impl {
     EvidenceRef last_ref = 0;
     std::vector<int64_t> actions;  // times of verb actions, for the budget
   };
+
+  using VmIndex = FlatIndex<std::vector<VmEntry>>;
 
   struct InFlight {
     uint32_t vm;
@@ -158,16 +210,15 @@ struct Engine::Impl {
   }
 
   uint32_t vm_id(const std::string& id, uint32_t h, bool* created) {
-    auto it = vm_index.find(id);
-    if (it != vm_index.end()) {
-      uint32_t v = it->second;
-      if (vms[v].host != h) move_vm(v, h);
-      return v;
+    uint32_t found = vm_index.find(id);
+    if (found != VmIndex::kNone) {
+      if (vms[found].host != h) move_vm(found, h);
+      return found;
     }
     uint32_t v = static_cast<uint32_t>(vms.size());
-    vm_index.emplace(id, v);
     vms.push_back({});
     vms.back().facts.id = id;
+    vm_index.insert(v);
     move_vm(v, h);
     *created = true;
     return v;
@@ -550,7 +601,7 @@ struct Engine::Impl {
     d.rule = r.name;
     d.rule_version = r.version;
     d.vm = vm.facts.id;
-    d.host = vm.facts.host;
+    d.host = std::string(vm.facts.host);
     d.step = r.ladder[inc.step];
     d.ladder_step = inc.step + 1;
     d.ladder_size = static_cast<uint32_t>(r.ladder.size());
@@ -695,7 +746,7 @@ struct Engine::Impl {
     const Rule& r = *inc.rule;
     if (!r.message.empty()) return r.message;
     const VmEntry& vm = vms[inc.vm];
-    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " + vm.facts.host + ": " + inc.trigger;
+    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " + std::string(vm.facts.host) + ": " + inc.trigger;
     if (inc.step > 0) {
       s += "; tried";
       for (uint32_t i = 0; i < inc.step; ++i) s += " " + std::string(step_name(r.ladder[i]));
@@ -714,7 +765,7 @@ struct Engine::Impl {
     d.rule = inc.rule->name;
     d.rule_version = inc.rule->version;
     d.vm = vm.facts.id;
-    d.host = vm.facts.host;
+    d.host = std::string(vm.facts.host);
     d.step = Step::kNotify;
     d.policy = Policy::kBudget;
     d.evidence = inc.evidence;
@@ -935,10 +986,10 @@ struct Engine::Impl {
   DecisionSink& sink;
   EngineStats stats;
 
-  std::unordered_map<std::string, uint32_t> vm_index;
+  VmIndex vm_index{vms};
   std::vector<VmEntry> vms;
   std::unordered_map<std::string, uint32_t> host_index;
-  std::vector<HostEntry> hosts;
+  std::deque<HostEntry> hosts;  // a deque: VmFacts::host views its names
   bool fleet_frozen = false;
   std::deque<int64_t> fleet_bad;
   int64_t fleet_last_bad_ns = 0;
