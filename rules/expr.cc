@@ -703,7 +703,6 @@ class Parser {
 
   void check_available(const FieldDef& def, size_t offset) {
     auto trigger = [&] {
-      if (scope_.events.empty()) return std::string("an absence (absent:) trigger, which has no event");
       std::string s;
       for (auto t : scope_.events) s += (s.empty() ? "" : ", ") + std::string(event_type_name(t));
       return s;
@@ -735,8 +734,10 @@ class Parser {
         need = "vm.heartbeat events";
         break;
     }
-    errors_->push_back({offset, std::string(def.name) + " exists only on " + need +
-                                    "; this rule triggers on " + trigger()});
+    std::string why = scope_.events.empty()
+                          ? "; an absent: rule has no event to read it from (only vm.* fields)"
+                          : "; this rule triggers on " + trigger();
+    errors_->push_back({offset, std::string(def.name) + " exists only on " + need + why});
   }
 
  public:

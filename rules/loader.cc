@@ -1,6 +1,8 @@
 #include "rules/loader.h"
 
+#include <algorithm>
 #include <fstream>
+#include <tuple>
 #include <map>
 #include <sstream>
 
@@ -93,6 +95,34 @@ std::string fnv_hex(const std::string& s) {
   return out;
 }
 
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean X?)" for a near miss, else "".
+template <typename List>
+std::string did_you_mean(std::string_view name, const List& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(name, c);
+    if (d < best_d) {
+      best_d = d;
+      best = std::string(c);
+    }
+  }
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
 std::string event_list() {
   std::string s;
   for (auto n : event_type_names()) s += (s.empty() ? "" : ", ") + std::string(n);
@@ -105,7 +135,7 @@ class FileLoader {
              std::vector<LoadMessage>* out, std::map<std::string, std::string>* names,
              std::vector<RulePtr>* rules)
       : file_(std::move(file)), text_(std::move(text)), opts_(opts), out_(out), names_(names),
-        rules_(rules) {}
+        rules_(rules), first_message_(out->size()) {}
 
   void run() {
     YAML::Node root;
@@ -141,6 +171,11 @@ class FileLoader {
       return;
     }
     for (const auto& item : list) load_rule(item);
+    // Expression errors are found per rule, not in position order.
+    std::stable_sort(out_->begin() + static_cast<std::ptrdiff_t>(first_message_), out_->end(),
+                     [](const LoadMessage& a, const LoadMessage& b) {
+                       return std::tie(a.diag.line, a.diag.col) < std::tie(b.diag.line, b.diag.col);
+                     });
   }
 
  private:
@@ -196,9 +231,10 @@ class FileLoader {
     }
     auto t = event_type_from_name(n.Scalar());
     if (!t) {
+      std::string hint = did_you_mean(n.Scalar(), event_type_names());
       error(LoadCode::kUnknownEventType, n,
-            "unknown event type \"" + n.Scalar() + "\" in " + key + ": (expected one of " +
-                event_list() + ")");
+            "unknown event type \"" + n.Scalar() + "\" in " + key + ":" +
+                (hint.empty() ? " (expected one of " + event_list() + ")" : hint));
     }
     return t;
   }
@@ -355,8 +391,11 @@ class FileLoader {
     for (const auto& i : items) {
       auto s = i.IsScalar() ? step_from_name(i.Scalar()) : std::nullopt;
       if (!s) {
-        error(LoadCode::kAction, i, "unknown step \"" + (i.IsScalar() ? i.Scalar() : std::string("?")) +
-                                        "\" (expected reboot, reset, restart, stop, start or notify)");
+        std::string name = i.IsScalar() ? i.Scalar() : std::string("?");
+        static const std::vector<std::string> kSteps = {"reboot", "reset", "restart", "stop", "start", "notify"};
+        error(LoadCode::kAction, i, "unknown step \"" + name +
+                                        "\" (expected reboot, reset, restart, stop, start or notify)" +
+                                        did_you_mean(name, kSteps));
         continue;
       }
       if (*s != Step::kNotify && !keyed_by_vm) {
@@ -469,6 +508,7 @@ class FileLoader {
   std::vector<RulePtr>* rules_;
   bool rule_ok_ = true;
   std::vector<YAML::Node> step_nodes_;
+  size_t first_message_;
 };
 
 // yaml-cpp throws on shapes we did not foresee; that is a schema error in the

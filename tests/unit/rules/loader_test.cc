@@ -110,7 +110,7 @@ TEST(Loader, ReportsEveryProblemOfEveryRuleInOnePass) {
   auto r = load_rule_files({a, b, dir.file("missing.yaml")});
   EXPECT_FALSE(r.ok());
   std::string m = messages(r);
-  EXPECT_TRUE(has(r, a + ":3:9: error: unknown event type \"vm.panicd\" in on: (expected one of vm.state")) << m;
+  EXPECT_TRUE(has(r, a + ":3:9: error: unknown event type \"vm.panicd\" in on:; did you mean vm.panicked?")) << m;
   EXPECT_TRUE(has(r, "[unknown-event-type]")) << m;
   EXPECT_TRUE(has(r, a + ":6:13: error: absent: needs for: DURATION")) << m;
   EXPECT_TRUE(has(r, a + ":7:18: error: unknown step \"explode\" (expected reboot, reset, restart, stop, start or notify) [action]")) << m;
@@ -152,7 +152,7 @@ TEST(Loader, RejectsBadTriggerCombinations) {
   EXPECT_TRUE(has(r, "for: must be longer than 0s")) << m;
   EXPECT_TRUE(has(r, "an absent: rule is keyed by vm.id")) << m;
   EXPECT_TRUE(has(r, "step restart needs a VM, but the rule's key has no vm.id")) << m;
-  EXPECT_TRUE(has(r, "unknown event type \"vm.fine\" in healed_by:")) << m;
+  EXPECT_TRUE(has(r, "unknown event type \"vm.fine\" in healed_by: (expected one of vm.state, ")) << m;
   EXPECT_TRUE(has(r, "key: probe.name exists only for rules on probe.ok or probe.failed")) << m;
   EXPECT_EQ(r.error_count(), 9u) << m;
 }
