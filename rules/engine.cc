@@ -99,7 +99,10 @@ class FlatIndex {
 }  // namespace
 
 struct Engine::Impl {
-  enum class State : uint8_t { kActing, kAwaitApproval, kWatching, kWaitingSlot };
+  // kHeld: stopped by host-silent or storm-guard; absorbs repeated triggers
+  // (one suppression per VM per spell, not one per absence period) and closes
+  // when the host speaks again or the freeze lifts.
+  enum class State : uint8_t { kActing, kAwaitApproval, kWatching, kWaitingSlot, kHeld };
 
   struct Incident {
     uint64_t serial = 0;
@@ -115,6 +118,7 @@ struct Engine::Impl {
     std::string probe;  // set when keyed by probe.name
     bool healed_seen = false;
     bool waiting_reported = false;
+    Policy held_by = Policy::kNone;
   };
 
   struct HostEntry {
@@ -138,6 +142,7 @@ struct Engine::Impl {
     int64_t last_action_ns = 0;
     int64_t bad_since_ns = 0;
     int64_t budget_notice_ns = 0;
+    int64_t last_seen_ns = 0;
     EvidenceRef last_ref = 0;
     std::vector<int64_t> actions;  // times of verb actions, for the budget
   };
@@ -207,6 +212,19 @@ struct Engine::Impl {
     for (auto& slot : absence) {
       for (uint32_t v : host.vms) slot.tracker.arm(v, at + slot.rule->absent_for.count());
     }
+    ensure_absence_timer();
+    release_held(Policy::kHostSilent, [&](uint32_t v) { return vms[v].host == h; });
+  }
+
+  // Closes incidents held by `policy` whose VM `pred` accepts. A trigger that
+  // still holds opens a fresh incident, which meets the policies again.
+  template <typename Pred>
+  void release_held(Policy policy, Pred pred) {
+    std::vector<Incident*> done;
+    for (auto& [k, inc] : incidents) {
+      if (inc->state == State::kHeld && inc->held_by == policy && pred(inc->vm)) done.push_back(inc.get());
+    }
+    for (Incident* inc : done) close(*inc, false);
   }
 
   uint32_t vm_id(const std::string& id, uint32_t h, bool* created) {
@@ -269,12 +287,14 @@ struct Engine::Impl {
       ++stats.unknown_events;
       return;
     }
-    bool created = false;
-    uint32_t v = vm_id(e.vm(), h, &created);
+    bool arm_all = false;  // a VM new to the engine, or back after being forgotten
+    uint32_t v = vm_id(e.vm(), h, &arm_all);
     VmEntry& vm = vms[v];
     vm.last_ref = ref;
+    if (vm.last_seen_ns == 0 || now - vm.last_seen_ns > opt.forget_vm_after.count()) arm_all = true;
+    vm.last_seen_ns = now;
     update_facts(vm, *type, e, now);
-    if (created) {
+    if (arm_all) {
       for (auto& slot : absence) slot.tracker.arm(v, now + slot.rule->absent_for.count());
       ensure_absence_timer();
     } else {
@@ -385,9 +405,10 @@ struct Engine::Impl {
       std::sort(due.begin(), due.end());
       const Rule& r = *slot.rule;
       for (uint32_t v : due) {
+        VmEntry& vm = vms[v];
+        if (now - vm.last_seen_ns > opt.forget_vm_after.count()) continue;  // gone: stop watching
         // Keep watching: if nothing heals it, the absence fires again.
         slot.tracker.arm(v, now + r.absent_for.count());
-        VmEntry& vm = vms[v];
         EvalInput in{&vm.facts, nullptr, r.event, clock.now()};
         if (!r.where.empty() && !r.where.eval(in)) continue;
         Trigger t{slot.rule, v, incident_key(r, vm, nullptr), {}, {vm.last_ref}, {}};
@@ -452,6 +473,7 @@ struct Engine::Impl {
       if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
       switch (inc->state) {
         case State::kWatching:
+        case State::kHeld:
         case State::kWaitingSlot: close(*inc, true); break;
         case State::kActing: inc->healed_seen = true; break;
         case State::kAwaitApproval: {
@@ -565,6 +587,8 @@ struct Engine::Impl {
       host.bad_times.clear();
       spdlog::info("rules: storm guard lifted for host {} ({})", host.name, why);
     }
+    release_held(Policy::kStormGuard,
+                 [&](uint32_t v) { return !fleet_frozen && !hosts[vms[v].host].frozen; });
   }
 
   // ------------------------------------------------------------ decisions
@@ -668,13 +692,13 @@ struct Engine::Impl {
     }
     if (verb && host_silent(vms[inc.vm].host, now)) {
       silence_notice(host, now);
-      return suppress(inc, d, Policy::kHostSilent,
+      return hold(inc, d, Policy::kHostSilent,
                       "host " + host.name + " has been silent for " +
                           fmt(Duration(now - host.last_seen_ns)) + " (limit " +
                           fmt(opt.host_silent_after) + "): no facts about its VMs, so no action on them");
     }
     if (verb && r.storm_guard && (host.frozen || fleet_frozen)) {
-      return suppress(inc, d, Policy::kStormGuard,
+      return hold(inc, d, Policy::kStormGuard,
                       std::string("automatic actions are frozen on ") +
                           (host.frozen ? "host " + host.name : std::string("the fleet")) +
                           " by the storm guard");
@@ -728,6 +752,15 @@ struct Engine::Impl {
       return;
     }
     dispatch(inc, d, Outcome::kProposed);
+  }
+
+  void hold(Incident& inc, Decision& d, Policy p, std::string reason) {
+    d.outcome = Outcome::kSuppressed;
+    d.policy = p;
+    d.reason = std::move(reason);
+    emit(d);
+    inc.state = State::kHeld;
+    inc.held_by = p;
   }
 
   void wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason) {

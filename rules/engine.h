@@ -89,6 +89,9 @@ struct EngineOptions {
   uint32_t max_in_flight_fleet = 10;
   Duration action_timeout = std::chrono::minutes(5);  // no result by then: timed out
   Duration host_silent_after = std::chrono::seconds(20);
+  // A VM nothing was heard of for this long is no longer watched for
+  // absence (it was deleted or moved away); any event from it re-arms it.
+  Duration forget_vm_after = std::chrono::hours(1);
   StormOptions storm;
   bool dry_run = false;  // every rule in dry-run
   std::string id_prefix = "d";

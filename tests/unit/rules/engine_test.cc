@@ -439,6 +439,41 @@ TEST(Engine, ReloadKeepsAbsenceStateAndFinishesIncidentsWithTheirRule) {
   EXPECT_EQ(h.engine.stats().absence_keys, 1u);
 }
 
+TEST(Engine, VmsNotHeardOfForLongAreForgottenUntilTheySpeakAgain) {
+  EngineOptions opt;
+  opt.forget_vm_after = 10min;
+  Harness h(R"(rules:
+  - {name: hang, absent: vm.heartbeat, for: 30s, do: notify, heal_within: 1m}
+)", opt);
+  h.run(5s, 1s, {{"h1", "gone"}}, {"h1"});
+  h.run(10min, 5s, {}, {"h1"});
+  size_t before = h.take().size();
+  EXPECT_GE(before, 5u);  // one notify per incident while it is still watched
+  h.run(30min, 5s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty()) << "a VM silent for longer than forget_vm_after is still watched";
+  EXPECT_EQ(h.engine.stats().absence_keys, 0u);
+  h.run(1s, 1s, {{"h1", "gone"}}, {"h1"});
+  EXPECT_EQ(h.engine.stats().absence_keys, 1u);
+  h.run(31s, 1s, {}, {"h1"});
+  EXPECT_EQ(h.take().size(), 1u);
+}
+
+TEST(Engine, HeldIncidentsRecordOneSuppressionPerSpell) {
+  EngineOptions opt = no_storm();
+  Harness h(kHangRule, opt);
+  h.run(5s, 1s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  // h1 goes silent for 5 minutes: vm1's absence fires ten times.
+  h.run(5min, 5s, {{"h2", "vm2"}}, {"h2"});
+  EXPECT_EQ(h.count(Step::kReboot, Outcome::kSuppressed), 1u);
+  EXPECT_EQ(h.count(Step::kNotify, Outcome::kProposed), 1u);
+  EXPECT_EQ(h.engine.stats().open_incidents, 1u);
+  // h1 speaks again, vm1 too: the held incident is released, no action.
+  h.take();
+  h.run(5min, 5s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().open_incidents, 0u);
+}
+
 TEST(Engine, ReloadWithANewAbsenceRuleArmsItForKnownVms) {
   Harness h(kPanicRule);
   h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
