@@ -39,29 +39,35 @@ std::string vm_name(size_t i) {
 // probe events, some on every state report, ten count rules and ten absence
 // rules. Their where clauses read labels, numbers and durations.
 std::string hundred_rules() {
-  const char* lifecycle[] = {"vm.panicked", "vm.watchdog", "vm.crashed", "vm.stopped", "vm.shutdown", "vm.reset"};
+  const char* lifecycle[] = {"vm.panicked", "vm.watchdog", "vm.crashed",
+                             "vm.stopped",  "vm.shutdown", "vm.reset"};
   std::string y = "rules:\n";
   for (int i = 0; i < 50; ++i) {
     y += "  - name: life-" + std::to_string(i) + "\n    on: " + lifecycle[i % 6] +
-         "\n    where: vm.labels.team == \"t" + std::to_string(i % 10) + "\" and vm.labels.tier in [\"web\", \"api\"]" +
-         "\n    do: [reset, notify]\n";
+         "\n    where: vm.labels.team == \"t" + std::to_string(i % 10) +
+         "\" and vm.labels.tier in [\"web\", \"api\"]" + "\n    do: [reset, notify]\n";
   }
   for (int i = 0; i < 15; ++i) {
-    y += "  - name: probe-" + std::to_string(i) + "\n    on: probe.failed\n    where: probe.name == \"p" +
-         std::to_string(i) + "\" and probe.status >= 500\n    key: [vm.id, probe.name]\n    do: [reboot, notify]\n";
+    y += "  - name: probe-" + std::to_string(i) +
+         "\n    on: probe.failed\n    where: probe.name == \"p" + std::to_string(i) +
+         "\" and probe.status >= 500\n    key: [vm.id, probe.name]\n    do: [reboot, notify]\n";
   }
   for (int i = 0; i < 15; ++i) {
-    y += "  - name: state-" + std::to_string(i) + "\n    on: vm.state\n    where: vm.cpu_percent > " +
-         std::to_string(990 + i / 10) + " and vm.uptime > 1h and vm.labels.zone matches \"^z[0-9]$\"\n    do: reboot\n    mode: dry-run\n";
+    y += "  - name: state-" + std::to_string(i) +
+         "\n    on: vm.state\n    where: vm.cpu_percent > " + std::to_string(990 + i / 10) +
+         " and vm.uptime > 1h and vm.labels.zone matches \"^z[0-9]$\"\n    do: reboot\n    mode: "
+         "dry-run\n";
   }
   for (int i = 0; i < 10; ++i) {
-    y += "  - name: count-" + std::to_string(i) + "\n    on: probe.failed\n    count: 5\n    within: 1m\n    where: probe.name == \"q" +
+    y += "  - name: count-" + std::to_string(i) +
+         "\n    on: probe.failed\n    count: 5\n    within: 1m\n    where: probe.name == \"q" +
          std::to_string(i) + "\"\n    do: notify\n";
   }
   for (int i = 0; i < 10; ++i) {
-    y += "  - name: absent-" + std::to_string(i) + "\n    absent: " + (i < 5 ? "vm.heartbeat" : "vm.state") +
-         "\n    for: " + std::to_string(60 + i) + "s\n    where: vm.labels.team == \"t" + std::to_string(i) +
-         "\"\n    do: [reboot, reset, restart, notify]\n";
+    y += "  - name: absent-" + std::to_string(i) +
+         "\n    absent: " + (i < 5 ? "vm.heartbeat" : "vm.state") +
+         "\n    for: " + std::to_string(60 + i) + "s\n    where: vm.labels.team == \"t" +
+         std::to_string(i) + "\"\n    do: [reboot, reset, restart, notify]\n";
   }
   return y;
 }
@@ -84,7 +90,8 @@ std::vector<medic::v1::Event> make_events(size_t vms, size_t count, uint64_t see
       s->set_cpu_percent(static_cast<double>(rng() % 100));
       s->set_uptime_ns(3'600'000'000'000 * 2);
       const char* keys[] = {"team", "tier", "zone"};
-      std::string vals[] = {"t" + std::to_string(v % 10), v % 3 ? "web" : "batch", "z" + std::to_string(v % 7)};
+      std::string vals[] = {"t" + std::to_string(v % 10), v % 3 ? "web" : "batch",
+                            "z" + std::to_string(v % 7)};
       for (int k = 0; k < 3; ++k) {
         auto* l = s->add_labels();
         l->set_key(keys[k]);
@@ -149,7 +156,8 @@ void BM_AbsenceMemory(benchmark::State& state) {
     state.counters["tracker_bytes_per_key"] = static_cast<double>(tracker) / kVms;
 
     auto loaded = load_rule_text(
-        "rules:\n  - {name: hang, absent: vm.heartbeat, for: 30s, do: [reboot, reset, notify]}\n", "m.yaml");
+        "rules:\n  - {name: hang, absent: vm.heartbeat, for: 30s, do: [reboot, reset, notify]}\n",
+        "m.yaml");
     VirtualClock clock;
     CountingSink sink;
     size_t base = heap_bytes();
@@ -186,7 +194,8 @@ void BM_AbsenceDeadlineLateness(benchmark::State& state) {
     int64_t start = to_ns(SystemClock::wall_now());
     for (AbsenceTracker::Key k = 0; k < kKeys; ++k) {
       // Spread initial deadlines over one second, as heartbeats are.
-      armed_at[k] = start + kFor + static_cast<int64_t>(k) * (kSecond / static_cast<int64_t>(kKeys));
+      armed_at[k] =
+          start + kFor + static_cast<int64_t>(k) * (kSecond / static_cast<int64_t>(kKeys));
       t.arm(k, armed_at[k]);
     }
     std::vector<int64_t> late;
@@ -210,7 +219,9 @@ void BM_AbsenceDeadlineLateness(benchmark::State& state) {
     }
     std::sort(late.begin(), late.end());
     auto pct = [&](double p) {
-      return late.empty() ? 0.0 : static_cast<double>(late[static_cast<size_t>(p * (late.size() - 1))]) / 1e6;
+      return late.empty()
+                 ? 0.0
+                 : static_cast<double>(late[static_cast<size_t>(p * (late.size() - 1))]) / 1e6;
     };
     state.counters["fired"] = static_cast<double>(late.size());
     state.counters["late_p50_ms"] = pct(0.5);
@@ -222,7 +233,11 @@ void BM_AbsenceDeadlineLateness(benchmark::State& state) {
     state.counters["max_turn_ms"] = static_cast<double>(max_turn) / 1e6;
   }
 }
-BENCHMARK(BM_AbsenceDeadlineLateness)->Arg(5)->Arg(30)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_AbsenceDeadlineLateness)
+    ->Arg(5)
+    ->Arg(30)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 }  // namespace
 }  // namespace medic::rules

@@ -12,29 +12,46 @@ namespace medic::rules {
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::kProposed: return "proposed";
-    case Outcome::kSuppressed: return "suppressed";
-    case Outcome::kPendingApproval: return "pending_approval";
-    case Outcome::kApproved: return "approved";
-    case Outcome::kDenied: return "denied";
-    case Outcome::kExpired: return "expired";
-    case Outcome::kDryRun: return "dry_run";
+    case Outcome::kProposed:
+      return "proposed";
+    case Outcome::kSuppressed:
+      return "suppressed";
+    case Outcome::kPendingApproval:
+      return "pending_approval";
+    case Outcome::kApproved:
+      return "approved";
+    case Outcome::kDenied:
+      return "denied";
+    case Outcome::kExpired:
+      return "expired";
+    case Outcome::kDryRun:
+      return "dry_run";
   }
   return "?";
 }
 
 std::string_view policy_name(Policy p) {
   switch (p) {
-    case Policy::kNone: return "";
-    case Policy::kSilence: return "silence";
-    case Policy::kHostSilent: return "host-silent";
-    case Policy::kStormGuard: return "storm-guard";
-    case Policy::kCooldown: return "cooldown";
-    case Policy::kBudget: return "budget";
-    case Policy::kVmInFlight: return "vm-in-flight";
-    case Policy::kHostConcurrency: return "host-concurrency";
-    case Policy::kFleetConcurrency: return "fleet-concurrency";
-    case Policy::kApproval: return "approval";
+    case Policy::kNone:
+      return "";
+    case Policy::kSilence:
+      return "silence";
+    case Policy::kHostSilent:
+      return "host-silent";
+    case Policy::kStormGuard:
+      return "storm-guard";
+    case Policy::kCooldown:
+      return "cooldown";
+    case Policy::kBudget:
+      return "budget";
+    case Policy::kVmInFlight:
+      return "vm-in-flight";
+    case Policy::kHostConcurrency:
+      return "host-concurrency";
+    case Policy::kFleetConcurrency:
+      return "fleet-concurrency";
+    case Policy::kApproval:
+      return "approval";
   }
   return "?";
 }
@@ -44,7 +61,9 @@ namespace {
 constexpr uint32_t kNoHost = std::numeric_limits<uint32_t>::max();
 constexpr size_t kMaxActionTimes = 32;  // budget history kept per VM
 
-std::string fmt(Duration d) { return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d)); }
+std::string fmt(Duration d) {
+  return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
+}
 
 }  // namespace
 
@@ -201,14 +220,15 @@ struct Engine::Impl {
 
   void mark_seen(uint32_t h, int64_t at) {
     HostEntry& host = hosts[h];
-    bool was_silent = host.last_seen_ns != 0 &&
-                      at - host.last_seen_ns > opt.host_silent_after.count();
+    bool was_silent =
+        host.last_seen_ns != 0 && at - host.last_seen_ns > opt.host_silent_after.count();
     if (at > host.last_seen_ns) host.last_seen_ns = at;
     if (!was_silent) return;
     host.silence_noticed = false;
     // Back from silence: give its VMs' signals a full period to arrive before
     // absence can fire, so a partition that heals is not mistaken for hangs.
-    spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers", host.name);
+    spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers",
+                 host.name);
     for (auto& slot : absence) {
       for (uint32_t v : host.vms) slot.tracker.arm(v, at + slot.rule->absent_for.count());
     }
@@ -222,7 +242,8 @@ struct Engine::Impl {
   void release_held(Policy policy, Pred pred) {
     std::vector<Incident*> done;
     for (auto& [k, inc] : incidents) {
-      if (inc->state == State::kHeld && inc->held_by == policy && pred(inc->vm)) done.push_back(inc.get());
+      if (inc->state == State::kHeld && inc->held_by == policy && pred(inc->vm))
+        done.push_back(inc.get());
     }
     for (Incident* inc : done) close(*inc, false);
   }
@@ -336,9 +357,15 @@ struct Engine::Impl {
     for (KeyField f : r.key) {
       k += '\x1f';
       switch (f) {
-        case KeyField::kVmId: k += vm.facts.id; break;
-        case KeyField::kVmHost: k += vm.facts.host; break;
-        case KeyField::kProbeName: k += e ? e->probe().probe() : ""; break;
+        case KeyField::kVmId:
+          k += vm.facts.id;
+          break;
+        case KeyField::kVmHost:
+          k += vm.facts.host;
+          break;
+        case KeyField::kProbeName:
+          k += e ? e->probe().probe() : "";
+          break;
       }
     }
     return k;
@@ -474,8 +501,12 @@ struct Engine::Impl {
       switch (inc->state) {
         case State::kWatching:
         case State::kHeld:
-        case State::kWaitingSlot: close(*inc, true); break;
-        case State::kActing: inc->healed_seen = true; break;
+        case State::kWaitingSlot:
+          close(*inc, true);
+          break;
+        case State::kActing:
+          inc->healed_seen = true;
+          break;
         case State::kAwaitApproval: {
           Decision d = base(*inc);
           d.id = inc->action_id;
@@ -509,13 +540,15 @@ struct Engine::Impl {
   }
 
   bool over(size_t bad, size_t total, double fraction) const {
-    return bad >= opt.storm.min_vms && static_cast<double>(bad) > fraction * static_cast<double>(total);
+    return bad >= opt.storm.min_vms &&
+           static_cast<double>(bad) > fraction * static_cast<double>(total);
   }
 
   void check_storm(int64_t now) {
     int64_t floor = now - opt.storm.window.count();
     std::sort(storm_touched.begin(), storm_touched.end());
-    storm_touched.erase(std::unique(storm_touched.begin(), storm_touched.end()), storm_touched.end());
+    storm_touched.erase(std::unique(storm_touched.begin(), storm_touched.end()),
+                        storm_touched.end());
     for (uint32_t h : storm_touched) {
       HostEntry& host = hosts[h];
       prune(host.bad_times, floor);
@@ -557,14 +590,18 @@ struct Engine::Impl {
     int64_t last = h == kNoHost ? fleet_last_bad_ns : hosts[h].last_bad_ns;
     Time at = from_ns(last + opt.storm.quiet.count());
     TimerId id = clock.schedule_at(at, [this, h] { on_unfreeze_timer(h); });
-    if (h == kNoHost) fleet_unfreeze_timer = id;
-    else hosts[h].unfreeze_timer = id;
+    if (h == kNoHost)
+      fleet_unfreeze_timer = id;
+    else
+      hosts[h].unfreeze_timer = id;
   }
 
   void on_unfreeze_timer(uint32_t h) {
     int64_t last = h == kNoHost ? fleet_last_bad_ns : hosts[h].last_bad_ns;
-    if (h == kNoHost) fleet_unfreeze_timer = 0;
-    else hosts[h].unfreeze_timer = 0;
+    if (h == kNoHost)
+      fleet_unfreeze_timer = 0;
+    else
+      hosts[h].unfreeze_timer = 0;
     if (now_ns() - last < opt.storm.quiet.count()) {
       schedule_unfreeze(h);
       return;
@@ -607,8 +644,9 @@ struct Engine::Impl {
     d.step = Step::kNotify;
     d.policy = Policy::kHostSilent;
     d.trigger = "host silent";
-    d.reason = "host " + host.name + " has been silent for " + fmt(Duration(now - host.last_seen_ns)) +
-               ": no facts about its " + std::to_string(host.vms.size()) +
+    d.reason = "host " + host.name + " has been silent for " +
+               fmt(Duration(now - host.last_seen_ns)) + ": no facts about its " +
+               std::to_string(host.vms.size()) +
                " VMs, so the engine takes no action on them until it speaks again";
     spdlog::warn("rules: {}", d.reason);
     emit(d);
@@ -648,7 +686,8 @@ struct Engine::Impl {
         continue;
       }
       const Silence& s = it->second;
-      bool match = (s.vm.empty() || s.vm == vm.facts.id) && (s.host.empty() || s.host == vm.facts.host) &&
+      bool match = (s.vm.empty() || s.vm == vm.facts.id) &&
+                   (s.host.empty() || s.host == vm.facts.host) &&
                    (s.rule.empty() || s.rule == r.name) &&
                    (s.label_key.empty() || vm.facts.label(s.label_key) == s.label_value);
       if (match) return &s;
@@ -681,8 +720,8 @@ struct Engine::Impl {
 
     if (const Silence* s = matching_silence(r, vm)) {
       return suppress(inc, d, Policy::kSilence,
-                      "silenced by " + (s->by.empty() ? std::string("an operator") : s->by) + " for " +
-                          fmt(s->until - clock.now()) + " more: " + s->reason);
+                      "silenced by " + (s->by.empty() ? std::string("an operator") : s->by) +
+                          " for " + fmt(s->until - clock.now()) + " more: " + s->reason);
     }
     if (opt.dry_run || r.mode == Mode::kDryRun) {
       d.outcome = Outcome::kDryRun;
@@ -693,18 +732,20 @@ struct Engine::Impl {
     if (verb && host_silent(vms[inc.vm].host, now)) {
       silence_notice(host, now);
       return hold(inc, d, Policy::kHostSilent,
-                      "host " + host.name + " has been silent for " +
-                          fmt(Duration(now - host.last_seen_ns)) + " (limit " +
-                          fmt(opt.host_silent_after) + "): no facts about its VMs, so no action on them");
+                  "host " + host.name + " has been silent for " +
+                      fmt(Duration(now - host.last_seen_ns)) + " (limit " +
+                      fmt(opt.host_silent_after) +
+                      "): no facts about its VMs, so no action on them");
     }
     if (verb && r.storm_guard && (host.frozen || fleet_frozen)) {
       return hold(inc, d, Policy::kStormGuard,
-                      std::string("automatic actions are frozen on ") +
-                          (host.frozen ? "host " + host.name : std::string("the fleet")) +
-                          " by the storm guard");
+                  std::string("automatic actions are frozen on ") +
+                      (host.frozen ? "host " + host.name : std::string("the fleet")) +
+                      " by the storm guard");
     }
     Duration cooldown = r.cooldown.value_or(opt.defaults.cooldown);
-    if (verb && inc.step == 0 && vm.last_action_ns != 0 && now - vm.last_action_ns < cooldown.count()) {
+    if (verb && inc.step == 0 && vm.last_action_ns != 0 &&
+        now - vm.last_action_ns < cooldown.count()) {
       return suppress(inc, d, Policy::kCooldown,
                       "the last action on this VM was " + fmt(Duration(now - vm.last_action_ns)) +
                           " ago (cooldown " + fmt(cooldown) + ")");
@@ -714,26 +755,28 @@ struct Engine::Impl {
       budget_notice(inc, budget, now);
       return suppress(inc, d, Policy::kBudget,
                       "the VM had " + std::to_string(budget.count) + " actions in the last " +
-                          fmt(budget.window) + " (budget " + std::to_string(budget.count) + " per " +
-                          fmt(budget.window) + ")");
+                          fmt(budget.window) + " (budget " + std::to_string(budget.count) +
+                          " per " + fmt(budget.window) + ")");
     }
     if (verb && vm.in_flight) {
       return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is still in flight");
     }
     if (verb && vm.awaiting_approval) {
-      return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is waiting for approval");
+      return suppress(inc, d, Policy::kVmInFlight,
+                      "another action on this VM is waiting for approval");
     }
     if (verb && host.in_flight >= opt.max_in_flight_per_host) {
       return wait_for_slot(inc, d, Policy::kHostConcurrency,
                            "host " + host.name + " has " + std::to_string(host.in_flight) +
-                               " actions in flight (limit " + std::to_string(opt.max_in_flight_per_host) +
+                               " actions in flight (limit " +
+                               std::to_string(opt.max_in_flight_per_host) +
                                "); waiting for one to finish");
     }
     if (verb && fleet_in_flight >= opt.max_in_flight_fleet) {
-      return wait_for_slot(inc, d, Policy::kFleetConcurrency,
-                           "the fleet has " + std::to_string(fleet_in_flight) +
-                               " actions in flight (limit " + std::to_string(opt.max_in_flight_fleet) +
-                               "); waiting for one to finish");
+      return wait_for_slot(
+          inc, d, Policy::kFleetConcurrency,
+          "the fleet has " + std::to_string(fleet_in_flight) + " actions in flight (limit " +
+              std::to_string(opt.max_in_flight_fleet) + "); waiting for one to finish");
     }
     if (verb && r.approval_required) {
       Duration timeout = r.approval_timeout.value_or(opt.defaults.approval_timeout);
@@ -747,7 +790,8 @@ struct Engine::Impl {
       by_action[d.id] = {inc.key, inc.serial};
       uint64_t serial = inc.serial;
       std::string key = inc.key;
-      inc.timer = clock.schedule_after(timeout, [this, key, serial] { on_approval_timeout(key, serial); });
+      inc.timer =
+          clock.schedule_after(timeout, [this, key, serial] { on_approval_timeout(key, serial); });
       emit(d);
       return;
     }
@@ -779,7 +823,8 @@ struct Engine::Impl {
     const Rule& r = *inc.rule;
     if (!r.message.empty()) return r.message;
     const VmEntry& vm = vms[inc.vm];
-    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " + std::string(vm.facts.host) + ": " + inc.trigger;
+    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " +
+                    std::string(vm.facts.host) + ": " + inc.trigger;
     if (inc.step > 0) {
       s += "; tried";
       for (uint32_t i = 0; i < inc.step; ++i) s += " " + std::string(step_name(r.ladder[i]));
@@ -803,8 +848,9 @@ struct Engine::Impl {
     d.policy = Policy::kBudget;
     d.evidence = inc.evidence;
     d.trigger = inc.trigger;
-    d.reason = "VM " + vm.facts.id + " used its action budget (" + std::to_string(b.count) + " per " +
-               fmt(b.window) + "); automatic actions on it stop until the window passes: it needs a person";
+    d.reason = "VM " + vm.facts.id + " used its action budget (" + std::to_string(b.count) +
+               " per " + fmt(b.window) +
+               "); automatic actions on it stop until the window passes: it needs a person";
     emit(d);
   }
 
@@ -854,8 +900,8 @@ struct Engine::Impl {
     ++inc.step;
     inc.waiting_reported = false;
     if (inc.step >= inc.rule->ladder.size()) {
-      spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it", inc.rule->name,
-                   vms[inc.vm].facts.id);
+      spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it",
+                   inc.rule->name, vms[inc.vm].facts.id);
       return close(inc, false);
     }
     attempt_step(inc);
@@ -893,7 +939,8 @@ struct Engine::Impl {
     in_flight.erase(it);
   }
 
-  void result(const std::string& id, ActionOutcome outcome, bool healed, const std::string& reason) {
+  void result(const std::string& id, ActionOutcome outcome, bool healed,
+              const std::string& reason) {
     if (!in_flight.count(id)) {
       spdlog::debug("rules: result for unknown or finished action {} ignored", id);
       return;
@@ -908,8 +955,10 @@ struct Engine::Impl {
     if (inc && inc->state == State::kActing && inc->action_id == id) {
       switch (outcome) {
         case ActionOutcome::kSucceeded:
-          if (healed || inc->healed_seen) close(*inc, true);
-          else watch(*inc);
+          if (healed || inc->healed_seen)
+            close(*inc, true);
+          else
+            watch(*inc);
           break;
         case ActionOutcome::kFailed:
         case ActionOutcome::kTimedOut:
@@ -985,11 +1034,13 @@ struct Engine::Impl {
     // The world may have changed while it waited: facts and freezes still rule.
     int64_t now = now_ns();
     if (now - host.last_seen_ns > opt.host_silent_after.count()) {
-      suppress(*inc, d, Policy::kHostSilent, "approved by " + by + ", but host " + host.name + " is silent");
+      suppress(*inc, d, Policy::kHostSilent,
+               "approved by " + by + ", but host " + host.name + " is silent");
       return {};
     }
     if (vm.in_flight) {
-      suppress(*inc, d, Policy::kVmInFlight, "approved by " + by + ", but another action on this VM is in flight");
+      suppress(*inc, d, Policy::kVmInFlight,
+               "approved by " + by + ", but another action on this VM is in flight");
       return {};
     }
     dispatch(*inc, d, Outcome::kApproved);
@@ -1050,12 +1101,15 @@ struct Engine::Impl {
 
 Engine::Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
                DecisionSink& sink)
-    : impl_(std::make_unique<Impl>(clock, rules ? std::move(rules) : std::make_shared<const RuleSet>(),
+    : impl_(std::make_unique<Impl>(clock,
+                                   rules ? std::move(rules) : std::make_shared<const RuleSet>(),
                                    std::move(options), sink)) {}
 
 Engine::~Engine() = default;
 
-void Engine::ingest(const medic::v1::Event& event, EvidenceRef evidence) { impl_->ingest(event, evidence); }
+void Engine::ingest(const medic::v1::Event& event, EvidenceRef evidence) {
+  impl_->ingest(event, evidence);
+}
 
 void Engine::host_seen(const std::string& host, Time at) {
   impl_->mark_seen(impl_->host_id(host), to_ns(at));
@@ -1066,7 +1120,9 @@ void Engine::on_action_result(const std::string& action_id, ActionOutcome outcom
   impl_->result(action_id, outcome, healed, reason);
 }
 
-Status Engine::approve(const std::string& id, const std::string& by) { return impl_->approve(id, by); }
+Status Engine::approve(const std::string& id, const std::string& by) {
+  return impl_->approve(id, by);
+}
 
 Status Engine::deny(const std::string& id, const std::string& by, const std::string& reason) {
   return impl_->deny(id, by, reason);

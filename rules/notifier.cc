@@ -13,11 +13,21 @@ std::string escape(const std::string& s) {
   out.reserve(s.size() + 2);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -38,12 +48,13 @@ size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 std::string notification_json(const Decision& d) {
   std::string e;
   for (auto r : d.evidence) e += (e.empty() ? "" : ",") + std::to_string(r);
-  return "{\"id\":\"" + escape(d.id) + "\",\"at_ns\":" + std::to_string(to_ns(d.at)) + ",\"rule\":\"" +
-         escape(d.rule) + "\",\"rule_version\":\"" + escape(d.rule_version) + "\",\"vm\":\"" + escape(d.vm) +
-         "\",\"host\":\"" + escape(d.host) + "\",\"step\":\"" + std::string(step_name(d.step)) +
-         "\",\"outcome\":\"" + std::string(outcome_name(d.outcome)) + "\",\"policy\":\"" +
-         std::string(policy_name(d.policy)) + "\",\"trigger\":\"" + escape(d.trigger) + "\",\"text\":\"" +
-         escape(d.reason) + "\",\"evidence\":[" + e + "]}";
+  return "{\"id\":\"" + escape(d.id) + "\",\"at_ns\":" + std::to_string(to_ns(d.at)) +
+         ",\"rule\":\"" + escape(d.rule) + "\",\"rule_version\":\"" + escape(d.rule_version) +
+         "\",\"vm\":\"" + escape(d.vm) + "\",\"host\":\"" + escape(d.host) + "\",\"step\":\"" +
+         std::string(step_name(d.step)) + "\",\"outcome\":\"" +
+         std::string(outcome_name(d.outcome)) + "\",\"policy\":\"" +
+         std::string(policy_name(d.policy)) + "\",\"trigger\":\"" + escape(d.trigger) +
+         "\",\"text\":\"" + escape(d.reason) + "\",\"evidence\":[" + e + "]}";
 }
 
 WebhookNotifier::WebhookNotifier(WebhookOptions opts) : opts_(std::move(opts)) {
@@ -63,7 +74,8 @@ WebhookNotifier::~WebhookNotifier() {
 
 void WebhookNotifier::notify(const Decision& d) {
   std::string who = d.vm.empty() ? (d.host.empty() ? "fleet" : "host " + d.host) : "vm " + d.vm;
-  spdlog::warn("notify [{}] {}: {}", d.rule.empty() ? std::string(policy_name(d.policy)) : d.rule, who, d.reason);
+  spdlog::warn("notify [{}] {}: {}", d.rule.empty() ? std::string(policy_name(d.policy)) : d.rule,
+               who, d.reason);
   if (opts_.url.empty()) return;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -103,7 +115,8 @@ void WebhookNotifier::run() {
     l.unlock();
     std::string error;
     bool ok = false;
-    for (uint32_t i = 0; i < std::max<uint32_t>(1, opts_.attempts) && !ok; ++i) ok = post(body, &error);
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, opts_.attempts) && !ok; ++i)
+      ok = post(body, &error);
     if (!ok) spdlog::error("notify: webhook {} failed: {}", opts_.url, error);
     l.lock();
     busy_ = false;

@@ -271,7 +271,8 @@ TEST(Engine, FleetConcurrencyLimitsActionsAcrossHosts) {
   EngineOptions opt = no_storm();
   opt.max_in_flight_fleet = 2;
   Harness h(kPanicRule, opt);
-  for (int i = 0; i < 4; ++i) h.send(lifecycle("h" + std::to_string(i), "vm" + std::to_string(i), kPanic));
+  for (int i = 0; i < 4; ++i)
+    h.send(lifecycle("h" + std::to_string(i), "vm" + std::to_string(i), kPanic));
   EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 2u);
   auto waiting = h.with(Outcome::kSuppressed);
   ASSERT_EQ(waiting.size(), 2u);
@@ -288,7 +289,8 @@ TEST(Engine, SilencesSuppressByVmHostLabelAndRuleUntilTheyExpire) {
   Harness h(R"(rules:
   - {name: p, on: vm.panicked, do: reset, cooldown: 0s}
   - {name: w, on: vm.watchdog, do: reset, cooldown: 0s}
-)", no_storm());
+)",
+            no_storm());
   h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"team", "db"}}));
   Silence by_label;
   by_label.label_key = "team";
@@ -444,7 +446,8 @@ TEST(Engine, VmsNotHeardOfForLongAreForgottenUntilTheySpeakAgain) {
   opt.forget_vm_after = 10min;
   Harness h(R"(rules:
   - {name: hang, absent: vm.heartbeat, for: 30s, do: notify, heal_within: 1m}
-)", opt);
+)",
+            opt);
   h.run(5s, 1s, {{"h1", "gone"}}, {"h1"});
   h.run(10min, 5s, {}, {"h1"});
   size_t before = h.take().size();

@@ -36,8 +36,7 @@ inline medic::v1::Event lifecycle(const std::string& host, const std::string& vm
   return e;
 }
 
-inline medic::v1::Event state(const std::string& host, const std::string& vm,
-                              medic::v1::VmState s,
+inline medic::v1::Event state(const std::string& host, const std::string& vm, medic::v1::VmState s,
                               std::vector<std::pair<std::string, std::string>> labels = {}) {
   medic::v1::Event e;
   e.set_host(host);
@@ -51,8 +50,8 @@ inline medic::v1::Event state(const std::string& host, const std::string& vm,
   return e;
 }
 
-inline medic::v1::Event probe(const std::string& host, const std::string& vm, const std::string& name,
-                              bool ok) {
+inline medic::v1::Event probe(const std::string& host, const std::string& vm,
+                              const std::string& name, bool ok) {
   medic::v1::Event e;
   e.set_host(host);
   e.set_vm(vm);

@@ -68,7 +68,8 @@ class LoopbackServer {
         size_t end = req.find("\r\n\r\n");
         bodies_.push_back(end == std::string::npos ? "" : req.substr(end + 4));
       }
-      std::string resp = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      std::string resp = "HTTP/1.1 " + std::to_string(status_) +
+                         " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
       close(c);
     }
@@ -104,7 +105,8 @@ TEST(Notifier, JsonCarriesTheDecisionAndEscapesStrings) {
   EXPECT_NE(j.find("\"vm\":\"vm-\\\"1\\\"\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"step\":\"notify\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"evidence\":[11,12]"), std::string::npos) << j;
-  EXPECT_NE(j.find("\"text\":\"tried reboot reset restart without healing it\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"text\":\"tried reboot reset restart without healing it\""), std::string::npos)
+      << j;
 }
 
 TEST(Notifier, PostsToTheWebhook) {

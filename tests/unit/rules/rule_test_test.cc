@@ -56,9 +56,13 @@ TEST(RuleTests, FailingTestShowsExpectedVersusProduced) {
   EXPECT_EQ(sum.tests, 1u);
   EXPECT_EQ(sum.failed, 1u);
   std::string s = out.str();
-  EXPECT_NE(s.find("FAIL " + testdata("failing.test.yaml") + ":4: a hung guest is reset"), std::string::npos) << s;
-  EXPECT_NE(s.find("  expected, not produced:\n    at 1m      reset   vm web-1"), std::string::npos) << s;
-  EXPECT_NE(s.find("  produced, not expected:\n    at 1m25s   reboot  vm web-1"), std::string::npos) << s;
+  EXPECT_NE(s.find("FAIL " + testdata("failing.test.yaml") + ":4: a hung guest is reset"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("  expected, not produced:\n    at 1m      reset   vm web-1"), std::string::npos)
+      << s;
+  EXPECT_NE(s.find("  produced, not expected:\n    at 1m25s   reboot  vm web-1"), std::string::npos)
+      << s;
   EXPECT_NE(s.find("at 2m30s   reset   vm web-1        proposed"), std::string::npos) << s;
   EXPECT_NE(s.find("1 tests in 1 files: 0 passed, 1 failed"), std::string::npos) << s;
 }
@@ -71,9 +75,12 @@ TEST(RuleTests, BrokenTestFileReportsEveryProblemWithPositions) {
   std::string s = out.str();
   std::string f = testdata("broken.test.yaml");
   EXPECT_NE(s.find(f + ":7:14: error: invalid series \"every often\""), std::string::npos) << s;
-  EXPECT_NE(s.find(f + ":9:23: error: unknown VM \"web-9\" (declare it under vms:)"), std::string::npos) << s;
+  EXPECT_NE(s.find(f + ":9:23: error: unknown VM \"web-9\" (declare it under vms:)"),
+            std::string::npos)
+      << s;
   EXPECT_NE(s.find(f + ":10:14: error: \"at\""), std::string::npos) << s;
-  EXPECT_NE(s.find(f + ":10:38: error: unknown event type \"vm.exploded\""), std::string::npos) << s;
+  EXPECT_NE(s.find(f + ":10:38: error: unknown event type \"vm.exploded\""), std::string::npos)
+      << s;
   EXPECT_NE(s.find(f + ":12:51: error: unknown outcome \"maybe\""), std::string::npos) << s;
   EXPECT_NE(s.find("ERROR " + f + ": the test file has errors"), std::string::npos) << s;
 }
@@ -81,8 +88,9 @@ TEST(RuleTests, BrokenTestFileReportsEveryProblemWithPositions) {
 TEST(RuleTests, RuleFilesThatDoNotLoadAreAnError) {
   medic::testing::TempDir dir;
   dir.write("bad.rules.yaml", "rules:\n  - {name: x, on: vm.nope, do: reset}\n");
-  std::string t = dir.write("t.test.yaml",
-                            "rule_files: [bad.rules.yaml]\ntests:\n  - name: t\n    vms: {a: {host: h}}\n");
+  std::string t =
+      dir.write("t.test.yaml",
+                "rule_files: [bad.rules.yaml]\ntests:\n  - name: t\n    vms: {a: {host: h}}\n");
   std::ostringstream out;
   auto sum = run_rule_test_files({t}, {}, out);
   EXPECT_EQ(sum.errors, 1u);
@@ -105,7 +113,8 @@ tests:
   std::ostringstream out;
   auto sum = run_rule_test_files({t}, {}, out);
   EXPECT_EQ(sum.failed, 1u);
-  EXPECT_NE(out.str().find("result at 5s: no reboot of a was proposed or approved before"), std::string::npos)
+  EXPECT_NE(out.str().find("result at 5s: no reboot of a was proposed or approved before"),
+            std::string::npos)
       << out.str();
   EXPECT_NE(out.str().find("no reset of a is pending approval"), std::string::npos) << out.str();
 }
@@ -121,26 +130,31 @@ TEST(RulesCommand, ExampleRuleTestsPass) {
 }
 
 TEST(RulesCommand, ExampleRulesCheckClean) {
-  auto r = medic::testing::run_command({medic(), "rules", "check", "--strict",
-                                        medic::testing::source_dir() + "/examples/rules/fleet.rules.yaml"});
+  auto r = medic::testing::run_command(
+      {medic(), "rules", "check", "--strict",
+       medic::testing::source_dir() + "/examples/rules/fleet.rules.yaml"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("0 error(s), 0 warning(s), 8 rule(s) OK"), std::string::npos) << r.err;
 }
 
 TEST(RulesCommand, CheckPrintsCompilerStyleErrorsAndExitsOne) {
   medic::testing::TempDir dir;
-  std::string f = dir.write("bad.yaml", "rules:\n  - name: x\n    on: vm.panicked\n    where: vm.uptime > 30\n    do: reset\n");
+  std::string f = dir.write(
+      "bad.yaml",
+      "rules:\n  - name: x\n    on: vm.panicked\n    where: vm.uptime > 30\n    do: reset\n");
   auto r = medic::testing::run_command({medic(), "rules", "check", f});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find(f + ":4:22: error: cannot compare vm.uptime (a duration) with a number literal"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find(f + ":4:22: error: cannot compare vm.uptime (a duration) with a number literal"),
+      std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("1 error(s), 0 warning(s)"), std::string::npos) << r.err;
 }
 
 TEST(RulesCommand, StrictCheckFailsOnWarnings) {
   medic::testing::TempDir dir;
-  std::string f = dir.write("w.yaml", "rules:\n  - {name: x, on: vm.panicked, where: 'false', do: reset}\n");
+  std::string f =
+      dir.write("w.yaml", "rules:\n  - {name: x, on: vm.panicked, where: 'false', do: reset}\n");
   auto plain = medic::testing::run_command({medic(), "rules", "check", f});
   EXPECT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_NE(plain.err.find("warning: where: is always false"), std::string::npos) << plain.err;
@@ -149,8 +163,7 @@ TEST(RulesCommand, StrictCheckFailsOnWarnings) {
 }
 
 TEST(RulesCommand, FailingRuleTestExitsOne) {
-  auto r = medic::testing::run_command(
-      {medic(), "rules", "test", testdata("failing.test.yaml")});
+  auto r = medic::testing::run_command({medic(), "rules", "test", testdata("failing.test.yaml")});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.out.find("expected, not produced"), std::string::npos) << r.out;
 }
