@@ -202,6 +202,7 @@ struct Engine::Impl {
       if (h.unfreeze_timer) clock.cancel(h.unfreeze_timer);
     }
     if (fleet_unfreeze_timer) clock.cancel(fleet_unfreeze_timer);
+    if (sweep_timer) clock.cancel(sweep_timer);
   }
 
   // ------------------------------------------------------------ lookups
@@ -215,6 +216,7 @@ struct Engine::Impl {
     host_index.emplace(name, id);
     hosts.push_back({});
     hosts.back().name = name;
+    if (!sweep_timer) schedule_sweep();
     return id;
   }
 
@@ -626,6 +628,24 @@ struct Engine::Impl {
     }
     release_held(Policy::kStormGuard,
                  [&](uint32_t v) { return !fleet_frozen && !hosts[vms[v].host].frozen; });
+  }
+
+  // ------------------------------------------------------------ host liveness
+
+  // Silent hosts are noticed on the clock, not only when a rule wants to act
+  // on one of their VMs: a partition is news even where no rule fires.
+  void schedule_sweep() {
+    Duration every = std::max<Duration>(opt.host_silent_after / 4, std::chrono::milliseconds(100));
+    sweep_timer = clock.schedule_after(every, [this] {
+      sweep_timer = 0;
+      int64_t now = now_ns();
+      for (auto& host : hosts) {
+        if (!host.vms.empty() && host.last_seen_ns != 0 && now - host.last_seen_ns > opt.host_silent_after.count()) {
+          silence_notice(host, now);
+        }
+      }
+      schedule_sweep();
+    });
   }
 
   // ------------------------------------------------------------ decisions
@@ -1078,6 +1098,7 @@ struct Engine::Impl {
   std::deque<int64_t> fleet_bad;
   int64_t fleet_last_bad_ns = 0;
   TimerId fleet_unfreeze_timer = 0;
+  TimerId sweep_timer = 0;
   uint32_t fleet_in_flight = 0;
   std::vector<uint32_t> storm_touched;
 

@@ -370,11 +370,16 @@ TEST(Engine, ApprovalOfASilentHostsVmIsStillSuppressed) {
   Harness h(kApprovalRule);
   h.send(lifecycle("h1", "vm1", kPanic));
   auto ds = h.take();
+  h.go_silent("h1");
   h.advance(1min);
   ASSERT_TRUE(h.engine.approve(ds[0].id, "alice").ok());
   auto out = h.take();
-  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].step, Step::kNotify) << "the sweep noticed the silent host";
   EXPECT_EQ(out[0].policy, Policy::kHostSilent);
+  EXPECT_EQ(out[0].at - h.start, 25s);
+  EXPECT_EQ(out[1].step, Step::kRestart);
+  EXPECT_EQ(out[1].policy, Policy::kHostSilent);
 }
 
 TEST(Engine, PendingApprovalExpiresWhenTheVmHeals) {
