@@ -138,6 +138,8 @@ struct Engine::Impl {
     bool healed_seen = false;
     bool waiting_reported = false;
     Policy held_by = Policy::kNone;
+    uint32_t approved_step = 0;  // 1-based step an operator approved
+    std::string approved_by;
   };
 
   struct HostEntry {
@@ -640,7 +642,8 @@ struct Engine::Impl {
       sweep_timer = 0;
       int64_t now = now_ns();
       for (auto& host : hosts) {
-        if (!host.vms.empty() && host.last_seen_ns != 0 && now - host.last_seen_ns > opt.host_silent_after.count()) {
+        if (!host.vms.empty() && host.last_seen_ns != 0 &&
+            now - host.last_seen_ns > opt.host_silent_after.count()) {
           silence_notice(host, now);
         }
       }
@@ -797,6 +800,10 @@ struct Engine::Impl {
           inc, d, Policy::kFleetConcurrency,
           "the fleet has " + std::to_string(fleet_in_flight) + " actions in flight (limit " +
               std::to_string(opt.max_in_flight_fleet) + "); waiting for one to finish");
+    }
+    if (verb && r.approval_required && inc.approved_step == inc.step + 1) {
+      d.by = inc.approved_by;
+      return dispatch(inc, d, Outcome::kApproved);
     }
     if (verb && r.approval_required) {
       Duration timeout = r.approval_timeout.value_or(opt.defaults.approval_timeout);
@@ -1051,7 +1058,8 @@ struct Engine::Impl {
     Decision d = base(*inc);
     d.id = id;
     d.by = by;
-    // The world may have changed while it waited: facts and freezes still rule.
+    // The world may have changed while it waited: facts still rule. A storm
+    // freeze does not: a person looked at this VM and said yes.
     int64_t now = now_ns();
     if (now - host.last_seen_ns > opt.host_silent_after.count()) {
       suppress(*inc, d, Policy::kHostSilent,
@@ -1061,6 +1069,17 @@ struct Engine::Impl {
     if (vm.in_flight) {
       suppress(*inc, d, Policy::kVmInFlight,
                "approved by " + by + ", but another action on this VM is in flight");
+      return {};
+    }
+    // Approval is for this step: if it must wait for a slot, it does not ask again.
+    inc->approved_step = inc->step + 1;
+    inc->approved_by = by;
+    if (host.in_flight >= opt.max_in_flight_per_host ||
+        fleet_in_flight >= opt.max_in_flight_fleet) {
+      wait_for_slot(*inc, d,
+                    host.in_flight >= opt.max_in_flight_per_host ? Policy::kHostConcurrency
+                                                                 : Policy::kFleetConcurrency,
+                    "approved by " + by + "; waiting for a free action slot");
       return {};
     }
     dispatch(*inc, d, Outcome::kApproved);

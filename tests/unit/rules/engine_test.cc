@@ -350,6 +350,30 @@ TEST(Engine, ApprovalRequiredWaitsForAnOperator) {
   EXPECT_EQ(h.engine.approve(ds[0].id, "bob").code(), Code::kNotFound);
 }
 
+TEST(Engine, ApprovedActionStillWaitsForAConcurrencySlotWithoutAskingAgain) {
+  EngineOptions opt = no_storm();
+  opt.max_in_flight_per_host = 1;
+  Harness h(kApprovalRule, opt);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto pending = h.take();
+  ASSERT_EQ(pending.size(), 2u);
+  ASSERT_TRUE(h.engine.approve(pending[0].id, "alice").ok());
+  ASSERT_TRUE(h.engine.approve(pending[1].id, "bob").ok());
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
+  EXPECT_NE(ds[1].reason.find("approved by bob"), std::string::npos) << ds[1].reason;
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].vm, "vm2");
+  EXPECT_EQ(next[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(next[0].by, "bob");
+}
+
 TEST(Engine, DeniedAndExpiredApprovalsAreRecorded) {
   Harness h(kApprovalRule);
   h.send(lifecycle("h1", "vm1", kPanic));
