@@ -16,9 +16,11 @@ namespace medic::rules {
 Result<std::vector<Duration>> parse_series(const std::string& text, Duration end) {
   std::vector<Duration> out;
   auto bad = [&](const std::string& why) {
-    return invalid_argument("invalid series \"" + text + "\": " + why +
-                            " (expected e.g. \"every 5s\", \"every 5s from 1m until 3m\" or \"0s+5s x12\")");
+    return invalid_argument(
+        "invalid series \"" + text + "\": " + why +
+        " (expected e.g. \"every 5s\", \"every 5s from 1m until 3m\" or \"0s+5s x12\")");
   };
+  if (text.find_first_not_of(" \t") == std::string::npos) return bad("empty");
   std::stringstream all(text);
   std::string seg;
   while (std::getline(all, seg, ',')) {
@@ -37,9 +39,12 @@ Result<std::vector<Duration>> parse_series(const std::string& text, Duration end
         if (i + 1 >= w.size()) return bad("\"" + w[i] + "\" needs a time");
         auto t = parse_duration(w[i + 1]);
         if (!t.ok()) return bad(t.status().message());
-        if (w[i] == "from") from = *t;
-        else if (w[i] == "until") until = *t;
-        else return bad("unknown word \"" + w[i] + "\"");
+        if (w[i] == "from")
+          from = *t;
+        else if (w[i] == "until")
+          until = *t;
+        else
+          return bad("unknown word \"" + w[i] + "\"");
       }
     } else {
       // START+STEP xCOUNT
@@ -121,16 +126,17 @@ class Recorder : public DecisionSink {
 std::string at_text(Duration d) { return format_duration(d); }
 
 std::optional<Outcome> outcome_from(const std::string& s) {
-  for (auto o : {Outcome::kProposed, Outcome::kSuppressed, Outcome::kPendingApproval, Outcome::kApproved,
-                 Outcome::kDenied, Outcome::kExpired, Outcome::kDryRun}) {
+  for (auto o : {Outcome::kProposed, Outcome::kSuppressed, Outcome::kPendingApproval,
+                 Outcome::kApproved, Outcome::kDenied, Outcome::kExpired, Outcome::kDryRun}) {
     if (outcome_name(o) == s) return o;
   }
   return std::nullopt;
 }
 
 std::optional<Policy> policy_from(const std::string& s) {
-  for (auto p : {Policy::kSilence, Policy::kHostSilent, Policy::kStormGuard, Policy::kCooldown, Policy::kBudget,
-                 Policy::kVmInFlight, Policy::kHostConcurrency, Policy::kFleetConcurrency, Policy::kApproval}) {
+  for (auto p : {Policy::kSilence, Policy::kHostSilent, Policy::kStormGuard, Policy::kCooldown,
+                 Policy::kBudget, Policy::kVmInFlight, Policy::kHostConcurrency,
+                 Policy::kFleetConcurrency, Policy::kApproval}) {
     if (policy_name(p) == s) return p;
   }
   return std::nullopt;
@@ -157,13 +163,15 @@ std::string subject(const std::optional<std::string>& vm, const std::optional<st
 }
 
 std::string describe(const Decision& d, Time start) {
-  std::string s = "at " + pad(at_text(d.at - start), 8) + pad(std::string(step_name(d.step)), 8) +
-                  pad(d.vm.empty() ? (d.host.empty() ? "fleet" : "host " + d.host) : "vm " + d.vm, 16) +
-                  pad(std::string(outcome_name(d.outcome)) +
-                          (d.policy != Policy::kNone ? "/" + std::string(policy_name(d.policy)) : ""),
-                      28);
-  if (!d.rule.empty()) s += "rule " + d.rule + " step " + std::to_string(d.ladder_step) + "/" +
-                            std::to_string(d.ladder_size);
+  std::string s =
+      "at " + pad(at_text(d.at - start), 8) + pad(std::string(step_name(d.step)), 8) +
+      pad(d.vm.empty() ? (d.host.empty() ? "fleet" : "host " + d.host) : "vm " + d.vm, 16) +
+      pad(std::string(outcome_name(d.outcome)) +
+              (d.policy != Policy::kNone ? "/" + std::string(policy_name(d.policy)) : ""),
+          28);
+  if (!d.rule.empty())
+    s += "rule " + d.rule + " step " + std::to_string(d.ladder_step) + "/" +
+         std::to_string(d.ladder_size);
   return s;
 }
 
@@ -174,7 +182,8 @@ std::string describe(const Expect& e) {
                           (e.policy ? "/" + std::string(policy_name(*e.policy)) : ""),
                       28);
   if (e.rule) s += "rule " + *e.rule;
-  if (e.ladder_step) s += (e.rule ? " " : "") + std::string("step ") + std::to_string(*e.ladder_step);
+  if (e.ladder_step)
+    s += (e.rule ? " " : "") + std::string("step ") + std::to_string(*e.ladder_step);
   return s;
 }
 
@@ -182,7 +191,7 @@ bool matches(const Expect& e, const Decision& d, Time start) {
   if (d.at - start != e.at || d.step != e.step || d.outcome != e.outcome) return false;
   if (e.vm && d.vm != *e.vm) return false;
   if (e.host && d.host != *e.host) return false;
-  if (!e.vm && !e.host && !d.vm.empty()) return false;
+  if (!e.vm && !d.vm.empty()) return false;  // host: and fleet: mean notices about no VM
   if (e.rule && d.rule != *e.rule) return false;
   if (e.policy && d.policy != *e.policy) return false;
   if (e.ladder_step && d.ladder_step != *e.ladder_step) return false;
@@ -214,7 +223,8 @@ class FileRunner {
     if (!r_.ok()) return report_diags();
     std::vector<std::string> paths;
     auto dir = std::filesystem::path(path_).parent_path();
-    for (const auto& f : *files) paths.push_back(std::filesystem::path(f).is_absolute() ? f : (dir / f).string());
+    for (const auto& f : *files)
+      paths.push_back(std::filesystem::path(f).is_absolute() ? f : (dir / f).string());
     auto loaded = load_rule_files(paths);
     if (!loaded.ok()) {
       out_ << loaded.text();
@@ -238,27 +248,33 @@ class FileRunner {
 
   void parse_options(const YAML::Node& n, EngineOptions* o) {
     if (!r_.expect_map(n, "options")) return;
-    r_.check_keys(n, {"host_silent_after", "max_in_flight_per_host", "max_in_flight_fleet", "action_timeout",
-                      "dry_run", "cooldown", "budget", "approval_timeout", "heal_within", "storm"});
+    r_.check_keys(
+        n, {"host_silent_after", "max_in_flight_per_host", "max_in_flight_fleet", "action_timeout",
+            "dry_run", "cooldown", "budget", "approval_timeout", "heal_within", "storm"});
     if (auto d = r_.duration(n, "host_silent_after", false)) o->host_silent_after = *d;
     if (auto d = r_.duration(n, "action_timeout", false)) o->action_timeout = *d;
     if (auto d = r_.duration(n, "cooldown", false)) o->defaults.cooldown = *d;
     if (auto d = r_.duration(n, "approval_timeout", false)) o->defaults.approval_timeout = *d;
     if (auto d = r_.duration(n, "heal_within", false)) o->defaults.heal_within = *d;
-    if (auto v = r_.integer(n, "max_in_flight_per_host", false, 1, 100000)) o->max_in_flight_per_host = static_cast<uint32_t>(*v);
-    if (auto v = r_.integer(n, "max_in_flight_fleet", false, 1, 1000000)) o->max_in_flight_fleet = static_cast<uint32_t>(*v);
+    if (auto v = r_.integer(n, "max_in_flight_per_host", false, 1, 100000))
+      o->max_in_flight_per_host = static_cast<uint32_t>(*v);
+    if (auto v = r_.integer(n, "max_in_flight_fleet", false, 1, 1000000))
+      o->max_in_flight_fleet = static_cast<uint32_t>(*v);
     if (auto b = r_.boolean(n, "dry_run", false)) o->dry_run = *b;
     if (auto b = r_.string(n, "budget", false)) {
       auto parsed = parse_budget(*b);
-      if (!parsed.ok()) r_.error(n["budget"], parsed.status().message());
-      else o->defaults.budget = *parsed;
+      if (!parsed.ok())
+        r_.error(n["budget"], parsed.status().message());
+      else
+        o->defaults.budget = *parsed;
     }
     YAML::Node s = n["storm"];
     if (s.IsDefined() && r_.expect_map(s, "storm")) {
       r_.check_keys(s, {"host_fraction", "fleet_fraction", "min_vms", "window", "quiet"});
       if (auto v = r_.number(s, "host_fraction", false)) o->storm.host_fraction = *v;
       if (auto v = r_.number(s, "fleet_fraction", false)) o->storm.fleet_fraction = *v;
-      if (auto v = r_.integer(s, "min_vms", false, 1, 10'000'000)) o->storm.min_vms = static_cast<uint32_t>(*v);
+      if (auto v = r_.integer(s, "min_vms", false, 1, 10'000'000))
+        o->storm.min_vms = static_cast<uint32_t>(*v);
       if (auto d = r_.duration(s, "window", false)) o->storm.window = *d;
       if (auto d = r_.duration(s, "quiet", false)) o->storm.quiet = *d;
     }
@@ -268,7 +284,9 @@ class FileRunner {
     auto s = r_.string(n, key, true);
     if (!s) return std::nullopt;
     auto st = step_from_name(*s);
-    if (!st) r_.error(n[key], "unknown step \"" + *s + "\" (expected reboot, reset, restart, stop, start or notify)");
+    if (!st)
+      r_.error(n[key], "unknown step \"" + *s +
+                           "\" (expected reboot, reset, restart, stop, start or notify)");
     return st;
   }
 
@@ -295,10 +313,14 @@ class FileRunner {
     e->set_vm(vm.id);
     using medic::v1::Lifecycle;
     static const std::map<EventType, Lifecycle> kLife = {
-        {EventType::kVmPanicked, medic::v1::LIFECYCLE_PANICKED}, {EventType::kVmWatchdog, medic::v1::LIFECYCLE_WATCHDOG},
-        {EventType::kVmStopped, medic::v1::LIFECYCLE_STOPPED},   {EventType::kVmShutdown, medic::v1::LIFECYCLE_SHUTDOWN},
-        {EventType::kVmReset, medic::v1::LIFECYCLE_RESET},       {EventType::kVmCrashed, medic::v1::LIFECYCLE_CRASHED},
-        {EventType::kVmResumed, medic::v1::LIFECYCLE_RESUMED},   {EventType::kVmStarted, medic::v1::LIFECYCLE_STARTED},
+        {EventType::kVmPanicked, medic::v1::LIFECYCLE_PANICKED},
+        {EventType::kVmWatchdog, medic::v1::LIFECYCLE_WATCHDOG},
+        {EventType::kVmStopped, medic::v1::LIFECYCLE_STOPPED},
+        {EventType::kVmShutdown, medic::v1::LIFECYCLE_SHUTDOWN},
+        {EventType::kVmReset, medic::v1::LIFECYCLE_RESET},
+        {EventType::kVmCrashed, medic::v1::LIFECYCLE_CRASHED},
+        {EventType::kVmResumed, medic::v1::LIFECYCLE_RESUMED},
+        {EventType::kVmStarted, medic::v1::LIFECYCLE_STARTED},
     };
     if (auto it = kLife.find(*type); it != kLife.end()) {
       e->mutable_lifecycle()->set_what(it->second);
@@ -315,7 +337,9 @@ class FileRunner {
           found = true;
         }
       }
-      if (!found) r_.error(n["state"], "unknown VM state \"" + st + "\" (expected one of " + std::string(vm_state_names_joined()) + ")");
+      if (!found)
+        r_.error(n["state"], "unknown VM state \"" + st + "\" (expected one of " +
+                                 std::string(vm_state_names_joined()) + ")");
       for (const auto& [k, v] : vm.labels) {
         auto* l = s->add_labels();
         l->set_key(k);
@@ -375,14 +399,16 @@ class FileRunner {
     t.opt = base;
     t.line = line_of(n);
     if (!r_.expect_map(n, "a test")) return t;
-    r_.check_keys(n, {"name", "options", "vms", "hosts", "heartbeats", "input", "results", "operator", "expect", "run_for"});
+    r_.check_keys(n, {"name", "options", "vms", "hosts", "heartbeats", "input", "results",
+                      "operator", "expect", "run_for"});
     t.name = r_.string(n, "name", true).value_or("?");
     if (n["options"].IsDefined()) parse_options(n["options"], &t.opt);
     t.run_for = r_.duration(n, "run_for", false).value_or(latest_time(n) + std::chrono::minutes(1));
 
     YAML::Node vms = n["vms"];
     if (!vms.IsDefined() || !vms.IsMap() || vms.size() == 0) {
-      r_.error(vms.IsDefined() ? vms : n, "expected vms: a map of VM id to {host: H, labels: {...}}");
+      r_.error(vms.IsDefined() ? vms : n,
+               "expected vms: a map of VM id to {host: H, labels: {...}}");
       return t;
     }
     for (const auto& kv : vms) {
@@ -419,20 +445,23 @@ class FileRunner {
       if (r_.expect_map(h, "hosts")) {
         for (const auto& kv : h) {
           std::string series = kv.second.IsScalar() ? kv.second.Scalar() : "";
-          if (!liveness.count(kv.first.Scalar())) r_.error(kv.first, "host \"" + kv.first.Scalar() + "\" has no VM under vms:");
+          if (!liveness.count(kv.first.Scalar()))
+            r_.error(kv.first, "host \"" + kv.first.Scalar() + "\" has no VM under vms:");
           liveness[kv.first.Scalar()] = series;
         }
       }
     }
     for (const auto& [host, series] : liveness) {
-      if (!series.empty() && series != "none") add_series(t, h_node(n, host), series, ItemKind::kHostSeen, host, nullptr);
+      if (!series.empty() && series != "none")
+        add_series(t, h_node(n, host), series, ItemKind::kHostSeen, host, nullptr);
     }
     if (YAML::Node hb = n["heartbeats"]; hb.IsDefined() && r_.expect_map(hb, "heartbeats")) {
       for (const auto& kv : hb) {
         std::string who = kv.first.Scalar();
         std::string series = kv.second.IsScalar() ? kv.second.Scalar() : "";
         if (who == "all") {
-          for (const auto& [id, v] : t.vms) add_series(t, kv.second, series, ItemKind::kEvent, "", &v);
+          for (const auto& [id, v] : t.vms)
+            add_series(t, kv.second, series, ItemKind::kEvent, "", &v);
         } else if (auto it = t.vms.find(who); it != t.vms.end()) {
           add_series(t, kv.second, series, ItemKind::kEvent, "", &it->second);
         } else {
@@ -462,16 +491,19 @@ class FileRunner {
 
   void parse_input(TestCase& t, const YAML::Node& l) {
     if (!l.IsDefined()) return;
-    if (!l.IsSequence()) return r_.error(l, "expected input: a list of {at: T, vm: V, event: TYPE, ...}");
+    if (!l.IsSequence())
+      return r_.error(l, "expected input: a list of {at: T, vm: V, event: TYPE, ...}");
     for (const auto& i : l) {
       if (!r_.expect_map(i, "an input event")) continue;
-      r_.check_keys(i, {"at", "vm", "event", "state", "probe", "status", "latency", "reason", "detail", "cpu_percent", "uptime"});
+      r_.check_keys(i, {"at", "vm", "event", "state", "probe", "status", "latency", "reason",
+                        "detail", "cpu_percent", "uptime"});
       Item it;
       it.kind = ItemKind::kEvent;
       it.line = line_of(i);
       auto at = at_of(i);
       const VmSpec* vm = vm_of(t, i);
-      if (!at || !vm || !build_event(*vm, i, &it.event)) continue;
+      bool event_ok = vm && build_event(*vm, i, &it.event);
+      if (!at || !event_ok) continue;
       it.at = *at;
       t.items.push_back(std::move(it));
     }
@@ -479,7 +511,9 @@ class FileRunner {
 
   void parse_results(TestCase& t, const YAML::Node& l) {
     if (!l.IsDefined()) return;
-    if (!l.IsSequence()) return r_.error(l, "expected results: a list of {at: T, vm: V, step: S, outcome: O, healed: B}");
+    if (!l.IsSequence())
+      return r_.error(l,
+                      "expected results: a list of {at: T, vm: V, step: S, outcome: O, healed: B}");
     for (const auto& i : l) {
       if (!r_.expect_map(i, "an action result")) continue;
       r_.check_keys(i, {"at", "vm", "step", "outcome", "healed", "reason"});
@@ -491,7 +525,9 @@ class FileRunner {
       auto step = step_of(i, "step");
       std::string o = r_.string(i, "outcome", false).value_or("succeeded");
       auto outcome = action_outcome_from(o);
-      if (!outcome) r_.error(i["outcome"], "unknown outcome \"" + o + "\" (expected succeeded, failed, rejected or timed_out)");
+      if (!outcome)
+        r_.error(i["outcome"], "unknown outcome \"" + o +
+                                   "\" (expected succeeded, failed, rejected or timed_out)");
       it.healed = r_.boolean(i, "healed", false).value_or(false);
       it.reason = r_.string(i, "reason", false).value_or("");
       if (!at || !vm || !step || !outcome) continue;
@@ -505,7 +541,8 @@ class FileRunner {
 
   void parse_operator(TestCase& t, const YAML::Node& l) {
     if (!l.IsDefined()) return;
-    if (!l.IsSequence()) return r_.error(l, "expected operator: a list of approve/deny/silence/unfreeze requests");
+    if (!l.IsSequence())
+      return r_.error(l, "expected operator: a list of approve/deny/silence/unfreeze requests");
     for (const auto& i : l) {
       if (!r_.expect_map(i, "an operator request")) continue;
       r_.check_keys(i, {"at", "approve", "deny", "silence", "unfreeze", "by", "reason"});
@@ -531,7 +568,8 @@ class FileRunner {
         it.silence.rule = r_.string(s, "rule", false).value_or("");
         if (auto lab = r_.string(s, "label", false)) {
           auto eq = lab->find('=');
-          if (eq == std::string::npos) r_.error(s["label"], "label: must be KEY=VALUE");
+          if (eq == std::string::npos)
+            r_.error(s["label"], "label: must be KEY=VALUE");
           else {
             it.silence.label_key = lab->substr(0, eq);
             it.silence.label_value = lab->substr(eq + 1);
@@ -558,29 +596,40 @@ class FileRunner {
 
   void parse_expect(TestCase& t, const YAML::Node& l) {
     if (!l.IsDefined() || l.IsNull()) return;  // expecting no decision at all
-    if (!l.IsSequence()) return r_.error(l, "expected expect: a list of {at: T, vm: V, step: S, outcome: O, ...}");
+    if (!l.IsSequence())
+      return r_.error(l, "expected expect: a list of {at: T, vm: V, step: S, outcome: O, ...}");
     for (const auto& i : l) {
       if (!r_.expect_map(i, "an expected decision")) continue;
-      r_.check_keys(i, {"at", "vm", "host", "fleet", "step", "outcome", "policy", "rule", "ladder_step"});
+      r_.check_keys(
+          i, {"at", "vm", "host", "fleet", "step", "outcome", "policy", "rule", "ladder_step"});
       Expect e;
       e.line = line_of(i);
       auto at = at_of(i);
       auto step = step_of(i, "step");
       if (auto v = r_.string(i, "vm", false)) {
-        if (!t.vms.count(*v)) r_.error(i["vm"], "unknown VM \"" + *v + "\" (declare it under vms:)");
+        if (!t.vms.count(*v))
+          r_.error(i["vm"], "unknown VM \"" + *v + "\" (declare it under vms:)");
         e.vm = *v;
       }
       if (auto h = r_.string(i, "host", false)) e.host = *h;
       if (r_.boolean(i, "fleet", false).value_or(false)) e.host = "";
       std::string o = r_.string(i, "outcome", false).value_or("proposed");
       auto outcome = outcome_from(o);
-      if (!outcome) r_.error(i["outcome"], "unknown outcome \"" + o + "\" (expected proposed, suppressed, pending_approval, approved, denied, expired or dry_run)");
+      if (!outcome)
+        r_.error(i["outcome"], "unknown outcome \"" + o +
+                                   "\" (expected proposed, suppressed, pending_approval, approved, "
+                                   "denied, expired or dry_run)");
       if (auto p = r_.string(i, "policy", false)) {
         e.policy = policy_from(*p);
-        if (!e.policy) r_.error(i["policy"], "unknown policy \"" + *p + "\" (expected silence, host-silent, storm-guard, cooldown, budget, vm-in-flight, host-concurrency, fleet-concurrency or approval)");
+        if (!e.policy)
+          r_.error(i["policy"],
+                   "unknown policy \"" + *p +
+                       "\" (expected silence, host-silent, storm-guard, cooldown, budget, "
+                       "vm-in-flight, host-concurrency, fleet-concurrency or approval)");
       }
       if (auto r = r_.string(i, "rule", false)) e.rule = *r;
-      if (auto s = r_.integer(i, "ladder_step", false, 1, 100)) e.ladder_step = static_cast<uint32_t>(*s);
+      if (auto s = r_.integer(i, "ladder_step", false, 1, 100))
+        e.ladder_step = static_cast<uint32_t>(*s);
       if (!at || !step || !outcome) continue;
       e.at = *at;
       e.step = *step;
@@ -589,7 +638,8 @@ class FileRunner {
     }
   }
 
-  const Decision* find_action(const Recorder& rec, const Item& it, std::initializer_list<Outcome> outcomes) {
+  const Decision* find_action(const Recorder& rec, const Item& it,
+                              std::initializer_list<Outcome> outcomes) {
     for (auto d = rec.all.rbegin(); d != rec.all.rend(); ++d) {
       if (d->vm == it.vm && d->step == it.step &&
           std::find(outcomes.begin(), outcomes.end(), d->outcome) != outcomes.end()) {
@@ -610,13 +660,18 @@ class FileRunner {
     for (const auto& it : t.items) {
       clock.advance_to(start + it.at);
       switch (it.kind) {
-        case ItemKind::kHostSeen: engine.host_seen(it.host, clock.now()); break;
-        case ItemKind::kEvent: engine.ingest(it.event, ++ref); break;
+        case ItemKind::kHostSeen:
+          engine.host_seen(it.host, clock.now());
+          break;
+        case ItemKind::kEvent:
+          engine.ingest(it.event, ++ref);
+          break;
         case ItemKind::kResult: {
           const Decision* d = find_action(rec, it, {Outcome::kProposed, Outcome::kApproved});
           if (!d) {
-            problems.push_back(path_ + ":" + std::to_string(it.line) + ": result at " + at_text(it.at) + ": no " +
-                               std::string(step_name(it.step)) + " of " + it.vm + " was proposed or approved before");
+            problems.push_back(path_ + ":" + std::to_string(it.line) + ": result at " +
+                               at_text(it.at) + ": no " + std::string(step_name(it.step)) + " of " +
+                               it.vm + " was proposed or approved before");
             break;
           }
           engine.on_action_result(d->id, it.outcome, it.healed, it.reason);
@@ -625,10 +680,13 @@ class FileRunner {
         case ItemKind::kApprove:
         case ItemKind::kDeny: {
           const Decision* d = find_action(rec, it, {Outcome::kPendingApproval});
-          Status s = !d ? not_found("no " + std::string(step_name(it.step)) + " of " + it.vm + " is pending approval")
-                        : it.kind == ItemKind::kApprove ? engine.approve(d->id, it.by)
-                                                        : engine.deny(d->id, it.by, it.reason);
-          if (!s.ok()) problems.push_back(path_ + ":" + std::to_string(it.line) + ": at " + at_text(it.at) + ": " + s.message());
+          Status s = !d ? not_found("no " + std::string(step_name(it.step)) + " of " + it.vm +
+                                    " is pending approval")
+                     : it.kind == ItemKind::kApprove ? engine.approve(d->id, it.by)
+                                                     : engine.deny(d->id, it.by, it.reason);
+          if (!s.ok())
+            problems.push_back(path_ + ":" + std::to_string(it.line) + ": at " + at_text(it.at) +
+                               ": " + s.message());
           break;
         }
         case ItemKind::kSilence: {
@@ -639,7 +697,9 @@ class FileRunner {
         }
         case ItemKind::kUnfreeze: {
           Status s = engine.unfreeze(it.host, it.by);
-          if (!s.ok()) problems.push_back(path_ + ":" + std::to_string(it.line) + ": at " + at_text(it.at) + ": " + s.message());
+          if (!s.ok())
+            problems.push_back(path_ + ":" + std::to_string(it.line) + ": at " + at_text(it.at) +
+                               ": " + s.message());
           break;
         }
       }
@@ -648,7 +708,8 @@ class FileRunner {
     compare(t, rec, start, problems);
   }
 
-  void compare(const TestCase& t, const Recorder& rec, Time start, std::vector<std::string>& problems) {
+  void compare(const TestCase& t, const Recorder& rec, Time start,
+               std::vector<std::string>& problems) {
     std::vector<bool> used(rec.all.size(), false);
     std::vector<const Expect*> missing;
     for (const auto& e : t.expects) {
@@ -668,7 +729,8 @@ class FileRunner {
     for (const auto& p : problems) out_ << "  " << p << "\n";
     if (!missing.empty()) {
       out_ << "  expected, not produced:\n";
-      for (const Expect* e : missing) out_ << "    " << describe(*e) << "   (line " << e->line << ")\n";
+      for (const Expect* e : missing)
+        out_ << "    " << describe(*e) << "   (line " << e->line << ")\n";
     }
     if (!unexpected.empty()) {
       out_ << "  produced, not expected:\n";
@@ -678,7 +740,8 @@ class FileRunner {
       out_ << "  all decisions (" << rec.all.size() << "):\n";
       for (const auto& d : rec.all) {
         out_ << "    " << describe(d, start) << "\n";
-        if (opts_.verbose || !d.reason.empty()) out_ << "        " << (d.reason.empty() ? d.trigger : d.reason) << "\n";
+        if (opts_.verbose || !d.reason.empty())
+          out_ << "        " << (d.reason.empty() ? d.trigger : d.reason) << "\n";
       }
     }
   }
@@ -701,11 +764,12 @@ TestSummary run_rule_test_files(const std::vector<std::string>& paths, const Tes
     } catch (const YAML::Exception& e) {
       // Our boundary with yaml-cpp: a shape we did not foresee is a file error.
       ++sum.errors;
-      out << "ERROR " << p << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": " << e.msg << "\n";
+      out << "ERROR " << p << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": " << e.msg
+          << "\n";
     }
   }
-  out << sum.tests << " tests in " << sum.files << " files: " << (sum.tests - sum.failed) << " passed, "
-      << sum.failed << " failed";
+  out << sum.tests << " tests in " << sum.files << " files: " << (sum.tests - sum.failed)
+      << " passed, " << sum.failed << " failed";
   if (sum.errors) out << ", " << sum.errors << " could not run";
   out << "\n";
   return sum;

@@ -271,7 +271,8 @@ TEST(Engine, FleetConcurrencyLimitsActionsAcrossHosts) {
   EngineOptions opt = no_storm();
   opt.max_in_flight_fleet = 2;
   Harness h(kPanicRule, opt);
-  for (int i = 0; i < 4; ++i) h.send(lifecycle("h" + std::to_string(i), "vm" + std::to_string(i), kPanic));
+  for (int i = 0; i < 4; ++i)
+    h.send(lifecycle("h" + std::to_string(i), "vm" + std::to_string(i), kPanic));
   EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 2u);
   auto waiting = h.with(Outcome::kSuppressed);
   ASSERT_EQ(waiting.size(), 2u);
@@ -288,7 +289,8 @@ TEST(Engine, SilencesSuppressByVmHostLabelAndRuleUntilTheyExpire) {
   Harness h(R"(rules:
   - {name: p, on: vm.panicked, do: reset, cooldown: 0s}
   - {name: w, on: vm.watchdog, do: reset, cooldown: 0s}
-)", no_storm());
+)",
+            no_storm());
   h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"team", "db"}}));
   Silence by_label;
   by_label.label_key = "team";
@@ -348,6 +350,30 @@ TEST(Engine, ApprovalRequiredWaitsForAnOperator) {
   EXPECT_EQ(h.engine.approve(ds[0].id, "bob").code(), Code::kNotFound);
 }
 
+TEST(Engine, ApprovedActionStillWaitsForAConcurrencySlotWithoutAskingAgain) {
+  EngineOptions opt = no_storm();
+  opt.max_in_flight_per_host = 1;
+  Harness h(kApprovalRule, opt);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto pending = h.take();
+  ASSERT_EQ(pending.size(), 2u);
+  ASSERT_TRUE(h.engine.approve(pending[0].id, "alice").ok());
+  ASSERT_TRUE(h.engine.approve(pending[1].id, "bob").ok());
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
+  EXPECT_NE(ds[1].reason.find("approved by bob"), std::string::npos) << ds[1].reason;
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].vm, "vm2");
+  EXPECT_EQ(next[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(next[0].by, "bob");
+}
+
 TEST(Engine, DeniedAndExpiredApprovalsAreRecorded) {
   Harness h(kApprovalRule);
   h.send(lifecycle("h1", "vm1", kPanic));
@@ -368,11 +394,16 @@ TEST(Engine, ApprovalOfASilentHostsVmIsStillSuppressed) {
   Harness h(kApprovalRule);
   h.send(lifecycle("h1", "vm1", kPanic));
   auto ds = h.take();
+  h.go_silent("h1");
   h.advance(1min);
   ASSERT_TRUE(h.engine.approve(ds[0].id, "alice").ok());
   auto out = h.take();
-  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].step, Step::kNotify) << "the sweep noticed the silent host";
   EXPECT_EQ(out[0].policy, Policy::kHostSilent);
+  EXPECT_EQ(out[0].at - h.start, 25s);
+  EXPECT_EQ(out[1].step, Step::kRestart);
+  EXPECT_EQ(out[1].policy, Policy::kHostSilent);
 }
 
 TEST(Engine, PendingApprovalExpiresWhenTheVmHeals) {
@@ -437,6 +468,42 @@ TEST(Engine, ReloadKeepsAbsenceStateAndFinishesIncidentsWithTheirRule) {
   EXPECT_EQ(next[0].step, Step::kReset) << "the running incident switched rules mid-ladder";
   EXPECT_EQ(next[0].rule_version, old_version);
   EXPECT_EQ(h.engine.stats().absence_keys, 1u);
+}
+
+TEST(Engine, VmsNotHeardOfForLongAreForgottenUntilTheySpeakAgain) {
+  EngineOptions opt;
+  opt.forget_vm_after = 10min;
+  Harness h(R"(rules:
+  - {name: hang, absent: vm.heartbeat, for: 30s, do: notify, heal_within: 1m}
+)",
+            opt);
+  h.run(5s, 1s, {{"h1", "gone"}}, {"h1"});
+  h.run(10min, 5s, {}, {"h1"});
+  size_t before = h.take().size();
+  EXPECT_GE(before, 5u);  // one notify per incident while it is still watched
+  h.run(30min, 5s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty()) << "a VM silent for longer than forget_vm_after is still watched";
+  EXPECT_EQ(h.engine.stats().absence_keys, 0u);
+  h.run(1s, 1s, {{"h1", "gone"}}, {"h1"});
+  EXPECT_EQ(h.engine.stats().absence_keys, 1u);
+  h.run(31s, 1s, {}, {"h1"});
+  EXPECT_EQ(h.take().size(), 1u);
+}
+
+TEST(Engine, HeldIncidentsRecordOneSuppressionPerSpell) {
+  EngineOptions opt = no_storm();
+  Harness h(kHangRule, opt);
+  h.run(5s, 1s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  // h1 goes silent for 5 minutes: vm1's absence fires ten times.
+  h.run(5min, 5s, {{"h2", "vm2"}}, {"h2"});
+  EXPECT_EQ(h.count(Step::kReboot, Outcome::kSuppressed), 1u);
+  EXPECT_EQ(h.count(Step::kNotify, Outcome::kProposed), 1u);
+  EXPECT_EQ(h.engine.stats().open_incidents, 1u);
+  // h1 speaks again, vm1 too: the held incident is released, no action.
+  h.take();
+  h.run(5min, 5s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().open_incidents, 0u);
 }
 
 TEST(Engine, ReloadWithANewAbsenceRuleArmsItForKnownVms) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,7 @@ inline medic::v1::Event lifecycle(const std::string& host, const std::string& vm
   return e;
 }
 
-inline medic::v1::Event state(const std::string& host, const std::string& vm,
-                              medic::v1::VmState s,
+inline medic::v1::Event state(const std::string& host, const std::string& vm, medic::v1::VmState s,
                               std::vector<std::pair<std::string, std::string>> labels = {}) {
   medic::v1::Event e;
   e.set_host(host);
@@ -51,8 +51,8 @@ inline medic::v1::Event state(const std::string& host, const std::string& vm,
   return e;
 }
 
-inline medic::v1::Event probe(const std::string& host, const std::string& vm, const std::string& name,
-                              bool ok) {
+inline medic::v1::Event probe(const std::string& host, const std::string& vm,
+                              const std::string& name, bool ok) {
   medic::v1::Event e;
   e.set_host(host);
   e.set_vm(vm);
@@ -72,7 +72,13 @@ struct Harness {
   explicit Harness(const std::string& yaml, EngineOptions opt = {})
       : engine(clock, must_load(yaml), std::move(opt), sink), start(clock.now()) {}
 
-  void send(const medic::v1::Event& e, EvidenceRef ref = 0) { engine.ingest(e, ref); }
+  // Hosts that sent an event keep reporting through advance() (as live
+  // collectors do) until go_silent() says otherwise.
+  void send(const medic::v1::Event& e, EvidenceRef ref = 0) {
+    alive.insert(e.host());
+    engine.ingest(e, ref);
+  }
+  void go_silent(const std::string& host) { alive.erase(host); }
   // Every VM in `vms` sends a heartbeat every `every` until `until` from now;
   // hosts are kept seen too.
   // The listed VMs heartbeat and the listed hosts report, every `every`,
@@ -87,7 +93,13 @@ struct Harness {
       clock.advance(std::min<Duration>(every, end - clock.now()));
     }
   }
-  void advance(Duration d) { clock.advance(d); }
+  void advance(Duration d) {
+    Time end = clock.now() + d;
+    while (clock.now() < end) {
+      for (const auto& h : alive) engine.host_seen(h, clock.now());
+      clock.advance(std::min<Duration>(std::chrono::seconds(5), end - clock.now()));
+    }
+  }
   Duration elapsed() const { return clock.now() - start; }
 
   std::vector<Decision> take() {
@@ -112,6 +124,7 @@ struct Harness {
   RecordingSink sink;
   Engine engine;
   Time start;
+  std::set<std::string> alive;
 };
 
 }  // namespace medic::rules::testing
