@@ -56,11 +56,6 @@ void copy_key(const std::string& bytes, fabric::PublicKey* out) {
   if (bytes.size() == out->size()) std::copy(bytes.begin(), bytes.end(), out->begin());
 }
 
-bool is_binary_column(std::string_view name) {
-  return name == "sender" || name == "envelope" || name == "covers_hash" || name == "signer" ||
-         name == "signature";
-}
-
 }  // namespace
 
 Result<AuditReader> AuditReader::open(const std::string& path) {
@@ -251,7 +246,7 @@ Status AuditReader::export_jsonl(const std::function<void(const std::string&)>& 
       const auto& v = row.values[i];
       if (v.is_int) {
         o.add(spec.columns[i].name, v.i);
-      } else if (is_binary_column(spec.columns[i].name)) {
+      } else if (spec.columns[i].is_blob) {
         o.add(spec.columns[i].name, internal::hex(v.s));
       } else {
         o.add(spec.columns[i].name, v.s);

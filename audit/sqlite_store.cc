@@ -646,13 +646,17 @@ Status SqliteAuditStore::insert_row(Table t, Seq seq, const std::vector<Value>& 
   internal::encode_row(t, seq, values, &encode_buf_);
   Hash h = internal::row_hash(last_hash_, encode_buf_);
   Stmt& st = insert_[static_cast<int>(t) - 1];
+  const auto& columns = internal::table_spec(t).columns;
   st.bind(1, seq);
   int i = 2;
-  for (const Value& v : values) {
+  for (size_t c = 0; c < values.size(); ++c) {
+    const Value& v = values[c];
     if (v.is_int) {
       st.bind(i++, v.i);
-    } else {
+    } else if (columns[c].is_blob) {
       st.bind_blob(i++, v.s);
+    } else {
+      st.bind(i++, v.s);
     }
   }
   st.bind_blob(i++, internal::bytes(last_hash_));
