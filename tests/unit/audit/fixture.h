@@ -52,8 +52,7 @@ class Keys {
     e->set_observed_at_ns(to_ns(at));
     e->mutable_lifecycle()->set_what(medic::v1::LIFECYCLE_PANICKED);
     e->mutable_lifecycle()->set_detail("pvpanic");
-    return collector_sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(),
-                                 at);
+    return collector_sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), at);
   }
 
   std::string result(const std::string& action_id, Time executed, Time finished, bool healed) {
@@ -114,51 +113,51 @@ inline Transition step(const std::string& id, ActionState s, Time at, std::strin
   return Transition{id, at, s, std::move(actor), std::move(detail), ref};
 }
 
+// Expects `r` ok and waits until it is durable, so each append is its own
+// commit and checkpoints land between them.
+inline Seq commit(AuditStore& store, const Result<Seq>& r) {
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return 0;
+  EXPECT_TRUE(store.wait_durable(*r).ok());
+  return *r;
+}
+
 // One healed panic (a-1, approved by alice), one suppressed (a-2), one still
 // in flight (a-3, dispatched), one dry run. Returns the seq of the last row.
 inline Seq populate(AuditStore& store, Keys& k) {
-  auto ev = store.append_evidence({at_ms(0), k.panic_batch("web-1", at_ms(0)), "host-a"});
-  EXPECT_TRUE(ev.ok()) << ev.status();
-  auto d1 = decision("a-1", "web-1", at_ms(20), *ev, Outcome::kPendingApproval);
-  EXPECT_TRUE(store.append_decision(d1).ok());
-  auto req = store.append_request({at_ms(900), "alice", "approve", "a-1", true, "approved",
-                                   k.approve("a-1", at_ms(900))});
-  EXPECT_TRUE(req.ok()) << req.status();
-  EXPECT_TRUE(store
-                  .append_transition(step("a-1", ActionState::kApproved, at_ms(900), "alice",
-                                          "looked at the console, go", *req))
-                  .ok());
-  EXPECT_TRUE(store.append_transition(step("a-1", ActionState::kDispatched, at_ms(910))).ok());
-  EXPECT_TRUE(store.append_transition(step("a-1", ActionState::kAcked, at_ms(950), "host-a")).ok());
-  auto res = store.append_evidence(
-      {at_ms(3100), k.result("a-1", at_ms(960), at_ms(3000), true), "host-a"});
-  EXPECT_TRUE(res.ok()) << res.status();
-  EXPECT_TRUE(store
-                  .append_transition(step("a-1", ActionState::kSucceeded, at_ms(3100), "host-a",
-                                          "system_reset done", *res))
-                  .ok());
+  auto ev =
+      commit(store, store.append_evidence({at_ms(0), k.panic_batch("web-1", at_ms(0)), "host-a"}));
+  auto d1 = decision("a-1", "web-1", at_ms(20), ev, Outcome::kPendingApproval);
+  commit(store, store.append_decision(d1));
+  auto req = commit(store, store.append_request({at_ms(900), "alice", "approve", "a-1", true,
+                                                 "approved", k.approve("a-1", at_ms(900))}));
+  commit(store, store.append_transition(step("a-1", ActionState::kApproved, at_ms(900), "alice",
+                                             "looked at the console, go", req)));
+  commit(store, store.append_transition(step("a-1", ActionState::kDispatched, at_ms(910))));
+  commit(store, store.append_transition(step("a-1", ActionState::kAcked, at_ms(950), "host-a")));
+  auto res =
+      commit(store, store.append_evidence(
+                        {at_ms(3100), k.result("a-1", at_ms(960), at_ms(3000), true), "host-a"}));
+  commit(store, store.append_transition(step("a-1", ActionState::kSucceeded, at_ms(3100), "host-a",
+                                             "system_reset done", res)));
 
-  auto ev2 = store.append_evidence({at_ms(5000), k.panic_batch("web-2", at_ms(5000)), "host-a"});
-  EXPECT_TRUE(ev2.ok());
-  EXPECT_TRUE(
-      store.append_decision(decision("a-2", "web-2", at_ms(5010), *ev2, Outcome::kSuppressed))
-          .ok());
+  auto ev2 = commit(
+      store, store.append_evidence({at_ms(5000), k.panic_batch("web-2", at_ms(5000)), "host-a"}));
+  commit(store,
+         store.append_decision(decision("a-2", "web-2", at_ms(5010), ev2, Outcome::kSuppressed)));
 
-  auto ev3 = store.append_evidence({at_ms(6000), k.panic_batch("db-1", at_ms(6000)), "host-a"});
-  EXPECT_TRUE(ev3.ok());
-  auto d3 = decision("a-3", "db-1", at_ms(6010), *ev3);
+  auto ev3 = commit(
+      store, store.append_evidence({at_ms(6000), k.panic_batch("db-1", at_ms(6000)), "host-a"}));
+  auto d3 = decision("a-3", "db-1", at_ms(6010), ev3);
   d3.rule = "guest-unresponsive";
   d3.verb = "reboot";
-  EXPECT_TRUE(store.append_decision(d3).ok());
-  EXPECT_TRUE(store.append_transition(step("a-3", ActionState::kDispatched, at_ms(6020))).ok());
+  commit(store, store.append_decision(d3));
+  commit(store, store.append_transition(step("a-3", ActionState::kDispatched, at_ms(6020))));
 
-  auto d4 = decision("", "web-9", at_ms(7000), *ev3, Outcome::kDryRun);
+  auto d4 = decision("", "web-9", at_ms(7000), ev3, Outcome::kDryRun);
   d4.id = "d-dry";
   d4.rule = "probe-failing";
-  auto last = store.append_decision(d4);
-  EXPECT_TRUE(last.ok()) << last.status();
-  EXPECT_TRUE(store.wait_durable(*last).ok());
-  return *last;
+  return commit(store, store.append_decision(d4));
 }
 
 }  // namespace medic::audit::test

@@ -73,8 +73,7 @@ TEST_F(StoreTest, RefusesIllegalTransitionsWithAClearError) {
   auto r = store_->append_transition(step("a-1", ActionState::kApproved, at_ms(3)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("dispatched -> approved"), std::string::npos)
-      << r.status();
+  EXPECT_NE(r.status().message().find("dispatched -> approved"), std::string::npos) << r.status();
 
   ASSERT_TRUE(store_->append_transition(step("a-1", ActionState::kFailed, at_ms(4))).ok());
   r = store_->append_transition(step("a-1", ActionState::kSucceeded, at_ms(5)));
@@ -92,8 +91,9 @@ TEST_F(StoreTest, RefusesIllegalTransitionsWithAClearError) {
 TEST_F(StoreTest, RefusesProposedAsATransitionAndDuplicateIds) {
   Seq ev = evidence();
   ASSERT_TRUE(store_->append_decision(decision("a-1", "web-1", at_ms(1), ev)).ok());
-  EXPECT_EQ(store_->append_transition(step("a-9", ActionState::kProposed, at_ms(2))).status().code(),
-            Code::kFailedPrecondition);
+  EXPECT_EQ(
+      store_->append_transition(step("a-9", ActionState::kProposed, at_ms(2))).status().code(),
+      Code::kFailedPrecondition);
   auto dup_action = decision("a-1", "web-1", at_ms(1), ev);
   dup_action.id = "d-other";
   EXPECT_EQ(store_->append_decision(dup_action).status().code(), Code::kFailedPrecondition);
@@ -120,9 +120,10 @@ TEST_F(StoreTest, RefusesMalformedRecords) {
   EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(store_->append_request({at_ms(1), "", "approve", "a-1", false, "", ""}).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(
-      store_->append_request({at_ms(1), "alice", "approve", "a-1", true, "", "junk"}).status().code(),
-      Code::kInvalidArgument);
+  EXPECT_EQ(store_->append_request({at_ms(1), "alice", "approve", "a-1", true, "", "junk"})
+                .status()
+                .code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(store_->append_batch({}).status().code(), Code::kInvalidArgument);
 }
 
