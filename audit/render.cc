@@ -256,6 +256,11 @@ std::optional<Time> healed_at(const ActionHistory& h) {
   return ok->at;
 }
 
+std::string rstrip(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
 std::string pad(std::string s, size_t n) {
   if (s.size() < n) s.append(n - s.size(), ' ');
   return s;
@@ -367,7 +372,7 @@ std::string list_text(const std::vector<ActionSummary>& rows) {
     for (size_t i = 0; i < row.size(); ++i) {
       line += i + 1 < row.size() ? pad(row[i], width[i] + 2) : row[i];
     }
-    out += line + "\n";
+    out += rstrip(line) + "\n";
   }
   return out;
 }
@@ -404,10 +409,10 @@ std::string show_text(const ActionHistory& h) {
   if (!h.transitions.empty()) {
     s += "  history:\n";
     for (const auto& t : h.transitions) {
-      s += "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
-      if (!t.detail.empty()) s += " " + t.detail;
-      if (t.ref) s += " [row " + std::to_string(t.ref) + "]";
-      s += "\n";
+      std::string line = "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
+      if (!t.detail.empty()) line += " " + t.detail;
+      if (t.ref) line += " [row " + std::to_string(t.ref) + "]";
+      s += rstrip(line) + "\n";
     }
   }
   for (const auto& q : h.requests) {
@@ -535,9 +540,9 @@ std::string why_text(const ActionHistory& h) {
 
   s += "\nTimeline:\n";
   for (const auto& t : h.transitions) {
-    s += "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
-    if (!t.detail.empty()) s += " " + t.detail;
-    s += "\n";
+    std::string line = "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
+    if (!t.detail.empty()) line += " " + t.detail;
+    s += rstrip(line) + "\n";
   }
   return s;
 }

@@ -102,6 +102,7 @@ inline Decision decision(const std::string& id, const std::string& vm, Time at, 
   if (evidence) d.evidence = {{evidence, 1}};
   d.action_expires_at = at + std::chrono::minutes(5);
   if (outcome == Outcome::kSuppressed) {
+    d.policies_passed = {"budget", "storm-guard"};
     d.policy = "cooldown";
     d.reason = "vm web-2 was reset 40s ago (cooldown 2m)";
   }
