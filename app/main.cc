@@ -1,3 +1,6 @@
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 
 #include "app/commands.h"
@@ -23,6 +26,13 @@ int main(int argc, char** argv) {
       std::cerr << "medic: " << s.message() << "\n";
       std::exit(2);
     }
+  });
+
+  // Protobuf's own complaints about untrusted input go to our log at debug
+  // level: callers already count and report every rejected frame.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char* file, int line,
+                                     const std::string& msg) {
+    spdlog::debug("protobuf {}:{}: {}", file, line, msg);
   });
 
   int exit_code = 0;

@@ -9,6 +9,7 @@ namespace medic {
 namespace {
 
 std::string describe(const YAML::Node& n) {
+  if (!n.IsDefined()) return "nothing";
   switch (n.Type()) {
     case YAML::NodeType::Map: return "a map";
     case YAML::NodeType::Sequence: return "a list";
@@ -80,13 +81,13 @@ Status ConfigReader::status() const {
 }
 
 bool ConfigReader::expect_map(const YAML::Node& node, const std::string& what) {
-  if (node.IsMap()) return true;
+  if (node.IsDefined() && node.IsMap()) return true;
   error(node, "expected " + what + " to be a map of key: value, got " + describe(node));
   return false;
 }
 
 void ConfigReader::check_keys(const YAML::Node& map, const std::vector<std::string>& known) {
-  if (!map.IsMap()) return;
+  if (!map.IsDefined() || !map.IsMap()) return;
   for (const auto& kv : map) {
     const std::string key = kv.first.Scalar();
     bool found = false;
@@ -104,7 +105,7 @@ namespace {
 // The node for `key`, or an undefined node. Missing required keys are
 // reported at the map.
 YAML::Node lookup(ConfigReader& r, const YAML::Node& map, const std::string& key, bool required) {
-  if (!map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  if (!map.IsDefined() || !map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
   YAML::Node n = map[key];
   if (!n.IsDefined() || n.IsNull()) {
     if (required) r.error(map, "missing required key \"" + key + "\"");

@@ -1,10 +1,65 @@
 #include "core/log.h"
 
+#include <cstdio>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 namespace medic {
+namespace {
+
+// %j: the message escaped for a JSON string, so every line stays valid JSON
+// whatever a log message contains.
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string out = json_escape(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(out.data(), out.data() + out.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+}  // namespace
+
+std::string json_escape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() + 8);
+  for (unsigned char c : in) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+bool LogLimiter::allow(const std::string& cause, Time now, uint64_t* suppressed) {
+  auto& e = entries_[cause];
+  if (e.last.time_since_epoch().count() != 0 && now - e.last < interval_) {
+    ++e.suppressed;
+    return false;
+  }
+  if (suppressed) *suppressed = e.suppressed;
+  e.suppressed = 0;
+  e.last = now;
+  return true;
+}
 
 Status setup_logging(const LogOptions& options) {
   auto level = spdlog::level::from_str(options.level);
@@ -23,9 +78,10 @@ Status setup_logging(const LogOptions& options) {
     return io_error(std::string("cannot set up logging: ") + e.what());
   }
   if (options.json) {
-    logger->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonMessageFlag>('j').set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%j"})");
+    logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   }

@@ -3,8 +3,11 @@
 // repeated causes lives with the code that counts them (see fabric/).
 #pragma once
 
+#include <map>
 #include <string>
+#include <string_view>
 
+#include "core/clock.h"
 #include "core/status.h"
 
 namespace medic {
@@ -16,5 +19,26 @@ struct LogOptions {
 };
 
 Status setup_logging(const LogOptions& options);
+
+// `in` escaped for use inside a JSON string.
+std::string json_escape(std::string_view in);
+
+// Lets one log line per cause through per interval, so a flood of bad input
+// cannot flood the log; counts what it held back. Not thread-safe.
+class LogLimiter {
+ public:
+  explicit LogLimiter(Duration interval = std::chrono::seconds(10)) : interval_(interval) {}
+  // True when a line for `cause` may be logged now; *suppressed then holds
+  // how many were held back since the last one.
+  bool allow(const std::string& cause, Time now, uint64_t* suppressed = nullptr);
+
+ private:
+  struct Entry {
+    Time last{};
+    uint64_t suppressed = 0;
+  };
+  Duration interval_;
+  std::map<std::string, Entry> entries_;
+};
 
 }  // namespace medic

@@ -1,9 +1,12 @@
 #include "fabric/envelope.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace medic::fabric {
 namespace {
+
+constexpr size_t kMaxHostBytes = 255;
 
 void put_u32(std::string* out, uint32_t v) {
   char b[4];
@@ -137,6 +140,16 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   // Parsing the envelope allocates at most the frame size, which is bounded.
   if (!env.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
     return fail(OpenError::kMalformed, detail, "not a medic envelope");
+  }
+  // Fields outside the schema are not covered by the signature: refuse them,
+  // so the bytes kept as evidence are exactly the bytes that were signed.
+  if (!env.GetReflection()->GetUnknownFields(env).empty()) {
+    return fail(OpenError::kMalformed, detail, "envelope carries fields outside the schema");
+  }
+  if (env.host().size() > kMaxHostBytes ||
+      std::any_of(env.host().begin(), env.host().end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return fail(OpenError::kMalformed, detail, "host name is too long or has control characters");
   }
   if (env.sender().size() != 32 || env.signature().size() != 64) {
     return fail(OpenError::kMalformed, detail, "sender key or signature has the wrong length");

@@ -32,6 +32,17 @@ struct SocketOptions {
   Curve curve = Curve::kAuto;
   std::string routing_id;         // DEALER: the host id the ROUTER addresses
   bool router_mandatory = true;   // ROUTER: fail sends to unknown peers
+  // Reconnect backoff of connecting sockets; -1 keeps libzmq's default
+  // (100 ms, no growth). With a max above the interval, each failed attempt
+  // doubles the wait up to the max.
+  int reconnect_ivl_ms = -1;
+  int reconnect_ivl_max_ms = -1;
+  // Keep only the newest message per peer (single-frame messages only);
+  // the send HWM no longer applies.
+  bool conflate = false;
+  // PUB: return EAGAIN at the HWM instead of dropping silently, so the
+  // sender can count what it could not send.
+  bool pub_nodrop = false;
 };
 
 // Owns the zmq context and the ZAP handler thread. All sockets made from it

@@ -63,7 +63,7 @@ Result<TrustStore> TrustStore::from_yaml(const YAML::Node& root, const std::stri
   if (!r.expect_map(root, "the trust store")) return r.status();
   r.check_keys(root, {"nodes"});
   YAML::Node nodes = root["nodes"];
-  if (!nodes.IsSequence()) {
+  if (!nodes.IsDefined() || !nodes.IsSequence()) {
     r.error(nodes.IsDefined() ? nodes : root, "expected \"nodes:\" to be a list of trusted keys");
     return r.status();
   }

@@ -38,12 +38,12 @@ std::string TempDir::write(const std::string& name, const std::string& content, 
 
 std::string medic_binary() {
   const char* b = std::getenv("MEDIC_BINARY");
-  return b && *b ? b : "./medic";
+  return b && *b ? b : MEDIC_DEFAULT_BINARY;
 }
 
 std::string source_dir() {
   const char* s = std::getenv("MEDIC_SOURCE_DIR");
-  return s && *s ? s : ".";
+  return s && *s ? s : MEDIC_DEFAULT_SOURCE_DIR;
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds limit,
@@ -62,6 +62,8 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
   r.exit_code = run->exit_code;
   r.out = std::move(run->out);
   r.err = std::move(run->err);
+  if (run->signal) r.err += "[killed by signal " + std::to_string(run->signal) + "]";
+  if (run->timed_out) r.err += "[timed out]";
   return r;
 }
 

@@ -26,9 +26,9 @@ class TempDir {
   std::string path_;
 };
 
-// $MEDIC_BINARY, set by ctest; falls back to ./medic.
+// The medic binary of this build ($MEDIC_BINARY overrides).
 std::string medic_binary();
-// $MEDIC_SOURCE_DIR, set by ctest.
+// The source tree of this build ($MEDIC_SOURCE_DIR overrides).
 std::string source_dir();
 
 struct CommandResult {

@@ -61,3 +61,21 @@ TEST(Config, ReaderReturnsValuesWhenWellFormed) {
 
 }  // namespace
 }  // namespace medic
+
+namespace medic {
+namespace {
+
+TEST(Config, ReaderToleratesMissingSectionsWithoutThrowing) {
+  auto node = load_yaml_string("a: 1\n", "x.yaml");
+  ASSERT_TRUE(node.ok());
+  const YAML::Node& root = *node;
+  YAML::Node missing = root["section"];
+  ConfigReader r("x.yaml");
+  EXPECT_FALSE(r.expect_map(missing, "section"));
+  r.check_keys(missing, {"k"});
+  EXPECT_FALSE(r.string(missing, "k", true).has_value());
+  EXPECT_NE(r.diagnostics().at(0).message.find("got nothing"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace medic

@@ -1,0 +1,182 @@
+// The engine side of action delivery: a ROUTER socket that the actuators'
+// DEALERs connect to (routing id = host id), and at-least-once delivery on
+// top of it.
+//
+// dispatch(action) seals the action and sends it to its host's actuator. Until
+// the actuator acknowledges it (ActionAck RECEIVED), the same action id is
+// re-sent in a fresh envelope (new seq, attempt+1) with exponential backoff;
+// after the ack it is re-sent at the longest backoff, which lets a restarted
+// actuator answer from its journal. No re-send goes out after expires_at. A
+// host that is not connected (ROUTER_MANDATORY: EHOSTUNREACH) keeps its
+// actions queued and retried until they expire; anything the host sends
+// flushes its queue at once.
+//
+// Every ActionResult is answered with ActionAck RESULT_RECEIVED (even for an
+// action this dispatcher does not know, so the actuator stops re-sending).
+// An action whose result has not come by expires_at + watch + result_grace
+// ends as timed out; one never handed to the host's socket by expires_at ends
+// as timed out then (it cannot have run).
+//
+// Transitions reach the Sink, in order, from inside dispatch() and
+// run_once(): dispatched (first send), acked, succeeded | failed | rejected |
+// timed_out. The sink may call dispatch() again (escalation).
+//
+// Engine restart: dispatch() every action the audit outbox says is in flight
+// before the first run_once(). An id already known to this Dispatcher is a
+// no-op; after a restart it is simply sent again, and the actuator's journal
+// guarantees it does not run twice.
+//
+// Threading: one thread owns the Dispatcher and its Clock.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <zmq.hpp>
+
+#include "actuators/log_limiter.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "fabric/envelope.h"
+#include "fabric/identity.h"
+#include "fabric/transport.h"
+#include "fabric/trust.h"
+#include "medic/v1/actions.pb.h"
+
+namespace medic::actuators {
+
+struct DispatcherOptions {
+  std::string endpoint;  // e.g. tcp://0.0.0.0:7002; tcp://127.0.0.1:* picks a port
+  fabric::SocketOptions socket;
+  Duration initial_backoff = std::chrono::milliseconds(200);
+  Duration max_backoff = std::chrono::seconds(5);
+  // The actuators' default watch, for actions with watch_ns 0.
+  Duration default_watch = std::chrono::seconds(60);
+  // Room for the actuator's execution timeout and the result's trip back.
+  Duration result_grace = std::chrono::seconds(90);
+  size_t max_per_host = 1024;        // unfinished actions per host
+  size_t max_in_flight = 100'000;    // unfinished actions in total
+  size_t remembered_finished = 10'000;  // ids kept to recognise late duplicates
+  uint64_t epoch = 0;                // Sealer epoch; 0 = wall-clock ms
+};
+
+struct DispatchEvent {
+  enum class Type { kDispatched, kAcked, kSucceeded, kFailed, kRejected, kTimedOut };
+  Type type = Type::kDispatched;
+  medic::v1::Action action;                    // as last sent (attempt included)
+  std::optional<medic::v1::ActionResult> result;  // for succeeded/failed/rejected
+  std::string reason;                          // for timed_out
+  Time at{};
+  // False for a result about an action id this Dispatcher has no record of
+  // (e.g. finished before an engine restart and not re-dispatched); only
+  // action.id and action.host are set then.
+  bool known = true;
+};
+const char* dispatch_event_name(DispatchEvent::Type t);
+
+struct DispatcherStats {
+  uint64_t dispatched = 0;     // dispatch() calls that created an entry
+  uint64_t sends = 0;          // envelopes handed to the socket (incl. re-sends)
+  uint64_t unreachable = 0;    // sends refused because the host is not connected
+  uint64_t acks = 0;
+  uint64_t results = 0;
+  uint64_t duplicate_results = 0;
+  uint64_t unknown_results = 0;
+  uint64_t timed_out = 0;
+  uint64_t refused = 0;        // inbound frames refused (see open_counters())
+};
+
+class Dispatcher {
+ public:
+  using Sink = std::function<void(const DispatchEvent&)>;
+
+  static Result<std::unique_ptr<Dispatcher>> create(DispatcherOptions options,
+                                                    fabric::Context& ctx,
+                                                    const fabric::Identity& identity,
+                                                    const fabric::TrustStore& trust, Clock& clock,
+                                                    Sink sink);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Starts delivering `action` (id, host, vm, verb, expires_at_ns required).
+  // Ok and nothing new when the id is already in flight. kFailedPrecondition
+  // when it has already expired; kUnavailable when the host's queue or the
+  // dispatcher is full.
+  Status dispatch(const medic::v1::Action& action);
+
+  // One step of the loop: waits for a message at most `max_wait` (less when
+  // a timer is due sooner), handles everything readable, runs due timers.
+  void run_once(Duration max_wait);
+  // For a loop owned by someone else: poll socket() for ZMQ_POLLIN, then call
+  // handle_readable(); run the Clock's due timers as usual.
+  zmq::socket_t& socket() { return socket_; }
+  void handle_readable();
+
+  // The bound endpoint, with the port the OS chose for "tcp://host:*".
+  const std::string& endpoint() const { return endpoint_; }
+  size_t in_flight() const { return entries_.size(); }
+  bool knows(const std::string& action_id) const { return entries_.count(action_id) > 0; }
+  const DispatcherStats& stats() const { return stats_; }
+  const fabric::OpenCounters& open_counters() const { return opener_.counters(); }
+
+ private:
+  struct Entry {
+    medic::v1::Action action;
+    uint32_t attempt = 0;
+    bool delivered = false;  // handed to the host's socket at least once
+    bool acked = false;
+    Duration backoff{};
+    TimerId resend_timer = 0;
+    TimerId deadline_timer = 0;
+  };
+
+  Dispatcher(DispatcherOptions options, fabric::Context& ctx, const fabric::Identity& identity,
+             const fabric::TrustStore& trust, Clock& clock, Sink sink);
+  Status start();
+
+  void send(const std::string& id);
+  void schedule_resend(Entry& e, const std::string& id);
+  void on_deadline(const std::string& id);
+  void on_expiry_undelivered(const std::string& id);
+  void flush_host(const std::string& host);
+  void handle_message(const std::string& routing_id, std::string_view frame);
+  void handle_ack(const std::string& host, const medic::v1::ActionAck& ack);
+  void handle_result(const std::string& host, const medic::v1::ActionResult& result);
+  void send_result_ack(const std::string& host, const std::string& action_id);
+  // Removes the entry and reports `ev` (after the entry is gone).
+  void finish(const std::string& id, DispatchEvent ev);
+  void remember_finished(const std::string& id);
+  bool send_to(const std::string& host, medic::v1::Kind kind, const std::string& payload,
+               bool* unreachable);
+  void emit(const DispatchEvent& ev);
+  Duration watch_for(const medic::v1::Action& action) const;
+
+  DispatcherOptions opts_;
+  fabric::Context& ctx_;
+  const fabric::Identity& identity_;
+  const fabric::TrustStore& trust_;
+  Clock& clock_;
+  Sink sink_;
+
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  fabric::Sealer sealer_;
+  fabric::Opener opener_;
+  LogLimiter log_;
+
+  std::unordered_map<std::string, Entry> entries_;  // by action id
+  std::unordered_map<std::string, std::unordered_set<std::string>> by_host_;
+  std::unordered_set<std::string> finished_;        // recent finished ids
+  std::deque<std::string> finished_order_;
+  DispatcherStats stats_;
+};
+
+using DispatcherPtr = std::unique_ptr<Dispatcher>;
+
+}  // namespace medic::actuators

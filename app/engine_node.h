@@ -1,0 +1,169 @@
+// One engine process, composed: the event receiver (two lanes), the rules
+// engine, the audit log, the action dispatcher and the operator control
+// channel, on one thread and one Clock.
+//
+// The path of a decision:
+//   signed batch -> EventReceiver (open + decode) -> rules::Engine::ingest
+//   -> on_decision: decision + its "dispatched" transition appended to the
+//      audit log (the outbox) together with the signed evidence it rests on
+//   -> once that row is durable, Dispatcher::dispatch
+//   -> ack / result from the actuator -> audit transition ->
+//      rules::Engine::on_action_result (escalation, healing).
+// No action leaves before its record is durable, so a crash at any point
+// loses no decided action; after a restart every in-flight action in the log
+// is dispatched again with the same id, and the actuator's journal keeps it
+// from running twice.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actuators/dispatcher.h"
+#include "audit/log.h"
+#include "core/clock.h"
+#include "fabric/control.h"
+#include "fabric/receiver.h"
+#include "rules/engine.h"
+#include "rules/loader.h"
+
+namespace medic::app {
+
+// engine.yaml, `engine:` section. Relative paths are relative to the file.
+struct EngineConfig {
+  std::string name = "engine";
+  std::string key_file;
+  std::string trust_file;
+  fabric::ReceiverEndpoints events;  // listen.events, listen.urgent
+  std::string actions_endpoint;      // listen.actions
+  std::string control_endpoint;      // listen.control
+  std::vector<std::string> rule_files;
+  std::string audit_path;
+  audit::StoreOptions audit;
+  rules::EngineOptions engine;
+  Duration action_ttl = std::chrono::minutes(5);
+};
+
+Result<EngineConfig> load_engine_config(const std::string& path);
+
+// Hooks for the demo's timeline and for tests; every method is optional.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void on_batch(const medic::v1::EventBatch&, bool /*urgent*/) {}
+  virtual void on_decision(const rules::Decision&) {}
+  virtual void on_dispatch_event(const actuators::DispatchEvent&) {}
+};
+
+struct EngineNodeStats {
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t decisions = 0;
+  uint64_t dispatched = 0;
+  uint64_t audit_errors = 0;
+  uint64_t evidence_stored = 0;
+  uint64_t evidence_lost = 0;  // evicted from memory before a decision needed it
+  uint64_t resumed = 0;        // in-flight actions picked up at start
+  uint64_t notifications = 0;
+};
+
+class EngineNode final : public rules::DecisionSink, public fabric::ControlHandler {
+ public:
+  struct Deps {
+    fabric::Context* ctx = nullptr;
+    const fabric::Identity* identity = nullptr;
+    const fabric::TrustStore* trust = nullptr;
+    Clock* clock = nullptr;
+    EngineObserver* observer = nullptr;  // optional
+  };
+
+  // Binds every socket, then resumes in-flight actions from `store`.
+  static Result<std::unique_ptr<EngineNode>> create(const EngineConfig& config, Deps deps,
+                                                    std::shared_ptr<const rules::RuleSet> rules,
+                                                    audit::AuditStorePtr store);
+  ~EngineNode() override;
+
+  // One loop step: waits at most `max_wait` (less when a timer is due) for
+  // any socket, handles what is ready, runs due timers, dispatches what the
+  // audit log has made durable.
+  void run_once(Duration max_wait);
+
+  // Swaps the rule set (SIGHUP); the caller has already loaded it cleanly.
+  void reload(std::shared_ptr<const rules::RuleSet> rules);
+  // Closes the audit log cleanly (final checkpoint). Idempotent.
+  Status shutdown();
+
+  std::string events_endpoint() const { return receiver_->bulk_endpoint(); }
+  std::string urgent_endpoint() const { return receiver_->urgent_endpoint(); }
+  std::string actions_endpoint() const { return dispatcher_->endpoint(); }
+  std::string control_endpoint() const { return control_->endpoint(); }
+  const EngineNodeStats& stats() const { return stats_; }
+  rules::Engine& engine() { return *engine_; }
+  const fabric::EventReceiver& receiver() const { return *receiver_; }
+  size_t outbox_size() const { return outbox_.size(); }
+  // A human summary: health, counters, pending approvals, silences, freezes.
+  std::string status_text();
+
+  // rules::DecisionSink
+  void on_decision(const rules::Decision& d) override;
+  // fabric::ControlHandler
+  medic::v1::ControlReply handle(const medic::v1::ControlRequest& request,
+                                 const fabric::Opened& opened) override;
+
+ private:
+  struct Envelope {
+    uint64_t number = 0;
+    Time received_at{};
+    std::string frame;
+    std::string sender;
+  };
+  struct Outgoing {
+    audit::Seq seq = 0;
+    medic::v1::Action action;
+  };
+
+  EngineNode(const EngineConfig& config, Deps deps, audit::AuditStorePtr store);
+  Status start(std::shared_ptr<const rules::RuleSet> rules);
+  void resume_in_flight();
+  void on_batch(std::string_view frame, const fabric::Opened& opened,
+                const medic::v1::EventBatch& batch, bool urgent);
+  void on_dispatch_event(const actuators::DispatchEvent& e);
+  std::vector<audit::EvidenceRef> store_evidence(const std::vector<rules::EvidenceRef>& refs);
+  void record_verb(const rules::Decision& d);
+  void record_notify(const rules::Decision& d);
+  void record_transition(const std::string& action_id, audit::ActionState state,
+                         const std::string& actor, const std::string& detail);
+  void flush_outbox();
+  void drain_wakeups();
+
+  EngineConfig config_;
+  Deps deps_;
+  audit::AuditStorePtr store_;
+  std::unique_ptr<rules::Engine> engine_;
+  std::unique_ptr<fabric::EventReceiver> receiver_;
+  std::unique_ptr<actuators::Dispatcher> dispatcher_;
+  std::unique_ptr<fabric::ControlServer> control_;
+  int wake_fd_ = -1;  // eventfd the audit writer pokes when rows become durable
+
+  // Recent envelopes, newest last, until a decision needs them as evidence.
+  std::deque<Envelope> recent_;
+  size_t recent_bytes_ = 0;
+  uint64_t next_envelope_ = 1;
+  std::map<uint64_t, audit::Seq> stored_evidence_;  // envelope number -> audit row
+  std::deque<Outgoing> outbox_;
+  std::set<std::string> hosts_seen_;
+  std::map<std::string, rules::Silence> silences_;
+  EngineNodeStats stats_;
+  bool closed_ = false;
+};
+
+// Maps the rules engine's evidence ref to (envelope number, event index).
+constexpr int kEventIndexBits = 20;
+inline rules::EvidenceRef make_evidence_ref(uint64_t envelope, uint32_t index) {
+  return (envelope << kEventIndexBits) | (index & ((1u << kEventIndexBits) - 1));
+}
+
+}  // namespace medic::app

@@ -1,0 +1,371 @@
+#include "collectors/collector.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/duration.h"
+
+namespace medic::collectors {
+namespace {
+
+using medic::v1::Event;
+using Steady = std::chrono::steady_clock;
+
+constexpr uint32_t kBulkStream = 0;
+constexpr uint32_t kUrgentStream = 1;
+
+// Logs the first occurrence of a repeated problem and then every 1000th, so a
+// backend that stays broken does not flood the log.
+bool should_log(uint64_t count) { return count == 1 || count % 1000 == 0; }
+
+int poll_timeout_ms(Duration d) {
+  if (d <= Duration::zero()) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
+  return static_cast<int>(std::min<int64_t>(ms, 60'000));
+}
+
+}  // namespace
+
+CollectorOptions options_from_config(const CollectorConfig& c) {
+  CollectorOptions o;
+  o.host = c.host;
+  o.interval = c.interval;
+  o.resource_interval = c.resource_interval;
+  o.max_events_per_batch = c.lanes.max_events_per_batch;
+  o.guest_ping = c.guest_ping;
+  o.probes = c.probes;
+  o.seed = c.seed;
+  return o;
+}
+
+Collector::Collector(CollectorDeps deps, CollectorOptions opts)
+    : deps_(deps),
+      opts_(std::move(opts)),
+      bulk_sealer_(*deps.identity, kBulkStream),
+      urgent_sealer_(*deps.identity, kUrgentStream) {}
+
+Collector::~Collector() {
+  if (deps_.clock) {
+    if (flush_timer_) deps_.clock->cancel(flush_timer_);
+    if (ping_timer_) deps_.clock->cancel(ping_timer_);
+  }
+  // The backend must not call into a destroyed collector.
+  if (started_) deps_.hypervisor->subscribe(nullptr);
+}
+
+Result<std::unique_ptr<Collector>> Collector::create(CollectorDeps deps, CollectorOptions opts) {
+  if (!deps.hypervisor || !deps.clock || !deps.identity || !deps.publisher) {
+    return invalid_argument("collector: hypervisor, clock, identity and publisher are required");
+  }
+  if (opts.host.empty()) return invalid_argument("collector: no host name");
+  if (deps.hypervisor->host() != opts.host) {
+    return permission_denied("collector for host \"" + opts.host +
+                             "\" was given the backend of host \"" + deps.hypervisor->host() +
+                             "\"; a collector speaks only for its own host");
+  }
+  if (opts.interval <= Duration::zero()) return invalid_argument("collector: interval must be > 0");
+  if (opts.max_events_per_batch < 1) opts.max_events_per_batch = 1;
+  std::unique_ptr<Collector> c(new Collector(deps, std::move(opts)));
+  Collector* raw = c.get();
+  auto runner = ProbeRunner::create(
+      *deps.clock, [raw](const ProbeOutcome& o) { raw->on_probe(o); }, c->opts_.seed);
+  if (!runner.ok()) return runner.status();
+  c->probes_ = std::move(*runner);
+  for (const auto& spec : c->opts_.probes) {
+    Status s = c->probes_->add(spec);
+    if (!s.ok()) return s;
+  }
+  c->pollfds_.reserve(64);
+  return c;
+}
+
+void Collector::start() {
+  if (started_) return;
+  started_ = true;
+  deps_.hypervisor->subscribe([this](const vmm::VmEvent& e) { on_vm_event(e); });
+  schedule_flush(deps_.clock->now() + opts_.interval);
+  if (opts_.guest_ping.enabled && deps_.guest_pinger) schedule_guest_pings();
+  if (opts_.guest_ping.enabled && !deps_.guest_pinger) {
+    spdlog::warn("collector {}: guest_ping is enabled but this backend offers no guest agent",
+                 opts_.host);
+  }
+}
+
+void Collector::schedule_flush(Time due) {
+  flush_timer_ = deps_.clock->schedule_at(due, [this, due] {
+    flush();
+    // Keep the cadence without drift; after a stall, skip ahead instead of
+    // flushing in a burst.
+    Time next = due + opts_.interval;
+    const Time now = deps_.clock->now();
+    if (next <= now) next = now + opts_.interval;
+    schedule_flush(next);
+  });
+}
+
+void Collector::schedule_guest_pings() {
+  ping_timer_ = deps_.clock->schedule_after(opts_.guest_ping.interval, [this] {
+    for (const auto& vm : running_vms_) {
+      ++counters_.guest_pings;
+      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, vm](bool ok) {
+        if (ok) {
+          record_beat(vm, deps_.clock->now(), 0, "guest-agent");
+        } else {
+          ++counters_.guest_ping_failures;
+        }
+      });
+    }
+    schedule_guest_pings();
+  });
+}
+
+void Collector::record_beat(const std::string& vm, Time at, uint64_t counter,
+                            const char* source) {
+  ++counters_.heartbeats;
+  Beat& b = beats_[vm];
+  if (at >= b.at) {
+    b.at = at;
+    b.counter = counter;
+    b.source = source;
+  }
+  b.fresh = true;
+}
+
+void Collector::on_vm_event(const vmm::VmEvent& e) {
+  if (e.type == vmm::VmEvent::Type::kHeartbeat) {
+    record_beat(e.vm, e.at, e.counter, "backend");
+    return;
+  }
+  ++counters_.lifecycle_events;
+  if (pending_urgent_.empty()) first_urgent_read_ = Steady::now();
+  Event& ev = pending_urgent_.emplace_back();
+  ev.set_host(opts_.host);
+  ev.set_vm(e.vm);
+  ev.set_observed_at_ns(to_ns(e.at == Time{} ? deps_.clock->now() : e.at));
+  auto* lc = ev.mutable_lifecycle();
+  lc->set_what(e.what);
+  lc->set_detail(e.detail);
+  // Events delivered outside poll() (for example from execute()) go out now;
+  // those read by poll() go out together right after it returns.
+  if (!in_backend_poll_) flush_urgent();
+}
+
+void Collector::flush_urgent() {
+  if (pending_urgent_.empty()) return;
+  medic::v1::EventBatch batch;
+  batch.set_urgent(true);
+  for (auto& e : pending_urgent_) *batch.add_events() = std::move(e);
+  pending_urgent_.clear();
+  batch.SerializeToString(&payload_buf_);
+  std::vector<std::string> frames;
+  frames.push_back(urgent_sealer_.seal(medic::v1::KIND_EVENT_BATCH, opts_.host, payload_buf_,
+                                       deps_.clock->now()));
+  deps_.publisher->publish(Lane::kUrgent, frames);
+  ++counters_.urgent_batches;
+  const auto latency = std::chrono::duration_cast<Duration>(Steady::now() - first_urgent_read_);
+  counters_.last_urgent_latency = latency;
+  counters_.max_urgent_latency = std::max(counters_.max_urgent_latency, latency);
+}
+
+void Collector::on_probe(const ProbeOutcome& o) {
+  ++counters_.probe_results;
+  if (pending_probes_.size() >= opts_.max_pending_probe_results) {
+    pending_probes_.pop_front();
+    ++counters_.probe_results_dropped;
+  }
+  pending_probes_.push_back(o);
+}
+
+void Collector::sample_resources(const std::vector<vmm::VmInfo>& vms) {
+  if (!deps_.process_stats) return;
+  const Time now = deps_.clock->now();
+  if (now < next_resource_sample_) return;
+  const Duration every =
+      opts_.resource_interval > Duration::zero() ? opts_.resource_interval : opts_.interval;
+  next_resource_sample_ = now + every - every / 10;  // tolerate a slightly early flush
+  std::map<std::string, Figures> fresh;
+  for (const auto& vm : vms) {
+    if (vm.pid <= 0) continue;
+    auto s = deps_.process_stats->sample(vm.pid);
+    if (!s.ok()) {
+      // A VM whose process just exited is normal; anything else is worth a line.
+      if (s.status().code() != Code::kNotFound && should_log(++counters_.stats_errors)) {
+        spdlog::warn("collector {}: resource figures of {}: {}", opts_.host, vm.id,
+                     s.status().message());
+      }
+      continue;
+    }
+    Figures f;
+    f.cpu_percent = cpu_.update(vm.pid, s->cpu_time, now);
+    f.rss_bytes = s->rss_bytes;
+    f.uptime = s->uptime;
+    fresh.emplace(vm.id, f);
+  }
+  figures_ = std::move(fresh);
+  cpu_.forget_older_than(now - 3 * every);
+}
+
+void Collector::flush() {
+  ++counters_.flushes;
+  const Time now = deps_.clock->now();
+  std::vector<Event> events;
+  auto vms = deps_.hypervisor->list();
+  if (!vms.ok()) {
+    // No state this time; probe results still go out. The engine sees the
+    // host's state reports stop, which is the signal that matters.
+    if (should_log(++counters_.list_errors)) {
+      spdlog::warn("collector {}: cannot list VMs: {}", opts_.host, vms.status().message());
+    }
+  } else {
+    sample_resources(*vms);
+    running_vms_.clear();
+    std::map<std::string, Beat> kept;
+    events.reserve(vms->size() + pending_probes_.size());
+    for (const auto& vm : *vms) {
+      Event& ev = events.emplace_back();
+      ev.set_host(opts_.host);
+      ev.set_vm(vm.id);
+      ev.set_observed_at_ns(to_ns(now));
+      auto* st = ev.mutable_state();
+      st->set_state(vm.state);
+      for (const auto& [k, v] : vm.labels) {
+        auto* l = st->add_labels();
+        l->set_key(k);
+        l->set_value(v);
+      }
+      Time beat = vm.last_heartbeat;
+      if (auto it = beats_.find(vm.id); it != beats_.end()) {
+        beat = std::max(beat, it->second.at);
+        kept.insert(beats_.extract(it));
+      }
+      st->set_last_heartbeat_ns(beat == Time{} ? 0 : to_ns(beat));
+      if (auto f = figures_.find(vm.id); f != figures_.end()) {
+        st->set_cpu_percent(std::round(f->second.cpu_percent * 100) / 100);
+        st->set_rss_bytes(f->second.rss_bytes);
+        st->set_uptime_ns(f->second.uptime.count());
+      }
+      if (vm.state == medic::v1::VM_STATE_RUNNING) running_vms_.push_back(vm.id);
+    }
+    // Heartbeats of VMs the backend no longer lists are forgotten, so the
+    // table is bounded by the host's VMs.
+    beats_ = std::move(kept);
+  }
+  for (auto& [vm, b] : beats_) {
+    if (!b.fresh) continue;
+    b.fresh = false;
+    Event& ev = events.emplace_back();
+    ev.set_host(opts_.host);
+    ev.set_vm(vm);
+    ev.set_observed_at_ns(to_ns(b.at));
+    auto* hb = ev.mutable_heartbeat();
+    hb->set_counter(b.counter);
+    hb->set_source(b.source);
+  }
+  for (auto& o : pending_probes_) {
+    Event& ev = events.emplace_back();
+    ev.set_host(opts_.host);
+    ev.set_vm(o.vm);
+    ev.set_observed_at_ns(to_ns(o.finished_at));
+    auto* p = ev.mutable_probe();
+    p->set_probe(std::move(o.probe));
+    p->set_ok(o.ok);
+    p->set_status(o.status);
+    p->set_latency_ns(o.latency.count());
+    p->set_reason(std::move(o.reason));
+  }
+  pending_probes_.clear();
+  send_bulk(events, now);
+}
+
+void Collector::send_bulk(std::vector<Event>& events, Time now) {
+  std::vector<std::string> frames;
+  const size_t per = static_cast<size_t>(opts_.max_events_per_batch);
+  // An empty host still sends one (empty) batch: it tells the engine the
+  // collector is alive.
+  size_t i = 0;
+  do {
+    medic::v1::EventBatch batch;
+    const size_t end = std::min(events.size(), i + per);
+    for (; i < end; ++i) *batch.add_events() = std::move(events[i]);
+    batch.SerializeToString(&payload_buf_);
+    frames.push_back(bulk_sealer_.seal(medic::v1::KIND_EVENT_BATCH, opts_.host, payload_buf_, now));
+    ++counters_.bulk_batches;
+  } while (i < events.size());
+  deps_.publisher->publish(Lane::kBulk, frames);
+}
+
+void Collector::run_once(Duration max_wait) {
+  pollfds_.clear();
+  for (int fd : deps_.hypervisor->fds()) pollfds_.push_back(pollfd{fd, POLLIN, 0});
+  const size_t own = pollfds_.size();
+  probes_->prepare(&pollfds_);
+
+  Duration wait = max_wait;
+  if (auto d = deps_.clock->next_deadline()) wait = std::min(wait, *d - deps_.clock->now());
+  if (auto p = probes_->max_wait()) wait = std::min(wait, *p);
+  if (deps_.publisher->has_waiting()) wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
+  ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));
+
+  deps_.clock->run_due();
+  in_backend_poll_ = true;
+  deps_.hypervisor->poll();
+  in_backend_poll_ = false;
+  flush_urgent();
+  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
+  deps_.publisher->pump();
+}
+
+void Collector::run(const std::atomic<bool>& stop) {
+  start();
+  while (!stop.load(std::memory_order_relaxed)) run_once(std::chrono::milliseconds(100));
+}
+
+CollectorService::~CollectorService() = default;
+
+Result<std::unique_ptr<CollectorService>> CollectorService::create(const CollectorConfig& config,
+                                                                   vmm::Hypervisor& hypervisor,
+                                                                   Clock& clock,
+                                                                   GuestPinger* pinger) {
+  std::unique_ptr<CollectorService> s(new CollectorService());
+  auto id = fabric::Identity::load(config.key_file);
+  if (!id.ok()) return id.status().with_context("collector key");
+  s->identity_ = std::make_unique<fabric::Identity>(std::move(*id));
+  if (!config.trust_file.empty()) {
+    auto trust = fabric::TrustStore::load(config.trust_file);
+    if (!trust.ok()) return trust.status().with_context("collector trust store");
+    s->trust_ = std::make_unique<fabric::TrustStore>(std::move(*trust));
+  } else {
+    s->trust_ = std::make_unique<fabric::TrustStore>();
+  }
+  auto ctx = fabric::Context::create(*s->trust_);
+  if (!ctx.ok()) return ctx.status();
+  s->context_ = std::move(*ctx);
+  auto pub = ZmqPublisher::create(*s->context_, *s->identity_, config.engines, config.lanes);
+  if (!pub.ok()) return pub.status();
+  s->publisher_ = std::move(*pub);
+  s->stats_ = make_process_stats(config.proc_root);
+  CollectorDeps deps;
+  deps.hypervisor = &hypervisor;
+  deps.clock = &clock;
+  deps.identity = s->identity_.get();
+  deps.publisher = s->publisher_.get();
+  deps.process_stats = s->stats_.get();
+  deps.guest_pinger = pinger;
+  auto c = Collector::create(deps, options_from_config(config));
+  if (!c.ok()) return c.status();
+  s->collector_ = std::move(*c);
+  s->interval_ = config.interval;
+  s->engines_ = config.engines.size();
+  return s;
+}
+
+void CollectorService::run(const std::atomic<bool>& stop) {
+  spdlog::info("collector {}: reporting every {} to {} engine(s), {} probe(s)",
+               collector_->host(), format_duration(interval_), engines_,
+               collector_->probes().size());
+  collector_->run(stop);
+}
+
+}  // namespace medic::collectors

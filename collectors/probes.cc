@@ -1,0 +1,496 @@
+#include "collectors/probes.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "core/duration.h"
+
+namespace medic::collectors {
+
+const char* probe_failure_name(ProbeFailure f) {
+  switch (f) {
+    case ProbeFailure::kNone: return "none";
+    case ProbeFailure::kTimeout: return "timeout";
+    case ProbeFailure::kConnectionRefused: return "connection_refused";
+    case ProbeFailure::kConnectFailed: return "connect_failed";
+    case ProbeFailure::kDns: return "dns";
+    case ProbeFailure::kTls: return "tls";
+    case ProbeFailure::kStatusMismatch: return "status_mismatch";
+    case ProbeFailure::kBodyMismatch: return "body_mismatch";
+    case ProbeFailure::kProtocol: return "protocol";
+    case ProbeFailure::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+bool curl_ready() {
+  static std::once_flag once;
+  static bool ok = false;
+  std::call_once(once, [] { ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; });
+  return ok;
+}
+
+// splitmix64: a small, portable generator so a seed gives the same schedule
+// on every platform.
+uint64_t next_random(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1).
+double unit_random(uint64_t* state) { return (next_random(state) >> 11) * 0x1.0p-53; }
+
+ProbeFailure classify_curl(CURLcode rc, long os_errno) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return ProbeFailure::kTimeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return ProbeFailure::kDns;
+    case CURLE_COULDNT_CONNECT:
+      return os_errno == ECONNREFUSED ? ProbeFailure::kConnectionRefused
+                                      : ProbeFailure::kConnectFailed;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return ProbeFailure::kTls;
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_FAILED_INIT: return ProbeFailure::kInternal;
+    default: return ProbeFailure::kProtocol;
+  }
+}
+
+struct Probe {
+  ProbeSpec spec;
+  // TCP: the address resolved when the probe was added.
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  // HTTP: one easy handle per probe, reused across runs.
+  CURL* easy = nullptr;
+  char curl_error[CURL_ERROR_SIZE] = {};
+  std::string tail;  // last needle-1 body bytes, so a match across chunks is found
+  bool body_found = false;
+
+  bool in_flight = false;
+  Steady::time_point started{};
+  int tcp_fd = -1;
+  Steady::time_point tcp_deadline{};
+  TimerId timer = 0;
+};
+
+}  // namespace
+
+class ProbeRunner::Impl {
+ public:
+  Impl(Clock& clock, ResultSink sink, uint64_t seed)
+      : clock_(clock), sink_(std::move(sink)), rng_(seed) {}
+
+  ~Impl() {
+    for (auto& p : probes_) {
+      if (p->timer) clock_.cancel(p->timer);
+      if (p->easy) {
+        if (p->in_flight) curl_multi_remove_handle(multi_, p->easy);
+        curl_easy_cleanup(p->easy);
+      }
+      if (p->tcp_fd >= 0) ::close(p->tcp_fd);
+    }
+    if (multi_) curl_multi_cleanup(multi_);
+  }
+
+  Status init() {
+    if (!curl_ready()) return internal_error("libcurl failed to initialise");
+    multi_ = curl_multi_init();
+    if (!multi_) return internal_error("curl_multi_init failed");
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Impl::socket_cb);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::timer_cb);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    return {};
+  }
+
+  Status add(ProbeSpec spec) {
+    if (spec.name.empty()) return invalid_argument("a probe needs a name");
+    if (by_name_.count(spec.name)) {
+      return already_exists("probe \"" + spec.name + "\" exists already");
+    }
+    if (spec.interval <= Duration::zero() || spec.timeout <= Duration::zero()) {
+      return invalid_argument("probe \"" + spec.name + "\": interval and timeout must be positive");
+    }
+    if (spec.jitter < 0 || spec.jitter > 0.5) {
+      return invalid_argument("probe \"" + spec.name + "\": jitter must be within 0..0.5");
+    }
+    auto p = std::make_unique<Probe>();
+    p->spec = std::move(spec);
+    if (p->spec.kind == ProbeKind::kTcp) {
+      MEDIC_RETURN_IF_ERROR(resolve(p.get()));
+    } else {
+      MEDIC_RETURN_IF_ERROR(make_easy(p.get()));
+    }
+    Probe* raw = p.get();
+    by_name_[raw->spec.name] = raw;
+    probes_.push_back(std::move(p));
+    // The first run falls anywhere in the first interval, spreading probes out.
+    auto first = Duration(static_cast<int64_t>(unit_random(&rng_) * raw->spec.interval.count()));
+    raw->timer = clock_.schedule_after(first, [this, raw] { on_due(raw); });
+    return {};
+  }
+
+  Status run_now(const std::string& name) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return not_found("no probe named \"" + name + "\"");
+    if (it->second->in_flight) return failed_precondition("probe \"" + name + "\" is in flight");
+    start(it->second);
+    return {};
+  }
+
+  void prepare(std::vector<pollfd>* fds) const {
+    for (const auto& [fd, what] : curl_socks_) {
+      short ev = 0;
+      if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= POLLIN;
+      if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= POLLOUT;
+      fds->push_back(pollfd{fd, ev, 0});
+    }
+    for (const auto& [fd, p] : tcp_by_fd_) fds->push_back(pollfd{fd, POLLOUT, 0});
+  }
+
+  std::optional<Duration> max_wait() const {
+    if (!ready_.empty()) return Duration::zero();
+    std::optional<Steady::time_point> due = curl_timer_;
+    if (!tcp_deadlines_.empty()) {
+      auto t = tcp_deadlines_.begin()->first;
+      if (!due || t < *due) due = t;
+    }
+    if (!due) return std::nullopt;
+    auto left = *due - Steady::now();
+    return left < Duration::zero() ? Duration::zero()
+                                   : std::chrono::duration_cast<Duration>(left);
+  }
+
+  void on_poll(const pollfd* fds, size_t n) {
+    int running = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      const int fd = fds[i].fd;
+      if (curl_socks_.count(fd)) {
+        int mask = 0;
+        if (fds[i].revents & POLLIN) mask |= CURL_CSELECT_IN;
+        if (fds[i].revents & POLLOUT) mask |= CURL_CSELECT_OUT;
+        if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) mask |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(multi_, fd, mask, &running);
+      } else if (auto it = tcp_by_fd_.find(fd); it != tcp_by_fd_.end()) {
+        finish_tcp(it->second);
+      }
+    }
+    const auto now = Steady::now();
+    if (curl_timer_ && *curl_timer_ <= now) {
+      curl_timer_.reset();
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    while (!tcp_deadlines_.empty() && tcp_deadlines_.begin()->first <= now) {
+      Probe* p = tcp_deadlines_.begin()->second;
+      fail_tcp(p, ProbeFailure::kTimeout,
+               "no connection within " + format_duration(p->spec.timeout));
+    }
+    harvest_curl();
+    deliver();
+  }
+
+  size_t size() const { return probes_.size(); }
+  size_t in_flight() const { return in_flight_; }
+  const ProbeCounters& counters() const { return counters_; }
+
+ private:
+  static int socket_cb(CURL*, curl_socket_t s, int what, void* self, void*) {
+    auto* impl = static_cast<Impl*>(self);
+    if (what == CURL_POLL_REMOVE) {
+      impl->curl_socks_.erase(s);
+    } else {
+      impl->curl_socks_[s] = what;
+    }
+    return 0;
+  }
+
+  static int timer_cb(CURLM*, long timeout_ms, void* self) {
+    auto* impl = static_cast<Impl*>(self);
+    if (timeout_ms < 0) {
+      impl->curl_timer_.reset();
+    } else {
+      impl->curl_timer_ = Steady::now() + std::chrono::milliseconds(timeout_ms);
+    }
+    return 0;
+  }
+
+  static size_t write_cb(char* data, size_t size, size_t nmemb, void* user) {
+    auto* p = static_cast<Probe*>(user);
+    const size_t n = size * nmemb;
+    const std::string& needle = p->spec.body_contains;
+    if (needle.empty() || p->body_found) return n;
+    p->tail.append(data, n);
+    if (p->tail.find(needle) != std::string::npos) {
+      p->body_found = true;
+      p->tail.clear();
+    } else if (p->tail.size() >= needle.size()) {
+      p->tail.erase(0, p->tail.size() - (needle.size() - 1));
+    }
+    return n;
+  }
+
+  Status make_easy(Probe* p) {
+    const ProbeSpec& s = p->spec;
+    if (s.url.rfind("http://", 0) != 0 && s.url.rfind("https://", 0) != 0) {
+      return invalid_argument("probe \"" + s.name + "\": url must be http:// or https://");
+    }
+    CURL* e = curl_easy_init();
+    if (!e) return internal_error("curl_easy_init failed");
+    p->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, s.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, p);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_error);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           s.timeout).count()));
+    // A probe measures the whole path, connect included, and holds no idle
+    // connections between runs.
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "medic-probe/1");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, s.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, s.verify_tls ? 2L : 0L);
+    if (s.method == "HEAD") {
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (s.method == "POST") {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    } else if (s.method != "GET") {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s.method.c_str());
+    }
+    return {};
+  }
+
+  Status resolve(Probe* p) {
+    const ProbeSpec& s = p->spec;
+    if (s.tcp_host.empty() || s.tcp_port == 0) {
+      return invalid_argument("probe \"" + s.name + "\": tcp needs a host and a port");
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = AF_UNSPEC;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(s.tcp_port);
+    int rc = getaddrinfo(s.tcp_host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0 || !res) {
+      return not_found("probe \"" + s.name + "\": cannot resolve \"" + s.tcp_host +
+                       "\": " + gai_strerror(rc));
+    }
+    std::memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+    p->addr_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return {};
+  }
+
+  void on_due(Probe* p) {
+    const ProbeSpec& s = p->spec;
+    const double offset = (unit_random(&rng_) * 2.0 - 1.0) * s.jitter;
+    auto next = s.interval + Duration(static_cast<int64_t>(offset * s.interval.count()));
+    p->timer = clock_.schedule_after(next, [this, p] { on_due(p); });
+    if (p->in_flight) {
+      ++counters_.skipped_overlap;
+      return;
+    }
+    start(p);
+  }
+
+  void start(Probe* p) {
+    ++counters_.started;
+    ++in_flight_;
+    p->in_flight = true;
+    p->started = Steady::now();
+    if (p->spec.kind == ProbeKind::kTcp) {
+      start_tcp(p);
+    } else {
+      start_http(p);
+    }
+  }
+
+  void start_http(Probe* p) {
+    p->tail.clear();
+    p->body_found = false;
+    p->curl_error[0] = '\0';
+    CURLMcode rc = curl_multi_add_handle(multi_, p->easy);
+    if (rc != CURLM_OK) {
+      complete(p, 0, ProbeFailure::kInternal, curl_multi_strerror(rc));
+    }
+  }
+
+  void start_tcp(Probe* p) {
+    int fd = ::socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      complete(p, 0, ProbeFailure::kInternal, std::string("socket: ") + std::strerror(errno));
+      return;
+    }
+    p->tcp_fd = fd;
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&p->addr), p->addr_len);
+    if (rc == 0) {
+      close_tcp(p);
+      complete(p, 0, ProbeFailure::kNone, "");
+    } else if (errno == EINPROGRESS) {
+      p->tcp_deadline = p->started + p->spec.timeout;
+      tcp_by_fd_[fd] = p;
+      tcp_deadlines_.insert({p->tcp_deadline, p});
+    } else {
+      const int err = errno;
+      close_tcp(p);
+      complete(p, 0, tcp_failure(err), std::strerror(err));
+    }
+  }
+
+  static ProbeFailure tcp_failure(int err) {
+    return err == ECONNREFUSED ? ProbeFailure::kConnectionRefused : ProbeFailure::kConnectFailed;
+  }
+
+  void close_tcp(Probe* p) {
+    if (p->tcp_fd < 0) return;
+    tcp_by_fd_.erase(p->tcp_fd);
+    tcp_deadlines_.erase({p->tcp_deadline, p});
+    ::close(p->tcp_fd);
+    p->tcp_fd = -1;
+  }
+
+  void finish_tcp(Probe* p) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(p->tcp_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0) {
+      close_tcp(p);
+      complete(p, 0, ProbeFailure::kNone, "");
+    } else {
+      fail_tcp(p, tcp_failure(err), std::strerror(err));
+    }
+  }
+
+  void fail_tcp(Probe* p, ProbeFailure f, const std::string& detail) {
+    close_tcp(p);
+    complete(p, 0, f, detail);
+  }
+
+  void harvest_curl() {
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      Probe* p = nullptr;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&p));
+      const CURLcode rc = m->data.result;
+      curl_multi_remove_handle(multi_, m->easy_handle);
+      if (p) finish_http(p, rc);
+    }
+  }
+
+  void finish_http(Probe* p, CURLcode rc) {
+    long status = 0;
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    const auto code = static_cast<uint32_t>(status);
+    if (rc != CURLE_OK) {
+      long os_errno = 0;
+      curl_easy_getinfo(p->easy, CURLINFO_OS_ERRNO, &os_errno);
+      std::string detail = p->curl_error[0] ? p->curl_error : curl_easy_strerror(rc);
+      complete(p, code, classify_curl(rc, os_errno), detail);
+      return;
+    }
+    const int want = p->spec.expect_status;
+    const bool status_ok = want == 0 ? (status >= 200 && status < 300) : status == want;
+    if (!status_ok) {
+      complete(p, code, ProbeFailure::kStatusMismatch,
+               "got " + std::to_string(status) + ", expected " +
+                   (want == 0 ? std::string("2xx") : std::to_string(want)));
+    } else if (!p->spec.body_contains.empty() && !p->body_found) {
+      complete(p, code, ProbeFailure::kBodyMismatch,
+               "\"" + p->spec.body_contains + "\" not in the body");
+    } else {
+      complete(p, code, ProbeFailure::kNone, "");
+    }
+  }
+
+  // Queues the outcome; the sink sees it from on_poll(), never from inside a
+  // Clock timer or a libcurl callback.
+  void complete(Probe* p, uint32_t status, ProbeFailure f, const std::string& detail) {
+    p->in_flight = false;
+    --in_flight_;
+    ProbeOutcome o;
+    o.probe = p->spec.name;
+    o.vm = p->spec.vm;
+    o.status = status;
+    o.ok = f == ProbeFailure::kNone;
+    o.failure = f;
+    o.latency = std::chrono::duration_cast<Duration>(Steady::now() - p->started);
+    if (!o.ok) o.reason = std::string(probe_failure_name(f)) + ": " + detail;
+    o.finished_at = clock_.now();
+    (o.ok ? counters_.succeeded : counters_.failed)++;
+    ready_.push_back(std::move(o));
+  }
+
+  void deliver() {
+    while (!ready_.empty()) {
+      ProbeOutcome o = std::move(ready_.front());
+      ready_.pop_front();
+      if (sink_) sink_(o);
+    }
+  }
+
+  Clock& clock_;
+  ResultSink sink_;
+  uint64_t rng_;
+  CURLM* multi_ = nullptr;
+  std::vector<std::unique_ptr<Probe>> probes_;
+  std::unordered_map<std::string, Probe*> by_name_;
+  std::unordered_map<curl_socket_t, int> curl_socks_;  // fd -> CURL_POLL_*
+  std::optional<Steady::time_point> curl_timer_;
+  std::unordered_map<int, Probe*> tcp_by_fd_;
+  std::set<std::pair<Steady::time_point, Probe*>> tcp_deadlines_;
+  std::deque<ProbeOutcome> ready_;
+  size_t in_flight_ = 0;
+  ProbeCounters counters_;
+};
+
+Result<std::unique_ptr<ProbeRunner>> ProbeRunner::create(Clock& clock, ResultSink sink,
+                                                         uint64_t seed) {
+  auto impl = std::make_unique<Impl>(clock, std::move(sink), seed);
+  MEDIC_RETURN_IF_ERROR(impl->init());
+  return std::unique_ptr<ProbeRunner>(new ProbeRunner(std::move(impl)));
+}
+
+ProbeRunner::ProbeRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProbeRunner::~ProbeRunner() = default;
+Status ProbeRunner::add(ProbeSpec spec) { return impl_->add(std::move(spec)); }
+Status ProbeRunner::run_now(const std::string& name) { return impl_->run_now(name); }
+void ProbeRunner::prepare(std::vector<pollfd>* fds) const { impl_->prepare(fds); }
+std::optional<Duration> ProbeRunner::max_wait() const { return impl_->max_wait(); }
+void ProbeRunner::on_poll(const pollfd* fds, size_t n) { impl_->on_poll(fds, n); }
+size_t ProbeRunner::size() const { return impl_->size(); }
+size_t ProbeRunner::in_flight() const { return impl_->in_flight(); }
+const ProbeCounters& ProbeRunner::counters() const { return impl_->counters(); }
+
+}  // namespace medic::collectors

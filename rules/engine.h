@@ -1,0 +1,158 @@
+// The rules engine: decoded events in, decisions out.
+//
+// Contract:
+// - Single-threaded: every method, and every timer it puts on the Clock, runs
+//   on the thread that owns the Clock. It never blocks and never does I/O;
+//   decisions go to a DecisionSink, which must not call back into the engine.
+// - It knows nothing of audit, dispatch or the network. The owner maps an
+//   EvidenceRef to the signed envelope an event came in, sends proposed and
+//   approved verb decisions to actuators, hands notify decisions to a notifier
+//   (rules/notifier.h), and feeds back action results, operator requests and
+//   host liveness.
+// - Every decision says what rule (name and version) asked for what step on
+//   which VM, on what evidence, and what became of it: proposed (dispatch it),
+//   suppressed (by which policy, why), pending_approval, approved (dispatch
+//   it), denied, expired, dry_run.
+// - Safety policies are on by default (see EngineOptions) and applied in a
+//   fixed order: silence, dry-run, host-silent, storm guard, cooldown, budget,
+//   one action per VM in flight, host and fleet concurrency, approval.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "medic/v1/events.pb.h"
+#include "rules/absence.h"
+#include "rules/rule.h"
+
+namespace medic::rules {
+
+// Opaque id of the signed envelope an event came in; 0 when unknown.
+using EvidenceRef = uint64_t;
+
+enum class Outcome : uint8_t {
+  kProposed, kSuppressed, kPendingApproval, kApproved, kDenied, kExpired, kDryRun,
+};
+std::string_view outcome_name(Outcome o);
+
+// The policy that stopped (or holds) a decision.
+enum class Policy : uint8_t {
+  kNone, kSilence, kHostSilent, kStormGuard, kCooldown, kBudget, kVmInFlight, kHostConcurrency,
+  kFleetConcurrency, kApproval,
+};
+std::string_view policy_name(Policy p);
+
+struct Decision {
+  std::string id;  // unique; for verbs the action id (kept from pending to approved)
+  Time at{};
+  std::string rule;          // empty for the engine's own notices (storm guard, budget)
+  std::string rule_version;
+  std::string vm;            // empty for host- or fleet-wide notices
+  std::string host;
+  Step step = Step::kNotify;
+  uint32_t ladder_step = 0;  // 1-based; 0 for the engine's own notices
+  uint32_t ladder_size = 0;
+  std::vector<EvidenceRef> evidence;
+  std::string trigger;       // what fired: "vm.panicked", "no vm.heartbeat for 30s", ...
+  Outcome outcome = Outcome::kProposed;
+  Policy policy = Policy::kNone;
+  std::string reason;        // why suppressed / denied / expired; the notice text for notify
+  std::string by;            // the operator, for approved / denied
+  Duration heal_within{0};   // how long to watch the VM after a verb
+  Time expires_at{};         // the action's expiry, for dispatch
+};
+
+class DecisionSink {
+ public:
+  virtual ~DecisionSink() = default;
+  virtual void on_decision(const Decision& d) = 0;
+};
+
+enum class ActionOutcome : uint8_t { kSucceeded, kFailed, kRejected, kTimedOut };
+
+struct StormOptions {
+  double host_fraction = 0.5;    // freeze a host when more than this share of its VMs turn bad
+  double fleet_fraction = 0.2;   // freeze the fleet likewise
+  uint32_t min_vms = 3;          // ... and at least this many
+  Duration window = std::chrono::minutes(1);
+  Duration quiet = std::chrono::minutes(5);  // unfreeze after this long with no new bad VM
+};
+
+struct EngineOptions {
+  PolicyDefaults defaults;
+  uint32_t max_in_flight_per_host = 2;
+  uint32_t max_in_flight_fleet = 10;
+  Duration action_timeout = std::chrono::minutes(5);  // no result by then: timed out
+  Duration host_silent_after = std::chrono::seconds(20);
+  StormOptions storm;
+  bool dry_run = false;  // every rule in dry-run
+  std::string id_prefix = "d";
+  size_t max_evidence = 8;  // evidence refs kept per incident
+};
+
+// A silence or maintenance window: decisions it matches are suppressed.
+// Empty matchers match anything; all given matchers must match.
+struct Silence {
+  std::string vm;
+  std::string host;
+  std::string rule;
+  std::string label_key, label_value;
+  Time until{};
+  std::string reason;
+  std::string by;
+};
+
+struct EngineStats {
+  uint64_t events = 0;
+  uint64_t unknown_events = 0;  // no type, or no VM
+  uint64_t triggers = 0;
+  uint64_t decisions = 0;
+  size_t vms = 0;
+  size_t hosts = 0;
+  size_t open_incidents = 0;
+  size_t in_flight = 0;
+  size_t absence_keys = 0;
+};
+
+class Engine {
+ public:
+  Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
+         DecisionSink& sink);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // One decoded event. Events without a VM only mark their host as seen.
+  void ingest(const medic::v1::Event& event, EvidenceRef evidence);
+  // The collector of `host` spoke (even with no VM events).
+  void host_seen(const std::string& host, Time at);
+  // What the actuator reported for an action id from a proposed/approved decision.
+  void on_action_result(const std::string& action_id, ActionOutcome outcome, bool healed,
+                        const std::string& reason = "");
+
+  Status approve(const std::string& action_id, const std::string& by);
+  Status deny(const std::string& action_id, const std::string& by, const std::string& reason);
+  // Returns the silence id.
+  std::string silence(Silence s);
+  Status unsilence(const std::string& id);
+  // Lifts a storm-guard freeze on `host`, or on the fleet when host is empty.
+  Status unfreeze(const std::string& host, const std::string& by);
+  // Swaps the rule set. Incidents in progress finish with the rule they
+  // started with; absence and count state carry over for rules that keep
+  // their name and trigger.
+  void reload(std::shared_ptr<const RuleSet> rules);
+
+  EngineStats stats() const;
+  bool frozen(const std::string& host) const;  // "" = the fleet
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medic::rules

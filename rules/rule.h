@@ -1,0 +1,110 @@
+// A compiled rule and the indexed set of them the engine runs. Produced by the
+// loader (rules/loader.h); immutable once built, shared by reference so a
+// reload can swap sets while decisions in flight keep their rule alive.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "medic/v1/actions.pb.h"
+#include "rules/event_types.h"
+#include "rules/expr.h"
+
+namespace medic::rules {
+
+// What one ladder step does. Verbs go to an actuator; notify goes to people.
+enum class Step : uint8_t { kReboot, kReset, kRestart, kStop, kStart, kNotify };
+std::string_view step_name(Step s);
+std::optional<Step> step_from_name(std::string_view name);
+// The wire verb; VERB_UNSPECIFIED for notify.
+medic::v1::Verb step_verb(Step s);
+
+enum class TriggerKind : uint8_t { kOn, kAbsent, kCount };
+enum class Mode : uint8_t { kEnforce, kDryRun };
+
+// `budget: 3 per 1h`: at most `count` actions per VM in any `window`.
+struct Budget {
+  uint32_t count = 0;
+  Duration window{0};
+};
+
+// Which key fields identify an incident (`key:`), default vm.id.
+enum class KeyField : uint8_t { kVmId, kVmHost, kProbeName };
+
+struct Rule {
+  std::string name;
+  std::string version;  // content hash of the rule's YAML: changes when the rule does
+  std::string file;
+  int line = 0;
+  std::string description;
+  std::vector<std::pair<std::string, std::string>> labels;
+
+  TriggerKind trigger = TriggerKind::kOn;
+  EventType event = EventType::kVmState;  // on: / count: event, or absent: signal
+  Duration absent_for{0};                 // absent
+  uint32_t count = 0;                     // count
+  Duration within{0};                     // count
+  Expr where;                             // empty = always
+  std::vector<KeyField> key = {KeyField::kVmId};
+
+  std::vector<Step> ladder;
+  EventType healed_by = EventType::kVmHeartbeat;
+  Duration heal_within{0};
+  std::string message;  // notify text; empty = a generated sentence
+
+  // Policy overrides; nullopt = the engine default.
+  std::optional<Duration> cooldown;
+  std::optional<Budget> budget;
+  bool approval_required = false;
+  std::optional<Duration> approval_timeout;
+  Mode mode = Mode::kEnforce;
+  bool storm_guard = true;
+};
+
+using RulePtr = std::shared_ptr<const Rule>;
+
+// Rules indexed by what can wake them: an event only meets the rules that name
+// its type (as `on:`/`count:` event, as `absent:` signal, or as `healed_by:`).
+class RuleSet {
+ public:
+  RuleSet() = default;
+  explicit RuleSet(std::vector<RulePtr> rules);
+
+  const std::vector<RulePtr>& rules() const { return rules_; }
+  size_t size() const { return rules_.size(); }
+  // Indices of on:/count: rules triggered by `t`.
+  const std::vector<uint32_t>& triggered_by(EventType t) const { return on_[idx(t)]; }
+  // Indices of absent: rules whose signal is `t`.
+  const std::vector<uint32_t>& absence_signalled_by(EventType t) const { return absent_[idx(t)]; }
+  // Indices of absent: rules.
+  const std::vector<uint32_t>& absence_rules() const { return all_absent_; }
+  const Rule* find(std::string_view name) const;
+
+ private:
+  static size_t idx(EventType t) { return static_cast<size_t>(t); }
+  std::vector<RulePtr> rules_;
+  std::array<std::vector<uint32_t>, kEventTypeCount> on_;
+  std::array<std::vector<uint32_t>, kEventTypeCount> absent_;
+  std::vector<uint32_t> all_absent_;
+};
+
+}  // namespace medic::rules
+
+namespace medic::rules {
+
+// Policy defaults that apply when a rule does not override them. The loader
+// needs them too: it warns about ladder steps the budget can never reach.
+struct PolicyDefaults {
+  Duration cooldown = std::chrono::minutes(2);
+  Budget budget{5, std::chrono::hours(1)};
+  Duration approval_timeout = std::chrono::minutes(15);
+  Duration heal_within = std::chrono::minutes(1);
+};
+
+}  // namespace medic::rules

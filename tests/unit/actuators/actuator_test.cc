@@ -1,0 +1,409 @@
+#include "actuators/actuator.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/testing.h"
+#include "tests/unit/actuators/fixtures.h"
+
+namespace medic::actuators {
+namespace {
+
+using namespace medic::actuators::testing;
+using medic::v1::ActionAck;
+using medic::v1::ActionResult;
+
+class ActuatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = fabric::Context::create(keys.trust);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ctx = std::move(c).value();
+    engine = std::make_unique<FakeEngine>(*ctx, keys, clock);
+    hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
+    opts = actuator_options(keys, engine->endpoint(), dir.file("journal.db"));
+  }
+
+  void start_actuator() {
+    auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+    ASSERT_TRUE(a.ok()) << a.status();
+    act = std::move(a).value();
+  }
+  void step() {
+    if (act) act->run_once(2ms);
+    engine->poll();
+  }
+  void send(const medic::v1::Action& a) { send_raw(engine->seal_action(a)); }
+  void send_raw(const std::string& frame) {
+    ASSERT_TRUE(engine->send_frame(frame, [&] { step(); }));
+  }
+  bool wait(const std::function<bool()>& cond) {
+    return pump([&] { step(); }, cond);
+  }
+  // Runs the loops a little so that anything in flight arrives.
+  void settle() {
+    for (int i = 0; i < 25; ++i) step();
+  }
+  size_t acks_for(const std::string& id, ActionAck::What what = ActionAck::WHAT_RECEIVED) {
+    size_t n = 0;
+    for (auto& a : engine->acks) n += a.action_id() == id && a.what() == what;
+    return n;
+  }
+  void ack_result(const std::string& id) { send_raw(engine->seal_result_ack(id)); }
+
+  medic::testing::TempDir dir;
+  Keys keys;
+  VirtualClock clock;
+  FakeHypervisor hv{"host-a", clock};
+  ActuatorOptions opts;
+  std::unique_ptr<fabric::Context> ctx;
+  std::unique_ptr<FakeEngine> engine;
+  ActuatorPtr act;
+};
+
+TEST_F(ActuatorTest, ExecutesAnActionAndReportsAckThenHealedResult) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  send(make_action("a1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("a1") > 0; }));
+  ASSERT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+  ASSERT_EQ(acks_for("a1"), 1u);
+  const ActionResult* r = engine->last_result("a1");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_SUCCEEDED);
+  EXPECT_TRUE(r->healed());
+  EXPECT_EQ(r->executed_at_ns(), to_ns(clock.now()));
+  auto e = act->journal().find("a1");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->state, JournalState::kDone);
+}
+
+TEST_F(ActuatorTest, DuplicateDeliveryIsExecutedOnceAndAnsweredAgain) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  auto a = make_action("dup", "host-a", "vm-1", clock.now());
+  send(a);
+  ASSERT_TRUE(wait([&] { return engine->results_for("dup") == 1; }));
+  a.set_attempt(2);
+  send(a);  // a fresh envelope (new seq) for the same action id
+  send(a);
+  ASSERT_TRUE(wait([&] { return engine->results_for("dup") == 3 && acks_for("dup") == 3; }));
+  EXPECT_EQ(hv.executed.size(), 1u);
+  EXPECT_EQ(act->stats().duplicates, 2u);
+  EXPECT_EQ(act->stats().executed, 1u);
+}
+
+TEST_F(ActuatorTest, RejectsAnExpiredActionWithASignedResult) {
+  start_actuator();
+  auto a = make_action("old", "host-a", "vm-1", clock.now() - 120s);
+  send(a);
+  ASSERT_TRUE(wait([&] { return engine->results_for("old") > 0; }));
+  const ActionResult* r = engine->last_result("old");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_NE(r->reason().find("expired"), std::string::npos) << r->reason();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().rejected_by[static_cast<size_t>(Rejection::kExpired)], 1u);
+}
+
+TEST_F(ActuatorTest, RejectsAnActionForAVmNotOnThisHost) {
+  start_actuator();
+  send(make_action("elsewhere", "host-a", "vm-of-host-b", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("elsewhere") > 0; }));
+  const ActionResult* r = engine->last_result("elsewhere");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_NE(r->reason().find("not on host"), std::string::npos) << r->reason();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().rejected_by[static_cast<size_t>(Rejection::kVmNotHere)], 1u);
+}
+
+TEST_F(ActuatorTest, RejectsAnActionWhoseExpiryIsBeyondTheLifetimeLimit) {
+  start_actuator();
+  send(make_action("far", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 48h));
+  ASSERT_TRUE(wait([&] { return engine->results_for("far") > 0; }));
+  EXPECT_EQ(engine->last_result("far")->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, RejectsAnActionWithAnUnknownVerb) {
+  start_actuator();
+  send(make_action("verb", "host-a", "vm-1", clock.now(), medic::v1::VERB_UNSPECIFIED));
+  ASSERT_TRUE(wait([&] { return engine->results_for("verb") > 0; }));
+  EXPECT_EQ(engine->last_result("verb")->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, RejectsAnActionWhoseHostDiffersFromItsEnvelope) {
+  start_actuator();
+  auto a = make_action("mixed", "host-b", "vm-1", clock.now());
+  send_raw(engine->seal_action(a, "host-a"));
+  ASSERT_TRUE(wait([&] { return engine->results_for("mixed") > 0; }));
+  EXPECT_EQ(engine->last_result("mixed")->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, ARejectedActionIdStaysRejectedOnRedelivery) {
+  start_actuator();
+  send(make_action("gone", "host-a", "vm-2", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("gone") > 0; }));
+  hv.add_vm("vm-2");  // the VM shows up later: the id must still not run
+  send(make_action("gone", "host-a", "vm-2", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("gone") > 1; }));
+  EXPECT_EQ(engine->last_result("gone")->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+// Frames that cannot be attributed to a trusted engine are counted, logged
+// and never answered.
+TEST_F(ActuatorTest, DropsAnActionAddressedToAnotherHost) {
+  start_actuator();
+  send_raw(engine->seal_action(make_action("b1", "host-b", "vm-1", clock.now())));
+  ASSERT_TRUE(wait([&] { return act->open_counters().get(fabric::OpenError::kOutOfScope) == 1; }));
+  settle();
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(engine->acks.empty());
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+}
+
+TEST_F(ActuatorTest, DropsAnActionSignedByACollectorKey) {
+  start_actuator();
+  fabric::Sealer collector(keys.collector);
+  auto a = make_action("c1", "host-a", "vm-1", clock.now());
+  send_raw(collector.seal(medic::v1::KIND_ACTION, "host-a", a.SerializeAsString(), clock.now()));
+  ASSERT_TRUE(
+      wait([&] { return act->open_counters().get(fabric::OpenError::kRoleNotAllowed) == 1; }));
+  settle();
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, DropsAnActionSignedByAnUnknownKey) {
+  start_actuator();
+  fabric::Sealer stranger(keys.stranger);
+  auto a = make_action("s1", "host-a", "vm-1", clock.now());
+  send_raw(stranger.seal(medic::v1::KIND_ACTION, "host-a", a.SerializeAsString(), clock.now()));
+  ASSERT_TRUE(
+      wait([&] { return act->open_counters().get(fabric::OpenError::kUnknownSender) == 1; }));
+  settle();
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, DropsAForgedAction) {
+  start_actuator();
+  // A genuine engine envelope whose payload was changed after signing.
+  std::string frame = engine->seal_action(make_action("f1", "host-a", "vm-1", clock.now()));
+  medic::v1::Envelope env;
+  ASSERT_TRUE(env.ParseFromString(frame));
+  auto a = make_action("f1", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART);
+  env.set_payload(a.SerializeAsString());
+  send_raw(env.SerializeAsString());
+  ASSERT_TRUE(
+      wait([&] { return act->open_counters().get(fabric::OpenError::kBadSignature) == 1; }));
+  settle();
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, DropsAReplayedActionAndExecutesTheOriginalOnce) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  std::string frame = engine->seal_action(make_action("r1", "host-a", "vm-1", clock.now()));
+  send_raw(frame);
+  ASSERT_TRUE(wait([&] { return engine->results_for("r1") == 1; }));
+  send_raw(frame);  // the very same bytes again
+  ASSERT_TRUE(wait([&] { return act->open_counters().get(fabric::OpenError::kReplayed) == 1; }));
+  settle();
+  EXPECT_EQ(engine->results_for("r1"), 1u);
+  EXPECT_EQ(hv.executed.size(), 1u);
+}
+
+TEST_F(ActuatorTest, RejectsAStaleButAuthenticActionAsClockSkew) {
+  start_actuator();
+  auto a = make_action("skew", "host-a", "vm-1", clock.now());
+  // Sealed two minutes in the past: beyond the 30 s skew bound.
+  std::string frame = engine->sealer().seal(medic::v1::KIND_ACTION, "host-a",
+                                            a.SerializeAsString(), clock.now() - 120s);
+  send_raw(frame);
+  ASSERT_TRUE(wait([&] { return engine->results_for("skew") > 0; }));
+  EXPECT_EQ(engine->last_result("skew")->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_NE(engine->last_result("skew")->reason().find("clock"), std::string::npos);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, ResendsTheResultWithBackoffUntilTheEngineAcknowledgesIt) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  send(make_action("rs", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("rs") == 1; }));
+  // Not acknowledged: the first result counts as lost.
+  clock.advance(200ms);
+  ASSERT_TRUE(wait([&] { return engine->results_for("rs") == 2; }));
+  clock.advance(399ms);
+  settle();
+  EXPECT_EQ(engine->results_for("rs"), 2u) << "backoff doubles: nothing before 400 ms";
+  clock.advance(1ms);
+  ASSERT_TRUE(wait([&] { return engine->results_for("rs") == 3; }));
+  ack_result("rs");
+  ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
+  clock.advance(10s);
+  settle();
+  EXPECT_EQ(engine->results_for("rs"), 3u);
+  EXPECT_EQ(hv.executed.size(), 1u);
+  auto e = act->journal().find("rs");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->result_acked);
+}
+
+TEST_F(ActuatorTest, ReportsABackendFailureWithItsReason) {
+  hv.next_status = failed_precondition("VM is stopped");
+  start_actuator();
+  send(make_action("fail", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("fail") > 0; }));
+  const ActionResult* r = engine->last_result("fail");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
+  EXPECT_NE(r->reason().find("VM is stopped"), std::string::npos) << r->reason();
+  EXPECT_FALSE(r->healed());
+}
+
+TEST_F(ActuatorTest, ReportsHealedWhenAHeartbeatArrivesDuringTheWatch) {
+  start_actuator();
+  send(make_action("w1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
+  clock.advance(3s);
+  settle();
+  EXPECT_EQ(engine->results_for("w1"), 0u) << "no result while the VM is still booting";
+  hv.heartbeat("vm-1");
+  clock.advance(1s);  // the next watch poll sees it
+  ASSERT_TRUE(wait([&] { return engine->results_for("w1") > 0; }));
+  EXPECT_TRUE(engine->last_result("w1")->healed());
+  EXPECT_EQ(engine->last_result("w1")->outcome(), ActionResult::OUTCOME_SUCCEEDED);
+}
+
+TEST_F(ActuatorTest, AVmEventEndsTheWatchWithoutWaitingForThePoll) {
+  start_actuator();
+  send(make_action("w2", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
+  clock.advance(100ms);
+  hv.heartbeat("vm-1");
+  vmm::VmEvent ev;
+  ev.type = vmm::VmEvent::Type::kHeartbeat;
+  ev.vm = "vm-1";
+  ev.at = clock.now();
+  act->on_vm_event(ev);
+  ASSERT_TRUE(wait([&] { return engine->results_for("w2") > 0; }));
+  EXPECT_TRUE(engine->last_result("w2")->healed());
+}
+
+TEST_F(ActuatorTest, ReportsNotHealedWhenTheWatchEndsWithoutAHeartbeat) {
+  start_actuator();
+  send(make_action("w3", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 5s));
+  ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
+  clock.advance(4900ms);
+  settle();
+  EXPECT_EQ(engine->results_for("w3"), 0u);
+  clock.advance(100ms);
+  ASSERT_TRUE(wait([&] { return engine->results_for("w3") > 0; }));
+  const ActionResult* r = engine->last_result("w3");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_SUCCEEDED);
+  EXPECT_FALSE(r->healed());
+}
+
+TEST_F(ActuatorTest, AnActionFoundExecutingAfterARestartIsReportedFailedAndNotRun) {
+  {
+    auto j = Journal::open(opts.journal_path);
+    ASSERT_TRUE(j.ok());
+    auto a = make_action("crashed", "host-a", "vm-1", clock.now());
+    ASSERT_TRUE((*j)->insert(a, JournalState::kExecuting, clock.now()).ok());
+  }
+  start_actuator();
+  ASSERT_TRUE(wait([&] { return engine->results_for("crashed") > 0; }));
+  const ActionResult* r = engine->last_result("crashed");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
+  EXPECT_EQ(r->reason(), kRestartedDuringExecution);
+  // The engine re-sends it: still never executed.
+  send(make_action("crashed", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("crashed") > 1; }));
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().recovered_unknown, 1u);
+}
+
+TEST_F(ActuatorTest, AReceivedButUnstartedActionRunsAfterARestart) {
+  hv.heal_on_execute = true;
+  {
+    auto j = Journal::open(opts.journal_path);
+    ASSERT_TRUE(j.ok());
+    auto a = make_action("queued", "host-a", "vm-1", clock.now());
+    ASSERT_TRUE((*j)->insert(a, JournalState::kReceived, clock.now()).ok());
+  }
+  start_actuator();
+  ASSERT_TRUE(wait([&] { return engine->results_for("queued") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+  EXPECT_TRUE(engine->last_result("queued")->healed());
+}
+
+TEST_F(ActuatorTest, AWatchResumesAfterARestart) {
+  start_actuator();
+  send(make_action("wr", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 5s));
+  ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
+  act.reset();  // the actuator stops mid-watch
+  clock.advance(2s);
+  start_actuator();
+  EXPECT_EQ(act->watching(), 1u);
+  hv.heartbeat("vm-1");
+  clock.advance(1s);
+  ASSERT_TRUE(wait([&] { return engine->results_for("wr") > 0; }));
+  EXPECT_TRUE(engine->last_result("wr")->healed());
+  EXPECT_EQ(hv.executed.size(), 1u);
+}
+
+TEST_F(ActuatorTest, ResendsAnUnacknowledgedResultAfterARestart) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  send(make_action("ur", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("ur") == 1; }));
+  act.reset();
+  start_actuator();
+  ASSERT_TRUE(wait([&] { return engine->results_for("ur") == 2; }));
+  EXPECT_EQ(hv.executed.size(), 1u);
+}
+
+TEST_F(ActuatorTest, RunsTheRestartHookWithItsArgumentsAndReportsItsOutput) {
+  opts.restart_hook = {"/bin/echo", "restarting", "{vm}", "on", "{host}"};
+  start_actuator();
+  send(make_action("hook", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART, 60s, 5s));
+  ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
+  hv.heartbeat("vm-1");  // the hook brought it back
+  clock.advance(1s);
+  ASSERT_TRUE(wait([&] { return engine->results_for("hook") > 0; }));
+  const ActionResult* r = engine->last_result("hook");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_SUCCEEDED);
+  EXPECT_TRUE(r->healed());
+  EXPECT_EQ(r->output(), "restarting vm-1 on host-a\n");
+  EXPECT_TRUE(hv.executed.empty()) << "the hook replaces the backend's restart";
+}
+
+TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
+  opts.restart_hook = {"/bin/sh", "-c", "echo no such vm >&2; exit 3"};
+  start_actuator();
+  send(make_action("hookfail", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART));
+  ASSERT_TRUE(wait([&] { return engine->results_for("hookfail") > 0; }));
+  const ActionResult* r = engine->last_result("hookfail");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
+  EXPECT_NE(r->reason().find("exited with code 3"), std::string::npos) << r->reason();
+  EXPECT_EQ(r->output(), "no such vm\n");
+}
+
+TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
+  opts.host = "host-b";
+  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  EXPECT_FALSE(a.ok());
+}
+
+TEST_F(ActuatorTest, RefusesToStartWhenTheEngineKeyIsNotATrustedEngine) {
+  opts.engine_key = keys.collector.public_key();
+  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("engine role"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace medic::actuators

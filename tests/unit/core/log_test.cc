@@ -1,0 +1,66 @@
+#include "core/log.h"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "tests/testing/testing.h"
+
+namespace medic {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Log, JsonEscapeKeepsLinesValid) {
+  EXPECT_EQ(json_escape("plain"), "plain");
+  EXPECT_EQ(json_escape("a \"q\" \\ b\nc\t\x01"), "a \\\"q\\\" \\\\ b\\nc\\t\\u0001");
+}
+
+TEST(Log, JsonLinesCarryEscapedMessages) {
+  testing::TempDir dir;
+  LogOptions o;
+  o.json = true;
+  o.file = dir.file("medic.log");
+  o.level = "debug";
+  ASSERT_TRUE(setup_logging(o).ok());
+  spdlog::info("vm \"web-1\" said {}", "hi\nthere");
+  spdlog::default_logger()->flush();
+  std::ifstream in(o.file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string line = ss.str();
+  EXPECT_NE(line.find(R"("level":"info")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("msg":"vm \"web-1\" said hi\nthere")"), std::string::npos) << line;
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  spdlog::drop("medic");
+  spdlog::set_default_logger(spdlog::stderr_color_mt("default"));
+}
+
+TEST(Log, UnknownLevelIsRejected) {
+  LogOptions o;
+  o.level = "loud";
+  Status s = setup_logging(o);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("expected trace"), std::string::npos);
+}
+
+TEST(LogLimiter, OneLinePerCausePerIntervalCountingTheRest) {
+  VirtualClock clock;
+  LogLimiter limiter(10s);
+  uint64_t held = 99;
+  EXPECT_TRUE(limiter.allow("bad_signature", clock.now(), &held));
+  EXPECT_EQ(held, 0u);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(limiter.allow("bad_signature", clock.now()));
+  EXPECT_TRUE(limiter.allow("replayed", clock.now()));  // other causes are separate
+  clock.advance(10s);
+  EXPECT_TRUE(limiter.allow("bad_signature", clock.now(), &held));
+  EXPECT_EQ(held, 5u);
+}
+
+}  // namespace
+}  // namespace medic

@@ -1,0 +1,118 @@
+#include "fabric/receiver.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/testing.h"
+#include "tests/unit/fabric/fabric_test_util.h"
+
+namespace medic::fabric {
+namespace {
+
+using namespace std::chrono_literals;
+using test::identity_for;
+using test::node;
+
+class ReceiverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(trust_.add(node("engine", engine_, test::kEngine, {"*"})).ok());
+    ASSERT_TRUE(trust_.add(node("host-a", host_, test::kCollector, {"host-a"})).ok());
+    auto ctx = Context::create(trust_);
+    ASSERT_TRUE(ctx.ok());
+    ctx_ = std::move(*ctx);
+    auto r = EventReceiver::create(*ctx_, {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"}, engine_,
+                                   trust_, clock_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    receiver_ = std::move(*r);
+    auto bulk = ctx_->connect(zmq::socket_type::pub, receiver_->bulk_endpoint(), host_,
+                              engine_.public_key());
+    auto urgent = ctx_->connect(zmq::socket_type::pub, receiver_->urgent_endpoint(), host_,
+                                engine_.public_key());
+    ASSERT_TRUE(bulk.ok() && urgent.ok());
+    bulk_ = std::move(*bulk);
+    urgent_ = std::move(*urgent);
+    // Wait until both PUB sockets have a subscriber: probe frames that the
+    // receiver rejects as unknown kind until one shows up on each lane.
+    ASSERT_TRUE(testing::wait_until([&] {
+      bulk_.send(zmq::str_buffer("probe"), zmq::send_flags::dontwait);
+      urgent_.send(zmq::str_buffer("probe"), zmq::send_flags::dontwait);
+      receiver_->drain([](std::string_view, auto&, auto&, bool) {});
+      return receiver_->rejections().get(OpenError::kMalformed) >= 2;
+    }, 10s));
+  }
+
+  std::string batch_frame(Sealer& s, const std::string& vm) {
+    medic::v1::EventBatch b;
+    auto* e = b.add_events();
+    e->set_host("host-a");
+    e->set_vm(vm);
+    return s.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), clock_.now());
+  }
+
+  SystemClock clock_;
+  TrustStore trust_;
+  Identity engine_ = identity_for(31);
+  Identity host_ = identity_for(32);
+  std::unique_ptr<Context> ctx_;
+  std::unique_ptr<EventReceiver> receiver_;
+  zmq::socket_t bulk_;
+  zmq::socket_t urgent_;
+};
+
+TEST_F(ReceiverTest, UrgentLaneIsDrainedBeforeQueuedBulk) {
+  Sealer bulk_sealer(host_, 0);
+  Sealer urgent_sealer(host_, 1);
+  for (int i = 0; i < 100; ++i) {
+    bulk_.send(zmq::buffer(batch_frame(bulk_sealer, "bulk-" + std::to_string(i))), zmq::send_flags::none);
+  }
+  urgent_.send(zmq::buffer(batch_frame(urgent_sealer, "panic")), zmq::send_flags::none);
+  std::vector<std::string> order;
+  // Wait until everything has arrived in the sockets' queues, reading nothing.
+  ASSERT_TRUE(testing::wait_until([&] {
+    return (receiver_->urgent_socket().get(zmq::sockopt::events) & ZMQ_POLLIN) &&
+           (receiver_->bulk_socket().get(zmq::sockopt::events) & ZMQ_POLLIN);
+  }, 10s));
+  ASSERT_TRUE(testing::wait_until([&] {
+    receiver_->drain([&](std::string_view, const Opened&, const medic::v1::EventBatch& b, bool urgent) {
+      order.push_back((urgent ? "U:" : "B:") + b.events(0).vm());
+    }, 1000);
+    return order.size() >= 101;
+  }, 10s));
+  ASSERT_EQ(order.size(), 101u);
+  EXPECT_EQ(order[0], "U:panic");
+  EXPECT_EQ(order[1], "B:bulk-0");
+}
+
+TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) {
+  Sealer sealer(host_);
+  Identity stranger = identity_for(39);
+  ASSERT_TRUE(trust_.add(node("host-b", stranger, test::kCollector, {"host-b"})).ok());
+  Sealer other(stranger);
+  // Another host's collector claiming host-a: out of scope.
+  medic::v1::EventBatch b;
+  b.add_events()->set_host("host-a");
+  bulk_.send(zmq::buffer(other.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), clock_.now())),
+             zmq::send_flags::none);
+  // A batch whose payload does not decode.
+  bulk_.send(zmq::buffer(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff", clock_.now())),
+             zmq::send_flags::none);
+  bulk_.send(zmq::buffer(batch_frame(sealer, "good")), zmq::send_flags::none);
+  std::vector<std::string> got;
+  ASSERT_TRUE(testing::wait_until([&] {
+    receiver_->drain([&](std::string_view frame, const Opened& o, const medic::v1::EventBatch& batch, bool) {
+      // The frame handed on is the signed bytes exactly as received.
+      medic::v1::Envelope again;
+      EXPECT_TRUE(again.ParseFromArray(frame.data(), static_cast<int>(frame.size())));
+      EXPECT_EQ(again.signature(), o.envelope.signature());
+      got.push_back(batch.events(0).vm());
+    });
+    return !got.empty();
+  }, 10s));
+  EXPECT_EQ(got, std::vector<std::string>{"good"});
+  EXPECT_EQ(receiver_->rejections().get(OpenError::kOutOfScope), 1u);
+  EXPECT_EQ(receiver_->undecodable(), 1u);
+  EXPECT_EQ(receiver_->accepted_batches(), 1u);
+}
+
+}  // namespace
+}  // namespace medic::fabric

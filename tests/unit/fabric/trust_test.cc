@@ -1,0 +1,82 @@
+#include "fabric/trust.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/testing.h"
+
+namespace medic::fabric {
+namespace {
+
+class TrustStoreTest : public ::testing::Test {
+ protected:
+  Identity engine_ = Identity::generate();
+  Identity host_ = Identity::generate();
+  Identity op_ = Identity::generate();
+};
+
+TEST_F(TrustStoreTest, LoadsNodesWithRolesAndDefaultScopes) {
+  testing::TempDir dir;
+  std::string p = dir.write("trust.yaml",
+                            "nodes:\n"
+                            "  - name: engine-1\n    key: " + engine_.id() + "\n    roles: [engine]\n"
+                            "  - name: host-a\n    key: " + host_.id() +
+                                "\n    roles: [collector, actuator]\n"
+                            "  - name: alice\n    key: " + op_.id() + "\n    roles: operator\n");
+  auto store = TrustStore::load(p);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(store->size(), 3u);
+  const TrustedNode* e = store->find(engine_.public_key());
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->has_role(Role::kEngine));
+  EXPECT_FALSE(e->has_role(Role::kCollector));
+  EXPECT_TRUE(e->covers_host("anything"));
+  const TrustedNode* h = store->find(host_.public_key());
+  ASSERT_NE(h, nullptr);
+  EXPECT_TRUE(h->has_role(Role::kCollector) && h->has_role(Role::kActuator));
+  EXPECT_TRUE(h->covers_host("host-a"));
+  EXPECT_FALSE(h->covers_host("host-b"));
+  EXPECT_EQ(store->find_curve(host_.curve_public()), h);
+  EXPECT_EQ(store->find_name("alice")->key, op_.public_key());
+  EXPECT_EQ(store->find(Identity::generate().public_key()), nullptr);
+}
+
+TEST_F(TrustStoreTest, ErrorsNameFileAndLineForEveryProblem) {
+  std::string text =
+      "nodes:\n"
+      "  - name: a\n    key: 1234\n    roles: [engine]\n"                                   // 2-4
+      "  - name: b\n    key: " + host_.id() + "\n    roles: [wizard]\n"                     // 5-7
+      "  - key: " + op_.id() + "\n    roles: [operator]\n"                                  // 8-9
+      "  - name: b\n    key: " + engine_.id() + "\n    roles: [engine]\n    colour: red\n";  // 10-13
+  auto r = TrustStore::parse(text, "trust.yaml");
+  ASSERT_FALSE(r.ok());
+  const std::string m = r.status().message();
+  EXPECT_NE(m.find("trust.yaml:3:10: error: public key: expected 64 hex digits"), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:7:12: error: unknown role \"wizard\""), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:8:5: error: missing required key \"name\""), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:10:11: error: duplicate node name \"b\""), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:13:5: error: unknown key \"colour\""), std::string::npos) << m;
+}
+
+TEST_F(TrustStoreTest, MissingFileAndSyntaxErrorsAreReported) {
+  EXPECT_EQ(TrustStore::load("/nonexistent/trust.yaml").status().code(), Code::kNotFound);
+  auto r = TrustStore::parse("nodes: [\n", "t.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t.yaml:"), std::string::npos);
+  auto empty = TrustStore::parse("other: 1\n", "t.yaml");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find("\"nodes:\""), std::string::npos) << empty.status();
+}
+
+TEST_F(TrustStoreTest, ExplicitHostScopeOverridesDefault) {
+  auto r = TrustStore::parse("nodes:\n  - name: rack-7\n    key: " + host_.id() +
+                                 "\n    roles: [collector]\n    hosts: [h1, h2]\n",
+                             "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const TrustedNode* n = r->find(host_.public_key());
+  EXPECT_TRUE(n->covers_host("h1"));
+  EXPECT_TRUE(n->covers_host("h2"));
+  EXPECT_FALSE(n->covers_host("rack-7"));
+}
+
+}  // namespace
+}  // namespace medic::fabric
