@@ -100,10 +100,6 @@ std::string schema_sql() {
   sql +=
       "CREATE INDEX IF NOT EXISTS decisions_action ON decisions(action_id);\n"
       "CREATE INDEX IF NOT EXISTS decisions_id ON decisions(decision_id);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_vm ON decisions(vm, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_host ON decisions(host, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_rule ON decisions(rule, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_at ON decisions(at_ns);\n"
       "CREATE INDEX IF NOT EXISTS transitions_action ON transitions(action_id, seq);\n"
       "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT "
       "NULL, hash BLOB NOT NULL, at_ns INTEGER NOT NULL, signer BLOB NOT NULL, signature BLOB "
