@@ -256,6 +256,12 @@ std::optional<Time> healed_at(const ActionHistory& h) {
   return ok->at;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
 std::string rstrip(std::string s) {
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
@@ -402,7 +408,7 @@ std::string show_text(const ActionHistory& h) {
   if (!d.policy.empty()) s += " by policy " + d.policy;
   if (!d.reason.empty()) s += ": " + d.reason;
   s += "\n";
-  s += "  policies:  " + (d.policies_passed.empty() ? "-" : internal::join(d.policies_passed, ','));
+  s += "  policies:  " + (d.policies_passed.empty() ? "-" : comma_list(d.policies_passed));
   s += "\n";
   if (to_ns(d.action_expires_at)) s += "  expires:   " + utc(d.action_expires_at) + "\n";
   s += "  evidence:  " + (d.evidence.empty() ? "-" : internal::encode_refs(d.evidence)) + "\n";
@@ -467,7 +473,7 @@ std::string why_text(const ActionHistory& h) {
   if (d.policies_passed.empty()) {
     s += "none checked";
   } else {
-    s += "passed " + internal::join(d.policies_passed, ',');
+    s += "passed " + comma_list(d.policies_passed);
   }
   if (d.outcome == Outcome::kSuppressed) {
     s += "; STOPPED by " + d.policy + (d.reason.empty() ? "" : ": " + d.reason);

@@ -118,7 +118,7 @@ TEST_F(QueryTest, WhySaysEverythingInPlainWords) {
            "guest kernel panicked (pvpanic), vm web-1",   // the evidence event
            sender + ", signature valid",                   // its signed sender
            "Rule: guest-panicked, version 3",             // rule + version
-           "passed cooldown,budget,storm-guard,host-silent",  // policies
+           "passed cooldown, budget, storm-guard, host-silent",  // policies
            "approved by alice",                           // who approved
            "looked at the console, go",
            "5. Actuator: succeeded: system_reset done; VM healed: yes",  // what it reported
@@ -133,7 +133,7 @@ TEST_F(QueryTest, WhySaysEverythingInPlainWords) {
 
 TEST_F(QueryTest, WhyOfASuppressedActionNamesThePolicy) {
   std::string why = why_text(*reader_->history("a-2"));
-  EXPECT_NE(why.find("STOPPED by cooldown: vm web-2 was reset 40s ago"), std::string::npos)
+  EXPECT_NE(why.find("passed budget, storm-guard; STOPPED by cooldown: vm web-2 was reset 40s ago"), std::string::npos)
       << why;
   EXPECT_NE(why.find("never dispatched"), std::string::npos) << why;
   EXPECT_NE(why.find("not healed"), std::string::npos) << why;
