@@ -404,8 +404,12 @@ std::string VerifyReport::text() const {
     s += "TAMPERED: the audit log does not verify.\n";
     s += "  first bad row: " + std::to_string(first_bad) + "\n";
     s += "  problem:       " + problem + "\n";
-    s += "  trust up to:   row " + std::to_string(last_good_checkpoint) +
-         " (the last checkpoint that verified)\n";
+    if (last_good_checkpoint > 0) {
+      s += "  trust up to:   row " + std::to_string(last_good_checkpoint) +
+           " (the last checkpoint that verified: rows up to it are as the engine signed them)\n";
+    } else {
+      s += "  trust up to:   nothing (no checkpoint verified before the first bad row)\n";
+    }
   }
   s += "  rows checked:  " + std::to_string(rows) + "\n";
   s += "  signatures:    " + std::to_string(checkpoints) + " checkpoints, " +
