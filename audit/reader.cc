@@ -45,7 +45,9 @@ StoredDecision read_decision(const Stmt& st) {
   d.outcome = outcome_from_name(st.text(9)).value_or(Outcome::kProposed);
   d.policy = st.text(10);
   d.reason = st.text(11);
-  d.policies_passed = internal::split(st.text(12), ',');
+  if (!internal::parse_json_string_array(st.text(12), &d.policies_passed)) {
+    d.policies_passed = {st.text(12)};  // not ours, but show what is there
+  }
   (void)internal::decode_refs(st.text(13), &d.evidence);
   d.action_id = st.text(14);
   d.action_expires_at = from_ns(st.i64(15));

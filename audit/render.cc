@@ -489,7 +489,17 @@ std::string why_text(const ActionHistory& h) {
     const StoredTransition* t = approved ? approved : denied;
     s += std::string(approved ? "approved" : "denied") + " by " + t->actor + " at " + utc(t->at);
     if (!t->detail.empty()) s += " (\"" + t->detail + "\")";
-    if (const StoredRequest* q = find_request(h, t->ref)) {
+    const StoredRequest* q = find_request(h, t->ref);
+    if (!q) {
+      // No row reference: the accepted request for this action by the same person.
+      for (const auto& r : h.requests) {
+        if (r.accepted && r.operator_name == t->actor &&
+            r.verb == (approved ? "approve" : "deny")) {
+          q = &r;
+        }
+      }
+    }
+    if (q) {
       s += "\n   signed request row " + std::to_string(q->seq) + " from key " +
            short_key(q->sender);
     }

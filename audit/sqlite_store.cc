@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "audit/chain.h"
+#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
 #include "medic/v1/envelope.pb.h"
@@ -335,12 +336,6 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
       if (d.id.empty()) return invalid_argument("decision without an id");
       if (d.rule.empty()) return invalid_argument("decision " + d.id + " names no rule");
       if (d.verb.empty()) return invalid_argument("decision " + d.id + " names no verb");
-      for (const auto& pol : d.policies_passed) {
-        if (pol.empty() || pol.find(',') != std::string::npos) {
-          return invalid_argument("decision " + d.id + ": policy name '" + pol +
-                                  "' must be non-empty and contain no comma");
-        }
-      }
       if (d.outcome == Outcome::kSuppressed && d.policy.empty()) {
         return invalid_argument("suppressed decision " + d.id + " names no policy");
       }
@@ -681,7 +676,7 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
     }
     case Table::kDecisions: {
       const Decision& d = p.rec.decision;
-      std::string policies = internal::join(d.policies_passed, ',');
+      std::string policies = internal::json_string_array(d.policies_passed);
       std::string refs = internal::encode_refs(d.evidence);
       return insert_row(
           p.table, p.seq,

@@ -182,6 +182,20 @@ TEST_F(QueryTest, ExportWritesEveryRowInChainOrder) {
   EXPECT_NE(lines.back().find("\"table\":\"checkpoints\""), std::string::npos);
 }
 
+TEST_F(QueryTest, PolicyTextWithCommasQuotesAndNewlinesRoundTrips) {
+  testing::TempDir dir;
+  auto s = open_sqlite_store(dir.file("p.db"), keys_.engine, test::fast_options());
+  ASSERT_TRUE(s.ok());
+  auto d = test::decision("a-1", "web-1", at_ms(1), 0);
+  d.policies_passed = {"silence, dry-run, storm guard", "say \"hi\"\nback\\slash", "", "\x01"};
+  ASSERT_TRUE((*s)->append_decision(d).ok());
+  ASSERT_TRUE((*s)->close().ok());
+  auto r = AuditReader::open(dir.file("p.db"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->history("a-1")->decision.policies_passed, d.policies_passed);
+  EXPECT_TRUE(verify_log(dir.file("p.db"))->ok);
+}
+
 TEST(QueryOpen, RefusesAMissingFileAndANonAuditFile) {
   testing::TempDir dir;
   EXPECT_EQ(AuditReader::open(dir.file("none.db")).status().code(), Code::kNotFound);

@@ -115,9 +115,6 @@ TEST_F(StoreTest, RefusesMalformedRecords) {
   d = decision("a-1", "web-1", at_ms(1), 0, Outcome::kSuppressed);
   d.policy.clear();
   EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
-  d = decision("a-1", "web-1", at_ms(1), 0);
-  d.policies_passed = {"a,b"};
-  EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(store_->append_request({at_ms(1), "", "approve", "a-1", false, "", ""}).status().code(),
             Code::kInvalidArgument);
   EXPECT_EQ(store_->append_request({at_ms(1), "alice", "approve", "a-1", true, "", "junk"})
