@@ -122,6 +122,26 @@ TEST_F(StoreTest, RefusesMalformedRecords) {
                 .code(),
             Code::kInvalidArgument);
   EXPECT_EQ(store_->append_batch({}).status().code(), Code::kInvalidArgument);
+  Seq ev = evidence();
+  ASSERT_TRUE(store_->append_decision(decision("a-7", "web-1", at_ms(1), ev)).ok());
+  auto t = step("a-7", ActionState::kDispatched, at_ms(2), "engine", "", 999);
+  EXPECT_EQ(store_->append_transition(t).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->append_transition(step("", ActionState::kDispatched, at_ms(2))).status().code(),
+            Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, KeepsARefusedRequestWhoseSignatureIsBadAndStillVerifies) {
+  medic::v1::Envelope env;
+  ASSERT_TRUE(env.ParseFromString(keys_.approve("a-1", at_ms(1))));
+  env.set_seq(env.seq() + 1);  // no longer what alice signed
+  auto r = store_->append_request(
+      {at_ms(1), "alice", "approve", "a-1", false, "bad signature", env.SerializeAsString()});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(store_->close().ok());
+  auto report = verify_log(path_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->text();
+  EXPECT_EQ(report->envelopes, 0);  // refused requests are records of attempts, not evidence
 }
 
 TEST_F(StoreTest, BatchIsAllOrNothing) {
