@@ -1,15 +1,256 @@
-// Placeholder until its module lands: says plainly what is missing.
+// medic audit list/show/why/verify/export: questions to the audit log.
+// Exit codes: 0 answered (verify: the log verifies), 1 the answer is a problem
+// (verify: tampered; show/why: no such action), 2 usage or set-up error.
+#include <time.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
 #include "app/commands.h"
+#include "audit/log.h"
+#include "core/duration.h"
+#include "fabric/trust.h"
 
 namespace medic::app {
+namespace {
+
+std::string default_db() {
+  const char* env = std::getenv("MEDIC_AUDIT_DB");
+  return env && *env ? env : "medic-audit.db";
+}
+
+// "2026-01-01T03:00:00Z", "2026-01-01 03:00:00", "2026-01-01", or a duration
+// meaning that long ago ("2h").
+Result<Time> parse_when(const std::string& text) {
+  struct tm tm = {};
+  for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                          "%Y-%m-%d %H:%M", "%Y-%m-%d"}) {
+    tm = {};
+    const char* end = strptime(text.c_str(), fmt, &tm);
+    if (end && *end == '\0') return from_ns(static_cast<int64_t>(timegm(&tm)) * 1'000'000'000);
+  }
+  auto ago = parse_duration(text);
+  if (ago.ok()) return SystemClock::wall_now() - *ago;
+  return invalid_argument("cannot read time '" + text +
+                          "': use 2026-01-01T03:00:00Z (UTC), 2026-01-01, or a duration such as 2h "
+                          "meaning that long ago");
+}
+
+struct Common {
+  std::string db = default_db();
+  bool json = false;
+};
+
+void add_common(CLI::App* sub, Common* c) {
+  sub->add_option("--db", c->db, "audit log file ($MEDIC_AUDIT_DB)")->capture_default_str();
+  sub->add_flag("--json", c->json, "machine-readable output");
+}
+
+// Opens the log or says why not (exit 2).
+std::optional<audit::AuditReader> open_reader(const std::string& cmd, const std::string& db,
+                                              int* exit_code) {
+  auto r = audit::AuditReader::open(db);
+  if (!r.ok()) {
+    std::cerr << "medic audit " << cmd << ": " << r.status().message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+void add_list(CLI::App* audit, int* exit_code) {
+  auto* sub = audit->add_subcommand("list", "decisions and where their actions stand, newest first");
+  auto c = std::make_shared<Common>();
+  auto f = std::make_shared<audit::ListFilter>();
+  auto since = std::make_shared<std::string>();
+  auto until = std::make_shared<std::string>();
+  add_common(sub, c.get());
+  sub->add_option("--vm", f->vm, "only this VM");
+  sub->add_option("--host", f->host, "only this host");
+  sub->add_option("--rule", f->rule, "only this rule");
+  sub->add_option("--status", f->status,
+                  "a decision outcome (proposed, suppressed, pending_approval, dry_run) or action "
+                  "state (dispatched, succeeded, failed, ...)");
+  sub->add_option("--since", *since, "from this time (UTC) or this long ago (2h)");
+  sub->add_option("--until", *until, "before this time (UTC) or this long ago");
+  sub->add_option("--limit", f->limit, "at most this many; 0 for all")->capture_default_str();
+  sub->callback([c, f, since, until, exit_code] {
+    for (auto [text, out] : {std::pair{since.get(), &f->since}, {until.get(), &f->until}}) {
+      if (text->empty()) continue;
+      auto t = parse_when(*text);
+      if (!t.ok()) {
+        std::cerr << "medic audit list: " << t.status().message() << "\n";
+        *exit_code = 2;
+        return;
+      }
+      *out = *t;
+    }
+    auto reader = open_reader("list", c->db, exit_code);
+    if (!reader) return;
+    auto rows = reader->list(*f);
+    if (!rows.ok()) {
+      std::cerr << "medic audit list: " << rows.status().message() << "\n";
+      *exit_code = 2;
+      return;
+    }
+    std::cout << (c->json ? audit::list_json(*rows) : audit::list_text(*rows));
+    *exit_code = 0;
+  });
+}
+
+void add_show_or_why(CLI::App* audit, bool why, int* exit_code) {
+  const char* name = why ? "why" : "show";
+  auto* sub = audit->add_subcommand(
+      name, why ? "why medic did this: evidence, rule, policies, approval, result, time to heal"
+                : "everything the log holds about one action or decision");
+  auto c = std::make_shared<Common>();
+  auto id = std::make_shared<std::string>();
+  add_common(sub, c.get());
+  sub->add_option("ID", *id, "action id or decision id")->required();
+  sub->callback([c, id, why, name, exit_code] {
+    auto reader = open_reader(name, c->db, exit_code);
+    if (!reader) return;
+    auto h = reader->history(*id);
+    if (!h.ok()) {
+      std::cerr << "medic audit " << name << ": " << h.status().message() << "\n";
+      *exit_code = h.status().code() == Code::kNotFound ? 1 : 2;
+      return;
+    }
+    if (why) {
+      std::cout << (c->json ? audit::why_json(*h) : audit::why_text(*h));
+    } else {
+      std::cout << (c->json ? audit::show_json(*h) : audit::show_text(*h));
+    }
+    *exit_code = 0;
+  });
+}
+
+// The engine keys of a trust store file.
+Result<std::vector<fabric::PublicKey>> engine_keys(const std::string& path) {
+  auto trust = fabric::TrustStore::load(path);
+  if (!trust.ok()) return trust.status();
+  std::vector<fabric::PublicKey> keys;
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    for (const auto& node : root["nodes"]) {
+      auto k = fabric::public_key_from_hex(node["key"].as<std::string>());
+      if (!k.ok()) continue;
+      const fabric::TrustedNode* n = trust->find(*k);
+      if (n && n->has_role(fabric::Role::kEngine)) keys.push_back(*k);
+    }
+  } catch (const std::exception& e) {
+    return invalid_argument(path + ": " + e.what());
+  }
+  if (keys.empty()) return invalid_argument(path + " lists no key with the engine role");
+  return keys;
+}
+
+void add_verify(CLI::App* audit, int* exit_code) {
+  auto* sub = audit->add_subcommand(
+      "verify", "recompute the hash chain and check every signature; exit 1 if tampered");
+  auto c = std::make_shared<Common>();
+  auto trust = std::make_shared<std::string>();
+  auto keys = std::make_shared<std::vector<std::string>>();
+  auto anchor = std::make_shared<std::string>();
+  add_common(sub, c.get());
+  sub->add_option("--trust", *trust, "trust store: checkpoints must be signed by an engine key");
+  sub->add_option("--key", *keys, "an engine key id (64 hex digits) to trust; repeatable");
+  sub->add_option("--anchor", *anchor,
+                  "SEQ:HASH of a head kept elsewhere (printed by an earlier verify); the log "
+                  "must still contain it");
+  sub->callback([c, trust, keys, anchor, exit_code] {
+    audit::VerifyOptions o;
+    if (!trust->empty()) {
+      auto k = engine_keys(*trust);
+      if (!k.ok()) {
+        std::cerr << "medic audit verify: " << k.status().message() << "\n";
+        *exit_code = 2;
+        return;
+      }
+      o.engine_keys = *k;
+    }
+    for (const auto& hex : *keys) {
+      auto k = fabric::public_key_from_hex(hex);
+      if (!k.ok()) {
+        std::cerr << "medic audit verify: --key " << hex << ": " << k.status().message() << "\n";
+        *exit_code = 2;
+        return;
+      }
+      o.engine_keys.push_back(*k);
+    }
+    if (!anchor->empty()) {
+      auto colon = anchor->find(':');
+      char* end = nullptr;
+      long long seq = colon == std::string::npos ? 0 : std::strtoll(anchor->c_str(), &end, 10);
+      if (colon == std::string::npos || end != anchor->c_str() + colon || seq <= 0 ||
+          anchor->size() - colon - 1 != 64) {
+        std::cerr << "medic audit verify: --anchor wants SEQ:HASH (HASH is 64 hex digits)\n";
+        *exit_code = 2;
+        return;
+      }
+      o.anchor = std::make_pair(static_cast<audit::Seq>(seq), anchor->substr(colon + 1));
+    }
+    auto report = audit::verify_log(c->db, o);
+    if (!report.ok()) {
+      std::cerr << "medic audit verify: " << report.status().message() << "\n";
+      *exit_code = 2;
+      return;
+    }
+    std::cout << (c->json ? report->json() + "\n" : report->text());
+    *exit_code = report->ok ? 0 : 1;
+  });
+}
+
+void add_export(CLI::App* audit, int* exit_code) {
+  auto* sub = audit->add_subcommand("export", "every row in chain order, one JSON object a line");
+  auto c = std::make_shared<Common>();
+  auto format = std::make_shared<std::string>("jsonl");
+  auto output = std::make_shared<std::string>();
+  sub->add_option("--db", c->db, "audit log file ($MEDIC_AUDIT_DB)")->capture_default_str();
+  sub->add_option("--format", *format, "jsonl (the only format)")->capture_default_str();
+  sub->add_option("-o,--output", *output, "write to this file instead of stdout");
+  sub->callback([c, format, output, exit_code] {
+    if (*format != "jsonl") {
+      std::cerr << "medic audit export: unknown format '" << *format << "' (use jsonl)\n";
+      *exit_code = 2;
+      return;
+    }
+    auto reader = open_reader("export", c->db, exit_code);
+    if (!reader) return;
+    std::ofstream file;
+    if (!output->empty()) {
+      file.open(*output, std::ios::trunc);
+      if (!file) {
+        std::cerr << "medic audit export: cannot write " << *output << "\n";
+        *exit_code = 2;
+        return;
+      }
+    }
+    std::ostream& out = output->empty() ? std::cout : file;
+    Status s = reader->export_jsonl([&out](const std::string& line) { out << line << '\n'; });
+    out.flush();
+    if (!s.ok() || !out) {
+      std::cerr << "medic audit export: " << (s.ok() ? "write failed" : s.message()) << "\n";
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = 0;
+  });
+}
+
+}  // namespace
 
 void add_audit(CLI::App& app, int* exit_code) {
   auto* audit = app.add_subcommand("audit", "query and verify the audit log");
   audit->require_subcommand(1);
-  for (const char* name : {"list", "show", "why", "verify", "export"}) {
-    not_built_yet(*audit->add_subcommand(name, std::string("audit ") + name), "needs the audit log",
-                  exit_code);
-  }
+  add_list(audit, exit_code);
+  add_show_or_why(audit, false, exit_code);
+  add_show_or_why(audit, true, exit_code);
+  add_verify(audit, exit_code);
+  add_export(audit, exit_code);
 }
 
 }  // namespace medic::app

@@ -23,11 +23,11 @@ const std::vector<TableSpec>& tables() {
       {Table::kEvidence,
        "evidence",
        {{"received_ns", true},
-        {"sender", false},
+        {"sender", false, true},
         {"sender_name", false},
         {"kind", true},
         {"host", false},
-        {"envelope", false}}},
+        {"envelope", false, true}}},
       {Table::kDecisions,
        "decisions",
        {{"decision_id", false},
@@ -57,19 +57,19 @@ const std::vector<TableSpec>& tables() {
        "operator_requests",
        {{"received_ns", true},
         {"operator_name", false},
-        {"sender", false},
+        {"sender", false, true},
         {"verb", false},
         {"target", false},
         {"accepted", true},
         {"detail", false},
-        {"envelope", false}}},
+        {"envelope", false, true}}},
       {Table::kCheckpoints,
        "checkpoints",
        {{"at_ns", true},
         {"covers", true},
-        {"covers_hash", false},
-        {"signer", false},
-        {"signature", false}}},
+        {"covers_hash", false, true},
+        {"signer", false, true},
+        {"signature", false, true}}},
   };
   return kTables;
 }
@@ -85,7 +85,7 @@ std::string schema_sql() {
     for (const ColumnSpec& c : t.columns) {
       sql += ", ";
       sql += c.name;
-      sql += c.is_int ? " INTEGER NOT NULL" : " BLOB NOT NULL";
+      sql += c.is_int ? " INTEGER NOT NULL" : c.is_blob ? " BLOB NOT NULL" : " TEXT NOT NULL";
     }
     sql += ", prev_hash BLOB NOT NULL, hash BLOB NOT NULL);\n";
     // Append-only against mistakes: an UPDATE or DELETE through SQLite fails.
@@ -100,10 +100,6 @@ std::string schema_sql() {
   sql +=
       "CREATE INDEX IF NOT EXISTS decisions_action ON decisions(action_id);\n"
       "CREATE INDEX IF NOT EXISTS decisions_id ON decisions(decision_id);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_vm ON decisions(vm, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_host ON decisions(host, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_rule ON decisions(rule, at_ns);\n"
-      "CREATE INDEX IF NOT EXISTS decisions_at ON decisions(at_ns);\n"
       "CREATE INDEX IF NOT EXISTS transitions_action ON transitions(action_id, seq);\n"
       "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT "
       "NULL, hash BLOB NOT NULL, at_ns INTEGER NOT NULL, signer BLOB NOT NULL, signature BLOB "

@@ -32,6 +32,7 @@ constexpr int kTableCount = 5;
 struct ColumnSpec {
   const char* name;
   bool is_int;
+  bool is_blob = false;  // binary (keys, signatures, envelopes); else TEXT
 };
 
 struct TableSpec {

@@ -4,10 +4,16 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace medic::audit::internal {
 
 std::string json_string(std::string_view s);
+
+// ["a","b"] for a list of strings, and back. parse returns false for
+// anything that is not exactly a JSON array of strings.
+std::string json_string_array(const std::vector<std::string>& items);
+bool parse_json_string_array(std::string_view text, std::vector<std::string>* out);
 
 class JsonObject {
  public:

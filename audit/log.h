@@ -89,7 +89,9 @@ struct EvidenceRef {
 };
 
 // A signed envelope kept exactly as received, signature included. Kind, sender
-// key and host are read from the envelope itself at append time.
+// key and host are read from the envelope itself at append time. The store
+// keeps what it is given: append each envelope once and refer to its seq from
+// every decision that rests on it.
 struct Evidence {
   Time received_at{};
   std::string envelope;     // serialized medic.v1.Envelope, the bytes that arrived

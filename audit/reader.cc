@@ -45,7 +45,9 @@ StoredDecision read_decision(const Stmt& st) {
   d.outcome = outcome_from_name(st.text(9)).value_or(Outcome::kProposed);
   d.policy = st.text(10);
   d.reason = st.text(11);
-  d.policies_passed = internal::split(st.text(12), ',');
+  if (!internal::parse_json_string_array(st.text(12), &d.policies_passed)) {
+    d.policies_passed = {st.text(12)};  // not ours, but show what is there
+  }
   (void)internal::decode_refs(st.text(13), &d.evidence);
   d.action_id = st.text(14);
   d.action_expires_at = from_ns(st.i64(15));
@@ -54,11 +56,6 @@ StoredDecision read_decision(const Stmt& st) {
 
 void copy_key(const std::string& bytes, fabric::PublicKey* out) {
   if (bytes.size() == out->size()) std::copy(bytes.begin(), bytes.end(), out->begin());
-}
-
-bool is_binary_column(std::string_view name) {
-  return name == "sender" || name == "envelope" || name == "covers_hash" || name == "signer" ||
-         name == "signature";
 }
 
 }  // namespace
@@ -251,7 +248,7 @@ Status AuditReader::export_jsonl(const std::function<void(const std::string&)>& 
       const auto& v = row.values[i];
       if (v.is_int) {
         o.add(spec.columns[i].name, v.i);
-      } else if (is_binary_column(spec.columns[i].name)) {
+      } else if (spec.columns[i].is_blob) {
         o.add(spec.columns[i].name, internal::hex(v.s));
       } else {
         o.add(spec.columns[i].name, v.s);

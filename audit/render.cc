@@ -256,6 +256,17 @@ std::optional<Time> healed_at(const ActionHistory& h) {
   return ok->at;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+std::string rstrip(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
 std::string pad(std::string s, size_t n) {
   if (s.size() < n) s.append(n - s.size(), ' ');
   return s;
@@ -367,7 +378,7 @@ std::string list_text(const std::vector<ActionSummary>& rows) {
     for (size_t i = 0; i < row.size(); ++i) {
       line += i + 1 < row.size() ? pad(row[i], width[i] + 2) : row[i];
     }
-    out += line + "\n";
+    out += rstrip(line) + "\n";
   }
   return out;
 }
@@ -397,17 +408,17 @@ std::string show_text(const ActionHistory& h) {
   if (!d.policy.empty()) s += " by policy " + d.policy;
   if (!d.reason.empty()) s += ": " + d.reason;
   s += "\n";
-  s += "  policies:  " + (d.policies_passed.empty() ? "-" : internal::join(d.policies_passed, ','));
+  s += "  policies:  " + (d.policies_passed.empty() ? "-" : comma_list(d.policies_passed));
   s += "\n";
   if (to_ns(d.action_expires_at)) s += "  expires:   " + utc(d.action_expires_at) + "\n";
   s += "  evidence:  " + (d.evidence.empty() ? "-" : internal::encode_refs(d.evidence)) + "\n";
   if (!h.transitions.empty()) {
     s += "  history:\n";
     for (const auto& t : h.transitions) {
-      s += "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
-      if (!t.detail.empty()) s += " " + t.detail;
-      if (t.ref) s += " [row " + std::to_string(t.ref) + "]";
-      s += "\n";
+      std::string line = "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
+      if (!t.detail.empty()) line += " " + t.detail;
+      if (t.ref) line += " [row " + std::to_string(t.ref) + "]";
+      s += rstrip(line) + "\n";
     }
   }
   for (const auto& q : h.requests) {
@@ -462,7 +473,7 @@ std::string why_text(const ActionHistory& h) {
   if (d.policies_passed.empty()) {
     s += "none checked";
   } else {
-    s += "passed " + internal::join(d.policies_passed, ',');
+    s += "passed " + comma_list(d.policies_passed);
   }
   if (d.outcome == Outcome::kSuppressed) {
     s += "; STOPPED by " + d.policy + (d.reason.empty() ? "" : ": " + d.reason);
@@ -478,7 +489,17 @@ std::string why_text(const ActionHistory& h) {
     const StoredTransition* t = approved ? approved : denied;
     s += std::string(approved ? "approved" : "denied") + " by " + t->actor + " at " + utc(t->at);
     if (!t->detail.empty()) s += " (\"" + t->detail + "\")";
-    if (const StoredRequest* q = find_request(h, t->ref)) {
+    const StoredRequest* q = find_request(h, t->ref);
+    if (!q) {
+      // No row reference: the accepted request for this action by the same person.
+      for (const auto& r : h.requests) {
+        if (r.accepted && r.operator_name == t->actor &&
+            r.verb == (approved ? "approve" : "deny")) {
+          q = &r;
+        }
+      }
+    }
+    if (q) {
       s += "\n   signed request row " + std::to_string(q->seq) + " from key " +
            short_key(q->sender);
     }
@@ -535,9 +556,9 @@ std::string why_text(const ActionHistory& h) {
 
   s += "\nTimeline:\n";
   for (const auto& t : h.transitions) {
-    s += "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
-    if (!t.detail.empty()) s += " " + t.detail;
-    s += "\n";
+    std::string line = "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
+    if (!t.detail.empty()) line += " " + t.detail;
+    s += rstrip(line) + "\n";
   }
   return s;
 }

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "audit/chain.h"
+#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
 #include "medic/v1/envelope.pb.h"
@@ -178,6 +179,8 @@ Status SqliteAuditStore::open() {
   MEDIC_RETURN_IF_ERROR(db_.exec(options_.durability == Durability::kPowerLoss
                                      ? "PRAGMA synchronous=FULL"
                                      : "PRAGMA synchronous=NORMAL"));
+  // Room for the indexes' hot pages, so big batches do not thrash.
+  MEDIC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-32768"));
   MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
   Status s = db_.exec(internal::schema_sql());
   if (s.ok()) {
@@ -333,12 +336,6 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
       if (d.id.empty()) return invalid_argument("decision without an id");
       if (d.rule.empty()) return invalid_argument("decision " + d.id + " names no rule");
       if (d.verb.empty()) return invalid_argument("decision " + d.id + " names no verb");
-      for (const auto& pol : d.policies_passed) {
-        if (pol.empty() || pol.find(',') != std::string::npos) {
-          return invalid_argument("decision " + d.id + ": policy name '" + pol +
-                                  "' must be non-empty and contain no comma");
-        }
-      }
       if (d.outcome == Outcome::kSuppressed && d.policy.empty()) {
         return invalid_argument("suppressed decision " + d.id + " names no policy");
       }
@@ -646,13 +643,17 @@ Status SqliteAuditStore::insert_row(Table t, Seq seq, const std::vector<Value>& 
   internal::encode_row(t, seq, values, &encode_buf_);
   Hash h = internal::row_hash(last_hash_, encode_buf_);
   Stmt& st = insert_[static_cast<int>(t) - 1];
+  const auto& columns = internal::table_spec(t).columns;
   st.bind(1, seq);
   int i = 2;
-  for (const Value& v : values) {
+  for (size_t c = 0; c < values.size(); ++c) {
+    const Value& v = values[c];
     if (v.is_int) {
       st.bind(i++, v.i);
-    } else {
+    } else if (columns[c].is_blob) {
       st.bind_blob(i++, v.s);
+    } else {
+      st.bind(i++, v.s);
     }
   }
   st.bind_blob(i++, internal::bytes(last_hash_));
@@ -675,7 +676,7 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
     }
     case Table::kDecisions: {
       const Decision& d = p.rec.decision;
-      std::string policies = internal::join(d.policies_passed, ',');
+      std::string policies = internal::json_string_array(d.policies_passed);
       std::string refs = internal::encode_refs(d.evidence);
       return insert_row(
           p.table, p.seq,

@@ -4,6 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "audit/chain.h"
 #include "audit/cursor.h"
@@ -26,25 +31,110 @@ bool key_from(std::string_view bytes, fabric::PublicKey* out) {
   return true;
 }
 
-bool envelope_signature_ok(std::string_view bytes, std::string* signing_buf, std::string* why) {
-  medic::v1::Envelope env;
-  if (!env.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+// Checks Ed25519 signatures on worker threads while the caller walks the
+// chain: on a big log the envelopes' signatures are most of the work, and each
+// one is independent of the others. Remembers the lowest failing row.
+class SignaturePool {
+ public:
+  struct Job {
+    Seq seq = 0;
+    const char* what = "";
+    fabric::PublicKey key{};
+    std::array<uint8_t, 64> sig{};
+    std::string msg;
+  };
+
+  SignaturePool() {
+    unsigned n = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~SignaturePool() { finish(); }
+
+  void add(Job job) {
+    batch_.push_back(std::move(job));
+    if (batch_.size() >= kBatch) flush();
+  }
+
+  // Waits for every job; returns the lowest failing (seq, what), seq 0 if none.
+  std::pair<Seq, const char*> finish() {
+    flush();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return {bad_seq_, bad_what_};
+  }
+
+ private:
+  static constexpr size_t kBatch = 256;
+  static constexpr size_t kMaxQueued = 64;
+
+  void flush() {
+    if (batch_.empty()) return;
+    std::unique_lock<std::mutex> l(mu_);
+    space_cv_.wait(l, [&] { return queue_.size() < kMaxQueued; });
+    queue_.push_back(std::move(batch_));
+    batch_ = {};
+    l.unlock();
+    work_cv_.notify_one();
+  }
+
+  void work() {
+    while (true) {
+      std::vector<Job> jobs;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        work_cv_.wait(l, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        jobs = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      space_cv_.notify_one();
+      for (const Job& j : jobs) {
+        if (fabric::verify_signature(j.key, reinterpret_cast<const uint8_t*>(j.msg.data()),
+                                     j.msg.size(), j.sig.data())) {
+          continue;
+        }
+        std::lock_guard<std::mutex> l(mu_);
+        if (bad_seq_ == 0 || j.seq < bad_seq_) {
+          bad_seq_ = j.seq;
+          bad_what_ = j.what;
+        }
+      }
+    }
+  }
+
+  std::vector<Job> batch_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, space_cv_;
+  std::deque<std::vector<Job>> queue_;
+  bool done_ = false;
+  Seq bad_seq_ = 0;
+  const char* bad_what_ = "";
+  std::vector<std::thread> threads_;
+};
+
+// Parses an envelope and queues its signature check; false (with *why) when
+// it is not even well-formed.
+bool queue_envelope(std::string_view bytes, Seq seq, const char* what, SignaturePool* pool,
+                    medic::v1::Envelope* env, std::string* why) {
+  if (!env->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     *why = "is not a parseable envelope";
     return false;
   }
-  fabric::PublicKey pk;
-  if (!key_from(env.sender(), &pk) || env.signature().size() != 64) {
+  SignaturePool::Job job;
+  if (!key_from(env->sender(), &job.key) || env->signature().size() != 64) {
     *why = "has a malformed sender key or signature";
     return false;
   }
-  signing_buf->clear();
-  fabric::signing_input(env, signing_buf);
-  if (!fabric::verify_signature(pk, reinterpret_cast<const uint8_t*>(signing_buf->data()),
-                                signing_buf->size(),
-                                reinterpret_cast<const uint8_t*>(env.signature().data()))) {
-    *why = "signature does not verify";
-    return false;
-  }
+  std::copy(env->signature().begin(), env->signature().end(), job.sig.begin());
+  fabric::signing_input(*env, &job.msg);
+  job.seq = seq;
+  job.what = what;
+  pool->add(std::move(job));
   return true;
 }
 
@@ -55,6 +145,8 @@ class Verifier {
 
   // False at the first bad row (the report says which and why).
   bool row(const internal::ChainRow& row);
+  // Waits for the signature checks; a bad one before first_bad wins.
+  void collect_signatures();
   void finish(bool has_head, Seq head_seq, const std::string& head_hash, int64_t head_at,
               const std::string& signer, const std::string& signature);
 
@@ -79,7 +171,14 @@ class Verifier {
   Hash prev_{};
   std::string anchor_seen_;
   std::string encode_buf_;
-  std::string signing_buf_;
+  medic::v1::Envelope env_;
+  std::vector<Seq> checkpoints_;  // verified, in order
+  SignaturePool pool_;
+
+  Seq last_checkpoint_before(Seq seq) const {
+    auto it = std::lower_bound(checkpoints_.begin(), checkpoints_.end(), seq);
+    return it == checkpoints_.begin() ? 0 : *(it - 1);
+  }
 };
 
 bool Verifier::row(const internal::ChainRow& row) {
@@ -120,13 +219,11 @@ bool Verifier::row(const internal::ChainRow& row) {
 bool Verifier::check_evidence(const internal::ChainRow& row) {
   // Columns: received_ns, sender, sender_name, kind, host, envelope.
   std::string why;
-  if (!envelope_signature_ok(row.values[5].s, &signing_buf_, &why)) {
+  if (!queue_envelope(row.values[5].s, row.seq, "evidence", &pool_, &env_, &why)) {
     return fail(row.seq, "row " + std::to_string(row.seq) + " (evidence): the envelope " + why);
   }
-  medic::v1::Envelope env;
-  env.ParseFromString(row.values[5].s);
-  if (env.sender() != row.values[1].s || env.kind() != row.values[3].i ||
-      env.host() != row.values[4].s) {
+  if (env_.sender() != row.values[1].s || env_.kind() != row.values[3].i ||
+      env_.host() != row.values[4].s) {
     return fail(row.seq, "row " + std::to_string(row.seq) +
                              " (evidence): sender, kind or host column does not match the "
                              "signed envelope");
@@ -141,18 +238,25 @@ bool Verifier::check_request(const internal::ChainRow& row) {
   // the very reason it was refused, so only accepted requests must verify.
   if (row.values[5].i == 0) return true;
   std::string why;
-  if (!envelope_signature_ok(row.values[7].s, &signing_buf_, &why)) {
+  if (!queue_envelope(row.values[7].s, row.seq, "operator request", &pool_, &env_, &why)) {
     return fail(row.seq,
                 "row " + std::to_string(row.seq) + " (operator request): the envelope " + why);
   }
-  medic::v1::Envelope env;
-  env.ParseFromString(row.values[7].s);
-  if (env.sender() != row.values[2].s) {
+  if (env_.sender() != row.values[2].s) {
     return fail(row.seq, "row " + std::to_string(row.seq) +
                              " (operator request): sender column does not match the envelope");
   }
   ++r_->envelopes;
   return true;
+}
+
+void Verifier::collect_signatures() {
+  auto [seq, what] = pool_.finish();
+  if (seq != 0 && (r_->ok || r_->first_bad == 0 || seq <= r_->first_bad)) {
+    fail(seq, "row " + std::to_string(seq) + " (" + what +
+                  "): the envelope signature does not verify");
+    r_->last_checkpoint = last_checkpoint_before(seq);
+  }
 }
 
 bool Verifier::check_checkpoint(const internal::ChainRow& row) {
@@ -180,6 +284,7 @@ bool Verifier::check_checkpoint(const internal::ChainRow& row) {
   }
   ++r_->checkpoints;
   r_->last_checkpoint = n;
+  checkpoints_.push_back(n);
   return true;
 }
 
@@ -285,6 +390,7 @@ Result<VerifyReport> verify_log(const std::string& path, const VerifyOptions& op
       v.finish(false, 0, {}, 0, {}, {});
     }
   }
+  v.collect_signatures();
   report.last_good_checkpoint = report.last_checkpoint;
   (void)db->exec("COMMIT");
   return report;
@@ -298,8 +404,12 @@ std::string VerifyReport::text() const {
     s += "TAMPERED: the audit log does not verify.\n";
     s += "  first bad row: " + std::to_string(first_bad) + "\n";
     s += "  problem:       " + problem + "\n";
-    s += "  trust up to:   row " + std::to_string(last_good_checkpoint) +
-         " (the last checkpoint that verified)\n";
+    if (last_good_checkpoint > 0) {
+      s += "  trust up to:   row " + std::to_string(last_good_checkpoint) +
+           " (the last checkpoint that verified: rows up to it are as the engine signed them)\n";
+    } else {
+      s += "  trust up to:   nothing (no checkpoint verified before the first bad row)\n";
+    }
   }
   s += "  rows checked:  " + std::to_string(rows) + "\n";
   s += "  signatures:    " + std::to_string(checkpoints) + " checkpoints, " +

@@ -1,0 +1,207 @@
+#include <gmock/gmock.h>
+
+#include "tests/unit/audit/fixture.h"
+
+namespace medic::audit {
+namespace {
+
+using test::at_ms;
+using test::Keys;
+
+class QueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.file("audit.db");
+    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    ASSERT_TRUE(s.ok()) << s.status();
+    test::populate(**s, keys_);
+    ASSERT_TRUE((*s)->close().ok());
+    auto r = AuditReader::open(path_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    reader_ = std::make_unique<AuditReader>(std::move(*r));
+  }
+
+  std::vector<std::string> ids(ListFilter f) {
+    auto rows = reader_->list(f);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    std::vector<std::string> out;
+    if (rows.ok()) {
+      for (const auto& r : *rows) out.push_back(r.decision.id);
+    }
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::string path_;
+  Keys keys_;
+  std::unique_ptr<AuditReader> reader_;
+};
+
+using ::testing::ElementsAre;
+
+TEST_F(QueryTest, ListsNewestFirstWithCurrentStatus) {
+  auto rows = reader_->list({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ((*rows)[0].decision.id, "d-dry");
+  EXPECT_EQ((*rows)[0].state, std::nullopt);
+  EXPECT_EQ((*rows)[1].state, ActionState::kDispatched);
+  EXPECT_EQ((*rows)[2].state, ActionState::kSuppressed);
+  EXPECT_EQ((*rows)[3].state, ActionState::kSucceeded);
+  EXPECT_EQ((*rows)[3].updated_at, at_ms(3100));
+  EXPECT_EQ((*rows)[3].decision.policies_passed.size(), 4u);
+  EXPECT_EQ((*rows)[3].decision.evidence.size(), 1u);
+}
+
+TEST_F(QueryTest, FiltersByVmHostRuleStatusAndTime) {
+  ListFilter f;
+  f.vm = "web-2";
+  EXPECT_THAT(ids(f), ElementsAre("d-a-2"));
+  f = {};
+  f.host = "host-a";
+  EXPECT_EQ(ids(f).size(), 4u);
+  f.host = "host-b";
+  EXPECT_TRUE(ids(f).empty());
+  f = {};
+  f.rule = "guest-unresponsive";
+  EXPECT_THAT(ids(f), ElementsAre("d-a-3"));
+  f = {};
+  f.status = "succeeded";
+  EXPECT_THAT(ids(f), ElementsAre("d-a-1"));
+  f.status = "pending_approval";  // an outcome: a-1 was decided pending approval
+  EXPECT_THAT(ids(f), ElementsAre("d-a-1"));
+  f.status = "dry_run";
+  EXPECT_THAT(ids(f), ElementsAre("d-dry"));
+  f = {};
+  f.since = at_ms(5010);
+  f.until = at_ms(7000);
+  EXPECT_THAT(ids(f), ElementsAre("d-a-3", "d-a-2"));
+  f = {};
+  f.limit = 2;
+  EXPECT_THAT(ids(f), ElementsAre("d-dry", "d-a-3"));
+}
+
+TEST_F(QueryTest, RefusesAnUnknownStatus) {
+  ListFilter f;
+  f.status = "exploded";
+  auto r = reader_->list(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unknown status"), std::string::npos);
+}
+
+TEST_F(QueryTest, HistoryGathersDecisionTransitionsEvidenceAndRequests) {
+  auto h = reader_->history("a-1");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->decision.id, "d-a-1");
+  ASSERT_EQ(h->transitions.size(), 6u);
+  EXPECT_EQ(h->transitions[0].state, ActionState::kProposed);
+  EXPECT_EQ(h->transitions[1].state, ActionState::kPendingApproval);
+  EXPECT_EQ(h->transitions[2].actor, "alice");
+  EXPECT_EQ(h->transitions[5].state, ActionState::kSucceeded);
+  EXPECT_EQ(h->evidence.size(), 2u);  // the panic batch and the actuator's result
+  ASSERT_EQ(h->requests.size(), 1u);
+  EXPECT_EQ(h->requests[0].operator_name, "alice");
+  EXPECT_EQ(h->requests[0].sender, keys_.alice.public_key());
+  EXPECT_EQ(reader_->history("d-a-1")->decision.action_id, "a-1");
+  EXPECT_EQ(reader_->history("nope").status().code(), Code::kNotFound);
+}
+
+TEST_F(QueryTest, WhySaysEverythingInPlainWords) {
+  auto h = reader_->history("a-1");
+  ASSERT_TRUE(h.ok());
+  std::string why = why_text(*h);
+  const std::string sender =
+      "signed by host-a (key " + fabric::short_key_id(keys_.collector.public_key()) + ")";
+  for (const std::string& want : std::vector<std::string>{
+           "reset vm web-1 on host host-a",               // what
+           "Outcome: succeeded -- the VM was healed",     // the answer first
+           "guest kernel panicked (pvpanic), vm web-1",   // the evidence event
+           sender + ", signature valid",                   // its signed sender
+           "Rule: guest-panicked, version 3",             // rule + version
+           "passed cooldown, budget, storm-guard, host-silent",  // policies
+           "approved by alice",                           // who approved
+           "looked at the console, go",
+           "5. Actuator: succeeded: system_reset done; VM healed: yes",  // what it reported
+           "6. Time to heal: 3.00s from first evidence",  // panic at 0 -> healed at 3000ms
+       }) {
+    EXPECT_NE(why.find(want), std::string::npos) << "missing: " << want << "\n" << why;
+  }
+  std::string json = why_json(*h);
+  EXPECT_NE(json.find("\"time_to_heal_ms\":3000"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"approved_by\":\"alice\""), std::string::npos) << json;
+}
+
+TEST_F(QueryTest, WhyOfASuppressedActionNamesThePolicy) {
+  std::string why = why_text(*reader_->history("a-2"));
+  EXPECT_NE(why.find("passed budget, storm-guard; STOPPED by cooldown: vm web-2 was reset 40s ago"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("never dispatched"), std::string::npos) << why;
+  EXPECT_NE(why.find("not healed"), std::string::npos) << why;
+}
+
+TEST_F(QueryTest, WhyFlagsEvidenceWhoseSignatureNoLongerHolds) {
+  testing::TempDir dir;
+  auto s = open_sqlite_store(dir.file("b.db"), keys_.engine, test::fast_options());
+  ASSERT_TRUE(s.ok());
+  medic::v1::Envelope env;
+  ASSERT_TRUE(env.ParseFromString(keys_.panic_batch("web-1", at_ms(0))));
+  env.set_sent_at_ns(1);
+  auto ev = (*s)->append_evidence({at_ms(0), env.SerializeAsString(), "host-a"});
+  ASSERT_TRUE((*s)->append_decision(test::decision("a-1", "web-1", at_ms(1), *ev)).ok());
+  ASSERT_TRUE((*s)->close().ok());
+  auto r = AuditReader::open(dir.file("b.db"));
+  std::string why = why_text(*r->history("a-1"));
+  EXPECT_NE(why.find("signature INVALID"), std::string::npos) << why;
+}
+
+TEST_F(QueryTest, ListAndShowRenderForPeopleAndMachines) {
+  auto rows = reader_->list({});
+  std::string text = list_text(*rows);
+  EXPECT_NE(text.find("TIME (UTC)"), std::string::npos);
+  EXPECT_NE(text.find("suppressed by cooldown"), std::string::npos) << text;
+  EXPECT_NE(text.find("2026-01-01 03:00:05  a-2"), std::string::npos) << text;
+  EXPECT_EQ(list_text({}), "No decisions match.\n");
+  std::string json = list_json(*rows);
+  EXPECT_EQ(json.front(), '[');
+  EXPECT_NE(json.find("\"status\":\"succeeded\""), std::string::npos);
+  std::string show = show_text(*reader_->history("a-1"));
+  EXPECT_NE(show.find("approved"), std::string::npos);
+  EXPECT_NE(show.find("request:   row"), std::string::npos) << show;
+  EXPECT_NE(show_json(*reader_->history("a-1")).find("\"transitions\":["), std::string::npos);
+}
+
+TEST_F(QueryTest, ExportWritesEveryRowInChainOrder) {
+  std::vector<std::string> lines;
+  ASSERT_TRUE(reader_->export_jsonl([&](const std::string& l) { lines.push_back(l); }).ok());
+  auto report = verify_log(path_);
+  ASSERT_EQ(static_cast<Seq>(lines.size()), report->rows);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind("{\"seq\":" + std::to_string(i + 1) + ",", 0), 0u) << lines[i];
+  }
+  EXPECT_NE(lines[0].find("\"table\":\"evidence\""), std::string::npos);
+  EXPECT_NE(lines.back().find("\"table\":\"checkpoints\""), std::string::npos);
+}
+
+TEST_F(QueryTest, PolicyTextWithCommasQuotesAndNewlinesRoundTrips) {
+  testing::TempDir dir;
+  auto s = open_sqlite_store(dir.file("p.db"), keys_.engine, test::fast_options());
+  ASSERT_TRUE(s.ok());
+  auto d = test::decision("a-1", "web-1", at_ms(1), 0);
+  d.policies_passed = {"silence, dry-run, storm guard", "say \"hi\"\nback\\slash", "", "\x01"};
+  ASSERT_TRUE((*s)->append_decision(d).ok());
+  ASSERT_TRUE((*s)->close().ok());
+  auto r = AuditReader::open(dir.file("p.db"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->history("a-1")->decision.policies_passed, d.policies_passed);
+  EXPECT_TRUE(verify_log(dir.file("p.db"))->ok);
+}
+
+TEST(QueryOpen, RefusesAMissingFileAndANonAuditFile) {
+  testing::TempDir dir;
+  EXPECT_EQ(AuditReader::open(dir.file("none.db")).status().code(), Code::kNotFound);
+  std::string junk = dir.write("junk.db", "this is not sqlite");
+  EXPECT_FALSE(AuditReader::open(junk).ok());
+}
+
+}  // namespace
+}  // namespace medic::audit
