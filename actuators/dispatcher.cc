@@ -153,6 +153,8 @@ void Dispatcher::send(const std::string& id) {
   }
   const bool first = sent && !e.delivered;
   if (sent) e.delivered = true;
+  // Waiting for a host to connect says nothing about how fast it acks.
+  if (first) e.backoff = opts_.initial_backoff;
   schedule_resend(e, id);
   if (first) {
     DispatchEvent ev;
