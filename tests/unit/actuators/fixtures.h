@@ -96,8 +96,25 @@ class FakeHypervisor final : public vmm::Hypervisor {
       it->second.last_heartbeat = clock_.now();
     } else {
       it->second.state = medic::v1::VM_STATE_BOOTING;
+      if (boot_time > Duration::zero()) {
+        std::string id = vm;
+        clock_.schedule_after(boot_time, [this, id] { heartbeat(id); });
+      }
     }
     return {};
+  }
+
+  // The guest panics: state panicked and a lifecycle event to the subscriber.
+  void panic(const std::string& vm) {
+    vms[vm].state = medic::v1::VM_STATE_PANICKED;
+    if (sink_) {
+      vmm::VmEvent ev;
+      ev.type = vmm::VmEvent::Type::kLifecycle;
+      ev.vm = vm;
+      ev.what = medic::v1::LIFECYCLE_PANICKED;
+      ev.at = clock_.now();
+      sink_(ev);
+    }
   }
 
   void add_vm(const std::string& id, vmm::VmState state = medic::v1::VM_STATE_RUNNING) {
@@ -117,6 +134,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   std::vector<std::string> executed;
   Status next_status;
   bool heal_on_execute = false;
+  Duration boot_time{0};  // when set, the guest heartbeats this long after a verb
   std::string record_file;
 
  private:
