@@ -20,6 +20,7 @@
 // Not thread-safe: one Journal per actuator loop.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +95,7 @@ class Journal {
   Result<int64_t> count();
 
  private:
+  class Stmt;
   explicit Journal(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
   Status set_synchronous_full(bool full);
@@ -104,6 +106,7 @@ class Journal {
 
   sqlite3* db_;
   bool sync_full_ = false;
+  std::map<std::string, sqlite3_stmt*> cache_;
 };
 
 }  // namespace medic::actuators
