@@ -160,6 +160,8 @@ void Dispatcher::send(const std::string& id) {
     DispatchEvent ev;
     ev.type = DispatchEvent::Type::kDispatched;
     ev.action = e.action;
+    ev.delivered = true;
+    ev.acked = e.acked;
     ev.at = now;
     emit(ev);  // may call dispatch(): `e` is not used after this
   }
@@ -214,6 +216,8 @@ void Dispatcher::on_deadline(const std::string& id) {
 void Dispatcher::finish(const std::string& id, DispatchEvent ev) {
   auto it = entries_.find(id);
   if (it != entries_.end()) {
+    ev.delivered = it->second.delivered;
+    ev.acked = it->second.acked;
     clock_.cancel(it->second.resend_timer);
     clock_.cancel(it->second.deadline_timer);
     auto h = by_host_.find(it->second.action.host());
@@ -366,6 +370,8 @@ void Dispatcher::handle_ack(const std::string& host, const ActionAck& ack) {
   DispatchEvent ev;
   ev.type = DispatchEvent::Type::kAcked;
   ev.action = e.action;
+  ev.delivered = true;
+  ev.acked = true;
   ev.at = clock_.now();
   emit(ev);
 }

@@ -135,6 +135,7 @@ TEST_F(DispatcherTest, AnAcknowledgedActionWithoutResultTimesOutAfterExpiryWatch
   ASSERT_TRUE(log.ended("to"));
   EXPECT_EQ(log.last("to")->type, DispatchEvent::Type::kTimedOut);
   EXPECT_NE(log.last("to")->reason.find("no result"), std::string::npos);
+  EXPECT_TRUE(log.last("to")->acked);
   EXPECT_EQ(fake->actions.size(), sends_at_expiry) << "no re-send after expiry";
   EXPECT_EQ(disp->in_flight(), 0u);
 }
@@ -165,6 +166,8 @@ TEST_F(DispatcherTest, AnActionNeverDeliveredTimesOutAtItsExpiry) {
   ASSERT_TRUE(log.ended("nd"));
   EXPECT_EQ(log.last("nd")->type, DispatchEvent::Type::kTimedOut);
   EXPECT_NE(log.last("nd")->reason.find("not connected"), std::string::npos);
+  EXPECT_FALSE(log.last("nd")->delivered);
+  EXPECT_FALSE(log.last("nd")->acked);
 }
 
 TEST_F(DispatcherTest, DispatchOfAKnownIdIsANoOp) {
