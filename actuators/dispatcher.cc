@@ -140,6 +140,8 @@ void Dispatcher::send(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   Entry& e = it->second;
+  // Called by the timer itself or early (flush): either way one timer only.
+  clock_.cancel(e.resend_timer);
   e.resend_timer = 0;
   const Time now = clock_.now();
   if (to_ns(now) > e.action.expires_at_ns()) return;  // never re-send past expiry

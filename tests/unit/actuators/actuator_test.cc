@@ -392,6 +392,52 @@ TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
   EXPECT_EQ(r->output(), "no such vm\n");
 }
 
+TEST_F(ActuatorTest, AQueuedActionThatExpiredBeforeARestartIsRejectedNotRun) {
+  {
+    auto j = Journal::open(opts.journal_path);
+    ASSERT_TRUE(j.ok());
+    auto a = make_action("late", "host-a", "vm-1", clock.now() - 90s);
+    ASSERT_TRUE((*j)->insert(a, JournalState::kReceived, clock.now() - 90s).ok());
+  }
+  start_actuator();
+  ASSERT_TRUE(wait([&] { return engine->results_for("late") > 0; }));
+  const ActionResult* r = engine->last_result("late");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_NE(r->reason().find("expired before it could be executed"), std::string::npos);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, IgnoresAResultAcknowledgementSignedByAnActuatorKey) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  send(make_action("own", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("own") == 1; }));
+  // host-a's own key may sign acks (for the engine), but only the engine may
+  // tell this actuator to stop re-sending.
+  fabric::Sealer self(keys.host_a);
+  ActionAck ack;
+  ack.set_action_id("own");
+  ack.set_what(ActionAck::WHAT_RESULT_RECEIVED);
+  send_raw(self.seal(medic::v1::KIND_ACTION_ACK, "host-a", ack.SerializeAsString(), clock.now()));
+  ASSERT_TRUE(wait([&] { return act->stats().unattributed == 1; }));
+  EXPECT_EQ(act->results_unacked(), 1u);
+}
+
+TEST_F(ActuatorTest, PrunesFinishedEntriesAfterTheRetentionTime) {
+  hv.heal_on_execute = true;
+  opts.retention = 2h;
+  opts.prune_interval = 10min;
+  start_actuator();
+  send(make_action("p1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("p1") == 1; }));
+  ack_result("p1");
+  ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
+  clock.advance(1h);
+  EXPECT_TRUE(act->journal().find("p1").ok()) << "kept within the retention time";
+  clock.advance(1h + 10min);
+  EXPECT_EQ(act->journal().find("p1").status().code(), Code::kNotFound);
+}
+
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
   opts.host = "host-b";
   auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
