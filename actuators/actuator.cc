@@ -92,7 +92,7 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
 }
 
 Status Actuator::start() {
-  auto journal = Journal::open(opts_.journal_path);
+  auto journal = Journal::open(opts_.journal_path, opts_.journal_busy_timeout);
   if (!journal.ok()) return journal.status();
   journal_ = std::move(journal).value();
 
@@ -174,22 +174,20 @@ void Actuator::run_once(Duration max_wait) {
 void Actuator::handle_readable() {
   while (true) {
     zmq::message_t msg;
-    zmq::recv_result_t got;
     try {
-      got = socket_.recv(msg, zmq::recv_flags::dontwait);
+      if (!socket_.recv(msg, zmq::recv_flags::dontwait)) return;
+      if (msg.more()) {
+        // The protocol is one frame per message; drop the whole multi-part.
+        ++stats_.unattributed;
+        log_.warn("multipart", "actuator: dropped a multi-part message from the engine socket");
+        while (msg.more()) {
+          if (!socket_.recv(msg, zmq::recv_flags::dontwait)) break;
+        }
+        continue;
+      }
     } catch (const zmq::error_t& e) {
       log_.warn("recv", std::string("actuator: receive failed: ") + e.what());
       return;
-    }
-    if (!got) return;
-    if (msg.more()) {
-      // The protocol is one frame per message; drop the whole multi-part.
-      ++stats_.unattributed;
-      log_.warn("multipart", "actuator: dropped a multi-part message from the engine socket");
-      while (msg.more()) {
-        if (!socket_.recv(msg, zmq::recv_flags::dontwait)) break;
-      }
-      continue;
     }
     handle_frame(std::string_view(static_cast<const char*>(msg.data()), msg.size()));
   }
@@ -375,9 +373,23 @@ void Actuator::execute(const Action& action) {
     return;
   }
   // The durable line: after this commit the action counts as executed.
+  if (opts_.failpoint) opts_.failpoint("before_journal");
   Status s = journal_->mark_executing(action.id(), clock_.now());
   if (!s.ok()) {
-    log_.warn("journal", "actuator: not executing action " + action.id() + ": " + s.message());
+    // Without the durable record there is no once-only promise: do not run
+    // it. If the journal takes the final answer, tell the engine; if not, say
+    // nothing (the entry stays `received`, so a restart may still run it, and
+    // the engine times it out meanwhile).
+    spdlog::error("actuator: not executing action {}: {}", action.id(), s.message());
+    ActionResult r;
+    r.set_action_id(action.id());
+    r.set_outcome(ActionResult::OUTCOME_FAILED);
+    r.set_reason("not executed: the journal could not record it (" + s.message() + ")");
+    r.set_finished_at_ns(to_ns(clock_.now()));
+    if (journal_->finish(action.id(), r, clock_.now()).ok()) {
+      ++stats_.failed;
+      queue_result(r);
+    }
     return;
   }
   if (opts_.failpoint) opts_.failpoint("after_journal");

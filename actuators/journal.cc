@@ -115,7 +115,7 @@ const char* journal_state_name(JournalState s) {
   return "unknown";
 }
 
-Result<std::unique_ptr<Journal>> Journal::open(const std::string& path) {
+Result<std::unique_ptr<Journal>> Journal::open(const std::string& path, Duration busy_timeout) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -127,7 +127,9 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& path) {
     return s;
   }
   std::unique_ptr<Journal> j(new Journal(db));
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(
+      db, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(busy_timeout)
+                               .count()));
   MEDIC_RETURN_IF_ERROR(j->exec("PRAGMA journal_mode=WAL"));
   MEDIC_RETURN_IF_ERROR(j->set_synchronous_full(false));
   MEDIC_RETURN_IF_ERROR(j->exec(kSchema));

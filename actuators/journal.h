@@ -55,8 +55,10 @@ struct JournalEntry {
 class Journal {
  public:
   // Opens (creating if needed) the journal at `path`; ":memory:" for tests
-  // that need no persistence.
-  static Result<std::unique_ptr<Journal>> open(const std::string& path);
+  // that need no persistence. A write waits at most `busy_timeout` for
+  // another connection's lock before failing.
+  static Result<std::unique_ptr<Journal>> open(const std::string& path,
+                                               Duration busy_timeout = std::chrono::seconds(5));
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

@@ -1,6 +1,7 @@
 #include "actuators/actuator.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "tests/testing/testing.h"
 #include "tests/unit/actuators/fixtures.h"
@@ -436,6 +437,29 @@ TEST_F(ActuatorTest, PrunesFinishedEntriesAfterTheRetentionTime) {
   EXPECT_TRUE(act->journal().find("p1").ok()) << "kept within the retention time";
   clock.advance(1h + 10min);
   EXPECT_EQ(act->journal().find("p1").status().code(), Code::kNotFound);
+}
+
+TEST_F(ActuatorTest, DoesNotExecuteWhenTheJournalCannotRecordTheExecution) {
+  opts.journal_busy_timeout = 20ms;
+  sqlite3* other = nullptr;
+  opts.failpoint = [&](std::string_view at) {
+    // Another writer holds the journal exactly when `executing` is written.
+    if (at != "before_journal") return;
+    ASSERT_EQ(sqlite3_open(opts.journal_path.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  };
+  start_actuator();
+  send(make_action("locked", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return other != nullptr; }));
+  settle();
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().executed, 0u);
+  EXPECT_EQ(acks_for("locked"), 1u) << "it was received and journaled as such";
+  auto e = act->journal().find("locked");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->state, JournalState::kReceived);
 }
 
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
