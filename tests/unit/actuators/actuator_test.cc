@@ -462,6 +462,15 @@ TEST_F(ActuatorTest, DoesNotExecuteWhenTheJournalCannotRecordTheExecution) {
   EXPECT_EQ(e->state, JournalState::kReceived);
 }
 
+TEST_F(ActuatorTest, HookOutputThatIsNotUtf8IsCleanedSoTheResultStillParses) {
+  // 0xff is never valid; "\xc3" alone is a cut two-byte character.
+  opts.restart_hook = {"/bin/sh", "-c", "printf 'ok \\377 caf\\303\\251 \\303'; exit 1"};
+  start_actuator();
+  send(make_action("bytes", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART));
+  ASSERT_TRUE(wait([&] { return engine->results_for("bytes") > 0; }));
+  EXPECT_EQ(engine->last_result("bytes")->output(), "ok ? caf\u00e9 ?");
+}
+
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
   opts.host = "host-b";
   auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
