@@ -308,13 +308,20 @@ void Collector::run_once(Duration max_wait) {
   if (deps_.publisher->has_waiting()) wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
   ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));
 
-  deps_.clock->run_due();
+  // Read everything before the timers run, so a flush due now carries what
+  // this iteration saw; read the backend again after them, for backends
+  // driven by the Clock whose timers just made events ready.
+  read_backend();
+  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
+  if (deps_.clock->run_due() > 0) read_backend();
+  deps_.publisher->pump();
+}
+
+void Collector::read_backend() {
   in_backend_poll_ = true;
   deps_.hypervisor->poll();
   in_backend_poll_ = false;
   flush_urgent();
-  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
-  deps_.publisher->pump();
 }
 
 void Collector::run(const std::atomic<bool>& stop) {

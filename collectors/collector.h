@@ -109,8 +109,9 @@ class Collector {
 
   // One loop iteration: waits at most `max_wait` (less when a timer, a probe
   // or a waiting frame needs it) on the backend's and probes' descriptors,
-  // then runs due timers, reads the backend, sends urgent events, handles
-  // probe I/O and retries waiting bulk frames.
+  // then reads the backend and sends its lifecycle events, handles probe
+  // I/O, runs due timers (flush, probe starts, guest pings) and retries
+  // waiting bulk frames.
   void run_once(Duration max_wait);
   // Runs iterations until `stop` is set; checks it at least every 100 ms.
   void run(const std::atomic<bool>& stop);
@@ -141,6 +142,7 @@ class Collector {
   Collector(CollectorDeps deps, CollectorOptions opts);
   void on_probe(const ProbeOutcome& o);
   void flush_urgent();
+  void read_backend();
   void sample_resources(const std::vector<vmm::VmInfo>& vms);
   void schedule_flush(Time due);
   void schedule_guest_pings();
