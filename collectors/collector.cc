@@ -185,6 +185,7 @@ void Collector::sample_resources(const std::vector<vmm::VmInfo>& vms) {
   const Duration every =
       opts_.resource_interval > Duration::zero() ? opts_.resource_interval : opts_.interval;
   next_resource_sample_ = now + every - every / 10;  // tolerate a slightly early flush
+  deps_.process_stats->refresh();
   std::map<std::string, Figures> fresh;
   for (const auto& vm : vms) {
     if (vm.pid <= 0) continue;
@@ -303,7 +304,11 @@ void Collector::run_once(Duration max_wait) {
   probes_->prepare(&pollfds_);
 
   Duration wait = max_wait;
-  if (auto d = deps_.clock->next_deadline()) wait = std::min(wait, *d - deps_.clock->now());
+  // Timers may run up to timer_slack late, so timers due close together
+  // (probe starts spread by jitter) share one wake-up.
+  if (auto d = deps_.clock->next_deadline()) {
+    wait = std::min(wait, *d - deps_.clock->now() + opts_.timer_slack);
+  }
   if (auto p = probes_->max_wait()) wait = std::min(wait, *p);
   if (deps_.publisher->has_waiting()) wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
   ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));

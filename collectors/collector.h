@@ -61,6 +61,10 @@ struct CollectorOptions {
   Duration resource_interval{};  // 0: every interval
   int max_events_per_batch = 2000;
   size_t max_pending_probe_results = 10000;
+  // How late a timer (flush, probe start, guest ping) may run so that timers
+  // due close together share one wake-up of the loop. Descriptor events
+  // (lifecycle events, probe I/O) are never delayed by it.
+  Duration timer_slack = std::chrono::milliseconds(20);
   GuestPingConfig guest_ping;
   std::vector<ProbeSpec> probes;
   uint64_t seed = 1;

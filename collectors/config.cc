@@ -72,12 +72,14 @@ void read_http(ConfigReader& r, const YAML::Node& h, ProbeSpec* p) {
     p->url = h.Scalar();
   } else {
     if (!r.expect_map(h, "\"http\"")) return;
-    r.check_keys(h, {"url", "method", "expect_status", "body_contains", "verify_tls"});
+    r.check_keys(h, {"url", "method", "expect_status", "body_contains", "verify_tls",
+                     "reuse_connection"});
     p->url = r.string(h, "url", true).value_or("");
     p->method = r.string(h, "method", false).value_or("GET");
     p->expect_status = static_cast<int>(r.integer(h, "expect_status", false, 0, 599).value_or(200));
     p->body_contains = r.string(h, "body_contains", false).value_or("");
     p->verify_tls = r.boolean(h, "verify_tls", false).value_or(true);
+    p->reuse_connection = r.boolean(h, "reuse_connection", false).value_or(false);
   }
   if (!p->url.empty() && p->url.rfind("http://", 0) != 0 && p->url.rfind("https://", 0) != 0) {
     r.error(h.IsMap() ? h["url"] : h, "\"url\" must start with http:// or https://, got \"" +

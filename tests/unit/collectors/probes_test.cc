@@ -206,6 +206,26 @@ TEST(HttpProbe, HeadAndPostMethodsReachTheServer) {
   EXPECT_EQ(server.requests(), 2u);
 }
 
+TEST(HttpProbe, OpensAFreshConnectionForEachRunUnlessToldToReuseIt) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome first = h.run(http(server.url("/ok")));
+  ASSERT_TRUE(h.runner->run_now("web").ok());
+  ASSERT_TRUE(h.pump_until(2));
+  EXPECT_TRUE(first.ok && h.results[1].ok);
+  EXPECT_EQ(server.connections(), 2u);
+
+  auto spec = http(server.url("/ok"));
+  spec.name = "kept";
+  spec.reuse_connection = true;
+  EXPECT_TRUE(h.run(spec).ok);
+  ASSERT_TRUE(h.runner->run_now("kept").ok());
+  ASSERT_TRUE(h.pump_until(4));
+  EXPECT_TRUE(h.results[3].ok);
+  EXPECT_EQ(server.connections(), 3u);
+  EXPECT_EQ(server.requests(), 4u);
+}
+
 TEST(TcpProbe, SucceedsWhenThePortAccepts) {
   TestHttpServer server;
   ProbeHarness h;

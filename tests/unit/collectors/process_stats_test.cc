@@ -1,7 +1,10 @@
 #include "collectors/process_stats.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <vector>
 
@@ -50,7 +53,43 @@ TEST(LinuxProcessStats, ReadsAFakeProcTree) {
   EXPECT_EQ(stats.sample(0).status().code(), Code::kInvalidArgument);
 }
 
+TEST(LinuxProcessStats, KeepsStatFilesOpenOnlyForProcessesStillAskedAbout) {
+  testing::TempDir dir;
+  dir.write("4242/stat", kStat);
+  dir.write("uptime", "110.00 200.00\n");
+  LinuxProcessStats stats(dir.path());
+  stats.refresh();
+  ASSERT_TRUE(stats.sample(4242).ok());
+  EXPECT_EQ(stats.open_files(), 1u);
+  // Re-read through the open file: new figures appear.
+  std::string more = kStat;
+  more.replace(more.find(" 2560 "), 6, " 5120 ");
+  dir.write("4242/stat", more);
+  stats.refresh();
+  auto s = stats.sample(4242);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->rss_bytes, 5120u * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
+  stats.refresh();  // a round without 4242
+  stats.refresh();
+  EXPECT_EQ(stats.open_files(), 0u);
+}
+
 #ifdef __linux__
+TEST(LinuxProcessStats, ReportsAProcessThatExitedAsNotFound) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  LinuxProcessStats stats;
+  EXPECT_TRUE(stats.sample(child).ok());
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(stats.sample(child).status().code(), Code::kNotFound);
+  EXPECT_EQ(stats.open_files(), 0u);
+}
+
 TEST(LinuxProcessStats, ReadsThisProcess) {
   auto stats = make_process_stats();
   ASSERT_NE(stats, nullptr);

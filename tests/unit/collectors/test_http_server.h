@@ -1,5 +1,6 @@
 // A tiny HTTP/1.1 server on 127.0.0.1 for probe tests and the collector
-// bench: one thread, poll(), every connection closed after its response.
+// bench: one thread, poll(). Connections are kept open for the next request
+// unless the client asks to close (or the path never completes).
 // Header-only so unit tests, integration tests and the bench can share it.
 //
 // Paths:
@@ -69,6 +70,7 @@ class TestHttpServer {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   size_t requests() const { return requests_.load(); }
+  size_t connections() const { return connections_.load(); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -82,32 +84,36 @@ class TestHttpServer {
     std::string out;            // due now, not yet written
     std::deque<Chunk> later;    // due in the future
     bool close_when_done = false;
+    bool keep_alive = false;
+    bool hang = false;
     bool peer_closed = false;
     int gate = 0;               // /gate/N: waiting for N
   };
 
-  static std::string response(int status, const std::string& body, size_t length) {
+  static std::string response(int status, const std::string& body, size_t length,
+                              bool keep_alive = false) {
     return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-           std::to_string(length) + "\r\nConnection: close\r\n\r\n" + body;
+           std::to_string(length) + "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") +
+           "\r\n\r\n" + body;
   }
 
   void answer(Conn& c, const std::string& path) {
     const auto now = Clock::now();
     c.answered = true;
-    c.close_when_done = true;
+    c.keep_alive = c.in.find("Connection: close") == std::string::npos;
+    c.close_when_done = !c.keep_alive;
     if (path == "/ok") {
-      c.out = response(200, "hello medic ok", 14);
+      c.out = response(200, "hello medic ok", 14, c.keep_alive);
     } else if (path.rfind("/status/", 0) == 0) {
       c.out = response(std::atoi(path.c_str() + 8), "status", 6);
     } else if (path == "/hang") {
-      c.close_when_done = false;
+      c.hang = true;
     } else if (path.rfind("/slow/", 0) == 0) {
       const int ms = std::atoi(path.c_str() + 6);
       c.out = response(200, "first half ", 22);
       c.later.push_back({now + std::chrono::milliseconds(ms), "second half"});
     } else if (path.rfind("/gate/", 0) == 0) {
       c.gate = std::atoi(path.c_str() + 6);
-      c.close_when_done = false;
     } else if (path == "/big") {
       std::string body(256 * 1024, 'x');
       body += "NEEDLE";
@@ -167,7 +173,12 @@ class TestHttpServer {
       if (n <= 0) return errno == EAGAIN || errno == EWOULDBLOCK;
       c.out.erase(0, static_cast<size_t>(n));
     }
-    return !(c.close_when_done && c.later.empty());
+    const bool done = c.answered && c.later.empty() && !c.hang && c.gate == 0;
+    if (!done) return true;
+    if (c.close_when_done) return false;
+    c.answered = false;  // kept alive: ready for the next request
+    c.in.clear();
+    return true;
   }
 
   void loop() {
@@ -193,6 +204,7 @@ class TestHttpServer {
         while (true) {
           int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (fd < 0) break;
+          ++connections_;
           conns_[fd];
         }
       }
@@ -218,6 +230,7 @@ class TestHttpServer {
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   std::atomic<size_t> requests_{0};
+  std::atomic<size_t> connections_{0};
   std::map<int, Conn> conns_;
   std::thread thread_;
 };
