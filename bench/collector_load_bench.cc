@@ -206,7 +206,11 @@ int run_engine(int seconds) {
                              {bulk->handle(), 0, ZMQ_POLLIN, 0}};
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (!g_stop && std::chrono::steady_clock::now() < end) {
-    zmq::poll(items, 2, 200ms);
+    try {
+      zmq::poll(items, 2, 200ms);
+    } catch (const zmq::error_t&) {
+      continue;  // EINTR from the stop signal
+    }
     for (int lane = 0; lane < 2; ++lane) {  // urgent first
       zmq::socket_t& s = lane == 0 ? *urgent : *bulk;
       zmq::message_t m;

@@ -310,7 +310,11 @@ void Collector::run_once(Duration max_wait) {
     wait = std::min(wait, *d - deps_.clock->now() + opts_.timer_slack);
   }
   if (auto p = probes_->max_wait()) wait = std::min(wait, *p);
-  if (deps_.publisher->has_waiting()) wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
+  // Bulk frames an engine could not take are retried every 100 ms: soon
+  // enough for a slow engine, cheap while one is gone.
+  if (deps_.publisher->has_waiting()) {
+    wait = std::min<Duration>(wait, std::chrono::milliseconds(100));
+  }
   ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));
 
   // Read everything before the timers run, so a flush due now carries what

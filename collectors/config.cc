@@ -208,6 +208,7 @@ std::optional<CollectorConfig> read_collector_config(ConfigReader& r, const YAML
     for (const auto& e : engines) {
       if (auto ep = read_engine(r, e)) c.engines.push_back(std::move(*ep));
     }
+    if (engines.size() == 0) r.error(engines, "\"engines\" must list at least one engine");
   }
 
   const YAML::Node probes = m["probes"];

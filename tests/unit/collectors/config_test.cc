@@ -149,6 +149,12 @@ TEST(CollectorConfig, RejectsBadEngines) {
   EXPECT_NE(e.find("missing required key \"urgent\""), std::string::npos) << e;
 }
 
+TEST(CollectorConfig, RequiresAtLeastOneEngine) {
+  std::string e = errors("collector:\n  host: a\n  key: k\n  backend: {kind: sim}\n  engines: []\n");
+  EXPECT_NE(e.find("agent.yaml:5:12: error: \"engines\" must list at least one engine"),
+            std::string::npos) << e;
+}
+
 TEST(CollectorConfig, RejectsBadProbes) {
   std::string e = errors(minimal(R"(  probes:
     - name: both
