@@ -3,7 +3,9 @@
 // engine's Opener and decode_event_batch.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 #include <iostream>
 
 #include "collectors/collector.h"
@@ -293,6 +295,56 @@ TEST_F(CollectorFabricTest, FlowResumesWhenTheEngineComesUpAndMemoryStaysBounded
   ASSERT_TRUE(until_engine_opens_bulk(&fresh));
   EXPECT_EQ(fresh.events_size(), 2003);
   EXPECT_GE(fresh.events(0).observed_at_ns(), to_ns(back));
+}
+
+TEST_F(CollectorFabricTest, TheServiceRunsFromAnAgentConfig) {
+  engine.up();
+  ::medic::testing::TempDir dir;
+  const std::string key_file = dir.file("host-a.key");
+  ASSERT_TRUE(keys.collector.save(key_file).ok());
+  const std::string yaml = "collector:\n"
+                           "  host: host-a\n"
+                           "  key: " + key_file + "\n"
+                           "  interval: 20ms\n"
+                           "  backend: {kind: fake}\n"
+                           "  engines:\n"
+                           "    - name: engine-1\n"
+                           "      key: " + keys.engine.id() + "\n"
+                           "      events: " + engine.events_endpoint + "\n"
+                           "      urgent: " + engine.urgent_endpoint + "\n";
+  auto config = load_collector_config(dir.write("agent.yaml", yaml));
+  ASSERT_TRUE(config.ok()) << config.status();
+  SystemClock wall;
+  fabric::Opener opener(keys.trust, wall);
+  auto service = CollectorService::create(*config, hv, wall);
+  ASSERT_TRUE(service.ok()) << service.status();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { (*service)->run(stop); });
+  EventBatch b;
+  const bool got = ::medic::testing::wait_until([&] {
+    for (const auto& f : engine.drain(false)) {
+      if (testing::open_batch(opener, f, &b).ok()) return true;
+    }
+    return false;
+  });
+  stop = true;
+  loop.join();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(b.events_size(), 3);
+  EXPECT_GE((*service)->collector().counters().flushes, 1u);
+}
+
+TEST_F(CollectorFabricTest, TheServiceRefusesAMissingKeyFile) {
+  auto config = parse_collector_config(
+      "collector:\n  host: host-a\n  key: /nonexistent/key\n  backend: {kind: fake}\n"
+      "  engines:\n    - {key: " + keys.engine.id() + ", events: 'tcp://127.0.0.1:1', "
+      "urgent: 'tcp://127.0.0.1:2'}\n",
+      "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  SystemClock wall;
+  auto service = CollectorService::create(*config, hv, wall);
+  ASSERT_FALSE(service.ok());
+  EXPECT_NE(service.status().message().find("collector key"), std::string::npos);
 }
 
 }  // namespace
