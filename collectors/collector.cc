@@ -109,7 +109,11 @@ void Collector::schedule_guest_pings() {
   ping_timer_ = deps_.clock->schedule_after(opts_.guest_ping.interval, [this] {
     for (const auto& vm : running_vms_) {
       ++counters_.guest_pings;
-      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, vm](bool ok) {
+      // The answer may come after this collector is gone; the weak token
+      // tells.
+      std::weak_ptr<bool> alive = alive_;
+      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, alive, vm](bool ok) {
+        if (alive.expired()) return;
         if (ok) {
           record_beat(vm, deps_.clock->now(), 0, "guest-agent");
         } else {
@@ -135,7 +139,7 @@ void Collector::record_beat(const std::string& vm, Time at, uint64_t counter,
 
 void Collector::on_vm_event(const vmm::VmEvent& e) {
   if (e.type == vmm::VmEvent::Type::kHeartbeat) {
-    record_beat(e.vm, e.at, e.counter, "backend");
+    record_beat(e.vm, e.at == Time{} ? deps_.clock->now() : e.at, e.counter, "backend");
     return;
   }
   ++counters_.lifecycle_events;

@@ -51,7 +51,8 @@ class GuestPinger {
   virtual ~GuestPinger() = default;
   // Starts a ping of `vm`; must not block. `done` runs later on the owner's
   // thread (from inside Hypervisor::poll() or a Clock timer), at most once,
-  // and within `timeout` (with ok=false on timeout).
+  // and within `timeout` (with ok=false on timeout). It may run after the
+  // collector is gone; it then does nothing.
   virtual void ping(const std::string& vm, Duration timeout, Done done) = 0;
 };
 
@@ -174,6 +175,7 @@ class Collector {
   std::vector<pollfd> pollfds_;
   CollectorCounters counters_;
   std::string payload_buf_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // Everything `medic collector -c agent.yaml` runs for one host, built from

@@ -358,11 +358,33 @@ class AnsweringPinger : public GuestPinger {
  public:
   void ping(const std::string& vm, Duration, Done done) override {
     pinged.push_back(vm);
-    done(answer);
+    if (later) {
+      held.push_back(std::move(done));
+    } else {
+      done(answer);
+    }
   }
   std::vector<std::string> pinged;
+  std::vector<Done> held;
   bool answer = true;
+  bool later = false;
 };
+
+TEST_F(CollectorTest, AGuestPingAnsweredAfterTheCollectorIsGoneIsIgnored) {
+  AnsweringPinger p;
+  p.later = true;
+  pinger = &p;
+  hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
+  CollectorOptions opts;
+  opts.guest_ping.enabled = true;
+  opts.guest_ping.interval = 1500ms;
+  auto c = make(opts);
+  tick(*c);
+  tick(*c);
+  ASSERT_EQ(p.held.size(), 1u);
+  c.reset();
+  p.held[0](true);  // must not touch the destroyed collector (ASan would tell)
+}
 
 TEST_F(CollectorTest, GuestAgentPingsCountAsHeartbeatsOfRunningVms) {
   AnsweringPinger p;
