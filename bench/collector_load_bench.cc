@@ -95,7 +95,8 @@ class BenchHypervisor : public vmm::Hypervisor {
     if (now >= next_lifecycle_) {
       next_lifecycle_ = now + 10s;
       if (sink_) {
-        sink_({vmm::VmEvent::Type::kLifecycle, vms_.empty() ? std::string() : vms_[counter_ % vms_.size()].id,
+        sink_({vmm::VmEvent::Type::kLifecycle,
+               vms_.empty() ? std::string() : vms_[counter_ % vms_.size()].id,
                medic::v1::LIFECYCLE_WATCHDOG, "bench", 0, now});
       }
     }
@@ -151,8 +152,8 @@ void BM_UrgentLifecycleEvent(benchmark::State& state) {
     return;
   }
   (*c)->start();
-  vmm::VmEvent e{vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_PANICKED, "", 0,
-                 clock.now()};
+  vmm::VmEvent e{
+      vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_PANICKED, "", 0, clock.now()};
   for (auto _ : state) (*c)->on_vm_event(e);  // seals and publishes at once
 }
 BENCHMARK(BM_UrgentLifecycleEvent);
@@ -281,18 +282,21 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
   const auto& cc = (*c)->counters();
   const auto pc = (*pub)->counters();
   const auto& probe = (*c)->probes().counters();
-  std::printf("collector: %d VMs, %d HTTP probes at 1s (%s), measured %.1f s after a 2 s "
-              "warm-up\n",
-              vms, probes, reuse ? "connections reused" : "fresh connection per run", wall);
+  std::printf(
+      "collector: %d VMs, %d HTTP probes at 1s (%s), measured %.1f s after a 2 s "
+      "warm-up\n",
+      vms, probes, reuse ? "connections reused" : "fresh connection per run", wall);
   std::printf("collector: cpu %.3f s = %.2f%% of one core\n", cpu, 100.0 * cpu / wall);
-  std::printf("collector: rss now %lu KiB (anonymous %lu KiB, file-backed library pages %lu "
-              "KiB), peak during run %lu KiB, VmHWM %lu KiB\n",
-              status_kib("VmRSS:"), status_kib("RssAnon:"), status_kib("RssFile:"), peak_rss_kib,
-              status_kib("VmHWM:"));
-  std::printf("collector: %lu flushes, %lu bulk batches, %lu urgent batches, %lu heartbeats, "
-              "max urgent latency %ld us\n",
-              cc.flushes, cc.bulk_batches, cc.urgent_batches, cc.heartbeats,
-              static_cast<long>(cc.max_urgent_latency.count() / 1000));
+  std::printf(
+      "collector: rss now %lu KiB (anonymous %lu KiB, file-backed library pages %lu "
+      "KiB), peak during run %lu KiB, VmHWM %lu KiB\n",
+      status_kib("VmRSS:"), status_kib("RssAnon:"), status_kib("RssFile:"), peak_rss_kib,
+      status_kib("VmHWM:"));
+  std::printf(
+      "collector: %lu flushes, %lu bulk batches, %lu urgent batches, %lu heartbeats, "
+      "max urgent latency %ld us\n",
+      cc.flushes, cc.bulk_batches, cc.urgent_batches, cc.heartbeats,
+      static_cast<long>(cc.max_urgent_latency.count() / 1000));
   std::printf("collector: probes started %lu ok %lu failed %lu skipped %lu\n", probe.started,
               probe.succeeded, probe.failed, probe.skipped_overlap);
   std::printf("collector: frames sent bulk %lu urgent %lu, dropped bulk %lu urgent %lu\n",

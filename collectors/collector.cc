@@ -125,8 +125,7 @@ void Collector::schedule_guest_pings() {
   });
 }
 
-void Collector::record_beat(const std::string& vm, Time at, uint64_t counter,
-                            const char* source) {
+void Collector::record_beat(const std::string& vm, Time at, uint64_t counter, const char* source) {
   ++counters_.heartbeats;
   Beat& b = beats_[vm];
   if (at >= b.at) {
@@ -382,9 +381,8 @@ Result<std::unique_ptr<CollectorService>> CollectorService::create(const Collect
 }
 
 void CollectorService::run(const std::atomic<bool>& stop) {
-  spdlog::info("collector {}: reporting every {} to {} engine(s), {} probe(s)",
-               collector_->host(), format_duration(interval_), engines_,
-               collector_->probes().size());
+  spdlog::info("collector {}: reporting every {} to {} engine(s), {} probe(s)", collector_->host(),
+               format_duration(interval_), engines_, collector_->probes().size());
   collector_->run(stop);
 }
 

@@ -91,12 +91,12 @@ struct CollectorCounters {
 };
 
 struct CollectorDeps {
-  vmm::Hypervisor* hypervisor = nullptr;    // required
-  Clock* clock = nullptr;                   // required
+  vmm::Hypervisor* hypervisor = nullptr;       // required
+  Clock* clock = nullptr;                      // required
   const fabric::Identity* identity = nullptr;  // required: signs every batch
-  Publisher* publisher = nullptr;           // required
-  ProcessStats* process_stats = nullptr;    // optional: no CPU/RSS without it
-  GuestPinger* guest_pinger = nullptr;      // optional: guest_ping needs it
+  Publisher* publisher = nullptr;              // required
+  ProcessStats* process_stats = nullptr;       // optional: no CPU/RSS without it
+  GuestPinger* guest_pinger = nullptr;         // optional: guest_ping needs it
 };
 
 class Collector {
@@ -185,8 +185,7 @@ class Collector {
 class CollectorService {
  public:
   static Result<std::unique_ptr<CollectorService>> create(const CollectorConfig& config,
-                                                          vmm::Hypervisor& hypervisor,
-                                                          Clock& clock,
+                                                          vmm::Hypervisor& hypervisor, Clock& clock,
                                                           GuestPinger* pinger = nullptr);
   ~CollectorService();
 

@@ -181,8 +181,7 @@ class ProbeRunner::Impl {
     }
     if (!due) return std::nullopt;
     auto left = *due - Steady::now();
-    return left < Duration::zero() ? Duration::zero()
-                                   : std::chrono::duration_cast<Duration>(left);
+    return left < Duration::zero() ? Duration::zero() : std::chrono::duration_cast<Duration>(left);
   }
 
   void on_poll(const pollfd* fds, size_t n) {
@@ -267,8 +266,8 @@ class ProbeRunner::Impl {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_error);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           s.timeout).count()));
+                     static_cast<long>(
+                         std::chrono::duration_cast<std::chrono::milliseconds>(s.timeout).count()));
     // By default a probe measures the whole path, connect included, and
     // holds no idle connections between runs.
     if (!s.reuse_connection) {

@@ -98,8 +98,7 @@ class ProbeRunner {
 
   // `clock` must outlive the runner. Results reach `sink` only from inside
   // on_poll() (or run_now()).
-  static Result<std::unique_ptr<ProbeRunner>> create(Clock& clock, ResultSink sink,
-                                                     uint64_t seed);
+  static Result<std::unique_ptr<ProbeRunner>> create(Clock& clock, ResultSink sink, uint64_t seed);
   ~ProbeRunner();
   ProbeRunner(const ProbeRunner&) = delete;
   ProbeRunner& operator=(const ProbeRunner&) = delete;

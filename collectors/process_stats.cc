@@ -113,7 +113,8 @@ Result<ProcessSample> LinuxProcessStats::sample(int pid) {
 }
 
 void LinuxProcessStats::read_uptime() {
-  if (auto up = read_small(root_ + "/uptime"); up.ok()) uptime_s_ = std::strtod(up->c_str(), nullptr);
+  if (auto up = read_small(root_ + "/uptime"); up.ok())
+    uptime_s_ = std::strtod(up->c_str(), nullptr);
 }
 
 void LinuxProcessStats::refresh() {

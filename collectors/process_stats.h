@@ -15,9 +15,9 @@
 namespace medic::collectors {
 
 struct ProcessSample {
-  Duration cpu_time{};    // user + system time consumed so far
+  Duration cpu_time{};  // user + system time consumed so far
   uint64_t rss_bytes = 0;
-  Duration uptime{};      // since the process started; 0 when unknown
+  Duration uptime{};  // since the process started; 0 when unknown
 };
 
 class ProcessStats {
@@ -49,9 +49,9 @@ class LinuxProcessStats final : public ProcessStats {
   void read_uptime();
 
   std::string root_;
-  std::map<int, int> fds_;          // pid -> open stat file
-  std::map<int, bool> used_;        // pids sampled since the last refresh()
-  double uptime_s_ = 0;  // of the system, read by refresh()
+  std::map<int, int> fds_;    // pid -> open stat file
+  std::map<int, bool> used_;  // pids sampled since the last refresh()
+  double uptime_s_ = 0;       // of the system, read by refresh()
   long ticks_per_second_;
   long page_size_;
 };

@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <fstream>
-#include <thread>
 #include <iostream>
+#include <thread>
 
 #include "collectors/collector.h"
 #include "collectors/publisher.h"
@@ -149,16 +149,16 @@ class CollectorFabricTest : public ::testing::Test {
   // Sends lifecycle events until the engine opens one on the urgent lane.
   bool until_engine_opens_urgent() {
     return ::medic::testing::wait_until([&] {
-      hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1",
-                           medic::v1::LIFECYCLE_PANICKED, "oops", 0, clock.now()});
+      hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_PANICKED,
+                           "oops", 0, clock.now()});
       collector->run_once(Duration::zero());
       bool got = false;
       for (const auto& f : engine.drain(true)) {
         EventBatch b;
         Status s = testing::open_batch(engine.opener, f, &b);
         EXPECT_TRUE(s.ok()) << s;
-        got = got || (b.urgent() && b.events(0).lifecycle().what() ==
-                                        medic::v1::LIFECYCLE_PANICKED);
+        got =
+            got || (b.urgent() && b.events(0).lifecycle().what() == medic::v1::LIFECYCLE_PANICKED);
       }
       return got;
     });
@@ -261,16 +261,16 @@ TEST_F(CollectorFabricTest, FlowResumesWhenTheEngineComesUpAndMemoryStaysBounded
   engine.down();
   for (int i = 0; i < 2000; ++i) {
     hv.add_vm("big-" + std::to_string(i), medic::v1::VM_STATE_RUNNING, 0,
-              {{"tier", "web"}, {"owner", "team-" + std::to_string(i)},
+              {{"tier", "web"},
+               {"owner", "team-" + std::to_string(i)},
                {"description", std::string(150, 'd')}});
   }
   const uint64_t before = rss_bytes();
   for (int i = 0; i < 150; ++i) {
     tick();
     for (int j = 0; j < 5; ++j) {
-      hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "big-1",
-                           medic::v1::LIFECYCLE_WATCHDOG, std::string(1000, 'w'), 0,
-                           clock.now()});
+      hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "big-1", medic::v1::LIFECYCLE_WATCHDOG,
+                           std::string(1000, 'w'), 0, clock.now()});
     }
   }
   const uint64_t grown = rss_bytes() - std::min(before, rss_bytes());
@@ -302,16 +302,24 @@ TEST_F(CollectorFabricTest, TheServiceRunsFromAnAgentConfig) {
   ::medic::testing::TempDir dir;
   const std::string key_file = dir.file("host-a.key");
   ASSERT_TRUE(keys.collector.save(key_file).ok());
-  const std::string yaml = "collector:\n"
-                           "  host: host-a\n"
-                           "  key: " + key_file + "\n"
-                           "  interval: 20ms\n"
-                           "  backend: {kind: fake}\n"
-                           "  engines:\n"
-                           "    - name: engine-1\n"
-                           "      key: " + keys.engine.id() + "\n"
-                           "      events: " + engine.events_endpoint + "\n"
-                           "      urgent: " + engine.urgent_endpoint + "\n";
+  const std::string yaml =
+      "collector:\n"
+      "  host: host-a\n"
+      "  key: " +
+      key_file +
+      "\n"
+      "  interval: 20ms\n"
+      "  backend: {kind: fake}\n"
+      "  engines:\n"
+      "    - name: engine-1\n"
+      "      key: " +
+      keys.engine.id() +
+      "\n"
+      "      events: " +
+      engine.events_endpoint +
+      "\n"
+      "      urgent: " +
+      engine.urgent_endpoint + "\n";
   auto config = load_collector_config(dir.write("agent.yaml", yaml));
   ASSERT_TRUE(config.ok()) << config.status();
   SystemClock wall;
@@ -337,8 +345,10 @@ TEST_F(CollectorFabricTest, TheServiceRunsFromAnAgentConfig) {
 TEST_F(CollectorFabricTest, TheServiceRefusesAMissingKeyFile) {
   auto config = parse_collector_config(
       "collector:\n  host: host-a\n  key: /nonexistent/key\n  backend: {kind: fake}\n"
-      "  engines:\n    - {key: " + keys.engine.id() + ", events: 'tcp://127.0.0.1:1', "
-      "urgent: 'tcp://127.0.0.1:2'}\n",
+      "  engines:\n    - {key: " +
+          keys.engine.id() +
+          ", events: 'tcp://127.0.0.1:1', "
+          "urgent: 'tcp://127.0.0.1:2'}\n",
       "agent.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   SystemClock wall;

@@ -126,8 +126,8 @@ TEST_F(CollectorTest, SendsLifecycleEventsOnTheUrgentLaneInTheIterationThatReads
   const size_t reading_poll = urgent_at_poll.size();
   hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_PANICKED,
                        "Kernel panic - not syncing", 0, clock.now()});
-  hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_STOPPED,
-                       "", 0, clock.now()});
+  hv.queued.push_back(
+      {vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_STOPPED, "", 0, clock.now()});
   c->run_once(Duration::zero());
   ASSERT_EQ(pub.urgent.size(), 1u);  // both events, one signature, this iteration
   c->run_once(Duration::zero());
@@ -153,8 +153,8 @@ TEST_F(CollectorTest, SendsLifecycleEventsOnTheUrgentLaneInTheIterationThatReads
 TEST_F(CollectorTest, SendsLifecycleEventsDeliveredOutsidePollAtOnce) {
   hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
   auto c = make();
-  hv.emit_now({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_RESET, "", 0,
-               clock.now()});
+  hv.emit_now(
+      {vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_RESET, "", 0, clock.now()});
   ASSERT_EQ(pub.urgent.size(), 1u);
   EXPECT_EQ(open(pub.urgent[0]).events(0).lifecycle().what(), medic::v1::LIFECYCLE_RESET);
 }
@@ -163,8 +163,8 @@ TEST_F(CollectorTest, InterleavedLanesPassTheEnginesReplayGuard) {
   hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
   auto c = make();
   for (int i = 0; i < 3; ++i) {
-    hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_WATCHDOG,
-                         "", 0, clock.now()});
+    hv.queued.push_back({vmm::VmEvent::Type::kLifecycle, "vm-1", medic::v1::LIFECYCLE_WATCHDOG, "",
+                         0, clock.now()});
     tick(*c);
   }
   ASSERT_EQ(pub.urgent.size(), 3u);
@@ -181,8 +181,8 @@ TEST_F(CollectorTest, CoalescesHeartbeatsToOneEventPerVmPerFlush) {
   hv.add_vm("vm-2", medic::v1::VM_STATE_RUNNING);
   auto c = make();
   for (uint64_t i = 1; i <= 5; ++i) {
-    hv.queued.push_back({vmm::VmEvent::Type::kHeartbeat, "vm-1", {}, "", i,
-                         clock.now() + Duration(i)});
+    hv.queued.push_back(
+        {vmm::VmEvent::Type::kHeartbeat, "vm-1", {}, "", i, clock.now() + Duration(i)});
   }
   tick(*c);
   ASSERT_EQ(pub.bulk.size(), 1u);

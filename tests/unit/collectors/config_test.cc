@@ -135,8 +135,7 @@ TEST(CollectorConfig, ReportsEveryMissingRequiredKeyInOnePass) {
   EXPECT_NE(e.find("missing required key \"key\""), std::string::npos) << e;
   EXPECT_NE(e.find("missing required key \"backend\""), std::string::npos) << e;
   EXPECT_NE(e.find("missing required key \"engines\""), std::string::npos) << e;
-  EXPECT_NE(errors("actuator: {}\n").find("missing required key \"collector\""),
-            std::string::npos);
+  EXPECT_NE(errors("actuator: {}\n").find("missing required key \"collector\""), std::string::npos);
 }
 
 TEST(CollectorConfig, RejectsBadEngines) {
@@ -144,15 +143,17 @@ TEST(CollectorConfig, RejectsBadEngines) {
       "collector:\n  host: a\n  key: k\n  backend: {kind: sim}\n  engines:\n"
       "    - key: zz\n      events: http://x\n");
   EXPECT_NE(e.find("agent.yaml:6:12: error: \"key\""), std::string::npos) << e;
-  EXPECT_NE(e.find("\"events\" must be a tcp://, ipc:// or inproc:// endpoint"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("\"events\" must be a tcp://, ipc:// or inproc:// endpoint"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("missing required key \"urgent\""), std::string::npos) << e;
 }
 
 TEST(CollectorConfig, RequiresAtLeastOneEngine) {
-  std::string e = errors("collector:\n  host: a\n  key: k\n  backend: {kind: sim}\n  engines: []\n");
+  std::string e =
+      errors("collector:\n  host: a\n  key: k\n  backend: {kind: sim}\n  engines: []\n");
   EXPECT_NE(e.find("agent.yaml:5:12: error: \"engines\" must list at least one engine"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
 }
 
 TEST(CollectorConfig, RejectsBadProbes) {
@@ -177,8 +178,7 @@ TEST(CollectorConfig, RejectsBadProbes) {
   EXPECT_NE(e.find("exactly one of \"http\" or \"tcp\""), std::string::npos) << e;
   EXPECT_NE(e.find("expected host:port"), std::string::npos) << e;
   EXPECT_NE(e.find("\"jitter\" must be a fraction"), std::string::npos) << e;
-  EXPECT_NE(e.find("\"timeout\" must be above 0 and at most the interval"), std::string::npos)
-      << e;
+  EXPECT_NE(e.find("\"timeout\" must be above 0 and at most the interval"), std::string::npos) << e;
   EXPECT_NE(e.find("\"url\" must start with http:// or https://"), std::string::npos) << e;
   EXPECT_NE(e.find("\"method\" must be one of"), std::string::npos) << e;
   EXPECT_NE(e.find("port from 1 to 65535"), std::string::npos) << e;

@@ -71,7 +71,7 @@ class FakeHypervisor : public vmm::Hypervisor {
   std::map<std::string, vmm::VmInfo> vms;
   std::deque<vmm::VmEvent> queued;  // delivered by the next poll()
   Status list_error;
-  std::function<void()> on_poll;    // runs at the start of each poll()
+  std::function<void()> on_poll;  // runs at the start of each poll()
   int poll_calls = 0;
   int list_calls = 0;
 

@@ -20,8 +20,8 @@ using testing::TestHttpServer;
 class ProbeHarness {
  public:
   explicit ProbeHarness(uint64_t seed = 42) {
-    auto r = ProbeRunner::create(clock, [this](const ProbeOutcome& o) { results.push_back(o); },
-                                 seed);
+    auto r = ProbeRunner::create(
+        clock, [this](const ProbeOutcome& o) { results.push_back(o); }, seed);
     EXPECT_TRUE(r.ok()) << r.status();
     runner = std::move(*r);
   }

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <csignal>
-
 #include <vector>
 
 #include "tests/testing/testing.h"
@@ -24,9 +23,9 @@ const char* kStat =
 TEST(ProcStat, ParsesCpuRssAndUptimeCountingFromTheLastParenthesis) {
   ProcessSample s;
   ASSERT_TRUE(parse_proc_stat(kStat, 100, 4096, 110.0, &s).ok());
-  EXPECT_EQ(s.cpu_time, 3s);                 // (250 + 50) ticks at 100 Hz
-  EXPECT_EQ(s.rss_bytes, 2560u * 4096u);     // pages
-  EXPECT_EQ(s.uptime, 100s);                 // 110 s since boot - started at 10 s
+  EXPECT_EQ(s.cpu_time, 3s);              // (250 + 50) ticks at 100 Hz
+  EXPECT_EQ(s.rss_bytes, 2560u * 4096u);  // pages
+  EXPECT_EQ(s.uptime, 100s);              // 110 s since boot - started at 10 s
 }
 
 TEST(ProcStat, RejectsTruncatedOrMalformedLines) {

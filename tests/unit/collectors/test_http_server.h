@@ -81,20 +81,20 @@ class TestHttpServer {
   struct Conn {
     std::string in;
     bool answered = false;
-    std::string out;            // due now, not yet written
-    std::deque<Chunk> later;    // due in the future
+    std::string out;          // due now, not yet written
+    std::deque<Chunk> later;  // due in the future
     bool close_when_done = false;
     bool keep_alive = false;
     bool hang = false;
     bool peer_closed = false;
-    int gate = 0;               // /gate/N: waiting for N
+    int gate = 0;  // /gate/N: waiting for N
   };
 
   static std::string response(int status, const std::string& body, size_t length,
                               bool keep_alive = false) {
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-           std::to_string(length) + "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") +
-           "\r\n\r\n" + body;
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Length: " + std::to_string(length) +
+           "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
   }
 
   void answer(Conn& c, const std::string& path) {
@@ -193,8 +193,8 @@ class TestHttpServer {
         short ev = POLLIN;
         if (!c.out.empty()) ev |= POLLOUT;
         if (!c.later.empty()) {
-          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c.later.front().due -
-                                                                          now).count();
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c.later.front().due - now)
+                        .count();
           timeout = std::max(0, std::min<int>(timeout, static_cast<int>(ms) + 1));
         }
         fds.push_back({fd, ev, 0});
