@@ -549,12 +549,18 @@ std::string why_text(const ActionHistory& h) {
          utc(lines.front().observed) + ") to healed (" + utc(*healed) + ")";
   } else if (healed) {
     s += "healed at " + utc(*healed) + "; no evidence time recorded";
+  } else if (d.outcome == Outcome::kDryRun) {
+    s += "not applicable (dry run)";
+  } else if (!h.transitions.empty() && !is_terminal(h.transitions.back().state)) {
+    s += std::string("not healed yet (the action is ") + state_name(h.transitions.back().state) +
+         ")";
   } else {
     s += "not healed";
   }
   s += "\n";
 
   s += "\nTimeline:\n";
+  if (h.transitions.empty()) s += "  none: no action was created\n";
   for (const auto& t : h.transitions) {
     std::string line = "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
     if (!t.detail.empty()) line += " " + t.detail;

@@ -136,7 +136,18 @@ TEST_F(QueryTest, WhyOfASuppressedActionNamesThePolicy) {
   EXPECT_NE(why.find("passed budget, storm-guard; STOPPED by cooldown: vm web-2 was reset 40s ago"), std::string::npos)
       << why;
   EXPECT_NE(why.find("never dispatched"), std::string::npos) << why;
-  EXPECT_NE(why.find("not healed"), std::string::npos) << why;
+  EXPECT_NE(why.find("Time to heal: not healed\n"), std::string::npos) << why;
+}
+
+TEST_F(QueryTest, WhyOfAnUnfinishedOrDryRunActionSaysSo) {
+  std::string flying = why_text(*reader_->history("a-3"));
+  EXPECT_NE(flying.find("dispatched at 2026-01-01 03:00:06.020Z, not acknowledged yet"),
+            std::string::npos)
+      << flying;
+  EXPECT_NE(flying.find("not healed yet (the action is dispatched)"), std::string::npos) << flying;
+  std::string dry = why_text(*reader_->history("d-dry"));
+  EXPECT_NE(dry.find("dry-run rule: nothing was executed"), std::string::npos) << dry;
+  EXPECT_NE(dry.find("none: no action was created"), std::string::npos) << dry;
 }
 
 TEST_F(QueryTest, WhyFlagsEvidenceWhoseSignatureNoLongerHolds) {
