@@ -1,4 +1,5 @@
 #include <atomic>
+#include <thread>
 
 #include "audit/log.h"
 #include "tests/unit/audit/fixture.h"
@@ -294,6 +295,32 @@ TEST_F(StoreTest, PowerLossDurabilityAlsoWorks) {
   auto r = (*s)->append_evidence({at_ms(0), keys_.panic_batch("v", at_ms(0)), "host-a"});
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE((*s)->wait_durable(*r).ok());
+}
+
+TEST_F(StoreTest, VerifyAndQueriesSeeAConsistentSnapshotWhileTheEngineAppends) {
+  Seq ev = evidence();
+  std::atomic<bool> done{false};
+  std::thread engine([&] {
+    for (int i = 0; i < 3000; ++i) {
+      std::string id = "c-" + std::to_string(i);
+      std::vector<Record> b;
+      b.push_back(Record::of(decision(id, "web-1", at_ms(i), ev)));
+      b.push_back(Record::of(step(id, ActionState::kDispatched, at_ms(i))));
+      if (!store_->append_batch(std::move(b)).ok()) break;
+    }
+    done = true;
+  });
+  int rounds = 0;
+  while (!done || rounds < 2) {
+    auto r = verify_log(path_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->ok) << r->text();
+    auto reader = AuditReader::open(path_);
+    ASSERT_TRUE(reader.ok());
+    EXPECT_TRUE(reader->list({}).ok());
+    ++rounds;
+  }
+  engine.join();
 }
 
 TEST(StoreOpen, RefusesAPathItCannotCreate) {
