@@ -21,6 +21,46 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
+// ActionResult.output is a proto3 string, which must be valid UTF-8 or the
+// engine cannot parse the result. A hook may print anything, and the byte
+// limit may cut a character: every byte that is not part of a well-formed
+// sequence becomes '?'.
+std::string sanitize_utf8(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  const size_t n = in.size();
+  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+    return i < n && p[i] >= lo && p[i] <= hi;
+  };
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = cont(i + 1) ? 2 : 0;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+      const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+      len = cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+      const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+      len = cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    }
+    if (len == 0) {
+      out.push_back('?');
+      ++i;
+    } else {
+      out.append(in, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
 int poll_timeout_ms(Duration wait) {
   if (wait <= Duration::zero()) return 0;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
@@ -92,7 +132,7 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
 }
 
 Status Actuator::start() {
-  auto journal = Journal::open(opts_.journal_path);
+  auto journal = Journal::open(opts_.journal_path, opts_.journal_busy_timeout);
   if (!journal.ok()) return journal.status();
   journal_ = std::move(journal).value();
 
@@ -174,22 +214,20 @@ void Actuator::run_once(Duration max_wait) {
 void Actuator::handle_readable() {
   while (true) {
     zmq::message_t msg;
-    zmq::recv_result_t got;
     try {
-      got = socket_.recv(msg, zmq::recv_flags::dontwait);
+      if (!socket_.recv(msg, zmq::recv_flags::dontwait)) return;
+      if (msg.more()) {
+        // The protocol is one frame per message; drop the whole multi-part.
+        ++stats_.unattributed;
+        log_.warn("multipart", "actuator: dropped a multi-part message from the engine socket");
+        while (msg.more()) {
+          if (!socket_.recv(msg, zmq::recv_flags::dontwait)) break;
+        }
+        continue;
+      }
     } catch (const zmq::error_t& e) {
       log_.warn("recv", std::string("actuator: receive failed: ") + e.what());
       return;
-    }
-    if (!got) return;
-    if (msg.more()) {
-      // The protocol is one frame per message; drop the whole multi-part.
-      ++stats_.unattributed;
-      log_.warn("multipart", "actuator: dropped a multi-part message from the engine socket");
-      while (msg.more()) {
-        if (!socket_.recv(msg, zmq::recv_flags::dontwait)) break;
-      }
-      continue;
     }
     handle_frame(std::string_view(static_cast<const char*>(msg.data()), msg.size()));
   }
@@ -375,9 +413,23 @@ void Actuator::execute(const Action& action) {
     return;
   }
   // The durable line: after this commit the action counts as executed.
+  if (opts_.failpoint) opts_.failpoint("before_journal");
   Status s = journal_->mark_executing(action.id(), clock_.now());
   if (!s.ok()) {
-    log_.warn("journal", "actuator: not executing action " + action.id() + ": " + s.message());
+    // Without the durable record there is no once-only promise: do not run
+    // it. If the journal takes the final answer, tell the engine; if not, say
+    // nothing (the entry stays `received`, so a restart may still run it, and
+    // the engine times it out meanwhile).
+    spdlog::error("actuator: not executing action {}: {}", action.id(), s.message());
+    ActionResult r;
+    r.set_action_id(action.id());
+    r.set_outcome(ActionResult::OUTCOME_FAILED);
+    r.set_reason("not executed: the journal could not record it (" + s.message() + ")");
+    r.set_finished_at_ns(to_ns(clock_.now()));
+    if (journal_->finish(action.id(), r, clock_.now()).ok()) {
+      ++stats_.failed;
+      queue_result(r);
+    }
     return;
   }
   if (opts_.failpoint) opts_.failpoint("after_journal");
@@ -434,7 +486,7 @@ Status Actuator::run_restart_hook(const Action& action, std::string* output) {
   std::string out = run->out;
   if (!run->err.empty()) out += (out.empty() ? "" : "\n") + run->err;
   if (out.size() > opts_.max_hook_output) out.resize(opts_.max_hook_output);
-  *output = std::move(out);
+  *output = sanitize_utf8(out);
   if (run->timed_out) {
     return timeout_error("restart hook " + argv[0] + " did not finish within " +
                          format_duration(opts_.execute_timeout));

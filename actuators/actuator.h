@@ -57,6 +57,7 @@ struct ActuatorOptions {
   std::string engine_endpoint;  // e.g. tcp://engine.example:7002
   fabric::PublicKey engine_key{};
   std::string journal_path;
+  Duration journal_busy_timeout = std::chrono::seconds(5);
   fabric::SocketOptions socket;  // routing_id is set to `host`
 
   Duration default_watch = std::chrono::seconds(60);  // when Action.watch_ns is 0
@@ -81,8 +82,9 @@ struct ActuatorOptions {
   // the process (the collector) drives it.
   bool drive_hypervisor = false;
 
-  // Test hook: called at "after_journal" (the executing record is durable,
-  // the backend not yet touched) and "after_execute". Empty in production.
+  // Test hook: called at "before_journal" (about to write `executing`),
+  // "after_journal" (the executing record is durable, the backend not yet
+  // touched) and "after_execute". Empty in production.
   std::function<void(std::string_view point)> failpoint;
 };
 

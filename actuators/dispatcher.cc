@@ -140,6 +140,8 @@ void Dispatcher::send(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   Entry& e = it->second;
+  // Called by the timer itself or early (flush): either way one timer only.
+  clock_.cancel(e.resend_timer);
   e.resend_timer = 0;
   const Time now = clock_.now();
   if (to_ns(now) > e.action.expires_at_ns()) return;  // never re-send past expiry
@@ -153,11 +155,15 @@ void Dispatcher::send(const std::string& id) {
   }
   const bool first = sent && !e.delivered;
   if (sent) e.delivered = true;
+  // Waiting for a host to connect says nothing about how fast it acks.
+  if (first) e.backoff = opts_.initial_backoff;
   schedule_resend(e, id);
   if (first) {
     DispatchEvent ev;
     ev.type = DispatchEvent::Type::kDispatched;
     ev.action = e.action;
+    ev.delivered = true;
+    ev.acked = e.acked;
     ev.at = now;
     emit(ev);  // may call dispatch(): `e` is not used after this
   }
@@ -212,6 +218,8 @@ void Dispatcher::on_deadline(const std::string& id) {
 void Dispatcher::finish(const std::string& id, DispatchEvent ev) {
   auto it = entries_.find(id);
   if (it != entries_.end()) {
+    ev.delivered = it->second.delivered;
+    ev.acked = it->second.acked;
     clock_.cancel(it->second.resend_timer);
     clock_.cancel(it->second.deadline_timer);
     auto h = by_host_.find(it->second.action.host());
@@ -364,6 +372,8 @@ void Dispatcher::handle_ack(const std::string& host, const ActionAck& ack) {
   DispatchEvent ev;
   ev.type = DispatchEvent::Type::kAcked;
   ev.action = e.action;
+  ev.delivered = true;
+  ev.acked = true;
   ev.at = clock_.now();
   emit(ev);
 }

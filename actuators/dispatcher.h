@@ -72,6 +72,11 @@ struct DispatchEvent {
   std::optional<medic::v1::ActionResult> result;  // for succeeded/failed/rejected
   std::string reason;                          // for timed_out
   Time at{};
+  // Whether the action had been handed to the host's socket / acknowledged
+  // by the actuator before this event (a timed_out action never acked may be
+  // recorded as expired).
+  bool delivered = false;
+  bool acked = false;
   // False for a result about an action id this Dispatcher has no record of
   // (e.g. finished before an engine restart and not re-dispatched); only
   // action.id and action.host are set then.

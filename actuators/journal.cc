@@ -25,20 +25,6 @@ constexpr const char* kColumns =
     "SELECT id, state, action, received_at_ns, executed_at_ns, updated_at_ns, result, "
     "result_acked FROM journal ";
 
-// Finalizes a statement on scope exit.
-class Stmt {
- public:
-  Stmt() = default;
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  sqlite3_stmt** out() { return &s_; }
-  sqlite3_stmt* get() const { return s_; }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-};
-
 Status sqlite_error(sqlite3* db, const std::string& what) {
   return io_error("journal: " + what + ": " + sqlite3_errmsg(db));
 }
@@ -91,6 +77,34 @@ Result<JournalEntry> read_row(sqlite3_stmt* st) {
 
 }  // namespace
 
+// A prepared statement from the journal's cache, reset for reuse when the
+// scope ends (preparing costs more than running these small statements).
+class Journal::Stmt {
+ public:
+  Stmt(Journal* j, const std::string& sql) {
+    auto it = j->cache_.find(sql);
+    if (it != j->cache_.end()) {
+      s_ = it->second;
+    } else if (sqlite3_prepare_v2(j->db_, sql.c_str(), -1, &s_, nullptr) == SQLITE_OK) {
+      j->cache_.emplace(sql, s_);
+    } else {
+      s_ = nullptr;
+    }
+  }
+  ~Stmt() {
+    if (s_) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
 const char* journal_state_name(JournalState s) {
   switch (s) {
     case JournalState::kReceived: return "received";
@@ -101,7 +115,7 @@ const char* journal_state_name(JournalState s) {
   return "unknown";
 }
 
-Result<std::unique_ptr<Journal>> Journal::open(const std::string& path) {
+Result<std::unique_ptr<Journal>> Journal::open(const std::string& path, Duration busy_timeout) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -113,14 +127,19 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& path) {
     return s;
   }
   std::unique_ptr<Journal> j(new Journal(db));
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_timeout(
+      db, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(busy_timeout)
+                               .count()));
   MEDIC_RETURN_IF_ERROR(j->exec("PRAGMA journal_mode=WAL"));
   MEDIC_RETURN_IF_ERROR(j->set_synchronous_full(false));
   MEDIC_RETURN_IF_ERROR(j->exec(kSchema));
   return j;
 }
 
-Journal::~Journal() { sqlite3_close(db_); }
+Journal::~Journal() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
 
 Status Journal::exec(const char* sql) {
   char* err = nullptr;
@@ -152,11 +171,9 @@ Status Journal::insert(const medic::v1::Action& action, JournalState state, Time
   }
   const bool durable = state == JournalState::kExecuting;
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(durable));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "INSERT INTO journal (id, state, action, received_at_ns, updated_at_ns) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "INSERT INTO journal (id, state, action, received_at_ns, updated_at_ns) "
+                         "VALUES (?, ?, ?, ?, ?)");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare insert");
   }
   bind_text(st.get(), 1, action.id());
@@ -175,11 +192,9 @@ Status Journal::insert(const medic::v1::Action& action, JournalState state, Time
 Status Journal::insert_done(const medic::v1::Action& action, const medic::v1::ActionResult& result,
                             Time now) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(false));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "INSERT INTO journal (id, state, action, received_at_ns, updated_at_ns, "
-                         "result) VALUES (?, 'done', ?, ?, ?, ?)",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "INSERT INTO journal (id, state, action, received_at_ns, updated_at_ns, "
+                         "result) VALUES (?, 'done', ?, ?, ?, ?)");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare insert");
   }
   bind_text(st.get(), 1, action.id());
@@ -191,8 +206,8 @@ Status Journal::insert_done(const medic::v1::Action& action, const medic::v1::Ac
 }
 
 Result<std::vector<JournalEntry>> Journal::select(const char* sql) {
-  Stmt st;
-  if (sqlite3_prepare_v2(db_, sql, -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, sql);
+  if (!st.get()) {
     return sqlite_error(db_, "prepare select");
   }
   std::vector<JournalEntry> out;
@@ -208,9 +223,8 @@ Result<std::vector<JournalEntry>> Journal::select(const char* sql) {
 }
 
 Result<JournalEntry> Journal::find(const std::string& id) {
-  Stmt st;
-  std::string sql = std::string(kColumns) + "WHERE id = ?";
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, std::string(kColumns) + "WHERE id = ?");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare find");
   }
   bind_text(st.get(), 1, id);
@@ -223,11 +237,9 @@ Result<JournalEntry> Journal::find(const std::string& id) {
 Status Journal::update_state(const std::string& id, JournalState from_required, JournalState to,
                              Time now, bool durable) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(durable));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "UPDATE journal SET state = ?, updated_at_ns = ? "
-                         "WHERE id = ? AND state = ?",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "UPDATE journal SET state = ?, updated_at_ns = ? "
+                         "WHERE id = ? AND state = ?");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare update");
   }
   bind_text(st.get(), 1, journal_state_name(to));
@@ -253,11 +265,9 @@ Status Journal::mark_executing(const std::string& id, Time now) {
 
 Status Journal::mark_watching(const std::string& id, Time executed_at, Time now) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(false));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "UPDATE journal SET state = 'watching', executed_at_ns = ?, "
-                         "updated_at_ns = ? WHERE id = ? AND state = 'executing'",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "UPDATE journal SET state = 'watching', executed_at_ns = ?, "
+                         "updated_at_ns = ? WHERE id = ? AND state = 'executing'");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare update");
   }
   sqlite3_bind_int64(st.get(), 1, to_ns(executed_at));
@@ -272,12 +282,10 @@ Status Journal::mark_watching(const std::string& id, Time executed_at, Time now)
 
 Status Journal::finish(const std::string& id, const medic::v1::ActionResult& result, Time now) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(false));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "UPDATE journal SET state = 'done', result = ?, updated_at_ns = ?, "
+  Stmt st(this, "UPDATE journal SET state = 'done', result = ?, updated_at_ns = ?, "
                          "executed_at_ns = CASE WHEN ? != 0 THEN ? ELSE executed_at_ns END "
-                         "WHERE id = ? AND state != 'done'",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+                         "WHERE id = ? AND state != 'done'");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare finish");
   }
   bind_blob(st.get(), 1, result.SerializeAsString());
@@ -294,11 +302,9 @@ Status Journal::finish(const std::string& id, const medic::v1::ActionResult& res
 
 Status Journal::mark_result_acked(const std::string& id, Time now) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(false));
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "UPDATE journal SET result_acked = 1, updated_at_ns = ? "
-                         "WHERE id = ? AND state = 'done' AND result_acked = 0",
-                         -1, st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "UPDATE journal SET result_acked = 1, updated_at_ns = ? "
+                         "WHERE id = ? AND state = 'done' AND result_acked = 0");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare ack");
   }
   sqlite3_bind_int64(st.get(), 1, to_ns(now));
@@ -320,20 +326,17 @@ Result<std::vector<JournalEntry>> Journal::unacked_results() {
 Result<int> Journal::prune(Time before, int* unacked) {
   MEDIC_RETURN_IF_ERROR(set_synchronous_full(false));
   if (unacked) {
-    Stmt st;
-    if (sqlite3_prepare_v2(db_,
-                           "SELECT count(*) FROM journal WHERE state = 'done' AND "
-                           "result_acked = 0 AND updated_at_ns < ?",
-                           -1, st.out(), nullptr) != SQLITE_OK) {
+    Stmt st(this, "SELECT count(*) FROM journal WHERE state = 'done' AND "
+                           "result_acked = 0 AND updated_at_ns < ?");
+    if (!st.get()) {
       return sqlite_error(db_, "prepare prune count");
     }
     sqlite3_bind_int64(st.get(), 1, to_ns(before));
     if (sqlite3_step(st.get()) != SQLITE_ROW) return sqlite_error(db_, "prune count");
     *unacked = sqlite3_column_int(st.get(), 0);
   }
-  Stmt st;
-  if (sqlite3_prepare_v2(db_, "DELETE FROM journal WHERE state = 'done' AND updated_at_ns < ?", -1,
-                         st.out(), nullptr) != SQLITE_OK) {
+  Stmt st(this, "DELETE FROM journal WHERE state = 'done' AND updated_at_ns < ?");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare prune");
   }
   sqlite3_bind_int64(st.get(), 1, to_ns(before));
@@ -342,9 +345,8 @@ Result<int> Journal::prune(Time before, int* unacked) {
 }
 
 Result<int64_t> Journal::count() {
-  Stmt st;
-  if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM journal", -1, st.out(), nullptr) !=
-      SQLITE_OK) {
+  Stmt st(this, "SELECT count(*) FROM journal");
+  if (!st.get()) {
     return sqlite_error(db_, "prepare count");
   }
   if (sqlite3_step(st.get()) != SQLITE_ROW) return sqlite_error(db_, "count");

@@ -20,6 +20,7 @@
 // Not thread-safe: one Journal per actuator loop.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,8 +55,10 @@ struct JournalEntry {
 class Journal {
  public:
   // Opens (creating if needed) the journal at `path`; ":memory:" for tests
-  // that need no persistence.
-  static Result<std::unique_ptr<Journal>> open(const std::string& path);
+  // that need no persistence. A write waits at most `busy_timeout` for
+  // another connection's lock before failing.
+  static Result<std::unique_ptr<Journal>> open(const std::string& path,
+                                               Duration busy_timeout = std::chrono::seconds(5));
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -94,6 +97,7 @@ class Journal {
   Result<int64_t> count();
 
  private:
+  class Stmt;
   explicit Journal(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
   Status set_synchronous_full(bool full);
@@ -104,6 +108,7 @@ class Journal {
 
   sqlite3* db_;
   bool sync_full_ = false;
+  std::map<std::string, sqlite3_stmt*> cache_;
 };
 
 }  // namespace medic::actuators

@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "rules/loader.h"
+#include "rules/rule_test.h"
 
 namespace medic::app {
 
@@ -27,6 +28,12 @@ int run_check(const RulesArgs& a) {
   return a.strict && res.warning_count() > 0 ? 1 : 0;
 }
 
+int run_tests(const RulesArgs& a) {
+  rules::TestRunOptions opts;
+  opts.verbose = a.verbose;
+  auto summary = rules::run_rule_test_files(a.files, opts, std::cout);
+  return summary.ok() ? 0 : 1;
+}
 
 }  // namespace
 
@@ -35,18 +42,20 @@ void add_rules(CLI::App& app, int* exit_code) {
   rules->require_subcommand(1);
   auto args = std::make_shared<RulesArgs>();
 
-  auto* check = rules->add_subcommand("check", "lint rule files: exit 0 when they load, 1 on errors");
-  check->add_option("files", args->files, "rule files (YAML)")->required()->check(CLI::ExistingFile);
+  auto* check =
+      rules->add_subcommand("check", "lint rule files: exit 0 when they load, 1 on errors");
+  check->add_option("files", args->files, "rule files (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   check->add_flag("--strict", args->strict, "treat warnings as errors");
   check->callback([args, exit_code] { *exit_code = run_check(*args); });
 
   auto* test = rules->add_subcommand("test", "run rule unit tests: exit 0 when all pass");
-  test->add_option("files", args->files, "rule test files (YAML)")->required()->check(CLI::ExistingFile);
+  test->add_option("files", args->files, "rule test files (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   test->add_flag("-v,--verbose", args->verbose, "print every decision of every test");
-  test->callback([exit_code] {
-    std::cerr << "medic rules test: not built yet\n";
-    *exit_code = 2;
-  });
+  test->callback([args, exit_code] { *exit_code = run_tests(*args); });
 }
 
 }  // namespace medic::app

@@ -50,6 +50,16 @@ audit::ActionState state_for(actuators::DispatchEvent::Type t) {
 
 }  // namespace
 
+std::string start_prefix(Time t) {
+  uint64_t ms = static_cast<uint64_t>(to_ns(t) / 1'000'000);
+  std::string out;
+  do {
+    out.insert(out.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[ms % 36]);
+    ms /= 36;
+  } while (ms);
+  return out;
+}
+
 Result<EngineConfig> load_engine_config(const std::string& path) {
   auto root = load_yaml_file(path);
   if (!root.ok()) return root.status();
@@ -143,6 +153,10 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
     ssize_t n = ::write(fd, &one, sizeof one);
     (void)n;
   });
+  // Action ids must never repeat across engine restarts: the actuator's
+  // journal treats a known id as "already done". The prefix is this start's
+  // wall-clock time in base 36.
+  config_.engine.id_prefix = start_prefix(SystemClock::wall_now());
   engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
 
   auto receiver = fabric::EventReceiver::create(*deps_.ctx, config_.events, *deps_.identity,
@@ -345,7 +359,7 @@ void EngineNode::on_decision(const rules::Decision& d) {
   rec.policy = std::string(rules::policy_name(d.policy));
   rec.reason = d.reason;
   rec.evidence = store_evidence(d.evidence);
-  if (!d.trigger.empty()) rec.policies_passed.push_back("trigger: " + d.trigger);
+  if (!d.trigger.empty() && rec.reason.empty()) rec.reason = "trigger: " + d.trigger;
   switch (d.outcome) {
     case O::kProposed: rec.outcome = audit::Outcome::kProposed; break;
     case O::kSuppressed: rec.outcome = audit::Outcome::kSuppressed; break;
@@ -354,8 +368,11 @@ void EngineNode::on_decision(const rules::Decision& d) {
     default: break;
   }
   if (rec.outcome == audit::Outcome::kProposed) {
-    rec.policies_passed.push_back("silence, dry-run, host-silent, storm guard, cooldown, budget, "
-                                  "in-flight, concurrency");
+    // The engine applies every policy in this order; a proposed action passed all.
+    for (const char* p : {"silence", "dry-run", "host-silent", "storm-guard", "cooldown", "budget",
+                           "vm-in-flight", "host-concurrency", "fleet-concurrency", "approval"}) {
+      rec.policies_passed.push_back(p);
+    }
   }
   if (rec.outcome != audit::Outcome::kDryRun) {
     rec.action_id = d.id;

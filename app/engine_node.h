@@ -49,6 +49,9 @@ struct EngineConfig {
 
 Result<EngineConfig> load_engine_config(const std::string& path);
 
+// The id prefix of one engine start: `t` in milliseconds, base 36.
+std::string start_prefix(Time t);
+
 // Hooks for the demo's timeline and for tests; every method is optional.
 class EngineObserver {
  public:

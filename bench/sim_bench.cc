@@ -1,6 +1,7 @@
 // How many simulated VM reports (heartbeats delivered to a subscriber) the
 // simulator produces per second of wall time, on one core. The issue asks for
-// 100k VMs reporting once a second, i.e. at least 100k reports/s.
+// 100k VMs reporting once a second, i.e. at least 100k reports per second of
+// wall time. Rates are per wall-clock second (UseRealTime).
 //
 //   build/bench/sim_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
@@ -47,6 +48,7 @@ BENCHMARK(BM_FleetSecond)
     ->Args({100, 100, 0})
     ->Args({1000, 100, 0})
     ->Args({1000, 100, 36000})
+    ->UseRealTime()  // reports per second of wall time, as the issue asks
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -109,7 +109,11 @@ void Collector::schedule_guest_pings() {
   ping_timer_ = deps_.clock->schedule_after(opts_.guest_ping.interval, [this] {
     for (const auto& vm : running_vms_) {
       ++counters_.guest_pings;
-      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, vm](bool ok) {
+      // The answer may come after this collector is gone; the weak token
+      // tells.
+      std::weak_ptr<bool> alive = alive_;
+      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, alive, vm](bool ok) {
+        if (alive.expired()) return;
         if (ok) {
           record_beat(vm, deps_.clock->now(), 0, "guest-agent");
         } else {
@@ -121,8 +125,7 @@ void Collector::schedule_guest_pings() {
   });
 }
 
-void Collector::record_beat(const std::string& vm, Time at, uint64_t counter,
-                            const char* source) {
+void Collector::record_beat(const std::string& vm, Time at, uint64_t counter, const char* source) {
   ++counters_.heartbeats;
   Beat& b = beats_[vm];
   if (at >= b.at) {
@@ -135,7 +138,7 @@ void Collector::record_beat(const std::string& vm, Time at, uint64_t counter,
 
 void Collector::on_vm_event(const vmm::VmEvent& e) {
   if (e.type == vmm::VmEvent::Type::kHeartbeat) {
-    record_beat(e.vm, e.at, e.counter, "backend");
+    record_beat(e.vm, e.at == Time{} ? deps_.clock->now() : e.at, e.counter, "backend");
     return;
   }
   ++counters_.lifecycle_events;
@@ -185,6 +188,7 @@ void Collector::sample_resources(const std::vector<vmm::VmInfo>& vms) {
   const Duration every =
       opts_.resource_interval > Duration::zero() ? opts_.resource_interval : opts_.interval;
   next_resource_sample_ = now + every - every / 10;  // tolerate a slightly early flush
+  deps_.process_stats->refresh();
   std::map<std::string, Figures> fresh;
   for (const auto& vm : vms) {
     if (vm.pid <= 0) continue;
@@ -303,18 +307,33 @@ void Collector::run_once(Duration max_wait) {
   probes_->prepare(&pollfds_);
 
   Duration wait = max_wait;
-  if (auto d = deps_.clock->next_deadline()) wait = std::min(wait, *d - deps_.clock->now());
+  // Timers may run up to timer_slack late, so timers due close together
+  // (probe starts spread by jitter) share one wake-up.
+  if (auto d = deps_.clock->next_deadline()) {
+    wait = std::min(wait, *d - deps_.clock->now() + opts_.timer_slack);
+  }
   if (auto p = probes_->max_wait()) wait = std::min(wait, *p);
-  if (deps_.publisher->has_waiting()) wait = std::min<Duration>(wait, std::chrono::milliseconds(10));
+  // Bulk frames an engine could not take are retried every 100 ms: soon
+  // enough for a slow engine, cheap while one is gone.
+  if (deps_.publisher->has_waiting()) {
+    wait = std::min<Duration>(wait, std::chrono::milliseconds(100));
+  }
   ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));
 
-  deps_.clock->run_due();
+  // Read everything before the timers run, so a flush due now carries what
+  // this iteration saw; read the backend again after them, for backends
+  // driven by the Clock whose timers just made events ready.
+  read_backend();
+  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
+  if (deps_.clock->run_due() > 0) read_backend();
+  deps_.publisher->pump();
+}
+
+void Collector::read_backend() {
   in_backend_poll_ = true;
   deps_.hypervisor->poll();
   in_backend_poll_ = false;
   flush_urgent();
-  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
-  deps_.publisher->pump();
 }
 
 void Collector::run(const std::atomic<bool>& stop) {
@@ -362,9 +381,8 @@ Result<std::unique_ptr<CollectorService>> CollectorService::create(const Collect
 }
 
 void CollectorService::run(const std::atomic<bool>& stop) {
-  spdlog::info("collector {}: reporting every {} to {} engine(s), {} probe(s)",
-               collector_->host(), format_duration(interval_), engines_,
-               collector_->probes().size());
+  spdlog::info("collector {}: reporting every {} to {} engine(s), {} probe(s)", collector_->host(),
+               format_duration(interval_), engines_, collector_->probes().size());
   collector_->run(stop);
 }
 

@@ -51,7 +51,8 @@ class GuestPinger {
   virtual ~GuestPinger() = default;
   // Starts a ping of `vm`; must not block. `done` runs later on the owner's
   // thread (from inside Hypervisor::poll() or a Clock timer), at most once,
-  // and within `timeout` (with ok=false on timeout).
+  // and within `timeout` (with ok=false on timeout). It may run after the
+  // collector is gone; it then does nothing.
   virtual void ping(const std::string& vm, Duration timeout, Done done) = 0;
 };
 
@@ -61,6 +62,10 @@ struct CollectorOptions {
   Duration resource_interval{};  // 0: every interval
   int max_events_per_batch = 2000;
   size_t max_pending_probe_results = 10000;
+  // How late a timer (flush, probe start, guest ping) may run so that timers
+  // due close together share one wake-up of the loop. Descriptor events
+  // (lifecycle events, probe I/O) are never delayed by it.
+  Duration timer_slack = std::chrono::milliseconds(20);
   GuestPingConfig guest_ping;
   std::vector<ProbeSpec> probes;
   uint64_t seed = 1;
@@ -86,12 +91,12 @@ struct CollectorCounters {
 };
 
 struct CollectorDeps {
-  vmm::Hypervisor* hypervisor = nullptr;    // required
-  Clock* clock = nullptr;                   // required
+  vmm::Hypervisor* hypervisor = nullptr;       // required
+  Clock* clock = nullptr;                      // required
   const fabric::Identity* identity = nullptr;  // required: signs every batch
-  Publisher* publisher = nullptr;           // required
-  ProcessStats* process_stats = nullptr;    // optional: no CPU/RSS without it
-  GuestPinger* guest_pinger = nullptr;      // optional: guest_ping needs it
+  Publisher* publisher = nullptr;              // required
+  ProcessStats* process_stats = nullptr;       // optional: no CPU/RSS without it
+  GuestPinger* guest_pinger = nullptr;         // optional: guest_ping needs it
 };
 
 class Collector {
@@ -109,8 +114,9 @@ class Collector {
 
   // One loop iteration: waits at most `max_wait` (less when a timer, a probe
   // or a waiting frame needs it) on the backend's and probes' descriptors,
-  // then runs due timers, reads the backend, sends urgent events, handles
-  // probe I/O and retries waiting bulk frames.
+  // then reads the backend and sends its lifecycle events, handles probe
+  // I/O, runs due timers (flush, probe starts, guest pings) and retries
+  // waiting bulk frames.
   void run_once(Duration max_wait);
   // Runs iterations until `stop` is set; checks it at least every 100 ms.
   void run(const std::atomic<bool>& stop);
@@ -141,6 +147,7 @@ class Collector {
   Collector(CollectorDeps deps, CollectorOptions opts);
   void on_probe(const ProbeOutcome& o);
   void flush_urgent();
+  void read_backend();
   void sample_resources(const std::vector<vmm::VmInfo>& vms);
   void schedule_flush(Time due);
   void schedule_guest_pings();
@@ -168,6 +175,7 @@ class Collector {
   std::vector<pollfd> pollfds_;
   CollectorCounters counters_;
   std::string payload_buf_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // Everything `medic collector -c agent.yaml` runs for one host, built from
@@ -177,8 +185,7 @@ class Collector {
 class CollectorService {
  public:
   static Result<std::unique_ptr<CollectorService>> create(const CollectorConfig& config,
-                                                          vmm::Hypervisor& hypervisor,
-                                                          Clock& clock,
+                                                          vmm::Hypervisor& hypervisor, Clock& clock,
                                                           GuestPinger* pinger = nullptr);
   ~CollectorService();
 

@@ -11,13 +11,12 @@ bool valid_endpoint(const std::string& e) {
   return e.rfind("tcp://", 0) == 0 || e.rfind("ipc://", 0) == 0 || e.rfind("inproc://", 0) == 0;
 }
 
-void read_endpoint(ConfigReader& r, const YAML::Node& m, const std::string& key,
-                   std::string* out) {
+void read_endpoint(ConfigReader& r, const YAML::Node& m, const std::string& key, std::string* out) {
   auto v = r.string(m, key, true);
   if (!v) return;
   if (!valid_endpoint(*v)) {
-    r.error(m[key], "\"" + key + "\" must be a tcp://, ipc:// or inproc:// endpoint, got \"" +
-                        *v + "\"");
+    r.error(m[key],
+            "\"" + key + "\" must be a tcp://, ipc:// or inproc:// endpoint, got \"" + *v + "\"");
     return;
   }
   *out = *v;
@@ -72,21 +71,23 @@ void read_http(ConfigReader& r, const YAML::Node& h, ProbeSpec* p) {
     p->url = h.Scalar();
   } else {
     if (!r.expect_map(h, "\"http\"")) return;
-    r.check_keys(h, {"url", "method", "expect_status", "body_contains", "verify_tls"});
+    r.check_keys(
+        h, {"url", "method", "expect_status", "body_contains", "verify_tls", "reuse_connection"});
     p->url = r.string(h, "url", true).value_or("");
     p->method = r.string(h, "method", false).value_or("GET");
     p->expect_status = static_cast<int>(r.integer(h, "expect_status", false, 0, 599).value_or(200));
     p->body_contains = r.string(h, "body_contains", false).value_or("");
     p->verify_tls = r.boolean(h, "verify_tls", false).value_or(true);
+    p->reuse_connection = r.boolean(h, "reuse_connection", false).value_or(false);
   }
   if (!p->url.empty() && p->url.rfind("http://", 0) != 0 && p->url.rfind("https://", 0) != 0) {
-    r.error(h.IsMap() ? h["url"] : h, "\"url\" must start with http:// or https://, got \"" +
-                                          p->url + "\"");
+    r.error(h.IsMap() ? h["url"] : h,
+            "\"url\" must start with http:// or https://, got \"" + p->url + "\"");
   }
   static const std::set<std::string> kMethods = {"GET", "HEAD", "POST", "PUT", "OPTIONS"};
   if (!kMethods.count(p->method)) {
-    r.error(h["method"], "\"method\" must be one of GET, HEAD, POST, PUT, OPTIONS, got \"" +
-                             p->method + "\"");
+    r.error(h["method"],
+            "\"method\" must be one of GET, HEAD, POST, PUT, OPTIONS, got \"" + p->method + "\"");
   }
 }
 
@@ -125,8 +126,8 @@ std::optional<ProbeSpec> read_probe(ConfigReader& r, const YAML::Node& m) {
 void read_lanes(ConfigReader& r, const YAML::Node& m, LaneConfig* l) {
   if (!r.expect_map(m, "\"lanes\"")) return;
   r.check_keys(m, {"urgent_hwm", "reconnect_ivl", "reconnect_ivl_max", "max_events_per_batch"});
-  l->urgent_hwm = static_cast<int>(r.integer(m, "urgent_hwm", false, 1, 1'000'000)
-                                       .value_or(l->urgent_hwm));
+  l->urgent_hwm =
+      static_cast<int>(r.integer(m, "urgent_hwm", false, 1, 1'000'000).value_or(l->urgent_hwm));
   l->reconnect_ivl = r.duration(m, "reconnect_ivl", false).value_or(l->reconnect_ivl);
   l->reconnect_ivl_max = r.duration(m, "reconnect_ivl_max", false).value_or(l->reconnect_ivl_max);
   l->max_events_per_batch = static_cast<int>(
@@ -206,6 +207,7 @@ std::optional<CollectorConfig> read_collector_config(ConfigReader& r, const YAML
     for (const auto& e : engines) {
       if (auto ep = read_engine(r, e)) c.engines.push_back(std::move(*ep));
     }
+    if (engines.size() == 0) r.error(engines, "\"engines\" must list at least one engine");
   }
 
   const YAML::Node probes = m["probes"];

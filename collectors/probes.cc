@@ -181,8 +181,7 @@ class ProbeRunner::Impl {
     }
     if (!due) return std::nullopt;
     auto left = *due - Steady::now();
-    return left < Duration::zero() ? Duration::zero()
-                                   : std::chrono::duration_cast<Duration>(left);
+    return left < Duration::zero() ? Duration::zero() : std::chrono::duration_cast<Duration>(left);
   }
 
   void on_poll(const pollfd* fds, size_t n) {
@@ -267,12 +266,16 @@ class ProbeRunner::Impl {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_error);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           s.timeout).count()));
-    // A probe measures the whole path, connect included, and holds no idle
-    // connections between runs.
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+                     static_cast<long>(
+                         std::chrono::duration_cast<std::chrono::milliseconds>(s.timeout).count()));
+    // By default a probe measures the whole path, connect included, and
+    // holds no idle connections between runs.
+    if (!s.reuse_connection) {
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
+    // Probes go straight to the guest: no proxy from the environment.
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "medic-probe/1");

@@ -77,16 +77,58 @@ LinuxProcessStats::LinuxProcessStats(std::string proc_root)
       ticks_per_second_(::sysconf(_SC_CLK_TCK)),
       page_size_(::sysconf(_SC_PAGESIZE)) {}
 
+LinuxProcessStats::~LinuxProcessStats() {
+  for (const auto& [pid, fd] : fds_) ::close(fd);
+}
+
 Result<ProcessSample> LinuxProcessStats::sample(int pid) {
   if (pid <= 0) return invalid_argument("no process id");
-  auto stat = read_small(root_ + "/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return stat.status();
-  double uptime_s = 0;
-  if (auto up = read_small(root_ + "/uptime"); up.ok()) uptime_s = std::strtod(up->c_str(), nullptr);
+  const std::string path = root_ + "/" + std::to_string(pid) + "/stat";
+  auto it = fds_.find(pid);
+  if (it == fds_.end()) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ESRCH) return not_found(path + ": no such process");
+      return io_error(path + ": " + std::strerror(errno));
+    }
+    it = fds_.emplace(pid, fd).first;
+  }
+  used_[pid] = true;
+  char buf[1024];
+  ssize_t n = ::pread(it->second, buf, sizeof(buf), 0);
+  if (n <= 0) {
+    // The process this file was opened for is gone (ESRCH, or an empty read).
+    const int err = n < 0 ? errno : ESRCH;
+    ::close(it->second);
+    fds_.erase(it);
+    if (err == ESRCH) return not_found(path + ": process exited");
+    return io_error(path + ": " + std::strerror(err));
+  }
+  if (uptime_s_ == 0) read_uptime();
   ProcessSample s;
-  Status st = parse_proc_stat(*stat, ticks_per_second_, page_size_, uptime_s, &s);
+  Status st = parse_proc_stat(std::string(buf, static_cast<size_t>(n)), ticks_per_second_,
+                              page_size_, uptime_s_, &s);
   if (!st.ok()) return st.with_context(root_ + "/" + std::to_string(pid));
   return s;
+}
+
+void LinuxProcessStats::read_uptime() {
+  if (auto up = read_small(root_ + "/uptime"); up.ok())
+    uptime_s_ = std::strtod(up->c_str(), nullptr);
+}
+
+void LinuxProcessStats::refresh() {
+  read_uptime();
+  // Close the files of processes nobody asked about in the last round.
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    if (used_.count(it->first)) {
+      ++it;
+    } else {
+      ::close(it->second);
+      it = fds_.erase(it);
+    }
+  }
+  used_.clear();
 }
 
 ProcessStatsPtr make_process_stats(const std::string& proc_root) {

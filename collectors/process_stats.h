@@ -15,29 +15,43 @@
 namespace medic::collectors {
 
 struct ProcessSample {
-  Duration cpu_time{};    // user + system time consumed so far
+  Duration cpu_time{};  // user + system time consumed so far
   uint64_t rss_bytes = 0;
-  Duration uptime{};      // since the process started; 0 when unknown
+  Duration uptime{};  // since the process started; 0 when unknown
 };
 
 class ProcessStats {
  public:
   virtual ~ProcessStats() = default;
+  // Called once before each round of samples, for figures shared by all
+  // processes (Linux: the system uptime).
+  virtual void refresh() {}
   // kNotFound when the process is gone; kIo when it cannot be read.
   virtual Result<ProcessSample> sample(int pid) = 0;
 };
 
 using ProcessStatsPtr = std::unique_ptr<ProcessStats>;
 
-// Linux: one read of <proc_root>/<pid>/stat per sample (utime, stime,
-// starttime, rss), plus <proc_root>/uptime for the process age.
+// Linux: one pread() of <proc_root>/<pid>/stat per sample (utime, stime,
+// starttime, rss), plus <proc_root>/uptime once per round for the process
+// age. The stat file stays open between samples (procfs regenerates it on
+// each read at offset 0); an open file keeps naming the process it was
+// opened for, so a reused pid can never be mistaken for the old process.
 class LinuxProcessStats final : public ProcessStats {
  public:
   explicit LinuxProcessStats(std::string proc_root = "/proc");
+  ~LinuxProcessStats() override;
+  void refresh() override;
   Result<ProcessSample> sample(int pid) override;
+  size_t open_files() const { return fds_.size(); }
 
  private:
+  void read_uptime();
+
   std::string root_;
+  std::map<int, int> fds_;    // pid -> open stat file
+  std::map<int, bool> used_;  // pids sampled since the last refresh()
+  double uptime_s_ = 0;       // of the system, read by refresh()
   long ticks_per_second_;
   long page_size_;
 };

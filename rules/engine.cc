@@ -12,29 +12,46 @@ namespace medic::rules {
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::kProposed: return "proposed";
-    case Outcome::kSuppressed: return "suppressed";
-    case Outcome::kPendingApproval: return "pending_approval";
-    case Outcome::kApproved: return "approved";
-    case Outcome::kDenied: return "denied";
-    case Outcome::kExpired: return "expired";
-    case Outcome::kDryRun: return "dry_run";
+    case Outcome::kProposed:
+      return "proposed";
+    case Outcome::kSuppressed:
+      return "suppressed";
+    case Outcome::kPendingApproval:
+      return "pending_approval";
+    case Outcome::kApproved:
+      return "approved";
+    case Outcome::kDenied:
+      return "denied";
+    case Outcome::kExpired:
+      return "expired";
+    case Outcome::kDryRun:
+      return "dry_run";
   }
   return "?";
 }
 
 std::string_view policy_name(Policy p) {
   switch (p) {
-    case Policy::kNone: return "";
-    case Policy::kSilence: return "silence";
-    case Policy::kHostSilent: return "host-silent";
-    case Policy::kStormGuard: return "storm-guard";
-    case Policy::kCooldown: return "cooldown";
-    case Policy::kBudget: return "budget";
-    case Policy::kVmInFlight: return "vm-in-flight";
-    case Policy::kHostConcurrency: return "host-concurrency";
-    case Policy::kFleetConcurrency: return "fleet-concurrency";
-    case Policy::kApproval: return "approval";
+    case Policy::kNone:
+      return "";
+    case Policy::kSilence:
+      return "silence";
+    case Policy::kHostSilent:
+      return "host-silent";
+    case Policy::kStormGuard:
+      return "storm-guard";
+    case Policy::kCooldown:
+      return "cooldown";
+    case Policy::kBudget:
+      return "budget";
+    case Policy::kVmInFlight:
+      return "vm-in-flight";
+    case Policy::kHostConcurrency:
+      return "host-concurrency";
+    case Policy::kFleetConcurrency:
+      return "fleet-concurrency";
+    case Policy::kApproval:
+      return "approval";
   }
   return "?";
 }
@@ -44,12 +61,67 @@ namespace {
 constexpr uint32_t kNoHost = std::numeric_limits<uint32_t>::max();
 constexpr size_t kMaxActionTimes = 32;  // budget history kept per VM
 
-std::string fmt(Duration d) { return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d)); }
+std::string fmt(Duration d) {
+  return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
+}
+
+}  // namespace
+
+namespace {
+
+// VM id -> index into the VM table, open addressing over 32-bit slots. The
+// ids live once, in the table; a node-based map would store each id twice and
+// spend ~70 bytes per VM on nodes.
+template <typename Vms>
+class FlatIndex {
+ public:
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  explicit FlatIndex(const Vms& vms) : vms_(vms), slots_(16, kNone) {}
+
+  uint32_t find(std::string_view id) const {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
+      uint32_t v = slots_[i];
+      if (v == kNone) return kNone;
+      if (vms_[v].facts.id == id) return v;
+    }
+  }
+  // REQUIRES: vms_[v] holds an id not yet indexed.
+  void insert(uint32_t v) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    place(v);
+    ++size_;
+  }
+
+ private:
+  static size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  void place(uint32_t v) {
+    size_t mask = slots_.size() - 1;
+    size_t i = hash(vms_[v].facts.id) & mask;
+    while (slots_[i] != kNone) i = (i + 1) & mask;
+    slots_[i] = v;
+  }
+  void grow() {
+    std::vector<uint32_t> old;
+    old.swap(slots_);
+    slots_.assign(old.size() * 2, kNone);
+    for (uint32_t v : old) {
+      if (v != kNone) place(v);
+    }
+  }
+
+  const Vms& vms_;
+  std::vector<uint32_t> slots_;
+  size_t size_ = 0;
+};
 
 }  // namespace
 
 struct Engine::Impl {
-  enum class State : uint8_t { kActing, kAwaitApproval, kWatching, kWaitingSlot };
+  // kHeld: stopped by host-silent or storm-guard; absorbs repeated triggers
+  // (one suppression per VM per spell, not one per absence period) and closes
+  // when the host speaks again or the freeze lifts.
+  enum class State : uint8_t { kActing, kAwaitApproval, kWatching, kWaitingSlot, kHeld };
 
   struct Incident {
     uint64_t serial = 0;
@@ -65,6 +137,9 @@ struct Engine::Impl {
     std::string probe;  // set when keyed by probe.name
     bool healed_seen = false;
     bool waiting_reported = false;
+    Policy held_by = Policy::kNone;
+    uint32_t approved_step = 0;  // 1-based step an operator approved
+    std::string approved_by;
   };
 
   struct HostEntry {
@@ -76,19 +151,25 @@ struct Engine::Impl {
     std::deque<int64_t> bad_times;
     int64_t last_bad_ns = 0;
     TimerId unfreeze_timer = 0;
+    bool silence_noticed = false;  // one notice per silent spell
   };
 
   struct VmEntry {
     VmFacts facts;
     uint32_t host = kNoHost;
     bool in_flight = false;
+    uint8_t awaiting_approval = 0;
     uint16_t open = 0;
     int64_t last_action_ns = 0;
     int64_t bad_since_ns = 0;
+    int64_t storm_counted_ns = 0;  // when this VM last counted toward a storm
     int64_t budget_notice_ns = 0;
+    int64_t last_seen_ns = 0;
     EvidenceRef last_ref = 0;
     std::vector<int64_t> actions;  // times of verb actions, for the budget
   };
+
+  using VmIndex = FlatIndex<std::vector<VmEntry>>;
 
   struct InFlight {
     uint32_t vm;
@@ -124,6 +205,7 @@ struct Engine::Impl {
       if (h.unfreeze_timer) clock.cancel(h.unfreeze_timer);
     }
     if (fleet_unfreeze_timer) clock.cancel(fleet_unfreeze_timer);
+    if (sweep_timer) clock.cancel(sweep_timer);
   }
 
   // ------------------------------------------------------------ lookups
@@ -137,34 +219,50 @@ struct Engine::Impl {
     host_index.emplace(name, id);
     hosts.push_back({});
     hosts.back().name = name;
+    if (!sweep_timer) schedule_sweep();
     return id;
   }
 
   void mark_seen(uint32_t h, int64_t at) {
     HostEntry& host = hosts[h];
-    bool was_silent = host.last_seen_ns != 0 &&
-                      at - host.last_seen_ns > opt.host_silent_after.count();
+    bool was_silent =
+        host.last_seen_ns != 0 && at - host.last_seen_ns > opt.host_silent_after.count();
     if (at > host.last_seen_ns) host.last_seen_ns = at;
     if (!was_silent) return;
+    host.silence_noticed = false;
     // Back from silence: give its VMs' signals a full period to arrive before
     // absence can fire, so a partition that heals is not mistaken for hangs.
-    spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers", host.name);
+    spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers",
+                 host.name);
     for (auto& slot : absence) {
       for (uint32_t v : host.vms) slot.tracker.arm(v, at + slot.rule->absent_for.count());
     }
+    ensure_absence_timer();
+    release_held(Policy::kHostSilent, [&](uint32_t v) { return vms[v].host == h; });
+  }
+
+  // Closes incidents held by `policy` whose VM `pred` accepts. A trigger that
+  // still holds opens a fresh incident, which meets the policies again.
+  template <typename Pred>
+  void release_held(Policy policy, Pred pred) {
+    std::vector<Incident*> done;
+    for (auto& [k, inc] : incidents) {
+      if (inc->state == State::kHeld && inc->held_by == policy && pred(inc->vm))
+        done.push_back(inc.get());
+    }
+    for (Incident* inc : done) close(*inc, false);
   }
 
   uint32_t vm_id(const std::string& id, uint32_t h, bool* created) {
-    auto it = vm_index.find(id);
-    if (it != vm_index.end()) {
-      uint32_t v = it->second;
-      if (vms[v].host != h) move_vm(v, h);
-      return v;
+    uint32_t found = vm_index.find(id);
+    if (found != VmIndex::kNone) {
+      if (vms[found].host != h) move_vm(found, h);
+      return found;
     }
     uint32_t v = static_cast<uint32_t>(vms.size());
-    vm_index.emplace(id, v);
     vms.push_back({});
     vms.back().facts.id = id;
+    vm_index.insert(v);
     move_vm(v, h);
     *created = true;
     return v;
@@ -215,12 +313,14 @@ struct Engine::Impl {
       ++stats.unknown_events;
       return;
     }
-    bool created = false;
-    uint32_t v = vm_id(e.vm(), h, &created);
+    bool arm_all = false;  // a VM new to the engine, or back after being forgotten
+    uint32_t v = vm_id(e.vm(), h, &arm_all);
     VmEntry& vm = vms[v];
     vm.last_ref = ref;
+    if (vm.last_seen_ns == 0 || now - vm.last_seen_ns > opt.forget_vm_after.count()) arm_all = true;
+    vm.last_seen_ns = now;
     update_facts(vm, *type, e, now);
-    if (created) {
+    if (arm_all) {
       for (auto& slot : absence) slot.tracker.arm(v, now + slot.rule->absent_for.count());
       ensure_absence_timer();
     } else {
@@ -262,9 +362,15 @@ struct Engine::Impl {
     for (KeyField f : r.key) {
       k += '\x1f';
       switch (f) {
-        case KeyField::kVmId: k += vm.facts.id; break;
-        case KeyField::kVmHost: k += vm.facts.host; break;
-        case KeyField::kProbeName: k += e ? e->probe().probe() : ""; break;
+        case KeyField::kVmId:
+          k += vm.facts.id;
+          break;
+        case KeyField::kVmHost:
+          k += vm.facts.host;
+          break;
+        case KeyField::kProbeName:
+          k += e ? e->probe().probe() : "";
+          break;
       }
     }
     return k;
@@ -326,11 +432,15 @@ struct Engine::Impl {
     for (auto& slot : absence) {
       due.clear();
       slot.tracker.pop_due(now, &due);
+      // Heap order among equal deadlines is arbitrary; VM order is stable and
+      // is the order the engine first heard of them.
+      std::sort(due.begin(), due.end());
       const Rule& r = *slot.rule;
       for (uint32_t v : due) {
+        VmEntry& vm = vms[v];
+        if (now - vm.last_seen_ns > opt.forget_vm_after.count()) continue;  // gone: stop watching
         // Keep watching: if nothing heals it, the absence fires again.
         slot.tracker.arm(v, now + r.absent_for.count());
-        VmEntry& vm = vms[v];
         EvalInput in{&vm.facts, nullptr, r.event, clock.now()};
         if (!r.where.empty() && !r.where.eval(in)) continue;
         Trigger t{slot.rule, v, incident_key(r, vm, nullptr), {}, {vm.last_ref}, {}};
@@ -362,7 +472,9 @@ struct Engine::Impl {
         }
         continue;
       }
-      mark_bad(t.vm, now);
+      // A silent host's VMs look bad only because we hear nothing: no facts,
+      // so they do not count toward a storm.
+      if (!host_silent(vms[t.vm].host, now)) mark_bad(t.vm, now);
       fresh.push_back(std::move(t));
     }
     check_storm(now);
@@ -393,8 +505,13 @@ struct Engine::Impl {
       if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
       switch (inc->state) {
         case State::kWatching:
-        case State::kWaitingSlot: close(*inc, true); break;
-        case State::kActing: inc->healed_seen = true; break;
+        case State::kHeld:
+        case State::kWaitingSlot:
+          close(*inc, true);
+          break;
+        case State::kActing:
+          inc->healed_seen = true;
+          break;
         case State::kAwaitApproval: {
           Decision d = base(*inc);
           d.id = inc->action_id;
@@ -415,6 +532,10 @@ struct Engine::Impl {
     VmEntry& vm = vms[v];
     if (vm.bad_since_ns != 0 && now - vm.bad_since_ns < opt.storm.window.count()) return;
     vm.bad_since_ns = now;
+    // A storm is many distinct VMs going bad: a VM that heals and fails
+    // again within the window counts once.
+    if (vm.storm_counted_ns != 0 && now - vm.storm_counted_ns < opt.storm.window.count()) return;
+    vm.storm_counted_ns = now;
     HostEntry& h = hosts[vm.host];
     h.bad_times.push_back(now);
     h.last_bad_ns = now;
@@ -428,13 +549,15 @@ struct Engine::Impl {
   }
 
   bool over(size_t bad, size_t total, double fraction) const {
-    return bad >= opt.storm.min_vms && static_cast<double>(bad) > fraction * static_cast<double>(total);
+    return bad >= opt.storm.min_vms &&
+           static_cast<double>(bad) > fraction * static_cast<double>(total);
   }
 
   void check_storm(int64_t now) {
     int64_t floor = now - opt.storm.window.count();
     std::sort(storm_touched.begin(), storm_touched.end());
-    storm_touched.erase(std::unique(storm_touched.begin(), storm_touched.end()), storm_touched.end());
+    storm_touched.erase(std::unique(storm_touched.begin(), storm_touched.end()),
+                        storm_touched.end());
     for (uint32_t h : storm_touched) {
       HostEntry& host = hosts[h];
       prune(host.bad_times, floor);
@@ -476,14 +599,18 @@ struct Engine::Impl {
     int64_t last = h == kNoHost ? fleet_last_bad_ns : hosts[h].last_bad_ns;
     Time at = from_ns(last + opt.storm.quiet.count());
     TimerId id = clock.schedule_at(at, [this, h] { on_unfreeze_timer(h); });
-    if (h == kNoHost) fleet_unfreeze_timer = id;
-    else hosts[h].unfreeze_timer = id;
+    if (h == kNoHost)
+      fleet_unfreeze_timer = id;
+    else
+      hosts[h].unfreeze_timer = id;
   }
 
   void on_unfreeze_timer(uint32_t h) {
     int64_t last = h == kNoHost ? fleet_last_bad_ns : hosts[h].last_bad_ns;
-    if (h == kNoHost) fleet_unfreeze_timer = 0;
-    else hosts[h].unfreeze_timer = 0;
+    if (h == kNoHost)
+      fleet_unfreeze_timer = 0;
+    else
+      hosts[h].unfreeze_timer = 0;
     if (now_ns() - last < opt.storm.quiet.count()) {
       schedule_unfreeze(h);
       return;
@@ -506,9 +633,52 @@ struct Engine::Impl {
       host.bad_times.clear();
       spdlog::info("rules: storm guard lifted for host {} ({})", host.name, why);
     }
+    release_held(Policy::kStormGuard,
+                 [&](uint32_t v) { return !fleet_frozen && !hosts[vms[v].host].frozen; });
+  }
+
+  // ------------------------------------------------------------ host liveness
+
+  // Silent hosts are noticed on the clock, not only when a rule wants to act
+  // on one of their VMs: a partition is news even where no rule fires.
+  void schedule_sweep() {
+    Duration every = std::max<Duration>(opt.host_silent_after / 4, std::chrono::milliseconds(100));
+    sweep_timer = clock.schedule_after(every, [this] {
+      sweep_timer = 0;
+      int64_t now = now_ns();
+      for (auto& host : hosts) {
+        if (!host.vms.empty() && host.last_seen_ns != 0 &&
+            now - host.last_seen_ns > opt.host_silent_after.count()) {
+          silence_notice(host, now);
+        }
+      }
+      schedule_sweep();
+    });
   }
 
   // ------------------------------------------------------------ decisions
+
+  bool host_silent(uint32_t h, int64_t now) const {
+    return now - hosts[h].last_seen_ns > opt.host_silent_after.count();
+  }
+
+  void silence_notice(HostEntry& host, int64_t now) {
+    if (host.silence_noticed) return;
+    host.silence_noticed = true;
+    Decision d;
+    d.id = next_id();
+    d.at = clock.now();
+    d.host = host.name;
+    d.step = Step::kNotify;
+    d.policy = Policy::kHostSilent;
+    d.trigger = "host silent";
+    d.reason = "host " + host.name + " has been silent for " +
+               fmt(Duration(now - host.last_seen_ns)) + ": no facts about its " +
+               std::to_string(host.vms.size()) +
+               " VMs, so the engine takes no action on them until it speaks again";
+    spdlog::warn("rules: {}", d.reason);
+    emit(d);
+  }
 
   std::string next_id() { return opt.id_prefix + "-" + std::to_string(++id_counter); }
 
@@ -521,7 +691,7 @@ struct Engine::Impl {
     d.rule = r.name;
     d.rule_version = r.version;
     d.vm = vm.facts.id;
-    d.host = vm.facts.host;
+    d.host = std::string(vm.facts.host);
     d.step = r.ladder[inc.step];
     d.ladder_step = inc.step + 1;
     d.ladder_size = static_cast<uint32_t>(r.ladder.size());
@@ -544,7 +714,8 @@ struct Engine::Impl {
         continue;
       }
       const Silence& s = it->second;
-      bool match = (s.vm.empty() || s.vm == vm.facts.id) && (s.host.empty() || s.host == vm.facts.host) &&
+      bool match = (s.vm.empty() || s.vm == vm.facts.id) &&
+                   (s.host.empty() || s.host == vm.facts.host) &&
                    (s.rule.empty() || s.rule == r.name) &&
                    (s.label_key.empty() || vm.facts.label(s.label_key) == s.label_value);
       if (match) return &s;
@@ -577,8 +748,8 @@ struct Engine::Impl {
 
     if (const Silence* s = matching_silence(r, vm)) {
       return suppress(inc, d, Policy::kSilence,
-                      "silenced by " + (s->by.empty() ? std::string("an operator") : s->by) + " for " +
-                          fmt(s->until - clock.now()) + " more: " + s->reason);
+                      "silenced by " + (s->by.empty() ? std::string("an operator") : s->by) +
+                          " for " + fmt(s->until - clock.now()) + " more: " + s->reason);
     }
     if (opt.dry_run || r.mode == Mode::kDryRun) {
       d.outcome = Outcome::kDryRun;
@@ -586,20 +757,23 @@ struct Engine::Impl {
       emit(d);
       return watch(inc);
     }
-    if (verb && now - host.last_seen_ns > opt.host_silent_after.count()) {
-      return suppress(inc, d, Policy::kHostSilent,
-                      "host " + host.name + " has been silent for " +
-                          fmt(Duration(now - host.last_seen_ns)) + " (limit " +
-                          fmt(opt.host_silent_after) + "): no facts about its VMs, so no action on them");
+    if (verb && host_silent(vms[inc.vm].host, now)) {
+      silence_notice(host, now);
+      return hold(inc, d, Policy::kHostSilent,
+                  "host " + host.name + " has been silent for " +
+                      fmt(Duration(now - host.last_seen_ns)) + " (limit " +
+                      fmt(opt.host_silent_after) +
+                      "): no facts about its VMs, so no action on them");
     }
     if (verb && r.storm_guard && (host.frozen || fleet_frozen)) {
-      return suppress(inc, d, Policy::kStormGuard,
-                      std::string("automatic actions are frozen on ") +
-                          (host.frozen ? "host " + host.name : std::string("the fleet")) +
-                          " by the storm guard");
+      return hold(inc, d, Policy::kStormGuard,
+                  std::string("automatic actions are frozen on ") +
+                      (host.frozen ? "host " + host.name : std::string("the fleet")) +
+                      " by the storm guard");
     }
     Duration cooldown = r.cooldown.value_or(opt.defaults.cooldown);
-    if (verb && inc.step == 0 && vm.last_action_ns != 0 && now - vm.last_action_ns < cooldown.count()) {
+    if (verb && inc.step == 0 && vm.last_action_ns != 0 &&
+        now - vm.last_action_ns < cooldown.count()) {
       return suppress(inc, d, Policy::kCooldown,
                       "the last action on this VM was " + fmt(Duration(now - vm.last_action_ns)) +
                           " ago (cooldown " + fmt(cooldown) + ")");
@@ -609,23 +783,32 @@ struct Engine::Impl {
       budget_notice(inc, budget, now);
       return suppress(inc, d, Policy::kBudget,
                       "the VM had " + std::to_string(budget.count) + " actions in the last " +
-                          fmt(budget.window) + " (budget " + std::to_string(budget.count) + " per " +
-                          fmt(budget.window) + ")");
+                          fmt(budget.window) + " (budget " + std::to_string(budget.count) +
+                          " per " + fmt(budget.window) + ")");
     }
     if (verb && vm.in_flight) {
       return suppress(inc, d, Policy::kVmInFlight, "another action on this VM is still in flight");
     }
+    if (verb && vm.awaiting_approval) {
+      return suppress(inc, d, Policy::kVmInFlight,
+                      "another action on this VM is waiting for approval");
+    }
     if (verb && host.in_flight >= opt.max_in_flight_per_host) {
       return wait_for_slot(inc, d, Policy::kHostConcurrency,
                            "host " + host.name + " has " + std::to_string(host.in_flight) +
-                               " actions in flight (limit " + std::to_string(opt.max_in_flight_per_host) +
+                               " actions in flight (limit " +
+                               std::to_string(opt.max_in_flight_per_host) +
                                "); waiting for one to finish");
     }
     if (verb && fleet_in_flight >= opt.max_in_flight_fleet) {
-      return wait_for_slot(inc, d, Policy::kFleetConcurrency,
-                           "the fleet has " + std::to_string(fleet_in_flight) +
-                               " actions in flight (limit " + std::to_string(opt.max_in_flight_fleet) +
-                               "); waiting for one to finish");
+      return wait_for_slot(
+          inc, d, Policy::kFleetConcurrency,
+          "the fleet has " + std::to_string(fleet_in_flight) + " actions in flight (limit " +
+              std::to_string(opt.max_in_flight_fleet) + "); waiting for one to finish");
+    }
+    if (verb && r.approval_required && inc.approved_step == inc.step + 1) {
+      d.by = inc.approved_by;
+      return dispatch(inc, d, Outcome::kApproved);
     }
     if (verb && r.approval_required) {
       Duration timeout = r.approval_timeout.value_or(opt.defaults.approval_timeout);
@@ -634,15 +817,26 @@ struct Engine::Impl {
       d.reason = "rule requires operator approval within " + fmt(timeout);
       d.expires_at = clock.now() + timeout;
       inc.state = State::kAwaitApproval;
+      ++vm.awaiting_approval;
       inc.action_id = d.id;
       by_action[d.id] = {inc.key, inc.serial};
       uint64_t serial = inc.serial;
       std::string key = inc.key;
-      inc.timer = clock.schedule_after(timeout, [this, key, serial] { on_approval_timeout(key, serial); });
+      inc.timer =
+          clock.schedule_after(timeout, [this, key, serial] { on_approval_timeout(key, serial); });
       emit(d);
       return;
     }
     dispatch(inc, d, Outcome::kProposed);
+  }
+
+  void hold(Incident& inc, Decision& d, Policy p, std::string reason) {
+    d.outcome = Outcome::kSuppressed;
+    d.policy = p;
+    d.reason = std::move(reason);
+    emit(d);
+    inc.state = State::kHeld;
+    inc.held_by = p;
   }
 
   void wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason) {
@@ -661,7 +855,8 @@ struct Engine::Impl {
     const Rule& r = *inc.rule;
     if (!r.message.empty()) return r.message;
     const VmEntry& vm = vms[inc.vm];
-    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " + vm.facts.host + ": " + inc.trigger;
+    std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " +
+                    std::string(vm.facts.host) + ": " + inc.trigger;
     if (inc.step > 0) {
       s += "; tried";
       for (uint32_t i = 0; i < inc.step; ++i) s += " " + std::string(step_name(r.ladder[i]));
@@ -680,13 +875,14 @@ struct Engine::Impl {
     d.rule = inc.rule->name;
     d.rule_version = inc.rule->version;
     d.vm = vm.facts.id;
-    d.host = vm.facts.host;
+    d.host = std::string(vm.facts.host);
     d.step = Step::kNotify;
     d.policy = Policy::kBudget;
     d.evidence = inc.evidence;
     d.trigger = inc.trigger;
-    d.reason = "VM " + vm.facts.id + " used its action budget (" + std::to_string(b.count) + " per " +
-               fmt(b.window) + "); automatic actions on it stop until the window passes: it needs a person";
+    d.reason = "VM " + vm.facts.id + " used its action budget (" + std::to_string(b.count) +
+               " per " + fmt(b.window) +
+               "); automatic actions on it stop until the window passes: it needs a person";
     emit(d);
   }
 
@@ -736,8 +932,8 @@ struct Engine::Impl {
     ++inc.step;
     inc.waiting_reported = false;
     if (inc.step >= inc.rule->ladder.size()) {
-      spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it", inc.rule->name,
-                   vms[inc.vm].facts.id);
+      spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it",
+                   inc.rule->name, vms[inc.vm].facts.id);
       return close(inc, false);
     }
     attempt_step(inc);
@@ -752,6 +948,7 @@ struct Engine::Impl {
   void close(Incident& inc, bool healed) {
     if (inc.timer) clock.cancel(inc.timer);
     VmEntry& vm = vms[inc.vm];
+    if (inc.state == State::kAwaitApproval) --vm.awaiting_approval;
     --vm.open;
     if (healed) vm.bad_since_ns = 0;
     auto& list = vm_incidents[inc.vm];
@@ -774,7 +971,8 @@ struct Engine::Impl {
     in_flight.erase(it);
   }
 
-  void result(const std::string& id, ActionOutcome outcome, bool healed, const std::string& reason) {
+  void result(const std::string& id, ActionOutcome outcome, bool healed,
+              const std::string& reason) {
     if (!in_flight.count(id)) {
       spdlog::debug("rules: result for unknown or finished action {} ignored", id);
       return;
@@ -789,8 +987,10 @@ struct Engine::Impl {
     if (inc && inc->state == State::kActing && inc->action_id == id) {
       switch (outcome) {
         case ActionOutcome::kSucceeded:
-          if (healed || inc->healed_seen) close(*inc, true);
-          else watch(*inc);
+          if (healed || inc->healed_seen)
+            close(*inc, true);
+          else
+            watch(*inc);
           break;
         case ActionOutcome::kFailed:
         case ActionOutcome::kTimedOut:
@@ -857,18 +1057,34 @@ struct Engine::Impl {
     inc->timer = 0;
     by_action.erase(id);
     VmEntry& vm = vms[inc->vm];
+    --vm.awaiting_approval;
+    inc->state = State::kWatching;  // no longer pending
     HostEntry& host = hosts[vm.host];
     Decision d = base(*inc);
     d.id = id;
     d.by = by;
-    // The world may have changed while it waited: facts and freezes still rule.
+    // The world may have changed while it waited: facts still rule. A storm
+    // freeze does not: a person looked at this VM and said yes.
     int64_t now = now_ns();
     if (now - host.last_seen_ns > opt.host_silent_after.count()) {
-      suppress(*inc, d, Policy::kHostSilent, "approved by " + by + ", but host " + host.name + " is silent");
+      suppress(*inc, d, Policy::kHostSilent,
+               "approved by " + by + ", but host " + host.name + " is silent");
       return {};
     }
     if (vm.in_flight) {
-      suppress(*inc, d, Policy::kVmInFlight, "approved by " + by + ", but another action on this VM is in flight");
+      suppress(*inc, d, Policy::kVmInFlight,
+               "approved by " + by + ", but another action on this VM is in flight");
+      return {};
+    }
+    // Approval is for this step: if it must wait for a slot, it does not ask again.
+    inc->approved_step = inc->step + 1;
+    inc->approved_by = by;
+    if (host.in_flight >= opt.max_in_flight_per_host ||
+        fleet_in_flight >= opt.max_in_flight_fleet) {
+      wait_for_slot(*inc, d,
+                    host.in_flight >= opt.max_in_flight_per_host ? Policy::kHostConcurrency
+                                                                 : Policy::kFleetConcurrency,
+                    "approved by " + by + "; waiting for a free action slot");
       return {};
     }
     dispatch(*inc, d, Outcome::kApproved);
@@ -898,14 +1114,15 @@ struct Engine::Impl {
   DecisionSink& sink;
   EngineStats stats;
 
-  std::unordered_map<std::string, uint32_t> vm_index;
+  VmIndex vm_index{vms};
   std::vector<VmEntry> vms;
   std::unordered_map<std::string, uint32_t> host_index;
-  std::vector<HostEntry> hosts;
+  std::deque<HostEntry> hosts;  // a deque: VmFacts::host views its names
   bool fleet_frozen = false;
   std::deque<int64_t> fleet_bad;
   int64_t fleet_last_bad_ns = 0;
   TimerId fleet_unfreeze_timer = 0;
+  TimerId sweep_timer = 0;
   uint32_t fleet_in_flight = 0;
   std::vector<uint32_t> storm_touched;
 
@@ -929,12 +1146,15 @@ struct Engine::Impl {
 
 Engine::Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
                DecisionSink& sink)
-    : impl_(std::make_unique<Impl>(clock, rules ? std::move(rules) : std::make_shared<const RuleSet>(),
+    : impl_(std::make_unique<Impl>(clock,
+                                   rules ? std::move(rules) : std::make_shared<const RuleSet>(),
                                    std::move(options), sink)) {}
 
 Engine::~Engine() = default;
 
-void Engine::ingest(const medic::v1::Event& event, EvidenceRef evidence) { impl_->ingest(event, evidence); }
+void Engine::ingest(const medic::v1::Event& event, EvidenceRef evidence) {
+  impl_->ingest(event, evidence);
+}
 
 void Engine::host_seen(const std::string& host, Time at) {
   impl_->mark_seen(impl_->host_id(host), to_ns(at));
@@ -945,7 +1165,9 @@ void Engine::on_action_result(const std::string& action_id, ActionOutcome outcom
   impl_->result(action_id, outcome, healed, reason);
 }
 
-Status Engine::approve(const std::string& id, const std::string& by) { return impl_->approve(id, by); }
+Status Engine::approve(const std::string& id, const std::string& by) {
+  return impl_->approve(id, by);
+}
 
 Status Engine::deny(const std::string& id, const std::string& by, const std::string& reason) {
   return impl_->deny(id, by, reason);

@@ -36,35 +36,49 @@ namespace medic::rules {
 using EvidenceRef = uint64_t;
 
 enum class Outcome : uint8_t {
-  kProposed, kSuppressed, kPendingApproval, kApproved, kDenied, kExpired, kDryRun,
+  kProposed,
+  kSuppressed,
+  kPendingApproval,
+  kApproved,
+  kDenied,
+  kExpired,
+  kDryRun,
 };
 std::string_view outcome_name(Outcome o);
 
 // The policy that stopped (or holds) a decision.
 enum class Policy : uint8_t {
-  kNone, kSilence, kHostSilent, kStormGuard, kCooldown, kBudget, kVmInFlight, kHostConcurrency,
-  kFleetConcurrency, kApproval,
+  kNone,
+  kSilence,
+  kHostSilent,
+  kStormGuard,
+  kCooldown,
+  kBudget,
+  kVmInFlight,
+  kHostConcurrency,
+  kFleetConcurrency,
+  kApproval,
 };
 std::string_view policy_name(Policy p);
 
 struct Decision {
   std::string id;  // unique; for verbs the action id (kept from pending to approved)
   Time at{};
-  std::string rule;          // empty for the engine's own notices (storm guard, budget)
+  std::string rule;  // empty for the engine's own notices (storm guard, budget)
   std::string rule_version;
-  std::string vm;            // empty for host- or fleet-wide notices
+  std::string vm;  // empty for host- or fleet-wide notices
   std::string host;
   Step step = Step::kNotify;
   uint32_t ladder_step = 0;  // 1-based; 0 for the engine's own notices
   uint32_t ladder_size = 0;
   std::vector<EvidenceRef> evidence;
-  std::string trigger;       // what fired: "vm.panicked", "no vm.heartbeat for 30s", ...
+  std::string trigger;  // what fired: "vm.panicked", "no vm.heartbeat for 30s", ...
   Outcome outcome = Outcome::kProposed;
   Policy policy = Policy::kNone;
-  std::string reason;        // why suppressed / denied / expired; the notice text for notify
-  std::string by;            // the operator, for approved / denied
-  Duration heal_within{0};   // how long to watch the VM after a verb
-  Time expires_at{};         // the action's expiry, for dispatch
+  std::string reason;       // why suppressed / denied / expired; the notice text for notify
+  std::string by;           // the operator, for approved / denied
+  Duration heal_within{0};  // how long to watch the VM after a verb
+  Time expires_at{};        // the action's expiry, for dispatch
 };
 
 class DecisionSink {
@@ -76,9 +90,9 @@ class DecisionSink {
 enum class ActionOutcome : uint8_t { kSucceeded, kFailed, kRejected, kTimedOut };
 
 struct StormOptions {
-  double host_fraction = 0.5;    // freeze a host when more than this share of its VMs turn bad
-  double fleet_fraction = 0.2;   // freeze the fleet likewise
-  uint32_t min_vms = 3;          // ... and at least this many
+  double host_fraction = 0.5;   // freeze a host when more than this share of its VMs turn bad
+  double fleet_fraction = 0.2;  // freeze the fleet likewise
+  uint32_t min_vms = 3;         // ... and at least this many
   Duration window = std::chrono::minutes(1);
   Duration quiet = std::chrono::minutes(5);  // unfreeze after this long with no new bad VM
 };
@@ -89,6 +103,9 @@ struct EngineOptions {
   uint32_t max_in_flight_fleet = 10;
   Duration action_timeout = std::chrono::minutes(5);  // no result by then: timed out
   Duration host_silent_after = std::chrono::seconds(20);
+  // A VM nothing was heard of for this long is no longer watched for
+  // absence (it was deleted or moved away); any event from it re-arms it.
+  Duration forget_vm_after = std::chrono::hours(1);
   StormOptions storm;
   bool dry_run = false;  // every rule in dry-run
   std::string id_prefix = "d";

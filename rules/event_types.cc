@@ -4,8 +4,8 @@ namespace medic::rules {
 namespace {
 
 constexpr std::array<std::string_view, kEventTypeCount> kNames = {
-    "vm.state",   "vm.heartbeat", "vm.panicked", "vm.watchdog", "vm.stopped", "vm.shutdown",
-    "vm.reset",   "vm.crashed",   "vm.resumed",  "vm.started",  "probe.ok",   "probe.failed",
+    "vm.state", "vm.heartbeat", "vm.panicked", "vm.watchdog", "vm.stopped", "vm.shutdown",
+    "vm.reset", "vm.crashed",   "vm.resumed",  "vm.started",  "probe.ok",   "probe.failed",
 };
 
 constexpr std::array<std::string_view, 8> kStates = {
@@ -28,23 +28,35 @@ const std::array<std::string_view, kEventTypeCount>& event_type_names() { return
 std::optional<EventType> classify(const medic::v1::Event& event) {
   using medic::v1::Event;
   switch (event.body_case()) {
-    case Event::kState: return EventType::kVmState;
-    case Event::kHeartbeat: return EventType::kVmHeartbeat;
+    case Event::kState:
+      return EventType::kVmState;
+    case Event::kHeartbeat:
+      return EventType::kVmHeartbeat;
     case Event::kProbe:
       return event.probe().ok() ? EventType::kProbeOk : EventType::kProbeFailed;
     case Event::kLifecycle:
       switch (event.lifecycle().what()) {
-        case medic::v1::LIFECYCLE_PANICKED: return EventType::kVmPanicked;
-        case medic::v1::LIFECYCLE_WATCHDOG: return EventType::kVmWatchdog;
-        case medic::v1::LIFECYCLE_STOPPED: return EventType::kVmStopped;
-        case medic::v1::LIFECYCLE_SHUTDOWN: return EventType::kVmShutdown;
-        case medic::v1::LIFECYCLE_RESET: return EventType::kVmReset;
-        case medic::v1::LIFECYCLE_CRASHED: return EventType::kVmCrashed;
-        case medic::v1::LIFECYCLE_RESUMED: return EventType::kVmResumed;
-        case medic::v1::LIFECYCLE_STARTED: return EventType::kVmStarted;
-        default: return std::nullopt;
+        case medic::v1::LIFECYCLE_PANICKED:
+          return EventType::kVmPanicked;
+        case medic::v1::LIFECYCLE_WATCHDOG:
+          return EventType::kVmWatchdog;
+        case medic::v1::LIFECYCLE_STOPPED:
+          return EventType::kVmStopped;
+        case medic::v1::LIFECYCLE_SHUTDOWN:
+          return EventType::kVmShutdown;
+        case medic::v1::LIFECYCLE_RESET:
+          return EventType::kVmReset;
+        case medic::v1::LIFECYCLE_CRASHED:
+          return EventType::kVmCrashed;
+        case medic::v1::LIFECYCLE_RESUMED:
+          return EventType::kVmResumed;
+        case medic::v1::LIFECYCLE_STARTED:
+          return EventType::kVmStarted;
+        default:
+          return std::nullopt;
       }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 

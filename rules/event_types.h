@@ -40,7 +40,9 @@ std::optional<EventType> classify(const medic::v1::Event& event);
 inline bool is_lifecycle(EventType t) {
   return t >= EventType::kVmPanicked && t <= EventType::kVmStarted;
 }
-inline bool is_probe(EventType t) { return t == EventType::kProbeOk || t == EventType::kProbeFailed; }
+inline bool is_probe(EventType t) {
+  return t == EventType::kProbeOk || t == EventType::kProbeFailed;
+}
 
 // VM states as rules spell them ("running", "panicked", ...).
 std::string_view vm_state_name(medic::v1::VmState s);

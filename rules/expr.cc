@@ -11,10 +11,14 @@ namespace medic::rules {
 
 const char* type_name(Type t) {
   switch (t) {
-    case Type::kBool: return "bool";
-    case Type::kNumber: return "number";
-    case Type::kString: return "string";
-    case Type::kDuration: return "duration";
+    case Type::kBool:
+      return "bool";
+    case Type::kNumber:
+      return "number";
+    case Type::kString:
+      return "string";
+    case Type::kDuration:
+      return "duration";
   }
   return "?";
 }
@@ -24,10 +28,23 @@ namespace {
 // ---------------------------------------------------------------- fields
 
 enum class FieldId : uint8_t {
-  kVmId, kVmHost, kVmState, kVmLabel, kVmCpu, kVmRss, kVmUptime, kVmHeartbeatAge,
-  kEventType, kEventDetail,
-  kProbeName, kProbeOk, kProbeStatus, kProbeLatency, kProbeReason,
-  kHeartbeatSource, kHeartbeatCounter,
+  kVmId,
+  kVmHost,
+  kVmState,
+  kVmLabel,
+  kVmCpu,
+  kVmRss,
+  kVmUptime,
+  kVmHeartbeatAge,
+  kEventType,
+  kEventDetail,
+  kProbeName,
+  kProbeOk,
+  kProbeStatus,
+  kProbeLatency,
+  kProbeReason,
+  kHeartbeatSource,
+  kHeartbeatCounter,
 };
 
 // Which triggers provide a field.
@@ -89,7 +106,8 @@ std::string suggest_field(std::string_view name) {
       best = std::string(f.name);
     }
   }
-  if (name.substr(0, 7) != "vm.labe" && edit_distance(name.substr(0, std::min<size_t>(name.size(), 10)), "vm.labels.") <= 2) {
+  if (name.substr(0, 7) != "vm.labe" &&
+      edit_distance(name.substr(0, std::min<size_t>(name.size(), 10)), "vm.labels.") <= 2) {
     best = "vm.labels.KEY";
   }
   return best.empty() ? "" : " (did you mean " + best + "?)";
@@ -98,8 +116,24 @@ std::string suggest_field(std::string_view name) {
 // ---------------------------------------------------------------- lexer
 
 enum class Tok : uint8_t {
-  kEnd, kIdent, kString, kNumber, kDuration, kLParen, kRParen, kLBracket, kRBracket, kComma,
-  kDot, kEq, kNe, kLt, kLe, kGt, kGe, kError,
+  kEnd,
+  kIdent,
+  kString,
+  kNumber,
+  kDuration,
+  kLParen,
+  kRParen,
+  kLBracket,
+  kRBracket,
+  kComma,
+  kDot,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kError,
 };
 
 struct Token {
@@ -127,14 +161,23 @@ class Lexer {
       return t;
     };
     switch (c) {
-      case '(': return one(Tok::kLParen);
-      case ')': return one(Tok::kRParen);
-      case '[': return one(Tok::kLBracket);
-      case ']': return one(Tok::kRBracket);
-      case ',': return one(Tok::kComma);
-      case '.': return one(Tok::kDot);
-      case '"': case '\'': return string_token(t, c);
-      default: break;
+      case '(':
+        return one(Tok::kLParen);
+      case ')':
+        return one(Tok::kRParen);
+      case '[':
+        return one(Tok::kLBracket);
+      case ']':
+        return one(Tok::kRBracket);
+      case ',':
+        return one(Tok::kComma);
+      case '.':
+        return one(Tok::kDot);
+      case '"':
+      case '\'':
+        return string_token(t, c);
+      default:
+        break;
     }
     if (c == '=' || c == '!' || c == '<' || c == '>' || c == '&' || c == '|') return op_token(t);
     if (std::isdigit(static_cast<unsigned char>(c)) ||
@@ -143,8 +186,8 @@ class Lexer {
     }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       size_t start = i_;
-      while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' ||
-                                s_[i_] == '-')) {
+      while (i_ < s_.size() &&
+             (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' || s_[i_] == '-')) {
         ++i_;
       }
       t.kind = Tok::kIdent;
@@ -207,17 +250,22 @@ class Lexer {
     if (c == '<') return take(Tok::kLt, 1);
     if (c == '>') return take(Tok::kGt, 1);
     t.kind = Tok::kError;
-    if (c == '=') t.text = "'=' is not an operator: use == to compare";
-    else if (c == '&') t.text = "'&&' is not an operator: use and";
-    else if (c == '|') t.text = "'||' is not an operator: use or";
-    else t.text = "'!' is not an operator: use not, or != to compare";
+    if (c == '=')
+      t.text = "'=' is not an operator: use == to compare";
+    else if (c == '&')
+      t.text = "'&&' is not an operator: use and";
+    else if (c == '|')
+      t.text = "'||' is not an operator: use or";
+    else
+      t.text = "'!' is not an operator: use not, or != to compare";
     return t;
   }
 
   Token number_token(Token t) {
     size_t start = i_;
     if (s_[i_] == '-') ++i_;
-    while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.')) ++i_;
+    while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.'))
+      ++i_;
     bool duration = i_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[i_]));
     while (i_ < s_.size() && std::isalnum(static_cast<unsigned char>(s_[i_]))) ++i_;
     t.text = std::string(s_.substr(start, i_ - start));
@@ -267,10 +315,14 @@ struct Literal {
   bool operator==(const Literal& o) const {
     if (type != o.type) return false;
     switch (type) {
-      case Type::kBool: return b == o.b;
-      case Type::kNumber: return num == o.num;
-      case Type::kString: return str == o.str;
-      case Type::kDuration: return ns == o.ns;
+      case Type::kBool:
+        return b == o.b;
+      case Type::kNumber:
+        return num == o.num;
+      case Type::kString:
+        return str == o.str;
+      case Type::kDuration:
+        return ns == o.ns;
     }
     return false;
   }
@@ -280,14 +332,14 @@ struct Node {
   Op op = Op::kLit;
   Type type = Type::kBool;
   size_t offset = 0;
-  Literal lit;                      // kLit
-  FieldId field = FieldId::kVmId;   // kField
-  std::string field_name;           // kField: as written, vm.labels.KEY resolved
-  std::string label;                // kField with kVmLabel
-  Cmp cmp = Cmp::kEq;               // kCmp
-  bool negate = false;              // kIn: "not in"
-  std::vector<Literal> list;        // kIn
-  std::unique_ptr<std::regex> re;   // kMatches
+  Literal lit;                     // kLit
+  FieldId field = FieldId::kVmId;  // kField
+  std::string field_name;          // kField: as written, vm.labels.KEY resolved
+  std::string label;               // kField with kVmLabel
+  Cmp cmp = Cmp::kEq;              // kCmp
+  bool negate = false;             // kIn: "not in"
+  std::vector<Literal> list;       // kIn
+  std::unique_ptr<std::regex> re;  // kMatches
   std::unique_ptr<Node> lhs, rhs;
 };
 
@@ -306,26 +358,58 @@ Val read_field(const Node& n, const EvalInput& in) {
   const VmFacts& vm = *in.vm;
   const medic::v1::Event* ev = in.event;
   switch (n.field) {
-    case FieldId::kVmId: v.s = vm.id; break;
-    case FieldId::kVmHost: v.s = vm.host; break;
-    case FieldId::kVmState: v.s = vm_state_name(vm.state); break;
-    case FieldId::kVmLabel: v.s = vm.label(n.label); break;
-    case FieldId::kVmCpu: v.num = vm.cpu_percent; break;
-    case FieldId::kVmRss: v.num = static_cast<double>(vm.rss_bytes); break;
-    case FieldId::kVmUptime: v.ns = vm.uptime_ns; break;
+    case FieldId::kVmId:
+      v.s = vm.id;
+      break;
+    case FieldId::kVmHost:
+      v.s = vm.host;
+      break;
+    case FieldId::kVmState:
+      v.s = vm_state_name(vm.state);
+      break;
+    case FieldId::kVmLabel:
+      v.s = vm.label(n.label);
+      break;
+    case FieldId::kVmCpu:
+      v.num = vm.cpu_percent;
+      break;
+    case FieldId::kVmRss:
+      v.num = static_cast<double>(vm.rss_bytes);
+      break;
+    case FieldId::kVmUptime:
+      v.ns = vm.uptime_ns;
+      break;
     case FieldId::kVmHeartbeatAge:
       v.ns = vm.last_heartbeat_ns == 0 ? std::numeric_limits<int64_t>::max()
                                        : to_ns(in.now) - vm.last_heartbeat_ns;
       break;
-    case FieldId::kEventType: v.s = event_type_name(in.type); break;
-    case FieldId::kEventDetail: v.s = ev->lifecycle().detail(); break;
-    case FieldId::kProbeName: v.s = ev->probe().probe(); break;
-    case FieldId::kProbeOk: v.b = ev->probe().ok(); break;
-    case FieldId::kProbeStatus: v.num = ev->probe().status(); break;
-    case FieldId::kProbeLatency: v.ns = ev->probe().latency_ns(); break;
-    case FieldId::kProbeReason: v.s = ev->probe().reason(); break;
-    case FieldId::kHeartbeatSource: v.s = ev->heartbeat().source(); break;
-    case FieldId::kHeartbeatCounter: v.num = static_cast<double>(ev->heartbeat().counter()); break;
+    case FieldId::kEventType:
+      v.s = event_type_name(in.type);
+      break;
+    case FieldId::kEventDetail:
+      v.s = ev->lifecycle().detail();
+      break;
+    case FieldId::kProbeName:
+      v.s = ev->probe().probe();
+      break;
+    case FieldId::kProbeOk:
+      v.b = ev->probe().ok();
+      break;
+    case FieldId::kProbeStatus:
+      v.num = ev->probe().status();
+      break;
+    case FieldId::kProbeLatency:
+      v.ns = ev->probe().latency_ns();
+      break;
+    case FieldId::kProbeReason:
+      v.s = ev->probe().reason();
+      break;
+    case FieldId::kHeartbeatSource:
+      v.s = ev->heartbeat().source();
+      break;
+    case FieldId::kHeartbeatCounter:
+      v.num = static_cast<double>(ev->heartbeat().counter());
+      break;
   }
   return v;
 }
@@ -353,41 +437,60 @@ Val value_of(const Node& n, const EvalInput& in) {
 template <typename T>
 bool order(Cmp c, const T& a, const T& b) {
   switch (c) {
-    case Cmp::kEq: return a == b;
-    case Cmp::kNe: return !(a == b);
-    case Cmp::kLt: return a < b;
-    case Cmp::kLe: return a <= b;
-    case Cmp::kGt: return a > b;
-    case Cmp::kGe: return a >= b;
+    case Cmp::kEq:
+      return a == b;
+    case Cmp::kNe:
+      return !(a == b);
+    case Cmp::kLt:
+      return a < b;
+    case Cmp::kLe:
+      return a <= b;
+    case Cmp::kGt:
+      return a > b;
+    case Cmp::kGe:
+      return a >= b;
   }
   return false;
 }
 
 bool equal(Type t, const Val& a, const Val& b) {
   switch (t) {
-    case Type::kBool: return a.b == b.b;
-    case Type::kNumber: return a.num == b.num;
-    case Type::kString: return a.s == b.s;
-    case Type::kDuration: return a.ns == b.ns;
+    case Type::kBool:
+      return a.b == b.b;
+    case Type::kNumber:
+      return a.num == b.num;
+    case Type::kString:
+      return a.s == b.s;
+    case Type::kDuration:
+      return a.ns == b.ns;
   }
   return false;
 }
 
 bool eval_bool(const Node& n, const EvalInput& in) {
   switch (n.op) {
-    case Op::kLit: return n.lit.b;
-    case Op::kField: return read_field(n, in).b;
-    case Op::kNot: return !eval_bool(*n.lhs, in);
-    case Op::kAnd: return eval_bool(*n.lhs, in) && eval_bool(*n.rhs, in);
-    case Op::kOr: return eval_bool(*n.lhs, in) || eval_bool(*n.rhs, in);
+    case Op::kLit:
+      return n.lit.b;
+    case Op::kField:
+      return read_field(n, in).b;
+    case Op::kNot:
+      return !eval_bool(*n.lhs, in);
+    case Op::kAnd:
+      return eval_bool(*n.lhs, in) && eval_bool(*n.rhs, in);
+    case Op::kOr:
+      return eval_bool(*n.lhs, in) || eval_bool(*n.rhs, in);
     case Op::kCmp: {
       Val a = value_of(*n.lhs, in);
       Val b = value_of(*n.rhs, in);
       switch (n.lhs->type) {
-        case Type::kBool: return order(n.cmp, a.b, b.b);
-        case Type::kNumber: return order(n.cmp, a.num, b.num);
-        case Type::kString: return order(n.cmp, a.s, b.s);
-        case Type::kDuration: return order(n.cmp, a.ns, b.ns);
+        case Type::kBool:
+          return order(n.cmp, a.b, b.b);
+        case Type::kNumber:
+          return order(n.cmp, a.num, b.num);
+        case Type::kString:
+          return order(n.cmp, a.s, b.s);
+        case Type::kDuration:
+          return order(n.cmp, a.ns, b.ns);
       }
       return false;
     }
@@ -430,10 +533,14 @@ class Parser {
  private:
   static std::string describe(const Token& t) {
     switch (t.kind) {
-      case Tok::kEnd: return "the end of the expression";
-      case Tok::kString: return "the string \"" + t.text + "\"";
-      case Tok::kIdent: return "\"" + t.text + "\"";
-      default: return "\"" + t.text + "\"";
+      case Tok::kEnd:
+        return "the end of the expression";
+      case Tok::kString:
+        return "the string \"" + t.text + "\"";
+      case Tok::kIdent:
+        return "\"" + t.text + "\"";
+      default:
+        return "\"" + t.text + "\"";
     }
   }
 
@@ -450,7 +557,8 @@ class Parser {
 
   bool is_kw(const char* kw) const { return tok_.kind == Tok::kIdent && tok_.text == kw; }
 
-  std::unique_ptr<Node> binary(Op op, std::unique_ptr<Node> l, std::unique_ptr<Node> r, size_t off) {
+  std::unique_ptr<Node> binary(Op op, std::unique_ptr<Node> l, std::unique_ptr<Node> r,
+                               size_t off) {
     auto n = std::make_unique<Node>();
     n->op = op;
     n->offset = off;
@@ -500,12 +608,24 @@ class Parser {
     size_t off = tok_.offset;
     Cmp c;
     switch (tok_.kind) {
-      case Tok::kEq: c = Cmp::kEq; break;
-      case Tok::kNe: c = Cmp::kNe; break;
-      case Tok::kLt: c = Cmp::kLt; break;
-      case Tok::kLe: c = Cmp::kLe; break;
-      case Tok::kGt: c = Cmp::kGt; break;
-      case Tok::kGe: c = Cmp::kGe; break;
+      case Tok::kEq:
+        c = Cmp::kEq;
+        break;
+      case Tok::kNe:
+        c = Cmp::kNe;
+        break;
+      case Tok::kLt:
+        c = Cmp::kLt;
+        break;
+      case Tok::kLe:
+        c = Cmp::kLe;
+        break;
+      case Tok::kGt:
+        c = Cmp::kGt;
+        break;
+      case Tok::kGe:
+        c = Cmp::kGe;
+        break;
       default:
         if (is_kw("in")) return parse_in(std::move(l), false);
         if (is_kw("not")) {
@@ -542,8 +662,9 @@ class Parser {
     while (!failed_ && tok_.kind != Tok::kRBracket) {
       auto lit = literal();
       if (!lit) {
-        fail(tok_.offset, "expected a literal (string, number, duration, true or false) in the list, got " +
-                              describe(tok_));
+        fail(tok_.offset,
+             "expected a literal (string, number, duration, true or false) in the list, got " +
+                 describe(tok_));
         return nullptr;
       }
       n->list.push_back(*lit);
@@ -567,16 +688,19 @@ class Parser {
     n->lhs = std::move(l);
     advance();
     if (tok_.kind != Tok::kString) {
-      fail(tok_.offset, "expected a regular expression in quotes after matches, got " + describe(tok_));
+      fail(tok_.offset,
+           "expected a regular expression in quotes after matches, got " + describe(tok_));
       return nullptr;
     }
     n->lit.type = Type::kString;
     n->lit.str = tok_.text;
     n->lit.offset = tok_.offset;
     try {
-      n->re = std::make_unique<std::regex>(tok_.text, std::regex::ECMAScript | std::regex::optimize);
+      n->re =
+          std::make_unique<std::regex>(tok_.text, std::regex::ECMAScript | std::regex::optimize);
     } catch (const std::regex_error& e) {
-      errors_->push_back({tok_.offset, "invalid regular expression \"" + tok_.text + "\": " + e.what()});
+      errors_->push_back(
+          {tok_.offset, "invalid regular expression \"" + tok_.text + "\": " + e.what()});
       n->re = std::make_unique<std::regex>("");
     }
     advance();
@@ -587,9 +711,18 @@ class Parser {
     Literal l;
     l.offset = tok_.offset;
     switch (tok_.kind) {
-      case Tok::kString: l.type = Type::kString; l.str = tok_.text; return l;
-      case Tok::kNumber: l.type = Type::kNumber; l.num = tok_.num; return l;
-      case Tok::kDuration: l.type = Type::kDuration; l.ns = tok_.ns; return l;
+      case Tok::kString:
+        l.type = Type::kString;
+        l.str = tok_.text;
+        return l;
+      case Tok::kNumber:
+        l.type = Type::kNumber;
+        l.num = tok_.num;
+        return l;
+      case Tok::kDuration:
+        l.type = Type::kDuration;
+        l.ns = tok_.ns;
+        return l;
       case Tok::kIdent:
         if (tok_.text == "true" || tok_.text == "false") {
           l.type = Type::kBool;
@@ -597,7 +730,8 @@ class Parser {
           return l;
         }
         return std::nullopt;
-      default: return std::nullopt;
+      default:
+        return std::nullopt;
     }
   }
 
@@ -666,7 +800,8 @@ class Parser {
       } else if (tok_.kind == Tok::kLBracket) {
         advance();
         if (tok_.kind != Tok::kString) {
-          fail(tok_.offset, "expected a label name in quotes inside vm.labels[...], got " + describe(tok_));
+          fail(tok_.offset,
+               "expected a label name in quotes inside vm.labels[...], got " + describe(tok_));
           return nullptr;
         }
         n->label = tok_.text;
@@ -703,7 +838,6 @@ class Parser {
 
   void check_available(const FieldDef& def, size_t offset) {
     auto trigger = [&] {
-      if (scope_.events.empty()) return std::string("an absence (absent:) trigger, which has no event");
       std::string s;
       for (auto t : scope_.events) s += (s.empty() ? "" : ", ") + std::string(event_type_name(t));
       return s;
@@ -717,7 +851,8 @@ class Parser {
     };
     std::string need;
     switch (def.avail) {
-      case Avail::kAlways: return;
+      case Avail::kAlways:
+        return;
       case Avail::kEvent:
         if (!scope_.events.empty()) return;
         need = "events";
@@ -735,8 +870,10 @@ class Parser {
         need = "vm.heartbeat events";
         break;
     }
-    errors_->push_back({offset, std::string(def.name) + " exists only on " + need +
-                                    "; this rule triggers on " + trigger()});
+    std::string why = scope_.events.empty()
+                          ? "; an absent: rule has no event to read it from (only vm.* fields)"
+                          : "; this rule triggers on " + trigger();
+    errors_->push_back({offset, std::string(def.name) + " exists only on " + need + why});
   }
 
  public:
@@ -761,7 +898,8 @@ class Checker {
   void check(Node& n) {
     switch (n.op) {
       case Op::kLit:
-      case Op::kField: return;
+      case Op::kField:
+        return;
       case Op::kNot:
         check(*n.lhs);
         need_bool(*n.lhs, "not");
@@ -777,8 +915,12 @@ class Checker {
         n.type = Type::kBool;
         return;
       }
-      case Op::kCmp: check_cmp(n); return;
-      case Op::kIn: check_in(n); return;
+      case Op::kCmp:
+        check_cmp(n);
+        return;
+      case Op::kIn:
+        check_in(n);
+        return;
       case Op::kMatches:
         check(*n.lhs);
         if (n.lhs->type != Type::kString) {
@@ -802,18 +944,25 @@ class Checker {
   void need_bool(const Node& n, const char* op) {
     if (n.type != Type::kBool) {
       err(n.offset, std::string(op) + " needs true/false operands, got " + what(n) +
-                        "; compare it, e.g. " + (n.op == Op::kField ? n.field_name : "x") + " == ...");
+                        "; compare it, e.g. " + (n.op == Op::kField ? n.field_name : "x") +
+                        " == ...");
     }
   }
 
   static const char* cmp_text(Cmp c) {
     switch (c) {
-      case Cmp::kEq: return "==";
-      case Cmp::kNe: return "!=";
-      case Cmp::kLt: return "<";
-      case Cmp::kLe: return "<=";
-      case Cmp::kGt: return ">";
-      case Cmp::kGe: return ">=";
+      case Cmp::kEq:
+        return "==";
+      case Cmp::kNe:
+        return "!=";
+      case Cmp::kLt:
+        return "<";
+      case Cmp::kLe:
+        return "<=";
+      case Cmp::kGt:
+        return ">";
+      case Cmp::kGe:
+        return ">=";
     }
     return "?";
   }
@@ -838,9 +987,11 @@ class Checker {
     Type a = n.lhs->type, b = n.rhs->type;
     if (a != b) {
       std::string hint;
-      if ((a == Type::kDuration && b == Type::kNumber) || (a == Type::kNumber && b == Type::kDuration)) {
+      if ((a == Type::kDuration && b == Type::kNumber) ||
+          (a == Type::kNumber && b == Type::kDuration)) {
         hint = "; write a duration with its unit, such as 30s";
-      } else if ((a == Type::kDuration || b == Type::kDuration) && (a == Type::kString || b == Type::kString)) {
+      } else if ((a == Type::kDuration || b == Type::kDuration) &&
+                 (a == Type::kString || b == Type::kString)) {
         hint = "; write the duration without quotes, such as 30s";
       }
       err(n.offset, std::string("cannot compare ") + what(*n.lhs) + " with " + what(*n.rhs) +
@@ -848,7 +999,8 @@ class Checker {
       return;
     }
     if (n.cmp != Cmp::kEq && n.cmp != Cmp::kNe && a != Type::kNumber && a != Type::kDuration) {
-      err(n.offset, std::string(cmp_text(n.cmp)) + " needs numbers or durations, got " + what(*n.lhs));
+      err(n.offset,
+          std::string(cmp_text(n.cmp)) + " needs numbers or durations, got " + what(*n.lhs));
       return;
     }
     if (n.rhs->op == Op::kLit) check_vocabulary(*n.lhs, n.rhs->lit);
@@ -916,8 +1068,8 @@ bool contradicts(const Node& n) {
       bool na, nb;
       if (!field_eq(*cs[i], &fa, &la, &na) || !field_eq(*cs[j], &fb, &lb, &nb)) continue;
       if (!same_field(*fa, *fb)) continue;
-      if (!na && !nb && !(*la == *lb)) return true;    // x == a and x == b
-      if (na != nb && *la == *lb) return true;         // x == a and x != a
+      if (!na && !nb && !(*la == *lb)) return true;  // x == a and x == b
+      if (na != nb && *la == *lb) return true;       // x == a and x != a
     }
   }
   return false;
@@ -925,8 +1077,10 @@ bool contradicts(const Node& n) {
 
 int truth(const Node& n) {
   switch (n.op) {
-    case Op::kLit: return n.type == Type::kBool ? (n.lit.b ? 1 : 0) : -1;
-    case Op::kField: return -1;
+    case Op::kLit:
+      return n.type == Type::kBool ? (n.lit.b ? 1 : 0) : -1;
+    case Op::kField:
+      return -1;
     case Op::kNot: {
       int t = truth(*n.lhs);
       return t < 0 ? -1 : 1 - t;
@@ -950,7 +1104,8 @@ int truth(const Node& n) {
     case Op::kIn:
       if (n.list.empty()) return n.negate ? 1 : 0;
       return -1;
-    case Op::kMatches: return -1;
+    case Op::kMatches:
+      return -1;
   }
   return -1;
 }
@@ -972,7 +1127,8 @@ CompileResult compile_expr(std::string_view text, const Scope& scope) {
   Checker c(&out.errors);
   c.check(*root);
   if (out.errors.empty() && root->type != Type::kBool) {
-    out.errors.push_back({root->offset, "a condition must be true or false, got " + Checker::what(*root) +
+    out.errors.push_back({root->offset, "a condition must be true or false, got " +
+                                            Checker::what(*root) +
                                             "; compare it with == or use in / matches"});
   }
   if (out.ok()) out.expr = Expr(std::shared_ptr<const Node>(std::move(root)));

@@ -37,7 +37,7 @@ const char* type_name(Type t);
 // purpose: the engine holds one per VM of the fleet.
 struct VmFacts {
   std::string id;
-  std::string host;
+  std::string_view host;                                    // owned by the engine's host table
   std::vector<std::pair<std::string, std::string>> labels;  // from the last state report
   int64_t last_heartbeat_ns = 0;
   int64_t uptime_ns = 0;

@@ -1,8 +1,10 @@
 #include "rules/loader.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "core/duration.h"
 
@@ -10,19 +12,32 @@ namespace medic::rules {
 
 const char* load_code_name(LoadCode c) {
   switch (c) {
-    case LoadCode::kReadFile: return "read-file";
-    case LoadCode::kYamlParse: return "yaml-parse";
-    case LoadCode::kSchema: return "schema";
-    case LoadCode::kTrigger: return "trigger";
-    case LoadCode::kUnknownEventType: return "unknown-event-type";
-    case LoadCode::kExprSyntax: return "expr-syntax";
-    case LoadCode::kExprType: return "expr-type";
-    case LoadCode::kAction: return "action";
-    case LoadCode::kPolicy: return "policy";
-    case LoadCode::kDuplicateName: return "duplicate-name";
-    case LoadCode::kUnreachableStep: return "unreachable-step";
-    case LoadCode::kNeverFires: return "never-fires";
-    case LoadCode::kNoRules: return "no-rules";
+    case LoadCode::kReadFile:
+      return "read-file";
+    case LoadCode::kYamlParse:
+      return "yaml-parse";
+    case LoadCode::kSchema:
+      return "schema";
+    case LoadCode::kTrigger:
+      return "trigger";
+    case LoadCode::kUnknownEventType:
+      return "unknown-event-type";
+    case LoadCode::kExprSyntax:
+      return "expr-syntax";
+    case LoadCode::kExprType:
+      return "expr-type";
+    case LoadCode::kAction:
+      return "action";
+    case LoadCode::kPolicy:
+      return "policy";
+    case LoadCode::kDuplicateName:
+      return "duplicate-name";
+    case LoadCode::kUnreachableStep:
+      return "unreachable-step";
+    case LoadCode::kNeverFires:
+      return "never-fires";
+    case LoadCode::kNoRules:
+      return "no-rules";
   }
   return "?";
 }
@@ -72,10 +87,10 @@ Result<Budget> parse_budget(std::string_view text) {
 namespace {
 
 const std::vector<std::string> kRuleKeys = {
-    "name",      "description", "labels",      "on",         "absent",   "for",
-    "count",     "within",      "where",       "key",        "do",       "healed_by",
-    "heal_within", "message",   "cooldown",    "budget",     "approval", "approval_timeout",
-    "mode",      "storm_guard",
+    "name",   "description", "labels",           "on",      "absent",
+    "for",    "count",       "within",           "where",   "key",
+    "do",     "healed_by",   "heal_within",      "message", "cooldown",
+    "budget", "approval",    "approval_timeout", "mode",    "storm_guard",
 };
 
 std::string fnv_hex(const std::string& s) {
@@ -93,6 +108,34 @@ std::string fnv_hex(const std::string& s) {
   return out;
 }
 
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean X?)" for a near miss, else "".
+template <typename List>
+std::string did_you_mean(std::string_view name, const List& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(name, c);
+    if (d < best_d) {
+      best_d = d;
+      best = std::string(c);
+    }
+  }
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
 std::string event_list() {
   std::string s;
   for (auto n : event_type_names()) s += (s.empty() ? "" : ", ") + std::string(n);
@@ -104,8 +147,13 @@ class FileLoader {
   FileLoader(std::string file, std::string text, const LoadOptions& opts,
              std::vector<LoadMessage>* out, std::map<std::string, std::string>* names,
              std::vector<RulePtr>* rules)
-      : file_(std::move(file)), text_(std::move(text)), opts_(opts), out_(out), names_(names),
-        rules_(rules) {}
+      : file_(std::move(file)),
+        text_(std::move(text)),
+        opts_(opts),
+        out_(out),
+        names_(names),
+        rules_(rules),
+        first_message_(out->size()) {}
 
   void run() {
     YAML::Node root;
@@ -118,7 +166,8 @@ class FileLoader {
       return;
     }
     if (!root.IsDefined() || root.IsNull()) {
-      warn(LoadCode::kNoRules, root, "the file defines no rules (expected a top-level rules: list)");
+      warn(LoadCode::kNoRules, root,
+           "the file defines no rules (expected a top-level rules: list)");
       return;
     }
     if (!root.IsMap()) {
@@ -133,14 +182,21 @@ class FileLoader {
     }
     YAML::Node list = root["rules"];
     if (!list.IsDefined() || list.IsNull() || (list.IsSequence() && list.size() == 0)) {
-      warn(LoadCode::kNoRules, root, "the file defines no rules (the rules: list is empty or missing)");
+      warn(LoadCode::kNoRules, root,
+           "the file defines no rules (the rules: list is empty or missing)");
       return;
     }
     if (!list.IsSequence()) {
-      error(LoadCode::kSchema, list, "expected rules: to be a list of rules (items starting with -)");
+      error(LoadCode::kSchema, list,
+            "expected rules: to be a list of rules (items starting with -)");
       return;
     }
     for (const auto& item : list) load_rule(item);
+    // Expression errors are found per rule, not in position order.
+    std::stable_sort(out_->begin() + static_cast<std::ptrdiff_t>(first_message_), out_->end(),
+                     [](const LoadMessage& a, const LoadMessage& b) {
+                       return std::tie(a.diag.line, a.diag.col) < std::tie(b.diag.line, b.diag.col);
+                     });
   }
 
  private:
@@ -196,9 +252,10 @@ class FileLoader {
     }
     auto t = event_type_from_name(n.Scalar());
     if (!t) {
+      std::string hint = did_you_mean(n.Scalar(), event_type_names());
       error(LoadCode::kUnknownEventType, n,
-            "unknown event type \"" + n.Scalar() + "\" in " + key + ": (expected one of " +
-                event_list() + ")");
+            "unknown event type \"" + n.Scalar() + "\" in " + key + ":" +
+                (hint.empty() ? " (expected one of " + event_list() + ")" : hint));
     }
     return t;
   }
@@ -238,7 +295,8 @@ class FileLoader {
       if (std::find(kRuleKeys.begin(), kRuleKeys.end(), k) == kRuleKeys.end()) {
         std::string list;
         for (const auto& x : kRuleKeys) list += (list.empty() ? "" : ", ") + x;
-        error(LoadCode::kSchema, kv.first, "unknown rule key \"" + k + "\" (expected one of: " + list + ")");
+        error(LoadCode::kSchema, kv.first,
+              "unknown rule key \"" + k + "\" (expected one of: " + list + ")");
       }
     }
   }
@@ -265,7 +323,8 @@ class FileLoader {
       r.trigger = TriggerKind::kAbsent;
       if (auto t = event_type(absent, "absent")) r.event = *t;
       if (!forn.IsDefined()) {
-        error(LoadCode::kTrigger, absent, "absent: needs for: DURATION (how long the signal may be missing)");
+        error(LoadCode::kTrigger, absent,
+              "absent: needs for: DURATION (how long the signal may be missing)");
       } else if (auto d = duration(m, "for", true)) {
         r.absent_for = *d;
       }
@@ -293,7 +352,8 @@ class FileLoader {
     YAML::Node w = m["where"];
     if (!w.IsDefined() || w.IsNull()) return;
     if (!w.IsScalar()) {
-      error(LoadCode::kSchema, w, "where: must be an expression, such as vm.labels.tier != \"batch\"");
+      error(LoadCode::kSchema, w,
+            "where: must be an expression, such as vm.labels.tier != \"batch\"");
       return;
     }
     Scope scope;
@@ -306,7 +366,8 @@ class FileLoader {
     if (!c.ok()) return;
     r.where = c.expr;
     if (r.where.never_true()) {
-      warn(LoadCode::kNeverFires, w, "where: is always false, so rule \"" + r.name + "\" can never fire");
+      warn(LoadCode::kNeverFires, w,
+           "where: is always false, so rule \"" + r.name + "\" can never fire");
     }
   }
 
@@ -314,26 +375,32 @@ class FileLoader {
     YAML::Node k = m["key"];
     if (!k.IsDefined() || k.IsNull()) return;
     std::vector<YAML::Node> items;
-    if (k.IsScalar()) items.push_back(k);
-    else if (k.IsSequence()) for (const auto& i : k) items.push_back(i);
+    if (k.IsScalar())
+      items.push_back(k);
+    else if (k.IsSequence())
+      for (const auto& i : k) items.push_back(i);
     else {
-      error(LoadCode::kSchema, k, "key: must be a field or a list of fields (vm.id, vm.host, probe.name)");
+      error(LoadCode::kSchema, k,
+            "key: must be a field or a list of fields (vm.id, vm.host, probe.name)");
       return;
     }
     r.key.clear();
     for (const auto& i : items) {
       std::string s = i.IsScalar() ? i.Scalar() : "";
-      if (s == "vm.id") r.key.push_back(KeyField::kVmId);
-      else if (s == "vm.host") r.key.push_back(KeyField::kVmHost);
+      if (s == "vm.id")
+        r.key.push_back(KeyField::kVmId);
+      else if (s == "vm.host")
+        r.key.push_back(KeyField::kVmHost);
       else if (s == "probe.name" && is_probe(r.event) && r.trigger != TriggerKind::kAbsent)
         r.key.push_back(KeyField::kProbeName);
       else if (s == "probe.name")
-        error(LoadCode::kSchema, i, "key: probe.name exists only for rules on probe.ok or probe.failed");
+        error(LoadCode::kSchema, i,
+              "key: probe.name exists only for rules on probe.ok or probe.failed");
       else
-        error(LoadCode::kSchema, i, "key: \"" + s + "\" is not a key field (expected vm.id, vm.host or probe.name)");
+        error(LoadCode::kSchema, i,
+              "key: \"" + s + "\" is not a key field (expected vm.id, vm.host or probe.name)");
     }
-    if (r.trigger == TriggerKind::kAbsent &&
-        (r.key.size() != 1 || r.key[0] != KeyField::kVmId)) {
+    if (r.trigger == TriggerKind::kAbsent && (r.key.size() != 1 || r.key[0] != KeyField::kVmId)) {
       error(LoadCode::kSchema, k, "an absent: rule is keyed by vm.id (absence is tracked per VM)");
     }
   }
@@ -341,12 +408,15 @@ class FileLoader {
   void load_ladder(const YAML::Node& m, Rule& r) {
     YAML::Node d = m["do"];
     if (!d.IsDefined() || d.IsNull()) {
-      error(LoadCode::kAction, m, "missing do: (expected a step or a ladder such as [reboot, reset, notify])");
+      error(LoadCode::kAction, m,
+            "missing do: (expected a step or a ladder such as [reboot, reset, notify])");
       return;
     }
     std::vector<YAML::Node> items;
-    if (d.IsScalar()) items.push_back(d);
-    else if (d.IsSequence()) for (const auto& i : d) items.push_back(i);
+    if (d.IsScalar())
+      items.push_back(d);
+    else if (d.IsSequence())
+      for (const auto& i : d) items.push_back(i);
     if (items.empty()) {
       error(LoadCode::kAction, d, "do: must be a step or a non-empty list of steps");
       return;
@@ -355,13 +425,19 @@ class FileLoader {
     for (const auto& i : items) {
       auto s = i.IsScalar() ? step_from_name(i.Scalar()) : std::nullopt;
       if (!s) {
-        error(LoadCode::kAction, i, "unknown step \"" + (i.IsScalar() ? i.Scalar() : std::string("?")) +
-                                        "\" (expected reboot, reset, restart, stop, start or notify)");
+        std::string name = i.IsScalar() ? i.Scalar() : std::string("?");
+        static const std::vector<std::string> kSteps = {"reboot", "reset", "restart",
+                                                        "stop",   "start", "notify"};
+        error(LoadCode::kAction, i,
+              "unknown step \"" + name +
+                  "\" (expected reboot, reset, restart, stop, start or notify)" +
+                  did_you_mean(name, kSteps));
         continue;
       }
       if (*s != Step::kNotify && !keyed_by_vm) {
-        error(LoadCode::kAction, i, "step " + std::string(step_name(*s)) +
-                                        " needs a VM, but the rule's key has no vm.id; only notify can act on it");
+        error(LoadCode::kAction, i,
+              "step " + std::string(step_name(*s)) +
+                  " needs a VM, but the rule's key has no vm.id; only notify can act on it");
       }
       r.ladder.push_back(*s);
       step_nodes_.push_back(i);
@@ -371,25 +447,36 @@ class FileLoader {
   void load_policies(const YAML::Node& m, Rule& r) {
     if (auto d = duration(m, "cooldown", false)) r.cooldown = *d;
     if (auto d = duration(m, "approval_timeout", true)) r.approval_timeout = *d;
-    if (auto d = duration(m, "heal_within", true)) r.heal_within = *d;
-    else r.heal_within = opts_.defaults.heal_within;
+    if (auto d = duration(m, "heal_within", true))
+      r.heal_within = *d;
+    else
+      r.heal_within = opts_.defaults.heal_within;
     if (auto b = scalar(m, "budget")) {
       auto parsed = parse_budget(*b);
-      if (!parsed.ok()) error(LoadCode::kPolicy, m["budget"], parsed.status().message());
-      else r.budget = *parsed;
+      if (!parsed.ok())
+        error(LoadCode::kPolicy, m["budget"], parsed.status().message());
+      else
+        r.budget = *parsed;
     }
     if (auto a = scalar(m, "approval")) {
-      if (*a == "required") r.approval_required = true;
-      else if (*a != "none") error(LoadCode::kPolicy, m["approval"], "approval: must be none or required, got \"" + *a + "\"");
+      if (*a == "required")
+        r.approval_required = true;
+      else if (*a != "none")
+        error(LoadCode::kPolicy, m["approval"],
+              "approval: must be none or required, got \"" + *a + "\"");
     }
     if (auto mo = scalar(m, "mode")) {
-      if (*mo == "dry-run") r.mode = Mode::kDryRun;
-      else if (*mo != "enforce") error(LoadCode::kPolicy, m["mode"], "mode: must be enforce or dry-run, got \"" + *mo + "\"");
+      if (*mo == "dry-run")
+        r.mode = Mode::kDryRun;
+      else if (*mo != "enforce")
+        error(LoadCode::kPolicy, m["mode"],
+              "mode: must be enforce or dry-run, got \"" + *mo + "\"");
     }
     if (auto s = scalar(m, "storm_guard")) {
       bool v = true;
       if (!YAML::convert<bool>::decode(m["storm_guard"], v)) {
-        error(LoadCode::kPolicy, m["storm_guard"], "storm_guard: must be true or false, got \"" + *s + "\"");
+        error(LoadCode::kPolicy, m["storm_guard"],
+              "storm_guard: must be true or false, got \"" + *s + "\"");
       }
       r.storm_guard = v;
     }
@@ -403,8 +490,11 @@ class FileLoader {
     if (auto msg = scalar(m, "message")) r.message = *msg;
     if (auto desc = scalar(m, "description")) r.description = *desc;
     if (YAML::Node l = m["labels"]; l.IsDefined() && !l.IsNull()) {
-      if (!l.IsMap()) error(LoadCode::kSchema, l, "labels: must be a map of name: value");
-      else for (const auto& kv : l) r.labels.emplace_back(kv.first.Scalar(), kv.second.IsScalar() ? kv.second.Scalar() : "");
+      if (!l.IsMap())
+        error(LoadCode::kSchema, l, "labels: must be a map of name: value");
+      else
+        for (const auto& kv : l)
+          r.labels.emplace_back(kv.first.Scalar(), kv.second.IsScalar() ? kv.second.Scalar() : "");
     }
   }
 
@@ -418,8 +508,8 @@ class FileLoader {
       if (++verbs > b.count) {
         warn(LoadCode::kUnreachableStep, step_nodes_[i],
              "step " + std::to_string(i + 1) + " (" + std::string(step_name(r.ladder[i])) +
-                 ") is unreachable: the budget allows " + std::to_string(b.count) + " actions per " +
-                 format_duration(b.window));
+                 ") is unreachable: the budget allows " + std::to_string(b.count) +
+                 " actions per " + format_duration(b.window));
       }
     }
   }
@@ -437,7 +527,8 @@ class FileLoader {
     check_keys(m);
     YAML::Node name = m["name"];
     if (!name.IsDefined() || !name.IsScalar() || name.Scalar().empty()) {
-      error(LoadCode::kSchema, name.IsDefined() ? name : m, "missing name: (every rule needs a unique name)");
+      error(LoadCode::kSchema, name.IsDefined() ? name : m,
+            "missing name: (every rule needs a unique name)");
     } else {
       r->name = name.Scalar();
       std::string here = file_ + ":" + std::to_string(name.Mark().line + 1);
@@ -469,7 +560,22 @@ class FileLoader {
   std::vector<RulePtr>* rules_;
   bool rule_ok_ = true;
   std::vector<YAML::Node> step_nodes_;
+  size_t first_message_;
 };
+
+// yaml-cpp throws on shapes we did not foresee; that is a schema error in the
+// file, never a crash.
+void run_guarded(const std::string& name, std::string text, const LoadOptions& opts,
+                 std::vector<LoadMessage>* msgs, std::map<std::string, std::string>* names,
+                 std::vector<RulePtr>* rules) {
+  try {
+    FileLoader(name, std::move(text), opts, msgs, names, rules).run();
+  } catch (const YAML::Exception& e) {
+    Diagnostic d{name, e.mark.line + 1, e.mark.column + 1, "unexpected YAML shape: " + e.msg};
+    if (e.mark.is_null()) d.line = d.col = 0;
+    msgs->push_back({LoadCode::kSchema, d});
+  }
+}
 
 LoadResult finish(std::vector<LoadMessage> messages, std::vector<RulePtr> rules) {
   LoadResult res;
@@ -480,11 +586,12 @@ LoadResult finish(std::vector<LoadMessage> messages, std::vector<RulePtr> rules)
 
 }  // namespace
 
-LoadResult load_rule_text(const std::string& text, const std::string& name, const LoadOptions& opts) {
+LoadResult load_rule_text(const std::string& text, const std::string& name,
+                          const LoadOptions& opts) {
   std::vector<LoadMessage> msgs;
   std::map<std::string, std::string> names;
   std::vector<RulePtr> rules;
-  FileLoader(name, text, opts, &msgs, &names, &rules).run();
+  run_guarded(name, text, opts, &msgs, &names, &rules);
   return finish(std::move(msgs), std::move(rules));
 }
 
@@ -500,7 +607,7 @@ LoadResult load_rule_files(const std::vector<std::string>& paths, const LoadOpti
       msgs.push_back({LoadCode::kReadFile, Diagnostic{p, 0, 0, "cannot read the file", false}});
       continue;
     }
-    FileLoader(p, ss.str(), opts, &msgs, &names, &rules).run();
+    run_guarded(p, ss.str(), opts, &msgs, &names, &rules);
   }
   return finish(std::move(msgs), std::move(rules));
 }

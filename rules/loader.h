@@ -24,10 +24,10 @@ enum class LoadCode : uint8_t {
   kAction,            // do: names no step, or a step the key cannot target
   kPolicy,            // cooldown/budget/approval/mode malformed
   // warnings
-  kDuplicateName,     // two rules share a name
-  kUnreachableStep,   // a ladder step the budget never lets run
-  kNeverFires,        // where: is always false
-  kNoRules,           // a file defines no rules
+  kDuplicateName,    // two rules share a name
+  kUnreachableStep,  // a ladder step the budget never lets run
+  kNeverFires,       // where: is always false
+  kNoRules,          // a file defines no rules
 };
 const char* load_code_name(LoadCode c);
 bool is_warning(LoadCode c);

@@ -19,12 +19,18 @@ std::optional<Step> step_from_name(std::string_view name) {
 
 medic::v1::Verb step_verb(Step s) {
   switch (s) {
-    case Step::kReboot: return medic::v1::VERB_REBOOT;
-    case Step::kReset: return medic::v1::VERB_RESET;
-    case Step::kRestart: return medic::v1::VERB_RESTART;
-    case Step::kStop: return medic::v1::VERB_STOP;
-    case Step::kStart: return medic::v1::VERB_START;
-    case Step::kNotify: return medic::v1::VERB_UNSPECIFIED;
+    case Step::kReboot:
+      return medic::v1::VERB_REBOOT;
+    case Step::kReset:
+      return medic::v1::VERB_RESET;
+    case Step::kRestart:
+      return medic::v1::VERB_RESTART;
+    case Step::kStop:
+      return medic::v1::VERB_STOP;
+    case Step::kStart:
+      return medic::v1::VERB_START;
+    case Step::kNotify:
+      return medic::v1::VERB_UNSPECIFIED;
   }
   return medic::v1::VERB_UNSPECIFIED;
 }

@@ -41,7 +41,7 @@ uint32_t next_below(uint64_t& state, uint32_t n) {
 std::string make_uuid(uint64_t& state) {
   uint64_t hi = next_random(state);
   uint64_t lo = next_random(state);
-  hi = (hi & ~0xF000ull) | 0x4000ull;                          // version 4
+  hi = (hi & ~0xF000ull) | 0x4000ull;                         // version 4
   lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
   char buf[40];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
@@ -253,8 +253,7 @@ Status SimHost::apply(Verb verb, uint32_t vi) {
       return {};
     case medic::v1::VERB_RESET:
       if (!has_process(v.state)) {
-        return failed_precondition("cannot reset " + v.name + ": it is " + state +
-                                   " (no process)");
+        return failed_precondition("cannot reset " + v.name + ": it is " + state + " (no process)");
       }
       begin_boot(vi, /*new_process=*/false);
       emit_lifecycle(v, medic::v1::LIFECYCLE_RESET, "reset");
@@ -337,6 +336,7 @@ Status SimHost::inject_vm(FaultKind kind, uint32_t vi) {
       return {};
     case FaultKind::kFlapping:
       MEDIC_RETURN_IF_ERROR(need_process());
+      if (v.bits & kBitFlapping) return {};  // one flap cycle per VM, not two interleaved
       v.bits |= kBitFlapping;
       if (v.state == VM_STATE_RUNNING && !v.flap_down) {
         v.flap_down = true;
@@ -371,13 +371,22 @@ void SimHost::restore() {
 
 SimFleet::SimFleet(Clock& clock, SimOptions options)
     : clock_(clock), opts_(std::move(options)), fault_rng_(opts_.seed ^ 0x5EEDFA17ull) {
+  // A zero interval would tick forever at one instant.
+  if (opts_.heartbeat_interval <= Duration::zero()) {
+    opts_.heartbeat_interval = std::chrono::seconds(1);
+  }
+  if (!opts_.host_names.empty()) opts_.hosts = static_cast<int>(opts_.host_names.size());
+  opts_.hosts = std::max(opts_.hosts, 0);
+  opts_.vms_per_host = std::max(opts_.vms_per_host, 0);
   uint64_t id_rng = opts_.seed;
   const int host_width = std::max(2, digits(opts_.hosts));
   const int vm_width = std::max(3, digits(opts_.vms_per_host));
   const Time start = clock_.now();
   for (int h = 0; h < opts_.hosts; ++h) {
     auto host = std::unique_ptr<SimHost>(
-        new SimHost(*this, static_cast<uint32_t>(h), numbered("host-", h + 1, host_width)));
+        new SimHost(*this, static_cast<uint32_t>(h),
+                    opts_.host_names.empty() ? numbered("host-", h + 1, host_width)
+                                             : opts_.host_names[static_cast<size_t>(h)]));
     host->vms_.resize(static_cast<size_t>(opts_.vms_per_host));
     for (int m = 0; m < opts_.vms_per_host; ++m) {
       auto& v = host->vms_[static_cast<size_t>(m)];
@@ -421,12 +430,24 @@ void SimFleet::schedule(Time at, Task task) {
 
 void SimFleet::run(const Task& t) {
   switch (t.kind) {
-    case TaskKind::kTick: hosts_[t.host]->tick(); break;
-    case TaskKind::kBootDone: hosts_[t.host]->boot_done(t.vm, t.gen); break;
-    case TaskKind::kShutdownDone: hosts_[t.host]->shutdown_done(t.vm, t.gen); break;
-    case TaskKind::kFlapFail: hosts_[t.host]->flap_fail(t.vm, t.gen); break;
-    case TaskKind::kFlapHeal: hosts_[t.host]->flap_heal(t.vm, t.gen); break;
-    case TaskKind::kInject: scheduled_injection(); break;
+    case TaskKind::kTick:
+      hosts_[t.host]->tick();
+      break;
+    case TaskKind::kBootDone:
+      hosts_[t.host]->boot_done(t.vm, t.gen);
+      break;
+    case TaskKind::kShutdownDone:
+      hosts_[t.host]->shutdown_done(t.vm, t.gen);
+      break;
+    case TaskKind::kFlapFail:
+      hosts_[t.host]->flap_fail(t.vm, t.gen);
+      break;
+    case TaskKind::kFlapHeal:
+      hosts_[t.host]->flap_heal(t.vm, t.gen);
+      break;
+    case TaskKind::kInject:
+      scheduled_injection();
+      break;
     case TaskKind::kHostHeal: {
       SimHost& h = *hosts_[t.host];
       if (h.host_fault_gen_ == t.gen) (void)heal_host(h.name_);
@@ -436,7 +457,7 @@ void SimFleet::run(const Task& t) {
 }
 
 void SimFleet::schedule_next_injection() {
-  if (opts_.faults_per_hour <= 0) return;
+  if (opts_.faults_per_hour <= 0 || hosts_.empty()) return;
   double total = 0;
   for (double w : weights_) total += w;
   if (total <= 0) return;
@@ -500,8 +521,8 @@ Status SimFleet::inject_at(FaultKind kind, uint32_t hi, std::optional<uint32_t> 
   if (is_host_fault(kind)) {
     ++h.host_fault_gen_;
     if (scheduled) {
-      Duration d = kind == FaultKind::kPartition ? opts_.partition_duration
-                                                  : opts_.host_loss_duration;
+      Duration d =
+          kind == FaultKind::kPartition ? opts_.partition_duration : opts_.host_loss_duration;
       schedule(clock_.now() + d, {TaskKind::kHostHeal, hi, 0, h.host_fault_gen_});
     }
   }

@@ -35,8 +35,9 @@
 // per-host heartbeat tick, boot completions, scheduled faults) and from
 // execute()/inject(), all on that thread; poll() has nothing to do.
 //
-// Cost: one timer per host per heartbeat interval walks that host's VMs; a VM
-// is a few dozen bytes plus its id and name, so 100k VMs fit in ~20 MB.
+// Cost: one timer per host per heartbeat interval walks that host's VMs (no
+// timer or allocation per heartbeat); 100k VMs take ~60 MB, most of it the id
+// and name indexes. bench/sim_bench measures reports per second.
 #pragma once
 
 #include <array>
@@ -51,6 +52,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/status.h"
 #include "vmm/hypervisor.h"
 
@@ -74,6 +76,9 @@ bool is_host_fault(FaultKind kind);
 
 struct SimOptions {
   int hosts = 3;
+  // Host names; when set they replace host-01, host-02, ... and their count
+  // replaces `hosts` (an agent simulates its own host under its own name).
+  std::vector<std::string> host_names;
   int vms_per_host = 10;
   uint64_t seed = 1;
   Duration heartbeat_interval = std::chrono::seconds(1);
@@ -93,6 +98,12 @@ struct SimOptions {
   Duration partition_duration = std::chrono::minutes(2);
   Duration host_loss_duration = std::chrono::minutes(10);
 };
+
+// Reads a `sim:` map of a config file into SimOptions, starting from the
+// defaults; keys as in SimOptions (durations like "20s", fault_weights a map
+// of fault name to weight). Problems, unknown keys included, go to `reader`
+// with file:line:col; check reader.ok() before using the result.
+SimOptions read_sim_options(ConfigReader& reader, const YAML::Node& map);
 
 // One fault the fleet applied, on demand or from the schedule.
 struct InjectedFault {
@@ -184,7 +195,8 @@ class SimHost final : public Hypervisor {
 
 class SimFleet {
  public:
-  // REQUIRES: options.hosts >= 1, options.vms_per_host >= 0, intervals > 0.
+  // A non-positive heartbeat_interval is taken as 1s; other durations must be
+  // positive.
   SimFleet(Clock& clock, SimOptions options);
   ~SimFleet();
   SimFleet(const SimFleet&) = delete;

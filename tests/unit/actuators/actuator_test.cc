@@ -1,6 +1,7 @@
 #include "actuators/actuator.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "tests/testing/testing.h"
 #include "tests/unit/actuators/fixtures.h"
@@ -390,6 +391,84 @@ TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
   EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
   EXPECT_NE(r->reason().find("exited with code 3"), std::string::npos) << r->reason();
   EXPECT_EQ(r->output(), "no such vm\n");
+}
+
+TEST_F(ActuatorTest, AQueuedActionThatExpiredBeforeARestartIsRejectedNotRun) {
+  {
+    auto j = Journal::open(opts.journal_path);
+    ASSERT_TRUE(j.ok());
+    auto a = make_action("late", "host-a", "vm-1", clock.now() - 90s);
+    ASSERT_TRUE((*j)->insert(a, JournalState::kReceived, clock.now() - 90s).ok());
+  }
+  start_actuator();
+  ASSERT_TRUE(wait([&] { return engine->results_for("late") > 0; }));
+  const ActionResult* r = engine->last_result("late");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_REJECTED);
+  EXPECT_NE(r->reason().find("expired before it could be executed"), std::string::npos);
+  EXPECT_TRUE(hv.executed.empty());
+}
+
+TEST_F(ActuatorTest, IgnoresAResultAcknowledgementSignedByAnActuatorKey) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  send(make_action("own", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("own") == 1; }));
+  // host-a's own key may sign acks (for the engine), but only the engine may
+  // tell this actuator to stop re-sending.
+  fabric::Sealer self(keys.host_a);
+  ActionAck ack;
+  ack.set_action_id("own");
+  ack.set_what(ActionAck::WHAT_RESULT_RECEIVED);
+  send_raw(self.seal(medic::v1::KIND_ACTION_ACK, "host-a", ack.SerializeAsString(), clock.now()));
+  ASSERT_TRUE(wait([&] { return act->stats().unattributed == 1; }));
+  EXPECT_EQ(act->results_unacked(), 1u);
+}
+
+TEST_F(ActuatorTest, PrunesFinishedEntriesAfterTheRetentionTime) {
+  hv.heal_on_execute = true;
+  opts.retention = 2h;
+  opts.prune_interval = 10min;
+  start_actuator();
+  send(make_action("p1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("p1") == 1; }));
+  ack_result("p1");
+  ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
+  clock.advance(1h);
+  EXPECT_TRUE(act->journal().find("p1").ok()) << "kept within the retention time";
+  clock.advance(1h + 10min);
+  EXPECT_EQ(act->journal().find("p1").status().code(), Code::kNotFound);
+}
+
+TEST_F(ActuatorTest, DoesNotExecuteWhenTheJournalCannotRecordTheExecution) {
+  opts.journal_busy_timeout = 20ms;
+  sqlite3* other = nullptr;
+  opts.failpoint = [&](std::string_view at) {
+    // Another writer holds the journal exactly when `executing` is written.
+    if (at != "before_journal") return;
+    ASSERT_EQ(sqlite3_open(opts.journal_path.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  };
+  start_actuator();
+  send(make_action("locked", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return other != nullptr; }));
+  settle();
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().executed, 0u);
+  EXPECT_EQ(acks_for("locked"), 1u) << "it was received and journaled as such";
+  auto e = act->journal().find("locked");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->state, JournalState::kReceived);
+}
+
+TEST_F(ActuatorTest, HookOutputThatIsNotUtf8IsCleanedSoTheResultStillParses) {
+  // 0xff is never valid; "\xc3" alone is a cut two-byte character.
+  opts.restart_hook = {"/bin/sh", "-c", "printf 'ok \\377 caf\\303\\251 \\303'; exit 1"};
+  start_actuator();
+  send(make_action("bytes", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART));
+  ASSERT_TRUE(wait([&] { return engine->results_for("bytes") > 0; }));
+  EXPECT_EQ(engine->last_result("bytes")->output(), "ok ? caf\u00e9 ?");
 }
 
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {

@@ -96,8 +96,25 @@ class FakeHypervisor final : public vmm::Hypervisor {
       it->second.last_heartbeat = clock_.now();
     } else {
       it->second.state = medic::v1::VM_STATE_BOOTING;
+      if (boot_time > Duration::zero()) {
+        std::string id = vm;
+        clock_.schedule_after(boot_time, [this, id] { heartbeat(id); });
+      }
     }
     return {};
+  }
+
+  // The guest panics: state panicked and a lifecycle event to the subscriber.
+  void panic(const std::string& vm) {
+    vms[vm].state = medic::v1::VM_STATE_PANICKED;
+    if (sink_) {
+      vmm::VmEvent ev;
+      ev.type = vmm::VmEvent::Type::kLifecycle;
+      ev.vm = vm;
+      ev.what = medic::v1::LIFECYCLE_PANICKED;
+      ev.at = clock_.now();
+      sink_(ev);
+    }
   }
 
   void add_vm(const std::string& id, vmm::VmState state = medic::v1::VM_STATE_RUNNING) {
@@ -117,6 +134,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   std::vector<std::string> executed;
   Status next_status;
   bool heal_on_execute = false;
+  Duration boot_time{0};  // when set, the guest heartbeats this long after a verb
   std::string record_file;
 
  private:
@@ -260,6 +278,108 @@ inline ActuatorOptions actuator_options(const Keys& keys, const std::string& end
   o.execute_timeout = 5s;
   o.result_initial_backoff = 200ms;
   o.result_max_backoff = 2s;
+  return o;
+}
+
+// An actuator stand-in: a DEALER (routing id = host) that records the
+// actions it receives and answers only when told.
+class FakeActuator {
+ public:
+  FakeActuator(fabric::Context& ctx, Keys& keys, const fabric::Identity& self,
+               const std::string& host, const std::string& endpoint, Clock& clock)
+      : host_(host), clock_(clock), sealer_(self), opener_(keys.trust, clock) {
+    fabric::SocketOptions so;
+    so.routing_id = host;
+    auto s = ctx.connect(zmq::socket_type::dealer, endpoint, self, keys.engine.public_key(), so);
+    EXPECT_TRUE(s.ok()) << s.status();
+    socket_ = std::move(s).value();
+    opener_.expect_kinds({medic::v1::KIND_ACTION, medic::v1::KIND_ACTION_ACK});
+    opener_.expect_host(host);
+  }
+
+  void poll() {
+    while (true) {
+      zmq::message_t m;
+      if (!socket_.recv(m, zmq::recv_flags::dontwait)) return;
+      fabric::Opened o;
+      std::string detail;
+      // Frames sealed during a long virtual-clock jump arrive stale: count them.
+      if (opener_.open(m.to_string_view(), &o, &detail) != fabric::OpenError::kOk) {
+        ++refused;
+        continue;
+      }
+      if (o.envelope.kind() == medic::v1::KIND_ACTION) {
+        medic::v1::Action a;
+        a.ParseFromString(o.envelope.payload());
+        actions.push_back(a);
+        seqs.push_back(o.envelope.seq());
+      } else {
+        medic::v1::ActionAck ack;
+        ack.ParseFromString(o.envelope.payload());
+        result_acks.push_back(ack.action_id());
+      }
+    }
+  }
+  void ack(const std::string& id) {
+    medic::v1::ActionAck ack;
+    ack.set_action_id(id);
+    ack.set_what(medic::v1::ActionAck::WHAT_RECEIVED);
+    send(medic::v1::KIND_ACTION_ACK, ack.SerializeAsString());
+  }
+  void result(const medic::v1::ActionResult& r) {
+    send(medic::v1::KIND_ACTION_RESULT, r.SerializeAsString());
+  }
+  void send(medic::v1::Kind kind, const std::string& payload) {
+    std::string frame = sealer_.seal(kind, host_, payload, clock_.now());
+    socket_.send(zmq::buffer(frame), zmq::send_flags::none);
+  }
+
+  std::vector<medic::v1::Action> actions;
+  std::vector<uint64_t> seqs;
+  std::vector<std::string> result_acks;
+  size_t refused = 0;
+
+ private:
+  std::string host_;
+  Clock& clock_;
+  fabric::Sealer sealer_;
+  fabric::Opener opener_;
+  zmq::socket_t socket_;
+};
+
+// Collects a dispatcher's transitions as "type id" strings.
+struct EventLog {
+  std::vector<DispatchEvent> events;
+  Dispatcher::Sink sink() {
+    return [this](const DispatchEvent& e) { events.push_back(e); };
+  }
+  std::vector<std::string> names(const std::string& id) const {
+    std::vector<std::string> out;
+    for (auto& e : events) {
+      if (e.action.id() == id) out.push_back(dispatch_event_name(e.type));
+    }
+    return out;
+  }
+  const DispatchEvent* last(const std::string& id) const {
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->action.id() == id) return &*it;
+    }
+    return nullptr;
+  }
+  bool ended(const std::string& id) const {
+    auto* e = last(id);
+    return e && e->type != DispatchEvent::Type::kDispatched &&
+           e->type != DispatchEvent::Type::kAcked;
+  }
+};
+
+inline DispatcherOptions dispatcher_options() {
+  DispatcherOptions o;
+  o.endpoint = "tcp://127.0.0.1:*";
+  o.initial_backoff = 200ms;
+  o.max_backoff = 2s;
+  o.default_watch = 10s;
+  o.result_grace = 30s;
   return o;
 }
 

@@ -59,28 +59,58 @@ class ReceiverTest : public ::testing::Test {
   zmq::socket_t urgent_;
 };
 
-TEST_F(ReceiverTest, UrgentLaneIsDrainedBeforeQueuedBulk) {
-  Sealer bulk_sealer(host_, 0);
-  Sealer urgent_sealer(host_, 1);
+// Over inproc every send lands in the receiver's queue before send returns,
+// so the test knows exactly what is queued when it drains.
+TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
+  TrustStore trust;
+  Identity engine = identity_for(33);
+  Identity host = identity_for(34);
+  ASSERT_TRUE(trust.add(node("engine", engine, test::kEngine, {"*"})).ok());
+  ASSERT_TRUE(trust.add(node("host-a", host, test::kCollector, {"host-a"})).ok());
+  auto ctx = Context::create(trust);
+  ASSERT_TRUE(ctx.ok());
+  SystemClock clock;
+  auto receiver = EventReceiver::create(**ctx, {"inproc://bulk", "inproc://urgent"}, engine,
+                                        trust, clock);
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  auto bulk = (*ctx)->connect(zmq::socket_type::pub, "inproc://bulk", host, engine.public_key());
+  auto urgent = (*ctx)->connect(zmq::socket_type::pub, "inproc://urgent", host, engine.public_key());
+  ASSERT_TRUE(bulk.ok() && urgent.ok());
+  // Until each PUB has seen its subscriber, probes are dropped; read each
+  // lane's socket directly until its probe shows up, then nothing is in flight.
+  auto ready = [](zmq::socket_t& pub, zmq::socket_t& sub) {
+    return testing::wait_until([&] {
+      pub.send(zmq::str_buffer("probe"), zmq::send_flags::dontwait);
+      bool got = false;
+      zmq::message_t m;
+      while (sub.recv(m, zmq::recv_flags::dontwait)) got = true;
+      return got;
+    }, 10s);
+  };
+  ASSERT_TRUE(ready(*bulk, (*receiver)->bulk_socket()));
+  ASSERT_TRUE(ready(*urgent, (*receiver)->urgent_socket()));
+
+  Sealer bulk_sealer(host, 0);
+  Sealer urgent_sealer(host, 1);
+  auto frame = [&](Sealer& s, const std::string& vm) {
+    medic::v1::EventBatch b;
+    auto* e = b.add_events();
+    e->set_host("host-a");
+    e->set_vm(vm);
+    return s.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), clock.now());
+  };
   for (int i = 0; i < 100; ++i) {
-    bulk_.send(zmq::buffer(batch_frame(bulk_sealer, "bulk-" + std::to_string(i))), zmq::send_flags::none);
+    bulk->send(zmq::buffer(frame(bulk_sealer, "bulk-" + std::to_string(i))), zmq::send_flags::none);
   }
-  urgent_.send(zmq::buffer(batch_frame(urgent_sealer, "panic")), zmq::send_flags::none);
+  urgent->send(zmq::buffer(frame(urgent_sealer, "panic")), zmq::send_flags::none);
   std::vector<std::string> order;
-  // Wait until everything has arrived in the sockets' queues, reading nothing.
-  ASSERT_TRUE(testing::wait_until([&] {
-    return (receiver_->urgent_socket().get(zmq::sockopt::events) & ZMQ_POLLIN) &&
-           (receiver_->bulk_socket().get(zmq::sockopt::events) & ZMQ_POLLIN);
-  }, 10s));
-  ASSERT_TRUE(testing::wait_until([&] {
-    receiver_->drain([&](std::string_view, const Opened&, const medic::v1::EventBatch& b, bool urgent) {
-      order.push_back((urgent ? "U:" : "B:") + b.events(0).vm());
-    }, 1000);
-    return order.size() >= 101;
-  }, 10s));
+  (*receiver)->drain([&](std::string_view, const Opened&, const medic::v1::EventBatch& b,
+                         bool is_urgent) { order.push_back((is_urgent ? "U:" : "B:") + b.events(0).vm()); },
+                     1000);
   ASSERT_EQ(order.size(), 101u);
   EXPECT_EQ(order[0], "U:panic");
   EXPECT_EQ(order[1], "B:bulk-0");
+  EXPECT_EQ(order[100], "B:bulk-99");
 }
 
 TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) {

@@ -32,7 +32,8 @@ TEST(Loader, LoadsTheDesignExample) {
     count: 3
     within: 10m
     do: notify
-)", "r.yaml");
+)",
+                          "r.yaml");
   ASSERT_TRUE(r.ok()) << messages(r);
   ASSERT_EQ(r.rules->size(), 3u);
   const Rule& a = *r.rules->rules()[0];
@@ -65,25 +66,31 @@ TEST(Loader, VersionChangesWhenTheRuleChanges) {
 }
 
 TEST(Loader, MapsExpressionErrorsToTheFilePositionInsideThePlainScalar) {
-  auto r = load_rule_text("rules:\n  - name: x\n    on: vm.panicked\n    where: vm.uptime > 30\n    do: reset\n",
-                          "r.yaml");
+  auto r = load_rule_text(
+      "rules:\n  - name: x\n    on: vm.panicked\n    where: vm.uptime > 30\n    do: reset\n",
+      "r.yaml");
   ASSERT_FALSE(r.ok());
   // "    where: " is 11 characters; '>' is at offset 10 of the expression.
-  EXPECT_TRUE(has(r, "r.yaml:4:22: error: cannot compare vm.uptime (a duration) with a number literal using >"))
+  EXPECT_TRUE(has(
+      r, "r.yaml:4:22: error: cannot compare vm.uptime (a duration) with a number literal using >"))
       << messages(r);
   EXPECT_TRUE(has(r, "[expr-type]"));
 }
 
 TEST(Loader, MapsExpressionErrorsInsideQuotedAndBlockScalars) {
-  auto q = load_rule_text("rules:\n  - name: x\n    on: vm.panicked\n    where: 'vm.nope == 1'\n    do: reset\n", "q.yaml");
+  auto q = load_rule_text(
+      "rules:\n  - name: x\n    on: vm.panicked\n    where: 'vm.nope == 1'\n    do: reset\n",
+      "q.yaml");
   EXPECT_TRUE(has(q, "q.yaml:4:13: error: unknown field \"vm.nope\"")) << messages(q);
   auto b = load_rule_text(
-      "rules:\n  - name: x\n    on: vm.panicked\n    where: |\n      vm.id == \"a\"\n        and vm.cpu_percent > \"high\"\n    do: reset\n",
+      "rules:\n  - name: x\n    on: vm.panicked\n    where: |\n      vm.id == \"a\"\n        and "
+      "vm.cpu_percent > \"high\"\n    do: reset\n",
       "b.yaml");
   // Second line of the block, the > is at column 28.
   EXPECT_TRUE(has(b, "b.yaml:6:28: error: cannot compare vm.cpu_percent")) << messages(b);
   auto f = load_rule_text(
-      "rules:\n  - name: x\n    on: vm.panicked\n    where: >-\n      vm.id == \"a\" and\n      vm.bogus\n    do: reset\n",
+      "rules:\n  - name: x\n    on: vm.panicked\n    where: >-\n      vm.id == \"a\" and\n      "
+      "vm.bogus\n    do: reset\n",
       "f.yaml");
   EXPECT_TRUE(has(f, "f.yaml:6:7: error: unknown field \"vm.bogus\"")) << messages(f);
 }
@@ -106,16 +113,26 @@ TEST(Loader, ReportsEveryProblemOfEveryRuleInOnePass) {
     mode: yolo
     colour: red
 )");
-  std::string b = dir.write("b.yaml", "rules:\n  - name: four\n    do: reset\n  - name: one\n    on: vm.crashed\n    do: restart\n");
+  std::string b = dir.write("b.yaml",
+                            "rules:\n  - name: four\n    do: reset\n  - name: one\n    on: "
+                            "vm.crashed\n    do: restart\n");
   auto r = load_rule_files({a, b, dir.file("missing.yaml")});
   EXPECT_FALSE(r.ok());
   std::string m = messages(r);
-  EXPECT_TRUE(has(r, a + ":3:9: error: unknown event type \"vm.panicd\" in on: (expected one of vm.state")) << m;
+  EXPECT_TRUE(
+      has(r, a + ":3:9: error: unknown event type \"vm.panicd\" in on:; did you mean vm.panicked?"))
+      << m;
   EXPECT_TRUE(has(r, "[unknown-event-type]")) << m;
   EXPECT_TRUE(has(r, a + ":6:13: error: absent: needs for: DURATION")) << m;
-  EXPECT_TRUE(has(r, a + ":7:18: error: unknown step \"explode\" (expected reboot, reset, restart, stop, start or notify) [action]")) << m;
-  EXPECT_TRUE(has(r, a + ":10:20: error: expected a field or a value, got the end of the expression [expr-syntax]")) << m;
-  EXPECT_TRUE(has(r, a + ":12:13: error: invalid budget \"lots\" (expected N per DURATION, such as 3 per 1h) [policy]")) << m;
+  EXPECT_TRUE(has(r, a + ":7:18: error: unknown step \"explode\" (expected reboot, reset, restart, "
+                         "stop, start or notify) [action]"))
+      << m;
+  EXPECT_TRUE(has(r, a + ":10:20: error: expected a field or a value, got the end of the "
+                         "expression [expr-syntax]"))
+      << m;
+  EXPECT_TRUE(has(r, a + ":12:13: error: invalid budget \"lots\" (expected N per DURATION, such as "
+                         "3 per 1h) [policy]"))
+      << m;
   EXPECT_TRUE(has(r, a + ":13:15: error: approval: must be none or required")) << m;
   EXPECT_TRUE(has(r, a + ":14:11: error: mode: must be enforce or dry-run")) << m;
   EXPECT_TRUE(has(r, a + ":15:5: error: unknown rule key \"colour\"")) << m;
@@ -143,7 +160,8 @@ TEST(Loader, RejectsBadTriggerCombinations) {
   - {name: g, on: vm.crashed, key: vm.host, do: restart}
   - {name: h, on: vm.crashed, healed_by: vm.fine, do: restart}
   - {name: i, on: vm.crashed, key: probe.name, do: notify}
-)", "t.yaml");
+)",
+                          "t.yaml");
   std::string m = messages(r);
   EXPECT_TRUE(has(r, "one trigger: on: or absent:, not both [trigger]")) << m;
   EXPECT_TRUE(has(r, "count: and within: go together")) << m;
@@ -152,7 +170,8 @@ TEST(Loader, RejectsBadTriggerCombinations) {
   EXPECT_TRUE(has(r, "for: must be longer than 0s")) << m;
   EXPECT_TRUE(has(r, "an absent: rule is keyed by vm.id")) << m;
   EXPECT_TRUE(has(r, "step restart needs a VM, but the rule's key has no vm.id")) << m;
-  EXPECT_TRUE(has(r, "unknown event type \"vm.fine\" in healed_by:")) << m;
+  EXPECT_TRUE(has(r, "unknown event type \"vm.fine\" in healed_by: (expected one of vm.state, "))
+      << m;
   EXPECT_TRUE(has(r, "key: probe.name exists only for rules on probe.ok or probe.failed")) << m;
   EXPECT_EQ(r.error_count(), 9u) << m;
 }
@@ -168,12 +187,17 @@ TEST(Loader, WarnsAboutRulesThatCanNeverFireAndUnreachableSteps) {
     for: 30s
     do: [reboot, notify, reset, restart]
     budget: 2 per 1h
-)", "w.yaml");
+)",
+                          "w.yaml");
   ASSERT_TRUE(r.ok()) << messages(r);
   EXPECT_EQ(r.warning_count(), 2u) << messages(r);
-  EXPECT_TRUE(has(r, "w.yaml:4:12: warning: where: is always false, so rule \"never\" can never fire [never-fires]"))
+  EXPECT_TRUE(has(r,
+                  "w.yaml:4:12: warning: where: is always false, so rule \"never\" can never fire "
+                  "[never-fires]"))
       << messages(r);
-  EXPECT_TRUE(has(r, "w.yaml:9:33: warning: step 4 (restart) is unreachable: the budget allows 2 actions per 1h [unreachable-step]"))
+  EXPECT_TRUE(has(r,
+                  "w.yaml:9:33: warning: step 4 (restart) is unreachable: the budget allows 2 "
+                  "actions per 1h [unreachable-step]"))
       << messages(r);
   EXPECT_EQ(r.rules->size(), 2u);  // warnings do not stop loading
 }
@@ -201,7 +225,8 @@ TEST(Loader, DefaultsHealSignalFromTheTrigger) {
   - {name: p, on: probe.failed, key: [vm.id, probe.name], do: restart}
   - {name: a, absent: probe.ok, for: 1m, do: restart}
   - {name: w, on: vm.watchdog, do: reset, healed_by: vm.state}
-)", "h.yaml");
+)",
+                          "h.yaml");
   ASSERT_TRUE(r.ok()) << messages(r);
   EXPECT_EQ(r.rules->rules()[0]->healed_by, EventType::kProbeOk);
   EXPECT_EQ(r.rules->rules()[1]->healed_by, EventType::kProbeOk);

@@ -135,8 +135,8 @@ TEST_F(SimFaults, ASoftHangIsHealedByAcpiReboot) {
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
   ASSERT_TRUE(run(VERB_REBOOT).ok());
   EXPECT_TRUE(heals_after_boot());
-  EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_SHUTDOWN,
-                                                        medic::v1::LIFECYCLE_STARTED));
+  EXPECT_THAT(lifecycle_of(vm_),
+              ::testing::ElementsAre(medic::v1::LIFECYCLE_SHUTDOWN, medic::v1::LIFECYCLE_STARTED));
 }
 
 // ------------------------------------------------------------------- panic
@@ -258,6 +258,16 @@ TEST_F(SimFaults, AFlappingVmFailsAndRecoversRepeatedly) {
     EXPECT_EQ(heartbeats_over(vm_, options().flap_up), 60u) << cycle;
   }
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
+}
+
+TEST_F(SimFaults, InjectingFlappingTwiceKeepsOneCycle) {
+  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  clock_.advance(options().flap_down + 30s);
+  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  // Still up until the first cycle's next failure, 60s after it came back.
+  EXPECT_EQ(heartbeats_over(vm_, 30s), 30u);
+  EXPECT_EQ(heartbeats_over(vm_, options().flap_down), 0u);
+  EXPECT_EQ(heartbeats_over(vm_, options().flap_up), 60u);
 }
 
 TEST_F(SimFaults, ResetEndsAFlapButItFailsAgainLater) {

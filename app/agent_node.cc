@@ -1,0 +1,148 @@
+#include "app/agent_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "vmm/vmadm/vmadm.h"
+
+namespace medic::app {
+namespace {
+
+std::string resolve(const std::string& dir, const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  return (std::filesystem::path(dir) / p).lexically_normal().string();
+}
+
+}  // namespace
+
+Result<AgentConfig> load_agent_config(const std::string& path, bool want_collector,
+                                      bool want_actuator) {
+  auto root = load_yaml_file(path);
+  if (!root.ok()) return root.status();
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  ConfigReader r(path);
+  if (!r.expect_map(*root, "agent.yaml")) return r.status();
+  r.check_keys(*root, {"collector", "actuator"});
+  AgentConfig c;
+  YAML::Node col = (*root)["collector"];
+  YAML::Node act = (*root)["actuator"];
+  if (want_collector && !col.IsDefined()) r.error(*root, "missing the \"collector:\" section");
+  if (want_actuator && !act.IsDefined()) r.error(*root, "missing the \"actuator:\" section");
+  if (want_collector && col.IsDefined()) {
+    c.collector = collectors::read_collector_config(r, col);
+    if (c.collector) {
+      c.collector->key_file = resolve(dir, c.collector->key_file);
+      c.collector->trust_file = resolve(dir, c.collector->trust_file);
+      c.host = c.collector->host;
+      c.key_file = c.collector->key_file;
+      c.trust_file = c.collector->trust_file;
+    }
+  }
+  if (want_actuator && act.IsDefined()) {
+    auto a = actuators::parse_actuator_config(act, r);
+    a.key_file = resolve(dir, a.key_file);
+    a.trust_store = resolve(dir, a.trust_store);
+    a.options.journal_path = resolve(dir, a.options.journal_path);
+    if (r.ok()) {
+      if (!c.host.empty() && c.host != a.options.host) {
+        r.error(act["host"], "actuator host \"" + a.options.host +
+                                 "\" differs from the collector's \"" + c.host + "\"");
+      }
+      if (!c.key_file.empty() && c.key_file != a.key_file) {
+        r.error(act["key_file"], "collector and actuator of one agent must use one key file");
+      }
+      c.host = a.options.host;
+      c.key_file = a.key_file;
+      if (c.trust_file.empty()) c.trust_file = a.trust_store;
+      c.actuator = std::move(a);
+    }
+  }
+  if (!r.ok()) return r.status();
+  return c;
+}
+
+Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
+                             const std::string& file, Clock& clock) {
+  ConfigReader r(file);
+  Backend b;
+  auto kind = r.string(backend, "kind", true);
+  if (!kind) return r.status();
+  // The backend's own reader checks the rest of the map.
+  YAML::Node rest = YAML::Clone(backend);
+  rest.remove("kind");
+  if (*kind == "sim") {
+    vmm::sim::SimOptions o = vmm::sim::read_sim_options(r, rest);
+    if (!r.ok()) return r.status();
+    o.host_names = {host};
+    b.fleet = std::make_unique<vmm::sim::SimFleet>(clock, o);
+    b.hypervisor = &b.fleet->host(0);
+    return b;
+  }
+  if (*kind == "vmadm") {
+    vmm::vmadm::VmadmOptions o = vmm::vmadm::read_vmadm_options(r, rest);
+    if (!r.ok()) return r.status();
+    o.host = host;
+    b.owned = std::make_unique<vmm::vmadm::VmadmHypervisor>(o);
+    b.hypervisor = b.owned.get();
+    return b;
+  }
+  r.error(backend["kind"], "unknown backend kind \"" + *kind + "\" (expected sim or vmadm)");
+  return r.status();
+}
+
+Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, Deps deps) {
+  if (!deps.ctx || !deps.identity || !deps.trust || !deps.clock || !deps.hypervisor) {
+    return invalid_argument("agent node: missing dependency");
+  }
+  std::unique_ptr<AgentNode> node(new AgentNode());
+  node->deps_ = deps;
+  if (config.collector) {
+    auto publisher = collectors::ZmqPublisher::create(*deps.ctx, *deps.identity,
+                                                      config.collector->engines,
+                                                      config.collector->lanes);
+    if (!publisher.ok()) return publisher.status().with_context("collector");
+    node->publisher_ = std::move(*publisher);
+    node->stats_ = collectors::make_process_stats(config.collector->proc_root);
+    collectors::CollectorDeps cd;
+    cd.hypervisor = deps.hypervisor;
+    cd.clock = deps.clock;
+    cd.identity = deps.identity;
+    cd.publisher = node->publisher_.get();
+    cd.process_stats = node->stats_.get();
+    auto collector = collectors::Collector::create(cd, collectors::options_from_config(*config.collector));
+    if (!collector.ok()) return collector.status().with_context("collector");
+    node->collector_ = std::move(*collector);
+    node->collector_->start();
+  }
+  if (config.actuator) {
+    actuators::ActuatorOptions o = config.actuator->options;
+    o.drive_hypervisor = !config.collector;
+    auto actuator = actuators::Actuator::create(o, *deps.ctx, *deps.identity, *deps.trust,
+                                                *deps.hypervisor, *deps.clock);
+    if (!actuator.ok()) return actuator.status().with_context("actuator");
+    node->actuator_ = std::move(*actuator);
+  }
+  // One backend, two listeners: the collector reports, the actuator watches.
+  collectors::Collector* c = node->collector_.get();
+  actuators::Actuator* a = node->actuator_.get();
+  deps.hypervisor->subscribe([c, a](const vmm::VmEvent& e) {
+    if (c) c->on_vm_event(e);
+    if (a) a->on_vm_event(e);
+  });
+  return node;
+}
+
+void AgentNode::run_once(Duration max_wait) {
+  if (collector_ && actuator_) {
+    collector_->run_once(Duration(0));
+    actuator_->run_once(std::min(max_wait, Duration(std::chrono::milliseconds(5))));
+  } else if (collector_) {
+    collector_->run_once(max_wait);
+  } else if (actuator_) {
+    actuator_->run_once(max_wait);
+  }
+}
+
+}  // namespace medic::app

@@ -1,0 +1,81 @@
+// One host agent, composed: the backend for this host, its collector and its
+// actuator, on one thread and one Clock. The backend's events go to both
+// (the collector reports them, the actuator watches healing with them).
+//
+// agent.yaml has a `collector:` section (collectors/config.h; its `backend:`
+// map chooses the hypervisor) and an `actuator:` section
+// (actuators/config.h). Either may be left out to run the other alone
+// (`medic collector`, `medic actuator`).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "actuators/actuator.h"
+#include "actuators/config.h"
+#include "collectors/collector.h"
+#include "collectors/config.h"
+#include "collectors/process_stats.h"
+#include "collectors/publisher.h"
+#include "core/clock.h"
+#include "fabric/transport.h"
+#include "vmm/hypervisor.h"
+#include "vmm/sim/sim.h"
+
+namespace medic::app {
+
+struct AgentConfig {
+  std::optional<collectors::CollectorConfig> collector;
+  std::optional<actuators::ActuatorConfig> actuator;
+  std::string host;      // from whichever section is present (they must agree)
+  std::string key_file;
+  std::string trust_file;
+};
+
+// Reads agent.yaml. `want_collector` / `want_actuator` say which sections
+// the subcommand needs; a missing one it needs is an error.
+Result<AgentConfig> load_agent_config(const std::string& path, bool want_collector,
+                                      bool want_actuator);
+
+// The hypervisor for this host, as the collector's `backend:` map says:
+//   {kind: sim, vms_per_host: 20, seed: 1, faults_per_hour: 0, ...}  (vmm/sim/sim.h)
+//   {kind: vmadm, vmadm_path: /usr/sbin/vmadm, ...}                   (vmm/vmadm/vmadm.h)
+struct Backend {
+  std::unique_ptr<vmm::sim::SimFleet> fleet;  // for kind sim
+  std::unique_ptr<vmm::Hypervisor> owned;     // for other kinds
+  vmm::Hypervisor* hypervisor = nullptr;
+};
+Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
+                             const std::string& file, Clock& clock);
+
+class AgentNode {
+ public:
+  struct Deps {
+    fabric::Context* ctx = nullptr;
+    const fabric::Identity* identity = nullptr;
+    const fabric::TrustStore* trust = nullptr;
+    Clock* clock = nullptr;
+    vmm::Hypervisor* hypervisor = nullptr;
+  };
+
+  static Result<std::unique_ptr<AgentNode>> create(const AgentConfig& config, Deps deps);
+
+  // One loop step: the collector's work (backend, probes, flushes), then the
+  // actuator's socket for at most `max_wait`.
+  void run_once(Duration max_wait);
+
+  collectors::Collector* collector() { return collector_.get(); }
+  actuators::Actuator* actuator() { return actuator_.get(); }
+
+ private:
+  AgentNode() = default;
+
+  Deps deps_;
+  collectors::ProcessStatsPtr stats_;
+  std::unique_ptr<collectors::ZmqPublisher> publisher_;
+  std::unique_ptr<collectors::Collector> collector_;
+  std::unique_ptr<actuators::Actuator> actuator_;
+};
+
+}  // namespace medic::app

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Times the QEMU end-to-end scenarios: runs the e2e test binary RUNS times
+# (default 3) and prints, for each figure it reports (E2E_TIMING lines), the
+# median, min and max in seconds, plus the wall time of one whole run.
+# Usage: bench/qemu_e2e.sh [BUILD_DIR]   (env: RUNS, MEDIC_E2E_ACCEL=tcg|kvm|auto)
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$build/tests/e2e/e2e_qemu_guest_test
+[ -x "$bin" ] || { echo "qemu_e2e: no $bin (build first)" >&2; exit 1; }
+runs=${RUNS:-3}
+export MEDIC_SOURCE_DIR=$here
+export MEDIC_GUEST_CACHE=${MEDIC_GUEST_CACHE:-$build/tests/e2e/guest-cache}
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+echo "# qemu e2e: accel=${MEDIC_E2E_ACCEL:-tcg}, $runs runs, $(nproc) cores, $(qemu-system-x86_64 --version | head -n 1)"
+for i in $(seq "$runs"); do
+  start=$(date +%s.%N)
+  out=$("$bin" 2>&1) || { echo "$out" | tail -n 40; echo "qemu_e2e: run $i failed" >&2; exit 1; }
+  end=$(date +%s.%N)
+  echo "$out" | grep '^E2E_TIMING ' >> "$tmp"
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "E2E_TIMING whole_e2e_binary_wall %.2f\n", e - s }' >> "$tmp"
+done
+printf '%-36s %8s %8s %8s\n' figure median min max
+sort -k2,2 -k3,3n "$tmp" | awk '
+  { v[$2] = v[$2] " " $3; n[$2]++ }
+  END {
+    for (k in v) {
+      split(substr(v[k], 2), a, " ")
+      m = n[k]; med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+      printf "%-36s %8.2f %8.2f %8.2f\n", k, med, a[1], a[m]
+    }
+  }' | sort

@@ -1,0 +1,143 @@
+// The actuator killed with SIGKILL between its journal write and the result,
+// then restarted: the action ends with the documented safe outcome (failed,
+// "actuator restarted during execution; not retried — outcome unknown") and
+// is never executed a second time, although the engine keeps re-sending it.
+//
+// The actuator runs in a real child process: this test binary re-executed in
+// helper mode (ActuatorCrashChild.Run, skipped unless MEDIC_TEST_CRASH_DIR is
+// set), with a failpoint that raises SIGKILL at the chosen point.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "actuators/actuator.h"
+#include "actuators/dispatcher.h"
+#include "core/subprocess.h"
+#include "tests/testing/testing.h"
+#include "tests/unit/actuators/fixtures.h"
+
+namespace medic::actuators {
+namespace {
+
+using namespace medic::actuators::testing;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// Helper mode: one actuator for host-a that dies at the failpoint.
+TEST(ActuatorCrashChild, Run) {
+  const char* dir = std::getenv("MEDIC_TEST_CRASH_DIR");
+  if (!dir) GTEST_SKIP() << "helper for ActuatorCrash; runs only when re-executed by it";
+  const std::string d = dir;
+  const std::string endpoint = read_file(d + "/endpoint");
+  const std::string point = read_file(d + "/failpoint");
+  Keys keys;
+  SystemClock clock;
+  FakeHypervisor hv("host-a", clock);
+  hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
+  hv.record_file = d + "/executed.txt";
+  auto ctx = fabric::Context::create(keys.trust);
+  if (!ctx.ok()) _exit(4);
+  auto o = actuator_options(keys, endpoint, d + "/journal.db");
+  o.failpoint = [point](std::string_view at) {
+    if (at == point) raise(SIGKILL);
+  };
+  auto act = Actuator::create(o, **ctx, keys.host_a, keys.trust, hv, clock);
+  if (!act.ok()) _exit(5);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < end) (*act)->run_once(10ms);
+  _exit(3);  // the failpoint never fired
+}
+
+class ActuatorCrash : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) {
+  const std::string failpoint = GetParam();
+  medic::testing::TempDir dir;
+  Keys keys;
+  SystemClock clock;
+  EventLog log;
+  auto ctx = fabric::Context::create(keys.trust);
+  ASSERT_TRUE(ctx.ok());
+  auto d = Dispatcher::create(dispatcher_options(), **ctx, keys.engine, keys.trust, clock,
+                              log.sink());
+  ASSERT_TRUE(d.ok()) << d.status();
+  DispatcherPtr disp = std::move(d).value();
+  dir.write("endpoint", disp->endpoint());
+  dir.write("failpoint", failpoint);
+
+  ::setenv("MEDIC_TEST_CRASH_DIR", dir.path().c_str(), 1);
+  auto pid = spawn_process({self_exe(), "--gtest_filter=ActuatorCrashChild.Run"},
+                           dir.file("child.log"));
+  ::unsetenv("MEDIC_TEST_CRASH_DIR");
+  ASSERT_TRUE(pid.ok()) << pid.status();
+
+  auto a = make_action("crash-1", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 5s);
+  ASSERT_TRUE(disp->dispatch(a).ok());
+  int status = 0;
+  bool exited = pump([&] { disp->run_once(10ms); }, [&] { return reap(*pid, &status); }, 15000ms);
+  if (!exited) kill_and_reap(*pid);
+  ASSERT_TRUE(exited) << "the child never reached the failpoint";
+  ASSERT_EQ(status, -SIGKILL) << read_file(dir.file("child.log"));
+
+  const std::string before = read_file(dir.file("executed.txt"));
+  if (failpoint == std::string("after_journal")) {
+    EXPECT_EQ(before, "") << "killed before the backend was touched";
+  } else {
+    EXPECT_EQ(before, "reset vm-1\n");
+  }
+  EXPECT_FALSE(log.ended("crash-1"));
+
+  // Restart the actuator (in this process) on the same journal.
+  FakeHypervisor hv("host-a", clock);
+  hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
+  hv.record_file = dir.file("executed.txt");
+  auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
+  auto act = Actuator::create(o, **ctx, keys.host_a, keys.trust, hv, clock);
+  ASSERT_TRUE(act.ok()) << act.status();
+  ASSERT_TRUE(pump(
+      [&] {
+        disp->run_once(5ms);
+        (*act)->run_once(5ms);
+      },
+      [&] { return log.ended("crash-1"); }, 15000ms));
+  const DispatchEvent* end = log.last("crash-1");
+  EXPECT_EQ(end->type, DispatchEvent::Type::kFailed);
+  ASSERT_TRUE(end->result.has_value());
+  EXPECT_EQ(end->result->reason(), kRestartedDuringExecution);
+  EXPECT_EQ((*act)->stats().recovered_unknown, 1u);
+
+  // More deliveries of the same id (an engine re-send): answered, not run.
+  auto again = disp->dispatch(a);
+  ASSERT_TRUE(again.ok()) << again;
+  ASSERT_TRUE(pump(
+      [&] {
+        disp->run_once(5ms);
+        (*act)->run_once(5ms);
+      },
+      [&] { return (*act)->stats().duplicates >= 1; }, 15000ms));
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(read_file(dir.file("executed.txt")), before);
+  act->reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(Failpoints, ActuatorCrash,
+                         ::testing::Values("after_journal", "after_execute"));
+
+}  // namespace
+}  // namespace medic::actuators

@@ -1,0 +1,369 @@
+#include "collectors/probes.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/unit/collectors/test_http_server.h"
+
+namespace medic::collectors {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestHttpServer;
+
+// Drives a ProbeRunner on the test thread: the schedule on a VirtualClock,
+// the network I/O for real (bounded by a real-time limit).
+class ProbeHarness {
+ public:
+  explicit ProbeHarness(uint64_t seed = 42) {
+    auto r = ProbeRunner::create(
+        clock, [this](const ProbeOutcome& o) { results.push_back(o); }, seed);
+    EXPECT_TRUE(r.ok()) << r.status();
+    runner = std::move(*r);
+  }
+
+  // Runs one poll() round of at most `limit`.
+  void pump_once(Duration limit = 50ms) {
+    std::vector<pollfd> fds;
+    runner->prepare(&fds);
+    Duration wait = limit;
+    if (auto w = runner->max_wait()) wait = std::min(wait, *w);
+    ::poll(fds.data(), fds.size(),
+           static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+    runner->on_poll(fds.data(), fds.size());
+  }
+
+  bool pump_until(size_t n, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (results.size() < n && std::chrono::steady_clock::now() < end) pump_once();
+    return results.size() >= n;
+  }
+
+  ProbeOutcome run(ProbeSpec spec) {
+    const std::string name = spec.name;
+    const size_t before = results.size();
+    EXPECT_TRUE(runner->add(std::move(spec)).ok());
+    EXPECT_TRUE(runner->run_now(name).ok());
+    EXPECT_TRUE(pump_until(before + 1));
+    return results.empty() ? ProbeOutcome{} : results.back();
+  }
+
+  VirtualClock clock;
+  std::vector<ProbeOutcome> results;
+  std::unique_ptr<ProbeRunner> runner;
+};
+
+ProbeSpec http(const std::string& url, Duration timeout = 2s) {
+  ProbeSpec s;
+  s.name = "web";
+  s.vm = "vm-1";
+  s.kind = ProbeKind::kHttp;
+  s.url = url;
+  s.timeout = timeout;
+  s.interval = 10s;
+  return s;
+}
+
+ProbeSpec tcp(int port, Duration timeout = 2s) {
+  ProbeSpec s;
+  s.name = "tcp";
+  s.kind = ProbeKind::kTcp;
+  s.tcp_host = "127.0.0.1";
+  s.tcp_port = static_cast<uint16_t>(port);
+  s.timeout = timeout;
+  s.interval = 10s;
+  return s;
+}
+
+// A loopback port with nothing listening on it.
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(HttpProbe, SucceedsOnExpectedStatusAndBody) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/ok"));
+  spec.body_contains = "medic";
+  ProbeOutcome o = h.run(spec);
+  EXPECT_TRUE(o.ok) << o.reason;
+  EXPECT_EQ(o.status, 200u);
+  EXPECT_EQ(o.failure, ProbeFailure::kNone);
+  EXPECT_EQ(o.reason, "");
+  EXPECT_EQ(o.probe, "web");
+  EXPECT_EQ(o.vm, "vm-1");
+  EXPECT_GT(o.latency, Duration::zero());
+  EXPECT_EQ(o.finished_at, h.clock.now());
+  EXPECT_EQ(h.runner->counters().succeeded, 1u);
+}
+
+TEST(HttpProbe, ReportsStatusMismatchOnServerError) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome o = h.run(http(server.url("/status/500")));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.status, 500u);
+  EXPECT_EQ(o.failure, ProbeFailure::kStatusMismatch);
+  EXPECT_EQ(o.reason, "status_mismatch: got 500, expected 200");
+  EXPECT_EQ(h.runner->counters().failed, 1u);
+}
+
+TEST(HttpProbe, AcceptsAny2xxWhenNoStatusIsExpected) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/status/204"));
+  spec.expect_status = 0;
+  EXPECT_TRUE(h.run(spec).ok);
+  auto spec2 = http(server.url("/status/302"));
+  spec2.name = "redirect";
+  spec2.expect_status = 0;
+  ProbeOutcome o = h.run(spec2);
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.reason, "status_mismatch: got 302, expected 2xx");
+}
+
+TEST(HttpProbe, TimesOutWhenTheServerNeverAnswers) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome o = h.run(http(server.url("/hang"), 200ms));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.failure, ProbeFailure::kTimeout);
+  EXPECT_EQ(o.status, 0u);
+  EXPECT_GE(o.latency, 200ms);
+  EXPECT_EQ(o.reason.rfind("timeout: ", 0), 0u) << o.reason;
+}
+
+TEST(HttpProbe, ReportsConnectionRefused) {
+  ProbeHarness h;
+  ProbeOutcome o = h.run(http("http://127.0.0.1:" + std::to_string(closed_port()) + "/"));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.failure, ProbeFailure::kConnectionRefused) << o.reason;
+  EXPECT_EQ(o.reason.rfind("connection_refused: ", 0), 0u) << o.reason;
+}
+
+TEST(HttpProbe, SlowBodyWithinTheTimeoutSucceedsWithItsLatency) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/slow/150"), 3s);
+  spec.body_contains = "second half";
+  ProbeOutcome o = h.run(spec);
+  EXPECT_TRUE(o.ok) << o.reason;
+  EXPECT_GE(o.latency, 150ms);
+}
+
+TEST(HttpProbe, SlowBodyBeyondTheTimeoutTimesOutAfterTheHeaders) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome o = h.run(http(server.url("/slow/3000"), 200ms));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.failure, ProbeFailure::kTimeout);
+  EXPECT_EQ(o.status, 200u);  // the headers came; the body did not
+  EXPECT_LT(o.latency, 2s);
+}
+
+TEST(HttpProbe, ReportsBodyMismatch) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/ok"));
+  spec.body_contains = "not there";
+  ProbeOutcome o = h.run(spec);
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.status, 200u);
+  EXPECT_EQ(o.failure, ProbeFailure::kBodyMismatch);
+  EXPECT_EQ(o.reason, "body_mismatch: \"not there\" not in the body");
+}
+
+TEST(HttpProbe, FindsBodyTextSplitAcrossReads) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/big"));
+  spec.body_contains = "xxxNEEDLE";
+  EXPECT_TRUE(h.run(spec).ok);
+}
+
+TEST(HttpProbe, HeadAndPostMethodsReachTheServer) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto head = http(server.url("/ok"));
+  head.method = "HEAD";
+  EXPECT_TRUE(h.run(head).ok);
+  auto post = http(server.url("/ok"));
+  post.name = "post";
+  post.method = "POST";
+  EXPECT_TRUE(h.run(post).ok);
+  EXPECT_EQ(server.requests(), 2u);
+}
+
+TEST(HttpProbe, OpensAFreshConnectionForEachRunUnlessToldToReuseIt) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome first = h.run(http(server.url("/ok")));
+  ASSERT_TRUE(h.runner->run_now("web").ok());
+  ASSERT_TRUE(h.pump_until(2));
+  EXPECT_TRUE(first.ok && h.results[1].ok);
+  EXPECT_EQ(server.connections(), 2u);
+
+  auto spec = http(server.url("/ok"));
+  spec.name = "kept";
+  spec.reuse_connection = true;
+  EXPECT_TRUE(h.run(spec).ok);
+  ASSERT_TRUE(h.runner->run_now("kept").ok());
+  ASSERT_TRUE(h.pump_until(4));
+  EXPECT_TRUE(h.results[3].ok);
+  EXPECT_EQ(server.connections(), 3u);
+  EXPECT_EQ(server.requests(), 4u);
+}
+
+TEST(TcpProbe, SucceedsWhenThePortAccepts) {
+  TestHttpServer server;
+  ProbeHarness h;
+  ProbeOutcome o = h.run(tcp(server.port()));
+  EXPECT_TRUE(o.ok) << o.reason;
+  EXPECT_EQ(o.status, 0u);
+  EXPECT_GT(o.latency, Duration::zero());
+}
+
+TEST(TcpProbe, ReportsConnectionRefused) {
+  ProbeHarness h;
+  ProbeOutcome o = h.run(tcp(closed_port()));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.failure, ProbeFailure::kConnectionRefused);
+  EXPECT_EQ(o.reason, "connection_refused: Connection refused");
+}
+
+TEST(TcpProbe, TimesOutWhenTheListenQueueIsFull) {
+  // A listener that never accepts, with its queue filled: further SYNs are
+  // dropped, so the connect neither succeeds nor fails.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    fillers.push_back(fd);
+  }
+  ProbeHarness h;
+  ProbeOutcome o = h.run(tcp(ntohs(a.sin_port), 200ms));
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.failure, ProbeFailure::kTimeout) << o.reason;
+  EXPECT_GE(o.latency, 200ms);
+  for (int fd : fillers) ::close(fd);
+  ::close(lfd);
+}
+
+TEST(ProbeRunner, HoldsManyProbesInFlightAtOnceOnOneThread) {
+  // The server answers /gate/N only once N requests wait at the same time,
+  // so this passes only if all N are in flight together.
+  constexpr int kProbes = 300;
+  TestHttpServer server;
+  ProbeHarness h;
+  for (int i = 0; i < kProbes; ++i) {
+    auto spec = http(server.url("/gate/" + std::to_string(kProbes)), 20s);
+    spec.name = "p" + std::to_string(i);
+    spec.interval = 30s;
+    ASSERT_TRUE(h.runner->add(spec).ok());
+    ASSERT_TRUE(h.runner->run_now(spec.name).ok());
+  }
+  EXPECT_EQ(h.runner->in_flight(), static_cast<size_t>(kProbes));
+  ASSERT_TRUE(h.pump_until(kProbes, 30s));
+  size_t ok = 0;
+  for (const auto& o : h.results) ok += o.ok;
+  EXPECT_EQ(ok, static_cast<size_t>(kProbes));
+  EXPECT_EQ(h.runner->in_flight(), 0u);
+}
+
+TEST(ProbeRunner, RunsOnItsIntervalWithBoundedSeededJitter) {
+  TestHttpServer server;
+  auto starts = [&](uint64_t seed) {
+    ProbeHarness h(seed);
+    auto spec = tcp(server.port());
+    spec.interval = 1s;
+    spec.jitter = 0.2;
+    EXPECT_TRUE(h.runner->add(spec).ok());
+    std::vector<Time> at;
+    for (int step = 0; step < 1000; ++step) {  // 10 s of virtual time
+      h.clock.advance(10ms);
+      if (h.runner->counters().started > at.size()) {
+        at.push_back(h.clock.now());
+        EXPECT_TRUE(h.pump_until(at.size()));
+      }
+    }
+    return at;
+  };
+  auto a = starts(7);
+  ASSERT_GE(a.size(), 8u);
+  for (size_t i = 1; i < a.size(); ++i) {
+    EXPECT_GE(a[i] - a[i - 1], 800ms);
+    EXPECT_LE(a[i] - a[i - 1], 1210ms);  // +10 ms for the step size
+  }
+  EXPECT_EQ(starts(7), a);
+  EXPECT_NE(starts(8), a);
+}
+
+TEST(ProbeRunner, SkipsARunWhileThePreviousOneIsInFlight) {
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = http(server.url("/hang"), 10s);
+  spec.interval = 100ms;
+  spec.jitter = 0;
+  ASSERT_TRUE(h.runner->add(spec).ok());
+  h.clock.advance(1s);
+  EXPECT_EQ(h.runner->counters().started, 1u);
+  EXPECT_GE(h.runner->counters().skipped_overlap, 8u);
+  EXPECT_EQ(h.runner->in_flight(), 1u);
+}
+
+TEST(ProbeRunner, RejectsBadSpecs) {
+  ProbeHarness h;
+  ProbeSpec nameless = http("http://127.0.0.1/");
+  nameless.name = "";
+  EXPECT_EQ(h.runner->add(nameless).code(), Code::kInvalidArgument);
+  EXPECT_EQ(h.runner->add(http("ftp://127.0.0.1/")).code(), Code::kInvalidArgument);
+  ProbeSpec jittery = http("http://127.0.0.1/");
+  jittery.jitter = 0.9;
+  EXPECT_EQ(h.runner->add(jittery).code(), Code::kInvalidArgument);
+  ProbeSpec portless = tcp(0);
+  EXPECT_EQ(h.runner->add(portless).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(h.runner->add(http("http://127.0.0.1/")).ok());
+  EXPECT_EQ(h.runner->add(http("http://127.0.0.1/")).code(), Code::kAlreadyExists);
+  EXPECT_EQ(h.runner->run_now("nope").code(), Code::kNotFound);
+  EXPECT_EQ(h.runner->size(), 1u);
+}
+
+TEST(ProbeRunner, DeliversResultsOnlyFromOnPoll) {
+  ProbeHarness h;
+  ASSERT_TRUE(h.runner->add(tcp(closed_port())).ok());
+  ASSERT_TRUE(h.runner->run_now("tcp").ok());
+  EXPECT_TRUE(h.results.empty());  // even a failure known at once waits for on_poll
+  ASSERT_TRUE(h.runner->max_wait().has_value());
+  EXPECT_TRUE(h.pump_until(1));
+}
+
+TEST(ProbeFailureNames, AreStable) {
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kTimeout), "timeout");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kConnectionRefused), "connection_refused");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kDns), "dns");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kStatusMismatch), "status_mismatch");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kBodyMismatch), "body_mismatch");
+}
+
+}  // namespace
+}  // namespace medic::collectors

@@ -1,0 +1,520 @@
+#include "rules/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/rules/harness.h"
+
+namespace medic::rules {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Harness;
+using testing::heartbeat;
+using testing::lifecycle;
+using testing::probe;
+using testing::state;
+
+constexpr auto kPanic = medic::v1::LIFECYCLE_PANICKED;
+constexpr auto kCrash = medic::v1::LIFECYCLE_CRASHED;
+
+// Small fleets trip the storm guard quickly (3 of 4 VMs bad); tests of other
+// policies turn it off.
+EngineOptions no_storm() {
+  EngineOptions o;
+  o.storm.min_vms = 1000;
+  return o;
+}
+
+const char* kPanicRule = R"(rules:
+  - name: guest-panicked
+    on: vm.panicked
+    where: vm.labels.tier != "batch"
+    do: reset
+)";
+
+TEST(Engine, ProposesTheRuleActionWithEvidenceAndVersion) {
+  Harness h(kPanicRule);
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"tier", "web"}}), 7);
+  h.send(lifecycle("h1", "vm1", kPanic), 8);
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  const Decision& d = ds[0];
+  EXPECT_EQ(d.outcome, Outcome::kProposed);
+  EXPECT_EQ(d.step, Step::kReset);
+  EXPECT_EQ(d.rule, "guest-panicked");
+  EXPECT_EQ(d.rule_version.size(), 12u);
+  EXPECT_EQ(d.vm, "vm1");
+  EXPECT_EQ(d.host, "h1");
+  EXPECT_EQ(d.ladder_step, 1u);
+  EXPECT_EQ(d.ladder_size, 1u);
+  EXPECT_EQ(d.evidence, std::vector<EvidenceRef>{8});
+  EXPECT_EQ(d.trigger, "vm.panicked");
+  EXPECT_FALSE(d.id.empty());
+  EXPECT_EQ(d.expires_at, d.at + EngineOptions{}.action_timeout);
+}
+
+TEST(Engine, WhereFiltersOnVmLabels) {
+  Harness h(kPanicRule);
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"tier", "batch"}}));
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_TRUE(h.take().empty());
+}
+
+TEST(Engine, IgnoresEventsItCannotClassify) {
+  Harness h(kPanicRule);
+  medic::v1::Event e;
+  e.set_host("h1");
+  e.set_vm("vm1");
+  h.send(e);
+  h.send(lifecycle("h1", "", kPanic));
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().unknown_events, 2u);
+}
+
+const char* kHangRule = R"(rules:
+  - name: guest-unresponsive
+    absent: vm.heartbeat
+    for: 30s
+    do: [reboot, reset, restart, notify]
+    heal_within: 1m
+    budget: 5 per 1h
+)";
+
+TEST(Engine, AbsenceFiresExactlyWhenTheSignalIsOverdue) {
+  Harness h(kHangRule);
+  h.run(10s, 1s, {{"h1", "vm1"}, {"h1", "vm2"}}, {"h1"});
+  // vm1 falls silent; its last heartbeat was at 9s.
+  h.run(28s, 1s, {{"h1", "vm2"}}, {"h1"});
+  EXPECT_TRUE(h.take().empty());
+  h.run(2s, 1s, {{"h1", "vm2"}}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].vm, "vm1");
+  EXPECT_EQ(ds[0].step, Step::kReboot);
+  EXPECT_EQ(ds[0].at - h.start, 39s);
+  EXPECT_EQ(ds[0].trigger, "no vm.heartbeat for 30s");
+}
+
+TEST(Engine, LadderMovesUpOnlyWhenTheStepDidNotHeal) {
+  Harness h(kHangRule);
+  h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
+  h.run(35s, 1s, {}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].step, Step::kReboot);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.run(59s, 1s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty()) << "escalated before heal_within passed";
+  h.run(2s, 1s, {}, {"h1"});
+  ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].step, Step::kReset);
+  EXPECT_EQ(ds[0].ladder_step, 2u);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.run(10s, 1s, {{"h1", "vm1"}}, {"h1"});  // the guest is back
+  h.run(10min, 5s, {{"h1", "vm1"}}, {"h1"});
+  EXPECT_TRUE(h.take().empty()) << "ladder went on after the VM healed";
+  EXPECT_EQ(h.engine.stats().open_incidents, 0u);
+}
+
+TEST(Engine, FailedStepEscalatesAtOnceAndRejectedStepStops) {
+  Harness h(kHangRule);
+  h.run(5s, 1s, {{"h1", "vm1"}, {"h1", "vm2"}}, {"h1"});
+  h.run(35s, 1s, {}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kFailed, false, "qmp: no socket");
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].step, Step::kReset);
+  EXPECT_EQ(next[0].vm, ds[0].vm);
+  h.engine.on_action_result(ds[1].id, ActionOutcome::kRejected, false, "expired");
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().open_incidents, 1u);
+}
+
+TEST(Engine, ActionWithoutResultTimesOutAndEscalates) {
+  EngineOptions opt;
+  opt.action_timeout = 20s;
+  Harness h(kHangRule, opt);
+  h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
+  h.run(35s, 1s, {}, {"h1"});
+  ASSERT_EQ(h.take().size(), 1u);
+  h.run(21s, 1s, {}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].step, Step::kReset);
+}
+
+TEST(Engine, DuplicateAndUnknownResultsAreIgnored) {
+  Harness h(kPanicRule);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  auto ds = h.take();
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kFailed, false);
+  h.engine.on_action_result("nope", ActionOutcome::kFailed, false);
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().in_flight, 0u);
+}
+
+TEST(Engine, CountTriggerFiresOnTheNthEventWithinTheWindow) {
+  Harness h(R"(rules:
+  - {name: crash-loop, on: vm.crashed, count: 3, within: 10m, do: notify}
+)");
+  h.send(lifecycle("h1", "vm1", kCrash));
+  h.advance(6min);
+  h.send(lifecycle("h1", "vm1", kCrash));
+  h.advance(6min);  // the first one is out of the window now
+  h.send(lifecycle("h1", "vm1", kCrash));
+  EXPECT_TRUE(h.take().empty());
+  h.advance(1min);
+  h.send(lifecycle("h1", "vm1", kCrash));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].step, Step::kNotify);
+  EXPECT_EQ(ds[0].trigger, "3 vm.crashed within 10m");
+  EXPECT_NE(ds[0].reason.find("VM vm1 on host h1"), std::string::npos) << ds[0].reason;
+}
+
+TEST(Engine, ProbeIncidentsAreKeyedByProbeAndHealedByItsOwnProbe) {
+  Harness h(R"(rules:
+  - name: service-down
+    on: probe.failed
+    key: [vm.id, probe.name]
+    do: [restart, notify]
+    heal_within: 1m
+)");
+  h.send(probe("h1", "vm1", "http", false));
+  h.send(probe("h1", "vm1", "ssh", false));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[1].policy, Policy::kCooldown);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.advance(10s);
+  h.send(probe("h1", "vm1", "ssh", true));  // not the probe that failed
+  h.advance(51s);
+  h.engine.host_seen("h1", h.clock.now());
+  ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].step, Step::kNotify);
+  h.send(probe("h1", "vm1", "http", true));
+  h.advance(10min);
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().open_incidents, 0u);
+}
+
+TEST(Engine, CooldownSuppressesANewIncidentSoonAfterAnAction) {
+  Harness h(kPanicRule);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  auto ds = h.take();
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  h.advance(1min);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[0].policy, Policy::kCooldown);
+  EXPECT_NE(ds[0].reason.find("1m ago (cooldown 2m)"), std::string::npos) << ds[0].reason;
+  h.advance(70s);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kProposed);
+}
+
+TEST(Engine, BudgetStopsActionsAndNotifiesOncePerWindow) {
+  Harness h(R"(rules:
+  - {name: p, on: vm.panicked, do: reset, cooldown: 0s, budget: 2 per 1h}
+)");
+  for (int i = 0; i < 5; ++i) {
+    h.send(lifecycle("h1", "vm1", kPanic));
+    for (const auto& d : h.sink.decisions) {
+      if (d.outcome == Outcome::kProposed && d.step == Step::kReset) {
+        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, true);
+      }
+    }
+    h.advance(5min);
+  }
+  EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 2u);
+  EXPECT_EQ(h.count(Step::kReset, Outcome::kSuppressed), 3u);
+  EXPECT_EQ(h.count(Step::kNotify, Outcome::kProposed), 1u);
+  for (const auto& d : h.with(Outcome::kSuppressed)) EXPECT_EQ(d.policy, Policy::kBudget);
+  h.take();
+  h.advance(1h);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 1u) << "budget window did not slide";
+}
+
+TEST(Engine, HostConcurrencyMakesActionsWaitForASlot) {
+  EngineOptions opt = no_storm();
+  opt.max_in_flight_per_host = 1;
+  Harness h(kPanicRule, opt);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  h.send(lifecycle("h2", "vm3", kPanic));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 3u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kProposed);
+  EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
+  EXPECT_NE(ds[1].reason.find("waiting"), std::string::npos);
+  EXPECT_EQ(ds[2].outcome, Outcome::kProposed);
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].vm, "vm2");
+  EXPECT_EQ(next[0].outcome, Outcome::kProposed);
+}
+
+TEST(Engine, FleetConcurrencyLimitsActionsAcrossHosts) {
+  EngineOptions opt = no_storm();
+  opt.max_in_flight_fleet = 2;
+  Harness h(kPanicRule, opt);
+  for (int i = 0; i < 4; ++i)
+    h.send(lifecycle("h" + std::to_string(i), "vm" + std::to_string(i), kPanic));
+  EXPECT_EQ(h.count(Step::kReset, Outcome::kProposed), 2u);
+  auto waiting = h.with(Outcome::kSuppressed);
+  ASSERT_EQ(waiting.size(), 2u);
+  EXPECT_EQ(waiting[0].policy, Policy::kFleetConcurrency);
+  auto first = h.with(Outcome::kProposed)[0];
+  h.take();
+  h.engine.on_action_result(first.id, ActionOutcome::kSucceeded, true);
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].vm, "vm2");
+}
+
+TEST(Engine, SilencesSuppressByVmHostLabelAndRuleUntilTheyExpire) {
+  Harness h(R"(rules:
+  - {name: p, on: vm.panicked, do: reset, cooldown: 0s}
+  - {name: w, on: vm.watchdog, do: reset, cooldown: 0s}
+)",
+            no_storm());
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"team", "db"}}));
+  Silence by_label;
+  by_label.label_key = "team";
+  by_label.label_value = "db";
+  by_label.until = h.clock.now() + 1h;
+  by_label.reason = "db maintenance";
+  by_label.by = "alice";
+  std::string id = h.engine.silence(by_label);
+  Silence by_rule;
+  by_rule.rule = "w";
+  by_rule.host = "h2";
+  by_rule.until = h.clock.now() + 10min;
+  h.engine.silence(by_rule);
+
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h2", "vm2", medic::v1::LIFECYCLE_WATCHDOG));
+  h.send(lifecycle("h2", "vm3", kPanic));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 3u);
+  EXPECT_EQ(ds[0].policy, Policy::kSilence);
+  EXPECT_NE(ds[0].reason.find("silenced by alice for 1h more: db maintenance"), std::string::npos)
+      << ds[0].reason;
+  EXPECT_EQ(ds[1].policy, Policy::kSilence);
+  EXPECT_EQ(ds[2].outcome, Outcome::kProposed);
+  h.engine.on_action_result(ds[2].id, ActionOutcome::kSucceeded, true);
+
+  h.advance(11min);
+  h.send(lifecycle("h2", "vm2", medic::v1::LIFECYCLE_WATCHDOG));
+  EXPECT_EQ(h.take().at(0).outcome, Outcome::kProposed) << "expired silence still applied";
+  EXPECT_TRUE(h.engine.unsilence(id).ok());
+  EXPECT_FALSE(h.engine.unsilence(id).ok());
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_EQ(h.take().at(0).outcome, Outcome::kProposed);
+}
+
+const char* kApprovalRule = R"(rules:
+  - {name: p, on: vm.panicked, do: restart, approval: required, approval_timeout: 10m}
+)";
+
+TEST(Engine, ApprovalRequiredWaitsForAnOperator) {
+  Harness h(kApprovalRule);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kPendingApproval);
+  EXPECT_EQ(ds[0].policy, Policy::kApproval);
+  EXPECT_EQ(h.engine.stats().in_flight, 0u);
+  h.advance(2min);
+  h.engine.host_seen("h1", h.clock.now());
+  ASSERT_TRUE(h.engine.approve(ds[0].id, "alice").ok());
+  auto ap = h.take();
+  ASSERT_EQ(ap.size(), 1u);
+  EXPECT_EQ(ap[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(ap[0].id, ds[0].id) << "the action keeps its id from pending to approved";
+  EXPECT_EQ(ap[0].by, "alice");
+  EXPECT_EQ(h.engine.stats().in_flight, 1u);
+  EXPECT_EQ(h.engine.approve(ds[0].id, "bob").code(), Code::kNotFound);
+}
+
+TEST(Engine, ApprovedActionStillWaitsForAConcurrencySlotWithoutAskingAgain) {
+  EngineOptions opt = no_storm();
+  opt.max_in_flight_per_host = 1;
+  Harness h(kApprovalRule, opt);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto pending = h.take();
+  ASSERT_EQ(pending.size(), 2u);
+  ASSERT_TRUE(h.engine.approve(pending[0].id, "alice").ok());
+  ASSERT_TRUE(h.engine.approve(pending[1].id, "bob").ok());
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
+  EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
+  EXPECT_NE(ds[1].reason.find("approved by bob"), std::string::npos) << ds[1].reason;
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].vm, "vm2");
+  EXPECT_EQ(next[0].outcome, Outcome::kApproved);
+  EXPECT_EQ(next[0].by, "bob");
+}
+
+TEST(Engine, DeniedAndExpiredApprovalsAreRecorded) {
+  Harness h(kApprovalRule);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto ds = h.take();
+  ASSERT_TRUE(h.engine.deny(ds[0].id, "bob", "known issue, leave it").ok());
+  h.advance(10min);
+  auto out = h.take();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].outcome, Outcome::kDenied);
+  EXPECT_EQ(out[0].reason, "known issue, leave it");
+  EXPECT_EQ(out[1].outcome, Outcome::kExpired);
+  EXPECT_EQ(out[1].id, ds[1].id);
+  EXPECT_EQ(h.engine.approve(ds[1].id, "late").code(), Code::kNotFound);
+}
+
+TEST(Engine, ApprovalOfASilentHostsVmIsStillSuppressed) {
+  Harness h(kApprovalRule);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  auto ds = h.take();
+  h.go_silent("h1");
+  h.advance(1min);
+  ASSERT_TRUE(h.engine.approve(ds[0].id, "alice").ok());
+  auto out = h.take();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].step, Step::kNotify) << "the sweep noticed the silent host";
+  EXPECT_EQ(out[0].policy, Policy::kHostSilent);
+  EXPECT_EQ(out[0].at - h.start, 25s);
+  EXPECT_EQ(out[1].step, Step::kRestart);
+  EXPECT_EQ(out[1].policy, Policy::kHostSilent);
+}
+
+TEST(Engine, PendingApprovalExpiresWhenTheVmHeals) {
+  Harness h(R"(rules:
+  - {name: p, on: vm.panicked, do: restart, approval: required, healed_by: vm.started}
+)");
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.take();
+  h.send(lifecycle("h1", "vm1", medic::v1::LIFECYCLE_STARTED));
+  auto out = h.take();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].outcome, Outcome::kExpired);
+  EXPECT_NE(out[0].reason.find("healed"), std::string::npos);
+}
+
+TEST(Engine, DryRunRecordsTheWholeLadderWithoutActing) {
+  Harness h(R"(rules:
+  - name: hang
+    absent: vm.heartbeat
+    for: 30s
+    do: [reboot, reset]
+    heal_within: 1m
+    mode: dry-run
+)");
+  h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
+  h.run(100s, 1s, {}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds[0].outcome, Outcome::kDryRun);
+  EXPECT_EQ(ds[0].step, Step::kReboot);
+  EXPECT_EQ(ds[1].outcome, Outcome::kDryRun);
+  EXPECT_EQ(ds[1].step, Step::kReset);
+  EXPECT_EQ(h.engine.stats().in_flight, 0u);
+}
+
+TEST(Engine, EngineWideDryRunAppliesToEveryRule) {
+  EngineOptions opt;
+  opt.dry_run = true;
+  Harness h(kPanicRule, opt);
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_EQ(h.take().at(0).outcome, Outcome::kDryRun);
+}
+
+TEST(Engine, ReloadKeepsAbsenceStateAndFinishesIncidentsWithTheirRule) {
+  Harness h(kHangRule);
+  h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
+  h.run(35s, 1s, {}, {"h1"});
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  std::string old_version = ds[0].rule_version;
+  h.engine.reload(testing::must_load(R"(rules:
+  - name: guest-unresponsive
+    absent: vm.heartbeat
+    for: 30s
+    do: [reboot, restart]
+    heal_within: 2m
+)"));
+  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.run(61s, 1s, {}, {"h1"});
+  auto next = h.take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].step, Step::kReset) << "the running incident switched rules mid-ladder";
+  EXPECT_EQ(next[0].rule_version, old_version);
+  EXPECT_EQ(h.engine.stats().absence_keys, 1u);
+}
+
+TEST(Engine, VmsNotHeardOfForLongAreForgottenUntilTheySpeakAgain) {
+  EngineOptions opt;
+  opt.forget_vm_after = 10min;
+  Harness h(R"(rules:
+  - {name: hang, absent: vm.heartbeat, for: 30s, do: notify, heal_within: 1m}
+)",
+            opt);
+  h.run(5s, 1s, {{"h1", "gone"}}, {"h1"});
+  h.run(10min, 5s, {}, {"h1"});
+  size_t before = h.take().size();
+  EXPECT_GE(before, 5u);  // one notify per incident while it is still watched
+  h.run(30min, 5s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty()) << "a VM silent for longer than forget_vm_after is still watched";
+  EXPECT_EQ(h.engine.stats().absence_keys, 0u);
+  h.run(1s, 1s, {{"h1", "gone"}}, {"h1"});
+  EXPECT_EQ(h.engine.stats().absence_keys, 1u);
+  h.run(31s, 1s, {}, {"h1"});
+  EXPECT_EQ(h.take().size(), 1u);
+}
+
+TEST(Engine, HeldIncidentsRecordOneSuppressionPerSpell) {
+  EngineOptions opt = no_storm();
+  Harness h(kHangRule, opt);
+  h.run(5s, 1s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  // h1 goes silent for 5 minutes: vm1's absence fires ten times.
+  h.run(5min, 5s, {{"h2", "vm2"}}, {"h2"});
+  EXPECT_EQ(h.count(Step::kReboot, Outcome::kSuppressed), 1u);
+  EXPECT_EQ(h.count(Step::kNotify, Outcome::kProposed), 1u);
+  EXPECT_EQ(h.engine.stats().open_incidents, 1u);
+  // h1 speaks again, vm1 too: the held incident is released, no action.
+  h.take();
+  h.run(5min, 5s, {{"h1", "vm1"}, {"h2", "vm2"}}, {"h1", "h2"});
+  EXPECT_TRUE(h.take().empty());
+  EXPECT_EQ(h.engine.stats().open_incidents, 0u);
+}
+
+TEST(Engine, ReloadWithANewAbsenceRuleArmsItForKnownVms) {
+  Harness h(kPanicRule);
+  h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
+  h.engine.reload(testing::must_load(kHangRule));
+  h.run(29s, 1s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty());
+  h.run(2s, 1s, {}, {"h1"});
+  EXPECT_EQ(h.take().size(), 1u);
+}
+
+}  // namespace
+}  // namespace medic::rules

@@ -1,0 +1,460 @@
+// The QMP client against a scripted peer: the test writes what QEMU would
+// send into the other end of a socket pair (so split reads, garbage, events
+// between replies and a peer dying mid-command are exact, not timing luck),
+// plus a threaded fake server on a real unix socket path for connect().
+#include "vmm/qmp/qmp_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/testing.h"
+
+namespace medic::vmm::qmp {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr const char* kGreeting =
+    R"({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}}, "capabilities": ["oob"]}})"
+    "\n";
+
+// The QEMU end of a socket pair.
+class Peer {
+ public:
+  Peer() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
+    mine_ = sv[0];
+    theirs_ = sv[1];
+  }
+  ~Peer() {
+    close_peer();
+    if (theirs_ >= 0) ::close(theirs_);
+  }
+  // The client's end; ownership passes to the caller.
+  int release_client_fd() {
+    int fd = theirs_;
+    theirs_ = -1;
+    return fd;
+  }
+  void write(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t w = ::send(mine_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      ASSERT_GT(w, 0) << std::strerror(errno);
+      off += static_cast<size_t>(w);
+    }
+  }
+  // Everything the client has sent so far.
+  std::string read_available() {
+    std::string out;
+    char buf[4096];
+    while (true) {
+      pollfd p{mine_, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
+      ssize_t n = ::read(mine_, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  void close_peer() {
+    if (mine_ >= 0) ::close(mine_);
+    mine_ = -1;
+  }
+
+ private:
+  int mine_ = -1;
+  int theirs_ = -1;
+};
+
+// A client attached to `peer` after a normal handshake (capabilities id 1).
+void handshake(QmpClient& c, Peer& peer) {
+  peer.write(kGreeting);
+  peer.write("{\"return\": {}, \"id\": 1}\n");
+  Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
+  ASSERT_TRUE(s.ok()) << s;
+}
+
+std::string event_line(const std::string& name, const std::string& data = "{}") {
+  return R"({"timestamp": {"seconds": 10, "microseconds": 5}, "event": ")" + name +
+         R"(", "data": )" + data + "}\n";
+}
+
+TEST(QmpClient, HandshakeReadsGreetingAndNegotiatesCapabilities) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  EXPECT_TRUE(c.connected());
+  EXPECT_NE(c.greeting().find("version"), nullptr);
+  std::string sent = peer.read_available();
+  EXPECT_NE(sent.find(R"("execute":"qmp_capabilities")"), std::string::npos) << sent;
+  EXPECT_NE(sent.find(R"("id":1)"), std::string::npos) << sent;
+  EXPECT_EQ(sent.back(), '\n');
+}
+
+TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.write(event_line("STOP"));
+  peer.write(R"({"return": {"status": "old"}, "id": 99})" "\n");  // nobody asked for 99
+  peer.write(event_line("GUEST_PANICKED", R"({"action": "pause"})"));
+  peer.write(R"({"return": {"status": "paused", "running": false}, "id": 2})" "\n");
+  peer.write(event_line("RESUME"));
+  auto status = c.query_status(milliseconds(5000));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, "paused");
+  EXPECT_EQ(c.stats().unmatched_replies, 1u);
+  ASSERT_TRUE(c.poll().ok());  // the RESUME after the reply
+  auto events = c.take_events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].name, "STOP");
+  EXPECT_EQ(events[0].qemu_time_us, 10'000'005);
+  EXPECT_EQ(events[1].name, "GUEST_PANICKED");
+  EXPECT_EQ(*events[1].data.string_at("action"), "pause");
+  EXPECT_EQ(events[2].name, "RESUME");
+  EXPECT_TRUE(c.take_events().empty());
+}
+
+TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.read_available();
+  peer.write("{\"return\": {}, \"id\": 2}\n");
+  Json args = Json::object();
+  args.set("name", Json::string("dev0"));
+  ASSERT_TRUE(c.execute("device_del", milliseconds(5000), args).ok());
+  std::string sent = peer.read_available();
+  EXPECT_NE(sent.find(R"({"execute":"device_del","arguments":{"name":"dev0"},"id":2})"),
+            std::string::npos)
+      << sent;
+}
+
+TEST(QmpClient, ReassemblesALineSplitAcrossReads) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  std::string line = event_line("WATCHDOG", R"({"action": "reset"})");
+  peer.write(line.substr(0, 17));
+  ASSERT_TRUE(c.poll().ok());
+  EXPECT_EQ(c.queued_events(), 0u);
+  // Then one byte per read.
+  for (size_t i = 17; i < line.size(); ++i) {
+    peer.write(line.substr(i, 1));
+    ASSERT_TRUE(c.poll().ok());
+    EXPECT_EQ(c.queued_events(), i + 1 == line.size() ? 1u : 0u) << "after byte " << i;
+  }
+  auto events = c.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].name, "WATCHDOG");
+  EXPECT_EQ(c.stats().garbage_lines, 0u);
+}
+
+TEST(QmpClient, ReassemblesAReplySplitAcrossReadsDuringExecute) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  // Half of the reply is there before the command; the rest comes with the
+  // next line, in the same stream.
+  peer.write(R"({"return": {"status": "runn)");
+  peer.write("ing\"}, \"id\": 2}\n");
+  auto status = c.query_status(milliseconds(5000));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, "running");
+}
+
+TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.write("this is not json\n");
+  peer.write("[1, 2, 3]\n");                  // JSON, but not a QMP message
+  peer.write("{\"neither\": \"event nor reply\"}\n");
+  peer.write(std::string("\x00\xff\xfe{", 4) + "\n");
+  peer.write("{\"event\": \n");               // truncated JSON on one line
+  peer.write("\r\n\n");                       // blank lines are not garbage
+  peer.write("{\"return\": {\"status\": \"running\"}, \"id\": 2}\r\n");
+  auto status = c.query_status(milliseconds(5000));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, "running");
+  EXPECT_EQ(c.stats().garbage_lines, 5u);
+  EXPECT_TRUE(c.connected());
+}
+
+TEST(QmpClient, PeerDyingMidReplyGivesUnavailableWithoutWaitingForTheTimeout) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.write(R"({"return": {"sta)");
+  peer.close_peer();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = c.execute("query-status", milliseconds(30'000));
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status();
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_FALSE(c.connected());
+  auto again = c.execute("query-status", milliseconds(1000));
+  EXPECT_EQ(again.status().code(), Code::kUnavailable);
+  EXPECT_EQ(c.poll().code(), Code::kUnavailable);
+}
+
+TEST(QmpClient, PeerGoneBeforeTheCommandGivesUnavailable) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.close_peer();
+  auto r = c.execute("system_reset", milliseconds(30'000));
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status();
+}
+
+TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  auto r = c.execute("query-status", milliseconds(50));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status();
+  EXPECT_TRUE(c.connected());
+  peer.write(R"({"return": {"status": "late"}, "id": 2})" "\n");
+  peer.write(R"({"return": {"status": "running"}, "id": 3})" "\n");
+  auto status = c.query_status(milliseconds(5000));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, "running");
+  EXPECT_EQ(c.stats().unmatched_replies, 1u);
+}
+
+TEST(QmpClient, ErrorReplyBecomesFailedPreconditionNamingClassAndDescription) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  peer.write(R"({"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}, "id": 2})" "\n");
+  auto r = c.execute("cont", milliseconds(5000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("qmp cont: GenericError: Resetting"), std::string::npos)
+      << r.status();
+  EXPECT_TRUE(c.connected());
+}
+
+TEST(QmpClient, OversizedLineClosesTheConnectionCleanly) {
+  Peer peer;
+  QmpClientOptions opts;
+  opts.max_line_bytes = 1024;
+  QmpClient c(opts);
+  handshake(c, peer);
+  peer.write(std::string(4096, 'x'));  // no newline in sight
+  auto r = c.execute("query-status", milliseconds(5000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_NE(r.status().message().find("longer than 1024"), std::string::npos) << r.status();
+  EXPECT_FALSE(c.connected());
+}
+
+TEST(QmpClient, OversizedCompleteLineIsRejectedToo) {
+  Peer peer;
+  QmpClientOptions opts;
+  opts.max_line_bytes = 150;
+  QmpClient c(opts);
+  handshake(c, peer);
+  peer.write("{\"event\": \"" + std::string(400, 'A') + "\"}\n");
+  EXPECT_EQ(c.poll().code(), Code::kUnavailable);
+  EXPECT_EQ(c.queued_events(), 0u);
+}
+
+TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
+  Peer peer;
+  QmpClientOptions opts;
+  opts.max_queued_events = 2;
+  QmpClient c(opts);
+  handshake(c, peer);
+  for (const char* e : {"STOP", "RESUME", "RESET", "STOP", "RESUME"}) peer.write(event_line(e));
+  ASSERT_TRUE(c.poll().ok());
+  auto events = c.take_events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].name, "STOP");
+  EXPECT_EQ(events[1].name, "RESUME");
+  EXPECT_EQ(c.stats().dropped_events, 3u);
+  EXPECT_EQ(c.stats().events, 5u);
+}
+
+TEST(QmpClient, HandshakeWithoutGreetingTimesOut) {
+  Peer peer;
+  QmpClient c;
+  Status s = c.attach(peer.release_client_fd(), milliseconds(50));
+  EXPECT_EQ(s.code(), Code::kTimeout) << s;
+  EXPECT_FALSE(c.connected());
+}
+
+TEST(QmpClient, HandshakeWithPeerClosingGivesUnavailable) {
+  Peer peer;
+  peer.write(kGreeting);
+  peer.close_peer();
+  QmpClient c;
+  Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s;
+  EXPECT_FALSE(c.connected());
+}
+
+TEST(QmpClient, RefusedCapabilitiesFailTheHandshake) {
+  Peer peer;
+  peer.write(kGreeting);
+  peer.write(R"({"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 1})" "\n");
+  QmpClient c;
+  Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("qmp_capabilities"), std::string::npos) << s;
+  EXPECT_FALSE(c.connected());
+}
+
+TEST(QmpClient, ConnectToAMissingSocketIsUnavailable) {
+  testing::TempDir dir;
+  QmpClient c;
+  Status s = c.connect(dir.file("nobody.sock"), milliseconds(1000));
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s;
+  EXPECT_NE(s.message().find("nobody.sock"), std::string::npos);
+  EXPECT_EQ(c.connect(std::string(200, 'x'), milliseconds(10)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.execute("query-status", milliseconds(10)).status().code(), Code::kUnavailable);
+}
+
+// A fake QEMU on a unix socket path: greets, then answers each command with
+// the scripted reply (the request's id substituted) and records its name.
+class FakeQmpServer {
+ public:
+  FakeQmpServer(std::string path, std::vector<std::string> replies)
+      : path_(std::move(path)), replies_(std::move(replies)) {
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_fd_, 4) != 0) {
+      std::abort();
+    }
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeQmpServer() {
+    if (thread_.joinable()) thread_.join();
+    ::close(listen_fd_);
+  }
+  // REQUIRES: the client is done; joins the server.
+  std::vector<std::string> commands() {
+    if (thread_.joinable()) thread_.join();
+    return commands_;
+  }
+
+ private:
+  void serve() {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) return;
+    int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    send_all(fd, kGreeting);
+    std::string buf;
+    size_t answered = 0;
+    char chunk[1024];
+    while (answered < replies_.size()) {
+      size_t nl;
+      while ((nl = buf.find('\n')) == std::string::npos) {
+        pollfd q{fd, POLLIN, 0};
+        if (::poll(&q, 1, 10'000) <= 0) break;
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n <= 0) break;
+        buf.append(chunk, static_cast<size_t>(n));
+      }
+      if (nl == std::string::npos) break;
+      auto req = parse_json(std::string_view(buf).substr(0, nl));
+      buf.erase(0, nl + 1);
+      if (!req.ok()) break;
+      commands_.push_back(*req->string_at("execute"));
+      std::string reply = replies_[answered++];
+      reply.insert(reply.size() - 1, ", \"id\": " + req->find("id")->dump());
+      send_all(fd, reply + "\n");
+    }
+    ::close(fd);
+  }
+  static void send_all(int fd, const std::string& s) {
+    ssize_t w = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    (void)w;
+  }
+
+  std::string path_;
+  std::vector<std::string> replies_;
+  int listen_fd_ = -1;
+  std::thread thread_;
+  std::vector<std::string> commands_;
+};
+
+TEST(QmpClient, ConnectsOverAUnixSocketPath) {
+  testing::TempDir dir;
+  FakeQmpServer server(dir.file("qmp.sock"),
+                       {R"({"return": {}})", R"({"return": {"status": "running"}})"});
+  QmpClient c;
+  Status s = c.connect(dir.file("qmp.sock"), milliseconds(5000));
+  ASSERT_TRUE(s.ok()) << s;
+  auto status = c.query_status(milliseconds(5000));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, "running");
+  c.close();
+  EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status"}));
+}
+
+TEST(QmpReset, ResetsAndResumesAGuestThatIsNotRunning) {
+  testing::TempDir dir;
+  FakeQmpServer server(dir.file("qmp.sock"),
+                       {R"({"return": {}})", R"({"return": {"status": "guest-panicked"}})",
+                        R"({"return": {}})", R"({"return": {}})"});
+  Status s = qmp_reset(dir.file("qmp.sock"), milliseconds(5000));
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status",
+                                                         "system_reset", "cont"}));
+}
+
+TEST(QmpReset, DoesNotResumeARunningGuest) {
+  testing::TempDir dir;
+  FakeQmpServer server(dir.file("qmp.sock"), {R"({"return": {}})",
+                                              R"({"return": {"status": "running"}})",
+                                              R"({"return": {}})"});
+  ASSERT_TRUE(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)).ok());
+  EXPECT_EQ(server.commands(),
+            (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset"}));
+}
+
+TEST(QmpReset, FailsWithUnavailableWhenNoQemuListens) {
+  testing::TempDir dir;
+  EXPECT_EQ(qmp_reset(dir.file("none.sock"), milliseconds(500)).code(), Code::kUnavailable);
+}
+
+TEST(QmpMapping, MapsTrackedEventsToLifecycleValues) {
+  EXPECT_EQ(lifecycle_from_event("GUEST_PANICKED"), medic::v1::LIFECYCLE_PANICKED);
+  EXPECT_EQ(lifecycle_from_event("WATCHDOG"), medic::v1::LIFECYCLE_WATCHDOG);
+  EXPECT_EQ(lifecycle_from_event("STOP"), medic::v1::LIFECYCLE_STOPPED);
+  EXPECT_EQ(lifecycle_from_event("RESUME"), medic::v1::LIFECYCLE_RESUMED);
+  EXPECT_EQ(lifecycle_from_event("SHUTDOWN"), medic::v1::LIFECYCLE_SHUTDOWN);
+  EXPECT_EQ(lifecycle_from_event("RESET"), medic::v1::LIFECYCLE_RESET);
+  EXPECT_EQ(lifecycle_from_event("NIC_RX_FILTER_CHANGED"), medic::v1::LIFECYCLE_UNSPECIFIED);
+}
+
+TEST(QmpMapping, MapsQueryStatusToVmStates) {
+  EXPECT_EQ(state_from_qmp_status("running"), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(state_from_qmp_status("paused"), medic::v1::VM_STATE_PAUSED);
+  EXPECT_EQ(state_from_qmp_status("guest-panicked"), medic::v1::VM_STATE_PANICKED);
+  EXPECT_EQ(state_from_qmp_status("watchdog"), medic::v1::VM_STATE_PAUSED);
+  EXPECT_EQ(state_from_qmp_status("prelaunch"), medic::v1::VM_STATE_BOOTING);
+  EXPECT_EQ(state_from_qmp_status("shutdown"), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(state_from_qmp_status("no-such-state"), medic::v1::VM_STATE_UNSPECIFIED);
+}
+
+}  // namespace
+}  // namespace medic::vmm::qmp

@@ -1,0 +1,270 @@
+#include "vmm/qmp/launcher.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/testing.h"
+
+namespace medic::vmm::qmp {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The first ```yaml block of docs/backends-qmp.md: the documented example.
+std::string doc_example() {
+  std::ifstream in(testing::source_dir() + "/docs/backends-qmp.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  size_t start = doc.find("```yaml\n");
+  if (start == std::string::npos) return "";
+  start += 8;
+  return doc.substr(start, doc.find("```", start) - start);
+}
+
+bool has_pair(const std::vector<std::string>& argv, const std::string& a, const std::string& b) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == a && argv[i + 1] == b) return true;
+  }
+  return false;
+}
+
+const char* kMinimal =
+    "vms:\n"
+    "  - name: t1\n"
+    "    uuid: 11111111-2222-3333-4444-555555555555\n"
+    "    kernel: /boot/vmlinuz\n"
+    "    qmp_socket: /tmp/t1.qmp\n";
+
+TEST(VmSpec, LoadsTheDocumentedExample) {
+  std::string yaml = doc_example();
+  ASSERT_FALSE(yaml.empty()) << "no yaml block in docs/backends-qmp.md";
+  auto specs = parse_vm_specs(yaml, "backends-qmp.md", "/srv/medic");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_EQ(specs->size(), 2u);
+  const VmSpec& web = (*specs)[0];
+  EXPECT_EQ(web.name, "web-1");
+  EXPECT_EQ(web.uuid, "6f1c0d2e-8a4b-4c1e-9d3f-2b7a5e0c9a11");
+  EXPECT_EQ(web.memory_mib, 256);
+  EXPECT_EQ(web.accel, Accel::kAuto);
+  EXPECT_EQ(web.kernel, "/boot/vmlinuz-6.1.0-56-amd64");
+  EXPECT_EQ(web.initrd, "/srv/medic/images/web-1.initrd.gz");  // relative to the file
+  EXPECT_EQ(web.qmp_socket, "/srv/medic/run/web-1.qmp");
+  EXPECT_EQ(web.heartbeat_socket, "/srv/medic/run/web-1.hb");
+  EXPECT_EQ(web.devices, (std::vector<std::string>{"pvpanic", "i6300esb"}));
+  EXPECT_EQ(web.labels.at("tier"), "web");
+  const VmSpec& db = (*specs)[1];
+  EXPECT_EQ(db.memory_mib, 1024);
+  EXPECT_EQ(db.cpus, 2);
+  EXPECT_EQ(db.disk, "/srv/medic/images/db-1.qcow2");
+  EXPECT_EQ(db.disk_format, "qcow2");
+  EXPECT_TRUE(db.heartbeat_socket.empty());
+}
+
+TEST(VmSpec, LoadsAFileWithPathsRelativeToIt) {
+  testing::TempDir dir;
+  std::string path = dir.write("conf/vms.yaml",
+                               "vms:\n"
+                               "  - name: a\n"
+                               "    uuid: 11111111-2222-3333-4444-555555555555\n"
+                               "    disk: ../disks/a.img\n"
+                               "    qmp_socket: a.qmp\n"
+                               "    memory: 512\n");
+  auto specs = load_vm_specs(path);
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_EQ((*specs)[0].disk, dir.path() + "/disks/a.img");
+  EXPECT_EQ((*specs)[0].qmp_socket, dir.path() + "/conf/a.qmp");
+  EXPECT_EQ((*specs)[0].memory_mib, 512);
+  EXPECT_EQ(load_vm_specs(dir.file("missing.yaml")).status().code(), Code::kNotFound);
+}
+
+TEST(VmSpec, ReportsEveryProblemWithFileLineAndColumn) {
+  const char* yaml =
+      "vms:\n"
+      "  - name: bad name\n"                 // 2
+      "    uuid: not-a-uuid\n"               // 3
+      "    memory: 12X\n"                    // 4
+      "    accel: hvf\n"                     // 5
+      "    kernel: /k\n"
+      "    disk: /d\n"
+      "    qmp_socket: /q\n"
+      "    colour: blue\n"                   // 9
+      "  - name: ok\n"                       // 10
+      "    uuid: 11111111-2222-3333-4444-555555555555\n"
+      "    initrd: /i\n";                    // no kernel, no disk, no qmp_socket
+  auto specs = parse_vm_specs(yaml, "vms.yaml", "/");
+  ASSERT_FALSE(specs.ok());
+  EXPECT_EQ(specs.status().code(), Code::kInvalidArgument);
+  const std::string m = specs.status().message();
+  for (const char* want :
+       {"vms.yaml:2:", "must be 1-64 letters", "vms.yaml:3:11: error: uuid 'not-a-uuid'",
+        "vms.yaml:4:", "memory '12X'", "vms.yaml:5:", "accel 'hvf'", "exactly one of kernel or disk",
+        "vms.yaml:9:", "colour", "vms.yaml:10:", "initrd and append need a kernel",
+        "qmp_socket"}) {
+    EXPECT_NE(m.find(want), std::string::npos) << "missing '" << want << "' in:\n" << m;
+  }
+}
+
+TEST(VmSpec, RejectsDuplicatesAndMissingList) {
+  std::string two = std::string(kMinimal) + std::string(kMinimal).substr(5);
+  auto specs = parse_vm_specs(two, "dup.yaml", "/");
+  ASSERT_FALSE(specs.ok());
+  EXPECT_NE(specs.status().message().find("a second VM named 't1'"), std::string::npos);
+  EXPECT_NE(specs.status().message().find("a second VM with uuid"), std::string::npos);
+  EXPECT_NE(specs.status().message().find("a second VM on QMP socket"), std::string::npos);
+  EXPECT_FALSE(parse_vm_specs("vm: []\n", "x.yaml", "/").ok());
+  EXPECT_FALSE(parse_vm_specs("vms: {a: 1}\n", "x.yaml", "/").ok());
+  auto syntax = parse_vm_specs("vms: [\n", "x.yaml", "/");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("x.yaml:"), std::string::npos);
+}
+
+TEST(VmSpec, RejectsASocketPathTooLongForUnixSockets) {
+  std::string yaml = std::string(kMinimal) + "    heartbeat_socket: /" + std::string(120, 'h') + "\n";
+  auto specs = parse_vm_specs(yaml, "long.yaml", "/");
+  ASSERT_FALSE(specs.ok());
+  EXPECT_NE(specs.status().message().find("heartbeat_socket is longer"), std::string::npos);
+}
+
+TEST(QemuArgv, BuildsKernelBootWithConsoleHeartbeatAndPanicPause) {
+  auto specs = parse_vm_specs(doc_example(), "doc", "/srv");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  auto argv = qemu_argv((*specs)[0], Accel::kTcg);
+  EXPECT_EQ(argv[0], "qemu-system-x86_64");
+  EXPECT_TRUE(has_pair(argv, "-accel", "tcg"));
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-cpu"), 0);
+  EXPECT_TRUE(has_pair(argv, "-m", "256M"));
+  EXPECT_TRUE(has_pair(argv, "-uuid", "6f1c0d2e-8a4b-4c1e-9d3f-2b7a5e0c9a11"));
+  EXPECT_TRUE(has_pair(argv, "-qmp", "unix:/srv/run/web-1.qmp,server=on,wait=off"));
+  EXPECT_TRUE(has_pair(argv, "-kernel", "/boot/vmlinuz-6.1.0-56-amd64"));
+  EXPECT_TRUE(has_pair(argv, "-append", "console=ttyS0 panic=0 unknown_nmi_panic=1"));
+  EXPECT_TRUE(has_pair(argv, "-action", "panic=pause"));
+  EXPECT_TRUE(has_pair(argv, "-device", "pvpanic"));
+  EXPECT_TRUE(has_pair(argv, "-device", "i6300esb"));
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-no-reboot"), 0);
+  // The console is the first serial port, the heartbeat the second.
+  auto first = std::find(argv.begin(), argv.end(), "chardev:console");
+  auto second = std::find(argv.begin(), argv.end(), "chardev:heartbeat");
+  ASSERT_NE(first, argv.end());
+  ASSERT_NE(second, argv.end());
+  EXPECT_LT(first, second);
+}
+
+TEST(QemuArgv, BuildsDiskBootWithKvmAndEscapesCommas) {
+  auto specs = parse_vm_specs(std::string("vms:\n"
+                                          "  - name: d\n"
+                                          "    uuid: 11111111-2222-3333-4444-555555555555\n"
+                                          "    disk: /images/a,b.img\n"
+                                          "    qmp_socket: /run/d,1.qmp\n"),
+                              "d.yaml", "/");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  auto argv = qemu_argv((*specs)[0], Accel::kKvm);
+  EXPECT_TRUE(has_pair(argv, "-accel", "kvm"));
+  EXPECT_TRUE(has_pair(argv, "-cpu", "host"));
+  EXPECT_TRUE(has_pair(argv, "-drive", "file=/images/a,,b.img,format=raw,if=virtio"));
+  EXPECT_TRUE(has_pair(argv, "-qmp", "unix:/run/d,,1.qmp,server=on,wait=off"));
+  EXPECT_TRUE(has_pair(argv, "-serial", "null"));  // keeps ttyS1 numbering stable
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-kernel"), 0);
+}
+
+TEST(QemuArgv, AutoAccelResolvesToWhatTheHostCanDo) {
+  EXPECT_EQ(resolve_accel(Accel::kTcg), Accel::kTcg);
+  EXPECT_EQ(resolve_accel(Accel::kKvm), Accel::kKvm);
+  EXPECT_EQ(resolve_accel(Accel::kAuto), kvm_usable() ? Accel::kKvm : Accel::kTcg);
+}
+
+VmSpec fake_spec(const testing::TempDir& dir, const std::string& qemu) {
+  VmSpec s;
+  s.name = "fake";
+  s.uuid = "11111111-2222-3333-4444-555555555555";
+  s.kernel = "/nonexistent";
+  s.qmp_socket = dir.file("run/fake.qmp");
+  s.heartbeat_socket = dir.file("run/fake.hb");
+  s.qemu_log = dir.file("log/qemu.log");
+  s.qemu = qemu;
+  s.accel = Accel::kTcg;
+  return s;
+}
+
+TEST(Launcher, ReportsAQemuThatExitsBeforeItsSocketWithItsLog) {
+  testing::TempDir dir;
+  std::string fake = dir.write("fake-qemu", "#!/bin/sh\necho \"qemu: could not load kernel\" >&2\nexit 1\n", 0755);
+  Launcher l(fake_spec(dir, fake));
+  Status s = l.start(milliseconds(10'000));
+  ASSERT_EQ(s.code(), Code::kUnavailable) << s;
+  EXPECT_NE(s.message().find("exited with status 1"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("could not load kernel"), std::string::npos) << s;
+  EXPECT_FALSE(l.running());
+  EXPECT_EQ(l.argv()[0], fake);
+  EXPECT_TRUE(has_pair(l.argv(), "-name", "guest=fake"));
+}
+
+TEST(Launcher, ReportsAMissingBinary) {
+  testing::TempDir dir;
+  Launcher l(fake_spec(dir, dir.file("no-such-qemu")));
+  Status s = l.start(milliseconds(1000));
+  EXPECT_EQ(s.code(), Code::kIo) << s;
+}
+
+TEST(Launcher, TimesOutAndKillsAQemuThatNeverOpensItsSocket) {
+  testing::TempDir dir;
+  std::string fake = dir.write("fake-qemu", "#!/bin/sh\nexec sleep 60\n", 0755);
+  Launcher l(fake_spec(dir, fake));
+  Status s = l.start(milliseconds(200));
+  EXPECT_EQ(s.code(), Code::kTimeout) << s;
+  EXPECT_FALSE(l.running());
+  EXPECT_EQ(l.pid(), 0);
+}
+
+TEST(Launcher, KillsRunningQemuReportsItsExitOnceAndRefusesADoubleSpawn) {
+  testing::TempDir dir;
+  std::string fake = dir.write("fake-qemu", "#!/bin/sh\nexec sleep 60\n", 0755);
+  Launcher l(fake_spec(dir, fake));
+  ASSERT_TRUE(l.spawn().ok());
+  EXPECT_TRUE(l.running());
+  EXPECT_GT(l.pid(), 0);
+  EXPECT_FALSE(l.take_exit().has_value());
+  EXPECT_EQ(l.spawn().code(), Code::kFailedPrecondition);
+  ASSERT_TRUE(l.kill().ok());
+  EXPECT_FALSE(l.running());
+  auto exit = l.take_exit();
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(*exit, -9);
+  EXPECT_FALSE(l.take_exit().has_value());
+  EXPECT_TRUE(l.kill().ok());  // nothing left to kill
+}
+
+TEST(Launcher, RefusesToStartWhenAnotherProcessServesTheQmpSocket) {
+  testing::TempDir dir;
+  std::string fake = dir.write("fake-qemu", "#!/bin/sh\nexec sleep 60\n", 0755);
+  VmSpec spec = fake_spec(dir, fake);
+  ::mkdir(dir.file("run").c_str(), 0755);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, spec.qmp_socket.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  EXPECT_TRUE(unix_socket_listening(spec.qmp_socket));
+  Launcher l(spec);
+  Status s = l.spawn();
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("already serves"), std::string::npos);
+  EXPECT_FALSE(l.running());
+  ::close(fd);
+  // Now the file is a stale socket nobody serves: it is removed, start goes on.
+  EXPECT_FALSE(unix_socket_listening(spec.qmp_socket));
+  ASSERT_TRUE(l.spawn().ok());
+  EXPECT_TRUE(l.kill().ok());
+}
+
+}  // namespace
+}  // namespace medic::vmm::qmp

@@ -1,0 +1,341 @@
+#include "vmm/qmp/qmp_client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace medic::vmm::qmp {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+int millis_left(SteadyClock::time_point deadline) {
+  auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();
+  if (left <= 0) return 0;
+  return left > 60'000 ? 60'000 : static_cast<int>(left);
+}
+
+std::string ms_text(Millis m) { return std::to_string(m.count()) + " ms"; }
+
+}  // namespace
+
+QmpClient::QmpClient(QmpClientOptions opts) : opts_(opts) {}
+
+QmpClient::~QmpClient() { close(); }
+
+void QmpClient::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  buf_.clear();
+  waiting_id_ = 0;
+  have_reply_ = false;
+  greeting_pending_ = false;
+}
+
+Status QmpClient::lost(const std::string& context) {
+  close();
+  close_reason_ = context;
+  return unavailable("QMP connection lost: " + context);
+}
+
+Status QmpClient::connect(const std::string& path, Millis timeout) {
+  close();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return invalid_argument("QMP socket path '" + path + "' is empty or longer than " +
+                            std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return io_error(std::string("socket: ") + std::strerror(errno));
+  int rc;
+  do {
+    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    ::close(fd);
+    return unavailable("cannot connect to QMP socket " + path + ": " + std::strerror(e));
+  }
+  return attach(fd, timeout).with_context(path);
+}
+
+Status QmpClient::attach(int fd, Millis timeout) {
+  close();
+  close_reason_.clear();
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    int e = errno;
+    ::close(fd);
+    return io_error(std::string("fcntl: ") + std::strerror(e));
+  }
+  fd_ = fd;
+  greeting_ = Json();
+  return handshake(timeout);
+}
+
+Status QmpClient::handshake(Millis timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  greeting_pending_ = true;
+  while (greeting_.is_null()) {
+    if (!wait_readable(deadline)) {
+      close();
+      close_reason_ = "no greeting";
+      return timeout_error("no QMP greeting within " + ms_text(timeout));
+    }
+    if (read_some() == ReadResult::kClosed) return lost(close_reason_.empty() ? "closed before the greeting" : close_reason_);
+  }
+  greeting_pending_ = false;
+  auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
+  auto r = execute("qmp_capabilities", left < Millis(1) ? Millis(1) : left);
+  if (!r.ok()) {
+    close();
+    return r.status().with_context("qmp_capabilities");
+  }
+  return {};
+}
+
+bool QmpClient::wait_readable(SteadyClock::time_point deadline) {
+  while (true) {
+    pollfd p{fd_, POLLIN, 0};
+    int n = ::poll(&p, 1, millis_left(deadline));
+    if (n > 0) return true;  // readable, or hung up: read() tells which
+    if (n < 0 && errno == EINTR) continue;
+    if (SteadyClock::now() >= deadline) return false;
+    if (n < 0) return true;  // let read() report the error
+  }
+}
+
+Status QmpClient::send_line(const std::string& line, SteadyClock::time_point deadline) {
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t w = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      off += static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd_, POLLOUT, 0};
+      int n = ::poll(&p, 1, millis_left(deadline));
+      if (n == 0 && SteadyClock::now() >= deadline) {
+        // A half-sent command would desynchronise the stream: give up on it.
+        return lost("send timed out");
+      }
+      continue;
+    }
+    return lost(std::string("send: ") + std::strerror(errno));
+  }
+  return {};
+}
+
+QmpClient::ReadResult QmpClient::read_some() {
+  char chunk[16384];
+  ssize_t n;
+  do {
+    n = ::read(fd_, chunk, sizeof chunk);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ReadResult::kWouldBlock;
+  if (n <= 0) {
+    std::string why = n == 0 ? "closed by peer" : std::string("read: ") + std::strerror(errno);
+    close();
+    close_reason_ = why;
+    return ReadResult::kClosed;
+  }
+  buf_.append(chunk, static_cast<size_t>(n));
+  return process_buffered() ? ReadResult::kData : ReadResult::kClosed;
+}
+
+bool QmpClient::process_buffered() {
+  size_t start = 0;
+  while (fd_ >= 0) {
+    // Lines after the greeting wait until the handshake asks for them, so a
+    // capabilities reply read together with the greeting is not lost.
+    if (greeting_pending_ && !greeting_.is_null()) break;
+    size_t nl = buf_.find('\n', start);
+    if (nl == std::string::npos || nl - start > opts_.max_line_bytes) break;
+    handle_line(std::string_view(buf_).substr(start, nl - start));
+    start = nl + 1;
+  }
+  if (fd_ < 0) return false;
+  buf_.erase(0, start);
+  size_t pending = buf_.find('\n');
+  if ((pending == std::string::npos ? buf_.size() : pending) > opts_.max_line_bytes) {
+    close();
+    close_reason_ = "a line longer than " + std::to_string(opts_.max_line_bytes) + " bytes";
+    return false;
+  }
+  return true;
+}
+
+void QmpClient::handle_line(std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  if (line.empty()) return;
+  auto parsed = parse_json(line);
+  if (!parsed.ok() || !parsed->is_object()) {
+    ++stats_.garbage_lines;
+    return;
+  }
+  Json& msg = *parsed;
+  if (const std::string* name = msg.string_at("event")) {
+    QmpEvent ev;
+    ev.name = *name;
+    if (const Json* d = msg.find("data")) ev.data = *d;
+    if (const Json* ts = msg.find("timestamp")) {
+      const Json* s = ts->find("seconds");
+      const Json* us = ts->find("microseconds");
+      if (s && us && s->as_number() && us->as_number()) {
+        ev.qemu_time_us = static_cast<int64_t>(*s->as_number()) * 1'000'000 +
+                          static_cast<int64_t>(*us->as_number());
+      }
+    }
+    ++stats_.events;
+    if (events_.size() >= opts_.max_queued_events) {
+      events_.pop_front();
+      ++stats_.dropped_events;
+    }
+    events_.push_back(std::move(ev));
+    return;
+  }
+  if (msg.find("return") || msg.find("error")) {
+    const Json* id = msg.find("id");
+    auto n = id ? id->as_number() : std::nullopt;
+    if (waiting_id_ != 0 && n && *n == static_cast<double>(waiting_id_)) {
+      reply_ = std::move(msg);
+      have_reply_ = true;
+      waiting_id_ = 0;
+    } else {
+      ++stats_.unmatched_replies;
+    }
+    return;
+  }
+  if (msg.find("QMP") && greeting_pending_ && greeting_.is_null()) {
+    greeting_ = *msg.find("QMP");
+    return;
+  }
+  ++stats_.garbage_lines;
+}
+
+Result<Json> QmpClient::execute(std::string_view command, Millis timeout, const Json& arguments) {
+  const std::string cmd(command);
+  if (!connected()) {
+    return unavailable("qmp " + cmd + ": not connected" +
+                       (close_reason_.empty() ? "" : " (" + close_reason_ + ")"));
+  }
+  const auto deadline = SteadyClock::now() + timeout;
+  const uint64_t id = next_id_++;
+  Json req = Json::object();
+  req.set("execute", Json::string(cmd));
+  if (arguments.is_object()) req.set("arguments", arguments);
+  req.set("id", Json::number(static_cast<double>(id)));
+  std::string line = req.dump();
+  line.push_back('\n');
+  ++stats_.commands;
+  waiting_id_ = id;
+  have_reply_ = false;
+  if (Status s = send_line(line, deadline); !s.ok()) return s.with_context("qmp " + cmd);
+  if (!process_buffered()) {
+    return unavailable("qmp " + cmd + ": QMP connection lost (" + close_reason_ + ")");
+  }
+  while (!have_reply_) {
+    if (!wait_readable(deadline)) {
+      waiting_id_ = 0;
+      return timeout_error("qmp " + cmd + ": no reply within " + ms_text(timeout));
+    }
+    if (read_some() == ReadResult::kClosed) {
+      return unavailable("qmp " + cmd + ": QMP connection lost while waiting for the reply (" +
+                         close_reason_ + ")");
+    }
+  }
+  have_reply_ = false;
+  Json reply = std::move(reply_);
+  reply_ = Json();
+  if (const Json* err = reply.find("error")) {
+    const std::string* cls = err->string_at("class");
+    const std::string* desc = err->string_at("desc");
+    return failed_precondition("qmp " + cmd + ": " + (cls ? *cls : "error") + ": " +
+                               (desc ? *desc : "(no description)"));
+  }
+  const Json* ret = reply.find("return");
+  return ret ? *ret : Json();
+}
+
+Result<std::string> QmpClient::query_status(Millis timeout) {
+  auto r = execute("query-status", timeout);
+  if (!r.ok()) return r.status();
+  const std::string* status = r->string_at("status");
+  if (!status) return internal_error("qmp query-status: reply has no \"status\" string");
+  return *status;
+}
+
+Status QmpClient::poll() {
+  if (!connected()) {
+    return unavailable("QMP not connected" +
+                       (close_reason_.empty() ? "" : " (" + close_reason_ + ")"));
+  }
+  // Bounded so that a peer flooding us cannot keep the owner's loop here.
+  for (int i = 0; i < 64; ++i) {
+    switch (read_some()) {
+      case ReadResult::kWouldBlock: return {};
+      case ReadResult::kClosed: return unavailable("QMP connection lost: " + close_reason_);
+      case ReadResult::kData: break;
+    }
+  }
+  return {};
+}
+
+std::vector<QmpEvent> QmpClient::take_events() {
+  std::vector<QmpEvent> out(std::make_move_iterator(events_.begin()),
+                            std::make_move_iterator(events_.end()));
+  events_.clear();
+  return out;
+}
+
+Lifecycle lifecycle_from_event(std::string_view event) {
+  if (event == "GUEST_PANICKED") return medic::v1::LIFECYCLE_PANICKED;
+  if (event == "WATCHDOG") return medic::v1::LIFECYCLE_WATCHDOG;
+  if (event == "STOP") return medic::v1::LIFECYCLE_STOPPED;
+  if (event == "RESUME") return medic::v1::LIFECYCLE_RESUMED;
+  if (event == "SHUTDOWN") return medic::v1::LIFECYCLE_SHUTDOWN;
+  if (event == "RESET") return medic::v1::LIFECYCLE_RESET;
+  return medic::v1::LIFECYCLE_UNSPECIFIED;
+}
+
+VmState state_from_qmp_status(std::string_view s) {
+  if (s == "running" || s == "colo") return medic::v1::VM_STATE_RUNNING;
+  if (s == "guest-panicked") return medic::v1::VM_STATE_PANICKED;
+  if (s == "prelaunch" || s == "inmigrate") return medic::v1::VM_STATE_BOOTING;
+  // With shutdown=pause QEMU keeps a powered-off guest in "shutdown".
+  if (s == "shutdown") return medic::v1::VM_STATE_STOPPED;
+  if (s == "paused" || s == "suspended" || s == "debug" || s == "watchdog" ||
+      s == "io-error" || s == "internal-error" || s == "finish-migrate" || s == "postmigrate" ||
+      s == "save-vm" || s == "restore-vm") {
+    return medic::v1::VM_STATE_PAUSED;
+  }
+  return medic::v1::VM_STATE_UNSPECIFIED;
+}
+
+Status qmp_reset(const std::string& socket_path, Millis timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  auto left = [&] {
+    auto l = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
+    return l < Millis(1) ? Millis(1) : l;
+  };
+  QmpClient c;
+  MEDIC_RETURN_IF_ERROR(c.connect(socket_path, left()));
+  auto before = c.query_status(left());
+  if (!before.ok()) return before.status();
+  if (auto r = c.execute("system_reset", left()); !r.ok()) return r.status();
+  if (*before != "running") {
+    if (auto r = c.execute("cont", left()); !r.ok()) return r.status();
+  }
+  return {};
+}
+
+}  // namespace medic::vmm::qmp
