@@ -287,7 +287,7 @@ Result<std::optional<ActionState>> SqliteAuditStore::current_state(const std::st
   if (auto it = overlay.find(id); it != overlay.end()) return it->second;
   if (auto it = live_.find(id); it != live_.end()) return std::optional<ActionState>(it->second);
   if (const ActionState* s = recent_states_.find(id)) return std::optional<ActionState>(*s);
-  lookup_state_.bind_blob(1, id);  // text columns are stored as BLOBs
+  lookup_state_.bind(1, id);  // TEXT: ids are stored as TEXT, and TEXT never equals a BLOB
   auto row = lookup_state_.step();
   std::optional<ActionState> state;
   if (row.ok() && *row) state = state_from_name(lookup_state_.text(0));
@@ -298,7 +298,7 @@ Result<std::optional<ActionState>> SqliteAuditStore::current_state(const std::st
 
 Result<bool> SqliteAuditStore::decision_exists(const std::string& id) {
   if (recent_decisions_.find(id)) return true;
-  lookup_decision_.bind_blob(1, id);
+  lookup_decision_.bind(1, id);
   auto row = lookup_decision_.step();
   lookup_decision_.reset();
   return row;

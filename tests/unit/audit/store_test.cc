@@ -220,8 +220,16 @@ TEST_F(StoreTest, InFlightListsUnfinishedActionsForResuming) {
   auto all = (*reopened)->in_flight(at_ms(100), true);
   ASSERT_EQ(all->size(), 3u);
   EXPECT_EQ((*all)[2].action_id, "a-5");
-  // The state survived the restart: transitions keep being validated.
-  EXPECT_FALSE((*reopened)->append_transition(step("a-3", ActionState::kFailed, at_ms(11))).ok());
+  // The state survived the restart, finished actions included (read back from
+  // the file): transitions keep being validated, ids stay unique.
+  EXPECT_EQ(*(*reopened)->action_state("a-3"), ActionState::kSucceeded);
+  auto late = (*reopened)->append_transition(step("a-3", ActionState::kFailed, at_ms(11)));
+  EXPECT_NE(late.status().message().find("already ended"), std::string::npos) << late.status();
+  auto reused = decision("a-9", "web-9", at_ms(12), 0);
+  reused.id = "d-a-3";
+  auto dup = (*reopened)->append_decision(reused);
+  EXPECT_NE(dup.status().message().find("decision d-a-3 is already in the log"), std::string::npos)
+      << dup.status();
   EXPECT_TRUE((*reopened)->append_transition(step("a-1", ActionState::kAcked, at_ms(11))).ok());
 }
 
