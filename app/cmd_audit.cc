@@ -62,7 +62,8 @@ std::optional<audit::AuditReader> open_reader(const std::string& cmd, const std:
 }
 
 void add_list(CLI::App* audit, int* exit_code) {
-  auto* sub = audit->add_subcommand("list", "decisions and where their actions stand, newest first");
+  auto* sub =
+      audit->add_subcommand("list", "decisions and where their actions stand, newest first");
   auto c = std::make_shared<Common>();
   auto f = std::make_shared<audit::ListFilter>();
   auto since = std::make_shared<std::string>();

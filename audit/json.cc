@@ -78,16 +78,19 @@ bool parse_string(std::string_view t, size_t* i, std::string* out) {
         for (int k = 0; k < 4; ++k) {
           char h = t[(*i)++];
           v <<= 4;
-          if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-          else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-          else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-          else return false;
+          if (h >= '0' && h <= '9')
+            v |= static_cast<uint32_t>(h - '0');
+          else if (h >= 'a' && h <= 'f')
+            v |= static_cast<uint32_t>(h - 'a' + 10);
+          else if (h >= 'A' && h <= 'F')
+            v |= static_cast<uint32_t>(h - 'A' + 10);
+          else
+            return false;
         }
         put_utf8(v, out);
         break;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
   return false;

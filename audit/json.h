@@ -20,9 +20,7 @@ class JsonObject {
   JsonObject& add(std::string_view key, std::string_view value) {
     return raw(key, json_string(value));
   }
-  JsonObject& add(std::string_view key, const char* value) {
-    return raw(key, json_string(value));
-  }
+  JsonObject& add(std::string_view key, const char* value) { return raw(key, json_string(value)); }
   JsonObject& add(std::string_view key, const std::string& value) {
     return raw(key, json_string(value));
   }

@@ -99,17 +99,17 @@ struct Evidence {
 };
 
 struct Decision {
-  std::string id;            // unique decision id
+  std::string id;  // unique decision id
   Time at{};
   std::string rule;
   std::string rule_version;
   std::string vm;
   std::string host;
-  std::string verb;          // reboot, reset, restart, stop, start or notify
-  int32_t ladder_step = 0;   // 0-based position in the rule's escalation ladder
+  std::string verb;         // reboot, reset, restart, stop, start or notify
+  int32_t ladder_step = 0;  // 0-based position in the rule's escalation ladder
   Outcome outcome = Outcome::kProposed;
-  std::string policy;        // kSuppressed: the policy that stopped it
-  std::string reason;        // kSuppressed: why, in words; otherwise optional context
+  std::string policy;  // kSuppressed: the policy that stopped it
+  std::string reason;  // kSuppressed: why, in words; otherwise optional context
   std::vector<std::string> policies_passed;  // the safety policies that allowed it
   std::vector<EvidenceRef> evidence;
   // The action this decision creates; required unless kDryRun. Appending the
@@ -134,8 +134,8 @@ struct OperatorRequest {
   std::string verb;           // approve, deny, silence, unsilence, status
   std::string target;         // action id, or the silence scope ("vm=...")
   bool accepted = false;
-  std::string detail;         // why it was refused, or what it did
-  std::string envelope;       // the signed request envelope exactly as received
+  std::string detail;    // why it was refused, or what it did
+  std::string envelope;  // the signed request envelope exactly as received
 };
 
 // Any record; append_batch() commits a batch in one transaction.
@@ -337,16 +337,16 @@ struct VerifyOptions {
 
 struct VerifyReport {
   bool ok = false;
-  Seq rows = 0;                 // rows read
-  Seq checkpoints = 0;          // checkpoint signatures checked
-  Seq envelopes = 0;            // evidence/request envelope signatures checked
-  Seq last_checkpoint = 0;      // seq of the last valid checkpoint
-  Seq head_seq = 0;             // the signed head
-  std::string head_hash;        // hex
-  bool keys_from_log = false;   // engine keys taken from the log itself
-  Seq first_bad = 0;            // the first row that does not verify (0 when ok)
-  Seq last_good_checkpoint = 0; // the tampering is after this row
-  std::string problem;          // what is wrong with first_bad, in words
+  Seq rows = 0;                  // rows read
+  Seq checkpoints = 0;           // checkpoint signatures checked
+  Seq envelopes = 0;             // evidence/request envelope signatures checked
+  Seq last_checkpoint = 0;       // seq of the last valid checkpoint
+  Seq head_seq = 0;              // the signed head
+  std::string head_hash;         // hex
+  bool keys_from_log = false;    // engine keys taken from the log itself
+  Seq first_bad = 0;             // the first row that does not verify (0 when ok)
+  Seq last_good_checkpoint = 0;  // the tampering is after this row
+  std::string problem;           // what is wrong with first_bad, in words
 
   std::string text() const;
   std::string json() const;

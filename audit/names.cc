@@ -14,8 +14,8 @@ const char* outcome_name(Outcome o) {
 }
 
 std::optional<Outcome> outcome_from_name(std::string_view name) {
-  for (Outcome o : {Outcome::kProposed, Outcome::kSuppressed, Outcome::kPendingApproval,
-                    Outcome::kDryRun}) {
+  for (Outcome o :
+       {Outcome::kProposed, Outcome::kSuppressed, Outcome::kPendingApproval, Outcome::kDryRun}) {
     if (name == outcome_name(o)) return o;
   }
   return std::nullopt;
@@ -55,10 +55,8 @@ bool is_terminal(ActionState s) {
     case ActionState::kSucceeded:
     case ActionState::kFailed:
     case ActionState::kTimedOut:
-    case ActionState::kRejected:
-      return true;
-    default:
-      return false;
+    case ActionState::kRejected: return true;
+    default: return false;
   }
 }
 
@@ -69,17 +67,14 @@ bool transition_allowed(std::optional<ActionState> from, ActionState to) {
     case S::kProposed:
       return to == S::kSuppressed || to == S::kPendingApproval || to == S::kDispatched ||
              to == S::kExpired;
-    case S::kPendingApproval:
-      return to == S::kApproved || to == S::kDenied || to == S::kExpired;
-    case S::kApproved:
-      return to == S::kDispatched || to == S::kExpired;
+    case S::kPendingApproval: return to == S::kApproved || to == S::kDenied || to == S::kExpired;
+    case S::kApproved: return to == S::kDispatched || to == S::kExpired;
     case S::kDispatched:
       return to == S::kAcked || to == S::kExpired || to == S::kSucceeded || to == S::kFailed ||
              to == S::kTimedOut || to == S::kRejected;
     case S::kAcked:
       return to == S::kSucceeded || to == S::kFailed || to == S::kTimedOut || to == S::kRejected;
-    default:
-      return false;  // terminal
+    default: return false;  // terminal
   }
 }
 

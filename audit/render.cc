@@ -97,15 +97,12 @@ std::string event_words(const medic::v1::Event& e) {
       s = lifecycle_words(e.lifecycle().what());
       if (!e.lifecycle().detail().empty()) s += " (" + e.lifecycle().detail() + ")";
       break;
-    case medic::v1::Event::kHeartbeat:
-      s = "heartbeat from " + e.heartbeat().source();
-      break;
+    case medic::v1::Event::kHeartbeat: s = "heartbeat from " + e.heartbeat().source(); break;
     case medic::v1::Event::kProbe:
       s = "probe " + e.probe().probe() + (e.probe().ok() ? " ok" : " failed");
       if (!e.probe().reason().empty()) s += ": " + e.probe().reason();
       break;
-    default:
-      s = "event";
+    default: s = "event";
   }
   return s;
 }
@@ -398,9 +395,10 @@ std::string list_json(const std::vector<ActionSummary>& rows) {
 std::string show_text(const ActionHistory& h) {
   const auto& d = h.decision;
   std::string s;
-  s += "Action " + (d.action_id.empty() ? std::string("(none: ") + outcome_name(d.outcome) + ")"
-                                        : d.action_id) +
-       ": " + target(d) + " -- " + status_words(h) + "\n";
+  s +=
+      "Action " +
+      (d.action_id.empty() ? std::string("(none: ") + outcome_name(d.outcome) + ")" : d.action_id) +
+      ": " + target(d) + " -- " + status_words(h) + "\n";
   s += "  decision:  " + d.id + " at " + utc(d.at) + " (row " + std::to_string(d.seq) + ")\n";
   s += "  rule:      " + d.rule + " version " + (d.rule_version.empty() ? "-" : d.rule_version) +
        ", ladder step " + std::to_string(d.ladder_step + 1) + "\n";
@@ -415,7 +413,8 @@ std::string show_text(const ActionHistory& h) {
   if (!h.transitions.empty()) {
     s += "  history:\n";
     for (const auto& t : h.transitions) {
-      std::string line = "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
+      std::string line =
+          "    " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
       if (!t.detail.empty()) line += " " + t.detail;
       if (t.ref) line += " [row " + std::to_string(t.ref) + "]";
       s += rstrip(line) + "\n";
@@ -461,8 +460,7 @@ std::string why_text(const ActionHistory& h) {
     if (!l.host.empty()) s += " on " + l.host;
     s += "\n      signed by " + (l.sender_name.empty() ? "?" : l.sender_name) + " (key " +
          l.sender_key + "), signature " + (l.signature_ok ? "valid" : "INVALID") + "; row " +
-         std::to_string(l.seq) + (l.index >= 0 ? " event " + std::to_string(l.index) : "") +
-         "\n";
+         std::to_string(l.seq) + (l.index >= 0 ? " event " + std::to_string(l.index) : "") + "\n";
   }
 
   s += "2. Rule: " + d.rule + ", version " + (d.rule_version.empty() ? "-" : d.rule_version) +
@@ -500,8 +498,8 @@ std::string why_text(const ActionHistory& h) {
       }
     }
     if (q) {
-      s += "\n   signed request row " + std::to_string(q->seq) + " from key " +
-           short_key(q->sender);
+      s +=
+          "\n   signed request row " + std::to_string(q->seq) + " from key " + short_key(q->sender);
     }
   } else if (pending) {
     const StoredTransition* exp = find_state(h, ActionState::kExpired);
@@ -549,12 +547,18 @@ std::string why_text(const ActionHistory& h) {
          utc(lines.front().observed) + ") to healed (" + utc(*healed) + ")";
   } else if (healed) {
     s += "healed at " + utc(*healed) + "; no evidence time recorded";
+  } else if (d.outcome == Outcome::kDryRun) {
+    s += "not applicable (dry run)";
+  } else if (!h.transitions.empty() && !is_terminal(h.transitions.back().state)) {
+    s += std::string("not healed yet (the action is ") + state_name(h.transitions.back().state) +
+         ")";
   } else {
     s += "not healed";
   }
   s += "\n";
 
   s += "\nTimeline:\n";
+  if (h.transitions.empty()) s += "  none: no action was created\n";
   for (const auto& t : h.transitions) {
     std::string line = "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
     if (!t.detail.empty()) line += " " + t.detail;

@@ -147,7 +147,7 @@ class SqliteAuditStore final : public AuditStore {
   bool closing_ = false;
   bool closed_ = false;
   bool checkpoint_requested_ = false;
-  Seq last_checkpoint_seq_ = 0;  // durable checkpoint
+  Seq last_checkpoint_seq_ = 0;                        // durable checkpoint
   std::unordered_map<std::string, ActionState> live_;  // non-terminal actions
   RecentMap<ActionState> recent_states_;               // recently terminal
   RecentMap<bool> recent_decisions_;
@@ -204,8 +204,8 @@ Status SqliteAuditStore::open() {
 
   // Where the chain ends.
   for (const auto& t : internal::tables()) {
-    auto st = db_.prepare(std::string("SELECT seq, hash FROM ") + t.name +
-                          " ORDER BY seq DESC LIMIT 1");
+    auto st =
+        db_.prepare(std::string("SELECT seq, hash FROM ") + t.name + " ORDER BY seq DESC LIMIT 1");
     if (!st.ok()) return st.status();
     auto row = st->step();
     if (!row.ok()) return row.status();
@@ -238,8 +238,7 @@ Status SqliteAuditStore::open() {
 
   // Actions still in flight, so transitions can be validated.
   {
-    auto st = db_.prepare(
-        "SELECT action_id, state, max(seq) FROM transitions GROUP BY action_id");
+    auto st = db_.prepare("SELECT action_id, state, max(seq) FROM transitions GROUP BY action_id");
     if (!st.ok()) return st.status();
     while (true) {
       auto row = st->step();
@@ -288,7 +287,7 @@ Result<std::optional<ActionState>> SqliteAuditStore::current_state(const std::st
   if (auto it = overlay.find(id); it != overlay.end()) return it->second;
   if (auto it = live_.find(id); it != live_.end()) return std::optional<ActionState>(it->second);
   if (const ActionState* s = recent_states_.find(id)) return std::optional<ActionState>(*s);
-  lookup_state_.bind_blob(1, id);  // text columns are stored as BLOBs
+  lookup_state_.bind(1, id);  // TEXT: ids are stored as TEXT, and TEXT never equals a BLOB
   auto row = lookup_state_.step();
   std::optional<ActionState> state;
   if (row.ok() && *row) state = state_from_name(lookup_state_.text(0));
@@ -299,7 +298,7 @@ Result<std::optional<ActionState>> SqliteAuditStore::current_state(const std::st
 
 Result<bool> SqliteAuditStore::decision_exists(const std::string& id) {
   if (recent_decisions_.find(id)) return true;
-  lookup_decision_.bind_blob(1, id);
+  lookup_decision_.bind(1, id);
   auto row = lookup_decision_.step();
   lookup_decision_.reset();
   return row;
@@ -432,9 +431,8 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
 Result<Seq> SqliteAuditStore::append_batch(std::vector<Record> records) {
   if (records.empty()) return invalid_argument("empty batch");
   std::unique_lock<std::mutex> l(mu_);
-  space_cv_.wait(l, [&] {
-    return queue_.size() < options_.max_queued || closing_ || !failed_.ok();
-  });
+  space_cv_.wait(l,
+                 [&] { return queue_.size() < options_.max_queued || closing_ || !failed_.ok(); });
   if (closing_ || closed_) return unavailable("the audit log is closed");
   if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
 
@@ -472,9 +470,8 @@ Status SqliteAuditStore::wait_durable(Seq seq, Duration limit) {
   if (seq >= next_seq_) {
     return invalid_argument("row " + std::to_string(seq) + " has not been appended");
   }
-  bool done = durable_cv_.wait_for(l, limit, [&] {
-    return durable_.load(std::memory_order_acquire) >= seq || !failed_.ok();
-  });
+  bool done = durable_cv_.wait_for(
+      l, limit, [&] { return durable_.load(std::memory_order_acquire) >= seq || !failed_.ok(); });
   if (durable_.load() >= seq) return {};
   if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
   (void)done;
@@ -669,10 +666,10 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
   switch (p.table) {
     case Table::kEvidence: {
       const Evidence& e = p.rec.evidence;
-      return insert_row(p.table, p.seq,
-                        {Value::of(ns(e.received_at)), Value::of(p.sender),
-                         Value::of(e.sender_name), Value::of(int64_t{p.kind}), Value::of(p.host),
-                         Value::of(e.envelope)});
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(ns(e.received_at)), Value::of(p.sender), Value::of(e.sender_name),
+           Value::of(int64_t{p.kind}), Value::of(p.host), Value::of(e.envelope)});
     }
     case Table::kDecisions: {
       const Decision& d = p.rec.decision;
@@ -681,28 +678,27 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
       return insert_row(
           p.table, p.seq,
           {Value::of(d.id), Value::of(ns(d.at)), Value::of(d.rule), Value::of(d.rule_version),
-           Value::of(d.vm), Value::of(d.host), Value::of(d.verb),
-           Value::of(int64_t{d.ladder_step}), Value::of(outcome_name(d.outcome)),
-           Value::of(d.policy), Value::of(d.reason), Value::of(policies), Value::of(refs),
-           Value::of(d.action_id), Value::of(ns(d.action_expires_at))});
+           Value::of(d.vm), Value::of(d.host), Value::of(d.verb), Value::of(int64_t{d.ladder_step}),
+           Value::of(outcome_name(d.outcome)), Value::of(d.policy), Value::of(d.reason),
+           Value::of(policies), Value::of(refs), Value::of(d.action_id),
+           Value::of(ns(d.action_expires_at))});
     }
     case Table::kTransitions: {
       const Transition& t = p.rec.transition;
-      return insert_row(p.table, p.seq,
-                        {Value::of(t.action_id), Value::of(ns(t.at)),
-                         Value::of(state_name(t.state)), Value::of(t.actor), Value::of(t.detail),
-                         Value::of(t.ref)});
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(t.action_id), Value::of(ns(t.at)), Value::of(state_name(t.state)),
+           Value::of(t.actor), Value::of(t.detail), Value::of(t.ref)});
     }
     case Table::kRequests: {
       const OperatorRequest& q = p.rec.request;
-      return insert_row(p.table, p.seq,
-                        {Value::of(ns(q.received_at)), Value::of(q.operator_name),
-                         Value::of(p.sender), Value::of(q.verb), Value::of(q.target),
-                         Value::of(int64_t{q.accepted ? 1 : 0}), Value::of(q.detail),
-                         Value::of(q.envelope)});
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(ns(q.received_at)), Value::of(q.operator_name), Value::of(p.sender),
+           Value::of(q.verb), Value::of(q.target), Value::of(int64_t{q.accepted ? 1 : 0}),
+           Value::of(q.detail), Value::of(q.envelope)});
     }
-    case Table::kCheckpoints:
-      break;
+    case Table::kCheckpoints: break;
   }
   return internal_error("unexpected pending row");
 }

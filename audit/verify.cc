@@ -253,8 +253,8 @@ bool Verifier::check_request(const internal::ChainRow& row) {
 void Verifier::collect_signatures() {
   auto [seq, what] = pool_.finish();
   if (seq != 0 && (r_->ok || r_->first_bad == 0 || seq <= r_->first_bad)) {
-    fail(seq, "row " + std::to_string(seq) + " (" + what +
-                  "): the envelope signature does not verify");
+    fail(seq,
+         "row " + std::to_string(seq) + " (" + what + "): the envelope signature does not verify");
     r_->last_checkpoint = last_checkpoint_before(seq);
   }
 }
@@ -265,8 +265,8 @@ bool Verifier::check_checkpoint(const internal::ChainRow& row) {
   Hash covers_hash;
   if (row.values[1].i != n - 1 || !internal::to_hash(row.values[2].s, &covers_hash) ||
       covers_hash != prev_) {
-    return fail(n, "row " + std::to_string(n) +
-                       " (checkpoint) does not vouch for the row before it");
+    return fail(n,
+                "row " + std::to_string(n) + " (checkpoint) does not vouch for the row before it");
   }
   fabric::PublicKey signer;
   if (!key_from(row.values[3].s, &signer) || !trusted(signer)) {
@@ -309,9 +309,8 @@ void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash,
       signature.size() != 64 ||
       !fabric::verify_signature(signer, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
                                 reinterpret_cast<const uint8_t*>(signature.data()))) {
-    fail(std::min(head_seq, last + 1),
-         "the signed head (row " + std::to_string(head_seq) +
-             ") does not verify against a trusted engine key");
+    fail(std::min(head_seq, last + 1), "the signed head (row " + std::to_string(head_seq) +
+                                           ") does not verify against a trusted engine key");
     return;
   }
   if (head_seq > last) {
@@ -422,9 +421,8 @@ std::string VerifyReport::text() const {
     }
     s += "\n";
     s += "  signed head:   row " + std::to_string(head_seq) + " " + head_hash + "\n";
-    s += "  keep the head line above somewhere else; `verify --anchor " +
-         std::to_string(head_seq) + ":" + head_hash +
-         "` later proves the log was not rolled back past it.\n";
+    s += "  keep the head line above somewhere else; `verify --anchor " + std::to_string(head_seq) +
+         ":" + head_hash + "` later proves the log was not rolled back past it.\n";
   }
   if (keys_from_log) {
     s += "  note: signatures were checked against the engine keys the log names itself; pass "
@@ -444,8 +442,9 @@ std::string VerifyReport::json() const {
       .add("head_hash", head_hash)
       .add_bool("keys_from_log", keys_from_log);
   if (!ok) {
-    o.add("first_bad", first_bad).add("problem", problem).add("last_good_checkpoint",
-                                                              last_good_checkpoint);
+    o.add("first_bad", first_bad)
+        .add("problem", problem)
+        .add("last_good_checkpoint", last_good_checkpoint);
   }
   return o.str();
 }

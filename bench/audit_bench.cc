@@ -110,8 +110,9 @@ void BM_DurableAppend(benchmark::State& state) {
   for (auto _ : state) {
     for (int k = 0; k < 1000; ++k, ++i) {
       (void)(*store)->append_decision(make_decision(i, 0));
-      last = (*store)->append_transition(
-                          {"a-" + std::to_string(i), t0(), ActionState::kDispatched, "engine", "", 0})
+      last = (*store)
+                 ->append_transition(
+                     {"a-" + std::to_string(i), t0(), ActionState::kDispatched, "engine", "", 0})
                  .value();
     }
   }

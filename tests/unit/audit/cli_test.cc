@@ -113,13 +113,15 @@ TEST_F(CliTest, VerifyExitsZeroOnAGoodLogAndOneNamingTheFirstBadRow) {
 }
 
 TEST_F(CliTest, VerifyChecksAgainstATrustStore) {
-  std::string trust = dir_.write("trust.yaml", "nodes:\n  - name: engine-1\n    key: " +
-                                                   keys_.engine.id() + "\n    roles: [engine]\n");
+  std::string trust =
+      dir_.write("trust.yaml", "nodes:\n  - name: engine-1\n    key: " + keys_.engine.id() +
+                                   "\n    roles: [engine]\n");
   auto r = audit({"verify", "--trust", trust});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out.find("note:"), std::string::npos) << r.out;
-  std::string other = dir_.write("other.yaml", "nodes:\n  - name: engine-2\n    key: " +
-                                                   keys_.alice.id() + "\n    roles: [engine]\n");
+  std::string other =
+      dir_.write("other.yaml", "nodes:\n  - name: engine-2\n    key: " + keys_.alice.id() +
+                                   "\n    roles: [engine]\n");
   r = audit({"verify", "--trust", other});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   r = audit({"verify", "--anchor", "nonsense"});

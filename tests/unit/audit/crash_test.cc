@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "tests/unit/audit/fixture.h"
 
@@ -16,8 +18,8 @@ namespace {
 using test::at_ms;
 
 // The child: appends decision + dispatched batches as fast as it can and
-// reports each durable seq on `fd`. Never returns.
-[[noreturn]] void child_appends(const std::string& path, int fd) {
+// reports each durable seq on `fd`; exits after `actions` actions.
+[[noreturn]] void child_appends(const std::string& path, int fd, int actions = 2'000'000) {
   test::Keys keys;
   StoreOptions o;  // the default: synchronous=FULL
   o.checkpoint_every_rows = 500;
@@ -28,7 +30,7 @@ using test::at_ms;
   });
   auto ev = (*store)->append_evidence({at_ms(0), keys.panic_batch("web-1", at_ms(0)), "host-a"});
   if (!ev.ok()) _exit(5);
-  for (int i = 0; i < 2'000'000; ++i) {
+  for (int i = 0; i < actions; ++i) {
     std::string id = "a-" + std::to_string(i);
     std::vector<Record> batch;
     batch.push_back(Record::of(test::decision(id, "web-1", at_ms(i), *ev)));
@@ -103,6 +105,43 @@ TEST(CrashTest, KillDashNineLosesNothingCommittedAndTheChainVerifies) {
   ASSERT_TRUE((*store)->close().ok());
   auto again = verify_log(path);
   EXPECT_TRUE(again->ok) << again->text();
+}
+
+TEST(CrashTest, AnotherProcessVerifiesAndQueriesWhileTheEngineAppends) {
+  testing::TempDir dir;
+  std::string path = dir.file("audit.db");
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    child_appends(path, fds[1], 100'000);  // at most ~300k rows
+  }
+  close(fds[1]);
+  Seq s = 0;
+  ASSERT_EQ(read(fds[0], &s, sizeof s), static_cast<ssize_t>(sizeof s));  // the log exists
+  // The child keeps writing; drain its reports so it never blocks on the pipe.
+  std::atomic<bool> stop{false};
+  std::thread drain([&] {
+    Seq x;
+    while (!stop && read(fds[0], &x, sizeof x) == sizeof x) {
+    }
+  });
+  for (int i = 0; i < 3; ++i) {
+    auto v = testing::run_command({testing::medic_binary(), "audit", "verify", "--db", path});
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+    auto l = testing::run_command(
+        {testing::medic_binary(), "audit", "list", "--db", path, "--limit", "3"});
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    EXPECT_NE(l.out.find("dispatched"), std::string::npos) << l.out;
+  }
+  stop = true;
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fds[0]);
+  drain.join();
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ TEST(Json, EscapesWhatMustBeEscaped) {
 }
 
 TEST(Json, StringArraysRoundTrip) {
-  std::vector<std::string> in = {"", "a,b", "q\"uote", "back\\slash", "nl\n", "\x7f", "caf\xc3\xa9"};
+  std::vector<std::string> in = {"",     "a,b",  "q\"uote",    "back\\slash",
+                                 "nl\n", "\x7f", "caf\xc3\xa9"};
   std::vector<std::string> out;
   ASSERT_TRUE(parse_json_string_array(json_string_array(in), &out));
   EXPECT_EQ(out, in);
