@@ -44,9 +44,7 @@ std::string keygen(const testing::TempDir& dir, const std::string& name) {
   return r.out.substr(0, r.out.find('\n'));
 }
 
-// Rows of a query on a SQLite file, each row's columns joined by '|'. The
-// audit log keeps its text fields as BLOBs (the bytes its hash chain covers),
-// hence the casts in the queries below.
+// Rows of a query on a SQLite file, each row's columns joined by '|'.
 std::vector<std::string> query(const std::string& db, const std::string& sql) {
   sqlite3* h = nullptr;
   std::vector<std::string> rows;
@@ -166,23 +164,23 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   };
   // Faults are scheduled in the agents; wait for healing actions to succeed.
   ASSERT_TRUE(testing::wait_until(
-      [&] { return count("select count(*) from transitions where cast(state as text)='succeeded'") >= 2; }, 90s))
+      [&] { return count("select count(*) from transitions where state='succeeded'") >= 2; }, 90s))
       << read_file(dir.file("engine.log")) << read_file(dir.file("host-a.log"));
 
   // Kill the engine mid-run; note what it had decided.
   engine.kill(SIGKILL);
-  auto decided_before = query(db, "select distinct cast(action_id as text) from transitions where cast(state as text)='dispatched'");
+  auto decided_before = query(db, "select distinct action_id from transitions where state='dispatched'");
   ASSERT_FALSE(decided_before.empty());
   engine.start();
   ASSERT_TRUE(testing::wait_until([&] { return engine.alive(); }, 5s));
 
   // Every action dispatched before the kill reaches an end, and new ones succeed.
-  const int succeeded_at_restart = count("select count(*) from transitions where cast(state as text)='succeeded'");
+  const int succeeded_at_restart = count("select count(*) from transitions where state='succeeded'");
   auto unfinished = [&] {
     std::vector<std::string> open;
     for (const auto& id : decided_before) {
-      int ended = count("select count(*) from transitions where cast(action_id as text)='" + id +
-                        "' and cast(state as text) in ('succeeded','failed','timed_out','rejected','expired')");
+      int ended = count("select count(*) from transitions where action_id='" + id +
+                        "' and state in ('succeeded','failed','timed_out','rejected','expired')");
       if (ended == 0) open.push_back(id);
     }
     return open;
@@ -191,7 +189,7 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
       << "still open: " << unfinished().size() << "\n" << read_file(dir.file("engine.log"));
   ASSERT_TRUE(testing::wait_until(
       [&] {
-        return count("select count(*) from transitions where cast(state as text)='succeeded'") >
+        return count("select count(*) from transitions where state='succeeded'") >
                succeeded_at_restart;
       },
       90s))
@@ -202,17 +200,17 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   agent_b.kill(SIGTERM);
 
   // Some actions healed their VM (the actuator saw it healthy again).
-  EXPECT_GE(count("select count(*) from transitions where cast(state as text)='succeeded' and cast(detail as text) like "
-                  "'%healed%' and cast(detail as text) not like '%not healed%'"),
+  EXPECT_GE(count("select count(*) from transitions where state='succeeded' and detail like "
+                  "'%healed%' and detail not like '%not healed%'"),
             1);
   // No action reached an end twice, and no actuator executed an id twice.
-  auto twice = query(db, "select cast(action_id as text) from transitions where cast(state as text) in "
+  auto twice = query(db, "select action_id from transitions where state in "
                          "('succeeded','failed','timed_out','rejected') group by action_id having count(*) > 1");
   for (const auto& id : twice) {
     ADD_FAILURE() << "action " << id << " ended twice:\n"
-                  << ::testing::PrintToString(query(db, "select cast(state as text), cast(actor as text), "
-                                                        "cast(detail as text) from transitions where "
-                                                        "cast(action_id as text)='" + id + "'"));
+                  << ::testing::PrintToString(query(db, "select state, actor, "
+                                                        "detail from transitions where "
+                                                        "action_id='" + id + "'"));
   }
   for (const char* host : {"host-a", "host-b"}) {
     std::string journal = dir.file(std::string(host) + ".journal.db");
