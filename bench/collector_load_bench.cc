@@ -86,14 +86,14 @@ class BenchHypervisor : public vmm::Hypervisor {
   void poll() override {
     const Time now = clock_.now();
     if (now >= next_beat_) {
-      next_beat_ = now + 1s;
+      next_beat_ += 1s;
       ++counter_;
       for (const auto& vm : vms_) {
         if (sink_) sink_({vmm::VmEvent::Type::kHeartbeat, vm.id, {}, "", counter_, now});
       }
     }
     if (now >= next_lifecycle_) {
-      next_lifecycle_ = now + 10s;
+      next_lifecycle_ += 10s;
       if (sink_) {
         sink_({vmm::VmEvent::Type::kLifecycle,
                vms_.empty() ? std::string() : vms_[counter_ % vms_.size()].id,

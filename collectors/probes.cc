@@ -95,6 +95,7 @@ struct Probe {
   int tcp_fd = -1;
   Steady::time_point tcp_deadline{};
   TimerId timer = 0;
+  Time due{};  // when the current scheduled run is due, on the Clock
 };
 
 }  // namespace
@@ -150,7 +151,8 @@ class ProbeRunner::Impl {
     probes_.push_back(std::move(p));
     // The first run falls anywhere in the first interval, spreading probes out.
     auto first = Duration(static_cast<int64_t>(unit_random(&rng_) * raw->spec.interval.count()));
-    raw->timer = clock_.schedule_after(first, [this, raw] { on_due(raw); });
+    raw->due = clock_.now() + first;
+    raw->timer = clock_.schedule_at(raw->due, [this, raw] { on_due(raw); });
     return {};
   }
 
@@ -321,8 +323,11 @@ class ProbeRunner::Impl {
   void on_due(Probe* p) {
     const ProbeSpec& s = p->spec;
     const double offset = (unit_random(&rng_) * 2.0 - 1.0) * s.jitter;
-    auto next = s.interval + Duration(static_cast<int64_t>(offset * s.interval.count()));
-    p->timer = clock_.schedule_after(next, [this, p] { on_due(p); });
+    // Anchored to when the run was due, not when it ran, so a loop that wakes
+    // a little late (timer slack) does not stretch the interval.
+    const Duration base = s.interval + Duration(static_cast<int64_t>(offset * s.interval.count()));
+    p->due = std::max(p->due + base, clock_.now() + base / 2);
+    p->timer = clock_.schedule_at(p->due, [this, p] { on_due(p); });
     if (p->in_flight) {
       ++counters_.skipped_overlap;
       return;
