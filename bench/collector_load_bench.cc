@@ -17,7 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <map>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -177,6 +180,39 @@ uint64_t status_kib(const char* field) {
   return 0;
 }
 
+// Pss of this process (its share of pages shared with other processes).
+uint64_t pss_kib() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Pss:", 0) == 0) return std::stoull(line.substr(4));
+  }
+  return 0;
+}
+
+// Resident KiB per mapped file, largest first: where the RSS goes.
+std::vector<std::pair<uint64_t, std::string>> rss_by_file() {
+  std::ifstream in("/proc/self/smaps");
+  std::map<std::string, uint64_t> by;
+  std::string line, name;
+  while (std::getline(in, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < line.find(' ')) {
+      auto slash = line.find('/');
+      auto bracket = line.find('[');
+      name = slash != std::string::npos     ? line.substr(line.rfind('/') + 1)
+             : bracket != std::string::npos ? line.substr(bracket)
+                                            : "[anonymous]";
+    } else if (line.rfind("Rss:", 0) == 0) {
+      by[name] += std::stoull(line.substr(4));
+    }
+  }
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (const auto& [n, kib] : by) out.emplace_back(kib, n);
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
 int run_http(int seconds) {
   testing::TestHttpServer server;
   std::printf("port %d\n", server.port());
@@ -292,6 +328,11 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
       "KiB), peak during run %lu KiB, VmHWM %lu KiB\n",
       status_kib("VmRSS:"), status_kib("RssAnon:"), status_kib("RssFile:"), peak_rss_kib,
       status_kib("VmHWM:"));
+  std::printf("collector: pss %lu KiB; largest resident mappings:", pss_kib());
+  auto maps = rss_by_file();
+  for (size_t i = 0; i < maps.size() && i < 8; ++i) {
+    std::printf(" %s %lu KiB%s", maps[i].second.c_str(), maps[i].first, i < 7 ? "," : "\n");
+  }
   std::printf(
       "collector: %lu flushes, %lu bulk batches, %lu urgent batches, %lu heartbeats, "
       "max urgent latency %ld us\n",
