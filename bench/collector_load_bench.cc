@@ -284,6 +284,10 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
   collectors::CollectorOptions opts;
   opts.host = kHost;
   opts.seed = 99;
+  // For comparing timer slacks: MEDIC_COLLECTOR_TIMER_SLACK_MS=0 ...
+  if (const char* slack = std::getenv("MEDIC_COLLECTOR_TIMER_SLACK_MS")) {
+    opts.timer_slack = std::chrono::milliseconds(std::atoi(slack));
+  }
   for (int i = 0; i < probes; ++i) {
     collectors::ProbeSpec p;
     p.name = "http-" + std::to_string(i);
