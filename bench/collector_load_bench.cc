@@ -17,7 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <map>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -86,14 +89,14 @@ class BenchHypervisor : public vmm::Hypervisor {
   void poll() override {
     const Time now = clock_.now();
     if (now >= next_beat_) {
-      next_beat_ = now + 1s;
+      next_beat_ += 1s;
       ++counter_;
       for (const auto& vm : vms_) {
         if (sink_) sink_({vmm::VmEvent::Type::kHeartbeat, vm.id, {}, "", counter_, now});
       }
     }
     if (now >= next_lifecycle_) {
-      next_lifecycle_ = now + 10s;
+      next_lifecycle_ += 10s;
       if (sink_) {
         sink_({vmm::VmEvent::Type::kLifecycle,
                vms_.empty() ? std::string() : vms_[counter_ % vms_.size()].id,
@@ -177,6 +180,39 @@ uint64_t status_kib(const char* field) {
   return 0;
 }
 
+// Pss of this process (its share of pages shared with other processes).
+uint64_t pss_kib() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Pss:", 0) == 0) return std::stoull(line.substr(4));
+  }
+  return 0;
+}
+
+// Resident KiB per mapped file, largest first: where the RSS goes.
+std::vector<std::pair<uint64_t, std::string>> rss_by_file() {
+  std::ifstream in("/proc/self/smaps");
+  std::map<std::string, uint64_t> by;
+  std::string line, name;
+  while (std::getline(in, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < line.find(' ')) {
+      auto slash = line.find('/');
+      auto bracket = line.find('[');
+      name = slash != std::string::npos     ? line.substr(line.rfind('/') + 1)
+             : bracket != std::string::npos ? line.substr(bracket)
+                                            : "[anonymous]";
+    } else if (line.rfind("Rss:", 0) == 0) {
+      by[name] += std::stoull(line.substr(4));
+    }
+  }
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (const auto& [n, kib] : by) out.emplace_back(kib, n);
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
 int run_http(int seconds) {
   testing::TestHttpServer server;
   std::printf("port %d\n", server.port());
@@ -248,6 +284,10 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
   collectors::CollectorOptions opts;
   opts.host = kHost;
   opts.seed = 99;
+  // For comparing timer slacks: MEDIC_COLLECTOR_TIMER_SLACK_MS=0 ...
+  if (const char* slack = std::getenv("MEDIC_COLLECTOR_TIMER_SLACK_MS")) {
+    opts.timer_slack = std::chrono::milliseconds(std::atoi(slack));
+  }
   for (int i = 0; i < probes; ++i) {
     collectors::ProbeSpec p;
     p.name = "http-" + std::to_string(i);
@@ -292,6 +332,11 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
       "KiB), peak during run %lu KiB, VmHWM %lu KiB\n",
       status_kib("VmRSS:"), status_kib("RssAnon:"), status_kib("RssFile:"), peak_rss_kib,
       status_kib("VmHWM:"));
+  std::printf("collector: pss %lu KiB; largest resident mappings:", pss_kib());
+  auto maps = rss_by_file();
+  for (size_t i = 0; i < maps.size() && i < 8; ++i) {
+    std::printf(" %s %lu KiB%s", maps[i].second.c_str(), maps[i].first, i < 7 ? "," : "\n");
+  }
   std::printf(
       "collector: %lu flushes, %lu bulk batches, %lu urgent batches, %lu heartbeats, "
       "max urgent latency %ld us\n",

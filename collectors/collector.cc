@@ -33,6 +33,7 @@ CollectorOptions options_from_config(const CollectorConfig& c) {
   o.host = c.host;
   o.interval = c.interval;
   o.resource_interval = c.resource_interval;
+  o.timer_slack = c.timer_slack;
   o.max_events_per_batch = c.lanes.max_events_per_batch;
   o.guest_ping = c.guest_ping;
   o.probes = c.probes;
@@ -67,6 +68,9 @@ Result<std::unique_ptr<Collector>> Collector::create(CollectorDeps deps, Collect
   }
   if (opts.interval <= Duration::zero()) return invalid_argument("collector: interval must be > 0");
   if (opts.max_events_per_batch < 1) opts.max_events_per_batch = 1;
+  if (opts.timer_slack < Duration::zero()) {
+    opts.timer_slack = std::min<Duration>(opts.interval / 10, std::chrono::milliseconds(100));
+  }
   std::unique_ptr<Collector> c(new Collector(deps, std::move(opts)));
   Collector* raw = c.get();
   auto runner = ProbeRunner::create(

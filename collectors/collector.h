@@ -64,8 +64,9 @@ struct CollectorOptions {
   size_t max_pending_probe_results = 10000;
   // How late a timer (flush, probe start, guest ping) may run so that timers
   // due close together share one wake-up of the loop. Descriptor events
-  // (lifecycle events, probe I/O) are never delayed by it.
-  Duration timer_slack = std::chrono::milliseconds(20);
+  // (lifecycle events, probe I/O) are never delayed by it. Negative: a tenth
+  // of the interval, at most 100 ms.
+  Duration timer_slack = Duration(-1);
   GuestPingConfig guest_ping;
   std::vector<ProbeSpec> probes;
   uint64_t seed = 1;

@@ -176,8 +176,8 @@ Status parse_host_port(const std::string& text, std::string* host, uint16_t* por
 
 std::optional<CollectorConfig> read_collector_config(ConfigReader& r, const YAML::Node& m) {
   if (!r.expect_map(m, "\"collector\"")) return std::nullopt;
-  r.check_keys(m, {"host", "key", "trust", "interval", "resource_interval", "backend", "engines",
-                   "probes", "guest_ping", "lanes", "seed", "proc_root"});
+  r.check_keys(m, {"host", "key", "trust", "interval", "resource_interval", "timer_slack",
+                   "backend", "engines", "probes", "guest_ping", "lanes", "seed", "proc_root"});
   CollectorConfig c;
   c.host = r.string(m, "host", true).value_or("");
   c.key_file = r.string(m, "key", true).value_or("");
@@ -187,6 +187,7 @@ std::optional<CollectorConfig> read_collector_config(ConfigReader& r, const YAML
     r.error(m["interval"], "\"interval\" must be at least 10ms");
   }
   c.resource_interval = r.duration(m, "resource_interval", false).value_or(c.resource_interval);
+  c.timer_slack = r.duration(m, "timer_slack", false).value_or(c.timer_slack);
   c.seed = static_cast<uint64_t>(r.integer(m, "seed", false, 0).value_or(0));
   c.proc_root = r.string(m, "proc_root", false).value_or(c.proc_root);
 

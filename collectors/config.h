@@ -60,6 +60,7 @@ struct CollectorConfig {
   std::string trust_file;  // optional; an empty trust store admits no inbound peers
   Duration interval = std::chrono::seconds(1);
   Duration resource_interval{};  // 0: sample QEMU CPU/RSS every interval
+  Duration timer_slack = Duration(-1);  // negative: interval/10, at most 100 ms
   std::string backend_kind;      // backend.kind
   YAML::Node backend;            // the whole backend map, including kind
   std::vector<EngineEndpoint> engines;

@@ -81,9 +81,9 @@ ProbeFailure classify_curl(CURLcode rc, long os_errno) {
 
 struct Probe {
   ProbeSpec spec;
-  // TCP: the address resolved when the probe was added.
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
+  // TCP: the addresses resolved when the probe was added, tried in order.
+  std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;
+  size_t next_addr = 0;
   // HTTP: one easy handle per probe, reused across runs.
   CURL* easy = nullptr;
   char curl_error[CURL_ERROR_SIZE] = {};
@@ -95,6 +95,7 @@ struct Probe {
   int tcp_fd = -1;
   Steady::time_point tcp_deadline{};
   TimerId timer = 0;
+  Time due{};  // when the current scheduled run is due, on the Clock
 };
 
 }  // namespace
@@ -150,7 +151,8 @@ class ProbeRunner::Impl {
     probes_.push_back(std::move(p));
     // The first run falls anywhere in the first interval, spreading probes out.
     auto first = Duration(static_cast<int64_t>(unit_random(&rng_) * raw->spec.interval.count()));
-    raw->timer = clock_.schedule_after(first, [this, raw] { on_due(raw); });
+    raw->due = clock_.now() + first;
+    raw->timer = clock_.schedule_at(raw->due, [this, raw] { on_due(raw); });
     return {};
   }
 
@@ -309,8 +311,11 @@ class ProbeRunner::Impl {
       return not_found("probe \"" + s.name + "\": cannot resolve \"" + s.tcp_host +
                        "\": " + gai_strerror(rc));
     }
-    std::memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
-    p->addr_len = res->ai_addrlen;
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      sockaddr_storage ss{};
+      std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+      p->addrs.emplace_back(ss, a->ai_addrlen);
+    }
     freeaddrinfo(res);
     return {};
   }
@@ -318,8 +323,11 @@ class ProbeRunner::Impl {
   void on_due(Probe* p) {
     const ProbeSpec& s = p->spec;
     const double offset = (unit_random(&rng_) * 2.0 - 1.0) * s.jitter;
-    auto next = s.interval + Duration(static_cast<int64_t>(offset * s.interval.count()));
-    p->timer = clock_.schedule_after(next, [this, p] { on_due(p); });
+    // Anchored to when the run was due, not when it ran, so a loop that wakes
+    // a little late (timer slack) does not stretch the interval.
+    const Duration base = s.interval + Duration(static_cast<int64_t>(offset * s.interval.count()));
+    p->due = std::max(p->due + base, clock_.now() + base / 2);
+    p->timer = clock_.schedule_at(p->due, [this, p] { on_due(p); });
     if (p->in_flight) {
       ++counters_.skipped_overlap;
       return;
@@ -350,25 +358,37 @@ class ProbeRunner::Impl {
   }
 
   void start_tcp(Probe* p) {
-    int fd = ::socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      complete(p, 0, ProbeFailure::kInternal, std::string("socket: ") + std::strerror(errno));
-      return;
+    p->next_addr = 0;
+    p->tcp_deadline = p->started + p->spec.timeout;
+    connect_next(p, 0);
+  }
+
+  // Connects to the next resolved address (a name may resolve to ::1 and
+  // 127.0.0.1, and the service listen on one of them only). `last_err` is
+  // the failure of the previous address, reported when none is left.
+  void connect_next(Probe* p, int last_err) {
+    while (p->next_addr < p->addrs.size()) {
+      const auto& [addr, len] = p->addrs[p->next_addr++];
+      int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        complete(p, 0, ProbeFailure::kInternal, std::string("socket: ") + std::strerror(errno));
+        return;
+      }
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
+        ::close(fd);
+        complete(p, 0, ProbeFailure::kNone, "");
+        return;
+      }
+      if (errno == EINPROGRESS) {
+        p->tcp_fd = fd;
+        tcp_by_fd_[fd] = p;
+        tcp_deadlines_.insert({p->tcp_deadline, p});
+        return;
+      }
+      last_err = errno;
+      ::close(fd);
     }
-    p->tcp_fd = fd;
-    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&p->addr), p->addr_len);
-    if (rc == 0) {
-      close_tcp(p);
-      complete(p, 0, ProbeFailure::kNone, "");
-    } else if (errno == EINPROGRESS) {
-      p->tcp_deadline = p->started + p->spec.timeout;
-      tcp_by_fd_[fd] = p;
-      tcp_deadlines_.insert({p->tcp_deadline, p});
-    } else {
-      const int err = errno;
-      close_tcp(p);
-      complete(p, 0, tcp_failure(err), std::strerror(err));
-    }
+    complete(p, 0, tcp_failure(last_err), std::strerror(last_err));
   }
 
   static ProbeFailure tcp_failure(int err) {
@@ -387,11 +407,11 @@ class ProbeRunner::Impl {
     int err = 0;
     socklen_t len = sizeof(err);
     if (::getsockopt(p->tcp_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    close_tcp(p);
     if (err == 0) {
-      close_tcp(p);
       complete(p, 0, ProbeFailure::kNone, "");
     } else {
-      fail_tcp(p, tcp_failure(err), std::strerror(err));
+      connect_next(p, err);
     }
   }
 

@@ -17,7 +17,6 @@ void apply_common(zmq::socket_t& s, const SocketOptions& o) {
   s.set(zmq::sockopt::linger, o.linger_ms);
   if (o.reconnect_ivl_ms >= 0) s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
   if (o.reconnect_ivl_max_ms >= 0) s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
-  if (o.conflate) s.set(zmq::sockopt::conflate, true);
   if (o.pub_nodrop) s.set(zmq::sockopt::xpub_nodrop, true);
 }
 

@@ -37,9 +37,6 @@ struct SocketOptions {
   // doubles the wait up to the max.
   int reconnect_ivl_ms = -1;
   int reconnect_ivl_max_ms = -1;
-  // Keep only the newest message per peer (single-frame messages only);
-  // the send HWM no longer applies.
-  bool conflate = false;
   // PUB: return EAGAIN at the HWM instead of dropping silently, so the
   // sender can count what it could not send.
   bool pub_nodrop = false;

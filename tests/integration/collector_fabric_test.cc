@@ -275,7 +275,9 @@ TEST_F(CollectorFabricTest, FlowResumesWhenTheEngineComesUpAndMemoryStaysBounded
   }
   const uint64_t grown = rss_bytes() - std::min(before, rss_bytes());
   const PublisherCounters pc = publisher->counters();
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine keeps freed memory resident
   EXPECT_LT(grown, 40u << 20) << "RSS grew by " << grown << " bytes";
+#endif
   // The connect-side pipe keeps the engine's subscription while it is away,
   // so the small queues fill and the rest is counted as dropped.
   EXPECT_GT(pc.dropped[0], 100u);

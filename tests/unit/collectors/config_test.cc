@@ -65,6 +65,10 @@ TEST(CollectorConfig, ParsesAMinimalSectionWithDefaults) {
   EXPECT_TRUE(c->probes.empty());
   EXPECT_FALSE(c->guest_ping.enabled);
   EXPECT_EQ(c->lanes.urgent_hwm, 1000);
+  EXPECT_LT(c->timer_slack, Duration::zero());  // automatic
+  auto slack = parse_collector_config(minimal("  timer_slack: 5ms\n"), "agent.yaml");
+  ASSERT_TRUE(slack.ok()) << slack.status();
+  EXPECT_EQ(slack->timer_slack, 5ms);
   EXPECT_NE(c->seed, 0u);
 }
 

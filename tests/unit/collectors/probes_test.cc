@@ -235,6 +235,18 @@ TEST(TcpProbe, SucceedsWhenThePortAccepts) {
   EXPECT_GT(o.latency, Duration::zero());
 }
 
+TEST(TcpProbe, ResolvesAHostNameWhenAdded) {
+  // Through /etc/hosts: no DNS traffic. Where localhost also resolves to ::1
+  // first, this also covers falling back to the next address (the server
+  // listens on 127.0.0.1 only).
+  TestHttpServer server;
+  ProbeHarness h;
+  auto spec = tcp(server.port());
+  spec.tcp_host = "localhost";
+  ProbeOutcome o = h.run(spec);
+  EXPECT_TRUE(o.ok) << o.reason;
+}
+
 TEST(TcpProbe, ReportsConnectionRefused) {
   ProbeHarness h;
   ProbeOutcome o = h.run(tcp(closed_port()));
