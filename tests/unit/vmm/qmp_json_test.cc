@@ -1,8 +1,8 @@
-#include "vmm/qmp/json.h"
+#include <gtest/gtest.h>
 
 #include <random>
 
-#include <gtest/gtest.h>
+#include "vmm/qmp/json.h"
 
 namespace medic::vmm::qmp {
 namespace {
@@ -95,10 +95,18 @@ TEST(QmpJson, SurvivesMutatedQmpMessages) {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       size_t at = rng() % s.size();
       switch (rng() % 4) {
-        case 0: s[at] = alphabet[rng() % (sizeof alphabet - 1)]; break;
-        case 1: s.erase(at, 1 + rng() % 8); break;
-        case 2: s.insert(at, 1, static_cast<char>(rng() % 256)); break;
-        case 3: s.resize(at); break;
+        case 0:
+          s[at] = alphabet[rng() % (sizeof alphabet - 1)];
+          break;
+        case 1:
+          s.erase(at, 1 + rng() % 8);
+          break;
+        case 2:
+          s.insert(at, 1, static_cast<char>(rng() % 256));
+          break;
+        case 3:
+          s.resize(at);
+          break;
       }
     }
     auto j = parse_json(s);
