@@ -390,6 +390,7 @@ Status QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout
       auto r = v.qmp.execute("system_reset", left_until(deadline));
       if (!r.ok()) return r.status().with_context(what);
       v.heard_since_boot = false;
+      v.reboot_pending = false;  // a reboot the guest ignored is superseded
       if (*before != "running") {
         auto c = v.qmp.execute("cont", left_until(deadline));
         if (!c.ok()) return c.status().with_context(what);
