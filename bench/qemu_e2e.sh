@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times the QEMU end-to-end scenarios: runs the e2e test binary RUNS times
 # (default 3) and prints, for each figure it reports (E2E_TIMING lines), the
-# median, min and max in seconds, plus the wall time of one whole run.
+# median, min and max in seconds, plus each scenario's wall time and that of
+# one whole run.
 # Usage: bench/qemu_e2e.sh [BUILD_DIR]   (env: RUNS, MEDIC_E2E_ACCEL=tcg|kvm|auto)
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
@@ -19,15 +20,18 @@ for i in $(seq "$runs"); do
   out=$("$bin" 2>&1) || { echo "$out" | tail -n 40; echo "qemu_e2e: run $i failed" >&2; exit 1; }
   end=$(date +%s.%N)
   echo "$out" | grep '^E2E_TIMING ' >> "$tmp"
+  # Each scenario's own wall time, from GoogleTest's "[       OK ] Suite.Name (N ms)".
+  echo "$out" | sed -n 's/^\[ *OK \] QemuGuest\.\([A-Za-z]*\) (\([0-9]*\) ms)$/\1 \2/p' \
+    | awk '{ printf "E2E_TIMING scenario:%s %.2f\n", $1, $2 / 1000 }' >> "$tmp"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "E2E_TIMING whole_e2e_binary_wall %.2f\n", e - s }' >> "$tmp"
 done
-printf '%-36s %8s %8s %8s\n' figure median min max
+printf '%-72s %8s %8s %8s\n' figure median min max
 sort -k2,2 -k3,3n "$tmp" | awk '
   { v[$2] = v[$2] " " $3; n[$2]++ }
   END {
     for (k in v) {
       split(substr(v[k], 2), a, " ")
       m = n[k]; med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-      printf "%-36s %8.2f %8.2f %8.2f\n", k, med, a[1], a[m]
+      printf "%-72s %8.2f %8.2f %8.2f\n", k, med, a[1], a[m]
     }
   }' | sort

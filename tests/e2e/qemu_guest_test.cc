@@ -8,6 +8,7 @@
 //
 // Each scenario prints "E2E_TIMING <name> <seconds>" lines, which
 // bench/qemu_e2e.sh collects into docs/PERFORMANCE.md figures.
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 
@@ -18,8 +19,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/clock.h"
 #include "core/subprocess.h"
@@ -110,11 +109,19 @@ class QemuGuest : public ::testing::Test {
     // The spec goes through the YAML reader, like an operator's file would.
     std::string yaml = std::string("vms:\n") +
                        "  - name: e2e\n"
-                       "    uuid: " + kUuid + "\n"
+                       "    uuid: " +
+                       kUuid +
+                       "\n"
                        "    memory: 256M\n"
-                       "    accel: " + (accel && *accel ? accel : "tcg") + "\n"
-                       "    kernel: " + g.kernel + "\n"
-                       "    initrd: " + g.initrd + "\n"
+                       "    accel: " +
+                       (accel && *accel ? accel : "tcg") +
+                       "\n"
+                       "    kernel: " +
+                       g.kernel +
+                       "\n"
+                       "    initrd: " +
+                       g.initrd +
+                       "\n"
                        "    append: console=ttyS0 panic=0 unknown_nmi_panic=1 quiet\n"
                        "    qmp_socket: qmp.sock\n"
                        "    heartbeat_socket: hb.sock\n"
@@ -129,7 +136,8 @@ class QemuGuest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) {
-      std::string console = testing::run_command({"tail", "-c", "3000", dir_.file("console.log")}).out;
+      std::string console =
+          testing::run_command({"tail", "-c", "3000", dir_.file("console.log")}).out;
       std::string qemu = testing::run_command({"tail", "-c", "2000", dir_.file("qemu.log")}).out;
       std::printf("--- guest console (tail) ---\n%s\n--- qemu log ---\n%s\n", console.c_str(),
                   qemu.c_str());
@@ -235,8 +243,8 @@ TEST_F(QemuGuest, PanicIsReportedAndHealedByReset) {
   auto t0 = SteadyClock::now();
   auto r = hv_->qmp_command(kUuid, "inject-nmi", seconds(10));
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_TRUE(pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_PANICKED); },
-                         kEventLimit))
+  ASSERT_TRUE(
+      pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_PANICKED); }, kEventLimit))
       << "no GUEST_PANICKED after inject-nmi";
   report_timing("panic_nmi_to_guest_panicked_event", SteadyClock::now() - t0);
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);

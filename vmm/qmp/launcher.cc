@@ -104,10 +104,14 @@ class SpecReader {
     s.cpus = r_.integer(n, "cpus", false, 1, 64).value_or(1);
     s.machine = r_.string(n, "machine", false).value_or("q35");
     if (auto a = r_.string(n, "accel", false)) {
-      if (*a == "auto") s.accel = Accel::kAuto;
-      else if (*a == "kvm") s.accel = Accel::kKvm;
-      else if (*a == "tcg") s.accel = Accel::kTcg;
-      else r_.error(n["accel"], "accel '" + *a + "' must be auto, kvm or tcg");
+      if (*a == "auto")
+        s.accel = Accel::kAuto;
+      else if (*a == "kvm")
+        s.accel = Accel::kKvm;
+      else if (*a == "tcg")
+        s.accel = Accel::kTcg;
+      else
+        r_.error(n["accel"], "accel '" + *a + "' must be auto, kvm or tcg");
     }
     s.kernel = path(n, "kernel");
     s.initrd = path(n, "initrd");
@@ -233,9 +237,12 @@ Accel resolve_accel(Accel requested) {
 
 const char* accel_name(Accel a) {
   switch (a) {
-    case Accel::kKvm: return "kvm";
-    case Accel::kTcg: return "tcg";
-    default: return "auto";
+    case Accel::kKvm:
+      return "kvm";
+    case Accel::kTcg:
+      return "tcg";
+    default:
+      return "auto";
   }
 }
 
@@ -256,8 +263,8 @@ std::vector<std::string> qemu_argv(const VmSpec& s, Accel accel) {
     if (!s.initrd.empty()) add({"-initrd", s.initrd});
     if (!s.append.empty()) add({"-append", s.append});
   } else {
-    add({"-drive", "file=" + qemu_escape(s.disk) + ",format=" + qemu_escape(s.disk_format) +
-                       ",if=virtio"});
+    add({"-drive",
+         "file=" + qemu_escape(s.disk) + ",format=" + qemu_escape(s.disk_format) + ",if=virtio"});
   }
   // The console is always the first serial port, so the heartbeat channel is
   // always the guest's ttyS1.
@@ -328,10 +335,11 @@ Status Launcher::wait_ready(std::chrono::milliseconds timeout) {
   const auto deadline = SteadyClock::now() + timeout;
   while (true) {
     if (!running()) {
-      std::string why = exit_status_ ? (*exit_status_ < 0
-                                            ? "was killed by signal " + std::to_string(-*exit_status_)
-                                            : "exited with status " + std::to_string(*exit_status_))
-                                     : "is not running";
+      std::string why =
+          exit_status_
+              ? (*exit_status_ < 0 ? "was killed by signal " + std::to_string(-*exit_status_)
+                                   : "exited with status " + std::to_string(*exit_status_))
+              : "is not running";
       std::string tail = log_tail(1024);
       return unavailable("QEMU of " + spec_.name + " " + why + " before its QMP socket " +
                          spec_.qmp_socket + " was ready" + (tail.empty() ? "" : ": " + tail));

@@ -27,8 +27,8 @@ namespace medic::vmm::qmp {
 enum class Accel { kAuto, kKvm, kTcg };
 
 struct VmSpec {
-  std::string name;   // letters, digits, '.', '_', '-'
-  std::string uuid;   // 8-4-4-4-12 hex: the VM's id towards medic
+  std::string name;  // letters, digits, '.', '_', '-'
+  std::string uuid;  // 8-4-4-4-12 hex: the VM's id towards medic
   int64_t memory_mib = 256;
   int64_t cpus = 1;
   std::string machine = "q35";
@@ -36,11 +36,11 @@ struct VmSpec {
   // Boot: kernel (+ initrd, append) or disk.
   std::string kernel, initrd, append;
   std::string disk, disk_format = "raw";
-  std::string qmp_socket;        // required
-  std::string heartbeat_socket;  // optional: the guest's second serial port
-  std::string console_log;       // optional: the guest's first serial port, to a file
-  std::string qemu_log;          // optional: QEMU's own stdout/stderr
-  std::vector<std::string> devices;  // each becomes "-device <value>"
+  std::string qmp_socket;                   // required
+  std::string heartbeat_socket;             // optional: the guest's second serial port
+  std::string console_log;                  // optional: the guest's first serial port, to a file
+  std::string qemu_log;                     // optional: QEMU's own stdout/stderr
+  std::vector<std::string> devices;         // each becomes "-device <value>"
   std::string qemu = "qemu-system-x86_64";  // looked up in $PATH when it has no '/'
   std::map<std::string, std::string> labels;
 };

@@ -89,7 +89,8 @@ Status QmpClient::handshake(Millis timeout) {
       close_reason_ = "no greeting";
       return timeout_error("no QMP greeting within " + ms_text(timeout));
     }
-    if (read_some() == ReadResult::kClosed) return lost(close_reason_.empty() ? "closed before the greeting" : close_reason_);
+    if (read_some() == ReadResult::kClosed)
+      return lost(close_reason_.empty() ? "closed before the greeting" : close_reason_);
   }
   greeting_pending_ = false;
   auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
@@ -282,9 +283,12 @@ Status QmpClient::poll() {
   // Bounded so that a peer flooding us cannot keep the owner's loop here.
   for (int i = 0; i < 64; ++i) {
     switch (read_some()) {
-      case ReadResult::kWouldBlock: return {};
-      case ReadResult::kClosed: return unavailable("QMP connection lost: " + close_reason_);
-      case ReadResult::kData: break;
+      case ReadResult::kWouldBlock:
+        return {};
+      case ReadResult::kClosed:
+        return unavailable("QMP connection lost: " + close_reason_);
+      case ReadResult::kData:
+        break;
     }
   }
   return {};
@@ -313,9 +317,9 @@ VmState state_from_qmp_status(std::string_view s) {
   if (s == "prelaunch" || s == "inmigrate") return medic::v1::VM_STATE_BOOTING;
   // With shutdown=pause QEMU keeps a powered-off guest in "shutdown".
   if (s == "shutdown") return medic::v1::VM_STATE_STOPPED;
-  if (s == "paused" || s == "suspended" || s == "debug" || s == "watchdog" ||
-      s == "io-error" || s == "internal-error" || s == "finish-migrate" || s == "postmigrate" ||
-      s == "save-vm" || s == "restore-vm") {
+  if (s == "paused" || s == "suspended" || s == "debug" || s == "watchdog" || s == "io-error" ||
+      s == "internal-error" || s == "finish-migrate" || s == "postmigrate" || s == "save-vm" ||
+      s == "restore-vm") {
     return medic::v1::VM_STATE_PAUSED;
   }
   return medic::v1::VM_STATE_UNSPECIFIED;

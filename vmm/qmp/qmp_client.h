@@ -36,20 +36,20 @@ namespace medic::vmm::qmp {
 using Millis = std::chrono::milliseconds;
 
 struct QmpEvent {
-  std::string name;     // "GUEST_PANICKED", "STOP", ...
-  Json data;            // the event's "data" member, null when absent
+  std::string name;          // "GUEST_PANICKED", "STOP", ...
+  Json data;                 // the event's "data" member, null when absent
   int64_t qemu_time_us = 0;  // QEMU's timestamp (seconds*1e6 + microseconds), 0 if none
 };
 
 struct QmpClientOptions {
-  size_t max_line_bytes = 1 << 20;   // QEMU's replies to our commands are far smaller
+  size_t max_line_bytes = 1 << 20;  // QEMU's replies to our commands are far smaller
   size_t max_queued_events = 4096;
 };
 
 struct QmpStats {
-  uint64_t garbage_lines = 0;       // not JSON, or JSON of no known QMP shape
-  uint64_t unmatched_replies = 0;   // reply with an unknown id (late, or never asked)
-  uint64_t dropped_events = 0;      // event queue overflow
+  uint64_t garbage_lines = 0;      // not JSON, or JSON of no known QMP shape
+  uint64_t unmatched_replies = 0;  // reply with an unknown id (late, or never asked)
+  uint64_t dropped_events = 0;     // event queue overflow
   uint64_t events = 0;
   uint64_t commands = 0;
 };

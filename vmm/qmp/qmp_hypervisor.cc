@@ -1,6 +1,7 @@
 #include "vmm/qmp/qmp_hypervisor.h"
 
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 namespace medic::vmm::qmp {
 namespace {
@@ -181,11 +180,15 @@ void QmpHypervisor::drain_qmp_events(Vm& v) {
     Lifecycle what = lifecycle_from_event(ev.name);
     if (what == medic::v1::LIFECYCLE_UNSPECIFIED) continue;
     switch (what) {
-      case medic::v1::LIFECYCLE_PANICKED: v.state = medic::v1::VM_STATE_PANICKED; break;
+      case medic::v1::LIFECYCLE_PANICKED:
+        v.state = medic::v1::VM_STATE_PANICKED;
+        break;
       case medic::v1::LIFECYCLE_STOPPED:
         if (v.state != medic::v1::VM_STATE_PANICKED) v.state = medic::v1::VM_STATE_PAUSED;
         break;
-      case medic::v1::LIFECYCLE_RESUMED: v.state = medic::v1::VM_STATE_RUNNING; break;
+      case medic::v1::LIFECYCLE_RESUMED:
+        v.state = medic::v1::VM_STATE_RUNNING;
+        break;
       case medic::v1::LIFECYCLE_RESET:
         v.heard_since_boot = false;
         v.state = medic::v1::VM_STATE_BOOTING;
@@ -196,7 +199,8 @@ void QmpHypervisor::drain_qmp_events(Vm& v) {
         v.state = medic::v1::VM_STATE_SHUTTING_DOWN;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     std::string detail = ev.name;
     if (!ev.data.is_null()) detail += " " + ev.data.dump().substr(0, 240);
@@ -386,6 +390,7 @@ Status QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout
       auto r = v.qmp.execute("system_reset", left_until(deadline));
       if (!r.ok()) return r.status().with_context(what);
       v.heard_since_boot = false;
+      v.reboot_pending = false;  // a reboot the guest ignored is superseded
       if (*before != "running") {
         auto c = v.qmp.execute("cont", left_until(deadline));
         if (!c.ok()) return c.status().with_context(what);
@@ -403,7 +408,8 @@ Status QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout
       return {};
     }
     case medic::v1::VERB_STOP: {
-      if (!running && v.state == medic::v1::VM_STATE_STOPPED) return refuse("it is already stopped");
+      if (!running && v.state == medic::v1::VM_STATE_STOPPED)
+        return refuse("it is already stopped");
       MEDIC_RETURN_IF_ERROR(stop_process(v, deadline).with_context(what));
       v.stopped_on_purpose = true;
       emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");

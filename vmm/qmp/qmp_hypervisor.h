@@ -42,7 +42,7 @@ namespace medic::vmm::qmp {
 
 struct QmpHypervisorOptions {
   std::chrono::milliseconds qmp_timeout{2000};  // handshake and query-status in list/get
-  size_t max_heartbeat_line = 256;               // longer lines are dropped and counted
+  size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
 };
 
 struct QmpHypervisorStats {

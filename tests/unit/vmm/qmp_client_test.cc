@@ -4,6 +4,7 @@
 // plus a threaded fake server on a real unix socket path for connect().
 #include "vmm/qmp/qmp_client.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/testing/testing.h"
 
@@ -107,9 +106,11 @@ TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
   QmpClient c;
   handshake(c, peer);
   peer.write(event_line("STOP"));
-  peer.write(R"({"return": {"status": "old"}, "id": 99})" "\n");  // nobody asked for 99
+  peer.write(R"({"return": {"status": "old"}, "id": 99})"
+             "\n");  // nobody asked for 99
   peer.write(event_line("GUEST_PANICKED", R"({"action": "pause"})"));
-  peer.write(R"({"return": {"status": "paused", "running": false}, "id": 2})" "\n");
+  peer.write(R"({"return": {"status": "paused", "running": false}, "id": 2})"
+             "\n");
   peer.write(event_line("RESUME"));
   auto status = c.query_status(milliseconds(5000));
   ASSERT_TRUE(status.ok()) << status.status();
@@ -179,11 +180,11 @@ TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
   QmpClient c;
   handshake(c, peer);
   peer.write("this is not json\n");
-  peer.write("[1, 2, 3]\n");                  // JSON, but not a QMP message
+  peer.write("[1, 2, 3]\n");  // JSON, but not a QMP message
   peer.write("{\"neither\": \"event nor reply\"}\n");
   peer.write(std::string("\x00\xff\xfe{", 4) + "\n");
-  peer.write("{\"event\": \n");               // truncated JSON on one line
-  peer.write("\r\n\n");                       // blank lines are not garbage
+  peer.write("{\"event\": \n");  // truncated JSON on one line
+  peer.write("\r\n\n");          // blank lines are not garbage
   peer.write("{\"return\": {\"status\": \"running\"}, \"id\": 2}\r\n");
   auto status = c.query_status(milliseconds(5000));
   ASSERT_TRUE(status.ok()) << status.status();
@@ -227,8 +228,10 @@ TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status();
   EXPECT_TRUE(c.connected());
-  peer.write(R"({"return": {"status": "late"}, "id": 2})" "\n");
-  peer.write(R"({"return": {"status": "running"}, "id": 3})" "\n");
+  peer.write(R"({"return": {"status": "late"}, "id": 2})"
+             "\n");
+  peer.write(R"({"return": {"status": "running"}, "id": 3})"
+             "\n");
   auto status = c.query_status(milliseconds(5000));
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, "running");
@@ -239,7 +242,9 @@ TEST(QmpClient, ErrorReplyBecomesFailedPreconditionNamingClassAndDescription) {
   Peer peer;
   QmpClient c;
   handshake(c, peer);
-  peer.write(R"({"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}, "id": 2})" "\n");
+  peer.write(
+      R"({"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}, "id": 2})"
+      "\n");
   auto r = c.execute("cont", milliseconds(5000));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
@@ -310,7 +315,8 @@ TEST(QmpClient, HandshakeWithPeerClosingGivesUnavailable) {
 TEST(QmpClient, RefusedCapabilitiesFailTheHandshake) {
   Peer peer;
   peer.write(kGreeting);
-  peer.write(R"({"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 1})" "\n");
+  peer.write(R"({"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 1})"
+             "\n");
   QmpClient c;
   Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
@@ -417,15 +423,15 @@ TEST(QmpReset, ResetsAndResumesAGuestThatIsNotRunning) {
                         R"({"return": {}})", R"({"return": {}})"});
   Status s = qmp_reset(dir.file("qmp.sock"), milliseconds(5000));
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status",
-                                                         "system_reset", "cont"}));
+  EXPECT_EQ(server.commands(),
+            (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset", "cont"}));
 }
 
 TEST(QmpReset, DoesNotResumeARunningGuest) {
   testing::TempDir dir;
-  FakeQmpServer server(dir.file("qmp.sock"), {R"({"return": {}})",
-                                              R"({"return": {"status": "running"}})",
-                                              R"({"return": {}})"});
+  FakeQmpServer server(
+      dir.file("qmp.sock"),
+      {R"({"return": {}})", R"({"return": {"status": "running"}})", R"({"return": {}})"});
   ASSERT_TRUE(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)).ok());
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset"}));

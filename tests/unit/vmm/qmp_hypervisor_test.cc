@@ -7,6 +7,7 @@
 #include "vmm/qmp/qmp_hypervisor.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,8 +22,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/testing/testing.h"
 
@@ -94,7 +93,8 @@ std::string path_of(const std::string& v, const std::string& key) {
       if (qmp >= 0) ::close(qmp);
       qmp = ::accept4(qmp_l, nullptr, nullptr, SOCK_CLOEXEC);
       buf.clear();
-      put(qmp, R"({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})" "\n");
+      put(qmp, R"({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})"
+               "\n");
     }
     if (hb_l >= 0 && (p[2].revents & POLLIN)) {
       if (hb >= 0) ::close(hb);
@@ -234,7 +234,8 @@ class QmpHypervisorTest : public ::testing::Test {
   }
   size_t heartbeats(size_t from = 0) const {
     size_t n = 0;
-    for (size_t i = from; i < events_.size(); ++i) n += events_[i].type == VmEvent::Type::kHeartbeat;
+    for (size_t i = from; i < events_.size(); ++i)
+      n += events_[i].type == VmEvent::Type::kHeartbeat;
     return n;
   }
   std::string detail_of(Lifecycle what) const {
@@ -372,8 +373,7 @@ TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {
             std::string::npos);
   EXPECT_EQ(state(), medic::v1::VM_STATE_CRASHED);
   EXPECT_EQ(hv_->stats().crashes, 1u);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout).code(),
-            Code::kFailedPrecondition);
+  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout).code(), Code::kFailedPrecondition);
   // A crashed VM is restarted (not refused as stopped on purpose).
   size_t mark = events_.size();
   Status s = hv_->execute(medic::v1::VERB_RESTART, kUuid, kTimeout);

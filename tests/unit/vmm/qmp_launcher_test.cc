@@ -1,5 +1,4 @@
-#include "vmm/qmp/launcher.h"
-
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,9 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include <gtest/gtest.h>
-
 #include "tests/testing/testing.h"
+#include "vmm/qmp/launcher.h"
 
 namespace medic::vmm::qmp {
 namespace {
@@ -89,26 +87,26 @@ TEST(VmSpec, LoadsAFileWithPathsRelativeToIt) {
 TEST(VmSpec, ReportsEveryProblemWithFileLineAndColumn) {
   const char* yaml =
       "vms:\n"
-      "  - name: bad name\n"                 // 2
-      "    uuid: not-a-uuid\n"               // 3
-      "    memory: 12X\n"                    // 4
-      "    accel: hvf\n"                     // 5
+      "  - name: bad name\n"    // 2
+      "    uuid: not-a-uuid\n"  // 3
+      "    memory: 12X\n"       // 4
+      "    accel: hvf\n"        // 5
       "    kernel: /k\n"
       "    disk: /d\n"
       "    qmp_socket: /q\n"
-      "    colour: blue\n"                   // 9
-      "  - name: ok\n"                       // 10
+      "    colour: blue\n"  // 9
+      "  - name: ok\n"      // 10
       "    uuid: 11111111-2222-3333-4444-555555555555\n"
-      "    initrd: /i\n";                    // no kernel, no disk, no qmp_socket
+      "    initrd: /i\n";  // no kernel, no disk, no qmp_socket
   auto specs = parse_vm_specs(yaml, "vms.yaml", "/");
   ASSERT_FALSE(specs.ok());
   EXPECT_EQ(specs.status().code(), Code::kInvalidArgument);
   const std::string m = specs.status().message();
   for (const char* want :
        {"vms.yaml:2:", "must be 1-64 letters", "vms.yaml:3:11: error: uuid 'not-a-uuid'",
-        "vms.yaml:4:", "memory '12X'", "vms.yaml:5:", "accel 'hvf'", "exactly one of kernel or disk",
-        "vms.yaml:9:", "colour", "vms.yaml:10:", "initrd and append need a kernel",
-        "qmp_socket"}) {
+        "vms.yaml:4:", "memory '12X'", "vms.yaml:5:", "accel 'hvf'",
+        "exactly one of kernel or disk", "vms.yaml:9:", "colour",
+        "vms.yaml:10:", "initrd and append need a kernel", "qmp_socket"}) {
     EXPECT_NE(m.find(want), std::string::npos) << "missing '" << want << "' in:\n" << m;
   }
 }
@@ -128,7 +126,8 @@ TEST(VmSpec, RejectsDuplicatesAndMissingList) {
 }
 
 TEST(VmSpec, RejectsASocketPathTooLongForUnixSockets) {
-  std::string yaml = std::string(kMinimal) + "    heartbeat_socket: /" + std::string(120, 'h') + "\n";
+  std::string yaml =
+      std::string(kMinimal) + "    heartbeat_socket: /" + std::string(120, 'h') + "\n";
   auto specs = parse_vm_specs(yaml, "long.yaml", "/");
   ASSERT_FALSE(specs.ok());
   EXPECT_NE(specs.status().message().find("heartbeat_socket is longer"), std::string::npos);
@@ -196,7 +195,8 @@ VmSpec fake_spec(const testing::TempDir& dir, const std::string& qemu) {
 
 TEST(Launcher, ReportsAQemuThatExitsBeforeItsSocketWithItsLog) {
   testing::TempDir dir;
-  std::string fake = dir.write("fake-qemu", "#!/bin/sh\necho \"qemu: could not load kernel\" >&2\nexit 1\n", 0755);
+  std::string fake =
+      dir.write("fake-qemu", "#!/bin/sh\necho \"qemu: could not load kernel\" >&2\nexit 1\n", 0755);
   Launcher l(fake_spec(dir, fake));
   Status s = l.start(milliseconds(10'000));
   ASSERT_EQ(s.code(), Code::kUnavailable) << s;
