@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/status.h"
 #include "medic/v1/events.pb.h"
 #include "rules/absence.h"
@@ -111,6 +112,14 @@ struct EngineOptions {
   std::string id_prefix = "d";
   size_t max_evidence = 8;  // evidence refs kept per incident
 };
+
+// Reads engine options from a YAML map (the `options:` of a rule test file,
+// or the rules section of an engine config) into *o, keeping defaults for
+// keys that are absent; problems go to `r` with file:line:col. Keys:
+// host_silent_after, forget_vm_after, action_timeout, max_in_flight_per_host,
+// max_in_flight_fleet, dry_run, cooldown, budget, approval_timeout,
+// heal_within, storm {host_fraction, fleet_fraction, min_vms, window, quiet}.
+void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o);
 
 // A silence or maintenance window: decisions it matches are suppressed.
 // Empty matchers match anything; all given matchers must match.

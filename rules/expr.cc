@@ -1,3 +1,9 @@
+// GCC 12 with -fsanitize=address reports a false -Wmaybe-uninitialized inside
+// <regex>'s std::function; the pragma must come before <regex> is included.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include "rules/expr.h"
 
 #include <algorithm>

@@ -246,39 +246,7 @@ class FileRunner {
 
   int line_of(const YAML::Node& n) const { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
 
-  void parse_options(const YAML::Node& n, EngineOptions* o) {
-    if (!r_.expect_map(n, "options")) return;
-    r_.check_keys(
-        n, {"host_silent_after", "max_in_flight_per_host", "max_in_flight_fleet", "action_timeout",
-            "dry_run", "cooldown", "budget", "approval_timeout", "heal_within", "storm"});
-    if (auto d = r_.duration(n, "host_silent_after", false)) o->host_silent_after = *d;
-    if (auto d = r_.duration(n, "action_timeout", false)) o->action_timeout = *d;
-    if (auto d = r_.duration(n, "cooldown", false)) o->defaults.cooldown = *d;
-    if (auto d = r_.duration(n, "approval_timeout", false)) o->defaults.approval_timeout = *d;
-    if (auto d = r_.duration(n, "heal_within", false)) o->defaults.heal_within = *d;
-    if (auto v = r_.integer(n, "max_in_flight_per_host", false, 1, 100000))
-      o->max_in_flight_per_host = static_cast<uint32_t>(*v);
-    if (auto v = r_.integer(n, "max_in_flight_fleet", false, 1, 1000000))
-      o->max_in_flight_fleet = static_cast<uint32_t>(*v);
-    if (auto b = r_.boolean(n, "dry_run", false)) o->dry_run = *b;
-    if (auto b = r_.string(n, "budget", false)) {
-      auto parsed = parse_budget(*b);
-      if (!parsed.ok())
-        r_.error(n["budget"], parsed.status().message());
-      else
-        o->defaults.budget = *parsed;
-    }
-    YAML::Node s = n["storm"];
-    if (s.IsDefined() && r_.expect_map(s, "storm")) {
-      r_.check_keys(s, {"host_fraction", "fleet_fraction", "min_vms", "window", "quiet"});
-      if (auto v = r_.number(s, "host_fraction", false)) o->storm.host_fraction = *v;
-      if (auto v = r_.number(s, "fleet_fraction", false)) o->storm.fleet_fraction = *v;
-      if (auto v = r_.integer(s, "min_vms", false, 1, 10'000'000))
-        o->storm.min_vms = static_cast<uint32_t>(*v);
-      if (auto d = r_.duration(s, "window", false)) o->storm.window = *d;
-      if (auto d = r_.duration(s, "quiet", false)) o->storm.quiet = *d;
-    }
-  }
+  void parse_options(const YAML::Node& n, EngineOptions* o) { read_engine_options(r_, n, o); }
 
   std::optional<Step> step_of(const YAML::Node& n, const char* key) {
     auto s = r_.string(n, key, true);

@@ -518,3 +518,58 @@ TEST(Engine, ReloadWithANewAbsenceRuleArmsItForKnownVms) {
 
 }  // namespace
 }  // namespace medic::rules
+
+namespace medic::rules {
+namespace {
+
+TEST(EngineOptionsReader, ReadsEveryKeyAndReportsProblemsWithPositions) {
+  auto node = load_yaml_string(R"(host_silent_after: 15s
+forget_vm_after: 2h
+max_in_flight_per_host: 3
+max_in_flight_fleet: 40
+action_timeout: 2m
+dry_run: true
+cooldown: 5m
+budget: 4 per 2h
+approval_timeout: 30m
+heal_within: 90s
+storm: {host_fraction: 0.6, fleet_fraction: 0.25, min_vms: 5, window: 2m, quiet: 10m}
+)",
+                               "engine.yaml");
+  ASSERT_TRUE(node.ok());
+  ConfigReader r("engine.yaml");
+  EngineOptions o;
+  read_engine_options(r, *node, &o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(o.host_silent_after, std::chrono::seconds(15));
+  EXPECT_EQ(o.forget_vm_after, std::chrono::hours(2));
+  EXPECT_EQ(o.max_in_flight_per_host, 3u);
+  EXPECT_EQ(o.max_in_flight_fleet, 40u);
+  EXPECT_EQ(o.action_timeout, std::chrono::minutes(2));
+  EXPECT_TRUE(o.dry_run);
+  EXPECT_EQ(o.defaults.cooldown, std::chrono::minutes(5));
+  EXPECT_EQ(o.defaults.budget.count, 4u);
+  EXPECT_EQ(o.defaults.approval_timeout, std::chrono::minutes(30));
+  EXPECT_EQ(o.defaults.heal_within, std::chrono::seconds(90));
+  EXPECT_DOUBLE_EQ(o.storm.host_fraction, 0.6);
+  EXPECT_DOUBLE_EQ(o.storm.fleet_fraction, 0.25);
+  EXPECT_EQ(o.storm.min_vms, 5u);
+  EXPECT_EQ(o.storm.quiet, std::chrono::minutes(10));
+
+  auto bad = load_yaml_string(
+      "budget: lots\nstorm: {fleet_fraction: 2}\nmax_in_flight_fleet: 0\nspeed: 3\n", "bad.yaml");
+  ASSERT_TRUE(bad.ok());
+  ConfigReader rb("bad.yaml");
+  read_engine_options(rb, *bad, &o);
+  std::string all = rb.status().message();
+  EXPECT_NE(all.find("bad.yaml:1:9: error: invalid budget"), std::string::npos) << all;
+  EXPECT_NE(all.find("bad.yaml:2:25: error: fleet_fraction must be a fraction"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find("bad.yaml:3:22: error: \"max_in_flight_fleet\" must be between 1"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("bad.yaml:4:1: error: unknown key \"speed\""), std::string::npos) << all;
+}
+
+}  // namespace
+}  // namespace medic::rules

@@ -151,3 +151,39 @@ TEST(Expr, DetectsExpressionsThatAreNeverTrue) {
 
 }  // namespace
 }  // namespace medic::rules
+
+namespace medic::rules {
+namespace {
+
+// Arbitrary input never crashes the compiler, and what compiles evaluates.
+TEST(Expr, SurvivesRandomInput) {
+  const std::string alphabet =
+      "vm.labels[]\"'()=!<>&| andornotinmatches0123456789sm.,_-tierstate\\";
+  uint64_t x = 88172645463325252ull;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  VmFacts vm;
+  vm.id = "a";
+  medic::v1::Event ev;
+  size_t compiled = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    size_t len = next() % 40;
+    for (size_t j = 0; j < len; ++j) text += alphabet[next() % alphabet.size()];
+    auto c = compile_expr(text, Scope{{EventType::kVmPanicked}});
+    if (c.ok()) {
+      ++compiled;
+      c.expr.eval(EvalInput{&vm, &ev, EventType::kVmPanicked, Time{}});
+    } else {
+      for (const auto& e : c.errors) EXPECT_LE(e.offset, text.size()) << text;
+    }
+  }
+  (void)compiled;
+}
+
+}  // namespace
+}  // namespace medic::rules
