@@ -24,9 +24,9 @@ test: build
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: bootstrap
-	cmake -S . -B $(BUILD)-asan -DMEDIC_SANITIZE=ON -DMEDIC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
+	cmake -S . -B $(BUILD)-asan -DMEDIC_SANITIZE=ON -DMEDIC_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-asan -j $(JOBS) --target unit_tests
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600
 
 bench: build
 	@scripts/bench $(BUILD)

@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "core/config.h"
+#include "vmm/qmp/launcher.h"
+#include "vmm/qmp/qmp_client.h"
+#include "vmm/qmp/qmp_hypervisor.h"
 #include "vmm/vmadm/vmadm.h"
 
 namespace medic::app {
@@ -80,15 +83,35 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     b.hypervisor = &b.fleet->host(0);
     return b;
   }
+  if (*kind == "qmp") {
+    // {kind: qmp, vms: vms.yaml}: the VM specs the launcher starts and watches.
+    r.check_keys(rest, {"vms"});
+    auto specs_file = r.string(rest, "vms", true);
+    if (!r.ok()) return r.status();
+    std::string specs_path = *specs_file;
+    if (!specs_path.empty() && specs_path[0] != '/') {
+      specs_path = (std::filesystem::path(file).parent_path() / specs_path).string();
+    }
+    auto specs = vmm::qmp::load_vm_specs(specs_path);
+    if (!specs.ok()) return specs.status();
+    b.owned = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock);
+    b.hypervisor = b.owned.get();
+    return b;
+  }
   if (*kind == "vmadm") {
     vmm::vmadm::VmadmOptions o = vmm::vmadm::read_vmadm_options(r, rest);
     if (!r.ok()) return r.status();
     o.host = host;
+    // Hard reset goes to the VM's QMP socket in its zone.
+    o.qmp_reset = [](const std::string& socket, Duration timeout) {
+      return vmm::qmp::qmp_reset(socket,
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+    };
     b.owned = std::make_unique<vmm::vmadm::VmadmHypervisor>(o);
     b.hypervisor = b.owned.get();
     return b;
   }
-  r.error(backend["kind"], "unknown backend kind \"" + *kind + "\" (expected sim or vmadm)");
+  r.error(backend["kind"], "unknown backend kind \"" + *kind + "\" (expected sim, qmp or vmadm)");
   return r.status();
 }
 

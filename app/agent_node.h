@@ -40,6 +40,7 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
 
 // The hypervisor for this host, as the collector's `backend:` map says:
 //   {kind: sim, vms_per_host: 20, seed: 1, faults_per_hour: 0, ...}  (vmm/sim/sim.h)
+//   {kind: qmp, vms: vms.yaml}     QEMU on Linux, VM specs as in docs/backends-qmp.md
 //   {kind: vmadm, vmadm_path: /usr/sbin/vmadm, ...}                   (vmm/vmadm/vmadm.h)
 struct Backend {
   std::unique_ptr<vmm::sim::SimFleet> fleet;  // for kind sim

@@ -260,7 +260,12 @@ void EngineNode::run_once(Duration max_wait) {
       {nullptr, wake_fd_, ZMQ_POLLIN, 0},
   };
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait + Duration(999'999));
-  zmq::poll(items, 5, ms);
+  try {
+    zmq::poll(items, 5, ms);
+  } catch (const zmq::error_t& e) {
+    // A signal (SIGHUP, SIGTERM) interrupts the wait; the loop checks its flags.
+    if (e.num() != EINTR) spdlog::warn("engine: poll failed: {}", e.what());
+  }
   receiver_->drain([this](std::string_view frame, const fabric::Opened& o,
                           const medic::v1::EventBatch& b,
                           bool urgent) { on_batch(frame, o, b, urgent); });

@@ -102,7 +102,12 @@ Result<medic::v1::ControlReply> send_control_request(const ControlTarget& target
     while (std::chrono::steady_clock::now() < deadline) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      if (zmq::poll(&item, 1, left) <= 0) continue;
+      try {
+        if (zmq::poll(&item, 1, left) <= 0) continue;
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        return unavailable(std::string("waiting for the engine's reply: ") + e.what());
+      }
       zmq::message_t m;
       if (!sock->recv(m, zmq::recv_flags::dontwait)) continue;
       Opened opened;

@@ -100,6 +100,7 @@ void Context::zap_loop(zmq::socket_t sock) {
       sock.send(zmq::str_buffer(""), zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) return;
+      if (e.num() == EINTR) continue;  // a signal for the process, not for us
       spdlog::error("fabric: ZAP handler: {}", e.what());
     }
   }

@@ -84,18 +84,26 @@ class Daemon {
     ASSERT_TRUE(pid.ok()) << pid.status();
     pid_ = *pid;
   }
-  void kill(int sig) {
-    if (pid_ <= 0) return;
+  // Returns the exit status (-signal when killed), or -999 when it had to
+  // be killed after not stopping within 15 s.
+  int kill(int sig) {
+    if (pid_ <= 0) return -999;
     ::kill(pid_, sig);
+    int status = -999;
     if (sig == SIGKILL) {
       kill_and_reap(pid_);
-    } else {
-      int status = 0;
-      testing::wait_until([&] { return reap(pid_, &status); }, 15s) || kill_and_reap(pid_);
+      status = -SIGKILL;
+    } else if (!testing::wait_until([&] { return reap(pid_, &status); }, 15s)) {
+      kill_and_reap(pid_);
+      status = -999;
     }
     pid_ = 0;
+    return status;
   }
   bool alive() { return pid_ > 0 && !reap(pid_); }
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
 
  private:
   std::vector<std::string> argv_;
@@ -195,9 +203,10 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
       90s))
       << read_file(dir.file("engine.log"));
 
-  engine.kill(SIGTERM);
-  agent_a.kill(SIGTERM);
-  agent_b.kill(SIGTERM);
+  // A clean stop on SIGTERM: exit status 0 for every daemon.
+  EXPECT_EQ(engine.kill(SIGTERM), 0);
+  EXPECT_EQ(agent_a.kill(SIGTERM), 0);
+  EXPECT_EQ(agent_b.kill(SIGTERM), 0);
 
   // Some actions healed their VM (the actuator saw it healthy again).
   EXPECT_GE(count("select count(*) from transitions where state='succeeded' and detail like "
@@ -223,6 +232,36 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->ok);
   EXPECT_GT(report->rows, 0);
+}
+
+TEST(MultiProcess, EngineReloadsRulesOnSighupAndKeepsTheOldOnesWhenTheNewAreBad) {
+  testing::TempDir dir;
+  const std::string engine_id = keygen(dir, "engine");
+  dir.write("trust.yaml", "nodes:\n  - {name: engine-1, key: " + engine_id + ", roles: [engine]}\n");
+  dir.write("rules.yaml", "rules:\n  - {name: guest-panicked, on: vm.panicked, do: reset}\n");
+  auto ep = [] { return "tcp://127.0.0.1:" + std::to_string(free_port()); };
+  dir.write("engine.yaml", "engine:\n  key: engine.key\n  trust: trust.yaml\n  listen:\n    events: " +
+                               ep() + "\n    urgent: " + ep() + "\n    actions: " + ep() +
+                               "\n    control: " + ep() + "\n  rules: [rules.yaml]\n  audit: {path: audit.db}\n");
+  Daemon engine({medic_binary(), "engine", "-c", dir.file("engine.yaml")}, dir.file("engine.log"));
+  engine.start();
+  auto log_has = [&](const std::string& text) {
+    return testing::wait_until(
+        [&] { return read_file(dir.file("engine.log")).find(text) != std::string::npos; }, 10s);
+  };
+  ASSERT_TRUE(log_has("up: events")) << read_file(dir.file("engine.log"));
+  // A broken rule file: the reload is refused, naming the problem, and the engine stays up.
+  dir.write("rules.yaml", "rules:\n  - {name: guest-panicked, on: vm.panickd, do: reset}\n");
+  engine.signal(SIGHUP);
+  ASSERT_TRUE(log_has("reload refused")) << read_file(dir.file("engine.log"));
+  EXPECT_NE(read_file(dir.file("engine.log")).find("rules.yaml:2:"), std::string::npos);
+  EXPECT_TRUE(engine.alive());
+  dir.write("rules.yaml", "rules:\n  - {name: guest-panicked, on: vm.panicked, do: reset}\n"
+                          "  - {name: guest-crashed, on: vm.crashed, do: restart}\n");
+  engine.signal(SIGHUP);
+  ASSERT_TRUE(log_has("rules reloaded")) << read_file(dir.file("engine.log"));
+  EXPECT_EQ(engine.kill(SIGTERM), 0);
+  EXPECT_NE(read_file(dir.file("engine.log")).find("engine: stopping"), std::string::npos);
 }
 
 }  // namespace
