@@ -69,7 +69,8 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   r.check_keys(*root, {"engine"});
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
-  r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl"});
+  r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
+                   "notify"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
@@ -98,6 +99,12 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
     }
     if (auto v = r.integer(a, "checkpoint_every_rows", false, 1)) c.audit.checkpoint_every_rows = *v;
     if (auto v = r.duration(a, "checkpoint_every", false)) c.audit.checkpoint_every = *v;
+  }
+  YAML::Node n = e["notify"];
+  if (n.IsDefined() && r.expect_map(n, "\"notify:\"")) {
+    r.check_keys(n, {"webhook", "timeout"});
+    if (auto v = r.string(n, "webhook", false)) c.notify.url = *v;
+    if (auto v = r.duration(n, "timeout", false)) c.notify.timeout = *v;
   }
   YAML::Node p = e["policies"];
   if (p.IsDefined() && r.expect_map(p, "\"policies:\"")) {
@@ -158,6 +165,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   // wall-clock time in base 36.
   config_.engine.id_prefix = start_prefix(SystemClock::wall_now());
   engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
+  notifier_ = std::make_unique<rules::WebhookNotifier>(config_.notify);
 
   auto receiver = fabric::EventReceiver::create(*deps_.ctx, config_.events, *deps_.identity,
                                                 *deps_.trust, *deps_.clock);
@@ -430,11 +438,11 @@ void EngineNode::record_verb(const rules::Decision& d) {
 
 void EngineNode::record_notify(const rules::Decision& d) {
   ++stats_.notifications;
-  spdlog::warn("NOTIFY [{}] {}{}{}", d.rule.empty() ? "medic" : d.rule,
-               d.vm.empty() ? "" : "vm " + d.vm + " on " + d.host + ": ", d.reason,
-               d.trigger.empty() ? "" : " (" + d.trigger + ")");
-  record_transition(d.id, audit::ActionState::kDispatched, "engine", "notification logged");
-  record_transition(d.id, audit::ActionState::kSucceeded, "engine", "notification logged");
+  // The notifier logs at once and POSTs from its own thread: never blocks here.
+  notifier_->notify(d);
+  const std::string to = config_.notify.url.empty() ? "logged" : "logged and queued for the webhook";
+  record_transition(d.id, audit::ActionState::kDispatched, "engine", "notification " + to);
+  record_transition(d.id, audit::ActionState::kSucceeded, "engine", "notification " + to);
 }
 
 void EngineNode::record_transition(const std::string& action_id, audit::ActionState state,

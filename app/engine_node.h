@@ -29,6 +29,7 @@
 #include "fabric/receiver.h"
 #include "rules/engine.h"
 #include "rules/loader.h"
+#include "rules/notifier.h"
 
 namespace medic::app {
 
@@ -45,6 +46,7 @@ struct EngineConfig {
   audit::StoreOptions audit;
   rules::EngineOptions engine;
   Duration action_ttl = std::chrono::minutes(5);
+  rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
 };
 
 Result<EngineConfig> load_engine_config(const std::string& path);
@@ -149,6 +151,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::unique_ptr<fabric::EventReceiver> receiver_;
   std::unique_ptr<actuators::Dispatcher> dispatcher_;
   std::unique_ptr<fabric::ControlServer> control_;
+  std::unique_ptr<rules::WebhookNotifier> notifier_;
   int wake_fd_ = -1;  // eventfd the audit writer pokes when rows become durable
 
   // Recent envelopes, newest last, until a decision needs them as evidence.
