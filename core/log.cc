@@ -49,6 +49,17 @@ std::string json_escape(std::string_view in) {
   return out;
 }
 
+bool LogLimiter::warn(const std::string& cause, Time now, const std::string& message) {
+  uint64_t held = 0;
+  if (!allow(cause, now, &held)) return false;
+  if (held > 0) {
+    spdlog::warn("{} ({} more like this held back)", message, held);
+  } else {
+    spdlog::warn("{}", message);
+  }
+  return true;
+}
+
 bool LogLimiter::allow(const std::string& cause, Time now, uint64_t* suppressed) {
   auto& e = entries_[cause];
   if (e.last.time_since_epoch().count() != 0 && now - e.last < interval_) {

@@ -31,6 +31,9 @@ class LogLimiter {
   // True when a line for `cause` may be logged now; *suppressed then holds
   // how many were held back since the last one.
   bool allow(const std::string& cause, Time now, uint64_t* suppressed = nullptr);
+  // Logs `message` at warn level when allow() lets it through, adding how
+  // many like it were held back. Returns whether it logged.
+  bool warn(const std::string& cause, Time now, const std::string& message);
 
  private:
   struct Entry {

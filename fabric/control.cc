@@ -51,11 +51,8 @@ size_t ControlServer::poll() {
     std::string why;
     OpenError e = opener_.open(parts[0].to_string_view(), &opened, &why);
     if (e != OpenError::kOk) {
-      uint64_t held = 0;
-      if (log_limiter_.allow(open_error_name(e), clock_.now(), &held)) {
-        spdlog::warn("control: rejected a request ({}): {} [{} more held back]", open_error_name(e),
-                     why, held);
-      }
+      log_limiter_.warn(open_error_name(e), clock_.now(),
+                        std::string("control: rejected a request (") + open_error_name(e) + "): " + why);
       continue;
     }
     medic::v1::ControlRequest request;

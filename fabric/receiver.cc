@@ -34,20 +34,14 @@ bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {
   std::string why;
   OpenError e = opener_.open(m.to_string_view(), &opened_, &why);
   if (e != OpenError::kOk) {
-    uint64_t held = 0;
-    if (log_limiter_.allow(open_error_name(e), clock_.now(), &held)) {
-      spdlog::warn("events: rejected a batch ({}): {} [{} more held back]", open_error_name(e), why,
-                   held);
-    }
+    log_limiter_.warn(open_error_name(e), clock_.now(),
+                      std::string("events: rejected a batch (") + open_error_name(e) + "): " + why);
     return true;
   }
   Status s_decode = decode_event_batch(opened_, &batch_);
   if (!s_decode.ok()) {
     ++undecodable_;
-    uint64_t held = 0;
-    if (log_limiter_.allow("undecodable", clock_.now(), &held)) {
-      spdlog::warn("events: dropped a batch: {} [{} more held back]", s_decode.message(), held);
-    }
+    log_limiter_.warn("undecodable", clock_.now(), "events: dropped a batch: " + s_decode.message());
     return true;
   }
   ++accepted_;

@@ -64,3 +64,30 @@ TEST(LogLimiter, OneLinePerCausePerIntervalCountingTheRest) {
 
 }  // namespace
 }  // namespace medic
+
+namespace medic {
+namespace {
+
+TEST(LogLimiter, WarnLogsOncePerCauseAndSaysHowManyWereHeldBack) {
+  testing::TempDir dir;
+  LogOptions o;
+  o.file = dir.file("w.log");
+  ASSERT_TRUE(setup_logging(o).ok());
+  VirtualClock clock;
+  LogLimiter limiter(std::chrono::seconds(10));
+  EXPECT_TRUE(limiter.warn("replayed", clock.now(), "rejected a batch"));
+  EXPECT_FALSE(limiter.warn("replayed", clock.now(), "rejected a batch"));
+  EXPECT_FALSE(limiter.warn("replayed", clock.now(), "rejected a batch"));
+  clock.advance(std::chrono::seconds(10));
+  EXPECT_TRUE(limiter.warn("replayed", clock.now(), "rejected a batch"));
+  spdlog::default_logger()->flush();
+  std::ifstream in(o.file);
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 2);
+  EXPECT_NE(all.find("(2 more like this held back)"), std::string::npos) << all;
+  spdlog::drop("medic");
+  spdlog::set_default_logger(spdlog::stderr_color_mt("default2"));
+}
+
+}  // namespace
+}  // namespace medic
