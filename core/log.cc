@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include "core/json.h"
+
 #include <cstdio>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -26,28 +28,7 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
 
 }  // namespace
 
-std::string json_escape(std::string_view in) {
-  std::string out;
-  out.reserve(in.size() + 8);
-  for (unsigned char c : in) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
-}
+
 
 bool LogLimiter::warn(const std::string& cause, Time now, const std::string& message) {
   uint64_t held = 0;

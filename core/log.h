@@ -20,9 +20,6 @@ struct LogOptions {
 
 Status setup_logging(const LogOptions& options);
 
-// `in` escaped for use inside a JSON string.
-std::string json_escape(std::string_view in);
-
 // Lets one log line per cause through per interval, so a flood of bad input
 // cannot flood the log; counts what it held back. Not thread-safe.
 class LogLimiter {

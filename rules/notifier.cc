@@ -4,42 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include "core/duration.h"
+#include "core/json.h"
 
 namespace medic::rules {
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
-}
 
 size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 
@@ -48,13 +17,13 @@ size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 std::string notification_json(const Decision& d) {
   std::string e;
   for (auto r : d.evidence) e += (e.empty() ? "" : ",") + std::to_string(r);
-  return "{\"id\":\"" + escape(d.id) + "\",\"at_ns\":" + std::to_string(to_ns(d.at)) +
-         ",\"rule\":\"" + escape(d.rule) + "\",\"rule_version\":\"" + escape(d.rule_version) +
-         "\",\"vm\":\"" + escape(d.vm) + "\",\"host\":\"" + escape(d.host) + "\",\"step\":\"" +
+  return "{\"id\":\"" + json_escape(d.id) + "\",\"at_ns\":" + std::to_string(to_ns(d.at)) +
+         ",\"rule\":\"" + json_escape(d.rule) + "\",\"rule_version\":\"" + json_escape(d.rule_version) +
+         "\",\"vm\":\"" + json_escape(d.vm) + "\",\"host\":\"" + json_escape(d.host) + "\",\"step\":\"" +
          std::string(step_name(d.step)) + "\",\"outcome\":\"" +
          std::string(outcome_name(d.outcome)) + "\",\"policy\":\"" +
-         std::string(policy_name(d.policy)) + "\",\"trigger\":\"" + escape(d.trigger) +
-         "\",\"text\":\"" + escape(d.reason) + "\",\"evidence\":[" + e + "]}";
+         std::string(policy_name(d.policy)) + "\",\"trigger\":\"" + json_escape(d.trigger) +
+         "\",\"text\":\"" + json_escape(d.reason) + "\",\"evidence\":[" + e + "]}";
 }
 
 WebhookNotifier::WebhookNotifier(WebhookOptions opts) : opts_(std::move(opts)) {

@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/json.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
