@@ -232,6 +232,7 @@ class Daemon {
     return status_;
   }
   const std::string& log() const { return log_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::vector<std::string> argv_;
@@ -279,7 +280,7 @@ TEST(Examples, RunForRealFromMadeKeys) {
     engine = replace_all(engine, std::string(":") + port, to);
     if (std::string(port) != "7704") agent = replace_all(agent, std::string(":") + port, to);
   }
-  agent = replace_all(agent, "faults_per_hour: 12", "faults_per_hour: 3600");
+  agent = replace_all(agent, "faults_per_hour: 12", "faults_per_hour: 36000");
   write_file(dir + "/engine.yaml", engine);
   write_file(dir + "/agent.yaml", agent);
 
@@ -295,6 +296,14 @@ TEST(Examples, RunForRealFromMadeKeys) {
   EXPECT_TRUE(a.running()) << read_file(a.log());
   EXPECT_GE(query_number(db, "select count(*) from decisions where host = 'host-a'"), 1)
       << read_file(e.log());
+
+  // SIGHUP (systemctl reload) re-reads the rules and keeps the engine running.
+  ASSERT_TRUE(e.running()) << read_file(e.log());
+  if (e.pid() > 0) ::kill(e.pid(), SIGHUP);
+  EXPECT_TRUE(testing::wait_until(
+      [&] { return read_file(e.log()).find("engine: rules reloaded") != std::string::npos; }, 5s))
+      << read_file(e.log());
+  EXPECT_TRUE(e.running()) << "SIGHUP stopped the engine:\n" << read_file(e.log());
 
   EXPECT_EQ(a.terminate(), 0) << read_file(a.log());
   EXPECT_EQ(e.terminate(), 0) << read_file(e.log());
