@@ -129,6 +129,23 @@ TEST(Examples, SmartosAgentLoadsAndBuildsAVmadmBackend) {
   ASSERT_TRUE(b.ok()) << b.status();
 }
 
+TEST(Examples, QemuAgentLoadsItsVmSpecsAndBuildsAQmpBackend) {
+  auto trust = fabric::TrustStore::load(example("trust.yaml"));
+  ASSERT_TRUE(trust.ok()) << trust.status();
+  auto a = app::load_agent_config(example("agent-qemu.yaml"), true, true);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->collector->backend_kind, "qmp");
+  expect_agent_matches_trust(*a, *trust);
+  // Builds the backend from qemu-vms.yaml without starting any guest.
+  VirtualClock clock;
+  auto b = app::make_backend(a->host, a->collector->backend, example("agent-qemu.yaml"), clock);
+  ASSERT_TRUE(b.ok()) << b.status();
+  // The probe speaks about a VM the spec file defines.
+  ASSERT_EQ(a->collector->probes.size(), 1u);
+  EXPECT_NE(read_file(example("qemu-vms.yaml")).find("uuid: " + a->collector->probes[0].vm),
+            std::string::npos);
+}
+
 // `medic <words...> --help` exits 0 for the words after the binary in `exec`.
 void expect_real_subcommand(const std::string& file, const std::string& exec) {
   std::istringstream words(exec);
@@ -149,7 +166,7 @@ TEST(Examples, ServiceFilesStartRealSubcommandsWithTheDocumentedHardening) {
     ASSERT_TRUE(std::regex_search(text, m, std::regex("\nExecStart=([^\n]+)"))) << unit;
     expect_real_subcommand(unit, m[1]);
     for (const char* line : {"\nUser=medic\n", "\nNoNewPrivileges=yes\n",
-                             "\nProtectSystem=strict\n", "\nReadWritePaths=/var/lib/medic\n",
+                             "\nProtectSystem=strict\n", "\nReadWritePaths=/var/lib/medic",
                              "\nRestart=on-failure\n"}) {
       EXPECT_NE(text.find(line), std::string::npos) << unit << " lacks " << line;
     }
@@ -275,8 +292,10 @@ TEST(Examples, RunForRealFromMadeKeys) {
   std::string engine = read_file(dir + "/engine.yaml");
   std::string agent = read_file(dir + "/agent.yaml");
   engine = replace_all(engine, "tcp://0.0.0.0:", "tcp://127.0.0.1:");
+  std::string control_endpoint;
   for (const char* port : {"7701", "7702", "7703", "7704"}) {
     const std::string to = ":" + std::to_string(free_port());
+    if (std::string(port) == "7704") control_endpoint = "tcp://127.0.0.1" + to;
     engine = replace_all(engine, std::string(":") + port, to);
     if (std::string(port) != "7704") agent = replace_all(agent, std::string(":") + port, to);
   }
@@ -296,6 +315,15 @@ TEST(Examples, RunForRealFromMadeKeys) {
   EXPECT_TRUE(a.running()) << read_file(a.log());
   EXPECT_GE(query_number(db, "select count(*) from decisions where host = 'host-a'"), 1)
       << read_file(e.log());
+
+  // An operator asks the running engine for its status with the made key.
+  auto status = testing::run_command(
+      {medic_binary(), "status", "--engine", control_endpoint, "--engine-key",
+       fabric::key_id(trust->find_name("engine-1")->key), "--key", dir + "/operator.key", "--trust",
+       dir + "/trust.yaml"},
+      15s);
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_FALSE(status.out.empty());
 
   // SIGHUP (systemctl reload) re-reads the rules and keeps the engine running.
   ASSERT_TRUE(e.running()) << read_file(e.log());
