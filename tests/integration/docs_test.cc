@@ -2,7 +2,9 @@
 // is checked against the real code.
 //
 //   ```yaml medic:trust      parsed as a trust store
-//   ```yaml medic:<kind>     parsed by the loader for <kind> (see kCheckers)
+//   ```yaml medic:engine     loaded as engine.yaml (app::load_engine_config)
+//   ```yaml medic:agent      loaded as agent.yaml (app::load_agent_config)
+//   ```yaml medic:rules      loaded as a rule file (rules::load_rule_text)
 //   ```sh                    every line starting with "medic " names a real
 //                            subcommand: `medic <subcommand...> --help` exits 0
 #include <gtest/gtest.h>
@@ -13,7 +15,10 @@
 #include <map>
 #include <sstream>
 
+#include "app/agent_node.h"
+#include "app/engine_node.h"
 #include "fabric/trust.h"
+#include "rules/loader.h"
 #include "tests/testing/testing.h"
 
 namespace medic {
@@ -58,11 +63,50 @@ std::vector<std::string> doc_files() {
 
 using Checker = std::function<Status(const std::string& text, const std::string& name)>;
 
+// The config loaders read files: the block goes to a file of its own in a
+// fresh directory (relative key and trust paths need not exist to load it),
+// and errors are reported against the doc's name and line.
+Status load_as_file(const std::string& text, const std::string& name,
+                    const std::function<Status(const std::string& path)>& load) {
+  testing::TempDir dir;
+  const std::string path = dir.write("block.yaml", text);
+  Status s = load(path);
+  if (s.ok()) return s;
+  std::string message = s.message();
+  for (size_t at = message.find(path); at != std::string::npos; at = message.find(path, at)) {
+    message.replace(at, path.size(), name);
+  }
+  return invalid_argument(message);
+}
+
 const std::map<std::string, Checker>& checkers() {
   static const std::map<std::string, Checker> m = {
       {"medic:trust",
        [](const std::string& text, const std::string& name) {
          return fabric::TrustStore::parse(text, name).status();
+       }},
+      {"medic:engine",
+       [](const std::string& text, const std::string& name) {
+         return load_as_file(text, name, [](const std::string& path) {
+           return app::load_engine_config(path).status();
+         });
+       }},
+      {"medic:agent",
+       [](const std::string& text, const std::string& name) {
+         // A block may show one half of an agent (a collector alone).
+         const bool collector = text.find("\ncollector:") != std::string::npos;
+         const bool actuator = text.find("\nactuator:") != std::string::npos;
+         return load_as_file(text, name, [&](const std::string& path) {
+           return app::load_agent_config(path, collector, actuator).status();
+         });
+       }},
+      {"medic:rules",
+       [](const std::string& text, const std::string& name) -> Status {
+         auto loaded = rules::load_rule_text(text, name);
+         if (loaded.ok()) return {};
+         std::string all;
+         for (const auto& m : loaded.messages) all += m.to_string() + "\n";
+         return invalid_argument(all);
        }},
   };
   return m;
