@@ -72,8 +72,9 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
   Backend b;
   auto kind = r.string(backend, "kind", true);
   if (!kind) return r.status();
-  // The backend's own reader checks the rest of the map.
-  YAML::Node rest = YAML::Clone(backend);
+  // The backend's own reader checks the rest of the map. The map is edited in
+  // place, not cloned: a clone would lose the positions error messages need.
+  YAML::Node rest = backend;
   rest.remove("kind");
   if (*kind == "sim") {
     vmm::sim::SimOptions o = vmm::sim::read_sim_options(r, rest);

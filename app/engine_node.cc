@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/config.h"
+#include "actuators/config.h"
 #include "core/duration.h"
 #include "vmm/hypervisor.h"
 
@@ -70,7 +71,7 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
   r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
-                   "notify"});
+                   "notify", "dispatch"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
@@ -99,6 +100,15 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
     }
     if (auto v = r.integer(a, "checkpoint_every_rows", false, 1)) c.audit.checkpoint_every_rows = *v;
     if (auto v = r.duration(a, "checkpoint_every", false)) c.audit.checkpoint_every = *v;
+  }
+  YAML::Node dsp = e["dispatch"];
+  if (dsp.IsDefined() && r.expect_map(dsp, "\"dispatch:\"")) {
+    // Its endpoint is listen.actions unless the section names its own. (The
+    // loaded document is edited in place: a clone would lose the positions
+    // that error messages need.)
+    if (!dsp["listen"].IsDefined()) dsp["listen"] = c.actions_endpoint;
+    c.dispatch = actuators::parse_dispatcher_config(dsp, r);
+    c.actions_endpoint = c.dispatch.endpoint;
   }
   YAML::Node n = e["notify"];
   if (n.IsDefined() && r.expect_map(n, "\"notify:\"")) {
@@ -172,7 +182,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   if (!receiver.ok()) return receiver.status().with_context("events");
   receiver_ = std::move(*receiver);
 
-  actuators::DispatcherOptions dopts;
+  actuators::DispatcherOptions dopts = config_.dispatch;
   dopts.endpoint = config_.actions_endpoint;
   auto dispatcher = actuators::Dispatcher::create(
       dopts, *deps_.ctx, *deps_.identity, *deps_.trust, *deps_.clock,
@@ -559,8 +569,10 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
         sil.by = who;
         std::string id = engine_->silence(sil);
         silences_[id] = sil;
-        reply.set_text("silence " + id + " on " + rec.target + " until " +
-                       format_duration(sil.until - deps_.clock->now()) + " from now");
+        reply.set_text("silence " + id + " on " + rec.target + " for " +
+                       format_duration(std::chrono::round<std::chrono::seconds>(
+                           sil.until - deps_.clock->now())) +
+                       " (" + sil.reason + ")");
       }
       break;
     }
@@ -621,7 +633,8 @@ std::string EngineNode::status_text() {
         << (s.host.empty() ? "" : "host=" + s.host + " ")
         << (s.rule.empty() ? "" : "rule=" + s.rule + " ")
         << (s.label_key.empty() ? "" : "label " + s.label_key + "=" + s.label_value + " ")
-        << "for " << format_duration(s.until - now) << " by " << s.by << ": " << s.reason << "\n";
+        << "for " << format_duration(std::chrono::round<std::chrono::seconds>(s.until - now))
+        << " more, by " << s.by << ": " << s.reason << "\n";
   }
   std::vector<std::string> frozen;
   if (engine_->frozen("")) frozen.push_back("the whole fleet");

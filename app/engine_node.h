@@ -47,6 +47,7 @@ struct EngineConfig {
   rules::EngineOptions engine;
   Duration action_ttl = std::chrono::minutes(5);
   rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
+  actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
 };
 
 Result<EngineConfig> load_engine_config(const std::string& path);

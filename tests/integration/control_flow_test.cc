@@ -185,7 +185,7 @@ TEST_F(ControlFlowTest, RequestSignedByANonOperatorKeyIsRefused) {
 TEST_F(ControlFlowTest, SilenceHoldsNewActionsOnTheVm) {
   auto r = cli({"silence", "--vm", "db-5", "--for", "1h", "--reason", "disk replacement"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("silence"), std::string::npos);
+  EXPECT_NE(r.out.find("on vm=db-5 for 1h (disk replacement)"), std::string::npos) << r.out;
   medic::v1::EventBatch b;
   auto* e = b.add_events();
   e->set_host("host-a");
