@@ -85,7 +85,7 @@ TEST(ActuatorConfig, TheDocumentedDispatchExampleParses) {
   ConfigReader r("engine.yaml");
   DispatcherOptions o = parse_dispatcher_config((*root)["dispatch"], r);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(o.endpoint, "tcp://0.0.0.0:7002");
+  EXPECT_EQ(o.endpoint, "tcp://0.0.0.0:7703");
   EXPECT_EQ(o.max_backoff, 5s);
   EXPECT_EQ(o.result_grace, 90s);
   EXPECT_EQ(o.max_per_host, 1024u);
