@@ -13,6 +13,7 @@
 //
 //   build/bench/pipeline_bench [--collectors N] [--events N] [--batch N]
 //                              [--panics N] [--json FILE]
+//                              [--audit-durability power-loss|process-crash]
 // Every phase is bounded in count and in time. Google Benchmark's
 // --benchmark_* flags (scripts/bench passes them) are accepted and ignored.
 // Figures: docs/PERFORMANCE.md, "Pipeline".
@@ -63,6 +64,7 @@ struct Options {
   int batch = 1000;            // events per envelope: one host's 1000 VMs
   int panics = 200;            // per latency phase
   std::string json;
+  bool power_loss = true;  // audit durability: fsync at every commit (the default)
 };
 
 // 100 rules that each read a label of every state report and never match the
@@ -131,7 +133,18 @@ class InstantHypervisor final : public vmm::Hypervisor {
 // Timestamps of decisions on the probe VMs ("p<k>"), taken on the engine thread.
 class Observer final : public app::EngineObserver {
  public:
-  explicit Observer(std::vector<std::atomic<int64_t>>& decided) : decided_(decided) {}
+  Observer(std::vector<std::atomic<int64_t>>& decided, std::vector<std::atomic<int64_t>>& dispatched)
+      : decided_(decided), dispatched_(dispatched) {}
+  // The first send of an action: its decision and "dispatched" record are
+  // durable in the audit log.
+  void on_dispatch_event(const actuators::DispatchEvent& e) override {
+    if (e.type != actuators::DispatchEvent::Type::kDispatched) return;
+    const std::string& vm = e.action.vm();
+    if (vm.size() > 1 && vm[0] == 'p') {
+      size_t k = std::stoul(vm.substr(1));
+      if (k < dispatched_.size() && dispatched_[k].load() == 0) dispatched_[k].store(steady_ns());
+    }
+  }
   void on_decision(const rules::Decision& d) override {
     const int64_t now = steady_ns();
     ++decisions;
@@ -144,12 +157,20 @@ class Observer final : public app::EngineObserver {
 
  private:
   std::vector<std::atomic<int64_t>>& decided_;
+  std::vector<std::atomic<int64_t>>& dispatched_;
 };
 
 struct Percentiles {
   size_t n = 0;
   size_t missing = 0;
   double p50_us = 0, p99_us = 0, max_us = 0;
+};
+
+// One latency phase: sent -> decided, sent -> executed, and the executed
+// path split at the dispatch: decided -> dispatched (the audit outbox made
+// durable), dispatched -> executed (to the actuator, its journal, execute).
+struct PhaseResult {
+  Percentiles decision, executed, durable, delivered;
 };
 
 Percentiles percentiles(std::vector<int64_t> ns, size_t missing) {
@@ -267,6 +288,8 @@ int run(const Options& o) {
   cfg.engine.max_in_flight_per_host = 10'000;
   cfg.engine.max_in_flight_fleet = 10'000;
   cfg.engine.storm.min_vms = 1'000'000'000;
+  cfg.audit.durability =
+      o.power_loss ? audit::Durability::kPowerLoss : audit::Durability::kProcessCrash;
   auto store = audit::open_sqlite_store(cfg.audit_path, fleet.engine_id, cfg.audit);
   if (!store.ok()) {
     std::cerr << store.status().message() << "\n";
@@ -275,8 +298,9 @@ int run(const Options& o) {
 
   // Probe k (a VM named "p<k>") is used once: sent, decided, executed.
   const size_t probes = static_cast<size_t>(o.panics) * 3;
-  std::vector<std::atomic<int64_t>> sent(probes), decided(probes), executed(probes);
-  Observer observer(decided);
+  std::vector<std::atomic<int64_t>> sent(probes), decided(probes), dispatched(probes),
+      executed(probes);
+  Observer observer(decided, dispatched);
   SystemClock clock;
   auto node = app::EngineNode::create(
       cfg, {ctx->get(), &fleet.engine_id, &fleet.trust, &clock, &observer}, loaded.rules,
@@ -394,7 +418,7 @@ int run(const Options& o) {
     });
     pump([&] { return finished.load(); }, 120s);
     sender.join();
-    std::vector<int64_t> dec, exe;
+    std::vector<int64_t> dec, exe, durable, delivered;
     size_t dec_missing = 0, exe_missing = 0;
     for (size_t k = first; k < first + count; ++k) {
       if (sent[k].load() == 0) continue;
@@ -403,15 +427,21 @@ int run(const Options& o) {
       if (panic) {
         if (executed[k].load()) exe.push_back(executed[k].load() - sent[k].load());
         else ++exe_missing;
+        if (decided[k].load() && dispatched[k].load()) {
+          durable.push_back(dispatched[k].load() - decided[k].load());
+        }
+        if (dispatched[k].load() && executed[k].load()) {
+          delivered.push_back(executed[k].load() - dispatched[k].load());
+        }
       }
     }
-    return std::make_pair(percentiles(dec, dec_missing), percentiles(exe, exe_missing));
+    return PhaseResult{percentiles(dec, dec_missing), percentiles(exe, exe_missing),
+                       percentiles(durable, 0), percentiles(delivered, 0)};
   };
 
   const size_t n = static_cast<size_t>(o.panics);
-  auto [idle_panic_dec, idle_panic_exe] = probe_phase(0, n, true, nullptr);
-  auto [idle_bulk_dec, unused] = probe_phase(n, n, false, nullptr);
-  (void)unused;
+  const PhaseResult idle_panic = probe_phase(0, n, true, nullptr);
+  const PhaseResult idle_bulk = probe_phase(n, n, false, nullptr);
 
   // The flood: each collector pre-seals its share (one envelope = one host's
   // `batch` VMs), then sends as fast as the engine takes them.
@@ -499,7 +529,7 @@ int run(const Options& o) {
   }
   // Panic latency under the flood, then drain what is left of the flood.
   const int64_t cpu_before = thread_cpu_ns();
-  auto [load_panic_dec, load_panic_exe] = probe_phase(2 * n, n, true, nullptr);
+  const PhaseResult load_panic = probe_phase(2 * n, n, true, nullptr);
   const uint64_t expected = static_cast<uint64_t>(frames_per_collector) *
                             static_cast<uint64_t>(o.collectors) * static_cast<uint64_t>(o.batch);
   int64_t last_progress = steady_ns();
@@ -542,8 +572,9 @@ int run(const Options& o) {
     std::printf("\n");
   };
   std::printf("pipeline_bench: %d collectors, %d events/envelope (%zu bytes), 103 rules, audit on "
-              "(%s), tcp loopback + CurveZMQ\n",
-              o.collectors, o.batch, frame_bytes, cfg.audit_path.c_str());
+              "(%s, durability %s), tcp loopback + CurveZMQ\n",
+              o.collectors, o.batch, frame_bytes, cfg.audit_path.c_str(),
+              o.power_loss ? "power-loss" : "process-crash");
   std::printf("ingest: %llu events in %llu batches over %.2f s wall; engine thread CPU %.2f s\n",
               static_cast<unsigned long long>(consumed), static_cast<unsigned long long>(batches),
               wall_s, cpu_s);
@@ -555,11 +586,15 @@ int run(const Options& o) {
               static_cast<long long>(frames_unsent.load()),
               static_cast<unsigned long long>(expected),
               static_cast<long long>(expected + n) - static_cast<long long>(consumed));
-  line("decision, panic (urgent), idle", idle_panic_dec, 0);
-  line("panic -> executed, idle", idle_panic_exe, 2000);
-  line("decision, state report (bulk lane), idle", idle_bulk_dec, 0);
-  line("decision, panic (urgent), under flood", load_panic_dec, 0);
-  line("panic -> executed, under flood", load_panic_exe, 2000);
+  line("decision, panic (urgent), idle", idle_panic.decision, 0);
+  line("panic -> executed, idle", idle_panic.executed, 2000);
+  line("  of which decided -> dispatched (durable)", idle_panic.durable, 0);
+  line("  of which dispatched -> executed", idle_panic.delivered, 0);
+  line("decision, state report (bulk lane), idle", idle_bulk.decision, 0);
+  line("decision, panic (urgent), under flood", load_panic.decision, 0);
+  line("panic -> executed, under flood", load_panic.executed, 2000);
+  line("  of which decided -> dispatched (durable)", load_panic.durable, 0);
+  line("  of which dispatched -> executed", load_panic.delivered, 0);
   std::printf("engine: %llu decisions, %llu dispatched, %llu audit errors, %llu rejected frames; "
               "actuator executed %llu\n",
               static_cast<unsigned long long>(st.decisions),
@@ -578,11 +613,11 @@ int run(const Options& o) {
     j << "{\n  \"collectors\": " << o.collectors << ",\n  \"batch\": " << o.batch
       << ",\n  \"events\": " << consumed << ",\n  \"events_per_s_wall\": " << rate_wall
       << ",\n  \"events_per_engine_cpu_s\": " << rate_cpu << ",\n";
-    pj("decision_panic_idle", idle_panic_dec);
-    pj("executed_panic_idle", idle_panic_exe);
-    pj("decision_bulk_idle", idle_bulk_dec);
-    pj("decision_panic_flood", load_panic_dec);
-    pj("executed_panic_flood", load_panic_exe);
+    pj("decision_panic_idle", idle_panic.decision);
+    pj("executed_panic_idle", idle_panic.executed);
+    pj("decision_bulk_idle", idle_bulk.decision);
+    pj("decision_panic_flood", load_panic.decision);
+    pj("executed_panic_flood", load_panic.executed);
     j << "  \"decisions\": " << st.decisions << "\n}\n";
   }
   std::error_code ec;
@@ -603,11 +638,19 @@ int main(int argc, char** argv) {
     else if (a == "--batch") o.batch = std::stoi(next());
     else if (a == "--panics") o.panics = std::stoi(next());
     else if (a == "--json") o.json = next();
+    else if (a == "--audit-durability") {
+      const std::string v = next();
+      if (v != "power-loss" && v != "process-crash") {
+        std::cerr << "pipeline_bench: --audit-durability power-loss|process-crash\n";
+        return 2;
+      }
+      o.power_loss = v == "power-loss";
+    }
     else if (a.rfind("--benchmark_out=", 0) == 0) o.json = a.substr(16);
     else if (a.rfind("--benchmark", 0) == 0) continue;
     else {
       std::cerr << "usage: pipeline_bench [--collectors N] [--events N] [--batch N] "
-                   "[--panics N] [--json FILE]\n";
+                   "[--panics N] [--json FILE] [--audit-durability power-loss|process-crash]\n";
       return 2;
     }
   }
