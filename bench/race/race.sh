@@ -321,8 +321,8 @@ run_medic() {
   [ -x "$medic" ] || { log "medic: $medic not built; skipped"; return 0; }
   local d="$work/medic" ek hk pe pu pa pc
   mkdir -p "$d"
-  ek=$("$medic" keygen -o "$d/engine.key" | head -1)
-  hk=$("$medic" keygen -o "$d/host-a.key" | head -1)
+  ek=$("$medic" keygen -o "$d/engine.key" 2>/dev/null | head -1)
+  hk=$("$medic" keygen -o "$d/host-a.key" 2>/dev/null | head -1)
   pe=$(free_port); pu=$(free_port); pa=$(free_port); pc=$(free_port)
   cat >"$d/trust.yaml" <<EOF
 nodes:
