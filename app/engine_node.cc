@@ -18,6 +18,7 @@ namespace medic::app {
 namespace {
 
 constexpr size_t kMaxRecentEnvelopes = 4096;
+constexpr size_t kBulkFramesPerTurn = 4;
 constexpr size_t kMaxRecentBytes = 32 << 20;
 
 std::string resolve(const std::string& base_dir, const std::string& p) {
@@ -284,9 +285,13 @@ void EngineNode::run_once(Duration max_wait) {
     // A signal (SIGHUP, SIGTERM) interrupts the wait; the loop checks its flags.
     if (e.num() != EINTR) spdlog::warn("engine: poll failed: {}", e.what());
   }
-  receiver_->drain([this](std::string_view frame, const fabric::Opened& o,
-                          const medic::v1::EventBatch& b,
-                          bool urgent) { on_batch(frame, o, b, urgent); });
+  // A few bulk frames per turn (each may hold a thousand events): actions
+  // made durable meanwhile are dispatched between them, not after a whole
+  // flood has been read. The urgent lane is read before every bulk frame.
+  receiver_->drain(
+      [this](std::string_view frame, const fabric::Opened& o, const medic::v1::EventBatch& b,
+             bool urgent) { on_batch(frame, o, b, urgent); },
+      kBulkFramesPerTurn);
   if (items[2].revents & ZMQ_POLLIN) dispatcher_->handle_readable();
   if (items[3].revents & ZMQ_POLLIN) control_->poll();
   drain_wakeups();
