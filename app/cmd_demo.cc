@@ -4,6 +4,8 @@
 // real ZeroMQ sockets (tcp loopback with CurveZMQ) with real signatures and a
 // real SQLite audit file. A live timeline shows each incident from fault to
 // healed; a summary closes the run.
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -13,6 +15,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "app/agent_node.h"
 #include "app/commands.h"
@@ -21,6 +24,9 @@
 #include "app/timeline.h"
 #include "core/duration.h"
 #include "core/log.h"
+#include "core/subprocess.h"
+#include "vmm/qmp/qmp_hypervisor.h"
+#include "vmm/qmp/launcher.h"
 
 namespace medic::app {
 namespace {
@@ -47,10 +53,18 @@ constexpr const char* kDemoRules = R"(rules:
     for: 4s
     where: vm.state == "running"
     do: [reboot, reset, restart, notify]
-    heal_within: 8s
+    heal_within: HEAL
     cooldown: 2s
     budget: 3 per 10m
 )";
+
+// The demo rules with the unresponsive ladder's heal window set: real guests
+// need time to boot after a reset before they can beat again.
+std::string demo_rules(const std::string& heal_within) {
+  std::string r = kDemoRules;
+  r.replace(r.find("HEAL"), 4, heal_within);
+  return r;
+}
 
 struct DemoOptions {
   Duration duration = 60s;
@@ -65,22 +79,25 @@ struct DemoOptions {
 // Everything the demo shows goes through here, keyed by VM id.
 class DemoView final : public EngineObserver {
  public:
-  DemoView(Timeline& tl, vmm::sim::SimFleet& fleet, Clock& clock)
-      : tl_(tl), fleet_(fleet), clock_(clock) {}
+  // `name_of` gives a VM's name for people; `healthy` is the ground truth a
+  // fault is healed by (the simulator's, or a real guest's heartbeat).
+  DemoView(Timeline& tl, Clock& clock, std::function<std::string(const std::string&)> name_of,
+           std::function<bool(const std::string&, Time since)> healthy)
+      : tl_(tl), clock_(clock), name_of_(std::move(name_of)), healthy_(std::move(healthy)) {}
 
-  std::string name(const std::string& vm) const {
-    auto info = fleet_.true_info(vm);
-    return info.ok() && !info->name.empty() ? info->name : vm;
-  }
+  std::string name(const std::string& vm) const { return name_of_(vm); }
 
   void on_fault(const vmm::sim::InjectedFault& f) {
     if (f.vm.empty()) {
       tl_.host_fault(f.at, f.host, vmm::sim::fault_name(f.kind));
-      host_faults_.insert(f.host);
       return;
     }
-    tl_.fault_injected(f.at, name(f.vm), vmm::sim::fault_name(f.kind));
-    watching_.insert(f.vm);
+    fault(f.at, f.vm, vmm::sim::fault_name(f.kind));
+  }
+
+  void fault(Time at, const std::string& vm, const std::string& what) {
+    tl_.fault_injected(at, name(vm), what);
+    watching_[vm] = at;
   }
 
   void on_batch(const medic::v1::EventBatch& batch, bool urgent) override {
@@ -147,8 +164,8 @@ class DemoView final : public EngineObserver {
   // Ground truth: a VM whose fault is gone is healed.
   void check_healed() {
     for (auto it = watching_.begin(); it != watching_.end();) {
-      if (fleet_.is_healthy(*it)) {
-        tl_.healed(clock_.now(), name(*it));
+      if (healthy_(it->first, it->second)) {
+        tl_.healed(clock_.now(), name(it->first));
         it = watching_.erase(it);
       } else {
         ++it;
@@ -160,10 +177,10 @@ class DemoView final : public EngineObserver {
 
  private:
   Timeline& tl_;
-  vmm::sim::SimFleet& fleet_;
   Clock& clock_;
-  std::set<std::string> watching_;
-  std::set<std::string> host_faults_;
+  std::function<std::string(const std::string&)> name_of_;
+  std::function<bool(const std::string&, Time)> healthy_;
+  std::map<std::string, Time> watching_;  // VM -> when its fault began
   std::map<std::string, std::string> names_;
   std::string first_action_;
   std::string succeeded_;
@@ -197,18 +214,56 @@ std::vector<ScriptedFault> scenario(const DemoOptions& o) {
   return s;
 }
 
+EngineConfig demo_engine_config(const std::string& dir, Duration duration) {
+  EngineConfig c;
+  c.name = "engine-1";
+  c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
+  c.actions_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.audit_path = dir + "/audit.db";
+  c.audit.durability = audit::Durability::kProcessCrash;
+  c.engine.host_silent_after = 2500ms;
+  c.engine.max_in_flight_per_host = 4;
+  c.engine.storm.min_vms = 4;
+  c.engine.storm.host_fraction = 0.2;
+  c.engine.storm.fleet_fraction = 0.5;
+  c.engine.storm.window = 10s;
+  c.engine.storm.quiet = duration;
+  c.action_ttl = 30s;
+  return c;
+}
+
+AgentConfig demo_agent_config(const std::string& host, EngineNode& engine,
+                              const fabric::Identity& engine_id, const std::string& dir,
+                              Duration watch = 8s) {
+  AgentConfig ac;
+  ac.host = host;
+  collectors::CollectorConfig cc;
+  cc.host = host;
+  cc.interval = 1s;
+  cc.engines.push_back(
+      {"engine-1", engine_id.public_key(), engine.events_endpoint(), engine.urgent_endpoint()});
+  ac.collector = cc;
+  actuators::ActuatorConfig act;
+  act.options.host = host;
+  act.options.engine_endpoint = engine.actions_endpoint();
+  act.options.engine_key = engine_id.public_key();
+  act.options.journal_path = dir + "/" + host + ".journal.db";
+  act.options.default_watch = watch;
+  act.options.watch_poll = 500ms;
+  ac.actuator = act;
+  return ac;
+}
+
 bool colour_wanted() {
   const char* no = std::getenv("NO_COLOR");
   const char* term = std::getenv("TERM");
   return isatty(1) && !(no && *no) && !(term && std::string(term) == "dumb");
 }
 
+int run_qemu_demo(const DemoOptions& o, const std::string& dir);
+
 int run_demo(const DemoOptions& o) {
-  if (o.qemu) {
-    std::cerr << "medic demo --qemu: not available yet; the QEMU backend is exercised by the "
-                 "end-to-end tests (tests/e2e/qemu_*). Run the demo without --qemu.\n";
-    return 2;
-  }
   if (o.hosts < 1 || o.vms < 1 || o.duration < 10s) {
     std::cerr << "medic demo: need --hosts >= 1, --vms >= 1 and --duration >= 10s\n";
     return 2;
@@ -230,6 +285,7 @@ int run_demo(const DemoOptions& o) {
     std::cerr << "medic demo: " << s.message() << "\n";
     return 2;
   }
+  if (o.qemu) return run_qemu_demo(o, dir);
 
   SystemClock clock;
   // Identities and the trust store, in memory.
@@ -272,26 +328,12 @@ int run_demo(const DemoOptions& o) {
     return 2;
   }
 
-  auto loaded = rules::load_rule_text(kDemoRules, "demo.rules.yaml");
+  auto loaded = rules::load_rule_text(demo_rules("8s"), "demo.rules.yaml");
   if (!loaded.ok()) {
     std::cerr << "medic demo: embedded rules: " << loaded.text();
     return 2;
   }
-  EngineConfig ec_cfg;
-  ec_cfg.name = "engine-1";
-  ec_cfg.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
-  ec_cfg.actions_endpoint = "tcp://127.0.0.1:*";
-  ec_cfg.control_endpoint = "tcp://127.0.0.1:*";
-  ec_cfg.audit_path = dir + "/audit.db";
-  ec_cfg.audit.durability = audit::Durability::kProcessCrash;
-  ec_cfg.engine.host_silent_after = 2500ms;
-  ec_cfg.engine.max_in_flight_per_host = 4;
-  ec_cfg.engine.storm.min_vms = 4;
-  ec_cfg.engine.storm.host_fraction = 0.2;
-  ec_cfg.engine.storm.fleet_fraction = 0.5;
-  ec_cfg.engine.storm.window = 10s;
-  ec_cfg.engine.storm.quiet = o.duration;
-  ec_cfg.action_ttl = 30s;
+  EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
   auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
   if (!store.ok()) {
     std::cerr << "medic demo: " << store.status().message() << "\n";
@@ -300,7 +342,13 @@ int run_demo(const DemoOptions& o) {
 
   const Time start = clock.now();
   Timeline tl(std::cout, colour_wanted(), start);
-  DemoView view(tl, fleet, clock);
+  DemoView view(
+      tl, clock,
+      [&fleet](const std::string& vm) {
+        auto info = fleet.true_info(vm);
+        return info.ok() && !info->name.empty() ? info->name : vm;
+      },
+      [&fleet](const std::string& vm, Time) { return fleet.is_healthy(vm); });
   fleet.on_fault([&](const vmm::sim::InjectedFault& f) { view.on_fault(f); });
 
   auto engine = EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
@@ -314,22 +362,7 @@ int run_demo(const DemoOptions& o) {
   for (size_t i = 0; i < fleet.host_count(); ++i) {
     agent_clocks.push_back(std::make_unique<SystemClock>());
     const std::string host = fleet.host(i).host();
-    AgentConfig ac;
-    ac.host = host;
-    collectors::CollectorConfig cc;
-    cc.host = host;
-    cc.interval = 1s;
-    cc.engines.push_back({"engine-1", engine_id.public_key(), (*engine)->events_endpoint(),
-                          (*engine)->urgent_endpoint()});
-    ac.collector = cc;
-    actuators::ActuatorConfig act;
-    act.options.host = host;
-    act.options.engine_endpoint = (*engine)->actions_endpoint();
-    act.options.engine_key = engine_id.public_key();
-    act.options.journal_path = dir + "/" + host + ".journal.db";
-    act.options.default_watch = 8s;
-    act.options.watch_poll = 500ms;
-    ac.actuator = act;
+    AgentConfig ac = demo_agent_config(host, **engine, engine_id, dir);
     auto agent = AgentNode::create(
         ac, {ctx->get(), host_ids[i].get(), &trust, agent_clocks.back().get(), &fleet.host(i)});
     if (!agent.ok()) {
@@ -391,6 +424,161 @@ int run_demo(const DemoOptions& o) {
     hints.push_back("  medic audit why --db " + ec_cfg.audit_path + " " + view.example_action());
   }
   hints.push_back("  medic audit list --db " + ec_cfg.audit_path);
+  hints.push_back("  medic audit verify --db " + ec_cfg.audit_path);
+  tl.print_summary(stopped, hints);
+  return 0;
+}
+
+
+// medic demo --qemu: one host with two real QEMU guests (TCG), the tiny test
+// guest built from Debian packages by tests/guest/build-guest. Faults are
+// real: a kernel panic (NMI), a guest that stops its heartbeat, a QEMU
+// killed with SIGKILL.
+int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
+  const char* src_env = std::getenv("MEDIC_SOURCE_DIR");
+  const std::string src = src_env && *src_env ? src_env : MEDIC_DEFAULT_SOURCE_DIR;
+  RunOptions ro;
+  ro.timeout = std::chrono::minutes(3);
+  auto built = run_process({src + "/tests/guest/build-guest", dir + "/guest"}, ro);
+  if (!built.ok() || built->exit_code != 0) {
+    std::cerr << "medic demo --qemu: cannot build the test guest"
+              << (built.ok() ? ": " + built->err : ": " + built.status().message())
+              << "(needs qemu-system-x86, linux-image-amd64, busybox-static, cpio: "
+                 "scripts/bootstrap installs them)\n";
+    return 2;
+  }
+  std::string kernel, initrd;
+  std::istringstream lines(built->out);
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("kernel=", 0) == 0) kernel = l.substr(7);
+    if (l.rfind("initrd=", 0) == 0) initrd = l.substr(7);
+  }
+  const char* accel = std::getenv("MEDIC_E2E_ACCEL");
+  const std::vector<std::string> uuids = {"6f1c2a3b-0000-4000-8000-000000000001",
+                                          "6f1c2a3b-0000-4000-8000-000000000002"};
+  std::string yaml = "vms:\n";
+  for (size_t i = 0; i < uuids.size(); ++i) {
+    const std::string n = std::to_string(i + 1);
+    yaml += "  - name: qemu-vm-" + n + "\n    uuid: " + uuids[i] +
+            "\n    memory: 256M\n    accel: " + (accel && *accel ? accel : "tcg") +
+            "\n    kernel: " + kernel + "\n    initrd: " + initrd +
+            "\n    append: console=ttyS0 panic=0 unknown_nmi_panic=1 quiet\n"
+            "    qmp_socket: vm" + n + ".qmp\n    heartbeat_socket: vm" + n +
+            ".hb\n    console_log: vm" + n + ".console.log\n    qemu_log: vm" + n +
+            ".qemu.log\n    devices: [pvpanic]\n    labels: {tier: web}\n";
+  }
+  auto specs = vmm::qmp::parse_vm_specs(yaml, "demo-vms.yaml", dir);
+  if (!specs.ok()) {
+    std::cerr << "medic demo --qemu: " << specs.status().message() << "\n";
+    return 2;
+  }
+  SystemClock clock, agent_clock;
+  const std::string host = "qemu-host";
+  vmm::qmp::QmpHypervisor hv(host, *specs, agent_clock);
+  fabric::Identity engine_id = fabric::Identity::generate();
+  fabric::Identity host_id = fabric::Identity::generate();
+  fabric::TrustStore trust;
+  fabric::TrustedNode en{"engine-1", engine_id.public_key(), {},
+                         static_cast<uint8_t>(fabric::Role::kEngine), {"*"}};
+  fabric::TrustedNode hn{host, host_id.public_key(), {},
+                         static_cast<uint8_t>(static_cast<uint8_t>(fabric::Role::kCollector) |
+                                              static_cast<uint8_t>(fabric::Role::kActuator)),
+                         {host}};
+  (void)trust.add(en);
+  (void)trust.add(hn);
+  auto ctx = fabric::Context::create(trust);
+  if (!ctx.ok()) {
+    std::cerr << "medic demo --qemu: " << ctx.status().message() << "\n";
+    return 2;
+  }
+  std::cout << "medic demo --qemu: booting " << uuids.size()
+            << " QEMU guests under " << (accel && *accel ? accel : "tcg") << " ..." << std::endl;
+  for (const auto& u : uuids) {
+    Status s = hv.execute(medic::v1::VERB_START, u, 60s);
+    if (!s.ok()) {
+      std::cerr << "medic demo --qemu: cannot start " << u << ": " << s.message() << "\n";
+      return 2;
+    }
+  }
+  const Time boot_started = clock.now();
+  auto beating_since = [&hv](const std::string& vm, Time since) {
+    auto info = hv.get(vm);
+    return info.ok() && info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat > since;
+  };
+  while (clock.now() - boot_started < 120s) {
+    hv.poll();
+    bool all = true;
+    for (const auto& u : uuids) all = all && beating_since(u, boot_started);
+    if (all) break;
+    ::poll(nullptr, 0, 50);  // waiting on real guests booting, bounded above
+  }
+  auto names = [&uuids](const std::string& vm) {
+    for (size_t i = 0; i < uuids.size(); ++i) {
+      if (uuids[i] == vm) return "qemu-vm-" + std::to_string(i + 1);
+    }
+    return vm;
+  };
+  auto loaded = rules::load_rule_text(demo_rules("15s"), "demo.rules.yaml");
+  if (!loaded.ok()) return 2;
+  EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
+  auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
+  if (!store.ok()) {
+    std::cerr << "medic demo --qemu: " << store.status().message() << "\n";
+    return 2;
+  }
+  const Time start = clock.now();
+  Timeline tl(std::cout, colour_wanted(), start);
+  DemoView view(tl, clock, names, beating_since);
+  auto engine = EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
+                                   loaded.rules, std::move(*store));
+  if (!engine.ok()) {
+    std::cerr << "medic demo --qemu: " << engine.status().message() << "\n";
+    return 2;
+  }
+  auto agent = AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
+                                 {ctx->get(), &host_id, &trust, &agent_clock, &hv});
+  if (!agent.ok()) {
+    std::cerr << "medic demo --qemu: " << agent.status().message() << "\n";
+    return 2;
+  }
+  tl.note(start, "2 real guests up (heartbeat on a serial port, pvpanic); collector and actuator "
+                 "over CurveZMQ; faults: panic, hang, QEMU killed");
+  struct Fault {
+    double at;
+    size_t vm;
+    const char* what;
+  };
+  const std::vector<Fault> faults = {{0.08, 0, "panic"}, {0.20, 1, "hang"}, {0.60, 0, "crash"}};
+  for (const auto& f : faults) {
+    Time at = start + std::chrono::duration_cast<Duration>(o.duration * f.at);
+    clock.schedule_at(at, [&, f] {
+      const std::string& vm = uuids[f.vm];
+      view.fault(clock.now(), vm, f.what);
+      if (std::string(f.what) == "panic") {
+        (void)hv.qmp_command(vm, "inject-nmi", 5s);
+      } else if (std::string(f.what) == "hang") {
+        (void)hv.send_to_guest(vm, "hang");
+      } else if (auto info = hv.get(vm); info.ok() && info->pid > 0) {
+        ::kill(info->pid, SIGKILL);
+      }
+    });
+  }
+  SignalFlags& signals = install_signal_handlers();
+  const Time end = start + o.duration;
+  while (clock.now() < end && !signals.stop.load()) {
+    (*engine)->run_once(2ms);
+    (*agent)->run_once(Duration(0));
+    view.check_healed();
+  }
+  const Time stopped = clock.now();
+  agent->reset();
+  Status closed = (*engine)->shutdown();
+  std::vector<std::string> hints = {
+      "", "  audit log            " + ec_cfg.audit_path + (closed.ok() ? "" : " (not closed cleanly)"),
+      "  guest consoles       " + dir + "/vm*.console.log", "", "Try:"};
+  if (!view.example_action().empty()) {
+    hints.push_back("  medic audit why --db " + ec_cfg.audit_path + " " + view.example_action());
+  }
   hints.push_back("  medic audit verify --db " + ec_cfg.audit_path);
   tl.print_summary(stopped, hints);
   return 0;
