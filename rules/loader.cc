@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "core/duration.h"
+#include "core/text.h"
 
 namespace medic::rules {
 
@@ -108,18 +109,6 @@ std::string fnv_hex(const std::string& s) {
   return out;
 }
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // " (did you mean X?)" for a near miss, else "".
 template <typename List>

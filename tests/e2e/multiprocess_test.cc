@@ -25,18 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::medic_binary;
 
-// A port nothing listens on right now (the OS picks it).
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 std::string keygen(const testing::TempDir& dir, const std::string& name) {
   auto r = testing::run_command({medic_binary(), "keygen", "-o", dir.file(name + ".key")});
@@ -125,8 +113,8 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
                           "  - {name: engine-1, key: " + engine_id + ", roles: [engine]}\n"
                           "  - {name: host-a, key: " + a_id + ", roles: [collector, actuator]}\n"
                           "  - {name: host-b, key: " + b_id + ", roles: [collector, actuator]}\n");
-  const int p_events = free_port(), p_urgent = free_port(), p_actions = free_port(),
-            p_control = free_port();
+  const int p_events = testing::free_port(), p_urgent = testing::free_port(), p_actions = testing::free_port(),
+            p_control = testing::free_port();
   auto ep = [](int p) { return "tcp://127.0.0.1:" + std::to_string(p); };
   dir.write("rules.yaml",
             "rules:\n"
@@ -239,7 +227,7 @@ TEST(MultiProcess, EngineReloadsRulesOnSighupAndKeepsTheOldOnesWhenTheNewAreBad)
   const std::string engine_id = keygen(dir, "engine");
   dir.write("trust.yaml", "nodes:\n  - {name: engine-1, key: " + engine_id + ", roles: [engine]}\n");
   dir.write("rules.yaml", "rules:\n  - {name: guest-panicked, on: vm.panicked, do: reset}\n");
-  auto ep = [] { return "tcp://127.0.0.1:" + std::to_string(free_port()); };
+  auto ep = [] { return "tcp://127.0.0.1:" + std::to_string(testing::free_port()); };
   dir.write("engine.yaml", "engine:\n  key: engine.key\n  trust: trust.yaml\n  listen:\n    events: " +
                                ep() + "\n    urgent: " + ep() + "\n    actions: " + ep() +
                                "\n    control: " + ep() + "\n  rules: [rules.yaml]\n  audit: {path: audit.db}\n");

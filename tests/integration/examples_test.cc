@@ -184,18 +184,6 @@ TEST(Examples, ServiceFilesStartRealSubcommandsWithTheDocumentedHardening) {
   EXPECT_NE(smf.find("svc:/milestone/network"), std::string::npos);
 }
 
-// A port nothing listens on right now (the OS picks it).
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 // The first column of the first row of `sql` on the SQLite file `db`, or -1.
 long long query_number(const std::string& db, const std::string& sql) {
@@ -294,7 +282,7 @@ TEST(Examples, RunForRealFromMadeKeys) {
   engine = replace_all(engine, "tcp://0.0.0.0:", "tcp://127.0.0.1:");
   std::string control_endpoint;
   for (const char* port : {"7701", "7702", "7703", "7704"}) {
-    const std::string to = ":" + std::to_string(free_port());
+    const std::string to = ":" + std::to_string(testing::free_port());
     if (std::string(port) == "7704") control_endpoint = "tcp://127.0.0.1" + to;
     engine = replace_all(engine, std::string(":") + port, to);
     if (std::string(port) != "7704") agent = replace_all(agent, std::string(":") + port, to);

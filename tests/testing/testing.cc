@@ -1,7 +1,7 @@
 #include "tests/testing/testing.h"
 
-#include "core/subprocess.h"
-
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 #include <thread>
+
+#include "core/subprocess.h"
 
 namespace medic::testing {
 
@@ -76,6 +78,18 @@ bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds lim
     std::this_thread::sleep_for(step);  // polling a real condition, bounded
     if (step < std::chrono::milliseconds(50)) step *= 2;
   }
+}
+
+int free_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
 }
 
 }  // namespace medic::testing

@@ -47,4 +47,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
 bool wait_until(const std::function<bool()>& cond,
                 std::chrono::milliseconds limit = std::chrono::seconds(10));
 
+// A loopback TCP port nothing listens on right now (the OS picks it). Another
+// process may take it before the caller binds it; tests accept that risk.
+int free_port();
+
 }  // namespace medic::testing

@@ -31,3 +31,18 @@ TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
 
 }  // namespace
 }  // namespace medic
+
+#include "core/text.h"
+
+namespace medic {
+namespace {
+
+TEST(Text, EditDistanceCountsSingleCharacterEdits) {
+  EXPECT_EQ(edit_distance("vm.panicked", "vm.panicked"), 0u);
+  EXPECT_EQ(edit_distance("vm.panickd", "vm.panicked"), 1u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+}
+
+}  // namespace
+}  // namespace medic
