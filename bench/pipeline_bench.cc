@@ -40,6 +40,7 @@
 #include "fabric/transport.h"
 #include "rules/loader.h"
 #include "vmm/hypervisor.h"
+#include "bench/bench_rules.h"
 
 namespace medic::bench {
 namespace {
@@ -71,11 +72,7 @@ struct Options {
 // flood (its tier is "bulk"), one per tier t0..t99 that the bulk-lane
 // latency probes hit, plus the rules a real deployment has.
 std::string rule_text() {
-  std::string y = "rules:\n";
-  for (int i = 0; i < 100; ++i) {
-    y += "  - name: tier-" + std::to_string(i) + "\n    on: vm.state\n    where: vm.labels.tier == \"t" +
-         std::to_string(i) + "\"\n    do: notify\n";
-  }
+  std::string y = medic::bench::tier_rules(100);
   y += R"(  - name: guest-panicked
     on: vm.panicked
     do: reset

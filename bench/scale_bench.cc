@@ -34,6 +34,7 @@
 #include "core/clock.h"
 #include "rules/engine.h"
 #include "rules/loader.h"
+#include "bench/bench_rules.h"
 
 namespace medic::bench {
 namespace {
@@ -60,11 +61,7 @@ int64_t wall_ns() {
 }
 
 std::string rule_text() {
-  std::string y = "rules:\n";
-  for (int i = 0; i < 100; ++i) {
-    y += "  - name: tier-" + std::to_string(i) + "\n    on: vm.state\n    where: vm.labels.tier == \"t" +
-         std::to_string(i) + "\"\n    do: notify\n";
-  }
+  std::string y = medic::bench::tier_rules(100);
   y += R"(  - name: guest-panicked
     on: vm.panicked
     do: reset
