@@ -331,7 +331,7 @@ struct Engine::Impl {
     }
     if (vm.open) observe_heal(v, *type, e);
 
-    const auto& candidates = rules->triggered_by(*type);
+    const auto& candidates = rules->candidates(*type, vm.facts, &candidate_buf);
     if (candidates.empty()) return;
     EvalInput in{&vm.facts, &e, *type, clock.now()};
     batch.clear();
@@ -1142,6 +1142,7 @@ struct Engine::Impl {
   uint64_t id_counter = 0;
   uint64_t silence_counter = 0;
   std::vector<Trigger> batch;
+  std::vector<uint32_t> candidate_buf;  // RuleSet::candidates scratch
 };
 
 Engine::Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,

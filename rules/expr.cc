@@ -90,7 +90,6 @@ const FieldDef* find_field(std::string_view name) {
   return nullptr;
 }
 
-
 std::string suggest_field(std::string_view name) {
   std::string best;
   size_t best_d = 4;
@@ -1110,6 +1109,32 @@ int truth(const Node& n) {
 bool Expr::eval(const EvalInput& in) const { return eval_bool(*root_, in); }
 
 bool Expr::never_true() const { return root_ && truth(*root_) == 0; }
+
+std::optional<LabelRequirement> Expr::required_label() const {
+  if (!root_) return std::nullopt;
+  std::vector<const Node*> cs;
+  conjuncts(*root_, &cs);
+  std::optional<LabelRequirement> best;
+  for (const Node* c : cs) {
+    LabelRequirement req;
+    const Node* field = nullptr;
+    const Literal* lit = nullptr;
+    bool ne = false;
+    if (field_eq(*c, &field, &lit, &ne)) {
+      if (ne) continue;
+      req.values.push_back(lit->str);
+    } else if (c->op == Op::kIn && !c->negate && c->lhs->op == Op::kField) {
+      field = c->lhs.get();
+      for (const auto& l : c->list) req.values.push_back(l.str);
+    } else {
+      continue;
+    }
+    if (field->field != FieldId::kVmLabel) continue;
+    req.key = field->label;
+    if (!best || req.values.size() < best->values.size()) best = std::move(req);
+  }
+  return best;
+}
 
 CompileResult compile_expr(std::string_view text, const Scope& scope) {
   CompileResult out;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <string>
 #include <string_view>
@@ -77,6 +78,15 @@ struct ExprError {
 
 struct Node;
 
+// A condition every match needs: `vm.labels.KEY == "v"` or
+// `vm.labels.KEY in ["v", ...]` as the whole expression or as one conjunct of
+// its top-level `and`. The rule set indexes rules by it, so an event meets
+// only the rules whose label value its VM has.
+struct LabelRequirement {
+  std::string key;
+  std::vector<std::string> values;  // one of them must equal the label ("" = label absent)
+};
+
 // A compiled expression. Cheap to evaluate, immutable, shareable.
 class Expr {
  public:
@@ -88,6 +98,9 @@ class Expr {
   // True when constant folding or a simple contradiction check (x == "a" and
   // x == "b") proves the expression is always false.
   bool never_true() const;
+  // The most selective label requirement among the top-level conjuncts (the
+  // one with the fewest values), or nullopt when there is none.
+  std::optional<LabelRequirement> required_label() const;
   const Node* root() const { return root_.get(); }
 
  private:

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -70,7 +71,9 @@ struct Rule {
 using RulePtr = std::shared_ptr<const Rule>;
 
 // Rules indexed by what can wake them: an event only meets the rules that name
-// its type (as `on:`/`count:` event, as `absent:` signal, or as `healed_by:`).
+// its type (as `on:`/`count:` event, as `absent:` signal, or as `healed_by:`),
+// and, among rules that require a label value (`where: vm.labels.tier == "a"
+// and ...`), only those whose value its VM has.
 class RuleSet {
  public:
   RuleSet() = default;
@@ -80,6 +83,12 @@ class RuleSet {
   size_t size() const { return rules_.size(); }
   // Indices of on:/count: rules triggered by `t`.
   const std::vector<uint32_t>& triggered_by(EventType t) const { return on_[idx(t)]; }
+  // The on:/count: rules triggered by `t` that can match an event about a VM
+  // with these facts, in rule order: a subset of triggered_by(t) holding every
+  // rule whose `where` could be true. The result is either an internal list or
+  // `*scratch`, filled here.
+  const std::vector<uint32_t>& candidates(EventType t, const VmFacts& vm,
+                                          std::vector<uint32_t>* scratch) const;
   // Indices of absent: rules whose signal is `t`.
   const std::vector<uint32_t>& absence_signalled_by(EventType t) const { return absent_[idx(t)]; }
   // Indices of absent: rules.
@@ -88,7 +97,22 @@ class RuleSet {
 
  private:
   static size_t idx(EventType t) { return static_cast<size_t>(t); }
+  void add_to_index(uint32_t i);
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  // Rules requiring a value of one label key, by that value.
+  struct LabelIndex {
+    std::string key;
+    std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>> by_value;
+  };
+  struct TypeIndex {
+    std::vector<uint32_t> open;  // no label requirement: always evaluated
+    std::vector<LabelIndex> by_label;
+  };
   std::vector<RulePtr> rules_;
+  std::array<TypeIndex, kEventTypeCount> index_;
   std::array<std::vector<uint32_t>, kEventTypeCount> on_;
   std::array<std::vector<uint32_t>, kEventTypeCount> absent_;
   std::vector<uint32_t> all_absent_;
