@@ -6,16 +6,24 @@ namespace medic::fabric {
 
 EventReceiver::EventReceiver(zmq::socket_t bulk, zmq::socket_t urgent, const TrustStore& trust,
                              const Clock& clock, OpenLimits limits)
-    : bulk_(std::move(bulk)), urgent_(std::move(urgent)), clock_(clock), opener_(trust, clock, limits) {
+    : bulk_(std::move(bulk)),
+      urgent_(std::move(urgent)),
+      clock_(clock),
+      opener_(trust, clock, limits) {
   opener_.expect_kinds({medic::v1::KIND_EVENT_BATCH});
+  // Enough for a thousand decoded state reports; a bigger batch takes more
+  // blocks from the heap, released at the next reset.
+  constexpr size_t kArenaBlock = 1 << 20;
+  arena_block_.reset(new char[kArenaBlock]);  // not zeroed: pages are touched as used
+  google::protobuf::ArenaOptions ao;
+  ao.initial_block = arena_block_.get();
+  ao.initial_block_size = kArenaBlock;
+  arena_ = std::make_unique<google::protobuf::Arena>(ao);
 }
 
-Result<std::unique_ptr<EventReceiver>> EventReceiver::create(Context& ctx,
-                                                             const ReceiverEndpoints& ep,
-                                                             const Identity& self,
-                                                             const TrustStore& trust,
-                                                             const Clock& clock,
-                                                             OpenLimits limits) {
+Result<std::unique_ptr<EventReceiver>> EventReceiver::create(
+    Context& ctx, const ReceiverEndpoints& ep, const Identity& self, const TrustStore& trust,
+    const Clock& clock, OpenLimits limits) {
   SocketOptions opts;
   opts.max_message_bytes = static_cast<int64_t>(limits.max_frame_bytes);
   auto bulk = ctx.bind(zmq::socket_type::sub, ep.bulk, self, opts);
@@ -38,14 +46,17 @@ bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {
                       std::string("events: rejected a batch (") + open_error_name(e) + "): " + why);
     return true;
   }
-  Status s_decode = decode_event_batch(opened_, &batch_);
+  arena_->Reset();
+  auto* batch = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
+  Status s_decode = decode_event_batch(opened_, batch);
   if (!s_decode.ok()) {
     ++undecodable_;
-    log_limiter_.warn("undecodable", clock_.now(), "events: dropped a batch: " + s_decode.message());
+    log_limiter_.warn("undecodable", clock_.now(),
+                      "events: dropped a batch: " + s_decode.message());
     return true;
   }
   ++accepted_;
-  sink(m.to_string_view(), opened_, batch_, urgent);
+  sink(m.to_string_view(), opened_, *batch, urgent);
   return true;
 }
 

@@ -6,6 +6,8 @@
 // counted by cause and logged once per cause per interval.
 #pragma once
 
+#include <google/protobuf/arena.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,7 +27,7 @@ class EventReceiver {
  public:
   // Called for every accepted batch: `frame` the bytes exactly as received
   // (the evidence the audit log keeps), `opened` the verified envelope,
-  // `batch` its decoded payload.
+  // `batch` its decoded payload. `batch` lives until the sink returns.
   using Sink = std::function<void(std::string_view frame, const Opened& opened,
                                   const medic::v1::EventBatch& batch, bool urgent)>;
 
@@ -60,7 +62,11 @@ class EventReceiver {
   uint64_t undecodable_ = 0;
   uint64_t accepted_ = 0;
   Opened opened_;
-  medic::v1::EventBatch batch_;
+  // Batches are decoded into an arena that starts on a block of our own and
+  // is reset before each frame: a state report holds a oneof sub-message and
+  // label strings that protobuf would otherwise allocate and free per event.
+  std::unique_ptr<char[]> arena_block_;
+  std::unique_ptr<google::protobuf::Arena> arena_;
 };
 
 }  // namespace medic::fabric

@@ -338,13 +338,21 @@ struct Engine::Impl {
     for (uint32_t i : candidates) {
       const RulePtr& r = rules->rules()[i];
       if (!r->where.empty() && !r->where.eval(in)) continue;
-      Trigger t{r, v, incident_key(*r, vm, &e), {}, {}, {}};
+      incident_key(*r, vm, &e, &key_buf);
+      if (r->trigger == TriggerKind::kCount && !count_reached(*r, key_buf, now)) continue;
+      // An open incident only gathers evidence: the common case while a VM
+      // stays bad, so it builds nothing.
+      if (auto open = incidents.find(key_buf); open != incidents.end()) {
+        ++stats.triggers;
+        add_evidence(*open->second, ref);
+        continue;
+      }
+      Trigger t{r, v, key_buf, {}, {}, {}};
       if (e.has_probe() &&
           std::find(r->key.begin(), r->key.end(), KeyField::kProbeName) != r->key.end()) {
         t.probe = e.probe().probe();
       }
       if (r->trigger == TriggerKind::kCount) {
-        if (!count_reached(*r, t.key, now)) continue;
         t.what = std::to_string(r->count) + " " + std::string(event_type_name(r->event)) +
                  " within " + fmt(r->within);
       } else {
@@ -358,22 +366,33 @@ struct Engine::Impl {
   }
 
   std::string incident_key(const Rule& r, const VmEntry& vm, const medic::v1::Event* e) const {
-    std::string k = r.name;
+    std::string k;
+    incident_key(r, vm, e, &k);
+    return k;
+  }
+
+  // The same into `*k`, reusing its buffer.
+  static void incident_key(const Rule& r, const VmEntry& vm, const medic::v1::Event* e,
+                           std::string* k) {
+    k->assign(r.name);
     for (KeyField f : r.key) {
-      k += '\x1f';
+      *k += '\x1f';
       switch (f) {
         case KeyField::kVmId:
-          k += vm.facts.id;
+          *k += vm.facts.id;
           break;
         case KeyField::kVmHost:
-          k += vm.facts.host;
+          *k += vm.facts.host;
           break;
         case KeyField::kProbeName:
-          k += e ? e->probe().probe() : "";
+          if (e) *k += e->probe().probe();
           break;
       }
     }
-    return k;
+  }
+
+  void add_evidence(Incident& inc, EvidenceRef ref) const {
+    if (inc.evidence.size() < opt.max_evidence) inc.evidence.push_back(ref);
   }
 
   bool count_reached(const Rule& r, const std::string& key, int64_t now) {
@@ -466,10 +485,7 @@ struct Engine::Impl {
       ++stats.triggers;
       auto it = incidents.find(t.key);
       if (it != incidents.end()) {
-        auto& ev = it->second->evidence;
-        for (auto r : t.evidence) {
-          if (ev.size() < opt.max_evidence) ev.push_back(r);
-        }
+        for (auto r : t.evidence) add_evidence(*it->second, r);
         continue;
       }
       // A silent host's VMs look bad only because we hear nothing: no facts,
@@ -1143,6 +1159,7 @@ struct Engine::Impl {
   uint64_t silence_counter = 0;
   std::vector<Trigger> batch;
   std::vector<uint32_t> candidate_buf;  // RuleSet::candidates scratch
+  std::string key_buf;                  // incident key of the trigger at hand
 };
 
 Engine::Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
