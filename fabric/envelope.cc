@@ -1,10 +1,47 @@
 #include "fabric/envelope.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <algorithm>
 #include <cstring>
 
 namespace medic::fabric {
 namespace {
+
+// True when every top-level field of the serialized envelope is one the
+// schema declares, with its declared wire type. The lite runtime keeps other
+// fields as opaque unknown bytes without a way to ask for them, so the frame
+// is walked here (after a successful parse, so it is well formed).
+bool only_schema_fields(std::string_view frame) {
+  using google::protobuf::internal::WireFormatLite;
+  using medic::v1::Envelope;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(frame.data()),
+                                            static_cast<int>(frame.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    WireFormatLite::WireType want;
+    switch (WireFormatLite::GetTagFieldNumber(tag)) {
+      case Envelope::kKindFieldNumber:
+      case Envelope::kEpochFieldNumber:
+      case Envelope::kSeqFieldNumber:
+      case Envelope::kSentAtNsFieldNumber:
+      case Envelope::kStreamFieldNumber:
+        want = WireFormatLite::WIRETYPE_VARINT;
+        break;
+      case Envelope::kSenderFieldNumber:
+      case Envelope::kHostFieldNumber:
+      case Envelope::kPayloadFieldNumber:
+      case Envelope::kSignatureFieldNumber:
+        want = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+        break;
+      default:
+        return false;
+    }
+    if (WireFormatLite::GetTagWireType(tag) != want) return false;
+    if (!WireFormatLite::SkipField(&in, tag)) return false;
+  }
+  return in.ConsumedEntireMessage();
+}
 
 constexpr size_t kMaxHostBytes = 255;
 
@@ -24,28 +61,43 @@ void put_u64(std::string* out, uint64_t v) {
 
 std::string_view kind_tag(Kind kind) {
   switch (kind) {
-    case medic::v1::KIND_EVENT_BATCH: return "medic/v1/event_batch";
-    case medic::v1::KIND_ACTION: return "medic/v1/action";
-    case medic::v1::KIND_ACTION_ACK: return "medic/v1/action_ack";
-    case medic::v1::KIND_ACTION_RESULT: return "medic/v1/action_result";
-    case medic::v1::KIND_CONTROL_REQUEST: return "medic/v1/control_request";
-    case medic::v1::KIND_CONTROL_REPLY: return "medic/v1/control_reply";
-    case medic::v1::KIND_CHECKPOINT: return "medic/v1/checkpoint";
-    default: return {};
+    case medic::v1::KIND_EVENT_BATCH:
+      return "medic/v1/event_batch";
+    case medic::v1::KIND_ACTION:
+      return "medic/v1/action";
+    case medic::v1::KIND_ACTION_ACK:
+      return "medic/v1/action_ack";
+    case medic::v1::KIND_ACTION_RESULT:
+      return "medic/v1/action_result";
+    case medic::v1::KIND_CONTROL_REQUEST:
+      return "medic/v1/control_request";
+    case medic::v1::KIND_CONTROL_REPLY:
+      return "medic/v1/control_reply";
+    case medic::v1::KIND_CHECKPOINT:
+      return "medic/v1/checkpoint";
+    default:
+      return {};
   }
 }
 
 bool role_may_send(const TrustedNode& node, Kind kind) {
   switch (kind) {
-    case medic::v1::KIND_EVENT_BATCH: return node.has_role(Role::kCollector);
-    case medic::v1::KIND_ACTION: return node.has_role(Role::kEngine);
+    case medic::v1::KIND_EVENT_BATCH:
+      return node.has_role(Role::kCollector);
+    case medic::v1::KIND_ACTION:
+      return node.has_role(Role::kEngine);
     case medic::v1::KIND_ACTION_ACK:
       return node.has_role(Role::kActuator) || node.has_role(Role::kEngine);
-    case medic::v1::KIND_ACTION_RESULT: return node.has_role(Role::kActuator);
-    case medic::v1::KIND_CONTROL_REQUEST: return node.has_role(Role::kOperator);
-    case medic::v1::KIND_CONTROL_REPLY: return node.has_role(Role::kEngine);
-    case medic::v1::KIND_CHECKPOINT: return node.has_role(Role::kEngine);
-    default: return false;
+    case medic::v1::KIND_ACTION_RESULT:
+      return node.has_role(Role::kActuator);
+    case medic::v1::KIND_CONTROL_REQUEST:
+      return node.has_role(Role::kOperator);
+    case medic::v1::KIND_CONTROL_REPLY:
+      return node.has_role(Role::kEngine);
+    case medic::v1::KIND_CHECKPOINT:
+      return node.has_role(Role::kEngine);
+    default:
+      return false;
   }
 }
 
@@ -84,26 +136,38 @@ std::string Sealer::seal(Kind kind, const std::string& host, std::string_view pa
   env.set_payload(payload.data(), payload.size());
   signing_buf_.clear();
   signing_input(env, &signing_buf_);
-  auto sig = identity_.sign(reinterpret_cast<const uint8_t*>(signing_buf_.data()),
-                            signing_buf_.size());
+  auto sig =
+      identity_.sign(reinterpret_cast<const uint8_t*>(signing_buf_.data()), signing_buf_.size());
   env.set_signature(sig.data(), sig.size());
   return env.SerializeAsString();
 }
 
 const char* open_error_name(OpenError e) {
   switch (e) {
-    case OpenError::kOk: return "ok";
-    case OpenError::kOversized: return "oversized";
-    case OpenError::kMalformed: return "malformed";
-    case OpenError::kUnknownKind: return "unknown_kind";
-    case OpenError::kUnknownSender: return "unknown_sender";
-    case OpenError::kRoleNotAllowed: return "role_not_allowed";
-    case OpenError::kOutOfScope: return "out_of_scope";
-    case OpenError::kBadSignature: return "bad_signature";
-    case OpenError::kStale: return "stale";
-    case OpenError::kFromFuture: return "from_future";
-    case OpenError::kReplayed: return "replayed";
-    case OpenError::kCount: break;
+    case OpenError::kOk:
+      return "ok";
+    case OpenError::kOversized:
+      return "oversized";
+    case OpenError::kMalformed:
+      return "malformed";
+    case OpenError::kUnknownKind:
+      return "unknown_kind";
+    case OpenError::kUnknownSender:
+      return "unknown_sender";
+    case OpenError::kRoleNotAllowed:
+      return "role_not_allowed";
+    case OpenError::kOutOfScope:
+      return "out_of_scope";
+    case OpenError::kBadSignature:
+      return "bad_signature";
+    case OpenError::kStale:
+      return "stale";
+    case OpenError::kFromFuture:
+      return "from_future";
+    case OpenError::kReplayed:
+      return "replayed";
+    case OpenError::kCount:
+      break;
   }
   return "unknown";
 }
@@ -143,7 +207,7 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   }
   // Fields outside the schema are not covered by the signature: refuse them,
   // so the bytes kept as evidence are exactly the bytes that were signed.
-  if (!env.GetReflection()->GetUnknownFields(env).empty()) {
+  if (!only_schema_fields(frame)) {
     return fail(OpenError::kMalformed, detail, "envelope carries fields outside the schema");
   }
   if (env.host().size() > kMaxHostBytes ||
@@ -190,8 +254,8 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   const int64_t skew = limits_.max_skew.count();
   if (env.sent_at_ns() < now - skew) {
     return fail(OpenError::kStale, detail,
-                "sent " + std::to_string((now - env.sent_at_ns()) / 1'000'000) +
-                    " ms ago by \"" + node->name + "\", beyond the skew bound");
+                "sent " + std::to_string((now - env.sent_at_ns()) / 1'000'000) + " ms ago by \"" +
+                    node->name + "\", beyond the skew bound");
   }
   if (env.sent_at_ns() > now + skew) {
     return fail(OpenError::kFromFuture, detail,

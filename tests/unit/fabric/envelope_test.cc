@@ -225,6 +225,14 @@ TEST_F(EnvelopeTest, FieldsOutsideTheSchemaAreRejected) {
   std::string why;
   EXPECT_EQ(opener.open(frame, &o, &why), OpenError::kMalformed);
   EXPECT_NE(why.find("outside the schema"), std::string::npos);
+  // A known field number with another wire type is outside the schema too:
+  // field 9 (stream, a varint) sent as bytes.
+  std::string retyped = sealed_batch(sealer, "host-a", 2, clock_.now());
+  retyped += std::string("\x4a\x01\x00", 3);
+  EXPECT_EQ(opener.open(retyped, &o, &why), OpenError::kMalformed);
+  EXPECT_EQ(opener.counters().get(OpenError::kMalformed), 2u);
+  // The well-formed frames still open.
+  EXPECT_EQ(opener.open(sealed_batch(sealer, "host-a", 3, clock_.now()), &o), OpenError::kOk);
 }
 
 TEST_F(EnvelopeTest, HostWithControlCharactersIsMalformed) {
