@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "collectors/qmp_guest_pinger.h"
 #include "core/config.h"
 #include "vmm/qmp/launcher.h"
 #include "vmm/qmp/qmp_client.h"
@@ -95,7 +96,9 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     }
     auto specs = vmm::qmp::load_vm_specs(specs_path);
     if (!specs.ok()) return specs.status();
-    b.owned = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock);
+    auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock);
+    if (qmp->has_guest_agent()) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
+    b.owned = std::move(qmp);
     b.hypervisor = b.owned.get();
     return b;
   }
@@ -123,9 +126,8 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   std::unique_ptr<AgentNode> node(new AgentNode());
   node->deps_ = deps;
   if (config.collector) {
-    auto publisher = collectors::ZmqPublisher::create(*deps.ctx, *deps.identity,
-                                                      config.collector->engines,
-                                                      config.collector->lanes);
+    auto publisher = collectors::ZmqPublisher::create(
+        *deps.ctx, *deps.identity, config.collector->engines, config.collector->lanes);
     if (!publisher.ok()) return publisher.status().with_context("collector");
     node->publisher_ = std::move(*publisher);
     node->stats_ = collectors::make_process_stats(config.collector->proc_root);
@@ -135,7 +137,9 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
     cd.identity = deps.identity;
     cd.publisher = node->publisher_.get();
     cd.process_stats = node->stats_.get();
-    auto collector = collectors::Collector::create(cd, collectors::options_from_config(*config.collector));
+    cd.guest_pinger = deps.guest_pinger;
+    auto collector =
+        collectors::Collector::create(cd, collectors::options_from_config(*config.collector));
     if (!collector.ok()) return collector.status().with_context("collector");
     node->collector_ = std::move(*collector);
     node->collector_->start();

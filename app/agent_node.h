@@ -28,7 +28,7 @@ namespace medic::app {
 struct AgentConfig {
   std::optional<collectors::CollectorConfig> collector;
   std::optional<actuators::ActuatorConfig> actuator;
-  std::string host;      // from whichever section is present (they must agree)
+  std::string host;  // from whichever section is present (they must agree)
   std::string key_file;
   std::string trust_file;
 };
@@ -42,10 +42,13 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
 //   {kind: sim, vms_per_host: 20, seed: 1, faults_per_hour: 0, ...}  (vmm/sim/sim.h)
 //   {kind: qmp, vms: vms.yaml}     QEMU on Linux, VM specs as in docs/backends-qmp.md
 //   {kind: vmadm, vmadm_path: /usr/sbin/vmadm, ...}                   (vmm/vmadm/vmadm.h)
+// For kind qmp with a VM that has a guest_agent_socket, `guest_pinger` pings
+// its QEMU guest agent (the collector uses it when guest_ping is enabled).
 struct Backend {
   std::unique_ptr<vmm::sim::SimFleet> fleet;  // for kind sim
   std::unique_ptr<vmm::Hypervisor> owned;     // for other kinds
   vmm::Hypervisor* hypervisor = nullptr;
+  std::unique_ptr<collectors::GuestPinger> guest_pinger;  // over `owned`; may be null
 };
 Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
                              const std::string& file, Clock& clock);
@@ -58,6 +61,7 @@ class AgentNode {
     const fabric::TrustStore* trust = nullptr;
     Clock* clock = nullptr;
     vmm::Hypervisor* hypervisor = nullptr;
+    collectors::GuestPinger* guest_pinger = nullptr;  // optional: for guest_ping
   };
 
   static Result<std::unique_ptr<AgentNode>> create(const AgentConfig& config, Deps deps);

@@ -41,7 +41,8 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
   } else {
     // The actuator alone still needs the backend: it is in the collector section.
     auto root = load_yaml_file(path);
-    if (root.ok() && (*root)["collector"].IsDefined()) backend_node = (*root)["collector"]["backend"];
+    if (root.ok() && (*root)["collector"].IsDefined())
+      backend_node = (*root)["collector"]["backend"];
   }
   if (!backend_node.IsDefined()) {
     std::cerr << path << ": no backend: add collector.backend (e.g. {kind: sim})\n";
@@ -54,7 +55,7 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
   }
   SignalFlags& signals = install_signal_handlers();
   auto node = AgentNode::create(*config, {ctx->get(), &*identity, &*trust, &clock,
-                                          backend->hypervisor});
+                                          backend->hypervisor, backend->guest_pinger.get()});
   if (!node.ok()) {
     std::cerr << "medic agent: " << node.status().message() << "\n";
     return 2;

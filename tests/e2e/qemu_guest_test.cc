@@ -2,6 +2,9 @@
 // tiny Linux guest (Debian kernel + busybox initramfs built at test time by
 // tests/guest/build-guest, cached by its inputs). The guest writes "hb <n>"
 // every second on its second serial port; QEMU exposes it on a unix socket.
+// Its virtio-serial port org.qemu.guest_agent.0 is on another unix socket;
+// with medic.qga=1 on the kernel command line the guest runs the real qemu-ga
+// there (when the host had qemu-ga for build-guest to pack).
 //
 // Accelerator: tcg unless MEDIC_E2E_ACCEL says otherwise (auto, kvm), so the
 // figures are comparable on machines without /dev/kvm.
@@ -41,8 +44,9 @@ constexpr auto kVerbTimeout = std::chrono::duration_cast<Duration>(seconds(30));
 
 struct GuestImage {
   std::string kernel, initrd;
-  std::string skip;   // why the e2e tests cannot run here
-  std::string error;  // the builder failed for another reason
+  bool agent = false;  // the initramfs holds qemu-ga
+  std::string skip;    // why the e2e tests cannot run here
+  std::string error;   // the builder failed for another reason
 };
 
 std::string find_in_path(const std::string& name) {
@@ -87,6 +91,7 @@ const GuestImage& guest_image() {
     }
     g.kernel = r.out.substr(k + 7, r.out.find('\n', k) - k - 7);
     g.initrd = r.out.substr(i + 7, r.out.find('\n', i) - i - 7);
+    g.agent = r.out.find("agent=yes") != std::string::npos;
     return g;
   }();
   return image;
@@ -122,9 +127,12 @@ class QemuGuest : public ::testing::Test {
                        "    initrd: " +
                        g.initrd +
                        "\n"
-                       "    append: console=ttyS0 panic=0 unknown_nmi_panic=1 quiet\n"
+                       "    append: console=ttyS0 panic=0 unknown_nmi_panic=1 quiet" +
+                       extra_append() +
+                       "\n"
                        "    qmp_socket: qmp.sock\n"
                        "    heartbeat_socket: hb.sock\n"
+                       "    guest_agent_socket: qga.sock\n"
                        "    console_log: console.log\n"
                        "    qemu_log: qemu.log\n"
                        "    devices: [pvpanic]\n";
@@ -143,6 +151,24 @@ class QemuGuest : public ::testing::Test {
                   qemu.c_str());
     }
     hv_.reset();  // kills QEMU
+  }
+
+  // Kernel command line words for the guest's init.
+  virtual std::string extra_append() const { return ""; }
+
+  // One guest-agent ping, answered through the backend's fds()/poll() and
+  // the clock's timers.
+  GuestPingResult ping_agent(Duration timeout) {
+    std::optional<GuestPingResult> result;
+    hv_->ping_guest_agent(kUuid, timeout, [&](const GuestPingResult& r) { result = r; });
+    pump_until(
+        [&] {
+          clock_.run_due();
+          return result.has_value();
+        },
+        timeout + seconds(5));
+    EXPECT_TRUE(result.has_value()) << "the ping never ended";
+    return result.value_or(GuestPingResult{GuestPingFailure::kNone, "never ended", {}});
   }
 
   // Waits on the hypervisor's descriptors and polls it until `cond` holds.
@@ -362,6 +388,64 @@ TEST_F(QemuGuest, KilledQemuIsReportedCrashedAndRestartedByTheLauncher) {
             Code::kFailedPrecondition);
   EXPECT_EQ(hv_->execute(medic::v1::VERB_STOP, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
+}
+
+TEST_F(QemuGuest, GuestAgentPingTimesOutWithoutAnAgentInTheGuestWhileQmpSaysRunning) {
+  boot();
+  ASSERT_FALSE(HasFailure());
+  // QEMU serves the port's socket and takes the request; nobody in the
+  // guest reads it. The chardev is not an agent.
+  GuestPingResult r = ping_agent(std::chrono::duration_cast<Duration>(seconds(3)));
+  EXPECT_EQ(r.failure, GuestPingFailure::kTimeout)
+      << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  EXPECT_EQ(hv_->guest_agent_stats().timeouts, 1u);
+  auto status = hv_->qmp_command(kUuid, "query-status", seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status->string_at("status"), "running");
+}
+
+// The same guest, running the real qemu-ga inside.
+class QemuGuestWithAgent : public QemuGuest {
+ protected:
+  void SetUp() override {
+    const GuestImage& g = guest_image();
+    if (g.skip.empty() && g.error.empty() && !g.agent) {
+      GTEST_SKIP() << "the test guest has no qemu-ga: install qemu-guest-agent on the host "
+                      "(scripts/bootstrap) so build-guest can pack it";
+    }
+    QemuGuest::SetUp();
+  }
+  std::string extra_append() const override { return " medic.qga=1"; }
+};
+
+TEST_F(QemuGuestWithAgent, AnswersGuestPingsWhileRunningAndNotWhilePaused) {
+  auto t0 = SteadyClock::now();
+  boot();
+  ASSERT_FALSE(HasFailure());
+  const auto one = std::chrono::duration_cast<Duration>(seconds(2));
+  // The agent starts right after the first heartbeat; give it a moment.
+  GuestPingResult r;
+  for (int i = 0; i < 10; ++i) {
+    r = ping_agent(one);
+    if (r.ok()) break;
+  }
+  ASSERT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  report_timing("boot_to_first_guest_agent_answer", SteadyClock::now() - t0);
+
+  // A paused guest cannot answer, though QEMU runs.
+  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", seconds(10)).ok());
+  r = ping_agent(one);
+  EXPECT_EQ(r.failure, GuestPingFailure::kTimeout) << r.detail;
+
+  // Resumed, it answers again; the request of the timed-out ping may still
+  // reach the agent and be answered first: guest-sync skips that reply.
+  ASSERT_TRUE(hv_->qmp_command(kUuid, "cont", seconds(10)).ok());
+  for (int i = 0; i < 5; ++i) {
+    r = ping_agent(one);
+    if (r.ok()) break;
+  }
+  EXPECT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  EXPECT_GE(hv_->guest_agent_stats().answered, 2u);
 }
 
 }  // namespace

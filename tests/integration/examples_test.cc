@@ -140,6 +140,9 @@ TEST(Examples, QemuAgentLoadsItsVmSpecsAndBuildsAQmpBackend) {
   VirtualClock clock;
   auto b = app::make_backend(a->host, a->collector->backend, example("agent-qemu.yaml"), clock);
   ASSERT_TRUE(b.ok()) << b.status();
+  // db-1 has a guest_agent_socket, so the backend comes with a guest pinger.
+  EXPECT_TRUE(a->collector->guest_ping.enabled);
+  EXPECT_NE(b->guest_pinger, nullptr);
   // The probe speaks about a VM the spec file defines.
   ASSERT_EQ(a->collector->probes.size(), 1u);
   EXPECT_NE(read_file(example("qemu-vms.yaml")).find("uuid: " + a->collector->probes[0].vm),

@@ -80,9 +80,10 @@ class SpecReader {
 
   std::optional<VmSpec> read(const YAML::Node& n) {
     if (!r_.expect_map(n, "a VM spec")) return std::nullopt;
-    r_.check_keys(n, {"name", "uuid", "memory", "cpus", "machine", "accel", "kernel", "initrd",
-                      "append", "disk", "disk_format", "qmp_socket", "heartbeat_socket",
-                      "console_log", "qemu_log", "devices", "qemu", "labels"});
+    r_.check_keys(
+        n, {"name", "uuid", "memory", "cpus", "machine", "accel", "kernel", "initrd", "append",
+            "disk", "disk_format", "qmp_socket", "heartbeat_socket", "guest_agent_socket",
+            "console_log", "qemu_log", "devices", "qemu", "labels"});
     VmSpec s;
     size_t errors_before = error_count();
     s.name = r_.string(n, "name", true).value_or("");
@@ -126,10 +127,12 @@ class SpecReader {
     }
     s.qmp_socket = path(n, "qmp_socket", true);
     s.heartbeat_socket = path(n, "heartbeat_socket");
+    s.guest_agent_socket = path(n, "guest_agent_socket");
     s.console_log = path(n, "console_log");
     s.qemu_log = path(n, "qemu_log");
     for (const auto& [key, value] : {std::pair{"qmp_socket", &s.qmp_socket},
-                                     std::pair{"heartbeat_socket", &s.heartbeat_socket}}) {
+                                     std::pair{"heartbeat_socket", &s.heartbeat_socket},
+                                     std::pair{"guest_agent_socket", &s.guest_agent_socket}}) {
       if (value->size() >= sizeof(sockaddr_un{}.sun_path)) {
         r_.error(n[key], std::string(key) + " is longer than a unix socket path may be (" +
                              std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes)");
@@ -199,6 +202,10 @@ Result<std::vector<VmSpec>> read_specs(const YAML::Node& root, const std::string
     if (!uuids.insert(s->uuid).second) r.error(n["uuid"], "a second VM with uuid " + s->uuid);
     if (!sockets.insert(s->qmp_socket).second) {
       r.error(n["qmp_socket"], "a second VM on QMP socket " + s->qmp_socket);
+    }
+    if (!s->guest_agent_socket.empty() && !sockets.insert(s->guest_agent_socket).second) {
+      r.error(n["guest_agent_socket"], "guest_agent_socket " + s->guest_agent_socket +
+                                           " is already the QMP or guest-agent socket of a VM");
     }
     out.push_back(std::move(*s));
   }
@@ -279,6 +286,14 @@ std::vector<std::string> qemu_argv(const VmSpec& s, Accel accel) {
          "socket,id=heartbeat,path=" + qemu_escape(s.heartbeat_socket) + ",server=on,wait=off"});
     add({"-serial", "chardev:heartbeat"});
   }
+  // The port name is the one qemu-ga in the guest looks for
+  // (/dev/virtio-ports/org.qemu.guest_agent.0).
+  if (!s.guest_agent_socket.empty()) {
+    add({"-device", "virtio-serial"});
+    add({"-chardev", "socket,id=guest_agent,path=" + qemu_escape(s.guest_agent_socket) +
+                         ",server=on,wait=off"});
+    add({"-device", "virtserialport,chardev=guest_agent,name=org.qemu.guest_agent.0"});
+  }
   // Keep a panicked guest for a reset instead of letting QEMU power it off.
   // Never -no-reboot: it turns system_reset into an exit.
   add({"-action", "panic=pause"});
@@ -308,7 +323,8 @@ Status Launcher::spawn() {
                                std::to_string(pid_) + ")");
   }
   // A socket someone still serves means a QEMU we do not own runs this VM.
-  for (const std::string* p : {&spec_.qmp_socket, &spec_.heartbeat_socket}) {
+  for (const std::string* p :
+       {&spec_.qmp_socket, &spec_.heartbeat_socket, &spec_.guest_agent_socket}) {
     if (p->empty()) continue;
     if (unix_socket_listening(*p)) {
       return failed_precondition("another process already serves " + *p + " for " + spec_.name +

@@ -1,8 +1,8 @@
 // VM specs and the QEMU launcher of the qmp backend.
 //
 // A VM spec (YAML, see docs/backends-qmp.md) says how to run one guest:
-// name, uuid, memory, kernel+initrd+append or a disk, where QEMU's QMP and
-// heartbeat sockets live, extra devices, and the accelerator. The launcher
+// name, uuid, memory, kernel+initrd+append or a disk, where QEMU's QMP,
+// heartbeat and guest-agent sockets live, extra devices, and the accelerator. The launcher
 // turns a spec into a qemu-system-x86_64 argument vector and runs it with
 // execve (never a shell), waits for its QMP socket, and can kill it and run
 // it again.
@@ -38,6 +38,7 @@ struct VmSpec {
   std::string disk, disk_format = "raw";
   std::string qmp_socket;                   // required
   std::string heartbeat_socket;             // optional: the guest's second serial port
+  std::string guest_agent_socket;           // optional: virtio-serial port org.qemu.guest_agent.0
   std::string console_log;                  // optional: the guest's first serial port, to a file
   std::string qemu_log;                     // optional: QEMU's own stdout/stderr
   std::vector<std::string> devices;         // each becomes "-device <value>"

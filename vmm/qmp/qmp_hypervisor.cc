@@ -68,7 +68,7 @@ struct QmpHypervisor::Vm {
 
 QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock& clock,
                              QmpHypervisorOptions opts)
-    : host_(std::move(host)), clock_(clock), opts_(opts) {
+    : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
   for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s)));
 }
 
@@ -104,6 +104,7 @@ std::vector<int> QmpHypervisor::fds() const {
     if (v->hb_fd >= 0) out.push_back(v->hb_fd);
     if (v->launcher.exit_fd() >= 0) out.push_back(v->launcher.exit_fd());
   }
+  agent_.append_fds(&out);
   return out;
 }
 
@@ -272,6 +273,7 @@ void QmpHypervisor::poll() {
     connect_heartbeat(v);
     if (v.hb_fd >= 0) read_heartbeat(v);
   }
+  agent_.poll();
 }
 
 VmInfo QmpHypervisor::info(Vm& v) {
@@ -452,6 +454,33 @@ Status QmpHypervisor::send_to_guest(const std::string& vm, const std::string& li
     return unavailable("write to the heartbeat channel of " + v->spec().name + " failed");
   }
   return {};
+}
+
+void QmpHypervisor::ping_guest_agent(const std::string& vm, Duration timeout,
+                                     GuestAgentPinger::Done done) {
+  Vm* v = find(vm);
+  if (!v) {
+    agent_.reject(GuestPingFailure::kUnknownVm, "no VM " + vm + " on host " + host_,
+                  std::move(done));
+    return;
+  }
+  const std::string& path = v->spec().guest_agent_socket;
+  if (path.empty()) {
+    log_limiter_.warn("guest-agent-socket " + v->spec().name, clock_.now(),
+                      "qmp: " + v->spec().name +
+                          ": guest ping asked for, but its spec has no guest_agent_socket");
+    agent_.reject(GuestPingFailure::kNoSocket, v->spec().name + " has no guest_agent_socket",
+                  std::move(done));
+    return;
+  }
+  agent_.ping(path, timeout, std::move(done));
+}
+
+bool QmpHypervisor::has_guest_agent() const {
+  for (const auto& v : vms_) {
+    if (!v->spec().guest_agent_socket.empty()) return true;
+  }
+  return false;
 }
 
 }  // namespace medic::vmm::qmp

@@ -11,7 +11,10 @@
 //   SHUTDOWN, RESET), plus STARTED when we launch a QEMU and CRASHED when one
 //   dies unasked;
 // - heartbeats: lines "hb <counter>" the guest writes to its second serial
-//   port, which QEMU exposes on the spec's heartbeat unix socket.
+//   port, which QEMU exposes on the spec's heartbeat unix socket;
+// - guest-agent pings on request (ping_guest_agent): their sockets are part
+//   of fds(), poll() moves them on, and their answers arrive from poll() or
+//   a Clock timer (see vmm/qmp/guest_agent.h).
 //
 // Verbs (each bounded by its timeout):
 //   reset    system_reset, then cont when the guest was not running
@@ -33,7 +36,9 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "vmm/hypervisor.h"
+#include "vmm/qmp/guest_agent.h"
 #include "vmm/qmp/json.h"
 #include "vmm/qmp/launcher.h"
 #include "vmm/qmp/qmp_client.h"
@@ -43,6 +48,7 @@ namespace medic::vmm::qmp {
 struct QmpHypervisorOptions {
   std::chrono::milliseconds qmp_timeout{2000};  // handshake and query-status in list/get
   size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
+  GuestAgentOptions guest_agent;
 };
 
 struct QmpHypervisorStats {
@@ -73,6 +79,15 @@ class QmpHypervisor final : public Hypervisor {
   // For tests: writes `line` + "\n" to the guest's heartbeat serial port.
   Status send_to_guest(const std::string& vm, const std::string& line);
 
+  // Pings the guest agent of `vm` (id or name) over its guest_agent_socket;
+  // `done` runs later from poll() or a Clock timer, once, within `timeout`.
+  // A VM without a guest_agent_socket fails at once (kNoSocket, with a
+  // rate-limited warning), an unknown VM with kUnknownVm.
+  void ping_guest_agent(const std::string& vm, Duration timeout, GuestAgentPinger::Done done);
+  // True when some VM has a guest_agent_socket.
+  bool has_guest_agent() const;
+  const GuestAgentStats& guest_agent_stats() const { return agent_.stats(); }
+
   const QmpHypervisorStats& stats() const { return stats_; }
 
  private:
@@ -95,6 +110,8 @@ class QmpHypervisor final : public Hypervisor {
   std::vector<std::unique_ptr<Vm>> vms_;
   EventSink sink_;
   QmpHypervisorStats stats_;
+  GuestAgentPinger agent_;
+  LogLimiter log_limiter_;
 };
 
 }  // namespace medic::vmm::qmp

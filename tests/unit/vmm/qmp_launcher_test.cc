@@ -57,6 +57,7 @@ TEST(VmSpec, LoadsTheDocumentedExample) {
   EXPECT_EQ(web.initrd, "/srv/medic/images/web-1.initrd.gz");  // relative to the file
   EXPECT_EQ(web.qmp_socket, "/srv/medic/run/web-1.qmp");
   EXPECT_EQ(web.heartbeat_socket, "/srv/medic/run/web-1.hb");
+  EXPECT_EQ(web.guest_agent_socket, "/srv/medic/run/web-1.qga");
   EXPECT_EQ(web.devices, (std::vector<std::string>{"pvpanic", "i6300esb"}));
   EXPECT_EQ(web.labels.at("tier"), "web");
   const VmSpec& db = (*specs)[1];
@@ -65,6 +66,7 @@ TEST(VmSpec, LoadsTheDocumentedExample) {
   EXPECT_EQ(db.disk, "/srv/medic/images/db-1.qcow2");
   EXPECT_EQ(db.disk_format, "qcow2");
   EXPECT_TRUE(db.heartbeat_socket.empty());
+  EXPECT_TRUE(db.guest_agent_socket.empty());
 }
 
 TEST(VmSpec, LoadsAFileWithPathsRelativeToIt) {
@@ -131,6 +133,51 @@ TEST(VmSpec, RejectsASocketPathTooLongForUnixSockets) {
   auto specs = parse_vm_specs(yaml, "long.yaml", "/");
   ASSERT_FALSE(specs.ok());
   EXPECT_NE(specs.status().message().find("heartbeat_socket is longer"), std::string::npos);
+}
+
+TEST(VmSpec, RejectsAGuestAgentSocketTooLongOrSharedWithAnotherVm) {
+  std::string yaml =
+      std::string(kMinimal) + "    guest_agent_socket: /" + std::string(120, 'g') + "\n";
+  auto specs = parse_vm_specs(yaml, "long.yaml", "/");
+  ASSERT_FALSE(specs.ok());
+  EXPECT_NE(specs.status().message().find("guest_agent_socket is longer"), std::string::npos);
+  auto shared = parse_vm_specs(std::string(kMinimal) +
+                                   "    guest_agent_socket: /tmp/t2.qmp\n"
+                                   "  - name: t2\n"
+                                   "    uuid: 11111111-2222-3333-4444-666666666666\n"
+                                   "    kernel: /boot/vmlinuz\n"
+                                   "    qmp_socket: /tmp/t2.qmp\n",
+                               "shared.yaml", "/");
+  ASSERT_FALSE(shared.ok());
+  EXPECT_NE(shared.status().message().find("a second VM on QMP socket /tmp/t2.qmp"),
+            std::string::npos)
+      << shared.status();
+  auto twice = parse_vm_specs(std::string(kMinimal) +
+                                  "    guest_agent_socket: /tmp/ga\n"
+                                  "  - name: t2\n"
+                                  "    uuid: 11111111-2222-3333-4444-666666666666\n"
+                                  "    kernel: /boot/vmlinuz\n"
+                                  "    qmp_socket: /tmp/t2.qmp\n"
+                                  "    guest_agent_socket: /tmp/ga\n",
+                              "twice.yaml", "/");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("twice.yaml:11:"), std::string::npos) << twice.status();
+  EXPECT_NE(twice.status().message().find("guest_agent_socket /tmp/ga is already"),
+            std::string::npos);
+}
+
+TEST(QemuArgv, AddsTheGuestAgentPortOnlyWhenASocketIsGiven) {
+  auto specs = parse_vm_specs(doc_example(), "doc", "/srv");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  auto with = qemu_argv((*specs)[0], Accel::kTcg);
+  EXPECT_TRUE(has_pair(with, "-device", "virtio-serial"));
+  EXPECT_TRUE(has_pair(with, "-chardev",
+                       "socket,id=guest_agent,path=/srv/run/web-1.qga,server=on,wait=off"));
+  EXPECT_TRUE(
+      has_pair(with, "-device", "virtserialport,chardev=guest_agent,name=org.qemu.guest_agent.0"));
+  auto without = qemu_argv((*specs)[1], Accel::kTcg);
+  EXPECT_FALSE(has_pair(without, "-device", "virtio-serial"));
+  EXPECT_EQ(std::count(without.begin(), without.end(), "-chardev"), 0);
 }
 
 TEST(QemuArgv, BuildsKernelBootWithConsoleHeartbeatAndPanicPause) {

@@ -1,0 +1,195 @@
+// The collector's guest_ping over the qmp backend, end to end on one host:
+// a Collector whose backend is a QmpHypervisor running one VM and whose
+// GuestPinger is QmpGuestPinger, against the real qemu-ga on the VM's
+// guest_agent_socket. The VM's QEMU is this test binary started as
+// "medic-fake-qemu" (it serves QMP and says "running"; a real QEMU would
+// need a guest with an agent inside, see tests/e2e/qemu_guest_test.cc).
+#include "collectors/qmp_guest_pinger.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/testing/qemu_ga.h"
+#include "tests/testing/testing.h"
+#include "tests/unit/collectors/fakes.h"
+#include "vmm/qmp/json.h"
+
+namespace medic::collectors {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+constexpr const char* kFakeName = "medic-fake-qemu";
+constexpr const char* kUuid = "11111111-2222-3333-4444-555555555555";
+
+// ---- the fake QEMU (child process only): QMP greeting, capabilities,
+// query-status "running"; everything else gets an empty return ----
+
+[[noreturn]] void fake_qemu(const std::vector<std::string>& args) {
+  std::string qmp_path;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "-qmp") qmp_path = args[i + 1].substr(5, args[i + 1].find(',') - 5);
+  }
+  int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, qmp_path.c_str(), sizeof a.sun_path - 1);
+  ::unlink(qmp_path.c_str());
+  if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 1) != 0) _exit(90);
+  while (true) {
+    int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    std::string greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n";
+    (void)!::send(c, greeting.data(), greeting.size(), MSG_NOSIGNAL);
+    std::string buf;
+    char chunk[1024];
+    ssize_t n;
+    while ((n = ::read(c, chunk, sizeof chunk)) > 0) {
+      buf.append(chunk, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        auto req = vmm::qmp::parse_json(std::string_view(buf).substr(0, nl));
+        buf.erase(0, nl + 1);
+        if (!req.ok()) continue;
+        std::string id = req->find("id") ? req->find("id")->dump() : "null";
+        const std::string* cmd = req->string_at("execute");
+        std::string ret =
+            cmd && *cmd == "query-status" ? "{\"status\": \"running\", \"running\": true}" : "{}";
+        std::string reply = "{\"return\": " + ret + ", \"id\": " + id + "}\n";
+        (void)!::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+        if (cmd && *cmd == "quit") _exit(0);
+      }
+    }
+    ::close(c);
+  }
+}
+
+const bool kFakeQemuChecked = [] {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t start = 0; start < all.size();) {
+    size_t end = all.find('\0', start);
+    if (end == std::string::npos) end = all.size();
+    args.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  if (!args.empty() && fs::path(args[0]).filename() == kFakeName) fake_qemu(args);
+  return true;
+}();
+
+// ---- the test ----
+
+class QmpGuestPingerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    qemu_ga_ = testing::find_qemu_ga();
+    if (qemu_ga_.empty()) {
+      GTEST_SKIP() << "qemu-ga is not installed (Debian package qemu-guest-agent, "
+                      "scripts/bootstrap installs it)";
+    }
+    std::string fake = dir_.file(kFakeName);
+    fs::create_symlink(fs::read_symlink("/proc/self/exe"), fake);
+    vmm::qmp::VmSpec s;
+    s.name = "vm1";
+    s.uuid = kUuid;
+    s.kernel = "/nonexistent/vmlinuz";
+    s.qmp_socket = dir_.file("vm1.qmp");
+    s.guest_agent_socket = dir_.file("vm1.qga");
+    s.qemu = fake;
+    s.accel = vmm::qmp::Accel::kTcg;
+    hv_ = std::make_unique<vmm::qmp::QmpHypervisor>("host-a", std::vector<vmm::qmp::VmSpec>{s},
+                                                    clock_);
+    pinger_ = std::make_unique<QmpGuestPinger>(*hv_);
+    Status started = hv_->execute(medic::v1::VERB_START, kUuid, 10s);
+    ASSERT_TRUE(started.ok()) << started;
+    // The agent the guest would run, on the socket QEMU would serve.
+    Status s_ga = agent_.start(qemu_ga_, dir_.file("vm1.qga"), dir_.path());
+    ASSERT_TRUE(s_ga.ok()) << s_ga;
+
+    CollectorDeps deps{hv_.get(), &clock_, &keys_.collector, &pub_, nullptr, pinger_.get()};
+    CollectorOptions opts;
+    opts.host = "host-a";
+    opts.guest_ping.enabled = true;
+    opts.guest_ping.interval = 1500ms;
+    opts.guest_ping.timeout = 5s;
+    auto c = Collector::create(deps, opts);
+    ASSERT_TRUE(c.ok()) << c.status();
+    collector_ = std::move(*c);
+    collector_->start();
+  }
+
+  // Runs the collector's loop in real time (virtual time stands still) until
+  // `cond` holds, at most 10 s.
+  bool run_until(const std::function<bool()>& cond) {
+    const auto deadline = SteadyClock::now() + 10s;
+    while (!cond()) {
+      if (SteadyClock::now() >= deadline) return false;
+      collector_->run_once(20ms);
+    }
+    return true;
+  }
+  // Guest-agent heartbeats of the VM in the bulk batches published so far.
+  int guest_agent_beats() {
+    fabric::Opener opener(keys_.trust, clock_);
+    opener.expect_kinds({medic::v1::KIND_EVENT_BATCH});
+    int n = 0;
+    for (const auto& frame : pub_.bulk) {
+      medic::v1::EventBatch b;
+      Status s = testing::open_batch(opener, frame, &b);
+      EXPECT_TRUE(s.ok()) << s;
+      for (const auto& e : b.events()) {
+        n += e.has_heartbeat() && e.vm() == kUuid && e.heartbeat().source() == "guest-agent";
+      }
+    }
+    return n;
+  }
+
+  std::string qemu_ga_;
+  testing::TempDir dir_;
+  VirtualClock clock_;
+  testing::Keys keys_;
+  testing::RecordingPublisher pub_;
+  std::unique_ptr<vmm::qmp::QmpHypervisor> hv_;
+  std::unique_ptr<QmpGuestPinger> pinger_;
+  testing::QemuGa agent_;
+  std::unique_ptr<Collector> collector_;
+};
+
+TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadAgentAFailure) {
+  collector_->run_once(0ms);
+  clock_.advance(1s);  // first flush: learns that vm1 runs
+  ASSERT_EQ(pub_.bulk.size(), 1u);
+  clock_.advance(500ms);  // guest ping of vm1 at 1.5 s
+  EXPECT_EQ(collector_->counters().guest_pings, 1u);
+  ASSERT_TRUE(run_until([&] { return hv_->guest_agent_stats().answered == 1; }))
+      << "qemu-ga did not answer; failures: " << hv_->guest_agent_stats().connect_failures
+      << " connect, " << hv_->guest_agent_stats().timeouts << " timeouts";
+  clock_.advance(500ms);  // flush at 2 s carries the heartbeat
+  ASSERT_EQ(pub_.bulk.size(), 2u);
+  EXPECT_EQ(guest_agent_beats(), 1);
+  EXPECT_EQ(collector_->counters().guest_ping_failures, 0u);
+
+  agent_.kill();       // the agent dies; QEMU (QMP) still says running
+  clock_.advance(1s);  // ping at 3 s: nobody listens, fails at once
+  collector_->run_once(0ms);
+  EXPECT_EQ(collector_->counters().guest_pings, 2u);
+  EXPECT_EQ(collector_->counters().guest_ping_failures, 1u);
+  EXPECT_EQ(hv_->guest_agent_stats().connect_failures, 1u);
+  clock_.advance(1s);  // flush at 4 s: no new guest-agent heartbeat
+  EXPECT_EQ(guest_agent_beats(), 1);
+}
+
+}  // namespace
+}  // namespace medic::collectors
