@@ -40,6 +40,15 @@ echo "collector_bench: $(nproc) cores, ${secs}s, http on $port, engine on $event
 "$bin" --collector "$secs" "$port" "$events" "$urgent" 100 100 | tee "$out/collector.txt"
 # The same with probe connections kept alive between runs (reuse_connection).
 "$bin" --collector "$secs" "$port" "$events" "$urgent" 100 100 reuse | tee -a "$out/collector.txt"
+# The floor: the same libraries doing one of each thing, with no medic code
+# (bench/floor/library_floor.cc). Collector RSS minus this is medic's own.
+floor_bin="$build/bench/library_floor"
+if [ -x "$floor_bin" ]; then
+  "$floor_bin" "$port" 100 | tee -a "$out/collector.txt"
+  col=$(awk '/^collector: rss now/{print $4; exit}' "$out/collector.txt")
+  flo=$(awk '/^floor: rss/{print $3; exit}' "$out/collector.txt")
+  echo "collector over the library floor: $((col - flo)) KiB ($col - $flo)" | tee -a "$out/collector.txt"
+fi
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 grep -h '^engine:\|^http:' "$tmp/engine" "$tmp/http" | tee -a "$out/collector.txt"
