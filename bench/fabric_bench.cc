@@ -45,8 +45,8 @@ void BM_Seal(benchmark::State& state) {
     std::string frame = sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-01", payload, clock.now());
     benchmark::DoNotOptimize(frame);
   }
-  state.counters["events/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * n,
-                                                  benchmark::Counter::kIsRate);
+  state.counters["events/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * n, benchmark::Counter::kIsRate);
   state.counters["bytes/envelope"] = static_cast<double>(payload.size());
 }
 
@@ -76,7 +76,7 @@ void BM_OpenAndDecode(benchmark::State& state) {
   auto opener = std::make_unique<Opener>(trust, clock);
   size_t next = 0;
   Opened opened;
-  medic::v1::EventBatch batch;
+  BatchDecoder decoder;
   int64_t events = 0;
   for (auto _ : state) {
     if (next == pool_size) {
@@ -85,15 +85,19 @@ void BM_OpenAndDecode(benchmark::State& state) {
       next = 0;
       state.ResumeTiming();
     }
-    if (opener->open(pool[next++], &opened) != OpenError::kOk ||
-        !decode_event_batch(opened, &batch).ok()) {
+    if (opener->open(pool[next++], &opened) != OpenError::kOk) {
       state.SkipWithError("open failed");
       return;
     }
-    events += batch.events_size();
+    auto batch = decoder.decode(opened);
+    if (!batch.ok()) {
+      state.SkipWithError("decode failed");
+      return;
+    }
+    events += (*batch)->events_size();
   }
-  state.counters["events/s"] = benchmark::Counter(static_cast<double>(events),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["events/s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
 
 BENCHMARK(BM_Seal)->Arg(1)->Arg(16)->Arg(256);

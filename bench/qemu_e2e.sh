@@ -7,7 +7,7 @@
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=$build/tests/e2e/e2e_qemu_guest_test
+bin=$build/tests/e2e_qemu_guest_test
 [ -x "$bin" ] || { echo "qemu_e2e: no $bin (build first)" >&2; exit 1; }
 runs=${RUNS:-3}
 export MEDIC_SOURCE_DIR=$here

@@ -294,4 +294,22 @@ Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
   return {};
 }
 
+BatchDecoder::BatchDecoder(size_t block_bytes)
+    : block_(new char[block_bytes]) {  // not zeroed: the arena touches pages as it uses them
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block_.get();
+  options.initial_block_size = block_bytes;
+  arena_ = std::make_unique<google::protobuf::Arena>(options);
+}
+
+BatchDecoder::~BatchDecoder() = default;
+
+Result<const medic::v1::EventBatch*> BatchDecoder::decode(const Opened& opened) {
+  arena_->Reset();
+  auto* batch = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
+  Status s = decode_event_batch(opened, batch);
+  if (!s.ok()) return s;
+  return batch;
+}
+
 }  // namespace medic::fabric

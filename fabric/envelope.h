@@ -10,9 +10,12 @@
 // pass as another. The payload is signed as the exact bytes carried.
 #pragma once
 
+#include <google/protobuf/arena.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -58,16 +61,16 @@ class Sealer {
 // Why open() refused a frame. Each cause is counted separately.
 enum class OpenError : uint8_t {
   kOk = 0,
-  kOversized,        // frame larger than the limit; nothing was parsed
-  kMalformed,        // not an envelope, or a header field out of range
-  kUnknownKind,      // kind outside the closed set, or not one this socket expects
-  kUnknownSender,    // key not in the trust store
-  kRoleNotAllowed,   // sender lacks the role for this kind
-  kOutOfScope,       // host not covered by the sender's scope, or not ours
+  kOversized,       // frame larger than the limit; nothing was parsed
+  kMalformed,       // not an envelope, or a header field out of range
+  kUnknownKind,     // kind outside the closed set, or not one this socket expects
+  kUnknownSender,   // key not in the trust store
+  kRoleNotAllowed,  // sender lacks the role for this kind
+  kOutOfScope,      // host not covered by the sender's scope, or not ours
   kBadSignature,
-  kStale,            // sent longer ago than the skew bound
-  kFromFuture,       // sent further ahead than the skew bound
-  kReplayed,         // (epoch, seq) not newer than the last accepted from this sender
+  kStale,       // sent longer ago than the skew bound
+  kFromFuture,  // sent further ahead than the skew bound
+  kReplayed,    // (epoch, seq) not newer than the last accepted from this sender
   kCount,
 };
 const char* open_error_name(OpenError e);
@@ -88,7 +91,9 @@ struct Opened {
 class OpenCounters {
  public:
   void add(OpenError e) { counts_[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed); }
-  uint64_t get(OpenError e) const { return counts_[static_cast<size_t>(e)].load(std::memory_order_relaxed); }
+  uint64_t get(OpenError e) const {
+    return counts_[static_cast<size_t>(e)].load(std::memory_order_relaxed);
+  }
   uint64_t rejected() const;
 
  private:
@@ -139,5 +144,28 @@ void signing_input(const medic::v1::Envelope& env, std::string* out);
 // Decodes an opened EventBatch and checks that every event is for the
 // envelope's host, so a collector can only speak for its own VMs.
 Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch);
+
+// decode_event_batch for a receiver that decodes batch after batch: each one
+// goes into an arena that starts on a block of its own and is reset before
+// the next, because a state report is a oneof sub-message with label strings
+// that protobuf would otherwise allocate and free per event. Not thread-safe.
+class BatchDecoder {
+ public:
+  // `block_bytes`: the arena's own block, enough for about a thousand decoded
+  // state reports by default; a bigger batch takes more blocks from the heap,
+  // released at the next decode().
+  explicit BatchDecoder(size_t block_bytes = 1 << 20);
+  ~BatchDecoder();
+  BatchDecoder(const BatchDecoder&) = delete;
+  BatchDecoder& operator=(const BatchDecoder&) = delete;
+
+  // The decoded batch, valid until the next decode() or the decoder's end;
+  // the errors of decode_event_batch.
+  Result<const medic::v1::EventBatch*> decode(const Opened& opened);
+
+ private:
+  std::unique_ptr<char[]> block_;
+  std::unique_ptr<google::protobuf::Arena> arena_;
+};
 
 }  // namespace medic::fabric

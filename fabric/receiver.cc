@@ -11,14 +11,6 @@ EventReceiver::EventReceiver(zmq::socket_t bulk, zmq::socket_t urgent, const Tru
       clock_(clock),
       opener_(trust, clock, limits) {
   opener_.expect_kinds({medic::v1::KIND_EVENT_BATCH});
-  // Enough for a thousand decoded state reports; a bigger batch takes more
-  // blocks from the heap, released at the next reset.
-  constexpr size_t kArenaBlock = 1 << 20;
-  arena_block_.reset(new char[kArenaBlock]);  // not zeroed: pages are touched as used
-  google::protobuf::ArenaOptions ao;
-  ao.initial_block = arena_block_.get();
-  ao.initial_block_size = kArenaBlock;
-  arena_ = std::make_unique<google::protobuf::Arena>(ao);
 }
 
 Result<std::unique_ptr<EventReceiver>> EventReceiver::create(
@@ -46,17 +38,15 @@ bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {
                       std::string("events: rejected a batch (") + open_error_name(e) + "): " + why);
     return true;
   }
-  arena_->Reset();
-  auto* batch = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
-  Status s_decode = decode_event_batch(opened_, batch);
-  if (!s_decode.ok()) {
+  auto batch = decoder_.decode(opened_);
+  if (!batch.ok()) {
     ++undecodable_;
     log_limiter_.warn("undecodable", clock_.now(),
-                      "events: dropped a batch: " + s_decode.message());
+                      "events: dropped a batch: " + batch.status().message());
     return true;
   }
   ++accepted_;
-  sink(m.to_string_view(), opened_, *batch, urgent);
+  sink(m.to_string_view(), opened_, **batch, urgent);
   return true;
 }
 

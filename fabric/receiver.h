@@ -62,11 +62,7 @@ class EventReceiver {
   uint64_t undecodable_ = 0;
   uint64_t accepted_ = 0;
   Opened opened_;
-  // Batches are decoded into an arena that starts on a block of our own and
-  // is reset before each frame: a state report holds a oneof sub-message and
-  // label strings that protobuf would otherwise allocate and free per event.
-  std::unique_ptr<char[]> arena_block_;
-  std::unique_ptr<google::protobuf::Arena> arena_;
+  BatchDecoder decoder_;
 };
 
 }  // namespace medic::fabric

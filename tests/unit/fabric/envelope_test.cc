@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include "medic/v1/actions.pb.h"
-
 #include <random>
 #include <set>
 
+#include "medic/v1/actions.pb.h"
 #include "tests/unit/fabric/fabric_test_util.h"
 
 namespace medic::fabric {
@@ -101,8 +100,9 @@ TEST_F(EnvelopeTest, SenderWithoutTheRoleForTheKindIsRejected) {
   EXPECT_EQ(opener.open(sealed_batch(as_engine, "host-a", 1, clock_.now()), &o),
             OpenError::kRoleNotAllowed);
   Sealer as_operator(operator_);
-  EXPECT_EQ(opener.open(as_operator.seal(medic::v1::KIND_CONTROL_REQUEST, "", "x", clock_.now()), &o),
-            OpenError::kOk);
+  EXPECT_EQ(
+      opener.open(as_operator.seal(medic::v1::KIND_CONTROL_REQUEST, "", "x", clock_.now()), &o),
+      OpenError::kOk);
   EXPECT_EQ(opener.counters().get(OpenError::kRoleNotAllowed), 2u);
 }
 
@@ -157,7 +157,8 @@ TEST_F(EnvelopeTest, NewEpochAfterRestartIsAcceptedOldEpochIsNot) {
   Opener opener(trust_, clock_);
   Opened o;
   Sealer before(collector_, 0, 100);
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kOk);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kOk);
   Sealer after(collector_, 0, 101);  // restarted: seq starts again at 1
   EXPECT_EQ(opener.open(sealed_batch(after, "host-a", 1, clock_.now()), &o), OpenError::kOk);
   EXPECT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kReplayed);
@@ -276,10 +277,51 @@ TEST_F(EnvelopeTest, UndecodablePayloadIsAnErrorNotACrash) {
   Sealer sealer(collector_);
   Opener opener(trust_, clock_);
   Opened o;
-  ASSERT_EQ(opener.open(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff\xff", clock_.now()), &o),
-            OpenError::kOk);
+  ASSERT_EQ(
+      opener.open(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff\xff", clock_.now()),
+                  &o),
+      OpenError::kOk);
   medic::v1::EventBatch out;
   EXPECT_EQ(decode_event_batch(o, &out).code(), Code::kInvalidArgument);
+}
+
+TEST_F(EnvelopeTest, BatchDecoderDecodesBatchAfterBatchBeyondItsOwnBlock) {
+  Sealer sealer(collector_);
+  Opener opener(trust_, clock_);
+  // A 4 KiB block: the 2000-event batch needs heap blocks besides it.
+  BatchDecoder decoder(4096);
+  for (int n : {3, 2000, 1}) {
+    Opened o;
+    ASSERT_EQ(opener.open(sealed_batch(sealer, "host-a", n, clock_.now()), &o), OpenError::kOk);
+    auto b = decoder.decode(o);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    ASSERT_EQ((*b)->events_size(), n);
+    EXPECT_EQ((*b)->events(n - 1).vm(), "vm-" + std::to_string(n - 1));
+    EXPECT_EQ((*b)->events(0).host(), "host-a");
+  }
+}
+
+TEST_F(EnvelopeTest, BatchDecoderReportsTheErrorsOfDecodeAndKeepsWorking) {
+  Sealer sealer(collector_);
+  Opener opener(trust_, clock_);
+  BatchDecoder decoder;
+  medic::v1::EventBatch b = batch_of("host-a", 2);
+  b.mutable_events(1)->set_host("host-b");
+  Opened o;
+  ASSERT_EQ(opener.open(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(),
+                                    clock_.now()),
+                        &o),
+            OpenError::kOk);
+  EXPECT_EQ(decoder.decode(o).status().code(), Code::kPermissionDenied);
+  ASSERT_EQ(
+      opener.open(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff\xff", clock_.now()),
+                  &o),
+      OpenError::kOk);
+  EXPECT_EQ(decoder.decode(o).status().code(), Code::kInvalidArgument);
+  ASSERT_EQ(opener.open(sealed_batch(sealer, "host-a", 4, clock_.now()), &o), OpenError::kOk);
+  auto ok = decoder.decode(o);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*ok)->events_size(), 4);
 }
 
 TEST(OpenErrorNames, EveryCauseHasADistinctName) {
