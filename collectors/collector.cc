@@ -112,12 +112,20 @@ void Collector::schedule_flush(Time due) {
 void Collector::schedule_guest_pings() {
   ping_timer_ = deps_.clock->schedule_after(opts_.guest_ping.interval, [this] {
     for (const auto& vm : running_vms_) {
+      if (!deps_.guest_pinger->covers(vm)) continue;
+      // At most one ping per VM at a time: a slow or paused guest must not
+      // collect a socket per interval.
+      if (!pinging_.insert(vm).second) {
+        ++counters_.guest_pings_skipped;
+        continue;
+      }
       ++counters_.guest_pings;
       // The answer may come after this collector is gone; the weak token
       // tells.
       std::weak_ptr<bool> alive = alive_;
       deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, alive, vm](bool ok) {
         if (alive.expired()) return;
+        pinging_.erase(vm);
         if (ok) {
           record_beat(vm, deps_.clock->now(), 0, "guest-agent");
         } else {
@@ -134,7 +142,9 @@ void Collector::record_beat(const std::string& vm, Time at, uint64_t counter, co
   Beat& b = beats_[vm];
   if (at >= b.at) {
     b.at = at;
-    b.counter = counter;
+    // A guest-agent answer carries no counter: keep the heartbeat channel's,
+    // so rules reading heartbeat.counter do not see it drop to 0.
+    if (std::string_view(source) != "guest-agent") b.counter = counter;
     b.source = source;
   }
   b.fresh = true;

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ class GuestPinger {
   // and within `timeout` (with ok=false on timeout). It may run after the
   // collector is gone; it then does nothing.
   virtual void ping(const std::string& vm, Duration timeout, Done done) = 0;
+  // False for a VM that has no guest agent to ask (say, a VM spec without a
+  // guest-agent socket): the collector does not ping it, so such VMs in a
+  // mixed fleet neither log nor count as failures.
+  virtual bool covers(const std::string& vm) { return !vm.empty(); }
 };
 
 struct CollectorOptions {
@@ -86,6 +91,7 @@ struct CollectorCounters {
   uint64_t stats_errors = 0;
   uint64_t guest_pings = 0;
   uint64_t guest_ping_failures = 0;
+  uint64_t guest_pings_skipped = 0;  // the VM's previous ping was still unanswered
   // Lifecycle event read -> urgent batch handed to the publisher.
   Duration last_urgent_latency{};
   Duration max_urgent_latency{};
@@ -165,6 +171,7 @@ class Collector {
   Time next_resource_sample_{};
   std::map<std::string, Beat> beats_;
   std::vector<std::string> running_vms_;  // from the last list(), for guest pings
+  std::set<std::string> pinging_;         // VMs with a guest ping in flight
   std::deque<ProbeOutcome> pending_probes_;
   std::vector<medic::v1::Event> pending_urgent_;
   std::chrono::steady_clock::time_point first_urgent_read_{};

@@ -4,6 +4,8 @@
 #include <functional>
 #include <set>
 
+#include "core/duration.h"
+
 namespace medic::collectors {
 namespace {
 
@@ -143,6 +145,14 @@ void read_guest_ping(ConfigReader& r, const YAML::Node& m, GuestPingConfig* g) {
   g->enabled = r.boolean(m, "enabled", false).value_or(true);
   g->interval = r.duration(m, "interval", false).value_or(g->interval);
   g->timeout = r.duration(m, "timeout", false).value_or(g->timeout);
+  const YAML::Node& where = m["interval"] ? m["interval"] : m;
+  if (g->interval <= Duration::zero()) {
+    r.error(where, "guest_ping \"interval\" must be above 0");
+  } else if (g->timeout <= Duration::zero() || g->timeout > g->interval) {
+    r.error(m["timeout"] ? m["timeout"] : m,
+            "guest_ping \"timeout\" must be above 0 and at most the interval (" +
+                format_duration(g->interval) + ")");
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ class QmpGuestPinger final : public GuestPinger {
   // `hypervisor` must outlive this pinger and be the collector's backend.
   explicit QmpGuestPinger(vmm::qmp::QmpHypervisor& hypervisor) : hypervisor_(hypervisor) {}
   void ping(const std::string& vm, Duration timeout, Done done) override;
+  bool covers(const std::string& vm) override { return hypervisor_.has_guest_agent(vm); }
 
  private:
   vmm::qmp::QmpHypervisor& hypervisor_;

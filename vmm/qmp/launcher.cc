@@ -203,9 +203,14 @@ Result<std::vector<VmSpec>> read_specs(const YAML::Node& root, const std::string
     if (!sockets.insert(s->qmp_socket).second) {
       r.error(n["qmp_socket"], "a second VM on QMP socket " + s->qmp_socket);
     }
+    if (!s->heartbeat_socket.empty() && !sockets.insert(s->heartbeat_socket).second) {
+      r.error(n["heartbeat_socket"],
+              "heartbeat_socket " + s->heartbeat_socket + " is already the QMP socket of a VM");
+    }
     if (!s->guest_agent_socket.empty() && !sockets.insert(s->guest_agent_socket).second) {
-      r.error(n["guest_agent_socket"], "guest_agent_socket " + s->guest_agent_socket +
-                                           " is already the QMP or guest-agent socket of a VM");
+      r.error(n["guest_agent_socket"],
+              "guest_agent_socket " + s->guest_agent_socket +
+                  " is already the QMP, heartbeat or guest-agent socket of a VM");
     }
     out.push_back(std::move(*s));
   }

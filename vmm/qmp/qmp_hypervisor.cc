@@ -476,6 +476,11 @@ void QmpHypervisor::ping_guest_agent(const std::string& vm, Duration timeout,
   agent_.ping(path, timeout, std::move(done));
 }
 
+bool QmpHypervisor::has_guest_agent(const std::string& vm) {
+  Vm* v = find(vm);
+  return v && !v->spec().guest_agent_socket.empty();
+}
+
 bool QmpHypervisor::has_guest_agent() const {
   for (const auto& v : vms_) {
     if (!v->spec().guest_agent_socket.empty()) return true;

@@ -86,6 +86,8 @@ class QmpHypervisor final : public Hypervisor {
   void ping_guest_agent(const std::string& vm, Duration timeout, GuestAgentPinger::Done done);
   // True when some VM has a guest_agent_socket.
   bool has_guest_agent() const;
+  // True when `vm` (id or name) is known and has a guest_agent_socket.
+  bool has_guest_agent(const std::string& vm);
   const GuestAgentStats& guest_agent_stats() const { return agent_.stats(); }
 
   const QmpHypervisorStats& stats() const { return stats_; }

@@ -414,6 +414,35 @@ TEST_F(CollectorTest, GuestAgentPingsCountAsHeartbeatsOfRunningVms) {
   EXPECT_EQ(c->counters().guest_ping_failures, 1u);
 }
 
+// Pings only the VMs it covers.
+class PartialPinger : public AnsweringPinger {
+ public:
+  bool covers(const std::string& vm) override { return vm != "vm-2"; }
+};
+
+TEST_F(CollectorTest, GuestPingsSkipVmsWithoutAnAgentAndVmsWithAPingInFlight) {
+  PartialPinger p;
+  p.later = true;  // answers are held: every ping stays in flight
+  pinger = &p;
+  hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
+  hv.add_vm("vm-2", medic::v1::VM_STATE_RUNNING);
+  CollectorOptions opts;
+  opts.guest_ping.enabled = true;
+  opts.guest_ping.interval = 500ms;
+  opts.guest_ping.timeout = 500ms;
+  auto c = make(opts);
+  tick(*c);  // the first flush learns which VMs run; pings at 0.5 s found none yet
+  tick(*c);  // pings at 1.5 s: vm-1 only
+  EXPECT_EQ(p.pinged, std::vector<std::string>{"vm-1"});
+  tick(*c);  // vm-1's ping is still unanswered: skipped, not stacked
+  EXPECT_EQ(p.pinged.size(), 1u);
+  EXPECT_GE(c->counters().guest_pings_skipped, 1u);
+  EXPECT_EQ(c->counters().guest_ping_failures, 0u);  // vm-2 is not a failure
+  p.held[0](true);
+  tick(*c);
+  EXPECT_EQ(p.pinged.size(), 2u);  // answered: pinged again
+}
+
 TEST_F(CollectorTest, BoundsProbeResultsWaitingForAFlush) {
   testing::TestHttpServer server;
   CollectorOptions opts;

@@ -133,6 +133,22 @@ TEST(CollectorConfig, ReportsUnknownKeysWithTheirPosition) {
   EXPECT_NE(e.find("agent.yaml:10:3: error: unknown key \"intervall\""), std::string::npos) << e;
 }
 
+TEST(CollectorConfig, GuestPingNeedsAnIntervalAndATimeoutWithinIt) {
+  std::string zero = errors(minimal("  guest_ping: {interval: 0s}\n"));
+  EXPECT_NE(zero.find("agent.yaml:10:26: error: guest_ping \"interval\" must be above 0"),
+            std::string::npos)
+      << zero;
+  std::string late = errors(minimal("  guest_ping:\n    interval: 5s\n    timeout: 6s\n"));
+  EXPECT_NE(late.find("agent.yaml:12:14: error: guest_ping \"timeout\" must be above 0 and at "
+                      "most the interval (5s)"),
+            std::string::npos)
+      << late;
+  auto ok =
+      parse_collector_config(minimal("  guest_ping: {interval: 5s, timeout: 5s}\n"), "agent.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->guest_ping.timeout, std::chrono::seconds(5));
+}
+
 TEST(CollectorConfig, ReportsEveryMissingRequiredKeyInOnePass) {
   std::string e = errors("collector:\n  interval: 1s\n");
   EXPECT_NE(e.find("missing required key \"host\""), std::string::npos) << e;

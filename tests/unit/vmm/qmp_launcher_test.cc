@@ -135,6 +135,18 @@ TEST(VmSpec, RejectsASocketPathTooLongForUnixSockets) {
   EXPECT_NE(specs.status().message().find("heartbeat_socket is longer"), std::string::npos);
 }
 
+TEST(VmSpec, RejectsAGuestAgentSocketThatIsAlsoTheHeartbeatSocket) {
+  auto specs = parse_vm_specs(std::string(kMinimal) +
+                                  "    heartbeat_socket: /tmp/t1.hb\n"
+                                  "    guest_agent_socket: /tmp/t1.hb\n",
+                              "hb.yaml", "/");
+  ASSERT_FALSE(specs.ok());
+  EXPECT_NE(specs.status().message().find("hb.yaml:7:25: error: guest_agent_socket /tmp/t1.hb is "
+                                          "already the QMP, heartbeat or guest-agent socket"),
+            std::string::npos)
+      << specs.status();
+}
+
 TEST(VmSpec, RejectsAGuestAgentSocketTooLongOrSharedWithAnotherVm) {
   std::string yaml =
       std::string(kMinimal) + "    guest_agent_socket: /" + std::string(120, 'g') + "\n";
