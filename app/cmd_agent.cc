@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "app/agent_node.h"
+#include "node/agent_node.h"
 #include "app/commands.h"
 #include "app/signals.h"
 
@@ -12,7 +12,7 @@ namespace medic::app {
 namespace {
 
 int run_agent(const std::string& path, bool collector, bool actuator) {
-  auto config = load_agent_config(path, collector, actuator);
+  auto config = node::load_agent_config(path, collector, actuator);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
@@ -48,21 +48,21 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
     std::cerr << path << ": no backend: add collector.backend (e.g. {kind: sim})\n";
     return 2;
   }
-  auto backend = make_backend(config->host, backend_node, path, clock);
+  auto backend = node::make_backend(config->host, backend_node, path, clock);
   if (!backend.ok()) {
     std::cerr << backend.status().message() << "\n";
     return 2;
   }
   SignalFlags& signals = install_signal_handlers();
-  auto node = AgentNode::create(*config, {ctx->get(), &*identity, &*trust, &clock,
+  auto daemon = node::AgentNode::create(*config, {ctx->get(), &*identity, &*trust, &clock,
                                           backend->hypervisor, backend->guest_pinger.get()});
-  if (!node.ok()) {
-    std::cerr << "medic agent: " << node.status().message() << "\n";
+  if (!daemon.ok()) {
+    std::cerr << "medic agent: " << daemon.status().message() << "\n";
     return 2;
   }
   spdlog::info("agent {} up ({}{}{})", config->host, collector ? "collector" : "",
                collector && actuator ? " + " : "", actuator ? "actuator" : "");
-  while (!signals.stop.load()) (*node)->run_once(std::chrono::milliseconds(100));
+  while (!signals.stop.load()) (*daemon)->run_once(std::chrono::milliseconds(100));
   spdlog::info("agent {}: stopping", config->host);
   return 0;
 }

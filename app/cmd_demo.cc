@@ -17,9 +17,9 @@
 #include <set>
 #include <sstream>
 
-#include "app/agent_node.h"
+#include "node/agent_node.h"
 #include "app/commands.h"
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 #include "app/signals.h"
 #include "app/timeline.h"
 #include "core/duration.h"
@@ -77,7 +77,7 @@ struct DemoOptions {
 };
 
 // Everything the demo shows goes through here, keyed by VM id.
-class DemoView final : public EngineObserver {
+class DemoView final : public node::EngineObserver {
  public:
   // `name_of` gives a VM's name for people; `healthy` is the ground truth a
   // fault is healed by (the simulator's, or a real guest's heartbeat).
@@ -214,8 +214,8 @@ std::vector<ScriptedFault> scenario(const DemoOptions& o) {
   return s;
 }
 
-EngineConfig demo_engine_config(const std::string& dir, Duration duration) {
-  EngineConfig c;
+node::EngineConfig demo_engine_config(const std::string& dir, Duration duration) {
+  node::EngineConfig c;
   c.name = "engine-1";
   c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
   c.actions_endpoint = "tcp://127.0.0.1:*";
@@ -233,10 +233,10 @@ EngineConfig demo_engine_config(const std::string& dir, Duration duration) {
   return c;
 }
 
-AgentConfig demo_agent_config(const std::string& host, EngineNode& engine,
+node::AgentConfig demo_agent_config(const std::string& host, node::EngineNode& engine,
                               const fabric::Identity& engine_id, const std::string& dir,
                               Duration watch = 8s) {
-  AgentConfig ac;
+  node::AgentConfig ac;
   ac.host = host;
   collectors::CollectorConfig cc;
   cc.host = host;
@@ -333,7 +333,7 @@ int run_demo(const DemoOptions& o) {
     std::cerr << "medic demo: embedded rules: " << loaded.text();
     return 2;
   }
-  EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
+  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
   auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
   if (!store.ok()) {
     std::cerr << "medic demo: " << store.status().message() << "\n";
@@ -351,19 +351,19 @@ int run_demo(const DemoOptions& o) {
       [&fleet](const std::string& vm, Time) { return fleet.is_healthy(vm); });
   fleet.on_fault([&](const vmm::sim::InjectedFault& f) { view.on_fault(f); });
 
-  auto engine = EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
+  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
                                    loaded.rules, std::move(*store));
   if (!engine.ok()) {
     std::cerr << "medic demo: " << engine.status().message() << "\n";
     return 2;
   }
-  std::vector<std::unique_ptr<AgentNode>> agents;
+  std::vector<std::unique_ptr<node::AgentNode>> agents;
   std::vector<std::unique_ptr<SystemClock>> agent_clocks;
   for (size_t i = 0; i < fleet.host_count(); ++i) {
     agent_clocks.push_back(std::make_unique<SystemClock>());
     const std::string host = fleet.host(i).host();
-    AgentConfig ac = demo_agent_config(host, **engine, engine_id, dir);
-    auto agent = AgentNode::create(
+    node::AgentConfig ac = demo_agent_config(host, **engine, engine_id, dir);
+    auto agent = node::AgentNode::create(
         ac, {ctx->get(), host_ids[i].get(), &trust, agent_clocks.back().get(), &fleet.host(i)});
     if (!agent.ok()) {
       std::cerr << "medic demo: " << agent.status().message() << "\n";
@@ -520,7 +520,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   };
   auto loaded = rules::load_rule_text(demo_rules("15s"), "demo.rules.yaml");
   if (!loaded.ok()) return 2;
-  EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
+  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
   auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
   if (!store.ok()) {
     std::cerr << "medic demo --qemu: " << store.status().message() << "\n";
@@ -529,13 +529,13 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   const Time start = clock.now();
   Timeline tl(std::cout, colour_wanted(), start);
   DemoView view(tl, clock, names, beating_since);
-  auto engine = EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
+  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
                                    loaded.rules, std::move(*store));
   if (!engine.ok()) {
     std::cerr << "medic demo --qemu: " << engine.status().message() << "\n";
     return 2;
   }
-  auto agent = AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
+  auto agent = node::AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
                                  {ctx->get(), &host_id, &trust, &agent_clock, &hv});
   if (!agent.ok()) {
     std::cerr << "medic demo --qemu: " << agent.status().message() << "\n";

@@ -6,13 +6,13 @@
 #include <iostream>
 
 #include "app/commands.h"
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 #include "app/signals.h"
 
 namespace medic::app {
 namespace {
 
-std::shared_ptr<const rules::RuleSet> load_rules(const EngineConfig& c, bool* ok) {
+std::shared_ptr<const rules::RuleSet> load_rules(const node::EngineConfig& c, bool* ok) {
   rules::LoadOptions lo;
   lo.defaults = c.engine.defaults;
   auto loaded = rules::load_rule_files(c.rule_files, lo);
@@ -25,7 +25,7 @@ std::shared_ptr<const rules::RuleSet> load_rules(const EngineConfig& c, bool* ok
 }
 
 int run_engine(const std::string& config_path) {
-  auto config = load_engine_config(config_path);
+  auto config = node::load_engine_config(config_path);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
@@ -61,30 +61,30 @@ int run_engine(const std::string& config_path) {
   SignalFlags& signals = install_signal_handlers();
   int code = 0;
   {
-    auto node = EngineNode::create(*config, {ctx->get(), &*identity, &*trust, &clock, nullptr},
+    auto daemon = node::EngineNode::create(*config, {ctx->get(), &*identity, &*trust, &clock, nullptr},
                                    rules, std::move(*store));
-    if (!node.ok()) {
-      std::cerr << "medic engine: " << node.status().message() << "\n";
+    if (!daemon.ok()) {
+      std::cerr << "medic engine: " << daemon.status().message() << "\n";
       return 2;
     }
     spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {}",
-                 config->name, (*node)->events_endpoint(), (*node)->urgent_endpoint(),
-                 (*node)->actions_endpoint(), (*node)->control_endpoint(), config->audit_path);
+                 config->name, (*daemon)->events_endpoint(), (*daemon)->urgent_endpoint(),
+                 (*daemon)->actions_endpoint(), (*daemon)->control_endpoint(), config->audit_path);
     while (!signals.stop.load()) {
       if (signals.reload.exchange(false)) {
         bool ok = false;
         auto fresh = load_rules(*config, &ok);
         if (ok) {
-          (*node)->reload(fresh);
+          (*daemon)->reload(fresh);
           spdlog::info("engine: rules reloaded ({} files)", config->rule_files.size());
         } else {
           spdlog::error("engine: reload refused, the old rules stay in force");
         }
       }
-      (*node)->run_once(std::chrono::milliseconds(100));
+      (*daemon)->run_once(std::chrono::milliseconds(100));
     }
     spdlog::info("engine: stopping");
-    Status s = (*node)->shutdown();
+    Status s = (*daemon)->shutdown();
     if (!s.ok()) {
       spdlog::error("engine: audit log did not close cleanly: {}", s.message());
       code = 1;

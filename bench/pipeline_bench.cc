@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "actuators/actuator.h"
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 #include "core/clock.h"
 #include "fabric/envelope.h"
 #include "fabric/transport.h"
@@ -128,7 +128,7 @@ class InstantHypervisor final : public vmm::Hypervisor {
 };
 
 // Timestamps of decisions on the probe VMs ("p<k>"), taken on the engine thread.
-class Observer final : public app::EngineObserver {
+class Observer final : public node::EngineObserver {
  public:
   Observer(std::vector<std::atomic<int64_t>>& decided, std::vector<std::atomic<int64_t>>& dispatched)
       : decided_(decided), dispatched_(dispatched) {}
@@ -276,7 +276,7 @@ int run(const Options& o) {
     std::cerr << loaded.text();
     return 2;
   }
-  app::EngineConfig cfg;
+  node::EngineConfig cfg;
   cfg.name = "engine-1";
   cfg.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
   cfg.actions_endpoint = "tcp://127.0.0.1:*";
@@ -299,14 +299,14 @@ int run(const Options& o) {
       executed(probes);
   Observer observer(decided, dispatched);
   SystemClock clock;
-  auto node = app::EngineNode::create(
+  auto node = node::EngineNode::create(
       cfg, {ctx->get(), &fleet.engine_id, &fleet.trust, &clock, &observer}, loaded.rules,
       std::move(*store));
   if (!node.ok()) {
     std::cerr << node.status().message() << "\n";
     return 2;
   }
-  app::EngineNode& engine = **node;
+  node::EngineNode& engine = **node;
 
   // The actuator, on its own thread with its own clock.
   std::atomic<bool> stop_actuator{false};

@@ -7,7 +7,7 @@
 
 #include <future>
 
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 #include "audit/log.h"
 #include "tests/testing/testing.h"
 
@@ -16,7 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class Recorder final : public app::EngineObserver {
+class Recorder final : public node::EngineObserver {
  public:
   void on_decision(const rules::Decision& d) override { decisions.push_back(d); }
   std::vector<rules::Decision> decisions;
@@ -47,14 +47,14 @@ class ControlFlowTest : public ::testing::Test {
         " approval_timeout: 30s}\n",
         "rules.yaml");
     ASSERT_TRUE(rules.ok()) << rules.text();
-    app::EngineConfig c;
+    node::EngineConfig c;
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
     db_ = dir_.file("audit.db");
     auto store = audit::open_sqlite_store(db_, *engine_id_);
     ASSERT_TRUE(store.ok());
-    auto node = app::EngineNode::create(c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, &rec_},
+    auto node = node::EngineNode::create(c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, &rec_},
                                         rules.rules, std::move(*store));
     ASSERT_TRUE(node.ok()) << node.status();
     node_ = std::move(*node);
@@ -129,7 +129,7 @@ class ControlFlowTest : public ::testing::Test {
   std::unique_ptr<fabric::Context> ctx_;
   Recorder rec_;
   std::string db_;
-  std::unique_ptr<app::EngineNode> node_;
+  std::unique_ptr<node::EngineNode> node_;
   zmq::socket_t pub_;
   std::unique_ptr<fabric::Sealer> sealer_;
 };

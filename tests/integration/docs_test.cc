@@ -2,8 +2,8 @@
 // is checked against the real code.
 //
 //   ```yaml medic:trust      parsed as a trust store
-//   ```yaml medic:engine     loaded as engine.yaml (app::load_engine_config)
-//   ```yaml medic:agent      loaded as agent.yaml (app::load_agent_config)
+//   ```yaml medic:engine     loaded as engine.yaml (node::load_engine_config)
+//   ```yaml medic:agent      loaded as agent.yaml (node::load_agent_config)
 //   ```yaml medic:rules      loaded as a rule file (rules::load_rule_text)
 //   ```sh                    every line starting with "medic " names a real
 //                            subcommand: `medic <subcommand...> --help` exits 0
@@ -15,8 +15,8 @@
 #include <map>
 #include <sstream>
 
-#include "app/agent_node.h"
-#include "app/engine_node.h"
+#include "node/agent_node.h"
+#include "node/engine_node.h"
 #include "fabric/trust.h"
 #include "rules/loader.h"
 #include "tests/testing/testing.h"
@@ -88,7 +88,7 @@ const std::map<std::string, Checker>& checkers() {
       {"medic:engine",
        [](const std::string& text, const std::string& name) {
          return load_as_file(text, name, [](const std::string& path) {
-           return app::load_engine_config(path).status();
+           return node::load_engine_config(path).status();
          });
        }},
       {"medic:agent",
@@ -97,7 +97,7 @@ const std::map<std::string, Checker>& checkers() {
          const bool collector = text.find("\ncollector:") != std::string::npos;
          const bool actuator = text.find("\nactuator:") != std::string::npos;
          return load_as_file(text, name, [&](const std::string& path) {
-           return app::load_agent_config(path, collector, actuator).status();
+           return node::load_agent_config(path, collector, actuator).status();
          });
        }},
       {"medic:rules",

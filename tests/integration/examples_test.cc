@@ -15,8 +15,8 @@
 #include <fstream>
 #include <regex>
 
-#include "app/agent_node.h"
-#include "app/engine_node.h"
+#include "node/agent_node.h"
+#include "node/engine_node.h"
 #include "audit/log.h"
 #include "core/subprocess.h"
 #include "fabric/trust.h"
@@ -57,7 +57,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 // Checks the agent config against the example trust store: its host has the
 // collector and actuator roles there, and the engine key it pins is the
 // engine's.
-void expect_agent_matches_trust(const app::AgentConfig& a, const fabric::TrustStore& trust) {
+void expect_agent_matches_trust(const node::AgentConfig& a, const fabric::TrustStore& trust) {
   ASSERT_TRUE(a.collector && a.actuator);
   const fabric::TrustedNode* engine = trust.find_name("engine-1");
   ASSERT_NE(engine, nullptr);
@@ -72,7 +72,7 @@ void expect_agent_matches_trust(const app::AgentConfig& a, const fabric::TrustSt
 }
 
 TEST(Examples, EngineConfigAndItsRulesLoad) {
-  auto c = app::load_engine_config(example("engine.yaml"));
+  auto c = node::load_engine_config(example("engine.yaml"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->name, "engine-1");
   EXPECT_EQ(c->key_file, example("engine.key"));  // relative to the file
@@ -103,13 +103,13 @@ TEST(Examples, TrustStoreNamesEveryExampleIdentity) {
 TEST(Examples, SimAgentLoadsAndBuildsItsBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
   ASSERT_TRUE(trust.ok()) << trust.status();
-  auto a = app::load_agent_config(example("agent.yaml"), true, true);
+  auto a = node::load_agent_config(example("agent.yaml"), true, true);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->host, "host-a");
   EXPECT_EQ(a->key_file, example("host-a.key"));
   expect_agent_matches_trust(*a, *trust);
   VirtualClock clock;
-  auto b = app::make_backend(a->host, a->collector->backend, example("agent.yaml"), clock);
+  auto b = node::make_backend(a->host, a->collector->backend, example("agent.yaml"), clock);
   ASSERT_TRUE(b.ok()) << b.status();
   auto vms = b->hypervisor->list();
   ASSERT_TRUE(vms.ok()) << vms.status();
@@ -119,26 +119,26 @@ TEST(Examples, SimAgentLoadsAndBuildsItsBackend) {
 TEST(Examples, SmartosAgentLoadsAndBuildsAVmadmBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
   ASSERT_TRUE(trust.ok()) << trust.status();
-  auto a = app::load_agent_config(example("agent-smartos.yaml"), true, true);
+  auto a = node::load_agent_config(example("agent-smartos.yaml"), true, true);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->collector->backend_kind, "vmadm");
   EXPECT_EQ(a->collector->probes.size(), 1u);
   expect_agent_matches_trust(*a, *trust);
   VirtualClock clock;
-  auto b = app::make_backend(a->host, a->collector->backend, example("agent-smartos.yaml"), clock);
+  auto b = node::make_backend(a->host, a->collector->backend, example("agent-smartos.yaml"), clock);
   ASSERT_TRUE(b.ok()) << b.status();
 }
 
 TEST(Examples, QemuAgentLoadsItsVmSpecsAndBuildsAQmpBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
   ASSERT_TRUE(trust.ok()) << trust.status();
-  auto a = app::load_agent_config(example("agent-qemu.yaml"), true, true);
+  auto a = node::load_agent_config(example("agent-qemu.yaml"), true, true);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->collector->backend_kind, "qmp");
   expect_agent_matches_trust(*a, *trust);
   // Builds the backend from qemu-vms.yaml without starting any guest.
   VirtualClock clock;
-  auto b = app::make_backend(a->host, a->collector->backend, example("agent-qemu.yaml"), clock);
+  auto b = node::make_backend(a->host, a->collector->backend, example("agent-qemu.yaml"), clock);
   ASSERT_TRUE(b.ok()) << b.status();
   // db-1 has a guest_agent_socket, so the backend comes with a guest pinger.
   EXPECT_TRUE(a->collector->guest_ping.enabled);
@@ -264,12 +264,12 @@ TEST(Examples, RunForRealFromMadeKeys) {
   auto trust = fabric::TrustStore::load(dir + "/trust.yaml");
   ASSERT_TRUE(trust.ok()) << trust.status();
   for (const char* f : {"agent.yaml", "agent-host-b.yaml"}) {
-    auto a = app::load_agent_config(dir + "/" + f, true, true);
+    auto a = node::load_agent_config(dir + "/" + f, true, true);
     ASSERT_TRUE(a.ok()) << a.status();
     expect_agent_matches_trust(*a, *trust);
     EXPECT_EQ(a->actuator->options.journal_path, dir + "/" + a->host + ".journal.db");
   }
-  auto ec = app::load_engine_config(dir + "/engine.yaml");
+  auto ec = node::load_engine_config(dir + "/engine.yaml");
   ASSERT_TRUE(ec.ok()) << ec.status();
   EXPECT_EQ(ec->audit_path, dir + "/audit.db");
   // Running twice on one directory must not replace identities.

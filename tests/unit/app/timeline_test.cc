@@ -67,7 +67,7 @@ TEST(Timeline, HealWithoutAFaultIsShownButNotTimed) {
 }  // namespace
 }  // namespace medic::app
 
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 
 namespace medic::app {
 namespace {

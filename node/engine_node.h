@@ -31,7 +31,7 @@
 #include "rules/loader.h"
 #include "rules/notifier.h"
 
-namespace medic::app {
+namespace medic::node {
 
 // engine.yaml, `engine:` section. Relative paths are relative to the file.
 struct EngineConfig {
@@ -173,4 +173,4 @@ inline rules::EvidenceRef make_evidence_ref(uint64_t envelope, uint32_t index) {
   return (envelope << kEventIndexBits) | (index & ((1u << kEventIndexBits) - 1));
 }
 
-}  // namespace medic::app
+}  // namespace medic::node

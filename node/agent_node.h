@@ -23,7 +23,7 @@
 #include "vmm/hypervisor.h"
 #include "vmm/sim/sim.h"
 
-namespace medic::app {
+namespace medic::node {
 
 struct AgentConfig {
   std::optional<collectors::CollectorConfig> collector;
@@ -83,4 +83,4 @@ class AgentNode {
   std::unique_ptr<actuators::Actuator> actuator_;
 };
 
-}  // namespace medic::app
+}  // namespace medic::node

@@ -1,4 +1,4 @@
-#include "app/agent_node.h"
+#include "node/agent_node.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,7 +11,7 @@
 #include "vmm/qmp/qmp_hypervisor.h"
 #include "vmm/vmadm/vmadm.h"
 
-namespace medic::app {
+namespace medic::node {
 namespace {
 
 std::string resolve(const std::string& dir, const std::string& p) {
@@ -173,4 +173,4 @@ void AgentNode::run_once(Duration max_wait) {
   }
 }
 
-}  // namespace medic::app
+}  // namespace medic::node

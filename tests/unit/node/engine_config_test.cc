@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 #include "tests/testing/testing.h"
 
 namespace medic::app {

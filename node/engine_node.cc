@@ -1,4 +1,4 @@
-#include "app/engine_node.h"
+#include "node/engine_node.h"
 
 #include <glob.h>
 #include <sys/eventfd.h>
@@ -14,7 +14,7 @@
 #include "core/duration.h"
 #include "vmm/hypervisor.h"
 
-namespace medic::app {
+namespace medic::node {
 namespace {
 
 constexpr size_t kMaxRecentEnvelopes = 4096;
@@ -653,4 +653,4 @@ std::string EngineNode::status_text() {
   return out.str();
 }
 
-}  // namespace medic::app
+}  // namespace medic::node
