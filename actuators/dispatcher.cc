@@ -21,27 +21,15 @@ int poll_timeout_ms(Duration wait) {
   return static_cast<int>(std::min<int64_t>(ms, 60'000));
 }
 
-DispatchEvent::Type type_for(ActionResult::Outcome o) {
+ActionState state_for(ActionResult::Outcome o) {
   switch (o) {
-    case ActionResult::OUTCOME_SUCCEEDED: return DispatchEvent::Type::kSucceeded;
-    case ActionResult::OUTCOME_REJECTED: return DispatchEvent::Type::kRejected;
-    default: return DispatchEvent::Type::kFailed;
+    case ActionResult::OUTCOME_SUCCEEDED: return ActionState::kSucceeded;
+    case ActionResult::OUTCOME_REJECTED: return ActionState::kRejected;
+    default: return ActionState::kFailed;
   }
 }
 
 }  // namespace
-
-const char* dispatch_event_name(DispatchEvent::Type t) {
-  switch (t) {
-    case DispatchEvent::Type::kDispatched: return "dispatched";
-    case DispatchEvent::Type::kAcked: return "acked";
-    case DispatchEvent::Type::kSucceeded: return "succeeded";
-    case DispatchEvent::Type::kFailed: return "failed";
-    case DispatchEvent::Type::kRejected: return "rejected";
-    case DispatchEvent::Type::kTimedOut: return "timed_out";
-  }
-  return "unknown";
-}
 
 Dispatcher::Dispatcher(DispatcherOptions options, fabric::Context& ctx,
                        const fabric::Identity& identity, const fabric::TrustStore& trust,
@@ -160,7 +148,7 @@ void Dispatcher::send(const std::string& id) {
   schedule_resend(e, id);
   if (first) {
     DispatchEvent ev;
-    ev.type = DispatchEvent::Type::kDispatched;
+    ev.state = ActionState::kDispatched;
     ev.action = e.action;
     ev.delivered = true;
     ev.acked = e.acked;
@@ -189,7 +177,7 @@ void Dispatcher::on_expiry_undelivered(const std::string& id) {
   e.resend_timer = 0;
   if (!e.delivered) {
     DispatchEvent ev;
-    ev.type = DispatchEvent::Type::kTimedOut;
+    ev.state = ActionState::kTimedOut;
     ev.action = e.action;
     ev.reason = "host " + e.action.host() + " was not connected before the action expired";
     ev.at = clock_.now();
@@ -206,7 +194,7 @@ void Dispatcher::on_deadline(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   DispatchEvent ev;
-  ev.type = DispatchEvent::Type::kTimedOut;
+  ev.state = ActionState::kTimedOut;
   ev.action = it->second.action;
   ev.reason = it->second.acked ? "acknowledged, but no result came back in time"
                                : "the actuator never acknowledged the action";
@@ -370,7 +358,7 @@ void Dispatcher::handle_ack(const std::string& host, const ActionAck& ack) {
   e.acked = true;
   schedule_resend(e, ack.action_id());
   DispatchEvent ev;
-  ev.type = DispatchEvent::Type::kAcked;
+  ev.state = ActionState::kAcked;
   ev.action = e.action;
   ev.delivered = true;
   ev.acked = true;
@@ -397,7 +385,7 @@ void Dispatcher::handle_result(const std::string& host, const ActionResult& resu
     ++stats_.unknown_results;
     remember_finished(result.action_id());
     DispatchEvent ev;
-    ev.type = type_for(result.outcome());
+    ev.state = state_for(result.outcome());
     ev.action.set_id(result.action_id());
     ev.action.set_host(host);
     ev.result = result;
@@ -407,7 +395,7 @@ void Dispatcher::handle_result(const std::string& host, const ActionResult& resu
     return;
   }
   DispatchEvent ev;
-  ev.type = type_for(result.outcome());
+  ev.state = state_for(result.outcome());
   ev.action = it->second.action;
   ev.result = result;
   ev.at = clock_.now();

@@ -40,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "actuators/log_limiter.h"
+#include "core/action_state.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "fabric/envelope.h"
@@ -65,9 +66,11 @@ struct DispatcherOptions {
   uint64_t epoch = 0;                // Sealer epoch; 0 = wall-clock ms
 };
 
+// One step of an action's delivery, in the shared lifecycle vocabulary
+// (core/action_state.h): dispatched, acked, or a result (succeeded, failed,
+// rejected, timed_out).
 struct DispatchEvent {
-  enum class Type { kDispatched, kAcked, kSucceeded, kFailed, kRejected, kTimedOut };
-  Type type = Type::kDispatched;
+  ActionState state = ActionState::kDispatched;
   medic::v1::Action action;                    // as last sent (attempt included)
   std::optional<medic::v1::ActionResult> result;  // for succeeded/failed/rejected
   std::string reason;                          // for timed_out
@@ -82,7 +85,6 @@ struct DispatchEvent {
   // action.id and action.host are set then.
   bool known = true;
 };
-const char* dispatch_event_name(DispatchEvent::Type t);
 
 struct DispatcherStats {
   uint64_t dispatched = 0;     // dispatch() calls that created an entry

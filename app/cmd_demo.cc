@@ -140,9 +140,9 @@ class DemoView final : public node::EngineObserver {
   }
 
   void on_dispatch_event(const actuators::DispatchEvent& e) override {
-    using T = actuators::DispatchEvent::Type;
+    using T = ActionState;
     const std::string vm = names_.count(e.action.id()) ? names_[e.action.id()] : name(e.action.vm());
-    switch (e.type) {
+    switch (e.state) {
       case T::kDispatched:
         tl_.dispatched(e.at, vm, e.action.id(), vmm::verb_name(e.action.verb()));
         break;

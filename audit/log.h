@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/action_state.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "fabric/identity.h"
@@ -42,43 +43,10 @@ namespace medic::audit {
 // 0 means "none".
 using Seq = int64_t;
 
-// What the engine decided to do with a rule firing.
-enum class Outcome : uint8_t {
-  kProposed = 1,         // an action was proposed and will be dispatched
-  kSuppressed = 2,       // a safety policy stopped it (policy + reason say which and why)
-  kPendingApproval = 3,  // the rule needs an operator approval first
-  kDryRun = 4,           // the rule is in dry-run mode: recorded, never executed
-};
-const char* outcome_name(Outcome o);
-std::optional<Outcome> outcome_from_name(std::string_view name);
-
-// The lifecycle of an action:
-//   proposed -> suppressed
-//   proposed -> pending_approval -> approved | denied | expired
-//   proposed | approved -> dispatched -> acked -> succeeded | failed | timed_out | rejected
-// plus the shortcuts an unreliable network makes real: proposed/approved ->
-// expired, dispatched -> expired (never acknowledged before its expiry) and
-// dispatched -> succeeded | failed | timed_out | rejected (ack lost).
-enum class ActionState : uint8_t {
-  kProposed = 1,
-  kSuppressed = 2,
-  kPendingApproval = 3,
-  kApproved = 4,
-  kDenied = 5,
-  kExpired = 6,
-  kDispatched = 7,
-  kAcked = 8,
-  kSucceeded = 9,
-  kFailed = 10,
-  kTimedOut = 11,
-  kRejected = 12,
-};
-const char* state_name(ActionState s);
-std::optional<ActionState> state_from_name(std::string_view name);
-bool is_terminal(ActionState s);
-// Whether an action may move from `from` (nullopt: the action does not exist
-// yet) to `to`.
-bool transition_allowed(std::optional<ActionState> from, ActionState to);
+// Decision outcomes (medic::DecisionOutcome) and action states
+// (medic::ActionState), with their names and legal moves, are core's
+// vocabulary (core/action_state.h); the log stores their names and reads them
+// back strictly: a row holding an unknown name is an error naming its seq.
 
 // A reference to stored evidence: the envelope row, and optionally one event
 // inside it (index into its EventBatch; -1 means the envelope as a whole).
@@ -107,7 +75,7 @@ struct Decision {
   std::string host;
   std::string verb;         // reboot, reset, restart, stop, start or notify
   int32_t ladder_step = 0;  // 0-based position in the rule's escalation ladder
-  Outcome outcome = Outcome::kProposed;
+  DecisionOutcome outcome = DecisionOutcome::kProposed;
   std::string policy;  // kSuppressed: the policy that stopped it
   std::string reason;  // kSuppressed: why, in words; otherwise optional context
   std::vector<std::string> policies_passed;  // the safety policies that allowed it

@@ -31,7 +31,7 @@ const char* kDecisionColumns =
     "d.outcome, d.policy, d.reason, d.policies_passed, d.evidence, d.action_id, d.expires_ns";
 constexpr int kDecisionColumnCount = 16;
 
-StoredDecision read_decision(const Stmt& st) {
+Result<StoredDecision> read_decision(const Stmt& st) {
   StoredDecision d;
   d.seq = st.i64(0);
   d.id = st.text(1);
@@ -42,7 +42,9 @@ StoredDecision read_decision(const Stmt& st) {
   d.host = st.text(6);
   d.verb = st.text(7);
   d.ladder_step = static_cast<int32_t>(st.i64(8));
-  d.outcome = outcome_from_name(st.text(9)).value_or(Outcome::kProposed);
+  auto outcome = internal::stored_outcome(st.text(9), d.seq);
+  if (!outcome.ok()) return outcome.status();
+  d.outcome = *outcome;
   d.policy = st.text(10);
   d.reason = st.text(11);
   if (!internal::parse_json_string_array(st.text(12), &d.policies_passed)) {
@@ -76,7 +78,8 @@ Result<AuditReader> AuditReader::open(const std::string& path) {
 }
 
 Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
-  if (!f.status.empty() && !state_from_name(f.status) && !outcome_from_name(f.status)) {
+  if (!f.status.empty() && !parse_action_state(f.status).ok() &&
+      !parse_decision_outcome(f.status).ok()) {
     return invalid_argument("unknown status '" + f.status +
                             "'; use one of proposed, suppressed, pending_approval, dry_run, "
                             "approved, denied, expired, dispatched, acked, succeeded, failed, "
@@ -86,7 +89,9 @@ Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
                     ", (SELECT t.state FROM transitions t WHERE t.action_id = d.action_id AND "
                     "d.action_id != '' ORDER BY t.seq DESC LIMIT 1) AS state, "
                     "(SELECT t.at_ns FROM transitions t WHERE t.action_id = d.action_id AND "
-                    "d.action_id != '' ORDER BY t.seq DESC LIMIT 1) AS updated "
+                    "d.action_id != '' ORDER BY t.seq DESC LIMIT 1) AS updated, "
+                    "(SELECT max(t.seq) FROM transitions t WHERE t.action_id = d.action_id AND "
+                    "d.action_id != '') AS state_seq "
                     "FROM decisions d WHERE 1 = 1";
   if (!f.vm.empty()) sql += " AND d.vm = ?1";
   if (!f.host.empty()) sql += " AND d.host = ?2";
@@ -111,9 +116,14 @@ Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
     if (!row.ok()) return row.status();
     if (!*row) break;
     ActionSummary s;
-    s.decision = read_decision(*st);
+    auto decision = read_decision(*st);
+    if (!decision.ok()) return decision.status();
+    s.decision = std::move(*decision);
     if (!st->is_null(kDecisionColumnCount)) {
-      s.state = state_from_name(st->text(kDecisionColumnCount));
+      auto state = internal::stored_state(st->text(kDecisionColumnCount),
+                                          st->i64(kDecisionColumnCount + 2));
+      if (!state.ok()) return state.status();
+      s.state = *state;
       s.updated_at = from_ns(st->i64(kDecisionColumnCount + 1));
     } else {
       s.updated_at = s.decision.at;
@@ -134,7 +144,9 @@ Result<ActionHistory> AuditReader::history(const std::string& id) {
     auto row = st->step();
     if (!row.ok()) return row.status();
     if (!*row) return not_found("no action or decision with id '" + id + "' in the audit log");
-    h.decision = read_decision(*st);
+    auto decision = read_decision(*st);
+    if (!decision.ok()) return decision.status();
+    h.decision = std::move(*decision);
   }
   std::set<Seq> refs;
   for (const auto& r : h.decision.evidence) refs.insert(r.evidence);
@@ -152,7 +164,9 @@ Result<ActionHistory> AuditReader::history(const std::string& id) {
       t.seq = st->i64(0);
       t.action_id = st->text(1);
       t.at = from_ns(st->i64(2));
-      t.state = state_from_name(st->text(3)).value_or(ActionState::kProposed);
+      auto state = internal::stored_state(st->text(3), t.seq);
+      if (!state.ok()) return state.status();
+      t.state = *state;
       t.actor = st->text(4);
       t.detail = st->text(5);
       t.ref = st->i64(6);

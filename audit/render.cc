@@ -361,7 +361,7 @@ std::string list_text(const std::vector<ActionSummary>& rows) {
   for (const auto& r : rows) {
     const auto& d = r.decision;
     std::string status = r.state ? state_name(*r.state) : outcome_name(d.outcome);
-    if (d.outcome == Outcome::kSuppressed && !d.policy.empty()) status += " by " + d.policy;
+    if (d.outcome == DecisionOutcome::kSuppressed && !d.policy.empty()) status += " by " + d.policy;
     cells.push_back({utc(d.at).substr(0, 19), d.action_id.empty() ? d.id : d.action_id, d.vm,
                      d.host, d.rule, d.verb, status});
   }
@@ -473,10 +473,10 @@ std::string why_text(const ActionHistory& h) {
   } else {
     s += "passed " + comma_list(d.policies_passed);
   }
-  if (d.outcome == Outcome::kSuppressed) {
+  if (d.outcome == DecisionOutcome::kSuppressed) {
     s += "; STOPPED by " + d.policy + (d.reason.empty() ? "" : ": " + d.reason);
   }
-  if (d.outcome == Outcome::kDryRun) s += "; dry-run rule: nothing was executed";
+  if (d.outcome == DecisionOutcome::kDryRun) s += "; dry-run rule: nothing was executed";
   s += "\n";
 
   s += "4. Approval: ";
@@ -505,7 +505,7 @@ std::string why_text(const ActionHistory& h) {
     const StoredTransition* exp = find_state(h, ActionState::kExpired);
     s += exp ? "required, none came; expired at " + utc(exp->at) : "required, still waiting";
   } else {
-    s += d.outcome == Outcome::kDryRun ? "not applicable" : "not required by the rule";
+    s += d.outcome == DecisionOutcome::kDryRun ? "not applicable" : "not required by the rule";
   }
   s += "\n";
   for (const auto& q : h.requests) {
@@ -547,7 +547,7 @@ std::string why_text(const ActionHistory& h) {
          utc(lines.front().observed) + ") to healed (" + utc(*healed) + ")";
   } else if (healed) {
     s += "healed at " + utc(*healed) + "; no evidence time recorded";
-  } else if (d.outcome == Outcome::kDryRun) {
+  } else if (d.outcome == DecisionOutcome::kDryRun) {
     s += "not applicable (dry run)";
   } else if (!h.transitions.empty() && !is_terminal(h.transitions.back().state)) {
     s += std::string("not healed yet (the action is ") + state_name(h.transitions.back().state) +
@@ -584,7 +584,7 @@ std::string why_json(const ActionHistory& h) {
   JsonArray policies;
   for (const auto& p : d.policies_passed) policies.add(p);
   o.raw("policies_passed", policies.str());
-  if (d.outcome == Outcome::kSuppressed) o.add("suppressed_by", d.policy).add("reason", d.reason);
+  if (d.outcome == DecisionOutcome::kSuppressed) o.add("suppressed_by", d.policy).add("reason", d.reason);
   const StoredTransition* approved = find_state(h, ActionState::kApproved);
   const StoredTransition* denied = find_state(h, ActionState::kDenied);
   if (approved) o.add("approved_by", approved->actor);

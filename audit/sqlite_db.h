@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/action_state.h"
 #include "core/status.h"
 
 namespace medic::audit::internal {
@@ -60,5 +61,11 @@ class Db {
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
 };
+
+// A state or outcome name as read back from the row `seq`. Strict: a name
+// medic does not know (a log it did not write, or an edited row) is an error
+// naming the row, never a default.
+Result<ActionState> stored_state(std::string_view name, int64_t seq);
+Result<DecisionOutcome> stored_outcome(std::string_view name, int64_t seq);
 
 }  // namespace medic::audit::internal

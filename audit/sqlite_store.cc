@@ -244,8 +244,9 @@ Status SqliteAuditStore::open() {
       auto row = st->step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      auto state = state_from_name(st->text(1));
-      if (state && !is_terminal(*state)) live_.emplace(st->text(0), *state);
+      auto state = internal::stored_state(st->text(1), st->i64(2));
+      if (!state.ok()) return state.status();
+      if (!is_terminal(*state)) live_.emplace(st->text(0), *state);
     }
   }
 
@@ -271,7 +272,7 @@ Status SqliteAuditStore::open() {
   if (!lookup.ok()) return lookup.status();
   lookup_db_ = std::move(*lookup);
   auto ls = lookup_db_.prepare(
-      "SELECT state FROM transitions WHERE action_id = ? ORDER BY seq DESC LIMIT 1");
+      "SELECT state, seq FROM transitions WHERE action_id = ? ORDER BY seq DESC LIMIT 1");
   if (!ls.ok()) return ls.status();
   lookup_state_ = std::move(*ls);
   auto ld = lookup_db_.prepare("SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1");
@@ -290,9 +291,15 @@ Result<std::optional<ActionState>> SqliteAuditStore::current_state(const std::st
   lookup_state_.bind(1, id);  // TEXT: ids are stored as TEXT, and TEXT never equals a BLOB
   auto row = lookup_state_.step();
   std::optional<ActionState> state;
-  if (row.ok() && *row) state = state_from_name(lookup_state_.text(0));
+  Status unreadable;
+  if (row.ok() && *row) {
+    auto stored = internal::stored_state(lookup_state_.text(0), lookup_state_.i64(1));
+    if (stored.ok()) state = *stored;
+    else unreadable = stored.status();
+  }
   lookup_state_.reset();
   if (!row.ok()) return row.status();
+  if (!unreadable.ok()) return unreadable;
   return state;
 }
 
@@ -335,7 +342,7 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
       if (d.id.empty()) return invalid_argument("decision without an id");
       if (d.rule.empty()) return invalid_argument("decision " + d.id + " names no rule");
       if (d.verb.empty()) return invalid_argument("decision " + d.id + " names no verb");
-      if (d.outcome == Outcome::kSuppressed && d.policy.empty()) {
+      if (d.outcome == DecisionOutcome::kSuppressed && d.policy.empty()) {
         return invalid_argument("suppressed decision " + d.id + " names no policy");
       }
       for (const auto& ref : d.evidence) {
@@ -348,7 +355,7 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
       auto exists = decision_exists(d.id);
       if (!exists.ok()) return exists.status();
       if (*exists) return failed_precondition("decision " + d.id + " is already in the log");
-      if (d.outcome != Outcome::kDryRun) {
+      if (d.outcome != DecisionOutcome::kDryRun) {
         if (d.action_id.empty()) {
           return invalid_argument("decision " + d.id + " (" + outcome_name(d.outcome) +
                                   ") has no action id");
@@ -364,11 +371,11 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
       p->table = Table::kDecisions;
       // The action's first transitions follow the decision in the same batch.
       std::vector<std::pair<ActionState, std::string>> follow;
-      if (d.outcome != Outcome::kDryRun) follow.emplace_back(ActionState::kProposed, "");
-      if (d.outcome == Outcome::kPendingApproval) {
+      if (d.outcome != DecisionOutcome::kDryRun) follow.emplace_back(ActionState::kProposed, "");
+      if (d.outcome == DecisionOutcome::kPendingApproval) {
         follow.emplace_back(ActionState::kPendingApproval, "waiting for an operator approval");
       }
-      if (d.outcome == Outcome::kSuppressed) {
+      if (d.outcome == DecisionOutcome::kSuppressed) {
         follow.emplace_back(ActionState::kSuppressed,
                             d.policy + (d.reason.empty() ? "" : ": " + d.reason));
       }
@@ -534,11 +541,12 @@ Result<std::vector<InFlightAction>> SqliteAuditStore::in_flight(Time now, bool i
       a.verb = st->text(5);
       a.ladder_step = static_cast<int32_t>(st->i64(6));
       a.expires_at = from_ns(st->i64(7));
-      auto state = state_from_name(st->text(8));
-      a.state = state.value_or(ActionState::kProposed);
+      auto state = internal::stored_state(st->text(8), st->i64(10));
+      if (!state.ok()) return state.status();
+      a.state = *state;
       a.state_at = from_ns(st->i64(9));
       bool expired = to_ns(a.expires_at) != 0 && a.expires_at <= now;
-      if (state && !is_terminal(*state) && (include_expired || !expired)) {
+      if (!is_terminal(*state) && (include_expired || !expired)) {
         found.emplace_back(st->i64(10), std::move(a));
       }
     }

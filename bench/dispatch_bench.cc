@@ -86,7 +86,7 @@ void BM_DispatchRoundTrip(benchmark::State& state) {
   dopts.max_backoff = 1s;
   auto disp = Dispatcher::create(dopts, **ctx, engine, trust, engine_clock,
                                  [&](const DispatchEvent& ev) {
-                                   if (ev.type == DispatchEvent::Type::kSucceeded) {
+                                   if (ev.state == ActionState::kSucceeded) {
                                      done[ev.action.id()] = true;
                                    }
                                  });

@@ -135,7 +135,7 @@ class Observer final : public node::EngineObserver {
   // The first send of an action: its decision and "dispatched" record are
   // durable in the audit log.
   void on_dispatch_event(const actuators::DispatchEvent& e) override {
-    if (e.type != actuators::DispatchEvent::Type::kDispatched) return;
+    if (e.state != ActionState::kDispatched) return;
     const std::string& vm = e.action.vm();
     if (vm.size() > 1 && vm[0] == 'p') {
       size_t k = std::stoul(vm.substr(1));

@@ -18,7 +18,7 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,29 +30,13 @@
 #include "rules/engine.h"
 #include "rules/loader.h"
 #include "rules/notifier.h"
+#include "node/engine_config.h"
 
 namespace medic::node {
 
-// engine.yaml, `engine:` section. Relative paths are relative to the file.
-struct EngineConfig {
-  std::string name = "engine";
-  std::string key_file;
-  std::string trust_file;
-  fabric::ReceiverEndpoints events;  // listen.events, listen.urgent
-  std::string actions_endpoint;      // listen.actions
-  std::string control_endpoint;      // listen.control
-  std::vector<std::string> rule_files;
-  std::string audit_path;
-  audit::StoreOptions audit;
-  rules::EngineOptions engine;
-  Duration action_ttl = std::chrono::minutes(5);
-  rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
-  actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
-};
-
-Result<EngineConfig> load_engine_config(const std::string& path);
-
-// The id prefix of one engine start: `t` in milliseconds, base 36.
+// The id prefix of one engine start: `t` in milliseconds, base 36. The node
+// takes `t` from its Clock at start, so two starts on one audit log must be
+// at least a millisecond apart on that Clock (action ids never repeat).
 std::string start_prefix(Time t);
 
 // Hooks for the demo's timeline and for tests; every method is optional.
@@ -133,17 +117,30 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
 
   EngineNode(const EngineConfig& config, Deps deps, audit::AuditStorePtr store);
   Status start(std::shared_ptr<const rules::RuleSet> rules);
-  void resume_in_flight();
+  void drain_wakeups();
+
+  // Evidence (engine_node.cc): recent envelopes, stored once a decision needs them.
   void on_batch(std::string_view frame, const fabric::Opened& opened,
                 const medic::v1::EventBatch& batch, bool urgent);
-  void on_dispatch_event(const actuators::DispatchEvent& e);
   std::vector<audit::EvidenceRef> store_evidence(const std::vector<rules::EvidenceRef>& refs);
+
+  // The decision recorder and outbox (engine_outbox.cc): decision -> durable
+  // audit row -> dispatch; results back into the log and the rules engine.
+  void record_operator_outcome(const rules::Decision& d);
+  audit::Decision decision_record(const rules::Decision& d);
   void record_verb(const rules::Decision& d);
   void record_notify(const rules::Decision& d);
-  void record_transition(const std::string& action_id, audit::ActionState state,
+  void record_transition(const std::string& action_id, ActionState state,
                          const std::string& actor, const std::string& detail);
   void flush_outbox();
-  void drain_wakeups();
+  void on_dispatch_event(const actuators::DispatchEvent& e);
+  // Restart (engine_outbox.cc): picks up what the log says is unfinished.
+  void resume_in_flight();
+  void resume(const audit::InFlightAction& a, Time now);
+
+  // Operator requests (engine_requests.cc).
+  Status silence_request(const medic::v1::Silence& q, const std::string& who,
+                         audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
 
   EngineConfig config_;
   Deps deps_;
@@ -161,8 +158,6 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   uint64_t next_envelope_ = 1;
   std::map<uint64_t, audit::Seq> stored_evidence_;  // envelope number -> audit row
   std::deque<Outgoing> outbox_;
-  std::set<std::string> hosts_seen_;
-  std::map<std::string, rules::Silence> silences_;
   EngineNodeStats stats_;
   bool closed_ = false;
 };

@@ -1018,6 +1018,8 @@ struct Engine::Impl {
           spdlog::warn("rules: action {} rejected by the actuator: {}", id, reason);
           close(*inc, false);
           break;
+        default:  // not a result (on_action_result's contract)
+          break;
       }
     }
     pump_waiting();
@@ -1237,6 +1239,16 @@ bool Engine::frozen(const std::string& host) const {
   if (host.empty()) return impl_->fleet_frozen;
   auto it = impl_->host_index.find(host);
   return it != impl_->host_index.end() && impl_->hosts[it->second].frozen;
+}
+
+std::vector<std::pair<std::string, Silence>> Engine::silences() const {
+  return {impl_->silences.begin(), impl_->silences.end()};
+}
+
+std::vector<std::string> Engine::hosts() const {
+  std::vector<std::string> out;
+  for (const auto& h : impl_->hosts) out.push_back(h.name);
+  return out;
 }
 
 }  // namespace medic::rules

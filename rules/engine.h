@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/action_state.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/status.h"
@@ -88,7 +89,10 @@ class DecisionSink {
   virtual void on_decision(const Decision& d) = 0;
 };
 
-enum class ActionOutcome : uint8_t { kSucceeded, kFailed, kRejected, kTimedOut };
+// An action's result, in the shared lifecycle vocabulary: one of the
+// is_result() states of core/action_state.h (succeeded, failed, rejected,
+// timed_out).
+using ActionOutcome = ActionState;
 
 struct StormOptions {
   double host_fraction = 0.5;   // freeze a host when more than this share of its VMs turn bad
@@ -114,7 +118,7 @@ struct EngineOptions {
 };
 
 // Reads engine options from a YAML map (the `options:` of a rule test file,
-// or the rules section of an engine config) into *o, keeping defaults for
+// or the `policies:` section of engine.yaml) into *o, keeping defaults for
 // keys that are absent; problems go to `r` with file:line:col. Keys:
 // host_silent_after, forget_vm_after, action_timeout, max_in_flight_per_host,
 // max_in_flight_fleet, dry_run, cooldown, budget, approval_timeout,
@@ -157,7 +161,8 @@ class Engine {
   void ingest(const medic::v1::Event& event, EvidenceRef evidence);
   // The collector of `host` spoke (even with no VM events).
   void host_seen(const std::string& host, Time at);
-  // What the actuator reported for an action id from a proposed/approved decision.
+  // What the actuator reported for an action id from a proposed/approved
+  // decision. REQUIRES: is_result(outcome).
   void on_action_result(const std::string& action_id, ActionOutcome outcome, bool healed,
                         const std::string& reason = "");
 
@@ -175,6 +180,11 @@ class Engine {
 
   EngineStats stats() const;
   bool frozen(const std::string& host) const;  // "" = the fleet
+  // The silences held, by id (expired ones may linger until the engine next
+  // purges them: compare `until` with the clock).
+  std::vector<std::pair<std::string, Silence>> silences() const;
+  // Every host the engine knows, by name, in the order it first heard of them.
+  std::vector<std::string> hosts() const;
 
  private:
   struct Impl;

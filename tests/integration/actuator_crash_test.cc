@@ -117,7 +117,7 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
       },
       [&] { return log.ended("crash-1"); }, 15000ms));
   const DispatchEvent* end = log.last("crash-1");
-  EXPECT_EQ(end->type, DispatchEvent::Type::kFailed);
+  EXPECT_EQ(end->state, ActionState::kFailed);
   ASSERT_TRUE(end->result.has_value());
   EXPECT_EQ(end->result->reason(), kRestartedDuringExecution);
   EXPECT_EQ((*act)->stats().recovered_unknown, 1u);

@@ -90,9 +90,9 @@ TEST_F(ActuatorDispatch, EngineRestartedMidFlightResumesActionsAndTheyCompleteOn
   ASSERT_TRUE(disp->dispatch(a1).ok());
   ASSERT_TRUE(disp->dispatch(a2).ok());
   ASSERT_TRUE(wait([&] { return log.ended("a1") && log.ended("a2"); }));
-  EXPECT_EQ(log.last("a1")->type, DispatchEvent::Type::kSucceeded);
+  EXPECT_EQ(log.last("a1")->state, ActionState::kSucceeded);
   EXPECT_TRUE(log.last("a1")->result->healed());
-  EXPECT_EQ(log.last("a2")->type, DispatchEvent::Type::kSucceeded);
+  EXPECT_EQ(log.last("a2")->state, ActionState::kSucceeded);
   EXPECT_EQ(hv.executed, (Strings{"reset vm-1", "reset vm-2"})) << "nothing ran twice";
   EXPECT_EQ(act->stats().executed, 2u);
   EXPECT_EQ(disp->in_flight(), 0u);

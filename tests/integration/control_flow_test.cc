@@ -117,7 +117,7 @@ class ControlFlowTest : public ::testing::Test {
     auto h = reader->history(action_id);
     if (!h.ok()) return "no history: " + h.status().message();
     std::string out;
-    for (const auto& t : h->transitions) out += std::string(audit::state_name(t.state)) + ":" + t.actor + " ";
+    for (const auto& t : h->transitions) out += std::string(state_name(t.state)) + ":" + t.actor + " ";
     return out;
   }
 

@@ -133,7 +133,7 @@ TEST_F(DispatcherTest, AnAcknowledgedActionWithoutResultTimesOutAfterExpiryWatch
   clock.advance(1s);
   settle();
   ASSERT_TRUE(log.ended("to"));
-  EXPECT_EQ(log.last("to")->type, DispatchEvent::Type::kTimedOut);
+  EXPECT_EQ(log.last("to")->state, ActionState::kTimedOut);
   EXPECT_NE(log.last("to")->reason.find("no result"), std::string::npos);
   EXPECT_TRUE(log.last("to")->acked);
   EXPECT_EQ(fake->actions.size(), sends_at_expiry) << "no re-send after expiry";
@@ -164,7 +164,7 @@ TEST_F(DispatcherTest, AnActionNeverDeliveredTimesOutAtItsExpiry) {
   clock.advance(30s);
   settle();
   ASSERT_TRUE(log.ended("nd"));
-  EXPECT_EQ(log.last("nd")->type, DispatchEvent::Type::kTimedOut);
+  EXPECT_EQ(log.last("nd")->state, ActionState::kTimedOut);
   EXPECT_NE(log.last("nd")->reason.find("not connected"), std::string::npos);
   EXPECT_FALSE(log.last("nd")->delivered);
   EXPECT_FALSE(log.last("nd")->acked);
@@ -251,9 +251,9 @@ TEST_F(DispatcherTest, TheSinkMayDispatchTheNextActionFromInsideACallback) {
   std::vector<std::string> seen;
   auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock,
                               [&](const DispatchEvent& e) {
-                                seen.push_back(e.action.id() + ":" + dispatch_event_name(e.type));
+                                seen.push_back(e.action.id() + ":" + state_name(e.state));
                                 if (e.action.id() == "first" &&
-                                    e.type == DispatchEvent::Type::kSucceeded) {
+                                    e.state == ActionState::kSucceeded) {
                                   ASSERT_TRUE(self->dispatch(make_action(
                                       "second", "host-a", "vm-1", clock.now())).ok());
                                 }

@@ -356,7 +356,7 @@ struct EventLog {
   std::vector<std::string> names(const std::string& id) const {
     std::vector<std::string> out;
     for (auto& e : events) {
-      if (e.action.id() == id) out.push_back(dispatch_event_name(e.type));
+      if (e.action.id() == id) out.push_back(state_name(e.state));
     }
     return out;
   }
@@ -368,8 +368,8 @@ struct EventLog {
   }
   bool ended(const std::string& id) const {
     auto* e = last(id);
-    return e && e->type != DispatchEvent::Type::kDispatched &&
-           e->type != DispatchEvent::Type::kAcked;
+    return e && e->state != ActionState::kDispatched &&
+           e->state != ActionState::kAcked;
   }
 };
 

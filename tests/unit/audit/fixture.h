@@ -87,7 +87,7 @@ inline StoreOptions fast_options() {
 }
 
 inline Decision decision(const std::string& id, const std::string& vm, Time at, Seq evidence,
-                         Outcome outcome = Outcome::kProposed) {
+                         DecisionOutcome outcome = DecisionOutcome::kProposed) {
   Decision d;
   d.id = "d-" + id;
   d.action_id = id;
@@ -101,7 +101,7 @@ inline Decision decision(const std::string& id, const std::string& vm, Time at, 
   d.policies_passed = {"cooldown", "budget", "storm-guard", "host-silent"};
   if (evidence) d.evidence = {{evidence, 1}};
   d.action_expires_at = at + std::chrono::minutes(5);
-  if (outcome == Outcome::kSuppressed) {
+  if (outcome == DecisionOutcome::kSuppressed) {
     d.policies_passed = {"budget", "storm-guard"};
     d.policy = "cooldown";
     d.reason = "vm web-2 was reset 40s ago (cooldown 2m)";
@@ -128,7 +128,7 @@ inline Seq commit(AuditStore& store, const Result<Seq>& r) {
 inline Seq populate(AuditStore& store, Keys& k) {
   auto ev =
       commit(store, store.append_evidence({at_ms(0), k.panic_batch("web-1", at_ms(0)), "host-a"}));
-  auto d1 = decision("a-1", "web-1", at_ms(20), ev, Outcome::kPendingApproval);
+  auto d1 = decision("a-1", "web-1", at_ms(20), ev, DecisionOutcome::kPendingApproval);
   commit(store, store.append_decision(d1));
   auto req = commit(store, store.append_request({at_ms(900), "alice", "approve", "a-1", true,
                                                  "approved", k.approve("a-1", at_ms(900))}));
@@ -145,7 +145,7 @@ inline Seq populate(AuditStore& store, Keys& k) {
   auto ev2 = commit(
       store, store.append_evidence({at_ms(5000), k.panic_batch("web-2", at_ms(5000)), "host-a"}));
   commit(store,
-         store.append_decision(decision("a-2", "web-2", at_ms(5010), ev2, Outcome::kSuppressed)));
+         store.append_decision(decision("a-2", "web-2", at_ms(5010), ev2, DecisionOutcome::kSuppressed)));
 
   auto ev3 = commit(
       store, store.append_evidence({at_ms(6000), k.panic_batch("db-1", at_ms(6000)), "host-a"}));
@@ -155,7 +155,7 @@ inline Seq populate(AuditStore& store, Keys& k) {
   commit(store, store.append_decision(d3));
   commit(store, store.append_transition(step("a-3", ActionState::kDispatched, at_ms(6020))));
 
-  auto d4 = decision("", "web-9", at_ms(7000), ev3, Outcome::kDryRun);
+  auto d4 = decision("", "web-9", at_ms(7000), ev3, DecisionOutcome::kDryRun);
   d4.id = "d-dry";
   d4.rule = "probe-failing";
   return commit(store, store.append_decision(d4));

@@ -16,7 +16,7 @@ Decision proposed(const std::string& id) {
   d.vm = "vm-1";
   d.host = "host-a";
   d.verb = "reset";
-  d.outcome = Outcome::kProposed;
+  d.outcome = DecisionOutcome::kProposed;
   d.action_id = id;
   return d;
 }

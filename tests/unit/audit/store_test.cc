@@ -46,10 +46,10 @@ TEST_F(StoreTest, DecisionOutcomeRecordsTheFirstTransitions) {
   Seq ev = evidence();
   ASSERT_TRUE(store_->append_decision(decision("a-1", "web-1", at_ms(1), ev)).ok());
   ASSERT_TRUE(
-      store_->append_decision(decision("a-2", "web-2", at_ms(1), ev, Outcome::kPendingApproval))
+      store_->append_decision(decision("a-2", "web-2", at_ms(1), ev, DecisionOutcome::kPendingApproval))
           .ok());
   ASSERT_TRUE(
-      store_->append_decision(decision("a-3", "web-3", at_ms(1), ev, Outcome::kSuppressed)).ok());
+      store_->append_decision(decision("a-3", "web-3", at_ms(1), ev, DecisionOutcome::kSuppressed)).ok());
   EXPECT_EQ(*store_->action_state("a-1"), ActionState::kProposed);
   EXPECT_EQ(*store_->action_state("a-2"), ActionState::kPendingApproval);
   EXPECT_EQ(*store_->action_state("a-3"), ActionState::kSuppressed);
@@ -113,7 +113,7 @@ TEST_F(StoreTest, RefusesMalformedRecords) {
   EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
   d = decision("", "web-1", at_ms(1), 0);
   EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
-  d = decision("a-1", "web-1", at_ms(1), 0, Outcome::kSuppressed);
+  d = decision("a-1", "web-1", at_ms(1), 0, DecisionOutcome::kSuppressed);
   d.policy.clear();
   EXPECT_EQ(store_->append_decision(d).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(store_->append_request({at_ms(1), "", "approve", "a-1", false, "", ""}).status().code(),
@@ -190,14 +190,14 @@ TEST_F(StoreTest, InFlightListsUnfinishedActionsForResuming) {
   ASSERT_TRUE(store_->append_decision(decision("a-1", "web-1", at_ms(1), ev)).ok());
   ASSERT_TRUE(store_->append_transition(step("a-1", ActionState::kDispatched, at_ms(2))).ok());
   ASSERT_TRUE(
-      store_->append_decision(decision("a-2", "web-2", at_ms(3), ev, Outcome::kPendingApproval))
+      store_->append_decision(decision("a-2", "web-2", at_ms(3), ev, DecisionOutcome::kPendingApproval))
           .ok());
   ASSERT_TRUE(store_->append_decision(decision("a-3", "web-3", at_ms(4), ev)).ok());
   ASSERT_TRUE(store_->append_transition(step("a-3", ActionState::kDispatched, at_ms(5))).ok());
   ASSERT_TRUE(store_->append_transition(step("a-3", ActionState::kAcked, at_ms(6))).ok());
   ASSERT_TRUE(store_->append_transition(step("a-3", ActionState::kSucceeded, at_ms(7))).ok());
   ASSERT_TRUE(
-      store_->append_decision(decision("a-4", "web-4", at_ms(8), ev, Outcome::kSuppressed)).ok());
+      store_->append_decision(decision("a-4", "web-4", at_ms(8), ev, DecisionOutcome::kSuppressed)).ok());
   auto d5 = decision("a-5", "web-5", at_ms(9), ev);
   d5.action_expires_at = at_ms(10);
   ASSERT_TRUE(store_->append_decision(d5).ok());
@@ -353,11 +353,7 @@ TEST(Lifecycle, AllowsOnlyTheDocumentedMoves) {
     EXPECT_TRUE(is_terminal(t));
     EXPECT_FALSE(transition_allowed(t, S::kDispatched));
   }
-  for (int i = 1; i <= 12; ++i) {
-    auto s = static_cast<S>(i);
-    EXPECT_EQ(state_from_name(state_name(s)), s);
-  }
-  EXPECT_EQ(state_from_name("bogus"), std::nullopt);
+  // Names and their strict parser: tests/unit/core/action_state_test.cc.
 }
 
 }  // namespace

@@ -326,6 +326,68 @@ TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
   EXPECT_NE(r->problem.find("signature does not verify"), std::string::npos) << r->problem;
 }
 
+// Read-back is strict: a stored name medic does not know is reported with
+// its row, never read as some default state.
+TEST_F(TamperTest, ReaderReportsATransitionEditedToAnUnknownState) {
+  auto reader = AuditReader::open(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto before = reader->history("a-1");
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(before->transitions.back().state, ActionState::kSucceeded);  // positive control
+  const Seq target = before->transitions.back().seq;
+  tamper(path_, "UPDATE transitions SET state = 'rebooting' WHERE seq = " + std::to_string(target));
+
+  auto h = reader->history("a-1");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("audit row " + std::to_string(target) +
+                                      ": unknown action state \"rebooting\""),
+            std::string::npos)
+      << h.status();
+  auto l = reader->list({});
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("audit row " + std::to_string(target)), std::string::npos)
+      << l.status();
+}
+
+TEST_F(TamperTest, ReaderReportsADecisionEditedToAnUnknownOutcome) {
+  auto reader = AuditReader::open(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto before = reader->history("a-2");
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(before->decision.outcome, DecisionOutcome::kSuppressed);  // positive control
+  const Seq target = before->decision.seq;
+  tamper(path_, "UPDATE decisions SET outcome = 'waved_through' WHERE seq = " +
+                    std::to_string(target));
+
+  auto h = reader->history("a-2");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("audit row " + std::to_string(target) +
+                                      ": unknown decision outcome \"waved_through\""),
+            std::string::npos)
+      << h.status();
+}
+
+TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
+  // a-3 is in flight (dispatched): read as "proposed", it would be sent again.
+  const Seq target = scalar(path_, "SELECT max(seq) FROM transitions WHERE action_id = 'a-3'");
+  ASSERT_GT(target, 0);
+  {
+    auto control = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    ASSERT_TRUE(control.ok()) << control.status();  // positive control: it opens untouched
+    auto st = (*control)->action_state("a-3");
+    ASSERT_TRUE(st.ok() && st->has_value());
+    EXPECT_EQ(**st, ActionState::kDispatched);
+    ASSERT_TRUE((*control)->close().ok());
+  }
+  tamper(path_, "UPDATE transitions SET state = 'bogus' WHERE seq = " + std::to_string(target));
+  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("audit row " + std::to_string(target) +
+                                      ": unknown action state \"bogus\""),
+            std::string::npos)
+      << s.status();
+}
+
 TEST(TamperEvidence, VerifyOfAMissingFileIsAnError) {
   auto r = verify_log("/nonexistent/audit.db");
   EXPECT_EQ(r.status().code(), Code::kNotFound);

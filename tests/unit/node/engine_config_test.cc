@@ -3,7 +3,7 @@
 #include "node/engine_node.h"
 #include "tests/testing/testing.h"
 
-namespace medic::app {
+namespace medic::node {
 namespace {
 
 using namespace std::chrono_literals;
@@ -43,5 +43,66 @@ TEST(EngineConfig, ErrorsNameFileLineAndColumn) {
       << c.status();
 }
 
+// engine.yaml's `policies:` takes exactly what a rule test's `options:` takes.
+TEST(EngineConfig, PoliciesTakeEveryKeyOfARuleTestsOptions) {
+  testing::TempDir dir;
+  std::string p = dir.write("engine.yaml", std::string(kBase) +
+                                               "  policies:\n"
+                                               "    host_silent_after: 45s\n"
+                                               "    forget_vm_after: 2h\n"
+                                               "    action_timeout: 7m\n"
+                                               "    max_in_flight_per_host: 3\n"
+                                               "    max_in_flight_fleet: 30\n"
+                                               "    dry_run: true\n"
+                                               "    cooldown: 4m\n"
+                                               "    budget: 7 per 2h\n"
+                                               "    approval_timeout: 15m\n"
+                                               "    heal_within: 90s\n"
+                                               "    storm: {host_fraction: 0.75, fleet_fraction: 0.1,"
+                                               " min_vms: 4, window: 2m, quiet: 9m}\n");
+  auto c = load_engine_config(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const rules::EngineOptions& o = c->engine;
+  EXPECT_EQ(o.host_silent_after, 45s);
+  EXPECT_EQ(o.forget_vm_after, 2h);
+  EXPECT_EQ(o.action_timeout, 7min);
+  EXPECT_EQ(o.max_in_flight_per_host, 3u);
+  EXPECT_EQ(o.max_in_flight_fleet, 30u);
+  EXPECT_TRUE(o.dry_run);
+  EXPECT_EQ(o.defaults.cooldown, 4min);
+  EXPECT_EQ(o.defaults.budget.count, 7u);
+  EXPECT_EQ(o.defaults.budget.window, 2h);
+  EXPECT_EQ(o.defaults.approval_timeout, 15min);
+  EXPECT_EQ(o.defaults.heal_within, 90s);
+  EXPECT_DOUBLE_EQ(o.storm.host_fraction, 0.75);
+  EXPECT_DOUBLE_EQ(o.storm.fleet_fraction, 0.1);
+  EXPECT_EQ(o.storm.min_vms, 4u);
+  EXPECT_EQ(o.storm.window, 2min);
+  EXPECT_EQ(o.storm.quiet, 9min);
+}
+
+// 50 is not a fraction: read as one, it would never trip the host storm guard.
+TEST(EngineConfig, AHostFractionAboveOneIsRefusedWithItsPosition) {
+  testing::TempDir dir;
+  std::string p = dir.write("engine.yaml", std::string(kBase) +
+                                               "  policies:\n"
+                                               "    storm:\n"
+                                               "      host_fraction: 50\n");
+  auto c = load_engine_config(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(p + ":9:22: error: host_fraction must be a fraction above 0 "
+                                          "and at most 1"),
+            std::string::npos)
+      << c.status();
+}
+
+TEST(EngineConfig, TheExampleEngineConfigLoads) {
+  auto c = load_engine_config(testing::source_dir() + "/examples/engine.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "engine-1");
+  EXPECT_DOUBLE_EQ(c->engine.storm.host_fraction, 0.5);
+  EXPECT_EQ(c->engine.defaults.approval_timeout, 10min);
+}
+
 }  // namespace
-}  // namespace medic::app
+}  // namespace medic::node

@@ -1,0 +1,42 @@
+// engine.yaml: what one engine process listens on, which rules it loads,
+// where its audit log lives, and the engine-wide policies.
+//
+// Contract: load_engine_config reads the whole file in one pass and reports
+// every problem with file:line:col. The `policies:` section is read by the
+// same reader as a rule test's `options:` (rules::read_engine_options), so the
+// two take exactly the same keys with the same validation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "actuators/dispatcher.h"
+#include "audit/log.h"
+#include "core/duration.h"
+#include "core/status.h"
+#include "fabric/receiver.h"
+#include "rules/engine.h"
+#include "rules/notifier.h"
+
+namespace medic::node {
+
+// engine.yaml, `engine:` section. Relative paths are relative to the file.
+struct EngineConfig {
+  std::string name = "engine";
+  std::string key_file;
+  std::string trust_file;
+  fabric::ReceiverEndpoints events;  // listen.events, listen.urgent
+  std::string actions_endpoint;      // listen.actions
+  std::string control_endpoint;      // listen.control
+  std::vector<std::string> rule_files;
+  std::string audit_path;
+  audit::StoreOptions audit;
+  rules::EngineOptions engine;       // policies:
+  Duration action_ttl = std::chrono::minutes(5);
+  rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
+  actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
+};
+
+Result<EngineConfig> load_engine_config(const std::string& path);
+
+}  // namespace medic::node

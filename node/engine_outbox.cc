@@ -1,0 +1,246 @@
+// The decision recorder and outbox: every decision becomes an audit row
+// before anything else happens; a verb's `dispatched` transition is appended
+// next, and the action leaves (Dispatcher::dispatch) only once that row is
+// durable. What the actuator reports comes back as transitions and is fed to
+// the rules engine. A refused append is counted (stats().audit_errors) and the
+// action it would have recorded is not sent.
+#include <spdlog/spdlog.h>
+
+#include "node/engine_node.h"
+#include "vmm/hypervisor.h"
+
+namespace medic::node {
+namespace {
+
+// rules::Outcome mixes what a decision decided (proposed, suppressed,
+// pending_approval, dry_run: a decision row) with what an operator or a timer
+// did to a pending action (approved, denied, expired: a transition only).
+std::optional<DecisionOutcome> decision_outcome(rules::Outcome o) {
+  switch (o) {
+    case rules::Outcome::kProposed: return DecisionOutcome::kProposed;
+    case rules::Outcome::kSuppressed: return DecisionOutcome::kSuppressed;
+    case rules::Outcome::kPendingApproval: return DecisionOutcome::kPendingApproval;
+    case rules::Outcome::kDryRun: return DecisionOutcome::kDryRun;
+    default: return std::nullopt;
+  }
+}
+
+// THE place where the policies a decision passed are copied into its audit
+// record. Until rules::Decision carries the policies actually evaluated, this
+// is the engine's fixed order, which a proposed action passed in full.
+std::vector<std::string> policies_passed(const rules::Decision& d) {
+  if (d.outcome != rules::Outcome::kProposed) return {};
+  return {"silence",      "dry-run", "host-silent",      "storm-guard",       "cooldown",
+          "budget",       "vm-in-flight", "host-concurrency", "fleet-concurrency", "approval"};
+}
+
+Time expiry_of(const rules::Decision& d, Time from, Duration ttl) {
+  return d.expires_at.time_since_epoch().count() != 0 ? d.expires_at : from + ttl;
+}
+
+}  // namespace
+
+void EngineNode::on_decision(const rules::Decision& d) {
+  ++stats_.decisions;
+  if (deps_.observer) deps_.observer->on_decision(d);
+  if (!decision_outcome(d.outcome)) {
+    record_operator_outcome(d);
+    return;
+  }
+  auto seq = store_->append_decision(decision_record(d));
+  if (!seq.ok()) {
+    ++stats_.audit_errors;
+    spdlog::error("engine: decision {} not recorded, so not acted on: {}", d.id,
+                  seq.status().message());
+    return;
+  }
+  if (d.outcome != rules::Outcome::kProposed) return;
+  if (d.step == rules::Step::kNotify) {
+    record_notify(d);
+  } else {
+    record_verb(d);
+  }
+}
+
+// approved / denied / expired: a transition of the pending action.
+void EngineNode::record_operator_outcome(const rules::Decision& d) {
+  switch (d.outcome) {
+    case rules::Outcome::kApproved:
+      record_transition(d.id, ActionState::kApproved, d.by, d.reason);
+      if (d.step != rules::Step::kNotify) record_verb(d);
+      return;
+    case rules::Outcome::kDenied:
+      record_transition(d.id, ActionState::kDenied, d.by, d.reason);
+      return;
+    case rules::Outcome::kExpired:
+      record_transition(d.id, ActionState::kExpired, "engine", d.reason);
+      return;
+    default:
+      return;
+  }
+}
+
+audit::Decision EngineNode::decision_record(const rules::Decision& d) {
+  audit::Decision rec;
+  rec.id = d.id;
+  rec.at = d.at;
+  rec.rule = d.rule.empty() ? "(engine)" : d.rule;
+  rec.rule_version = d.rule_version;
+  rec.vm = d.vm;
+  rec.host = d.host;
+  rec.verb = std::string(rules::step_name(d.step));
+  rec.ladder_step = d.ladder_step > 0 ? static_cast<int32_t>(d.ladder_step - 1) : 0;
+  rec.outcome = *decision_outcome(d.outcome);
+  rec.policy = std::string(rules::policy_name(d.policy));
+  rec.reason = d.reason;
+  if (!d.trigger.empty() && rec.reason.empty()) rec.reason = "trigger: " + d.trigger;
+  rec.policies_passed = policies_passed(d);
+  rec.evidence = store_evidence(d.evidence);
+  if (rec.outcome != DecisionOutcome::kDryRun) {
+    rec.action_id = d.id;
+    rec.action_expires_at = expiry_of(d, d.at, config_.action_ttl);
+  }
+  return rec;
+}
+
+// Outbox: the `dispatched` row goes to the log first; the action leaves only
+// once that row is durable (flush_outbox).
+void EngineNode::record_verb(const rules::Decision& d) {
+  const Time now = deps_.clock->now();
+  medic::v1::Action action;
+  action.set_id(d.id);
+  action.set_verb(rules::step_verb(d.step));
+  action.set_host(d.host);
+  action.set_vm(d.vm);
+  action.set_issued_at_ns(to_ns(now));
+  action.set_expires_at_ns(to_ns(expiry_of(d, now, config_.action_ttl)));
+  action.set_rule(d.rule);
+  action.set_rule_version(d.rule_version);
+  action.set_attempt(1);
+  action.set_watch_ns(d.heal_within.count());
+  auto seq = store_->append_transition(
+      {d.id, now, ActionState::kDispatched, "engine", "to the actuator of " + d.host, 0});
+  if (!seq.ok()) {
+    ++stats_.audit_errors;
+    spdlog::error("engine: action {} not recorded as dispatched, so not sent: {}", d.id,
+                  seq.status().message());
+    return;
+  }
+  outbox_.push_back({*seq, std::move(action)});
+}
+
+void EngineNode::record_notify(const rules::Decision& d) {
+  ++stats_.notifications;
+  // The notifier logs at once and POSTs from its own thread: never blocks here.
+  notifier_->notify(d);
+  const std::string to = config_.notify.url.empty() ? "logged" : "logged and queued for the webhook";
+  record_transition(d.id, ActionState::kDispatched, "engine", "notification " + to);
+  record_transition(d.id, ActionState::kSucceeded, "engine", "notification " + to);
+}
+
+void EngineNode::record_transition(const std::string& action_id, ActionState state,
+                                   const std::string& actor, const std::string& detail) {
+  auto seq =
+      store_->append_transition({action_id, deps_.clock->now(), state, actor, detail, 0});
+  if (!seq.ok()) {
+    ++stats_.audit_errors;
+    spdlog::warn("engine: transition of {} to {} not recorded: {}", action_id, state_name(state),
+                 seq.status().message());
+  }
+}
+
+void EngineNode::flush_outbox() {
+  const audit::Seq durable = store_->durable_seq();
+  while (!outbox_.empty() && outbox_.front().seq <= durable) {
+    Outgoing out = std::move(outbox_.front());
+    outbox_.pop_front();
+    Status s = dispatcher_->dispatch(out.action);
+    if (!s.ok()) {
+      spdlog::warn("engine: action {} not dispatched: {}", out.action.id(), s.message());
+      record_transition(out.action.id(), ActionState::kFailed, "engine",
+                        "not dispatched: " + s.message());
+      engine_->on_action_result(out.action.id(), ActionState::kFailed, false, s.message());
+      continue;
+    }
+    ++stats_.dispatched;
+  }
+}
+
+void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
+  if (deps_.observer) deps_.observer->on_dispatch_event(e);
+  if (e.state == ActionState::kDispatched) return;  // recorded before it left (outbox)
+  std::string detail = e.reason;
+  bool healed = false;
+  if (e.result) {
+    detail = e.result->reason();
+    healed = e.result->healed();
+    if (e.state == ActionState::kSucceeded) {
+      detail = healed ? "executed; the VM healed" : "executed; not healed yet";
+    }
+    if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
+  }
+  if (!e.known) {
+    auto st = store_->action_state(e.action.id());
+    if (!st.ok() || !st->has_value() || is_terminal(**st)) return;
+  }
+  record_transition(e.action.id(), e.state, e.action.host(), detail);
+  if (is_result(e.state)) engine_->on_action_result(e.action.id(), e.state, healed, detail);
+}
+
+// After a restart: every action the log says is not finished is either
+// dispatched again (same id; the actuator's journal makes that safe) or, when
+// it can no longer be, closed with the reason.
+void EngineNode::resume_in_flight() {
+  const Time now = deps_.clock->now();
+  auto pending = store_->in_flight(now, /*include_expired=*/true);
+  if (!pending.ok()) {
+    spdlog::error("engine: cannot read in-flight actions from the audit log: {}",
+                  pending.status().message());
+    ++stats_.audit_errors;
+    return;
+  }
+  for (const auto& a : *pending) resume(a, now);
+  if (stats_.resumed) spdlog::info("engine: resuming {} in-flight actions", stats_.resumed);
+  flush_outbox();
+}
+
+void EngineNode::resume(const audit::InFlightAction& a, Time now) {
+  using S = ActionState;
+  if (a.state == S::kPendingApproval) {
+    // The approval request lived in the old process; medic does less: the
+    // rule raises it again if the VM still needs it.
+    record_transition(a.action_id, S::kExpired, "engine",
+                      "engine restarted while waiting for approval; not carried over");
+    return;
+  }
+  if (a.expires_at.time_since_epoch().count() != 0 && a.expires_at <= now) {
+    bool sent = a.state == S::kDispatched || a.state == S::kAcked;
+    record_transition(a.action_id, sent ? S::kTimedOut : S::kExpired, "engine",
+                      "engine restarted; the action expired before its result came");
+    return;
+  }
+  medic::v1::Action action;
+  action.set_id(a.action_id);
+  action.set_verb(vmm::verb_from_name(a.verb));
+  action.set_host(a.host);
+  action.set_vm(a.vm);
+  action.set_issued_at_ns(to_ns(a.state_at));
+  action.set_expires_at_ns(to_ns(a.expires_at));
+  action.set_rule(a.rule);
+  action.set_rule_version(a.rule_version);
+  action.set_attempt(1);
+  audit::Seq after = store_->durable_seq();
+  if (a.state == S::kProposed || a.state == S::kApproved) {
+    auto seq = store_->append_transition(
+        {a.action_id, now, S::kDispatched, "engine", "resumed after an engine restart", 0});
+    if (!seq.ok()) {
+      ++stats_.audit_errors;
+      return;
+    }
+    after = *seq;
+  }
+  outbox_.push_back({after, std::move(action)});
+  ++stats_.resumed;
+}
+
+}  // namespace medic::node
