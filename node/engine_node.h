@@ -12,7 +12,13 @@
 // No action leaves before its record is durable, so a crash at any point
 // loses no decided action; after a restart every in-flight action in the log
 // is dispatched again with the same id, and the actuator's journal keeps it
-// from running twice.
+// from running twice. An append the log refuses is counted
+// (stats().audit_errors); what it would have recorded is not acted on.
+//
+// The parts: engine_config.{h,cc} (engine.yaml), engine_node.cc
+// (composition, the loop step, evidence), engine_outbox.cc (decision
+// recorder, outbox, results, resume after restart), engine_requests.cc
+// (operator requests), engine_status.cc (the status text).
 #pragma once
 
 #include <deque>
