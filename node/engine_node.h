@@ -25,6 +25,7 @@
 #include "actuators/dispatcher.h"
 #include "audit/log.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "fabric/control.h"
 #include "fabric/receiver.h"
 #include "rules/engine.h"
@@ -92,9 +93,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
                                                     audit::AuditStorePtr store);
   ~EngineNode() override;
 
-  // One loop step: waits at most `max_wait` (less when a timer is due) for
-  // any socket, handles what is ready, runs due timers, dispatches what the
-  // audit log has made durable.
+  // One step of the engine's EventLoop: waits at most `max_wait` (less when
+  // a timer is due) for any socket, handles what is ready, runs due timers,
+  // dispatches what the audit log has made durable.
   void run_once(Duration max_wait);
 
   // Swaps the rule set (SIGHUP); the caller has already loaded it cleanly.
@@ -143,6 +144,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void record_transition(const std::string& action_id, audit::ActionState state,
                          const std::string& actor, const std::string& detail);
   void flush_outbox();
+  void register_on_loop();
   void drain_wakeups();
 
   EngineConfig config_;
@@ -154,6 +156,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::unique_ptr<fabric::ControlServer> control_;
   std::unique_ptr<rules::WebhookNotifier> notifier_;
   int wake_fd_ = -1;  // eventfd the audit writer pokes when rows become durable
+  std::unique_ptr<EventLoop> loop_;
+  uint64_t drained_in_ = 0;  // the loop iteration that last read the event sockets
 
   // Recent envelopes, newest last, until a decision needs them as evidence.
   std::deque<Envelope> recent_;
