@@ -494,7 +494,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   std::cout << "medic demo --qemu: booting " << uuids.size()
             << " QEMU guests under " << (accel && *accel ? accel : "tcg") << " ..." << std::endl;
   for (const auto& u : uuids) {
-    Status s = hv.execute(medic::v1::VERB_START, u, 60s);
+    Status s = vmm::execute_and_wait(hv, clock, medic::v1::VERB_START, u, 60s);
     if (!s.ok()) {
       std::cerr << "medic demo --qemu: cannot start " << u << ": " << s.message() << "\n";
       return 2;

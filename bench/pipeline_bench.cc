@@ -109,7 +109,7 @@ class InstantHypervisor final : public vmm::Hypervisor {
   }
   void subscribe(EventSink) override {}
   void poll() override {}
-  Status execute(vmm::Verb, const std::string& vm, Duration) override {
+  void execute(vmm::Verb, const std::string& vm, Duration, VerbDone done) override {
     const int64_t now = steady_ns();
     // VM ids of the probes are "p<k>"
     if (vm.size() > 1 && vm[0] == 'p') {
@@ -117,7 +117,7 @@ class InstantHypervisor final : public vmm::Hypervisor {
       if (k < executed_.size()) executed_[k].store(now);
     }
     ++count;
-    return Status();
+    clock_.schedule_after(Duration::zero(), [done = std::move(done)] { done(Status()); });
   }
   std::atomic<uint64_t> count{0};
 

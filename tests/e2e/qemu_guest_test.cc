@@ -217,7 +217,7 @@ class QemuGuest : public ::testing::Test {
   // Starts the guest and waits for its first heartbeat; returns the time.
   SteadyClock::duration boot() {
     auto t0 = SteadyClock::now();
-    Status s = hv_->execute(medic::v1::VERB_START, kUuid, kVerbTimeout);
+    Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kVerbTimeout);
     EXPECT_TRUE(s.ok()) << s;
     if (!s.ok()) return SteadyClock::now() - t0;
     size_t mark = events_.size();
@@ -256,7 +256,7 @@ TEST_F(QemuGuest, BootsAndSendsHeartbeatsAndRefusesASecondStart) {
     prev = e.counter;
     first = false;
   }
-  Status again = hv_->execute(medic::v1::VERB_START, kUuid, kVerbTimeout);
+  Status again = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kVerbTimeout);
   EXPECT_EQ(again.code(), Code::kFailedPrecondition) << again;
   EXPECT_EQ(hv_->get(kUuid)->pid, info->pid);
   EXPECT_EQ(hv_->stats().bad_heartbeat_lines, 0u);
@@ -277,7 +277,7 @@ TEST_F(QemuGuest, PanicIsReportedAndHealedByReset) {
 
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit))
       << "no heartbeat after reset of the panicked guest";
@@ -321,7 +321,7 @@ TEST_F(QemuGuest, PausedGuestIsSilentUntilContOrReset) {
       pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_STOPPED); }, kEventLimit));
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("pause_reset_to_first_heartbeat", SteadyClock::now() - t1);
@@ -341,7 +341,7 @@ TEST_F(QemuGuest, HungGuestIsSilentWhileQemuRunsAndResetHealsIt) {
 
   size_t mark = events_.size();
   auto t0 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("hang_reset_to_first_heartbeat", SteadyClock::now() - t0);
@@ -361,12 +361,12 @@ TEST_F(QemuGuest, KilledQemuIsReportedCrashedAndRestartedByTheLauncher) {
   report_timing("kill_to_crashed_event", SteadyClock::now() - t0);
   EXPECT_EQ(state(), medic::v1::VM_STATE_CRASHED);
   EXPECT_EQ(hv_->stats().crashes, 1u);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
 
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESTART, kUuid, kVerbTimeout);
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kVerbTimeout);
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("restart_to_first_heartbeat", SteadyClock::now() - t1);
@@ -377,16 +377,16 @@ TEST_F(QemuGuest, KilledQemuIsReportedCrashedAndRestartedByTheLauncher) {
 
   // stop ends QEMU on purpose: no crash, and restart will not undo it.
   mark = events_.size();
-  s = hv_->execute(medic::v1::VERB_STOP, kUuid, kVerbTimeout);
+  s = execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kVerbTimeout);
   ASSERT_TRUE(s.ok()) << s;
   pump_until([] { return false; }, milliseconds(300));
   EXPECT_FALSE(lifecycle_since(mark, medic::v1::LIFECYCLE_CRASHED));
   EXPECT_TRUE(lifecycle_since(mark, medic::v1::LIFECYCLE_STOPPED));
   EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(hv_->get(kUuid)->pid, 0);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESTART, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_STOP, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
 }
 

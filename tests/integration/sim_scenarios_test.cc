@@ -87,14 +87,17 @@ class SimLoop final : public rules::DecisionSink {
     if (d.step == rules::Step::kNotify) return;
     if (d.outcome != rules::Outcome::kProposed && d.outcome != rules::Outcome::kApproved) return;
     clock_.schedule_after(1ms, [this, d] {
+      auto report = [this, d](Status s) {
+        clock_.schedule_after(d.heal_within > Duration(0) ? d.heal_within : 30s, [this, d, s] {
+          engine_->on_action_result(d.id,
+                                    s.ok() ? rules::ActionOutcome::kSucceeded
+                                           : rules::ActionOutcome::kFailed,
+                                    fleet_.is_healthy(d.vm), s.message());
+        });
+      };
       vmm::sim::SimHost* h = fleet_.find_host(d.host);
-      Status s = h ? h->execute(rules::step_verb(d.step), d.vm, 30s) : not_found(d.host);
-      clock_.schedule_after(d.heal_within > Duration(0) ? d.heal_within : 30s, [this, d, s] {
-        engine_->on_action_result(d.id,
-                                  s.ok() ? rules::ActionOutcome::kSucceeded
-                                         : rules::ActionOutcome::kFailed,
-                                  fleet_.is_healthy(d.vm), s.message());
-      });
+      if (!h) return report(not_found(d.host));
+      h->execute(rules::step_verb(d.step), d.vm, 30s, report);
     });
   }
 

@@ -83,7 +83,14 @@ class FakeHypervisor final : public vmm::Hypervisor {
   }
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override {}
-  Status execute(vmm::Verb verb, const std::string& vm, Duration) override {
+  // The verb takes `verb_time` on the Clock; its effect and its completion
+  // come from a timer that long after the call.
+  void execute(vmm::Verb verb, const std::string& vm, Duration, VerbDone done) override {
+    ++verbs_started;
+    clock_.schedule_after(verb_time,
+                          [this, verb, vm, done = std::move(done)] { done(run(verb, vm)); });
+  }
+  Status run(vmm::Verb verb, const std::string& vm) {
     executed.push_back(std::string(vmm::verb_name(verb)) + " " + vm);
     if (!record_file.empty()) {
       std::ofstream(record_file, std::ios::app) << vmm::verb_name(verb) << " " << vm << "\n";
@@ -135,6 +142,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
   Status next_status;
   bool heal_on_execute = false;
   Duration boot_time{0};  // when set, the guest heartbeats this long after a verb
+  Duration verb_time{0};  // how long each verb takes
+  int verbs_started = 0;
   std::string record_file;
 
  private:

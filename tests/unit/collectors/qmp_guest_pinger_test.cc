@@ -112,7 +112,7 @@ class QmpGuestPingerTest : public ::testing::Test {
     hv_ = std::make_unique<vmm::qmp::QmpHypervisor>("host-a", std::vector<vmm::qmp::VmSpec>{s},
                                                     clock_);
     pinger_ = std::make_unique<QmpGuestPinger>(*hv_);
-    Status started = hv_->execute(medic::v1::VERB_START, kUuid, 10s);
+    Status started = vmm::execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, 10s);
     ASSERT_TRUE(started.ok()) << started;
     // The agent the guest would run, on the socket QEMU would serve.
     Status s_ga = agent_.start(qemu_ga_, dir_.file("vm1.qga"), dir_.path());

@@ -55,7 +55,7 @@ class SimFaults : public ::testing::Test {
     return out;
   }
 
-  Status run(medic::v1::Verb verb) { return host_->execute(verb, vm_, 10s); }
+  Status run(medic::v1::Verb verb) { return execute_and_wait(*host_, clock_, verb, vm_, 10s); }
   VmState state() { return fleet_.true_info(vm_)->state; }
   int pid() { return fleet_.true_info(vm_)->pid; }
   // Lets a verb's boot finish, then reports whether the VM heartbeats again.
@@ -333,7 +333,7 @@ TEST_F(SimFaults, ALostHostLosesEveryVmAndRefusesCommands) {
   EXPECT_EQ(host_->list().status().code(), Code::kUnavailable);
   EXPECT_EQ(run(VERB_RESTART).code(), Code::kUnavailable);
   EXPECT_EQ(run(VERB_START).code(), Code::kUnavailable);
-  EXPECT_EQ(host_->execute(VERB_START, "unknown", 1s).code(), Code::kUnavailable);
+  EXPECT_EQ(execute_and_wait(*host_, clock_, VERB_START, "unknown", 1s).code(), Code::kUnavailable);
   EXPECT_EQ(fleet_.inject(FaultKind::kHang, "host-01", vm_).code(), Code::kUnavailable);
   EXPECT_EQ(fleet_.inject(FaultKind::kPartition, "host-01").code(), Code::kFailedPrecondition);
 }

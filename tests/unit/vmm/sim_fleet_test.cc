@@ -138,7 +138,7 @@ TEST(SimFleet, UnknownVmIsNotFound) {
   VirtualClock clock;
   SimFleet fleet(clock, small());
   EXPECT_EQ(fleet.host(0).get("nope").status().code(), Code::kNotFound);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESET, "nope", 1s).code(), Code::kNotFound);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESET, "nope", 1s).code(), Code::kNotFound);
   // A VM of another host is not this host's.
   EXPECT_EQ(fleet.host(0).get(fleet.vm_ids().back()).status().code(), Code::kNotFound);
   EXPECT_EQ(fleet.inject(FaultKind::kHang, "host-09", "x").code(), Code::kNotFound);
@@ -151,7 +151,7 @@ TEST(SimFleet, StartOnARunningVmIsRefusedAndNeverDoubleStarts) {
   SimFleet fleet(clock, small());
   std::string vm = fleet.vm_ids()[0];
   int pid = fleet.true_info(vm)->pid;
-  Status s = fleet.host(0).execute(VERB_START, vm, 1s);
+  Status s = execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_EQ(fleet.true_info(vm)->pid, pid);
   EXPECT_EQ(fleet.verbs_executed(vm, VERB_START), 0u);
@@ -164,14 +164,14 @@ TEST(SimFleet, StopThenStartBootsTheVmAgain) {
   std::vector<Seen> seen;
   record_all(fleet, seen);
   std::string vm = fleet.vm_ids()[0];
-  ASSERT_TRUE(fleet.host(0).execute(VERB_STOP, vm, 1s).ok());
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(fleet.true_info(vm)->pid, 0);
-  EXPECT_EQ(fleet.host(0).execute(VERB_STOP, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESTART, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESET, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_REBOOT, vm, 1s).code(), Code::kFailedPrecondition);
-  ASSERT_TRUE(fleet.host(0).execute(VERB_START, vm, 1s).ok());
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESTART, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESET, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).code(), Code::kFailedPrecondition);
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);
   EXPECT_FALSE(fleet.is_healthy(vm));
   clock.advance(fleet.options().boot_time);
@@ -195,7 +195,7 @@ TEST(SimFleet, ARebootOfAHealthyGuestShutsDownAndBootsAgain) {
   SimFleet fleet(clock, small());
   std::string vm = fleet.vm_ids()[0];
   int pid = fleet.true_info(vm)->pid;
-  ASSERT_TRUE(fleet.host(0).execute(VERB_REBOOT, vm, 1s).ok());
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_SHUTTING_DOWN);
   clock.advance(fleet.options().shutdown_time);
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);
