@@ -156,6 +156,8 @@ const char* open_error_name(OpenError e) {
       return "unknown_sender";
     case OpenError::kRoleNotAllowed:
       return "role_not_allowed";
+    case OpenError::kUnpinnedSender:
+      return "unpinned_sender";
     case OpenError::kOutOfScope:
       return "out_of_scope";
     case OpenError::kBadSignature:
@@ -233,6 +235,11 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   if (!role_may_send(*node, env.kind())) {
     return fail(OpenError::kRoleNotAllowed, detail,
                 "\"" + node->name + "\" may not send " + std::string(kind_tag(env.kind())));
+  }
+  if (!senders_.empty() && std::find(senders_.begin(), senders_.end(), pk) == senders_.end()) {
+    return fail(OpenError::kUnpinnedSender, detail,
+                "\"" + node->name + "\" (key " + short_key_id(pk) +
+                    ") is not one of the keys configured for this socket");
   }
   if (!node->covers_host(env.host())) {
     return fail(OpenError::kOutOfScope, detail,
