@@ -70,6 +70,8 @@ enum class OpenError : uint8_t {
   kUnpinnedSender,  // trusted, with the role, but not one of the keys this socket accepts
   kOutOfScope,      // host not covered by the sender's scope, or not ours
   kBadSignature,
+  kOutsideSchema,  // authentic, but the payload holds fields its kind's schema does not
+                   // declare, or is not well-formed (fabric/schema.h)
   kStale,       // sent longer ago than the skew bound
   kFromFuture,  // sent further ahead than the skew bound
   kReplayed,    // (epoch, seq) not newer than the last accepted from this sender
@@ -103,8 +105,9 @@ class OpenCounters {
 };
 
 // Opens envelopes for one receiving process. Holds the replay state, so use
-// one Opener per receiving thread. Never parses the payload; never updates
-// replay state for a frame that is rejected.
+// one Opener per receiving thread. Walks the payload's wire format against
+// its kind's schema (fabric/schema.h) but never parses it into a message;
+// never updates replay state for a frame that is rejected.
 class Opener {
  public:
   Opener(const TrustStore& trust, const Clock& clock, OpenLimits limits = {});
