@@ -230,9 +230,12 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
-bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
+// A varint of at most `max_bytes` bytes: 10 for a value; 5 for a tag or a
+// length, which the parser reads as 32 bits (an overlong 6-byte zero is not
+// a length to it).
+bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* out, int max_bytes = 10) {
   uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
+  for (int shift = 0; shift < 7 * max_bytes; shift += 7) {
     if (p == end) return false;
     const uint8_t b = *p++;
     if (shift == 63 && b > 1) return false;  // more than 64 bits
@@ -270,7 +273,7 @@ bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, std::string
       p += 4;
       return true;
     case kLen:
-      if (!read_varint(p, end, &v) || v > static_cast<uint64_t>(end - p)) return false;
+      if (!read_varint(p, end, &v, 5) || v > static_cast<uint64_t>(end - p)) return false;
       *body = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(v));
       p += v;
       return true;
@@ -295,7 +298,7 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, int depth, std:
   uint8_t oneof_taken = 0;                  // bit per oneof group
   while (p != end) {
     uint64_t tag = 0;
-    if (!read_varint(p, end, &tag) || tag > 0xffffffffu || (tag >> 3) == 0) {
+    if (!read_varint(p, end, &tag, 5) || tag > 0xffffffffu || (tag >> 3) == 0) {
       *where = std::string("a bad field tag in ") + s.name;
       return SchemaError::kMalformed;
     }
