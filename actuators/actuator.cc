@@ -91,6 +91,7 @@ Actuator::Actuator(ActuatorOptions options, fabric::Context& ctx, const fabric::
       log_(clock) {
   opener_.expect_kinds({medic::v1::KIND_ACTION, medic::v1::KIND_ACTION_ACK});
   opener_.expect_host(opts_.host);
+  opener_.expect_senders(opts_.engine_keys);  // create() put engine_key among them
 }
 
 Actuator::~Actuator() {
@@ -114,10 +115,16 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
                             "\" but the hypervisor backend manages \"" + hypervisor.host() + "\"");
   }
   if (options.engine_endpoint.empty()) return invalid_argument("actuator: no engine endpoint");
-  const fabric::TrustedNode* engine = trust.find(options.engine_key);
-  if (!engine || !engine->has_role(fabric::Role::kEngine)) {
-    return invalid_argument("actuator: the engine key " + fabric::short_key_id(options.engine_key) +
-                            " is not in the trust store with the engine role");
+  if (std::find(options.engine_keys.begin(), options.engine_keys.end(), options.engine_key) ==
+      options.engine_keys.end()) {
+    options.engine_keys.insert(options.engine_keys.begin(), options.engine_key);
+  }
+  for (const fabric::PublicKey& key : options.engine_keys) {
+    const fabric::TrustedNode* engine = trust.find(key);
+    if (!engine || !engine->has_role(fabric::Role::kEngine)) {
+      return invalid_argument("actuator: the engine key " + fabric::short_key_id(key) +
+                              " is not in the trust store with the engine role");
+    }
   }
   if (options.max_action_lifetime >= options.retention) {
     return invalid_argument(

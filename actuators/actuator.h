@@ -7,7 +7,9 @@
 //   actuator --ActionResult-->        succeeded / failed / rejected (+ healed)
 //   engine --ActionAck(RESULT_RECEIVED)--> stops the actuator's result re-sends
 //
-// Every action envelope must be signed by a trusted `engine` key, addressed to
+// Every action envelope must be signed by a configured engine key
+// (ActuatorOptions::engine_key or engine_keys) that the trust store lists with
+// the `engine` role, addressed to
 // this host, fresh and not replayed (fabric::Opener); the action must not be
 // expired, must name a known verb and a VM of this host. A frame that fails
 // those checks after its engine signature verified is answered with a signed
@@ -57,7 +59,13 @@ namespace medic::actuators {
 struct ActuatorOptions {
   std::string host;             // must equal the Hypervisor's host()
   std::string engine_endpoint;  // e.g. tcp://engine.example:7002
+  // The engine at engine_endpoint: pins the CurveZMQ server key, and its
+  // actions are accepted.
   fabric::PublicKey engine_key{};
+  // Further engine keys whose signed actions are accepted (several engines).
+  // An action or acknowledgement signed by any other key, even one with the
+  // engine role in the trust store, is refused (OpenError::kUnpinnedSender).
+  std::vector<fabric::PublicKey> engine_keys;
   std::string journal_path;
   Duration journal_busy_timeout = std::chrono::seconds(5);
   fabric::SocketOptions socket;  // routing_id is set to `host`

@@ -9,7 +9,10 @@
 // - The engine's key signs a checkpoint row every N rows or T seconds, and a
 //   "head" (last seq + hash) in the same transaction as every commit, so a
 //   verifier can tell an edited, deleted, inserted, reordered or truncated log
-//   from the one the engine wrote. See docs/audit.md for what this proves.
+//   from the one the engine wrote. Rows are numbered 1..N without gaps, so the
+//   head's seq is the row count; a new log gets a head for row 0 when it is
+//   created, so an emptied log is told from an empty one. See docs/audit.md
+//   for what this proves.
 // - Appends are queued and committed by one writer thread in batched
 //   transactions (group commit). append_*() returns the record's sequence
 //   number at once; wait_durable(seq) returns once it is on disk. The engine
@@ -149,7 +152,7 @@ enum class Durability : uint8_t {
 struct StoreOptions {
   Durability durability = Durability::kPowerLoss;
   int64_t checkpoint_every_rows = 1000;
-  Duration checkpoint_every = std::chrono::seconds(60);
+  Duration checkpoint_every = std::chrono::seconds(10);
   // Appends block while this many rows wait for the writer, so memory stays
   // bounded when the disk is slower than the engine.
   size_t max_queued = 1 << 16;

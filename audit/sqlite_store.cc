@@ -182,6 +182,12 @@ Status SqliteAuditStore::open() {
   // Room for the indexes' hot pages, so big batches do not thrash.
   MEDIC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-32768"));
   MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+  // Whether an engine opened this file before: then it has a signed head.
+  bool opened_before = false;
+  if (auto st = db_.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'"); st.ok()) {
+    auto row = st->step();
+    opened_before = row.ok() && *row;
+  }
   Status s = db_.exec(internal::schema_sql());
   if (s.ok()) {
     s = db_.exec("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')");
@@ -218,12 +224,18 @@ Status SqliteAuditStore::open() {
     }
     if (t.id == Table::kCheckpoints && *row) last_checkpoint_seq_ = st->i64(0);
   }
-  if (last_seq_ > 0) {
+  bool has_head = false;
+  {
     auto st = db_.prepare("SELECT seq, hash FROM head WHERE id = 1");
     if (!st.ok()) return st.status();
     auto row = st->step();
     if (!row.ok()) return row.status();
-    if (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_)) {
+    has_head = *row;
+    // An empty log without a head is new only if no engine opened it before:
+    // otherwise its rows and head were deleted.
+    const bool fresh = !*row && last_seq_ == 0 && !opened_before;
+    if (!fresh &&
+        (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_))) {
       return failed_precondition(
           "audit log " + path_ + " does not end at its signed head (" +
           (*row ? "head says row " + std::to_string(st->i64(0)) : std::string("no head")) +
@@ -267,6 +279,17 @@ Status SqliteAuditStore::open() {
       "?)");
   if (!head.ok()) return head.status();
   head_stmt_ = std::move(*head);
+  if (!has_head) {
+    // A new log gets a signed head for row 0 at once, so an empty log is
+    // told apart from one whose rows and head were deleted.
+    MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+    Status hs = write_head();
+    if (hs.ok()) hs = db_.exec("COMMIT");
+    if (!hs.ok()) {
+      (void)db_.exec("ROLLBACK");
+      return hs.with_context("signing the head of the new audit log " + path_);
+    }
+  }
 
   auto lookup = Db::open(path_, true);
   if (!lookup.ok()) return lookup.status();

@@ -484,5 +484,95 @@ TEST_F(ActuatorTest, RefusesToStartWhenTheEngineKeyIsNotATrustedEngine) {
   EXPECT_NE(a.status().message().find("engine role"), std::string::npos);
 }
 
+
+// The signature pin: only the configured engine keys command the actuator,
+// not every key the trust store gives the engine role. Each refused signer is
+// counted under its own cause; the configured keys are the positive control.
+class EnginePinTest : public ActuatorTest {
+ protected:
+  void SetUp() override {
+    keys.add(second_engine, "engine-2", roles({fabric::Role::kEngine}), {"*"});
+    keys.add(alice, "alice", roles({fabric::Role::kOperator}), {"*"});
+    ActuatorTest::SetUp();
+    hv.heal_on_execute = true;
+  }
+  // An action for vm-1 signed by `who`, sealed now.
+  void send_signed_by(const fabric::Identity& who, const std::string& id) {
+    fabric::Sealer sealer(who);
+    auto a = make_action(id, "host-a", "vm-1", clock.now());
+    send_raw(sealer.seal(medic::v1::KIND_ACTION, "host-a", a.SerializeAsString(), clock.now()));
+  }
+  uint64_t refused(fabric::OpenError e) { return act->open_counters().get(e); }
+
+  fabric::Identity second_engine = seeded(6);
+  fabric::Identity alice = seeded(7);
+};
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByASecondEngineRoleKeyThatIsNotConfigured) {
+  start_actuator();
+  send_signed_by(second_engine, "e2");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kUnpinnedSender) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(engine->acks.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+  // Positive control: the configured engine's action runs.
+  send(make_action("e1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("e1") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+}
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByAnOperatorKeyAsWrongRole) {
+  start_actuator();
+  send_signed_by(alice, "op1");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kRoleNotAllowed) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+  EXPECT_EQ(refused(fabric::OpenError::kUnpinnedSender), 0u);
+}
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByACollectorKeyAsWrongRole) {
+  start_actuator();
+  send_signed_by(keys.collector, "col1");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kRoleNotAllowed) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+}
+
+TEST_F(EnginePinTest, RefusesAResultAcknowledgementFromAnUnconfiguredEngine) {
+  start_actuator();
+  send(make_action("k1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("k1") > 0; }));
+  fabric::Sealer sealer(second_engine);
+  medic::v1::ActionAck ack;
+  ack.set_action_id("k1");
+  ack.set_what(ActionAck::WHAT_RESULT_RECEIVED);
+  send_raw(sealer.seal(medic::v1::KIND_ACTION_ACK, "host-a", ack.SerializeAsString(),
+                       clock.now()));
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kUnpinnedSender) == 1; }));
+  EXPECT_EQ(act->results_unacked(), 1u);  // still re-sent to the real engine
+  ack_result("k1");
+  ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
+}
+
+TEST_F(EnginePinTest, AcceptsEveryEngineKeyListedInEngineKeys) {
+  opts.engine_keys = {keys.engine.public_key(), second_engine.public_key()};
+  start_actuator();
+  send_signed_by(second_engine, "e2");
+  ASSERT_TRUE(wait([&] { return engine->results_for("e2") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+  EXPECT_EQ(refused(fabric::OpenError::kUnpinnedSender), 0u);
+}
+
+TEST_F(EnginePinTest, RefusesToStartWhenAListedEngineKeyIsNotATrustedEngine) {
+  opts.engine_keys = {keys.engine.public_key(), alice.public_key()};
+  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("engine role"), std::string::npos) << a.status();
+}
+
 }  // namespace
 }  // namespace medic::actuators

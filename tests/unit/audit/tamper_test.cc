@@ -308,6 +308,124 @@ TEST_F(TamperTest, AnchorCatchesRollbackToAnOlderCopy) {
   EXPECT_FALSE(verify(o).ok);
 }
 
+// The log knows its own length: emptied, truncated or rolled-back heads.
+std::string delete_all_rows() {
+  std::string sql;
+  for (const char* t :
+       {"evidence", "decisions", "transitions", "operator_requests", "checkpoints"}) {
+    sql += std::string("DELETE FROM ") + t + ";";
+  }
+  return sql;
+}
+
+TEST_F(TamperTest, CatchesALogEmptiedOfEveryRowAndItsHead) {
+  tamper(path_, delete_all_rows() + "DELETE FROM head;");
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.rows, 0);
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_NE(r.problem.find("no rows and the signed head is missing, but engine " +
+                           keys_.engine.id().substr(0, 16)),
+            std::string::npos)
+      << r.problem;
+  // And the engine refuses to start a new chain in it.
+  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
+}
+
+TEST_F(TamperTest, CatchesALogEmptiedOfEveryRowWithItsHeadKept) {
+  tamper(path_, delete_all_rows());
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_NE(r.problem.find("the log ends at row 0 but the engine signed a head at row " +
+                           std::to_string(last_)),
+            std::string::npos)
+      << r.problem;
+}
+
+TEST_F(TamperTest, CatchesATruncatedTailWithTheHeadDeletedToo) {
+  Seq cut = last_ - 3;
+  std::string sql;
+  for (const char* t :
+       {"evidence", "decisions", "transitions", "operator_requests", "checkpoints"}) {
+    sql += std::string("DELETE FROM ") + t + " WHERE seq > " + std::to_string(cut) + ";";
+  }
+  tamper(path_, sql + "DELETE FROM head;");
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, cut + 1);
+  EXPECT_NE(r.problem.find("head is missing"), std::string::npos) << r.problem;
+}
+
+TEST_F(TamperTest, CatchesAHeadOlderThanTheLastCheckpoint) {
+  std::filesystem::copy_file(path_, dir_.file("old.db"));
+  {
+    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}).ok());
+    ASSERT_TRUE((*s)->close().ok());  // writes a checkpoint after the old head
+  }
+  ASSERT_GT(scalar(path_, "SELECT max(seq) FROM checkpoints"), last_);
+  // The genuine, correctly signed head of the older copy is put back.
+  tamper(path_, "ATTACH '" + dir_.file("old.db") +
+                    "' AS old; UPDATE head SET (seq, hash, at_ns, signer, signature) = "
+                    "(SELECT seq, hash, at_ns, signer, signature FROM old.head);");
+  ASSERT_EQ(scalar(path_, "SELECT seq FROM head"), last_);
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, last_ + 1);
+  EXPECT_NE(r.problem.find("is older than the last checkpoint"), std::string::npos) << r.problem;
+}
+
+TEST(TamperEvidence, ANewLogIsSignedAtRowZeroSoItsEmptinessIsVouchedFor) {
+  testing::TempDir dir;
+  Keys keys;
+  auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(scalar(dir.file("a.db"), "SELECT seq FROM head"), 0);
+  ASSERT_TRUE((*s)->close().ok());
+  // Reopening an empty log with its head is fine.
+  auto again = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->close().ok());
+  VerifyOptions o;
+  o.engine_keys = {keys.alice.public_key()};
+  auto r = verify_log(dir.file("a.db"), o);  // a head signed by someone else is refused
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->ok);
+  EXPECT_NE(r->problem.find("does not verify against a trusted engine key"), std::string::npos);
+}
+
+// A whole log written and signed by another key, which its meta names: only
+// verification against keys the auditor holds tells it from the engine's.
+TEST(TamperEvidence, ALogSignedByAnotherKeyPassesOnlyAgainstItsOwnMeta) {
+  testing::TempDir dir;
+  Keys keys;
+  auto s = open_sqlite_store(dir.file("a.db"), keys.alice, test::fast_options());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->append_evidence({at_ms(0), keys.panic_batch("web-1", at_ms(0)), "host-a"}).ok());
+  ASSERT_TRUE((*s)->close().ok());
+  auto plain = verify_log(dir.file("a.db"));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->ok) << plain->text();
+  EXPECT_TRUE(plain->keys_from_log);
+  VerifyOptions o;
+  o.engine_keys = {keys.engine.public_key()};
+  auto pinned = verify_log(dir.file("a.db"), o);
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_FALSE(pinned->ok);
+  EXPECT_NE(pinned->problem.find("not a trusted engine key"), std::string::npos)
+      << pinned->problem;
+}
+
+TEST(TamperEvidence, CheckpointsDefaultToEveryThousandRowsOrTenSeconds) {
+  StoreOptions o;
+  EXPECT_EQ(o.checkpoint_every_rows, 1000);
+  EXPECT_EQ(o.checkpoint_every, std::chrono::seconds(10));
+}
+
 TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
   testing::TempDir dir;
   Keys keys;
@@ -401,8 +519,9 @@ TEST(TamperEvidence, EmptyLogVerifies) {
   ASSERT_TRUE((*s)->close().ok());
   auto r = verify_log(dir.file("a.db"));
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->ok);
+  EXPECT_TRUE(r->ok) << r->text();
   EXPECT_EQ(r->rows, 0);
+  EXPECT_EQ(r->head_seq, 0);
 }
 
 }  // namespace

@@ -123,8 +123,14 @@ TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) 
   b.add_events()->set_host("host-a");
   bulk_.send(zmq::buffer(other.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), clock_.now())),
              zmq::send_flags::none);
-  // A batch whose payload does not decode.
+  // A batch whose payload is not protobuf: outside the schema.
   bulk_.send(zmq::buffer(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff", clock_.now())),
+             zmq::send_flags::none);
+  // A batch for host-a carrying host-b's VM: refused when decoded.
+  medic::v1::EventBatch mixed;
+  mixed.add_events()->set_host("host-b");
+  bulk_.send(zmq::buffer(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", mixed.SerializeAsString(),
+                                     clock_.now())),
              zmq::send_flags::none);
   bulk_.send(zmq::buffer(batch_frame(sealer, "good")), zmq::send_flags::none);
   std::vector<std::string> got;
@@ -140,6 +146,7 @@ TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) 
   }, 10s));
   EXPECT_EQ(got, std::vector<std::string>{"good"});
   EXPECT_EQ(receiver_->rejections().get(OpenError::kOutOfScope), 1u);
+  EXPECT_EQ(receiver_->rejections().get(OpenError::kOutsideSchema), 1u);
   EXPECT_EQ(receiver_->undecodable(), 1u);
   EXPECT_EQ(receiver_->accepted_batches(), 1u);
 }
