@@ -57,7 +57,14 @@ TEST(Engine, WhereFiltersOnVmLabels) {
   Harness h(kPanicRule);
   h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"tier", "batch"}}));
   h.send(lifecycle("h1", "vm1", kPanic));
-  EXPECT_TRUE(h.take().empty());
+  EXPECT_TRUE(h.take().empty()) << "a batch VM matched where: tier != batch";
+  // Control: the same panic on a VM of another tier does fire the rule.
+  h.send(state("h1", "vm2", medic::v1::VM_STATE_RUNNING, {{"tier", "web"}}));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].vm, "vm2");
+  EXPECT_EQ(ds[0].outcome, Outcome::kProposed);
 }
 
 TEST(Engine, IgnoresEventsItCannotClassify) {
@@ -69,6 +76,13 @@ TEST(Engine, IgnoresEventsItCannotClassify) {
   h.send(lifecycle("h1", "", kPanic));
   EXPECT_TRUE(h.take().empty());
   EXPECT_EQ(h.engine.stats().unknown_events, 2u);
+  EXPECT_EQ(h.engine.stats().vms, 0u) << "an event it could not classify created a VM";
+  // Control: a panic with a type and a VM is classified, counted and acted on.
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_EQ(h.take().size(), 1u);
+  EXPECT_EQ(h.engine.stats().unknown_events, 2u);
+  EXPECT_EQ(h.engine.stats().events, 3u);
+  EXPECT_EQ(h.engine.stats().vms, 1u);
 }
 
 const char* kHangRule = R"(rules:
