@@ -395,11 +395,10 @@ void EngineNode::on_decision(const rules::Decision& d) {
     case O::kDryRun: rec.outcome = audit::Outcome::kDryRun; break;
     default: break;
   }
-  if (rec.outcome == audit::Outcome::kProposed) {
-    // The engine applies every policy in this order; a proposed action passed all.
-    for (const char* p : {"silence", "dry-run", "host-silent", "storm-guard", "cooldown", "budget",
-                           "vm-in-flight", "host-concurrency", "fleet-concurrency", "approval"}) {
-      rec.policies_passed.push_back(p);
+  // The policies this step actually met and passed, in chain order.
+  for (const auto& c : d.checks) {
+    if (c.verdict == rules::Verdict::kPass) {
+      rec.policies_passed.emplace_back(rules::policy_name(c.policy));
     }
   }
   if (rec.outcome != audit::Outcome::kDryRun) {
