@@ -105,8 +105,14 @@ Status Engine::Impl::restore(const EngineState& s) {
     return failed_precondition("restore: the engine has already been fed; restore a fresh one");
   }
   for (const auto& r : s.incidents) {
-    if (!rules_->find(r.rule))
-      return not_found("restore: incident " + r.key + ": no rule " + r.rule);
+    const Rule* rule = rules_->find(r.rule);
+    if (!rule) return not_found("restore: incident " + r.key + ": no rule " + r.rule);
+    if (r.step >= rule->ladder.size())
+      return invalid_argument("restore: incident " + r.key + ": rule " + r.rule + " has no step " +
+                              std::to_string(r.step + 1));
+    if (r.state > static_cast<uint8_t>(IncidentState::kHeld))
+      return invalid_argument("restore: incident " + r.key + ": no state " +
+                              std::to_string(r.state));
   }
   restore_fleet(s);
   // Slots first: the dispatch hook also stamps cooldown and budget, which

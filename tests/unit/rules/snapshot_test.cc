@@ -215,3 +215,29 @@ TEST(Snapshot, RestoreRefusesAnIncidentWhoseRuleIsGone) {
 
 }  // namespace
 }  // namespace medic::rules
+
+namespace medic::rules {
+namespace {
+
+TEST(Snapshot, RestoreRefusesAnIncidentItCannotPlace) {
+  auto rules = testing::must_load(kRules);
+  Rig kept(VirtualClock().now(), rules);
+  before(kept);
+  EngineState state = kept.engine.snapshot();
+  ASSERT_FALSE(state.incidents.empty());
+  EngineState bad_state = state;
+  bad_state.incidents[0].state = 9;
+  Rig a(kept.clock.now(), rules);
+  Status st = a.engine.restore(bad_state);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("no state 9"), std::string::npos) << st.message();
+  EngineState bad_step = state;
+  bad_step.incidents[0].step = 7;
+  Rig b(kept.clock.now(), rules);
+  st = b.engine.restore(bad_step);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("has no step 8"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace medic::rules
