@@ -90,8 +90,8 @@ class SimLoop final : public rules::DecisionSink {
       auto report = [this, d](Status s) {
         clock_.schedule_after(d.heal_within > Duration(0) ? d.heal_within : 30s, [this, d, s] {
           engine_->on_action_result(d.id,
-                                    s.ok() ? rules::ActionOutcome::kSucceeded
-                                           : rules::ActionOutcome::kFailed,
+                                    s.ok() ? ActionState::kSucceeded
+                                           : ActionState::kFailed,
                                     fleet_.is_healthy(d.vm), s.message());
         });
       };
