@@ -19,9 +19,9 @@
 #include <unordered_set>
 
 #include "audit/chain.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
+#include "core/json.h"
 #include "medic/v1/envelope.pb.h"
 
 namespace medic::audit {
@@ -673,7 +673,7 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
     }
     case Table::kDecisions: {
       const Decision& d = p.rec.decision;
-      std::string policies = internal::json_string_array(d.policies_passed);
+      std::string policies = dump_json(Json(d.policies_passed));
       std::string refs = internal::encode_refs(d.evidence);
       return insert_row(
           p.table, p.seq,
