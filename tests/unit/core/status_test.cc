@@ -25,7 +25,7 @@ TEST(Status, ResultCarriesValueOrError) {
 }
 
 TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
-  EXPECT_TRUE(chain(2).ok());
+  EXPECT_OK(chain(2));
   EXPECT_EQ(chain(1).with_context("load").message(), "load: odd: 1");
 }
 
@@ -33,6 +33,7 @@ TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
 }  // namespace medic
 
 #include "core/text.h"
+#include "tests/testing/testing.h"
 
 namespace medic {
 namespace {

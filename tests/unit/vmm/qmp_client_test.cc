@@ -81,7 +81,7 @@ void handshake(QmpClient& c, Peer& peer) {
   peer.write(kGreeting);
   peer.write("{\"return\": {}, \"id\": 1}\n");
   Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
 }
 
 std::string event_line(const std::string& name, const std::string& data = "{}") {
@@ -113,10 +113,10 @@ TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
              "\n");
   peer.write(event_line("RESUME"));
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "paused");
   EXPECT_EQ(c.stats().unmatched_replies, 1u);
-  ASSERT_TRUE(c.poll().ok());  // the RESUME after the reply
+  ASSERT_OK(c.poll());  // the RESUME after the reply
   auto events = c.take_events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].name, "STOP");
@@ -135,7 +135,7 @@ TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
   peer.write("{\"return\": {}, \"id\": 2}\n");
   Json args = Json::object();
   args.set("name", Json::string("dev0"));
-  ASSERT_TRUE(c.execute("device_del", milliseconds(5000), args).ok());
+  ASSERT_OK(c.execute("device_del", milliseconds(5000), args));
   std::string sent = peer.read_available();
   EXPECT_NE(sent.find(R"({"execute":"device_del","arguments":{"name":"dev0"},"id":2})"),
             std::string::npos)
@@ -148,12 +148,12 @@ TEST(QmpClient, ReassemblesALineSplitAcrossReads) {
   handshake(c, peer);
   std::string line = event_line("WATCHDOG", R"({"action": "reset"})");
   peer.write(line.substr(0, 17));
-  ASSERT_TRUE(c.poll().ok());
+  ASSERT_OK(c.poll());
   EXPECT_EQ(c.queued_events(), 0u);
   // Then one byte per read.
   for (size_t i = 17; i < line.size(); ++i) {
     peer.write(line.substr(i, 1));
-    ASSERT_TRUE(c.poll().ok());
+    ASSERT_OK(c.poll());
     EXPECT_EQ(c.queued_events(), i + 1 == line.size() ? 1u : 0u) << "after byte " << i;
   }
   auto events = c.take_events();
@@ -171,7 +171,7 @@ TEST(QmpClient, ReassemblesAReplySplitAcrossReadsDuringExecute) {
   peer.write(R"({"return": {"status": "runn)");
   peer.write("ing\"}, \"id\": 2}\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
 }
 
@@ -187,7 +187,7 @@ TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
   peer.write("\r\n\n");          // blank lines are not garbage
   peer.write("{\"return\": {\"status\": \"running\"}, \"id\": 2}\r\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   EXPECT_EQ(c.stats().garbage_lines, 5u);
   EXPECT_TRUE(c.connected());
@@ -233,7 +233,7 @@ TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
   peer.write(R"({"return": {"status": "running"}, "id": 3})"
              "\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   EXPECT_EQ(c.stats().unmatched_replies, 1u);
 }
@@ -285,7 +285,7 @@ TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
   QmpClient c(opts);
   handshake(c, peer);
   for (const char* e : {"STOP", "RESUME", "RESET", "STOP", "RESUME"}) peer.write(event_line(e));
-  ASSERT_TRUE(c.poll().ok());
+  ASSERT_OK(c.poll());
   auto events = c.take_events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].name, "STOP");
@@ -408,9 +408,9 @@ TEST(QmpClient, ConnectsOverAUnixSocketPath) {
                        {R"({"return": {}})", R"({"return": {"status": "running"}})"});
   QmpClient c;
   Status s = c.connect(dir.file("qmp.sock"), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   c.close();
   EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status"}));
@@ -422,7 +422,7 @@ TEST(QmpReset, ResetsAndResumesAGuestThatIsNotRunning) {
                        {R"({"return": {}})", R"({"return": {"status": "guest-panicked"}})",
                         R"({"return": {}})", R"({"return": {}})"});
   Status s = qmp_reset(dir.file("qmp.sock"), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset", "cont"}));
 }
@@ -432,7 +432,7 @@ TEST(QmpReset, DoesNotResumeARunningGuest) {
   FakeQmpServer server(
       dir.file("qmp.sock"),
       {R"({"return": {}})", R"({"return": {"status": "running"}})", R"({"return": {}})"});
-  ASSERT_TRUE(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)).ok());
+  ASSERT_OK(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)));
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset"}));
 }

@@ -253,7 +253,7 @@ class QmpHypervisorTest : public ::testing::Test {
   VmState state() { return hv_->get(kUuid)->state; }
   void start() {
     Status s = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
-    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_OK(s) << s;
   }
 
   testing::TempDir dir_;
@@ -265,7 +265,7 @@ class QmpHypervisorTest : public ::testing::Test {
 
 TEST_F(QmpHypervisorTest, ListsNeverStartedVmsAsStoppedAndRefusesVerbsNeedingAProcess) {
   auto all = hv_->list();
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].id, kUuid);
   EXPECT_EQ((*all)[0].name, "vm1");
@@ -290,7 +290,7 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats() >= 3; }));
   auto info = hv_->get(kUuid);
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_GT(info->pid, 0);
   EXPECT_EQ(info->last_heartbeat, clock_.now());
@@ -308,21 +308,21 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
 
 TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
   Status s = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   // No poll() yet: no heartbeat has been read.
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
 }
 
 TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_PANICKED) == 1; }));
   EXPECT_NE(detail_of(medic::v1::LIFECYCLE_PANICKED).find("\"action\":\"pause\""),
             std::string::npos);
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);
   size_t mark = events_.size();
   Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"inject-nmi", "system_reset", "cont"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_RESUMED, mark) == 1; }));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_RESET, mark), 1u);
@@ -332,13 +332,13 @@ TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
 
 TEST_F(QmpHypervisorTest, ResetOfARunningGuestDoesNotResumeIt) {
   start();
-  ASSERT_TRUE(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout).ok());
+  ASSERT_OK(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout));
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
 }
 
 TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STOPPED) == 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_PAUSED);
   auto bad = hv_->qmp_command(kUuid, "no-such-command", milliseconds(5000));
@@ -348,7 +348,7 @@ TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
 TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   start();
   Status s = hv_->execute(medic::v1::VERB_STOP, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"quit"}));
   pump_until([] { return false; }, milliseconds(100));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
@@ -377,7 +377,7 @@ TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {
   // A crashed VM is restarted (not refused as stopped on purpose).
   size_t mark = events_.size();
   Status s = hv_->execute(medic::v1::VERB_RESTART, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED, mark), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats(mark) >= 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
@@ -400,7 +400,7 @@ TEST_F(QmpHypervisorTest, RebootPowersDownThenStartsQemuAgain) {
   pid_t first = hv_->get(kUuid)->pid;
   size_t mark = events_.size();
   Status s = hv_->execute(medic::v1::VERB_REBOOT, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_powerdown"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STARTED, mark) == 1; }));
   size_t restarted = events_.size();
