@@ -2,13 +2,19 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# No "Entering directory" lines from the sub-makes CMake generates.
+MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap build demo test test-sanitize bench clean
+.PHONY: all bootstrap bootstrap-demo build build-medic demo test test-sanitize bench clean
 
 all: build
 
 bootstrap:
 	@scripts/bootstrap
+
+# The demo needs neither QEMU nor the tests: fewer packages, one target.
+bootstrap-demo:
+	@scripts/bootstrap demo
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -16,7 +22,10 @@ $(BUILD)/CMakeCache.txt:
 build: bootstrap $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+build-medic: bootstrap-demo $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target medic
+
+demo: build-medic
 	@scripts/demo $(BUILD)
 
 test: build

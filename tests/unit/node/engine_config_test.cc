@@ -3,7 +3,7 @@
 #include "node/engine_node.h"
 #include "tests/testing/testing.h"
 
-namespace medic::app {
+namespace medic::node {
 namespace {
 
 using namespace std::chrono_literals;
@@ -44,4 +44,4 @@ TEST(EngineConfig, ErrorsNameFileLineAndColumn) {
 }
 
 }  // namespace
-}  // namespace medic::app
+}  // namespace medic::node
