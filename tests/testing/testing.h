@@ -9,25 +9,26 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/status.h"
 
 namespace medic::testing {
 
-inline Status status_of(const Status& s) { return s; }
-template <typename T>
-Status status_of(const Result<T>& r) {
-  return r.status();
-}
-
 // The predicate behind ASSERT_OK / EXPECT_OK: on failure the message names
-// the expression and prints the status (code and message).
+// the expression and prints the status (code and message). It takes a
+// Status, a Result<T>, or anything else with ok() and status() (a
+// ConfigReader).
 template <typename T>
 ::testing::AssertionResult is_ok(const char* expr_text, const T& value) {
-  const Status s = status_of(value);
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "`" << expr_text << "` is not OK: " << s;
+  if (value.ok()) return ::testing::AssertionSuccess();
+  auto failure = ::testing::AssertionFailure() << "`" << expr_text << "` is not OK: ";
+  if constexpr (std::is_same_v<T, Status>) {
+    return failure << value;
+  } else {
+    return failure << value.status();
+  }
 }
 
 // A fresh directory under $TMPDIR, removed with its contents on destruction.
@@ -87,13 +88,13 @@ int free_port();
 
 }  // namespace medic::testing
 
-// ASSERT_OK(expr) / EXPECT_OK(expr): expr is a Status or a Result<T>; a
-// failure prints it. Further context can be streamed: ASSERT_OK(s) << path;
 #define MEDIC_TEST_CHILD_ENTRY(name)                                                  \
   static int medic_child_entry_##name();                                              \
   [[maybe_unused]] static const bool medic_child_entry_registered_##name =            \
       ::medic::testing::register_child_entry(#name, &medic_child_entry_##name);       \
   static int medic_child_entry_##name()
 
+// ASSERT_OK(expr) / EXPECT_OK(expr): expr is a Status or a Result<T>; a
+// failure prints it. Further context can be streamed: ASSERT_OK(s) << path;
 #define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::medic::testing::is_ok, expr)
 #define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::medic::testing::is_ok, expr)
