@@ -401,7 +401,7 @@ TEST_F(QemuGuest, GuestAgentPingTimesOutWithoutAnAgentInTheGuestWhileQmpSaysRunn
   EXPECT_EQ(hv_->guest_agent_stats().timeouts, 1u);
   auto status = hv_->qmp_command(kUuid, "query-status", seconds(10));
   ASSERT_OK(status);
-  EXPECT_EQ(*status->string_at("status"), "running");
+  EXPECT_EQ(*json_string_member(*status, "status"), "running");
 }
 
 // The same guest, running the real qemu-ga inside.

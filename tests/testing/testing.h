@@ -18,16 +18,18 @@ namespace medic::testing {
 
 // The predicate behind ASSERT_OK / EXPECT_OK: on failure the message names
 // the expression and prints the status (code and message). It takes a
-// Status, a Result<T>, or anything else with ok() and status() (a
-// ConfigReader).
+// Status, a Result<T>, anything else with ok() and status() (a
+// ConfigReader), or with ok() and a `detail` text (a GuestPingResult).
 template <typename T>
 ::testing::AssertionResult is_ok(const char* expr_text, const T& value) {
   if (value.ok()) return ::testing::AssertionSuccess();
   auto failure = ::testing::AssertionFailure() << "`" << expr_text << "` is not OK: ";
   if constexpr (std::is_same_v<T, Status>) {
     return failure << value;
-  } else {
+  } else if constexpr (requires { value.status(); }) {
     return failure << value.status();
+  } else {
+    return failure << value.detail;
   }
 }
 

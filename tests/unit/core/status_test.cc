@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/testing.h"
+
 namespace medic {
 namespace {
 
@@ -33,7 +35,6 @@ TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
 }  // namespace medic
 
 #include "core/text.h"
-#include "tests/testing/testing.h"
 
 namespace medic {
 namespace {

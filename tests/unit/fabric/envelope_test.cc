@@ -165,6 +165,22 @@ TEST_F(EnvelopeTest, NewEpochAfterRestartIsAcceptedOldEpochIsNot) {
   EXPECT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kReplayed);
 }
 
+TEST_F(EnvelopeTest, TheDefaultEpochIsTheFirstSealsClockTimeInMilliseconds) {
+  Opener opener(trust_, clock_);
+  Opened o;
+  Sealer before(collector_);
+  ASSERT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kOk);
+  const uint64_t first_ms = static_cast<uint64_t>(to_ns(clock_.now()) / 1'000'000);
+  EXPECT_EQ(o.envelope.epoch(), first_ms);
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_EQ(opener.open(sealed_batch(before, "host-a", 1, clock_.now()), &o), OpenError::kOk);
+  EXPECT_EQ(o.envelope.epoch(), first_ms) << "the epoch is fixed at the first seal";
+  // A sender restarted later on the same clock gets a newer epoch: accepted.
+  Sealer after(collector_);
+  ASSERT_EQ(opener.open(sealed_batch(after, "host-a", 1, clock_.now()), &o), OpenError::kOk);
+  EXPECT_EQ(o.envelope.epoch(), first_ms + 1000);
+}
+
 TEST_F(EnvelopeTest, StreamsAreOrderedIndependently) {
   Opener opener(trust_, clock_);
   Opened o;

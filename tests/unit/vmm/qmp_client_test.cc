@@ -94,7 +94,7 @@ TEST(QmpClient, HandshakeReadsGreetingAndNegotiatesCapabilities) {
   QmpClient c;
   handshake(c, peer);
   EXPECT_TRUE(c.connected());
-  EXPECT_NE(c.greeting().find("version"), nullptr);
+  EXPECT_NE(json_member(c.greeting(), "version"), nullptr);
   std::string sent = peer.read_available();
   EXPECT_NE(sent.find(R"("execute":"qmp_capabilities")"), std::string::npos) << sent;
   EXPECT_NE(sent.find(R"("id":1)"), std::string::npos) << sent;
@@ -122,7 +122,7 @@ TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
   EXPECT_EQ(events[0].name, "STOP");
   EXPECT_EQ(events[0].qemu_time_us, 10'000'005);
   EXPECT_EQ(events[1].name, "GUEST_PANICKED");
-  EXPECT_EQ(*events[1].data.string_at("action"), "pause");
+  EXPECT_EQ(*json_string_member(events[1].data, "action"), "pause");
   EXPECT_EQ(events[2].name, "RESUME");
   EXPECT_TRUE(c.take_events().empty());
 }
@@ -133,8 +133,7 @@ TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
   handshake(c, peer);
   peer.read_available();
   peer.write("{\"return\": {}, \"id\": 2}\n");
-  Json args = Json::object();
-  args.set("name", Json::string("dev0"));
+  const Json args = {{"name", "dev0"}};
   ASSERT_OK(c.execute("device_del", milliseconds(5000), args));
   std::string sent = peer.read_available();
   EXPECT_NE(sent.find(R"({"execute":"device_del","arguments":{"name":"dev0"},"id":2})"),
@@ -278,6 +277,28 @@ TEST(QmpClient, OversizedCompleteLineIsRejectedToo) {
   EXPECT_EQ(c.queued_events(), 0u);
 }
 
+TEST(QmpClient, RefusesDeepNestingAndIllFormedUtf8AsGarbageAndKeepsWorking) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  std::string at_limit = "1", too_deep = "1";
+  // Two objects (the message, its data) around the arrays: 32 levels, and 33.
+  for (int i = 0; i < 30; ++i) at_limit = "[" + at_limit + "]";
+  for (int i = 0; i < 31; ++i) too_deep = "[" + too_deep + "]";
+  peer.write("{\"event\": \"STOP\", \"data\": {\"x\": " + too_deep + "}}\n" +
+             "{\"event\": \"RESET\", \"data\": {\"x\": " + at_limit + "}}\n" +
+             "{\"event\": \"BAD\xff\"}\n" +
+             "{\"event\": \"RESUME\", \"data\": {\"who\": \"caf\xc3\xa9\"}}\n");
+  ASSERT_OK(c.poll());
+  auto events = c.take_events();
+  ASSERT_EQ(events.size(), 2u);  // the positive controls beside each refused line
+  EXPECT_EQ(events[0].name, "RESET");
+  EXPECT_EQ(events[1].name, "RESUME");
+  EXPECT_EQ(events[1].data["who"], "caf\xc3\xa9");
+  EXPECT_EQ(c.stats().garbage_lines, 2u);  // the 33-deep line and the bad UTF-8
+  EXPECT_TRUE(c.connected());
+}
+
 TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
   Peer peer;
   QmpClientOptions opts;
@@ -383,9 +404,9 @@ class FakeQmpServer {
       auto req = parse_json(std::string_view(buf).substr(0, nl));
       buf.erase(0, nl + 1);
       if (!req.ok()) break;
-      commands_.push_back(*req->string_at("execute"));
+      commands_.push_back(*json_string_member(*req, "execute"));
       std::string reply = replies_[answered++];
-      reply.insert(reply.size() - 1, ", \"id\": " + req->find("id")->dump());
+      reply.insert(reply.size() - 1, ", \"id\": " + dump_json(*json_member(*req, "id")));
       send_all(fd, reply + "\n");
     }
     ::close(fd);

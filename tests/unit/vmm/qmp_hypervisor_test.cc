@@ -118,9 +118,10 @@ std::string path_of(const std::string& v, const std::string& key) {
       while ((nl = buf.find('\n')) != std::string::npos) {
         auto req = parse_json(std::string_view(buf).substr(0, nl));
         buf.erase(0, nl + 1);
-        if (!req.ok() || !req->string_at("execute")) continue;
-        std::string cmd = *req->string_at("execute");
-        std::string id = req->find("id") ? req->find("id")->dump() : "null";
+        if (!req.ok() || !json_string_member(*req, "execute")) continue;
+        std::string cmd = *json_string_member(*req, "execute");
+        const Json* id_member = json_member(*req, "id");
+        std::string id = id_member ? dump_json(*id_member) : "null";
         auto ok = [&](const std::string& ret = "{}") {
           put(qmp, R"({"return": )" + ret + R"(, "id": )" + id + "}\n");
         };
