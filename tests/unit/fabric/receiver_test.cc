@@ -28,7 +28,7 @@ class ReceiverTest : public ::testing::Test {
                               engine_.public_key());
     auto urgent = ctx_->connect(zmq::socket_type::pub, receiver_->urgent_endpoint(), host_,
                                 engine_.public_key());
-    ASSERT_OK(bulk.ok() && urgent);
+    ASSERT_TRUE(bulk.ok() && urgent.ok());
     bulk_ = std::move(*bulk);
     urgent_ = std::move(*urgent);
     // Wait until both PUB sockets have a subscriber: probe frames that the
@@ -75,7 +75,7 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
   ASSERT_OK(receiver);
   auto bulk = (*ctx)->connect(zmq::socket_type::pub, "inproc://bulk", host, engine.public_key());
   auto urgent = (*ctx)->connect(zmq::socket_type::pub, "inproc://urgent", host, engine.public_key());
-  ASSERT_OK(bulk.ok() && urgent);
+  ASSERT_TRUE(bulk.ok() && urgent.ok());
   // Until each PUB has seen its subscriber, probes are dropped; read each
   // lane's socket directly until its probe shows up, then nothing is in flight.
   auto ready = [](zmq::socket_t& pub, zmq::socket_t& sub) {
