@@ -19,7 +19,8 @@ namespace medic::testing {
 // The predicate behind ASSERT_OK / EXPECT_OK: on failure the message names
 // the expression and prints the status (code and message). It takes a
 // Status, a Result<T>, anything else with ok() and status() (a
-// ConfigReader), or with ok() and a `detail` text (a GuestPingResult).
+// ConfigReader), with ok() and text() (a rules LoadResult), or with ok() and
+// a `detail` text (a GuestPingResult).
 template <typename T>
 ::testing::AssertionResult is_ok(const char* expr_text, const T& value) {
   if (value.ok()) return ::testing::AssertionSuccess();
@@ -28,6 +29,8 @@ template <typename T>
     return failure << value;
   } else if constexpr (requires { value.status(); }) {
     return failure << value.status();
+  } else if constexpr (requires { value.text(); }) {
+    return failure << value.text();
   } else {
     return failure << value.detail;
   }
