@@ -8,6 +8,7 @@
 
 #include "vmm/sim/sim.h"
 #include "vmm/vmadm/vmadm.h"
+#include "tests/testing/testing.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -48,7 +49,7 @@ TEST(SimFleet, NamesHostsAndVmsPredictably) {
   EXPECT_EQ(fleet.host(0).host(), "host-01");
   EXPECT_EQ(fleet.host(1).host(), "host-02");
   auto vms = fleet.host(1).list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 3u);
   EXPECT_EQ((*vms)[2].name, "host-02-vm-003");
   std::set<std::string> ids;
@@ -96,7 +97,7 @@ TEST(SimFleet, RunningVmsHeartbeatOncePerInterval) {
   }
   EXPECT_EQ(fleet.heartbeats_delivered(), 60u);
   auto info = fleet.host(0).get(fleet.vm_ids()[0]);
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_GT(info->last_heartbeat, start);
 }
 
@@ -333,7 +334,7 @@ TEST(SimFleetNames, HostNamesReplaceTheNumberedDefault) {
   EXPECT_EQ(fleet.host(0).host(), "host-a");
   EXPECT_EQ(fleet.host(1).host(), "host-b");
   auto vms = fleet.host(1).list();
-  ASSERT_TRUE(vms.ok());
+  ASSERT_OK(vms);
   EXPECT_EQ(vms->at(0).name, "host-b-vm-001");
   EXPECT_EQ(fleet.find_host("host-a"), &fleet.host(0));
 }

@@ -60,7 +60,7 @@ class VmadmBackend : public ::testing::Test {
   }
   VmState state_of(const std::string& uuid) {
     auto vm = backend().get(uuid);
-    EXPECT_TRUE(vm.ok()) << vm.status();
+    EXPECT_OK(vm);
     return vm.ok() ? vm->state : medic::v1::VM_STATE_UNSPECIFIED;
   }
   VmadmHypervisor& backend() {
@@ -81,7 +81,7 @@ class VmadmBackend : public ::testing::Test {
 
 TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
   auto r = parse_vmadm_list(std::string(kWeb) + ":a:b::c:running\r\n\n" + kDb + "::stopped");
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].uuid, kWeb);
   EXPECT_EQ((*r)[0].alias, "a:b::c");
@@ -92,7 +92,7 @@ TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
 
 TEST(VmadmParse, EmptyOutputIsNoVms) {
   auto r = parse_vmadm_list("");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->empty());
 }
 
@@ -131,7 +131,7 @@ TEST(VmadmParse, RecognisesVmUuids) {
 
 TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 4u);
   EXPECT_EQ((*vms)[0].id, kWeb);
   EXPECT_EQ((*vms)[0].name, "web-01");
@@ -148,13 +148,13 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
 TEST_F(VmadmBackend, ListsAnEmptyHost) {
   std::filesystem::remove(dir_.file("vms"));
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   EXPECT_TRUE(vms->empty());
 }
 
 TEST_F(VmadmBackend, GetsOneVmByUuid) {
   auto vm = backend().get(kOdd);
-  ASSERT_TRUE(vm.ok()) << vm.status();
+  ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_THAT(calls(),
