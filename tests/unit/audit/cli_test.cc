@@ -133,7 +133,7 @@ TEST_F(CliTest, VerifyChecksAgainstATrustStore) {
 TEST_F(CliTest, WriteAnchorThenAnchorFileCatchesARollback) {
   std::filesystem::copy_file(db_, dir_.file("old.db"));
   {
-    auto s = open_sqlite_store(db_, keys_.engine, test::fast_options());
+    auto s = open_sqlite_store(db_, clock_, keys_.engine, test::fast_options());
     ASSERT_TRUE(s.ok()) << s.status();
     ASSERT_TRUE((*s)->append_evidence({test::at_ms(99), keys_.panic_batch("z", test::at_ms(99)),
                                        "host-a"})

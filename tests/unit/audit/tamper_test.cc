@@ -331,7 +331,7 @@ TEST_F(TamperTest, CatchesALogEmptiedOfEveryRowAndItsHead) {
             std::string::npos)
       << r.problem;
   // And the engine refuses to start a new chain in it.
-  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
 }
@@ -364,7 +364,7 @@ TEST_F(TamperTest, CatchesATruncatedTailWithTheHeadDeletedToo) {
 TEST_F(TamperTest, CatchesAHeadOlderThanTheLastCheckpoint) {
   std::filesystem::copy_file(path_, dir_.file("old.db"));
   {
-    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
     ASSERT_OK(s) << s.status();
     ASSERT_TRUE((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}).ok());
     ASSERT_OK((*s)->close());  // writes a checkpoint after the old head
@@ -382,14 +382,15 @@ TEST_F(TamperTest, CatchesAHeadOlderThanTheLastCheckpoint) {
 }
 
 TEST(TamperEvidence, ANewLogIsSignedAtRowZeroSoItsEmptinessIsVouchedFor) {
+  VirtualClock clock;  // before the store: outlives it
   testing::TempDir dir;
   Keys keys;
-  auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
   ASSERT_OK(s);
   EXPECT_EQ(scalar(dir.file("a.db"), "SELECT seq FROM head"), 0);
   ASSERT_OK((*s)->close());
   // Reopening an empty log with its head is fine.
-  auto again = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
+  auto again = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
   ASSERT_OK(again) << again.status();
   ASSERT_OK((*again)->close());
   VerifyOptions o;
@@ -403,9 +404,10 @@ TEST(TamperEvidence, ANewLogIsSignedAtRowZeroSoItsEmptinessIsVouchedFor) {
 // A whole log written and signed by another key, which its meta names: only
 // verification against keys the auditor holds tells it from the engine's.
 TEST(TamperEvidence, ALogSignedByAnotherKeyPassesOnlyAgainstItsOwnMeta) {
+  VirtualClock clock;  // before the store: outlives it
   testing::TempDir dir;
   Keys keys;
-  auto s = open_sqlite_store(dir.file("a.db"), keys.alice, test::fast_options());
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.alice, test::fast_options());
   ASSERT_OK(s);
   ASSERT_TRUE((*s)->append_evidence({at_ms(0), keys.panic_batch("web-1", at_ms(0)), "host-a"}).ok());
   ASSERT_OK((*s)->close());
@@ -493,7 +495,7 @@ TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
   const Seq target = scalar(path_, "SELECT max(seq) FROM transitions WHERE action_id = 'a-3'");
   ASSERT_GT(target, 0);
   {
-    auto control = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    auto control = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
     ASSERT_OK(control) << control.status();  // positive control: it opens untouched
     auto st = (*control)->action_state("a-3");
     ASSERT_TRUE(st.ok() && st->has_value());
@@ -501,7 +503,7 @@ TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
     ASSERT_OK((*control)->close());
   }
   tamper(path_, "UPDATE transitions SET state = 'bogus' WHERE seq = " + std::to_string(target));
-  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("audit row " + std::to_string(target) +
                                       ": unknown action state \"bogus\""),
