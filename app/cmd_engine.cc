@@ -46,7 +46,8 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: the rule files have errors (run `medic rules check`)\n";
     return 2;
   }
-  auto store = audit::open_sqlite_store(config->audit_path, *identity, config->audit);
+  SystemClock clock;  // the engine's, and so the audit store's
+  auto store = audit::open_sqlite_store(config->audit_path, clock, *identity, config->audit);
   if (!store.ok()) {
     std::cerr << "medic engine: audit log " << config->audit_path << ": "
               << store.status().message() << "\n";
@@ -57,7 +58,6 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: " << ctx.status().message() << "\n";
     return 2;
   }
-  SystemClock clock;
   SignalFlags& signals = install_signal_handlers();
   int code = 0;
   {

@@ -148,6 +148,9 @@ enum class Durability : uint8_t {
 
 struct StoreOptions {
   Durability durability = Durability::kPowerLoss;
+  // A signed checkpoint after this many rows, and every checkpoint_every of
+  // the store's Clock when rows came since the last one; so no row waits
+  // longer than checkpoint_every to be sealed.
   int64_t checkpoint_every_rows = 1000;
   Duration checkpoint_every = std::chrono::seconds(60);
   // Appends block while this many rows wait for the writer, so memory stays
@@ -200,8 +203,13 @@ using AuditStorePtr = std::unique_ptr<AuditStore>;
 // Opens (creating if needed) the SQLite audit log at `path`; `engine` signs
 // checkpoints and heads. Refuses a log whose last row does not match its
 // signed head (run `medic audit verify`).
-Result<AuditStorePtr> open_sqlite_store(const std::string& path, const fabric::Identity& engine,
-                                        StoreOptions options = {});
+//
+// `clock` is the only source of time: heads and checkpoints carry its time,
+// and its timers (run by the caller's loop, on the thread that appends)
+// drive the checkpoint_every checkpoints. The store must be closed or
+// destroyed before the clock.
+Result<AuditStorePtr> open_sqlite_store(const std::string& path, Clock& clock,
+                                        const fabric::Identity& engine, StoreOptions options = {});
 
 // ---- reading -------------------------------------------------------------
 

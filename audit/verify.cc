@@ -12,9 +12,9 @@
 
 #include "audit/chain.h"
 #include "audit/cursor.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
+#include "core/json.h"
 #include "fabric/envelope.h"
 #include "medic/v1/envelope.pb.h"
 
@@ -432,21 +432,20 @@ std::string VerifyReport::text() const {
 }
 
 std::string VerifyReport::json() const {
-  internal::JsonObject o;
-  o.add_bool("ok", ok)
-      .add("rows", rows)
-      .add("checkpoints", checkpoints)
-      .add("envelopes", envelopes)
-      .add("last_checkpoint", last_checkpoint)
-      .add("head_seq", head_seq)
-      .add("head_hash", head_hash)
-      .add_bool("keys_from_log", keys_from_log);
+  Json o = {{"ok", ok},
+            {"rows", rows},
+            {"checkpoints", checkpoints},
+            {"envelopes", envelopes},
+            {"last_checkpoint", last_checkpoint},
+            {"head_seq", head_seq},
+            {"head_hash", head_hash},
+            {"keys_from_log", keys_from_log}};
   if (!ok) {
-    o.add("first_bad", first_bad)
-        .add("problem", problem)
-        .add("last_good_checkpoint", last_good_checkpoint);
+    o["first_bad"] = first_bad;
+    o["problem"] = problem;
+    o["last_good_checkpoint"] = last_good_checkpoint;
   }
-  return o.str();
+  return dump_json(o);
 }
 
 }  // namespace medic::audit

@@ -287,7 +287,8 @@ int run(const Options& o) {
   cfg.engine.storm.min_vms = 1'000'000'000;
   cfg.audit.durability =
       o.power_loss ? audit::Durability::kPowerLoss : audit::Durability::kProcessCrash;
-  auto store = audit::open_sqlite_store(cfg.audit_path, fleet.engine_id, cfg.audit);
+  SystemClock clock;  // the engine's, and so the audit store's
+  auto store = audit::open_sqlite_store(cfg.audit_path, clock, fleet.engine_id, cfg.audit);
   if (!store.ok()) {
     std::cerr << store.status().message() << "\n";
     return 2;
@@ -298,7 +299,6 @@ int run(const Options& o) {
   std::vector<std::atomic<int64_t>> sent(probes), decided(probes), dispatched(probes),
       executed(probes);
   Observer observer(decided, dispatched);
-  SystemClock clock;
   auto node = node::EngineNode::create(
       cfg, {ctx->get(), &fleet.engine_id, &fleet.trust, &clock, &observer}, loaded.rules,
       std::move(*store));

@@ -118,16 +118,13 @@ void signing_input(const medic::v1::Envelope& env, std::string* out) {
 }
 
 Sealer::Sealer(const Identity& identity, uint32_t stream, uint64_t epoch)
-    : identity_(identity), stream_(stream), epoch_(epoch) {
-  if (epoch_ == 0) {
-    epoch_ = static_cast<uint64_t>(to_ns(SystemClock::wall_now()) / 1'000'000);
-  }
-}
+    : identity_(identity), stream_(stream), epoch_(epoch) {}
 
 std::string Sealer::seal(Kind kind, const std::string& host, std::string_view payload, Time now) {
   medic::v1::Envelope env;
   env.set_kind(kind);
   env.set_sender(identity_.public_key().data(), identity_.public_key().size());
+  if (epoch_ == 0) epoch_ = static_cast<uint64_t>(to_ns(now) / 1'000'000);
   env.set_epoch(epoch_);
   env.set_seq(++seq_);
   env.set_stream(stream_);

@@ -40,15 +40,14 @@ bool role_may_send(const TrustedNode& node, Kind kind);
 // thread, each with its own stream number so receivers order them apart.
 class Sealer {
  public:
-  // `epoch` must grow across restarts of the sender; the default constructor
-  // argument of 0 means "wall-clock milliseconds now".
+  // `epoch` must grow across restarts of the sender. 0 (the default) means
+  // "the milliseconds of the first seal's `now`": the time comes from the
+  // caller's Clock, never from the wall clock here.
   Sealer(const Identity& identity, uint32_t stream = 0, uint64_t epoch = 0);
 
-  // Returns the serialized envelope, ready to send as one frame.
+  // Returns the serialized envelope, ready to send as one frame. `now` is the
+  // caller's Clock time; it is the envelope's sent_at (and the epoch, above).
   std::string seal(Kind kind, const std::string& host, std::string_view payload, Time now);
-
-  uint64_t epoch() const { return epoch_; }
-  uint64_t next_seq() const { return seq_ + 1; }
 
  private:
   const Identity& identity_;

@@ -8,6 +8,7 @@
 #include "rules/engine.h"
 #include "rules/loader.h"
 #include "vmm/sim/sim.h"
+#include "tests/testing/testing.h"
 
 namespace medic {
 namespace {
@@ -35,7 +36,7 @@ class SimLoop final : public rules::DecisionSink {
   explicit SimLoop(vmm::sim::SimOptions so, rules::EngineOptions eo = {})
       : fleet_(clock_, std::move(so)) {
     auto loaded = rules::load_rule_text(kRules, "scenario.rules.yaml");
-    EXPECT_TRUE(loaded.ok()) << loaded.text();
+    EXPECT_OK(loaded) << loaded.text();
     eo.host_silent_after = 5s;
     engine_ = std::make_unique<rules::Engine>(clock_, loaded.rules, eo, *this);
     for (size_t i = 0; i < fleet_.host_count(); ++i) {
@@ -134,7 +135,7 @@ vmm::sim::SimOptions fleet(int hosts, int vms) {
 TEST(SimScenario, HostPartitionRestartsNoneOfItsVms) {
   SimLoop loop(fleet(3, 10));
   loop.clock_.advance(30s);
-  ASSERT_TRUE(loop.fleet_.inject(FaultKind::kPartition, "host-02").ok());
+  ASSERT_OK(loop.fleet_.inject(FaultKind::kPartition, "host-02"));
   loop.clock_.advance(3min);
   for (const auto& d : loop.decisions) {
     if (d.host == "host-02" && d.step != rules::Step::kNotify) {
@@ -154,7 +155,7 @@ TEST(SimScenario, ThirtyPercentOfTheFleetHangingAtOnceFreezesWithExactlyOneNotif
   auto ids = loop.fleet_.vm_ids();
   for (size_t i = 0; i < 9; ++i) {  // 9 of 30, spread over the hosts
     const std::string& vm = ids[i * 3 + 1];
-    ASSERT_TRUE(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm).ok());
+    ASSERT_OK(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm));
   }
   loop.clock_.advance(2min);
   EXPECT_TRUE(loop.engine_->frozen(""));
@@ -185,7 +186,7 @@ TEST(SimScenario, FlappingGuestIsStoppedByTheBudgetAndNotifiesOnce) {
   // A guest that keeps panicking: every reset heals it, until the budget
   // (3 per hour) says a person must look.
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(loop.fleet_.inject(FaultKind::kPanic, loop.fleet_.host_of(vm), vm).ok());
+    ASSERT_OK(loop.fleet_.inject(FaultKind::kPanic, loop.fleet_.host_of(vm), vm));
     loop.clock_.advance(2min);
   }
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_RESET), 3u);
@@ -202,7 +203,7 @@ TEST(SimScenario, HangIsNotHealedByRebootButByResetAndTheLadderStopsThere) {
   SimLoop loop(fleet(2, 5));
   loop.clock_.advance(30s);
   const std::string vm = loop.fleet_.vm_ids()[7];
-  ASSERT_TRUE(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm).ok());
+  ASSERT_OK(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm));
   loop.clock_.advance(5min);
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_REBOOT), 1u);
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_RESET), 1u);

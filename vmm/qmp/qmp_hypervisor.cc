@@ -196,8 +196,8 @@ void QmpHypervisor::drain_qmp_events(Vm& v) {
         v.state = medic::v1::VM_STATE_BOOTING;
         break;
       case medic::v1::LIFECYCLE_SHUTDOWN: {
-        const Json* guest = ev.data.find("guest");
-        if (guest && guest->as_bool().value_or(false)) v.guest_powered_off = true;
+        const Json* guest = json_member(ev.data, "guest");
+        if (guest && guest->is_boolean() && guest->get<bool>()) v.guest_powered_off = true;
         v.state = medic::v1::VM_STATE_SHUTTING_DOWN;
         break;
       }

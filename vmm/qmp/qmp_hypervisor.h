@@ -40,7 +40,7 @@
 #include "vmm/completions.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qmp/guest_agent.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 #include "vmm/qmp/launcher.h"
 #include "vmm/qmp/qmp_client.h"
 

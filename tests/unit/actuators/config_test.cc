@@ -81,10 +81,10 @@ TEST(ActuatorConfig, TheDocumentedDispatchExampleParses) {
   std::string yaml = doc_block("dispatch:");
   ASSERT_FALSE(yaml.empty());
   auto root = load_yaml_string(yaml, "engine.yaml");
-  ASSERT_TRUE(root.ok());
+  ASSERT_OK(root);
   ConfigReader r("engine.yaml");
   DispatcherOptions o = parse_dispatcher_config((*root)["dispatch"], r);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   EXPECT_EQ(o.endpoint, "tcp://0.0.0.0:7703");
   EXPECT_EQ(o.max_backoff, 5s);
   EXPECT_EQ(o.result_grace, 90s);

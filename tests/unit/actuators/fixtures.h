@@ -20,6 +20,7 @@
 #include "fabric/envelope.h"
 #include "fabric/transport.h"
 #include "vmm/hypervisor.h"
+#include "tests/testing/testing.h"
 
 namespace medic::actuators::testing {
 
@@ -60,7 +61,7 @@ struct Keys {
     n.key = id.public_key();
     n.roles = r;
     n.hosts = std::move(hosts);
-    EXPECT_TRUE(trust.add(std::move(n)).ok());
+    EXPECT_OK(trust.add(std::move(n)));
   }
 };
 
@@ -188,7 +189,7 @@ class FakeEngine {
   FakeEngine(fabric::Context& ctx, Keys& keys, Clock& clock)
       : keys_(keys), clock_(clock), sealer_(keys.engine), opener_(keys.trust, clock) {
     auto s = ctx.bind(zmq::socket_type::router, "tcp://127.0.0.1:*", keys.engine);
-    EXPECT_TRUE(s.ok()) << s.status();
+    EXPECT_OK(s);
     socket_ = std::move(s).value();
     socket_.set(zmq::sockopt::router_handover, true);
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
@@ -300,7 +301,7 @@ class FakeActuator {
     fabric::SocketOptions so;
     so.routing_id = host;
     auto s = ctx.connect(zmq::socket_type::dealer, endpoint, self, keys.engine.public_key(), so);
-    EXPECT_TRUE(s.ok()) << s.status();
+    EXPECT_OK(s);
     socket_ = std::move(s).value();
     opener_.expect_kinds({medic::v1::KIND_ACTION, medic::v1::KIND_ACTION_ACK});
     opener_.expect_host(host);

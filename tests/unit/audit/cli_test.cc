@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -15,10 +16,10 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = dir_.file("audit.db");
-    auto s = open_sqlite_store(db_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(s.ok()) << s.status();
+    auto s = open_sqlite_store(db_, clock_, keys_.engine, test::fast_options());
+    ASSERT_OK(s);
     test::populate(**s, keys_);
-    ASSERT_TRUE((*s)->close().ok());
+    ASSERT_OK((*s)->close());
     // For docs/audit.md: MEDIC_KEEP_AUDIT_DB=/path keeps a copy of this log.
     if (const char* keep = std::getenv("MEDIC_KEEP_AUDIT_DB")) {
       std::filesystem::copy_file(db_, keep, std::filesystem::copy_options::overwrite_existing);
@@ -33,6 +34,7 @@ class CliTest : public ::testing::Test {
     return run_command(argv);
   }
 
+  VirtualClock clock_;  // before the store: outlives it
   testing::TempDir dir_;
   std::string db_;
   test::Keys keys_;

@@ -8,6 +8,7 @@
 #include "audit/cursor.h"
 #include "audit/sqlite_db.h"
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -50,21 +51,21 @@ class TamperTest : public ::testing::Test {
     path_ = dir_.file("audit.db");
     auto o = test::fast_options();
     o.checkpoint_every_rows = 6;
-    auto s = open_sqlite_store(path_, keys_.engine, o);
-    ASSERT_TRUE(s.ok()) << s.status();
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, o);
+    ASSERT_OK(s);
     // Several commits so several checkpoints land inside the chain.
     last_ = test::populate(**s, keys_);
-    ASSERT_TRUE((*s)->close().ok());
+    ASSERT_OK((*s)->close());
     last_ = scalar(path_, "SELECT seq FROM head");
     auto r = verify_log(path_);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     ASSERT_TRUE(r->ok) << r->text();
     ASSERT_GE(r->checkpoints, 2);
   }
 
   VerifyReport verify(VerifyOptions o = {}) {
     auto r = verify_log(path_, o);
-    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_OK(r);
     return r.ok() ? *r : VerifyReport{};
   }
 
@@ -78,11 +79,11 @@ class TamperTest : public ::testing::Test {
   // engine key can.
   void rechain() {
     auto db = internal::Db::open(path_, false);
-    ASSERT_TRUE(db.ok());
+    ASSERT_OK(db);
     std::vector<internal::ChainRow> rows;
     {
       auto c = internal::ChainCursor::open(*db);
-      ASSERT_TRUE(c.ok());
+      ASSERT_OK(c);
       internal::ChainRow row;
       while (*c->next(&row)) rows.push_back(row);
     }
@@ -108,6 +109,7 @@ class TamperTest : public ::testing::Test {
     tamper(path_, sql);
   }
 
+  VirtualClock clock_;  // before the store: outlives it
   testing::TempDir dir_;
   std::string path_;
   Keys keys_;
@@ -206,7 +208,7 @@ TEST_F(TamperTest, CatchesAnInsertedDuplicateRow) {
 TEST_F(TamperTest, CatchesARowAppendedAfterTheSignedHead) {
   // A well-formed row chained onto the end: the hash chain alone cannot tell.
   auto db = internal::Db::open(path_, true);
-  ASSERT_TRUE(db.ok());
+  ASSERT_OK(db);
   auto st = db->prepare("SELECT hash FROM checkpoints ORDER BY seq DESC LIMIT 1");
   ASSERT_TRUE(st->step().value());
   internal::Hash prev;
@@ -256,7 +258,7 @@ TEST_F(TamperTest, CatchesATruncatedTail) {
   EXPECT_EQ(r.first_bad, cut + 1);
   EXPECT_NE(r.problem.find("truncated"), std::string::npos) << r.problem;
   // And the engine refuses to append to it.
-  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
 }
@@ -285,10 +287,10 @@ TEST_F(TamperTest, AnchorCatchesRollbackToAnOlderCopy) {
   auto before = verify();
   std::filesystem::copy_file(path_, dir_.file("old.db"));
   {
-    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_TRUE((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}).ok());
-    ASSERT_TRUE((*s)->close().ok());
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
+    ASSERT_OK(s);
+    ASSERT_OK((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}));
+    ASSERT_OK((*s)->close());
   }
   auto after = verify();
   ASSERT_TRUE(after.ok);
@@ -311,16 +313,17 @@ TEST_F(TamperTest, AnchorCatchesRollbackToAnOlderCopy) {
 TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
   testing::TempDir dir;
   Keys keys;
-  auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
+  VirtualClock clock;
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
+  ASSERT_OK(s);
   medic::v1::Envelope env;
   ASSERT_TRUE(env.ParseFromString(keys.panic_batch("web-1", at_ms(0))));
   env.set_host("host-b");  // signed for host-a
   auto seq = (*s)->append_evidence({at_ms(0), env.SerializeAsString(), "host-a"});
-  ASSERT_TRUE(seq.ok());
-  ASSERT_TRUE((*s)->close().ok());
+  ASSERT_OK(seq);
+  ASSERT_OK((*s)->close());
   auto r = verify_log(dir.file("a.db"));
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->first_bad, *seq);
   EXPECT_NE(r->problem.find("signature does not verify"), std::string::npos) << r->problem;
@@ -396,11 +399,12 @@ TEST(TamperEvidence, VerifyOfAMissingFileIsAnError) {
 TEST(TamperEvidence, EmptyLogVerifies) {
   testing::TempDir dir;
   Keys keys;
-  auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE((*s)->close().ok());
+  VirtualClock clock;
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
+  ASSERT_OK(s);
+  ASSERT_OK((*s)->close());
   auto r = verify_log(dir.file("a.db"));
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->ok);
   EXPECT_EQ(r->rows, 0);
 }

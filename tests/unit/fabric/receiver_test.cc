@@ -15,20 +15,20 @@ using test::node;
 class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(trust_.add(node("engine", engine_, test::kEngine, {"*"})).ok());
-    ASSERT_TRUE(trust_.add(node("host-a", host_, test::kCollector, {"host-a"})).ok());
+    ASSERT_OK(trust_.add(node("engine", engine_, test::kEngine, {"*"})));
+    ASSERT_OK(trust_.add(node("host-a", host_, test::kCollector, {"host-a"})));
     auto ctx = Context::create(trust_);
-    ASSERT_TRUE(ctx.ok());
+    ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
     auto r = EventReceiver::create(*ctx_, {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"}, engine_,
                                    trust_, clock_);
-    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_OK(r);
     receiver_ = std::move(*r);
     auto bulk = ctx_->connect(zmq::socket_type::pub, receiver_->bulk_endpoint(), host_,
                               engine_.public_key());
     auto urgent = ctx_->connect(zmq::socket_type::pub, receiver_->urgent_endpoint(), host_,
                                 engine_.public_key());
-    ASSERT_TRUE(bulk.ok() && urgent.ok());
+    ASSERT_OK(bulk.ok() && urgent);
     bulk_ = std::move(*bulk);
     urgent_ = std::move(*urgent);
     // Wait until both PUB sockets have a subscriber: probe frames that the
@@ -65,17 +65,17 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
   TrustStore trust;
   Identity engine = identity_for(33);
   Identity host = identity_for(34);
-  ASSERT_TRUE(trust.add(node("engine", engine, test::kEngine, {"*"})).ok());
-  ASSERT_TRUE(trust.add(node("host-a", host, test::kCollector, {"host-a"})).ok());
+  ASSERT_OK(trust.add(node("engine", engine, test::kEngine, {"*"})));
+  ASSERT_OK(trust.add(node("host-a", host, test::kCollector, {"host-a"})));
   auto ctx = Context::create(trust);
-  ASSERT_TRUE(ctx.ok());
+  ASSERT_OK(ctx);
   SystemClock clock;
   auto receiver = EventReceiver::create(**ctx, {"inproc://bulk", "inproc://urgent"}, engine,
                                         trust, clock);
-  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  ASSERT_OK(receiver);
   auto bulk = (*ctx)->connect(zmq::socket_type::pub, "inproc://bulk", host, engine.public_key());
   auto urgent = (*ctx)->connect(zmq::socket_type::pub, "inproc://urgent", host, engine.public_key());
-  ASSERT_TRUE(bulk.ok() && urgent.ok());
+  ASSERT_OK(bulk.ok() && urgent);
   // Until each PUB has seen its subscriber, probes are dropped; read each
   // lane's socket directly until its probe shows up, then nothing is in flight.
   auto ready = [](zmq::socket_t& pub, zmq::socket_t& sub) {
@@ -116,7 +116,7 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
 TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) {
   Sealer sealer(host_);
   Identity stranger = identity_for(39);
-  ASSERT_TRUE(trust_.add(node("host-b", stranger, test::kCollector, {"host-b"})).ok());
+  ASSERT_OK(trust_.add(node("host-b", stranger, test::kCollector, {"host-b"})));
   Sealer other(stranger);
   // Another host's collector claiming host-a: out of scope.
   medic::v1::EventBatch b;

@@ -118,9 +118,10 @@ std::string path_of(const std::string& v, const std::string& key) {
       while ((nl = buf.find('\n')) != std::string::npos) {
         auto req = parse_json(std::string_view(buf).substr(0, nl));
         buf.erase(0, nl + 1);
-        if (!req.ok() || !req->string_at("execute")) continue;
-        std::string cmd = *req->string_at("execute");
-        std::string id = req->find("id") ? req->find("id")->dump() : "null";
+        if (!req.ok() || !json_string_member(*req, "execute")) continue;
+        std::string cmd = *json_string_member(*req, "execute");
+        const Json* id_member = json_member(*req, "id");
+        std::string id = id_member ? dump_json(*id_member) : "null";
         auto ok = [&](const std::string& ret = "{}") {
           put(qmp, R"({"return": )" + ret + R"(, "id": )" + id + "}\n");
         };
@@ -253,7 +254,7 @@ class QmpHypervisorTest : public ::testing::Test {
   VmState state() { return hv_->get(kUuid)->state; }
   void start() {
     Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kTimeout);
-    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_OK(s) << s;
   }
 
   testing::TempDir dir_;
@@ -265,7 +266,7 @@ class QmpHypervisorTest : public ::testing::Test {
 
 TEST_F(QmpHypervisorTest, ListsNeverStartedVmsAsStoppedAndRefusesVerbsNeedingAProcess) {
   auto all = hv_->list();
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].id, kUuid);
   EXPECT_EQ((*all)[0].name, "vm1");
@@ -290,7 +291,7 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats() >= 3; }));
   auto info = hv_->get(kUuid);
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_GT(info->pid, 0);
   EXPECT_EQ(info->last_heartbeat, clock_.now());
@@ -309,7 +310,7 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
 TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
   bool done = false;
   hv_->execute(medic::v1::VERB_START, kUuid, kTimeout, [&](Status s) {
-    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_OK(s) << s;
     done = true;
   });
   // No poll() yet: no heartbeat has been read, and the completion waits for
@@ -322,14 +323,14 @@ TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
 
 TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_PANICKED) == 1; }));
   EXPECT_NE(detail_of(medic::v1::LIFECYCLE_PANICKED).find("\"action\":\"pause\""),
             std::string::npos);
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);
   size_t mark = events_.size();
   Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"inject-nmi", "system_reset", "cont"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_RESUMED, mark) == 1; }));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_RESET, mark), 1u);
@@ -339,13 +340,13 @@ TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
 
 TEST_F(QmpHypervisorTest, ResetOfARunningGuestDoesNotResumeIt) {
   start();
-  ASSERT_TRUE(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout).ok());
+  ASSERT_OK(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout));
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
 }
 
 TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STOPPED) == 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_PAUSED);
   auto bad = hv_->qmp_command(kUuid, "no-such-command", milliseconds(5000));
@@ -355,7 +356,7 @@ TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
 TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   start();
   Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"quit"}));
   pump_until([] { return false; }, milliseconds(100));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
@@ -384,7 +385,7 @@ TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {
   // A crashed VM is restarted (not refused as stopped on purpose).
   size_t mark = events_.size();
   Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED, mark), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats(mark) >= 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
@@ -407,7 +408,7 @@ TEST_F(QmpHypervisorTest, RebootPowersDownThenStartsQemuAgain) {
   pid_t first = hv_->get(kUuid)->pid;
   size_t mark = events_.size();
   Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_REBOOT, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_powerdown"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STARTED, mark) == 1; }));
   size_t restarted = events_.size();

@@ -60,7 +60,7 @@ class VmadmBackend : public ::testing::Test {
   }
   VmState state_of(const std::string& uuid) {
     auto vm = backend().get(uuid);
-    EXPECT_TRUE(vm.ok()) << vm.status();
+    EXPECT_OK(vm);
     return vm.ok() ? vm->state : medic::v1::VM_STATE_UNSPECIFIED;
   }
   VmadmHypervisor& backend() {
@@ -81,7 +81,7 @@ class VmadmBackend : public ::testing::Test {
 
 TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
   auto r = parse_vmadm_list(std::string(kWeb) + ":a:b::c:running\r\n\n" + kDb + "::stopped");
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].uuid, kWeb);
   EXPECT_EQ((*r)[0].alias, "a:b::c");
@@ -92,7 +92,7 @@ TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
 
 TEST(VmadmParse, EmptyOutputIsNoVms) {
   auto r = parse_vmadm_list("");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->empty());
 }
 
@@ -131,7 +131,7 @@ TEST(VmadmParse, RecognisesVmUuids) {
 
 TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 4u);
   EXPECT_EQ((*vms)[0].id, kWeb);
   EXPECT_EQ((*vms)[0].name, "web-01");
@@ -148,13 +148,13 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
 TEST_F(VmadmBackend, ListsAnEmptyHost) {
   std::filesystem::remove(dir_.file("vms"));
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   EXPECT_TRUE(vms->empty());
 }
 
 TEST_F(VmadmBackend, GetsOneVmByUuid) {
   auto vm = backend().get(kOdd);
-  ASSERT_TRUE(vm.ok()) << vm.status();
+  ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_THAT(calls(),
@@ -215,14 +215,14 @@ TEST_F(VmadmBackend, AHangingListTimesOut) {
 // ------------------------------------------------------------------- verbs
 
 TEST_F(VmadmBackend, StopForcesARunningVmOff) {
-  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_STOP, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F"));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_STOPPED);
 }
 
 TEST_F(VmadmBackend, StopWithoutForceWhenConfigured) {
   opts_.force_stop = false;
-  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_STOP, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb));
 }
 
@@ -234,7 +234,7 @@ TEST_F(VmadmBackend, StopOfAStoppedVmIsFailedPrecondition) {
 }
 
 TEST_F(VmadmBackend, StartBootsAStoppedVm) {
-  ASSERT_TRUE(run_verb(VERB_START, kDb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_START, kDb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
@@ -248,7 +248,7 @@ TEST_F(VmadmBackend, StartOfARunningVmIsRefusedBeforeVmadmRuns) {
 }
 
 TEST_F(VmadmBackend, RebootRunsVmadmReboot) {
-  ASSERT_TRUE(run_verb(VERB_REBOOT, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_REBOOT, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("reboot ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
 }
@@ -259,7 +259,7 @@ TEST_F(VmadmBackend, RebootOfAStoppedVmIsFailedPrecondition) {
 }
 
 TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
-  ASSERT_TRUE(run_verb(VERB_RESTART, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_RESTART, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F",
                                                    std::string("start ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
@@ -267,7 +267,7 @@ TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
 
 TEST_F(VmadmBackend, RestartOfAStoppedVmOnlyStartsIt) {
   // A crashed QEMU leaves the zone stopped on SmartOS.
-  ASSERT_TRUE(run_verb(VERB_RESTART, kDb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_RESTART, kDb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
@@ -386,7 +386,7 @@ TEST_F(VmadmBackend, ResetGoesThroughTheQmpHookWithTheZoneSocket) {
     seen_timeout = timeout;
     return Status{};
   };
-  ASSERT_TRUE(run_verb(VERB_RESET, kWeb, 7s).ok());
+  ASSERT_OK(run_verb(VERB_RESET, kWeb, 7s));
   EXPECT_EQ(seen_socket, backend().qmp_socket_path(kWeb));
   EXPECT_EQ(seen_timeout, Duration(7s));
   EXPECT_TRUE(verb_calls().empty());
