@@ -375,7 +375,7 @@ TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
   const Seq target = scalar(path_, "SELECT max(seq) FROM transitions WHERE action_id = 'a-3'");
   ASSERT_GT(target, 0);
   {
-    auto control = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    auto control = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
     ASSERT_TRUE(control.ok()) << control.status();  // positive control: it opens untouched
     auto st = (*control)->action_state("a-3");
     ASSERT_TRUE(st.ok() && st->has_value());
@@ -383,7 +383,7 @@ TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
     ASSERT_TRUE((*control)->close().ok());
   }
   tamper(path_, "UPDATE transitions SET state = 'bogus' WHERE seq = " + std::to_string(target));
-  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("audit row " + std::to_string(target) +
                                       ": unknown action state \"bogus\""),
