@@ -59,7 +59,9 @@ QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock&
 QmpHypervisor::~QmpHypervisor() {
   clock_.cancel(status_timer_);
   for (auto& v : vms_) {
-    if (v->verb) clock_.cancel(v->verb->deadline);  // its done is not called
+    if (!v->verb) continue;  // its done is not called
+    clock_.cancel(v->verb->deadline);
+    clock_.cancel(v->verb->kill_timer);
   }
   for (auto& v : vms_) {
     if (v->hb_fd >= 0) ::close(v->hb_fd);
@@ -212,7 +214,8 @@ void QmpHypervisor::check_process(Vm& v) {
   take_replies(v);  // a verb's reply read together with QEMU's exit
   v.qmp.close();
   forget_status(v);
-  finish_verb(v, unavailable(exit_text(*status) + " before the verb was done"));
+  const bool stop_verb = v.verb && v.verb->verb == medic::v1::VERB_STOP;
+  if (!stop_verb) finish_verb(v, unavailable(exit_text(*status) + " before the verb was done"));
   if (v.hb_fd >= 0) {
     read_heartbeat(v);
     if (v.hb_fd >= 0) ::close(v.hb_fd);
@@ -220,6 +223,11 @@ void QmpHypervisor::check_process(Vm& v) {
   }
   if (v.stopping) {
     v.state = medic::v1::VM_STATE_STOPPED;
+    if (stop_verb) {
+      v.stopped_on_purpose = true;
+      emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
+      finish_verb(v, Status{});
+    }
     return;
   }
   if (v.guest_powered_off && v.reboot_pending) {
@@ -357,7 +365,8 @@ Status QmpHypervisor::stop_process(Vm& v, SteadyClock::time_point deadline) {
 
 void QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) {
   Vm* v = find(vm);
-  if (v && (verb == medic::v1::VERB_RESET || verb == medic::v1::VERB_REBOOT)) {
+  if (v && (verb == medic::v1::VERB_RESET || verb == medic::v1::VERB_REBOOT ||
+            verb == medic::v1::VERB_STOP)) {
     start_qmp_verb(*v, verb, timeout, std::move(done));
     return;
   }

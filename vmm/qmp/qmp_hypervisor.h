@@ -29,7 +29,8 @@
 //            running (each sent when the previous reply came)
 //   reboot   system_powerdown (ACPI); when the guest then powers off, QEMU
 //            exits and is started again
-//   stop     quit (SIGKILL if QEMU does not go in time); state "stopped"
+//   stop     quit, then QEMU's exit (SIGKILL at half the timeout if it has
+//            not gone); state "stopped"
 //   start    launch a QEMU that is not running; refused for a live one
 //   restart  quit or kill the QEMU, then launch it again; refused for a VM
 //            stopped on purpose (use start)
@@ -85,10 +86,12 @@ class QmpHypervisor final : public Hypervisor {
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override;
   std::vector<int> fds() const override;
-  // reset and reboot never wait: their QMP commands go out on the VM's
-  // connection and move on as replies come (poll()), bounded by `timeout`
-  // on the Clock. stop, start and restart still run inside execute(),
-  // bounded by `timeout`; their completion is delivered by the next poll().
+  // reset, reboot and stop never wait: their QMP commands go out on the
+  // VM's connection and move on as replies come (poll()), stop ends when
+  // QEMU's exit shows on its pidfd (SIGKILL at half the timeout), each
+  // bounded by `timeout` on the Clock. start and restart still run inside
+  // execute(), bounded by `timeout`; their completion is delivered by the
+  // next poll().
   // A verb on a VM that has one in progress is refused (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 

@@ -1,6 +1,7 @@
 // The QMP status machine of the qmp backend (one connection per VM, driven
 // from poll() and a Clock timer, never waiting) and the verbs that are QMP
-// commands only (reset, reboot), which run on the same connection.
+// commands plus QEMU's exit (reset, reboot, stop), which run on the same
+// connection and the launcher's pidfd.
 #include <spdlog/spdlog.h>
 
 #include "core/duration.h"
@@ -21,7 +22,13 @@ void QmpHypervisor::pump_status(Vm& v) {
     v.qmp_was_ready = false;
     v.status_query = 0;
     if (v.verb && v.verb->waiting_id != 0) {
-      finish_verb(v, unavailable("QMP connection lost while waiting for the reply"));
+      if (v.verb->verb == medic::v1::VERB_STOP) {
+        // QEMU may close the socket before its reply to quit: that is a yes.
+        v.verb->waiting_id = 0;
+        v.verb->step = 1;
+      } else {
+        finish_verb(v, unavailable("QMP connection lost while waiting for the reply"));
+      }
     }
     // A QEMU we started but have no connection to (reboot, a slow start, a
     // connection QEMU closed). Connecting does not wait: the greeting and
@@ -99,6 +106,11 @@ void QmpHypervisor::start_qmp_verb(Vm& v, Verb verb, Duration timeout, VerbDone 
   drain_qmp_events(v);
   check_process(v);
   const std::string what = std::string(verb_name(verb)) + " " + v.spec().name;
+  if (verb == medic::v1::VERB_STOP && !v.verb && !v.launcher.running()) {
+    // No process to end: refused, or a crashed VM marked stopped, at once.
+    completions_.push(std::move(done), run_verb(verb, v.spec().uuid, timeout));
+    return;
+  }
   if (v.verb || !v.launcher.running()) {
     std::string why = v.verb ? v.verb->what + " is in progress"
                              : std::string("it is ") + state_name(v.state) + " (no QEMU process)";
@@ -114,6 +126,14 @@ void QmpHypervisor::start_qmp_verb(Vm& v, Verb verb, Duration timeout, VerbDone 
     vp->verb->deadline = 0;
     finish_verb(*vp, timeout_error("QMP did not answer within " + format_duration(timeout)));
   });
+  if (verb == medic::v1::VERB_STOP) {
+    // quit first; SIGKILL at half the timeout if QEMU has not gone.
+    v.stopping = true;
+    p->kill_timer = clock_.schedule_after(timeout / 2, [vp] {
+      vp->verb->kill_timer = 0;
+      vp->launcher.send_kill();
+    });
+  }
   v.verb = std::move(p);
   if (!v.qmp.connected()) pump_status(v);  // connects; the handshake follows
   advance_verb(v);
@@ -123,7 +143,10 @@ void QmpHypervisor::advance_verb(Vm& v) {
   Vm::PendingVerb& p = *v.verb;
   if (p.waiting_id != 0 || !v.qmp.ready()) return;  // a reply, or the handshake, moves it on
   const char* command = nullptr;
-  if (p.verb == medic::v1::VERB_REBOOT) {
+  if (p.verb == medic::v1::VERB_STOP) {
+    if (p.step > 0) return;  // quit went out: QEMU's exit ends the verb
+    command = "quit";
+  } else if (p.verb == medic::v1::VERB_REBOOT) {
     command = "system_powerdown";
   } else {
     command = p.step == 0 ? "query-status" : p.step == 1 ? "system_reset" : "cont";
@@ -139,6 +162,10 @@ void QmpHypervisor::advance_verb(Vm& v) {
 void QmpHypervisor::on_verb_reply(Vm& v, Result<Json> reply) {
   Vm::PendingVerb& p = *v.verb;
   p.waiting_id = 0;
+  if (p.verb == medic::v1::VERB_STOP) {
+    p.step = 1;  // whatever the reply, QEMU's exit (or the SIGKILL) ends it
+    return;
+  }
   if (!reply.ok()) {
     finish_verb(v, reply.status());
     return;
@@ -173,6 +200,7 @@ void QmpHypervisor::finish_verb(Vm& v, Status s) {
   if (!v.verb) return;
   std::unique_ptr<Vm::PendingVerb> p = std::move(v.verb);
   if (p->deadline != 0) clock_.cancel(p->deadline);
+  if (p->kill_timer != 0) clock_.cancel(p->kill_timer);
   if (!s.ok()) s = s.with_context(p->what);
   completions_.push(std::move(p->done), std::move(s));
 }

@@ -1,6 +1,7 @@
 // The per-VM record of the qmp backend, shared by its implementation files
-// (qmp_hypervisor.cc: processes, heartbeats, process verbs; qmp_status.cc:
-// the QMP status machine and the QMP-only verbs). Not a public header.
+// (qmp_hypervisor.cc: processes, heartbeats, start and restart;
+// qmp_status.cc: the QMP status machine and the verbs on the loop). Not a
+// public header.
 #pragma once
 
 #include <memory>
@@ -33,12 +34,13 @@ struct QmpHypervisor::Vm {
   uint64_t status_query = 0;   // id of the query-status in flight, 0 if none
   int missed = 0;              // status intervals without an answer
 
-  // The QMP-only verb in progress (reset, reboot), if any.
+  // The verb in progress that runs on the loop (reset, reboot, stop), if any.
   struct PendingVerb {
     Verb verb = medic::v1::VERB_UNSPECIFIED;
     Hypervisor::VerbDone done;
     std::string what;         // "reset vm1", for messages
     TimerId deadline = 0;     // on the backend's Clock; 0 once it fired
+    TimerId kill_timer = 0;   // stop: SIGKILL at half the timeout; 0 once it fired
     uint64_t waiting_id = 0;  // the command whose reply moves it on, 0 if none
     int step = 0;
     bool resume = false;      // reset: the guest was not running, cont after

@@ -513,6 +513,38 @@ TEST_F(QmpHypervisorTest, AResetOfAFrozenQemuTimesOutOnTheClockWithoutBlocking) 
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
 }
 
+// stop never waits either: a frozen QEMU does not read quit, so at half the
+// verb's timeout on the Clock it gets SIGKILL, and its exit (seen on the
+// launcher's pidfd) ends the verb: stopped on purpose, no crash.
+TEST_F(QmpHypervisorTest, StopOfAFrozenQemuKillsItAtHalfTheTimeoutWithoutBlocking) {
+  start();
+  ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
+  pid_t pid = hv_->get(kUuid)->pid;
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  bool done = false;
+  Status got;
+  const auto t0 = SteadyClock::now();
+  hv_->execute(medic::v1::VERB_STOP, kUuid, std::chrono::seconds(4), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  hv_->poll();
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(50)) << "execute() waited on the frozen QMP";
+  pump_until([] { return false; }, milliseconds(100));
+  EXPECT_FALSE(done) << "ended before the kill at half the timeout: " << got;
+  EXPECT_EQ(::kill(pid, 0), 0) << "QEMU went before the kill";
+  clock_.advance(std::chrono::seconds(2));  // half of 4 s: SIGKILL
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_OK(got);
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STOPPED), 1u);
+  EXPECT_TRUE(commands().empty());  // the frozen QEMU never read quit
+  // Stopped on purpose: restart will not undo it.
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
+            Code::kFailedPrecondition);
+}
+
 TEST_F(QmpHypervisorTest, DestroyingTheBackendEndsItsQemu) {
   start();
   pid_t pid = hv_->get(kUuid)->pid;
