@@ -418,6 +418,12 @@ Status Launcher::kill(std::chrono::milliseconds limit) {
   return {};
 }
 
+void Launcher::send_kill() {
+  if (!running()) return;
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+}
+
 std::string Launcher::log_tail(size_t max_bytes) const {
   if (spec_.qemu_log.empty()) return "";
   std::ifstream in(spec_.qemu_log, std::ios::binary);

@@ -98,6 +98,9 @@ class Launcher {
   // SIGKILL to QEMU's process group, then reap. Returns ok when it is gone
   // (also when it was not running), kTimeout otherwise.
   Status kill(std::chrono::milliseconds limit = std::chrono::seconds(5));
+  // SIGKILL to QEMU's process group without waiting: the exit then shows
+  // through exit_fd() and running(). Nothing when it is not running.
+  void send_kill();
   // The last `max_bytes` of QEMU's log, for error messages.
   std::string log_tail(size_t max_bytes = 2048) const;
 

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +23,18 @@ int millis_left(SteadyClock::time_point deadline) {
 
 std::string ms_text(Millis m) { return std::to_string(m.count()) + " ms"; }
 
+// A reply message as execute() returns it: "return", or the error.
+Result<Json> reply_result(const std::string& cmd, const Json& reply) {
+  if (const Json* err = json_member(reply, "error")) {
+    const std::string* cls = json_string_member(*err, "class");
+    const std::string* desc = json_string_member(*err, "desc");
+    return failed_precondition("qmp " + cmd + ": " + (cls ? *cls : "error") + ": " +
+                               (desc ? *desc : "(no description)"));
+  }
+  const Json* ret = json_member(reply, "return");
+  return ret ? *ret : Json();
+}
+
 }  // namespace
 
 QmpClient::QmpClient(QmpClientOptions opts) : opts_(opts) {}
@@ -35,6 +48,10 @@ void QmpClient::close() {
   waiting_id_ = 0;
   have_reply_ = false;
   greeting_pending_ = false;
+  ready_ = false;
+  async_handshake_ = false;
+  capabilities_id_ = 0;
+  async_ids_.clear();
 }
 
 Status QmpClient::lost(const std::string& context) {
@@ -44,6 +61,23 @@ Status QmpClient::lost(const std::string& context) {
 }
 
 Status QmpClient::connect(const std::string& path, Millis timeout) {
+  auto fd = connect_socket(path);
+  if (!fd.ok()) return fd.status();
+  return attach(*fd, timeout).with_context(path);
+}
+
+Status QmpClient::open(const std::string& path) {
+  auto fd = connect_socket(path);
+  if (!fd.ok()) return fd.status();
+  close_reason_.clear();
+  fd_ = *fd;
+  greeting_ = Json();
+  replies_.clear();
+  async_handshake_ = true;
+  return {};
+}
+
+Result<int> QmpClient::connect_socket(const std::string& path) {
   close();
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -63,7 +97,7 @@ Status QmpClient::connect(const std::string& path, Millis timeout) {
     ::close(fd);
     return unavailable("cannot connect to QMP socket " + path + ": " + std::strerror(e));
   }
-  return attach(fd, timeout).with_context(path);
+  return fd;
 }
 
 Status QmpClient::attach(int fd, Millis timeout) {
@@ -99,7 +133,63 @@ Status QmpClient::handshake(Millis timeout) {
     close();
     return r.status().with_context("qmp_capabilities");
   }
+  ready_ = true;
   return {};
+}
+
+void QmpClient::on_greeting_async() {
+  async_handshake_ = false;
+  auto id = send_unchecked("qmp_capabilities", Json());
+  if (id.ok()) capabilities_id_ = *id;
+}
+
+Result<uint64_t> QmpClient::send(std::string_view command, const Json& arguments) {
+  if (!ready()) {
+    return unavailable("qmp " + std::string(command) + ": not ready" +
+                       (close_reason_.empty() ? "" : " (" + close_reason_ + ")"));
+  }
+  return send_unchecked(command, arguments);
+}
+
+Result<uint64_t> QmpClient::send_unchecked(std::string_view command, const Json& arguments) {
+  const uint64_t id = next_id_++;
+  Json req = {{"execute", std::string(command)}};
+  if (arguments.is_object()) req["arguments"] = arguments;
+  req["id"] = id;
+  std::string line = dump_json(req);
+  line.push_back('\n');
+  ++stats_.commands;
+  // A deadline of now: the socket takes a short command at once or never.
+  MEDIC_RETURN_IF_ERROR(send_line(line, SteadyClock::now()).with_context("qmp " + std::string(command)));
+  async_ids_.emplace_back(id, std::string(command));
+  return id;
+}
+
+bool QmpClient::take_async_reply(uint64_t id, Json&& msg) {
+  auto it = std::find_if(async_ids_.begin(), async_ids_.end(),
+                         [&](const auto& p) { return p.first == id; });
+  if (it == async_ids_.end()) return false;
+  std::string cmd = std::move(it->second);
+  async_ids_.erase(it);
+  if (id == capabilities_id_) {
+    capabilities_id_ = 0;
+    auto r = reply_result(cmd, msg);
+    if (r.ok()) {
+      ready_ = true;
+    } else {
+      close();
+      close_reason_ = r.status().message();
+    }
+    return true;
+  }
+  replies_.push_back(QmpReply{id, reply_result(cmd, msg)});
+  return true;
+}
+
+std::vector<QmpReply> QmpClient::take_replies() {
+  std::vector<QmpReply> out;
+  out.swap(replies_);
+  return out;
 }
 
 bool QmpClient::wait_readable(SteadyClock::time_point deadline) {
@@ -210,13 +300,17 @@ void QmpClient::handle_line(std::string_view line) {
       reply_ = std::move(msg);
       have_reply_ = true;
       waiting_id_ = 0;
+    } else if (id && id->is_number_unsigned() && take_async_reply(id->get<uint64_t>(), std::move(msg))) {
+      // queued for take_replies(), or the handshake moved on
     } else {
       ++stats_.unmatched_replies;
     }
     return;
   }
-  if (const Json* qmp = json_member(msg, "QMP"); qmp && greeting_pending_ && greeting_.is_null()) {
+  if (const Json* qmp = json_member(msg, "QMP");
+      qmp && (greeting_pending_ || async_handshake_) && greeting_.is_null()) {
     greeting_ = *qmp;
+    if (async_handshake_) on_greeting_async();
     return;
   }
   ++stats_.garbage_lines;
@@ -255,14 +349,7 @@ Result<Json> QmpClient::execute(std::string_view command, Millis timeout, const 
   have_reply_ = false;
   Json reply = std::move(reply_);
   reply_ = Json();
-  if (const Json* err = json_member(reply, "error")) {
-    const std::string* cls = json_string_member(*err, "class");
-    const std::string* desc = json_string_member(*err, "desc");
-    return failed_precondition("qmp " + cmd + ": " + (cls ? *cls : "error") + ": " +
-                               (desc ? *desc : "(no description)"));
-  }
-  const Json* ret = json_member(reply, "return");
-  return ret ? *ret : Json();
+  return reply_result(cmd, reply);
 }
 
 Result<std::string> QmpClient::query_status(Millis timeout) {

@@ -6,6 +6,12 @@
 //   capabilities, execute() sends one command with an id and waits for the
 //   reply with that id, each bounded by its timeout. poll() only reads what
 //   is ready.
+// - The same connection without blocking at all (for an owner's event
+//   loop): open() connects and returns; poll() reads the greeting, sends
+//   qmp_capabilities itself and marks the connection ready() when its reply
+//   comes; send() writes a command and returns its id; the reply, when it
+//   comes, is queued for take_replies(). The owner keeps the deadlines (on
+//   its Clock): this class never waits in the non-blocking calls.
 // - Asynchronous events (GUEST_PANICKED, STOP, ...) may arrive between or
 //   before replies; every event read by any call is queued in arrival order
 //   for take_events() (the queue is bounded; the oldest are dropped and
@@ -25,6 +31,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -39,6 +46,13 @@ struct QmpEvent {
   std::string name;          // "GUEST_PANICKED", "STOP", ...
   Json data;                 // the event's "data" member, null when absent
   int64_t qemu_time_us = 0;  // QEMU's timestamp (seconds*1e6 + microseconds), 0 if none
+};
+
+// The reply to a command sent with send(): its "return" value, or the error
+// execute() would have returned.
+struct QmpReply {
+  uint64_t id = 0;
+  Result<Json> result = Json();
 };
 
 struct QmpClientOptions {
@@ -68,6 +82,19 @@ class QmpClient {
   // The same handshake on an already connected stream socket; takes
   // ownership of `fd` (closed on failure too).
   Status attach(int fd, Millis timeout);
+
+  // Connects without waiting for the greeting; the handshake then runs in
+  // poll(). kUnavailable when nothing listens at `path`.
+  Status open(const std::string& path);
+  // True once the handshake (greeting and qmp_capabilities) is done.
+  bool ready() const { return fd_ >= 0 && ready_; }
+  // Sends `command` without waiting; returns the id its QmpReply will carry.
+  // REQUIRES: ready(). kUnavailable when the connection is gone or the
+  // socket cannot take the command at once (then the connection is closed:
+  // a half-sent command would desynchronise the stream).
+  Result<uint64_t> send(std::string_view command, const Json& arguments = Json());
+  // Replies to send() read so far, in arrival order.
+  std::vector<QmpReply> take_replies();
 
   bool connected() const { return fd_ >= 0; }
   // The socket to wait on for readability before poll(); -1 when closed.
@@ -107,6 +134,12 @@ class QmpClient {
   Status send_line(const std::string& line, std::chrono::steady_clock::time_point deadline);
   Status handshake(Millis timeout);
   Status lost(const std::string& context);
+  // Queues the reply to an id from send(); false when `id` is not one.
+  bool take_async_reply(uint64_t id, Json&& msg);
+  void on_greeting_async();
+  Result<uint64_t> send_unchecked(std::string_view command, const Json& arguments);
+  // A connected non-blocking stream socket to `path` (after close()).
+  Result<int> connect_socket(const std::string& path);
 
   QmpClientOptions opts_;
   int fd_ = -1;
@@ -118,6 +151,12 @@ class QmpClient {
   bool have_reply_ = false;
   Json reply_;
   bool greeting_pending_ = false;
+  bool ready_ = false;
+  bool async_handshake_ = false;  // open(): the handshake runs in poll()
+  uint64_t capabilities_id_ = 0;  // the async qmp_capabilities in flight
+  // (id, command) of send() whose reply has not come.
+  std::vector<std::pair<uint64_t, std::string>> async_ids_;
+  std::vector<QmpReply> replies_;
   Json greeting_;
   std::deque<QmpEvent> events_;
   QmpStats stats_;

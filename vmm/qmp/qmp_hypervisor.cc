@@ -11,6 +11,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "vmm/qmp/qmp_vm.h"
+
 namespace medic::vmm::qmp {
 namespace {
 
@@ -47,32 +49,20 @@ int connect_unix_nonblocking(const std::string& path) {
 
 }  // namespace
 
-struct QmpHypervisor::Vm {
-  explicit Vm(VmSpec s) : launcher(std::move(s)) {}
-  const VmSpec& spec() const { return launcher.spec(); }
-
-  Launcher launcher;
-  QmpClient qmp;
-  int hb_fd = -1;
-  std::string hb_buf;
-  bool hb_discarding = false;  // inside an over-long line, until its newline
-
-  VmState state = medic::v1::VM_STATE_STOPPED;
-  bool stopped_on_purpose = true;  // never started, or stopped by a verb
-  bool stopping = false;           // we asked QEMU to go: its exit is no crash
-  bool guest_powered_off = false;  // SHUTDOWN from the guest: its exit is no crash
-  bool reboot_pending = false;     // reboot verb: start again after the power-off
-  bool heard_since_boot = false;
-  Time last_heartbeat{};
-};
-
 QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock& clock,
                              QmpHypervisorOptions opts)
     : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
   for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s)));
+  status_timer_ = clock_.schedule_after(opts_.status_interval, [this] { status_tick(); });
 }
 
 QmpHypervisor::~QmpHypervisor() {
+  clock_.cancel(status_timer_);
+  for (auto& v : vms_) {
+    if (!v->verb) continue;  // its done is not called
+    clock_.cancel(v->verb->deadline);
+    clock_.cancel(v->verb->kill_timer);
+  }
   for (auto& v : vms_) {
     if (v->hb_fd >= 0) ::close(v->hb_fd);
   }
@@ -110,7 +100,9 @@ std::vector<int> QmpHypervisor::fds() const {
 }
 
 Status QmpHypervisor::ensure_qmp(Vm& v, milliseconds timeout) {
-  if (v.qmp.connected()) return {};
+  if (v.qmp.ready()) return {};
+  v.qmp_was_ready = false;  // a handshake still in flight is started over
+  v.status_query = 0;
   if (!v.launcher.running()) {
     return unavailable("QEMU of " + v.spec().name + " is not running");
   }
@@ -138,6 +130,8 @@ void QmpHypervisor::handle_heartbeat_line(Vm& v, std::string_view line) {
   }
   ++stats_.heartbeats;
   v.heard_since_boot = true;
+  // The guest writes, so it runs, whether or not query-status has said so.
+  if (v.state == medic::v1::VM_STATE_BOOTING) v.state = medic::v1::VM_STATE_RUNNING;
   v.last_heartbeat = clock_.now();
   if (!sink_) return;
   VmEvent e;
@@ -217,7 +211,11 @@ void QmpHypervisor::check_process(Vm& v) {
   // QEMU's last words (SHUTDOWN) may still be in the socket.
   if (v.qmp.connected()) (void)v.qmp.poll();
   drain_qmp_events(v);
+  take_replies(v);  // a verb's reply read together with QEMU's exit
   v.qmp.close();
+  forget_status(v);
+  const bool stop_verb = v.verb && v.verb->verb == medic::v1::VERB_STOP;
+  if (!stop_verb) finish_verb(v, unavailable(exit_text(*status) + " before the verb was done"));
   if (v.hb_fd >= 0) {
     read_heartbeat(v);
     if (v.hb_fd >= 0) ::close(v.hb_fd);
@@ -225,6 +223,11 @@ void QmpHypervisor::check_process(Vm& v) {
   }
   if (v.stopping) {
     v.state = medic::v1::VM_STATE_STOPPED;
+    if (stop_verb) {
+      v.stopped_on_purpose = true;
+      emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
+      finish_verb(v, Status{});
+    }
     return;
   }
   if (v.guest_powered_off && v.reboot_pending) {
@@ -261,16 +264,11 @@ void QmpHypervisor::poll() {
   for (auto& vp : vms_) {
     Vm& v = *vp;
     if (v.qmp.connected()) (void)v.qmp.poll();
+    take_replies(v);
     drain_qmp_events(v);
     check_process(v);
     if (!v.launcher.running()) continue;
-    // A QEMU we started but could not reach yet (reboot, or a slow start).
-    // QEMU greets at once on accept, so a short handshake keeps poll() quick.
-    if (!v.qmp.connected() && unix_socket_listening(v.spec().qmp_socket)) {
-      if (Status s = ensure_qmp(v, std::min(opts_.qmp_timeout, milliseconds(250))); !s.ok()) {
-        spdlog::debug("qmp: {}: {}", v.spec().name, s.to_string());
-      }
-    }
+    pump_status(v);
     connect_heartbeat(v);
     if (v.hb_fd >= 0) read_heartbeat(v);
   }
@@ -297,12 +295,9 @@ VmInfo QmpHypervisor::info(Vm& v) {
     return i;
   }
   i.state = v.state;
-  if (ensure_qmp(v, opts_.qmp_timeout).ok()) {
-    auto status = v.qmp.query_status(opts_.qmp_timeout);
-    if (status.ok()) {
-      VmState s = state_from_qmp_status(*status);
-      if (s != medic::v1::VM_STATE_UNSPECIFIED) i.state = s;
-    }
+  if (v.missed >= opts_.unresponsive_after) {
+    i.state = medic::v1::VM_STATE_UNSPECIFIED;  // QMP does not answer: unknown
+    return i;
   }
   if (i.state == medic::v1::VM_STATE_RUNNING && !v.spec().heartbeat_socket.empty() &&
       !v.heard_since_boot) {
@@ -326,6 +321,7 @@ Result<VmInfo> QmpHypervisor::get(const std::string& vm) {
 Status QmpHypervisor::launch(Vm& v, SteadyClock::time_point deadline, const std::string& why) {
   (void)v.launcher.take_exit();  // an earlier exit is history now
   v.qmp.close();
+  forget_status(v);
   if (v.hb_fd >= 0) ::close(v.hb_fd);
   v.hb_fd = -1;
   v.stopping = false;
@@ -368,6 +364,12 @@ Status QmpHypervisor::stop_process(Vm& v, SteadyClock::time_point deadline) {
 }
 
 void QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) {
+  Vm* v = find(vm);
+  if (v && (verb == medic::v1::VERB_RESET || verb == medic::v1::VERB_REBOOT ||
+            verb == medic::v1::VERB_STOP)) {
+    start_qmp_verb(*v, verb, timeout, std::move(done));
+    return;
+  }
   completions_.push(std::move(done), run_verb(verb, vm, timeout));
 }
 
@@ -386,35 +388,8 @@ Status QmpHypervisor::run_verb(Verb verb, const std::string& vm, Duration timeou
   auto refuse = [&](const std::string& why) {
     return failed_precondition("cannot " + what + ": " + why);
   };
-  auto no_process = [&] {
-    return refuse(std::string("it is ") + state_name(v.state) + " (no QEMU process)");
-  };
+  if (v.verb) return refuse(v.verb->what + " is in progress");
   switch (verb) {
-    case medic::v1::VERB_RESET: {
-      if (!running) return no_process();
-      MEDIC_RETURN_IF_ERROR(ensure_qmp(v, left_until(deadline)).with_context(what));
-      auto before = v.qmp.query_status(left_until(deadline));
-      if (!before.ok()) return before.status().with_context(what);
-      auto r = v.qmp.execute("system_reset", left_until(deadline));
-      if (!r.ok()) return r.status().with_context(what);
-      v.heard_since_boot = false;
-      v.reboot_pending = false;  // a reboot the guest ignored is superseded
-      if (*before != "running") {
-        auto c = v.qmp.execute("cont", left_until(deadline));
-        if (!c.ok()) return c.status().with_context(what);
-      }
-      drain_qmp_events(v);
-      return {};
-    }
-    case medic::v1::VERB_REBOOT: {
-      if (!running) return no_process();
-      MEDIC_RETURN_IF_ERROR(ensure_qmp(v, left_until(deadline)).with_context(what));
-      auto r = v.qmp.execute("system_powerdown", left_until(deadline));
-      if (!r.ok()) return r.status().with_context(what);
-      v.reboot_pending = true;
-      drain_qmp_events(v);
-      return {};
-    }
     case medic::v1::VERB_STOP: {
       if (!running && v.state == medic::v1::VM_STATE_STOPPED)
         return refuse("it is already stopped");

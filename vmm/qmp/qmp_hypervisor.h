@@ -3,7 +3,15 @@
 // socket.
 //
 // What it reports:
-// - state from query-status (list/get), with two refinements: a guest whose
+// - state: the last known, answered at once by list()/get() (they never
+//   touch a socket). Each VM with a live QEMU keeps one QMP connection,
+//   driven without blocking from poll() and a Clock timer: connect, greeting
+//   and qmp_capabilities, then query-status every status_interval; replies
+//   and events update the state when they come. A QEMU whose QMP has not
+//   answered for `unresponsive_after` status intervals (handshake not done,
+//   or query-status unanswered) is reported with state UNSPECIFIED
+//   ("unknown": the proto has no "unresponsive" yet) until it answers again.
+//   Two refinements as well: a guest whose
 //   heartbeat channel has been silent since its QEMU started or reset is
 //   "booting", and a QEMU process that is gone without being asked to go is
 //   "crashed";
@@ -17,10 +25,12 @@
 //   a Clock timer (see vmm/qmp/guest_agent.h).
 //
 // Verbs (each bounded by its timeout):
-//   reset    system_reset, then cont when the guest was not running
+//   reset    query-status, system_reset, then cont when the guest was not
+//            running (each sent when the previous reply came)
 //   reboot   system_powerdown (ACPI); when the guest then powers off, QEMU
 //            exits and is started again
-//   stop     quit (SIGKILL if QEMU does not go in time); state "stopped"
+//   stop     quit, then QEMU's exit (SIGKILL at half the timeout if it has
+//            not gone); state "stopped"
 //   start    launch a QEMU that is not running; refused for a live one
 //   restart  quit or kill the QEMU, then launch it again; refused for a VM
 //            stopped on purpose (use start)
@@ -47,7 +57,9 @@
 namespace medic::vmm::qmp {
 
 struct QmpHypervisorOptions {
-  std::chrono::milliseconds qmp_timeout{2000};  // handshake and query-status in list/get
+  std::chrono::milliseconds qmp_timeout{2000};  // handshake of a verb that finds no connection
+  Duration status_interval = std::chrono::seconds(1);  // query-status, on the Clock
+  int unresponsive_after = 3;  // status intervals without an answer
   size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
   GuestAgentOptions guest_agent;
 };
@@ -57,6 +69,9 @@ struct QmpHypervisorStats {
   uint64_t bad_heartbeat_lines = 0;  // not "hb <n>", or too long
   uint64_t crashes = 0;
   uint64_t launches = 0;
+  uint64_t status_queries = 0;
+  uint64_t status_replies = 0;
+  uint64_t unresponsive = 0;  // times a VM became unresponsive
 };
 
 class QmpHypervisor final : public Hypervisor {
@@ -71,8 +86,13 @@ class QmpHypervisor final : public Hypervisor {
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override;
   std::vector<int> fds() const override;
-  // The QMP exchanges of a verb still run inside execute(), bounded by
-  // `timeout`; the completion is delivered by the next poll().
+  // reset, reboot and stop never wait: their QMP commands go out on the
+  // VM's connection and move on as replies come (poll()), stop ends when
+  // QEMU's exit shows on its pidfd (SIGKILL at half the timeout), each
+  // bounded by `timeout` on the Clock. start and restart still run inside
+  // execute(), bounded by `timeout`; their completion is delivered by the
+  // next poll().
+  // A verb on a VM that has one in progress is refused (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 
   // For operators and tests: a raw QMP command on the VM's connection (for
@@ -107,6 +127,19 @@ class QmpHypervisor final : public Hypervisor {
   void handle_heartbeat_line(Vm& v, std::string_view line);
   void check_process(Vm& v);
   void drain_qmp_events(Vm& v);
+  // The status machine: open the connection, send and read query-status.
+  void status_tick();
+  void pump_status(Vm& v);
+  void forget_status(Vm& v);
+  // Status and verb replies read so far.
+  void take_replies(Vm& v);
+  // The verbs that are QMP commands only (reset, reboot): a step machine on
+  // the VM's connection, bounded by a Clock deadline.
+  void start_qmp_verb(Vm& v, Verb verb, Duration timeout, VerbDone done);
+  void advance_verb(Vm& v);
+  void on_verb_reply(Vm& v, Result<Json> reply);
+  // Completes the pending verb (if any) with `s`; its done runs from poll().
+  void finish_verb(Vm& v, Status s);
   VmInfo info(Vm& v);
   void emit_lifecycle(Vm& v, Lifecycle what, std::string detail);
 
@@ -119,6 +152,7 @@ class QmpHypervisor final : public Hypervisor {
   GuestAgentPinger agent_;
   LogLimiter log_limiter_;
   Completions completions_;
+  TimerId status_timer_ = 0;
 };
 
 }  // namespace medic::vmm::qmp

@@ -254,8 +254,8 @@ TEST_F(DispatcherTest, TheSinkMayDispatchTheNextActionFromInsideACallback) {
                                 seen.push_back(e.action.id() + ":" + state_name(e.state));
                                 if (e.action.id() == "first" &&
                                     e.state == ActionState::kSucceeded) {
-                                  ASSERT_TRUE(self->dispatch(make_action(
-                                      "second", "host-a", "vm-1", clock.now())).ok());
+                                  ASSERT_OK(self->dispatch(make_action(
+                                      "second", "host-a", "vm-1", clock.now())));
                                 }
                               });
   ASSERT_OK(d);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -190,6 +192,103 @@ TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadA
   EXPECT_EQ(hv_->guest_agent_stats().connect_failures, 1u);
   clock_.advance(1s);  // flush at 4 s: no new guest-agent heartbeat
   EXPECT_EQ(guest_agent_beats(), 1);
+}
+
+// The collector's cadence over the qmp backend while one VM's QEMU is frozen
+// (SIGSTOP: its QMP accepts nothing and answers nothing): every interval
+// still gives one flush, at once (list() answers from the last known state;
+// it used to wait 2 s per frozen VM), the answering VM is reported running
+// throughout (the positive control), and the frozen one "unknown" from the
+// third unanswered interval on. No qemu-ga needed.
+class QmpStatusCadenceTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kFrozen = "22222222-3333-4444-5555-666666666666";
+  void SetUp() override {
+    std::string fake = dir_.file(kFakeName);
+    fs::create_symlink(fs::read_symlink("/proc/self/exe"), fake);
+    std::vector<vmm::qmp::VmSpec> specs;
+    for (const char* uuid : {kUuid, kFrozen}) {
+      vmm::qmp::VmSpec s;
+      s.name = uuid == kUuid ? "answering" : "frozen";
+      s.uuid = uuid;
+      s.kernel = "/nonexistent/vmlinuz";
+      s.qmp_socket = dir_.file(s.name + ".qmp");
+      s.qemu = fake;
+      s.accel = vmm::qmp::Accel::kTcg;
+      specs.push_back(s);
+    }
+    hv_ = std::make_unique<vmm::qmp::QmpHypervisor>("host-a", specs, clock_);
+    for (const char* uuid : {kUuid, kFrozen}) {
+      ASSERT_OK(vmm::execute_and_wait(*hv_, clock_, medic::v1::VERB_START, uuid, 10s));
+    }
+    CollectorDeps deps{hv_.get(), &clock_, &keys_.collector, &pub_, nullptr, nullptr};
+    CollectorOptions opts;
+    opts.host = "host-a";
+    auto c = Collector::create(deps, opts);
+    ASSERT_OK(c);
+    collector_ = std::move(*c);
+    collector_->start();
+  }
+  void TearDown() override {
+    if (frozen_pid_ > 0) ::kill(frozen_pid_, SIGCONT);
+  }
+  bool run_until(const std::function<bool()>& cond) {
+    const auto deadline = SteadyClock::now() + 10s;
+    while (!cond()) {
+      if (SteadyClock::now() >= deadline) return false;
+      collector_->run_once(20ms);
+    }
+    return true;
+  }
+  // The state `vm` has in bulk flush number `i`; UNSPECIFIED when absent.
+  medic::v1::VmState state_in(size_t i, const std::string& vm) {
+    fabric::Opener opener(keys_.trust, clock_);
+    opener.expect_kinds({medic::v1::KIND_EVENT_BATCH});
+    medic::v1::EventBatch b;
+    EXPECT_OK(testing::open_batch(opener, pub_.bulk.at(i), &b));
+    for (const auto& e : b.events()) {
+      if (e.has_state() && e.vm() == vm) return e.state().state();
+    }
+    ADD_FAILURE() << "no state of " << vm << " in flush " << i;
+    return medic::v1::VM_STATE_UNSPECIFIED;
+  }
+
+  testing::TempDir dir_;
+  VirtualClock clock_;
+  testing::Keys keys_;
+  testing::RecordingPublisher pub_;
+  std::unique_ptr<vmm::qmp::QmpHypervisor> hv_;
+  std::unique_ptr<Collector> collector_;
+  pid_t frozen_pid_ = 0;
+};
+
+TEST_F(QmpStatusCadenceTest, AFrozenQemuNeitherDelaysNorSkipsAFlushAndIsReportedUnknown) {
+  const auto& st = hv_->stats();
+  ASSERT_TRUE(run_until([&] { return st.status_queries == 2 && st.status_replies == 2; }));
+  frozen_pid_ = hv_->get(kFrozen)->pid;
+  ASSERT_GT(frozen_pid_, 0);
+  ASSERT_EQ(::kill(frozen_pid_, SIGSTOP), 0);
+  const auto t0 = SteadyClock::now();
+  for (uint64_t i = 1; i <= 5; ++i) {
+    clock_.advance(1s);  // one status tick, then one flush
+    ASSERT_EQ(pub_.bulk.size(), i);
+    // Only the answering VM answers the query of this tick.
+    ASSERT_TRUE(run_until([&] { return st.status_replies == 2 + i; })) << "interval " << i;
+  }
+  const auto took = SteadyClock::now() - t0;
+  EXPECT_EQ(collector_->counters().flushes, 5u);
+  EXPECT_LT(took, 2s) << "the flushes waited on the frozen QMP";
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(state_in(i, kUuid), medic::v1::VM_STATE_RUNNING) << "flush " << i;
+  }
+  // Tick 1 sends the frozen VM a query, ticks 2 and 3 find it unanswered
+  // (last known state), tick 4 is the third unanswered interval.
+  EXPECT_EQ(state_in(0, kFrozen), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(state_in(1, kFrozen), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(state_in(2, kFrozen), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(state_in(3, kFrozen), medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ(state_in(4, kFrozen), medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ(st.unresponsive, 1u);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -481,6 +482,82 @@ TEST(QmpMapping, MapsQueryStatusToVmStates) {
   EXPECT_EQ(state_from_qmp_status("prelaunch"), medic::v1::VM_STATE_BOOTING);
   EXPECT_EQ(state_from_qmp_status("shutdown"), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(state_from_qmp_status("no-such-state"), medic::v1::VM_STATE_UNSPECIFIED);
+}
+
+// The non-blocking use: open() returns before any greeting, poll() does the
+// handshake as the peer's lines come, send() returns an id at once and the
+// reply comes through take_replies(). The peer is scripted by this thread on
+// a real unix socket (the connection waits in the listen backlog until the
+// test accepts it), so nothing here depends on timing.
+TEST(QmpClientAsync, OpenReturnsAtOnceAndTheHandshakeAndRepliesComeThroughPoll) {
+  testing::TempDir dir;
+  std::string path = dir.file("q.sock");
+  int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 4), 0);
+  QmpClient c;
+  ASSERT_OK(c.open(path));  // nobody has accepted yet: no greeting either
+  EXPECT_TRUE(c.connected());
+  EXPECT_FALSE(c.ready());
+  EXPECT_EQ(c.send("query-status").status().code(), Code::kUnavailable);
+  ASSERT_OK(c.poll());  // nothing to read: returns at once
+  EXPECT_FALSE(c.ready());
+
+  int peer = ::accept(l, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  auto peer_read = [&] {
+    pollfd p{peer, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 5000), 1);
+    char buf[4096];
+    ssize_t n = ::read(peer, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  auto client_poll_until = [&](const std::function<bool()>& cond) {
+    for (int i = 0; i < 500 && !cond(); ++i) {
+      pollfd p{c.fd(), POLLIN, 0};
+      ::poll(&p, 1, 10);
+      (void)c.poll();
+    }
+    return cond();
+  };
+  ASSERT_EQ(::send(peer, kGreeting, std::strlen(kGreeting), MSG_NOSIGNAL),
+            static_cast<ssize_t>(std::strlen(kGreeting)));
+  ASSERT_TRUE(client_poll_until([&] { return !c.greeting().is_null(); }));
+  std::string caps = peer_read();
+  EXPECT_NE(caps.find("\"qmp_capabilities\""), std::string::npos) << caps;
+  EXPECT_FALSE(c.ready());  // until the capabilities reply
+  auto caps_req = parse_json(caps.substr(0, caps.find('\n')));
+  ASSERT_OK(caps_req);
+  const Json* caps_id = json_member(*caps_req, "id");
+  ASSERT_NE(caps_id, nullptr);
+  std::string reply = R"({"return": {}, "id": )" + caps_id->dump() + "}\n";
+  (void)!::send(peer, reply.data(), reply.size(), MSG_NOSIGNAL);
+  ASSERT_TRUE(client_poll_until([&] { return c.ready(); })) << c.close_reason();
+  EXPECT_TRUE(c.take_replies().empty());  // the handshake's reply is not the owner's
+
+  auto id = c.send("query-status");
+  ASSERT_OK(id);
+  std::string req = peer_read();
+  EXPECT_NE(req.find("\"query-status\""), std::string::npos) << req;
+  std::string answer = R"({"event": "RESUME", "data": {}})" "\n"
+                       R"({"return": {"status": "running"}, "id": )" + std::to_string(*id) + "}\n";
+  (void)!::send(peer, answer.data(), answer.size(), MSG_NOSIGNAL);
+  std::vector<QmpReply> replies;
+  ASSERT_TRUE(client_poll_until([&] {
+    for (auto& r : c.take_replies()) replies.push_back(std::move(r));
+    return !replies.empty();
+  }));
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].id, *id);
+  ASSERT_OK(replies[0].result);
+  EXPECT_EQ(*json_string_member(*replies[0].result, "status"), "running");
+  EXPECT_EQ(c.take_events().size(), 1u);
+  EXPECT_EQ(c.stats().unmatched_replies, 0u);
+  ::close(peer);
+  ::close(l);
 }
 
 }  // namespace

@@ -340,7 +340,7 @@ TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
 
 TEST_F(QmpHypervisorTest, ResetOfARunningGuestDoesNotResumeIt) {
   start();
-  ASSERT_TRUE(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout).ok());
+  ASSERT_OK(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout));
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
 }
 
@@ -429,6 +429,120 @@ TEST_F(QmpHypervisorTest, StartFailureLeavesTheVmStoppedAndQuotesTheLog) {
   EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 0u);
+}
+
+// The status machine: query-status every status_interval (1 s by default) on
+// the Clock, answered at once by list() from the last known state. A QEMU
+// frozen with SIGSTOP (QMP unanswered, as a hard-frozen QEMU) becomes
+// "unknown" after exactly three unanswered intervals, and list() stays
+// quick; once it thaws, its answer brings the state back.
+TEST_F(QmpHypervisorTest, AFrozenQemuIsReportedUnknownAfterThreeUnansweredIntervalsAndListNeverWaits) {
+  start();
+  ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
+  const auto& st = hv_->stats();
+  // The query sent once the handshake was done.
+  ASSERT_TRUE(pump_until([&] { return st.status_queries == 1 && st.status_replies == 1; }));
+  // Positive control: an answering QEMU stays running, every query answered.
+  for (int i = 0; i < 4; ++i) {
+    clock_.advance(std::chrono::seconds(1));
+    ASSERT_TRUE(pump_until([&] { return st.status_replies == st.status_queries; }));
+  }
+  EXPECT_EQ(st.status_queries, 5u);  // one on connect, one per interval
+  EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(st.unresponsive, 0u);
+
+  pid_t pid = hv_->get(kUuid)->pid;
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const uint64_t answered = st.status_replies;
+  clock_.advance(std::chrono::seconds(1));  // sends a query nobody answers
+  hv_->poll();
+  for (int missed = 1; missed <= 2; ++missed) {
+    clock_.advance(std::chrono::seconds(1));
+    hv_->poll();
+    EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING) << "after " << missed << " missed";
+  }
+  clock_.advance(std::chrono::seconds(1));  // the third unanswered interval
+  const auto t0 = SteadyClock::now();
+  auto all = hv_->list();
+  const auto took = SteadyClock::now() - t0;
+  ASSERT_OK(all);
+  EXPECT_EQ((*all)[0].state, medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ((*all)[0].pid, pid);
+  EXPECT_LT(took, milliseconds(50)) << "list() waited on the frozen QMP";
+  EXPECT_EQ(st.unresponsive, 1u);
+  EXPECT_EQ(st.status_replies, answered);
+
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  ASSERT_TRUE(pump_until([&] { return st.status_replies > answered; }));
+  EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(st.unresponsive, 1u);
+}
+
+// reset never waits on QMP: on a frozen QEMU execute() returns at once, a
+// second verb meanwhile is refused, and the verb ends with kTimeout when its
+// timeout passes on the Clock. Thawed, the same QEMU is reset normally.
+TEST_F(QmpHypervisorTest, AResetOfAFrozenQemuTimesOutOnTheClockWithoutBlocking) {
+  start();
+  ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
+  pid_t pid = hv_->get(kUuid)->pid;
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  bool done = false;
+  Status got;
+  const auto t0 = SteadyClock::now();
+  hv_->execute(medic::v1::VERB_RESET, kUuid, std::chrono::seconds(2), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  hv_->poll();
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(50)) << "execute() waited on the frozen QMP";
+  EXPECT_FALSE(done);
+  Status second = execute_and_wait(*hv_, clock_, medic::v1::VERB_REBOOT, kUuid, kTimeout);
+  EXPECT_EQ(second.code(), Code::kFailedPrecondition) << second;
+  EXPECT_NE(second.message().find("reset vm1 is in progress"), std::string::npos) << second;
+  clock_.advance(std::chrono::milliseconds(1999));
+  hv_->poll();
+  EXPECT_FALSE(done);
+  clock_.advance(std::chrono::milliseconds(1));
+  hv_->poll();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(got.code(), Code::kTimeout) << got;
+  EXPECT_TRUE(commands().empty());  // nothing reached the frozen QEMU
+
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  ASSERT_OK(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout));
+  EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
+}
+
+// stop never waits either: a frozen QEMU does not read quit, so at half the
+// verb's timeout on the Clock it gets SIGKILL, and its exit (seen on the
+// launcher's pidfd) ends the verb: stopped on purpose, no crash.
+TEST_F(QmpHypervisorTest, StopOfAFrozenQemuKillsItAtHalfTheTimeoutWithoutBlocking) {
+  start();
+  ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
+  pid_t pid = hv_->get(kUuid)->pid;
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  bool done = false;
+  Status got;
+  const auto t0 = SteadyClock::now();
+  hv_->execute(medic::v1::VERB_STOP, kUuid, std::chrono::seconds(4), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  hv_->poll();
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(50)) << "execute() waited on the frozen QMP";
+  pump_until([] { return false; }, milliseconds(100));
+  EXPECT_FALSE(done) << "ended before the kill at half the timeout: " << got;
+  EXPECT_EQ(::kill(pid, 0), 0) << "QEMU went before the kill";
+  clock_.advance(std::chrono::seconds(2));  // half of 4 s: SIGKILL
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_OK(got);
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STOPPED), 1u);
+  EXPECT_TRUE(commands().empty());  // the frozen QEMU never read quit
+  // Stopped on purpose: restart will not undo it.
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
+            Code::kFailedPrecondition);
 }
 
 TEST_F(QmpHypervisorTest, DestroyingTheBackendEndsItsQemu) {

@@ -165,14 +165,14 @@ TEST(SimFleet, StopThenStartBootsTheVmAgain) {
   std::vector<Seen> seen;
   record_all(fleet, seen);
   std::string vm = fleet.vm_ids()[0];
-  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).ok());
+  ASSERT_OK(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s));
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(fleet.true_info(vm)->pid, 0);
   EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).code(), Code::kFailedPrecondition);
   EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESTART, vm, 1s).code(), Code::kFailedPrecondition);
   EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESET, vm, 1s).code(), Code::kFailedPrecondition);
   EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).code(), Code::kFailedPrecondition);
-  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s).ok());
+  ASSERT_OK(execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s));
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);
   EXPECT_FALSE(fleet.is_healthy(vm));
   clock.advance(fleet.options().boot_time);
@@ -196,7 +196,7 @@ TEST(SimFleet, ARebootOfAHealthyGuestShutsDownAndBootsAgain) {
   SimFleet fleet(clock, small());
   std::string vm = fleet.vm_ids()[0];
   int pid = fleet.true_info(vm)->pid;
-  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).ok());
+  ASSERT_OK(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s));
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_SHUTTING_DOWN);
   clock.advance(fleet.options().shutdown_time);
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);

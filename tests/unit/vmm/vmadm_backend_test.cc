@@ -215,14 +215,14 @@ TEST_F(VmadmBackend, AHangingListTimesOut) {
 // ------------------------------------------------------------------- verbs
 
 TEST_F(VmadmBackend, StopForcesARunningVmOff) {
-  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_STOP, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F"));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_STOPPED);
 }
 
 TEST_F(VmadmBackend, StopWithoutForceWhenConfigured) {
   opts_.force_stop = false;
-  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_STOP, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb));
 }
 
@@ -234,7 +234,7 @@ TEST_F(VmadmBackend, StopOfAStoppedVmIsFailedPrecondition) {
 }
 
 TEST_F(VmadmBackend, StartBootsAStoppedVm) {
-  ASSERT_TRUE(run_verb(VERB_START, kDb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_START, kDb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
@@ -248,7 +248,7 @@ TEST_F(VmadmBackend, StartOfARunningVmIsRefusedBeforeVmadmRuns) {
 }
 
 TEST_F(VmadmBackend, RebootRunsVmadmReboot) {
-  ASSERT_TRUE(run_verb(VERB_REBOOT, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_REBOOT, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("reboot ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
 }
@@ -259,7 +259,7 @@ TEST_F(VmadmBackend, RebootOfAStoppedVmIsFailedPrecondition) {
 }
 
 TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
-  ASSERT_TRUE(run_verb(VERB_RESTART, kWeb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_RESTART, kWeb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F",
                                                    std::string("start ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
@@ -267,7 +267,7 @@ TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
 
 TEST_F(VmadmBackend, RestartOfAStoppedVmOnlyStartsIt) {
   // A crashed QEMU leaves the zone stopped on SmartOS.
-  ASSERT_TRUE(run_verb(VERB_RESTART, kDb, 5s).ok());
+  ASSERT_OK(run_verb(VERB_RESTART, kDb, 5s));
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
@@ -386,7 +386,7 @@ TEST_F(VmadmBackend, ResetGoesThroughTheQmpHookWithTheZoneSocket) {
     seen_timeout = timeout;
     return Status{};
   };
-  ASSERT_TRUE(run_verb(VERB_RESET, kWeb, 7s).ok());
+  ASSERT_OK(run_verb(VERB_RESET, kWeb, 7s));
   EXPECT_EQ(seen_socket, backend().qmp_socket_path(kWeb));
   EXPECT_EQ(seen_timeout, Duration(7s));
   EXPECT_TRUE(verb_calls().empty());
