@@ -362,6 +362,9 @@ TEST_F(ActuatorTest, ResendsAnUnacknowledgedResultAfterARestart) {
   send(make_action("ur", "host-a", "vm-1", clock.now()));
   ASSERT_TRUE(wait([&] { return engine->results_for("ur") == 1; }));
   act.reset();
+  // A restart takes time: the new process's sealer epoch is its first seal's
+  // time on the clock, so it must come after the old one's.
+  clock.advance(1ms);
   start_actuator();
   ASSERT_TRUE(wait([&] { return engine->results_for("ur") == 2; }));
   EXPECT_EQ(hv.executed.size(), 1u);
