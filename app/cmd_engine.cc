@@ -54,7 +54,8 @@ void reload_rules(const node::EngineConfig& config, std::vector<std::string>* in
   const node::RuleFileChanges changes = node::diff_rule_files(*in_force, files);
   daemon.reload(loaded.rules);
   *in_force = std::move(files);
-  spdlog::info("engine: rules reloaded ({} files{})", in_force->size(), changes_text(changes));
+  const size_t n = in_force->size();
+  spdlog::info("engine: rules reloaded ({} file{}{})", n, n == 1 ? "" : "s", changes_text(changes));
 }
 
 int check_engine(const std::string& config_path) {

@@ -79,7 +79,7 @@ TEST(Examples, EngineConfigAndItsRulesLoad) {
   EXPECT_EQ(c->trust_file, example("trust.yaml"));
   const std::vector<std::string> files = node::expand_rule_files(*c);
   ASSERT_FALSE(files.empty());
-  for (const auto& f : files) EXPECT_TRUE(std::filesystem::exists(f)) << "glob matched nothing: " << f;
+  for (const auto& f : files) EXPECT_TRUE(std::filesystem::exists(f)) << "no match: " << f;
   auto rules = rules::load_rule_files(files);
   for (const auto& m : rules.messages) ADD_FAILURE() << m.to_string();
   EXPECT_TRUE(rules.ok());
