@@ -218,6 +218,23 @@ TEST_F(ConfigCheck, ADaemonWithAConfigErrorExits78AndAUsageErrorExits2) {
   EXPECT_EQ(run_command({medic_binary(), "agent"}).exit_code, 2);
 }
 
+// systemd's RestartPreventExitStatus= sees only the main process, so the
+// units rely on the daemons' own exit 78, and reload checks before SIGHUP.
+TEST(ShippedUnits, StopRestartingOnTheConfigErrorExitCode) {
+  for (const std::string unit : {"medic-engine.service", "medic-agent.service"}) {
+    const std::string text = read_file(source_dir() + "/examples/systemd/" + unit);
+    EXPECT_NE(text.find("\nRestartPreventExitStatus=78\n"), std::string::npos) << unit;
+    EXPECT_NE(text.find("\nRestart=on-failure\n"), std::string::npos) << unit;
+  }
+  const std::string engine = read_file(source_dir() + "/examples/systemd/medic-engine.service");
+  const std::string check =
+      "\nExecReload=/usr/local/bin/medic engine --check -c /etc/medic/engine.yaml\n";
+  ASSERT_NE(engine.find(check), std::string::npos);
+  EXPECT_LT(engine.find(check), engine.find("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+  const std::string smf = read_file(source_dir() + "/examples/smf/medic-agent.xml");
+  EXPECT_NE(smf.find("medic agent --check -c %{config/file} || exit 96; "), std::string::npos);
+}
+
 const char* kRuleInForce =
     "rules:\n"
     "  - name: in-force-at-start\n"
