@@ -61,12 +61,6 @@ std::string sanitize_utf8(const std::string& in) {
   return out;
 }
 
-int poll_timeout_ms(Duration wait) {
-  if (wait <= Duration::zero()) return 0;
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-  return static_cast<int>(std::min<int64_t>(ms, 60'000));
-}
-
 }  // namespace
 
 const char* rejection_name(Rejection r) {
@@ -97,28 +91,40 @@ Actuator::Actuator(ActuatorOptions options, fabric::Context& ctx, const fabric::
       log_(clock) {
   opener_.expect_kinds({medic::v1::KIND_ACTION, medic::v1::KIND_ACTION_ACK});
   opener_.expect_host(opts_.host);
+  opener_.expect_senders(opts_.engine_keys);  // create() put engine_key among them
 }
 
 Actuator::~Actuator() {
   for (auto& [id, w] : watches_) clock_.cancel(w.poll_timer);
   for (auto& [id, r] : resends_) clock_.cancel(r.timer);
   if (prune_timer_) clock_.cancel(prune_timer_);
+  if (loop_) {
+    loop_->remove(socket_watch_);
+    loop_->remove(source_watch_);
+  }
 }
 
 Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabric::Context& ctx,
                                                    const fabric::Identity& identity,
                                                    const fabric::TrustStore& trust,
-                                                   vmm::Hypervisor& hypervisor, Clock& clock) {
+                                                   vmm::Hypervisor& hypervisor, Clock& clock,
+                                                   EventLoop* loop) {
   if (options.host.empty()) return invalid_argument("actuator: no host configured");
   if (options.host != hypervisor.host()) {
     return invalid_argument("actuator: configured for host \"" + options.host +
                             "\" but the hypervisor backend manages \"" + hypervisor.host() + "\"");
   }
   if (options.engine_endpoint.empty()) return invalid_argument("actuator: no engine endpoint");
-  const fabric::TrustedNode* engine = trust.find(options.engine_key);
-  if (!engine || !engine->has_role(fabric::Role::kEngine)) {
-    return invalid_argument("actuator: the engine key " + fabric::short_key_id(options.engine_key) +
-                            " is not in the trust store with the engine role");
+  if (std::find(options.engine_keys.begin(), options.engine_keys.end(), options.engine_key) ==
+      options.engine_keys.end()) {
+    options.engine_keys.insert(options.engine_keys.begin(), options.engine_key);
+  }
+  for (const fabric::PublicKey& key : options.engine_keys) {
+    const fabric::TrustedNode* engine = trust.find(key);
+    if (!engine || !engine->has_role(fabric::Role::kEngine)) {
+      return invalid_argument("actuator: the engine key " + fabric::short_key_id(key) +
+                              " is not in the trust store with the engine role");
+    }
   }
   if (options.max_action_lifetime >= options.retention) {
     return invalid_argument(
@@ -127,11 +133,11 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
   }
   std::unique_ptr<Actuator> a(
       new Actuator(std::move(options), ctx, identity, trust, hypervisor, clock));
-  MEDIC_RETURN_IF_ERROR(a->start());
+  MEDIC_RETURN_IF_ERROR(a->start(loop));
   return a;
 }
 
-Status Actuator::start() {
+Status Actuator::start(EventLoop* loop) {
   auto journal = Journal::open(opts_.journal_path, opts_.journal_busy_timeout);
   if (!journal.ok()) return journal.status();
   journal_ = std::move(journal).value();
@@ -142,6 +148,16 @@ Status Actuator::start() {
                            opts_.engine_key, so);
   if (!sock.ok()) return sock.status();
   socket_ = std::move(sock).value();
+  if (!loop) {
+    own_loop_ = std::make_unique<EventLoop>(clock_);
+    loop = own_loop_.get();
+  }
+  loop_ = loop;
+  source_watch_ = loop_->add_source(this);
+  socket_watch_ = loop_->watch_socket(socket_.handle(), [this] {
+    handle_readable();
+    execute_queued();
+  });
 
   MEDIC_RETURN_IF_ERROR(recover());
   prune_timer_ = clock_.schedule_after(opts_.prune_interval, [this] { prune(); });
@@ -191,24 +207,18 @@ Status Actuator::recover() {
   return {};
 }
 
-void Actuator::run_once(Duration max_wait) {
-  Duration wait = max_wait;
-  if (!exec_queue_.empty()) wait = Duration::zero();
-  if (auto next = clock_.next_deadline()) wait = std::min(wait, *next - clock_.now());
-  std::vector<zmq::pollitem_t> items;
-  items.push_back({socket_.handle(), 0, ZMQ_POLLIN, 0});
+void Actuator::run_once(Duration max_wait) { loop_->run_once(max_wait); }
+
+void Actuator::prepare(std::vector<pollfd>* fds, Duration* wait) {
+  if (!exec_queue_.empty()) *wait = Duration::zero();
   if (opts_.drive_hypervisor) {
-    for (int fd : hv_.fds()) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+    for (int fd : hv_.fds()) fds->push_back(pollfd{fd, POLLIN, 0});
   }
-  try {
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(poll_timeout_ms(wait)));
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) log_.warn("poll", std::string("actuator: poll failed: ") + e.what());
-  }
+}
+
+void Actuator::dispatch(const pollfd*, size_t) {
   if (opts_.drive_hypervisor) hv_.poll();
-  handle_readable();
   execute_queued();
-  clock_.run_due();
 }
 
 void Actuator::handle_readable() {
@@ -436,15 +446,25 @@ void Actuator::execute(const Action& action) {
 
   const Time started_at = clock_.now();
   ++stats_.executed;
-  std::string output;
-  Status done;
   if (action.verb() == medic::v1::VERB_RESTART && !opts_.restart_hook.empty()) {
-    done = run_restart_hook(action, &output);
-  } else {
-    done = hv_.execute(action.verb(), action.vm(), opts_.execute_timeout);
+    std::string output;
+    Status done = run_restart_hook(action, &output);
+    on_verb_done(action, started_at, std::move(output), std::move(done));
+    return;
   }
-  if (opts_.failpoint) opts_.failpoint("after_execute");
+  // The verb runs on the backend while the loop goes on; its answer may come
+  // after this actuator is gone, which the weak token tells.
+  std::weak_ptr<bool> alive = alive_;
+  hv_.execute(action.verb(), action.vm(), opts_.execute_timeout,
+              [this, alive, action, started_at](Status done) {
+                if (alive.expired()) return;
+                on_verb_done(action, started_at, {}, std::move(done));
+              });
+}
 
+void Actuator::on_verb_done(const Action& action, Time started_at, std::string output,
+                            Status done) {
+  if (opts_.failpoint) opts_.failpoint("after_execute");
   spdlog::info("actuator: {} {} (action {}): {}", vmm::verb_name(action.verb()), action.vm(),
                action.id(), done.ok() ? "done" : done.to_string());
   if (!done.ok()) {
@@ -467,7 +487,7 @@ void Actuator::execute(const Action& action) {
     finish(action, std::move(r));
     return;
   }
-  s = journal_->mark_watching(action.id(), started_at, clock_.now());
+  Status s = journal_->mark_watching(action.id(), started_at, clock_.now());
   if (!s.ok()) log_.warn("journal", "actuator: " + s.message());
   start_watch(action, started_at, started_at + watch_for(action), std::move(output));
 }

@@ -7,7 +7,9 @@
 //   actuator --ActionResult-->        succeeded / failed / rejected (+ healed)
 //   engine --ActionAck(RESULT_RECEIVED)--> stops the actuator's result re-sends
 //
-// Every action envelope must be signed by a trusted `engine` key, addressed to
+// Every action envelope must be signed by a configured engine key
+// (ActuatorOptions::engine_key or engine_keys) that the trust store lists with
+// the `engine` role, addressed to
 // this host, fresh and not replayed (fabric::Opener); the action must not be
 // expired, must name a known verb and a VM of this host. A frame that fails
 // those checks after its engine signature verified is answered with a signed
@@ -25,9 +27,9 @@
 // seen running with a heartbeat no older than the moment the verb was issued
 // (healed=true), or when the watch ends (healed=false).
 //
-// Threading: one thread owns the Actuator, its Clock and its Hypervisor. The
-// Actuator never sleeps: run_once() waits on its socket at most until the
-// next timer is due.
+// Threading: one thread owns the Actuator, its Clock, its Hypervisor and the
+// EventLoop it is registered on. The Actuator never sleeps: the loop waits on
+// its socket at most until the next timer is due.
 #pragma once
 
 #include <deque>
@@ -38,6 +40,8 @@
 #include <string_view>
 #include <vector>
 #include <zmq.hpp>
+
+#include "core/event_loop.h"
 
 #include "actuators/journal.h"
 #include "actuators/log_limiter.h"
@@ -55,7 +59,13 @@ namespace medic::actuators {
 struct ActuatorOptions {
   std::string host;             // must equal the Hypervisor's host()
   std::string engine_endpoint;  // e.g. tcp://engine.example:7002
+  // The engine at engine_endpoint: pins the CurveZMQ server key, and its
+  // actions are accepted.
   fabric::PublicKey engine_key{};
+  // Further engine keys whose signed actions are accepted (several engines).
+  // An action or acknowledgement signed by any other key, even one with the
+  // engine role in the trust store, is refused (OpenError::kUnpinnedSender).
+  std::vector<fabric::PublicKey> engine_keys;
   std::string journal_path;
   Duration journal_busy_timeout = std::chrono::seconds(5);
   fabric::SocketOptions socket;  // routing_id is set to `host`
@@ -77,9 +87,9 @@ struct ActuatorOptions {
   std::vector<std::string> restart_hook;
   size_t max_hook_output = 16 * 1024;  // bytes of stdout+stderr kept in the result
 
-  // When true, run_once() also waits on the Hypervisor's fds and calls its
-  // poll() (standalone `medic actuator`); false when another component of
-  // the process (the collector) drives it.
+  // When true, the actuator's loop also waits on the Hypervisor's fds and
+  // calls its poll() (standalone `medic actuator`); false when another
+  // component on the same loop (the collector) drives it.
   bool drive_hypervisor = false;
 
   // Test hook: called at "before_journal" (about to write `executing`),
@@ -118,27 +128,26 @@ struct ActuatorStats {
   uint64_t send_failures = 0;
 };
 
-class Actuator {
+class Actuator final : private EventSource {
  public:
   // Opens the journal, recovers unfinished entries (see the header comment)
   // and connects to the engine. All references must outlive the Actuator.
+  // `loop`: the loop to register the engine socket (and, with
+  // drive_hypervisor, the backend) on; null for a loop of its own.
   static Result<std::unique_ptr<Actuator>> create(ActuatorOptions options, fabric::Context& ctx,
                                                   const fabric::Identity& identity,
                                                   const fabric::TrustStore& trust,
-                                                  vmm::Hypervisor& hypervisor, Clock& clock);
-  ~Actuator();
+                                                  vmm::Hypervisor& hypervisor, Clock& clock,
+                                                  EventLoop* loop = nullptr);
+  ~Actuator() override;
   Actuator(const Actuator&) = delete;
   Actuator& operator=(const Actuator&) = delete;
 
-  // One step of the loop: waits for a message at most `max_wait` (less when
-  // a timer is due sooner), handles everything readable, executes queued
-  // actions, runs due timers.
+  // One iteration of the loop the actuator is registered on: waits for a
+  // message at most `max_wait` (less when a timer is due sooner), handles
+  // everything readable, executes queued actions, runs due timers.
   void run_once(Duration max_wait);
-
-  // For a loop owned by someone else: poll socket() for ZMQ_POLLIN, then call
-  // handle_readable(); run the Clock's due timers as usual.
-  zmq::socket_t& socket() { return socket_; }
-  void handle_readable();
+  EventLoop& loop() { return *loop_; }
   // Feeds a hypervisor event (from the collector's subscription) so a watched
   // VM's heartbeat is noticed at once instead of at the next watch poll.
   void on_vm_event(const vmm::VmEvent& event);
@@ -165,8 +174,13 @@ class Actuator {
 
   Actuator(ActuatorOptions options, fabric::Context& ctx, const fabric::Identity& identity,
            const fabric::TrustStore& trust, vmm::Hypervisor& hypervisor, Clock& clock);
-  Status start();
+  Status start(EventLoop* loop);
   Status recover();
+  // EventSource: the backend's descriptors (with drive_hypervisor) and the
+  // queue of actions to execute.
+  void prepare(std::vector<pollfd>* fds, Duration* wait) override;
+  void dispatch(const pollfd* fds, size_t n) override;
+  void handle_readable();
 
   void handle_frame(std::string_view frame);
   void handle_unopened(fabric::OpenError error, const fabric::Opened& opened,
@@ -182,6 +196,9 @@ class Actuator {
 
   void execute_queued();
   void execute(const medic::v1::Action& action);
+  // The verb's answer: a failed result, a healed one, or a watch.
+  void on_verb_done(const medic::v1::Action& action, Time started_at, std::string output,
+                    Status done);
   Status run_restart_hook(const medic::v1::Action& action, std::string* output);
   bool vm_healthy(const std::string& vm, Time since);
   void start_watch(const medic::v1::Action& action, Time started_at, Time deadline,
@@ -206,6 +223,10 @@ class Actuator {
   vmm::Hypervisor& hv_;
   Clock& clock_;
 
+  std::unique_ptr<EventLoop> own_loop_;  // when create() was given none
+  EventLoop* loop_ = nullptr;
+  EventLoop::WatchId socket_watch_ = 0;
+  EventLoop::WatchId source_watch_ = 0;
   std::unique_ptr<Journal> journal_;
   zmq::socket_t socket_;
   fabric::Sealer sealer_;
@@ -217,6 +238,7 @@ class Actuator {
   std::map<std::string, Resend> resends_;   // results awaiting the engine's ack
   TimerId prune_timer_ = 0;
   ActuatorStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 using ActuatorPtr = std::unique_ptr<Actuator>;

@@ -1,5 +1,8 @@
 #include "actuators/config.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace medic::actuators {
 namespace {
 
@@ -13,6 +16,43 @@ void read_duration(ConfigReader& r, const YAML::Node& map, const char* key, Dura
   }
 }
 
+// `engine_key: HEX` (one engine) or `engine_keys: [HEX, ...]` (several; the
+// first is the engine at `engine:`), exactly one of the two.
+void read_engine_keys(ConfigReader& r, const YAML::Node& map, ActuatorOptions* o) {
+  const bool one = map["engine_key"].IsDefined();
+  const bool many = map["engine_keys"].IsDefined();
+  if (one == many) {
+    r.error(map, one ? "give either \"engine_key\" or \"engine_keys\", not both"
+                     : "missing \"engine_key\" (or \"engine_keys\", a list)");
+    return;
+  }
+  auto parse = [&](const std::string& hex, const char* key) -> std::optional<fabric::PublicKey> {
+    auto k = fabric::public_key_from_hex(hex);
+    if (k.ok()) return *k;
+    r.error(map[key], std::string("\"") + key + "\": " + k.status().message());
+    return std::nullopt;
+  };
+  if (one) {
+    auto v = r.string(map, "engine_key", true);
+    if (auto k = v ? parse(*v, "engine_key") : std::nullopt) o->engine_key = *k;
+    return;
+  }
+  auto v = r.string_list(map, "engine_keys", true);
+  if (!v) return;
+  if (v->empty()) r.error(map["engine_keys"], "\"engine_keys\" must list at least one key");
+  for (const std::string& hex : *v) {
+    auto k = parse(hex, "engine_keys");
+    if (!k) continue;
+    if (std::find(o->engine_keys.begin(), o->engine_keys.end(), *k) != o->engine_keys.end()) {
+      r.error(map["engine_keys"], "\"engine_keys\" lists key " + fabric::short_key_id(*k) +
+                                      " twice");
+      continue;
+    }
+    o->engine_keys.push_back(*k);
+  }
+  if (!o->engine_keys.empty()) o->engine_key = o->engine_keys.front();
+}
+
 }  // namespace
 
 ActuatorConfig parse_actuator_config(const YAML::Node& section, ConfigReader& r) {
@@ -21,21 +61,14 @@ ActuatorConfig parse_actuator_config(const YAML::Node& section, ConfigReader& r)
     if (!section.IsDefined()) r.error(section, "missing the \"actuator\" section");
     return c;
   }
-  r.check_keys(section, {"host", "engine", "engine_key", "key_file", "trust_store", "journal",
+  r.check_keys(section, {"host", "engine", "engine_key", "engine_keys", "key_file", "trust_store", "journal",
                          "watch", "max_watch", "watch_poll", "execute_timeout",
                          "max_action_lifetime", "retention", "restart_hook",
                          "restart_hook_output_bytes"});
   ActuatorOptions& o = c.options;
   if (auto v = r.string(section, "host", true)) o.host = *v;
   if (auto v = r.string(section, "engine", true)) o.engine_endpoint = *v;
-  if (auto v = r.string(section, "engine_key", true)) {
-    auto key = fabric::public_key_from_hex(*v);
-    if (key.ok()) {
-      o.engine_key = *key;
-    } else {
-      r.error(section["engine_key"], "\"engine_key\": " + key.status().message());
-    }
-  }
+  read_engine_keys(r, section, &o);
   if (auto v = r.string(section, "key_file", true)) c.key_file = *v;
   if (auto v = r.string(section, "trust_store", true)) c.trust_store = *v;
   if (auto v = r.string(section, "journal", true)) o.journal_path = *v;

@@ -63,7 +63,7 @@ struct DispatcherOptions {
   size_t max_per_host = 1024;        // unfinished actions per host
   size_t max_in_flight = 100'000;    // unfinished actions in total
   size_t remembered_finished = 10'000;  // ids kept to recognise late duplicates
-  uint64_t epoch = 0;                // Sealer epoch; 0 = wall-clock ms
+  uint64_t epoch = 0;                // Sealer epoch; 0 = ms of the first seal
 };
 
 // One step of an action's delivery, in the shared lifecycle vocabulary

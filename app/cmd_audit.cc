@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "app/commands.h"
 #include "audit/log.h"
@@ -149,6 +150,33 @@ Result<std::vector<fabric::PublicKey>> engine_keys(const std::string& path) {
   return keys;
 }
 
+// An anchor is "SEQ:HASH" (HASH 64 hex digits), given as it is or as the
+// path of a file whose first line is one (written by --write-anchor).
+std::optional<std::pair<audit::Seq, std::string>> anchor_from_text(const std::string& text) {
+  auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0 || text.size() - colon - 1 != 64) return {};
+  char* end = nullptr;
+  long long seq = std::strtoll(text.c_str(), &end, 10);
+  if (end != text.c_str() + colon || seq < 0) return {};
+  std::string hash = text.substr(colon + 1);
+  if (hash.find_first_not_of("0123456789abcdef") != std::string::npos) return {};
+  return std::make_pair(static_cast<audit::Seq>(seq), hash);
+}
+
+Result<std::pair<audit::Seq, std::string>> read_anchor(const std::string& arg) {
+  if (auto a = anchor_from_text(arg)) return *a;
+  std::ifstream in(arg);
+  if (!in) {
+    return invalid_argument("--anchor wants SEQ:HASH (HASH is 64 hex digits) or a file holding "
+                            "one; cannot read " + arg);
+  }
+  std::string line;
+  std::getline(in, line);
+  if (auto a = anchor_from_text(line)) return *a;
+  return invalid_argument(arg + ":1: expected SEQ:HASH (HASH is 64 hex digits), as written by "
+                          "`medic audit verify --write-anchor`");
+}
+
 void add_verify(CLI::App* audit, int* exit_code) {
   auto* sub = audit->add_subcommand(
       "verify", "recompute the hash chain and check every signature; exit 1 if tampered");
@@ -159,10 +187,14 @@ void add_verify(CLI::App* audit, int* exit_code) {
   add_common(sub, c.get());
   sub->add_option("--trust", *trust, "trust store: checkpoints must be signed by an engine key");
   sub->add_option("--key", *keys, "an engine key id (64 hex digits) to trust; repeatable");
+  auto write_anchor = std::make_shared<std::string>();
   sub->add_option("--anchor", *anchor,
-                  "SEQ:HASH of a head kept elsewhere (printed by an earlier verify); the log "
-                  "must still contain it");
-  sub->callback([c, trust, keys, anchor, exit_code] {
+                  "SEQ:HASH of a head kept elsewhere (printed by an earlier verify), or a file "
+                  "written by --write-anchor; the log must still contain it");
+  sub->add_option("--write-anchor", *write_anchor,
+                  "when the log verifies, write its signed head as SEQ:HASH to this file; keep "
+                  "it off this host and pass it to --anchor later");
+  sub->callback([c, trust, keys, anchor, write_anchor, exit_code] {
     audit::VerifyOptions o;
     if (!trust->empty()) {
       auto k = engine_keys(*trust);
@@ -183,16 +215,13 @@ void add_verify(CLI::App* audit, int* exit_code) {
       o.engine_keys.push_back(*k);
     }
     if (!anchor->empty()) {
-      auto colon = anchor->find(':');
-      char* end = nullptr;
-      long long seq = colon == std::string::npos ? 0 : std::strtoll(anchor->c_str(), &end, 10);
-      if (colon == std::string::npos || end != anchor->c_str() + colon || seq <= 0 ||
-          anchor->size() - colon - 1 != 64) {
-        std::cerr << "medic audit verify: --anchor wants SEQ:HASH (HASH is 64 hex digits)\n";
+      auto a = read_anchor(*anchor);
+      if (!a.ok()) {
+        std::cerr << "medic audit verify: " << a.status().message() << "\n";
         *exit_code = 2;
         return;
       }
-      o.anchor = std::make_pair(static_cast<audit::Seq>(seq), anchor->substr(colon + 1));
+      o.anchor = *a;
     }
     auto report = audit::verify_log(c->db, o);
     if (!report.ok()) {
@@ -202,6 +231,15 @@ void add_verify(CLI::App* audit, int* exit_code) {
     }
     std::cout << (c->json ? report->json() + "\n" : report->text());
     *exit_code = report->ok ? 0 : 1;
+    if (report->ok && !write_anchor->empty()) {
+      std::ofstream out(*write_anchor, std::ios::trunc);
+      out << report->head_seq << ":" << report->head_hash << "\n";
+      out.close();
+      if (!out) {
+        std::cerr << "medic audit verify: cannot write the anchor to " << *write_anchor << "\n";
+        *exit_code = 2;
+      }
+    }
   });
 }
 

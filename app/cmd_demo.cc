@@ -334,7 +334,7 @@ int run_demo(const DemoOptions& o) {
     return 2;
   }
   node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
-  auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
+  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
   if (!store.ok()) {
     std::cerr << "medic demo: " << store.status().message() << "\n";
     return 2;
@@ -494,7 +494,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   std::cout << "medic demo --qemu: booting " << uuids.size()
             << " QEMU guests under " << (accel && *accel ? accel : "tcg") << " ..." << std::endl;
   for (const auto& u : uuids) {
-    Status s = hv.execute(medic::v1::VERB_START, u, 60s);
+    Status s = vmm::execute_and_wait(hv, clock, medic::v1::VERB_START, u, 60s);
     if (!s.ok()) {
       std::cerr << "medic demo --qemu: cannot start " << u << ": " << s.message() << "\n";
       return 2;
@@ -521,7 +521,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   auto loaded = rules::load_rule_text(demo_rules("15s"), "demo.rules.yaml");
   if (!loaded.ok()) return 2;
   node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
-  auto store = audit::open_sqlite_store(ec_cfg.audit_path, engine_id, ec_cfg.audit);
+  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
   if (!store.ok()) {
     std::cerr << "medic demo --qemu: " << store.status().message() << "\n";
     return 2;

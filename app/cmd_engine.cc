@@ -68,7 +68,9 @@ int run_engine(const std::string& config_path) {
   for (const auto& w : setup.report.warnings) spdlog::warn("rules: {}", w);
   if (!setup.report.ok()) return config_error(setup.report, "medic engine", config_path);
   const node::EngineConfig* config = &setup.config;
-  auto store = audit::open_sqlite_store(config->audit_path, *setup.identity, config->audit);
+  SystemClock clock;  // the engine's, and so the audit store's
+  auto store =
+      audit::open_sqlite_store(config->audit_path, clock, *setup.identity, config->audit);
   if (!store.ok()) {
     std::cerr << "medic engine: audit log " << config->audit_path << ": "
               << store.status().message() << "\n";
@@ -79,7 +81,6 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: " << ctx.status().message() << "\n";
     return 1;
   }
-  SystemClock clock;
   SignalFlags& signals = install_signal_handlers();
   std::vector<std::string> rule_files = setup.rule_files;
   int code = 0;

@@ -22,8 +22,4 @@ void add_rules(CLI::App& app, int* exit_code);
 void add_audit(CLI::App& app, int* exit_code);
 void add_control(CLI::App& app, int* exit_code);  // approve, deny, silence, status
 
-// For subcommands whose module has not landed yet: prints plainly what is
-// missing and exits 2.
-void not_built_yet(CLI::App& sub, const char* what, int* exit_code);
-
 }  // namespace medic::app

@@ -9,7 +9,10 @@
 // - The engine's key signs a checkpoint row every N rows or T seconds, and a
 //   "head" (last seq + hash) in the same transaction as every commit, so a
 //   verifier can tell an edited, deleted, inserted, reordered or truncated log
-//   from the one the engine wrote. See docs/audit.md for what this proves.
+//   from the one the engine wrote. Rows are numbered 1..N without gaps, so the
+//   head's seq is the row count; a new log gets a head for row 0 when it is
+//   created, so an emptied log is told from an empty one. See docs/audit.md
+//   for what this proves.
 // - Appends are queued and committed by one writer thread in batched
 //   transactions (group commit). append_*() returns the record's sequence
 //   number at once; wait_durable(seq) returns once it is on disk. The engine
@@ -148,8 +151,11 @@ enum class Durability : uint8_t {
 
 struct StoreOptions {
   Durability durability = Durability::kPowerLoss;
+  // A signed checkpoint after this many rows, and every checkpoint_every of
+  // the store's Clock when rows came since the last one; so no row waits
+  // longer than checkpoint_every to be sealed.
   int64_t checkpoint_every_rows = 1000;
-  Duration checkpoint_every = std::chrono::seconds(60);
+  Duration checkpoint_every = std::chrono::seconds(10);
   // Appends block while this many rows wait for the writer, so memory stays
   // bounded when the disk is slower than the engine.
   size_t max_queued = 1 << 16;
@@ -200,8 +206,13 @@ using AuditStorePtr = std::unique_ptr<AuditStore>;
 // Opens (creating if needed) the SQLite audit log at `path`; `engine` signs
 // checkpoints and heads. Refuses a log whose last row does not match its
 // signed head (run `medic audit verify`).
-Result<AuditStorePtr> open_sqlite_store(const std::string& path, const fabric::Identity& engine,
-                                        StoreOptions options = {});
+//
+// `clock` is the only source of time: heads and checkpoints carry its time,
+// and its timers (run by the caller's loop, on the thread that appends)
+// drive the checkpoint_every checkpoints. The store must be closed or
+// destroyed before the clock.
+Result<AuditStorePtr> open_sqlite_store(const std::string& path, Clock& clock,
+                                        const fabric::Identity& engine, StoreOptions options = {});
 
 // ---- reading -------------------------------------------------------------
 

@@ -6,9 +6,9 @@
 
 #include "audit/chain.h"
 #include "audit/cursor.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
+#include "core/json.h"
 
 namespace medic::audit {
 
@@ -31,6 +31,18 @@ const char* kDecisionColumns =
     "d.outcome, d.policy, d.reason, d.policies_passed, d.evidence, d.action_id, d.expires_ns";
 constexpr int kDecisionColumnCount = 16;
 
+// policies_passed is stored as a JSON array of strings; false for anything else.
+bool parse_string_array(const std::string& text, std::vector<std::string>* out) {
+  auto j = parse_json(text);
+  if (!j.ok() || !j->is_array()) return false;
+  out->clear();
+  for (const auto& item : *j) {
+    if (!item.is_string()) return false;
+    out->push_back(item.get<std::string>());
+  }
+  return true;
+}
+
 Result<StoredDecision> read_decision(const Stmt& st) {
   StoredDecision d;
   d.seq = st.i64(0);
@@ -47,7 +59,7 @@ Result<StoredDecision> read_decision(const Stmt& st) {
   d.outcome = *outcome;
   d.policy = st.text(10);
   d.reason = st.text(11);
-  if (!internal::parse_json_string_array(st.text(12), &d.policies_passed)) {
+  if (!parse_string_array(st.text(12), &d.policies_passed)) {
     d.policies_passed = {st.text(12)};  // not ours, but show what is there
   }
   (void)internal::decode_refs(st.text(13), &d.evidence);
@@ -256,20 +268,21 @@ Status AuditReader::export_jsonl(const std::function<void(const std::string&)>& 
     }
     if (!*more) break;
     const auto& spec = internal::table_spec(row.table);
-    internal::JsonObject o;
-    o.add("seq", row.seq).add("table", spec.name);
+    Json o = {{"seq", row.seq}, {"table", spec.name}};
     for (size_t i = 0; i < spec.columns.size(); ++i) {
       const auto& v = row.values[i];
+      const std::string name(spec.columns[i].name);
       if (v.is_int) {
-        o.add(spec.columns[i].name, v.i);
+        o[name] = v.i;
       } else if (spec.columns[i].is_blob) {
-        o.add(spec.columns[i].name, internal::hex(v.s));
+        o[name] = internal::hex(v.s);
       } else {
-        o.add(spec.columns[i].name, v.s);
+        o[name] = v.s;
       }
     }
-    o.add("prev_hash", internal::hex(row.prev_hash)).add("hash", internal::hex(row.hash));
-    out(o.str());
+    o["prev_hash"] = internal::hex(row.prev_hash);
+    o["hash"] = internal::hex(row.hash);
+    out(dump_json(o));
   }
   (void)impl_->db.exec("COMMIT");
   return s;

@@ -6,9 +6,9 @@
 #include <cstdio>
 
 #include "audit/chain.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "core/duration.h"
+#include "core/json.h"
 #include "fabric/envelope.h"
 #include "medic/v1/actions.pb.h"
 #include "medic/v1/envelope.pb.h"
@@ -17,8 +17,6 @@
 namespace medic::audit {
 namespace {
 
-using internal::JsonArray;
-using internal::JsonObject;
 
 std::string utc(Time t) {
   int64_t n = to_ns(t);
@@ -274,82 +272,71 @@ std::string target(const Decision& d) {
          (d.host.empty() ? "-" : d.host);
 }
 
-std::string decision_json(const StoredDecision& d) {
-  JsonArray policies, refs;
-  for (const auto& p : d.policies_passed) policies.add(p);
-  for (const auto& r : d.evidence) {
-    refs.raw(JsonObject().add("evidence", r.evidence).add("event", r.event_index).str());
-  }
-  return JsonObject()
-      .add("seq", d.seq)
-      .add("decision_id", d.id)
-      .add("action_id", d.action_id)
-      .add("at", iso(d.at))
-      .add("at_ns", to_ns(d.at))
-      .add("rule", d.rule)
-      .add("rule_version", d.rule_version)
-      .add("vm", d.vm)
-      .add("host", d.host)
-      .add("verb", d.verb)
-      .add("ladder_step", d.ladder_step)
-      .add("outcome", outcome_name(d.outcome))
-      .add("policy", d.policy)
-      .add("reason", d.reason)
-      .raw("policies_passed", policies.str())
-      .raw("evidence", refs.str())
-      .add("expires_at_ns", to_ns(d.action_expires_at))
-      .str();
+Json decision_json(const StoredDecision& d) {
+  Json refs = Json::array();
+  for (const auto& r : d.evidence) refs.push_back({{"evidence", r.evidence}, {"event", r.event_index}});
+  return {{"seq", d.seq},
+          {"decision_id", d.id},
+          {"action_id", d.action_id},
+          {"at", iso(d.at)},
+          {"at_ns", to_ns(d.at)},
+          {"rule", d.rule},
+          {"rule_version", d.rule_version},
+          {"vm", d.vm},
+          {"host", d.host},
+          {"verb", d.verb},
+          {"ladder_step", d.ladder_step},
+          {"outcome", outcome_name(d.outcome)},
+          {"policy", d.policy},
+          {"reason", d.reason},
+          {"policies_passed", d.policies_passed},
+          {"evidence", std::move(refs)},
+          {"expires_at_ns", to_ns(d.action_expires_at)}};
 }
 
-std::string transitions_json(const ActionHistory& h) {
-  JsonArray a;
+Json transitions_json(const ActionHistory& h) {
+  Json a = Json::array();
   for (const auto& t : h.transitions) {
-    a.raw(JsonObject()
-              .add("seq", t.seq)
-              .add("at", iso(t.at))
-              .add("at_ns", to_ns(t.at))
-              .add("state", state_name(t.state))
-              .add("actor", t.actor)
-              .add("detail", t.detail)
-              .add("ref", t.ref)
-              .str());
+    a.push_back({{"seq", t.seq},
+                 {"at", iso(t.at)},
+                 {"at_ns", to_ns(t.at)},
+                 {"state", state_name(t.state)},
+                 {"actor", t.actor},
+                 {"detail", t.detail},
+                 {"ref", t.ref}});
   }
-  return a.str();
+  return a;
 }
 
-std::string requests_json(const ActionHistory& h) {
-  JsonArray a;
+Json requests_json(const ActionHistory& h) {
+  Json a = Json::array();
   for (const auto& q : h.requests) {
-    a.raw(JsonObject()
-              .add("seq", q.seq)
-              .add("at", iso(q.received_at))
-              .add("operator", q.operator_name)
-              .add("key", fabric::key_id(q.sender))
-              .add("verb", q.verb)
-              .add("target", q.target)
-              .add_bool("accepted", q.accepted)
-              .add("detail", q.detail)
-              .str());
+    a.push_back({{"seq", q.seq},
+                 {"at", iso(q.received_at)},
+                 {"operator", q.operator_name},
+                 {"key", fabric::key_id(q.sender)},
+                 {"verb", q.verb},
+                 {"target", q.target},
+                 {"accepted", q.accepted},
+                 {"detail", q.detail}});
   }
-  return a.str();
+  return a;
 }
 
-std::string evidence_json(const std::vector<EvidenceLine>& lines) {
-  JsonArray a;
+Json evidence_json(const std::vector<EvidenceLine>& lines) {
+  Json a = Json::array();
   for (const auto& l : lines) {
-    a.raw(JsonObject()
-              .add("evidence", l.seq)
-              .add("event", l.index)
-              .add("observed_at", iso(l.observed))
-              .add("what", l.what)
-              .add("vm", l.vm)
-              .add("host", l.host)
-              .add("sender", l.sender_name)
-              .add("sender_key", l.sender_key)
-              .add_bool("signature_ok", l.signature_ok)
-              .str());
+    a.push_back({{"evidence", l.seq},
+                 {"event", l.index},
+                 {"observed_at", iso(l.observed)},
+                 {"what", l.what},
+                 {"vm", l.vm},
+                 {"host", l.host},
+                 {"sender", l.sender_name},
+                 {"sender_key", l.sender_key},
+                 {"signature_ok", l.signature_ok}});
   }
-  return a.str();
+  return a;
 }
 
 }  // namespace
@@ -381,15 +368,13 @@ std::string list_text(const std::vector<ActionSummary>& rows) {
 }
 
 std::string list_json(const std::vector<ActionSummary>& rows) {
-  JsonArray a;
+  Json a = Json::array();
   for (const auto& r : rows) {
-    a.raw(JsonObject()
-              .raw("decision", decision_json(r.decision))
-              .add("status", r.state ? state_name(*r.state) : outcome_name(r.decision.outcome))
-              .add("updated_at", iso(r.updated_at))
-              .str());
+    a.push_back({{"decision", decision_json(r.decision)},
+                 {"status", r.state ? state_name(*r.state) : outcome_name(r.decision.outcome)},
+                 {"updated_at", iso(r.updated_at)}});
   }
-  return a.str() + "\n";
+  return dump_json(a) + "\n";
 }
 
 std::string show_text(const ActionHistory& h) {
@@ -429,14 +414,12 @@ std::string show_text(const ActionHistory& h) {
 }
 
 std::string show_json(const ActionHistory& h) {
-  return JsonObject()
-             .raw("decision", decision_json(h.decision))
-             .add("status", status_words(h))
-             .raw("transitions", transitions_json(h))
-             .raw("evidence", evidence_json(evidence_lines(h)))
-             .raw("requests", requests_json(h))
-             .str() +
-         "\n";
+  Json o = {{"decision", decision_json(h.decision)},
+            {"status", status_words(h)},
+            {"transitions", transitions_json(h)},
+            {"evidence", evidence_json(evidence_lines(h))},
+            {"requests", requests_json(h)}};
+  return dump_json(o) + "\n";
 }
 
 std::string why_text(const ActionHistory& h) {
@@ -571,41 +554,33 @@ std::string why_json(const ActionHistory& h) {
   const auto& d = h.decision;
   auto lines = evidence_lines(h);
   auto healed = healed_at(h);
-  JsonObject o;
-  o.add("action_id", d.action_id)
-      .add("decision_id", d.id)
-      .add("status", status_words(h))
-      .raw("evidence", evidence_json(lines))
-      .add("rule", d.rule)
-      .add("rule_version", d.rule_version)
-      .add("verb", d.verb)
-      .add("vm", d.vm)
-      .add("host", d.host);
-  JsonArray policies;
-  for (const auto& p : d.policies_passed) policies.add(p);
-  o.raw("policies_passed", policies.str());
-  if (d.outcome == DecisionOutcome::kSuppressed) o.add("suppressed_by", d.policy).add("reason", d.reason);
+  Json o = {{"action_id", d.action_id},  {"decision_id", d.id}, {"status", status_words(h)},
+            {"evidence", evidence_json(lines)}, {"rule", d.rule}, {"rule_version", d.rule_version},
+            {"verb", d.verb}, {"vm", d.vm}, {"host", d.host},
+            {"policies_passed", d.policies_passed}};
+  if (d.outcome == DecisionOutcome::kSuppressed) {
+    o["suppressed_by"] = d.policy;
+    o["reason"] = d.reason;
+  }
   const StoredTransition* approved = find_state(h, ActionState::kApproved);
   const StoredTransition* denied = find_state(h, ActionState::kDenied);
-  if (approved) o.add("approved_by", approved->actor);
-  if (denied) o.add("denied_by", denied->actor);
+  if (approved) o["approved_by"] = approved->actor;
+  if (denied) o["denied_by"] = denied->actor;
   medic::v1::ActionResult result;
   const StoredEvidence* ev = nullptr;
   if (action_result(h, &result, &ev)) {
-    o.raw("actuator", JsonObject()
-                          .add("outcome", result_words(result.outcome()))
-                          .add("reason", result.reason())
-                          .add_bool("healed", result.healed())
-                          .add("reported_by", ev->sender_name)
-                          .add("evidence", ev->seq)
-                          .str());
+    o["actuator"] = {{"outcome", result_words(result.outcome())},
+                     {"reason", result.reason()},
+                     {"healed", result.healed()},
+                     {"reported_by", ev->sender_name},
+                     {"evidence", ev->seq}};
   }
   if (healed && !lines.empty()) {
-    o.add("healed_at", iso(*healed));
-    o.add("time_to_heal_ms", (*healed - lines.front().observed).count() / 1'000'000);
+    o["healed_at"] = iso(*healed);
+    o["time_to_heal_ms"] = (*healed - lines.front().observed).count() / 1'000'000;
   }
-  o.raw("transitions", transitions_json(h));
-  return o.str() + "\n";
+  o["transitions"] = transitions_json(h);
+  return dump_json(o) + "\n";
 }
 
 }  // namespace medic::audit

@@ -19,9 +19,9 @@
 #include <unordered_set>
 
 #include "audit/chain.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
+#include "core/json.h"
 #include "medic/v1/envelope.pb.h"
 
 namespace medic::audit {
@@ -71,8 +71,10 @@ int64_t ns(Time t) { return to_ns(t); }
 
 class SqliteAuditStore final : public AuditStore {
  public:
-  SqliteAuditStore(std::string path, const fabric::Identity& engine, StoreOptions options)
+  SqliteAuditStore(std::string path, Clock& clock, const fabric::Identity& engine,
+                   StoreOptions options)
       : path_(std::move(path)),
+        clock_(clock),
         engine_(engine),
         options_(options),
         recent_states_(std::max<size_t>(options.max_queued * 2, 4096)),
@@ -124,6 +126,13 @@ class SqliteAuditStore final : public AuditStore {
                   std::unordered_set<std::string>* new_decisions, Seq* next,
                   std::vector<Pending>* out);
   Status check_ref(Seq ref, Seq next, const char* what) const;
+  // Time comes only from clock_, read on the caller's thread (the one that
+  // owns the Clock): each append, checkpoint() and close() note clock_.now()
+  // in now_ns_, and the writer stamps heads and checkpoints with the time
+  // noted last. A timer on clock_ marks a checkpoint due every
+  // checkpoint_every.
+  void note_time() { now_ns_ = to_ns(clock_.now()); }
+  void arm_checkpoint_timer();
 
   // Writer side.
   void writer_loop();
@@ -133,6 +142,7 @@ class SqliteAuditStore final : public AuditStore {
   Status write_head();
 
   const std::string path_;
+  Clock& clock_;
   const fabric::Identity engine_;
   const StoreOptions options_;
 
@@ -147,6 +157,9 @@ class SqliteAuditStore final : public AuditStore {
   bool closing_ = false;
   bool closed_ = false;
   bool checkpoint_requested_ = false;
+  bool checkpoint_timer_due_ = false;  // set by the timer, cleared by the writer
+  int64_t now_ns_ = 0;                 // the caller's clock, as last noted
+  TimerId checkpoint_timer_ = 0;       // caller side
   Seq last_checkpoint_seq_ = 0;                        // durable checkpoint
   std::unordered_map<std::string, ActionState> live_;  // non-terminal actions
   RecentMap<ActionState> recent_states_;               // recently terminal
@@ -165,7 +178,7 @@ class SqliteAuditStore final : public AuditStore {
   Hash last_hash_{};
   Seq last_seq_ = 0;
   Seq rows_since_checkpoint_ = 0;
-  std::chrono::steady_clock::time_point last_checkpoint_time_;
+  int64_t write_at_ns_ = 0;  // now_ns_ when the writer took its batch
   std::string encode_buf_;
   std::thread writer_;
 };
@@ -182,6 +195,12 @@ Status SqliteAuditStore::open() {
   // Room for the indexes' hot pages, so big batches do not thrash.
   MEDIC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-32768"));
   MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+  // Whether an engine opened this file before: then it has a signed head.
+  bool opened_before = false;
+  if (auto st = db_.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'"); st.ok()) {
+    auto row = st->step();
+    opened_before = row.ok() && *row;
+  }
   Status s = db_.exec(internal::schema_sql());
   if (s.ok()) {
     s = db_.exec("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')");
@@ -192,7 +211,7 @@ Status SqliteAuditStore::open() {
       s = st.status();
     } else {
       st->bind(1, "engine_key:" + engine_.id());
-      st->bind(2, std::to_string(to_ns(SystemClock::wall_now())));
+      st->bind(2, std::to_string(to_ns(clock_.now())));
       s = st->run();
     }
   }
@@ -218,12 +237,18 @@ Status SqliteAuditStore::open() {
     }
     if (t.id == Table::kCheckpoints && *row) last_checkpoint_seq_ = st->i64(0);
   }
-  if (last_seq_ > 0) {
+  bool has_head = false;
+  {
     auto st = db_.prepare("SELECT seq, hash FROM head WHERE id = 1");
     if (!st.ok()) return st.status();
     auto row = st->step();
     if (!row.ok()) return row.status();
-    if (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_)) {
+    has_head = *row;
+    // An empty log without a head is new only if no engine opened it before:
+    // otherwise its rows and head were deleted.
+    const bool fresh = !*row && last_seq_ == 0 && !opened_before;
+    if (!fresh &&
+        (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_))) {
       return failed_precondition(
           "audit log " + path_ + " does not end at its signed head (" +
           (*row ? "head says row " + std::to_string(st->i64(0)) : std::string("no head")) +
@@ -234,7 +259,8 @@ Status SqliteAuditStore::open() {
   next_seq_ = last_seq_ + 1;
   durable_.store(last_seq_);
   rows_since_checkpoint_ = last_seq_ - last_checkpoint_seq_;
-  last_checkpoint_time_ = std::chrono::steady_clock::now();
+  note_time();
+  arm_checkpoint_timer();
 
   // Actions still in flight, so transitions can be validated.
   {
@@ -267,6 +293,17 @@ Status SqliteAuditStore::open() {
       "?)");
   if (!head.ok()) return head.status();
   head_stmt_ = std::move(*head);
+  if (!has_head) {
+    // A new log gets a signed head for row 0 at once, so an empty log is
+    // told apart from one whose rows and head were deleted.
+    MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+    Status hs = write_head();
+    if (hs.ok()) hs = db_.exec("COMMIT");
+    if (!hs.ok()) {
+      (void)db_.exec("ROLLBACK");
+      return hs.with_context("signing the head of the new audit log " + path_);
+    }
+  }
 
   auto lookup = Db::open(path_, true);
   if (!lookup.ok()) return lookup.status();
@@ -442,6 +479,7 @@ Result<Seq> SqliteAuditStore::append_batch(std::vector<Record> records) {
                  [&] { return queue_.size() < options_.max_queued || closing_ || !failed_.ok(); });
   if (closing_ || closed_) return unavailable("the audit log is closed");
   if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
+  note_time();
 
   Overlay overlay;
   std::unordered_set<std::string> new_decisions;
@@ -492,6 +530,7 @@ Result<Seq> SqliteAuditStore::checkpoint() {
   if (closed_) return unavailable("the audit log is closed");
   Seq target = next_seq_;
   if (last_checkpoint_seq_ == target - 1 || target == 1) return last_checkpoint_seq_;
+  note_time();
   checkpoint_requested_ = true;
   writer_cv_.notify_one();
   durable_cv_.wait(l, [&] { return last_checkpoint_seq_ >= target || !failed_.ok(); });
@@ -564,6 +603,10 @@ Status SqliteAuditStore::close() {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (closed_) return failed_.ok() ? Status{} : failed_;
+    if (!closing_) {
+      clock_.cancel(checkpoint_timer_);
+      note_time();
+    }
     closing_ = true;
     checkpoint_requested_ = true;
   }
@@ -588,22 +631,14 @@ void SqliteAuditStore::writer_loop() {
     bool stop = false;
     {
       std::unique_lock<std::mutex> l(mu_);
-      auto due = [&] {
-        return rows_since_checkpoint_ > 0 &&
-               std::chrono::steady_clock::now() - last_checkpoint_time_ >=
-                   options_.checkpoint_every;
-      };
+      auto due = [&] { return rows_since_checkpoint_ > 0 && checkpoint_timer_due_; };
       auto ready = [&] {
         return !queue_.empty() || closing_ || (checkpoint_requested_ && rows_since_checkpoint_) ||
                due();
       };
-      if (rows_since_checkpoint_ > 0) {
-        writer_cv_.wait_until(l, last_checkpoint_time_ + options_.checkpoint_every, ready);
-      } else {
-        writer_cv_.wait(l, ready);
-      }
-      if (!ready()) continue;
+      writer_cv_.wait(l, ready);
       batch.swap(queue_);
+      write_at_ns_ = now_ns_;
       // After a failed write the chain on disk ends where it ended; writing
       // later rows would leave a gap, so nothing more is written.
       if (!failed_.ok()) batch.clear();
@@ -613,6 +648,7 @@ void SqliteAuditStore::writer_loop() {
                    due() || (closing_ && queue_.empty()));
       if (want && failed_.ok()) checkpoint_seq = next_seq_++;
       checkpoint_requested_ = false;
+      checkpoint_timer_due_ = false;
       stop = closing_ && queue_.empty();
     }
     space_cv_.notify_all();
@@ -681,7 +717,7 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
     }
     case Table::kDecisions: {
       const Decision& d = p.rec.decision;
-      std::string policies = internal::json_string_array(d.policies_passed);
+      std::string policies = dump_json(Json(d.policies_passed));
       std::string refs = internal::encode_refs(d.evidence);
       return insert_row(
           p.table, p.seq,
@@ -712,7 +748,7 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
 }
 
 Status SqliteAuditStore::write_head() {
-  int64_t at = to_ns(SystemClock::wall_now());
+  const int64_t at = write_at_ns_;
   std::string msg = internal::head_signing_input(last_seq_, last_hash_, at);
   auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
   head_stmt_.bind(1, last_seq_);
@@ -730,7 +766,7 @@ Status SqliteAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint
   Status s = db_.exec("BEGIN IMMEDIATE");
   for (size_t i = 0; s.ok() && i < batch.size(); ++i) s = insert_pending(batch[i]);
   if (s.ok() && checkpoint_seq) {
-    int64_t at = to_ns(SystemClock::wall_now());
+    const int64_t at = write_at_ns_;
     std::string msg = internal::checkpoint_signing_input(last_seq_, last_hash_, at);
     auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
     std::string covers_hash(internal::bytes(last_hash_));
@@ -749,20 +785,32 @@ Status SqliteAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint
     rows_since_checkpoint_ = saved_rows;
     return s;
   }
-  if (checkpoint_seq) {
-    rows_since_checkpoint_ = 0;
-    last_checkpoint_time_ = std::chrono::steady_clock::now();
-  }
+  if (checkpoint_seq) rows_since_checkpoint_ = 0;
   return {};
+}
+
+void SqliteAuditStore::arm_checkpoint_timer() {
+  checkpoint_timer_ = clock_.schedule_after(options_.checkpoint_every, [this] {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (closing_) return;
+      note_time();
+      checkpoint_timer_due_ = true;
+    }
+    writer_cv_.notify_one();
+    arm_checkpoint_timer();
+  });
 }
 
 }  // namespace
 
-Result<AuditStorePtr> open_sqlite_store(const std::string& path, const fabric::Identity& engine,
-                                        StoreOptions options) {
+Result<AuditStorePtr> open_sqlite_store(const std::string& path, Clock& clock,
+                                        const fabric::Identity& engine, StoreOptions options) {
   if (options.checkpoint_every_rows < 1) options.checkpoint_every_rows = 1;
   if (options.max_queued < 1) options.max_queued = 1;
-  auto store = std::make_unique<SqliteAuditStore>(path, engine, options);
+  // A period of 0 would make the checkpoint timer fire forever at one instant.
+  options.checkpoint_every = std::max<Duration>(options.checkpoint_every, std::chrono::milliseconds(1));
+  auto store = std::make_unique<SqliteAuditStore>(path, clock, engine, options);
   Status s = store->open();
   if (!s.ok()) return s;
   return AuditStorePtr(std::move(store));

@@ -12,9 +12,9 @@
 
 #include "audit/chain.h"
 #include "audit/cursor.h"
-#include "audit/json.h"
 #include "audit/log.h"
 #include "audit/sqlite_db.h"
+#include "core/json.h"
 #include "fabric/envelope.h"
 #include "medic/v1/envelope.pb.h"
 
@@ -147,8 +147,10 @@ class Verifier {
   bool row(const internal::ChainRow& row);
   // Waits for the signature checks; a bad one before first_bad wins.
   void collect_signatures();
+  // `creator`: the engine key id meta names (empty when it names none).
   void finish(bool has_head, Seq head_seq, const std::string& head_hash, int64_t head_at,
-              const std::string& signer, const std::string& signature);
+              const std::string& signer, const std::string& signature,
+              const std::string& creator);
 
  private:
   bool fail(Seq seq, std::string problem) {
@@ -289,14 +291,17 @@ bool Verifier::check_checkpoint(const internal::ChainRow& row) {
 }
 
 void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash, int64_t head_at,
-                      const std::string& signer_bytes, const std::string& signature) {
+                      const std::string& signer_bytes, const std::string& signature,
+                      const std::string& creator) {
   const Seq last = expected_ - 1;
+  // The engine signs a head when it creates the log, so every log it wrote
+  // has one, an empty log included.
   if (!has_head) {
-    if (last > 0) {
-      fail(last, "the signed head is missing: nothing vouches for the end of the log");
-    } else {
-      r_->ok = true;
-    }
+    const std::string by = creator.empty() ? std::string("an engine")
+                                           : "engine " + creator.substr(0, 16);
+    fail(last + 1, last > 0 ? "the signed head is missing: nothing vouches for the end of the log"
+                            : "the log has no rows and the signed head is missing, but " + by +
+                                  " created it: its rows and head were deleted");
     return;
   }
   r_->head_seq = head_seq;
@@ -320,6 +325,14 @@ void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash,
                        " were removed (truncated)");
     return;
   }
+  if (head_seq < r_->last_checkpoint) {
+    fail(head_seq + 1, "the signed head (row " + std::to_string(head_seq) +
+                           ") is older than the last checkpoint (row " +
+                           std::to_string(r_->last_checkpoint) +
+                           "): an older head was put back, rows " + std::to_string(head_seq + 1) +
+                           ".." + std::to_string(last) + " are not vouched for");
+    return;
+  }
   if (head_seq < last) {
     fail(head_seq + 1, "rows " + std::to_string(head_seq + 1) + ".." + std::to_string(last) +
                            " come after the signed head (row " + std::to_string(head_seq) +
@@ -330,7 +343,7 @@ void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash,
     fail(last, "row " + std::to_string(last) + " does not match the signed head");
     return;
   }
-  if (options_.anchor) {
+  if (options_.anchor && options_.anchor->first > 0) {  // every log holds "row 0"
     const auto& [seq, hash] = *options_.anchor;
     if (seq > last) {
       fail(last + 1, "the anchor names row " + std::to_string(seq) + " but the log ends at row " +
@@ -355,17 +368,23 @@ Result<VerifyReport> verify_log(const std::string& path, const VerifyOptions& op
   VerifyReport report;
   std::vector<fabric::PublicKey> keys = options.engine_keys;
   MEDIC_RETURN_IF_ERROR(db->exec("BEGIN"));
-  if (keys.empty()) {
-    report.keys_from_log = true;
+  std::vector<fabric::PublicKey> meta_keys;
+  std::string creator;
+  {
     auto st = db->prepare("SELECT substr(key, 12) FROM meta WHERE key LIKE 'engine_key:%'");
     if (!st.ok()) return st.status().with_context(path + " is not a medic audit log");
     while (true) {
       auto row = st->step();
       if (!row.ok()) return row.status();
       if (!*row) break;
+      if (creator.empty()) creator = st->text(0);
       auto k = fabric::public_key_from_hex(st->text(0));
-      if (k.ok()) keys.push_back(*k);
+      if (k.ok()) meta_keys.push_back(*k);
     }
+  }
+  if (keys.empty()) {
+    report.keys_from_log = true;
+    keys = meta_keys;
   }
   auto cursor = internal::ChainCursor::open(*db);
   if (!cursor.ok()) return cursor.status().with_context(path + " is not a medic audit log");
@@ -384,9 +403,9 @@ Result<VerifyReport> verify_log(const std::string& path, const VerifyOptions& op
     auto has = st->step();
     if (!has.ok()) return has.status();
     if (*has) {
-      v.finish(true, st->i64(0), st->blob(1), st->i64(2), st->blob(3), st->blob(4));
+      v.finish(true, st->i64(0), st->blob(1), st->i64(2), st->blob(3), st->blob(4), creator);
     } else {
-      v.finish(false, 0, {}, 0, {}, {});
+      v.finish(false, 0, {}, 0, {}, {}, creator);
     }
   }
   v.collect_signatures();
@@ -432,21 +451,20 @@ std::string VerifyReport::text() const {
 }
 
 std::string VerifyReport::json() const {
-  internal::JsonObject o;
-  o.add_bool("ok", ok)
-      .add("rows", rows)
-      .add("checkpoints", checkpoints)
-      .add("envelopes", envelopes)
-      .add("last_checkpoint", last_checkpoint)
-      .add("head_seq", head_seq)
-      .add("head_hash", head_hash)
-      .add_bool("keys_from_log", keys_from_log);
+  Json o = {{"ok", ok},
+            {"rows", rows},
+            {"checkpoints", checkpoints},
+            {"envelopes", envelopes},
+            {"last_checkpoint", last_checkpoint},
+            {"head_seq", head_seq},
+            {"head_hash", head_hash},
+            {"keys_from_log", keys_from_log}};
   if (!ok) {
-    o.add("first_bad", first_bad)
-        .add("problem", problem)
-        .add("last_good_checkpoint", last_good_checkpoint);
+    o["first_bad"] = first_bad;
+    o["problem"] = problem;
+    o["last_good_checkpoint"] = last_good_checkpoint;
   }
-  return o.str();
+  return dump_json(o);
 }
 
 }  // namespace medic::audit

@@ -99,7 +99,8 @@ void BM_DurableAppend(benchmark::State& state) {
   auto durability = static_cast<Durability>(state.range(0));
   std::string dir = temp_dir();
   auto engine = identity(1);
-  auto store = open_sqlite_store(dir + "/a.db", engine, options(durability));
+  SystemClock clock;
+  auto store = open_sqlite_store(dir + "/a.db", clock, engine, options(durability));
   if (!store.ok()) {
     state.SkipWithError(store.status().message().c_str());
     return;
@@ -138,7 +139,8 @@ void BM_OutboxRoundTrip(benchmark::State& state) {
   auto durability = static_cast<Durability>(state.range(0));
   std::string dir = temp_dir();
   auto engine = identity(1);
-  auto store = open_sqlite_store(dir + "/a.db", engine, options(durability));
+  SystemClock clock;
+  auto store = open_sqlite_store(dir + "/a.db", clock, engine, options(durability));
   if (!store.ok()) {
     state.SkipWithError(store.status().message().c_str());
     return;
@@ -177,9 +179,10 @@ int64_t verify_rows() {
 // own cost.
 std::string build_log(const std::string& dir, int64_t rows, bool with_evidence) {
   auto engine = identity(1);
+  SystemClock clock;
   auto& env = envelopes();
   std::string path = dir + "/verify.db";
-  auto store = open_sqlite_store(path, engine, options(Durability::kProcessCrash));
+  auto store = open_sqlite_store(path, clock, engine, options(Durability::kProcessCrash));
   if (!store.ok()) std::abort();
   Seq last = 0;
   for (int64_t i = 0; last < rows; ++i) {

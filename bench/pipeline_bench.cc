@@ -109,7 +109,7 @@ class InstantHypervisor final : public vmm::Hypervisor {
   }
   void subscribe(EventSink) override {}
   void poll() override {}
-  Status execute(vmm::Verb, const std::string& vm, Duration) override {
+  void execute(vmm::Verb, const std::string& vm, Duration, VerbDone done) override {
     const int64_t now = steady_ns();
     // VM ids of the probes are "p<k>"
     if (vm.size() > 1 && vm[0] == 'p') {
@@ -117,7 +117,7 @@ class InstantHypervisor final : public vmm::Hypervisor {
       if (k < executed_.size()) executed_[k].store(now);
     }
     ++count;
-    return Status();
+    clock_.schedule_after(Duration::zero(), [done = std::move(done)] { done(Status()); });
   }
   std::atomic<uint64_t> count{0};
 
@@ -287,7 +287,8 @@ int run(const Options& o) {
   cfg.engine.storm.min_vms = 1'000'000'000;
   cfg.audit.durability =
       o.power_loss ? audit::Durability::kPowerLoss : audit::Durability::kProcessCrash;
-  auto store = audit::open_sqlite_store(cfg.audit_path, fleet.engine_id, cfg.audit);
+  SystemClock clock;  // the engine's, and so the audit store's
+  auto store = audit::open_sqlite_store(cfg.audit_path, clock, fleet.engine_id, cfg.audit);
   if (!store.ok()) {
     std::cerr << store.status().message() << "\n";
     return 2;
@@ -298,7 +299,6 @@ int run(const Options& o) {
   std::vector<std::atomic<int64_t>> sent(probes), decided(probes), dispatched(probes),
       executed(probes);
   Observer observer(decided, dispatched);
-  SystemClock clock;
   auto node = node::EngineNode::create(
       cfg, {ctx->get(), &fleet.engine_id, &fleet.trust, &clock, &observer}, loaded.rules,
       std::move(*store));

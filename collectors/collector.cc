@@ -20,12 +20,6 @@ constexpr uint32_t kUrgentStream = 1;
 // backend that stays broken does not flood the log.
 bool should_log(uint64_t count) { return count == 1 || count % 1000 == 0; }
 
-int poll_timeout_ms(Duration d) {
-  if (d <= Duration::zero()) return 0;
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
-  return static_cast<int>(std::min<int64_t>(ms, 60'000));
-}
-
 }  // namespace
 
 CollectorOptions options_from_config(const CollectorConfig& c) {
@@ -54,6 +48,7 @@ Collector::~Collector() {
   }
   // The backend must not call into a destroyed collector.
   if (started_) deps_.hypervisor->subscribe(nullptr);
+  if (loop_) loop_->remove(source_id_);
 }
 
 Result<std::unique_ptr<Collector>> Collector::create(CollectorDeps deps, CollectorOptions opts) {
@@ -81,7 +76,14 @@ Result<std::unique_ptr<Collector>> Collector::create(CollectorDeps deps, Collect
     Status s = c->probes_->add(spec);
     if (!s.ok()) return s;
   }
-  c->pollfds_.reserve(64);
+  if (deps.loop) {
+    c->loop_ = deps.loop;
+    c->loop_->set_timer_slack(std::max(c->loop_->timer_slack(), c->opts_.timer_slack));
+  } else {
+    c->own_loop_ = std::make_unique<EventLoop>(*deps.clock, c->opts_.timer_slack);
+    c->loop_ = c->own_loop_.get();
+  }
+  c->source_id_ = c->loop_->add_source(c.get());
   return c;
 }
 
@@ -314,32 +316,32 @@ void Collector::send_bulk(std::vector<Event>& events, Time now) {
   deps_.publisher->publish(Lane::kBulk, frames);
 }
 
-void Collector::run_once(Duration max_wait) {
-  pollfds_.clear();
-  for (int fd : deps_.hypervisor->fds()) pollfds_.push_back(pollfd{fd, POLLIN, 0});
-  const size_t own = pollfds_.size();
-  probes_->prepare(&pollfds_);
+void Collector::run_once(Duration max_wait) { loop_->run_once(max_wait); }
 
-  Duration wait = max_wait;
-  // Timers may run up to timer_slack late, so timers due close together
-  // (probe starts spread by jitter) share one wake-up.
-  if (auto d = deps_.clock->next_deadline()) {
-    wait = std::min(wait, *d - deps_.clock->now() + opts_.timer_slack);
-  }
-  if (auto p = probes_->max_wait()) wait = std::min(wait, *p);
+void Collector::prepare(std::vector<pollfd>* fds, Duration* wait) {
+  const size_t first = fds->size();
+  for (int fd : deps_.hypervisor->fds()) fds->push_back(pollfd{fd, POLLIN, 0});
+  backend_fds_ = fds->size() - first;
+  probes_->prepare(fds);
+  if (auto p = probes_->max_wait()) *wait = std::min(*wait, *p);
   // Bulk frames an engine could not take are retried every 100 ms: soon
   // enough for a slow engine, cheap while one is gone.
   if (deps_.publisher->has_waiting()) {
-    wait = std::min<Duration>(wait, std::chrono::milliseconds(100));
+    *wait = std::min<Duration>(*wait, std::chrono::milliseconds(100));
   }
-  ::poll(pollfds_.data(), pollfds_.size(), poll_timeout_ms(wait));
+}
 
-  // Read everything before the timers run, so a flush due now carries what
-  // this iteration saw; read the backend again after them, for backends
-  // driven by the Clock whose timers just made events ready.
+// Everything is read before the timers run, so a flush due now carries what
+// this iteration saw.
+void Collector::dispatch(const pollfd* fds, size_t n) {
   read_backend();
-  probes_->on_poll(pollfds_.data() + own, pollfds_.size() - own);
-  if (deps_.clock->run_due() > 0) read_backend();
+  probes_->on_poll(fds + backend_fds_, n - backend_fds_);
+}
+
+// The backend is read again after the timers for backends driven by the
+// Clock, whose timers just made events ready.
+void Collector::after_timers(size_t timers_ran) {
+  if (timers_ran > 0) read_backend();
   deps_.publisher->pump();
 }
 
@@ -352,7 +354,7 @@ void Collector::read_backend() {
 
 void Collector::run(const std::atomic<bool>& stop) {
   start();
-  while (!stop.load(std::memory_order_relaxed)) run_once(std::chrono::milliseconds(100));
+  loop_->run(stop);
 }
 
 CollectorService::~CollectorService() = default;

@@ -15,8 +15,9 @@
 // - Never blocks on the fabric; memory stays bounded when engines are slow or
 //   gone (see collectors/publisher.h).
 //
-// Threading: one thread runs the loop (run_once / run); the Clock, the
-// Hypervisor and the publisher belong to it.
+// Threading: one thread runs the EventLoop the collector is registered on
+// (run_once / run, or the owner's loop); the Clock, the Hypervisor and the
+// publisher belong to it.
 #pragma once
 
 #include <atomic>
@@ -33,6 +34,7 @@
 #include "collectors/process_stats.h"
 #include "collectors/publisher.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "core/status.h"
 #include "fabric/envelope.h"
 #include "fabric/identity.h"
@@ -104,14 +106,18 @@ struct CollectorDeps {
   Publisher* publisher = nullptr;              // required
   ProcessStats* process_stats = nullptr;       // optional: no CPU/RSS without it
   GuestPinger* guest_pinger = nullptr;         // optional: guest_ping needs it
+  // optional: the loop to register on (the agent's, shared with the
+  // actuator); without it the collector makes a loop of its own. A shared
+  // loop's timer slack is raised to the collector's when it is smaller.
+  EventLoop* loop = nullptr;
 };
 
-class Collector {
+class Collector final : private EventSource {
  public:
   // Errors: kInvalidArgument for a missing dependency or a bad probe,
   // kPermissionDenied when the backend manages another host.
   static Result<std::unique_ptr<Collector>> create(CollectorDeps deps, CollectorOptions opts);
-  ~Collector();
+  ~Collector() override;
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
@@ -119,14 +125,16 @@ class Collector {
   // from now (and probes, guest pings).
   void start();
 
-  // One loop iteration: waits at most `max_wait` (less when a timer, a probe
-  // or a waiting frame needs it) on the backend's and probes' descriptors,
-  // then reads the backend and sends its lifecycle events, handles probe
-  // I/O, runs due timers (flush, probe starts, guest pings) and retries
-  // waiting bulk frames.
+  // One iteration of the loop the collector is registered on: waits at most
+  // `max_wait` (less when a timer, a probe or a waiting frame needs it) on
+  // the backend's and probes' descriptors (and whatever else shares the
+  // loop), then reads the backend and sends its lifecycle events, handles
+  // probe I/O, runs due timers (flush, probe starts, guest pings) and
+  // retries waiting bulk frames.
   void run_once(Duration max_wait);
   // Runs iterations until `stop` is set; checks it at least every 100 ms.
   void run(const std::atomic<bool>& stop);
+  EventLoop& loop() { return *loop_; }
 
   // Builds and publishes one bulk flush now.
   void flush();
@@ -152,6 +160,10 @@ class Collector {
   };
 
   Collector(CollectorDeps deps, CollectorOptions opts);
+  // EventSource: the backend's and the probes' descriptors.
+  void prepare(std::vector<pollfd>* fds, Duration* wait) override;
+  void dispatch(const pollfd* fds, size_t n) override;
+  void after_timers(size_t timers_ran) override;
   void on_probe(const ProbeOutcome& o);
   void flush_urgent();
   void read_backend();
@@ -180,7 +192,10 @@ class Collector {
   std::vector<TimerId> timers_;
   TimerId flush_timer_ = 0;
   TimerId ping_timer_ = 0;
-  std::vector<pollfd> pollfds_;
+  std::unique_ptr<EventLoop> own_loop_;  // when the deps gave none
+  EventLoop* loop_ = nullptr;
+  EventLoop::WatchId source_id_ = 0;
+  size_t backend_fds_ = 0;  // how many of the prepared descriptors are the backend's
   CollectorCounters counters_;
   std::string payload_buf_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

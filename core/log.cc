@@ -18,8 +18,9 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    std::string out = json_escape(std::string_view(msg.payload.data(), msg.payload.size()));
-    dest.append(out.data(), out.data() + out.size());
+    // A JSON string literal without its quotes.
+    std::string out = dump_json(Json(std::string(msg.payload.data(), msg.payload.size())));
+    dest.append(out.data() + 1, out.data() + out.size() - 1);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();

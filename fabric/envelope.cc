@@ -1,49 +1,40 @@
 #include "fabric/envelope.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include <algorithm>
 #include <cstring>
+
+#include "core/text.h"
+#include "fabric/schema.h"
 
 namespace medic::fabric {
 namespace {
 
-// True when every top-level field of the serialized envelope is one the
-// schema declares, with its declared wire type. The lite runtime keeps other
-// fields as opaque unknown bytes without a way to ask for them, so the frame
-// is walked here (after a successful parse, so it is well formed).
-bool only_schema_fields(std::string_view frame) {
-  using google::protobuf::internal::WireFormatLite;
-  using medic::v1::Envelope;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(frame.data()),
-                                            static_cast<int>(frame.size()));
-  while (uint32_t tag = in.ReadTag()) {
-    WireFormatLite::WireType want;
-    switch (WireFormatLite::GetTagFieldNumber(tag)) {
-      case Envelope::kKindFieldNumber:
-      case Envelope::kEpochFieldNumber:
-      case Envelope::kSeqFieldNumber:
-      case Envelope::kSentAtNsFieldNumber:
-      case Envelope::kStreamFieldNumber:
-        want = WireFormatLite::WIRETYPE_VARINT;
-        break;
-      case Envelope::kSenderFieldNumber:
-      case Envelope::kHostFieldNumber:
-      case Envelope::kPayloadFieldNumber:
-      case Envelope::kSignatureFieldNumber:
-        want = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-        break;
-      default:
-        return false;
-    }
-    if (WireFormatLite::GetTagWireType(tag) != want) return false;
-    if (!WireFormatLite::SkipField(&in, tag)) return false;
+// A host name is a short line of UTF-8 text without control characters
+// (C0, DEL, C1) or bidirectional overrides, so it can go into a log line or
+// a terminal as it is.
+bool valid_host_name(std::string_view host, std::string* why) {
+  if (host.size() > 255) {
+    *why = "host name is longer than 255 bytes";
+    return false;
   }
-  return in.ConsumedEntireMessage();
+  for (size_t i = 0; i < host.size();) {
+    uint32_t cp = 0;
+    size_t len = decode_utf8(host, i, &cp);
+    if (len == 0) {
+      *why = "host name is not valid UTF-8 (byte " + std::to_string(i) + ")";
+      return false;
+    }
+    const bool control = cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+    const bool bidi = (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if (control || bidi) {
+      *why = "host name has a control character (byte " + std::to_string(i) + ")";
+      return false;
+    }
+    i += len;
+  }
+  return true;
 }
 
-constexpr size_t kMaxHostBytes = 255;
 
 void put_u32(std::string* out, uint32_t v) {
   char b[4];
@@ -118,16 +109,13 @@ void signing_input(const medic::v1::Envelope& env, std::string* out) {
 }
 
 Sealer::Sealer(const Identity& identity, uint32_t stream, uint64_t epoch)
-    : identity_(identity), stream_(stream), epoch_(epoch) {
-  if (epoch_ == 0) {
-    epoch_ = static_cast<uint64_t>(to_ns(SystemClock::wall_now()) / 1'000'000);
-  }
-}
+    : identity_(identity), stream_(stream), epoch_(epoch) {}
 
 std::string Sealer::seal(Kind kind, const std::string& host, std::string_view payload, Time now) {
   medic::v1::Envelope env;
   env.set_kind(kind);
   env.set_sender(identity_.public_key().data(), identity_.public_key().size());
+  if (epoch_ == 0) epoch_ = static_cast<uint64_t>(to_ns(now) / 1'000'000);
   env.set_epoch(epoch_);
   env.set_seq(++seq_);
   env.set_stream(stream_);
@@ -156,10 +144,14 @@ const char* open_error_name(OpenError e) {
       return "unknown_sender";
     case OpenError::kRoleNotAllowed:
       return "role_not_allowed";
+    case OpenError::kUnpinnedSender:
+      return "unpinned_sender";
     case OpenError::kOutOfScope:
       return "out_of_scope";
     case OpenError::kBadSignature:
       return "bad_signature";
+    case OpenError::kOutsideSchema:
+      return "outside_schema";
     case OpenError::kStale:
       return "stale";
     case OpenError::kFromFuture:
@@ -207,13 +199,13 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   }
   // Fields outside the schema are not covered by the signature: refuse them,
   // so the bytes kept as evidence are exactly the bytes that were signed.
-  if (!only_schema_fields(frame)) {
-    return fail(OpenError::kMalformed, detail, "envelope carries fields outside the schema");
+  if (SchemaCheck c = check_schema(envelope_schema(), frame); !c.ok()) {
+    return fail(OpenError::kMalformed, detail,
+                "envelope carries fields outside the schema: " + c.where);
   }
-  if (env.host().size() > kMaxHostBytes ||
-      std::any_of(env.host().begin(), env.host().end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
-    return fail(OpenError::kMalformed, detail, "host name is too long or has control characters");
+  // Checked before any message quotes the host name.
+  if (std::string why; !valid_host_name(env.host(), &why)) {
+    return fail(OpenError::kMalformed, detail, why);
   }
   if (env.sender().size() != 32 || env.signature().size() != 64) {
     return fail(OpenError::kMalformed, detail, "sender key or signature has the wrong length");
@@ -234,6 +226,11 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
     return fail(OpenError::kRoleNotAllowed, detail,
                 "\"" + node->name + "\" may not send " + std::string(kind_tag(env.kind())));
   }
+  if (!senders_.empty() && std::find(senders_.begin(), senders_.end(), pk) == senders_.end()) {
+    return fail(OpenError::kUnpinnedSender, detail,
+                "\"" + node->name + "\" (key " + short_key_id(pk) +
+                    ") is not one of the keys configured for this socket");
+  }
   if (!node->covers_host(env.host())) {
     return fail(OpenError::kOutOfScope, detail,
                 "\"" + node->name + "\" may not speak for host \"" + env.host() + "\"");
@@ -249,6 +246,13 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
                         reinterpret_cast<const uint8_t*>(env.signature().data()))) {
     return fail(OpenError::kBadSignature, detail,
                 "signature from \"" + node->name + "\" does not verify");
+  }
+  // Only now, for an authentic frame: the payload holds nothing the schema
+  // of its kind does not declare, so the evidence kept is what is read.
+  if (SchemaCheck c = check_schema(*payload_schema(env.kind()), env.payload()); !c.ok()) {
+    return fail(OpenError::kOutsideSchema, detail,
+                std::string(kind_tag(env.kind())) + " from \"" + node->name + "\": " +
+                    schema_error_name(c.error) + ": " + c.where);
   }
   const int64_t now = to_ns(clock_.now());
   const int64_t skew = limits_.max_skew.count();

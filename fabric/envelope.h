@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "core/clock.h"
 #include "fabric/identity.h"
@@ -40,15 +41,14 @@ bool role_may_send(const TrustedNode& node, Kind kind);
 // thread, each with its own stream number so receivers order them apart.
 class Sealer {
  public:
-  // `epoch` must grow across restarts of the sender; the default constructor
-  // argument of 0 means "wall-clock milliseconds now".
+  // `epoch` must grow across restarts of the sender. 0 (the default) means
+  // "the milliseconds of the first seal's `now`": the time comes from the
+  // caller's Clock, never from the wall clock here.
   Sealer(const Identity& identity, uint32_t stream = 0, uint64_t epoch = 0);
 
-  // Returns the serialized envelope, ready to send as one frame.
+  // Returns the serialized envelope, ready to send as one frame. `now` is the
+  // caller's Clock time; it is the envelope's sent_at (and the epoch, above).
   std::string seal(Kind kind, const std::string& host, std::string_view payload, Time now);
-
-  uint64_t epoch() const { return epoch_; }
-  uint64_t next_seq() const { return seq_ + 1; }
 
  private:
   const Identity& identity_;
@@ -66,8 +66,11 @@ enum class OpenError : uint8_t {
   kUnknownKind,     // kind outside the closed set, or not one this socket expects
   kUnknownSender,   // key not in the trust store
   kRoleNotAllowed,  // sender lacks the role for this kind
+  kUnpinnedSender,  // trusted, with the role, but not one of the keys this socket accepts
   kOutOfScope,      // host not covered by the sender's scope, or not ours
   kBadSignature,
+  kOutsideSchema,  // authentic, but the payload holds fields its kind's schema does not
+                   // declare, or is not well-formed (fabric/schema.h)
   kStale,       // sent longer ago than the skew bound
   kFromFuture,  // sent further ahead than the skew bound
   kReplayed,    // (epoch, seq) not newer than the last accepted from this sender
@@ -101,8 +104,9 @@ class OpenCounters {
 };
 
 // Opens envelopes for one receiving process. Holds the replay state, so use
-// one Opener per receiving thread. Never parses the payload; never updates
-// replay state for a frame that is rejected.
+// one Opener per receiving thread. Walks the payload's wire format against
+// its kind's schema (fabric/schema.h) but never parses it into a message;
+// never updates replay state for a frame that is rejected.
 class Opener {
  public:
   Opener(const TrustStore& trust, const Clock& clock, OpenLimits limits = {});
@@ -111,6 +115,10 @@ class Opener {
   // is not empty, only envelopes whose host is `my_host` (actuators).
   void expect_kinds(std::initializer_list<Kind> kinds);
   void expect_host(std::string host) { my_host_ = std::move(host); }
+  // When `keys` is not empty, accepts only envelopes signed by one of them
+  // (an actuator accepts its configured engine keys, not every engine-role
+  // key of the trust store). Checked after the role, before the signature.
+  void expect_senders(std::vector<PublicKey> keys) { senders_ = std::move(keys); }
 
   // On success fills *out and returns kOk. On failure returns the cause and,
   // when `detail` is given, a sentence for the log.
@@ -131,6 +139,7 @@ class Opener {
   OpenLimits limits_;
   uint32_t allowed_kinds_ = ~0u;
   std::string my_host_;
+  std::vector<PublicKey> senders_;
   OpenCounters counters_;
   uint64_t accepted_ = 0;
   std::string signing_buf_;

@@ -125,6 +125,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   }
   std::unique_ptr<AgentNode> node(new AgentNode());
   node->deps_ = deps;
+  node->loop_ = std::make_unique<EventLoop>(*deps.clock);
   if (config.collector) {
     auto publisher = collectors::ZmqPublisher::create(
         *deps.ctx, *deps.identity, config.collector->engines, config.collector->lanes);
@@ -138,6 +139,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
     cd.publisher = node->publisher_.get();
     cd.process_stats = node->stats_.get();
     cd.guest_pinger = deps.guest_pinger;
+    cd.loop = node->loop_.get();
     auto collector =
         collectors::Collector::create(cd, collectors::options_from_config(*config.collector));
     if (!collector.ok()) return collector.status().with_context("collector");
@@ -148,7 +150,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
     actuators::ActuatorOptions o = config.actuator->options;
     o.drive_hypervisor = !config.collector;
     auto actuator = actuators::Actuator::create(o, *deps.ctx, *deps.identity, *deps.trust,
-                                                *deps.hypervisor, *deps.clock);
+                                                *deps.hypervisor, *deps.clock, node->loop_.get());
     if (!actuator.ok()) return actuator.status().with_context("actuator");
     node->actuator_ = std::move(*actuator);
   }
@@ -162,15 +164,6 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   return node;
 }
 
-void AgentNode::run_once(Duration max_wait) {
-  if (collector_ && actuator_) {
-    collector_->run_once(Duration(0));
-    actuator_->run_once(std::min(max_wait, Duration(std::chrono::milliseconds(5))));
-  } else if (collector_) {
-    collector_->run_once(max_wait);
-  } else if (actuator_) {
-    actuator_->run_once(max_wait);
-  }
-}
+void AgentNode::run_once(Duration max_wait) { loop_->run_once(max_wait); }
 
 }  // namespace medic::node

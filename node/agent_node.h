@@ -1,5 +1,5 @@
 // One host agent, composed: the backend for this host, its collector and its
-// actuator, on one thread and one Clock. The backend's events go to both
+// actuator, on one thread, one Clock and one EventLoop. The backend's events go to both
 // (the collector reports them, the actuator watches healing with them).
 //
 // agent.yaml has a `collector:` section (collectors/config.h; its `backend:`
@@ -19,6 +19,7 @@
 #include "collectors/process_stats.h"
 #include "collectors/publisher.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "fabric/transport.h"
 #include "vmm/hypervisor.h"
 #include "vmm/sim/sim.h"
@@ -66,9 +67,11 @@ class AgentNode {
 
   static Result<std::unique_ptr<AgentNode>> create(const AgentConfig& config, Deps deps);
 
-  // One loop step: the collector's work (backend, probes, flushes), then the
-  // actuator's socket for at most `max_wait`.
+  // One iteration of the agent's loop: waits at most `max_wait` (less when a
+  // timer is due) on the backend, the probes and the actuator's socket, then
+  // does the work that became ready (see core/event_loop.h).
   void run_once(Duration max_wait);
+  EventLoop& loop() { return *loop_; }
 
   collectors::Collector* collector() { return collector_.get(); }
   actuators::Actuator* actuator() { return actuator_.get(); }
@@ -77,6 +80,7 @@ class AgentNode {
   AgentNode() = default;
 
   Deps deps_;
+  std::unique_ptr<EventLoop> loop_;  // outlives everything registered on it
   collectors::ProcessStatsPtr stats_;
   std::unique_ptr<collectors::ZmqPublisher> publisher_;
   std::unique_ptr<collectors::Collector> collector_;

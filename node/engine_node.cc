@@ -84,8 +84,29 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   if (!control.ok()) return control.status().with_context("control");
   control_ = std::move(*control);
 
+  register_on_loop();
   resume_in_flight();
   return {};
+}
+
+void EngineNode::register_on_loop() {
+  loop_ = std::make_unique<EventLoop>(*deps_.clock);
+  // A few bulk frames per turn (each may hold a thousand events): actions
+  // made durable meanwhile are dispatched between them, not after a whole
+  // flood has been read. The urgent lane is read before every bulk frame.
+  auto drain = [this] {
+    if (drained_in_ == loop_->iterations()) return;  // both lanes were ready
+    drained_in_ = loop_->iterations();
+    receiver_->drain(
+        [this](std::string_view frame, const fabric::Opened& o, const medic::v1::EventBatch& b,
+               bool urgent) { on_batch(frame, o, b, urgent); },
+        kBulkFramesPerTurn);
+  };
+  loop_->watch_socket(receiver_->urgent_socket().handle(), drain);
+  loop_->watch_socket(receiver_->bulk_socket().handle(), drain);
+  loop_->watch_socket(dispatcher_->socket().handle(), [this] { dispatcher_->handle_readable(); });
+  loop_->watch_socket(control_->socket().handle(), [this] { control_->poll(); });
+  loop_->watch_fd(wake_fd_, [this] { drain_wakeups(); });
 }
 
 void EngineNode::reload(std::shared_ptr<const rules::RuleSet> rules) {
@@ -99,36 +120,8 @@ Status EngineNode::shutdown() {
 }
 
 void EngineNode::run_once(Duration max_wait) {
-  Clock& clock = *deps_.clock;
-  Duration wait = max_wait;
-  if (auto next = clock.next_deadline()) {
-    wait = std::max(Duration(0), std::min(wait, *next - clock.now()));
-  }
-  zmq::pollitem_t items[] = {
-      {receiver_->urgent_socket().handle(), 0, ZMQ_POLLIN, 0},
-      {receiver_->bulk_socket().handle(), 0, ZMQ_POLLIN, 0},
-      {dispatcher_->socket().handle(), 0, ZMQ_POLLIN, 0},
-      {control_->socket().handle(), 0, ZMQ_POLLIN, 0},
-      {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-  };
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait + Duration(999'999));
-  try {
-    zmq::poll(items, 5, ms);
-  } catch (const zmq::error_t& e) {
-    // A signal (SIGHUP, SIGTERM) interrupts the wait; the loop checks its flags.
-    if (e.num() != EINTR) spdlog::warn("engine: poll failed: {}", e.what());
-  }
-  // A few bulk frames per turn (each may hold a thousand events): actions
-  // made durable meanwhile are dispatched between them, not after a whole
-  // flood has been read. The urgent lane is read before every bulk frame.
-  receiver_->drain(
-      [this](std::string_view frame, const fabric::Opened& o, const medic::v1::EventBatch& b,
-             bool urgent) { on_batch(frame, o, b, urgent); },
-      kBulkFramesPerTurn);
-  if (items[2].revents & ZMQ_POLLIN) dispatcher_->handle_readable();
-  if (items[3].revents & ZMQ_POLLIN) control_->poll();
-  drain_wakeups();
-  clock.run_due();
+  // A signal (SIGHUP, SIGTERM) interrupts the wait; the caller checks its flags.
+  loop_->run_once(max_wait);
   flush_outbox();
 }
 

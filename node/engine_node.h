@@ -31,6 +31,7 @@
 #include "actuators/dispatcher.h"
 #include "audit/log.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "fabric/control.h"
 #include "fabric/receiver.h"
 #include "rules/engine.h"
@@ -82,9 +83,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
                                                     audit::AuditStorePtr store);
   ~EngineNode() override;
 
-  // One loop step: waits at most `max_wait` (less when a timer is due) for
-  // any socket, handles what is ready, runs due timers, dispatches what the
-  // audit log has made durable.
+  // One step of the engine's EventLoop: waits at most `max_wait` (less when
+  // a timer is due) for any socket, handles what is ready, runs due timers,
+  // dispatches what the audit log has made durable.
   void run_once(Duration max_wait);
 
   // Swaps the rule set (SIGHUP); the caller has already loaded it cleanly.
@@ -148,6 +149,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   Status silence_request(const medic::v1::Silence& q, const std::string& who,
                          audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
 
+  // The event loop (engine_node.cc).
+  void register_on_loop();
+
   EngineConfig config_;
   Deps deps_;
   audit::AuditStorePtr store_;
@@ -157,6 +161,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::unique_ptr<fabric::ControlServer> control_;
   std::unique_ptr<rules::WebhookNotifier> notifier_;
   int wake_fd_ = -1;  // eventfd the audit writer pokes when rows become durable
+  std::unique_ptr<EventLoop> loop_;
+  uint64_t drained_in_ = 0;  // the loop iteration that last read the event sockets
 
   // Recent envelopes, newest last, until a decision needs them as evidence.
   std::deque<Envelope> recent_;

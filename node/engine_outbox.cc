@@ -26,12 +26,13 @@ std::optional<DecisionOutcome> decision_outcome(rules::Outcome o) {
 }
 
 // THE place where the policies a decision passed are copied into its audit
-// record. Until rules::Decision carries the policies actually evaluated, this
-// is the engine's fixed order, which a proposed action passed in full.
+// record: the checks its step actually met and passed, in chain order.
 std::vector<std::string> policies_passed(const rules::Decision& d) {
-  if (d.outcome != rules::Outcome::kProposed) return {};
-  return {"silence",      "dry-run", "host-silent",      "storm-guard",       "cooldown",
-          "budget",       "vm-in-flight", "host-concurrency", "fleet-concurrency", "approval"};
+  std::vector<std::string> out;
+  for (const auto& c : d.checks) {
+    if (c.verdict == rules::Verdict::kPass) out.emplace_back(rules::policy_name(c.policy));
+  }
+  return out;
 }
 
 Time expiry_of(const rules::Decision& d, Time from, Duration ttl) {

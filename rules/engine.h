@@ -15,13 +15,18 @@
 //   it), denied, expired, dry_run.
 // - Safety policies are on by default (see EngineOptions) and applied in a
 //   fixed order: silence, dry-run, host-silent, storm guard, cooldown, budget,
-//   one action per VM in flight, host and fleet concurrency, approval.
+//   one action per VM in flight, host and fleet concurrency, approval
+//   (rules/policy_chain.h). A decision lists the checks its step met
+//   (Decision::checks); an approved step meets the same chain again.
+// - What a restart must keep can be taken out (snapshot) and put into a
+//   fresh engine (restore) as plain values (rules/engine_state.h).
+//
+// Inside: the fleet table (rules/fleet.h), triggers (rules/triggers.h), the
+// incident book (rules/incident_book.h) and the policy chain.
 #pragma once
 
-#include <deque>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/action_state.h"
@@ -29,70 +34,12 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "medic/v1/events.pb.h"
-#include "rules/absence.h"
+#include "rules/decision.h"
+#include "rules/engine_state.h"
 #include "rules/rule.h"
 
 namespace medic::rules {
 
-// Opaque id of the signed envelope an event came in; 0 when unknown.
-using EvidenceRef = uint64_t;
-
-enum class Outcome : uint8_t {
-  kProposed,
-  kSuppressed,
-  kPendingApproval,
-  kApproved,
-  kDenied,
-  kExpired,
-  kDryRun,
-};
-std::string_view outcome_name(Outcome o);
-
-// The policy that stopped (or holds) a decision.
-enum class Policy : uint8_t {
-  kNone,
-  kSilence,
-  kHostSilent,
-  kStormGuard,
-  kCooldown,
-  kBudget,
-  kVmInFlight,
-  kHostConcurrency,
-  kFleetConcurrency,
-  kApproval,
-};
-std::string_view policy_name(Policy p);
-
-struct Decision {
-  std::string id;  // unique; for verbs the action id (kept from pending to approved)
-  Time at{};
-  std::string rule;  // empty for the engine's own notices (storm guard, budget)
-  std::string rule_version;
-  std::string vm;  // empty for host- or fleet-wide notices
-  std::string host;
-  Step step = Step::kNotify;
-  uint32_t ladder_step = 0;  // 1-based; 0 for the engine's own notices
-  uint32_t ladder_size = 0;
-  std::vector<EvidenceRef> evidence;
-  std::string trigger;  // what fired: "vm.panicked", "no vm.heartbeat for 30s", ...
-  Outcome outcome = Outcome::kProposed;
-  Policy policy = Policy::kNone;
-  std::string reason;       // why suppressed / denied / expired; the notice text for notify
-  std::string by;           // the operator, for approved / denied
-  Duration heal_within{0};  // how long to watch the VM after a verb
-  Time expires_at{};        // the action's expiry, for dispatch
-};
-
-class DecisionSink {
- public:
-  virtual ~DecisionSink() = default;
-  virtual void on_decision(const Decision& d) = 0;
-};
-
-// An action's result, in the shared lifecycle vocabulary: one of the
-// is_result() states of core/action_state.h (succeeded, failed, rejected,
-// timed_out).
-using ActionOutcome = ActionState;
 
 struct StormOptions {
   double host_fraction = 0.5;   // freeze a host when more than this share of its VMs turn bad
@@ -118,24 +65,12 @@ struct EngineOptions {
 };
 
 // Reads engine options from a YAML map (the `options:` of a rule test file,
-// or the `policies:` section of engine.yaml) into *o, keeping defaults for
+// or the rules section of an engine config) into *o, keeping defaults for
 // keys that are absent; problems go to `r` with file:line:col. Keys:
 // host_silent_after, forget_vm_after, action_timeout, max_in_flight_per_host,
 // max_in_flight_fleet, dry_run, cooldown, budget, approval_timeout,
 // heal_within, storm {host_fraction, fleet_fraction, min_vms, window, quiet}.
 void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o);
-
-// A silence or maintenance window: decisions it matches are suppressed.
-// Empty matchers match anything; all given matchers must match.
-struct Silence {
-  std::string vm;
-  std::string host;
-  std::string rule;
-  std::string label_key, label_value;
-  Time until{};
-  std::string reason;
-  std::string by;
-};
 
 struct EngineStats {
   uint64_t events = 0;
@@ -163,7 +98,7 @@ class Engine {
   void host_seen(const std::string& host, Time at);
   // What the actuator reported for an action id from a proposed/approved
   // decision. REQUIRES: is_result(outcome).
-  void on_action_result(const std::string& action_id, ActionOutcome outcome, bool healed,
+  void on_action_result(const std::string& action_id, ActionState outcome, bool healed,
                         const std::string& reason = "");
 
   Status approve(const std::string& action_id, const std::string& by);
@@ -177,6 +112,14 @@ class Engine {
   // started with; absence and count state carry over for rules that keep
   // their name and trigger.
   void reload(std::shared_ptr<const RuleSet> rules);
+
+  // What a restart must keep, as of now.
+  EngineState snapshot() const;
+  // Takes `state` into this engine. REQUIRES: no event, host or operator
+  // request was fed yet (else failed_precondition); every incident's rule is
+  // in the rule set (else not_found, and the engine is unchanged only if it
+  // fails before any incident: restore into a fresh engine).
+  Status restore(const EngineState& state);
 
   EngineStats stats() const;
   bool frozen(const std::string& host) const;  // "" = the fleet

@@ -15,15 +15,19 @@ size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 }  // namespace
 
 std::string notification_json(const Decision& d) {
-  std::string e;
-  for (auto r : d.evidence) e += (e.empty() ? "" : ",") + std::to_string(r);
-  return "{\"id\":\"" + json_escape(d.id) + "\",\"at_ns\":" + std::to_string(to_ns(d.at)) +
-         ",\"rule\":\"" + json_escape(d.rule) + "\",\"rule_version\":\"" + json_escape(d.rule_version) +
-         "\",\"vm\":\"" + json_escape(d.vm) + "\",\"host\":\"" + json_escape(d.host) + "\",\"step\":\"" +
-         std::string(step_name(d.step)) + "\",\"outcome\":\"" +
-         std::string(outcome_name(d.outcome)) + "\",\"policy\":\"" +
-         std::string(policy_name(d.policy)) + "\",\"trigger\":\"" + json_escape(d.trigger) +
-         "\",\"text\":\"" + json_escape(d.reason) + "\",\"evidence\":[" + e + "]}";
+  Json body = {{"id", d.id},
+               {"at_ns", to_ns(d.at)},
+               {"rule", d.rule},
+               {"rule_version", d.rule_version},
+               {"vm", d.vm},
+               {"host", d.host},
+               {"step", step_name(d.step)},
+               {"outcome", outcome_name(d.outcome)},
+               {"policy", policy_name(d.policy)},
+               {"trigger", d.trigger},
+               {"text", d.reason},
+               {"evidence", d.evidence}};
+  return dump_json(body);
 }
 
 WebhookNotifier::WebhookNotifier(WebhookOptions opts) : opts_(std::move(opts)) {

@@ -31,22 +31,6 @@ class Notifier {
   virtual void notify(const Decision& d) = 0;
 };
 
-// A DecisionSink in front of another: every decision goes on to `next` (audit,
-// dispatch), and proposed notify decisions also to `notifier`. Suppressed,
-// dry-run and other outcomes of a notify step page nobody.
-class NotifyingSink final : public DecisionSink {
- public:
-  NotifyingSink(DecisionSink& next, Notifier& notifier) : next_(next), notifier_(notifier) {}
-  void on_decision(const Decision& d) override {
-    next_.on_decision(d);
-    if (d.step == Step::kNotify && d.outcome == Outcome::kProposed) notifier_.notify(d);
-  }
-
- private:
-  DecisionSink& next_;
-  Notifier& notifier_;
-};
-
 struct WebhookOptions {
   std::string url;  // empty: log only
   Duration timeout = std::chrono::seconds(5);

@@ -49,3 +49,44 @@ Verb verb_from_name(const std::string& name) {
 }
 
 }  // namespace medic::vmm
+
+namespace medic::vmm {
+
+void HypervisorSource::prepare(std::vector<pollfd>* fds, Duration* /*wait*/) {
+  for (int fd : hv_.fds()) fds->push_back(pollfd{fd, POLLIN, 0});
+}
+
+void HypervisorSource::dispatch(const pollfd*, size_t) { hv_.poll(); }
+
+Status execute_and_wait(Hypervisor& hv, Clock& clock, Verb verb, const std::string& vm,
+                        Duration timeout) {
+  struct Outcome {
+    bool finished = false;
+    Status status;
+  };
+  // Shared, so a completion after a "cannot complete" return harms nothing.
+  auto outcome = std::make_shared<Outcome>();
+  hv.execute(verb, vm, timeout, [outcome](Status s) {
+    outcome->finished = true;
+    outcome->status = std::move(s);
+  });
+  EventLoop loop(clock);
+  HypervisorSource source(hv);
+  loop.add_source(&source);
+  Time last = clock.now();
+  while (!outcome->finished) {
+    loop.run_once(std::chrono::milliseconds(20));
+    if (outcome->finished) break;
+    const Time now = clock.now();
+    auto next = clock.next_deadline();
+    const bool stuck = now == last && hv.fds().empty() && (!next || *next > now);
+    if (stuck) {
+      return failed_precondition(std::string("cannot complete ") + verb_name(verb) + " " + vm +
+                                 ": the Clock does not move and the backend waits on nothing");
+    }
+    last = now;
+  }
+  return outcome->status;
+}
+
+}  // namespace medic::vmm

@@ -3,8 +3,9 @@
 // events and guest heartbeats, and carry out the remediation verbs.
 //
 // Threading: a Hypervisor belongs to one thread (its owner's event loop).
-// Events reach the sink only from inside poll() or execute(), never from a
-// thread of the backend's own, so the owner needs no locks.
+// Events and verb completions reach the owner only from inside poll(),
+// execute() (events only) or a Clock timer, never from a thread of the
+// backend's own, so the owner needs no locks.
 #pragma once
 
 #include <functional>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "core/status.h"
 #include "medic/v1/actions.pb.h"
 #include "medic/v1/events.pb.h"
@@ -71,14 +73,37 @@ class Hypervisor {
   // the backend is driven only by the Clock.
   virtual std::vector<int> fds() const { return {}; }
 
-  // Carries out a verb on a VM and returns once the backend has done its
-  // part (the guest may still be booting). Errors: kNotFound for an unknown
-  // VM, kFailedPrecondition when the verb cannot apply to the VM's state (for
-  // example start on a running VM), kTimeout, kUnavailable when the backend
-  // cannot be reached.
-  virtual Status execute(Verb verb, const std::string& vm, Duration timeout) = 0;
+  // Starts a verb on a VM and returns at once. `done` runs exactly once,
+  // later (from inside poll() or a Clock timer, never from inside execute()),
+  // when the backend has done its part (the guest may still be booting).
+  // Errors: kNotFound for an unknown VM, kFailedPrecondition when the verb
+  // cannot apply to the VM's state (for example start on a running VM),
+  // kTimeout when `timeout` (on the backend's Clock) passes first,
+  // kUnavailable when the backend cannot be reached. `done` may run after
+  // its caller is gone; the caller guards against that.
+  using VerbDone = std::function<void(Status)>;
+  virtual void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) = 0;
 };
 
 using HypervisorPtr = std::unique_ptr<Hypervisor>;
+
+// The backend on an EventLoop: waits on its fds() and calls poll() after
+// every wait. For a process where nothing else drives the backend.
+class HypervisorSource final : public EventSource {
+ public:
+  explicit HypervisorSource(Hypervisor& hv) : hv_(hv) {}
+  void prepare(std::vector<pollfd>* fds, Duration* wait) override;
+  void dispatch(const pollfd* fds, size_t n) override;
+
+ private:
+  Hypervisor& hv_;
+};
+
+// Runs one verb to its end on a loop of its own (the backend's fds, the
+// Clock's timers) and returns its status. For the command line and tests,
+// never for a daemon's loop. kFailedPrecondition "cannot complete" when
+// nothing can move the verb on (a VirtualClock that nobody advances).
+Status execute_and_wait(Hypervisor& hv, Clock& clock, Verb verb, const std::string& vm,
+                        Duration timeout);
 
 }  // namespace medic::vmm

@@ -69,7 +69,7 @@ class Daemon {
   ~Daemon() { kill(SIGKILL); }
   void start() {
     auto pid = spawn_process(argv_, log_);
-    ASSERT_TRUE(pid.ok()) << pid.status();
+    ASSERT_OK(pid);
     pid_ = *pid;
   }
   // Returns the exit status (-signal when killed), or -999 when it had to
@@ -217,7 +217,7 @@ TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   }
   // The audit log verifies end to end.
   auto report = audit::verify_log(db);
-  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_OK(report);
   EXPECT_TRUE(report->ok);
   EXPECT_GT(report->rows, 0);
 }

@@ -137,7 +137,7 @@ class QemuGuest : public ::testing::Test {
                        "    qemu_log: qemu.log\n"
                        "    devices: [pvpanic]\n";
     auto specs = parse_vm_specs(yaml, "e2e.yaml", dir_.path());
-    ASSERT_TRUE(specs.ok()) << specs.status();
+    ASSERT_OK(specs);
     hv_ = std::make_unique<QmpHypervisor>("e2e-host", *specs, clock_);
     hv_->subscribe([this](const VmEvent& e) { events_.push_back(e); });
   }
@@ -210,15 +210,15 @@ class QemuGuest : public ::testing::Test {
   }
   VmState state() {
     auto info = hv_->get(kUuid);
-    EXPECT_TRUE(info.ok()) << info.status();
+    EXPECT_OK(info);
     return info.ok() ? info->state : medic::v1::VM_STATE_UNSPECIFIED;
   }
 
   // Starts the guest and waits for its first heartbeat; returns the time.
   SteadyClock::duration boot() {
     auto t0 = SteadyClock::now();
-    Status s = hv_->execute(medic::v1::VERB_START, kUuid, kVerbTimeout);
-    EXPECT_TRUE(s.ok()) << s;
+    Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kVerbTimeout);
+    EXPECT_OK(s) << s;
     if (!s.ok()) return SteadyClock::now() - t0;
     size_t mark = events_.size();
     EXPECT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit))
@@ -241,7 +241,7 @@ TEST_F(QemuGuest, BootsAndSendsHeartbeatsAndRefusesASecondStart) {
   size_t mark = events_.size();
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 2; }, kEventLimit));
   auto info = hv_->get(kUuid);
-  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_GT(info->pid, 0);
   EXPECT_GT(to_ns(info->last_heartbeat), 0);
@@ -256,7 +256,7 @@ TEST_F(QemuGuest, BootsAndSendsHeartbeatsAndRefusesASecondStart) {
     prev = e.counter;
     first = false;
   }
-  Status again = hv_->execute(medic::v1::VERB_START, kUuid, kVerbTimeout);
+  Status again = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kVerbTimeout);
   EXPECT_EQ(again.code(), Code::kFailedPrecondition) << again;
   EXPECT_EQ(hv_->get(kUuid)->pid, info->pid);
   EXPECT_EQ(hv_->stats().bad_heartbeat_lines, 0u);
@@ -268,7 +268,7 @@ TEST_F(QemuGuest, PanicIsReportedAndHealedByReset) {
   size_t mark = events_.size();
   auto t0 = SteadyClock::now();
   auto r = hv_->qmp_command(kUuid, "inject-nmi", seconds(10));
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   ASSERT_TRUE(
       pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_PANICKED); }, kEventLimit))
       << "no GUEST_PANICKED after inject-nmi";
@@ -277,8 +277,8 @@ TEST_F(QemuGuest, PanicIsReportedAndHealedByReset) {
 
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  ASSERT_OK(s) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit))
       << "no heartbeat after reset of the panicked guest";
   report_timing("panic_reset_to_first_heartbeat", SteadyClock::now() - t1);
@@ -291,7 +291,7 @@ TEST_F(QemuGuest, PausedGuestIsSilentUntilContOrReset) {
   boot();
   ASSERT_FALSE(HasFailure());
   size_t mark = events_.size();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", seconds(10)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", seconds(10)));
   ASSERT_TRUE(
       pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_STOPPED); }, kEventLimit));
   EXPECT_EQ(state(), medic::v1::VM_STATE_PAUSED);
@@ -308,7 +308,7 @@ TEST_F(QemuGuest, PausedGuestIsSilentUntilContOrReset) {
   // cont resumes the same boot: the counter carries on.
   mark = events_.size();
   auto t0 = SteadyClock::now();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "cont", seconds(10)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "cont", seconds(10)));
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kEventLimit));
   report_timing("pause_cont_to_first_heartbeat", SteadyClock::now() - t0);
   EXPECT_GT(*last_counter_since(mark), *last);
@@ -316,13 +316,13 @@ TEST_F(QemuGuest, PausedGuestIsSilentUntilContOrReset) {
 
   // Paused again, the reset verb reboots the guest and resumes it.
   mark = events_.size();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", seconds(10)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", seconds(10)));
   ASSERT_TRUE(
       pump_until([&] { return lifecycle_since(mark, medic::v1::LIFECYCLE_STOPPED); }, kEventLimit));
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  ASSERT_OK(s) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("pause_reset_to_first_heartbeat", SteadyClock::now() - t1);
   EXPECT_LE(*last_counter_since(mark), 3u) << "the guest did not reboot";
@@ -332,7 +332,7 @@ TEST_F(QemuGuest, PausedGuestIsSilentUntilContOrReset) {
 TEST_F(QemuGuest, HungGuestIsSilentWhileQemuRunsAndResetHealsIt) {
   boot();
   ASSERT_FALSE(HasFailure());
-  ASSERT_TRUE(hv_->send_to_guest(kUuid, "hang").ok());
+  ASSERT_OK(hv_->send_to_guest(kUuid, "hang"));
   pump_until([] { return false; }, milliseconds(1500));  // the command takes effect
   size_t quiet_from = events_.size();
   pump_until([] { return false; }, seconds(3));
@@ -341,8 +341,8 @@ TEST_F(QemuGuest, HungGuestIsSilentWhileQemuRunsAndResetHealsIt) {
 
   size_t mark = events_.size();
   auto t0 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout);
+  ASSERT_OK(s) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("hang_reset_to_first_heartbeat", SteadyClock::now() - t0);
 }
@@ -361,32 +361,32 @@ TEST_F(QemuGuest, KilledQemuIsReportedCrashedAndRestartedByTheLauncher) {
   report_timing("kill_to_crashed_event", SteadyClock::now() - t0);
   EXPECT_EQ(state(), medic::v1::VM_STATE_CRASHED);
   EXPECT_EQ(hv_->stats().crashes, 1u);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
 
   mark = events_.size();
   auto t1 = SteadyClock::now();
-  Status s = hv_->execute(medic::v1::VERB_RESTART, kUuid, kVerbTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kVerbTimeout);
+  ASSERT_OK(s) << s;
   ASSERT_TRUE(pump_until([&] { return heartbeats_since(mark) >= 1; }, kBootLimit));
   report_timing("restart_to_first_heartbeat", SteadyClock::now() - t1);
   auto after = hv_->get(kUuid);
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_EQ(after->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_NE(after->pid, before->pid);
 
   // stop ends QEMU on purpose: no crash, and restart will not undo it.
   mark = events_.size();
-  s = hv_->execute(medic::v1::VERB_STOP, kUuid, kVerbTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  s = execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kVerbTimeout);
+  ASSERT_OK(s) << s;
   pump_until([] { return false; }, milliseconds(300));
   EXPECT_FALSE(lifecycle_since(mark, medic::v1::LIFECYCLE_CRASHED));
   EXPECT_TRUE(lifecycle_since(mark, medic::v1::LIFECYCLE_STOPPED));
   EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(hv_->get(kUuid)->pid, 0);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESTART, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_STOP, kUuid, kVerbTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kVerbTimeout).code(),
             Code::kFailedPrecondition);
 }
 
@@ -400,8 +400,8 @@ TEST_F(QemuGuest, GuestAgentPingTimesOutWithoutAnAgentInTheGuestWhileQmpSaysRunn
       << guest_ping_failure_name(r.failure) << ": " << r.detail;
   EXPECT_EQ(hv_->guest_agent_stats().timeouts, 1u);
   auto status = hv_->qmp_command(kUuid, "query-status", seconds(10));
-  ASSERT_TRUE(status.ok()) << status.status();
-  EXPECT_EQ(*status->string_at("status"), "running");
+  ASSERT_OK(status);
+  EXPECT_EQ(*json_string_member(*status, "status"), "running");
 }
 
 // The same guest, running the real qemu-ga inside.
@@ -429,22 +429,22 @@ TEST_F(QemuGuestWithAgent, AnswersGuestPingsWhileRunningAndNotWhilePaused) {
     r = ping_agent(one);
     if (r.ok()) break;
   }
-  ASSERT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  ASSERT_OK(r) << guest_ping_failure_name(r.failure) << ": " << r.detail;
   report_timing("boot_to_first_guest_agent_answer", SteadyClock::now() - t0);
 
   // A paused guest cannot answer, though QEMU runs.
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", seconds(10)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", seconds(10)));
   r = ping_agent(one);
   EXPECT_EQ(r.failure, GuestPingFailure::kTimeout) << r.detail;
 
   // Resumed, it answers again; the request of the timed-out ping may still
   // reach the agent and be answered first: guest-sync skips that reply.
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "cont", seconds(10)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "cont", seconds(10)));
   for (int i = 0; i < 5; ++i) {
     r = ping_agent(one);
     if (r.ok()) break;
   }
-  EXPECT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  EXPECT_OK(r) << guest_ping_failure_name(r.failure) << ": " << r.detail;
   EXPECT_GE(hv_->guest_agent_stats().answered, 2u);
 }
 

@@ -3,9 +3,9 @@
 // "actuator restarted during execution; not retried — outcome unknown") and
 // is never executed a second time, although the engine keeps re-sending it.
 //
-// The actuator runs in a real child process: this test binary re-executed in
-// helper mode (ActuatorCrashChild.Run, skipped unless MEDIC_TEST_CRASH_DIR is
-// set), with a failpoint that raises SIGKILL at the chosen point.
+// The actuator runs in a real child process: this test binary re-executed as
+// the child entry actuator_crash_child (tests/testing/testing.h), with a
+// failpoint that raises SIGKILL at the chosen point.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -33,16 +33,11 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string self_exe() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-// Helper mode: one actuator for host-a that dies at the failpoint.
-TEST(ActuatorCrashChild, Run) {
+// The child: one actuator for host-a that dies at the failpoint. Its exit
+// code says how it failed otherwise.
+MEDIC_TEST_CHILD_ENTRY(actuator_crash_child) {
   const char* dir = std::getenv("MEDIC_TEST_CRASH_DIR");
-  if (!dir) GTEST_SKIP() << "helper for ActuatorCrash; runs only when re-executed by it";
+  if (!dir) return 6;
   const std::string d = dir;
   const std::string endpoint = read_file(d + "/endpoint");
   const std::string point = read_file(d + "/failpoint");
@@ -73,22 +68,23 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
   SystemClock clock;
   EventLog log;
   auto ctx = fabric::Context::create(keys.trust);
-  ASSERT_TRUE(ctx.ok());
+  ASSERT_OK(ctx);
   auto d = Dispatcher::create(dispatcher_options(), **ctx, keys.engine, keys.trust, clock,
                               log.sink());
-  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_OK(d);
   DispatcherPtr disp = std::move(d).value();
   dir.write("endpoint", disp->endpoint());
   dir.write("failpoint", failpoint);
 
   ::setenv("MEDIC_TEST_CRASH_DIR", dir.path().c_str(), 1);
-  auto pid = spawn_process({self_exe(), "--gtest_filter=ActuatorCrashChild.Run"},
-                           dir.file("child.log"));
+  ::setenv("MEDIC_TEST_CHILD", "actuator_crash_child", 1);
+  auto pid = spawn_process({medic::testing::self_exe()}, dir.file("child.log"));
+  ::unsetenv("MEDIC_TEST_CHILD");
   ::unsetenv("MEDIC_TEST_CRASH_DIR");
-  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_OK(pid);
 
   auto a = make_action("crash-1", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 5s);
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   int status = 0;
   bool exited = pump([&] { disp->run_once(10ms); }, [&] { return reap(*pid, &status); }, 15000ms);
   if (!exited) kill_and_reap(*pid);
@@ -109,7 +105,7 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
   hv.record_file = dir.file("executed.txt");
   auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
   auto act = Actuator::create(o, **ctx, keys.host_a, keys.trust, hv, clock);
-  ASSERT_TRUE(act.ok()) << act.status();
+  ASSERT_OK(act);
   ASSERT_TRUE(pump(
       [&] {
         disp->run_once(5ms);
@@ -124,7 +120,7 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
 
   // More deliveries of the same id (an engine re-send): answered, not run.
   auto again = disp->dispatch(a);
-  ASSERT_TRUE(again.ok()) << again;
+  ASSERT_OK(again) << again;
   ASSERT_TRUE(pump(
       [&] {
         disp->run_once(5ms);

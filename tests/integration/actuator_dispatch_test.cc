@@ -18,7 +18,7 @@ class ActuatorDispatch : public ::testing::Test {
  protected:
   void SetUp() override {
     auto c = fabric::Context::create(keys.trust);
-    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_OK(c);
     ctx = std::move(c).value();
   }
   void start_engine(const std::string& endpoint, uint64_t epoch) {
@@ -26,13 +26,13 @@ class ActuatorDispatch : public ::testing::Test {
     o.endpoint = endpoint;
     o.epoch = epoch;
     auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock, log.sink());
-    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_OK(d);
     disp = std::move(d).value();
   }
   void start_actuator() {
     auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
     auto a = Actuator::create(o, *ctx, keys.host_a, keys.trust, hv, clock);
-    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_OK(a);
     act = std::move(a).value();
   }
   void step() {
@@ -69,11 +69,11 @@ TEST_F(ActuatorDispatch, EngineRestartedMidFlightResumesActionsAndTheyCompleteOn
 
   // a1: executed, still being watched when the engine goes down.
   auto a1 = make_action("a1", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 120s, 20s);
-  ASSERT_TRUE(disp->dispatch(a1).ok());
+  ASSERT_OK(disp->dispatch(a1));
   ASSERT_TRUE(wait([&] { return act->watching() == 1; }));
   // a2: finished, but the engine dies before recording the result.
   auto a2 = make_action("a2", "host-a", "vm-2", clock.now(), medic::v1::VERB_RESET, 120s, 1s);
-  ASSERT_TRUE(disp->dispatch(a2).ok());
+  ASSERT_OK(disp->dispatch(a2));
   ASSERT_TRUE(wait([&] { return log.ended("a2"); }));
   EXPECT_EQ(hv.executed, (Strings{"reset vm-1", "reset vm-2"}));
 
@@ -87,8 +87,8 @@ TEST_F(ActuatorDispatch, EngineRestartedMidFlightResumesActionsAndTheyCompleteOn
 
   // The restarted engine re-dispatches what its outbox says is in flight.
   start_engine(endpoint, 2000);
-  ASSERT_TRUE(disp->dispatch(a1).ok());
-  ASSERT_TRUE(disp->dispatch(a2).ok());
+  ASSERT_OK(disp->dispatch(a1));
+  ASSERT_OK(disp->dispatch(a2));
   ASSERT_TRUE(wait([&] { return log.ended("a1") && log.ended("a2"); }));
   EXPECT_EQ(log.last("a1")->state, ActionState::kSucceeded);
   EXPECT_TRUE(log.last("a1")->result->healed());
@@ -110,7 +110,7 @@ TEST_F(ActuatorDispatch, PanicLeadsToResetAndAHealedReport) {
     if (ev.type == vmm::VmEvent::Type::kLifecycle && ev.what == medic::v1::LIFECYCLE_PANICKED) {
       auto a = make_action("panic-" + std::to_string(++n), "host-a", ev.vm, clock.now(),
                            medic::v1::VERB_RESET, 60s, 30s);
-      ASSERT_TRUE(disp->dispatch(a).ok());
+      ASSERT_OK(disp->dispatch(a));
     }
   });
   const Time panicked_at = clock.now();

@@ -42,7 +42,7 @@ TEST(Cli, KeygenWritesAPrivateKeyFileAndPrintsItsId) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto id = fabric::Identity::load(path);
-  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_OK(id);
   EXPECT_EQ(r.out, id->id() + "\n");
 }
 

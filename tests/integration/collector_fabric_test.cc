@@ -37,7 +37,7 @@ class Engine {
  public:
   Engine(const Keys& keys, const Clock& clock) : opener(keys.trust, clock), keys_(keys) {
     auto ctx = fabric::Context::create(keys.trust);
-    EXPECT_TRUE(ctx.ok()) << ctx.status();
+    EXPECT_OK(ctx);
     ctx_ = std::move(*ctx);
     opener.expect_kinds({medic::v1::KIND_EVENT_BATCH});
   }
@@ -101,7 +101,7 @@ class CollectorFabricTest : public ::testing::Test {
  protected:
   CollectorFabricTest() : hv("host-a"), engine(keys, clock) {
     auto ctx = fabric::Context::create(empty_trust);
-    EXPECT_TRUE(ctx.ok());
+    EXPECT_OK(ctx);
     collector_ctx = std::move(*ctx);
     for (int i = 0; i < 3; ++i) {
       hv.add_vm("vm-" + std::to_string(i), medic::v1::VM_STATE_RUNNING, 0, {{"tier", "web"}});
@@ -116,14 +116,14 @@ class CollectorFabricTest : public ::testing::Test {
     lanes.reconnect_ivl = 10ms;
     lanes.reconnect_ivl_max = 100ms;
     auto pub = ZmqPublisher::create(*collector_ctx, keys.collector, {engine.endpoint()}, lanes);
-    ASSERT_TRUE(pub.ok()) << pub.status();
+    ASSERT_OK(pub);
     publisher = std::move(*pub);
     CollectorDeps deps{&hv, &clock, &keys.collector, publisher.get(), nullptr, nullptr};
     CollectorOptions opts;
     opts.host = "host-a";
     opts.max_events_per_batch = lanes.max_events_per_batch;
     auto c = Collector::create(deps, opts);
-    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_OK(c);
     collector = std::move(*c);
     collector->start();
   }
@@ -156,7 +156,7 @@ class CollectorFabricTest : public ::testing::Test {
       for (const auto& f : engine.drain(true)) {
         EventBatch b;
         Status s = testing::open_batch(engine.opener, f, &b);
-        EXPECT_TRUE(s.ok()) << s;
+        EXPECT_OK(s) << s;
         got =
             got || (b.urgent() && b.events(0).lifecycle().what() == medic::v1::LIFECYCLE_PANICKED);
       }
@@ -235,7 +235,7 @@ TEST_F(CollectorFabricTest, AKeyOutsideTheTrustStoreCannotConnect) {
   engine.up();
   fabric::Identity stranger = testing::identity_from_byte(9);
   auto pub = ZmqPublisher::create(*collector_ctx, stranger, {engine.endpoint()}, LaneConfig{});
-  ASSERT_TRUE(pub.ok());
+  ASSERT_OK(pub);
   EXPECT_TRUE(::medic::testing::wait_until([&] { return engine.context().zap_denied() >= 1; }));
   EXPECT_EQ(engine.context().zap_accepted(), 0u);
 }
@@ -303,7 +303,7 @@ TEST_F(CollectorFabricTest, TheServiceRunsFromAnAgentConfig) {
   engine.up();
   ::medic::testing::TempDir dir;
   const std::string key_file = dir.file("host-a.key");
-  ASSERT_TRUE(keys.collector.save(key_file).ok());
+  ASSERT_OK(keys.collector.save(key_file));
   const std::string yaml =
       "collector:\n"
       "  host: host-a\n"
@@ -323,11 +323,11 @@ TEST_F(CollectorFabricTest, TheServiceRunsFromAnAgentConfig) {
       "      urgent: " +
       engine.urgent_endpoint + "\n";
   auto config = load_collector_config(dir.write("agent.yaml", yaml));
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   SystemClock wall;
   fabric::Opener opener(keys.trust, wall);
   auto service = CollectorService::create(*config, hv, wall);
-  ASSERT_TRUE(service.ok()) << service.status();
+  ASSERT_OK(service);
   std::atomic<bool> stop{false};
   std::thread loop([&] { (*service)->run(stop); });
   EventBatch b;
@@ -352,7 +352,7 @@ TEST_F(CollectorFabricTest, TheServiceRefusesAMissingKeyFile) {
           ", events: 'tcp://127.0.0.1:1', "
           "urgent: 'tcp://127.0.0.1:2'}\n",
       "agent.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   SystemClock wall;
   auto service = CollectorService::create(*config, hv, wall);
   ASSERT_FALSE(service.ok());

@@ -28,39 +28,39 @@ class ControlFlowTest : public ::testing::Test {
     engine_id_ = std::make_unique<fabric::Identity>(fabric::Identity::generate());
     auto host = fabric::Identity::generate();
     auto alice = fabric::Identity::generate();
-    ASSERT_TRUE(host.save(dir_.file("host-a.key")).ok());
-    ASSERT_TRUE(alice.save(dir_.file("alice.key")).ok());
+    ASSERT_OK(host.save(dir_.file("host-a.key")));
+    ASSERT_OK(alice.save(dir_.file("alice.key")));
     host_id_ = std::make_unique<fabric::Identity>(*fabric::Identity::load(dir_.file("host-a.key")));
     dir_.write("trust.yaml", "nodes:\n"
                              "  - {name: engine-1, key: " + engine_id_->id() + ", roles: [engine]}\n"
                              "  - {name: host-a, key: " + host.id() + ", roles: [collector, actuator]}\n"
                              "  - {name: alice, key: " + alice.id() + ", roles: [operator]}\n");
     auto trust = fabric::TrustStore::load(dir_.file("trust.yaml"));
-    ASSERT_TRUE(trust.ok()) << trust.status();
+    ASSERT_OK(trust);
     trust_ = std::make_unique<fabric::TrustStore>(std::move(*trust));
     auto ctx = fabric::Context::create(*trust_);
-    ASSERT_TRUE(ctx.ok());
+    ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
     auto rules = rules::load_rule_text(
         "rules:\n"
         "  - {name: db-panicked, on: vm.panicked, do: reset, approval: required,"
         " approval_timeout: 30s}\n",
         "rules.yaml");
-    ASSERT_TRUE(rules.ok()) << rules.text();
+    ASSERT_OK(rules) << rules.text();
     node::EngineConfig c;
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
     db_ = dir_.file("audit.db");
-    auto store = audit::open_sqlite_store(db_, *engine_id_);
-    ASSERT_TRUE(store.ok());
+    auto store = audit::open_sqlite_store(db_, clock_, *engine_id_);
+    ASSERT_OK(store);
     auto node = node::EngineNode::create(c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, &rec_},
                                         rules.rules, std::move(*store));
-    ASSERT_TRUE(node.ok()) << node.status();
+    ASSERT_OK(node);
     node_ = std::move(*node);
     auto pub = ctx_->connect(zmq::socket_type::pub, node_->urgent_endpoint(), *host_id_,
                              engine_id_->public_key());
-    ASSERT_TRUE(pub.ok());
+    ASSERT_OK(pub);
     pub_ = std::move(*pub);
     sealer_ = std::make_unique<fabric::Sealer>(*host_id_, 1);
   }

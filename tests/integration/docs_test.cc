@@ -123,7 +123,7 @@ TEST(Docs, EveryTaggedYamlBlockLoads) {
       ASSERT_NE(it, checkers().end()) << b.file << ":" << b.line << ": no checker for " << kind;
       // Blank lines in front keep the loader's line numbers those of the file.
       Status s = it->second(std::string(b.line, '\n') + b.text, b.file);
-      EXPECT_TRUE(s.ok()) << s;
+      EXPECT_OK(s) << s;
       ++checked;
     }
   }

@@ -73,7 +73,7 @@ void expect_agent_matches_trust(const node::AgentConfig& a, const fabric::TrustS
 
 TEST(Examples, EngineConfigAndItsRulesLoad) {
   auto c = node::load_engine_config(example("engine.yaml"));
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_OK(c);
   EXPECT_EQ(c->name, "engine-1");
   EXPECT_EQ(c->key_file, example("engine.key"));  // relative to the file
   EXPECT_EQ(c->trust_file, example("trust.yaml"));
@@ -82,13 +82,13 @@ TEST(Examples, EngineConfigAndItsRulesLoad) {
   for (const auto& f : files) EXPECT_TRUE(std::filesystem::exists(f)) << "no match: " << f;
   auto rules = rules::load_rule_files(files);
   for (const auto& m : rules.messages) ADD_FAILURE() << m.to_string();
-  EXPECT_TRUE(rules.ok());
+  EXPECT_OK(rules);
   EXPECT_EQ(c->audit.durability, audit::Durability::kPowerLoss);
 }
 
 TEST(Examples, TrustStoreNamesEveryExampleIdentity) {
   auto t = fabric::TrustStore::load(example("trust.yaml"));
-  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_OK(t);
   const fabric::TrustedNode* engine = t->find_name("engine-1");
   ASSERT_NE(engine, nullptr);
   EXPECT_TRUE(engine->has_role(fabric::Role::kEngine));
@@ -104,44 +104,44 @@ TEST(Examples, TrustStoreNamesEveryExampleIdentity) {
 
 TEST(Examples, SimAgentLoadsAndBuildsItsBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
-  ASSERT_TRUE(trust.ok()) << trust.status();
+  ASSERT_OK(trust);
   auto a = node::load_agent_config(example("agent.yaml"), true, true);
-  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_OK(a);
   EXPECT_EQ(a->host, "host-a");
   EXPECT_EQ(a->key_file, example("host-a.key"));
   expect_agent_matches_trust(*a, *trust);
   VirtualClock clock;
   auto b = node::make_backend(a->host, a->collector->backend, example("agent.yaml"), clock);
-  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_OK(b);
   auto vms = b->hypervisor->list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   EXPECT_EQ(vms->size(), 10u);
 }
 
 TEST(Examples, SmartosAgentLoadsAndBuildsAVmadmBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
-  ASSERT_TRUE(trust.ok()) << trust.status();
+  ASSERT_OK(trust);
   auto a = node::load_agent_config(example("agent-smartos.yaml"), true, true);
-  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_OK(a);
   EXPECT_EQ(a->collector->backend_kind, "vmadm");
   EXPECT_EQ(a->collector->probes.size(), 1u);
   expect_agent_matches_trust(*a, *trust);
   VirtualClock clock;
   auto b = node::make_backend(a->host, a->collector->backend, example("agent-smartos.yaml"), clock);
-  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_OK(b);
 }
 
 TEST(Examples, QemuAgentLoadsItsVmSpecsAndBuildsAQmpBackend) {
   auto trust = fabric::TrustStore::load(example("trust.yaml"));
-  ASSERT_TRUE(trust.ok()) << trust.status();
+  ASSERT_OK(trust);
   auto a = node::load_agent_config(example("agent-qemu.yaml"), true, true);
-  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_OK(a);
   EXPECT_EQ(a->collector->backend_kind, "qmp");
   expect_agent_matches_trust(*a, *trust);
   // Builds the backend from qemu-vms.yaml without starting any guest.
   VirtualClock clock;
   auto b = node::make_backend(a->host, a->collector->backend, example("agent-qemu.yaml"), clock);
-  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_OK(b);
   // db-1 has a guest_agent_socket, so the backend comes with a guest pinger.
   EXPECT_TRUE(a->collector->guest_ping.enabled);
   EXPECT_NE(b->guest_pinger, nullptr);
@@ -218,7 +218,7 @@ class Daemon {
   }
   void start() {
     auto pid = spawn_process(argv_, log_);
-    ASSERT_TRUE(pid.ok()) << pid.status();
+    ASSERT_OK(pid);
     pid_ = *pid;
   }
   bool running() {
@@ -264,15 +264,15 @@ TEST(Examples, RunForRealFromMadeKeys) {
   }
   // Its configs load as they are, and agree with its trust store.
   auto trust = fabric::TrustStore::load(dir + "/trust.yaml");
-  ASSERT_TRUE(trust.ok()) << trust.status();
+  ASSERT_OK(trust);
   for (const char* f : {"agent.yaml", "agent-host-b.yaml"}) {
     auto a = node::load_agent_config(dir + "/" + f, true, true);
-    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_OK(a);
     expect_agent_matches_trust(*a, *trust);
     EXPECT_EQ(a->actuator->options.journal_path, dir + "/" + a->host + ".journal.db");
   }
   auto ec = node::load_engine_config(dir + "/engine.yaml");
-  ASSERT_TRUE(ec.ok()) << ec.status();
+  ASSERT_OK(ec);
   EXPECT_EQ(ec->audit_path, dir + "/audit.db");
   // Running twice on one directory must not replace identities.
   auto again = testing::run_command({source_dir() + "/scripts/make-example-keys", dir}, 30s);

@@ -8,6 +8,7 @@
 #include "rules/engine.h"
 #include "rules/loader.h"
 #include "vmm/sim/sim.h"
+#include "tests/testing/testing.h"
 
 namespace medic {
 namespace {
@@ -35,7 +36,7 @@ class SimLoop final : public rules::DecisionSink {
   explicit SimLoop(vmm::sim::SimOptions so, rules::EngineOptions eo = {})
       : fleet_(clock_, std::move(so)) {
     auto loaded = rules::load_rule_text(kRules, "scenario.rules.yaml");
-    EXPECT_TRUE(loaded.ok()) << loaded.text();
+    EXPECT_OK(loaded) << loaded.text();
     eo.host_silent_after = 5s;
     engine_ = std::make_unique<rules::Engine>(clock_, loaded.rules, eo, *this);
     for (size_t i = 0; i < fleet_.host_count(); ++i) {
@@ -87,14 +88,17 @@ class SimLoop final : public rules::DecisionSink {
     if (d.step == rules::Step::kNotify) return;
     if (d.outcome != rules::Outcome::kProposed && d.outcome != rules::Outcome::kApproved) return;
     clock_.schedule_after(1ms, [this, d] {
+      auto report = [this, d](Status s) {
+        clock_.schedule_after(d.heal_within > Duration(0) ? d.heal_within : 30s, [this, d, s] {
+          engine_->on_action_result(d.id,
+                                    s.ok() ? ActionState::kSucceeded
+                                           : ActionState::kFailed,
+                                    fleet_.is_healthy(d.vm), s.message());
+        });
+      };
       vmm::sim::SimHost* h = fleet_.find_host(d.host);
-      Status s = h ? h->execute(rules::step_verb(d.step), d.vm, 30s) : not_found(d.host);
-      clock_.schedule_after(d.heal_within > Duration(0) ? d.heal_within : 30s, [this, d, s] {
-        engine_->on_action_result(d.id,
-                                  s.ok() ? rules::ActionOutcome::kSucceeded
-                                         : rules::ActionOutcome::kFailed,
-                                  fleet_.is_healthy(d.vm), s.message());
-      });
+      if (!h) return report(not_found(d.host));
+      h->execute(rules::step_verb(d.step), d.vm, 30s, report);
     });
   }
 
@@ -131,7 +135,7 @@ vmm::sim::SimOptions fleet(int hosts, int vms) {
 TEST(SimScenario, HostPartitionRestartsNoneOfItsVms) {
   SimLoop loop(fleet(3, 10));
   loop.clock_.advance(30s);
-  ASSERT_TRUE(loop.fleet_.inject(FaultKind::kPartition, "host-02").ok());
+  ASSERT_OK(loop.fleet_.inject(FaultKind::kPartition, "host-02"));
   loop.clock_.advance(3min);
   for (const auto& d : loop.decisions) {
     if (d.host == "host-02" && d.step != rules::Step::kNotify) {
@@ -151,7 +155,7 @@ TEST(SimScenario, ThirtyPercentOfTheFleetHangingAtOnceFreezesWithExactlyOneNotif
   auto ids = loop.fleet_.vm_ids();
   for (size_t i = 0; i < 9; ++i) {  // 9 of 30, spread over the hosts
     const std::string& vm = ids[i * 3 + 1];
-    ASSERT_TRUE(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm).ok());
+    ASSERT_OK(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm));
   }
   loop.clock_.advance(2min);
   EXPECT_TRUE(loop.engine_->frozen(""));
@@ -182,7 +186,7 @@ TEST(SimScenario, FlappingGuestIsStoppedByTheBudgetAndNotifiesOnce) {
   // A guest that keeps panicking: every reset heals it, until the budget
   // (3 per hour) says a person must look.
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(loop.fleet_.inject(FaultKind::kPanic, loop.fleet_.host_of(vm), vm).ok());
+    ASSERT_OK(loop.fleet_.inject(FaultKind::kPanic, loop.fleet_.host_of(vm), vm));
     loop.clock_.advance(2min);
   }
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_RESET), 3u);
@@ -199,7 +203,7 @@ TEST(SimScenario, HangIsNotHealedByRebootButByResetAndTheLadderStopsThere) {
   SimLoop loop(fleet(2, 5));
   loop.clock_.advance(30s);
   const std::string vm = loop.fleet_.vm_ids()[7];
-  ASSERT_TRUE(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm).ok());
+  ASSERT_OK(loop.fleet_.inject(FaultKind::kHang, loop.fleet_.host_of(vm), vm));
   loop.clock_.advance(5min);
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_REBOOT), 1u);
   EXPECT_EQ(loop.fleet_.verbs_executed(vm, medic::v1::VERB_RESET), 1u);

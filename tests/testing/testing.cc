@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -90,6 +93,36 @@ int free_port() {
   ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(s);
   return ntohs(a.sin_port);
+}
+
+namespace {
+
+std::map<std::string, ChildEntry>& child_entries() {
+  static std::map<std::string, ChildEntry> entries;
+  return entries;
+}
+
+}  // namespace
+
+bool register_child_entry(const char* name, ChildEntry entry) {
+  return child_entries().emplace(name, entry).second;
+}
+
+ChildEntry child_entry_from_env() {
+  const char* name = std::getenv("MEDIC_TEST_CHILD");
+  if (!name) return nullptr;
+  auto it = child_entries().find(name);
+  if (it == child_entries().end()) {
+    std::fprintf(stderr, "MEDIC_TEST_CHILD=%s: no such child entry in this test binary\n", name);
+    std::_Exit(127);
+  }
+  return it->second;
+}
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
 }  // namespace medic::testing

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "core/duration.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 
 namespace medic::vmm::qmp {
 namespace {
@@ -134,14 +134,9 @@ void GuestAgentPinger::ping(const std::string& socket_path, Duration timeout, Do
   Exchange& x = exchanges_.at(serial);
   x.path = socket_path;
   x.sync_id = std::uniform_int_distribution<uint64_t>(1, (uint64_t{1} << 31) - 1)(ids_);
-  Json args = Json::object();
-  args.set("id", Json::number(static_cast<double>(x.sync_id)));
-  Json sync = Json::object();
-  sync.set("execute", Json::string("guest-sync"));
-  sync.set("arguments", std::move(args));
-  Json ping = Json::object();
-  ping.set("execute", Json::string("guest-ping"));
-  x.request = "\xff" + sync.dump() + "\n" + ping.dump() + "\n";
+  const Json sync = {{"execute", "guest-sync"}, {"arguments", {{"id", x.sync_id}}}};
+  const Json ping = {{"execute", "guest-ping"}};
+  x.request = "\xff" + dump_json(sync) + "\n" + dump_json(ping) + "\n";
   try_connect(serial, x);
 }
 
@@ -190,8 +185,8 @@ GuestAgentPinger::Step GuestAgentPinger::handle_line(Exchange& x, std::string_vi
   if (line.empty()) return Step::kMore;
   auto reply = parse_json(line);
   if (!x.synced) {
-    const Json* ret = reply.ok() ? reply->find("return") : nullptr;
-    if (ret && ret->as_number() == static_cast<double>(x.sync_id)) {
+    const Json* ret = reply.ok() ? json_member(*reply, "return") : nullptr;
+    if (ret && ret->is_number() && *ret == x.sync_id) {
       x.synced = true;
       return Step::kMore;
     }
@@ -211,17 +206,17 @@ GuestAgentPinger::Step GuestAgentPinger::handle_line(Exchange& x, std::string_vi
         GuestPingFailure::kBadReply, "reply to guest-ping is not a JSON object: " + clip(line), {}};
     return Step::kDone;
   }
-  if (const Json* err = reply->find("error")) {
-    const std::string* cls = err->string_at("class");
-    const std::string* desc = err->string_at("desc");
+  if (const Json* err = json_member(*reply, "error")) {
+    const std::string* cls = json_string_member(*err, "class");
+    const std::string* desc = json_string_member(*err, "desc");
     *result = {GuestPingFailure::kErrorReply,
                "guest-ping: " + (cls ? *cls : std::string("error")) + ": " +
                    (desc ? clip(*desc) : std::string("(no description)")),
                {}};
     return Step::kDone;
   }
-  const Json* ret = reply->find("return");
-  if (ret && ret->is_object() && ret->members().empty()) {
+  const Json* ret = json_member(*reply, "return");
+  if (ret && ret->is_object() && ret->empty()) {
     *result = {};
     return Step::kDone;
   }

@@ -184,16 +184,16 @@ void QmpClient::handle_line(std::string_view line) {
     return;
   }
   Json& msg = *parsed;
-  if (const std::string* name = msg.string_at("event")) {
+  if (const std::string* name = json_string_member(msg, "event")) {
     QmpEvent ev;
     ev.name = *name;
-    if (const Json* d = msg.find("data")) ev.data = *d;
-    if (const Json* ts = msg.find("timestamp")) {
-      const Json* s = ts->find("seconds");
-      const Json* us = ts->find("microseconds");
-      if (s && us && s->as_number() && us->as_number()) {
-        ev.qemu_time_us = static_cast<int64_t>(*s->as_number()) * 1'000'000 +
-                          static_cast<int64_t>(*us->as_number());
+    if (const Json* d = json_member(msg, "data")) ev.data = *d;
+    if (const Json* ts = json_member(msg, "timestamp")) {
+      const Json* s = json_member(*ts, "seconds");
+      const Json* us = json_member(*ts, "microseconds");
+      if (s && us && s->is_number() && us->is_number()) {
+        ev.qemu_time_us = static_cast<int64_t>(s->get<double>()) * 1'000'000 +
+                          static_cast<int64_t>(us->get<double>());
       }
     }
     ++stats_.events;
@@ -204,10 +204,9 @@ void QmpClient::handle_line(std::string_view line) {
     events_.push_back(std::move(ev));
     return;
   }
-  if (msg.find("return") || msg.find("error")) {
-    const Json* id = msg.find("id");
-    auto n = id ? id->as_number() : std::nullopt;
-    if (waiting_id_ != 0 && n && *n == static_cast<double>(waiting_id_)) {
+  if (json_member(msg, "return") || json_member(msg, "error")) {
+    const Json* id = json_member(msg, "id");
+    if (waiting_id_ != 0 && id && id->is_number() && *id == waiting_id_) {
       reply_ = std::move(msg);
       have_reply_ = true;
       waiting_id_ = 0;
@@ -216,8 +215,8 @@ void QmpClient::handle_line(std::string_view line) {
     }
     return;
   }
-  if (msg.find("QMP") && greeting_pending_ && greeting_.is_null()) {
-    greeting_ = *msg.find("QMP");
+  if (const Json* qmp = json_member(msg, "QMP"); qmp && greeting_pending_ && greeting_.is_null()) {
+    greeting_ = *qmp;
     return;
   }
   ++stats_.garbage_lines;
@@ -231,11 +230,10 @@ Result<Json> QmpClient::execute(std::string_view command, Millis timeout, const 
   }
   const auto deadline = SteadyClock::now() + timeout;
   const uint64_t id = next_id_++;
-  Json req = Json::object();
-  req.set("execute", Json::string(cmd));
-  if (arguments.is_object()) req.set("arguments", arguments);
-  req.set("id", Json::number(static_cast<double>(id)));
-  std::string line = req.dump();
+  Json req = {{"execute", cmd}};
+  if (arguments.is_object()) req["arguments"] = arguments;
+  req["id"] = id;
+  std::string line = dump_json(req);
   line.push_back('\n');
   ++stats_.commands;
   waiting_id_ = id;
@@ -257,20 +255,20 @@ Result<Json> QmpClient::execute(std::string_view command, Millis timeout, const 
   have_reply_ = false;
   Json reply = std::move(reply_);
   reply_ = Json();
-  if (const Json* err = reply.find("error")) {
-    const std::string* cls = err->string_at("class");
-    const std::string* desc = err->string_at("desc");
+  if (const Json* err = json_member(reply, "error")) {
+    const std::string* cls = json_string_member(*err, "class");
+    const std::string* desc = json_string_member(*err, "desc");
     return failed_precondition("qmp " + cmd + ": " + (cls ? *cls : "error") + ": " +
                                (desc ? *desc : "(no description)"));
   }
-  const Json* ret = reply.find("return");
+  const Json* ret = json_member(reply, "return");
   return ret ? *ret : Json();
 }
 
 Result<std::string> QmpClient::query_status(Millis timeout) {
   auto r = execute("query-status", timeout);
   if (!r.ok()) return r.status();
-  const std::string* status = r->string_at("status");
+  const std::string* status = json_string_member(*r, "status");
   if (!status) return internal_error("qmp query-status: reply has no \"status\" string");
   return *status;
 }

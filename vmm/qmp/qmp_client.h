@@ -29,7 +29,7 @@
 
 #include "core/status.h"
 #include "vmm/hypervisor.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 
 namespace medic::vmm::qmp {
 

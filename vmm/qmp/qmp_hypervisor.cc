@@ -105,6 +105,7 @@ std::vector<int> QmpHypervisor::fds() const {
     if (v->launcher.exit_fd() >= 0) out.push_back(v->launcher.exit_fd());
   }
   agent_.append_fds(&out);
+  if (!completions_.empty() && completions_.fd() >= 0) out.push_back(completions_.fd());
   return out;
 }
 
@@ -195,8 +196,8 @@ void QmpHypervisor::drain_qmp_events(Vm& v) {
         v.state = medic::v1::VM_STATE_BOOTING;
         break;
       case medic::v1::LIFECYCLE_SHUTDOWN: {
-        const Json* guest = ev.data.find("guest");
-        if (guest && guest->as_bool().value_or(false)) v.guest_powered_off = true;
+        const Json* guest = json_member(ev.data, "guest");
+        if (guest && guest->is_boolean() && guest->get<bool>()) v.guest_powered_off = true;
         v.state = medic::v1::VM_STATE_SHUTTING_DOWN;
         break;
       }
@@ -274,6 +275,7 @@ void QmpHypervisor::poll() {
     if (v.hb_fd >= 0) read_heartbeat(v);
   }
   agent_.poll();
+  completions_.deliver();
 }
 
 VmInfo QmpHypervisor::info(Vm& v) {
@@ -365,7 +367,11 @@ Status QmpHypervisor::stop_process(Vm& v, SteadyClock::time_point deadline) {
   return {};
 }
 
-Status QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout) {
+void QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) {
+  completions_.push(std::move(done), run_verb(verb, vm, timeout));
+}
+
+Status QmpHypervisor::run_verb(Verb verb, const std::string& vm, Duration timeout) {
   Vm* vp = find(vm);
   if (!vp) return not_found("no VM " + vm + " on host " + host_);
   Vm& v = *vp;

@@ -37,9 +37,10 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "vmm/completions.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qmp/guest_agent.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 #include "vmm/qmp/launcher.h"
 #include "vmm/qmp/qmp_client.h"
 
@@ -70,7 +71,9 @@ class QmpHypervisor final : public Hypervisor {
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override;
   std::vector<int> fds() const override;
-  Status execute(Verb verb, const std::string& vm, Duration timeout) override;
+  // The QMP exchanges of a verb still run inside execute(), bounded by
+  // `timeout`; the completion is delivered by the next poll().
+  void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 
   // For operators and tests: a raw QMP command on the VM's connection (for
   // example inject-nmi). Events it reads reach the sink at the next poll().
@@ -95,6 +98,7 @@ class QmpHypervisor final : public Hypervisor {
  private:
   struct Vm;
   Vm* find(const std::string& id_or_name);
+  Status run_verb(Verb verb, const std::string& vm, Duration timeout);
   Status launch(Vm& v, std::chrono::steady_clock::time_point deadline, const std::string& why);
   Status stop_process(Vm& v, std::chrono::steady_clock::time_point deadline);
   Status ensure_qmp(Vm& v, std::chrono::milliseconds timeout);
@@ -114,6 +118,7 @@ class QmpHypervisor final : public Hypervisor {
   QmpHypervisorStats stats_;
   GuestAgentPinger agent_;
   LogLimiter log_limiter_;
+  Completions completions_;
 };
 
 }  // namespace medic::vmm::qmp

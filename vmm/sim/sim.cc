@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/duration.h"
+
 namespace medic::vmm::sim {
 namespace {
 
@@ -216,7 +218,25 @@ void SimHost::flap_heal(uint32_t vi, uint32_t gen) {
                   {SimFleet::TaskKind::kFlapFail, index_, vi, v.gen});
 }
 
-Status SimHost::execute(Verb verb, const std::string& vm, Duration /*timeout*/) {
+void SimHost::execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) {
+  const Duration takes = fleet_.opts_.verb_time;
+  const uint64_t seq = next_verb_++;
+  Clock& clock = fleet_.clock_;
+  if (takes > timeout) {
+    verbs_[seq] = clock.schedule_after(timeout, [this, seq, verb, timeout, done] {
+      verbs_.erase(seq);
+      done(timeout_error(std::string(verb_name(verb)) + " did not finish within " +
+                         format_duration(timeout)));
+    });
+    return;
+  }
+  verbs_[seq] = clock.schedule_after(takes, [this, seq, verb, vm, done] {
+    verbs_.erase(seq);
+    done(run_verb(verb, vm));
+  });
+}
+
+Status SimHost::run_verb(Verb verb, const std::string& vm) {
   auto it = by_id_.find(vm);
   if (it == by_id_.end()) {
     if (lost_ || partitioned_) return unavailable("host " + name_ + " is unreachable");
@@ -417,6 +437,9 @@ SimFleet::SimFleet(Clock& clock, SimOptions options)
 
 SimFleet::~SimFleet() {
   for (const auto& [key, id] : pending_) clock_.cancel(id);
+  for (auto& h : hosts_) {
+    for (const auto& [seq, id] : h->verbs_) clock_.cancel(id);
+  }
 }
 
 void SimFleet::schedule(Time at, Task task) {

@@ -30,10 +30,15 @@
 // VM without a process, restart or stop on a stopped VM: kFailedPrecondition.
 // Every verb is counted per VM (executed and refused) for tests and the demo.
 //
+// A verb takes verb_time on the Clock (0 by default): its effect and its
+// completion both come from a Clock timer that long after execute(); a verb
+// whose timeout is shorter than verb_time fails with kTimeout at its timeout
+// and has no effect.
+//
 // Threading: like every Hypervisor, a SimHost belongs to the thread that
 // drives the Clock. Events reach the sink from Clock timer callbacks (the
-// per-host heartbeat tick, boot completions, scheduled faults) and from
-// execute()/inject(), all on that thread; poll() has nothing to do.
+// per-host heartbeat tick, boot completions, verbs, scheduled faults) and
+// from inject(), all on that thread; poll() has nothing to do.
 //
 // Cost: one timer per host per heartbeat interval walks that host's VMs (no
 // timer or allocation per heartbeat); 100k VMs take ~60 MB, most of it the id
@@ -86,6 +91,8 @@ struct SimOptions {
   Duration slow_boot_time = std::chrono::minutes(5);
   // ACPI reboot: how long a responsive guest takes to shut down.
   Duration shutdown_time = std::chrono::seconds(5);
+  // How long every verb takes before it applies and completes (>= 0).
+  Duration verb_time{};
   Duration flap_up = std::chrono::seconds(60);
   Duration flap_down = std::chrono::seconds(20);
   // Scheduled faults: the mean fleet-wide rate (Poisson); 0 turns it off.
@@ -129,9 +136,8 @@ class SimHost final : public Hypervisor {
   Result<VmInfo> get(const std::string& vm) override;
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override {}
-  // `timeout` is not used: simulated verbs complete at once and the boot
-  // that follows runs on the Clock.
-  Status execute(Verb verb, const std::string& vm, Duration timeout) override;
+  // Completes verb_time later from a Clock timer (see the header comment).
+  void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 
   bool partitioned() const { return partitioned_; }
   bool lost() const { return lost_; }
@@ -168,6 +174,7 @@ class SimHost final : public Hypervisor {
   VmInfo info(const Vm& v) const;
   bool heartbeating(const Vm& v) const;
   void emit_lifecycle(Vm& v, Lifecycle what, const std::string& detail);
+  Status run_verb(Verb verb, const std::string& vm);
   Status apply(Verb verb, uint32_t vi);
   void begin_boot(uint32_t vi, bool new_process);
   void boot_done(uint32_t vi, uint32_t gen);
@@ -190,6 +197,9 @@ class SimHost final : public Hypervisor {
   std::unordered_map<std::string, uint32_t> by_id_;
   EventSink sink_;
   VmEvent scratch_;  // reused for heartbeats so the hot path does not allocate
+  // Verbs in progress, by sequence number: cancelled when the fleet goes.
+  std::unordered_map<uint64_t, TimerId> verbs_;
+  uint64_t next_verb_ = 0;
   Time next_tick_{};
 };
 

@@ -206,7 +206,17 @@ Status VmadmHypervisor::stop(const std::string& uuid, Deadline deadline) {
   return run(args, deadline);
 }
 
-Status VmadmHypervisor::execute(Verb verb, const std::string& vm, Duration timeout) {
+std::vector<int> VmadmHypervisor::fds() const {
+  if (completions_.empty() || completions_.fd() < 0) return {};
+  return {completions_.fd()};
+}
+
+void VmadmHypervisor::execute(Verb verb, const std::string& vm, Duration timeout,
+                              VerbDone done) {
+  completions_.push(std::move(done), run_verb(verb, vm, timeout));
+}
+
+Status VmadmHypervisor::run_verb(Verb verb, const std::string& vm, Duration timeout) {
   const Deadline deadline =
       SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
   const char* verb_word = verb_name(verb);

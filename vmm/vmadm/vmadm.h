@@ -33,6 +33,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "core/subprocess.h"
+#include "vmm/completions.h"
 #include "vmm/hypervisor.h"
 
 namespace medic::vmm::vmadm {
@@ -80,8 +81,12 @@ class VmadmHypervisor final : public Hypervisor {
   Result<std::vector<VmInfo>> list() override;
   Result<VmInfo> get(const std::string& vm) override;
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
-  void poll() override {}
-  Status execute(Verb verb, const std::string& vm, Duration timeout) override;
+  // Delivers the completions of verbs (see execute()).
+  void poll() override { completions_.deliver(); }
+  std::vector<int> fds() const override;
+  // The vmadm calls still run inside execute(), bounded by `timeout`; the
+  // completion is delivered by the next poll().
+  void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 
   // Where the VM's QMP socket lives on the host.
   std::string qmp_socket_path(const std::string& uuid) const;
@@ -94,9 +99,11 @@ class VmadmHypervisor final : public Hypervisor {
   Status run(const std::vector<std::string>& args, Deadline d, RunResult* result = nullptr);
   Status start(const std::string& uuid, Deadline d);
   Status stop(const std::string& uuid, Deadline d);
+  Status run_verb(Verb verb, const std::string& vm, Duration timeout);
 
   VmadmOptions opts_;
   EventSink sink_;
+  Completions completions_;
 };
 
 }  // namespace medic::vmm::vmadm

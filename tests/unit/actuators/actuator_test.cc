@@ -17,7 +17,7 @@ class ActuatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto c = fabric::Context::create(keys.trust);
-    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_OK(c);
     ctx = std::move(c).value();
     engine = std::make_unique<FakeEngine>(*ctx, keys, clock);
     hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
@@ -26,7 +26,7 @@ class ActuatorTest : public ::testing::Test {
 
   void start_actuator() {
     auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
-    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_OK(a);
     act = std::move(a).value();
   }
   void step() {
@@ -73,7 +73,7 @@ TEST_F(ActuatorTest, ExecutesAnActionAndReportsAckThenHealedResult) {
   EXPECT_TRUE(r->healed());
   EXPECT_EQ(r->executed_at_ns(), to_ns(clock.now()));
   auto e = act->journal().find("a1");
-  ASSERT_TRUE(e.ok());
+  ASSERT_OK(e);
   EXPECT_EQ(e->state, JournalState::kDone);
 }
 
@@ -250,7 +250,7 @@ TEST_F(ActuatorTest, ResendsTheResultWithBackoffUntilTheEngineAcknowledgesIt) {
   EXPECT_EQ(engine->results_for("rs"), 3u);
   EXPECT_EQ(hv.executed.size(), 1u);
   auto e = act->journal().find("rs");
-  ASSERT_TRUE(e.ok());
+  ASSERT_OK(e);
   EXPECT_TRUE(e->result_acked);
 }
 
@@ -311,9 +311,9 @@ TEST_F(ActuatorTest, ReportsNotHealedWhenTheWatchEndsWithoutAHeartbeat) {
 TEST_F(ActuatorTest, AnActionFoundExecutingAfterARestartIsReportedFailedAndNotRun) {
   {
     auto j = Journal::open(opts.journal_path);
-    ASSERT_TRUE(j.ok());
+    ASSERT_OK(j);
     auto a = make_action("crashed", "host-a", "vm-1", clock.now());
-    ASSERT_TRUE((*j)->insert(a, JournalState::kExecuting, clock.now()).ok());
+    ASSERT_OK((*j)->insert(a, JournalState::kExecuting, clock.now()));
   }
   start_actuator();
   ASSERT_TRUE(wait([&] { return engine->results_for("crashed") > 0; }));
@@ -331,9 +331,9 @@ TEST_F(ActuatorTest, AReceivedButUnstartedActionRunsAfterARestart) {
   hv.heal_on_execute = true;
   {
     auto j = Journal::open(opts.journal_path);
-    ASSERT_TRUE(j.ok());
+    ASSERT_OK(j);
     auto a = make_action("queued", "host-a", "vm-1", clock.now());
-    ASSERT_TRUE((*j)->insert(a, JournalState::kReceived, clock.now()).ok());
+    ASSERT_OK((*j)->insert(a, JournalState::kReceived, clock.now()));
   }
   start_actuator();
   ASSERT_TRUE(wait([&] { return engine->results_for("queued") > 0; }));
@@ -396,9 +396,9 @@ TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
 TEST_F(ActuatorTest, AQueuedActionThatExpiredBeforeARestartIsRejectedNotRun) {
   {
     auto j = Journal::open(opts.journal_path);
-    ASSERT_TRUE(j.ok());
+    ASSERT_OK(j);
     auto a = make_action("late", "host-a", "vm-1", clock.now() - 90s);
-    ASSERT_TRUE((*j)->insert(a, JournalState::kReceived, clock.now() - 90s).ok());
+    ASSERT_OK((*j)->insert(a, JournalState::kReceived, clock.now() - 90s));
   }
   start_actuator();
   ASSERT_TRUE(wait([&] { return engine->results_for("late") > 0; }));
@@ -434,7 +434,7 @@ TEST_F(ActuatorTest, PrunesFinishedEntriesAfterTheRetentionTime) {
   ack_result("p1");
   ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
   clock.advance(1h);
-  EXPECT_TRUE(act->journal().find("p1").ok()) << "kept within the retention time";
+  EXPECT_OK(act->journal().find("p1")) << "kept within the retention time";
   clock.advance(1h + 10min);
   EXPECT_EQ(act->journal().find("p1").status().code(), Code::kNotFound);
 }
@@ -458,7 +458,7 @@ TEST_F(ActuatorTest, DoesNotExecuteWhenTheJournalCannotRecordTheExecution) {
   EXPECT_EQ(act->stats().executed, 0u);
   EXPECT_EQ(acks_for("locked"), 1u) << "it was received and journaled as such";
   auto e = act->journal().find("locked");
-  ASSERT_TRUE(e.ok());
+  ASSERT_OK(e);
   EXPECT_EQ(e->state, JournalState::kReceived);
 }
 
@@ -474,7 +474,15 @@ TEST_F(ActuatorTest, HookOutputThatIsNotUtf8IsCleanedSoTheResultStillParses) {
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
   opts.host = "host-b";
   auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
-  EXPECT_FALSE(a.ok());
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(a.status().message().find(
+                "configured for host \"host-b\" but the hypervisor backend manages \"host-a\""),
+            std::string::npos)
+      << a.status();
+  // The same options for the backend's own host start.
+  opts.host = "host-a";
+  EXPECT_OK(Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock));
 }
 
 TEST_F(ActuatorTest, RefusesToStartWhenTheEngineKeyIsNotATrustedEngine) {
@@ -482,6 +490,96 @@ TEST_F(ActuatorTest, RefusesToStartWhenTheEngineKeyIsNotATrustedEngine) {
   auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
   ASSERT_FALSE(a.ok());
   EXPECT_NE(a.status().message().find("engine role"), std::string::npos);
+}
+
+
+// The signature pin: only the configured engine keys command the actuator,
+// not every key the trust store gives the engine role. Each refused signer is
+// counted under its own cause; the configured keys are the positive control.
+class EnginePinTest : public ActuatorTest {
+ protected:
+  void SetUp() override {
+    keys.add(second_engine, "engine-2", roles({fabric::Role::kEngine}), {"*"});
+    keys.add(alice, "alice", roles({fabric::Role::kOperator}), {"*"});
+    ActuatorTest::SetUp();
+    hv.heal_on_execute = true;
+  }
+  // An action for vm-1 signed by `who`, sealed now.
+  void send_signed_by(const fabric::Identity& who, const std::string& id) {
+    fabric::Sealer sealer(who);
+    auto a = make_action(id, "host-a", "vm-1", clock.now());
+    send_raw(sealer.seal(medic::v1::KIND_ACTION, "host-a", a.SerializeAsString(), clock.now()));
+  }
+  uint64_t refused(fabric::OpenError e) { return act->open_counters().get(e); }
+
+  fabric::Identity second_engine = seeded(6);
+  fabric::Identity alice = seeded(7);
+};
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByASecondEngineRoleKeyThatIsNotConfigured) {
+  start_actuator();
+  send_signed_by(second_engine, "e2");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kUnpinnedSender) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_TRUE(engine->results.empty());
+  EXPECT_TRUE(engine->acks.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+  // Positive control: the configured engine's action runs.
+  send(make_action("e1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("e1") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+}
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByAnOperatorKeyAsWrongRole) {
+  start_actuator();
+  send_signed_by(alice, "op1");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kRoleNotAllowed) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+  EXPECT_EQ(refused(fabric::OpenError::kUnpinnedSender), 0u);
+}
+
+TEST_F(EnginePinTest, RefusesAnActionSignedByACollectorKeyAsWrongRole) {
+  start_actuator();
+  send_signed_by(keys.collector, "col1");
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kRoleNotAllowed) == 1; }));
+  settle();
+  EXPECT_TRUE(hv.executed.empty());
+  EXPECT_EQ(act->stats().unattributed, 1u);
+}
+
+TEST_F(EnginePinTest, RefusesAResultAcknowledgementFromAnUnconfiguredEngine) {
+  start_actuator();
+  send(make_action("k1", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("k1") > 0; }));
+  fabric::Sealer sealer(second_engine);
+  medic::v1::ActionAck ack;
+  ack.set_action_id("k1");
+  ack.set_what(ActionAck::WHAT_RESULT_RECEIVED);
+  send_raw(sealer.seal(medic::v1::KIND_ACTION_ACK, "host-a", ack.SerializeAsString(),
+                       clock.now()));
+  ASSERT_TRUE(wait([&] { return refused(fabric::OpenError::kUnpinnedSender) == 1; }));
+  EXPECT_EQ(act->results_unacked(), 1u);  // still re-sent to the real engine
+  ack_result("k1");
+  ASSERT_TRUE(wait([&] { return act->results_unacked() == 0; }));
+}
+
+TEST_F(EnginePinTest, AcceptsEveryEngineKeyListedInEngineKeys) {
+  opts.engine_keys = {keys.engine.public_key(), second_engine.public_key()};
+  start_actuator();
+  send_signed_by(second_engine, "e2");
+  ASSERT_TRUE(wait([&] { return engine->results_for("e2") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+  EXPECT_EQ(refused(fabric::OpenError::kUnpinnedSender), 0u);
+}
+
+TEST_F(EnginePinTest, RefusesToStartWhenAListedEngineKeyIsNotATrustedEngine) {
+  opts.engine_keys = {keys.engine.public_key(), alice.public_key()};
+  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("engine role"), std::string::npos) << a.status();
 }
 
 }  // namespace

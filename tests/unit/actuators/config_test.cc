@@ -81,10 +81,10 @@ TEST(ActuatorConfig, TheDocumentedDispatchExampleParses) {
   std::string yaml = doc_block("dispatch:");
   ASSERT_FALSE(yaml.empty());
   auto root = load_yaml_string(yaml, "engine.yaml");
-  ASSERT_TRUE(root.ok());
+  ASSERT_OK(root);
   ConfigReader r("engine.yaml");
   DispatcherOptions o = parse_dispatcher_config((*root)["dispatch"], r);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   EXPECT_EQ(o.endpoint, "tcp://0.0.0.0:7703");
   EXPECT_EQ(o.max_backoff, 5s);
   EXPECT_EQ(o.result_grace, 90s);
@@ -124,6 +124,42 @@ TEST(ActuatorConfig, AMissingSectionIsAnError) {
   Parsed p = parse("collector:\n  interval: 5s\n");
   EXPECT_FALSE(p.ok);
   EXPECT_NE(p.errors.find("actuator"), std::string::npos) << p.errors;
+}
+
+
+TEST(ActuatorConfig, EngineKeysListsSeveralEnginesTheFirstBeingTheConnectedOne) {
+  std::string yaml = kMinimal;
+  const std::string one =
+      "  engine_key: 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29\n";
+  yaml.replace(yaml.find(one), one.size(),
+               "  engine_keys:\n"
+               "    - 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29\n"
+               "    - f4f06ff256f539943ac39034d8c16538e985f1e7c556ff4cf88fa53ee4a9abc5\n");
+  Parsed p = parse(yaml);
+  ASSERT_TRUE(p.ok) << p.errors;
+  const ActuatorOptions& o = p.config.options;
+  ASSERT_EQ(o.engine_keys.size(), 2u);
+  EXPECT_EQ(o.engine_key, o.engine_keys[0]);
+  EXPECT_EQ(fabric::short_key_id(o.engine_keys[1]), "f4f06ff256f53994");
+}
+
+TEST(ActuatorConfig, EngineKeyAndEngineKeysTogetherAreAnError) {
+  Parsed p = parse(std::string(kMinimal) +
+                   "  engine_keys: [3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29]\n");
+  EXPECT_FALSE(p.ok);
+  EXPECT_NE(p.errors.find("not both"), std::string::npos) << p.errors;
+}
+
+TEST(ActuatorConfig, AnEngineKeyListedTwiceIsAnError) {
+  std::string yaml = kMinimal;
+  const std::string one =
+      "  engine_key: 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29\n";
+  yaml.replace(yaml.find(one), one.size(),
+               "  engine_keys: [3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29, "
+               "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29]\n");
+  Parsed p = parse(yaml);
+  EXPECT_FALSE(p.ok);
+  EXPECT_NE(p.errors.find("twice"), std::string::npos) << p.errors;
 }
 
 }  // namespace

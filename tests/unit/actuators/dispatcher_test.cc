@@ -16,11 +16,11 @@ class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto c = fabric::Context::create(keys.trust);
-    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_OK(c);
     ctx = std::move(c).value();
     auto d = Dispatcher::create(dispatcher_options(), *ctx, keys.engine, keys.trust, clock,
                                 log.sink());
-    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_OK(d);
     disp = std::move(d).value();
     hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
   }
@@ -28,7 +28,7 @@ class DispatcherTest : public ::testing::Test {
   void start_actuator() {
     auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
     auto a = Actuator::create(o, *ctx, keys.host_a, keys.trust, hv, clock);
-    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_OK(a);
     act = std::move(a).value();
   }
   void start_fake() {
@@ -47,7 +47,7 @@ class DispatcherTest : public ::testing::Test {
   // Dispatch while the peer's connection may still be coming up: a send to a
   // not-yet-connected host is retried by the dispatcher's own timer.
   void dispatch_connected(const medic::v1::Action& a, size_t* received) {
-    ASSERT_TRUE(disp->dispatch(a).ok());
+    ASSERT_OK(disp->dispatch(a));
     ASSERT_TRUE(wait([&] {
       if (*received > 0) return true;
       clock.advance(100ms);
@@ -70,7 +70,7 @@ TEST_F(DispatcherTest, DeliversAnActionAndReportsEachTransition) {
   hv.heal_on_execute = true;
   start_actuator();
   auto a = make_action("d1", "host-a", "vm-1", clock.now());
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   ASSERT_TRUE(wait([&] {
     if (log.ended("d1")) return true;
     clock.advance(50ms);  // retries while the connection comes up
@@ -89,7 +89,7 @@ TEST_F(DispatcherTest, ResendsAnUnacknowledgedActionWithTheSameIdInFreshEnvelope
   start_fake();
   auto a = make_action("re", "host-a", "vm-1", clock.now());
   size_t got = 0;
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   ASSERT_TRUE(wait([&] {
     got = fake->actions.size();
     if (got > 0) return true;
@@ -116,7 +116,7 @@ TEST_F(DispatcherTest, AnAcknowledgedActionWithoutResultTimesOutAfterExpiryWatch
   start_fake();
   auto a = make_action("to", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 10s);
   size_t n = 0;
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   ASSERT_TRUE(wait([&] {
     n = fake->actions.size();
     if (n) return true;
@@ -143,7 +143,7 @@ TEST_F(DispatcherTest, AnAcknowledgedActionWithoutResultTimesOutAfterExpiryWatch
 TEST_F(DispatcherTest, KeepsActionsForAnUnconnectedHostQueuedUntilItConnects) {
   hv.heal_on_execute = true;
   auto a = make_action("q1", "host-a", "vm-1", clock.now());
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   clock.advance(5s);
   settle();
   EXPECT_TRUE(log.names("q1").empty()) << "not dispatched while the host is away";
@@ -160,7 +160,7 @@ TEST_F(DispatcherTest, KeepsActionsForAnUnconnectedHostQueuedUntilItConnects) {
 
 TEST_F(DispatcherTest, AnActionNeverDeliveredTimesOutAtItsExpiry) {
   auto a = make_action("nd", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 30s);
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   clock.advance(30s);
   settle();
   ASSERT_TRUE(log.ended("nd"));
@@ -172,8 +172,8 @@ TEST_F(DispatcherTest, AnActionNeverDeliveredTimesOutAtItsExpiry) {
 
 TEST_F(DispatcherTest, DispatchOfAKnownIdIsANoOp) {
   auto a = make_action("k", "host-a", "vm-1", clock.now());
-  ASSERT_TRUE(disp->dispatch(a).ok());
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
+  ASSERT_OK(disp->dispatch(a));
   EXPECT_EQ(disp->in_flight(), 1u);
   EXPECT_EQ(disp->stats().dispatched, 1u);
 }
@@ -191,15 +191,15 @@ TEST_F(DispatcherTest, RefusesActionsBeyondThePerHostBound) {
   o.max_per_host = 3;
   disp.reset();
   auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock, log.sink());
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   disp = std::move(d).value();
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(disp->dispatch(make_action("b" + std::to_string(i), "host-a", "vm-1",
-                                           clock.now())).ok());
+    ASSERT_OK(disp->dispatch(make_action("b" + std::to_string(i), "host-a", "vm-1",
+                                           clock.now())));
   }
   EXPECT_EQ(disp->dispatch(make_action("b3", "host-a", "vm-1", clock.now())).code(),
             Code::kUnavailable);
-  EXPECT_TRUE(disp->dispatch(make_action("other", "host-b", "vm-9", clock.now())).ok())
+  EXPECT_OK(disp->dispatch(make_action("other", "host-b", "vm-9", clock.now())))
       << "the bound is per host";
 }
 
@@ -223,7 +223,7 @@ TEST_F(DispatcherTest, RefusesAResultSignedForAnotherHostOnThisConnection) {
   start_fake();
   auto a = make_action("x1", "host-a", "vm-1", clock.now());
   size_t n = 0;
-  ASSERT_TRUE(disp->dispatch(a).ok());
+  ASSERT_OK(disp->dispatch(a));
   ASSERT_TRUE(wait([&] {
     n = fake->actions.size();
     if (n) return true;
@@ -258,12 +258,12 @@ TEST_F(DispatcherTest, TheSinkMayDispatchTheNextActionFromInsideACallback) {
                                       "second", "host-a", "vm-1", clock.now())).ok());
                                 }
                               });
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   disp = std::move(d).value();
   self = disp.get();
   act.reset();
   start_actuator();
-  ASSERT_TRUE(disp->dispatch(make_action("first", "host-a", "vm-1", clock.now())).ok());
+  ASSERT_OK(disp->dispatch(make_action("first", "host-a", "vm-1", clock.now())));
   ASSERT_TRUE(wait([&] {
     if (!seen.empty() && seen.back() == "second:succeeded") return true;
     clock.advance(50ms);

@@ -20,6 +20,7 @@
 #include "fabric/envelope.h"
 #include "fabric/transport.h"
 #include "vmm/hypervisor.h"
+#include "tests/testing/testing.h"
 
 namespace medic::actuators::testing {
 
@@ -60,7 +61,7 @@ struct Keys {
     n.key = id.public_key();
     n.roles = r;
     n.hosts = std::move(hosts);
-    EXPECT_TRUE(trust.add(std::move(n)).ok());
+    EXPECT_OK(trust.add(std::move(n)));
   }
 };
 
@@ -83,7 +84,14 @@ class FakeHypervisor final : public vmm::Hypervisor {
   }
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override {}
-  Status execute(vmm::Verb verb, const std::string& vm, Duration) override {
+  // The verb takes `verb_time` on the Clock; its effect and its completion
+  // come from a timer that long after the call.
+  void execute(vmm::Verb verb, const std::string& vm, Duration, VerbDone done) override {
+    ++verbs_started;
+    clock_.schedule_after(verb_time,
+                          [this, verb, vm, done = std::move(done)] { done(run(verb, vm)); });
+  }
+  Status run(vmm::Verb verb, const std::string& vm) {
     executed.push_back(std::string(vmm::verb_name(verb)) + " " + vm);
     if (!record_file.empty()) {
       std::ofstream(record_file, std::ios::app) << vmm::verb_name(verb) << " " << vm << "\n";
@@ -135,6 +143,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
   Status next_status;
   bool heal_on_execute = false;
   Duration boot_time{0};  // when set, the guest heartbeats this long after a verb
+  Duration verb_time{0};  // how long each verb takes
+  int verbs_started = 0;
   std::string record_file;
 
  private:
@@ -179,7 +189,7 @@ class FakeEngine {
   FakeEngine(fabric::Context& ctx, Keys& keys, Clock& clock)
       : keys_(keys), clock_(clock), sealer_(keys.engine), opener_(keys.trust, clock) {
     auto s = ctx.bind(zmq::socket_type::router, "tcp://127.0.0.1:*", keys.engine);
-    EXPECT_TRUE(s.ok()) << s.status();
+    EXPECT_OK(s);
     socket_ = std::move(s).value();
     socket_.set(zmq::sockopt::router_handover, true);
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
@@ -291,7 +301,7 @@ class FakeActuator {
     fabric::SocketOptions so;
     so.routing_id = host;
     auto s = ctx.connect(zmq::socket_type::dealer, endpoint, self, keys.engine.public_key(), so);
-    EXPECT_TRUE(s.ok()) << s.status();
+    EXPECT_OK(s);
     socket_ = std::move(s).value();
     opener_.expect_kinds({medic::v1::KIND_ACTION, medic::v1::KIND_ACTION_ACK});
     opener_.expect_host(host);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -15,10 +16,10 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = dir_.file("audit.db");
-    auto s = open_sqlite_store(db_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(s.ok()) << s.status();
+    auto s = open_sqlite_store(db_, clock_, keys_.engine, test::fast_options());
+    ASSERT_OK(s);
     test::populate(**s, keys_);
-    ASSERT_TRUE((*s)->close().ok());
+    ASSERT_OK((*s)->close());
     // For docs/audit.md: MEDIC_KEEP_AUDIT_DB=/path keeps a copy of this log.
     if (const char* keep = std::getenv("MEDIC_KEEP_AUDIT_DB")) {
       std::filesystem::copy_file(db_, keep, std::filesystem::copy_options::overwrite_existing);
@@ -33,6 +34,7 @@ class CliTest : public ::testing::Test {
     return run_command(argv);
   }
 
+  VirtualClock clock_;  // before the store: outlives it
   testing::TempDir dir_;
   std::string db_;
   test::Keys keys_;
@@ -126,6 +128,52 @@ TEST_F(CliTest, VerifyChecksAgainstATrustStore) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   r = audit({"verify", "--anchor", "nonsense"});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST_F(CliTest, WriteAnchorThenAnchorFileCatchesARollback) {
+  std::filesystem::copy_file(db_, dir_.file("old.db"));
+  {
+    auto s = open_sqlite_store(db_, keys_.engine, test::fast_options());
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->append_evidence({test::at_ms(99), keys_.panic_batch("z", test::at_ms(99)),
+                                       "host-a"})
+                    .ok());
+    ASSERT_TRUE((*s)->close().ok());
+  }
+  const std::string anchor = dir_.file("anchor.txt");
+  auto r = audit({"verify", "--write-anchor", anchor});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = audit({"verify", "--anchor", anchor});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The older copy is put back: complete and correctly signed, but shorter
+  // than the anchor kept elsewhere.
+  std::filesystem::copy_file(dir_.file("old.db"), db_,
+                             std::filesystem::copy_options::overwrite_existing);
+  r = audit({"verify"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = audit({"verify", "--anchor", anchor});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("rolled back"), std::string::npos) << r.out;
+  std::string bad = dir_.write("bad-anchor.txt", "twelve\n");
+  r = audit({"verify", "--anchor", bad});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad-anchor.txt:1: expected SEQ:HASH"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, VerifyExitsOneOnAnEmptiedLogNamingWhatIsMissing) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+  std::string sql;
+  for (const char* t : {"evidence", "decisions", "transitions", "operator_requests", "checkpoints"}) {
+    sql += std::string("DROP TRIGGER ") + t + "_no_DELETE; DELETE FROM " + t + ";";
+  }
+  sql += "DELETE FROM head;";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto r = audit({"verify", "--key", keys_.engine.id()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("rows checked:  0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the signed head is missing"), std::string::npos) << r.out;
 }
 
 TEST_F(CliTest, ExportWritesJsonLines) {

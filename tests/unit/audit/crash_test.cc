@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -23,7 +24,8 @@ using test::at_ms;
   test::Keys keys;
   StoreOptions o;  // the default: synchronous=FULL
   o.checkpoint_every_rows = 500;
-  auto store = open_sqlite_store(path, keys.engine, o);
+  VirtualClock clock;
+  auto store = open_sqlite_store(path, clock, keys.engine, o);
   if (!store.ok()) _exit(3);
   (*store)->on_durable([fd](Seq s) {
     if (write(fd, &s, sizeof s) != sizeof s) _exit(4);
@@ -76,33 +78,34 @@ TEST(CrashTest, KillDashNineLosesNothingCommittedAndTheChainVerifies) {
   ASSERT_GE(durable, kEnough) << "the child did not get far enough";
 
   auto report = verify_log(path);
-  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_OK(report);
   EXPECT_TRUE(report->ok) << report->text();
   EXPECT_GE(report->rows, durable);
   EXPECT_EQ(report->head_seq, report->rows);
 
   // The engine restarts on the same log and finds every action to resume.
   test::Keys keys;
-  auto store = open_sqlite_store(path, keys.engine, test::fast_options());
-  ASSERT_TRUE(store.ok()) << store.status();
+  VirtualClock clock;
+  auto store = open_sqlite_store(path, clock, keys.engine, test::fast_options());
+  ASSERT_OK(store);
   auto flying = (*store)->in_flight(at_ms(0));
-  ASSERT_TRUE(flying.ok()) << flying.status();
+  ASSERT_OK(flying);
   ASSERT_FALSE(flying->empty());
   // Every row is the evidence, a checkpoint, or one of an action's three rows
   // (decision, proposed, dispatched): so every logged action is in flight,
   // numbered without a gap and dispatched.
   auto reader = AuditReader::open(path);
-  ASSERT_TRUE(reader.ok());
+  ASSERT_OK(reader);
   auto checkpoints = reader->checkpoints();
-  ASSERT_TRUE(checkpoints.ok());
+  ASSERT_OK(checkpoints);
   EXPECT_EQ(1 + static_cast<Seq>(checkpoints->size()) + 3 * static_cast<Seq>(flying->size()),
             report->rows);
   for (size_t i = 0; i < flying->size(); ++i) {
     ASSERT_EQ((*flying)[i].action_id, "a-" + std::to_string(i));
     ASSERT_EQ((*flying)[i].state, ActionState::kDispatched);
   }
-  ASSERT_TRUE((*store)->append_transition(test::step("a-0", ActionState::kAcked, at_ms(1))).ok());
-  ASSERT_TRUE((*store)->close().ok());
+  ASSERT_OK((*store)->append_transition(test::step("a-0", ActionState::kAcked, at_ms(1))));
+  ASSERT_OK((*store)->close());
   auto again = verify_log(path);
   EXPECT_TRUE(again->ok) << again->text();
 }

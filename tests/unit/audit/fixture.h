@@ -117,9 +117,9 @@ inline Transition step(const std::string& id, ActionState s, Time at, std::strin
 // Expects `r` ok and waits until it is durable, so each append is its own
 // commit and checkpoints land between them.
 inline Seq commit(AuditStore& store, const Result<Seq>& r) {
-  EXPECT_TRUE(r.ok()) << r.status();
+  EXPECT_OK(r);
   if (!r.ok()) return 0;
-  EXPECT_TRUE(store.wait_durable(*r).ok());
+  EXPECT_OK(store.wait_durable(*r));
   return *r;
 }
 

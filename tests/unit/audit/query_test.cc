@@ -1,6 +1,7 @@
 #include <gmock/gmock.h>
 
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -12,18 +13,18 @@ class QueryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = dir_.file("audit.db");
-    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(s.ok()) << s.status();
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
+    ASSERT_OK(s);
     test::populate(**s, keys_);
-    ASSERT_TRUE((*s)->close().ok());
+    ASSERT_OK((*s)->close());
     auto r = AuditReader::open(path_);
-    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_OK(r);
     reader_ = std::make_unique<AuditReader>(std::move(*r));
   }
 
   std::vector<std::string> ids(ListFilter f) {
     auto rows = reader_->list(f);
-    EXPECT_TRUE(rows.ok()) << rows.status();
+    EXPECT_OK(rows);
     std::vector<std::string> out;
     if (rows.ok()) {
       for (const auto& r : *rows) out.push_back(r.decision.id);
@@ -31,6 +32,7 @@ class QueryTest : public ::testing::Test {
     return out;
   }
 
+  VirtualClock clock_;  // before the store: outlives it
   testing::TempDir dir_;
   std::string path_;
   Keys keys_;
@@ -41,7 +43,7 @@ using ::testing::ElementsAre;
 
 TEST_F(QueryTest, ListsNewestFirstWithCurrentStatus) {
   auto rows = reader_->list({});
-  ASSERT_TRUE(rows.ok());
+  ASSERT_OK(rows);
   ASSERT_EQ(rows->size(), 4u);
   EXPECT_EQ((*rows)[0].decision.id, "d-dry");
   EXPECT_EQ((*rows)[0].state, std::nullopt);
@@ -91,7 +93,7 @@ TEST_F(QueryTest, RefusesAnUnknownStatus) {
 
 TEST_F(QueryTest, HistoryGathersDecisionTransitionsEvidenceAndRequests) {
   auto h = reader_->history("a-1");
-  ASSERT_TRUE(h.ok()) << h.status();
+  ASSERT_OK(h);
   EXPECT_EQ(h->decision.id, "d-a-1");
   ASSERT_EQ(h->transitions.size(), 6u);
   EXPECT_EQ(h->transitions[0].state, ActionState::kProposed);
@@ -108,7 +110,7 @@ TEST_F(QueryTest, HistoryGathersDecisionTransitionsEvidenceAndRequests) {
 
 TEST_F(QueryTest, WhySaysEverythingInPlainWords) {
   auto h = reader_->history("a-1");
-  ASSERT_TRUE(h.ok());
+  ASSERT_OK(h);
   std::string why = why_text(*h);
   const std::string sender =
       "signed by host-a (key " + fabric::short_key_id(keys_.collector.public_key()) + ")";
@@ -153,14 +155,14 @@ TEST_F(QueryTest, WhyOfAnUnfinishedOrDryRunActionSaysSo) {
 
 TEST_F(QueryTest, WhyFlagsEvidenceWhoseSignatureNoLongerHolds) {
   testing::TempDir dir;
-  auto s = open_sqlite_store(dir.file("b.db"), keys_.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
+  auto s = open_sqlite_store(dir.file("b.db"), clock_, keys_.engine, test::fast_options());
+  ASSERT_OK(s);
   medic::v1::Envelope env;
   ASSERT_TRUE(env.ParseFromString(keys_.panic_batch("web-1", at_ms(0))));
   env.set_sent_at_ns(1);
   auto ev = (*s)->append_evidence({at_ms(0), env.SerializeAsString(), "host-a"});
-  ASSERT_TRUE((*s)->append_decision(test::decision("a-1", "web-1", at_ms(1), *ev)).ok());
-  ASSERT_TRUE((*s)->close().ok());
+  ASSERT_OK((*s)->append_decision(test::decision("a-1", "web-1", at_ms(1), *ev)));
+  ASSERT_OK((*s)->close());
   auto r = AuditReader::open(dir.file("b.db"));
   std::string why = why_text(*r->history("a-1"));
   EXPECT_NE(why.find("signature INVALID"), std::string::npos) << why;
@@ -184,7 +186,7 @@ TEST_F(QueryTest, ListAndShowRenderForPeopleAndMachines) {
 
 TEST_F(QueryTest, ExportWritesEveryRowInChainOrder) {
   std::vector<std::string> lines;
-  ASSERT_TRUE(reader_->export_jsonl([&](const std::string& l) { lines.push_back(l); }).ok());
+  ASSERT_OK(reader_->export_jsonl([&](const std::string& l) { lines.push_back(l); }));
   auto report = verify_log(path_);
   ASSERT_EQ(static_cast<Seq>(lines.size()), report->rows);
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -196,14 +198,14 @@ TEST_F(QueryTest, ExportWritesEveryRowInChainOrder) {
 
 TEST_F(QueryTest, PolicyTextWithCommasQuotesAndNewlinesRoundTrips) {
   testing::TempDir dir;
-  auto s = open_sqlite_store(dir.file("p.db"), keys_.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
+  auto s = open_sqlite_store(dir.file("p.db"), clock_, keys_.engine, test::fast_options());
+  ASSERT_OK(s);
   auto d = test::decision("a-1", "web-1", at_ms(1), 0);
   d.policies_passed = {"silence, dry-run, storm guard", "say \"hi\"\nback\\slash", "", "\x01"};
-  ASSERT_TRUE((*s)->append_decision(d).ok());
-  ASSERT_TRUE((*s)->close().ok());
+  ASSERT_OK((*s)->append_decision(d));
+  ASSERT_OK((*s)->close());
   auto r = AuditReader::open(dir.file("p.db"));
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->history("a-1")->decision.policies_passed, d.policies_passed);
   EXPECT_TRUE(verify_log(dir.file("p.db"))->ok);
 }

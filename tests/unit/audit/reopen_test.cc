@@ -22,26 +22,27 @@ Decision proposed(const std::string& id) {
 }
 
 TEST(AuditReopen, ActionIdsAndStatesSurviveARestart) {
+  VirtualClock clock;
   testing::TempDir dir;
   auto engine = fabric::Identity::generate();
   const std::string path = dir.file("audit.db");
   {
-    auto store = open_sqlite_store(path, engine);
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE((*store)->append_decision(proposed("a-1")).ok());
+    auto store = open_sqlite_store(path, clock, engine);
+    ASSERT_OK(store);
+    ASSERT_OK((*store)->append_decision(proposed("a-1")));
     Transition t;
     t.action_id = "a-1";
     t.at = from_ns(1'700'000'000'000'000'001);
     t.state = ActionState::kDispatched;
     t.actor = "engine";
     auto seq = (*store)->append_transition(t);
-    ASSERT_TRUE(seq.ok());
-    ASSERT_TRUE((*store)->close().ok());
+    ASSERT_OK(seq);
+    ASSERT_OK((*store)->close());
   }
-  auto store = open_sqlite_store(path, engine);
-  ASSERT_TRUE(store.ok()) << store.status();
+  auto store = open_sqlite_store(path, clock, engine);
+  ASSERT_OK(store);
   auto state = (*store)->action_state("a-1");
-  ASSERT_TRUE(state.ok());
+  ASSERT_OK(state);
   ASSERT_TRUE(state->has_value());
   EXPECT_EQ(**state, ActionState::kDispatched);
   // An action id used before the restart cannot be proposed again.
@@ -53,7 +54,7 @@ TEST(AuditReopen, ActionIdsAndStatesSurviveARestart) {
   back.at = from_ns(1'700'000'000'000'000'002);
   back.state = ActionState::kProposed;
   EXPECT_FALSE((*store)->append_transition(back).ok());
-  ASSERT_TRUE((*store)->close().ok());
+  ASSERT_OK((*store)->close());
 }
 
 }  // namespace

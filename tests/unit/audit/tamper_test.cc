@@ -8,6 +8,7 @@
 #include "audit/cursor.h"
 #include "audit/sqlite_db.h"
 #include "tests/unit/audit/fixture.h"
+#include "tests/testing/testing.h"
 
 namespace medic::audit {
 namespace {
@@ -50,21 +51,21 @@ class TamperTest : public ::testing::Test {
     path_ = dir_.file("audit.db");
     auto o = test::fast_options();
     o.checkpoint_every_rows = 6;
-    auto s = open_sqlite_store(path_, keys_.engine, o);
-    ASSERT_TRUE(s.ok()) << s.status();
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, o);
+    ASSERT_OK(s);
     // Several commits so several checkpoints land inside the chain.
     last_ = test::populate(**s, keys_);
-    ASSERT_TRUE((*s)->close().ok());
+    ASSERT_OK((*s)->close());
     last_ = scalar(path_, "SELECT seq FROM head");
     auto r = verify_log(path_);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     ASSERT_TRUE(r->ok) << r->text();
     ASSERT_GE(r->checkpoints, 2);
   }
 
   VerifyReport verify(VerifyOptions o = {}) {
     auto r = verify_log(path_, o);
-    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_OK(r);
     return r.ok() ? *r : VerifyReport{};
   }
 
@@ -78,11 +79,11 @@ class TamperTest : public ::testing::Test {
   // engine key can.
   void rechain() {
     auto db = internal::Db::open(path_, false);
-    ASSERT_TRUE(db.ok());
+    ASSERT_OK(db);
     std::vector<internal::ChainRow> rows;
     {
       auto c = internal::ChainCursor::open(*db);
-      ASSERT_TRUE(c.ok());
+      ASSERT_OK(c);
       internal::ChainRow row;
       while (*c->next(&row)) rows.push_back(row);
     }
@@ -108,6 +109,7 @@ class TamperTest : public ::testing::Test {
     tamper(path_, sql);
   }
 
+  VirtualClock clock_;  // before the store: outlives it
   testing::TempDir dir_;
   std::string path_;
   Keys keys_;
@@ -206,7 +208,7 @@ TEST_F(TamperTest, CatchesAnInsertedDuplicateRow) {
 TEST_F(TamperTest, CatchesARowAppendedAfterTheSignedHead) {
   // A well-formed row chained onto the end: the hash chain alone cannot tell.
   auto db = internal::Db::open(path_, true);
-  ASSERT_TRUE(db.ok());
+  ASSERT_OK(db);
   auto st = db->prepare("SELECT hash FROM checkpoints ORDER BY seq DESC LIMIT 1");
   ASSERT_TRUE(st->step().value());
   internal::Hash prev;
@@ -256,7 +258,7 @@ TEST_F(TamperTest, CatchesATruncatedTail) {
   EXPECT_EQ(r.first_bad, cut + 1);
   EXPECT_NE(r.problem.find("truncated"), std::string::npos) << r.problem;
   // And the engine refuses to append to it.
-  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
 }
@@ -285,10 +287,10 @@ TEST_F(TamperTest, AnchorCatchesRollbackToAnOlderCopy) {
   auto before = verify();
   std::filesystem::copy_file(path_, dir_.file("old.db"));
   {
-    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_TRUE((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}).ok());
-    ASSERT_TRUE((*s)->close().ok());
+    auto s = open_sqlite_store(path_, clock_, keys_.engine, test::fast_options());
+    ASSERT_OK(s);
+    ASSERT_OK((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}));
+    ASSERT_OK((*s)->close());
   }
   auto after = verify();
   ASSERT_TRUE(after.ok);
@@ -308,19 +310,138 @@ TEST_F(TamperTest, AnchorCatchesRollbackToAnOlderCopy) {
   EXPECT_FALSE(verify(o).ok);
 }
 
-TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
+// The log knows its own length: emptied, truncated or rolled-back heads.
+std::string delete_all_rows() {
+  std::string sql;
+  for (const char* t :
+       {"evidence", "decisions", "transitions", "operator_requests", "checkpoints"}) {
+    sql += std::string("DELETE FROM ") + t + ";";
+  }
+  return sql;
+}
+
+TEST_F(TamperTest, CatchesALogEmptiedOfEveryRowAndItsHead) {
+  tamper(path_, delete_all_rows() + "DELETE FROM head;");
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.rows, 0);
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_NE(r.problem.find("no rows and the signed head is missing, but engine " +
+                           keys_.engine.id().substr(0, 16)),
+            std::string::npos)
+      << r.problem;
+  // And the engine refuses to start a new chain in it.
+  auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
+}
+
+TEST_F(TamperTest, CatchesALogEmptiedOfEveryRowWithItsHeadKept) {
+  tamper(path_, delete_all_rows());
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_NE(r.problem.find("the log ends at row 0 but the engine signed a head at row " +
+                           std::to_string(last_)),
+            std::string::npos)
+      << r.problem;
+}
+
+TEST_F(TamperTest, CatchesATruncatedTailWithTheHeadDeletedToo) {
+  Seq cut = last_ - 3;
+  std::string sql;
+  for (const char* t :
+       {"evidence", "decisions", "transitions", "operator_requests", "checkpoints"}) {
+    sql += std::string("DELETE FROM ") + t + " WHERE seq > " + std::to_string(cut) + ";";
+  }
+  tamper(path_, sql + "DELETE FROM head;");
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, cut + 1);
+  EXPECT_NE(r.problem.find("head is missing"), std::string::npos) << r.problem;
+}
+
+TEST_F(TamperTest, CatchesAHeadOlderThanTheLastCheckpoint) {
+  std::filesystem::copy_file(path_, dir_.file("old.db"));
+  {
+    auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
+    ASSERT_OK(s) << s.status();
+    ASSERT_TRUE((*s)->append_evidence({at_ms(9), keys_.panic_batch("z", at_ms(9)), "host-a"}).ok());
+    ASSERT_OK((*s)->close());  // writes a checkpoint after the old head
+  }
+  ASSERT_GT(scalar(path_, "SELECT max(seq) FROM checkpoints"), last_);
+  // The genuine, correctly signed head of the older copy is put back.
+  tamper(path_, "ATTACH '" + dir_.file("old.db") +
+                    "' AS old; UPDATE head SET (seq, hash, at_ns, signer, signature) = "
+                    "(SELECT seq, hash, at_ns, signer, signature FROM old.head);");
+  ASSERT_EQ(scalar(path_, "SELECT seq FROM head"), last_);
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, last_ + 1);
+  EXPECT_NE(r.problem.find("is older than the last checkpoint"), std::string::npos) << r.problem;
+}
+
+TEST(TamperEvidence, ANewLogIsSignedAtRowZeroSoItsEmptinessIsVouchedFor) {
   testing::TempDir dir;
   Keys keys;
   auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
+  ASSERT_OK(s);
+  EXPECT_EQ(scalar(dir.file("a.db"), "SELECT seq FROM head"), 0);
+  ASSERT_OK((*s)->close());
+  // Reopening an empty log with its head is fine.
+  auto again = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
+  ASSERT_OK(again) << again.status();
+  ASSERT_OK((*again)->close());
+  VerifyOptions o;
+  o.engine_keys = {keys.alice.public_key()};
+  auto r = verify_log(dir.file("a.db"), o);  // a head signed by someone else is refused
+  ASSERT_OK(r);
+  EXPECT_FALSE(r->ok);
+  EXPECT_NE(r->problem.find("does not verify against a trusted engine key"), std::string::npos);
+}
+
+// A whole log written and signed by another key, which its meta names: only
+// verification against keys the auditor holds tells it from the engine's.
+TEST(TamperEvidence, ALogSignedByAnotherKeyPassesOnlyAgainstItsOwnMeta) {
+  testing::TempDir dir;
+  Keys keys;
+  auto s = open_sqlite_store(dir.file("a.db"), keys.alice, test::fast_options());
+  ASSERT_OK(s);
+  ASSERT_TRUE((*s)->append_evidence({at_ms(0), keys.panic_batch("web-1", at_ms(0)), "host-a"}).ok());
+  ASSERT_OK((*s)->close());
+  auto plain = verify_log(dir.file("a.db"));
+  ASSERT_OK(plain);
+  EXPECT_TRUE(plain->ok) << plain->text();
+  EXPECT_TRUE(plain->keys_from_log);
+  VerifyOptions o;
+  o.engine_keys = {keys.engine.public_key()};
+  auto pinned = verify_log(dir.file("a.db"), o);
+  ASSERT_OK(pinned);
+  EXPECT_FALSE(pinned->ok);
+  EXPECT_NE(pinned->problem.find("not a trusted engine key"), std::string::npos)
+      << pinned->problem;
+}
+
+TEST(TamperEvidence, CheckpointsDefaultToEveryThousandRowsOrTenSeconds) {
+  StoreOptions o;
+  EXPECT_EQ(o.checkpoint_every_rows, 1000);
+  EXPECT_EQ(o.checkpoint_every, std::chrono::seconds(10));
+}
+
+TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
+  testing::TempDir dir;
+  Keys keys;
+  VirtualClock clock;
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
+  ASSERT_OK(s);
   medic::v1::Envelope env;
   ASSERT_TRUE(env.ParseFromString(keys.panic_batch("web-1", at_ms(0))));
   env.set_host("host-b");  // signed for host-a
   auto seq = (*s)->append_evidence({at_ms(0), env.SerializeAsString(), "host-a"});
-  ASSERT_TRUE(seq.ok());
-  ASSERT_TRUE((*s)->close().ok());
+  ASSERT_OK(seq);
+  ASSERT_OK((*s)->close());
   auto r = verify_log(dir.file("a.db"));
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->first_bad, *seq);
   EXPECT_NE(r->problem.find("signature does not verify"), std::string::npos) << r->problem;
@@ -330,9 +451,9 @@ TEST(TamperEvidence, CatchesEvidenceWhoseSignatureDoesNotVerify) {
 // its row, never read as some default state.
 TEST_F(TamperTest, ReaderReportsATransitionEditedToAnUnknownState) {
   auto reader = AuditReader::open(path_);
-  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_OK(reader) << reader.status();
   auto before = reader->history("a-1");
-  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_OK(before) << before.status();
   ASSERT_EQ(before->transitions.back().state, ActionState::kSucceeded);  // positive control
   const Seq target = before->transitions.back().seq;
   tamper(path_, "UPDATE transitions SET state = 'rebooting' WHERE seq = " + std::to_string(target));
@@ -351,9 +472,9 @@ TEST_F(TamperTest, ReaderReportsATransitionEditedToAnUnknownState) {
 
 TEST_F(TamperTest, ReaderReportsADecisionEditedToAnUnknownOutcome) {
   auto reader = AuditReader::open(path_);
-  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_OK(reader) << reader.status();
   auto before = reader->history("a-2");
-  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_OK(before) << before.status();
   ASSERT_EQ(before->decision.outcome, DecisionOutcome::kSuppressed);  // positive control
   const Seq target = before->decision.seq;
   tamper(path_, "UPDATE decisions SET outcome = 'waved_through' WHERE seq = " +
@@ -373,11 +494,11 @@ TEST_F(TamperTest, StoreRefusesToOpenALogWhoseActionStateIsUnknown) {
   ASSERT_GT(target, 0);
   {
     auto control = open_sqlite_store(path_, keys_.engine, test::fast_options());
-    ASSERT_TRUE(control.ok()) << control.status();  // positive control: it opens untouched
+    ASSERT_OK(control) << control.status();  // positive control: it opens untouched
     auto st = (*control)->action_state("a-3");
     ASSERT_TRUE(st.ok() && st->has_value());
     EXPECT_EQ(**st, ActionState::kDispatched);
-    ASSERT_TRUE((*control)->close().ok());
+    ASSERT_OK((*control)->close());
   }
   tamper(path_, "UPDATE transitions SET state = 'bogus' WHERE seq = " + std::to_string(target));
   auto s = open_sqlite_store(path_, keys_.engine, test::fast_options());
@@ -396,13 +517,15 @@ TEST(TamperEvidence, VerifyOfAMissingFileIsAnError) {
 TEST(TamperEvidence, EmptyLogVerifies) {
   testing::TempDir dir;
   Keys keys;
-  auto s = open_sqlite_store(dir.file("a.db"), keys.engine, test::fast_options());
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE((*s)->close().ok());
+  VirtualClock clock;
+  auto s = open_sqlite_store(dir.file("a.db"), clock, keys.engine, test::fast_options());
+  ASSERT_OK(s);
+  ASSERT_OK((*s)->close());
   auto r = verify_log(dir.file("a.db"));
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->ok);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->ok) << r->text();
   EXPECT_EQ(r->rows, 0);
+  EXPECT_EQ(r->head_seq, 0);
 }
 
 }  // namespace

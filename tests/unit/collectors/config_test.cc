@@ -51,7 +51,7 @@ std::string doc_example(const std::string& file, const std::string& marker) {
 
 TEST(CollectorConfig, ParsesAMinimalSectionWithDefaults) {
   auto c = parse_collector_config(minimal(), "agent.yaml");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_OK(c);
   EXPECT_EQ(c->host, "host-a");
   EXPECT_EQ(c->key_file, "/etc/medic/host-a.key");
   EXPECT_EQ(c->interval, 1s);
@@ -67,7 +67,7 @@ TEST(CollectorConfig, ParsesAMinimalSectionWithDefaults) {
   EXPECT_EQ(c->lanes.urgent_hwm, 1000);
   EXPECT_LT(c->timer_slack, Duration::zero());  // automatic
   auto slack = parse_collector_config(minimal("  timer_slack: 5ms\n"), "agent.yaml");
-  ASSERT_TRUE(slack.ok()) << slack.status();
+  ASSERT_OK(slack);
   EXPECT_EQ(slack->timer_slack, 5ms);
   EXPECT_NE(c->seed, 0u);
 }
@@ -76,7 +76,7 @@ TEST(CollectorConfig, ParsesTheExampleInTheDocs) {
   const std::string example = doc_example("docs/collectors.md", "<!-- example: agent.yaml -->");
   ASSERT_FALSE(example.empty());
   auto c = parse_collector_config(example, "docs/collectors.md");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_OK(c);
   EXPECT_EQ(c->host, "host-a");
   EXPECT_EQ(c->backend_kind, "qmp");
   EXPECT_EQ(c->engines.size(), 2u);
@@ -107,7 +107,7 @@ TEST(CollectorConfig, ReadsProbes) {
       jitter: 0.05
 )"),
                                   "agent.yaml");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_OK(c);
   ASSERT_EQ(c->probes.size(), 3u);
   const auto& w = c->probes[0];
   EXPECT_EQ(w.kind, ProbeKind::kHttp);
@@ -145,7 +145,7 @@ TEST(CollectorConfig, GuestPingNeedsAnIntervalAndATimeoutWithinIt) {
       << late;
   auto ok =
       parse_collector_config(minimal("  guest_ping: {interval: 5s, timeout: 5s}\n"), "agent.yaml");
-  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_OK(ok);
   EXPECT_EQ(ok->guest_ping.timeout, std::chrono::seconds(5));
 }
 
@@ -213,7 +213,7 @@ TEST(CollectorConfig, ReportsYamlSyntaxErrorsWithTheirPosition) {
 TEST(CollectorConfig, LoadsFromAFile) {
   testing::TempDir dir;
   auto c = load_collector_config(dir.write("agent.yaml", minimal("  interval: 250ms\n")));
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_OK(c);
   EXPECT_EQ(c->interval, 250ms);
   EXPECT_EQ(load_collector_config(dir.file("missing.yaml")).status().code(), Code::kNotFound);
 }
@@ -221,10 +221,10 @@ TEST(CollectorConfig, LoadsFromAFile) {
 TEST(HostPort, ParsesNamesV4AndV6) {
   std::string h;
   uint16_t p = 0;
-  ASSERT_TRUE(parse_host_port("db.internal:5432", &h, &p).ok());
+  ASSERT_OK(parse_host_port("db.internal:5432", &h, &p));
   EXPECT_EQ(h, "db.internal");
   EXPECT_EQ(p, 5432);
-  ASSERT_TRUE(parse_host_port("[fe80::1]:22", &h, &p).ok());
+  ASSERT_OK(parse_host_port("[fe80::1]:22", &h, &p));
   EXPECT_EQ(h, "fe80::1");
   EXPECT_FALSE(parse_host_port("fe80::1:22", &h, &p).ok());
   EXPECT_FALSE(parse_host_port(":22", &h, &p).ok());

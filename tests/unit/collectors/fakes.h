@@ -46,11 +46,18 @@ class FakeHypervisor : public vmm::Hypervisor {
       queued.pop_front();
       if (sink_) sink_(e);
     }
+    while (!completions.empty()) {
+      auto c = std::move(completions.front());
+      completions.pop_front();
+      c();
+    }
   }
-  Status execute(vmm::Verb, const std::string& vm, Duration) override {
-    if (!vms.count(vm)) return not_found(vm);
-    return {};
+  // Completes at the next poll().
+  void execute(vmm::Verb, const std::string& vm, Duration, VerbDone done) override {
+    Status s = vms.count(vm) ? Status() : not_found(vm);
+    completions.push_back([done = std::move(done), s] { done(s); });
   }
+  std::deque<std::function<void()>> completions;
 
   // Delivers an event right now, as a backend does from inside execute().
   void emit_now(const vmm::VmEvent& e) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/unit/collectors/test_http_server.h"
+#include "tests/testing/testing.h"
 
 namespace medic::collectors {
 namespace {
@@ -22,7 +23,7 @@ class ProbeHarness {
   explicit ProbeHarness(uint64_t seed = 42) {
     auto r = ProbeRunner::create(
         clock, [this](const ProbeOutcome& o) { results.push_back(o); }, seed);
-    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_OK(r);
     runner = std::move(*r);
   }
 
@@ -46,8 +47,8 @@ class ProbeHarness {
   ProbeOutcome run(ProbeSpec spec) {
     const std::string name = spec.name;
     const size_t before = results.size();
-    EXPECT_TRUE(runner->add(std::move(spec)).ok());
-    EXPECT_TRUE(runner->run_now(name).ok());
+    EXPECT_OK(runner->add(std::move(spec)));
+    EXPECT_OK(runner->run_now(name));
     EXPECT_TRUE(pump_until(before + 1));
     return results.empty() ? ProbeOutcome{} : results.back();
   }
@@ -210,7 +211,7 @@ TEST(HttpProbe, OpensAFreshConnectionForEachRunUnlessToldToReuseIt) {
   TestHttpServer server;
   ProbeHarness h;
   ProbeOutcome first = h.run(http(server.url("/ok")));
-  ASSERT_TRUE(h.runner->run_now("web").ok());
+  ASSERT_OK(h.runner->run_now("web"));
   ASSERT_TRUE(h.pump_until(2));
   EXPECT_TRUE(first.ok && h.results[1].ok);
   EXPECT_EQ(server.connections(), 2u);
@@ -219,7 +220,7 @@ TEST(HttpProbe, OpensAFreshConnectionForEachRunUnlessToldToReuseIt) {
   spec.name = "kept";
   spec.reuse_connection = true;
   EXPECT_TRUE(h.run(spec).ok);
-  ASSERT_TRUE(h.runner->run_now("kept").ok());
+  ASSERT_OK(h.runner->run_now("kept"));
   ASSERT_TRUE(h.pump_until(4));
   EXPECT_TRUE(h.results[3].ok);
   EXPECT_EQ(server.connections(), 3u);
@@ -291,8 +292,8 @@ TEST(ProbeRunner, HoldsManyProbesInFlightAtOnceOnOneThread) {
     auto spec = http(server.url("/gate/" + std::to_string(kProbes)), 20s);
     spec.name = "p" + std::to_string(i);
     spec.interval = 30s;
-    ASSERT_TRUE(h.runner->add(spec).ok());
-    ASSERT_TRUE(h.runner->run_now(spec.name).ok());
+    ASSERT_OK(h.runner->add(spec));
+    ASSERT_OK(h.runner->run_now(spec.name));
   }
   EXPECT_EQ(h.runner->in_flight(), static_cast<size_t>(kProbes));
   ASSERT_TRUE(h.pump_until(kProbes, 30s));
@@ -309,7 +310,7 @@ TEST(ProbeRunner, RunsOnItsIntervalWithBoundedSeededJitter) {
     auto spec = tcp(server.port());
     spec.interval = 1s;
     spec.jitter = 0.2;
-    EXPECT_TRUE(h.runner->add(spec).ok());
+    EXPECT_OK(h.runner->add(spec));
     std::vector<Time> at;
     for (int step = 0; step < 1000; ++step) {  // 10 s of virtual time
       h.clock.advance(10ms);
@@ -336,7 +337,7 @@ TEST(ProbeRunner, SkipsARunWhileThePreviousOneIsInFlight) {
   auto spec = http(server.url("/hang"), 10s);
   spec.interval = 100ms;
   spec.jitter = 0;
-  ASSERT_TRUE(h.runner->add(spec).ok());
+  ASSERT_OK(h.runner->add(spec));
   h.clock.advance(1s);
   EXPECT_EQ(h.runner->counters().started, 1u);
   EXPECT_GE(h.runner->counters().skipped_overlap, 8u);
@@ -354,7 +355,7 @@ TEST(ProbeRunner, RejectsBadSpecs) {
   EXPECT_EQ(h.runner->add(jittery).code(), Code::kInvalidArgument);
   ProbeSpec portless = tcp(0);
   EXPECT_EQ(h.runner->add(portless).code(), Code::kInvalidArgument);
-  ASSERT_TRUE(h.runner->add(http("http://127.0.0.1/")).ok());
+  ASSERT_OK(h.runner->add(http("http://127.0.0.1/")));
   EXPECT_EQ(h.runner->add(http("http://127.0.0.1/")).code(), Code::kAlreadyExists);
   EXPECT_EQ(h.runner->run_now("nope").code(), Code::kNotFound);
   EXPECT_EQ(h.runner->size(), 1u);
@@ -362,8 +363,8 @@ TEST(ProbeRunner, RejectsBadSpecs) {
 
 TEST(ProbeRunner, DeliversResultsOnlyFromOnPoll) {
   ProbeHarness h;
-  ASSERT_TRUE(h.runner->add(tcp(closed_port())).ok());
-  ASSERT_TRUE(h.runner->run_now("tcp").ok());
+  ASSERT_OK(h.runner->add(tcp(closed_port())));
+  ASSERT_OK(h.runner->run_now("tcp"));
   EXPECT_TRUE(h.results.empty());  // even a failure known at once waits for on_poll
   ASSERT_TRUE(h.runner->max_wait().has_value());
   EXPECT_TRUE(h.pump_until(1));

@@ -22,7 +22,7 @@ const char* kStat =
 
 TEST(ProcStat, ParsesCpuRssAndUptimeCountingFromTheLastParenthesis) {
   ProcessSample s;
-  ASSERT_TRUE(parse_proc_stat(kStat, 100, 4096, 110.0, &s).ok());
+  ASSERT_OK(parse_proc_stat(kStat, 100, 4096, 110.0, &s));
   EXPECT_EQ(s.cpu_time, 3s);              // (250 + 50) ticks at 100 Hz
   EXPECT_EQ(s.rss_bytes, 2560u * 4096u);  // pages
   EXPECT_EQ(s.uptime, 100s);              // 110 s since boot - started at 10 s
@@ -44,7 +44,7 @@ TEST(LinuxProcessStats, ReadsAFakeProcTree) {
   dir.write("uptime", "110.00 200.00\n");
   LinuxProcessStats stats(dir.path());
   auto s = stats.sample(4242);
-  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_OK(s);
   EXPECT_EQ(s->rss_bytes, 2560u * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
   EXPECT_EQ(stats.sample(4343).status().code(), Code::kNotFound);
   dir.write("4444/stat", "garbage");
@@ -58,7 +58,7 @@ TEST(LinuxProcessStats, KeepsStatFilesOpenOnlyForProcessesStillAskedAbout) {
   dir.write("uptime", "110.00 200.00\n");
   LinuxProcessStats stats(dir.path());
   stats.refresh();
-  ASSERT_TRUE(stats.sample(4242).ok());
+  ASSERT_OK(stats.sample(4242));
   EXPECT_EQ(stats.open_files(), 1u);
   // Re-read through the open file: new figures appear.
   std::string more = kStat;
@@ -66,7 +66,7 @@ TEST(LinuxProcessStats, KeepsStatFilesOpenOnlyForProcessesStillAskedAbout) {
   dir.write("4242/stat", more);
   stats.refresh();
   auto s = stats.sample(4242);
-  ASSERT_TRUE(s.ok());
+  ASSERT_OK(s);
   EXPECT_EQ(s->rss_bytes, 5120u * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
   stats.refresh();  // a round without 4242
   stats.refresh();
@@ -82,7 +82,7 @@ TEST(LinuxProcessStats, ReportsAProcessThatExitedAsNotFound) {
     ::_exit(0);
   }
   LinuxProcessStats stats;
-  EXPECT_TRUE(stats.sample(child).ok());
+  EXPECT_OK(stats.sample(child));
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   EXPECT_EQ(stats.sample(child).status().code(), Code::kNotFound);
@@ -96,7 +96,7 @@ TEST(LinuxProcessStats, ReadsThisProcess) {
   volatile uint64_t x = 0;
   for (int i = 0; i < 50'000'000; ++i) x = x + static_cast<uint64_t>(i);
   auto s = stats->sample(::getpid());
-  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_OK(s);
   EXPECT_GT(s->rss_bytes, 1u << 20);
   EXPECT_GT(s->cpu_time, Duration::zero());
   EXPECT_GT(s->uptime, Duration::zero());

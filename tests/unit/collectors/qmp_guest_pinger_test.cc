@@ -22,7 +22,7 @@
 #include "tests/testing/qemu_ga.h"
 #include "tests/testing/testing.h"
 #include "tests/unit/collectors/fakes.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 
 namespace medic::collectors {
 namespace {
@@ -59,11 +59,12 @@ constexpr const char* kUuid = "11111111-2222-3333-4444-555555555555";
       buf.append(chunk, static_cast<size_t>(n));
       size_t nl;
       while ((nl = buf.find('\n')) != std::string::npos) {
-        auto req = vmm::qmp::parse_json(std::string_view(buf).substr(0, nl));
+        auto req = parse_json(std::string_view(buf).substr(0, nl));
         buf.erase(0, nl + 1);
         if (!req.ok()) continue;
-        std::string id = req->find("id") ? req->find("id")->dump() : "null";
-        const std::string* cmd = req->string_at("execute");
+        const Json* id_member = json_member(*req, "id");
+        std::string id = id_member ? dump_json(*id_member) : "null";
+        const std::string* cmd = json_string_member(*req, "execute");
         std::string ret =
             cmd && *cmd == "query-status" ? "{\"status\": \"running\", \"running\": true}" : "{}";
         std::string reply = "{\"return\": " + ret + ", \"id\": " + id + "}\n";
@@ -112,11 +113,11 @@ class QmpGuestPingerTest : public ::testing::Test {
     hv_ = std::make_unique<vmm::qmp::QmpHypervisor>("host-a", std::vector<vmm::qmp::VmSpec>{s},
                                                     clock_);
     pinger_ = std::make_unique<QmpGuestPinger>(*hv_);
-    Status started = hv_->execute(medic::v1::VERB_START, kUuid, 10s);
-    ASSERT_TRUE(started.ok()) << started;
+    Status started = vmm::execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, 10s);
+    ASSERT_OK(started) << started;
     // The agent the guest would run, on the socket QEMU would serve.
     Status s_ga = agent_.start(qemu_ga_, dir_.file("vm1.qga"), dir_.path());
-    ASSERT_TRUE(s_ga.ok()) << s_ga;
+    ASSERT_OK(s_ga) << s_ga;
 
     CollectorDeps deps{hv_.get(), &clock_, &keys_.collector, &pub_, nullptr, pinger_.get()};
     CollectorOptions opts;
@@ -125,7 +126,7 @@ class QmpGuestPingerTest : public ::testing::Test {
     opts.guest_ping.interval = 1500ms;
     opts.guest_ping.timeout = 5s;
     auto c = Collector::create(deps, opts);
-    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_OK(c);
     collector_ = std::move(*c);
     collector_->start();
   }
@@ -148,7 +149,7 @@ class QmpGuestPingerTest : public ::testing::Test {
     for (const auto& frame : pub_.bulk) {
       medic::v1::EventBatch b;
       Status s = testing::open_batch(opener, frame, &b);
-      EXPECT_TRUE(s.ok()) << s;
+      EXPECT_OK(s) << s;
       for (const auto& e : b.events()) {
         n += e.has_heartbeat() && e.vm() == kUuid && e.heartbeat().source() == "guest-agent";
       }

@@ -25,7 +25,7 @@ TEST(Config, MissingFileIsNotFound) {
 
 TEST(Config, ReaderCollectsEveryProblemWithPositions) {
   auto node = load_yaml_string("interval: soon\nport: 99999\nname: [x]\ntypo: 1\n", "agent.yaml");
-  ASSERT_TRUE(node.ok());
+  ASSERT_OK(node);
   ConfigReader r("agent.yaml");
   EXPECT_FALSE(r.duration(*node, "interval", true).has_value());
   EXPECT_FALSE(r.integer(*node, "port", true, 1, 65535).has_value());
@@ -48,7 +48,7 @@ TEST(Config, ReaderCollectsEveryProblemWithPositions) {
 
 TEST(Config, ReaderReturnsValuesWhenWellFormed) {
   auto node = load_yaml_string("interval: 2s\nport: 80\nname: h1\non: true\nl: [a, b]\n", "x");
-  ASSERT_TRUE(node.ok());
+  ASSERT_OK(node);
   ConfigReader r("x");
   EXPECT_EQ(*r.duration(*node, "interval", true), std::chrono::seconds(2));
   EXPECT_EQ(*r.integer(*node, "port", true), 80);
@@ -56,7 +56,7 @@ TEST(Config, ReaderReturnsValuesWhenWellFormed) {
   EXPECT_TRUE(*r.boolean(*node, "on", true));
   EXPECT_EQ(r.string_list(*node, "l", true)->size(), 2u);
   EXPECT_FALSE(r.string(*node, "absent", false).has_value());
-  EXPECT_TRUE(r.ok());
+  EXPECT_OK(r);
 }
 
 }  // namespace
@@ -67,7 +67,7 @@ namespace {
 
 TEST(Config, ReaderToleratesMissingSectionsWithoutThrowing) {
   auto node = load_yaml_string("a: 1\n", "x.yaml");
-  ASSERT_TRUE(node.ok());
+  ASSERT_OK(node);
   const YAML::Node& root = *node;
   YAML::Node missing = root["section"];
   ConfigReader r("x.yaml");

@@ -17,18 +17,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(Log, JsonEscapeKeepsLinesValid) {
-  EXPECT_EQ(json_escape("plain"), "plain");
-  EXPECT_EQ(json_escape("a \"q\" \\ b\nc\t\x01"), "a \\\"q\\\" \\\\ b\\nc\\t\\u0001");
-}
-
 TEST(Log, JsonLinesCarryEscapedMessages) {
   testing::TempDir dir;
   LogOptions o;
   o.json = true;
   o.file = dir.file("medic.log");
   o.level = "debug";
-  ASSERT_TRUE(setup_logging(o).ok());
+  ASSERT_OK(setup_logging(o));
   spdlog::info("vm \"web-1\" said {}", "hi\nthere");
   spdlog::default_logger()->flush();
   std::ifstream in(o.file);
@@ -38,6 +33,27 @@ TEST(Log, JsonLinesCarryEscapedMessages) {
   EXPECT_NE(line.find(R"("level":"info")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("msg":"vm \"web-1\" said hi\nthere")"), std::string::npos) << line;
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  spdlog::drop("medic");
+  spdlog::set_default_logger(spdlog::stderr_color_mt("default"));
+}
+
+TEST(Log, JsonLinesStayValidJsonWhenAMessageHoldsIllFormedUtf8) {
+  testing::TempDir dir;
+  LogOptions o;
+  o.json = true;
+  o.file = dir.file("medic.log");
+  ASSERT_OK(setup_logging(o));
+  spdlog::info("guest said {}", "caf\xc3\xa9 \xff\xfe tab\t");
+  spdlog::default_logger()->flush();
+  std::ifstream in(o.file);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  auto parsed = parse_json(line);
+  ASSERT_OK(parsed) << line;
+  const std::string* msg = json_string_member(*parsed, "msg");
+  ASSERT_NE(msg, nullptr) << line;
+  // Well-formed bytes survive; the ill-formed ones become U+FFFD.
+  EXPECT_EQ(*msg, "guest said caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd tab\t");
   spdlog::drop("medic");
   spdlog::set_default_logger(spdlog::stderr_color_mt("default"));
 }
@@ -73,7 +89,7 @@ TEST(LogLimiter, WarnLogsOncePerCauseAndSaysHowManyWereHeldBack) {
   testing::TempDir dir;
   LogOptions o;
   o.file = dir.file("w.log");
-  ASSERT_TRUE(setup_logging(o).ok());
+  ASSERT_OK(setup_logging(o));
   VirtualClock clock;
   LogLimiter limiter(std::chrono::seconds(10));
   EXPECT_TRUE(limiter.warn("replayed", clock.now(), "rejected a batch"));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/testing.h"
+
 namespace medic {
 namespace {
 
@@ -25,7 +27,7 @@ TEST(Status, ResultCarriesValueOrError) {
 }
 
 TEST(Status, ReturnIfErrorPropagatesAndContextPrefixes) {
-  EXPECT_TRUE(chain(2).ok());
+  EXPECT_OK(chain(2));
   EXPECT_EQ(chain(1).with_context("load").message(), "load: odd: 1");
 }
 

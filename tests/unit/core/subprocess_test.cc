@@ -11,7 +11,7 @@ using namespace std::chrono_literals;
 
 TEST(Subprocess, CapturesOutputAndExitCode) {
   auto r = run_process({"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   EXPECT_EQ(r->exit_code, 3);
   EXPECT_EQ(r->out, "out\n");
   EXPECT_EQ(r->err, "err\n");
@@ -20,7 +20,7 @@ TEST(Subprocess, CapturesOutputAndExitCode) {
 
 TEST(Subprocess, ArgumentsAreNotInterpretedByAShell) {
   auto r = run_process({"/bin/echo", "a; rm -rf /tmp/x", "$HOME"});
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->out, "a; rm -rf /tmp/x $HOME\n");
 }
 
@@ -29,7 +29,7 @@ TEST(Subprocess, KillsAHangingCommandAtTheTimeLimit) {
   o.timeout = 200ms;
   auto start = std::chrono::steady_clock::now();
   auto r = run_process({"/bin/sleep", "30"}, o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->signal, SIGKILL);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
@@ -39,7 +39,7 @@ TEST(Subprocess, TimeLimitHoldsWhenTheChildClosesItsOutput) {
   RunOptions o;
   o.timeout = 200ms;
   auto r = run_process({"/bin/sh", "-c", "exec >&- 2>&-; sleep 30"}, o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->timed_out);
 }
 
@@ -47,7 +47,7 @@ TEST(Subprocess, BoundsCapturedOutput) {
   RunOptions o;
   o.max_output_bytes = 1000;
   auto r = run_process({"/bin/sh", "-c", "head -c 100000 /dev/zero"}, o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->out.size(), 1000u);
   EXPECT_TRUE(r->truncated);
   EXPECT_EQ(r->exit_code, 0);
@@ -57,7 +57,7 @@ TEST(Subprocess, FeedsStdin) {
   RunOptions o;
   o.stdin_data = "hello";
   auto r = run_process({"/bin/cat"}, o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->out, "hello");
 }
 
@@ -71,11 +71,11 @@ TEST(Subprocess, MissingProgramIsAnIoErrorNamingIt) {
 
 TEST(Subprocess, SpawnReapAndKill) {
   auto pid = spawn_process({"/bin/sleep", "30"});
-  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_OK(pid);
   EXPECT_FALSE(reap(*pid));
   EXPECT_TRUE(kill_and_reap(*pid));
   auto quick = spawn_process({"/bin/true"});
-  ASSERT_TRUE(quick.ok());
+  ASSERT_OK(quick);
   int status = -99;
   EXPECT_TRUE(testing::wait_until([&] { return reap(*quick, &status); }));
   EXPECT_EQ(status, 0);

@@ -33,14 +33,14 @@ class RecordingHandler : public ControlHandler {
 class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(trust_.add(node("engine", engine_, test::kEngine, {"*"})).ok());
-    ASSERT_TRUE(trust_.add(node("alice", alice_, test::kOperator, {"*"})).ok());
-    ASSERT_TRUE(trust_.add(node("host-a", collector_, test::kCollector, {"host-a"})).ok());
+    ASSERT_OK(trust_.add(node("engine", engine_, test::kEngine, {"*"})));
+    ASSERT_OK(trust_.add(node("alice", alice_, test::kOperator, {"*"})));
+    ASSERT_OK(trust_.add(node("host-a", collector_, test::kCollector, {"host-a"})));
     auto ctx = Context::create(trust_);
-    ASSERT_TRUE(ctx.ok());
+    ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
     auto server = ControlServer::create(*ctx_, "tcp://127.0.0.1:*", engine_, trust_, clock_, handler_);
-    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_OK(server);
     server_ = std::move(*server);
     target_.endpoint = server_->endpoint();
     target_.engine_key = engine_.public_key();
@@ -72,7 +72,7 @@ TEST_F(ControlTest, OperatorRequestIsAnsweredWithASignedReply) {
   req.set_request_id("r1");
   req.mutable_approve()->set_action_id("act-7");
   auto reply = round_trip(alice_, req);
-  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_OK(reply);
   EXPECT_TRUE(reply->ok());
   EXPECT_EQ(reply->text(), "hello alice");
   EXPECT_EQ(reply->request_id(), "r1");
@@ -107,7 +107,7 @@ TEST_F(ControlTest, UnknownKeyNeverReachesTheHandler) {
 
 TEST_F(ControlTest, ReplyFromAnotherEngineThanAddressedIsRefused) {
   Identity other_engine = identity_for(24);
-  ASSERT_TRUE(trust_.add(node("engine-2", other_engine, test::kEngine, {"*"})).ok());
+  ASSERT_OK(trust_.add(node("engine-2", other_engine, test::kEngine, {"*"})));
   // The client believes it talks to engine-2; CURVE fails since the server is
   // engine-1, so nothing can come back.
   target_.engine_key = other_engine.public_key();

@@ -12,12 +12,12 @@ TEST(Identity, SavesWithMode0600AndLoadsTheSameKey) {
   testing::TempDir dir;
   auto id = Identity::generate();
   std::string path = dir.file("node.key");
-  ASSERT_TRUE(id.save(path).ok());
+  ASSERT_OK(id.save(path));
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto loaded = Identity::load(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_OK(loaded);
   EXPECT_EQ(loaded->public_key(), id.public_key());
   EXPECT_EQ(loaded->curve_public(), id.curve_public());
   std::string msg = "hello";
@@ -29,7 +29,7 @@ TEST(Identity, SavesWithMode0600AndLoadsTheSameKey) {
 TEST(Identity, RefusesToOverwriteAKeyFile) {
   testing::TempDir dir;
   std::string path = dir.file("node.key");
-  ASSERT_TRUE(Identity::generate().save(path).ok());
+  ASSERT_OK(Identity::generate().save(path));
   Status s = Identity::generate().save(path);
   EXPECT_EQ(s.code(), Code::kAlreadyExists);
 }
@@ -37,7 +37,7 @@ TEST(Identity, RefusesToOverwriteAKeyFile) {
 TEST(Identity, RefusesAKeyFileOthersCanRead) {
   testing::TempDir dir;
   std::string path = dir.file("node.key");
-  ASSERT_TRUE(Identity::generate().save(path).ok());
+  ASSERT_OK(Identity::generate().save(path));
   chmod(path.c_str(), 0644);
   auto r = Identity::load(path);
   ASSERT_FALSE(r.ok());
@@ -55,7 +55,7 @@ TEST(Identity, MalformedKeyFilesNameTheProblem) {
   auto a = Identity::generate();
   auto b = Identity::generate();
   std::string good = dir.file("a.key");
-  ASSERT_TRUE(a.save(good).ok());
+  ASSERT_OK(a.save(good));
   struct Case {
     std::string content;
     std::string expect;
@@ -84,7 +84,7 @@ TEST(Identity, MalformedKeyFilesNameTheProblem) {
 TEST(Identity, HexRoundTripAndRejectsBadHex) {
   auto id = Identity::generate();
   auto pk = public_key_from_hex(id.id());
-  ASSERT_TRUE(pk.ok());
+  ASSERT_OK(pk);
   EXPECT_EQ(*pk, id.public_key());
   EXPECT_FALSE(public_key_from_hex("abcd").ok());
   EXPECT_FALSE(public_key_from_hex(std::string(64, 'g')).ok());

@@ -15,14 +15,14 @@ using test::node;
 class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(trust_.add(node("engine", engine_, test::kEngine, {"*"})).ok());
-    ASSERT_TRUE(trust_.add(node("host-a", host_, test::kCollector, {"host-a"})).ok());
+    ASSERT_OK(trust_.add(node("engine", engine_, test::kEngine, {"*"})));
+    ASSERT_OK(trust_.add(node("host-a", host_, test::kCollector, {"host-a"})));
     auto ctx = Context::create(trust_);
-    ASSERT_TRUE(ctx.ok());
+    ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
     auto r = EventReceiver::create(*ctx_, {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"}, engine_,
                                    trust_, clock_);
-    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_OK(r);
     receiver_ = std::move(*r);
     auto bulk = ctx_->connect(zmq::socket_type::pub, receiver_->bulk_endpoint(), host_,
                               engine_.public_key());
@@ -65,14 +65,14 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
   TrustStore trust;
   Identity engine = identity_for(33);
   Identity host = identity_for(34);
-  ASSERT_TRUE(trust.add(node("engine", engine, test::kEngine, {"*"})).ok());
-  ASSERT_TRUE(trust.add(node("host-a", host, test::kCollector, {"host-a"})).ok());
+  ASSERT_OK(trust.add(node("engine", engine, test::kEngine, {"*"})));
+  ASSERT_OK(trust.add(node("host-a", host, test::kCollector, {"host-a"})));
   auto ctx = Context::create(trust);
-  ASSERT_TRUE(ctx.ok());
+  ASSERT_OK(ctx);
   SystemClock clock;
   auto receiver = EventReceiver::create(**ctx, {"inproc://bulk", "inproc://urgent"}, engine,
                                         trust, clock);
-  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  ASSERT_OK(receiver);
   auto bulk = (*ctx)->connect(zmq::socket_type::pub, "inproc://bulk", host, engine.public_key());
   auto urgent = (*ctx)->connect(zmq::socket_type::pub, "inproc://urgent", host, engine.public_key());
   ASSERT_TRUE(bulk.ok() && urgent.ok());
@@ -116,15 +116,21 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
 TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) {
   Sealer sealer(host_);
   Identity stranger = identity_for(39);
-  ASSERT_TRUE(trust_.add(node("host-b", stranger, test::kCollector, {"host-b"})).ok());
+  ASSERT_OK(trust_.add(node("host-b", stranger, test::kCollector, {"host-b"})));
   Sealer other(stranger);
   // Another host's collector claiming host-a: out of scope.
   medic::v1::EventBatch b;
   b.add_events()->set_host("host-a");
   bulk_.send(zmq::buffer(other.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), clock_.now())),
              zmq::send_flags::none);
-  // A batch whose payload does not decode.
+  // A batch whose payload is not protobuf: outside the schema.
   bulk_.send(zmq::buffer(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", "\xff\xff", clock_.now())),
+             zmq::send_flags::none);
+  // A batch for host-a carrying host-b's VM: refused when decoded.
+  medic::v1::EventBatch mixed;
+  mixed.add_events()->set_host("host-b");
+  bulk_.send(zmq::buffer(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", mixed.SerializeAsString(),
+                                     clock_.now())),
              zmq::send_flags::none);
   bulk_.send(zmq::buffer(batch_frame(sealer, "good")), zmq::send_flags::none);
   std::vector<std::string> got;
@@ -140,6 +146,7 @@ TEST_F(ReceiverTest, RejectedAndUndecodableFramesAreCountedAndDoNotStopTheFlow) 
   }, 10s));
   EXPECT_EQ(got, std::vector<std::string>{"good"});
   EXPECT_EQ(receiver_->rejections().get(OpenError::kOutOfScope), 1u);
+  EXPECT_EQ(receiver_->rejections().get(OpenError::kOutsideSchema), 1u);
   EXPECT_EQ(receiver_->undecodable(), 1u);
   EXPECT_EQ(receiver_->accepted_batches(), 1u);
 }

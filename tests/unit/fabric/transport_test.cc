@@ -24,10 +24,10 @@ std::optional<zmq::message_t> recv_within(zmq::socket_t& s, std::chrono::millise
 class TransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(trust_.add(node("engine", engine_, test::kEngine, {"*"})).ok());
-    ASSERT_TRUE(trust_.add(node("host-a", host_, test::kCollector | test::kActuator, {"host-a"})).ok());
+    ASSERT_OK(trust_.add(node("engine", engine_, test::kEngine, {"*"})));
+    ASSERT_OK(trust_.add(node("host-a", host_, test::kCollector | test::kActuator, {"host-a"})));
     auto ctx = Context::create(trust_);
-    ASSERT_TRUE(ctx.ok()) << ctx.status();
+    ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
   }
 
@@ -40,11 +40,11 @@ class TransportTest : public ::testing::Test {
 
 TEST_F(TransportTest, SealedBatchCrossesTcpLoopbackWithCurveAndOpens) {
   auto sub = ctx_->bind(zmq::socket_type::sub, "tcp://127.0.0.1:*", engine_);
-  ASSERT_TRUE(sub.ok()) << sub.status();
+  ASSERT_OK(sub);
   sub->set(zmq::sockopt::subscribe, "");
   std::string endpoint = sub->get(zmq::sockopt::last_endpoint);
   auto pub = ctx_->connect(zmq::socket_type::pub, endpoint, host_, engine_.public_key());
-  ASSERT_TRUE(pub.ok()) << pub.status();
+  ASSERT_OK(pub);
 
   SystemClock clock;
   Sealer sealer(host_);
@@ -62,19 +62,19 @@ TEST_F(TransportTest, SealedBatchCrossesTcpLoopbackWithCurveAndOpens) {
   std::string why;
   ASSERT_EQ(opener.open(got->to_string_view(), &o, &why), OpenError::kOk) << why;
   medic::v1::EventBatch batch;
-  ASSERT_TRUE(decode_event_batch(o, &batch).ok());
+  ASSERT_OK(decode_event_batch(o, &batch));
   EXPECT_EQ(batch.events_size(), 16);
   EXPECT_GE(ctx_->zap_accepted(), 1u);
 }
 
 TEST_F(TransportTest, RouterSeesTheTrustedNameAndRoutingIdOfADealer) {
   auto router = ctx_->bind(zmq::socket_type::router, "tcp://127.0.0.1:*", engine_);
-  ASSERT_TRUE(router.ok());
+  ASSERT_OK(router);
   std::string endpoint = router->get(zmq::sockopt::last_endpoint);
   SocketOptions opts;
   opts.routing_id = "host-a";
   auto dealer = ctx_->connect(zmq::socket_type::dealer, endpoint, host_, engine_.public_key(), opts);
-  ASSERT_TRUE(dealer.ok());
+  ASSERT_OK(dealer);
   dealer->send(zmq::str_buffer("hello"), zmq::send_flags::none);
   auto id = recv_within(*router, 5s);
   ASSERT_TRUE(id.has_value());
@@ -93,15 +93,15 @@ TEST_F(TransportTest, RouterSeesTheTrustedNameAndRoutingIdOfADealer) {
 
 TEST_F(TransportTest, ClientWithAnUnknownKeyIsRefusedAtTheSocket) {
   auto router = ctx_->bind(zmq::socket_type::router, "tcp://127.0.0.1:*", engine_);
-  ASSERT_TRUE(router.ok());
+  ASSERT_OK(router);
   std::string endpoint = router->get(zmq::sockopt::last_endpoint);
   auto bad = ctx_->connect(zmq::socket_type::dealer, endpoint, stranger_, engine_.public_key());
-  ASSERT_TRUE(bad.ok());
+  ASSERT_OK(bad);
   bad->send(zmq::str_buffer("let me in"), zmq::send_flags::dontwait);
   ASSERT_TRUE(testing::wait_until([&] { return ctx_->zap_denied() >= 1; }, 10s));
   // A trusted client on the same socket still gets through, and only its message arrives.
   auto good = ctx_->connect(zmq::socket_type::dealer, endpoint, host_, engine_.public_key());
-  ASSERT_TRUE(good.ok());
+  ASSERT_OK(good);
   good->send(zmq::str_buffer("trusted"), zmq::send_flags::none);
   auto id = recv_within(*router, 5s);
   ASSERT_TRUE(id.has_value());
@@ -113,12 +113,12 @@ TEST_F(TransportTest, ClientWithAnUnknownKeyIsRefusedAtTheSocket) {
 
 TEST_F(TransportTest, ClientThatDoesNotKnowTheServerKeyFailsTheHandshake) {
   auto router = ctx_->bind(zmq::socket_type::router, "tcp://127.0.0.1:*", engine_);
-  ASSERT_TRUE(router.ok());
+  ASSERT_OK(router);
   std::string endpoint = router->get(zmq::sockopt::last_endpoint);
   // Trusted client, but it expects another server key: the server cannot
   // decrypt its hello, so nothing is delivered.
   auto dealer = ctx_->connect(zmq::socket_type::dealer, endpoint, host_, stranger_.public_key());
-  ASSERT_TRUE(dealer.ok());
+  ASSERT_OK(dealer);
   dealer->send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
   EXPECT_FALSE(recv_within(*router, 300ms).has_value());
 }
@@ -127,12 +127,12 @@ TEST_F(TransportTest, OversizedMessageIsDroppedBySocketLimit) {
   SocketOptions small;
   small.max_message_bytes = 1024;
   auto router = ctx_->bind(zmq::socket_type::router, "tcp://127.0.0.1:*", engine_, small);
-  ASSERT_TRUE(router.ok());
+  ASSERT_OK(router);
   std::string endpoint = router->get(zmq::sockopt::last_endpoint);
   SocketOptions opts;
   opts.routing_id = "host-a";
   auto big_sender = ctx_->connect(zmq::socket_type::dealer, endpoint, host_, engine_.public_key(), opts);
-  ASSERT_TRUE(big_sender.ok());
+  ASSERT_OK(big_sender);
   big_sender->send(zmq::buffer(std::string(4096, 'x')), zmq::send_flags::none);
   EXPECT_FALSE(recv_within(*router, 300ms).has_value());
 }
@@ -141,9 +141,9 @@ TEST_F(TransportTest, IpcWorksWithoutCurveAndBindErrorsAreReported) {
   testing::TempDir dir;
   std::string endpoint = "ipc://" + dir.file("events.sock");
   auto pull = ctx_->bind(zmq::socket_type::pull, endpoint, engine_);
-  ASSERT_TRUE(pull.ok());
+  ASSERT_OK(pull);
   auto push = ctx_->connect(zmq::socket_type::push, endpoint, host_, engine_.public_key());
-  ASSERT_TRUE(push.ok());
+  ASSERT_OK(push);
   push->send(zmq::str_buffer("plain"), zmq::send_flags::none);
   auto m = recv_within(*pull, 5s);
   ASSERT_TRUE(m.has_value());
@@ -151,7 +151,7 @@ TEST_F(TransportTest, IpcWorksWithoutCurveAndBindErrorsAreReported) {
   EXPECT_FALSE(uses_curve(endpoint, Curve::kAuto));
   EXPECT_TRUE(uses_curve("tcp://127.0.0.1:1", Curve::kAuto));
   auto tcp = ctx_->bind(zmq::socket_type::pull, "tcp://127.0.0.1:*", engine_);
-  ASSERT_TRUE(tcp.ok());
+  ASSERT_OK(tcp);
   auto taken = ctx_->bind(zmq::socket_type::pull, tcp->get(zmq::sockopt::last_endpoint), engine_);
   EXPECT_EQ(taken.status().code(), Code::kUnavailable);
   EXPECT_NE(taken.status().message().find("cannot bind"), std::string::npos);

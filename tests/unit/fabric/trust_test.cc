@@ -23,7 +23,7 @@ TEST_F(TrustStoreTest, LoadsNodesWithRolesAndDefaultScopes) {
                                 "\n    roles: [collector, actuator]\n"
                             "  - name: alice\n    key: " + op_.id() + "\n    roles: operator\n");
   auto store = TrustStore::load(p);
-  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_OK(store);
   EXPECT_EQ(store->size(), 3u);
   const TrustedNode* e = store->find(engine_.public_key());
   ASSERT_NE(e, nullptr);
@@ -71,7 +71,7 @@ TEST_F(TrustStoreTest, ExplicitHostScopeOverridesDefault) {
   auto r = TrustStore::parse("nodes:\n  - name: rack-7\n    key: " + host_.id() +
                                  "\n    roles: [collector]\n    hosts: [h1, h2]\n",
                              "t.yaml");
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   const TrustedNode* n = r->find(host_.public_key());
   EXPECT_TRUE(n->covers_host("h1"));
   EXPECT_TRUE(n->covers_host("h2"));

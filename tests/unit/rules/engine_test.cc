@@ -57,7 +57,14 @@ TEST(Engine, WhereFiltersOnVmLabels) {
   Harness h(kPanicRule);
   h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"tier", "batch"}}));
   h.send(lifecycle("h1", "vm1", kPanic));
-  EXPECT_TRUE(h.take().empty());
+  EXPECT_TRUE(h.take().empty()) << "a batch VM matched where: tier != batch";
+  // Control: the same panic on a VM of another tier does fire the rule.
+  h.send(state("h1", "vm2", medic::v1::VM_STATE_RUNNING, {{"tier", "web"}}));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto ds = h.take();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].vm, "vm2");
+  EXPECT_EQ(ds[0].outcome, Outcome::kProposed);
 }
 
 TEST(Engine, IgnoresEventsItCannotClassify) {
@@ -69,6 +76,13 @@ TEST(Engine, IgnoresEventsItCannotClassify) {
   h.send(lifecycle("h1", "", kPanic));
   EXPECT_TRUE(h.take().empty());
   EXPECT_EQ(h.engine.stats().unknown_events, 2u);
+  EXPECT_EQ(h.engine.stats().vms, 0u) << "an event it could not classify created a VM";
+  // Control: a panic with a type and a VM is classified, counted and acted on.
+  h.send(lifecycle("h1", "vm1", kPanic));
+  EXPECT_EQ(h.take().size(), 1u);
+  EXPECT_EQ(h.engine.stats().unknown_events, 2u);
+  EXPECT_EQ(h.engine.stats().events, 3u);
+  EXPECT_EQ(h.engine.stats().vms, 1u);
 }
 
 const char* kHangRule = R"(rules:
@@ -102,7 +116,7 @@ TEST(Engine, LadderMovesUpOnlyWhenTheStepDidNotHeal) {
   auto ds = h.take();
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReboot);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.run(59s, 1s, {}, {"h1"});
   EXPECT_TRUE(h.take().empty()) << "escalated before heal_within passed";
   h.run(2s, 1s, {}, {"h1"});
@@ -110,7 +124,7 @@ TEST(Engine, LadderMovesUpOnlyWhenTheStepDidNotHeal) {
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReset);
   EXPECT_EQ(ds[0].ladder_step, 2u);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.run(10s, 1s, {{"h1", "vm1"}}, {"h1"});  // the guest is back
   h.run(10min, 5s, {{"h1", "vm1"}}, {"h1"});
   EXPECT_TRUE(h.take().empty()) << "ladder went on after the VM healed";
@@ -123,12 +137,12 @@ TEST(Engine, FailedStepEscalatesAtOnceAndRejectedStepStops) {
   h.run(35s, 1s, {}, {"h1"});
   auto ds = h.take();
   ASSERT_EQ(ds.size(), 2u);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kFailed, false, "qmp: no socket");
+  h.engine.on_action_result(ds[0].id, ActionState::kFailed, false, "qmp: no socket");
   auto next = h.take();
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].step, Step::kReset);
   EXPECT_EQ(next[0].vm, ds[0].vm);
-  h.engine.on_action_result(ds[1].id, ActionOutcome::kRejected, false, "expired");
+  h.engine.on_action_result(ds[1].id, ActionState::kRejected, false, "expired");
   EXPECT_TRUE(h.take().empty());
   EXPECT_EQ(h.engine.stats().open_incidents, 1u);
 }
@@ -150,9 +164,9 @@ TEST(Engine, DuplicateAndUnknownResultsAreIgnored) {
   Harness h(kPanicRule);
   h.send(lifecycle("h1", "vm1", kPanic));
   auto ds = h.take();
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kFailed, false);
-  h.engine.on_action_result("nope", ActionOutcome::kFailed, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, true);
+  h.engine.on_action_result(ds[0].id, ActionState::kFailed, false);
+  h.engine.on_action_result("nope", ActionState::kFailed, false);
   EXPECT_TRUE(h.take().empty());
   EXPECT_EQ(h.engine.stats().in_flight, 0u);
 }
@@ -190,7 +204,7 @@ TEST(Engine, ProbeIncidentsAreKeyedByProbeAndHealedByItsOwnProbe) {
   ASSERT_EQ(ds.size(), 2u);
   EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
   EXPECT_EQ(ds[1].policy, Policy::kCooldown);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.advance(10s);
   h.send(probe("h1", "vm1", "ssh", true));  // not the probe that failed
   h.advance(51s);
@@ -208,7 +222,7 @@ TEST(Engine, CooldownSuppressesANewIncidentSoonAfterAnAction) {
   Harness h(kPanicRule);
   h.send(lifecycle("h1", "vm1", kPanic));
   auto ds = h.take();
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, true);
   h.advance(1min);
   h.send(lifecycle("h1", "vm1", kPanic));
   ds = h.take();
@@ -231,7 +245,7 @@ TEST(Engine, BudgetStopsActionsAndNotifiesOncePerWindow) {
     h.send(lifecycle("h1", "vm1", kPanic));
     for (const auto& d : h.sink.decisions) {
       if (d.outcome == Outcome::kProposed && d.step == Step::kReset) {
-        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, true);
+        h.engine.on_action_result(d.id, ActionState::kSucceeded, true);
       }
     }
     h.advance(5min);
@@ -260,7 +274,7 @@ TEST(Engine, HostConcurrencyMakesActionsWaitForASlot) {
   EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
   EXPECT_NE(ds[1].reason.find("waiting"), std::string::npos);
   EXPECT_EQ(ds[2].outcome, Outcome::kProposed);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, true);
   auto next = h.take();
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].vm, "vm2");
@@ -279,7 +293,7 @@ TEST(Engine, FleetConcurrencyLimitsActionsAcrossHosts) {
   EXPECT_EQ(waiting[0].policy, Policy::kFleetConcurrency);
   auto first = h.with(Outcome::kProposed)[0];
   h.take();
-  h.engine.on_action_result(first.id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(first.id, ActionState::kSucceeded, true);
   auto next = h.take();
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].vm, "vm2");
@@ -315,7 +329,7 @@ TEST(Engine, SilencesSuppressByVmHostLabelAndRuleUntilTheyExpire) {
       << ds[0].reason;
   EXPECT_EQ(ds[1].policy, Policy::kSilence);
   EXPECT_EQ(ds[2].outcome, Outcome::kProposed);
-  h.engine.on_action_result(ds[2].id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(ds[2].id, ActionState::kSucceeded, true);
 
   h.advance(11min);
   h.send(lifecycle("h2", "vm2", medic::v1::LIFECYCLE_WATCHDOG));
@@ -366,7 +380,7 @@ TEST(Engine, ApprovedActionStillWaitsForAConcurrencySlotWithoutAskingAgain) {
   EXPECT_EQ(ds[1].outcome, Outcome::kSuppressed);
   EXPECT_EQ(ds[1].policy, Policy::kHostConcurrency);
   EXPECT_NE(ds[1].reason.find("approved by bob"), std::string::npos) << ds[1].reason;
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, true);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, true);
   auto next = h.take();
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].vm, "vm2");
@@ -461,7 +475,7 @@ TEST(Engine, ReloadKeepsAbsenceStateAndFinishesIncidentsWithTheirRule) {
     do: [reboot, restart]
     heal_within: 2m
 )"));
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.run(61s, 1s, {}, {"h1"});
   auto next = h.take();
   ASSERT_EQ(next.size(), 1u);

@@ -156,9 +156,16 @@ namespace medic::rules {
 namespace {
 
 // Arbitrary input never crashes the compiler, and what compiles evaluates.
+// Half the inputs are random characters (almost none compile), half random
+// sequences of the language's own tokens (many do), so both the error paths
+// and evaluation are exercised.
 TEST(Expr, SurvivesRandomInput) {
   const std::string alphabet =
       "vm.labels[]\"'()=!<>&| andornotinmatches0123456789sm.,_-tierstate\\";
+  const std::vector<std::string> tokens = {
+      "vm.id", "vm.labels.tier", "vm.labels[\"a b\"]", "vm.cpu_percent", "vm.uptime",
+      "event.type", "==", "!=", "<", ">=", "and", "or", "not", "in", "matches", "(", ")", "[",
+      "]", ",", "\"a\"", "\"^a.*\"", "3", "2.5", "10s", "true", "false"};
   uint64_t x = 88172645463325252ull;
   auto next = [&] {
     x ^= x << 13;
@@ -168,21 +175,34 @@ TEST(Expr, SurvivesRandomInput) {
   };
   VmFacts vm;
   vm.id = "a";
+  vm.labels = {{"tier", "a"}};
   medic::v1::Event ev;
-  size_t compiled = 0;
-  for (int i = 0; i < 3000; ++i) {
+  size_t compiled = 0, rejected = 0, true_seen = 0;
+  for (int i = 0; i < 6000; ++i) {
     std::string text;
-    size_t len = next() % 40;
-    for (size_t j = 0; j < len; ++j) text += alphabet[next() % alphabet.size()];
+    if (i % 2 == 0) {
+      size_t len = next() % 40;
+      for (size_t j = 0; j < len; ++j) text += alphabet[next() % alphabet.size()];
+    } else {
+      size_t len = 1 + next() % 7;
+      for (size_t j = 0; j < len; ++j) text += tokens[next() % tokens.size()] + " ";
+    }
     auto c = compile_expr(text, Scope{{EventType::kVmPanicked}});
     if (c.ok()) {
       ++compiled;
-      c.expr.eval(EvalInput{&vm, &ev, EventType::kVmPanicked, Time{}});
+      true_seen += c.expr.eval(EvalInput{&vm, &ev, EventType::kVmPanicked, Time{}});
     } else {
+      ++rejected;
+      ASSERT_FALSE(c.errors.empty()) << "rejected without a reason: " << text;
       for (const auto& e : c.errors) EXPECT_LE(e.offset, text.size()) << text;
     }
   }
-  (void)compiled;
+  // Guards against a vacuous pass: evaluation must actually have run, on
+  // conditions that came out both ways.
+  EXPECT_GE(compiled, 20u);  // 35 with this seed
+  EXPECT_GE(rejected, 3000u);
+  EXPECT_GT(true_seen, 0u);
+  EXPECT_LT(true_seen, compiled);
 }
 
 }  // namespace

@@ -153,35 +153,5 @@ TEST(Notifier, ADeadWebhookNeverBlocksTheCallerAndTheQueueIsBounded) {
   close(fd);
 }
 
-class RecordingNotifier : public Notifier {
- public:
-  void notify(const Decision& d) override { sent.push_back(d); }
-  std::vector<Decision> sent;
-};
-
-class Counting : public DecisionSink {
- public:
-  void on_decision(const Decision&) override { ++n; }
-  size_t n = 0;
-};
-
-TEST(Notifier, NotifyingSinkPagesOnlyForProposedNotifySteps) {
-  Counting next;
-  RecordingNotifier n;
-  NotifyingSink sink(next, n);
-  Decision d = sample();
-  sink.on_decision(d);
-  d.outcome = Outcome::kSuppressed;
-  sink.on_decision(d);
-  d.outcome = Outcome::kDryRun;
-  sink.on_decision(d);
-  d.outcome = Outcome::kProposed;
-  d.step = Step::kReset;
-  sink.on_decision(d);
-  EXPECT_EQ(next.n, 4u);
-  ASSERT_EQ(n.sent.size(), 1u);
-  EXPECT_EQ(n.sent[0].id, "d-7");
-}
-
 }  // namespace
 }  // namespace medic::rules

@@ -167,7 +167,7 @@ TEST(Scenario, OneGuestFailingRepeatedlyIsNoStorm) {
     h.send(lifecycle("h0", "h0-vm1", medic::v1::LIFECYCLE_PANICKED));
     for (const auto& d : h.sink.decisions) {
       if (d.outcome == Outcome::kProposed && d.step == Step::kReset) {
-        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, true);
+        h.engine.on_action_result(d.id, ActionState::kSucceeded, true);
       }
     }
     h.run(5s, 5s, f.vms, f.hosts);
@@ -184,7 +184,7 @@ TEST(Scenario, FlappingGuestIsStoppedByTheBudgetWithOneNotify) {
     h.send(lifecycle("h0", "h0-vm3", medic::v1::LIFECYCLE_PANICKED));
     for (const auto& d : h.sink.decisions) {
       if (d.outcome == Outcome::kProposed && d.step == Step::kReset && d.vm == "h0-vm3") {
-        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, true);
+        h.engine.on_action_result(d.id, ActionState::kSucceeded, true);
       }
     }
     h.run(3min, 5s, f.vms, f.hosts);
@@ -211,13 +211,13 @@ TEST(Scenario, HangRebootDoesNotHealResetDoesLadderStops) {
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReboot);
   h.run(20s, 5s, hung, f.hosts);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);  // still hung
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);  // still hung
   h.run(65s, 5s, hung, f.hosts);
   ds = h.take();
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReset);
   h.run(10s, 5s, hung, f.hosts);
-  h.engine.on_action_result(ds[0].id, ActionOutcome::kSucceeded, false);
+  h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.run(10s, 5s, f.vms, f.hosts);  // heartbeats return: the reset healed it
   h.run(10min, 5s, f.vms, f.hosts);
   EXPECT_TRUE(h.take().empty()) << "ladder continued to restart after the reset healed";
@@ -236,7 +236,7 @@ TEST(Scenario, ADeadGuestRunsTheWholeLadderThenNotifiesWhatWasTried) {
       ASSERT_EQ(d.outcome, Outcome::kProposed) << d.reason;
       steps.push_back(d.step);
       if (d.step != Step::kNotify)
-        h.engine.on_action_result(d.id, ActionOutcome::kSucceeded, false);
+        h.engine.on_action_result(d.id, ActionState::kSucceeded, false);
       else
         EXPECT_NE(d.reason.find("tried reboot reset restart without healing it"), std::string::npos)
             << d.reason;

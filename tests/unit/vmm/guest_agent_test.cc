@@ -20,7 +20,7 @@
 
 #include "tests/testing/qemu_ga.h"
 #include "tests/testing/testing.h"
-#include "vmm/qmp/json.h"
+#include "core/json.h"
 #include "vmm/qmp/qmp_hypervisor.h"
 
 namespace medic::vmm::qmp {
@@ -75,10 +75,10 @@ class ScriptedAgent {
     }
     if (request_.empty() || request_[0] != '\xff') return std::nullopt;
     auto sync = parse_json(request_.substr(1, request_.find('\n') - 1));
-    if (!sync.ok() || !sync->find("arguments")) return std::nullopt;
-    auto id = sync->find("arguments")->find("id");
-    if (!id || !id->as_number()) return std::nullopt;
-    return static_cast<uint64_t>(*id->as_number());
+    const Json* args = sync.ok() ? json_member(*sync, "arguments") : nullptr;
+    const Json* id = args ? json_member(*args, "id") : nullptr;
+    if (!id || !id->is_number_unsigned()) return std::nullopt;
+    return id->get<uint64_t>();
   }
   void send(const std::string& s) {
     ASSERT_EQ(::send(conn_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
@@ -161,7 +161,7 @@ TEST_F(GuestAgentPingerTest, SucceedsWhenTheSyncReplyWithItsIdAndThenThePingRepl
   clock_.advance(300ms);
   agent_.send(sync_reply(id) + kPingReply);
   ASSERT_TRUE(pump_until_results(1));
-  EXPECT_TRUE(results_[0].ok()) << results_[0].detail;
+  EXPECT_OK(results_[0]) << results_[0].detail;
   EXPECT_EQ(results_[0].latency, 300ms);
   EXPECT_EQ(pinger_.stats().pings, 1u);
   EXPECT_EQ(pinger_.stats().answered, 1u);
@@ -192,7 +192,7 @@ TEST_F(GuestAgentPingerTest, SkipsStaleLinesBeforeTheSyncReply) {
               "not json at all\n\n" +
               sync_reply(id) + kPingReply);
   ASSERT_TRUE(pump_until_results(1));
-  EXPECT_TRUE(results_[0].ok()) << results_[0].detail;
+  EXPECT_OK(results_[0]) << results_[0].detail;
   EXPECT_EQ(pinger_.stats().stale_lines, 4u);
 }
 
@@ -296,7 +296,7 @@ TEST_F(GuestAgentPingerTest, RetriesABusySocketUntilTheAgentTakesTheConnection) 
   ASSERT_TRUE(id);
   busy.send(sync_reply(*id) + kPingReply);
   ASSERT_TRUE(pump_until_results(1));
-  EXPECT_TRUE(results_[0].ok()) << results_[0].detail;
+  EXPECT_OK(results_[0]) << results_[0].detail;
 }
 
 TEST_F(GuestAgentPingerTest, ABusySocketThatNeverFreesTimesOut) {
@@ -365,7 +365,7 @@ TEST_F(GuestAgentPingerTest, ReassemblesRepliesSplitAcrossReads) {
     pinger_.poll();
   }
   ASSERT_TRUE(pump_until_results(1));
-  EXPECT_TRUE(results_[0].ok()) << results_[0].detail;
+  EXPECT_OK(results_[0]) << results_[0].detail;
 }
 
 TEST_F(GuestAgentPingerTest, KeepsPingsInFlightApartEachWithItsOwnAnswer) {
@@ -382,7 +382,7 @@ TEST_F(GuestAgentPingerTest, KeepsPingsInFlightApartEachWithItsOwnAnswer) {
   EXPECT_EQ(fds.size(), 2u);
   other.send(sync_reply(*other_id) + kPingReply);
   ASSERT_TRUE(pump_until_results(1));
-  EXPECT_TRUE(results_[0].ok());
+  EXPECT_OK(results_[0]);
   EXPECT_EQ(pinger_.in_flight(), 1u);
   clock_.advance(2s);  // the first one's deadline; the agent never answered
   ASSERT_EQ(results_.size(), 2u);
@@ -468,10 +468,10 @@ class RealQemuGaTest : public ::testing::Test {
 
 TEST_F(RealQemuGaTest, AnswersAPingAndFailsOnceTheAgentIsKilled) {
   Status s = agent_.start(binary_, socket_, dir_.path());
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   for (int i = 0; i < 3; ++i) {
     GuestPingResult r = ping_once();
-    EXPECT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+    EXPECT_OK(r) << guest_ping_failure_name(r.failure) << ": " << r.detail;
   }
   // qemu-ga complains about the 0xFF with an error line: skipped as stale.
   EXPECT_GE(pinger_.stats().stale_lines, 3u);
@@ -484,7 +484,7 @@ TEST_F(RealQemuGaTest, AnswersAPingAndFailsOnceTheAgentIsKilled) {
 
 TEST_F(RealQemuGaTest, AHalfSentRequestOfAnEarlierClientDoesNotConfuseTheNextPing) {
   Status s = agent_.start(binary_, socket_, dir_.path());
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   {
     // An earlier client gave up in the middle of a request.
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -498,12 +498,12 @@ TEST_F(RealQemuGaTest, AHalfSentRequestOfAnEarlierClientDoesNotConfuseTheNextPin
     ::close(fd);
   }
   GuestPingResult r = ping_once();
-  EXPECT_TRUE(r.ok()) << guest_ping_failure_name(r.failure) << ": " << r.detail;
+  EXPECT_OK(r) << guest_ping_failure_name(r.failure) << ": " << r.detail;
 }
 
 TEST_F(RealQemuGaTest, ABlockedGuestPingIsAnErrorReply) {
   Status s = agent_.start(binary_, socket_, dir_.path(), {"-b", "guest-ping"});
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   GuestPingResult r = ping_once();
   EXPECT_EQ(r.failure, GuestPingFailure::kErrorReply) << r.detail;
   EXPECT_NE(r.detail.find("guest-ping: "), std::string::npos) << r.detail;
@@ -552,7 +552,7 @@ TEST_F(QmpHypervisorGuestPingTest, WaitsOnPingSocketsInFdsAndEndsThemInPoll) {
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
   hv_->poll();
   ASSERT_EQ(results_.size(), 1u);
-  EXPECT_TRUE(results_[0].ok()) << results_[0].detail;
+  EXPECT_OK(results_[0]) << results_[0].detail;
   EXPECT_TRUE(hv_->fds().empty());
   EXPECT_EQ(hv_->guest_agent_stats().answered, 1u);
 }

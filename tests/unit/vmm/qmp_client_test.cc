@@ -81,7 +81,7 @@ void handshake(QmpClient& c, Peer& peer) {
   peer.write(kGreeting);
   peer.write("{\"return\": {}, \"id\": 1}\n");
   Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
 }
 
 std::string event_line(const std::string& name, const std::string& data = "{}") {
@@ -94,7 +94,7 @@ TEST(QmpClient, HandshakeReadsGreetingAndNegotiatesCapabilities) {
   QmpClient c;
   handshake(c, peer);
   EXPECT_TRUE(c.connected());
-  EXPECT_NE(c.greeting().find("version"), nullptr);
+  EXPECT_NE(json_member(c.greeting(), "version"), nullptr);
   std::string sent = peer.read_available();
   EXPECT_NE(sent.find(R"("execute":"qmp_capabilities")"), std::string::npos) << sent;
   EXPECT_NE(sent.find(R"("id":1)"), std::string::npos) << sent;
@@ -113,16 +113,16 @@ TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
              "\n");
   peer.write(event_line("RESUME"));
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "paused");
   EXPECT_EQ(c.stats().unmatched_replies, 1u);
-  ASSERT_TRUE(c.poll().ok());  // the RESUME after the reply
+  ASSERT_OK(c.poll());  // the RESUME after the reply
   auto events = c.take_events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].name, "STOP");
   EXPECT_EQ(events[0].qemu_time_us, 10'000'005);
   EXPECT_EQ(events[1].name, "GUEST_PANICKED");
-  EXPECT_EQ(*events[1].data.string_at("action"), "pause");
+  EXPECT_EQ(*json_string_member(events[1].data, "action"), "pause");
   EXPECT_EQ(events[2].name, "RESUME");
   EXPECT_TRUE(c.take_events().empty());
 }
@@ -133,9 +133,8 @@ TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
   handshake(c, peer);
   peer.read_available();
   peer.write("{\"return\": {}, \"id\": 2}\n");
-  Json args = Json::object();
-  args.set("name", Json::string("dev0"));
-  ASSERT_TRUE(c.execute("device_del", milliseconds(5000), args).ok());
+  const Json args = {{"name", "dev0"}};
+  ASSERT_OK(c.execute("device_del", milliseconds(5000), args));
   std::string sent = peer.read_available();
   EXPECT_NE(sent.find(R"({"execute":"device_del","arguments":{"name":"dev0"},"id":2})"),
             std::string::npos)
@@ -148,12 +147,12 @@ TEST(QmpClient, ReassemblesALineSplitAcrossReads) {
   handshake(c, peer);
   std::string line = event_line("WATCHDOG", R"({"action": "reset"})");
   peer.write(line.substr(0, 17));
-  ASSERT_TRUE(c.poll().ok());
+  ASSERT_OK(c.poll());
   EXPECT_EQ(c.queued_events(), 0u);
   // Then one byte per read.
   for (size_t i = 17; i < line.size(); ++i) {
     peer.write(line.substr(i, 1));
-    ASSERT_TRUE(c.poll().ok());
+    ASSERT_OK(c.poll());
     EXPECT_EQ(c.queued_events(), i + 1 == line.size() ? 1u : 0u) << "after byte " << i;
   }
   auto events = c.take_events();
@@ -171,7 +170,7 @@ TEST(QmpClient, ReassemblesAReplySplitAcrossReadsDuringExecute) {
   peer.write(R"({"return": {"status": "runn)");
   peer.write("ing\"}, \"id\": 2}\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
 }
 
@@ -187,7 +186,7 @@ TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
   peer.write("\r\n\n");          // blank lines are not garbage
   peer.write("{\"return\": {\"status\": \"running\"}, \"id\": 2}\r\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   EXPECT_EQ(c.stats().garbage_lines, 5u);
   EXPECT_TRUE(c.connected());
@@ -233,7 +232,7 @@ TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
   peer.write(R"({"return": {"status": "running"}, "id": 3})"
              "\n");
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   EXPECT_EQ(c.stats().unmatched_replies, 1u);
 }
@@ -278,6 +277,28 @@ TEST(QmpClient, OversizedCompleteLineIsRejectedToo) {
   EXPECT_EQ(c.queued_events(), 0u);
 }
 
+TEST(QmpClient, RefusesDeepNestingAndIllFormedUtf8AsGarbageAndKeepsWorking) {
+  Peer peer;
+  QmpClient c;
+  handshake(c, peer);
+  std::string at_limit = "1", too_deep = "1";
+  // Two objects (the message, its data) around the arrays: 32 levels, and 33.
+  for (int i = 0; i < 30; ++i) at_limit = "[" + at_limit + "]";
+  for (int i = 0; i < 31; ++i) too_deep = "[" + too_deep + "]";
+  peer.write("{\"event\": \"STOP\", \"data\": {\"x\": " + too_deep + "}}\n" +
+             "{\"event\": \"RESET\", \"data\": {\"x\": " + at_limit + "}}\n" +
+             "{\"event\": \"BAD\xff\"}\n" +
+             "{\"event\": \"RESUME\", \"data\": {\"who\": \"caf\xc3\xa9\"}}\n");
+  ASSERT_OK(c.poll());
+  auto events = c.take_events();
+  ASSERT_EQ(events.size(), 2u);  // the positive controls beside each refused line
+  EXPECT_EQ(events[0].name, "RESET");
+  EXPECT_EQ(events[1].name, "RESUME");
+  EXPECT_EQ(events[1].data["who"], "caf\xc3\xa9");
+  EXPECT_EQ(c.stats().garbage_lines, 2u);  // the 33-deep line and the bad UTF-8
+  EXPECT_TRUE(c.connected());
+}
+
 TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
   Peer peer;
   QmpClientOptions opts;
@@ -285,7 +306,7 @@ TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
   QmpClient c(opts);
   handshake(c, peer);
   for (const char* e : {"STOP", "RESUME", "RESET", "STOP", "RESUME"}) peer.write(event_line(e));
-  ASSERT_TRUE(c.poll().ok());
+  ASSERT_OK(c.poll());
   auto events = c.take_events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].name, "STOP");
@@ -383,9 +404,9 @@ class FakeQmpServer {
       auto req = parse_json(std::string_view(buf).substr(0, nl));
       buf.erase(0, nl + 1);
       if (!req.ok()) break;
-      commands_.push_back(*req->string_at("execute"));
+      commands_.push_back(*json_string_member(*req, "execute"));
       std::string reply = replies_[answered++];
-      reply.insert(reply.size() - 1, ", \"id\": " + req->find("id")->dump());
+      reply.insert(reply.size() - 1, ", \"id\": " + dump_json(*json_member(*req, "id")));
       send_all(fd, reply + "\n");
     }
     ::close(fd);
@@ -408,9 +429,9 @@ TEST(QmpClient, ConnectsOverAUnixSocketPath) {
                        {R"({"return": {}})", R"({"return": {"status": "running"}})"});
   QmpClient c;
   Status s = c.connect(dir.file("qmp.sock"), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   auto status = c.query_status(milliseconds(5000));
-  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_OK(status);
   EXPECT_EQ(*status, "running");
   c.close();
   EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status"}));
@@ -422,7 +443,7 @@ TEST(QmpReset, ResetsAndResumesAGuestThatIsNotRunning) {
                        {R"({"return": {}})", R"({"return": {"status": "guest-panicked"}})",
                         R"({"return": {}})", R"({"return": {}})"});
   Status s = qmp_reset(dir.file("qmp.sock"), milliseconds(5000));
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_OK(s) << s;
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset", "cont"}));
 }
@@ -432,7 +453,7 @@ TEST(QmpReset, DoesNotResumeARunningGuest) {
   FakeQmpServer server(
       dir.file("qmp.sock"),
       {R"({"return": {}})", R"({"return": {"status": "running"}})", R"({"return": {}})"});
-  ASSERT_TRUE(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)).ok());
+  ASSERT_OK(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)));
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset"}));
 }

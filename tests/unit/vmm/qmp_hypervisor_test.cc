@@ -118,9 +118,10 @@ std::string path_of(const std::string& v, const std::string& key) {
       while ((nl = buf.find('\n')) != std::string::npos) {
         auto req = parse_json(std::string_view(buf).substr(0, nl));
         buf.erase(0, nl + 1);
-        if (!req.ok() || !req->string_at("execute")) continue;
-        std::string cmd = *req->string_at("execute");
-        std::string id = req->find("id") ? req->find("id")->dump() : "null";
+        if (!req.ok() || !json_string_member(*req, "execute")) continue;
+        std::string cmd = *json_string_member(*req, "execute");
+        const Json* id_member = json_member(*req, "id");
+        std::string id = id_member ? dump_json(*id_member) : "null";
         auto ok = [&](const std::string& ret = "{}") {
           put(qmp, R"({"return": )" + ret + R"(, "id": )" + id + "}\n");
         };
@@ -252,8 +253,8 @@ class QmpHypervisorTest : public ::testing::Test {
   }
   VmState state() { return hv_->get(kUuid)->state; }
   void start() {
-    Status s = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
-    ASSERT_TRUE(s.ok()) << s;
+    Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kTimeout);
+    ASSERT_OK(s) << s;
   }
 
   testing::TempDir dir_;
@@ -265,7 +266,7 @@ class QmpHypervisorTest : public ::testing::Test {
 
 TEST_F(QmpHypervisorTest, ListsNeverStartedVmsAsStoppedAndRefusesVerbsNeedingAProcess) {
   auto all = hv_->list();
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].id, kUuid);
   EXPECT_EQ((*all)[0].name, "vm1");
@@ -273,13 +274,13 @@ TEST_F(QmpHypervisorTest, ListsNeverStartedVmsAsStoppedAndRefusesVerbsNeedingAPr
   EXPECT_EQ((*all)[0].pid, 0);
   EXPECT_EQ(hv_->get("vm1")->id, kUuid);  // by name too
   EXPECT_EQ(hv_->get("nope").status().code(), Code::kNotFound);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, "nope", kTimeout).code(), Code::kNotFound);
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, "nope", kTimeout).code(), Code::kNotFound);
   for (Verb v : {medic::v1::VERB_RESET, medic::v1::VERB_REBOOT, medic::v1::VERB_STOP,
                  medic::v1::VERB_RESTART}) {
-    Status s = hv_->execute(v, kUuid, kTimeout);
+    Status s = execute_and_wait(*hv_, clock_, v, kUuid, kTimeout);
     EXPECT_EQ(s.code(), Code::kFailedPrecondition) << verb_name(v) << ": " << s;
   }
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_UNSPECIFIED, kUuid, kTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_UNSPECIFIED, kUuid, kTimeout).code(),
             Code::kInvalidArgument);
   EXPECT_TRUE(events_.empty());
   EXPECT_TRUE(hv_->fds().empty());
@@ -290,7 +291,7 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats() >= 3; }));
   auto info = hv_->get(kUuid);
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_GT(info->pid, 0);
   EXPECT_EQ(info->last_heartbeat, clock_.now());
@@ -301,28 +302,35 @@ TEST_F(QmpHypervisorTest, StartsQemuAndReportsHeartbeatsAndRunning) {
     EXPECT_EQ(events_[i].counter, want++);
     EXPECT_EQ(events_[i].vm, kUuid);
   }
-  Status again = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
+  Status again = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kTimeout);
   EXPECT_EQ(again.code(), Code::kFailedPrecondition) << again;
   EXPECT_NE(again.message().find("never started twice"), std::string::npos);
 }
 
 TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
-  Status s = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
-  // No poll() yet: no heartbeat has been read.
+  bool done = false;
+  hv_->execute(medic::v1::VERB_START, kUuid, kTimeout, [&](Status s) {
+    EXPECT_OK(s) << s;
+    done = true;
+  });
+  // No poll() yet: no heartbeat has been read, and the completion waits for
+  // poll() too (never from inside execute()).
+  EXPECT_FALSE(done);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
+  hv_->poll();
+  EXPECT_TRUE(done);
 }
 
 TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "inject-nmi", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_PANICKED) == 1; }));
   EXPECT_NE(detail_of(medic::v1::LIFECYCLE_PANICKED).find("\"action\":\"pause\""),
             std::string::npos);
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);
   size_t mark = events_.size();
-  Status s = hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout);
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"inject-nmi", "system_reset", "cont"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_RESUMED, mark) == 1; }));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_RESET, mark), 1u);
@@ -332,13 +340,13 @@ TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
 
 TEST_F(QmpHypervisorTest, ResetOfARunningGuestDoesNotResumeIt) {
   start();
-  ASSERT_TRUE(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout).ok());
+  ASSERT_TRUE(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout).ok());
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_reset"}));
 }
 
 TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
   start();
-  ASSERT_TRUE(hv_->qmp_command(kUuid, "stop", milliseconds(5000)).ok());
+  ASSERT_OK(hv_->qmp_command(kUuid, "stop", milliseconds(5000)));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STOPPED) == 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_PAUSED);
   auto bad = hv_->qmp_command(kUuid, "no-such-command", milliseconds(5000));
@@ -347,8 +355,8 @@ TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
 
 TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   start();
-  Status s = hv_->execute(medic::v1::VERB_STOP, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kTimeout);
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"quit"}));
   pump_until([] { return false; }, milliseconds(100));
   EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
@@ -356,7 +364,7 @@ TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(hv_->get(kUuid)->pid, 0);
   EXPECT_EQ(hv_->stats().crashes, 0u);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
             Code::kFailedPrecondition);
   start();
   EXPECT_EQ(hv_->stats().launches, 2u);
@@ -373,11 +381,11 @@ TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {
             std::string::npos);
   EXPECT_EQ(state(), medic::v1::VM_STATE_CRASHED);
   EXPECT_EQ(hv_->stats().crashes, 1u);
-  EXPECT_EQ(hv_->execute(medic::v1::VERB_RESET, kUuid, kTimeout).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESET, kUuid, kTimeout).code(), Code::kFailedPrecondition);
   // A crashed VM is restarted (not refused as stopped on purpose).
   size_t mark = events_.size();
-  Status s = hv_->execute(medic::v1::VERB_RESTART, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout);
+  ASSERT_OK(s) << s;
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED, mark), 1u);
   ASSERT_TRUE(pump_until([&] { return heartbeats(mark) >= 1; }));
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
@@ -399,8 +407,8 @@ TEST_F(QmpHypervisorTest, RebootPowersDownThenStartsQemuAgain) {
   start();
   pid_t first = hv_->get(kUuid)->pid;
   size_t mark = events_.size();
-  Status s = hv_->execute(medic::v1::VERB_REBOOT, kUuid, kTimeout);
-  ASSERT_TRUE(s.ok()) << s;
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_REBOOT, kUuid, kTimeout);
+  ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"system_powerdown"}));
   ASSERT_TRUE(pump_until([&] { return count(medic::v1::LIFECYCLE_STARTED, mark) == 1; }));
   size_t restarted = events_.size();
@@ -414,7 +422,7 @@ TEST_F(QmpHypervisorTest, RebootPowersDownThenStartsQemuAgain) {
 
 TEST_F(QmpHypervisorTest, StartFailureLeavesTheVmStoppedAndQuotesTheLog) {
   make(dir_.write("broken-qemu", "#!/bin/sh\necho 'qemu: no such machine' >&2\nexit 1\n", 0755));
-  Status s = hv_->execute(medic::v1::VERB_START, kUuid, kTimeout);
+  Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_START, kUuid, kTimeout);
   EXPECT_EQ(s.code(), Code::kUnavailable) << s;
   EXPECT_NE(s.message().find("no such machine"), std::string::npos) << s;
   hv_->poll();

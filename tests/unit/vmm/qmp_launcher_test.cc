@@ -46,7 +46,7 @@ TEST(VmSpec, LoadsTheDocumentedExample) {
   std::string yaml = doc_example();
   ASSERT_FALSE(yaml.empty()) << "no yaml block in docs/backends-qmp.md";
   auto specs = parse_vm_specs(yaml, "backends-qmp.md", "/srv/medic");
-  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_OK(specs);
   ASSERT_EQ(specs->size(), 2u);
   const VmSpec& web = (*specs)[0];
   EXPECT_EQ(web.name, "web-1");
@@ -79,7 +79,7 @@ TEST(VmSpec, LoadsAFileWithPathsRelativeToIt) {
                                "    qmp_socket: a.qmp\n"
                                "    memory: 512\n");
   auto specs = load_vm_specs(path);
-  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_OK(specs);
   EXPECT_EQ((*specs)[0].disk, dir.path() + "/disks/a.img");
   EXPECT_EQ((*specs)[0].qmp_socket, dir.path() + "/conf/a.qmp");
   EXPECT_EQ((*specs)[0].memory_mib, 512);
@@ -180,7 +180,7 @@ TEST(VmSpec, RejectsAGuestAgentSocketTooLongOrSharedWithAnotherVm) {
 
 TEST(QemuArgv, AddsTheGuestAgentPortOnlyWhenASocketIsGiven) {
   auto specs = parse_vm_specs(doc_example(), "doc", "/srv");
-  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_OK(specs);
   auto with = qemu_argv((*specs)[0], Accel::kTcg);
   EXPECT_TRUE(has_pair(with, "-device", "virtio-serial"));
   EXPECT_TRUE(has_pair(with, "-chardev",
@@ -194,7 +194,7 @@ TEST(QemuArgv, AddsTheGuestAgentPortOnlyWhenASocketIsGiven) {
 
 TEST(QemuArgv, BuildsKernelBootWithConsoleHeartbeatAndPanicPause) {
   auto specs = parse_vm_specs(doc_example(), "doc", "/srv");
-  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_OK(specs);
   auto argv = qemu_argv((*specs)[0], Accel::kTcg);
   EXPECT_EQ(argv[0], "qemu-system-x86_64");
   EXPECT_TRUE(has_pair(argv, "-accel", "tcg"));
@@ -223,7 +223,7 @@ TEST(QemuArgv, BuildsDiskBootWithKvmAndEscapesCommas) {
                                           "    disk: /images/a,b.img\n"
                                           "    qmp_socket: /run/d,1.qmp\n"),
                               "d.yaml", "/");
-  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_OK(specs);
   auto argv = qemu_argv((*specs)[0], Accel::kKvm);
   EXPECT_TRUE(has_pair(argv, "-accel", "kvm"));
   EXPECT_TRUE(has_pair(argv, "-cpu", "host"));
@@ -287,18 +287,18 @@ TEST(Launcher, KillsRunningQemuReportsItsExitOnceAndRefusesADoubleSpawn) {
   testing::TempDir dir;
   std::string fake = dir.write("fake-qemu", "#!/bin/sh\nexec sleep 60\n", 0755);
   Launcher l(fake_spec(dir, fake));
-  ASSERT_TRUE(l.spawn().ok());
+  ASSERT_OK(l.spawn());
   EXPECT_TRUE(l.running());
   EXPECT_GT(l.pid(), 0);
   EXPECT_FALSE(l.take_exit().has_value());
   EXPECT_EQ(l.spawn().code(), Code::kFailedPrecondition);
-  ASSERT_TRUE(l.kill().ok());
+  ASSERT_OK(l.kill());
   EXPECT_FALSE(l.running());
   auto exit = l.take_exit();
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(*exit, -9);
   EXPECT_FALSE(l.take_exit().has_value());
-  EXPECT_TRUE(l.kill().ok());  // nothing left to kill
+  EXPECT_OK(l.kill());  // nothing left to kill
 }
 
 TEST(Launcher, RefusesToStartWhenAnotherProcessServesTheQmpSocket) {
@@ -321,8 +321,8 @@ TEST(Launcher, RefusesToStartWhenAnotherProcessServesTheQmpSocket) {
   ::close(fd);
   // Now the file is a stale socket nobody serves: it is removed, start goes on.
   EXPECT_FALSE(unix_socket_listening(spec.qmp_socket));
-  ASSERT_TRUE(l.spawn().ok());
-  EXPECT_TRUE(l.kill().ok());
+  ASSERT_OK(l.spawn());
+  EXPECT_OK(l.kill());
 }
 
 }  // namespace

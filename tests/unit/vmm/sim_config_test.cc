@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "vmm/sim/sim.h"
+#include "tests/testing/testing.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -12,7 +13,7 @@ using ::testing::HasSubstr;
 
 SimOptions read(const std::string& yaml, ConfigReader& r) {
   auto node = load_yaml_string(yaml, "demo.yaml");
-  EXPECT_TRUE(node.ok()) << node.status();
+  EXPECT_OK(node);
   return read_sim_options(r, *node);
 }
 
@@ -24,7 +25,7 @@ TEST(SimConfig, ReadsEveryOption) {
       "faults_per_hour: 12.5\nfault_weights: {hang: 2, panic: 1}\n"
       "partition_duration: 1m\nhost_loss_duration: 20m\n",
       r);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   EXPECT_EQ(o.hosts, 4);
   EXPECT_EQ(o.vms_per_host, 25);
   EXPECT_EQ(o.seed, 99u);
@@ -45,7 +46,7 @@ TEST(SimConfig, ReadsEveryOption) {
 TEST(SimConfig, AnEmptyMapKeepsTheDefaults) {
   ConfigReader r("demo.yaml");
   SimOptions o = read("{}", r);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   SimOptions d;
   EXPECT_EQ(o.hosts, d.hosts);
   EXPECT_EQ(o.boot_time, d.boot_time);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "vmm/sim/sim.h"
+#include "tests/testing/testing.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -55,7 +56,7 @@ class SimFaults : public ::testing::Test {
     return out;
   }
 
-  Status run(medic::v1::Verb verb) { return host_->execute(verb, vm_, 10s); }
+  Status run(medic::v1::Verb verb) { return execute_and_wait(*host_, clock_, verb, vm_, 10s); }
   VmState state() { return fleet_.true_info(vm_)->state; }
   int pid() { return fleet_.true_info(vm_)->pid; }
   // Lets a verb's boot finish, then reports whether the VM heartbeats again.
@@ -76,7 +77,7 @@ class SimFaults : public ::testing::Test {
 TEST_F(SimFaults, AHangStopsHeartbeatsButKeepsTheProcessAndStateRunning) {
   ASSERT_GT(heartbeats_over(vm_, 5s), 0u);
   int before = pid();
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
   EXPECT_EQ(heartbeats_over(vm_, 60s), 0u);
   EXPECT_GT(heartbeats_over(other_, 10s), 0u);  // only that VM
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
@@ -87,17 +88,17 @@ TEST_F(SimFaults, AHangStopsHeartbeatsButKeepsTheProcessAndStateRunning) {
 }
 
 TEST_F(SimFaults, AHangIsNotHealedByAcpiReboot) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
-  EXPECT_TRUE(run(VERB_REBOOT).ok());  // the button is pressed; nobody answers
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
+  EXPECT_OK(run(VERB_REBOOT));  // the button is pressed; nobody answers
   EXPECT_FALSE(heals_after_boot());
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
   EXPECT_EQ(fleet_.verbs_executed(vm_, VERB_REBOOT), 1u);
 }
 
 TEST_F(SimFaults, AHangIsHealedByResetKeepingTheProcess) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
   int before = pid();
-  ASSERT_TRUE(run(VERB_RESET).ok());
+  ASSERT_OK(run(VERB_RESET));
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   EXPECT_EQ(heartbeats_over(vm_, options().boot_time - 1s), 0u);
   EXPECT_TRUE(heals_after_boot());
@@ -107,33 +108,33 @@ TEST_F(SimFaults, AHangIsHealedByResetKeepingTheProcess) {
 }
 
 TEST_F(SimFaults, AHangIsHealedByRestartWithANewProcess) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
   int before = pid();
-  ASSERT_TRUE(run(VERB_RESTART).ok());
+  ASSERT_OK(run(VERB_RESTART));
   EXPECT_TRUE(heals_after_boot());
   EXPECT_NE(pid(), before);
   EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_STARTED));
 }
 
 TEST_F(SimFaults, AHangIsNotHealedByStartBecauseTheProcessIsAlive) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
   EXPECT_EQ(run(VERB_START).code(), Code::kFailedPrecondition);
   EXPECT_FALSE(heals_after_boot());
 }
 
 TEST_F(SimFaults, AHangIsHealedByStopThenStart) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_STOP).ok());
-  ASSERT_TRUE(run(VERB_START).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
+  ASSERT_OK(run(VERB_STOP));
+  ASSERT_OK(run(VERB_START));
   EXPECT_TRUE(heals_after_boot());
 }
 
 // --------------------------------------------------------------- soft hang
 
 TEST_F(SimFaults, ASoftHangIsHealedByAcpiReboot) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kSoftHang, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kSoftHang, "host-01", vm_));
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
-  ASSERT_TRUE(run(VERB_REBOOT).ok());
+  ASSERT_OK(run(VERB_REBOOT));
   EXPECT_TRUE(heals_after_boot());
   EXPECT_THAT(lifecycle_of(vm_),
               ::testing::ElementsAre(medic::v1::LIFECYCLE_SHUTDOWN, medic::v1::LIFECYCLE_STARTED));
@@ -142,45 +143,45 @@ TEST_F(SimFaults, ASoftHangIsHealedByAcpiReboot) {
 // ------------------------------------------------------------------- panic
 
 TEST_F(SimFaults, APanicEmitsPanickedAndStopsHeartbeats) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", vm_));
   EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_PANICKED));
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);
   EXPECT_GT(pid(), 0);
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
   auto listed = host_->get(vm_);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_EQ(listed->state, medic::v1::VM_STATE_PANICKED);
 }
 
 TEST_F(SimFaults, APanicIsNotHealedByReboot) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", vm_).ok());
-  EXPECT_TRUE(run(VERB_REBOOT).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", vm_));
+  EXPECT_OK(run(VERB_REBOOT));
   EXPECT_FALSE(heals_after_boot());
   EXPECT_EQ(state(), medic::v1::VM_STATE_PANICKED);
 }
 
 TEST_F(SimFaults, APanicIsNotHealedByStart) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", vm_));
   EXPECT_EQ(run(VERB_START).code(), Code::kFailedPrecondition);
   EXPECT_FALSE(heals_after_boot());
 }
 
 TEST_F(SimFaults, APanicIsHealedByReset) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_RESET).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", vm_));
+  ASSERT_OK(run(VERB_RESET));
   EXPECT_TRUE(heals_after_boot());
 }
 
 TEST_F(SimFaults, APanicIsHealedByRestart) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_RESTART).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", vm_));
+  ASSERT_OK(run(VERB_RESTART));
   EXPECT_TRUE(heals_after_boot());
 }
 
 // ------------------------------------------------------------------- crash
 
 TEST_F(SimFaults, ACrashEmitsCrashedAndTheProcessIsGone) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kCrash, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kCrash, "host-01", vm_));
   EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_CRASHED));
   EXPECT_EQ(state(), medic::v1::VM_STATE_CRASHED);
   EXPECT_EQ(pid(), 0);
@@ -188,7 +189,7 @@ TEST_F(SimFaults, ACrashEmitsCrashedAndTheProcessIsGone) {
 }
 
 TEST_F(SimFaults, ACrashIsNotHealedByResetOrReboot) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kCrash, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kCrash, "host-01", vm_));
   EXPECT_EQ(run(VERB_RESET).code(), Code::kFailedPrecondition);
   EXPECT_EQ(run(VERB_REBOOT).code(), Code::kFailedPrecondition);
   EXPECT_FALSE(heals_after_boot());
@@ -198,20 +199,20 @@ TEST_F(SimFaults, ACrashIsNotHealedByResetOrReboot) {
 }
 
 TEST_F(SimFaults, ACrashIsHealedByRestart) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kCrash, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_RESTART).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kCrash, "host-01", vm_));
+  ASSERT_OK(run(VERB_RESTART));
   EXPECT_GT(pid(), 0);
   EXPECT_TRUE(heals_after_boot());
 }
 
 TEST_F(SimFaults, ACrashIsHealedByStart) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kCrash, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_START).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kCrash, "host-01", vm_));
+  ASSERT_OK(run(VERB_START));
   EXPECT_TRUE(heals_after_boot());
 }
 
 TEST_F(SimFaults, AVmWithoutAProcessCannotBeFaultedFurther) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kCrash, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kCrash, "host-01", vm_));
   EXPECT_EQ(fleet_.inject(FaultKind::kCrash, "host-01", vm_).code(), Code::kFailedPrecondition);
   EXPECT_EQ(fleet_.inject(FaultKind::kPanic, "host-01", vm_).code(), Code::kFailedPrecondition);
   EXPECT_EQ(fleet_.inject(FaultKind::kHang, "host-01", vm_).code(), Code::kFailedPrecondition);
@@ -221,12 +222,12 @@ TEST_F(SimFaults, AVmWithoutAProcessCannotBeFaultedFurther) {
 // --------------------------------------------------------------- slow boot
 
 TEST_F(SimFaults, ASlowBootTakesSlowBootTimeWhateverIsDone) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kSlowBoot, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kSlowBoot, "host-01", vm_));
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   clock_.advance(options().boot_time + 10s);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   // An impatient reset starts the slow boot over.
-  ASSERT_TRUE(run(VERB_RESET).ok());
+  ASSERT_OK(run(VERB_RESET));
   clock_.advance(options().slow_boot_time - 1s);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   clock_.advance(1s);
@@ -234,15 +235,15 @@ TEST_F(SimFaults, ASlowBootTakesSlowBootTimeWhateverIsDone) {
   EXPECT_GT(heartbeats_over(vm_, 5s), 0u);
   EXPECT_TRUE(fleet_.active_faults(vm_).empty());
   // The next boot is normal again.
-  ASSERT_TRUE(run(VERB_RESET).ok());
+  ASSERT_OK(run(VERB_RESET));
   clock_.advance(options().boot_time);
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
 }
 
 TEST_F(SimFaults, ASlowBootOnAStoppedVmSlowsItsNextStart) {
-  ASSERT_TRUE(run(VERB_STOP).ok());
-  ASSERT_TRUE(fleet_.inject(FaultKind::kSlowBoot, "host-01", vm_).ok());
-  ASSERT_TRUE(run(VERB_START).ok());
+  ASSERT_OK(run(VERB_STOP));
+  ASSERT_OK(fleet_.inject(FaultKind::kSlowBoot, "host-01", vm_));
+  ASSERT_OK(run(VERB_START));
   clock_.advance(options().boot_time);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   clock_.advance(options().slow_boot_time);
@@ -252,7 +253,7 @@ TEST_F(SimFaults, ASlowBootOnAStoppedVmSlowsItsNextStart) {
 // ---------------------------------------------------------------- flapping
 
 TEST_F(SimFaults, AFlappingVmFailsAndRecoversRepeatedly) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kFlapping, "host-01", vm_));
   for (int cycle = 0; cycle < 3; ++cycle) {
     EXPECT_EQ(heartbeats_over(vm_, options().flap_down), 0u) << cycle;
     EXPECT_EQ(heartbeats_over(vm_, options().flap_up), 60u) << cycle;
@@ -261,9 +262,9 @@ TEST_F(SimFaults, AFlappingVmFailsAndRecoversRepeatedly) {
 }
 
 TEST_F(SimFaults, InjectingFlappingTwiceKeepsOneCycle) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kFlapping, "host-01", vm_));
   clock_.advance(options().flap_down + 30s);
-  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kFlapping, "host-01", vm_));
   // Still up until the first cycle's next failure, 60s after it came back.
   EXPECT_EQ(heartbeats_over(vm_, 30s), 30u);
   EXPECT_EQ(heartbeats_over(vm_, options().flap_down), 0u);
@@ -271,9 +272,9 @@ TEST_F(SimFaults, InjectingFlappingTwiceKeepsOneCycle) {
 }
 
 TEST_F(SimFaults, ResetEndsAFlapButItFailsAgainLater) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kFlapping, "host-01", vm_));
   clock_.advance(5s);
-  ASSERT_TRUE(run(VERB_RESET).ok());
+  ASSERT_OK(run(VERB_RESET));
   clock_.advance(options().boot_time);
   EXPECT_TRUE(fleet_.is_healthy(vm_));
   EXPECT_GT(heartbeats_over(vm_, options().flap_up - 1s), 50u);
@@ -283,8 +284,8 @@ TEST_F(SimFaults, ResetEndsAFlapButItFailsAgainLater) {
 }
 
 TEST_F(SimFaults, ClearingFaultsStopsFlapping) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kFlapping, "host-01", vm_).ok());
-  ASSERT_TRUE(fleet_.clear_faults(vm_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kFlapping, "host-01", vm_));
+  ASSERT_OK(fleet_.clear_faults(vm_));
   EXPECT_EQ(heartbeats_over(vm_, 10min), 600u);
   EXPECT_EQ(fleet_.clear_faults("nope").code(), Code::kNotFound);
 }
@@ -292,7 +293,7 @@ TEST_F(SimFaults, ClearingFaultsStopsFlapping) {
 // --------------------------------------------------------------- partition
 
 TEST_F(SimFaults, APartitionedHostIsSilentAndRefusesCommands) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPartition, "host-01").ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPartition, "host-01"));
   EXPECT_TRUE(host_->partitioned());
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
   EXPECT_EQ(host_->list().status().code(), Code::kUnavailable);
@@ -302,7 +303,7 @@ TEST_F(SimFaults, APartitionedHostIsSilentAndRefusesCommands) {
     EXPECT_EQ(fleet_.verbs_refused(vm_, verb), 1u);
   }
   // Lifecycle events are lost too, but the guests keep running.
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPanic, "host-01", other_).ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPanic, "host-01", other_));
   EXPECT_TRUE(lifecycle_of(other_).empty());
   EXPECT_TRUE(fleet_.is_healthy(vm_));
   EXPECT_EQ(fleet_.true_info(vm_)->state, medic::v1::VM_STATE_RUNNING);
@@ -310,21 +311,21 @@ TEST_F(SimFaults, APartitionedHostIsSilentAndRefusesCommands) {
 }
 
 TEST_F(SimFaults, AHealedPartitionReportsAgainWithCountersThatKeptGoing) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kPartition, "host-01").ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kPartition, "host-01"));
   clock_.advance(30s);
-  ASSERT_TRUE(fleet_.heal_host("host-01").ok());
+  ASSERT_OK(fleet_.heal_host("host-01"));
   EXPECT_FALSE(host_->partitioned());
   size_t from = events_.size();
   clock_.advance(1s);
   ASSERT_GT(events_.size(), from);
   EXPECT_GE(events_.back().counter, 30u);
-  EXPECT_TRUE(host_->list().ok());
+  EXPECT_OK(host_->list());
 }
 
 // --------------------------------------------------------------- host loss
 
 TEST_F(SimFaults, ALostHostLosesEveryVmAndRefusesCommands) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHostLoss, "host-01").ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHostLoss, "host-01"));
   EXPECT_TRUE(host_->lost());
   EXPECT_EQ(heartbeats_over(vm_, 30s), 0u);
   EXPECT_FALSE(fleet_.is_healthy(vm_));
@@ -333,16 +334,16 @@ TEST_F(SimFaults, ALostHostLosesEveryVmAndRefusesCommands) {
   EXPECT_EQ(host_->list().status().code(), Code::kUnavailable);
   EXPECT_EQ(run(VERB_RESTART).code(), Code::kUnavailable);
   EXPECT_EQ(run(VERB_START).code(), Code::kUnavailable);
-  EXPECT_EQ(host_->execute(VERB_START, "unknown", 1s).code(), Code::kUnavailable);
+  EXPECT_EQ(execute_and_wait(*host_, clock_, VERB_START, "unknown", 1s).code(), Code::kUnavailable);
   EXPECT_EQ(fleet_.inject(FaultKind::kHang, "host-01", vm_).code(), Code::kUnavailable);
   EXPECT_EQ(fleet_.inject(FaultKind::kPartition, "host-01").code(), Code::kFailedPrecondition);
 }
 
 TEST_F(SimFaults, ALostHostThatComesBackBootsItsVms) {
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHang, "host-01", vm_).ok());
-  ASSERT_TRUE(fleet_.inject(FaultKind::kHostLoss, "host-01").ok());
+  ASSERT_OK(fleet_.inject(FaultKind::kHang, "host-01", vm_));
+  ASSERT_OK(fleet_.inject(FaultKind::kHostLoss, "host-01"));
   clock_.advance(5min);
-  ASSERT_TRUE(fleet_.heal_host("host-01").ok());
+  ASSERT_OK(fleet_.heal_host("host-01"));
   EXPECT_THAT(lifecycle_of(vm_), ::testing::ElementsAre(medic::v1::LIFECYCLE_STARTED));
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
   clock_.advance(options().boot_time);

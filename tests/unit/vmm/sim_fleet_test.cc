@@ -8,6 +8,7 @@
 
 #include "vmm/sim/sim.h"
 #include "vmm/vmadm/vmadm.h"
+#include "tests/testing/testing.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -48,7 +49,7 @@ TEST(SimFleet, NamesHostsAndVmsPredictably) {
   EXPECT_EQ(fleet.host(0).host(), "host-01");
   EXPECT_EQ(fleet.host(1).host(), "host-02");
   auto vms = fleet.host(1).list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 3u);
   EXPECT_EQ((*vms)[2].name, "host-02-vm-003");
   std::set<std::string> ids;
@@ -96,7 +97,7 @@ TEST(SimFleet, RunningVmsHeartbeatOncePerInterval) {
   }
   EXPECT_EQ(fleet.heartbeats_delivered(), 60u);
   auto info = fleet.host(0).get(fleet.vm_ids()[0]);
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_GT(info->last_heartbeat, start);
 }
 
@@ -138,7 +139,7 @@ TEST(SimFleet, UnknownVmIsNotFound) {
   VirtualClock clock;
   SimFleet fleet(clock, small());
   EXPECT_EQ(fleet.host(0).get("nope").status().code(), Code::kNotFound);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESET, "nope", 1s).code(), Code::kNotFound);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESET, "nope", 1s).code(), Code::kNotFound);
   // A VM of another host is not this host's.
   EXPECT_EQ(fleet.host(0).get(fleet.vm_ids().back()).status().code(), Code::kNotFound);
   EXPECT_EQ(fleet.inject(FaultKind::kHang, "host-09", "x").code(), Code::kNotFound);
@@ -151,7 +152,7 @@ TEST(SimFleet, StartOnARunningVmIsRefusedAndNeverDoubleStarts) {
   SimFleet fleet(clock, small());
   std::string vm = fleet.vm_ids()[0];
   int pid = fleet.true_info(vm)->pid;
-  Status s = fleet.host(0).execute(VERB_START, vm, 1s);
+  Status s = execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_EQ(fleet.true_info(vm)->pid, pid);
   EXPECT_EQ(fleet.verbs_executed(vm, VERB_START), 0u);
@@ -164,14 +165,14 @@ TEST(SimFleet, StopThenStartBootsTheVmAgain) {
   std::vector<Seen> seen;
   record_all(fleet, seen);
   std::string vm = fleet.vm_ids()[0];
-  ASSERT_TRUE(fleet.host(0).execute(VERB_STOP, vm, 1s).ok());
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(fleet.true_info(vm)->pid, 0);
-  EXPECT_EQ(fleet.host(0).execute(VERB_STOP, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESTART, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_RESET, vm, 1s).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(fleet.host(0).execute(VERB_REBOOT, vm, 1s).code(), Code::kFailedPrecondition);
-  ASSERT_TRUE(fleet.host(0).execute(VERB_START, vm, 1s).ok());
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_STOP, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESTART, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_RESET, vm, 1s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).code(), Code::kFailedPrecondition);
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_START, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);
   EXPECT_FALSE(fleet.is_healthy(vm));
   clock.advance(fleet.options().boot_time);
@@ -195,7 +196,7 @@ TEST(SimFleet, ARebootOfAHealthyGuestShutsDownAndBootsAgain) {
   SimFleet fleet(clock, small());
   std::string vm = fleet.vm_ids()[0];
   int pid = fleet.true_info(vm)->pid;
-  ASSERT_TRUE(fleet.host(0).execute(VERB_REBOOT, vm, 1s).ok());
+  ASSERT_TRUE(execute_and_wait(fleet.host(0), clock, VERB_REBOOT, vm, 1s).ok());
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_SHUTTING_DOWN);
   clock.advance(fleet.options().shutdown_time);
   EXPECT_EQ(fleet.true_info(vm)->state, medic::v1::VM_STATE_BOOTING);
@@ -333,7 +334,7 @@ TEST(SimFleetNames, HostNamesReplaceTheNumberedDefault) {
   EXPECT_EQ(fleet.host(0).host(), "host-a");
   EXPECT_EQ(fleet.host(1).host(), "host-b");
   auto vms = fleet.host(1).list();
-  ASSERT_TRUE(vms.ok());
+  ASSERT_OK(vms);
   EXPECT_EQ(vms->at(0).name, "host-b-vm-001");
   EXPECT_EQ(fleet.find_host("host-a"), &fleet.host(0));
 }

@@ -60,14 +60,18 @@ class VmadmBackend : public ::testing::Test {
   }
   VmState state_of(const std::string& uuid) {
     auto vm = backend().get(uuid);
-    EXPECT_TRUE(vm.ok()) << vm.status();
+    EXPECT_OK(vm);
     return vm.ok() ? vm->state : medic::v1::VM_STATE_UNSPECIFIED;
   }
   VmadmHypervisor& backend() {
     if (!hv_) hv_ = std::make_unique<VmadmHypervisor>(opts_);
     return *hv_;
   }
+  Status run_verb(Verb verb, const std::string& vm, Duration timeout) {
+    return execute_and_wait(backend(), clock_, verb, vm, timeout);
+  }
 
+  VirtualClock clock_;
   testing::TempDir dir_;
   VmadmOptions opts_;
   std::unique_ptr<VmadmHypervisor> hv_;
@@ -77,7 +81,7 @@ class VmadmBackend : public ::testing::Test {
 
 TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
   auto r = parse_vmadm_list(std::string(kWeb) + ":a:b::c:running\r\n\n" + kDb + "::stopped");
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].uuid, kWeb);
   EXPECT_EQ((*r)[0].alias, "a:b::c");
@@ -88,7 +92,7 @@ TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
 
 TEST(VmadmParse, EmptyOutputIsNoVms) {
   auto r = parse_vmadm_list("");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->empty());
 }
 
@@ -127,7 +131,7 @@ TEST(VmadmParse, RecognisesVmUuids) {
 
 TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 4u);
   EXPECT_EQ((*vms)[0].id, kWeb);
   EXPECT_EQ((*vms)[0].name, "web-01");
@@ -144,13 +148,13 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
 TEST_F(VmadmBackend, ListsAnEmptyHost) {
   std::filesystem::remove(dir_.file("vms"));
   auto vms = backend().list();
-  ASSERT_TRUE(vms.ok()) << vms.status();
+  ASSERT_OK(vms);
   EXPECT_TRUE(vms->empty());
 }
 
 TEST_F(VmadmBackend, GetsOneVmByUuid) {
   auto vm = backend().get(kOdd);
-  ASSERT_TRUE(vm.ok()) << vm.status();
+  ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
   EXPECT_THAT(calls(),
@@ -164,7 +168,7 @@ TEST_F(VmadmBackend, GetOfAnUnknownUuidIsNotFound) {
 TEST_F(VmadmBackend, AMalformedUuidNeverReachesVmadm) {
   auto vm = backend().get("-F");
   EXPECT_EQ(vm.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(backend().execute(VERB_STOP, "; rm -rf /", 5s).code(), Code::kInvalidArgument);
+  EXPECT_EQ(run_verb(VERB_STOP, "; rm -rf /", 5s).code(), Code::kInvalidArgument);
   EXPECT_TRUE(calls().empty());
 }
 
@@ -195,7 +199,7 @@ TEST_F(VmadmBackend, AMissingBinaryIsAClearError) {
   EXPECT_EQ(vms.status().code(), Code::kIo);
   EXPECT_THAT(vms.status().message(), HasSubstr(dir_.file("no-such-vmadm")));
   EXPECT_THAT(vms.status().message(), HasSubstr("No such file"));
-  EXPECT_EQ(backend().execute(VERB_START, kDb, 5s).code(), Code::kIo);
+  EXPECT_EQ(run_verb(VERB_START, kDb, 5s).code(), Code::kIo);
 }
 
 TEST_F(VmadmBackend, AHangingListTimesOut) {
@@ -211,51 +215,51 @@ TEST_F(VmadmBackend, AHangingListTimesOut) {
 // ------------------------------------------------------------------- verbs
 
 TEST_F(VmadmBackend, StopForcesARunningVmOff) {
-  ASSERT_TRUE(backend().execute(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F"));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_STOPPED);
 }
 
 TEST_F(VmadmBackend, StopWithoutForceWhenConfigured) {
   opts_.force_stop = false;
-  ASSERT_TRUE(backend().execute(VERB_STOP, kWeb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_STOP, kWeb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb));
 }
 
 TEST_F(VmadmBackend, StopOfAStoppedVmIsFailedPrecondition) {
-  Status s = backend().execute(VERB_STOP, kDb, 5s);
+  Status s = run_verb(VERB_STOP, kDb, 5s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_THAT(s.message(), HasSubstr("stopped"));
   EXPECT_TRUE(verb_calls().empty());
 }
 
 TEST_F(VmadmBackend, StartBootsAStoppedVm) {
-  ASSERT_TRUE(backend().execute(VERB_START, kDb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_START, kDb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
 
 TEST_F(VmadmBackend, StartOfARunningVmIsRefusedBeforeVmadmRuns) {
-  Status s = backend().execute(VERB_START, kWeb, 5s);
+  Status s = run_verb(VERB_START, kWeb, 5s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_TRUE(verb_calls().empty());
   // And a provisioning VM is not started either.
-  EXPECT_EQ(backend().execute(VERB_START, kNew, 5s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(run_verb(VERB_START, kNew, 5s).code(), Code::kFailedPrecondition);
 }
 
 TEST_F(VmadmBackend, RebootRunsVmadmReboot) {
-  ASSERT_TRUE(backend().execute(VERB_REBOOT, kWeb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_REBOOT, kWeb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("reboot ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
 }
 
 TEST_F(VmadmBackend, RebootOfAStoppedVmIsFailedPrecondition) {
-  EXPECT_EQ(backend().execute(VERB_REBOOT, kDb, 5s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(run_verb(VERB_REBOOT, kDb, 5s).code(), Code::kFailedPrecondition);
   EXPECT_TRUE(verb_calls().empty());
 }
 
 TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
-  ASSERT_TRUE(backend().execute(VERB_RESTART, kWeb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_RESTART, kWeb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("stop ") + kWeb + " -F",
                                                    std::string("start ") + kWeb));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
@@ -263,14 +267,14 @@ TEST_F(VmadmBackend, RestartStopsForcefullyThenStarts) {
 
 TEST_F(VmadmBackend, RestartOfAStoppedVmOnlyStartsIt) {
   // A crashed QEMU leaves the zone stopped on SmartOS.
-  ASSERT_TRUE(backend().execute(VERB_RESTART, kDb, 5s).ok());
+  ASSERT_TRUE(run_verb(VERB_RESTART, kDb, 5s).ok());
   EXPECT_THAT(verb_calls(), ::testing::ElementsAre(std::string("start ") + kDb));
   EXPECT_EQ(state_of(kDb), medic::v1::VM_STATE_RUNNING);
 }
 
 TEST_F(VmadmBackend, EveryVerbOnAnUnknownUuidIsNotFound) {
   for (auto verb : {VERB_REBOOT, VERB_RESET, VERB_RESTART, VERB_STOP, VERB_START}) {
-    Status s = backend().execute(verb, kGone, 5s);
+    Status s = run_verb(verb, kGone, 5s);
     EXPECT_EQ(s.code(), Code::kNotFound) << verb_name(verb) << ": " << s;
   }
   EXPECT_TRUE(verb_calls().empty());
@@ -287,7 +291,7 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
-  Status s = backend().execute(VERB_START, kGone, 5s);
+  Status s = run_verb(VERB_START, kGone, 5s);
   EXPECT_EQ(s.code(), Code::kNotFound) << s;
   EXPECT_THAT(s.message(), HasSubstr("does not exist"));
 }
@@ -303,7 +307,7 @@ TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
-  Status s = backend().execute(VERB_START, kWeb, 5s);
+  Status s = run_verb(VERB_START, kWeb, 5s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_THAT(s.message(), HasSubstr("already 'running'"));
 }
@@ -317,14 +321,14 @@ TEST_F(VmadmBackend, VmadmsNotRunningNoOpIsNotTakenForAReboot) {
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
-  Status s = backend().execute(VERB_REBOOT, kDb, 5s);
+  Status s = run_verb(VERB_REBOOT, kDb, 5s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_THAT(s.message(), HasSubstr("already not 'running'"));
 }
 
 TEST_F(VmadmBackend, AFailingVerbQuotesVmadm) {
   touch("fail");
-  Status s = backend().execute(VERB_STOP, kWeb, 5s);
+  Status s = run_verb(VERB_STOP, kWeb, 5s);
   EXPECT_EQ(s.code(), Code::kIo) << s;
   EXPECT_THAT(s.message(), HasSubstr("exit 1"));
   EXPECT_THAT(s.message(), HasSubstr("Unable to stop VM"));
@@ -341,7 +345,7 @@ TEST_F(VmadmBackend, AHangingVerbTimesOutWithinItsLimit) {
                                 0755);
   opts_.vmadm_path = slow;
   auto start = std::chrono::steady_clock::now();
-  Status s = backend().execute(VERB_STOP, kWeb, 500ms);
+  Status s = run_verb(VERB_STOP, kWeb, 500ms);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(s.code(), Code::kTimeout) << s;
   EXPECT_THAT(s.message(), HasSubstr("stop"));
@@ -352,7 +356,7 @@ TEST_F(VmadmBackend, AHangingVerbTimesOutWithinItsLimit) {
 TEST_F(VmadmBackend, AHangingVmadmTimesOutEvenBeforeTheVerb) {
   touch("hang");
   auto start = std::chrono::steady_clock::now();
-  Status s = backend().execute(VERB_RESTART, kWeb, 300ms);
+  Status s = run_verb(VERB_RESTART, kWeb, 300ms);
   EXPECT_EQ(s.code(), Code::kTimeout) << s;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
@@ -367,7 +371,7 @@ TEST_F(VmadmBackend, QmpSocketLivesInTheZoneRoot) {
 }
 
 TEST_F(VmadmBackend, ResetWithoutAQmpClientIsRefusedNamingTheSocket) {
-  Status s = backend().execute(VERB_RESET, kWeb, 5s);
+  Status s = run_verb(VERB_RESET, kWeb, 5s);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("/root/tmp/vm.qmp"));
   EXPECT_THAT(s.message(), HasSubstr("QMP"));
@@ -382,7 +386,7 @@ TEST_F(VmadmBackend, ResetGoesThroughTheQmpHookWithTheZoneSocket) {
     seen_timeout = timeout;
     return Status{};
   };
-  ASSERT_TRUE(backend().execute(VERB_RESET, kWeb, 7s).ok());
+  ASSERT_TRUE(run_verb(VERB_RESET, kWeb, 7s).ok());
   EXPECT_EQ(seen_socket, backend().qmp_socket_path(kWeb));
   EXPECT_EQ(seen_timeout, Duration(7s));
   EXPECT_TRUE(verb_calls().empty());
@@ -394,7 +398,7 @@ TEST_F(VmadmBackend, ResetOfAStoppedVmIsFailedPrecondition) {
     called = true;
     return Status{};
   };
-  EXPECT_EQ(backend().execute(VERB_RESET, kDb, 5s).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(run_verb(VERB_RESET, kDb, 5s).code(), Code::kFailedPrecondition);
   EXPECT_FALSE(called);
 }
 

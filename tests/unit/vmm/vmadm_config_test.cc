@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "vmm/vmadm/vmadm.h"
+#include "tests/testing/testing.h"
 
 namespace medic::vmm::vmadm {
 namespace {
@@ -12,7 +13,7 @@ using ::testing::HasSubstr;
 
 VmadmOptions read(const std::string& yaml, ConfigReader& r) {
   auto node = load_yaml_string(yaml, "agent.yaml");
-  EXPECT_TRUE(node.ok()) << node.status();
+  EXPECT_OK(node);
   return read_vmadm_options(r, *node);
 }
 
@@ -22,7 +23,7 @@ TEST(VmadmConfig, ReadsEveryOption) {
       "host: cn-07\nvmadm_path: /usr/vm/sbin/vmadm\nzones_root: /zones2\nlist_timeout: 10s\n"
       "max_output_bytes: 2048\nforce_stop: false\n",
       r);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_OK(r);
   EXPECT_EQ(o.host, "cn-07");
   EXPECT_EQ(o.vmadm_path, "/usr/vm/sbin/vmadm");
   EXPECT_EQ(o.zones_root, "/zones2");
@@ -34,7 +35,7 @@ TEST(VmadmConfig, ReadsEveryOption) {
 TEST(VmadmConfig, DefaultsMatchASmartOsHost) {
   ConfigReader r("agent.yaml");
   VmadmOptions o = read("{}", r);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(o.vmadm_path, "/usr/sbin/vmadm");
   EXPECT_EQ(o.zones_root, "/zones");
   EXPECT_TRUE(o.force_stop);

@@ -1,0 +1,130 @@
+// Inside the Engine (rules/engine.h): how its parts are wired. Not for use
+// outside rules/.
+//
+// The Impl owns the parts and moves incidents along:
+// - ingest: fleet table (facts, last seen) -> triggers -> a batch of
+//   triggers -> open incidents -> each meets the policy chain for its step;
+// - a step that passes is dispatched (a verb: in flight until its result or
+//   timeout) or sent (notify), then watched for heal_within;
+// - a step that did not heal moves the incident up its ladder.
+// Its functions live in engine.cc (events and triggers), engine_steps.cc
+// (steps, results, operators) and engine_snapshot.cc (snapshot/restore).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rules/engine.h"
+#include "rules/fleet.h"
+#include "rules/incident_book.h"
+#include "rules/policy_chain.h"
+#include "rules/triggers.h"
+
+namespace medic::rules {
+
+struct Engine::Impl {
+  Impl(Clock& c, std::shared_ptr<const RuleSet> r, EngineOptions o, DecisionSink& s);
+  ~Impl();
+
+  // ---- events and triggers (engine.cc)
+  int64_t now_ns() const { return to_ns(clock_.now()); }
+  uint32_t host_index(const std::string& name);
+  void host_seen(uint32_t h, int64_t at);
+  void ingest(const medic::v1::Event& e, EvidenceRef ref);
+  uint32_t note_vm(const medic::v1::Event& e, uint32_t h, EventType type, EvidenceRef ref,
+                   int64_t now);
+  void match_rules(uint32_t v, EventType type, const medic::v1::Event& e, EvidenceRef ref,
+                   int64_t now);
+  void on_absence_due();
+  void process_batch();
+  void open_incident(Trigger& t);
+  void observe_heal(uint32_t v, EventType type, const medic::v1::Event& e);
+  void add_evidence(Incident& inc, EvidenceRef ref) const;
+  template <typename Pred>
+  void release_held(Policy policy, Pred pred);
+  void schedule_sweep();
+
+  // ---- steps (engine_steps.cc)
+  std::string next_id() { return opt_.id_prefix + "-" + std::to_string(++id_counter_); }
+  Decision base(const Incident& inc);
+  void emit(const Decision& d);
+  void notice(Decision d);
+  void attempt_step(Incident& inc);
+  void run_step(Incident& inc, Decision& d);
+  void stopped(Incident& inc, Decision& d, const PolicyCheck& by);
+  void suppress(Incident& inc, Decision& d, Policy p, std::string reason);
+  void hold(Incident& inc, Decision& d, Policy p, std::string reason);
+  void wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason);
+  void await_approval(Incident& inc, Decision& d, std::string reason);
+  std::string notify_text(const Incident& inc) const;
+  void dispatch(Incident& inc, Decision& d, Outcome outcome);
+  void start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires);
+  void watch(Incident& inc, Time until);
+  void on_watch_end(IncidentId id);
+  void advance(Incident& inc);
+  void close(Incident& inc, IncidentEnd end);
+
+  // ---- results and operators (engine_steps.cc)
+  void release_slot(const std::string& id);
+  void result(const std::string& id, ActionState outcome, bool healed, const std::string& reason);
+  void pump_waiting();
+  void arm_approval_timer(Incident& inc);
+  void on_approval_timeout(IncidentId id);
+  Incident* pending(const std::string& action_id);
+  Status approve(const std::string& id, const std::string& by);
+  Status deny(const std::string& id, const std::string& by, const std::string& reason);
+  void reload(std::shared_ptr<const RuleSet> rules);
+
+  // ---- snapshot and restore (engine_snapshot.cc)
+  EngineState snapshot() const;
+  Status restore(const EngineState& s);
+  void restore_fleet(const EngineState& s);
+  void restore_books(const EngineState& s);
+  Status restore_incident(const IncidentRecord& r);
+
+  struct InFlight {
+    uint32_t vm;
+    uint32_t host;  // whose slot it holds
+    Time expires;
+    TimerId timeout;
+  };
+
+  Clock& clock_;
+  std::shared_ptr<const RuleSet> rules_;
+  EngineOptions opt_;
+  DecisionSink& sink_;
+  EngineStats stats_;
+
+  Fleet fleet_;
+  AbsenceWatch absence_;
+  CountWindows counts_;
+  IncidentBook book_;
+  PolicyChain chain_;
+  std::unordered_map<std::string, InFlight> in_flight_;
+  std::deque<IncidentId> waiting_;  // for a slot, in the order they asked
+  TimerId sweep_timer_ = 0;
+  uint64_t id_counter_ = 0;
+  bool touched_ = false;  // anything was fed (restore is refused after)
+
+  std::vector<Trigger> batch_;
+  std::vector<AbsenceWatch::Due> due_buf_;
+  std::vector<uint32_t> candidate_buf_;  // RuleSet::candidates scratch
+  std::string key_buf_;                  // incident key of the trigger at hand
+};
+
+// Closes incidents held by `policy` whose VM `pred` accepts. A trigger that
+// still holds opens a fresh incident, which meets the policies again.
+template <typename Pred>
+void Engine::Impl::release_held(Policy policy, Pred pred) {
+  std::vector<Incident*> done;
+  for (const Incident* c : book_.all()) {
+    if (c->state == IncidentState::kHeld && c->held_by == policy && pred(c->vm))
+      done.push_back(book_.find(c->id));
+  }
+  for (Incident* inc : done) close(*inc, IncidentEnd::kClosed);
+}
+
+}  // namespace medic::rules

@@ -1,0 +1,221 @@
+// Engine::snapshot() and Engine::restore(): the state a restart must keep,
+// out of the engine's parts into plain values (rules/engine_state.h) and back.
+#include <algorithm>
+
+#include "rules/engine_impl.h"
+
+namespace medic::rules {
+
+namespace {
+
+VmRecord vm_record(const VmEntry& vm, const Fleet& fleet) {
+  VmRecord r;
+  r.id = vm.facts.id;
+  r.host = fleet.host_at(vm.host).name;
+  r.last_seen_ns = vm.last_seen_ns;
+  r.last_ref = vm.last_ref;
+  r.labels = vm.facts.labels;
+  r.last_heartbeat_ns = vm.facts.last_heartbeat_ns;
+  r.uptime_ns = vm.facts.uptime_ns;
+  r.rss_bytes = vm.facts.rss_bytes;
+  r.cpu_percent = vm.facts.cpu_percent;
+  r.state = vm.facts.state;
+  return r;
+}
+
+IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
+  IncidentRecord r;
+  r.id = inc.id.value;
+  r.key = inc.key;
+  r.rule = inc.rule->name;
+  r.rule_version = inc.rule->version;
+  r.vm = fleet.vm_at(inc.vm).facts.id;
+  r.step = inc.step;
+  r.state = static_cast<uint8_t>(inc.state);
+  r.waiting_on = inc.waiting_on;
+  r.held_by = inc.held_by;
+  r.action_id = inc.action_id;
+  r.deadline_ns = to_ns(inc.deadline);
+  r.evidence = inc.evidence;
+  r.trigger = inc.trigger;
+  r.probe = inc.probe;
+  r.healed_seen = inc.healed_seen;
+  r.waiting_reported = inc.waiting_reported;
+  r.approved_step = inc.approved_step;
+  r.approved_by = inc.approved_by;
+  return r;
+}
+
+}  // namespace
+
+EngineState Engine::Impl::snapshot() const {
+  const PolicyChain& chain = chain_;
+  EngineState s;
+  s.at_ns = now_ns();
+  s.decision_counter = id_counter_;
+  s.last_incident_id = book_.last_id();
+  for (uint32_t h = 0; h < fleet_.host_count(); ++h) {
+    const HostEntry& host = fleet_.host_at(h);
+    HostRecord r{host.name, host.last_seen_ns, host.silence_noticed, {}, 0, false};
+    if (h < chain.storm().host_scopes()) {
+      const auto& t = chain.storm().tally(h);
+      r.bad_times.assign(t.bad_times.begin(), t.bad_times.end());
+      r.last_bad_ns = t.last_bad_ns;
+      r.frozen = t.frozen;
+    }
+    s.hosts.push_back(std::move(r));
+  }
+  for (uint32_t v = 0; v < fleet_.vm_count(); ++v) {
+    VmRecord r = vm_record(fleet_.vm_at(v), fleet_);
+    r.last_action_ns = chain.cooldown().last_action(v);
+    if (const auto* b = chain.budget().books(v)) {
+      r.action_times = b->actions;
+      r.budget_notice_ns = b->notice_ns;
+    }
+    auto marks = chain.storm().marks(v);
+    r.bad_since_ns = marks.bad_since_ns;
+    r.storm_counted_ns = marks.counted_ns;
+    s.vms.push_back(std::move(r));
+  }
+  for (const Incident* inc : book_.all()) s.incidents.push_back(incident_record(*inc, fleet_));
+  for (const auto& [id, f] : in_flight_) {
+    const Incident* inc = book_.by_action(id);
+    s.in_flight.push_back({id, fleet_.vm_at(f.vm).facts.id, fleet_.host_at(f.host).name,
+                           to_ns(f.expires), inc ? inc->rule->heal_within : Duration{0}});
+  }
+  std::sort(s.in_flight.begin(), s.in_flight.end(),
+            [](const auto& a, const auto& b) { return a.action_id < b.action_id; });
+  for (const auto& [id, sil] : chain.silences().silences()) s.silences.emplace_back(id, sil);
+  s.silence_counter = chain.silences().counter();
+  const auto& fleet_tally = chain.storm().tally(kNoHost);
+  s.fleet_bad_times.assign(fleet_tally.bad_times.begin(), fleet_tally.bad_times.end());
+  s.fleet_last_bad_ns = fleet_tally.last_bad_ns;
+  s.fleet_frozen = fleet_tally.frozen;
+  for (IncidentId id : waiting_) s.waiting.push_back(id.value);
+  absence_.for_each_armed(fleet_.vm_count(), [&](const Rule& r, uint32_t v, int64_t deadline) {
+    s.absence.push_back({r.name, fleet_.vm_at(v).facts.id, deadline});
+  });
+  for (const auto& [key, times] : counts_.windows()) s.counts.emplace_back(key, times);
+  std::sort(s.counts.begin(), s.counts.end());
+  return s;
+}
+
+Status Engine::Impl::restore(const EngineState& s) {
+  if (touched_ || fleet_.host_count() != 0) {
+    return failed_precondition("restore: the engine has already been fed; restore a fresh one");
+  }
+  for (const auto& r : s.incidents) {
+    const Rule* rule = rules_->find(r.rule);
+    if (!rule) return not_found("restore: incident " + r.key + ": no rule " + r.rule);
+    if (r.step >= rule->ladder.size())
+      return invalid_argument("restore: incident " + r.key + ": rule " + r.rule + " has no step " +
+                              std::to_string(r.step + 1));
+    if (r.state > static_cast<uint8_t>(IncidentState::kHeld))
+      return invalid_argument("restore: incident " + r.key + ": no state " +
+                              std::to_string(r.state));
+  }
+  restore_fleet(s);
+  // Slots first: the dispatch hook also stamps cooldown and budget, which
+  // restore_books() then sets to what they were.
+  for (const auto& f : s.in_flight) {
+    auto v = fleet_.find_vm(f.vm);
+    if (!v) return not_found("restore: action " + f.action_id + ": no VM " + f.vm);
+    uint32_t h = host_index(f.host);
+    chain_.on_dispatched(*v, h, s.at_ns);
+    start_action(f.action_id, *v, h, from_ns(f.expires_ns));
+  }
+  restore_books(s);
+  for (const auto& r : s.absence) {
+    const Rule* rule = rules_->find(r.rule);
+    auto v = fleet_.find_vm(r.vm);
+    if (rule && v) absence_.arm(*rule, *v, r.deadline_ns);
+  }
+  absence_.ensure_timer();
+  for (const auto& [key, times] : s.counts) counts_.restore(key, times);
+  for (const auto& r : s.incidents) {
+    if (Status st = restore_incident(r); !st.ok()) return st;
+  }
+  for (uint64_t id : s.waiting) waiting_.push_back(IncidentId{id});
+  book_.set_last_id(s.last_incident_id);
+  id_counter_ = s.decision_counter;
+  touched_ = true;
+  return {};
+}
+
+// Hosts and VMs, in the order the engine first heard of them, so that their
+// indices (and with them every order that depends on them) are as they were.
+void Engine::Impl::restore_fleet(const EngineState& s) {
+  for (const HostRecord& r : s.hosts) {
+    uint32_t h = host_index(r.name);
+    fleet_.host_at(h).last_seen_ns = r.last_seen_ns;
+    fleet_.host_at(h).silence_noticed = r.silence_noticed;
+  }
+  for (const VmRecord& r : s.vms) {
+    bool created = false;
+    VmEntry& vm = fleet_.vm_at(fleet_.vm(r.id, host_index(r.host), &created));
+    vm.last_seen_ns = r.last_seen_ns;
+    vm.last_ref = r.last_ref;
+    vm.facts.labels = r.labels;
+    vm.facts.last_heartbeat_ns = r.last_heartbeat_ns;
+    vm.facts.uptime_ns = r.uptime_ns;
+    vm.facts.rss_bytes = r.rss_bytes;
+    vm.facts.cpu_percent = r.cpu_percent;
+    vm.facts.state = r.state;
+  }
+}
+
+// The policies' own books: cooldown, budget, storm guard, silences.
+void Engine::Impl::restore_books(const EngineState& s) {
+  for (const HostRecord& r : s.hosts) {
+    StormGuard::Tally t{{r.bad_times.begin(), r.bad_times.end()}, r.last_bad_ns, r.frozen};
+    chain_.storm().restore(*fleet_.find_host(r.name), std::move(t));
+  }
+  for (const VmRecord& r : s.vms) {
+    uint32_t v = *fleet_.find_vm(r.id);
+    chain_.cooldown().restore(v, r.last_action_ns);
+    chain_.budget().restore(v, {r.action_times, r.budget_notice_ns});
+    chain_.storm().restore_marks(v, {r.bad_since_ns, r.storm_counted_ns});
+  }
+  StormGuard::Tally fleet{
+      {s.fleet_bad_times.begin(), s.fleet_bad_times.end()}, s.fleet_last_bad_ns, s.fleet_frozen};
+  chain_.storm().restore(kNoHost, std::move(fleet));
+  std::map<std::string, Silence> silences(s.silences.begin(), s.silences.end());
+  chain_.silences().restore(std::move(silences), s.silence_counter);
+}
+
+Status Engine::Impl::restore_incident(const IncidentRecord& r) {
+  auto v = fleet_.find_vm(r.vm);
+  if (!v) return not_found("restore: incident " + r.key + ": no VM " + r.vm);
+  const RulePtr* rule = nullptr;
+  for (const auto& p : rules_->rules()) {
+    if (p->name == r.rule) rule = &p;
+  }
+  Incident& inc = book_.open(r.key, *rule, *v, IncidentId{r.id});
+  inc.step = r.step;
+  inc.state = static_cast<IncidentState>(r.state);
+  inc.waiting_on = r.waiting_on;
+  inc.held_by = r.held_by;
+  inc.action_id = r.action_id;
+  inc.deadline = from_ns(r.deadline_ns);
+  inc.evidence = r.evidence;
+  inc.trigger = r.trigger;
+  inc.probe = r.probe;
+  inc.healed_seen = r.healed_seen;
+  inc.waiting_reported = r.waiting_reported;
+  inc.approved_step = r.approved_step;
+  inc.approved_by = r.approved_by;
+  ++fleet_.vm_at(*v).open;
+  if (!inc.action_id.empty() && (inc.state == IncidentState::kActing || inc.awaiting_approval())) {
+    book_.bind_action(inc.action_id, inc.id);
+  }
+  if (inc.awaiting_approval()) {
+    chain_.on_awaiting(*v, +1);
+    arm_approval_timer(inc);
+  } else if (inc.state == IncidentState::kWatching) {
+    IncidentId id = inc.id;
+    inc.timer = clock_.schedule_at(inc.deadline, [this, id] { on_watch_end(id); });
+  }
+  return {};
+}
+
+}  // namespace medic::rules

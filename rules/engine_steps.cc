@@ -1,0 +1,348 @@
+// How an incident's ladder steps meet the policy chain, are dispatched,
+// watched and answered: action results, approvals, denials, timeouts.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/duration.h"
+#include "rules/engine_impl.h"
+
+namespace medic::rules {
+
+namespace {
+
+std::string fmt(Duration d) {
+  return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ decisions
+
+Decision Engine::Impl::base(const Incident& inc) {
+  const Rule& r = *inc.rule;
+  const VmEntry& vm = fleet_.vm_at(inc.vm);
+  Decision d;
+  d.id = next_id();
+  d.at = clock_.now();
+  d.rule = r.name;
+  d.rule_version = r.version;
+  d.vm = vm.facts.id;
+  d.host = std::string(vm.facts.host);
+  d.step = r.ladder[inc.step];
+  d.ladder_step = inc.step + 1;
+  d.ladder_size = static_cast<uint32_t>(r.ladder.size());
+  d.evidence = inc.evidence;
+  d.trigger = inc.trigger;
+  d.heal_within = r.heal_within;
+  return d;
+}
+
+void Engine::Impl::emit(const Decision& d) {
+  ++stats_.decisions;
+  sink_.on_decision(d);
+}
+
+void Engine::Impl::notice(Decision d) {
+  d.id = next_id();
+  d.at = clock_.now();
+  emit(d);
+}
+
+// ------------------------------------------------------------ steps
+
+void Engine::Impl::attempt_step(Incident& inc) {
+  Decision d = base(inc);
+  run_step(inc, d);
+}
+
+// The step meets the chain; what the last check answered decides what
+// becomes of it. An operator's approval of this very step is part of the run.
+void Engine::Impl::run_step(Incident& inc, Decision& d) {
+  std::string_view approved_by;
+  if (inc.approved_step == inc.step + 1) approved_by = inc.approved_by;
+  if (!approved_by.empty()) d.by = std::string(approved_by);
+  uint32_t host = fleet_.vm_at(inc.vm).host;
+  PolicyContext c{*inc.rule, inc, inc.vm, host, d.step, now_ns(), d, approved_by};
+  d.checks.reserve(chain_.order().size());
+  switch (chain_.run(c, &d.checks)) {
+    case Verdict::kPass:
+      return dispatch(inc, d, approved_by.empty() ? Outcome::kProposed : Outcome::kApproved);
+    case Verdict::kDryRun:
+      d.outcome = Outcome::kDryRun;
+      if (d.step == Step::kNotify) d.reason = notify_text(inc);
+      emit(d);
+      return watch(inc, clock_.now() + inc.rule->heal_within);
+    default: {
+      PolicyCheck by = d.checks.back();
+      return stopped(inc, d, by);
+    }
+  }
+}
+
+void Engine::Impl::stopped(Incident& inc, Decision& d, const PolicyCheck& by) {
+  switch (by.verdict) {
+    case Verdict::kSuppress:
+      return suppress(inc, d, by.policy, by.reason);
+    case Verdict::kHold:
+      return hold(inc, d, by.policy, by.reason);
+    case Verdict::kWait:
+      if (by.policy == Policy::kApproval) return await_approval(inc, d, by.reason);
+      return wait_for_slot(inc, d, by.policy, by.reason);
+    case Verdict::kPass:
+    case Verdict::kDryRun:
+      break;
+  }
+}
+
+void Engine::Impl::suppress(Incident& inc, Decision& d, Policy p, std::string reason) {
+  d.outcome = Outcome::kSuppressed;
+  d.policy = p;
+  d.reason = std::move(reason);
+  emit(d);
+  close(inc, IncidentEnd::kClosed);
+}
+
+void Engine::Impl::hold(Incident& inc, Decision& d, Policy p, std::string reason) {
+  d.outcome = Outcome::kSuppressed;
+  d.policy = p;
+  d.reason = std::move(reason);
+  emit(d);
+  book_.move_to(inc, IncidentState::kHeld);
+  inc.held_by = p;
+}
+
+void Engine::Impl::wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason) {
+  bool first = !inc.waiting_reported;
+  book_.move_to(inc, IncidentState::kOpen);
+  inc.waiting_on = p;
+  inc.waiting_reported = true;
+  waiting_.push_back(inc.id);
+  if (!first) return;
+  d.outcome = Outcome::kSuppressed;
+  d.policy = p;
+  d.reason = std::move(reason);
+  emit(d);
+}
+
+void Engine::Impl::await_approval(Incident& inc, Decision& d, std::string reason) {
+  d.outcome = Outcome::kPendingApproval;
+  d.policy = Policy::kApproval;
+  d.reason = std::move(reason);
+  d.expires_at = clock_.now() + chain_.approval().timeout(*inc.rule);
+  book_.move_to(inc, IncidentState::kOpen);
+  inc.waiting_on = Policy::kApproval;
+  inc.action_id = d.id;
+  inc.deadline = d.expires_at;
+  chain_.on_awaiting(inc.vm, +1);
+  book_.bind_action(d.id, inc.id);
+  arm_approval_timer(inc);
+  emit(d);
+}
+
+void Engine::Impl::arm_approval_timer(Incident& inc) {
+  IncidentId id = inc.id;
+  inc.timer = clock_.schedule_at(inc.deadline, [this, id] { on_approval_timeout(id); });
+}
+
+std::string Engine::Impl::notify_text(const Incident& inc) const {
+  const Rule& r = *inc.rule;
+  if (!r.message.empty()) return r.message;
+  const VmEntry& vm = fleet_.vm_at(inc.vm);
+  std::string s = "rule " + r.name + ": VM " + vm.facts.id + " on host " +
+                  std::string(vm.facts.host) + ": " + inc.trigger;
+  if (inc.step > 0) {
+    s += "; tried";
+    for (uint32_t i = 0; i < inc.step; ++i) s += " " + std::string(step_name(r.ladder[i]));
+    s += " without healing it";
+  }
+  return s;
+}
+
+void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
+  d.outcome = outcome;
+  if (d.step == Step::kNotify) {
+    d.reason = notify_text(inc);
+    emit(d);
+    return watch(inc, clock_.now() + inc.rule->heal_within);
+  }
+  uint32_t host = fleet_.vm_at(inc.vm).host;
+  chain_.on_dispatched(inc.vm, host, now_ns());
+  book_.move_to(inc, IncidentState::kActing);
+  inc.action_id = d.id;
+  inc.healed_seen = false;
+  book_.bind_action(d.id, inc.id);
+  d.expires_at = clock_.now() + opt_.action_timeout;
+  start_action(d.id, inc.vm, host, d.expires_at);
+  emit(d);
+}
+
+void Engine::Impl::start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires) {
+  TimerId t = clock_.schedule_at(expires, [this, id] {
+    in_flight_[id].timeout = 0;
+    result(id, ActionState::kTimedOut, false, "no result within " + fmt(opt_.action_timeout));
+  });
+  in_flight_[id] = {vm, host, expires, t};
+}
+
+void Engine::Impl::watch(Incident& inc, Time until) {
+  book_.move_to(inc, IncidentState::kWatching);
+  inc.deadline = until;
+  IncidentId id = inc.id;
+  inc.timer = clock_.schedule_at(until, [this, id] { on_watch_end(id); });
+}
+
+void Engine::Impl::on_watch_end(IncidentId id) {
+  Incident* p = book_.find(id);
+  if (!p) return;
+  p->timer = 0;
+  if (p->healed_seen) return close(*p, IncidentEnd::kHealed);
+  advance(*p);
+}
+
+void Engine::Impl::advance(Incident& inc) {
+  ++inc.step;
+  inc.waiting_reported = false;
+  if (inc.step >= inc.rule->ladder.size()) {
+    spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it", inc.rule->name,
+                 fleet_.vm_at(inc.vm).facts.id);
+    return close(inc, IncidentEnd::kEscalated);
+  }
+  book_.move_to(inc, IncidentState::kOpen);
+  attempt_step(inc);
+}
+
+void Engine::Impl::close(Incident& inc, IncidentEnd end) {
+  if (inc.timer) clock_.cancel(inc.timer);
+  if (inc.awaiting_approval()) chain_.on_awaiting(inc.vm, -1);
+  --fleet_.vm_at(inc.vm).open;
+  if (end == IncidentEnd::kHealed) chain_.storm().healed(inc.vm);
+  book_.close(inc, end);
+}
+
+// ------------------------------------------------------------ results
+
+void Engine::Impl::release_slot(const std::string& id) {
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) return;
+  if (it->second.timeout) clock_.cancel(it->second.timeout);
+  chain_.on_finished(it->second.vm, it->second.host);
+  in_flight_.erase(it);
+}
+
+void Engine::Impl::result(const std::string& id, ActionState outcome, bool healed,
+                          const std::string& reason) {
+  if (!in_flight_.count(id)) {
+    spdlog::debug("rules: result for unknown or finished action {} ignored", id);
+    return;
+  }
+  release_slot(id);
+  Incident* inc = book_.by_action(id);
+  book_.unbind_action(id);
+  if (inc && inc->state == IncidentState::kActing && inc->action_id == id) {
+    switch (outcome) {
+      case ActionState::kSucceeded:
+        if (healed || inc->healed_seen)
+          close(*inc, IncidentEnd::kHealed);
+        else
+          watch(*inc, clock_.now() + inc->rule->heal_within);
+        break;
+      case ActionState::kFailed:
+      case ActionState::kTimedOut:
+        spdlog::warn("rules: action {} {}: {}", id,
+                     outcome == ActionState::kFailed ? "failed" : "timed out", reason);
+        advance(*inc);
+        break;
+      case ActionState::kRejected:
+        spdlog::warn("rules: action {} rejected by the actuator: {}", id, reason);
+        close(*inc, IncidentEnd::kClosed);
+        break;
+      default:  // not a result (on_action_result's contract)
+        break;
+    }
+  }
+  pump_waiting();
+}
+
+void Engine::Impl::pump_waiting() {
+  auto host_full = [&](const Incident& inc) {
+    return chain_.host_slots().full(fleet_.vm_at(inc.vm).host);
+  };
+  while (!waiting_.empty() && !chain_.fleet_slots().full()) {
+    IncidentId id = waiting_.front();
+    waiting_.pop_front();
+    Incident* inc = book_.find(id);
+    if (!inc || !inc->waiting_for_slot()) continue;
+    if (host_full(*inc)) {
+      // Its host is still full; look at it again after others had a turn.
+      bool others = std::any_of(waiting_.begin(), waiting_.end(), [&](IncidentId w) {
+        Incident* o = book_.find(w);
+        return o && !host_full(*o);
+      });
+      waiting_.push_back(id);
+      if (!others) break;
+      continue;
+    }
+    attempt_step(*inc);
+  }
+}
+
+// ------------------------------------------------------------ operators
+
+void Engine::Impl::on_approval_timeout(IncidentId id) {
+  Incident* inc = book_.find(id);
+  if (!inc || !inc->awaiting_approval()) return;
+  inc->timer = 0;
+  Decision d = base(*inc);
+  d.id = inc->action_id;
+  d.outcome = Outcome::kExpired;
+  d.policy = Policy::kApproval;
+  d.reason = "no operator approved it in time";
+  book_.unbind_action(inc->action_id);
+  emit(d);
+  close(*inc, IncidentEnd::kClosed);
+}
+
+Incident* Engine::Impl::pending(const std::string& action_id) {
+  Incident* inc = book_.by_action(action_id);
+  return inc && inc->awaiting_approval() ? inc : nullptr;
+}
+
+// The approved step meets the same chain again, as approved: facts (a silent
+// host, another action in flight, free slots) still rule; what a person's yes
+// overrides (a storm freeze, cooldown, budget) passes. Approval is for this
+// step: if it must wait for a slot, it does not ask again.
+Status Engine::Impl::approve(const std::string& id, const std::string& by) {
+  touched_ = true;
+  Incident* inc = pending(id);
+  if (!inc) return not_found("no action " + id + " is waiting for approval");
+  if (inc->timer) clock_.cancel(inc->timer);
+  inc->timer = 0;
+  book_.unbind_action(id);
+  chain_.on_awaiting(inc->vm, -1);
+  inc->waiting_on = Policy::kNone;
+  inc->approved_step = inc->step + 1;
+  inc->approved_by = by;
+  Decision d = base(*inc);
+  d.id = id;
+  run_step(*inc, d);
+  return {};
+}
+
+Status Engine::Impl::deny(const std::string& id, const std::string& by, const std::string& reason) {
+  touched_ = true;
+  Incident* inc = pending(id);
+  if (!inc) return not_found("no action " + id + " is waiting for approval");
+  book_.unbind_action(id);
+  Decision d = base(*inc);
+  d.id = id;
+  d.by = by;
+  d.outcome = Outcome::kDenied;
+  d.policy = Policy::kApproval;
+  d.reason = reason;
+  emit(d);
+  close(*inc, IncidentEnd::kClosed);
+  return {};
+}
+
+}  // namespace medic::rules

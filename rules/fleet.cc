@@ -1,0 +1,127 @@
+#include "rules/fleet.h"
+
+#include <algorithm>
+
+namespace medic::rules {
+
+uint32_t Fleet::VmIndex::find(std::string_view id) const {
+  size_t mask = slots_.size() - 1;
+  for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
+    uint32_t v = slots_[i];
+    if (v == kNone) return kNone;
+    if (vms_[v].facts.id == id) return v;
+  }
+}
+
+void Fleet::VmIndex::insert(uint32_t v) {
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  place(v);
+  ++size_;
+}
+
+void Fleet::VmIndex::place(uint32_t v) {
+  size_t mask = slots_.size() - 1;
+  size_t i = hash(vms_[v].facts.id) & mask;
+  while (slots_[i] != kNone) i = (i + 1) & mask;
+  slots_[i] = v;
+}
+
+void Fleet::VmIndex::grow() {
+  std::vector<uint32_t> old;
+  old.swap(slots_);
+  slots_.assign(old.size() * 2, kNone);
+  for (uint32_t v : old) {
+    if (v != kNone) place(v);
+  }
+}
+
+Fleet::Fleet(Duration host_silent_after, Duration forget_vm_after)
+    : host_silent_after_(host_silent_after), forget_vm_after_(forget_vm_after) {}
+
+uint32_t Fleet::host(const std::string& name) {
+  auto it = host_index_.find(name);
+  if (it != host_index_.end()) return it->second;
+  uint32_t id = static_cast<uint32_t>(hosts_.size());
+  host_index_.emplace(name, id);
+  hosts_.push_back({});
+  hosts_.back().name = name;
+  return id;
+}
+
+std::optional<uint32_t> Fleet::find_host(const std::string& name) const {
+  auto it = host_index_.find(name);
+  if (it == host_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint32_t Fleet::vm(const std::string& id, uint32_t h, bool* created) {
+  uint32_t found = vm_index_.find(id);
+  if (found != VmIndex::kNone) {
+    if (vms_[found].host != h) move_vm(found, h);
+    return found;
+  }
+  uint32_t v = static_cast<uint32_t>(vms_.size());
+  vms_.push_back({});
+  vms_.back().facts.id = id;
+  vm_index_.insert(v);
+  move_vm(v, h);
+  *created = true;
+  return v;
+}
+
+std::optional<uint32_t> Fleet::find_vm(std::string_view id) const {
+  uint32_t v = vm_index_.find(id);
+  if (v == VmIndex::kNone) return std::nullopt;
+  return v;
+}
+
+void Fleet::move_vm(uint32_t v, uint32_t h) {
+  VmEntry& vm = vms_[v];
+  if (vm.host != kNoHost) {
+    auto& list = hosts_[vm.host].vms;
+    list.erase(std::remove(list.begin(), list.end(), v), list.end());
+  }
+  vm.host = h;
+  vm.facts.host = hosts_[h].name;
+  hosts_[h].vms.push_back(v);
+}
+
+bool Fleet::mark_seen(uint32_t h, int64_t at) {
+  HostEntry& host = hosts_[h];
+  bool was_silent = host.last_seen_ns != 0 && at - host.last_seen_ns > host_silent_after_.count();
+  if (at > host.last_seen_ns) host.last_seen_ns = at;
+  if (was_silent) host.silence_noticed = false;
+  return was_silent;
+}
+
+bool Fleet::host_silent(uint32_t h, int64_t now) const {
+  return now - hosts_[h].last_seen_ns > host_silent_after_.count();
+}
+
+bool Fleet::forgotten(const VmEntry& vm, int64_t now) const {
+  return vm.last_seen_ns == 0 || now - vm.last_seen_ns > forget_vm_after_.count();
+}
+
+void Fleet::update_facts(VmEntry& vm, EventType type, const medic::v1::Event& e, int64_t now) {
+  if (type == EventType::kVmHeartbeat) {
+    vm.facts.last_heartbeat_ns = now;
+    return;
+  }
+  if (type != EventType::kVmState) return;
+  const auto& s = e.state();
+  vm.facts.state = s.state();
+  vm.facts.cpu_percent = static_cast<float>(s.cpu_percent());
+  vm.facts.rss_bytes = s.rss_bytes();
+  vm.facts.uptime_ns = s.uptime_ns();
+  auto& labels = vm.facts.labels;
+  bool same = labels.size() == static_cast<size_t>(s.labels_size());
+  for (int i = 0; same && i < s.labels_size(); ++i) {
+    same = labels[i].first == s.labels(i).key() && labels[i].second == s.labels(i).value();
+  }
+  if (!same) {
+    labels.clear();
+    for (const auto& l : s.labels()) labels.emplace_back(l.key(), l.value());
+  }
+}
+
+}  // namespace medic::rules

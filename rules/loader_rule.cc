@@ -1,0 +1,258 @@
+// FileLoader's stages for one rule: trigger, where, key, ladder, policies.
+#include <algorithm>
+
+#include "core/duration.h"
+#include "core/text.h"
+#include "rules/file_loader.h"
+
+namespace medic::rules {
+
+void FileLoader::load_trigger(const YAML::Node& m, Rule& r) {
+  YAML::Node on = m["on"], absent = m["absent"], count = m["count"], within = m["within"],
+             forn = m["for"];
+  bool has_on = on.IsDefined(), has_absent = absent.IsDefined();
+  if (has_on && has_absent) {
+    error(LoadCode::kTrigger, absent, "a rule has one trigger: on: or absent:, not both");
+    return;
+  }
+  if (!has_on && !has_absent) {
+    error(LoadCode::kTrigger, m,
+          "missing trigger: expected on: EVENT, absent: SIGNAL with for: DURATION, or on: EVENT "
+          "with count: N and within: DURATION");
+    return;
+  }
+  if (has_absent) {
+    if (count.IsDefined() || within.IsDefined()) {
+      error(LoadCode::kTrigger, count.IsDefined() ? count : within,
+            "count:/within: go with on:, not with absent:");
+    }
+    r.trigger = TriggerKind::kAbsent;
+    if (auto t = event_type(absent, "absent")) r.event = *t;
+    if (!forn.IsDefined()) {
+      error(LoadCode::kTrigger, absent,
+            "absent: needs for: DURATION (how long the signal may be missing)");
+    } else if (auto d = duration(m, "for", true)) {
+      r.absent_for = *d;
+    }
+    return;
+  }
+  if (auto t = event_type(on, "on")) r.event = *t;
+  if (forn.IsDefined()) error(LoadCode::kTrigger, forn, "for: goes with absent:, not with on:");
+  if (count.IsDefined() != within.IsDefined()) {
+    error(LoadCode::kTrigger, count.IsDefined() ? count : within,
+          "count: and within: go together (count: N within: DURATION)");
+    return;
+  }
+  if (!count.IsDefined()) return;
+  r.trigger = TriggerKind::kCount;
+  long n = 0;
+  if (!count.IsScalar() || !YAML::convert<long>::decode(count, n) || n < 1 || n > 10000) {
+    error(LoadCode::kTrigger, count, "count: must be a whole number from 1 to 10000");
+  } else {
+    r.count = static_cast<uint32_t>(n);
+  }
+  if (auto d = duration(m, "within", true)) r.within = *d;
+}
+
+void FileLoader::load_where(const YAML::Node& m, Rule& r) {
+  YAML::Node w = m["where"];
+  if (!w.IsDefined() || w.IsNull()) return;
+  if (!w.IsScalar()) {
+    error(LoadCode::kSchema, w,
+          "where: must be an expression, such as vm.labels.tier != \"batch\"");
+    return;
+  }
+  Scope scope;
+  if (r.trigger != TriggerKind::kAbsent) scope.events.push_back(r.event);
+  auto c = compile_expr(w.Scalar(), scope);
+  for (const auto& e : c.errors) {
+    auto [line, col] = locate(w, e.offset);
+    add(e.syntax ? LoadCode::kExprSyntax : LoadCode::kExprType, w, e.message, line, col);
+  }
+  if (!c.ok()) return;
+  r.where = c.expr;
+  if (r.where.never_true()) {
+    warn(LoadCode::kNeverFires, w,
+         "where: is always false, so rule \"" + r.name + "\" can never fire");
+  }
+}
+
+void FileLoader::load_key(const YAML::Node& m, Rule& r) {
+  YAML::Node k = m["key"];
+  if (!k.IsDefined() || k.IsNull()) return;
+  std::vector<YAML::Node> items;
+  if (k.IsScalar())
+    items.push_back(k);
+  else if (k.IsSequence())
+    for (const auto& i : k) items.push_back(i);
+  else {
+    error(LoadCode::kSchema, k,
+          "key: must be a field or a list of fields (vm.id, vm.host, probe.name)");
+    return;
+  }
+  r.key.clear();
+  for (const auto& i : items) {
+    std::string s = i.IsScalar() ? i.Scalar() : "";
+    if (s == "vm.id")
+      r.key.push_back(KeyField::kVmId);
+    else if (s == "vm.host")
+      r.key.push_back(KeyField::kVmHost);
+    else if (s == "probe.name" && is_probe(r.event) && r.trigger != TriggerKind::kAbsent)
+      r.key.push_back(KeyField::kProbeName);
+    else if (s == "probe.name")
+      error(LoadCode::kSchema, i,
+            "key: probe.name exists only for rules on probe.ok or probe.failed");
+    else
+      error(LoadCode::kSchema, i,
+            "key: \"" + s + "\" is not a key field (expected vm.id, vm.host or probe.name)");
+  }
+  if (r.trigger == TriggerKind::kAbsent && (r.key.size() != 1 || r.key[0] != KeyField::kVmId)) {
+    error(LoadCode::kSchema, k, "an absent: rule is keyed by vm.id (absence is tracked per VM)");
+  }
+}
+
+void FileLoader::load_ladder(const YAML::Node& m, Rule& r) {
+  YAML::Node d = m["do"];
+  if (!d.IsDefined() || d.IsNull()) {
+    error(LoadCode::kAction, m,
+          "missing do: (expected a step or a ladder such as [reboot, reset, notify])");
+    return;
+  }
+  std::vector<YAML::Node> items;
+  if (d.IsScalar())
+    items.push_back(d);
+  else if (d.IsSequence())
+    for (const auto& i : d) items.push_back(i);
+  if (items.empty()) {
+    error(LoadCode::kAction, d, "do: must be a step or a non-empty list of steps");
+    return;
+  }
+  bool keyed_by_vm = std::find(r.key.begin(), r.key.end(), KeyField::kVmId) != r.key.end();
+  for (const auto& i : items) {
+    auto s = i.IsScalar() ? step_from_name(i.Scalar()) : std::nullopt;
+    if (!s) {
+      std::string name = i.IsScalar() ? i.Scalar() : std::string("?");
+      static const std::vector<std::string> kSteps = {"reboot", "reset", "restart",
+                                                      "stop",   "start", "notify"};
+      error(LoadCode::kAction, i,
+            "unknown step \"" + name +
+                "\" (expected reboot, reset, restart, stop, start or notify)" +
+                did_you_mean(name, kSteps));
+      continue;
+    }
+    if (*s != Step::kNotify && !keyed_by_vm) {
+      error(LoadCode::kAction, i,
+            "step " + std::string(step_name(*s)) +
+                " needs a VM, but the rule's key has no vm.id; only notify can act on it");
+    }
+    r.ladder.push_back(*s);
+    step_nodes_.push_back(i);
+  }
+}
+
+void FileLoader::load_policies(const YAML::Node& m, Rule& r) {
+  if (auto d = duration(m, "cooldown", false)) r.cooldown = *d;
+  if (auto d = duration(m, "approval_timeout", true)) r.approval_timeout = *d;
+  if (auto d = duration(m, "heal_within", true))
+    r.heal_within = *d;
+  else
+    r.heal_within = opts_.defaults.heal_within;
+  if (auto b = scalar(m, "budget")) {
+    auto parsed = parse_budget(*b);
+    if (!parsed.ok())
+      error(LoadCode::kPolicy, m["budget"], parsed.status().message());
+    else
+      r.budget = *parsed;
+  }
+  if (auto a = scalar(m, "approval")) {
+    if (*a == "required")
+      r.approval_required = true;
+    else if (*a != "none")
+      error(LoadCode::kPolicy, m["approval"],
+            "approval: must be none or required, got \"" + *a + "\"");
+  }
+  if (auto mo = scalar(m, "mode")) {
+    if (*mo == "dry-run")
+      r.mode = Mode::kDryRun;
+    else if (*mo != "enforce")
+      error(LoadCode::kPolicy, m["mode"], "mode: must be enforce or dry-run, got \"" + *mo + "\"");
+  }
+  if (auto s = scalar(m, "storm_guard")) {
+    bool v = true;
+    if (!YAML::convert<bool>::decode(m["storm_guard"], v)) {
+      error(LoadCode::kPolicy, m["storm_guard"],
+            "storm_guard: must be true or false, got \"" + *s + "\"");
+    }
+    r.storm_guard = v;
+  }
+  if (YAML::Node h = m["healed_by"]; h.IsDefined() && !h.IsNull()) {
+    if (auto t = event_type(h, "healed_by")) r.healed_by = *t;
+  } else if (r.trigger == TriggerKind::kAbsent) {
+    r.healed_by = r.event;
+  } else if (r.event == EventType::kProbeFailed) {
+    r.healed_by = EventType::kProbeOk;
+  }
+  if (auto msg = scalar(m, "message")) r.message = *msg;
+  if (auto desc = scalar(m, "description")) r.description = *desc;
+  if (YAML::Node l = m["labels"]; l.IsDefined() && !l.IsNull()) {
+    if (!l.IsMap())
+      error(LoadCode::kSchema, l, "labels: must be a map of name: value");
+    else
+      for (const auto& kv : l)
+        r.labels.emplace_back(kv.first.Scalar(), kv.second.IsScalar() ? kv.second.Scalar() : "");
+  }
+}
+
+void FileLoader::check_ladder_reach(const Rule& r) {
+  Budget b = r.budget.value_or(opts_.defaults.budget);
+  uint32_t verbs = 0;
+  for (size_t i = 0; i < r.ladder.size(); ++i) {
+    if (r.ladder[i] == Step::kNotify) continue;
+    if (++verbs > b.count) {
+      warn(LoadCode::kUnreachableStep, step_nodes_[i],
+           "step " + std::to_string(i + 1) + " (" + std::string(step_name(r.ladder[i])) +
+               ") is unreachable: the budget allows " + std::to_string(b.count) + " actions per " +
+               format_duration(b.window));
+    }
+  }
+}
+
+void FileLoader::load_rule(const YAML::Node& m) {
+  rule_ok_ = true;
+  step_nodes_.clear();
+  if (!m.IsMap()) {
+    error(LoadCode::kSchema, m, "expected a rule (a map with name:, a trigger and do:)");
+    return;
+  }
+  auto r = std::make_shared<Rule>();
+  r->file = file_;
+  r->line = m.Mark().line + 1;
+  check_keys(m);
+  YAML::Node name = m["name"];
+  if (!name.IsDefined() || !name.IsScalar() || name.Scalar().empty()) {
+    error(LoadCode::kSchema, name.IsDefined() ? name : m,
+          "missing name: (every rule needs a unique name)");
+  } else {
+    r->name = name.Scalar();
+    std::string here = file_ + ":" + std::to_string(name.Mark().line + 1);
+    auto [it, fresh] = names_->emplace(r->name, here);
+    if (!fresh) {
+      warn(LoadCode::kDuplicateName, name,
+           "rule name \"" + r->name + "\" is also used at " + it->second +
+               "; decisions and the audit will not tell them apart by name");
+    }
+  }
+  load_trigger(m, *r);
+  load_key(m, *r);
+  load_where(m, *r);
+  load_ladder(m, *r);
+  load_policies(m, *r);
+  if (!rule_ok_) return;
+  check_ladder_reach(*r);
+  YAML::Emitter e;
+  e << m;
+  r->version = fnv_hex(e.c_str());
+  rules_->push_back(std::move(r));
+}
+
+}  // namespace medic::rules

@@ -1,0 +1,94 @@
+#include "rules/fleet.h"
+
+#include <gtest/gtest.h>
+
+#include "rules/triggers.h"
+
+namespace medic::rules {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr int64_t kSec = 1'000'000'000;
+
+TEST(Fleet, GivesDenseIndicesInTheOrderFirstHeardOf) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  uint32_t h = f.host("h1");
+  EXPECT_EQ(f.host("h1"), h);
+  uint32_t a = f.vm("a", h, &created);
+  EXPECT_TRUE(created);
+  created = false;
+  uint32_t b = f.vm("b", h, &created);
+  EXPECT_EQ(a, 0u);
+  EXPECT_EQ(b, 1u);
+  created = false;
+  EXPECT_EQ(f.vm("a", h, &created), a);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(f.find_vm("b"), b);
+  EXPECT_FALSE(f.find_vm("c"));
+  EXPECT_EQ(f.vm_at(a).facts.host, "h1");
+  EXPECT_EQ(f.host_at(h).vms, (std::vector<uint32_t>{a, b}));
+}
+
+TEST(Fleet, FindsEveryVmAfterTheIndexGrows) {
+  Fleet f(20s, 1h);
+  uint32_t h = f.host("h");
+  bool created = false;
+  for (int i = 0; i < 1000; ++i) f.vm("vm" + std::to_string(i), h, &created);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(f.find_vm("vm" + std::to_string(i)), uint32_t(i));
+  EXPECT_FALSE(f.find_vm("vm1000"));
+}
+
+TEST(Fleet, MovesAVmThatReportsFromAnotherHost) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  uint32_t h1 = f.host("h1"), h2 = f.host("h2");
+  uint32_t v = f.vm("a", h1, &created);
+  f.vm("a", h2, &created);
+  EXPECT_EQ(f.vm_at(v).host, h2);
+  EXPECT_EQ(f.vm_at(v).facts.host, "h2");
+  EXPECT_TRUE(f.host_at(h1).vms.empty());
+  EXPECT_EQ(f.host_at(h2).vms, std::vector<uint32_t>{v});
+}
+
+TEST(Fleet, AHostIsSilentOnlyAfterTheLimitAndSaysWhenItComesBack) {
+  Fleet f(20s, 1h);
+  uint32_t h = f.host("h1");
+  EXPECT_FALSE(f.mark_seen(h, 100 * kSec)) << "first contact is not a return";
+  EXPECT_FALSE(f.host_silent(h, 120 * kSec));
+  EXPECT_TRUE(f.host_silent(h, 121 * kSec));
+  f.host_at(h).silence_noticed = true;
+  EXPECT_TRUE(f.mark_seen(h, 121 * kSec));
+  EXPECT_FALSE(f.host_at(h).silence_noticed) << "a new spell gets a new notice";
+  EXPECT_FALSE(f.mark_seen(h, 130 * kSec));
+}
+
+TEST(Fleet, ForgetsAVmNotHeardOfForForgetAfter) {
+  Fleet f(20s, 1h);
+  VmEntry vm;
+  EXPECT_TRUE(f.forgotten(vm, 0)) << "never heard of";
+  vm.last_seen_ns = 10 * kSec;
+  EXPECT_FALSE(f.forgotten(vm, 10 * kSec + 3600 * kSec));
+  EXPECT_TRUE(f.forgotten(vm, 11 * kSec + 3600 * kSec));
+}
+
+TEST(Fleet, KeepsTheFactsRulesRead) {
+  VmEntry vm;
+  medic::v1::Event e;
+  auto* s = e.mutable_state();
+  s->set_state(medic::v1::VM_STATE_RUNNING);
+  s->set_cpu_percent(42);
+  auto* l = s->add_labels();
+  l->set_key("tier");
+  l->set_value("web");
+  Fleet::update_facts(vm, EventType::kVmState, e, 5);
+  EXPECT_EQ(vm.facts.state, medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(vm.facts.cpu_percent, 42.0f);
+  EXPECT_EQ(vm.facts.label("tier"), "web");
+  Fleet::update_facts(vm, EventType::kVmHeartbeat, medic::v1::Event{}, 9);
+  EXPECT_EQ(vm.facts.last_heartbeat_ns, 9);
+  EXPECT_EQ(vm.facts.label("tier"), "web") << "a heartbeat keeps the labels";
+}
+
+}  // namespace
+}  // namespace medic::rules
