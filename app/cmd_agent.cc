@@ -1,64 +1,49 @@
 // medic agent / collector / actuator -c agent.yaml: the per-host daemon.
-// SIGTERM/SIGINT stop it cleanly.
+// SIGTERM/SIGINT stop it cleanly. `--check` loads and checks everything the
+// daemon would (node/setup.h: config, key, trust store, endpoints, the
+// backend's specification, the journal's directory) and exits without
+// connecting, creating a journal or starting a VM. Exit codes: app/commands.h.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
-#include "node/agent_node.h"
 #include "app/commands.h"
+#include "app/setup_report.h"
 #include "app/signals.h"
+#include "node/agent_node.h"
+#include "node/setup.h"
 
 namespace medic::app {
 namespace {
 
+int check_agent(const std::string& path, bool collector, bool actuator) {
+  SystemClock clock;
+  node::AgentSetup setup = node::load_agent_setup(path, collector, actuator, clock);
+  return print_check(setup.report, path);
+}
+
 int run_agent(const std::string& path, bool collector, bool actuator) {
-  auto config = node::load_agent_config(path, collector, actuator);
-  if (!config.ok()) {
-    std::cerr << config.status().message() << "\n";
-    return 2;
-  }
-  auto identity = fabric::Identity::load(config->key_file);
-  if (!identity.ok()) {
-    std::cerr << "medic agent: " << identity.status().message() << "\n";
-    return 2;
-  }
-  fabric::TrustStore empty;
-  Result<fabric::TrustStore> trust = empty;
-  if (!config->trust_file.empty()) trust = fabric::TrustStore::load(config->trust_file);
-  if (!trust.ok()) {
-    std::cerr << "medic agent: " << trust.status().message() << "\n";
-    return 2;
-  }
+  SystemClock clock;  // before the setup: its backend holds the clock
+  node::AgentSetup setup = node::load_agent_setup(path, collector, actuator, clock);
+  const char* who = collector && actuator ? "medic agent"
+                    : collector           ? "medic collector"
+                                          : "medic actuator";
+  if (!setup.report.ok()) return config_error(setup.report, who, path);
+  const node::AgentConfig* config = &setup.config;
+  const fabric::Identity* identity = &*setup.identity;
+  const fabric::TrustStore* trust = &setup.trust;
+  node::Backend* backend = &setup.backend;
   auto ctx = fabric::Context::create(*trust);
   if (!ctx.ok()) {
-    std::cerr << "medic agent: " << ctx.status().message() << "\n";
-    return 2;
-  }
-  SystemClock clock;
-  YAML::Node backend_node;
-  if (config->collector) {
-    backend_node = config->collector->backend;
-  } else {
-    // The actuator alone still needs the backend: it is in the collector section.
-    auto root = load_yaml_file(path);
-    if (root.ok() && (*root)["collector"].IsDefined())
-      backend_node = (*root)["collector"]["backend"];
-  }
-  if (!backend_node.IsDefined()) {
-    std::cerr << path << ": no backend: add collector.backend (e.g. {kind: sim})\n";
-    return 2;
-  }
-  auto backend = node::make_backend(config->host, backend_node, path, clock);
-  if (!backend.ok()) {
-    std::cerr << backend.status().message() << "\n";
-    return 2;
+    std::cerr << who << ": " << ctx.status().message() << "\n";
+    return 1;
   }
   SignalFlags& signals = install_signal_handlers();
-  auto daemon = node::AgentNode::create(*config, {ctx->get(), &*identity, &*trust, &clock,
+  auto daemon = node::AgentNode::create(*config, {ctx->get(), identity, trust, &clock,
                                           backend->hypervisor, backend->guest_pinger.get()});
   if (!daemon.ok()) {
-    std::cerr << "medic agent: " << daemon.status().message() << "\n";
-    return 2;
+    std::cerr << who << ": " << daemon.status().message() << "\n";
+    return 1;
   }
   spdlog::info("agent {} up ({}{}{})", config->host, collector ? "collector" : "",
                collector && actuator ? " + " : "", actuator ? "actuator" : "");
@@ -71,8 +56,15 @@ void add_one(CLI::App& app, const char* name, const char* help, bool collector, 
              int* exit_code) {
   auto* sub = app.add_subcommand(name, help);
   auto path = std::make_shared<std::string>();
+  auto check = std::make_shared<bool>(false);
   sub->add_option("-c,--config", *path, "agent.yaml")->required();
-  sub->callback([=] { *exit_code = run_agent(*path, collector, actuator); });
+  sub->add_flag("--check", *check,
+                "load and check the config, key, trust store, endpoints, backend and journal "
+                "directory, then exit (0 OK, 1 problems) without connecting or starting anything");
+  sub->callback([=] {
+    *exit_code = *check ? check_agent(*path, collector, actuator)
+                        : run_agent(*path, collector, actuator);
+  });
 }
 
 }  // namespace

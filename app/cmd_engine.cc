@@ -1,86 +1,102 @@
 // medic engine -c engine.yaml: the rules engine, audit log, dispatcher and
 // control channel as a daemon. SIGTERM/SIGINT stop it cleanly; SIGHUP
-// reloads the rules (a bad rule file keeps the old rules and logs why).
+// expands the rule patterns again and reloads the rules (a bad rule file
+// keeps the old rules and logs why). `--check` loads and checks everything
+// the daemon would (node/setup.h) and exits without binding or creating
+// anything. Exit codes: app/commands.h.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
 #include "app/commands.h"
-#include "node/engine_node.h"
+#include "app/setup_report.h"
 #include "app/signals.h"
+#include "node/engine_node.h"
+#include "node/setup.h"
 
 namespace medic::app {
 namespace {
 
-std::shared_ptr<const rules::RuleSet> load_rules(const node::EngineConfig& c, bool* ok) {
-  rules::LoadOptions lo;
-  lo.defaults = c.engine.defaults;
-  auto loaded = rules::load_rule_files(c.rule_files, lo);
+void log_rule_messages(const rules::LoadResult& loaded) {
   for (const auto& m : loaded.messages) {
     if (rules::is_warning(m.code)) spdlog::warn("rules: {}", m.to_string());
     else spdlog::error("rules: {}", m.to_string());
   }
-  *ok = loaded.ok();
-  return loaded.rules;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out;
+}
+
+// "; added A; removed B", or "; no file added or removed".
+std::string changes_text(const node::RuleFileChanges& c) {
+  if (c.added.empty() && c.removed.empty()) return "; no file added or removed";
+  std::string out;
+  if (!c.added.empty()) out += "; added " + join(c.added);
+  if (!c.removed.empty()) out += "; removed " + join(c.removed);
+  return out;
+}
+
+// SIGHUP: the patterns are expanded again, so a file added to (or removed
+// from) a globbed directory counts. `in_force` is the file list of the rules
+// the engine runs; it changes only when the new set loads without error.
+void reload_rules(const node::EngineConfig& config, std::vector<std::string>* in_force,
+                  node::EngineNode& daemon) {
+  std::vector<std::string> files = node::expand_rule_files(config);
+  rules::LoadResult loaded = node::load_engine_rules(config, files);
+  log_rule_messages(loaded);
+  if (!loaded.ok()) {
+    spdlog::error("engine: reload refused, the old rules stay in force");
+    return;
+  }
+  const node::RuleFileChanges changes = node::diff_rule_files(*in_force, files);
+  daemon.reload(loaded.rules);
+  *in_force = std::move(files);
+  const size_t n = in_force->size();
+  spdlog::info("engine: rules reloaded ({} file{}{})", n, n == 1 ? "" : "s", changes_text(changes));
+}
+
+int check_engine(const std::string& config_path) {
+  node::EngineSetup setup = node::load_engine_setup(config_path);
+  return print_check(setup.report, config_path);
 }
 
 int run_engine(const std::string& config_path) {
-  auto config = node::load_engine_config(config_path);
-  if (!config.ok()) {
-    std::cerr << config.status().message() << "\n";
-    return 2;
-  }
-  auto identity = fabric::Identity::load(config->key_file);
-  if (!identity.ok()) {
-    std::cerr << "medic engine: " << identity.status().message() << "\n";
-    return 2;
-  }
-  auto trust = fabric::TrustStore::load(config->trust_file);
-  if (!trust.ok()) {
-    std::cerr << "medic engine: " << trust.status().message() << "\n";
-    return 2;
-  }
-  bool rules_ok = false;
-  auto rules = load_rules(*config, &rules_ok);
-  if (!rules_ok) {
-    std::cerr << "medic engine: the rule files have errors (run `medic rules check`)\n";
-    return 2;
-  }
+  node::EngineSetup setup = node::load_engine_setup(config_path);
+  for (const auto& w : setup.report.warnings) spdlog::warn("rules: {}", w);
+  if (!setup.report.ok()) return config_error(setup.report, "medic engine", config_path);
+  const node::EngineConfig* config = &setup.config;
   SystemClock clock;  // the engine's, and so the audit store's
-  auto store = audit::open_sqlite_store(config->audit_path, clock, *identity, config->audit);
+  auto store =
+      audit::open_sqlite_store(config->audit_path, clock, *setup.identity, config->audit);
   if (!store.ok()) {
     std::cerr << "medic engine: audit log " << config->audit_path << ": "
               << store.status().message() << "\n";
-    return 2;
+    return 1;
   }
-  auto ctx = fabric::Context::create(*trust);
+  auto ctx = fabric::Context::create(*setup.trust);
   if (!ctx.ok()) {
     std::cerr << "medic engine: " << ctx.status().message() << "\n";
-    return 2;
+    return 1;
   }
   SignalFlags& signals = install_signal_handlers();
+  std::vector<std::string> rule_files = setup.rule_files;
   int code = 0;
   {
-    auto daemon = node::EngineNode::create(*config, {ctx->get(), &*identity, &*trust, &clock, nullptr},
-                                   rules, std::move(*store));
+    auto daemon = node::EngineNode::create(
+        *config, {ctx->get(), &*setup.identity, &*setup.trust, &clock, nullptr}, setup.rules,
+        std::move(*store));
     if (!daemon.ok()) {
       std::cerr << "medic engine: " << daemon.status().message() << "\n";
-      return 2;
+      return 1;
     }
     spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {}",
                  config->name, (*daemon)->events_endpoint(), (*daemon)->urgent_endpoint(),
                  (*daemon)->actions_endpoint(), (*daemon)->control_endpoint(), config->audit_path);
     while (!signals.stop.load()) {
-      if (signals.reload.exchange(false)) {
-        bool ok = false;
-        auto fresh = load_rules(*config, &ok);
-        if (ok) {
-          (*daemon)->reload(fresh);
-          spdlog::info("engine: rules reloaded ({} files)", config->rule_files.size());
-        } else {
-          spdlog::error("engine: reload refused, the old rules stay in force");
-        }
-      }
+      if (signals.reload.exchange(false)) reload_rules(*config, &rule_files, **daemon);
       (*daemon)->run_once(std::chrono::milliseconds(100));
     }
     spdlog::info("engine: stopping");
@@ -98,8 +114,14 @@ int run_engine(const std::string& config_path) {
 void add_engine(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand("engine", "run the rules engine, audit log and action dispatcher");
   auto path = std::make_shared<std::string>();
+  auto check = std::make_shared<bool>(false);
   sub->add_option("-c,--config", *path, "engine.yaml")->required();
-  sub->callback([path, exit_code] { *exit_code = run_engine(*path); });
+  sub->add_flag("--check", *check,
+                "load and check the config, key, trust store, rules, endpoints and audit "
+                "directory, then exit (0 OK, 1 problems) without binding or creating anything");
+  sub->callback([path, check, exit_code] {
+    *exit_code = *check ? check_engine(*path) : run_engine(*path);
+  });
 }
 
 }  // namespace medic::app

@@ -1,12 +1,18 @@
 // The medic command line: each file app/cmd_<name>.cc adds one subcommand
 // (or a group) to the CLI11 app. A subcommand's callback stores the process
 // exit code in *exit_code: 0 success, 1 the command found a problem (a failed
-// check, a rejected request), 2 usage or set-up error.
+// check, a rejected request), 2 usage or set-up error. The daemons (engine,
+// agent, collector, actuator) differ in one way: a configuration that does
+// not load is kExitConfig, so a supervisor can stop restarting them
+// (systemd's RestartPreventExitStatus=); any other failure to start (a port
+// in use, an audit log that does not open) is 1, worth a retry.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 namespace medic::app {
+
+inline constexpr int kExitConfig = 78;  // EX_CONFIG from sysexits.h
 
 void add_keygen(CLI::App& app, int* exit_code);
 void add_demo(CLI::App& app, int* exit_code);

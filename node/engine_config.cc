@@ -2,10 +2,13 @@
 
 #include <glob.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "actuators/config.h"
 #include "core/config.h"
+#include "node/endpoint_check.h"
 
 namespace medic::node {
 namespace {
@@ -15,6 +18,7 @@ std::string resolve(const std::string& base_dir, const std::string& p) {
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
 }
 
+// glob(3) sorts its matches, so an expansion is the same list every time.
 std::vector<std::string> expand_glob(const std::string& pattern) {
   std::vector<std::string> out;
   glob_t g{};
@@ -33,6 +37,9 @@ void read_listen(ConfigReader& r, const YAML::Node& listen, EngineConfig* c) {
   if (auto v = r.string(listen, "urgent", true)) c->events.urgent = *v;
   if (auto v = r.string(listen, "actions", true)) c->actions_endpoint = *v;
   if (auto v = r.string(listen, "control", true)) c->control_endpoint = *v;
+  for (const char* key : {"events", "urgent", "actions", "control"}) {
+    check_endpoint(r, listen, key, EndpointUse::kBind);
+  }
 }
 
 void read_audit(ConfigReader& r, const YAML::Node& a, const std::string& dir, EngineConfig* c) {
@@ -57,7 +64,11 @@ void read_dispatch(ConfigReader& r, YAML::Node dsp, EngineConfig* c) {
   // Its endpoint is listen.actions unless the section names its own. (The
   // loaded document is edited in place: a clone would lose the positions
   // that error messages need.)
-  if (!dsp["listen"].IsDefined()) dsp["listen"] = c->actions_endpoint;
+  if (dsp["listen"].IsDefined()) {
+    check_endpoint(r, dsp, "listen", EndpointUse::kBind);
+  } else {
+    dsp["listen"] = c->actions_endpoint;
+  }
   c->dispatch = actuators::parse_dispatcher_config(dsp, r);
   c->actions_endpoint = c->dispatch.endpoint;
 }
@@ -65,7 +76,12 @@ void read_dispatch(ConfigReader& r, YAML::Node dsp, EngineConfig* c) {
 void read_notify(ConfigReader& r, const YAML::Node& n, EngineConfig* c) {
   if (!n.IsDefined() || !r.expect_map(n, "\"notify:\"")) return;
   r.check_keys(n, {"webhook", "timeout"});
-  if (auto v = r.string(n, "webhook", false)) c->notify.url = *v;
+  if (auto v = r.string(n, "webhook", false)) {
+    if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) {
+      r.error(n["webhook"], "webhook must be an http:// or https:// URL, got \"" + *v + "\"");
+    }
+    c->notify.url = *v;
+  }
   if (auto v = r.duration(n, "timeout", false)) c->notify.timeout = *v;
 }
 
@@ -94,15 +110,36 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   if (auto v = r.duration(e, "action_ttl", false)) c.action_ttl = *v;
   read_listen(r, e["listen"], &c);
   if (auto v = r.string_list(e, "rules", true)) {
-    for (const auto& pattern : *v) {
-      for (auto& f : expand_glob(resolve(dir, pattern))) c.rule_files.push_back(std::move(f));
-    }
+    for (const auto& pattern : *v) c.rule_patterns.push_back(resolve(dir, pattern));
   }
   read_audit(r, e["audit"], dir, &c);
   read_dispatch(r, e["dispatch"], &c);
   read_notify(r, e["notify"], &c);
   read_policies(r, e["policies"], &c);
   if (!r.ok()) return r.status();
+  return c;
+}
+
+std::vector<std::string> expand_rule_files(const EngineConfig& config) {
+  std::vector<std::string> files;
+  std::set<std::string> seen;
+  for (const auto& pattern : config.rule_patterns) {
+    for (auto& f : expand_glob(pattern)) {
+      if (seen.insert(f).second) files.push_back(std::move(f));
+    }
+  }
+  return files;
+}
+
+RuleFileChanges diff_rule_files(const std::vector<std::string>& before,
+                                const std::vector<std::string>& after) {
+  const std::set<std::string> old_set(before.begin(), before.end());
+  const std::set<std::string> new_set(after.begin(), after.end());
+  RuleFileChanges c;
+  std::set_difference(new_set.begin(), new_set.end(), old_set.begin(), old_set.end(),
+                      std::back_inserter(c.added));
+  std::set_difference(old_set.begin(), old_set.end(), new_set.begin(), new_set.end(),
+                      std::back_inserter(c.removed));
   return c;
 }
 

@@ -2,9 +2,12 @@
 // where its audit log lives, and the engine-wide policies.
 //
 // Contract: load_engine_config reads the whole file in one pass and reports
-// every problem with file:line:col. The `policies:` section is read by the
-// same reader as a rule test's `options:` (rules::read_engine_options), so the
-// two take exactly the same keys with the same validation.
+// every problem with file:line:col, endpoint syntax included. The `policies:`
+// section is read by the same reader as a rule test's `options:`
+// (rules::read_engine_options), so the two take exactly the same keys with the
+// same validation. `rules:` keeps its patterns: expand_rule_files turns them
+// into files, at start and again at every reload, so a file added to a
+// globbed directory is picked up by SIGHUP.
 #pragma once
 
 #include <string>
@@ -28,7 +31,7 @@ struct EngineConfig {
   fabric::ReceiverEndpoints events;  // listen.events, listen.urgent
   std::string actions_endpoint;      // listen.actions
   std::string control_endpoint;      // listen.control
-  std::vector<std::string> rule_files;
+  std::vector<std::string> rule_patterns;  // rules:, resolved against the file's directory
   std::string audit_path;
   audit::StoreOptions audit;
   rules::EngineOptions engine;       // policies:
@@ -38,5 +41,18 @@ struct EngineConfig {
 };
 
 Result<EngineConfig> load_engine_config(const std::string& path);
+
+// The rule files `rule_patterns` name now: each pattern's glob matches in
+// sorted order, duplicates dropped. A pattern that matches nothing stays in
+// the list as it is, so the rule loader reports that file as unreadable.
+std::vector<std::string> expand_rule_files(const EngineConfig& config);
+
+// What changed between two expansions of the rule patterns.
+struct RuleFileChanges {
+  std::vector<std::string> added;    // in `after` only
+  std::vector<std::string> removed;  // in `before` only
+};
+RuleFileChanges diff_rule_files(const std::vector<std::string>& before,
+                                const std::vector<std::string>& after);
 
 }  // namespace medic::node

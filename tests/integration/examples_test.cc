@@ -77,8 +77,10 @@ TEST(Examples, EngineConfigAndItsRulesLoad) {
   EXPECT_EQ(c->name, "engine-1");
   EXPECT_EQ(c->key_file, example("engine.key"));  // relative to the file
   EXPECT_EQ(c->trust_file, example("trust.yaml"));
-  ASSERT_FALSE(c->rule_files.empty()) << "the rules glob matched nothing";
-  auto rules = rules::load_rule_files(c->rule_files);
+  const std::vector<std::string> files = node::expand_rule_files(*c);
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files) EXPECT_TRUE(std::filesystem::exists(f)) << "no match: " << f;
+  auto rules = rules::load_rule_files(files);
   for (const auto& m : rules.messages) ADD_FAILURE() << m.to_string();
   EXPECT_OK(rules);
   EXPECT_EQ(c->audit.durability, audit::Durability::kPowerLoss);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "node/engine_node.h"
 #include "tests/testing/testing.h"
 
@@ -102,6 +104,76 @@ TEST(EngineConfig, TheExampleEngineConfigLoads) {
   EXPECT_EQ(c->name, "engine-1");
   EXPECT_DOUBLE_EQ(c->engine.storm.host_fraction, 0.5);
   EXPECT_EQ(c->engine.defaults.approval_timeout, 10min);
+}
+
+TEST(EngineConfig, ABadListenEndpointIsRefusedWithItsPosition) {
+  testing::TempDir dir;
+  std::string p = dir.write("engine.yaml",
+                            "engine:\n"
+                            "  key: engine.key\n"
+                            "  trust: trust.yaml\n"
+                            "  listen: {events: tcp://127.0.0.1:7701, urgent: tcp://127.0.0.1:7702,"
+                            " actions: tcp://127.0.0.1:7703, control: tcp//127.0.0.1:7704}\n"
+                            "  rules: [rules.yaml]\n"
+                            "  audit: {path: audit.db}\n"
+                            "  dispatch: {listen: 'tcp://127.0.0.1:99999'}\n");
+  auto c = load_engine_config(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(p + ":4:112: error: \"control\": bad endpoint \"tcp//"),
+            std::string::npos)
+      << c.status();
+  EXPECT_NE(c.status().message().find(p + ":7:22: error: \"listen\": bad endpoint"),
+            std::string::npos)
+      << c.status();
+}
+
+TEST(EngineConfig, AWebhookMustBeAnHttpUrl) {
+  testing::TempDir dir;
+  std::string p = dir.write("engine.yaml", std::string(kBase) +
+                                               "  notify: {webhook: alerts.example/medic}\n");
+  auto c = load_engine_config(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(p + ":7:21: error: webhook must be an http:// or https:// "
+                                          "URL"),
+            std::string::npos)
+      << c.status();
+}
+
+// The patterns stay in the config; each expansion sees the directory as it
+// is then, which is what lets SIGHUP pick up a new file.
+TEST(EngineConfig, RulePatternsAreExpandedAgainAtEachCall) {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.file("rules"));
+  dir.write("rules/b.yaml", "rules: []\n");
+  std::string p = dir.write("engine.yaml",
+                            "engine:\n"
+                            "  key: engine.key\n"
+                            "  trust: trust.yaml\n"
+                            "  listen: {events: tcp://127.0.0.1:7701, urgent: tcp://127.0.0.1:7702,"
+                            " actions: tcp://127.0.0.1:7703, control: tcp://127.0.0.1:7704}\n"
+                            "  rules: [rules/*.yaml, rules/b.yaml, extra.yaml]\n"
+                            "  audit: {path: audit.db}\n");
+  auto c = load_engine_config(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->rule_patterns.size(), 3u);
+  EXPECT_EQ(c->rule_patterns[0], dir.file("rules/*.yaml")) << "relative to the config file";
+  // b.yaml named twice counts once; extra.yaml matches nothing and stays for
+  // the rule loader to report as unreadable.
+  EXPECT_EQ(expand_rule_files(*c),
+            (std::vector<std::string>{dir.file("rules/b.yaml"), dir.file("extra.yaml")}));
+  dir.write("rules/a.yaml", "rules: []\n");
+  EXPECT_EQ(expand_rule_files(*c),
+            (std::vector<std::string>{dir.file("rules/a.yaml"), dir.file("rules/b.yaml"),
+                                      dir.file("extra.yaml")}));
+}
+
+TEST(EngineConfig, DiffOfRuleFilesNamesWhatWasAddedAndRemoved) {
+  RuleFileChanges c = diff_rule_files({"r/a.yaml", "r/b.yaml"}, {"r/b.yaml", "r/c.yaml", "r/d.yaml"});
+  EXPECT_EQ(c.added, (std::vector<std::string>{"r/c.yaml", "r/d.yaml"}));
+  EXPECT_EQ(c.removed, (std::vector<std::string>{"r/a.yaml"}));
+  RuleFileChanges none = diff_rule_files({"r/a.yaml"}, {"r/a.yaml"});
+  EXPECT_TRUE(none.added.empty());
+  EXPECT_TRUE(none.removed.empty());
 }
 
 }  // namespace
