@@ -177,6 +177,37 @@ Result<std::pair<audit::Seq, std::string>> read_anchor(const std::string& arg) {
                           "`medic audit verify --write-anchor`");
 }
 
+// The engine keys (from --trust and each --key) and the --anchor verify checks against.
+Result<audit::VerifyOptions> verify_options(const std::string& trust,
+                                            const std::vector<std::string>& keys,
+                                            const std::string& anchor) {
+  audit::VerifyOptions o;
+  if (!trust.empty()) {
+    auto k = engine_keys(trust);
+    if (!k.ok()) return k.status();
+    o.engine_keys = *k;
+  }
+  for (const auto& hex : keys) {
+    auto k = fabric::public_key_from_hex(hex);
+    if (!k.ok()) return invalid_argument("--key " + hex + ": " + k.status().message());
+    o.engine_keys.push_back(*k);
+  }
+  if (!anchor.empty()) {
+    auto a = read_anchor(anchor);
+    if (!a.ok()) return a.status();
+    o.anchor = *a;
+  }
+  return o;
+}
+
+// Writes the verified head as SEQ:HASH to `path`; false if it could not.
+bool write_anchor_file(const audit::VerifyReport& report, const std::string& path) {
+  std::ofstream out(path, std::ios::trunc);
+  out << report.head_seq << ":" << report.head_hash << "\n";
+  out.close();
+  return static_cast<bool>(out);
+}
+
 void add_verify(CLI::App* audit, int* exit_code) {
   auto* sub = audit->add_subcommand(
       "verify", "recompute the hash chain and check every signature; exit 1 if tampered");
@@ -195,35 +226,13 @@ void add_verify(CLI::App* audit, int* exit_code) {
                   "when the log verifies, write its signed head as SEQ:HASH to this file; keep "
                   "it off this host and pass it to --anchor later");
   sub->callback([c, trust, keys, anchor, write_anchor, exit_code] {
-    audit::VerifyOptions o;
-    if (!trust->empty()) {
-      auto k = engine_keys(*trust);
-      if (!k.ok()) {
-        std::cerr << "medic audit verify: " << k.status().message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-      o.engine_keys = *k;
+    auto o = verify_options(*trust, *keys, *anchor);
+    if (!o.ok()) {
+      std::cerr << "medic audit verify: " << o.status().message() << "\n";
+      *exit_code = 2;
+      return;
     }
-    for (const auto& hex : *keys) {
-      auto k = fabric::public_key_from_hex(hex);
-      if (!k.ok()) {
-        std::cerr << "medic audit verify: --key " << hex << ": " << k.status().message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-      o.engine_keys.push_back(*k);
-    }
-    if (!anchor->empty()) {
-      auto a = read_anchor(*anchor);
-      if (!a.ok()) {
-        std::cerr << "medic audit verify: " << a.status().message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-      o.anchor = *a;
-    }
-    auto report = audit::verify_log(c->db, o);
+    auto report = audit::verify_log(c->db, *o);
     if (!report.ok()) {
       std::cerr << "medic audit verify: " << report.status().message() << "\n";
       *exit_code = 2;
@@ -231,14 +240,9 @@ void add_verify(CLI::App* audit, int* exit_code) {
     }
     std::cout << (c->json ? report->json() + "\n" : report->text());
     *exit_code = report->ok ? 0 : 1;
-    if (report->ok && !write_anchor->empty()) {
-      std::ofstream out(*write_anchor, std::ios::trunc);
-      out << report->head_seq << ":" << report->head_hash << "\n";
-      out.close();
-      if (!out) {
-        std::cerr << "medic audit verify: cannot write the anchor to " << *write_anchor << "\n";
-        *exit_code = 2;
-      }
+    if (report->ok && !write_anchor->empty() && !write_anchor_file(*report, *write_anchor)) {
+      std::cerr << "medic audit verify: cannot write the anchor to " << *write_anchor << "\n";
+      *exit_code = 2;
     }
   });
 }

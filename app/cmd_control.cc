@@ -75,98 +75,109 @@ int send(const Target& t, medic::v1::ControlRequest request) {
   return 0;
 }
 
+// One subcommand each, with its options and the request it sends.
+void add_approve(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("approve", "approve an action that waits for a person");
+  auto t = std::make_shared<Target>();
+  auto id = std::make_shared<std::string>();
+  auto comment = std::make_shared<std::string>();
+  sub->add_option("ID", *id, "the action id (medic status lists pending approvals)")->required();
+  sub->add_option("--comment", *comment, "why, for the audit log");
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_approve()->set_action_id(*id);
+    r.mutable_approve()->set_comment(*comment);
+    *exit_code = send(*t, r);
+  });
+}
+
+void add_deny(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("deny", "deny an action that waits for a person");
+  auto t = std::make_shared<Target>();
+  auto id = std::make_shared<std::string>();
+  auto reason = std::make_shared<std::string>();
+  sub->add_option("ID", *id, "the action id")->required();
+  sub->add_option("--reason", *reason, "why, for the audit log")->required();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_deny()->set_action_id(*id);
+    r.mutable_deny()->set_reason(*reason);
+    *exit_code = send(*t, r);
+  });
+}
+
+void add_silence(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("silence", "hold automatic actions for a VM, host, label or rule");
+  auto t = std::make_shared<Target>();
+  auto vm = std::make_shared<std::string>();
+  auto host = std::make_shared<std::string>();
+  auto label = std::make_shared<std::string>();
+  auto rule = std::make_shared<std::string>();
+  auto dur = std::make_shared<std::string>();
+  auto reason = std::make_shared<std::string>();
+  auto* g = sub->add_option_group("scope", "what to silence (exactly one)");
+  g->add_option("--vm", *vm, "a VM id");
+  g->add_option("--host", *host, "a host");
+  g->add_option("--label", *label, "key=value");
+  g->add_option("--rule", *rule, "a rule name");
+  g->require_option(1);
+  sub->add_option("--for", *dur, "how long, e.g. 2h")->required();
+  sub->add_option("--reason", *reason, "why, for the audit log")->required();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    auto d = parse_duration(*dur);
+    if (!d.ok()) {
+      std::cerr << "medic silence: --for: " << d.status().message() << "\n";
+      *exit_code = 2;
+      return;
+    }
+    medic::v1::ControlRequest r;
+    auto* s = r.mutable_silence();
+    if (!vm->empty()) s->set_scope(medic::v1::Silence::SCOPE_VM), s->set_value(*vm);
+    if (!host->empty()) s->set_scope(medic::v1::Silence::SCOPE_HOST), s->set_value(*host);
+    if (!label->empty()) s->set_scope(medic::v1::Silence::SCOPE_LABEL), s->set_value(*label);
+    if (!rule->empty()) s->set_scope(medic::v1::Silence::SCOPE_RULE), s->set_value(*rule);
+    s->set_duration_ns(d->count());
+    s->set_reason(*reason);
+    *exit_code = send(*t, r);
+  });
+}
+
+void add_unsilence(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("unsilence", "end a silence early");
+  auto t = std::make_shared<Target>();
+  auto id = std::make_shared<std::string>();
+  sub->add_option("ID", *id, "the silence id (medic status lists them)")->required();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_unsilence()->set_silence_id(*id);
+    *exit_code = send(*t, r);
+  });
+}
+
+void add_status(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand(
+      "status", "engine health, pending approvals, active silences, frozen hosts");
+  auto t = std::make_shared<Target>();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_status();
+    *exit_code = send(*t, r);
+  });
+}
+
 }  // namespace
 
 void add_control(CLI::App& app, int* exit_code) {
-  {
-    auto* sub = app.add_subcommand("approve", "approve an action that waits for a person");
-    auto t = std::make_shared<Target>();
-    auto id = std::make_shared<std::string>();
-    auto comment = std::make_shared<std::string>();
-    sub->add_option("ID", *id, "the action id (medic status lists pending approvals)")->required();
-    sub->add_option("--comment", *comment, "why, for the audit log");
-    add_target_options(sub, t.get());
-    sub->callback([=] {
-      medic::v1::ControlRequest r;
-      r.mutable_approve()->set_action_id(*id);
-      r.mutable_approve()->set_comment(*comment);
-      *exit_code = send(*t, r);
-    });
-  }
-  {
-    auto* sub = app.add_subcommand("deny", "deny an action that waits for a person");
-    auto t = std::make_shared<Target>();
-    auto id = std::make_shared<std::string>();
-    auto reason = std::make_shared<std::string>();
-    sub->add_option("ID", *id, "the action id")->required();
-    sub->add_option("--reason", *reason, "why, for the audit log")->required();
-    add_target_options(sub, t.get());
-    sub->callback([=] {
-      medic::v1::ControlRequest r;
-      r.mutable_deny()->set_action_id(*id);
-      r.mutable_deny()->set_reason(*reason);
-      *exit_code = send(*t, r);
-    });
-  }
-  {
-    auto* sub = app.add_subcommand("silence", "hold automatic actions for a VM, host, label or rule");
-    auto t = std::make_shared<Target>();
-    auto vm = std::make_shared<std::string>();
-    auto host = std::make_shared<std::string>();
-    auto label = std::make_shared<std::string>();
-    auto rule = std::make_shared<std::string>();
-    auto dur = std::make_shared<std::string>();
-    auto reason = std::make_shared<std::string>();
-    auto* g = sub->add_option_group("scope", "what to silence (exactly one)");
-    g->add_option("--vm", *vm, "a VM id");
-    g->add_option("--host", *host, "a host");
-    g->add_option("--label", *label, "key=value");
-    g->add_option("--rule", *rule, "a rule name");
-    g->require_option(1);
-    sub->add_option("--for", *dur, "how long, e.g. 2h")->required();
-    sub->add_option("--reason", *reason, "why, for the audit log")->required();
-    add_target_options(sub, t.get());
-    sub->callback([=] {
-      auto d = parse_duration(*dur);
-      if (!d.ok()) {
-        std::cerr << "medic silence: --for: " << d.status().message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-      medic::v1::ControlRequest r;
-      auto* s = r.mutable_silence();
-      if (!vm->empty()) s->set_scope(medic::v1::Silence::SCOPE_VM), s->set_value(*vm);
-      if (!host->empty()) s->set_scope(medic::v1::Silence::SCOPE_HOST), s->set_value(*host);
-      if (!label->empty()) s->set_scope(medic::v1::Silence::SCOPE_LABEL), s->set_value(*label);
-      if (!rule->empty()) s->set_scope(medic::v1::Silence::SCOPE_RULE), s->set_value(*rule);
-      s->set_duration_ns(d->count());
-      s->set_reason(*reason);
-      *exit_code = send(*t, r);
-    });
-  }
-  {
-    auto* sub = app.add_subcommand("unsilence", "end a silence early");
-    auto t = std::make_shared<Target>();
-    auto id = std::make_shared<std::string>();
-    sub->add_option("ID", *id, "the silence id (medic status lists them)")->required();
-    add_target_options(sub, t.get());
-    sub->callback([=] {
-      medic::v1::ControlRequest r;
-      r.mutable_unsilence()->set_silence_id(*id);
-      *exit_code = send(*t, r);
-    });
-  }
-  {
-    auto* sub = app.add_subcommand(
-        "status", "engine health, pending approvals, active silences, frozen hosts");
-    auto t = std::make_shared<Target>();
-    add_target_options(sub, t.get());
-    sub->callback([=] {
-      medic::v1::ControlRequest r;
-      r.mutable_status();
-      *exit_code = send(*t, r);
-    });
-  }
+  add_approve(app, exit_code);
+  add_deny(app, exit_code);
+  add_silence(app, exit_code);
+  add_unsilence(app, exit_code);
+  add_status(app, exit_code);
 }
 
 }  // namespace medic::app

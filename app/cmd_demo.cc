@@ -263,48 +263,45 @@ bool colour_wanted() {
 
 int run_qemu_demo(const DemoOptions& o, const std::string& dir);
 
-int run_demo(const DemoOptions& o) {
+// Checks the options, creates the run's directory and sends the daemons' own
+// logs to a file in it, so the terminal keeps the timeline. Returns 0, or the
+// exit code after printing why.
+int prepare_demo(const DemoOptions& o, std::string* dir, LogOptions* log) {
   if (o.hosts < 1 || o.vms < 1 || o.duration < 10s) {
     std::cerr << "medic demo: need --hosts >= 1, --vms >= 1 and --duration >= 10s\n";
     return 2;
   }
-  // Keep the terminal for the timeline: the daemons' own logs go to a file.
-  std::string dir = o.dir;
-  if (dir.empty()) dir = "/tmp/medic-demo-" + std::to_string(::getpid());
+  *dir = o.dir;
+  if (dir->empty()) *dir = "/tmp/medic-demo-" + std::to_string(::getpid());
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(*dir, ec);
   if (ec) {
-    std::cerr << "medic demo: cannot create " << dir << ": " << ec.message() << "\n";
+    std::cerr << "medic demo: cannot create " << *dir << ": " << ec.message() << "\n";
     return 2;
   }
-  LogOptions log;
-  log.file = dir + "/demo.log";
-  log.level = "info";
+  log->file = *dir + "/demo.log";
+  log->level = "info";
   spdlog::drop("medic");
-  if (Status s = setup_logging(log); !s.ok()) {
+  if (Status s = setup_logging(*log); !s.ok()) {
     std::cerr << "medic demo: " << s.message() << "\n";
     return 2;
   }
-  if (o.qemu) return run_qemu_demo(o, dir);
+  return 0;
+}
 
-  SystemClock clock;
-  // Identities and the trust store, in memory.
-  fabric::Identity engine_id = fabric::Identity::generate();
-  fabric::Identity operator_id = fabric::Identity::generate();
-  fabric::TrustStore trust;
-  auto trusted = [&](const std::string& name, const fabric::Identity& id, fabric::Role role,
-                     std::vector<std::string> hosts) {
-    fabric::TrustedNode n;
-    n.name = name;
-    n.key = id.public_key();
-    n.roles = static_cast<uint8_t>(role);
-    n.hosts = std::move(hosts);
-    if (role == fabric::Role::kCollector) n.roles |= static_cast<uint8_t>(fabric::Role::kActuator);
-    return trust.add(n);
-  };
-  (void)trusted("engine-1", engine_id, fabric::Role::kEngine, {"*"});
-  (void)trusted("operator", operator_id, fabric::Role::kOperator, {"*"});
+// Trusts `id` as `name` in `role` for `hosts`; a collector also acts.
+void add_trusted(fabric::TrustStore& trust, const std::string& name, const fabric::Identity& id,
+                 fabric::Role role, std::vector<std::string> hosts) {
+  fabric::TrustedNode n;
+  n.name = name;
+  n.key = id.public_key();
+  n.roles = static_cast<uint8_t>(role);
+  n.hosts = std::move(hosts);
+  if (role == fabric::Role::kCollector) n.roles |= static_cast<uint8_t>(fabric::Role::kActuator);
+  (void)trust.add(n);
+}
 
+vmm::sim::SimOptions demo_fleet_options(const DemoOptions& o) {
   vmm::sim::SimOptions so;
   so.hosts = o.hosts;
   so.vms_per_host = o.vms;
@@ -312,73 +309,36 @@ int run_demo(const DemoOptions& o) {
   so.boot_time = 2s;
   so.shutdown_time = 1s;
   so.partition_duration = o.duration / 5;
-  // Each part keeps its own timers, as separate processes would: the fleet,
-  // the engine and every agent have their own clock (all read wall time).
-  SystemClock fleet_clock;
-  vmm::sim::SimFleet fleet(fleet_clock, so);
-  std::vector<std::unique_ptr<fabric::Identity>> host_ids;
+  return so;
+}
+
+// One agent per simulated host, each with its own clock, as separate
+// processes would have. Prints why and returns false if one cannot start.
+bool start_sim_agents(vmm::sim::SimFleet& fleet, node::EngineNode& engine,
+                      const fabric::Identity& engine_id,
+                      const std::vector<std::unique_ptr<fabric::Identity>>& host_ids,
+                      const fabric::TrustStore& trust, fabric::Context& ctx,
+                      const std::string& dir,
+                      std::vector<std::unique_ptr<SystemClock>>* agent_clocks,
+                      std::vector<std::unique_ptr<node::AgentNode>>* agents) {
   for (size_t i = 0; i < fleet.host_count(); ++i) {
-    host_ids.push_back(std::make_unique<fabric::Identity>(fabric::Identity::generate()));
-    (void)trusted(fleet.host(i).host(), *host_ids.back(), fabric::Role::kCollector,
-                  {fleet.host(i).host()});
-  }
-  auto ctx = fabric::Context::create(trust);
-  if (!ctx.ok()) {
-    std::cerr << "medic demo: " << ctx.status().message() << "\n";
-    return 2;
-  }
-
-  auto loaded = rules::load_rule_text(demo_rules("8s"), "demo.rules.yaml");
-  if (!loaded.ok()) {
-    std::cerr << "medic demo: embedded rules: " << loaded.text();
-    return 2;
-  }
-  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
-  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
-  if (!store.ok()) {
-    std::cerr << "medic demo: " << store.status().message() << "\n";
-    return 2;
-  }
-
-  const Time start = clock.now();
-  Timeline tl(std::cout, colour_wanted(), start);
-  DemoView view(
-      tl, clock,
-      [&fleet](const std::string& vm) {
-        auto info = fleet.true_info(vm);
-        return info.ok() && !info->name.empty() ? info->name : vm;
-      },
-      [&fleet](const std::string& vm, Time) { return fleet.is_healthy(vm); });
-  fleet.on_fault([&](const vmm::sim::InjectedFault& f) { view.on_fault(f); });
-
-  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
-                                   loaded.rules, std::move(*store));
-  if (!engine.ok()) {
-    std::cerr << "medic demo: " << engine.status().message() << "\n";
-    return 2;
-  }
-  std::vector<std::unique_ptr<node::AgentNode>> agents;
-  std::vector<std::unique_ptr<SystemClock>> agent_clocks;
-  for (size_t i = 0; i < fleet.host_count(); ++i) {
-    agent_clocks.push_back(std::make_unique<SystemClock>());
+    agent_clocks->push_back(std::make_unique<SystemClock>());
     const std::string host = fleet.host(i).host();
-    node::AgentConfig ac = demo_agent_config(host, **engine, engine_id, dir);
+    node::AgentConfig ac = demo_agent_config(host, engine, engine_id, dir);
     auto agent = node::AgentNode::create(
-        ac, {ctx->get(), host_ids[i].get(), &trust, agent_clocks.back().get(), &fleet.host(i)});
+        ac, {&ctx, host_ids[i].get(), &trust, agent_clocks->back().get(), &fleet.host(i)});
     if (!agent.ok()) {
       std::cerr << "medic demo: " << agent.status().message() << "\n";
-      return 2;
+      return false;
     }
-    agents.push_back(std::move(*agent));
+    agents->push_back(std::move(*agent));
   }
+  return true;
+}
 
-  std::cout << "medic demo: " << o.hosts << " hosts x " << o.vms << " VMs, "
-            << format_duration(o.duration) << ", seed " << o.seed << "; engine, collectors and "
-            << "actuators over CurveZMQ on 127.0.0.1; audit log " << ec_cfg.audit_path << "\n\n";
-  tl.note(start, "fleet up; collectors report every 1s, rules: guest-panicked, guest-crashed, "
-                 "guest-unresponsive (ladder reboot -> reset -> restart -> notify)");
-
-  // Faults: the script, then the requested random extras.
+// The scripted faults, then `o.faults` random ones, on the fleet's clock.
+void schedule_sim_faults(const DemoOptions& o, vmm::sim::SimFleet& fleet, SystemClock& fleet_clock,
+                         Time start) {
   const auto ids = fleet.vm_ids();
   for (const auto& f : scenario(o)) {
     Time at = start + std::chrono::duration_cast<Duration>(o.duration * f.at);
@@ -397,12 +357,16 @@ int run_demo(const DemoOptions& o) {
                           static_cast<double>(o.duration.count())));
     fleet_clock.schedule_at(at, [&fleet, kind, vm] { (void)fleet.inject(kind, fleet.host_of(vm), vm); });
   }
+}
 
+// Runs every part in turn until `end` or a stop signal.
+void run_sim_until(Time end, Clock& clock, SystemClock& fleet_clock, vmm::sim::SimFleet& fleet,
+                   node::EngineNode& engine,
+                   const std::vector<std::unique_ptr<node::AgentNode>>& agents, DemoView& view) {
   SignalFlags& signals = install_signal_handlers();
-  const Time end = start + o.duration;
   while (clock.now() < end && !signals.stop.load()) {
     fleet_clock.run_due();
-    (*engine)->run_once(2ms);
+    engine.run_once(2ms);
     for (size_t i = 0; i < agents.size(); ++i) {
       // A partitioned host's agent cannot reach the engine: nothing it would
       // send gets through, so it is not run until the partition ends.
@@ -410,31 +374,122 @@ int run_demo(const DemoOptions& o) {
     }
     view.check_healed();
   }
+}
+
+std::vector<std::string> sim_hints(const std::string& audit_path, const Status& closed,
+                                   const std::string& log_file, const std::string& example) {
+  std::vector<std::string> hints;
+  hints.push_back("");
+  hints.push_back("  audit log            " + audit_path + (closed.ok() ? "" : " (not closed cleanly: " + closed.message() + ")"));
+  hints.push_back("  daemon log           " + log_file);
+  hints.push_back("");
+  hints.push_back("Try:");
+  if (!example.empty()) {
+    hints.push_back("  medic audit why --db " + audit_path + " " + example);
+  }
+  hints.push_back("  medic audit list --db " + audit_path);
+  hints.push_back("  medic audit verify --db " + audit_path);
+  return hints;
+}
+
+int demo_error(const Status& s) {
+  std::cerr << "medic demo: " << s.message() << "\n";
+  return 2;
+}
+
+// A fresh key for each simulated host, trusted to collect and act for it.
+std::vector<std::unique_ptr<fabric::Identity>> trust_sim_hosts(vmm::sim::SimFleet& fleet,
+                                                               fabric::TrustStore& trust) {
+  std::vector<std::unique_ptr<fabric::Identity>> host_ids;
+  for (size_t i = 0; i < fleet.host_count(); ++i) {
+    host_ids.push_back(std::make_unique<fabric::Identity>(fabric::Identity::generate()));
+    add_trusted(trust, fleet.host(i).host(), *host_ids.back(), fabric::Role::kCollector,
+                {fleet.host(i).host()});
+  }
+  return host_ids;
+}
+
+void print_sim_banner(const DemoOptions& o, const std::string& audit_path, Time start,
+                      Timeline& tl) {
+  std::cout << "medic demo: " << o.hosts << " hosts x " << o.vms << " VMs, "
+            << format_duration(o.duration) << ", seed " << o.seed << "; engine, collectors and "
+            << "actuators over CurveZMQ on 127.0.0.1; audit log " << audit_path << "\n\n";
+  tl.note(start, "fleet up; collectors report every 1s, rules: guest-panicked, guest-crashed, "
+                 "guest-unresponsive (ladder reboot -> reset -> restart -> notify)");
+}
+
+int run_demo(const DemoOptions& o) {
+  std::string dir;
+  LogOptions log;
+  if (int rc = prepare_demo(o, &dir, &log); rc != 0) return rc;
+  if (o.qemu) return run_qemu_demo(o, dir);
+
+  SystemClock clock;
+  // Identities and the trust store, in memory.
+  fabric::Identity engine_id = fabric::Identity::generate();
+  fabric::Identity operator_id = fabric::Identity::generate();
+  fabric::TrustStore trust;
+  add_trusted(trust, "engine-1", engine_id, fabric::Role::kEngine, {"*"});
+  add_trusted(trust, "operator", operator_id, fabric::Role::kOperator, {"*"});
+  // Each part keeps its own timers, as separate processes would: the fleet,
+  // the engine and every agent have their own clock (all read wall time).
+  SystemClock fleet_clock;
+  vmm::sim::SimFleet fleet(fleet_clock, demo_fleet_options(o));
+  auto host_ids = trust_sim_hosts(fleet, trust);
+  auto ctx = fabric::Context::create(trust);
+  if (!ctx.ok()) return demo_error(ctx.status());
+
+  auto loaded = rules::load_rule_text(demo_rules("8s"), "demo.rules.yaml");
+  if (!loaded.ok()) {
+    std::cerr << "medic demo: embedded rules: " << loaded.text();
+    return 2;
+  }
+  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
+  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
+  if (!store.ok()) return demo_error(store.status());
+
+  const Time start = clock.now();
+  Timeline tl(std::cout, colour_wanted(), start);
+  DemoView view(
+      tl, clock,
+      [&fleet](const std::string& vm) {
+        auto info = fleet.true_info(vm);
+        return info.ok() && !info->name.empty() ? info->name : vm;
+      },
+      [&fleet](const std::string& vm, Time) { return fleet.is_healthy(vm); });
+  fleet.on_fault([&](const vmm::sim::InjectedFault& f) { view.on_fault(f); });
+
+  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
+                                   loaded.rules, std::move(*store));
+  if (!engine.ok()) return demo_error(engine.status());
+  std::vector<std::unique_ptr<node::AgentNode>> agents;
+  std::vector<std::unique_ptr<SystemClock>> agent_clocks;
+  if (!start_sim_agents(fleet, **engine, engine_id, host_ids, trust, *ctx->get(), dir,
+                        &agent_clocks, &agents)) {
+    return 2;
+  }
+
+  print_sim_banner(o, ec_cfg.audit_path, start, tl);
+  schedule_sim_faults(o, fleet, fleet_clock, start);
+  run_sim_until(start + o.duration, clock, fleet_clock, fleet, **engine, agents, view);
   const Time stopped = clock.now();
   agents.clear();
   Status closed = (*engine)->shutdown();
-
-  std::vector<std::string> hints;
-  hints.push_back("");
-  hints.push_back("  audit log            " + ec_cfg.audit_path + (closed.ok() ? "" : " (not closed cleanly: " + closed.message() + ")"));
-  hints.push_back("  daemon log           " + log.file);
-  hints.push_back("");
-  hints.push_back("Try:");
-  if (!view.example_action().empty()) {
-    hints.push_back("  medic audit why --db " + ec_cfg.audit_path + " " + view.example_action());
-  }
-  hints.push_back("  medic audit list --db " + ec_cfg.audit_path);
-  hints.push_back("  medic audit verify --db " + ec_cfg.audit_path);
-  tl.print_summary(stopped, hints);
+  tl.print_summary(stopped, sim_hints(ec_cfg.audit_path, closed, log.file, view.example_action()));
   return 0;
 }
-
 
 // medic demo --qemu: one host with two real QEMU guests (TCG), the tiny test
 // guest built from Debian packages by tests/guest/build-guest. Faults are
 // real: a kernel panic (NMI), a guest that stops its heartbeat, a QEMU
 // killed with SIGKILL.
-int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
+
+const std::vector<std::string> kQemuUuids = {"6f1c2a3b-0000-4000-8000-000000000001",
+                                             "6f1c2a3b-0000-4000-8000-000000000002"};
+
+// Builds the test guest under `dir`; its kernel and initrd paths go to *kernel
+// and *initrd. Prints why and returns false if it cannot.
+bool build_test_guest(const std::string& dir, std::string* kernel, std::string* initrd) {
   const char* src_env = std::getenv("MEDIC_SOURCE_DIR");
   const std::string src = src_env && *src_env ? src_env : MEDIC_DEFAULT_SOURCE_DIR;
   RunOptions ro;
@@ -445,104 +500,69 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
               << (built.ok() ? ": " + built->err : ": " + built.status().message())
               << "(needs qemu-system-x86, linux-image-amd64, busybox-static, cpio: "
                  "scripts/bootstrap installs them)\n";
-    return 2;
+    return false;
   }
-  std::string kernel, initrd;
   std::istringstream lines(built->out);
   for (std::string l; std::getline(lines, l);) {
-    if (l.rfind("kernel=", 0) == 0) kernel = l.substr(7);
-    if (l.rfind("initrd=", 0) == 0) initrd = l.substr(7);
+    if (l.rfind("kernel=", 0) == 0) *kernel = l.substr(7);
+    if (l.rfind("initrd=", 0) == 0) *initrd = l.substr(7);
   }
-  const char* accel = std::getenv("MEDIC_E2E_ACCEL");
-  const std::vector<std::string> uuids = {"6f1c2a3b-0000-4000-8000-000000000001",
-                                          "6f1c2a3b-0000-4000-8000-000000000002"};
+  return true;
+}
+
+// The VM specs of the demo's guests, in the vms.yaml format.
+std::string qemu_vms_yaml(const std::string& accel, const std::string& kernel,
+                          const std::string& initrd) {
   std::string yaml = "vms:\n";
-  for (size_t i = 0; i < uuids.size(); ++i) {
+  for (size_t i = 0; i < kQemuUuids.size(); ++i) {
     const std::string n = std::to_string(i + 1);
-    yaml += "  - name: qemu-vm-" + n + "\n    uuid: " + uuids[i] +
-            "\n    memory: 256M\n    accel: " + (accel && *accel ? accel : "tcg") +
+    yaml += "  - name: qemu-vm-" + n + "\n    uuid: " + kQemuUuids[i] +
+            "\n    memory: 256M\n    accel: " + accel +
             "\n    kernel: " + kernel + "\n    initrd: " + initrd +
             "\n    append: console=ttyS0 panic=0 unknown_nmi_panic=1 quiet\n"
             "    qmp_socket: vm" + n + ".qmp\n    heartbeat_socket: vm" + n +
             ".hb\n    console_log: vm" + n + ".console.log\n    qemu_log: vm" + n +
             ".qemu.log\n    devices: [pvpanic]\n    labels: {tier: web}\n";
   }
-  auto specs = vmm::qmp::parse_vm_specs(yaml, "demo-vms.yaml", dir);
-  if (!specs.ok()) {
-    std::cerr << "medic demo --qemu: " << specs.status().message() << "\n";
-    return 2;
-  }
-  SystemClock clock, agent_clock;
-  const std::string host = "qemu-host";
-  vmm::qmp::QmpHypervisor hv(host, *specs, agent_clock);
-  fabric::Identity engine_id = fabric::Identity::generate();
-  fabric::Identity host_id = fabric::Identity::generate();
-  fabric::TrustStore trust;
-  fabric::TrustedNode en{"engine-1", engine_id.public_key(), {},
-                         static_cast<uint8_t>(fabric::Role::kEngine), {"*"}};
-  fabric::TrustedNode hn{host, host_id.public_key(), {},
-                         static_cast<uint8_t>(static_cast<uint8_t>(fabric::Role::kCollector) |
-                                              static_cast<uint8_t>(fabric::Role::kActuator)),
-                         {host}};
-  (void)trust.add(en);
-  (void)trust.add(hn);
-  auto ctx = fabric::Context::create(trust);
-  if (!ctx.ok()) {
-    std::cerr << "medic demo --qemu: " << ctx.status().message() << "\n";
-    return 2;
-  }
-  std::cout << "medic demo --qemu: booting " << uuids.size()
-            << " QEMU guests under " << (accel && *accel ? accel : "tcg") << " ..." << std::endl;
-  for (const auto& u : uuids) {
+  return yaml;
+}
+
+bool beating_since(vmm::qmp::QmpHypervisor& hv, const std::string& vm, Time since) {
+  auto info = hv.get(vm);
+  return info.ok() && info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat > since;
+}
+
+// Starts the guests and waits (at most 120s) until each beats. Prints why
+// and returns false if one cannot start.
+bool boot_guests(vmm::qmp::QmpHypervisor& hv, Clock& clock) {
+  for (const auto& u : kQemuUuids) {
     Status s = vmm::execute_and_wait(hv, clock, medic::v1::VERB_START, u, 60s);
     if (!s.ok()) {
       std::cerr << "medic demo --qemu: cannot start " << u << ": " << s.message() << "\n";
-      return 2;
+      return false;
     }
   }
   const Time boot_started = clock.now();
-  auto beating_since = [&hv](const std::string& vm, Time since) {
-    auto info = hv.get(vm);
-    return info.ok() && info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat > since;
-  };
   while (clock.now() - boot_started < 120s) {
     hv.poll();
     bool all = true;
-    for (const auto& u : uuids) all = all && beating_since(u, boot_started);
+    for (const auto& u : kQemuUuids) all = all && beating_since(hv, u, boot_started);
     if (all) break;
     ::poll(nullptr, 0, 50);  // waiting on real guests booting, bounded above
   }
-  auto names = [&uuids](const std::string& vm) {
-    for (size_t i = 0; i < uuids.size(); ++i) {
-      if (uuids[i] == vm) return "qemu-vm-" + std::to_string(i + 1);
-    }
-    return vm;
-  };
-  auto loaded = rules::load_rule_text(demo_rules("15s"), "demo.rules.yaml");
-  if (!loaded.ok()) return 2;
-  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
-  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
-  if (!store.ok()) {
-    std::cerr << "medic demo --qemu: " << store.status().message() << "\n";
-    return 2;
+  return true;
+}
+
+std::string qemu_vm_name(const std::string& vm) {
+  for (size_t i = 0; i < kQemuUuids.size(); ++i) {
+    if (kQemuUuids[i] == vm) return "qemu-vm-" + std::to_string(i + 1);
   }
-  const Time start = clock.now();
-  Timeline tl(std::cout, colour_wanted(), start);
-  DemoView view(tl, clock, names, beating_since);
-  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
-                                   loaded.rules, std::move(*store));
-  if (!engine.ok()) {
-    std::cerr << "medic demo --qemu: " << engine.status().message() << "\n";
-    return 2;
-  }
-  auto agent = node::AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
-                                 {ctx->get(), &host_id, &trust, &agent_clock, &hv});
-  if (!agent.ok()) {
-    std::cerr << "medic demo --qemu: " << agent.status().message() << "\n";
-    return 2;
-  }
-  tl.note(start, "2 real guests up (heartbeat on a serial port, pvpanic); collector and actuator "
-                 "over CurveZMQ; faults: panic, hang, QEMU killed");
+  return vm;
+}
+
+// A panic (NMI), a hang and a SIGKILLed QEMU, on `clock`.
+void schedule_qemu_faults(const DemoOptions& o, SystemClock& clock, vmm::qmp::QmpHypervisor& hv,
+                          DemoView& view, Time start) {
   struct Fault {
     double at;
     size_t vm;
@@ -552,7 +572,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   for (const auto& f : faults) {
     Time at = start + std::chrono::duration_cast<Duration>(o.duration * f.at);
     clock.schedule_at(at, [&, f] {
-      const std::string& vm = uuids[f.vm];
+      const std::string& vm = kQemuUuids[f.vm];
       view.fault(clock.now(), vm, f.what);
       if (std::string(f.what) == "panic") {
         (void)hv.qmp_command(vm, "inject-nmi", 5s);
@@ -563,6 +583,63 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
       }
     });
   }
+}
+
+std::vector<std::string> qemu_hints(const std::string& audit_path, const Status& closed,
+                                    const std::string& dir, const std::string& example) {
+  std::vector<std::string> hints = {
+      "", "  audit log            " + audit_path + (closed.ok() ? "" : " (not closed cleanly)"),
+      "  guest consoles       " + dir + "/vm*.console.log", "", "Try:"};
+  if (!example.empty()) {
+    hints.push_back("  medic audit why --db " + audit_path + " " + example);
+  }
+  hints.push_back("  medic audit verify --db " + audit_path);
+  return hints;
+}
+
+int qemu_demo_error(const Status& s) {
+  std::cerr << "medic demo --qemu: " << s.message() << "\n";
+  return 2;
+}
+
+int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
+  std::string kernel, initrd;
+  if (!build_test_guest(dir, &kernel, &initrd)) return 2;
+  const char* accel_env = std::getenv("MEDIC_E2E_ACCEL");
+  const std::string accel = accel_env && *accel_env ? accel_env : "tcg";
+  auto specs = vmm::qmp::parse_vm_specs(qemu_vms_yaml(accel, kernel, initrd), "demo-vms.yaml", dir);
+  if (!specs.ok()) return qemu_demo_error(specs.status());
+  SystemClock clock, agent_clock;
+  const std::string host = "qemu-host";
+  vmm::qmp::QmpHypervisor hv(host, *specs, agent_clock);
+  fabric::Identity engine_id = fabric::Identity::generate();
+  fabric::Identity host_id = fabric::Identity::generate();
+  fabric::TrustStore trust;
+  add_trusted(trust, "engine-1", engine_id, fabric::Role::kEngine, {"*"});
+  add_trusted(trust, host, host_id, fabric::Role::kCollector, {host});
+  auto ctx = fabric::Context::create(trust);
+  if (!ctx.ok()) return qemu_demo_error(ctx.status());
+  std::cout << "medic demo --qemu: booting " << kQemuUuids.size()
+            << " QEMU guests under " << accel << " ..." << std::endl;
+  if (!boot_guests(hv, clock)) return 2;
+  auto loaded = rules::load_rule_text(demo_rules("15s"), "demo.rules.yaml");
+  if (!loaded.ok()) return 2;
+  node::EngineConfig ec_cfg = demo_engine_config(dir, o.duration);
+  auto store = audit::open_sqlite_store(ec_cfg.audit_path, clock, engine_id, ec_cfg.audit);
+  if (!store.ok()) return qemu_demo_error(store.status());
+  const Time start = clock.now();
+  Timeline tl(std::cout, colour_wanted(), start);
+  DemoView view(tl, clock, qemu_vm_name,
+                [&hv](const std::string& vm, Time since) { return beating_since(hv, vm, since); });
+  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
+                                   loaded.rules, std::move(*store));
+  if (!engine.ok()) return qemu_demo_error(engine.status());
+  auto agent = node::AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
+                                 {ctx->get(), &host_id, &trust, &agent_clock, &hv});
+  if (!agent.ok()) return qemu_demo_error(agent.status());
+  tl.note(start, "2 real guests up (heartbeat on a serial port, pvpanic); collector and actuator "
+                 "over CurveZMQ; faults: panic, hang, QEMU killed");
+  schedule_qemu_faults(o, clock, hv, view, start);
   SignalFlags& signals = install_signal_handlers();
   const Time end = start + o.duration;
   while (clock.now() < end && !signals.stop.load()) {
@@ -573,14 +650,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   const Time stopped = clock.now();
   agent->reset();
   Status closed = (*engine)->shutdown();
-  std::vector<std::string> hints = {
-      "", "  audit log            " + ec_cfg.audit_path + (closed.ok() ? "" : " (not closed cleanly)"),
-      "  guest consoles       " + dir + "/vm*.console.log", "", "Try:"};
-  if (!view.example_action().empty()) {
-    hints.push_back("  medic audit why --db " + ec_cfg.audit_path + " " + view.example_action());
-  }
-  hints.push_back("  medic audit verify --db " + ec_cfg.audit_path);
-  tl.print_summary(stopped, hints);
+  tl.print_summary(stopped, qemu_hints(ec_cfg.audit_path, closed, dir, view.example_action()));
   return 0;
 }
 

@@ -145,106 +145,140 @@ Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
   return out;
 }
 
-Result<ActionHistory> AuditReader::history(const std::string& id) {
-  ActionHistory h;
-  {
-    auto st = impl_->db.prepare(std::string("SELECT ") + kDecisionColumns +
-                                " FROM decisions d WHERE d.action_id = ?1 OR d.decision_id = ?1 "
-                                "ORDER BY (d.action_id = ?1) DESC, d.seq LIMIT 1");
-    if (!st.ok()) return st.status();
-    st->bind(1, id);
+namespace {
+
+constexpr const char* kRequestColumns =
+    "SELECT seq, received_ns, operator_name, sender, verb, target, accepted, detail, envelope "
+    "FROM operator_requests ";
+
+StoredRequest read_request(const Stmt& st) {
+  StoredRequest q;
+  q.seq = st.i64(0);
+  q.received_at = from_ns(st.i64(1));
+  q.operator_name = st.text(2);
+  copy_key(st.blob(3), &q.sender);
+  q.verb = st.text(4);
+  q.target = st.text(5);
+  q.accepted = st.i64(6) != 0;
+  q.detail = st.text(7);
+  q.envelope = st.blob(8);
+  return q;
+}
+
+StoredEvidence read_evidence(const Stmt& st) {
+  StoredEvidence e;
+  e.seq = st.i64(0);
+  e.received_at = from_ns(st.i64(1));
+  copy_key(st.blob(2), &e.sender);
+  e.sender_name = st.text(3);
+  e.kind = static_cast<int32_t>(st.i64(4));
+  e.host = st.text(5);
+  e.envelope = st.blob(6);
+  return e;
+}
+
+// The decision whose action id is `id`, else whose decision id is.
+Result<StoredDecision> find_decision(Db& db, const std::string& id) {
+  auto st = db.prepare(std::string("SELECT ") + kDecisionColumns +
+                       " FROM decisions d WHERE d.action_id = ?1 OR d.decision_id = ?1 "
+                       "ORDER BY (d.action_id = ?1) DESC, d.seq LIMIT 1");
+  if (!st.ok()) return st.status();
+  st->bind(1, id);
+  auto row = st->step();
+  if (!row.ok()) return row.status();
+  if (!*row) return not_found("no action or decision with id '" + id + "' in the audit log");
+  return read_decision(*st);
+}
+
+// Appends the transitions of `action_id` in order, and the rows they rest on to *refs.
+Status read_transitions(Db& db, const std::string& action_id,
+                        std::vector<StoredTransition>* out, std::set<Seq>* refs) {
+  auto st = db.prepare(
+      "SELECT seq, action_id, at_ns, state, actor, detail, ref FROM transitions WHERE action_id "
+      "= ? ORDER BY seq");
+  if (!st.ok()) return st.status();
+  st->bind(1, action_id);
+  while (true) {
     auto row = st->step();
     if (!row.ok()) return row.status();
-    if (!*row) return not_found("no action or decision with id '" + id + "' in the audit log");
-    auto decision = read_decision(*st);
-    if (!decision.ok()) return decision.status();
-    h.decision = std::move(*decision);
+    if (!*row) break;
+    StoredTransition t;
+    t.seq = st->i64(0);
+    t.action_id = st->text(1);
+    t.at = from_ns(st->i64(2));
+    auto state = internal::stored_state(st->text(3), t.seq);
+    if (!state.ok()) return state.status();
+    t.state = *state;
+    t.actor = st->text(4);
+    t.detail = st->text(5);
+    t.ref = st->i64(6);
+    if (t.ref) refs->insert(t.ref);
+    out->push_back(std::move(t));
   }
-  std::set<Seq> refs;
-  for (const auto& r : h.decision.evidence) refs.insert(r.evidence);
-  if (!h.decision.action_id.empty()) {
-    auto st = impl_->db.prepare(
-        "SELECT seq, action_id, at_ns, state, actor, detail, ref FROM transitions WHERE action_id "
-        "= ? ORDER BY seq");
-    if (!st.ok()) return st.status();
-    st->bind(1, h.decision.action_id);
-    while (true) {
-      auto row = st->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      StoredTransition t;
-      t.seq = st->i64(0);
-      t.action_id = st->text(1);
-      t.at = from_ns(st->i64(2));
-      auto state = internal::stored_state(st->text(3), t.seq);
-      if (!state.ok()) return state.status();
-      t.state = *state;
-      t.actor = st->text(4);
-      t.detail = st->text(5);
-      t.ref = st->i64(6);
-      if (t.ref) refs.insert(t.ref);
-      h.transitions.push_back(std::move(t));
-    }
-  }
-  auto ev = impl_->db.prepare(
+  return Status();
+}
+
+// For each referenced row, the evidence or operator request it is; the seqs
+// of the requests found go to *seen_requests.
+Status read_referenced(Db& db, const std::set<Seq>& refs, ActionHistory* h,
+                       std::set<Seq>* seen_requests) {
+  auto ev = db.prepare(
       "SELECT seq, received_ns, sender, sender_name, kind, host, envelope FROM evidence WHERE seq "
       "= ?");
   if (!ev.ok()) return ev.status();
-  const char* kRequestColumns =
-      "SELECT seq, received_ns, operator_name, sender, verb, target, accepted, detail, envelope "
-      "FROM operator_requests ";
-  auto rq = impl_->db.prepare(std::string(kRequestColumns) + "WHERE seq = ?");
+  auto rq = db.prepare(std::string(kRequestColumns) + "WHERE seq = ?");
   if (!rq.ok()) return rq.status();
-  auto read_request = [](const Stmt& st) {
-    StoredRequest q;
-    q.seq = st.i64(0);
-    q.received_at = from_ns(st.i64(1));
-    q.operator_name = st.text(2);
-    copy_key(st.blob(3), &q.sender);
-    q.verb = st.text(4);
-    q.target = st.text(5);
-    q.accepted = st.i64(6) != 0;
-    q.detail = st.text(7);
-    q.envelope = st.blob(8);
-    return q;
-  };
-  std::set<Seq> seen_requests;
   for (Seq seq : refs) {
     ev->bind(1, seq);
     auto row = ev->step();
     if (!row.ok()) return row.status();
-    if (*row) {
-      StoredEvidence e;
-      e.seq = ev->i64(0);
-      e.received_at = from_ns(ev->i64(1));
-      copy_key(ev->blob(2), &e.sender);
-      e.sender_name = ev->text(3);
-      e.kind = static_cast<int32_t>(ev->i64(4));
-      e.host = ev->text(5);
-      e.envelope = ev->blob(6);
-      h.evidence.push_back(std::move(e));
-    }
+    if (*row) h->evidence.push_back(read_evidence(*ev));
     ev->reset();
     rq->bind(1, seq);
     row = rq->step();
     if (!row.ok()) return row.status();
     if (*row) {
-      h.requests.push_back(read_request(*rq));
-      seen_requests.insert(seq);
+      h->requests.push_back(read_request(*rq));
+      seen_requests->insert(seq);
     }
     rq->reset();
   }
+  return Status();
+}
+
+// Appends the requests about `action_id` that are not in `seen` (refused ones).
+Status read_other_requests(Db& db, const std::string& action_id, const std::set<Seq>& seen,
+                           std::vector<StoredRequest>* out) {
+  auto st = db.prepare(std::string(kRequestColumns) + "WHERE target = ? ORDER BY seq");
+  if (!st.ok()) return st.status();
+  st->bind(1, action_id);
+  while (true) {
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (!seen.count(st->i64(0))) out->push_back(read_request(*st));
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<ActionHistory> AuditReader::history(const std::string& id) {
+  ActionHistory h;
+  auto decision = find_decision(impl_->db, id);
+  if (!decision.ok()) return decision.status();
+  h.decision = std::move(*decision);
+  std::set<Seq> refs;
+  for (const auto& r : h.decision.evidence) refs.insert(r.evidence);
+  const std::string& action_id = h.decision.action_id;
+  if (!action_id.empty()) {
+    MEDIC_RETURN_IF_ERROR(read_transitions(impl_->db, action_id, &h.transitions, &refs));
+  }
+  std::set<Seq> seen_requests;
+  MEDIC_RETURN_IF_ERROR(read_referenced(impl_->db, refs, &h, &seen_requests));
   // Requests about this action that no transition rests on (refused ones).
-  if (!h.decision.action_id.empty()) {
-    auto st = impl_->db.prepare(std::string(kRequestColumns) + "WHERE target = ? ORDER BY seq");
-    if (!st.ok()) return st.status();
-    st->bind(1, h.decision.action_id);
-    while (true) {
-      auto row = st->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      if (!seen_requests.count(st->i64(0))) h.requests.push_back(read_request(*st));
-    }
+  if (!action_id.empty()) {
+    MEDIC_RETURN_IF_ERROR(read_other_requests(impl_->db, action_id, seen_requests, &h.requests));
   }
   std::sort(h.requests.begin(), h.requests.end(),
             [](const auto& a, const auto& b) { return a.seq < b.seq; });

@@ -422,20 +422,12 @@ std::string show_json(const ActionHistory& h) {
   return dump_json(o) + "\n";
 }
 
-std::string why_text(const ActionHistory& h) {
-  const auto& d = h.decision;
-  std::string s;
-  auto lines = evidence_lines(h);
-  auto healed = healed_at(h);
+namespace {
 
-  // The answer first.
-  s += "Why " + (d.action_id.empty() ? d.id : d.action_id) + ": " + target(d) + "\n";
-  s += "  Outcome: " + status_words(h);
-  if (healed) s += " -- the VM was healed";
-  s += "\n\n";
-
-  s += "1. Evidence (" + std::to_string(lines.size()) + " signed event" +
-       (lines.size() == 1 ? "" : "s") + "):\n";
+// The sections of why_text, each ending in a newline.
+std::string why_evidence(const std::vector<EvidenceLine>& lines) {
+  std::string s = "1. Evidence (" + std::to_string(lines.size()) + " signed event" +
+                  (lines.size() == 1 ? "" : "s") + "):\n";
   if (lines.empty()) s += "   none recorded\n";
   for (const auto& l : lines) {
     s += "   " + utc(l.observed) + "  " + l.what;
@@ -445,11 +437,14 @@ std::string why_text(const ActionHistory& h) {
          l.sender_key + "), signature " + (l.signature_ok ? "valid" : "INVALID") + "; row " +
          std::to_string(l.seq) + (l.index >= 0 ? " event " + std::to_string(l.index) : "") + "\n";
   }
+  return s;
+}
 
-  s += "2. Rule: " + d.rule + ", version " + (d.rule_version.empty() ? "-" : d.rule_version) +
-       ", chose " + d.verb + " (ladder step " + std::to_string(d.ladder_step + 1) + ") at " +
-       utc(d.at) + "\n";
-
+std::string why_rule_and_policies(const StoredDecision& d) {
+  std::string s = "2. Rule: " + d.rule + ", version " +
+                  (d.rule_version.empty() ? "-" : d.rule_version) + ", chose " + d.verb +
+                  " (ladder step " + std::to_string(d.ladder_step + 1) + ") at " + utc(d.at) +
+                  "\n";
   s += "3. Policies: ";
   if (d.policies_passed.empty()) {
     s += "none checked";
@@ -461,8 +456,26 @@ std::string why_text(const ActionHistory& h) {
   }
   if (d.outcome == DecisionOutcome::kDryRun) s += "; dry-run rule: nothing was executed";
   s += "\n";
+  return s;
+}
 
-  s += "4. Approval: ";
+// The signed request behind an approval or denial `t`: the one its row
+// reference names, else the accepted request for this action by the same person.
+const StoredRequest* approval_request(const ActionHistory& h, const StoredTransition& t,
+                                      bool approved) {
+  const StoredRequest* q = find_request(h, t.ref);
+  if (q) return q;
+  for (const auto& r : h.requests) {
+    if (r.accepted && r.operator_name == t.actor && r.verb == (approved ? "approve" : "deny")) {
+      q = &r;
+    }
+  }
+  return q;
+}
+
+std::string why_approval(const ActionHistory& h) {
+  const auto& d = h.decision;
+  std::string s = "4. Approval: ";
   const StoredTransition* pending = find_state(h, ActionState::kPendingApproval);
   const StoredTransition* approved = find_state(h, ActionState::kApproved);
   const StoredTransition* denied = find_state(h, ActionState::kDenied);
@@ -470,17 +483,7 @@ std::string why_text(const ActionHistory& h) {
     const StoredTransition* t = approved ? approved : denied;
     s += std::string(approved ? "approved" : "denied") + " by " + t->actor + " at " + utc(t->at);
     if (!t->detail.empty()) s += " (\"" + t->detail + "\")";
-    const StoredRequest* q = find_request(h, t->ref);
-    if (!q) {
-      // No row reference: the accepted request for this action by the same person.
-      for (const auto& r : h.requests) {
-        if (r.accepted && r.operator_name == t->actor &&
-            r.verb == (approved ? "approve" : "deny")) {
-          q = &r;
-        }
-      }
-    }
-    if (q) {
+    if (const StoredRequest* q = approval_request(h, *t, approved != nullptr)) {
       s +=
           "\n   signed request row " + std::to_string(q->seq) + " from key " + short_key(q->sender);
     }
@@ -496,8 +499,11 @@ std::string why_text(const ActionHistory& h) {
       s += "   refused request from " + q.operator_name + " (" + q.verb + "): " + q.detail + "\n";
     }
   }
+  return s;
+}
 
-  s += "5. Actuator: ";
+std::string why_actuator(const ActionHistory& h) {
+  std::string s = "5. Actuator: ";
   medic::v1::ActionResult result;
   const StoredEvidence* result_ev = nullptr;
   const StoredTransition* acked = find_state(h, ActionState::kAcked);
@@ -523,14 +529,18 @@ std::string why_text(const ActionHistory& h) {
     s += "never dispatched";
   }
   s += "\n";
+  return s;
+}
 
-  s += "6. Time to heal: ";
+std::string why_time_to_heal(const ActionHistory& h, const std::vector<EvidenceLine>& lines,
+                             const std::optional<Time>& healed) {
+  std::string s = "6. Time to heal: ";
   if (healed && !lines.empty()) {
     s += span(*healed - lines.front().observed) + " from first evidence (" +
          utc(lines.front().observed) + ") to healed (" + utc(*healed) + ")";
   } else if (healed) {
     s += "healed at " + utc(*healed) + "; no evidence time recorded";
-  } else if (d.outcome == DecisionOutcome::kDryRun) {
+  } else if (h.decision.outcome == DecisionOutcome::kDryRun) {
     s += "not applicable (dry run)";
   } else if (!h.transitions.empty() && !is_terminal(h.transitions.back().state)) {
     s += std::string("not healed yet (the action is ") + state_name(h.transitions.back().state) +
@@ -539,14 +549,39 @@ std::string why_text(const ActionHistory& h) {
     s += "not healed";
   }
   s += "\n";
+  return s;
+}
 
-  s += "\nTimeline:\n";
+std::string why_timeline(const ActionHistory& h) {
+  std::string s = "\nTimeline:\n";
   if (h.transitions.empty()) s += "  none: no action was created\n";
   for (const auto& t : h.transitions) {
     std::string line = "  " + utc(t.at) + "  " + pad(state_name(t.state), 17) + pad(t.actor, 12);
     if (!t.detail.empty()) line += " " + t.detail;
     s += rstrip(line) + "\n";
   }
+  return s;
+}
+
+}  // namespace
+
+std::string why_text(const ActionHistory& h) {
+  const auto& d = h.decision;
+  std::string s;
+  auto lines = evidence_lines(h);
+  auto healed = healed_at(h);
+
+  // The answer first.
+  s += "Why " + (d.action_id.empty() ? d.id : d.action_id) + ": " + target(d) + "\n";
+  s += "  Outcome: " + status_words(h);
+  if (healed) s += " -- the VM was healed";
+  s += "\n\n";
+  s += why_evidence(lines);
+  s += why_rule_and_policies(d);
+  s += why_approval(h);
+  s += why_actuator(h);
+  s += why_time_to_heal(h, lines, healed);
+  s += why_timeline(h);
   return s;
 }
 

@@ -126,6 +126,14 @@ class SqliteAuditStore final : public AuditStore {
                   std::unordered_set<std::string>* new_decisions, Seq* next,
                   std::vector<Pending>* out);
   Status check_ref(Seq ref, Seq next, const char* what) const;
+  // The checks of validate(), one per record type; queue_decision appends a
+  // checked decision and its action's first transitions to *out.
+  Status validate_evidence(const Evidence& e, Pending* p);
+  Status check_new_decision(const Decision& d, const Overlay& overlay,
+                            const std::unordered_set<std::string>& new_decisions, Seq next);
+  void queue_decision(Pending* p, Overlay* overlay, Seq* next, std::vector<Pending>* out);
+  Status validate_transition(Transition& t, Pending* p, Overlay* overlay, Seq next);
+  Status validate_request(const OperatorRequest& q, Pending* p);
   // Time comes only from clock_, read on the caller's thread (the one that
   // owns the Clock): each append, checkpoint() and close() note clock_.now()
   // in now_ns_, and the writer stamps heads and checkpoints with the time
@@ -133,6 +141,13 @@ class SqliteAuditStore final : public AuditStore {
   // checkpoint_every.
   void note_time() { now_ns_ = to_ns(clock_.now()); }
   void arm_checkpoint_timer();
+  // The steps of open(), in order.
+  Status create_schema(bool* opened_before);
+  Status find_chain_end();  // sets last_seq_, last_hash_, last_checkpoint_seq_
+  Status check_signed_head(bool opened_before, bool* has_head);
+  Status load_live_actions();
+  Status prepare_writer_statements();
+  Status open_lookups();
 
   // Writer side.
   void writer_loop();
@@ -188,6 +203,35 @@ Status SqliteAuditStore::open() {
   auto db = Db::open(path_, false);
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
+  bool opened_before = false;
+  MEDIC_RETURN_IF_ERROR(create_schema(&opened_before));
+  MEDIC_RETURN_IF_ERROR(find_chain_end());
+  bool has_head = false;
+  MEDIC_RETURN_IF_ERROR(check_signed_head(opened_before, &has_head));
+  next_seq_ = last_seq_ + 1;
+  durable_.store(last_seq_);
+  rows_since_checkpoint_ = last_seq_ - last_checkpoint_seq_;
+  note_time();
+  arm_checkpoint_timer();
+  MEDIC_RETURN_IF_ERROR(load_live_actions());
+  MEDIC_RETURN_IF_ERROR(prepare_writer_statements());
+  if (!has_head) {
+    // A new log gets a signed head for row 0 at once, so an empty log is
+    // told apart from one whose rows and head were deleted.
+    MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+    Status hs = write_head();
+    if (hs.ok()) hs = db_.exec("COMMIT");
+    if (!hs.ok()) {
+      (void)db_.exec("ROLLBACK");
+      return hs.with_context("signing the head of the new audit log " + path_);
+    }
+  }
+  MEDIC_RETURN_IF_ERROR(open_lookups());
+  writer_ = std::thread([this] { writer_loop(); });
+  return {};
+}
+
+Status SqliteAuditStore::create_schema(bool* opened_before) {
   MEDIC_RETURN_IF_ERROR(db_.exec("PRAGMA journal_mode=WAL"));
   MEDIC_RETURN_IF_ERROR(db_.exec(options_.durability == Durability::kPowerLoss
                                      ? "PRAGMA synchronous=FULL"
@@ -196,10 +240,9 @@ Status SqliteAuditStore::open() {
   MEDIC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-32768"));
   MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
   // Whether an engine opened this file before: then it has a signed head.
-  bool opened_before = false;
   if (auto st = db_.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'"); st.ok()) {
     auto row = st->step();
-    opened_before = row.ok() && *row;
+    *opened_before = row.ok() && *row;
   }
   Status s = db_.exec(internal::schema_sql());
   if (s.ok()) {
@@ -219,9 +262,10 @@ Status SqliteAuditStore::open() {
     (void)db_.exec("ROLLBACK");
     return s.with_context("creating the audit schema in " + path_);
   }
-  MEDIC_RETURN_IF_ERROR(db_.exec("COMMIT"));
+  return db_.exec("COMMIT");
+}
 
-  // Where the chain ends.
+Status SqliteAuditStore::find_chain_end() {
   for (const auto& t : internal::tables()) {
     auto st =
         db_.prepare(std::string("SELECT seq, hash FROM ") + t.name + " ORDER BY seq DESC LIMIT 1");
@@ -237,45 +281,44 @@ Status SqliteAuditStore::open() {
     }
     if (t.id == Table::kCheckpoints && *row) last_checkpoint_seq_ = st->i64(0);
   }
-  bool has_head = false;
-  {
-    auto st = db_.prepare("SELECT seq, hash FROM head WHERE id = 1");
-    if (!st.ok()) return st.status();
+  return {};
+}
+
+Status SqliteAuditStore::check_signed_head(bool opened_before, bool* has_head) {
+  auto st = db_.prepare("SELECT seq, hash FROM head WHERE id = 1");
+  if (!st.ok()) return st.status();
+  auto row = st->step();
+  if (!row.ok()) return row.status();
+  *has_head = *row;
+  // An empty log without a head is new only if no engine opened it before:
+  // otherwise its rows and head were deleted.
+  const bool fresh = !*row && last_seq_ == 0 && !opened_before;
+  if (!fresh &&
+      (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_))) {
+    return failed_precondition(
+        "audit log " + path_ + " does not end at its signed head (" +
+        (*row ? "head says row " + std::to_string(st->i64(0)) : std::string("no head")) +
+        ", log ends at row " + std::to_string(last_seq_) +
+        "); refusing to append to a log that may have been altered: run `medic audit verify`");
+  }
+  return {};
+}
+
+Status SqliteAuditStore::load_live_actions() {
+  auto st = db_.prepare("SELECT action_id, state, max(seq) FROM transitions GROUP BY action_id");
+  if (!st.ok()) return st.status();
+  while (true) {
     auto row = st->step();
     if (!row.ok()) return row.status();
-    has_head = *row;
-    // An empty log without a head is new only if no engine opened it before:
-    // otherwise its rows and head were deleted.
-    const bool fresh = !*row && last_seq_ == 0 && !opened_before;
-    if (!fresh &&
-        (!*row || st->i64(0) != last_seq_ || st->blob(1) != internal::bytes(last_hash_))) {
-      return failed_precondition(
-          "audit log " + path_ + " does not end at its signed head (" +
-          (*row ? "head says row " + std::to_string(st->i64(0)) : std::string("no head")) +
-          ", log ends at row " + std::to_string(last_seq_) +
-          "); refusing to append to a log that may have been altered: run `medic audit verify`");
-    }
+    if (!*row) break;
+    auto state = internal::stored_state(st->text(1), st->i64(2));
+    if (!state.ok()) return state.status();
+    if (!is_terminal(*state)) live_.emplace(st->text(0), *state);
   }
-  next_seq_ = last_seq_ + 1;
-  durable_.store(last_seq_);
-  rows_since_checkpoint_ = last_seq_ - last_checkpoint_seq_;
-  note_time();
-  arm_checkpoint_timer();
+  return {};
+}
 
-  // Actions still in flight, so transitions can be validated.
-  {
-    auto st = db_.prepare("SELECT action_id, state, max(seq) FROM transitions GROUP BY action_id");
-    if (!st.ok()) return st.status();
-    while (true) {
-      auto row = st->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      auto state = internal::stored_state(st->text(1), st->i64(2));
-      if (!state.ok()) return state.status();
-      if (!is_terminal(*state)) live_.emplace(st->text(0), *state);
-    }
-  }
-
+Status SqliteAuditStore::prepare_writer_statements() {
   for (const auto& t : internal::tables()) {
     std::string sql = std::string("INSERT INTO ") + t.name + " (seq";
     std::string qs = "?";
@@ -293,18 +336,10 @@ Status SqliteAuditStore::open() {
       "?)");
   if (!head.ok()) return head.status();
   head_stmt_ = std::move(*head);
-  if (!has_head) {
-    // A new log gets a signed head for row 0 at once, so an empty log is
-    // told apart from one whose rows and head were deleted.
-    MEDIC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
-    Status hs = write_head();
-    if (hs.ok()) hs = db_.exec("COMMIT");
-    if (!hs.ok()) {
-      (void)db_.exec("ROLLBACK");
-      return hs.with_context("signing the head of the new audit log " + path_);
-    }
-  }
+  return {};
+}
 
+Status SqliteAuditStore::open_lookups() {
   auto lookup = Db::open(path_, true);
   if (!lookup.ok()) return lookup.status();
   lookup_db_ = std::move(*lookup);
@@ -315,8 +350,6 @@ Status SqliteAuditStore::open() {
   auto ld = lookup_db_.prepare("SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1");
   if (!ld.ok()) return ld.status();
   lookup_decision_ = std::move(*ld);
-
-  writer_ = std::thread([this] { writer_loop(); });
   return {};
 }
 
@@ -361,114 +394,134 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
                                   std::unordered_set<std::string>* new_decisions, Seq* next,
                                   std::vector<Pending>* out) {
   switch (r.type) {
-    case Record::Type::kEvidence: {
-      medic::v1::Envelope env;
-      if (r.evidence.envelope.empty() || !env.ParseFromString(r.evidence.envelope) ||
-          env.sender().size() != 32) {
-        return invalid_argument("evidence is not a signed envelope (" +
-                                std::to_string(r.evidence.envelope.size()) + " bytes)");
-      }
-      p->table = Table::kEvidence;
-      p->sender = env.sender();
-      p->kind = env.kind();
-      p->host = env.host();
+    case Record::Type::kEvidence:
+      MEDIC_RETURN_IF_ERROR(validate_evidence(r.evidence, p));
       break;
-    }
-    case Record::Type::kDecision: {
-      Decision& d = r.decision;
-      if (d.id.empty()) return invalid_argument("decision without an id");
-      if (d.rule.empty()) return invalid_argument("decision " + d.id + " names no rule");
-      if (d.verb.empty()) return invalid_argument("decision " + d.id + " names no verb");
-      if (d.outcome == DecisionOutcome::kSuppressed && d.policy.empty()) {
-        return invalid_argument("suppressed decision " + d.id + " names no policy");
-      }
-      for (const auto& ref : d.evidence) {
-        if (ref.evidence <= 0) return invalid_argument("decision " + d.id + ": evidence id 0");
-        MEDIC_RETURN_IF_ERROR(check_ref(ref.evidence, *next, ("decision " + d.id).c_str()));
-      }
-      if (new_decisions->count(d.id)) {
-        return failed_precondition("decision " + d.id + " is already in the log");
-      }
-      auto exists = decision_exists(d.id);
-      if (!exists.ok()) return exists.status();
-      if (*exists) return failed_precondition("decision " + d.id + " is already in the log");
-      if (d.outcome != DecisionOutcome::kDryRun) {
-        if (d.action_id.empty()) {
-          return invalid_argument("decision " + d.id + " (" + outcome_name(d.outcome) +
-                                  ") has no action id");
-        }
-        auto cur = current_state(d.action_id, *overlay);
-        if (!cur.ok()) return cur.status();
-        if (cur->has_value()) {
-          return failed_precondition("action " + d.action_id + " already exists (" +
-                                     state_name(**cur) + ")");
-        }
-      }
-      new_decisions->insert(d.id);
-      p->table = Table::kDecisions;
-      // The action's first transitions follow the decision in the same batch.
-      std::vector<std::pair<ActionState, std::string>> follow;
-      if (d.outcome != DecisionOutcome::kDryRun) follow.emplace_back(ActionState::kProposed, "");
-      if (d.outcome == DecisionOutcome::kPendingApproval) {
-        follow.emplace_back(ActionState::kPendingApproval, "waiting for an operator approval");
-      }
-      if (d.outcome == DecisionOutcome::kSuppressed) {
-        follow.emplace_back(ActionState::kSuppressed,
-                            d.policy + (d.reason.empty() ? "" : ": " + d.reason));
-      }
-      std::string action_id = d.action_id;
-      Time at = d.at;
-      out->push_back(std::move(*p));
-      for (auto& [state, detail] : follow) {
-        Pending t;
-        t.seq = (*next)++;
-        t.table = Table::kTransitions;
-        t.rec.type = Record::Type::kTransition;
-        t.rec.transition = Transition{action_id, at, state, "engine", detail, 0};
-        (*overlay)[action_id] = state;
-        out->push_back(std::move(t));
-      }
+    case Record::Type::kDecision:
+      MEDIC_RETURN_IF_ERROR(check_new_decision(r.decision, *overlay, *new_decisions, *next));
+      new_decisions->insert(r.decision.id);
+      queue_decision(p, overlay, next, out);
       return {};
-    }
-    case Record::Type::kTransition: {
-      Transition& t = r.transition;
-      if (t.action_id.empty()) return invalid_argument("transition without an action id");
-      if (t.state == ActionState::kProposed) {
-        return failed_precondition("action " + t.action_id +
-                                   ": `proposed` is recorded by appending its decision");
-      }
-      MEDIC_RETURN_IF_ERROR(check_ref(t.ref, *next, ("transition of " + t.action_id).c_str()));
-      auto cur = current_state(t.action_id, *overlay);
-      if (!cur.ok()) return cur.status();
-      if (!cur->has_value()) {
-        return failed_precondition("action " + t.action_id +
-                                   " is not in the log (append its decision first)");
-      }
-      if (!transition_allowed(*cur, t.state)) {
-        return failed_precondition("illegal transition for action " + t.action_id + ": " +
-                                   state_name(**cur) + " -> " + state_name(t.state) +
-                                   (is_terminal(**cur) ? " (it has already ended)" : ""));
-      }
-      if (t.actor.empty()) t.actor = "engine";
-      (*overlay)[t.action_id] = t.state;
-      p->table = Table::kTransitions;
+    case Record::Type::kTransition:
+      MEDIC_RETURN_IF_ERROR(validate_transition(r.transition, p, overlay, *next));
       break;
-    }
-    case Record::Type::kRequest: {
-      OperatorRequest& q = r.request;
-      if (q.operator_name.empty() || q.verb.empty()) {
-        return invalid_argument("operator request needs the operator's name and a verb");
-      }
-      medic::v1::Envelope env;
-      if (!q.envelope.empty() && env.ParseFromString(q.envelope)) p->sender = env.sender();
-      if (q.accepted && p->sender.size() != 32) {
-        return invalid_argument("accepted operator request without a signed envelope");
-      }
-      p->table = Table::kRequests;
+    case Record::Type::kRequest:
+      MEDIC_RETURN_IF_ERROR(validate_request(r.request, p));
       break;
-    }
   }
   out->push_back(std::move(*p));
+  return {};
+}
+
+Status SqliteAuditStore::validate_evidence(const Evidence& e, Pending* p) {
+  medic::v1::Envelope env;
+  if (e.envelope.empty() || !env.ParseFromString(e.envelope) || env.sender().size() != 32) {
+    return invalid_argument("evidence is not a signed envelope (" +
+                            std::to_string(e.envelope.size()) + " bytes)");
+  }
+  p->table = Table::kEvidence;
+  p->sender = env.sender();
+  p->kind = env.kind();
+  p->host = env.host();
+  return {};
+}
+
+Status SqliteAuditStore::check_new_decision(const Decision& d, const Overlay& overlay,
+                                            const std::unordered_set<std::string>& new_decisions,
+                                            Seq next) {
+  if (d.id.empty()) return invalid_argument("decision without an id");
+  if (d.rule.empty()) return invalid_argument("decision " + d.id + " names no rule");
+  if (d.verb.empty()) return invalid_argument("decision " + d.id + " names no verb");
+  if (d.outcome == DecisionOutcome::kSuppressed && d.policy.empty()) {
+    return invalid_argument("suppressed decision " + d.id + " names no policy");
+  }
+  for (const auto& ref : d.evidence) {
+    if (ref.evidence <= 0) return invalid_argument("decision " + d.id + ": evidence id 0");
+    MEDIC_RETURN_IF_ERROR(check_ref(ref.evidence, next, ("decision " + d.id).c_str()));
+  }
+  if (new_decisions.count(d.id)) {
+    return failed_precondition("decision " + d.id + " is already in the log");
+  }
+  auto exists = decision_exists(d.id);
+  if (!exists.ok()) return exists.status();
+  if (*exists) return failed_precondition("decision " + d.id + " is already in the log");
+  if (d.outcome == DecisionOutcome::kDryRun) return {};
+  if (d.action_id.empty()) {
+    return invalid_argument("decision " + d.id + " (" + outcome_name(d.outcome) +
+                            ") has no action id");
+  }
+  auto cur = current_state(d.action_id, overlay);
+  if (!cur.ok()) return cur.status();
+  if (cur->has_value()) {
+    return failed_precondition("action " + d.action_id + " already exists (" +
+                               state_name(**cur) + ")");
+  }
+  return {};
+}
+
+void SqliteAuditStore::queue_decision(Pending* p, Overlay* overlay, Seq* next,
+                                      std::vector<Pending>* out) {
+  const Decision& d = p->rec.decision;
+  p->table = Table::kDecisions;
+  // The action's first transitions follow the decision in the same batch.
+  std::vector<std::pair<ActionState, std::string>> follow;
+  if (d.outcome != DecisionOutcome::kDryRun) follow.emplace_back(ActionState::kProposed, "");
+  if (d.outcome == DecisionOutcome::kPendingApproval) {
+    follow.emplace_back(ActionState::kPendingApproval, "waiting for an operator approval");
+  }
+  if (d.outcome == DecisionOutcome::kSuppressed) {
+    follow.emplace_back(ActionState::kSuppressed,
+                        d.policy + (d.reason.empty() ? "" : ": " + d.reason));
+  }
+  std::string action_id = d.action_id;
+  Time at = d.at;
+  out->push_back(std::move(*p));
+  for (auto& [state, detail] : follow) {
+    Pending t;
+    t.seq = (*next)++;
+    t.table = Table::kTransitions;
+    t.rec.type = Record::Type::kTransition;
+    t.rec.transition = Transition{action_id, at, state, "engine", detail, 0};
+    (*overlay)[action_id] = state;
+    out->push_back(std::move(t));
+  }
+}
+
+Status SqliteAuditStore::validate_transition(Transition& t, Pending* p, Overlay* overlay,
+                                             Seq next) {
+  if (t.action_id.empty()) return invalid_argument("transition without an action id");
+  if (t.state == ActionState::kProposed) {
+    return failed_precondition("action " + t.action_id +
+                               ": `proposed` is recorded by appending its decision");
+  }
+  MEDIC_RETURN_IF_ERROR(check_ref(t.ref, next, ("transition of " + t.action_id).c_str()));
+  auto cur = current_state(t.action_id, *overlay);
+  if (!cur.ok()) return cur.status();
+  if (!cur->has_value()) {
+    return failed_precondition("action " + t.action_id +
+                               " is not in the log (append its decision first)");
+  }
+  if (!transition_allowed(*cur, t.state)) {
+    return failed_precondition("illegal transition for action " + t.action_id + ": " +
+                               state_name(**cur) + " -> " + state_name(t.state) +
+                               (is_terminal(**cur) ? " (it has already ended)" : ""));
+  }
+  if (t.actor.empty()) t.actor = "engine";
+  (*overlay)[t.action_id] = t.state;
+  p->table = Table::kTransitions;
+  return {};
+}
+
+Status SqliteAuditStore::validate_request(const OperatorRequest& q, Pending* p) {
+  if (q.operator_name.empty() || q.verb.empty()) {
+    return invalid_argument("operator request needs the operator's name and a verb");
+  }
+  medic::v1::Envelope env;
+  if (!q.envelope.empty() && env.ParseFromString(q.envelope)) p->sender = env.sender();
+  if (q.accepted && p->sender.size() != 32) {
+    return invalid_argument("accepted operator request without a signed envelope");
+  }
+  p->table = Table::kRequests;
   return {};
 }
 

@@ -165,6 +165,13 @@ class Verifier {
   bool check_evidence(const internal::ChainRow& row);
   bool check_request(const internal::ChainRow& row);
   bool check_checkpoint(const internal::ChainRow& row);
+  // The parts of finish(): whether a trusted engine key signed the head;
+  // whether the head is the log's last row (else fail()s); whether the
+  // --anchor row is still in the log as it was (else fail()s).
+  bool head_signed(Seq head_seq, const std::string& head_hash, int64_t head_at,
+                   const std::string& signer_bytes, const std::string& signature) const;
+  bool check_head_at_end(Seq head_seq, const std::string& head_hash, Seq last);
+  bool check_anchor(Seq last);
 
   std::vector<fabric::PublicKey> keys_;
   const VerifyOptions& options_;
@@ -306,56 +313,66 @@ void Verifier::finish(bool has_head, Seq head_seq, const std::string& head_hash,
   }
   r_->head_seq = head_seq;
   r_->head_hash = internal::hex(head_hash);
-  Hash hh;
-  fabric::PublicKey signer;
-  std::string msg;
-  if (internal::to_hash(head_hash, &hh)) msg = internal::head_signing_input(head_seq, hh, head_at);
-  if (msg.empty() || !key_from(signer_bytes, &signer) || !trusted(signer) ||
-      signature.size() != 64 ||
-      !fabric::verify_signature(signer, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
-                                reinterpret_cast<const uint8_t*>(signature.data()))) {
+  if (!head_signed(head_seq, head_hash, head_at, signer_bytes, signature)) {
     fail(std::min(head_seq, last + 1), "the signed head (row " + std::to_string(head_seq) +
                                            ") does not verify against a trusted engine key");
     return;
   }
+  if (!check_head_at_end(head_seq, head_hash, last)) return;
+  if (!check_anchor(last)) return;
+  r_->ok = true;
+}
+
+bool Verifier::head_signed(Seq head_seq, const std::string& head_hash, int64_t head_at,
+                           const std::string& signer_bytes, const std::string& signature) const {
+  Hash hh;
+  fabric::PublicKey signer;
+  std::string msg;
+  if (internal::to_hash(head_hash, &hh)) msg = internal::head_signing_input(head_seq, hh, head_at);
+  return !msg.empty() && key_from(signer_bytes, &signer) && trusted(signer) &&
+         signature.size() == 64 &&
+         fabric::verify_signature(signer, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
+                                  reinterpret_cast<const uint8_t*>(signature.data()));
+}
+
+bool Verifier::check_head_at_end(Seq head_seq, const std::string& head_hash, Seq last) {
   if (head_seq > last) {
-    fail(last + 1, "the log ends at row " + std::to_string(last) +
-                       " but the engine signed a head at row " + std::to_string(head_seq) +
-                       ": rows " + std::to_string(last + 1) + ".." + std::to_string(head_seq) +
-                       " were removed (truncated)");
-    return;
+    return fail(last + 1, "the log ends at row " + std::to_string(last) +
+                              " but the engine signed a head at row " + std::to_string(head_seq) +
+                              ": rows " + std::to_string(last + 1) + ".." +
+                              std::to_string(head_seq) + " were removed (truncated)");
   }
   if (head_seq < r_->last_checkpoint) {
-    fail(head_seq + 1, "the signed head (row " + std::to_string(head_seq) +
-                           ") is older than the last checkpoint (row " +
-                           std::to_string(r_->last_checkpoint) +
-                           "): an older head was put back, rows " + std::to_string(head_seq + 1) +
-                           ".." + std::to_string(last) + " are not vouched for");
-    return;
+    return fail(head_seq + 1, "the signed head (row " + std::to_string(head_seq) +
+                                  ") is older than the last checkpoint (row " +
+                                  std::to_string(r_->last_checkpoint) +
+                                  "): an older head was put back, rows " +
+                                  std::to_string(head_seq + 1) + ".." + std::to_string(last) +
+                                  " are not vouched for");
   }
   if (head_seq < last) {
-    fail(head_seq + 1, "rows " + std::to_string(head_seq + 1) + ".." + std::to_string(last) +
-                           " come after the signed head (row " + std::to_string(head_seq) +
-                           "): they were added outside the engine");
-    return;
+    return fail(head_seq + 1, "rows " + std::to_string(head_seq + 1) + ".." +
+                                  std::to_string(last) + " come after the signed head (row " +
+                                  std::to_string(head_seq) + "): they were added outside the engine");
   }
   if (head_hash != internal::bytes(prev_)) {
-    fail(last, "row " + std::to_string(last) + " does not match the signed head");
-    return;
+    return fail(last, "row " + std::to_string(last) + " does not match the signed head");
   }
-  if (options_.anchor && options_.anchor->first > 0) {  // every log holds "row 0"
-    const auto& [seq, hash] = *options_.anchor;
-    if (seq > last) {
-      fail(last + 1, "the anchor names row " + std::to_string(seq) + " but the log ends at row " +
-                         std::to_string(last) + " (rolled back or truncated)");
-      return;
-    }
-    if (anchor_seen_ != hash) {
-      fail(seq, "row " + std::to_string(seq) + " does not match the anchor's hash");
-      return;
-    }
+  return true;
+}
+
+bool Verifier::check_anchor(Seq last) {
+  if (!options_.anchor || options_.anchor->first <= 0) return true;  // every log holds "row 0"
+  const auto& [seq, hash] = *options_.anchor;
+  if (seq > last) {
+    return fail(last + 1, "the anchor names row " + std::to_string(seq) +
+                              " but the log ends at row " + std::to_string(last) +
+                              " (rolled back or truncated)");
   }
-  r_->ok = true;
+  if (anchor_seen_ != hash) {
+    return fail(seq, "row " + std::to_string(seq) + " does not match the anchor's hash");
+  }
+  return true;
 }
 
 }  // namespace

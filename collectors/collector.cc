@@ -240,42 +240,53 @@ void Collector::flush() {
     }
   } else {
     sample_resources(*vms);
-    running_vms_.clear();
-    std::map<std::string, Beat> kept;
-    events.reserve(vms->size() + pending_probes_.size());
-    for (const auto& vm : *vms) {
-      Event& ev = events.emplace_back();
-      ev.set_host(opts_.host);
-      ev.set_vm(vm.id);
-      ev.set_observed_at_ns(to_ns(now));
-      auto* st = ev.mutable_state();
-      st->set_state(vm.state);
-      for (const auto& [k, v] : vm.labels) {
-        auto* l = st->add_labels();
-        l->set_key(k);
-        l->set_value(v);
-      }
-      Time beat = vm.last_heartbeat;
-      if (auto it = beats_.find(vm.id); it != beats_.end()) {
-        beat = std::max(beat, it->second.at);
-        kept.insert(beats_.extract(it));
-      }
-      st->set_last_heartbeat_ns(beat == Time{} ? 0 : to_ns(beat));
-      if (auto f = figures_.find(vm.id); f != figures_.end()) {
-        st->set_cpu_percent(std::round(f->second.cpu_percent * 100) / 100);
-        st->set_rss_bytes(f->second.rss_bytes);
-        st->set_uptime_ns(f->second.uptime.count());
-      }
-      if (vm.state == medic::v1::VM_STATE_RUNNING) running_vms_.push_back(vm.id);
-    }
-    // Heartbeats of VMs the backend no longer lists are forgotten, so the
-    // table is bounded by the host's VMs.
-    beats_ = std::move(kept);
+    append_state_events(*vms, now, &events);
   }
+  append_fresh_heartbeats(&events);
+  append_probe_results(&events);
+  send_bulk(events, now);
+}
+
+void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time now,
+                                    std::vector<Event>* events) {
+  running_vms_.clear();
+  std::map<std::string, Beat> kept;
+  events->reserve(vms.size() + pending_probes_.size());
+  for (const auto& vm : vms) {
+    Event& ev = events->emplace_back();
+    ev.set_host(opts_.host);
+    ev.set_vm(vm.id);
+    ev.set_observed_at_ns(to_ns(now));
+    auto* st = ev.mutable_state();
+    st->set_state(vm.state);
+    for (const auto& [k, v] : vm.labels) {
+      auto* l = st->add_labels();
+      l->set_key(k);
+      l->set_value(v);
+    }
+    Time beat = vm.last_heartbeat;
+    if (auto it = beats_.find(vm.id); it != beats_.end()) {
+      beat = std::max(beat, it->second.at);
+      kept.insert(beats_.extract(it));
+    }
+    st->set_last_heartbeat_ns(beat == Time{} ? 0 : to_ns(beat));
+    if (auto f = figures_.find(vm.id); f != figures_.end()) {
+      st->set_cpu_percent(std::round(f->second.cpu_percent * 100) / 100);
+      st->set_rss_bytes(f->second.rss_bytes);
+      st->set_uptime_ns(f->second.uptime.count());
+    }
+    if (vm.state == medic::v1::VM_STATE_RUNNING) running_vms_.push_back(vm.id);
+  }
+  // Heartbeats of VMs the backend no longer lists are forgotten, so the
+  // table is bounded by the host's VMs.
+  beats_ = std::move(kept);
+}
+
+void Collector::append_fresh_heartbeats(std::vector<Event>* events) {
   for (auto& [vm, b] : beats_) {
     if (!b.fresh) continue;
     b.fresh = false;
-    Event& ev = events.emplace_back();
+    Event& ev = events->emplace_back();
     ev.set_host(opts_.host);
     ev.set_vm(vm);
     ev.set_observed_at_ns(to_ns(b.at));
@@ -283,8 +294,11 @@ void Collector::flush() {
     hb->set_counter(b.counter);
     hb->set_source(b.source);
   }
+}
+
+void Collector::append_probe_results(std::vector<Event>* events) {
   for (auto& o : pending_probes_) {
-    Event& ev = events.emplace_back();
+    Event& ev = events->emplace_back();
     ev.set_host(opts_.host);
     ev.set_vm(o.vm);
     ev.set_observed_at_ns(to_ns(o.finished_at));
@@ -296,7 +310,6 @@ void Collector::flush() {
     p->set_reason(std::move(o.reason));
   }
   pending_probes_.clear();
-  send_bulk(events, now);
 }
 
 void Collector::send_bulk(std::vector<Event>& events, Time now) {

@@ -168,6 +168,12 @@ class Collector final : private EventSource {
   void flush_urgent();
   void read_backend();
   void sample_resources(const std::vector<vmm::VmInfo>& vms);
+  // The parts of a flush: one state event per listed VM (keeping the heartbeats
+  // of listed VMs only), then fresh heartbeats, then pending probe results.
+  void append_state_events(const std::vector<vmm::VmInfo>& vms, Time now,
+                           std::vector<medic::v1::Event>* events);
+  void append_fresh_heartbeats(std::vector<medic::v1::Event>* events);
+  void append_probe_results(std::vector<medic::v1::Event>* events);
   void schedule_flush(Time due);
   void schedule_guest_pings();
   void send_bulk(std::vector<medic::v1::Event>& events, Time now);

@@ -187,12 +187,28 @@ OpenError Opener::fail(OpenError e, std::string* detail, std::string why) {
 }
 
 OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail) {
+  medic::v1::Envelope& env = out->envelope;
+  if (OpenError e = check_form(frame, &env, detail); e != OpenError::kOk) return e;
+  PublicKey pk;
+  std::memcpy(pk.data(), env.sender().data(), 32);
+  const TrustedNode* node = nullptr;
+  if (OpenError e = check_sender(env, pk, &node, detail); e != OpenError::kOk) return e;
+  if (OpenError e = check_authentic(env, pk, *node, detail); e != OpenError::kOk) return e;
+  if (OpenError e = check_fresh(env, *node, detail); e != OpenError::kOk) return e;
+  if (OpenError e = check_and_record_sequence(env, *node, detail); e != OpenError::kOk) return e;
+  out->sender = node;
+  ++accepted_;
+  return OpenError::kOk;
+}
+
+OpenError Opener::check_form(std::string_view frame, medic::v1::Envelope* out,
+                             std::string* detail) {
   if (frame.size() > limits_.max_frame_bytes) {
     return fail(OpenError::kOversized, detail,
                 "frame of " + std::to_string(frame.size()) + " bytes exceeds the limit of " +
                     std::to_string(limits_.max_frame_bytes));
   }
-  medic::v1::Envelope& env = out->envelope;
+  medic::v1::Envelope& env = *out;
   // Parsing the envelope allocates at most the frame size, which is bounded.
   if (!env.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) {
     return fail(OpenError::kMalformed, detail, "not a medic envelope");
@@ -215,8 +231,11 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
     return fail(OpenError::kUnknownKind, detail,
                 "kind " + std::to_string(kind) + " is not accepted here");
   }
-  PublicKey pk;
-  std::memcpy(pk.data(), env.sender().data(), 32);
+  return OpenError::kOk;
+}
+
+OpenError Opener::check_sender(const medic::v1::Envelope& env, const PublicKey& pk,
+                               const TrustedNode** out, std::string* detail) {
   const TrustedNode* node = trust_.find(pk);
   if (!node) {
     return fail(OpenError::kUnknownSender, detail,
@@ -239,46 +258,60 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
     return fail(OpenError::kOutOfScope, detail,
                 "addressed to host \"" + env.host() + "\", this is \"" + my_host_ + "\"");
   }
+  *out = node;
+  return OpenError::kOk;
+}
+
+OpenError Opener::check_authentic(const medic::v1::Envelope& env, const PublicKey& pk,
+                                  const TrustedNode& node, std::string* detail) {
   signing_buf_.clear();
   signing_input(env, &signing_buf_);
   if (!verify_signature(pk, reinterpret_cast<const uint8_t*>(signing_buf_.data()),
                         signing_buf_.size(),
                         reinterpret_cast<const uint8_t*>(env.signature().data()))) {
     return fail(OpenError::kBadSignature, detail,
-                "signature from \"" + node->name + "\" does not verify");
+                "signature from \"" + node.name + "\" does not verify");
   }
   // Only now, for an authentic frame: the payload holds nothing the schema
   // of its kind does not declare, so the evidence kept is what is read.
   if (SchemaCheck c = check_schema(*payload_schema(env.kind()), env.payload()); !c.ok()) {
     return fail(OpenError::kOutsideSchema, detail,
-                std::string(kind_tag(env.kind())) + " from \"" + node->name + "\": " +
+                std::string(kind_tag(env.kind())) + " from \"" + node.name + "\": " +
                     schema_error_name(c.error) + ": " + c.where);
   }
+  return OpenError::kOk;
+}
+
+OpenError Opener::check_fresh(const medic::v1::Envelope& env, const TrustedNode& node,
+                              std::string* detail) {
   const int64_t now = to_ns(clock_.now());
   const int64_t skew = limits_.max_skew.count();
   if (env.sent_at_ns() < now - skew) {
     return fail(OpenError::kStale, detail,
                 "sent " + std::to_string((now - env.sent_at_ns()) / 1'000'000) + " ms ago by \"" +
-                    node->name + "\", beyond the skew bound");
+                    node.name + "\", beyond the skew bound");
   }
   if (env.sent_at_ns() > now + skew) {
     return fail(OpenError::kFromFuture, detail,
                 "sent " + std::to_string((env.sent_at_ns() - now) / 1'000'000) +
-                    " ms in the future by \"" + node->name + "\", beyond the skew bound");
+                    " ms in the future by \"" + node.name + "\", beyond the skew bound");
   }
+  return OpenError::kOk;
+}
+
+OpenError Opener::check_and_record_sequence(const medic::v1::Envelope& env,
+                                            const TrustedNode& node, std::string* detail) {
   std::string stream_key(env.sender());
   put_u32(&stream_key, env.stream());
   Last& last = last_[stream_key];
   if (env.epoch() < last.epoch || (env.epoch() == last.epoch && env.seq() <= last.seq)) {
     return fail(OpenError::kReplayed, detail,
                 "(epoch " + std::to_string(env.epoch()) + ", seq " + std::to_string(env.seq()) +
-                    ") from \"" + node->name + "\" is not newer than (" +
+                    ") from \"" + node.name + "\" is not newer than (" +
                     std::to_string(last.epoch) + ", " + std::to_string(last.seq) + ")");
   }
   last.epoch = env.epoch();
   last.seq = env.seq();
-  out->sender = node;
-  ++accepted_;
   return OpenError::kOk;
 }
 

@@ -133,6 +133,17 @@ class Opener {
     uint64_t seq = 0;
   };
   OpenError fail(OpenError e, std::string* detail, std::string why);
+  // The steps of open(), in order; each returns kOk or the refusal it counted.
+  OpenError check_form(std::string_view frame, medic::v1::Envelope* out, std::string* detail);
+  OpenError check_sender(const medic::v1::Envelope& env, const PublicKey& pk,
+                         const TrustedNode** out, std::string* detail);
+  OpenError check_authentic(const medic::v1::Envelope& env, const PublicKey& pk,
+                            const TrustedNode& node, std::string* detail);
+  OpenError check_fresh(const medic::v1::Envelope& env, const TrustedNode& node,
+                        std::string* detail);
+  // Refuses a (epoch, seq) not newer than the last on its stream, else records it.
+  OpenError check_and_record_sequence(const medic::v1::Envelope& env, const TrustedNode& node,
+                                      std::string* detail);
 
   const TrustStore& trust_;
   const Clock& clock_;
