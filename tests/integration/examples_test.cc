@@ -21,13 +21,16 @@
 #include "core/subprocess.h"
 #include "fabric/trust.h"
 #include "rules/loader.h"
+#include "tests/testing/daemon.h"
 #include "tests/testing/testing.h"
 
 namespace medic {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Daemon;
 using testing::medic_binary;
+using testing::query_number;
 using testing::source_dir;
 
 std::string example(const std::string& name) { return source_dir() + "/examples/" + name; }
@@ -190,66 +193,6 @@ TEST(Examples, ServiceFilesStartRealSubcommandsWithTheDocumentedHardening) {
 }
 
 
-// The first column of the first row of `sql` on the SQLite file `db`, or -1.
-long long query_number(const std::string& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  long long v = -1;
-  // Read-write without create: a read-only connection to a WAL database that
-  // another process writes can fail to read its index; we only SELECT.
-  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
-    sqlite3_busy_timeout(h, 1000);
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-      v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(h);
-  return v;
-}
-
-class Daemon {
- public:
-  Daemon(std::vector<std::string> argv, std::string log)
-      : argv_(std::move(argv)), log_(std::move(log)) {}
-  ~Daemon() {
-    if (pid_ > 0) kill_and_reap(pid_);
-  }
-  void start() {
-    auto pid = spawn_process(argv_, log_);
-    ASSERT_OK(pid);
-    pid_ = *pid;
-  }
-  bool running() {
-    if (pid_ <= 0) return false;
-    if (reap(pid_, &status_)) {
-      pid_ = 0;
-      return false;
-    }
-    return true;
-  }
-  // SIGTERM, then the exit status (exit code, or -signal); -1000 when it
-  // did not stop within the limit (it is killed then).
-  int terminate() {
-    if (pid_ <= 0) return status_;
-    ::kill(pid_, SIGTERM);
-    if (!testing::wait_until([&] { return !running(); }, 10s)) {
-      kill_and_reap(pid_);
-      pid_ = 0;
-      return -1000;
-    }
-    return status_;
-  }
-  const std::string& log() const { return log_; }
-  pid_t pid() const { return pid_; }
-
- private:
-  std::vector<std::string> argv_;
-  std::string log_;
-  pid_t pid_ = 0;
-  int status_ = -1;
-};
 
 TEST(Examples, RunForRealFromMadeKeys) {
   testing::TempDir tmp;
@@ -298,8 +241,8 @@ TEST(Examples, RunForRealFromMadeKeys) {
 
   Daemon e({medic_binary(), "engine", "-c", dir + "/engine.yaml"}, dir + "/engine.log");
   Daemon a({medic_binary(), "agent", "-c", dir + "/agent.yaml"}, dir + "/agent.log");
-  e.start();
-  a.start();
+  ASSERT_OK(e.start());
+  ASSERT_OK(a.start());
   const std::string db = dir + "/audit.db";
   const bool decided = testing::wait_until(
       [&] { return query_number(db, "select count(*) from decisions") >= 1 || !e.running(); },
@@ -320,7 +263,7 @@ TEST(Examples, RunForRealFromMadeKeys) {
 
   // SIGHUP (systemctl reload) re-reads the rules and keeps the engine running.
   ASSERT_TRUE(e.running()) << read_file(e.log());
-  if (e.pid() > 0) ::kill(e.pid(), SIGHUP);
+  e.signal(SIGHUP);
   EXPECT_TRUE(testing::wait_until(
       [&] { return read_file(e.log()).find("engine: rules reloaded") != std::string::npos; }, 5s))
       << read_file(e.log());
