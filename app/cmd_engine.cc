@@ -63,16 +63,36 @@ int check_engine(const std::string& config_path) {
   return print_check(setup.report, config_path);
 }
 
+// Runs `daemon` until SIGTERM/SIGINT, reloading the rules on SIGHUP; then
+// closes the audit log. Returns the exit code.
+int serve(node::EngineNode& daemon, const node::EngineConfig& config,
+          std::vector<std::string> rule_files) {
+  SignalFlags& signals = install_signal_handlers();
+  spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {}", config.name,
+               daemon.events_endpoint(), daemon.urgent_endpoint(), daemon.actions_endpoint(),
+               daemon.control_endpoint(), config.audit_path);
+  while (!signals.stop.load()) {
+    if (signals.reload.exchange(false)) reload_rules(config, &rule_files, daemon);
+    daemon.run_once(std::chrono::milliseconds(100));
+  }
+  spdlog::info("engine: stopping");
+  Status s = daemon.shutdown();
+  if (!s.ok()) {
+    spdlog::error("engine: audit log did not close cleanly: {}", s.message());
+    return 1;
+  }
+  return 0;
+}
+
 int run_engine(const std::string& config_path) {
   node::EngineSetup setup = node::load_engine_setup(config_path);
   for (const auto& w : setup.report.warnings) spdlog::warn("rules: {}", w);
   if (!setup.report.ok()) return config_error(setup.report, "medic engine", config_path);
-  const node::EngineConfig* config = &setup.config;
+  const node::EngineConfig& config = setup.config;
   SystemClock clock;  // the engine's, and so the audit store's
-  auto store =
-      audit::open_sqlite_store(config->audit_path, clock, *setup.identity, config->audit);
+  auto store = audit::open_sqlite_store(config.audit_path, clock, *setup.identity, config.audit);
   if (!store.ok()) {
-    std::cerr << "medic engine: audit log " << config->audit_path << ": "
+    std::cerr << "medic engine: audit log " << config.audit_path << ": "
               << store.status().message() << "\n";
     return 1;
   }
@@ -81,32 +101,14 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: " << ctx.status().message() << "\n";
     return 1;
   }
-  SignalFlags& signals = install_signal_handlers();
-  std::vector<std::string> rule_files = setup.rule_files;
-  int code = 0;
-  {
-    auto daemon = node::EngineNode::create(
-        *config, {ctx->get(), &*setup.identity, &*setup.trust, &clock, nullptr}, setup.rules,
-        std::move(*store));
-    if (!daemon.ok()) {
-      std::cerr << "medic engine: " << daemon.status().message() << "\n";
-      return 1;
-    }
-    spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {}",
-                 config->name, (*daemon)->events_endpoint(), (*daemon)->urgent_endpoint(),
-                 (*daemon)->actions_endpoint(), (*daemon)->control_endpoint(), config->audit_path);
-    while (!signals.stop.load()) {
-      if (signals.reload.exchange(false)) reload_rules(*config, &rule_files, **daemon);
-      (*daemon)->run_once(std::chrono::milliseconds(100));
-    }
-    spdlog::info("engine: stopping");
-    Status s = (*daemon)->shutdown();
-    if (!s.ok()) {
-      spdlog::error("engine: audit log did not close cleanly: {}", s.message());
-      code = 1;
-    }
+  auto daemon = node::EngineNode::create(
+      config, {ctx->get(), &*setup.identity, &*setup.trust, &clock, nullptr}, setup.rules,
+      std::move(*store));
+  if (!daemon.ok()) {
+    std::cerr << "medic engine: " << daemon.status().message() << "\n";
+    return 1;
   }
-  return code;
+  return serve(**daemon, config, setup.rule_files);
 }
 
 }  // namespace
