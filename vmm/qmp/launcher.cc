@@ -86,6 +86,17 @@ class SpecReader {
             "console_log", "qemu_log", "devices", "qemu", "labels"});
     VmSpec s;
     size_t errors_before = error_count();
+    read_identity(n, s);
+    read_machine(n, s);
+    read_boot(n, s);
+    read_sockets(n, s);
+    read_extras(n, s);
+    if (error_count() != errors_before) return std::nullopt;
+    return s;
+  }
+
+  // name and uuid.
+  void read_identity(const YAML::Node& n, VmSpec& s) {
     s.name = r_.string(n, "name", true).value_or("");
     if (!s.name.empty() && !valid_name(s.name)) {
       r_.error(n["name"], "name '" + s.name + "' must be 1-64 letters, digits, '.', '_' or '-'");
@@ -94,6 +105,10 @@ class SpecReader {
     if (!s.uuid.empty() && !valid_uuid(s.uuid)) {
       r_.error(n["uuid"], "uuid '" + s.uuid + "' is not of the form 8-4-4-4-12 hex digits");
     }
+  }
+
+  // memory, cpus, machine type and accelerator.
+  void read_machine(const YAML::Node& n, VmSpec& s) {
     if (auto m = r_.string(n, "memory", false)) {
       auto mib = parse_memory_mib(*m);
       if (!mib || *mib < 16) {
@@ -114,6 +129,10 @@ class SpecReader {
       else
         r_.error(n["accel"], "accel '" + *a + "' must be auto, kvm or tcg");
     }
+  }
+
+  // what it boots: a kernel (with initrd and append) or a disk.
+  void read_boot(const YAML::Node& n, VmSpec& s) {
     s.kernel = path(n, "kernel");
     s.initrd = path(n, "initrd");
     s.append = r_.string(n, "append", false).value_or("");
@@ -125,6 +144,10 @@ class SpecReader {
     if (s.kernel.empty() && (!s.initrd.empty() || !s.append.empty())) {
       r_.error(n, "initrd and append need a kernel");
     }
+  }
+
+  // QMP, heartbeat and guest-agent sockets, and the logs.
+  void read_sockets(const YAML::Node& n, VmSpec& s) {
     s.qmp_socket = path(n, "qmp_socket", true);
     s.heartbeat_socket = path(n, "heartbeat_socket");
     s.guest_agent_socket = path(n, "guest_agent_socket");
@@ -138,6 +161,10 @@ class SpecReader {
                              std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes)");
       }
     }
+  }
+
+  // extra devices, the QEMU binary and labels.
+  void read_extras(const YAML::Node& n, VmSpec& s) {
     if (auto d = r_.string_list(n, "devices", false)) {
       for (const auto& dev : *d) {
         if (dev.empty() || dev[0] == '-') {
@@ -163,8 +190,6 @@ class SpecReader {
         }
       }
     }
-    if (error_count() != errors_before) return std::nullopt;
-    return s;
   }
 
   size_t error_count() const {
