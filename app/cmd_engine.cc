@@ -19,8 +19,10 @@ namespace {
 
 void log_rule_messages(const rules::LoadResult& loaded) {
   for (const auto& m : loaded.messages) {
-    if (rules::is_warning(m.code)) spdlog::warn("rules: {}", m.to_string());
-    else spdlog::error("rules: {}", m.to_string());
+    if (rules::is_warning(m.code))
+      spdlog::warn("rules: {}", m.to_string());
+    else
+      spdlog::error("rules: {}", m.to_string());
   }
 }
 
@@ -92,8 +94,8 @@ int run_engine(const std::string& config_path) {
   SystemClock clock;  // the engine's, and so the audit store's
   auto store = audit::open_sqlite_store(config.audit_path, clock, *setup.identity, config.audit);
   if (!store.ok()) {
-    std::cerr << "medic engine: audit log " << config.audit_path << ": "
-              << store.status().message() << "\n";
+    std::cerr << "medic engine: audit log " << config.audit_path << ": " << store.status().message()
+              << "\n";
     return 1;
   }
   auto ctx = fabric::Context::create(*setup.trust);
@@ -121,9 +123,8 @@ void add_engine(CLI::App& app, int* exit_code) {
   sub->add_flag("--check", *check,
                 "load and check the config, key, trust store, rules, endpoints and audit "
                 "directory, then exit (0 OK, 1 problems) without binding or creating anything");
-  sub->callback([path, check, exit_code] {
-    *exit_code = *check ? check_engine(*path) : run_engine(*path);
-  });
+  sub->callback(
+      [path, check, exit_code] { *exit_code = *check ? check_engine(*path) : run_engine(*path); });
 }
 
 }  // namespace medic::app
