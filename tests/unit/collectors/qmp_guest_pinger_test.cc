@@ -99,7 +99,7 @@ class QmpGuestPingerTest : public ::testing::Test {
   void SetUp() override {
     qemu_ga_ = testing::find_qemu_ga();
     if (qemu_ga_.empty()) {
-      GTEST_SKIP() << "qemu-ga is not installed (Debian package qemu-guest-agent, "
+      FAIL() << "qemu-ga is not installed (Debian package qemu-guest-agent, "
                       "scripts/bootstrap installs it)";
     }
     std::string fake = dir_.file(kFakeName);

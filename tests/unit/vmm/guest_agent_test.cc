@@ -436,7 +436,7 @@ class RealQemuGaTest : public ::testing::Test {
   void SetUp() override {
     binary_ = testing::find_qemu_ga();
     if (binary_.empty()) {
-      GTEST_SKIP() << "qemu-ga is not installed (Debian package qemu-guest-agent, "
+      FAIL() << "qemu-ga is not installed (Debian package qemu-guest-agent, "
                       "scripts/bootstrap installs it)";
     }
   }
