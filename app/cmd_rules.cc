@@ -12,12 +12,20 @@ namespace {
 
 struct RulesArgs {
   std::vector<std::string> files;
+  std::string labels;  // check: a file whose VMs' label keys where: may read
   bool strict = false;
   bool verbose = false;
 };
 
+// Exit 0 when every file loads (warnings allowed unless --strict), 1 when a
+// file has an error or cannot be read; every problem of every file, the
+// --labels file included, is printed first, in one pass.
 int run_check(const RulesArgs& a) {
-  auto res = rules::load_rule_files(a.files);
+  rules::LoadOptions opts;
+  std::vector<rules::LoadMessage> label_problems;
+  if (!a.labels.empty()) opts.label_keys = rules::read_label_keys(a.labels, &label_problems);
+  auto res = rules::load_rule_files(a.files, opts);
+  res.messages.insert(res.messages.begin(), label_problems.begin(), label_problems.end());
   std::cerr << res.text();
   size_t rules = res.rules ? res.rules->size() : 0;
   std::cerr << a.files.size() << (a.files.size() == 1 ? " file" : " files") << ": "
@@ -44,16 +52,17 @@ void add_rules(CLI::App& app, int* exit_code) {
 
   auto* check =
       rules->add_subcommand("check", "lint rule files: exit 0 when they load, 1 on errors");
-  check->add_option("files", args->files, "rule files (YAML)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  // Files are not checked for existence here: a missing file is reported
+  // with the other problems (exit 1), not as a usage error.
+  check->add_option("files", args->files, "rule files (YAML)")->required();
   check->add_flag("--strict", args->strict, "treat warnings as errors");
+  check->add_option("--labels", args->labels,
+                    "warn about label keys no VM has: a VM spec (vms: with labels:) or a "
+                    "label_keys: list");
   check->callback([args, exit_code] { *exit_code = run_check(*args); });
 
   auto* test = rules->add_subcommand("test", "run rule unit tests: exit 0 when all pass");
-  test->add_option("files", args->files, "rule test files (YAML)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  test->add_option("files", args->files, "rule test files (YAML)")->required();
   test->add_flag("-v,--verbose", args->verbose, "print every decision of every test");
   test->callback([args, exit_code] { *exit_code = run_tests(*args); });
 }

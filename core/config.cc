@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/text.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -95,7 +97,9 @@ void ConfigReader::check_keys(const YAML::Node& map, const std::vector<std::stri
     if (!found) {
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      error(kv.first, "unknown key \"" + key + "\" (expected one of: " + list + ")");
+      const std::string hint = did_you_mean(key, known);
+      error(kv.first, "unknown key \"" + key + "\"" +
+                          (hint.empty() ? " (expected one of: " + list + ")" : hint));
     }
   }
 }

@@ -6,16 +6,77 @@
 namespace medic {
 
 size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  // Three rows of the distance table: two back (for swaps), one back, this one.
+  std::vector<size_t> back2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
       cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        cur[j] = std::min(cur[j], back2[j - 2] + 1);
+      }
     }
+    std::swap(back2, prev);
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+namespace {
+
+bool extends_at_word_boundary(std::string_view name, std::string_view known) {
+  if (name.empty() || known.size() <= name.size() || known.substr(0, name.size()) != name) {
+    return false;
+  }
+  const char next = known[name.size()];
+  return next == '_' || next == '.' || next == '-';
+}
+
+}  // namespace
+
+std::string closest_name(std::string_view name, const std::vector<std::string_view>& known) {
+  if (std::find(known.begin(), known.end(), name) != known.end()) return "";
+  const size_t limit = std::clamp<size_t>(name.size() / 3, 1, 3);
+  std::string_view best;
+  size_t best_d = limit + 1;
+  for (auto k : known) {
+    const size_t d = edit_distance(name, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  if (!best.empty()) return std::string(best);
+  std::string_view longer;
+  for (auto k : known) {
+    if (!extends_at_word_boundary(name, k)) continue;
+    if (!longer.empty()) return "";  // several: none is the one meant
+    longer = k;
+  }
+  return std::string(longer);
+}
+
+std::string did_you_mean(std::string_view name, const std::vector<std::string_view>& known) {
+  std::string best = closest_name(name, known);
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
+std::string unknown_name(std::string_view what, std::string_view name,
+                         const std::vector<std::string_view>& known) {
+  std::string out = "unknown " + std::string(what) + " \"" + std::string(name) + "\"";
+  std::string hint = did_you_mean(name, known);
+  if (!hint.empty()) return out + hint;
+  return out + " (expected " + join_names(known) + ")";
+}
+
+std::string join_names(const std::vector<std::string_view>& names, std::string_view last) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? last : std::string_view(", ");
+    out += names[i];
+  }
+  return out;
 }
 
 size_t decode_utf8(std::string_view s, size_t i, uint32_t* code_point) {

@@ -65,6 +65,8 @@ std::string_view vm_state_name(medic::v1::VmState s) {
   return i < kStates.size() ? kStates[i] : kStates[0];
 }
 
+const std::array<std::string_view, 8>& vm_state_names() { return kStates; }
+
 bool is_vm_state_name(std::string_view name) {
   for (auto s : kStates) {
     if (s == name) return true;

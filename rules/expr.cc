@@ -10,6 +10,23 @@
 
 namespace medic::rules {
 
+namespace {
+
+void collect_labels(const Node* n, std::vector<Expr::LabelRead>* out) {
+  if (!n) return;
+  collect_labels(n->lhs.get(), out);
+  if (n->op == Op::kField && n->field == FieldId::kVmLabel) out->push_back({n->label, n->offset});
+  collect_labels(n->rhs.get(), out);
+}
+
+}  // namespace
+
+std::vector<Expr::LabelRead> Expr::labels_read() const {
+  std::vector<LabelRead> out;
+  collect_labels(root_.get(), &out);
+  return out;
+}
+
 CompileResult compile_expr(std::string_view text, const Scope& scope) {
   CompileResult out;
   auto root = parse_expr(text, scope, &out.errors);

@@ -68,6 +68,10 @@ struct Scope {
   // The event types the rule can be evaluated on; empty for an absence
   // trigger (no event).
   std::vector<EventType> events;
+  // False when the rule's trigger names no event type (an error reported
+  // elsewhere): every field is then taken as available, so that one mistake
+  // does not come back as an error on each field the condition reads.
+  bool trigger_known = true;
 };
 
 struct ExprError {
@@ -101,6 +105,13 @@ class Expr {
   // The most selective label requirement among the top-level conjuncts (the
   // one with the fewest values), or nullopt when there is none.
   std::optional<LabelRequirement> required_label() const;
+  // Every label the expression reads (vm.labels.KEY), in text order, with
+  // the byte offset of the field in the expression text.
+  struct LabelRead {
+    std::string key;
+    size_t offset = 0;
+  };
+  std::vector<LabelRead> labels_read() const;
   const Node* root() const { return root_.get(); }
 
  private:

@@ -49,7 +49,7 @@ struct FieldDef {
 
 // The field of that name (as written: "vm.id"); null when there is none.
 const FieldDef* find_field(std::string_view name);
-// " (did you mean vm.id?)" for a near miss, else "".
+// "; did you mean vm.id?" for a near miss, else "".
 std::string suggest_field(std::string_view name);
 
 enum class Op : uint8_t { kLit, kField, kNot, kAnd, kOr, kCmp, kIn, kMatches };
@@ -92,10 +92,14 @@ struct Node {
   std::vector<Literal> list;       // kIn
   std::unique_ptr<std::regex> re;  // kMatches
   std::unique_ptr<Node> lhs, rhs;
+  // Stands in for an unknown field or function, already reported: a bool
+  // literal that the checker never blames, so one mistake is one error.
+  bool unknown = false;
 };
 
 // Parses `text`; null (with errors appended) when it does not parse. Unknown
-// fields are reported and replaced by a literal so checking can go on.
+// fields and functions are reported and replaced by an `unknown` node so
+// checking can go on.
 std::unique_ptr<Node> parse_expr(std::string_view text, const Scope& scope,
                                  std::vector<ExprError>* errors);
 // Sets every node's type bottom-up; appends each mismatch once.

@@ -4,6 +4,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+#include "core/text.h"
 #include "rules/expr_ast.h"
 
 namespace medic::rules {
@@ -43,7 +44,7 @@ class Checker {
         return;
       case Op::kMatches:
         check(*n.lhs);
-        if (n.lhs->type != Type::kString) {
+        if (n.lhs->type != Type::kString && !n.lhs->unknown) {
           err(n.lhs->offset, "matches needs a string on its left, got " + what(*n.lhs));
         }
         n.type = Type::kBool;
@@ -62,7 +63,7 @@ class Checker {
   void err(size_t off, std::string m) { errors_->push_back({off, std::move(m)}); }
 
   void need_bool(const Node& n, const char* op) {
-    if (n.type != Type::kBool) {
+    if (n.type != Type::kBool && !n.unknown) {
       err(n.offset, std::string(op) + " needs true/false operands, got " + what(n) +
                         "; compare it, e.g. " + (n.op == Op::kField ? n.field_name : "x") +
                         " == ...");
@@ -92,11 +93,10 @@ class Checker {
   void check_vocabulary(const Node& field, const Literal& lit) {
     if (field.op != Op::kField || lit.type != Type::kString) return;
     if (field.field == FieldId::kVmState && !is_vm_state_name(lit.str)) {
-      err(lit.offset, "unknown VM state \"" + lit.str + "\" (expected one of " +
-                          std::string(vm_state_names_joined()) + ")");
+      err(lit.offset, unknown_name("VM state", lit.str, vm_state_names()));
     }
     if (field.field == FieldId::kEventType && !event_type_from_name(lit.str)) {
-      err(lit.offset, "unknown event type \"" + lit.str + "\"");
+      err(lit.offset, unknown_name("event type", lit.str, event_type_names()));
     }
   }
 
@@ -104,6 +104,7 @@ class Checker {
     check(*n.lhs);
     check(*n.rhs);
     n.type = Type::kBool;
+    if (n.lhs->unknown || n.rhs->unknown) return;  // already reported
     Type a = n.lhs->type, b = n.rhs->type;
     if (a != b) {
       std::string hint;
@@ -130,6 +131,7 @@ class Checker {
   void check_in(Node& n) {
     check(*n.lhs);
     n.type = Type::kBool;
+    if (n.lhs->unknown) return;  // already reported
     for (const auto& l : n.list) {
       if (l.type != n.lhs->type) {
         err(l.offset, std::string("list item is a ") + type_name(l.type) + " but " + what(*n.lhs) +

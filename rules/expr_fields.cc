@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <vector>
 
 #include "core/text.h"
 #include "rules/expr_ast.h"
@@ -50,20 +51,18 @@ const FieldDef* find_field(std::string_view name) {
 }
 
 std::string suggest_field(std::string_view name) {
-  std::string best;
-  size_t best_d = 4;
-  for (const auto& f : kFields) {
-    size_t d = edit_distance(name, f.name);
-    if (d < best_d) {
-      best_d = d;
-      best = std::string(f.name);
+  // vm.label.KEY, vm.lables.KEY: the label map misspelt, the key as meant.
+  const size_t first = name.find('.');
+  const size_t second = first == std::string_view::npos ? first : name.find('.', first + 1);
+  if (second != std::string_view::npos) {
+    std::string_view head = name.substr(0, second);
+    if (head != "vm.labels" && edit_distance(head, "vm.labels") <= 2) {
+      return "; did you mean vm.labels" + std::string(name.substr(second)) + "?";
     }
   }
-  if (name.substr(0, 7) != "vm.labe" &&
-      edit_distance(name.substr(0, std::min<size_t>(name.size(), 10)), "vm.labels.") <= 2) {
-    best = "vm.labels.KEY";
-  }
-  return best.empty() ? "" : " (did you mean " + best + "?)";
+  std::vector<std::string_view> names;
+  for (const auto& f : kFields) names.push_back(f.name);
+  return did_you_mean(name, names);
 }
 
 }  // namespace medic::rules

@@ -320,16 +320,13 @@ class Parser {
       if (name == "vm.labels") break;
     }
     if (failed_) return nullptr;
+    if (tok_.kind == Tok::kLParen) return parse_call(std::move(n), name);
     if (name == "vm.labels") return parse_label(std::move(n));
     n->field_name = name;
     const FieldDef* def = find_field(name);
     if (!def) {
       errors_->push_back({n->offset, "unknown field \"" + name + "\"" + suggest_field(name)});
-      n->type = Type::kBool;
-      n->op = Op::kLit;  // keeps type checking going without a cascade
-      n->lit.type = Type::kBool;
-      unknown_ = true;
-      return n;
+      return make_unknown(std::move(n));
     }
     n->field = def->id;
     n->type = def->type;
@@ -337,7 +334,38 @@ class Parser {
     return n;
   }
 
+  // Keeps type checking going after an unknown name without a cascade.
+  std::unique_ptr<Node> make_unknown(std::unique_ptr<Node> n) {
+    n->op = Op::kLit;
+    n->type = Type::kBool;
+    n->lit.type = Type::kBool;
+    n->unknown = true;
+    return n;
+  }
+
+  // NAME(...): the language has no functions. One error at the name; the
+  // arguments are skipped to the matching ) so parsing goes on after them.
+  std::unique_ptr<Node> parse_call(std::unique_ptr<Node> n, const std::string& name) {
+    const size_t open = tok_.offset;
+    errors_->push_back({n->offset, "unknown function \"" + name +
+                                       "\" (conditions have no functions: compare a field with "
+                                       "==, !=, <, >, in [...] or matches \"regex\")"});
+    for (int depth = 0;;) {
+      if (tok_.kind == Tok::kLParen) ++depth;
+      if (tok_.kind == Tok::kRParen && --depth == 0) break;
+      if (tok_.kind == Tok::kEnd) {
+        fail(open, "expected ) to close the ( of " + name + "(");
+        return nullptr;
+      }
+      advance();
+      if (failed_) return nullptr;
+    }
+    advance();
+    return make_unknown(std::move(n));
+  }
+
   void check_available(const FieldDef& def, size_t offset) {
+    if (!scope_.trigger_known) return;
     auto trigger = [&] {
       std::string s;
       for (auto t : scope_.events) s += (s.empty() ? "" : ", ") + std::string(event_type_name(t));
@@ -377,16 +405,11 @@ class Parser {
     errors_->push_back({offset, std::string(def.name) + " exists only on " + need + why});
   }
 
- public:
-  bool unknown_field() const { return unknown_; }
-
- private:
   Lexer lex_;
   const Scope& scope_;
   std::vector<ExprError>* errors_;
   Token tok_;
   bool failed_ = false;
-  bool unknown_ = false;
 };
 
 }  // namespace

@@ -42,21 +42,6 @@ inline std::string fnv_hex(const std::string& s) {
   return out;
 }
 
-// " (did you mean X?)" for a near miss, else "".
-template <typename List>
-std::string did_you_mean(std::string_view name, const List& candidates) {
-  std::string best;
-  size_t best_d = 3;
-  for (const auto& c : candidates) {
-    size_t d = edit_distance(name, c);
-    if (d < best_d) {
-      best_d = d;
-      best = std::string(c);
-    }
-  }
-  return best.empty() ? "" : "; did you mean " + best + "?";
-}
-
 inline std::string event_list() {
   std::string s;
   for (auto n : event_type_names()) s += (s.empty() ? "" : ", ") + std::string(n);
@@ -92,11 +77,16 @@ class FileLoader {
 
   std::optional<Duration> duration(const YAML::Node& map, const char* key, bool positive);
   std::optional<std::string> scalar(const YAML::Node& map, const char* key);
+  // A scalar that must be one of `values`; nullopt (reported) when it is not.
+  std::optional<std::string> choice(const YAML::Node& map, const char* key,
+                                    const std::vector<std::string_view>& values);
 
   void check_keys(const YAML::Node& m);
   void load_trigger(const YAML::Node& m, Rule& r);
 
   void load_where(const YAML::Node& m, Rule& r);
+  // Warns about each label `where` reads that no VM has (LoadOptions::label_keys).
+  void check_label_keys(const YAML::Node& w, const Expr& where);
   void load_key(const YAML::Node& m, Rule& r);
 
   void load_ladder(const YAML::Node& m, Rule& r);
@@ -114,6 +104,9 @@ class FileLoader {
   std::map<std::string, std::string>* names_;
   std::vector<RulePtr>* rules_;
   bool rule_ok_ = true;
+  // False once the rule's on:/absent: names no event type (already reported):
+  // what depends on the trigger is then not checked against a guess.
+  bool event_known_ = true;
   std::vector<YAML::Node> step_nodes_;
   size_t first_message_;
 };

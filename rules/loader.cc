@@ -1,6 +1,9 @@
 #include "rules/loader.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -40,11 +43,13 @@ const char* load_code_name(LoadCode c) {
       return "never-fires";
     case LoadCode::kNoRules:
       return "no-rules";
+    case LoadCode::kUnknownLabel:
+      return "unknown-label";
   }
   return "?";
 }
 
-bool is_warning(LoadCode c) { return c >= LoadCode::kDuplicateName; }
+bool is_warning(LoadCode c) { return c >= LoadCode::kUnreachableStep; }
 
 std::string LoadMessage::to_string() const {
   return diag.to_string() + " [" + load_code_name(code) + "]";
@@ -104,10 +109,10 @@ void FileLoader::run() {
     error(LoadCode::kSchema, root, "expected a map with a rules: list at the top level");
     return;
   }
+  static const std::vector<std::string_view> kTopKeys = {"rules"};
   for (const auto& kv : root) {
     if (kv.first.Scalar() != "rules") {
-      error(LoadCode::kSchema, kv.first,
-            "unknown top-level key \"" + kv.first.Scalar() + "\" (expected rules)");
+      error(LoadCode::kSchema, kv.first, unknown_name("top-level key", kv.first.Scalar(), kTopKeys));
     }
   }
   YAML::Node list = root["rules"];
@@ -174,6 +179,7 @@ std::optional<EventType> FileLoader::event_type(const YAML::Node& n, const char*
     return std::nullopt;
   }
   auto t = event_type_from_name(n.Scalar());
+  if (!t && std::string_view(key) != "healed_by") event_known_ = false;
   if (!t) {
     std::string hint = did_you_mean(n.Scalar(), event_type_names());
     error(LoadCode::kUnknownEventType, n,
@@ -213,14 +219,21 @@ std::optional<std::string> FileLoader::scalar(const YAML::Node& map, const char*
   return n.Scalar();
 }
 
+std::optional<std::string> FileLoader::choice(const YAML::Node& map, const char* key,
+                                              const std::vector<std::string_view>& values) {
+  auto v = scalar(map, key);
+  if (!v || std::find(values.begin(), values.end(), *v) != values.end()) return v;
+  error(LoadCode::kPolicy, map[key],
+        std::string(key) + ": must be " + join_names(values) + ", got \"" + *v + "\"" +
+            did_you_mean(*v, values));
+  return std::nullopt;
+}
+
 void FileLoader::check_keys(const YAML::Node& m) {
   for (const auto& kv : m) {
     const std::string k = kv.first.Scalar();
     if (std::find(kRuleKeys.begin(), kRuleKeys.end(), k) == kRuleKeys.end()) {
-      std::string list;
-      for (const auto& x : kRuleKeys) list += (list.empty() ? "" : ", ") + x;
-      error(LoadCode::kSchema, kv.first,
-            "unknown rule key \"" + k + "\" (expected one of: " + list + ")");
+      error(LoadCode::kSchema, kv.first, unknown_name("rule key", k, kRuleKeys));
     }
   }
 }
@@ -241,6 +254,25 @@ void run_guarded(const std::string& name, std::string text, const LoadOptions& o
   }
 }
 
+// The whole file, or why it cannot be read ("cannot read the file: No such
+// file or directory").
+Result<std::string> read_rule_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return invalid_argument("cannot read the file: it is a directory");
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return invalid_argument(std::string("cannot read the file: ") +
+                            (errno != 0 ? std::strerror(errno) : "open failed"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return invalid_argument("cannot read the file: a read failed");
+  return ss.str();
+}
+
 LoadResult finish(std::vector<LoadMessage> messages, std::vector<RulePtr> rules) {
   LoadResult res;
   res.messages = std::move(messages);
@@ -249,6 +281,49 @@ LoadResult finish(std::vector<LoadMessage> messages, std::vector<RulePtr> rules)
 }
 
 }  // namespace
+
+namespace {
+
+void add_vm_labels(ConfigReader& r, const YAML::Node& vm, std::set<std::string>* keys) {
+  if (!r.expect_map(vm, "a VM (a map with labels:)")) return;
+  YAML::Node l = vm["labels"];
+  if (!l.IsDefined() || l.IsNull()) return;
+  if (!l.IsMap()) return r.error(l, "labels: must be a map of key: value");
+  for (const auto& kv : l) keys->insert(kv.first.Scalar());
+}
+
+}  // namespace
+
+std::set<std::string> read_label_keys(const std::string& path, std::vector<LoadMessage>* messages) {
+  std::set<std::string> keys;
+  ConfigReader r(path);
+  auto text = read_rule_file(path);
+  if (!text.ok()) {
+    messages->push_back({LoadCode::kReadFile, Diagnostic{path, 0, 0, text.status().message()}});
+    return keys;
+  }
+  try {
+    YAML::Node root = YAML::Load(*text);
+    if (r.expect_map(root, "a map with vms: or label_keys:")) {
+      r.check_keys(root, {"vms", "label_keys"});
+      YAML::Node vms = root["vms"];
+      if (vms.IsSequence()) {
+        for (const auto& vm : vms) add_vm_labels(r, vm, &keys);
+      } else if (vms.IsMap()) {
+        for (const auto& kv : vms) add_vm_labels(r, kv.second, &keys);
+      } else if (vms.IsDefined() && !vms.IsNull()) {
+        r.error(vms, "vms: must be a list of VMs or a map of VM id to VM");
+      }
+      if (auto list = r.string_list(root, "label_keys", false)) keys.insert(list->begin(), list->end());
+    }
+  } catch (const YAML::Exception& e) {
+    Diagnostic d{path, e.mark.line + 1, e.mark.column + 1, "YAML syntax: " + e.msg};
+    if (e.mark.is_null()) d.line = d.col = 0;
+    messages->push_back({LoadCode::kYamlParse, d});
+  }
+  for (const auto& d : r.diagnostics()) messages->push_back({LoadCode::kSchema, d});
+  return keys;
+}
 
 LoadResult load_rule_text(const std::string& text, const std::string& name,
                           const LoadOptions& opts) {
@@ -264,14 +339,12 @@ LoadResult load_rule_files(const std::vector<std::string>& paths, const LoadOpti
   std::map<std::string, std::string> names;
   std::vector<RulePtr> rules;
   for (const auto& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    if (in) ss << in.rdbuf();
-    if (!in || in.bad()) {
-      msgs.push_back({LoadCode::kReadFile, Diagnostic{p, 0, 0, "cannot read the file", false}});
+    auto text = read_rule_file(p);
+    if (!text.ok()) {
+      msgs.push_back({LoadCode::kReadFile, Diagnostic{p, 0, 0, text.status().message(), false}});
       continue;
     }
-    run_guarded(p, ss.str(), opts, &msgs, &names, &rules);
+    run_guarded(p, *text, opts, &msgs, &names, &rules);
   }
   return finish(std::move(msgs), std::move(rules));
 }

@@ -64,6 +64,7 @@ void FileLoader::load_where(const YAML::Node& m, Rule& r) {
   }
   Scope scope;
   if (r.trigger != TriggerKind::kAbsent) scope.events.push_back(r.event);
+  scope.trigger_known = event_known_;
   auto c = compile_expr(w.Scalar(), scope);
   for (const auto& e : c.errors) {
     auto [line, col] = locate(w, e.offset);
@@ -71,9 +72,24 @@ void FileLoader::load_where(const YAML::Node& m, Rule& r) {
   }
   if (!c.ok()) return;
   r.where = c.expr;
+  check_label_keys(w, r.where);
   if (r.where.never_true()) {
     warn(LoadCode::kNeverFires, w,
          "where: is always false, so rule \"" + r.name + "\" can never fire");
+  }
+}
+
+void FileLoader::check_label_keys(const YAML::Node& w, const Expr& where) {
+  if (!opts_.label_keys) return;
+  const std::set<std::string>& known = *opts_.label_keys;
+  for (const auto& l : where.labels_read()) {
+    if (known.count(l.key)) continue;
+    auto [line, col] = locate(w, l.offset);
+    std::string hint = did_you_mean(l.key, known);
+    if (hint.empty()) hint = known.empty() ? "; the VMs have no labels" : "; the VMs have " + join_names(known, " and ");
+    add(LoadCode::kUnknownLabel, w,
+        "no VM has the label \"" + l.key + "\", so vm.labels." + l.key + " is always \"\"" + hint,
+        line, col);
   }
 }
 
@@ -90,22 +106,31 @@ void FileLoader::load_key(const YAML::Node& m, Rule& r) {
           "key: must be a field or a list of fields (vm.id, vm.host, probe.name)");
     return;
   }
-  r.key.clear();
+  static const std::vector<std::string_view> kKeyFields = {"vm.id", "vm.host", "probe.name"};
+  std::vector<KeyField> key;
+  bool key_ok = true;
   for (const auto& i : items) {
     std::string s = i.IsScalar() ? i.Scalar() : "";
-    if (s == "vm.id")
-      r.key.push_back(KeyField::kVmId);
-    else if (s == "vm.host")
-      r.key.push_back(KeyField::kVmHost);
-    else if (s == "probe.name" && is_probe(r.event) && r.trigger != TriggerKind::kAbsent)
-      r.key.push_back(KeyField::kProbeName);
-    else if (s == "probe.name")
+    if (s == "vm.id") {
+      key.push_back(KeyField::kVmId);
+    } else if (s == "vm.host") {
+      key.push_back(KeyField::kVmHost);
+    } else if (s == "probe.name" && (!event_known_ || (is_probe(r.event) &&
+                                                        r.trigger != TriggerKind::kAbsent))) {
+      key.push_back(KeyField::kProbeName);
+    } else if (s == "probe.name") {
+      key_ok = false;
       error(LoadCode::kSchema, i,
             "key: probe.name exists only for rules on probe.ok or probe.failed");
-    else
-      error(LoadCode::kSchema, i,
-            "key: \"" + s + "\" is not a key field (expected vm.id, vm.host or probe.name)");
+    } else {
+      key_ok = false;
+      error(LoadCode::kSchema, i, "key: " + unknown_name("key field", s, kKeyFields));
+    }
   }
+  // After a bad item the rule keeps its default key, so the ladder is not
+  // blamed for a key it never had.
+  if (!key_ok) return;
+  r.key = std::move(key);
   if (r.trigger == TriggerKind::kAbsent && (r.key.size() != 1 || r.key[0] != KeyField::kVmId)) {
     error(LoadCode::kSchema, k, "an absent: rule is keyed by vm.id (absence is tracked per VM)");
   }
@@ -131,13 +156,8 @@ void FileLoader::load_ladder(const YAML::Node& m, Rule& r) {
   for (const auto& i : items) {
     auto s = i.IsScalar() ? step_from_name(i.Scalar()) : std::nullopt;
     if (!s) {
-      std::string name = i.IsScalar() ? i.Scalar() : std::string("?");
-      static const std::vector<std::string> kSteps = {"reboot", "reset", "restart",
-                                                      "stop",   "start", "notify"};
       error(LoadCode::kAction, i,
-            "unknown step \"" + name +
-                "\" (expected reboot, reset, restart, stop, start or notify)" +
-                did_you_mean(name, kSteps));
+            unknown_name("step", i.IsScalar() ? i.Scalar() : std::string("?"), step_names()));
       continue;
     }
     if (*s != Step::kNotify && !keyed_by_vm) {
@@ -164,24 +184,16 @@ void FileLoader::load_policies(const YAML::Node& m, Rule& r) {
     else
       r.budget = *parsed;
   }
-  if (auto a = scalar(m, "approval")) {
-    if (*a == "required")
-      r.approval_required = true;
-    else if (*a != "none")
-      error(LoadCode::kPolicy, m["approval"],
-            "approval: must be none or required, got \"" + *a + "\"");
-  }
-  if (auto mo = scalar(m, "mode")) {
-    if (*mo == "dry-run")
-      r.mode = Mode::kDryRun;
-    else if (*mo != "enforce")
-      error(LoadCode::kPolicy, m["mode"], "mode: must be enforce or dry-run, got \"" + *mo + "\"");
+  if (auto a = choice(m, "approval", {"none", "required"})) r.approval_required = *a == "required";
+  if (auto mo = choice(m, "mode", {"enforce", "dry-run"}); mo && *mo == "dry-run") {
+    r.mode = Mode::kDryRun;
   }
   if (auto s = scalar(m, "storm_guard")) {
     bool v = true;
     if (!YAML::convert<bool>::decode(m["storm_guard"], v)) {
       error(LoadCode::kPolicy, m["storm_guard"],
-            "storm_guard: must be true or false, got \"" + *s + "\"");
+            "storm_guard: must be true or false, got \"" + *s + "\"" +
+                did_you_mean(*s, std::vector<std::string_view>{"true", "false"}));
     }
     r.storm_guard = v;
   }
@@ -219,6 +231,7 @@ void FileLoader::check_ladder_reach(const Rule& r) {
 
 void FileLoader::load_rule(const YAML::Node& m) {
   rule_ok_ = true;
+  event_known_ = true;
   step_nodes_.clear();
   if (!m.IsMap()) {
     error(LoadCode::kSchema, m, "expected a rule (a map with name:, a trigger and do:)");
@@ -237,9 +250,9 @@ void FileLoader::load_rule(const YAML::Node& m) {
     std::string here = file_ + ":" + std::to_string(name.Mark().line + 1);
     auto [it, fresh] = names_->emplace(r->name, here);
     if (!fresh) {
-      warn(LoadCode::kDuplicateName, name,
-           "rule name \"" + r->name + "\" is also used at " + it->second +
-               "; decisions and the audit will not tell them apart by name");
+      error(LoadCode::kDuplicateName, name,
+            "rule name \"" + r->name + "\" is already used at " + it->second +
+                "; every rule needs a unique name (decisions, silences and the audit name rules)");
     }
   }
   load_trigger(m, *r);

@@ -12,6 +12,8 @@ constexpr std::array<std::string_view, 6> kSteps = {"reboot", "reset", "restart"
 
 std::string_view step_name(Step s) { return kSteps[static_cast<size_t>(s)]; }
 
+const std::array<std::string_view, 6>& step_names() { return kSteps; }
+
 std::optional<Step> step_from_name(std::string_view name) {
   for (size_t i = 0; i < kSteps.size(); ++i) {
     if (kSteps[i] == name) return static_cast<Step>(i);

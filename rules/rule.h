@@ -23,6 +23,8 @@ namespace medic::rules {
 enum class Step : uint8_t { kReboot, kReset, kRestart, kStop, kStart, kNotify };
 std::string_view step_name(Step s);
 std::optional<Step> step_from_name(std::string_view name);
+// Every step's name, in enum order ("reboot", "reset", ...).
+const std::array<std::string_view, 6>& step_names();
 // The wire verb; VERB_UNSPECIFIED for notify.
 medic::v1::Verb step_verb(Step s);
 

@@ -4,17 +4,57 @@
 #include <map>
 
 #include "core/duration.h"
+#include "core/text.h"
 #include "rules/rule_test_case.h"
 
 namespace medic::rules::ruletest {
+
+namespace {
+
+const std::vector<std::string_view> kResultNames = {"succeeded", "failed", "rejected",
+                                                    "timed_out"};
+
+const std::vector<std::string_view>& outcome_names() {
+  static const std::vector<std::string_view> v = [] {
+  std::vector<std::string_view> v;
+  for (auto o : {Outcome::kProposed, Outcome::kSuppressed, Outcome::kPendingApproval,
+                 Outcome::kApproved, Outcome::kDenied, Outcome::kExpired, Outcome::kDryRun}) {
+    v.emplace_back(outcome_name(o));
+  }
+  return v;
+  }();
+  return v;
+}
+
+const std::vector<std::string_view>& policy_names() {
+  static const std::vector<std::string_view> v = [] {
+  std::vector<std::string_view> v;
+  for (auto p : {Policy::kSilence, Policy::kHostSilent, Policy::kStormGuard, Policy::kCooldown,
+                 Policy::kBudget, Policy::kVmInFlight, Policy::kHostConcurrency,
+                 Policy::kFleetConcurrency, Policy::kApproval}) {
+    v.emplace_back(policy_name(p));
+  }
+  return v;
+  }();
+  return v;
+}
+
+// `unknown VM "web-l" (declare it under vms:); did you mean web-1?`: the
+// test's own VMs are the names it may mean.
+std::string unknown_vm(const TestCase& t, const std::string& name,
+                       const char* where = "under vms:") {
+  std::vector<std::string_view> ids;
+  for (const auto& [id, v] : t.vms) ids.emplace_back(id);
+  return "unknown VM \"" + name + "\" (declare it " + where + ")" + did_you_mean(name, ids);
+}
+
+}  // namespace
 
 std::optional<Step> FileRunner::step_of(const YAML::Node& n, const char* key) {
   auto s = r_.string(n, key, true);
   if (!s) return std::nullopt;
   auto st = step_from_name(*s);
-  if (!st)
-    r_.error(n[key], "unknown step \"" + *s +
-                         "\" (expected reboot, reset, restart, stop, start or notify)");
+  if (!st) r_.error(n[key], unknown_name("step", *s, step_names()));
   return st;
 }
 
@@ -23,7 +63,7 @@ const VmSpec* FileRunner::vm_of(TestCase& t, const YAML::Node& n) {
   if (!v) return nullptr;
   auto it = t.vms.find(*v);
   if (it == t.vms.end()) {
-    r_.error(n["vm"], "unknown VM \"" + *v + "\" (declare it under vms:)");
+    r_.error(n["vm"], unknown_vm(t, *v));
     return nullptr;
   }
   return &it->second;
@@ -34,7 +74,7 @@ bool FileRunner::build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::E
   if (!type_name) return false;
   auto type = event_type_from_name(*type_name);
   if (!type) {
-    r_.error(n["event"], "unknown event type \"" + *type_name + "\"");
+    r_.error(n["event"], unknown_name("event type", *type_name, event_type_names()));
     return false;
   }
   e->set_host(vm.host);
@@ -65,9 +105,7 @@ bool FileRunner::build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::E
         found = true;
       }
     }
-    if (!found)
-      r_.error(n["state"], "unknown VM state \"" + st + "\" (expected one of " +
-                               std::string(vm_state_names_joined()) + ")");
+    if (!found) r_.error(n["state"], unknown_name("VM state", st, vm_state_names()));
     for (const auto& [k, v] : vm.labels) {
       auto* l = s->add_labels();
       l->set_key(k);
@@ -218,7 +256,7 @@ void FileRunner::parse_heartbeats(TestCase& t, const YAML::Node& n) {
     } else if (auto it = t.vms.find(who); it != t.vms.end()) {
       add_series(t, kv.second, series, ItemKind::kEvent, "", &it->second);
     } else {
-      r_.error(kv.first, "unknown VM \"" + who + "\" (declare it under vms:, or use all)");
+      r_.error(kv.first, unknown_vm(t, who, "under vms:, or use all"));
     }
   }
 }
@@ -265,9 +303,7 @@ void FileRunner::parse_results(TestCase& t, const YAML::Node& l) {
     auto step = step_of(i, "step");
     std::string o = r_.string(i, "outcome", false).value_or("succeeded");
     auto outcome = action_outcome_from(o);
-    if (!outcome)
-      r_.error(i["outcome"],
-               "unknown outcome \"" + o + "\" (expected succeeded, failed, rejected or timed_out)");
+    if (!outcome) r_.error(i["outcome"], unknown_name("outcome", o, kResultNames));
     it.healed = r_.boolean(i, "healed", false).value_or(false);
     it.reason = r_.string(i, "reason", false).value_or("");
     if (!at || !vm || !step || !outcome) continue;
@@ -347,24 +383,17 @@ void FileRunner::parse_expect(TestCase& t, const YAML::Node& l) {
     auto at = at_of(i);
     auto step = step_of(i, "step");
     if (auto v = r_.string(i, "vm", false)) {
-      if (!t.vms.count(*v)) r_.error(i["vm"], "unknown VM \"" + *v + "\" (declare it under vms:)");
+      if (!t.vms.count(*v)) r_.error(i["vm"], unknown_vm(t, *v));
       e.vm = *v;
     }
     if (auto h = r_.string(i, "host", false)) e.host = *h;
     if (r_.boolean(i, "fleet", false).value_or(false)) e.host = "";
     std::string o = r_.string(i, "outcome", false).value_or("proposed");
     auto outcome = outcome_from(o);
-    if (!outcome)
-      r_.error(i["outcome"], "unknown outcome \"" + o +
-                                 "\" (expected proposed, suppressed, pending_approval, approved, "
-                                 "denied, expired or dry_run)");
+    if (!outcome) r_.error(i["outcome"], unknown_name("outcome", o, outcome_names()));
     if (auto p = r_.string(i, "policy", false)) {
       e.policy = policy_from(*p);
-      if (!e.policy)
-        r_.error(i["policy"],
-                 "unknown policy \"" + *p +
-                     "\" (expected silence, host-silent, storm-guard, cooldown, budget, "
-                     "vm-in-flight, host-concurrency, fleet-concurrency or approval)");
+      if (!e.policy) r_.error(i["policy"], unknown_name("policy", *p, policy_names()));
     }
     if (auto r = r_.string(i, "rule", false)) e.rule = *r;
     if (auto s = r_.integer(i, "ladder_step", false, 1, 100))

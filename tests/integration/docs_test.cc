@@ -7,6 +7,11 @@
 //   ```yaml medic:rules      loaded as a rule file (rules::load_rule_text)
 //   ```sh                    every line starting with "medic " names a real
 //                            subcommand: `medic <subcommand...> --help` exits 0
+//   ```console medic:transcript
+//                            a terminal session: each "$ COMMAND" line runs in
+//                            the source tree (medic is the built binary, stderr
+//                            goes with stdout) and what it prints must be the
+//                            lines under it, exactly
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -79,6 +84,29 @@ Status load_as_file(const std::string& text, const std::string& name,
   return invalid_argument(message);
 }
 
+// Replays a console transcript with /bin/sh and compares what it prints with
+// the block. `$?` in a command is the status of the command before it.
+Status check_transcript(const std::string& text, const std::string& name) {
+  const std::string shown = text.substr(text.find_first_not_of('\n'));
+  auto quoted = [](const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  std::string script = "cd " + quoted(testing::source_dir()) + " || exit 99\nmedic() { " +
+                       quoted(testing::medic_binary()) + " \"$@\"; }\ns=0\n";
+  std::istringstream lines(shown);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("$ ", 0) != 0) continue;
+    const std::string cmd = line.substr(2);
+    script += "printf '%s\\n' " + quoted(line) + "\n(exit $s); " + cmd + " 2>&1; s=$?\n";
+  }
+  auto r = testing::run_command({"/bin/sh", "-c", script});
+  if (r.out == shown) return {};
+  return invalid_argument(name + ": the transcript differs from a real run.\n--- shown\n" + shown +
+                          "--- real\n" + r.out + r.err);
+}
+
 const std::map<std::string, Checker>& checkers() {
   static const std::map<std::string, Checker> m = {
       {"medic:trust",
@@ -100,6 +128,7 @@ const std::map<std::string, Checker>& checkers() {
            return node::load_agent_config(path, collector, actuator).status();
          });
        }},
+      {"medic:transcript", check_transcript},
       {"medic:rules",
        [](const std::string& text, const std::string& name) -> Status {
          auto loaded = rules::load_rule_text(text, name);

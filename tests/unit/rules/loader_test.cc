@@ -1,6 +1,9 @@
 #include "rules/loader.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "tests/testing/testing.h"
 
@@ -137,8 +140,13 @@ TEST(Loader, ReportsEveryProblemOfEveryRuleInOnePass) {
   EXPECT_TRUE(has(r, a + ":14:11: error: mode: must be enforce or dry-run")) << m;
   EXPECT_TRUE(has(r, a + ":15:5: error: unknown rule key \"colour\"")) << m;
   EXPECT_TRUE(has(r, b + ":2:5: error: missing trigger: expected on: EVENT")) << m;
-  EXPECT_TRUE(has(r, b + ":4:11: warning: rule name \"one\" is also used at " + a + ":2")) << m;
-  EXPECT_TRUE(has(r, dir.file("missing.yaml") + ": error: cannot read the file [read-file]")) << m;
+  EXPECT_TRUE(has(r, b + ":4:11: error: rule name \"one\" is already used at " + a +
+                         ":2; every rule needs a unique name (decisions, silences and the audit "
+                         "name rules) [duplicate-name]"))
+      << m;
+  EXPECT_TRUE(has(r, dir.file("missing.yaml") +
+                         ": error: cannot read the file: No such file or directory [read-file]"))
+      << m;
   EXPECT_FALSE(r.rules);
 }
 
@@ -231,6 +239,256 @@ TEST(Loader, DefaultsHealSignalFromTheTrigger) {
   EXPECT_EQ(r.rules->rules()[0]->healed_by, EventType::kProbeOk);
   EXPECT_EQ(r.rules->rules()[1]->healed_by, EventType::kProbeOk);
   EXPECT_EQ(r.rules->rules()[2]->healed_by, EventType::kVmState);
+}
+
+// The lines of a result's text, for exact comparison.
+std::vector<std::string> lines(const LoadResult& r) {
+  std::vector<std::string> out;
+  for (const auto& m : r.messages) out.push_back(m.to_string());
+  return out;
+}
+
+using ::testing::ElementsAre;
+
+TEST(LoaderSuggestions, SuggestsTheRuleKeyAMisspeltKeyMeant) {
+  auto r = load_rule_text(R"(rules:
+  - name: x
+    on: vm.panicked
+    do: reset
+    cooldwon: 5m
+    aproval: required
+    colour: red
+)",
+                          "k.yaml");
+  EXPECT_THAT(lines(r),
+              ElementsAre("k.yaml:5:5: error: unknown rule key \"cooldwon\"; did you mean cooldown? "
+                          "[schema]",
+                          "k.yaml:6:5: error: unknown rule key \"aproval\"; did you mean approval? "
+                          "[schema]",
+                          "k.yaml:7:5: error: unknown rule key \"colour\" (expected name, "
+                          "description, labels, on, absent, for, count, within, where, key, do, "
+                          "healed_by, heal_within, message, cooldown, budget, approval, "
+                          "approval_timeout, mode or storm_guard) [schema]"));
+}
+
+TEST(LoaderSuggestions, SuggestsTheTopLevelKeyStepKeyFieldAndPolicyValue) {
+  auto top = load_rule_text("rule:\n  - {name: x, on: vm.panicked, do: reset}\n", "t.yaml");
+  EXPECT_EQ(top.messages.at(0).to_string(),
+            "t.yaml:1:1: error: unknown top-level key \"rule\"; did you mean rules? [schema]");
+  auto r = load_rule_text(R"(rules:
+  - name: x
+    on: vm.panicked
+    key: vm.hots
+    do: [rebot, reset]
+    approval: requird
+    mode: dry-rn
+    storm_guard: ture
+)",
+                          "p.yaml");
+  // key: is wrong, yet the ladder's verbs are not blamed for a missing vm.id.
+  EXPECT_THAT(lines(r),
+              ElementsAre(
+                  "p.yaml:4:10: error: key: unknown key field \"vm.hots\"; did you mean vm.host? "
+                  "[schema]",
+                  "p.yaml:5:10: error: unknown step \"rebot\"; did you mean reboot? [action]",
+                  "p.yaml:6:15: error: approval: must be none or required, got \"requird\"; did "
+                  "you mean required? [policy]",
+                  "p.yaml:7:11: error: mode: must be enforce or dry-run, got \"dry-rn\"; did you "
+                  "mean dry-run? [policy]",
+                  "p.yaml:8:18: error: storm_guard: must be true or false, got \"ture\"; did you "
+                  "mean true? [policy]"));
+}
+
+TEST(LoaderSuggestions, SuggestsTheFieldStateAndEventTypeInAnExpression) {
+  auto r = load_rule_text(R"(rules:
+  - name: a
+    on: vm.state
+    where: vm.state == "runing"
+    do: reset
+  - name: b
+    on: vm.state
+    where: vm.cpu > 90
+    do: reset
+  - name: c
+    on: vm.panicked
+    where: event.type in ["vm.panickd"] and vm.label.tier == "web"
+    do: reset
+)",
+                          "e.yaml");
+  // One error per mistake: the unknown vm.cpu is not also "a bool literal".
+  EXPECT_THAT(
+      lines(r),
+      ElementsAre(
+          "e.yaml:4:24: error: unknown VM state \"runing\"; did you mean running? [expr-type]",
+          "e.yaml:8:12: error: unknown field \"vm.cpu\"; did you mean vm.cpu_percent? "
+          "[expr-type]",
+          "e.yaml:12:27: error: unknown event type \"vm.panickd\"; did you mean vm.panicked? "
+          "[expr-type]",
+          "e.yaml:12:45: error: unknown field \"vm.label.tier\"; did you mean vm.labels.tier? "
+          "[expr-type]"));
+}
+
+TEST(LoaderSuggestions, ReportsAFunctionCallOnceAndKeepsChecking) {
+  auto r = load_rule_text(R"(rules:
+  - name: f
+    on: vm.state
+    where: lower(vm.labels.tier) == "web" and vm.cpu_percent > "high"
+    do: reset
+)",
+                          "f.yaml");
+  EXPECT_THAT(lines(r),
+              ElementsAre("f.yaml:4:12: error: unknown function \"lower\" (conditions have no "
+                          "functions: compare a field with ==, !=, <, >, in [...] or matches "
+                          "\"regex\") [expr-type]",
+                          "f.yaml:4:62: error: cannot compare vm.cpu_percent (a number) with a "
+                          "string literal using > [expr-type]"));
+  auto open = load_rule_text("rules:\n  - {name: g, on: vm.state, where: 'lower(vm.id', do: reset}\n",
+                             "g.yaml");
+  EXPECT_EQ(open.error_count(), 2u) << open.text();
+  EXPECT_NE(open.text().find("expected ) to close the ( of lower( [expr-syntax]"),
+            std::string::npos)
+      << open.text();
+}
+
+TEST(LoaderSuggestions, AMisspeltTriggerIsNotBlamedAgainOnTheFieldsItWouldProvide) {
+  auto r = load_rule_text(R"(rules:
+  - name: p
+    on: probe.faild
+    where: probe.status >= 500
+    key: [vm.id, probe.name]
+    do: restart
+)",
+                          "t.yaml");
+  EXPECT_THAT(lines(r), ElementsAre("t.yaml:3:9: error: unknown event type \"probe.faild\" in on:; "
+                                    "did you mean probe.failed? [unknown-event-type]"));
+}
+
+TEST(LoaderSuggestions, CorrectNamesGetNoSuggestionAndFarNamesGetTheList) {
+  // Positive control: the right names load without a message.
+  auto good = load_rule_text(R"(rules:
+  - name: ok
+    on: vm.state
+    where: vm.state == "running" and vm.cpu_percent > 90 and vm.labels.tier == "web"
+    key: vm.host
+    do: notify
+    cooldown: 5m
+    approval: required
+    mode: dry-run
+)",
+                             "g.yaml");
+  EXPECT_TRUE(good.ok()) << good.text();
+  EXPECT_TRUE(good.messages.empty()) << good.text();
+  auto far = load_rule_text(R"(rules:
+  - name: far
+    on: vm.state
+    where: banana.split == "x" or vm.state == "asleep"
+    key: colour
+    do: explode
+    mode: yolo
+)",
+                            "f.yaml");
+  const std::string t = far.text();
+  EXPECT_EQ(t.find("did you mean"), std::string::npos) << t;
+  EXPECT_NE(t.find("f.yaml:4:12: error: unknown field \"banana.split\" [expr-type]"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("f.yaml:4:47: error: unknown VM state \"asleep\" (expected unknown, running, "
+                   "paused, stopped, panicked, crashed, booting or shutting_down) [expr-type]"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("f.yaml:5:10: error: key: unknown key field \"colour\" (expected vm.id, "
+                   "vm.host or probe.name) [schema]"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("f.yaml:7:11: error: mode: must be enforce or dry-run, got \"yolo\" [policy]"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(far.error_count(), 5u) << t;
+}
+
+TEST(LoaderFiles, ReportsMissingAndUnreadableFilesWithTheOthers) {
+  testing::TempDir dir;
+  std::string good = dir.write("good.yaml", "rules:\n  - {name: x, on: vm.panicked, do: reset}\n");
+  std::string bad = dir.write("bad.yaml", "rules:\n  - {name: y, on: vm.panikd, do: reset}\n");
+  auto r = load_rule_files({dir.file("nope.yaml"), good, dir.path(), bad});
+  EXPECT_THAT(lines(r),
+              ElementsAre(dir.file("nope.yaml") +
+                              ": error: cannot read the file: No such file or directory [read-file]",
+                          dir.path() + ": error: cannot read the file: it is a directory [read-file]",
+                          bad + ":2:19: error: unknown event type \"vm.panikd\" in on:; did you "
+                                "mean vm.panicked? [unknown-event-type]"));
+  EXPECT_FALSE(r.rules);
+}
+
+TEST(LoaderFiles, ADuplicateRuleNameIsAnError) {
+  auto r = load_rule_text(R"(rules:
+  - {name: same, on: vm.panicked, do: reset}
+  - {name: same, on: vm.crashed, do: restart}
+  - {name: other, on: vm.crashed, do: restart}
+)",
+                          "d.yaml");
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(lines(r),
+              ElementsAre("d.yaml:3:12: error: rule name \"same\" is already used at d.yaml:2; "
+                          "every rule needs a unique name (decisions, silences and the audit name "
+                          "rules) [duplicate-name]"));
+}
+
+TEST(LoaderLabels, WarnsAboutALabelKeyNoVmHas) {
+  LoadOptions opts;
+  opts.label_keys = std::set<std::string>{"team", "tier"};
+  auto r = load_rule_text(R"(rules:
+  - name: l
+    on: vm.panicked
+    where: vm.labels.tiers == "web" or vm.labels["colour"] == "red" or vm.labels.team == "a"
+    do: reset
+)",
+                          "l.yaml", opts);
+  EXPECT_TRUE(r.ok()) << r.text();  // a warning: the rule still loads
+  EXPECT_THAT(lines(r),
+              ElementsAre("l.yaml:4:12: warning: no VM has the label \"tiers\", so "
+                          "vm.labels.tiers is always \"\"; did you mean tier? [unknown-label]",
+                          "l.yaml:4:40: warning: no VM has the label \"colour\", so "
+                          "vm.labels.colour is always \"\"; the VMs have team and tier "
+                          "[unknown-label]"));
+  // Without label keys nothing is checked.
+  auto unchecked = load_rule_text(
+      "rules:\n  - {name: l, on: vm.panicked, where: vm.labels.tiers == \"a\", do: reset}\n",
+      "u.yaml");
+  EXPECT_TRUE(unchecked.messages.empty()) << unchecked.text();
+}
+
+TEST(LoaderLabels, ReadsLabelKeysFromAVmSpecOrAList) {
+  std::vector<LoadMessage> problems;
+  auto keys = read_label_keys(testing::source_dir() + "/examples/qemu-vms.yaml", &problems);
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(keys, (std::set<std::string>{"team", "tier"}));
+  testing::TempDir dir;
+  auto list = read_label_keys(dir.write("k.yaml", "label_keys: [tier, zone]\n"), &problems);
+  EXPECT_EQ(list, (std::set<std::string>{"tier", "zone"}));
+  auto map = read_label_keys(
+      dir.write("m.yaml", "vms:\n  web-1: {host: h1, labels: {tier: web}}\n  db-1: {host: h1}\n"),
+      &problems);
+  EXPECT_EQ(map, (std::set<std::string>{"tier"}));
+  EXPECT_TRUE(problems.empty());
+}
+
+TEST(LoaderLabels, ReportsABadLabelsFileWithPosition) {
+  testing::TempDir dir;
+  std::vector<LoadMessage> problems;
+  const std::string p = dir.write("bad.yaml", "vm:\n  - labels: {tier: web}\nvms: 3\n");
+  read_label_keys(p, &problems);
+  std::vector<std::string> got;
+  for (const auto& m : problems) got.push_back(m.to_string());
+  EXPECT_THAT(got, ElementsAre(p + ":1:1: error: unknown key \"vm\"; did you mean vms? [schema]",
+                               p + ":3:6: error: vms: must be a list of VMs or a map of VM id to VM "
+                                   "[schema]"));
+  problems.clear();
+  read_label_keys(dir.file("absent.yaml"), &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].to_string(), dir.file("absent.yaml") +
+                                         ": error: cannot read the file: No such file or "
+                                         "directory [read-file]");
 }
 
 }  // namespace

@@ -119,6 +119,61 @@ tests:
   EXPECT_NE(out.str().find("no reset of a is pending approval"), std::string::npos) << out.str();
 }
 
+TEST(RuleTests, SuggestsWhatAMisspeltNameInATestFileMeant) {
+  medic::testing::TempDir dir;
+  dir.write("r.yaml", "rules:\n  - {name: p, on: vm.panicked, do: reset}\n");
+  std::string t = dir.write("t.test.yaml", R"(rule_files: [r.yaml]
+tests:
+  - name: t
+    vms: {web-1: {host: h1}}
+    input:
+      - {at: 5s, vm: web-l, event: vm.panicked}
+      - {at: 6s, vm: web-1, event: vm.panickd}
+      - {at: 7s, vm: web-1, event: vm.state, state: runing}
+    results:
+      - {at: 8s, vm: web-1, step: rebot, outcome: succeded}
+    expect:
+      - {at: 1m, vm: web-1, step: reset, outcom: proposed, policy: cooldwon}
+    heartbeats: {web-2: every 5s}
+)");
+  std::ostringstream out;
+  auto sum = run_rule_test_files({t}, {}, out);
+  EXPECT_EQ(sum.errors, 1u);
+  const std::string s = out.str();
+  for (const std::string& want : {
+           t + ":6:22: error: unknown VM \"web-l\" (declare it under vms:); did you mean web-1?",
+           t + ":7:36: error: unknown event type \"vm.panickd\"; did you mean vm.panicked?",
+           t + ":8:53: error: unknown VM state \"runing\"; did you mean running?",
+           t + ":10:35: error: unknown step \"rebot\"; did you mean reboot?",
+           t + ":10:51: error: unknown outcome \"succeded\"; did you mean succeeded?",
+           t + ":12:42: error: unknown key \"outcom\"; did you mean outcome?",
+           t + ":12:68: error: unknown policy \"cooldwon\"; did you mean cooldown?",
+           t + ":13:18: error: unknown VM \"web-2\" (declare it under vms:, or use all); did "
+               "you mean web-1?",
+       }) {
+    EXPECT_NE(s.find(want + "\n"), std::string::npos) << want << "\n" << s;
+  }
+}
+
+TEST(RuleTests, FarNamesInATestFileGetTheListNotAGuess) {
+  medic::testing::TempDir dir;
+  dir.write("r.yaml", "rules:\n  - {name: p, on: vm.panicked, do: reset}\n");
+  std::string t = dir.write("t.test.yaml", R"(rule_files: [r.yaml]
+tests:
+  - name: t
+    vms: {web-1: {host: h1}}
+    results:
+      - {at: 8s, vm: web-1, step: explode, outcome: succeeded}
+)");
+  std::ostringstream out;
+  run_rule_test_files({t}, {}, out);
+  EXPECT_NE(out.str().find(t + ":6:35: error: unknown step \"explode\" (expected reboot, reset, "
+                                "restart, stop, start or notify)\n"),
+            std::string::npos)
+      << out.str();
+  EXPECT_EQ(out.str().find("did you mean"), std::string::npos) << out.str();
+}
+
 // The shipped examples pass through the real binary: `make test` runs them.
 TEST(RulesCommand, ExampleRuleTestsPass) {
   std::string ex = medic::testing::source_dir() + "/examples/rules/";
@@ -160,6 +215,62 @@ TEST(RulesCommand, StrictCheckFailsOnWarnings) {
   EXPECT_NE(plain.err.find("warning: where: is always false"), std::string::npos) << plain.err;
   auto strict = medic::testing::run_command({medic(), "rules", "check", "--strict", f});
   EXPECT_EQ(strict.exit_code, 1);
+}
+
+TEST(RulesCommand, CheckReportsAMissingFileWithTheOthersAndExitsOne) {
+  medic::testing::TempDir dir;
+  std::string bad = dir.write("bad.yaml", "rules:\n  - {name: x, on: vm.panicked, do: rebot}\n");
+  auto r = medic::testing::run_command(
+      {medic(), "rules", "check", dir.file("missing.yaml"), bad});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err, dir.file("missing.yaml") +
+                       ": error: cannot read the file: No such file or directory [read-file]\n" +
+                       bad +
+                       ":2:36: error: unknown step \"rebot\"; did you mean reboot? [action]\n"
+                       "2 files: 2 error(s), 0 warning(s)\n");
+}
+
+TEST(RulesCommand, CheckWarnsAboutLabelKeysNoVmOfTheLabelsFileHas) {
+  medic::testing::TempDir dir;
+  std::string f = dir.write("l.yaml",
+                            "rules:\n  - {name: x, on: vm.panicked, where: 'vm.labels.teir == "
+                            "\"web\"', do: reset}\n");
+  const std::string vms = medic::testing::source_dir() + "/examples/qemu-vms.yaml";
+  auto r = medic::testing::run_command({medic(), "rules", "check", "--labels", vms, f});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, f +
+                       ":2:40: warning: no VM has the label \"teir\", so vm.labels.teir is always "
+                       "\"\"; did you mean tier? [unknown-label]\n"
+                       "1 file: 0 error(s), 1 warning(s), 1 rule(s) OK\n");
+  auto strict =
+      medic::testing::run_command({medic(), "rules", "check", "--strict", "--labels", vms, f});
+  EXPECT_EQ(strict.exit_code, 1) << strict.err;
+  // Positive control: the same rule with the right key is clean.
+  std::string ok = dir.write("ok.yaml",
+                             "rules:\n  - {name: x, on: vm.panicked, where: 'vm.labels.tier == "
+                             "\"web\"', do: reset}\n");
+  auto clean =
+      medic::testing::run_command({medic(), "rules", "check", "--strict", "--labels", vms, ok});
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_EQ(clean.err, "1 file: 0 error(s), 0 warning(s), 1 rule(s) OK\n");
+  // A labels file that cannot be read is an error like any other.
+  auto missing = medic::testing::run_command(
+      {medic(), "rules", "check", "--labels", dir.file("vms.yaml"), ok});
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+  EXPECT_EQ(missing.err.rfind(dir.file("vms.yaml") +
+                                  ": error: cannot read the file: No such file or directory "
+                                  "[read-file]\n",
+                              0),
+            0u)
+      << missing.err;
+}
+
+TEST(RulesCommand, TestReportsAMissingFileAndExitsOne) {
+  medic::testing::TempDir dir;
+  auto r = medic::testing::run_command({medic(), "rules", "test", dir.file("missing.test.yaml")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("ERROR " + dir.file("missing.test.yaml") + ": "), std::string::npos)
+      << r.out << r.err;
 }
 
 TEST(RulesCommand, FailingRuleTestExitsOne) {
