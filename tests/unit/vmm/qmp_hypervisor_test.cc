@@ -313,12 +313,13 @@ TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
     EXPECT_OK(s) << s;
     done = true;
   });
-  // No poll() yet: no heartbeat has been read, and the completion waits for
-  // poll() too (never from inside execute()).
+  // execute() returned at once: QEMU is spawned, its QMP not yet looked
+  // for, no heartbeat read, and the completion waits for poll().
   EXPECT_FALSE(done);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
-  hv_->poll();
-  EXPECT_TRUE(done);
+  EXPECT_GT(hv_->get(kUuid)->pid, 0);
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 1u);
 }
 
 TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
