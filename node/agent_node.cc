@@ -106,12 +106,7 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     vmm::vmadm::VmadmOptions o = vmm::vmadm::read_vmadm_options(r, rest);
     if (!r.ok()) return r.status();
     o.host = host;
-    // Hard reset goes to the VM's QMP socket in its zone.
-    o.qmp_reset = [](const std::string& socket, Duration timeout) {
-      return vmm::qmp::qmp_reset(socket,
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
-    };
-    b.owned = std::make_unique<vmm::vmadm::VmadmHypervisor>(o);
+    b.owned = std::make_unique<vmm::vmadm::VmadmHypervisor>(clock, o);
     b.hypervisor = b.owned.get();
     return b;
   }

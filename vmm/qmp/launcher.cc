@@ -2,11 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,7 +21,6 @@ namespace medic::vmm::qmp {
 namespace {
 
 namespace fs = std::filesystem;
-using SteadyClock = std::chrono::steady_clock;
 
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
@@ -373,39 +370,8 @@ Status Launcher::spawn() {
   if (!pid.ok()) return pid.status().with_context("start " + spec_.name);
   pid_ = *pid;
   exit_status_.reset();
-  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  pidfd_ = open_pidfd(pid_);
   return {};
-}
-
-Status Launcher::wait_ready(std::chrono::milliseconds timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  while (true) {
-    if (!running()) {
-      std::string why =
-          exit_status_
-              ? (*exit_status_ < 0 ? "was killed by signal " + std::to_string(-*exit_status_)
-                                   : "exited with status " + std::to_string(*exit_status_))
-              : "is not running";
-      std::string tail = log_tail(1024);
-      return unavailable("QEMU of " + spec_.name + " " + why + " before its QMP socket " +
-                         spec_.qmp_socket + " was ready" + (tail.empty() ? "" : ": " + tail));
-    }
-    if (unix_socket_listening(spec_.qmp_socket)) return {};
-    if (SteadyClock::now() >= deadline) {
-      return timeout_error("QMP socket " + spec_.qmp_socket + " of " + spec_.name +
-                           " not ready within " + std::to_string(timeout.count()) + " ms");
-    }
-    // Wake on QEMU's exit or after a short step, whichever comes first.
-    pollfd p{pidfd_, POLLIN, 0};
-    ::poll(&p, pidfd_ >= 0 ? 1 : 0, 10);
-  }
-}
-
-Status Launcher::start(std::chrono::milliseconds timeout) {
-  MEDIC_RETURN_IF_ERROR(spawn());
-  Status s = wait_ready(timeout);
-  if (!s.ok()) (void)kill();
-  return s;
 }
 
 void Launcher::forget_process(int status) {

@@ -4,8 +4,9 @@
 // name, uuid, memory, kernel+initrd+append or a disk, where QEMU's QMP,
 // heartbeat and guest-agent sockets live, extra devices, and the accelerator. The launcher
 // turns a spec into a qemu-system-x86_64 argument vector and runs it with
-// execve (never a shell), waits for its QMP socket, and can kill it and run
-// it again.
+// execve (never a shell) without waiting, and can kill it and run it again.
+// Waiting for QEMU's QMP socket is the backend's (QmpHypervisor start),
+// which does it on its loop.
 //
 // Ownership: a Launcher owns the QEMU it started. Destroying the Launcher
 // kills that QEMU, so nothing outlives its owner by accident.
@@ -79,11 +80,6 @@ class Launcher {
   // QEMU is still running or another process already serves the spec's QMP
   // socket (never two QEMUs for one VM); kIo when it cannot be started.
   Status spawn();
-  // Waits until the QMP socket accepts connections. kUnavailable when QEMU
-  // exits first (the message quotes the end of its log), kTimeout.
-  Status wait_ready(std::chrono::milliseconds timeout);
-  // spawn() then wait_ready(); a QEMU that does not become ready is killed.
-  Status start(std::chrono::milliseconds timeout);
 
   // Non-blocking; reaps QEMU when it has exited.
   bool running();

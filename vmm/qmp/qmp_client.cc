@@ -13,10 +13,8 @@
 namespace medic::vmm::qmp {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-int millis_left(SteadyClock::time_point deadline) {
-  auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();
+int millis_left(const Clock& clock, Time deadline) {
+  auto left = std::chrono::ceil<Millis>(deadline - clock.now()).count();
   if (left <= 0) return 0;
   return left > 60'000 ? 60'000 : static_cast<int>(left);
 }
@@ -37,7 +35,7 @@ Result<Json> reply_result(const std::string& cmd, const Json& reply) {
 
 }  // namespace
 
-QmpClient::QmpClient(QmpClientOptions opts) : opts_(opts) {}
+QmpClient::QmpClient(Clock& clock, QmpClientOptions opts) : clock_(clock), opts_(opts) {}
 
 QmpClient::~QmpClient() { close(); }
 
@@ -115,7 +113,7 @@ Status QmpClient::attach(int fd, Millis timeout) {
 }
 
 Status QmpClient::handshake(Millis timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
+  const Time deadline = clock_.now() + timeout;
   greeting_pending_ = true;
   while (greeting_.is_null()) {
     if (!wait_readable(deadline)) {
@@ -127,7 +125,7 @@ Status QmpClient::handshake(Millis timeout) {
       return lost(close_reason_.empty() ? "closed before the greeting" : close_reason_);
   }
   greeting_pending_ = false;
-  auto left = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
+  auto left = std::chrono::duration_cast<Millis>(deadline - clock_.now());
   auto r = execute("qmp_capabilities", left < Millis(1) ? Millis(1) : left);
   if (!r.ok()) {
     close();
@@ -160,7 +158,7 @@ Result<uint64_t> QmpClient::send_unchecked(std::string_view command, const Json&
   line.push_back('\n');
   ++stats_.commands;
   // A deadline of now: the socket takes a short command at once or never.
-  MEDIC_RETURN_IF_ERROR(send_line(line, SteadyClock::now()).with_context("qmp " + std::string(command)));
+  MEDIC_RETURN_IF_ERROR(send_line(line, clock_.now()).with_context("qmp " + std::string(command)));
   async_ids_.emplace_back(id, std::string(command));
   return id;
 }
@@ -192,18 +190,19 @@ std::vector<QmpReply> QmpClient::take_replies() {
   return out;
 }
 
-bool QmpClient::wait_readable(SteadyClock::time_point deadline) {
+bool QmpClient::wait_readable(Time deadline) {
   while (true) {
     pollfd p{fd_, POLLIN, 0};
-    int n = ::poll(&p, 1, millis_left(deadline));
+    int n = ::poll(&p, 1, millis_left(clock_, deadline));
     if (n > 0) return true;  // readable, or hung up: read() tells which
     if (n < 0 && errno == EINTR) continue;
-    if (SteadyClock::now() >= deadline) return false;
-    if (n < 0) return true;  // let read() report the error
+    // A wait of all the time left is the end, whether or not the Clock moved.
+    if (n == 0) return false;
+    return true;  // let read() report the error
   }
 }
 
-Status QmpClient::send_line(const std::string& line, SteadyClock::time_point deadline) {
+Status QmpClient::send_line(const std::string& line, Time deadline) {
   size_t off = 0;
   while (off < line.size()) {
     ssize_t w = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -214,8 +213,8 @@ Status QmpClient::send_line(const std::string& line, SteadyClock::time_point dea
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       pollfd p{fd_, POLLOUT, 0};
-      int n = ::poll(&p, 1, millis_left(deadline));
-      if (n == 0 && SteadyClock::now() >= deadline) {
+      int n = ::poll(&p, 1, millis_left(clock_, deadline));
+      if (n == 0) {
         // A half-sent command would desynchronise the stream: give up on it.
         return lost("send timed out");
       }
@@ -322,7 +321,7 @@ Result<Json> QmpClient::execute(std::string_view command, Millis timeout, const 
     return unavailable("qmp " + cmd + ": not connected" +
                        (close_reason_.empty() ? "" : " (" + close_reason_ + ")"));
   }
-  const auto deadline = SteadyClock::now() + timeout;
+  const Time deadline = clock_.now() + timeout;
   const uint64_t id = next_id_++;
   Json req = {{"execute", cmd}};
   if (arguments.is_object()) req["arguments"] = arguments;
@@ -408,23 +407,6 @@ VmState state_from_qmp_status(std::string_view s) {
     return medic::v1::VM_STATE_PAUSED;
   }
   return medic::v1::VM_STATE_UNSPECIFIED;
-}
-
-Status qmp_reset(const std::string& socket_path, Millis timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  auto left = [&] {
-    auto l = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now());
-    return l < Millis(1) ? Millis(1) : l;
-  };
-  QmpClient c;
-  MEDIC_RETURN_IF_ERROR(c.connect(socket_path, left()));
-  auto before = c.query_status(left());
-  if (!before.ok()) return before.status();
-  if (auto r = c.execute("system_reset", left()); !r.ok()) return r.status();
-  if (*before != "running") {
-    if (auto r = c.execute("cont", left()); !r.ok()) return r.status();
-  }
-  return {};
 }
 
 }  // namespace medic::vmm::qmp

@@ -4,8 +4,11 @@
 // - No threads of its own and no blocking outside the calls that take a
 //   timeout: connect()/attach() read the greeting and negotiate
 //   capabilities, execute() sends one command with an id and waits for the
-//   reply with that id, each bounded by its timeout. poll() only reads what
-//   is ready.
+//   reply with that id, each bounded by its timeout, measured on the Clock
+//   (each wait lasts at most the time the Clock says is left, so on a
+//   VirtualClock that nobody advances a wait of the whole timeout ends it).
+//   These blocking calls are for tools and tests, never for a daemon's loop.
+//   poll() only reads what is ready.
 // - The same connection without blocking at all (for an owner's event
 //   loop): open() connects and returns; poll() reads the greeting, sends
 //   qmp_capabilities itself and marks the connection ready() when its reply
@@ -34,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "vmm/hypervisor.h"
 #include "core/json.h"
@@ -70,7 +74,7 @@ struct QmpStats {
 
 class QmpClient {
  public:
-  explicit QmpClient(QmpClientOptions opts = {});
+  explicit QmpClient(Clock& clock, QmpClientOptions opts = {});
   ~QmpClient();
   QmpClient(const QmpClient&) = delete;
   QmpClient& operator=(const QmpClient&) = delete;
@@ -129,9 +133,10 @@ class QmpClient {
   bool process_buffered();
   // Handles one complete line: queue event, store reply, count garbage.
   void handle_line(std::string_view line);
-  // Waits until fd_ is readable or the deadline passes; false on timeout.
-  bool wait_readable(std::chrono::steady_clock::time_point deadline);
-  Status send_line(const std::string& line, std::chrono::steady_clock::time_point deadline);
+  // Waits until fd_ is readable or the deadline (on the Clock) passes;
+  // false on timeout.
+  bool wait_readable(Time deadline);
+  Status send_line(const std::string& line, Time deadline);
   Status handshake(Millis timeout);
   Status lost(const std::string& context);
   // Queues the reply to an id from send(); false when `id` is not one.
@@ -141,6 +146,7 @@ class QmpClient {
   // A connected non-blocking stream socket to `path` (after close()).
   Result<int> connect_socket(const std::string& path);
 
+  Clock& clock_;
   QmpClientOptions opts_;
   int fd_ = -1;
   std::string close_reason_;
@@ -168,9 +174,5 @@ Lifecycle lifecycle_from_event(std::string_view event);
 // Maps a query-status "status" to a VM state (unknown strings: UNSPECIFIED).
 VmState state_from_qmp_status(std::string_view status);
 
-// One-shot hard reset over QMP for backends that do not hold a connection
-// (vmadm): connect, system_reset, and cont when the guest is not running,
-// all within `timeout`.
-Status qmp_reset(const std::string& socket_path, Millis timeout);
 
 }  // namespace medic::vmm::qmp

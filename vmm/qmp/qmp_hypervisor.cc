@@ -16,11 +16,10 @@
 namespace medic::vmm::qmp {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-milliseconds left_until(SteadyClock::time_point deadline) {
-  auto l = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+milliseconds left_until(const Clock& clock, Time deadline) {
+  auto l = std::chrono::duration_cast<milliseconds>(deadline - clock.now());
   return l < milliseconds(1) ? milliseconds(1) : l;
 }
 
@@ -52,16 +51,14 @@ int connect_unix_nonblocking(const std::string& path) {
 QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock& clock,
                              QmpHypervisorOptions opts)
     : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
-  for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s)));
+  for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s), clock_));
   status_timer_ = clock_.schedule_after(opts_.status_interval, [this] { status_tick(); });
 }
 
 QmpHypervisor::~QmpHypervisor() {
   clock_.cancel(status_timer_);
   for (auto& v : vms_) {
-    if (!v->verb) continue;  // its done is not called
-    clock_.cancel(v->verb->deadline);
-    clock_.cancel(v->verb->kill_timer);
+    if (v->verb) v->verb->cancel_timers(clock_);  // its done is not called
   }
   for (auto& v : vms_) {
     if (v->hb_fd >= 0) ::close(v->hb_fd);
@@ -214,20 +211,25 @@ void QmpHypervisor::check_process(Vm& v) {
   take_replies(v);  // a verb's reply read together with QEMU's exit
   v.qmp.close();
   forget_status(v);
-  const bool stop_verb = v.verb && v.verb->verb == medic::v1::VERB_STOP;
-  if (!stop_verb) finish_verb(v, unavailable(exit_text(*status) + " before the verb was done"));
   if (v.hb_fd >= 0) {
     read_heartbeat(v);
     if (v.hb_fd >= 0) ::close(v.hb_fd);
     v.hb_fd = -1;
   }
+  if (v.verb && v.verb->launching && !v.stopping) {
+    // A QEMU that never came up did not crash: the start failed.
+    v.state = medic::v1::VM_STATE_STOPPED;
+    const std::string tail = v.launcher.log_tail(1024);
+    finish_verb(v, unavailable(exit_text(*status) + " before its QMP socket " +
+                               v.spec().qmp_socket + " was ready" +
+                               (tail.empty() ? "" : ": " + tail)));
+    return;
+  }
+  const bool ending = v.verb && v.verb->ending_qemu();
+  if (!ending) finish_verb(v, unavailable(exit_text(*status) + " before the verb was done"));
   if (v.stopping) {
     v.state = medic::v1::VM_STATE_STOPPED;
-    if (stop_verb) {
-      v.stopped_on_purpose = true;
-      emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
-      finish_verb(v, Status{});
-    }
+    if (ending) on_qemu_ended(v);
     return;
   }
   if (v.guest_powered_off && v.reboot_pending) {
@@ -258,6 +260,19 @@ void QmpHypervisor::check_process(Vm& v) {
   std::string tail = v.launcher.log_tail(512);
   spdlog::warn("qmp: {}: {}{}", v.spec().name, why, tail.empty() ? "" : ": " + tail);
   emit_lifecycle(v, medic::v1::LIFECYCLE_CRASHED, why);
+}
+
+// QEMU ended as stop or restart asked: stop is done, restart starts it again.
+void QmpHypervisor::on_qemu_ended(Vm& v) {
+  if (v.verb->verb == medic::v1::VERB_RESTART) {
+    if (v.verb->kill_timer != 0) clock_.cancel(v.verb->kill_timer);
+    v.verb->kill_timer = 0;
+    begin_launch(v);
+    return;
+  }
+  v.stopped_on_purpose = true;
+  emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
+  finish_verb(v, Status{});
 }
 
 void QmpHypervisor::poll() {
@@ -318,110 +333,13 @@ Result<VmInfo> QmpHypervisor::get(const std::string& vm) {
   return info(*v);
 }
 
-Status QmpHypervisor::launch(Vm& v, SteadyClock::time_point deadline, const std::string& why) {
-  (void)v.launcher.take_exit();  // an earlier exit is history now
-  v.qmp.close();
-  forget_status(v);
-  if (v.hb_fd >= 0) ::close(v.hb_fd);
-  v.hb_fd = -1;
-  v.stopping = false;
-  v.guest_powered_off = false;
-  v.reboot_pending = false;
-  v.heard_since_boot = false;
-  if (Status s = v.launcher.start(left_until(deadline)); !s.ok()) {
-    (void)v.launcher.take_exit();  // a QEMU that never came up did not crash
-    return s;
-  }
-  ++stats_.launches;
-  v.stopped_on_purpose = false;
-  v.state = medic::v1::VM_STATE_BOOTING;
-  emit_lifecycle(v, medic::v1::LIFECYCLE_STARTED, why);
-  connect_heartbeat(v);
-  return ensure_qmp(v, left_until(deadline));
-}
-
-Status QmpHypervisor::stop_process(Vm& v, SteadyClock::time_point deadline) {
-  v.stopping = true;
-  if (v.launcher.running()) {
-    // Ask politely with half the time, then SIGKILL with what is left.
-    auto polite = SteadyClock::now() + (deadline - SteadyClock::now()) / 2;
-    if (ensure_qmp(v, left_until(polite)).ok()) {
-      auto r = v.qmp.execute("quit", left_until(polite));
-      // QEMU may close the socket before its reply arrives: that is a yes.
-      if (r.ok() || r.status().code() == Code::kUnavailable) {
-        while (v.launcher.running() && SteadyClock::now() < polite) {
-          pollfd p{v.launcher.exit_fd(), POLLIN, 0};
-          ::poll(&p, p.fd >= 0 ? 1 : 0,
-                 static_cast<int>(std::min<int64_t>(left_until(polite).count(), 20)));
-        }
-      }
-    }
-    if (v.launcher.running()) MEDIC_RETURN_IF_ERROR(v.launcher.kill(left_until(deadline)));
-  }
-  check_process(v);  // collects the exit and closes the channels
-  v.state = medic::v1::VM_STATE_STOPPED;
-  return {};
-}
-
-void QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) {
-  Vm* v = find(vm);
-  if (v && (verb == medic::v1::VERB_RESET || verb == medic::v1::VERB_REBOOT ||
-            verb == medic::v1::VERB_STOP)) {
-    start_qmp_verb(*v, verb, timeout, std::move(done));
-    return;
-  }
-  completions_.push(std::move(done), run_verb(verb, vm, timeout));
-}
-
-Status QmpHypervisor::run_verb(Verb verb, const std::string& vm, Duration timeout) {
-  Vm* vp = find(vm);
-  if (!vp) return not_found("no VM " + vm + " on host " + host_);
-  Vm& v = *vp;
-  const auto deadline =
-      SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
-  // Report what happened before this verb first, so the sink sees order.
-  if (v.qmp.connected()) (void)v.qmp.poll();
-  drain_qmp_events(v);
-  check_process(v);
-  const bool running = v.launcher.running();
-  const std::string what = std::string(verb_name(verb)) + " " + v.spec().name;
-  auto refuse = [&](const std::string& why) {
-    return failed_precondition("cannot " + what + ": " + why);
-  };
-  if (v.verb) return refuse(v.verb->what + " is in progress");
-  switch (verb) {
-    case medic::v1::VERB_STOP: {
-      if (!running && v.state == medic::v1::VM_STATE_STOPPED)
-        return refuse("it is already stopped");
-      MEDIC_RETURN_IF_ERROR(stop_process(v, deadline).with_context(what));
-      v.stopped_on_purpose = true;
-      emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
-      return {};
-    }
-    case medic::v1::VERB_START: {
-      if (running) {
-        return refuse("its QEMU is running (pid " + std::to_string(v.launcher.pid()) +
-                      "); a VM is never started twice");
-      }
-      return launch(v, deadline, "start").with_context(what);
-    }
-    case medic::v1::VERB_RESTART: {
-      if (!running && v.stopped_on_purpose) return refuse("it was stopped on purpose; use start");
-      if (running) MEDIC_RETURN_IF_ERROR(stop_process(v, deadline).with_context(what));
-      return launch(v, deadline, "restart").with_context(what);
-    }
-    default:
-      return invalid_argument("unknown verb " + std::to_string(static_cast<int>(verb)));
-  }
-}
-
 Result<Json> QmpHypervisor::qmp_command(const std::string& vm, const std::string& command,
                                         milliseconds timeout, const Json& arguments) {
   Vm* v = find(vm);
   if (!v) return not_found("no VM " + vm + " on host " + host_);
-  const auto deadline = SteadyClock::now() + timeout;
+  const Time deadline = clock_.now() + timeout;
   MEDIC_RETURN_IF_ERROR(ensure_qmp(*v, timeout));
-  return v->qmp.execute(command, left_until(deadline), arguments);
+  return v->qmp.execute(command, left_until(clock_, deadline), arguments);
 }
 
 Status QmpHypervisor::send_to_guest(const std::string& vm, const std::string& line) {

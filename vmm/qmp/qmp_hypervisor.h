@@ -24,16 +24,23 @@
 //   of fds(), poll() moves them on, and their answers arrive from poll() or
 //   a Clock timer (see vmm/qmp/guest_agent.h).
 //
-// Verbs (each bounded by its timeout):
+// Verbs (each bounded by its timeout on the Clock, none waits: each is a
+// step machine moved on by poll() and Clock timers):
 //   reset    query-status, system_reset, then cont when the guest was not
 //            running (each sent when the previous reply came)
 //   reboot   system_powerdown (ACPI); when the guest then powers off, QEMU
 //            exits and is started again
 //   stop     quit, then QEMU's exit (SIGKILL at half the timeout if it has
 //            not gone); state "stopped"
-//   start    launch a QEMU that is not running; refused for a live one
-//   restart  quit or kill the QEMU, then launch it again; refused for a VM
-//            stopped on purpose (use start)
+//   start    launch a QEMU that is not running (refused for a live one),
+//            then look for its QMP socket from poll() and every
+//            start_retry_interval until the QMP handshake is done. At the
+//            deadline the QEMU is killed and the verb fails with kTimeout
+//            saying whether the socket never appeared or the handshake did
+//            not finish; a QEMU that exits first fails it with kUnavailable
+//            quoting its log.
+//   restart  the stop steps, then the start steps, within one timeout;
+//            refused for a VM stopped on purpose (use start)
 //
 // A VM starts out "stopped": the backend starts QEMUs only when told to
 // (start), and owns the QEMUs it started (they die with it). Single-threaded
@@ -57,7 +64,8 @@
 namespace medic::vmm::qmp {
 
 struct QmpHypervisorOptions {
-  std::chrono::milliseconds qmp_timeout{2000};  // handshake of a verb that finds no connection
+  // How often start and restart look for a new QEMU's QMP socket.
+  Duration start_retry_interval = std::chrono::milliseconds(20);
   Duration status_interval = std::chrono::seconds(1);  // query-status, on the Clock
   int unresponsive_after = 3;  // status intervals without an answer
   size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
@@ -86,17 +94,15 @@ class QmpHypervisor final : public Hypervisor {
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
   void poll() override;
   std::vector<int> fds() const override;
-  // reset, reboot and stop never wait: their QMP commands go out on the
-  // VM's connection and move on as replies come (poll()), stop ends when
-  // QEMU's exit shows on its pidfd (SIGKILL at half the timeout), each
-  // bounded by `timeout` on the Clock. start and restart still run inside
-  // execute(), bounded by `timeout`; their completion is delivered by the
-  // next poll().
+  // Never waits: every verb moves on from poll() and Clock timers (see the
+  // header comment), bounded by `timeout` on the Clock.
   // A verb on a VM that has one in progress is refused (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
 
-  // For operators and tests: a raw QMP command on the VM's connection (for
-  // example inject-nmi). Events it reads reach the sink at the next poll().
+  // For operators and tests, never for a daemon's loop: a raw QMP command on
+  // the VM's connection (for example inject-nmi), waiting for its reply at
+  // most `timeout` as the Clock measures it. Events it reads reach the sink
+  // at the next poll().
   Result<Json> qmp_command(const std::string& vm, const std::string& command,
                            std::chrono::milliseconds timeout, const Json& arguments = Json());
   // For tests: writes `line` + "\n" to the guest's heartbeat serial port.
@@ -118,14 +124,13 @@ class QmpHypervisor final : public Hypervisor {
  private:
   struct Vm;
   Vm* find(const std::string& id_or_name);
-  Status run_verb(Verb verb, const std::string& vm, Duration timeout);
-  Status launch(Vm& v, std::chrono::steady_clock::time_point deadline, const std::string& why);
-  Status stop_process(Vm& v, std::chrono::steady_clock::time_point deadline);
+  // A blocking handshake, for qmp_command() only.
   Status ensure_qmp(Vm& v, std::chrono::milliseconds timeout);
   void connect_heartbeat(Vm& v);
   void read_heartbeat(Vm& v);
   void handle_heartbeat_line(Vm& v, std::string_view line);
   void check_process(Vm& v);
+  void on_qemu_ended(Vm& v);
   void drain_qmp_events(Vm& v);
   // The status machine: open the connection, send and read query-status.
   void status_tick();
@@ -133,9 +138,14 @@ class QmpHypervisor final : public Hypervisor {
   void forget_status(Vm& v);
   // Status and verb replies read so far.
   void take_replies(Vm& v);
-  // The verbs that are QMP commands only (reset, reboot): a step machine on
-  // the VM's connection, bounded by a Clock deadline.
-  void start_qmp_verb(Vm& v, Verb verb, Duration timeout, VerbDone done);
+  // The verbs (qmp_verbs.cc): a step machine per VM on its connection, the
+  // launcher's pidfd and Clock timers, bounded by a Clock deadline.
+  std::string refusal(Vm& v, Verb verb);
+  void start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done);
+  void on_verb_deadline(Vm& v);
+  void begin_launch(Vm& v);
+  void look_for_qmp(Vm& v);
+  void on_launched(Vm& v);
   void advance_verb(Vm& v);
   void on_verb_reply(Vm& v, Result<Json> reply);
   // Completes the pending verb (if any) with `s`; its done runs from poll().

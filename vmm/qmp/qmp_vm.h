@@ -1,7 +1,6 @@
 // The per-VM record of the qmp backend, shared by its implementation files
-// (qmp_hypervisor.cc: processes, heartbeats, start and restart;
-// qmp_status.cc: the QMP status machine and the verbs on the loop). Not a
-// public header.
+// (qmp_hypervisor.cc: processes, heartbeats, events; qmp_status.cc: the QMP
+// status machine; qmp_verbs.cc: the verbs on the loop). Not a public header.
 #pragma once
 
 #include <memory>
@@ -12,7 +11,7 @@
 namespace medic::vmm::qmp {
 
 struct QmpHypervisor::Vm {
-  explicit Vm(VmSpec s) : launcher(std::move(s)) {}
+  Vm(VmSpec s, Clock& clock) : launcher(std::move(s)), qmp(clock) {}
   const VmSpec& spec() const { return launcher.spec(); }
 
   Launcher launcher;
@@ -34,16 +33,31 @@ struct QmpHypervisor::Vm {
   uint64_t status_query = 0;   // id of the query-status in flight, 0 if none
   int missed = 0;              // status intervals without an answer
 
-  // The verb in progress that runs on the loop (reset, reboot, stop), if any.
+  // The verb in progress, if any: a step machine on the VM's connection,
+  // the launcher's pidfd and Clock timers.
   struct PendingVerb {
     Verb verb = medic::v1::VERB_UNSPECIFIED;
     Hypervisor::VerbDone done;
     std::string what;         // "reset vm1", for messages
+    Duration timeout{};
     TimerId deadline = 0;     // on the backend's Clock; 0 once it fired
-    TimerId kill_timer = 0;   // stop: SIGKILL at half the timeout; 0 once it fired
+    TimerId kill_timer = 0;   // stop, restart: SIGKILL at half the timeout; 0 once it fired
+    TimerId retry_timer = 0;  // start, restart: the next look for the QMP socket
     uint64_t waiting_id = 0;  // the command whose reply moves it on, 0 if none
     int step = 0;
     bool resume = false;      // reset: the guest was not running, cont after
+    bool launching = false;   // start, restart: QEMU spawned, waiting for its QMP
+    // stop, and the first half of restart: quit, then QEMU's exit.
+    // Cancels the timers still pending.
+    void cancel_timers(Clock& clock) {
+      for (TimerId* t : {&deadline, &kill_timer, &retry_timer}) {
+        if (*t != 0) clock.cancel(*t);
+        *t = 0;
+      }
+    }
+    bool ending_qemu() const {
+      return verb == medic::v1::VERB_STOP || (verb == medic::v1::VERB_RESTART && !launching);
+    }
   };
   std::unique_ptr<PendingVerb> verb;
 };

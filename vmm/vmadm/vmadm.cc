@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cctype>
 
+#include <spdlog/spdlog.h>
+
 #include "core/duration.h"
 #include "core/subprocess.h"
 
 namespace medic::vmm::vmadm {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kQuoteLimit = 512;  // how much of vmadm's output an error quotes
 
 std::string join(const std::vector<std::string>& args) {
@@ -101,163 +102,325 @@ VmState vm_state_from_vmadm(std::string_view s) {
   return medic::v1::VM_STATE_UNSPECIFIED;
 }
 
-VmadmHypervisor::VmadmHypervisor(VmadmOptions options) : opts_(std::move(options)) {}
+struct VmadmHypervisor::Job {
+  Verb verb = medic::v1::VERB_UNSPECIFIED;
+  std::string vm;
+  Time deadline{};
+  VerbDone done;
+  VmadmEntry entry;  // from the lookup
+  std::string what() const { return std::string(verb_name(verb)) + " " + vm; }
+};
+
+VmadmHypervisor::VmadmHypervisor(Clock& clock, VmadmOptions options)
+    : clock_(clock), opts_(std::move(options)) {
+  // The first listing starts at the loop's first turn.
+  list_timer_ = clock_.schedule_after(Duration::zero(), [this] { list_tick(); });
+}
+
+VmadmHypervisor::~VmadmHypervisor() {
+  clock_.cancel(list_timer_);
+  resets_.clear();
+  calls_.clear();  // kills what still runs
+}
 
 std::string VmadmHypervisor::qmp_socket_path(const std::string& uuid) const {
   return opts_.zones_root + "/" + uuid + "/root/tmp/vm.qmp";
 }
 
-Status VmadmHypervisor::run(const std::vector<std::string>& args, Deadline deadline,
-                            RunResult* result) {
+// ------------------------------------------------------------ vmadm calls
+
+Status VmadmHypervisor::interpret(const std::string& cmd, Duration limit,
+                                  const RunResult& r) const {
+  if (r.timed_out) {
+    return timeout_error(cmd + ": no answer within " + format_duration(limit) + ", killed (" +
+                         r.kill_reason + "); it said " + quote(r));
+  }
+  if (r.signal != 0) {
+    return io_error(cmd + ": killed by signal " + std::to_string(r.signal) + "; it said " +
+                    quote(r));
+  }
+  if (r.exit_code == 2) {
+    return invalid_argument(cmd + ": vmadm rejected the arguments (exit 2): " + quote(r));
+  }
+  if (r.exit_code != 0) {
+    std::string msg = cmd + ": exit " + std::to_string(r.exit_code) + ": " + quote(r);
+    return says_unknown_vm(r) ? not_found(msg) : io_error(msg);
+  }
+  if (r.truncated) {
+    return io_error(cmd + ": output exceeded " + std::to_string(opts_.max_output_bytes) +
+                    " bytes; refusing a partial answer");
+  }
+  return {};
+}
+
+void VmadmHypervisor::run(const std::vector<std::string>& args, Time deadline, CallDone done) {
   const std::string cmd = join(args);
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now());
-  if (left.count() <= 0) return timeout_error(cmd + ": no time left to run it");
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_.now());
+  if (left.count() <= 0) {
+    done(timeout_error(cmd + ": no time left to run it"), RunResult{});
+    return;
+  }
   RunOptions o;
   o.timeout = left;
   o.max_output_bytes = opts_.max_output_bytes;
   std::vector<std::string> argv{opts_.vmadm_path};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = run_process(argv, o);
-  if (!r.ok()) return r.status().with_context(cmd);
-  if (r->timed_out) {
-    return timeout_error(cmd + ": no answer within " + format_duration(left) +
-                         ", killed; it said " + quote(*r));
+  auto child = ChildProcess::start(argv, o, clock_, [this, cmd, left, done](RunResult r) {
+    Status s = interpret(cmd, left, r);
+    done(std::move(s), std::move(r));
+  });
+  if (!child.ok()) {
+    done(child.status().with_context(cmd), RunResult{});
+    return;
   }
-  if (r->signal != 0) {
-    return io_error(cmd + ": killed by signal " + std::to_string(r->signal) + "; it said " +
-                    quote(*r));
-  }
-  if (r->exit_code == 2) {
-    return invalid_argument(cmd + ": vmadm rejected the arguments (exit 2): " + quote(*r));
-  }
-  if (r->exit_code != 0) {
-    std::string msg = cmd + ": exit " + std::to_string(r->exit_code) + ": " + quote(*r);
-    return says_unknown_vm(*r) ? not_found(msg) : io_error(msg);
-  }
-  if (r->truncated) {
-    return io_error(cmd + ": output exceeded " + std::to_string(opts_.max_output_bytes) +
-                    " bytes; refusing a partial answer");
-  }
-  if (result) *result = std::move(*r);
-  return {};
+  ++stats_.calls;
+  calls_.push_back(std::make_unique<Call>(Call{std::move(*child), cmd}));
 }
 
-Result<std::vector<VmadmEntry>> VmadmHypervisor::run_list(const std::vector<std::string>& extra,
-                                                          Deadline deadline) {
+void VmadmHypervisor::run_list(const std::vector<std::string>& extra, Time deadline,
+                               std::function<void(Result<std::vector<VmadmEntry>>)> done) {
   std::vector<std::string> args{"list", "-p", "-o", "uuid,alias,state"};
   args.insert(args.end(), extra.begin(), extra.end());
-  RunResult r;
-  MEDIC_RETURN_IF_ERROR(run(args, deadline, &r));
-  auto parsed = parse_vmadm_list(r.out);
-  if (!parsed.ok()) return parsed.status().with_context(join(args));
-  return parsed;
+  run(args, deadline, [args, done](Status s, RunResult r) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    auto parsed = parse_vmadm_list(r.out);
+    if (!parsed.ok()) {
+      done(parsed.status().with_context(join(args)));
+      return;
+    }
+    done(std::move(parsed));
+  });
 }
 
-Result<VmadmEntry> VmadmHypervisor::lookup(const std::string& uuid, Deadline deadline) {
-  if (!is_vm_uuid(uuid)) return invalid_argument("\"" + uuid + "\" is not a SmartOS VM uuid");
-  auto vms = run_list({"uuid=" + uuid}, deadline);
-  if (!vms.ok()) return vms.status();
-  for (auto& e : *vms) {
-    if (e.uuid == uuid) return std::move(e);
+void VmadmHypervisor::lookup(const std::string& uuid, Time deadline, LookupDone done) {
+  run_list({"uuid=" + uuid}, deadline,
+           [this, uuid, done](Result<std::vector<VmadmEntry>> vms) {
+             if (!vms.ok()) {
+               done(vms.status());
+               return;
+             }
+             for (auto& e : *vms) {
+               if (e.uuid == uuid) {
+                 done(std::move(e));
+                 return;
+               }
+             }
+             done(not_found("no VM " + uuid + " on host " + opts_.host));
+           });
+}
+
+void VmadmHypervisor::poll() {
+  // Callbacks may start more calls; those are polled next time.
+  const size_t n = calls_.size();
+  for (size_t i = 0; i < n; ++i) calls_[i]->child->poll();
+  std::erase_if(calls_, [](const std::unique_ptr<Call>& c) { return c->child->finished(); });
+  const size_t m = resets_.size();
+  for (size_t i = 0; i < m; ++i) resets_[i]->poll();
+  std::erase_if(resets_, [](const std::unique_ptr<qmp::QmpReset>& r) { return r->finished(); });
+  completions_.deliver();
+}
+
+std::vector<int> VmadmHypervisor::fds() const {
+  std::vector<int> out;
+  for (const auto& c : calls_) c->child->append_fds(&out);
+  for (const auto& r : resets_) {
+    if (r->fd() >= 0) out.push_back(r->fd());
   }
-  return not_found("no VM " + uuid + " on host " + opts_.host);
+  if (!completions_.empty() && completions_.fd() >= 0) out.push_back(completions_.fd());
+  return out;
+}
+
+// --------------------------------------------------------------- listing
+
+void VmadmHypervisor::list_tick() {
+  list_timer_ = clock_.schedule_after(opts_.list_interval, [this] { list_tick(); });
+  if (!listing_) {
+    start_listing();
+    return;
+  }
+  ++stats_.missed_intervals;
+  if (++missed_ == opts_.unresponsive_after) {
+    spdlog::warn("vmadm: {}: no listing has finished for {} list intervals; VM states unknown",
+                 opts_.host, missed_);
+  }
+}
+
+void VmadmHypervisor::refresh() {
+  if (listing_) {
+    relist_ = true;
+    return;
+  }
+  start_listing();
+}
+
+void VmadmHypervisor::start_listing() {
+  listing_ = true;
+  relist_ = false;
+  ++stats_.listings_started;
+  run_list({}, clock_.now() + opts_.list_timeout,
+           [this](Result<std::vector<VmadmEntry>> r) { on_listing(std::move(r)); });
+}
+
+void VmadmHypervisor::on_listing(Result<std::vector<VmadmEntry>> r) {
+  listing_ = false;
+  missed_ = 0;
+  ++stats_.listings_done;
+  if (r.ok()) {
+    listed_ = std::move(*r);
+    have_listing_ = true;
+    list_status_ = Status{};
+  } else {
+    ++stats_.listing_failures;
+    list_status_ = r.status();
+    log_limiter_.warn("vmadm list", clock_.now(),
+                      "vmadm: " + opts_.host + ": listing failed: " + r.status().message());
+  }
+  if (relist_) start_listing();
+}
+
+VmInfo VmadmHypervisor::info(const VmadmEntry& e) const {
+  VmInfo i;
+  i.id = e.uuid;
+  i.name = e.alias;
+  // vmadm has not answered for a while: what it said last is no fact now.
+  i.state = missed_ >= opts_.unresponsive_after ? medic::v1::VM_STATE_UNSPECIFIED
+                                                : vm_state_from_vmadm(e.state);
+  i.labels["vmadm_state"] = e.state;
+  return i;
 }
 
 Result<std::vector<VmInfo>> VmadmHypervisor::list() {
-  auto vms = run_list({}, SteadyClock::now() + opts_.list_timeout);
-  if (!vms.ok()) return vms.status();
+  if (!list_status_.ok()) return list_status_;
   std::vector<VmInfo> out;
-  out.reserve(vms->size());
-  for (auto& e : *vms) {
-    VmInfo i;
-    i.id = std::move(e.uuid);
-    i.name = std::move(e.alias);
-    i.state = vm_state_from_vmadm(e.state);
-    i.labels["vmadm_state"] = e.state;
-    out.push_back(std::move(i));
-  }
+  out.reserve(listed_.size());
+  for (const auto& e : listed_) out.push_back(info(e));
   return out;
 }
 
 Result<VmInfo> VmadmHypervisor::get(const std::string& vm) {
-  auto e = lookup(vm, SteadyClock::now() + opts_.list_timeout);
-  if (!e.ok()) return e.status();
-  VmInfo i;
-  i.id = e->uuid;
-  i.name = e->alias;
-  i.state = vm_state_from_vmadm(e->state);
-  i.labels["vmadm_state"] = e->state;
-  return i;
-}
-
-Status VmadmHypervisor::start(const std::string& uuid, Deadline deadline) {
-  RunResult r;
-  MEDIC_RETURN_IF_ERROR(run({"start", uuid}, deadline, &r));
-  // vmadm exits 0 when the VM was already running; that is not a start.
-  if (r.err.find("already") != std::string::npos) {
-    return failed_precondition("vmadm start " + uuid + ": the VM was already running: " + quote(r));
+  if (!is_vm_uuid(vm)) return invalid_argument("\"" + vm + "\" is not a SmartOS VM uuid");
+  if (!list_status_.ok()) return list_status_;
+  for (const auto& e : listed_) {
+    if (e.uuid == vm) return info(e);
   }
-  return {};
+  return not_found("no VM " + vm + " on host " + opts_.host);
 }
 
-Status VmadmHypervisor::stop(const std::string& uuid, Deadline deadline) {
-  std::vector<std::string> args{"stop", uuid};
-  if (opts_.force_stop) args.push_back("-F");
-  return run(args, deadline);
-}
-
-std::vector<int> VmadmHypervisor::fds() const {
-  if (completions_.empty() || completions_.fd() < 0) return {};
-  return {completions_.fd()};
-}
+// ----------------------------------------------------------------- verbs
 
 void VmadmHypervisor::execute(Verb verb, const std::string& vm, Duration timeout,
                               VerbDone done) {
-  completions_.push(std::move(done), run_verb(verb, vm, timeout));
+  auto job = std::make_shared<Job>();
+  job->verb = verb;
+  job->vm = vm;
+  job->deadline = clock_.now() + timeout;
+  job->done = std::move(done);
+  const char* word = verb_name(verb);
+  if (!is_vm_uuid(vm)) {
+    completions_.push(std::move(job->done),
+                      invalid_argument(std::string(word) + " " + vm + ": \"" + vm +
+                                       "\" is not a SmartOS VM uuid"));
+    return;
+  }
+  if (verb_from_name(word) == medic::v1::VERB_UNSPECIFIED) {
+    completions_.push(std::move(job->done),
+                      invalid_argument("unknown verb " + std::to_string(static_cast<int>(verb))));
+    return;
+  }
+  if (auto it = busy_.find(vm); it != busy_.end()) {
+    completions_.push(std::move(job->done),
+                      failed_precondition("cannot " + job->what() + ": " + verb_name(it->second) +
+                                          " " + vm + " is in progress"));
+    return;
+  }
+  busy_[vm] = verb;
+  lookup(vm, job->deadline,
+         [this, job](Result<VmadmEntry> e) { on_looked_up(job, std::move(e)); });
 }
 
-Status VmadmHypervisor::run_verb(Verb verb, const std::string& vm, Duration timeout) {
-  const Deadline deadline =
-      SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
-  const char* verb_word = verb_name(verb);
-  auto e = lookup(vm, deadline);
-  if (!e.ok()) return e.status().with_context(std::string(verb_word) + " " + vm);
-  const VmState state = vm_state_from_vmadm(e->state);
+void VmadmHypervisor::on_looked_up(const JobPtr& job, Result<VmadmEntry> e) {
+  if (!e.ok()) {
+    finish(job, e.status().with_context(job->what()));
+    return;
+  }
+  job->entry = std::move(*e);
+  const VmState state = vm_state_from_vmadm(job->entry.state);
   const bool running = state == medic::v1::VM_STATE_RUNNING;
   auto refuse = [&](const std::string& why) {
-    return failed_precondition(std::string("cannot ") + verb_word + " " + vm + " (" + e->alias +
-                               "): it is " + e->state + why);
+    finish(job, failed_precondition("cannot " + job->what() + " (" + job->entry.alias +
+                                    "): it is " + job->entry.state + why));
   };
-  switch (verb) {
-    case medic::v1::VERB_REBOOT: {
-      if (!running) return refuse("");
-      RunResult r;
-      MEDIC_RETURN_IF_ERROR(run({"reboot", vm}, deadline, &r));
-      if (r.err.find("already not") != std::string::npos) return refuse(", vmadm: " + quote(r));
-      return {};
-    }
+  switch (job->verb) {
+    case medic::v1::VERB_REBOOT:
+      return running ? reboot(job) : refuse("");
     case medic::v1::VERB_RESET:
-      if (!running) return refuse("");
-      if (!opts_.qmp_reset) {
-        return failed_precondition("reset of " + vm + " needs QMP (system_reset on " +
-                                   qmp_socket_path(vm) +
-                                   "), and no QMP client is wired into the vmadm backend");
-      }
-      return opts_.qmp_reset(qmp_socket_path(vm), timeout);
+      return running ? reset(job) : refuse("");
     case medic::v1::VERB_STOP:
       if (state == medic::v1::VM_STATE_STOPPED) return refuse(" already");
-      return stop(vm, deadline);
+      return stop(job, [this, job] { finish(job, Status{}); });
     case medic::v1::VERB_START:
       if (state != medic::v1::VM_STATE_STOPPED) return refuse(" (never start a VM twice)");
-      return start(vm, deadline);
+      return start(job);
     case medic::v1::VERB_RESTART:
       // A crashed QEMU leaves its zone stopped, so restart of a stopped VM
       // is the start half alone.
-      if (state != medic::v1::VM_STATE_STOPPED) MEDIC_RETURN_IF_ERROR(stop(vm, deadline));
-      return start(vm, deadline);
+      if (state == medic::v1::VM_STATE_STOPPED) return start(job);
+      return stop(job, [this, job] { start(job); });
     default:
-      return invalid_argument("unknown verb " + std::to_string(static_cast<int>(verb)));
+      return finish(job, invalid_argument("unknown verb"));
   }
+}
+
+void VmadmHypervisor::reboot(const JobPtr& job) {
+  run({"reboot", job->vm}, job->deadline, [this, job](Status s, RunResult r) {
+    // vmadm exits 0 when the VM was not running after all.
+    if (s.ok() && r.err.find("already not") != std::string::npos) {
+      s = failed_precondition("cannot " + job->what() + " (" + job->entry.alias + "): vmadm: " +
+                              quote(r));
+    }
+    finish(job, s);
+  });
+}
+
+void VmadmHypervisor::reset(const JobPtr& job) {
+  const std::string socket = qmp_socket_path(job->vm);
+  resets_.push_back(std::make_unique<qmp::QmpReset>(
+      clock_, socket, job->deadline - clock_.now(), [this, job, socket](Status s) {
+        finish(job, s.ok() ? s : s.with_context(job->what() + " (QMP " + socket + ")"));
+      }));
+}
+
+void VmadmHypervisor::start(const JobPtr& job) {
+  run({"start", job->vm}, job->deadline, [this, job](Status s, RunResult r) {
+    // vmadm exits 0 when the VM was already running; that is not a start.
+    if (s.ok() && r.err.find("already") != std::string::npos) {
+      s = failed_precondition("vmadm start " + job->vm + ": the VM was already running: " +
+                              quote(r));
+    }
+    finish(job, s);
+  });
+}
+
+void VmadmHypervisor::stop(const JobPtr& job, std::function<void()> then) {
+  std::vector<std::string> args{"stop", job->vm};
+  if (opts_.force_stop) args.push_back("-F");
+  run(args, job->deadline, [this, job, then](Status s, RunResult) {
+    if (!s.ok()) {
+      finish(job, s);
+      return;
+    }
+    then();
+  });
+}
+
+void VmadmHypervisor::finish(const JobPtr& job, Status s) {
+  busy_.erase(job->vm);
+  completions_.push(std::move(job->done), std::move(s));
+  // What the verb changed shows in the next listing: start it now.
+  if (!job->entry.uuid.empty()) refresh();
 }
 
 }  // namespace medic::vmm::vmadm

@@ -8,9 +8,8 @@
 //   stop      vmadm stop UUID -F             (fencing: do not wait for the guest)
 //   start     vmadm start UUID
 //   restart   vmadm stop UUID -F, then vmadm start UUID
-//   reset     QMP system_reset (+cont) on /zones/UUID/root/tmp/vm.qmp, through
-//             VmadmOptions::qmp_reset; without it reset is refused
-//             (kFailedPrecondition) with a message that says so.
+//   reset     QMP system_reset (+cont) on /zones/UUID/root/tmp/vm.qmp (a
+//             QmpReset on the same loop)
 //
 // Before a verb the backend reads the VM's state, because vmadm itself exits
 // 0 when asked to start a running VM or stop a stopped one: start on a
@@ -19,12 +18,28 @@
 // kInvalidArgument (it never reaches vmadm's argument list). A crashed QEMU
 // shows as "stopped" on SmartOS, so restart of a stopped VM just starts it.
 //
-// No events of its own: vmadm has no event stream, so subscribe()/poll()
-// deliver nothing; state comes from list(). Blocking: each call waits for
-// vmadm (bounded by its time limit), so run it off the event loop's hot path.
+// Nothing waits: every vmadm call is a ChildProcess on the owner's loop
+// (its pipes and pidfd are part of fds(), poll() moves it on, its time limit
+// is a Clock timer: SIGTERM, then SIGKILL a second later). So a verb that
+// takes 30 s never delays the collector's reports.
+//
+// State: list() and get() answer at once from the last listing. The backend
+// lists the host every `list_interval` on the Clock (vmadm list -p -o
+// uuid,alias,state), one listing at a time, and again right after each verb.
+// Before the first listing ends they are kUnavailable; when the last listing
+// failed they return its error (the collector then reports no state, which
+// the engine notices); when no listing has ended for `unresponsive_after`
+// intervals (vmadm hangs) every VM is reported with state UNSPECIFIED
+// ("unknown") until one ends. Verbs never trust that cache: each starts with
+// a fresh lookup of its VM (vmadm list ... uuid=UUID).
+//
+// No events of its own: vmadm has no event stream, so subscribe() delivers
+// nothing; state comes from list().
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +47,11 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/status.h"
+#include "core/log.h"
 #include "core/subprocess.h"
 #include "vmm/completions.h"
 #include "vmm/hypervisor.h"
+#include "vmm/qmp/qmp_reset.h"
 
 namespace medic::vmm::vmadm {
 
@@ -43,15 +60,14 @@ struct VmadmOptions {
   std::string vmadm_path = "/usr/sbin/vmadm";
   std::string zones_root = "/zones";  // QMP socket: <zones_root>/<uuid>/root/tmp/vm.qmp
   Duration list_timeout = std::chrono::seconds(30);
+  Duration list_interval = std::chrono::seconds(1);  // how often the host is listed
+  int unresponsive_after = 3;  // list intervals without a listing: states unknown
   size_t max_output_bytes = 4 * 1024 * 1024;  // per stream; a big host lists thousands of VMs
   bool force_stop = true;                     // stop with -F (fencing must not wait for the guest)
-  // Hard reset of a running VM through its QMP socket (system_reset, then
-  // cont if paused). Empty until a QMP client is wired in.
-  std::function<Status(const std::string& qmp_socket, Duration timeout)> qmp_reset;
 };
 
 // Reads a `vmadm:` map of a config file (host, vmadm_path, zones_root,
-// list_timeout, max_output_bytes, force_stop) into VmadmOptions, starting
+// list_timeout, list_interval, max_output_bytes, force_stop) into VmadmOptions, starting
 // from the defaults. Problems go to `reader`; check reader.ok().
 VmadmOptions read_vmadm_options(ConfigReader& reader, const YAML::Node& map);
 
@@ -73,37 +89,89 @@ VmState vm_state_from_vmadm(std::string_view state);
 
 bool is_vm_uuid(std::string_view s);
 
+struct VmadmStats {
+  uint64_t listings_started = 0;
+  uint64_t listings_done = 0;  // ended, well or not
+  uint64_t listing_failures = 0;
+  uint64_t missed_intervals = 0;  // a list interval came while a listing still ran
+  uint64_t calls = 0;             // vmadm processes started
+};
+
 class VmadmHypervisor final : public Hypervisor {
  public:
-  explicit VmadmHypervisor(VmadmOptions options);
+  VmadmHypervisor(Clock& clock, VmadmOptions options);
+  // Kills the vmadm processes still running; their verbs' done is not called.
+  ~VmadmHypervisor() override;
 
   const std::string& host() const override { return opts_.host; }
   Result<std::vector<VmInfo>> list() override;
   Result<VmInfo> get(const std::string& vm) override;
   void subscribe(EventSink sink) override { sink_ = std::move(sink); }
-  // Delivers the completions of verbs (see execute()).
-  void poll() override { completions_.deliver(); }
+  // Moves the running vmadm calls and resets on, and delivers the
+  // completions of verbs.
+  void poll() override;
   std::vector<int> fds() const override;
-  // The vmadm calls still run inside execute(), bounded by `timeout`; the
-  // completion is delivered by the next poll().
+  // Returns at once; the lookup and the vmadm calls of the verb run on the
+  // loop, all within `timeout` (plus the second between SIGTERM and
+  // SIGKILL). A second verb on a VM with one in progress is refused
+  // (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
+
+  // Starts a listing now, or right after the one in progress. The listing
+  // number listings_started + 1 (as read before the call) reflects the
+  // state from now on.
+  void refresh();
+  const VmadmStats& stats() const { return stats_; }
 
   // Where the VM's QMP socket lives on the host.
   std::string qmp_socket_path(const std::string& uuid) const;
 
  private:
-  using Deadline = std::chrono::steady_clock::time_point;
-  Result<std::vector<VmadmEntry>> run_list(const std::vector<std::string>& extra, Deadline d);
-  Result<VmadmEntry> lookup(const std::string& uuid, Deadline d);
-  // Runs `vmadm args...`; ok when it exited 0, with what it said in *result.
-  Status run(const std::vector<std::string>& args, Deadline d, RunResult* result = nullptr);
-  Status start(const std::string& uuid, Deadline d);
-  Status stop(const std::string& uuid, Deadline d);
-  Status run_verb(Verb verb, const std::string& vm, Duration timeout);
+  struct Job;
+  using JobPtr = std::shared_ptr<Job>;
+  using CallDone = std::function<void(Status, RunResult)>;
+  using LookupDone = std::function<void(Result<VmadmEntry>)>;
+  struct Call {
+    ChildProcessPtr child;
+    std::string cmd;
+  };
 
+  // Runs `vmadm args...` within what is left until `deadline`; `done` gets
+  // ok when it exited 0, with what it said.
+  void run(const std::vector<std::string>& args, Time deadline, CallDone done);
+  Status interpret(const std::string& cmd, Duration limit, const RunResult& r) const;
+  void run_list(const std::vector<std::string>& extra, Time deadline,
+                std::function<void(Result<std::vector<VmadmEntry>>)> done);
+  void lookup(const std::string& uuid, Time deadline, LookupDone done);
+  void list_tick();
+  void start_listing();
+  void on_listing(Result<std::vector<VmadmEntry>> r);
+  VmInfo info(const VmadmEntry& e) const;
+  // The verb steps: lookup, then the vmadm calls its state asks for.
+  void on_looked_up(const JobPtr& job, Result<VmadmEntry> e);
+  void reboot(const JobPtr& job);
+  void reset(const JobPtr& job);
+  void start(const JobPtr& job);
+  void stop(const JobPtr& job, std::function<void()> then);
+  void finish(const JobPtr& job, Status s);
+
+  Clock& clock_;
   VmadmOptions opts_;
   EventSink sink_;
   Completions completions_;
+  std::vector<std::unique_ptr<Call>> calls_;
+  std::vector<std::unique_ptr<qmp::QmpReset>> resets_;
+  std::map<std::string, Verb> busy_;  // VMs with a verb in progress
+  // The last listing.
+  std::vector<VmadmEntry> listed_;
+  bool have_listing_ = false;
+  Status list_status_ = unavailable("no vmadm listing has finished yet");
+  bool listing_ = false;    // a listing runs
+  bool relist_ = false;     // list again when it ends
+  int missed_ = 0;          // list intervals since the last listing ended
+  TimerId list_timer_ = 0;
+  LogLimiter log_limiter_;
+  VmadmStats stats_;
 };
 
 }  // namespace medic::vmm::vmadm

@@ -6,7 +6,8 @@ VmadmOptions read_vmadm_options(ConfigReader& r, const YAML::Node& map) {
   VmadmOptions o;
   if (!r.expect_map(map, "vmadm")) return o;
   r.check_keys(
-      map, {"host", "vmadm_path", "zones_root", "list_timeout", "max_output_bytes", "force_stop"});
+      map, {"host", "vmadm_path", "zones_root", "list_timeout", "list_interval", "max_output_bytes",
+            "force_stop"});
   if (auto v = r.string(map, "host", false)) o.host = *v;
   if (auto v = r.string(map, "vmadm_path", false)) {
     if (v->empty() || (*v)[0] != '/') {
@@ -21,6 +22,13 @@ VmadmOptions read_vmadm_options(ConfigReader& r, const YAML::Node& map) {
       r.error(map["list_timeout"], "\"list_timeout\" must be longer than 0");
     } else {
       o.list_timeout = *v;
+    }
+  }
+  if (auto v = r.duration(map, "list_interval", false)) {
+    if (*v <= Duration::zero()) {
+      r.error(map["list_interval"], "\"list_interval\" must be longer than 0");
+    } else {
+      o.list_interval = *v;
     }
   }
   if (auto v = r.integer(map, "max_output_bytes", false, 1024, int64_t{1} << 30)) {

@@ -13,19 +13,20 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/testing/testing.h"
+#include "tests/unit/vmm/fake_qmp_server.h"
+#include "vmm/qmp/qmp_reset.h"
 
 namespace medic::vmm::qmp {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr const char* kGreeting =
-    R"({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}}, "capabilities": ["oob"]}})"
-    "\n";
+constexpr const char* kGreeting = kFakeQmpGreeting;
 
 // The QEMU end of a socket pair.
 class Peer {
@@ -92,7 +93,8 @@ std::string event_line(const std::string& name, const std::string& data = "{}") 
 
 TEST(QmpClient, HandshakeReadsGreetingAndNegotiatesCapabilities) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   EXPECT_TRUE(c.connected());
   EXPECT_NE(json_member(c.greeting(), "version"), nullptr);
@@ -104,7 +106,8 @@ TEST(QmpClient, HandshakeReadsGreetingAndNegotiatesCapabilities) {
 
 TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.write(event_line("STOP"));
   peer.write(R"({"return": {"status": "old"}, "id": 99})"
@@ -130,7 +133,8 @@ TEST(QmpClient, ExecuteReturnsItsOwnReplyAndQueuesEventsReadBeforeIt) {
 
 TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.read_available();
   peer.write("{\"return\": {}, \"id\": 2}\n");
@@ -144,7 +148,8 @@ TEST(QmpClient, SendsArgumentsAndAnIncreasingId) {
 
 TEST(QmpClient, ReassemblesALineSplitAcrossReads) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   std::string line = event_line("WATCHDOG", R"({"action": "reset"})");
   peer.write(line.substr(0, 17));
@@ -164,7 +169,8 @@ TEST(QmpClient, ReassemblesALineSplitAcrossReads) {
 
 TEST(QmpClient, ReassemblesAReplySplitAcrossReadsDuringExecute) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   // Half of the reply is there before the command; the rest comes with the
   // next line, in the same stream.
@@ -177,7 +183,8 @@ TEST(QmpClient, ReassemblesAReplySplitAcrossReadsDuringExecute) {
 
 TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.write("this is not json\n");
   peer.write("[1, 2, 3]\n");  // JSON, but not a QMP message
@@ -195,7 +202,8 @@ TEST(QmpClient, CountsAndSkipsGarbageLinesAndStaysUsable) {
 
 TEST(QmpClient, PeerDyingMidReplyGivesUnavailableWithoutWaitingForTheTimeout) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.write(R"({"return": {"sta)");
   peer.close_peer();
@@ -213,7 +221,8 @@ TEST(QmpClient, PeerDyingMidReplyGivesUnavailableWithoutWaitingForTheTimeout) {
 
 TEST(QmpClient, PeerGoneBeforeTheCommandGivesUnavailable) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.close_peer();
   auto r = c.execute("system_reset", milliseconds(30'000));
@@ -222,7 +231,8 @@ TEST(QmpClient, PeerGoneBeforeTheCommandGivesUnavailable) {
 
 TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   auto r = c.execute("query-status", milliseconds(50));
   ASSERT_FALSE(r.ok());
@@ -240,7 +250,8 @@ TEST(QmpClient, TimesOutWithoutAReplyAndDropsTheLateReply) {
 
 TEST(QmpClient, ErrorReplyBecomesFailedPreconditionNamingClassAndDescription) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   peer.write(
       R"({"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}, "id": 2})"
@@ -257,7 +268,8 @@ TEST(QmpClient, OversizedLineClosesTheConnectionCleanly) {
   Peer peer;
   QmpClientOptions opts;
   opts.max_line_bytes = 1024;
-  QmpClient c(opts);
+  VirtualClock clock;
+  QmpClient c(clock, opts);
   handshake(c, peer);
   peer.write(std::string(4096, 'x'));  // no newline in sight
   auto r = c.execute("query-status", milliseconds(5000));
@@ -271,7 +283,8 @@ TEST(QmpClient, OversizedCompleteLineIsRejectedToo) {
   Peer peer;
   QmpClientOptions opts;
   opts.max_line_bytes = 150;
-  QmpClient c(opts);
+  VirtualClock clock;
+  QmpClient c(clock, opts);
   handshake(c, peer);
   peer.write("{\"event\": \"" + std::string(400, 'A') + "\"}\n");
   EXPECT_EQ(c.poll().code(), Code::kUnavailable);
@@ -280,7 +293,8 @@ TEST(QmpClient, OversizedCompleteLineIsRejectedToo) {
 
 TEST(QmpClient, RefusesDeepNestingAndIllFormedUtf8AsGarbageAndKeepsWorking) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   handshake(c, peer);
   std::string at_limit = "1", too_deep = "1";
   // Two objects (the message, its data) around the arrays: 32 levels, and 33.
@@ -304,7 +318,8 @@ TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
   Peer peer;
   QmpClientOptions opts;
   opts.max_queued_events = 2;
-  QmpClient c(opts);
+  VirtualClock clock;
+  QmpClient c(clock, opts);
   handshake(c, peer);
   for (const char* e : {"STOP", "RESUME", "RESET", "STOP", "RESUME"}) peer.write(event_line(e));
   ASSERT_OK(c.poll());
@@ -318,7 +333,8 @@ TEST(QmpClient, EventQueueIsBoundedAndCountsWhatItDrops) {
 
 TEST(QmpClient, HandshakeWithoutGreetingTimesOut) {
   Peer peer;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   Status s = c.attach(peer.release_client_fd(), milliseconds(50));
   EXPECT_EQ(s.code(), Code::kTimeout) << s;
   EXPECT_FALSE(c.connected());
@@ -328,7 +344,8 @@ TEST(QmpClient, HandshakeWithPeerClosingGivesUnavailable) {
   Peer peer;
   peer.write(kGreeting);
   peer.close_peer();
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
   EXPECT_EQ(s.code(), Code::kUnavailable) << s;
   EXPECT_FALSE(c.connected());
@@ -339,7 +356,8 @@ TEST(QmpClient, RefusedCapabilitiesFailTheHandshake) {
   peer.write(kGreeting);
   peer.write(R"({"error": {"class": "CommandNotFound", "desc": "nope"}, "id": 1})"
              "\n");
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   Status s = c.attach(peer.release_client_fd(), milliseconds(5000));
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("qmp_capabilities"), std::string::npos) << s;
@@ -348,7 +366,8 @@ TEST(QmpClient, RefusedCapabilitiesFailTheHandshake) {
 
 TEST(QmpClient, ConnectToAMissingSocketIsUnavailable) {
   testing::TempDir dir;
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   Status s = c.connect(dir.file("nobody.sock"), milliseconds(1000));
   EXPECT_EQ(s.code(), Code::kUnavailable) << s;
   EXPECT_NE(s.message().find("nobody.sock"), std::string::npos);
@@ -356,79 +375,12 @@ TEST(QmpClient, ConnectToAMissingSocketIsUnavailable) {
   EXPECT_EQ(c.execute("query-status", milliseconds(10)).status().code(), Code::kUnavailable);
 }
 
-// A fake QEMU on a unix socket path: greets, then answers each command with
-// the scripted reply (the request's id substituted) and records its name.
-class FakeQmpServer {
- public:
-  FakeQmpServer(std::string path, std::vector<std::string> replies)
-      : path_(std::move(path)), replies_(std::move(replies)) {
-    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(listen_fd_, 4) != 0) {
-      std::abort();
-    }
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~FakeQmpServer() {
-    if (thread_.joinable()) thread_.join();
-    ::close(listen_fd_);
-  }
-  // REQUIRES: the client is done; joins the server.
-  std::vector<std::string> commands() {
-    if (thread_.joinable()) thread_.join();
-    return commands_;
-  }
-
- private:
-  void serve() {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 10'000) <= 0) return;
-    int fd = ::accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) return;
-    send_all(fd, kGreeting);
-    std::string buf;
-    size_t answered = 0;
-    char chunk[1024];
-    while (answered < replies_.size()) {
-      size_t nl;
-      while ((nl = buf.find('\n')) == std::string::npos) {
-        pollfd q{fd, POLLIN, 0};
-        if (::poll(&q, 1, 10'000) <= 0) break;
-        ssize_t n = ::read(fd, chunk, sizeof chunk);
-        if (n <= 0) break;
-        buf.append(chunk, static_cast<size_t>(n));
-      }
-      if (nl == std::string::npos) break;
-      auto req = parse_json(std::string_view(buf).substr(0, nl));
-      buf.erase(0, nl + 1);
-      if (!req.ok()) break;
-      commands_.push_back(*json_string_member(*req, "execute"));
-      std::string reply = replies_[answered++];
-      reply.insert(reply.size() - 1, ", \"id\": " + dump_json(*json_member(*req, "id")));
-      send_all(fd, reply + "\n");
-    }
-    ::close(fd);
-  }
-  static void send_all(int fd, const std::string& s) {
-    ssize_t w = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    (void)w;
-  }
-
-  std::string path_;
-  std::vector<std::string> replies_;
-  int listen_fd_ = -1;
-  std::thread thread_;
-  std::vector<std::string> commands_;
-};
-
 TEST(QmpClient, ConnectsOverAUnixSocketPath) {
   testing::TempDir dir;
   FakeQmpServer server(dir.file("qmp.sock"),
                        {R"({"return": {}})", R"({"return": {"status": "running"}})"});
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   Status s = c.connect(dir.file("qmp.sock"), milliseconds(5000));
   ASSERT_OK(s) << s;
   auto status = c.query_status(milliseconds(5000));
@@ -438,30 +390,75 @@ TEST(QmpClient, ConnectsOverAUnixSocketPath) {
   EXPECT_EQ(server.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status"}));
 }
 
+// Runs a QmpReset to its end, waiting on its socket (never on time).
+Status reset_on_loop(Clock& clock, const std::string& socket, Duration timeout,
+                     const std::function<void()>& between = nullptr) {
+  std::optional<Status> result;
+  QmpReset r(clock, socket, timeout, [&](Status s) { result = std::move(s); });
+  EXPECT_FALSE(result.has_value()) << "done ran inside the constructor";
+  EXPECT_TRUE(testing::wait_until([&] {
+    pollfd p{r.fd(), POLLIN, 0};
+    ::poll(&p, r.fd() >= 0 ? 1 : 0, 20);
+    r.poll();
+    if (between) between();
+    return result.has_value();
+  }));
+  return result.value_or(internal_error("the reset did not finish"));
+}
+
 TEST(QmpReset, ResetsAndResumesAGuestThatIsNotRunning) {
   testing::TempDir dir;
+  VirtualClock clock;
   FakeQmpServer server(dir.file("qmp.sock"),
                        {R"({"return": {}})", R"({"return": {"status": "guest-panicked"}})",
                         R"({"return": {}})", R"({"return": {}})"});
-  Status s = qmp_reset(dir.file("qmp.sock"), milliseconds(5000));
+  Status s = reset_on_loop(clock, dir.file("qmp.sock"), std::chrono::seconds(5));
   ASSERT_OK(s) << s;
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset", "cont"}));
+  EXPECT_EQ(clock.pending_timers(), 0u);
 }
 
 TEST(QmpReset, DoesNotResumeARunningGuest) {
   testing::TempDir dir;
+  VirtualClock clock;
   FakeQmpServer server(
       dir.file("qmp.sock"),
       {R"({"return": {}})", R"({"return": {"status": "running"}})", R"({"return": {}})"});
-  ASSERT_OK(qmp_reset(dir.file("qmp.sock"), milliseconds(5000)));
+  ASSERT_OK(reset_on_loop(clock, dir.file("qmp.sock"), std::chrono::seconds(5)));
   EXPECT_EQ(server.commands(),
             (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset"}));
 }
 
 TEST(QmpReset, FailsWithUnavailableWhenNoQemuListens) {
   testing::TempDir dir;
-  EXPECT_EQ(qmp_reset(dir.file("none.sock"), milliseconds(500)).code(), Code::kUnavailable);
+  VirtualClock clock;
+  Status s = reset_on_loop(clock, dir.file("none.sock"), std::chrono::seconds(5));
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s;
+  EXPECT_NE(s.message().find("none.sock"), std::string::npos) << s;
+}
+
+TEST(QmpReset, ASilentQemuTimesOutOnTheClockNamingTheSocket) {
+  testing::TempDir dir;
+  VirtualClock clock;
+  // Listens, never accepts: the connection is made, no greeting ever comes.
+  const std::string path = dir.file("silent.sock");
+  int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 4), 0);
+  int turns = 0;
+  Status s = reset_on_loop(clock, path, std::chrono::seconds(5), [&] {
+    if (++turns == 5) clock.advance(std::chrono::seconds(5));
+  });
+  ::close(l);
+  EXPECT_EQ(turns, 5) << "finished before the Clock reached the time limit";
+  EXPECT_EQ(s.code(), Code::kTimeout) << s;
+  EXPECT_NE(s.message().find("QMP on " + path + " did not finish the reset within 5s"),
+            std::string::npos)
+      << s;
 }
 
 TEST(QmpMapping, MapsTrackedEventsToLifecycleValues) {
@@ -498,7 +495,8 @@ TEST(QmpClientAsync, OpenReturnsAtOnceAndTheHandshakeAndRepliesComeThroughPoll) 
   std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
   ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   ASSERT_EQ(::listen(l, 4), 0);
-  QmpClient c;
+  VirtualClock clock;
+  QmpClient c(clock);
   ASSERT_OK(c.open(path));  // nobody has accepted yet: no greeting either
   EXPECT_TRUE(c.connected());
   EXPECT_FALSE(c.ready());

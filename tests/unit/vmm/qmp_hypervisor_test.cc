@@ -93,8 +93,11 @@ std::string path_of(const std::string& v, const std::string& key) {
       if (qmp >= 0) ::close(qmp);
       qmp = ::accept4(qmp_l, nullptr, nullptr, SOCK_CLOEXEC);
       buf.clear();
-      put(qmp, R"({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})"
-               "\n");
+      // MEDIC_FAKE_QEMU_SILENT: accepts, never greets (a QEMU stuck early).
+      if (!std::getenv("MEDIC_FAKE_QEMU_SILENT")) {
+        put(qmp, R"({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})"
+                 "\n");
+      }
     }
     if (hb_l >= 0 && (p[2].revents & POLLIN)) {
       if (hb >= 0) ::close(hb);
@@ -198,7 +201,10 @@ class QmpHypervisorTest : public ::testing::Test {
     ::setenv("MEDIC_FAKE_QEMU_LOG", dir_.file("commands.log").c_str(), 1);
     make(fake_);
   }
-  void TearDown() override { ::unsetenv("MEDIC_FAKE_QEMU_LOG"); }
+  void TearDown() override {
+    ::unsetenv("MEDIC_FAKE_QEMU_LOG");
+    ::unsetenv("MEDIC_FAKE_QEMU_SILENT");
+  }
 
   void make(const std::string& qemu) {
     VmSpec s;
@@ -313,12 +319,13 @@ TEST_F(QmpHypervisorTest, ReportsBootingUntilTheFirstHeartbeat) {
     EXPECT_OK(s) << s;
     done = true;
   });
-  // No poll() yet: no heartbeat has been read, and the completion waits for
-  // poll() too (never from inside execute()).
+  // execute() returned at once: QEMU is spawned, its QMP not yet looked
+  // for, no heartbeat read, and the completion waits for poll().
   EXPECT_FALSE(done);
   EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
-  hv_->poll();
-  EXPECT_TRUE(done);
+  EXPECT_GT(hv_->get(kUuid)->pid, 0);
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 1u);
 }
 
 TEST_F(QmpHypervisorTest, PanicIsReportedAndResetSendsSystemResetThenCont) {
@@ -543,6 +550,66 @@ TEST_F(QmpHypervisorTest, StopOfAFrozenQemuKillsItAtHalfTheTimeoutWithoutBlockin
   // Stopped on purpose: restart will not undo it.
   EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
             Code::kFailedPrecondition);
+}
+
+// restart never waits: the frozen QEMU is killed at half the timeout, and
+// the new one is started and looked for on the loop.
+TEST_F(QmpHypervisorTest, RestartOfAFrozenQemuKillsItAndStartsANewOneWithoutBlocking) {
+  start();
+  pid_t old_pid = hv_->get(kUuid)->pid;
+  ASSERT_EQ(::kill(old_pid, SIGSTOP), 0);
+  bool done = false;
+  Status got;
+  const auto t0 = SteadyClock::now();
+  hv_->execute(medic::v1::VERB_RESTART, kUuid, std::chrono::seconds(4), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(50)) << "execute() waited";
+  pump_until([] { return false; }, milliseconds(100));
+  EXPECT_FALSE(done) << got;
+  clock_.advance(std::chrono::seconds(2));  // half of 4 s: SIGKILL, then a new QEMU
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_OK(got);
+  const pid_t new_pid = hv_->get(kUuid)->pid;
+  EXPECT_GT(new_pid, 0);
+  EXPECT_NE(new_pid, old_pid);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 2u);
+  std::string last_started;
+  for (const auto& e : events_) {
+    if (e.type == VmEvent::Type::kLifecycle && e.what == medic::v1::LIFECYCLE_STARTED) {
+      last_started = e.detail;
+    }
+  }
+  EXPECT_EQ(last_started, "restart");
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
+  EXPECT_EQ(hv_->stats().launches, 2u);
+}
+
+// A QEMU whose QMP socket accepts but never greets: start fails at its
+// deadline on the Clock, saying the handshake did not finish.
+TEST_F(QmpHypervisorTest, AStartWhoseQmpNeverGreetsTimesOutNamingTheHandshake) {
+  ::setenv("MEDIC_FAKE_QEMU_SILENT", "1", 1);
+  bool done = false;
+  Status got;
+  hv_->execute(medic::v1::VERB_START, kUuid, std::chrono::seconds(10), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  ASSERT_TRUE(pump_until([&] { return fs::exists(dir_.file("run/vm1.qmp")); }));
+  pump_until([] { return false; }, milliseconds(100));  // connects; no greeting comes
+  EXPECT_FALSE(done) << got;
+  const pid_t pid = hv_->get(kUuid)->pid;
+  clock_.advance(std::chrono::seconds(10));
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_EQ(got.code(), Code::kTimeout) << got;
+  EXPECT_EQ(got.message(), "start vm1: QMP socket " + dir_.file("run/vm1.qmp") +
+                               " accepted the connection, but the QMP handshake did not finish "
+                               "within 10s; QEMU (pid " + std::to_string(pid) + ") killed");
+  ASSERT_TRUE(pump_until([&] { return hv_->get(kUuid)->pid == 0; }));
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_STARTED), 0u);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
 }
 
 TEST_F(QmpHypervisorTest, DestroyingTheBackendEndsItsQemu) {

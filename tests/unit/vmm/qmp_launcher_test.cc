@@ -3,13 +3,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <optional>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "tests/testing/testing.h"
+#include "core/event_loop.h"
 #include "vmm/qmp/launcher.h"
+#include "vmm/qmp/qmp_hypervisor.h"
 
 namespace medic::vmm::qmp {
 namespace {
@@ -252,35 +259,95 @@ VmSpec fake_spec(const testing::TempDir& dir, const std::string& qemu) {
   return s;
 }
 
-TEST(Launcher, ReportsAQemuThatExitsBeforeItsSocketWithItsLog) {
-  testing::TempDir dir;
-  std::string fake =
-      dir.write("fake-qemu", "#!/bin/sh\necho \"qemu: could not load kernel\" >&2\nexit 1\n", 0755);
-  Launcher l(fake_spec(dir, fake));
-  Status s = l.start(milliseconds(10'000));
+// start on the qmp backend with a fake `qemu` script: the verb returns at
+// once and moves on from the loop; the Clock bounds it.
+class QmpStart : public ::testing::Test {
+ protected:
+  void make(const std::string& qemu_script) {
+    std::string fake = dir_.write("fake-qemu", qemu_script, 0755);
+    hv_ = std::make_unique<QmpHypervisor>("host-a", std::vector<VmSpec>{fake_spec(dir_, fake)},
+                                          clock_);
+    hv_->subscribe([this](const VmEvent& e) { events_.push_back(e.what); });
+    loop_.add_source(&source_.emplace(*hv_));
+  }
+  // Starts the VM; runs the loop (waiting on the backend's descriptors) until
+  // the verb is done, calling `between(turn)` after each turn.
+  Status start(Duration timeout, const std::function<void(int)>& between = nullptr) {
+    std::optional<Status> result;
+    hv_->execute(medic::v1::VERB_START, kUuid, timeout, [&](Status s) { result = s; });
+    EXPECT_FALSE(result.has_value()) << "done ran inside execute()";
+    int turn = 0;
+    EXPECT_TRUE(testing::wait_until([&] {
+      loop_.run_once(milliseconds(20));
+      if (between && !result) between(++turn);
+      return result.has_value();
+    }));
+    return result.value_or(internal_error("start did not finish"));
+  }
+  VmState state() {
+    auto vm = hv_->get(kUuid);
+    return vm.ok() ? vm->state : medic::v1::VM_STATE_UNSPECIFIED;
+  }
+
+  static constexpr const char* kUuid = "11111111-2222-3333-4444-555555555555";
+  testing::TempDir dir_;
+  VirtualClock clock_;
+  EventLoop loop_{clock_};
+  std::unique_ptr<QmpHypervisor> hv_;
+  std::optional<HypervisorSource> source_;
+  std::vector<Lifecycle> events_;
+};
+
+TEST_F(QmpStart, AQemuThatExitsBeforeItsSocketFailsTheStartQuotingItsLog) {
+  make("#!/bin/sh\necho \"qemu: could not load kernel\" >&2\nexit 1\n");
+  Status s = start(std::chrono::seconds(10));
   ASSERT_EQ(s.code(), Code::kUnavailable) << s;
-  EXPECT_NE(s.message().find("exited with status 1"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("start fake: QEMU exited with status 1 before its QMP socket " +
+                             dir_.file("run/fake.qmp") + " was ready"),
+            std::string::npos)
+      << s;
   EXPECT_NE(s.message().find("could not load kernel"), std::string::npos) << s;
-  EXPECT_FALSE(l.running());
-  EXPECT_EQ(l.argv()[0], fake);
-  EXPECT_TRUE(has_pair(l.argv(), "-name", "guest=fake"));
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(hv_->stats().crashes, 0u) << "a QEMU that never came up did not crash";
+  EXPECT_TRUE(events_.empty());
 }
 
-TEST(Launcher, ReportsAMissingBinary) {
-  testing::TempDir dir;
-  Launcher l(fake_spec(dir, dir.file("no-such-qemu")));
-  Status s = l.start(milliseconds(1000));
+TEST_F(QmpStart, AMissingQemuBinaryIsAnIoError) {
+  make("");
+  std::filesystem::remove(dir_.file("fake-qemu"));
+  Status s = start(std::chrono::seconds(10));
   EXPECT_EQ(s.code(), Code::kIo) << s;
+  EXPECT_NE(s.message().find("fake-qemu"), std::string::npos) << s;
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
 }
 
-TEST(Launcher, TimesOutAndKillsAQemuThatNeverOpensItsSocket) {
-  testing::TempDir dir;
-  std::string fake = dir.write("fake-qemu", "#!/bin/sh\nexec sleep 60\n", 0755);
-  Launcher l(fake_spec(dir, fake));
-  Status s = l.start(milliseconds(200));
-  EXPECT_EQ(s.code(), Code::kTimeout) << s;
-  EXPECT_FALSE(l.running());
-  EXPECT_EQ(l.pid(), 0);
+TEST_F(QmpStart, TimesOutOnTheClockAndKillsAQemuThatNeverCreatesItsSocket) {
+  make("#!/bin/sh\nexec sleep 600\n");
+  pid_t pid = 0;
+  Status s = start(std::chrono::seconds(10), [&](int turn) {
+    if (turn == 1) {
+      pid = hv_->get(kUuid)->pid;
+      EXPECT_EQ(state(), medic::v1::VM_STATE_BOOTING);
+    }
+    // Positive control: the QEMU runs and the verb waits until the Clock
+    // reaches the deadline.
+    if (turn == 10) clock_.advance(std::chrono::milliseconds(9999));
+    if (turn == 20) clock_.advance(std::chrono::milliseconds(1));
+  });
+  ASSERT_EQ(s.code(), Code::kTimeout) << s;
+  EXPECT_EQ(s.message(), "start fake: QMP socket " + dir_.file("run/fake.qmp") +
+                             " was not ready within 10s; QEMU (pid " + std::to_string(pid) +
+                             ") killed");
+  ASSERT_GT(pid, 0);
+  // Its exit is seen on the loop: stopped, no crash.
+  EXPECT_TRUE(testing::wait_until([&] {
+    loop_.run_once(milliseconds(20));
+    return hv_->get(kUuid)->pid == 0;
+  }));
+  EXPECT_EQ(::kill(pid, 0), -1) << "the QEMU outlived its failed start";
+  EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(hv_->stats().crashes, 0u);
+  EXPECT_TRUE(events_.empty());
 }
 
 TEST(Launcher, KillsRunningQemuReportsItsExitOnceAndRefusesADoubleSpawn) {

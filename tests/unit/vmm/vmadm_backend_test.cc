@@ -1,13 +1,20 @@
 // The SmartOS backend against tests/fakes/vmadm, a fake that follows vmadm's
 // documented output format and exit codes, copied into a temp dir per test.
+// The backend runs on an EventLoop with a VirtualClock: vmadm processes are
+// real, time limits and list intervals move only when a test advances the
+// Clock.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 
+#include "core/event_loop.h"
 #include "tests/testing/testing.h"
+#include "tests/unit/vmm/fake_qmp_server.h"
 #include "vmm/vmadm/vmadm.h"
 
 namespace medic::vmm::vmadm {
@@ -58,23 +65,64 @@ class VmadmBackend : public ::testing::Test {
     }
     return out;
   }
+  // The state of `uuid` in a listing started after this call.
   VmState state_of(const std::string& uuid) {
+    const uint64_t want = backend().stats().listings_started + 1;
+    backend().refresh();
+    EXPECT_TRUE(run_until([&] { return backend().stats().listings_done >= want; }));
     auto vm = backend().get(uuid);
     EXPECT_OK(vm);
     return vm.ok() ? vm->state : medic::v1::VM_STATE_UNSPECIFIED;
   }
   VmadmHypervisor& backend() {
-    if (!hv_) hv_ = std::make_unique<VmadmHypervisor>(opts_);
+    if (!hv_) {
+      hv_ = std::make_unique<VmadmHypervisor>(clock_, opts_);
+      loop_.add_source(&source_.emplace(*hv_));
+    }
     return *hv_;
   }
-  Status run_verb(Verb verb, const std::string& vm, Duration timeout) {
-    return execute_and_wait(backend(), clock_, verb, vm, timeout);
+  // Turns the loop (waiting on vmadm's pipes and exits, never on time) until
+  // `cond` holds.
+  bool run_until(const std::function<bool()>& cond) {
+    backend();
+    return testing::wait_until([&] {
+      loop_.run_once(20ms);
+      return cond();
+    });
+  }
+  // list() once the first listing has ended.
+  Result<std::vector<VmInfo>> first_listing() {
+    EXPECT_TRUE(run_until([&] { return backend().stats().listings_done >= 1; }));
+    return backend().list();
+  }
+  // Runs a verb to its end; `between(turn)` runs after each turn of the loop
+  // (to move the Clock).
+  Status run_verb(Verb verb, const std::string& vm, Duration timeout,
+                  const std::function<void(int)>& between = nullptr) {
+    std::optional<Status> result;
+    backend().execute(verb, vm, timeout, [&](Status s) { result = s; });
+    EXPECT_FALSE(result.has_value()) << "done ran inside execute()";
+    int turn = 0;
+    EXPECT_TRUE(run_until([&] {
+      if (between && !result) between(++turn);
+      return result.has_value();
+    }));
+    return result.value_or(internal_error("the verb did not finish"));
+  }
+  // True once vmadm was called with arguments starting with `prefix`.
+  bool called(const std::string& prefix) const {
+    for (const auto& c : calls()) {
+      if (c.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
   }
 
   VirtualClock clock_;
   testing::TempDir dir_;
   VmadmOptions opts_;
+  EventLoop loop_{clock_};
   std::unique_ptr<VmadmHypervisor> hv_;
+  std::optional<HypervisorSource> source_;
 };
 
 // ----------------------------------------------------------------- parsing
@@ -130,7 +178,8 @@ TEST(VmadmParse, RecognisesVmUuids) {
 // --------------------------------------------------------------- list, get
 
 TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
-  auto vms = backend().list();
+  EXPECT_EQ(backend().list().status().code(), Code::kUnavailable) << "listed before any listing";
+  auto vms = first_listing();
   ASSERT_OK(vms);
   ASSERT_EQ(vms->size(), 4u);
   EXPECT_EQ((*vms)[0].id, kWeb);
@@ -147,34 +196,37 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
 
 TEST_F(VmadmBackend, ListsAnEmptyHost) {
   std::filesystem::remove(dir_.file("vms"));
-  auto vms = backend().list();
+  auto vms = first_listing();
   ASSERT_OK(vms);
   EXPECT_TRUE(vms->empty());
 }
 
-TEST_F(VmadmBackend, GetsOneVmByUuid) {
+TEST_F(VmadmBackend, GetsOneVmFromTheLastListing) {
+  ASSERT_OK(first_listing());
   auto vm = backend().get(kOdd);
   ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
-  EXPECT_THAT(calls(),
-              ::testing::ElementsAre(std::string("list -p -o uuid,alias,state uuid=") + kOdd));
+  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,alias,state"));
 }
 
 TEST_F(VmadmBackend, GetOfAnUnknownUuidIsNotFound) {
+  ASSERT_OK(first_listing());
   EXPECT_EQ(backend().get(kGone).status().code(), Code::kNotFound);
+  EXPECT_OK(backend().get(kWeb));
 }
 
 TEST_F(VmadmBackend, AMalformedUuidNeverReachesVmadm) {
   auto vm = backend().get("-F");
   EXPECT_EQ(vm.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(run_verb(VERB_STOP, "; rm -rf /", 5s).code(), Code::kInvalidArgument);
-  EXPECT_TRUE(calls().empty());
+  EXPECT_TRUE(verb_calls().empty());
+  for (const auto& c : calls()) EXPECT_EQ(c.find("rm -rf"), std::string::npos) << c;
 }
 
 TEST_F(VmadmBackend, GarbageOutputIsAClearError) {
   touch("garbage");
-  auto vms = backend().list();
+  auto vms = first_listing();
   ASSERT_FALSE(vms.ok());
   EXPECT_EQ(vms.status().code(), Code::kInternal);
   EXPECT_THAT(vms.status().message(), HasSubstr("unexpected vmadm list output, line 1"));
@@ -187,14 +239,14 @@ TEST_F(VmadmBackend, OutputBeyondTheBoundIsRefused) {
   for (int i = 0; i < 200; ++i) many += std::string(kWeb) + "\trunning\tweb\n";
   set_vms(many);
   opts_.max_output_bytes = 1000;
-  auto vms = backend().list();
+  auto vms = first_listing();
   EXPECT_EQ(vms.status().code(), Code::kIo);
   EXPECT_THAT(vms.status().message(), HasSubstr("exceeded 1000 bytes"));
 }
 
 TEST_F(VmadmBackend, AMissingBinaryIsAClearError) {
   opts_.vmadm_path = dir_.file("no-such-vmadm");
-  auto vms = backend().list();
+  auto vms = first_listing();
   ASSERT_FALSE(vms.ok());
   EXPECT_EQ(vms.status().code(), Code::kIo);
   EXPECT_THAT(vms.status().message(), HasSubstr(dir_.file("no-such-vmadm")));
@@ -202,14 +254,46 @@ TEST_F(VmadmBackend, AMissingBinaryIsAClearError) {
   EXPECT_EQ(run_verb(VERB_START, kDb, 5s).code(), Code::kIo);
 }
 
-TEST_F(VmadmBackend, AHangingListTimesOut) {
+TEST_F(VmadmBackend, AHangingListTimesOutOnTheClock) {
   touch("hang");
   opts_.list_timeout = 300ms;
-  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return called("list"); }));
+  for (int i = 0; i < 5; ++i) loop_.run_once(10ms);
+  EXPECT_EQ(backend().stats().listings_done, 0u) << "ended before the Clock moved";
+  clock_.advance(300ms);
+  ASSERT_TRUE(run_until([&] { return backend().stats().listings_done == 1; }));
   auto vms = backend().list();
   EXPECT_EQ(vms.status().code(), Code::kTimeout) << vms.status();
-  EXPECT_THAT(vms.status().message(), HasSubstr("killed"));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_THAT(vms.status().message(),
+              HasSubstr("no answer within 300ms, killed (time limit of 300ms passed: SIGTERM"));
+}
+
+TEST_F(VmadmBackend, ListsOnTheClockAndReportsStatesUnknownWhileVmadmHangs) {
+  opts_.list_interval = 1s;
+  opts_.unresponsive_after = 3;
+  opts_.list_timeout = 10s;
+  auto vms = first_listing();
+  ASSERT_OK(vms);
+  auto web = [&] { return backend().get(kWeb)->state; };
+  EXPECT_EQ(web(), medic::v1::VM_STATE_RUNNING);
+  touch("hang");
+  clock_.advance(1s);  // the next listing starts, and hangs
+  ASSERT_TRUE(run_until([&] { return backend().stats().listings_started == 2; }));
+  clock_.advance(2s);  // two intervals without an answer
+  loop_.run_once(0ms);
+  EXPECT_EQ(web(), medic::v1::VM_STATE_RUNNING) << "unknown too early";
+  clock_.advance(1s);  // the third
+  EXPECT_EQ(web(), medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ(backend().stats().missed_intervals, 3u);
+  std::filesystem::remove(dir_.file("hang"));
+  clock_.advance(7s);  // the hanging listing reaches its time limit (started at 1s)
+  ASSERT_TRUE(run_until([&] { return backend().stats().listings_done == 2; }));
+  EXPECT_EQ(backend().list().status().code(), Code::kTimeout);
+  EXPECT_EQ(backend().get(kWeb).status().code(), Code::kTimeout);
+  clock_.advance(1s);  // the next listing answers
+  ASSERT_TRUE(run_until([&] { return backend().stats().listings_done == 3; }));
+  EXPECT_EQ(web(), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(backend().stats().listing_failures, 1u);
 }
 
 // ------------------------------------------------------------------- verbs
@@ -340,25 +424,54 @@ TEST_F(VmadmBackend, AHangingVerbTimesOutWithinItsLimit) {
   // The state lookup answers; the verb itself hangs.
   std::string slow = dir_.write("vmadm-slow",
                                 "#!/bin/sh\n"
-                                "if [ \"$1\" = stop ]; then exec sleep 60; fi\n"
+                                "if [ \"$1\" = stop ]; then\n"
+                                "  echo \"$*\" >> \"$(dirname \"$0\")/calls\"; exec sleep 60\n"
+                                "fi\n"
                                 "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                 0755);
   opts_.vmadm_path = slow;
-  auto start = std::chrono::steady_clock::now();
-  Status s = run_verb(VERB_STOP, kWeb, 500ms);
-  auto took = std::chrono::steady_clock::now() - start;
+  bool waited = false;
+  Status s = run_verb(VERB_STOP, kWeb, 500ms, [&](int) {
+    if (!waited && called("stop")) {
+      waited = true;
+      for (int i = 0; i < 5; ++i) loop_.run_once(10ms);
+      clock_.advance(500ms);
+    }
+  });
+  EXPECT_TRUE(waited);
   EXPECT_EQ(s.code(), Code::kTimeout) << s;
-  EXPECT_THAT(s.message(), HasSubstr("stop"));
-  EXPECT_LT(took, 5s);
+  EXPECT_THAT(s.message(), HasSubstr(std::string("vmadm stop ") + kWeb + " -F: no answer within"));
+  EXPECT_THAT(s.message(), HasSubstr("SIGTERM to its process group"));
   EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
 }
 
 TEST_F(VmadmBackend, AHangingVmadmTimesOutEvenBeforeTheVerb) {
   touch("hang");
-  auto start = std::chrono::steady_clock::now();
-  Status s = run_verb(VERB_RESTART, kWeb, 300ms);
+  Status s = run_verb(VERB_RESTART, kWeb, 300ms, [&](int turn) {
+    if (turn == 5) clock_.advance(300ms);
+  });
   EXPECT_EQ(s.code(), Code::kTimeout) << s;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_THAT(s.message(), HasSubstr(std::string("restart ") + kWeb));
+  EXPECT_TRUE(verb_calls().empty());
+}
+
+TEST_F(VmadmBackend, ASecondVerbOnAVmWithOneInProgressIsRefused) {
+  std::string slow = dir_.write("vmadm-slow",
+                                "#!/bin/sh\n"
+                                "if [ \"$1\" = stop ]; then\n"
+                                "  echo \"$*\" >> \"$(dirname \"$0\")/calls\"; exec sleep 60\n"
+                                "fi\n"
+                                "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
+                                0755);
+  opts_.vmadm_path = slow;
+  std::optional<Status> stop;
+  backend().execute(VERB_STOP, kWeb, 5s, [&](Status s) { stop = s; });
+  Status second = run_verb(VERB_START, kWeb, 5s);
+  EXPECT_EQ(second.code(), Code::kFailedPrecondition) << second;
+  EXPECT_THAT(second.message(), HasSubstr(std::string("stop ") + kWeb + " is in progress"));
+  // Another VM is not held up by it.
+  ASSERT_OK(run_verb(VERB_START, kDb, 5s));
+  EXPECT_FALSE(stop.has_value());
 }
 
 // ------------------------------------------------------------------- reset
@@ -366,40 +479,32 @@ TEST_F(VmadmBackend, AHangingVmadmTimesOutEvenBeforeTheVerb) {
 TEST_F(VmadmBackend, QmpSocketLivesInTheZoneRoot) {
   EXPECT_EQ(backend().qmp_socket_path(kWeb), dir_.file("zones") + "/" + kWeb + "/root/tmp/vm.qmp");
   opts_.zones_root = "/zones";
-  VmadmHypervisor real(opts_);
+  VmadmHypervisor real(clock_, opts_);
   EXPECT_EQ(real.qmp_socket_path(kWeb), std::string("/zones/") + kWeb + "/root/tmp/vm.qmp");
 }
 
-TEST_F(VmadmBackend, ResetWithoutAQmpClientIsRefusedNamingTheSocket) {
+TEST_F(VmadmBackend, ResetWithoutAQemuOnTheZoneSocketIsUnavailableNamingTheSocket) {
   Status s = run_verb(VERB_RESET, kWeb, 5s);
-  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("/root/tmp/vm.qmp"));
-  EXPECT_THAT(s.message(), HasSubstr("QMP"));
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s;
+  EXPECT_THAT(s.message(), HasSubstr(backend().qmp_socket_path(kWeb)));
   EXPECT_TRUE(verb_calls().empty());
 }
 
-TEST_F(VmadmBackend, ResetGoesThroughTheQmpHookWithTheZoneSocket) {
-  std::string seen_socket;
-  Duration seen_timeout{};
-  opts_.qmp_reset = [&](const std::string& socket, Duration timeout) {
-    seen_socket = socket;
-    seen_timeout = timeout;
-    return Status{};
-  };
+TEST_F(VmadmBackend, ResetGoesThroughQmpOnTheZoneSocket) {
+  const std::string socket = backend().qmp_socket_path(kWeb);
+  std::filesystem::create_directories(std::filesystem::path(socket).parent_path());
+  qmp::FakeQmpServer qemu(socket, {R"({"return": {}})", R"({"return": {"status": "paused"}})",
+                                   R"({"return": {}})", R"({"return": {}})"});
   ASSERT_OK(run_verb(VERB_RESET, kWeb, 7s));
-  EXPECT_EQ(seen_socket, backend().qmp_socket_path(kWeb));
-  EXPECT_EQ(seen_timeout, Duration(7s));
+  EXPECT_EQ(qemu.commands(),
+            (std::vector<std::string>{"qmp_capabilities", "query-status", "system_reset", "cont"}));
   EXPECT_TRUE(verb_calls().empty());
 }
 
 TEST_F(VmadmBackend, ResetOfAStoppedVmIsFailedPrecondition) {
-  bool called = false;
-  opts_.qmp_reset = [&](const std::string&, Duration) {
-    called = true;
-    return Status{};
-  };
-  EXPECT_EQ(run_verb(VERB_RESET, kDb, 5s).code(), Code::kFailedPrecondition);
-  EXPECT_FALSE(called);
+  Status s = run_verb(VERB_RESET, kDb, 5s);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("it is stopped"));
 }
 
 }  // namespace

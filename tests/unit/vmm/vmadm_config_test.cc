@@ -21,13 +21,14 @@ TEST(VmadmConfig, ReadsEveryOption) {
   ConfigReader r("agent.yaml");
   VmadmOptions o = read(
       "host: cn-07\nvmadm_path: /usr/vm/sbin/vmadm\nzones_root: /zones2\nlist_timeout: 10s\n"
-      "max_output_bytes: 2048\nforce_stop: false\n",
+      "list_interval: 5s\nmax_output_bytes: 2048\nforce_stop: false\n",
       r);
   ASSERT_OK(r);
   EXPECT_EQ(o.host, "cn-07");
   EXPECT_EQ(o.vmadm_path, "/usr/vm/sbin/vmadm");
   EXPECT_EQ(o.zones_root, "/zones2");
   EXPECT_EQ(o.list_timeout, Duration(10s));
+  EXPECT_EQ(o.list_interval, Duration(5s));
   EXPECT_EQ(o.max_output_bytes, 2048u);
   EXPECT_FALSE(o.force_stop);
 }
@@ -39,11 +40,14 @@ TEST(VmadmConfig, DefaultsMatchASmartOsHost) {
   EXPECT_EQ(o.vmadm_path, "/usr/sbin/vmadm");
   EXPECT_EQ(o.zones_root, "/zones");
   EXPECT_TRUE(o.force_stop);
+  EXPECT_EQ(o.list_interval, Duration(1s));
 }
 
 TEST(VmadmConfig, ReportsEveryProblem) {
   ConfigReader r("agent.yaml");
-  read("vmadm_path: vmadm\nlist_timeout: 0s\nmax_output_bytes: 10\nforce_stop: maybe\nx: 1\n", r);
+  read("vmadm_path: vmadm\nlist_timeout: 0s\nmax_output_bytes: 10\nforce_stop: maybe\nx: 1\n"
+       "list_interval: 0s\n",
+       r);
   ASSERT_FALSE(r.ok());
   std::string all = r.status().message();
   EXPECT_THAT(all, HasSubstr("agent.yaml:1:13: error: \"vmadm_path\" must be an absolute path"));
@@ -51,7 +55,8 @@ TEST(VmadmConfig, ReportsEveryProblem) {
   EXPECT_THAT(all, HasSubstr("\"max_output_bytes\" must be between 1024"));
   EXPECT_THAT(all, HasSubstr("\"force_stop\" must be true or false"));
   EXPECT_THAT(all, HasSubstr("unknown key \"x\""));
-  EXPECT_EQ(r.diagnostics().size(), 5u) << all;
+  EXPECT_THAT(all, HasSubstr("agent.yaml:6:16: error: \"list_interval\" must be longer than 0"));
+  EXPECT_EQ(r.diagnostics().size(), 6u) << all;
 }
 
 }  // namespace
