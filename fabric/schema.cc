@@ -48,6 +48,10 @@ struct MessageSchema {
   // The same for each one-byte tag (field numbers up to 15) with the field's
   // own wire type, -1 for any other byte: the walk's common case, one load.
   std::array<int8_t, 0x80> by_tag;
+  // Per field index, the fields that may not have come before it: itself
+  // and the other members of its oneof for a singular field, none for a
+  // repeated one. The walk keeps a bit per singular field it has seen.
+  std::array<uint32_t, kMaxFields> once;
 };
 
 namespace {
@@ -55,10 +59,14 @@ namespace {
 template <const auto& kFields>
 constexpr MessageSchema schema(const char* name) {
   static_assert(kFields.size() <= kMaxFields);
-  MessageSchema s{name, kFields.data(), kFields.size(), {}, {}};
+  MessageSchema s{name, kFields.data(), kFields.size(), {}, {}, {}};
   s.slot.fill(-1);
   s.by_tag.fill(-1);
   for (size_t i = 0; i < kFields.size(); ++i) {
+    for (size_t j = 0; j < kFields.size() && !kFields[i].repeated; ++j) {
+      const bool sibling = kFields[i].oneof && kFields[j].oneof == kFields[i].oneof;
+      if (i == j || sibling) s.once[i] |= 1u << j;
+    }
     // Out of range fails to compile (an array write past the end is not a constant).
     s.slot.at(kFields[i].number) = static_cast<int8_t>(i);
     const uint32_t tag = kFields[i].number << 3 | (kFields[i].wire & 7u);
@@ -247,14 +255,28 @@ constexpr MessageSchema kCheckpoint = schema<kCheckpointFields>("medic.v1.Checkp
 // and compares per field; describing a refusal is left to the cold
 // functions below it, which run only once the walk has failed.
 
-// Valid UTF-8. Text is almost always ASCII: its bytes are or-ed together
-// (which the compiler does a word at a time) and only text with a byte of
-// 0x80 or above is decoded code point by code point.
-bool valid_utf8(std::string_view text) {
-  uint8_t any = 0;
-  for (char c : text) any |= static_cast<uint8_t>(c);
-  if (any < 0x80) return true;
-  for (size_t i = 0; i < text.size();) {
+// Valid UTF-8. Text is almost always ASCII: its bytes are or-ed together a
+// word at a time (reading up to 7 bytes past it, which `limit`, the end of
+// the whole buffer, allows) and only text with a byte of 0x80 or above is
+// decoded code point by code point.
+bool valid_utf8(std::string_view text, const uint8_t* limit) {
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  uint64_t any = 0;
+  size_t i = 0;
+  for (uint64_t word; i + 8 <= n; i += 8) {
+    std::memcpy(&word, p + i, 8);
+    any |= word;
+  }
+  if (i < n && limit - (p + i) >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    any |= word & ((uint64_t{1} << (8 * (n - i))) - 1);  // little-endian: the text's bytes are low
+  } else {
+    for (; i < n; ++i) any |= p[i];
+  }
+  if (!(any & 0x8080808080808080u)) return true;
+  for (i = 0; i < n;) {
     uint32_t cp = 0;
     const size_t len = decode_utf8(text, i, &cp);
     if (len == 0) return false;
@@ -284,15 +306,18 @@ inline bool read_varint32(const uint8_t*& p, const uint8_t* end, uint64_t* out) 
 }
 
 // Steps over a value varint: at most 10 bytes, and no bits beyond 64. With 8
-// bytes left, the end of a varint of up to 8 bytes is found in one word.
-inline bool skip_varint(const uint8_t*& p, const uint8_t* end) {
-  if (end - p >= 8) {
+// bytes left before `limit`, the end of a varint of up to 8 bytes is found in
+// one word.
+inline bool skip_varint(const uint8_t*& p, const uint8_t* end, const uint8_t* limit) {
+  if (limit - p >= 8) {
     uint64_t word;
     std::memcpy(&word, p, 8);
     const uint64_t last = ~word & 0x8080808080808080u;  // bytes without a continuation bit
     if (last) {
       static_assert(std::endian::native == std::endian::little);  // p[0] is the lowest byte
-      p += static_cast<size_t>(std::countr_zero(last)) / 8 + 1;
+      const size_t len = static_cast<size_t>(std::countr_zero(last)) / 8 + 1;
+      if (len > static_cast<size_t>(end - p)) return false;  // cut short
+      p += len;
       return true;
     }
   }
@@ -304,12 +329,12 @@ inline bool skip_varint(const uint8_t*& p, const uint8_t* end) {
 }
 
 // Skips the value of a field of wire type `wire`; for kLen, *body is its bytes.
-inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end,
+inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, const uint8_t* limit,
                        std::string_view* body) {
   uint64_t len = 0;
   switch (wire) {
     case kVarint:
-      return skip_varint(p, end);
+      return skip_varint(p, end, limit);
     case kFixed64:
       if (end - p < 8) return false;
       p += 8;
@@ -357,7 +382,20 @@ inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end,
   }
 }
 
-[[gnu::cold]] SchemaError nested_fault(SchemaCheck* fault, const FieldSpec& f, uint32_t occurrence) {
+// Names the field whose nested message failed; for a repeated field, which
+// occurrence, counted again over the (well-formed) bytes before it.
+[[gnu::cold]] SchemaError nested_fault(SchemaCheck* fault, const FieldSpec& f, const uint8_t* p,
+                                       const uint8_t* field_start, const uint8_t* limit) {
+  uint32_t occurrence = 0;
+  while (f.repeated && p < field_start) {
+    uint64_t tag = 0;
+    std::string_view body;
+    if (!read_varint32(p, field_start, &tag) ||
+        !skip_value(static_cast<uint8_t>(tag & 7), p, field_start, limit, &body)) {
+      break;
+    }
+    if ((tag >> 3) == f.number) ++occurrence;
+  }
   fault->where += std::string(" at ") + f.name +
                   (f.repeated ? "[" + std::to_string(occurrence) + "]" : "");
   return fault->error;
@@ -384,17 +422,18 @@ int field_of_tag(const MessageSchema& s, const uint8_t*& p, const uint8_t* end,
   return index;
 }
 
-SchemaError walk(const MessageSchema& s, std::string_view bytes, int depth, SchemaCheck* fault) {
+// Walks one message; `limit` is the end of the whole buffer (see valid_utf8).
+SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* limit, int depth,
+                 SchemaCheck* fault) {
   if (depth > kMaxDepth) {
     return fail(fault, SchemaError::kTooDeep,
                 std::string("a ") + s.name + " nested " + std::to_string(depth) + " deep");
   }
-  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  const uint8_t* end = p + bytes.size();
-  uint32_t seen = 0;                             // bit per singular field index
-  std::array<uint32_t, kMaxFields> repeats{};    // occurrences per repeated field index
-  uint32_t oneofs_taken = 0;                     // bit per oneof group
-  while (p != end) {
+  const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* end = begin + bytes.size();
+  uint32_t seen = 0;  // bit per singular field index
+  for (const uint8_t* p = begin; p != end;) {
+    const uint8_t* field_start = p;
     int index = *p < 0x80 ? s.by_tag[*p] : -1;
     if (index >= 0) {
       ++p;
@@ -402,28 +441,21 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, int depth, Sche
       return fault->error;
     }
     const FieldSpec& f = s.fields[index];
-    uint32_t occurrence = 0;
-    if (f.repeated) {
-      occurrence = repeats[static_cast<size_t>(index)]++;
-    } else {
-      const uint32_t bit = 1u << index;
-      const uint32_t group = f.oneof ? 1u << f.oneof : 0;
-      if ((seen & bit) || (oneofs_taken & group)) {
-        return fail_field(fault, SchemaError::kRepeatedSingle, s, f.number, f.wire & 7, &f,
-                          !(seen & bit));
-      }
-      seen |= bit;
-      oneofs_taken |= group;
+    const uint8_t wire = f.wire & 7;
+    if (seen & s.once[index]) {
+      return fail_field(fault, SchemaError::kRepeatedSingle, s, f.number, wire, &f,
+                        !(seen & (1u << index)));
     }
+    seen |= s.once[index] & (1u << index);
     std::string_view body;
-    if (!skip_value(f.wire & 7, p, end, &body)) {
-      return fail_field(fault, SchemaError::kMalformed, s, f.number, f.wire & 7, &f, false);
+    if (!skip_value(wire, p, end, limit, &body)) {
+      return fail_field(fault, SchemaError::kMalformed, s, f.number, wire, &f, false);
     }
-    if (f.wire == kText && !valid_utf8(body)) {
-      return fail_field(fault, SchemaError::kBadText, s, f.number, f.wire & 7, &f, false);
+    if (f.wire == kText && !valid_utf8(body, limit)) {
+      return fail_field(fault, SchemaError::kBadText, s, f.number, wire, &f, false);
     }
-    if (f.nested && walk(*f.nested, body, depth + 1, fault) != SchemaError::kOk) {
-      return nested_fault(fault, f, occurrence);
+    if (f.nested && walk(*f.nested, body, limit, depth + 1, fault) != SchemaError::kOk) {
+      return nested_fault(fault, f, begin, field_start, limit);
     }
   }
   return SchemaError::kOk;
@@ -463,7 +495,7 @@ const char* schema_error_name(SchemaError e) {
 
 SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes) {
   SchemaCheck c;
-  (void)walk(schema, bytes, 0, &c);
+  (void)walk(schema, bytes, reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size(), 0, &c);
   return c;
 }
 
