@@ -1,6 +1,8 @@
 #include "fabric/schema.h"
 
 #include <array>
+#include <bit>
+#include <cstring>
 
 #include "core/text.h"
 
@@ -24,12 +26,6 @@ struct FieldSpec {
   uint8_t oneof = 0;                      // 1-based oneof group; 0 for none
 };
 
-struct MessageSchema {
-  const char* name;
-  const FieldSpec* fields;
-  size_t count;
-};
-
 namespace {
 
 // Field numbers come from the generated code, so a renumbered or removed
@@ -38,12 +34,45 @@ namespace {
 // schema_test.cc set every field). medic has no repeated scalar fields, so
 // packed encoding is not accepted.
 constexpr size_t kMaxFields = 16;
+constexpr uint32_t kMaxNumber = 31;  // the largest field number any table may declare
 constexpr int kMaxDepth = 8;
 
-template <size_t N>
-constexpr MessageSchema schema(const char* name, const std::array<FieldSpec, N>& fields) {
-  static_assert(N <= kMaxFields);
-  return {name, fields.data(), N};
+}  // namespace
+
+struct MessageSchema {
+  const char* name;
+  const FieldSpec* fields;
+  size_t count;
+  // The index in `fields` of each field number, -1 for a number not declared.
+  std::array<int8_t, kMaxNumber + 1> slot;
+  // The same for each one-byte tag (field numbers up to 15) with the field's
+  // own wire type, -1 for any other byte: the walk's common case, one load.
+  std::array<int8_t, 0x80> by_tag;
+  // Per field index, the fields that may not have come before it: itself
+  // and the other members of its oneof for a singular field, none for a
+  // repeated one. The walk keeps a bit per singular field it has seen.
+  std::array<uint32_t, kMaxFields> once;
+};
+
+namespace {
+
+template <const auto& kFields>
+constexpr MessageSchema schema(const char* name) {
+  static_assert(kFields.size() <= kMaxFields);
+  MessageSchema s{name, kFields.data(), kFields.size(), {}, {}, {}};
+  s.slot.fill(-1);
+  s.by_tag.fill(-1);
+  for (size_t i = 0; i < kFields.size(); ++i) {
+    for (size_t j = 0; j < kFields.size() && !kFields[i].repeated; ++j) {
+      const bool sibling = kFields[i].oneof && kFields[j].oneof == kFields[i].oneof;
+      if (i == j || sibling) s.once[i] |= 1u << j;
+    }
+    // Out of range fails to compile (an array write past the end is not a constant).
+    s.slot.at(kFields[i].number) = static_cast<int8_t>(i);
+    const uint32_t tag = kFields[i].number << 3 | (kFields[i].wire & 7u);
+    if (tag < 0x80) s.by_tag[tag] = static_cast<int8_t>(i);
+  }
+  return s;
 }
 
 using medic::v1::Envelope;
@@ -58,7 +87,7 @@ constexpr std::array<FieldSpec, 9> kEnvelopeFields = {{
     {Envelope::kSignatureFieldNumber, "signature", kLen},
     {Envelope::kStreamFieldNumber, "stream", kVarint},
 }};
-constexpr MessageSchema kEnvelope = schema("medic.v1.Envelope", kEnvelopeFields);
+constexpr MessageSchema kEnvelope = schema<kEnvelopeFields>("medic.v1.Envelope");
 
 // ---- events.proto
 using medic::v1::Label;
@@ -66,7 +95,7 @@ constexpr std::array<FieldSpec, 2> kLabelFields = {{
     {Label::kKeyFieldNumber, "key", kText},
     {Label::kValueFieldNumber, "value", kText},
 }};
-constexpr MessageSchema kLabel = schema("medic.v1.Label", kLabelFields);
+constexpr MessageSchema kLabel = schema<kLabelFields>("medic.v1.Label");
 
 using medic::v1::VmStateReport;
 constexpr std::array<FieldSpec, 6> kStateFields = {{
@@ -77,21 +106,21 @@ constexpr std::array<FieldSpec, 6> kStateFields = {{
     {VmStateReport::kRssBytesFieldNumber, "rss_bytes", kVarint},
     {VmStateReport::kUptimeNsFieldNumber, "uptime_ns", kVarint},
 }};
-constexpr MessageSchema kState = schema("medic.v1.VmStateReport", kStateFields);
+constexpr MessageSchema kState = schema<kStateFields>("medic.v1.VmStateReport");
 
 using medic::v1::LifecycleEvent;
 constexpr std::array<FieldSpec, 2> kLifecycleFields = {{
     {LifecycleEvent::kWhatFieldNumber, "what", kVarint},
     {LifecycleEvent::kDetailFieldNumber, "detail", kText},
 }};
-constexpr MessageSchema kLifecycle = schema("medic.v1.LifecycleEvent", kLifecycleFields);
+constexpr MessageSchema kLifecycle = schema<kLifecycleFields>("medic.v1.LifecycleEvent");
 
 using medic::v1::Heartbeat;
 constexpr std::array<FieldSpec, 2> kHeartbeatFields = {{
     {Heartbeat::kCounterFieldNumber, "counter", kVarint},
     {Heartbeat::kSourceFieldNumber, "source", kText},
 }};
-constexpr MessageSchema kHeartbeat = schema("medic.v1.Heartbeat", kHeartbeatFields);
+constexpr MessageSchema kHeartbeat = schema<kHeartbeatFields>("medic.v1.Heartbeat");
 
 using medic::v1::ProbeResult;
 constexpr std::array<FieldSpec, 5> kProbeFields = {{
@@ -101,7 +130,7 @@ constexpr std::array<FieldSpec, 5> kProbeFields = {{
     {ProbeResult::kLatencyNsFieldNumber, "latency_ns", kVarint},
     {ProbeResult::kReasonFieldNumber, "reason", kText},
 }};
-constexpr MessageSchema kProbe = schema("medic.v1.ProbeResult", kProbeFields);
+constexpr MessageSchema kProbe = schema<kProbeFields>("medic.v1.ProbeResult");
 
 using medic::v1::Event;
 constexpr std::array<FieldSpec, 7> kEventFields = {{
@@ -113,14 +142,14 @@ constexpr std::array<FieldSpec, 7> kEventFields = {{
     {Event::kHeartbeatFieldNumber, "heartbeat", kLen, false, &kHeartbeat, 1},
     {Event::kProbeFieldNumber, "probe", kLen, false, &kProbe, 1},
 }};
-constexpr MessageSchema kEvent = schema("medic.v1.Event", kEventFields);
+constexpr MessageSchema kEvent = schema<kEventFields>("medic.v1.Event");
 
 using medic::v1::EventBatch;
 constexpr std::array<FieldSpec, 2> kBatchFields = {{
     {EventBatch::kUrgentFieldNumber, "urgent", kVarint},
     {EventBatch::kEventsFieldNumber, "events", kLen, true, &kEvent},
 }};
-constexpr MessageSchema kBatch = schema("medic.v1.EventBatch", kBatchFields);
+constexpr MessageSchema kBatch = schema<kBatchFields>("medic.v1.EventBatch");
 
 // ---- actions.proto
 using medic::v1::Action;
@@ -136,14 +165,14 @@ constexpr std::array<FieldSpec, 10> kActionFields = {{
     {Action::kAttemptFieldNumber, "attempt", kVarint},
     {Action::kWatchNsFieldNumber, "watch_ns", kVarint},
 }};
-constexpr MessageSchema kAction = schema("medic.v1.Action", kActionFields);
+constexpr MessageSchema kAction = schema<kActionFields>("medic.v1.Action");
 
 using medic::v1::ActionAck;
 constexpr std::array<FieldSpec, 2> kAckFields = {{
     {ActionAck::kActionIdFieldNumber, "action_id", kText},
     {ActionAck::kWhatFieldNumber, "what", kVarint},
 }};
-constexpr MessageSchema kAck = schema("medic.v1.ActionAck", kAckFields);
+constexpr MessageSchema kAck = schema<kAckFields>("medic.v1.ActionAck");
 
 using medic::v1::ActionResult;
 constexpr std::array<FieldSpec, 7> kResultFields = {{
@@ -155,7 +184,7 @@ constexpr std::array<FieldSpec, 7> kResultFields = {{
     {ActionResult::kFinishedAtNsFieldNumber, "finished_at_ns", kVarint},
     {ActionResult::kOutputFieldNumber, "output", kText},
 }};
-constexpr MessageSchema kResult = schema("medic.v1.ActionResult", kResultFields);
+constexpr MessageSchema kResult = schema<kResultFields>("medic.v1.ActionResult");
 
 // ---- control.proto
 using medic::v1::Approve;
@@ -163,14 +192,14 @@ constexpr std::array<FieldSpec, 2> kApproveFields = {{
     {Approve::kActionIdFieldNumber, "action_id", kText},
     {Approve::kCommentFieldNumber, "comment", kText},
 }};
-constexpr MessageSchema kApprove = schema("medic.v1.Approve", kApproveFields);
+constexpr MessageSchema kApprove = schema<kApproveFields>("medic.v1.Approve");
 
 using medic::v1::Deny;
 constexpr std::array<FieldSpec, 2> kDenyFields = {{
     {Deny::kActionIdFieldNumber, "action_id", kText},
     {Deny::kReasonFieldNumber, "reason", kText},
 }};
-constexpr MessageSchema kDeny = schema("medic.v1.Deny", kDenyFields);
+constexpr MessageSchema kDeny = schema<kDenyFields>("medic.v1.Deny");
 
 using medic::v1::Silence;
 constexpr std::array<FieldSpec, 4> kSilenceFields = {{
@@ -179,15 +208,16 @@ constexpr std::array<FieldSpec, 4> kSilenceFields = {{
     {Silence::kDurationNsFieldNumber, "duration_ns", kVarint},
     {Silence::kReasonFieldNumber, "reason", kText},
 }};
-constexpr MessageSchema kSilence = schema("medic.v1.Silence", kSilenceFields);
+constexpr MessageSchema kSilence = schema<kSilenceFields>("medic.v1.Silence");
 
 using medic::v1::Unsilence;
 constexpr std::array<FieldSpec, 1> kUnsilenceFields = {{
     {Unsilence::kSilenceIdFieldNumber, "silence_id", kText},
 }};
-constexpr MessageSchema kUnsilence = schema("medic.v1.Unsilence", kUnsilenceFields);
+constexpr MessageSchema kUnsilence = schema<kUnsilenceFields>("medic.v1.Unsilence");
 
-constexpr MessageSchema kStatusQuery = {"medic.v1.StatusQuery", nullptr, 0};
+constexpr std::array<FieldSpec, 0> kStatusQueryFields = {};
+constexpr MessageSchema kStatusQuery = schema<kStatusQueryFields>("medic.v1.StatusQuery");
 
 using medic::v1::ControlRequest;
 constexpr std::array<FieldSpec, 6> kRequestFields = {{
@@ -198,7 +228,7 @@ constexpr std::array<FieldSpec, 6> kRequestFields = {{
     {ControlRequest::kStatusFieldNumber, "status", kLen, false, &kStatusQuery, 1},
     {ControlRequest::kUnsilenceFieldNumber, "unsilence", kLen, false, &kUnsilence, 1},
 }};
-constexpr MessageSchema kRequest = schema("medic.v1.ControlRequest", kRequestFields);
+constexpr MessageSchema kRequest = schema<kRequestFields>("medic.v1.ControlRequest");
 
 using medic::v1::ControlReply;
 constexpr std::array<FieldSpec, 5> kReplyFields = {{
@@ -208,7 +238,7 @@ constexpr std::array<FieldSpec, 5> kReplyFields = {{
     {ControlReply::kTextFieldNumber, "text", kText},
     {ControlReply::kJsonFieldNumber, "json", kText},
 }};
-constexpr MessageSchema kReply = schema("medic.v1.ControlReply", kReplyFields);
+constexpr MessageSchema kReply = schema<kReplyFields>("medic.v1.ControlReply");
 
 using medic::v1::Checkpoint;
 constexpr std::array<FieldSpec, 3> kCheckpointFields = {{
@@ -216,12 +246,37 @@ constexpr std::array<FieldSpec, 3> kCheckpointFields = {{
     {Checkpoint::kRowHashFieldNumber, "row_hash", kLen},
     {Checkpoint::kAtNsFieldNumber, "at_ns", kVarint},
 }};
-constexpr MessageSchema kCheckpoint = schema("medic.v1.Checkpoint", kCheckpointFields);
+constexpr MessageSchema kCheckpoint = schema<kCheckpointFields>("medic.v1.Checkpoint");
 
 // ---- the walk
+//
+// One pass over the bytes, one loop per message. The hot path (a field the
+// table declares, once, with its wire type, and ASCII text) is a few loads
+// and compares per field; describing a refusal is left to the cold
+// functions below it, which run only once the walk has failed.
 
-bool valid_utf8(std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
+// Valid UTF-8. Text is almost always ASCII: its bytes are or-ed together a
+// word at a time (reading up to 7 bytes past it, which `limit`, the end of
+// the whole buffer, allows) and only text with a byte of 0x80 or above is
+// decoded code point by code point.
+bool valid_utf8(std::string_view text, const uint8_t* limit) {
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  uint64_t any = 0;
+  size_t i = 0;
+  for (uint64_t word; i + 8 <= n; i += 8) {
+    std::memcpy(&word, p + i, 8);
+    any |= word;
+  }
+  if (i < n && limit - (p + i) >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    any |= word & ((uint64_t{1} << (8 * (n - i))) - 1);  // little-endian: the text's bytes are low
+  } else {
+    for (; i < n; ++i) any |= p[i];
+  }
+  if (!(any & 0x8080808080808080u)) return true;
+  for (i = 0; i < n;) {
     uint32_t cp = 0;
     const size_t len = decode_utf8(text, i, &cp);
     if (len == 0) return false;
@@ -230,15 +285,17 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
-// A varint of at most `max_bytes` bytes: 10 for a value; 5 for a tag or a
-// length, which the parser reads as 32 bits (an overlong 6-byte zero is not
-// a length to it).
-bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* out, int max_bytes = 10) {
+// A tag or a length: a varint of at most 5 bytes, which the parser reads as
+// 32 bits (an overlong 6-byte zero is not a length to it).
+inline bool read_varint32(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
+  if (p != end && *p < 0x80) {
+    *out = *p++;
+    return true;
+  }
   uint64_t v = 0;
-  for (int shift = 0; shift < 7 * max_bytes; shift += 7) {
+  for (int shift = 0; shift < 35; shift += 7) {
     if (p == end) return false;
     const uint8_t b = *p++;
-    if (shift == 63 && b > 1) return false;  // more than 64 bits
     v |= static_cast<uint64_t>(b & 0x7f) << shift;
     if (!(b & 0x80)) {
       *out = v;
@@ -248,22 +305,36 @@ bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* out, int max_b
   return false;
 }
 
-const FieldSpec* find_field(const MessageSchema& s, uint32_t number, size_t* index) {
-  for (size_t i = 0; i < s.count; ++i) {
-    if (s.fields[i].number == number) {
-      *index = i;
-      return &s.fields[i];
+// Steps over a value varint: at most 10 bytes, and no bits beyond 64. With 8
+// bytes left before `limit`, the end of a varint of up to 8 bytes is found in
+// one word.
+inline bool skip_varint(const uint8_t*& p, const uint8_t* end, const uint8_t* limit) {
+  if (limit - p >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    const uint64_t last = ~word & 0x8080808080808080u;  // bytes without a continuation bit
+    if (last) {
+      static_assert(std::endian::native == std::endian::little);  // p[0] is the lowest byte
+      const size_t len = static_cast<size_t>(std::countr_zero(last)) / 8 + 1;
+      if (len > static_cast<size_t>(end - p)) return false;  // cut short
+      p += len;
+      return true;
     }
   }
-  return nullptr;
+  for (int i = 0; i < 10 && p != end; ++i) {
+    const uint8_t b = *p++;
+    if (!(b & 0x80)) return i < 9 || b <= 1;
+  }
+  return false;
 }
 
 // Skips the value of a field of wire type `wire`; for kLen, *body is its bytes.
-bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, std::string_view* body) {
-  uint64_t v = 0;
+inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, const uint8_t* limit,
+                       std::string_view* body) {
+  uint64_t len = 0;
   switch (wire) {
     case kVarint:
-      return read_varint(p, end, &v);
+      return skip_varint(p, end, limit);
     case kFixed64:
       if (end - p < 8) return false;
       p += 8;
@@ -273,72 +344,118 @@ bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, std::string
       p += 4;
       return true;
     case kLen:
-      if (!read_varint(p, end, &v, 5) || v > static_cast<uint64_t>(end - p)) return false;
-      *body = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(v));
-      p += v;
+      if (!read_varint32(p, end, &len) || len > static_cast<uint64_t>(end - p)) return false;
+      *body = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+      p += len;
       return true;
     default:
       return false;
   }
 }
 
-std::string describe(uint64_t number, uint64_t wire, const MessageSchema& s) {
-  return "field " + std::to_string(number) + " (wire type " + std::to_string(wire) + ") in " +
-         s.name;
+[[gnu::cold]] SchemaError fail(SchemaCheck* fault, SchemaError e, std::string where) {
+  fault->error = e;
+  fault->where = std::move(where);
+  return e;
 }
 
-SchemaError walk(const MessageSchema& s, std::string_view bytes, int depth, std::string* where) {
-  if (depth > kMaxDepth) {
-    *where = std::string("a ") + s.name + " nested " + std::to_string(depth) + " deep";
-    return SchemaError::kTooDeep;
+[[gnu::cold]] SchemaError fail_field(SchemaCheck* fault, SchemaError e, const MessageSchema& s,
+                                     uint64_t number, uint64_t wire, const FieldSpec* f,
+                                     bool other_member) {
+  const std::string quoted = f ? std::string("\"") + f->name + "\" in " + s.name : "";
+  switch (e) {
+    case SchemaError::kUnknownField:
+      return fail(fault, e, "field " + std::to_string(number) + " (wire type " +
+                                std::to_string(wire) + ") in " + s.name);
+    case SchemaError::kWrongWireType:
+      return fail(fault, e, "field " + std::to_string(number) + " (wire type " +
+                                std::to_string(wire) + ") in " + s.name + " (\"" + f->name +
+                                "\" is wire type " + std::to_string(f->wire & 7) + ")");
+    case SchemaError::kRepeatedSingle:
+      return fail(fault, e, quoted + (other_member ? " besides another member of its oneof"
+                                                   : " given twice"));
+    case SchemaError::kBadText:
+      return fail(fault, e, quoted + " is not valid UTF-8");
+    default:
+      return fail(fault, e, quoted.empty() ? std::string("a bad field tag in ") + s.name
+                                           : quoted + " is cut short");
   }
-  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  const uint8_t* end = p + bytes.size();
-  std::array<uint32_t, kMaxFields> seen{};  // occurrences per field
-  uint8_t oneof_taken = 0;                  // bit per oneof group
-  while (p != end) {
+}
+
+// Names the field whose nested message failed; for a repeated field, which
+// occurrence, counted again over the (well-formed) bytes before it.
+[[gnu::cold]] SchemaError nested_fault(SchemaCheck* fault, const FieldSpec& f, const uint8_t* p,
+                                       const uint8_t* field_start, const uint8_t* limit) {
+  uint32_t occurrence = 0;
+  while (f.repeated && p < field_start) {
     uint64_t tag = 0;
-    if (!read_varint(p, end, &tag, 5) || tag > 0xffffffffu || (tag >> 3) == 0) {
-      *where = std::string("a bad field tag in ") + s.name;
-      return SchemaError::kMalformed;
-    }
-    const uint64_t number = tag >> 3;
-    const uint8_t wire = static_cast<uint8_t>(tag & 7);
-    size_t index = 0;
-    const FieldSpec* f = find_field(s, static_cast<uint32_t>(number), &index);
-    if (!f) {
-      *where = describe(number, wire, s);
-      return SchemaError::kUnknownField;
-    }
-    if (wire != (f->wire & 7)) {
-      *where = describe(number, wire, s) + " (\"" + f->name + "\" is wire type " +
-               std::to_string(f->wire & 7) + ")";
-      return SchemaError::kWrongWireType;
-    }
-    const uint32_t occurrence = seen[index]++;
-    const bool other_member = f->oneof && (oneof_taken & (1u << f->oneof)) && occurrence == 0;
-    if ((!f->repeated && occurrence > 0) || other_member) {
-      *where = std::string("\"") + f->name + "\" in " + s.name +
-               (other_member ? " besides another member of its oneof" : " given twice");
-      return SchemaError::kRepeatedSingle;
-    }
-    if (f->oneof) oneof_taken |= static_cast<uint8_t>(1u << f->oneof);
     std::string_view body;
-    if (!skip_value(wire, p, end, &body)) {
-      *where = std::string("\"") + f->name + "\" in " + s.name + " is cut short";
-      return SchemaError::kMalformed;
+    if (!read_varint32(p, field_start, &tag) ||
+        !skip_value(static_cast<uint8_t>(tag & 7), p, field_start, limit, &body)) {
+      break;
     }
-    if (f->wire == kText && !valid_utf8(body)) {
-      *where = std::string("\"") + f->name + "\" in " + s.name + " is not valid UTF-8";
-      return SchemaError::kBadText;
+    if ((tag >> 3) == f.number) ++occurrence;
+  }
+  fault->where += std::string(" at ") + f.name +
+                  (f.repeated ? "[" + std::to_string(occurrence) + "]" : "");
+  return fault->error;
+}
+
+// The field of a tag the one-byte lookup did not find: a longer tag, or one
+// that is malformed, undeclared or of another wire type (then -1 and *fault).
+int field_of_tag(const MessageSchema& s, const uint8_t*& p, const uint8_t* end,
+                 SchemaCheck* fault) {
+  uint64_t tag = 0;
+  if (!read_varint32(p, end, &tag) || tag > 0xffffffffu || (tag >> 3) == 0) {
+    fail_field(fault, SchemaError::kMalformed, s, 0, 0, nullptr, false);
+    return -1;
+  }
+  const uint64_t number = tag >> 3;
+  const uint8_t wire = static_cast<uint8_t>(tag & 7);
+  const int index = number <= kMaxNumber ? s.slot[number] : -1;
+  if (index < 0) {
+    fail_field(fault, SchemaError::kUnknownField, s, number, wire, nullptr, false);
+  } else if (wire != (s.fields[index].wire & 7)) {
+    fail_field(fault, SchemaError::kWrongWireType, s, number, wire, &s.fields[index], false);
+    return -1;
+  }
+  return index;
+}
+
+// Walks one message; `limit` is the end of the whole buffer (see valid_utf8).
+SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* limit, int depth,
+                 SchemaCheck* fault) {
+  if (depth > kMaxDepth) {
+    return fail(fault, SchemaError::kTooDeep,
+                std::string("a ") + s.name + " nested " + std::to_string(depth) + " deep");
+  }
+  const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* end = begin + bytes.size();
+  uint32_t seen = 0;  // bit per singular field index
+  for (const uint8_t* p = begin; p != end;) {
+    const uint8_t* field_start = p;
+    int index = *p < 0x80 ? s.by_tag[*p] : -1;
+    if (index >= 0) {
+      ++p;
+    } else if ((index = field_of_tag(s, p, end, fault)) < 0) {
+      return fault->error;
     }
-    if (f->nested) {
-      SchemaError e = walk(*f->nested, body, depth + 1, where);
-      if (e != SchemaError::kOk) {
-        *where += std::string(" at ") + f->name +
-                  (f->repeated ? "[" + std::to_string(occurrence) + "]" : "");
-        return e;
-      }
+    const FieldSpec& f = s.fields[index];
+    const uint8_t wire = f.wire & 7;
+    if (seen & s.once[index]) {
+      return fail_field(fault, SchemaError::kRepeatedSingle, s, f.number, wire, &f,
+                        !(seen & (1u << index)));
+    }
+    seen |= s.once[index] & (1u << index);
+    std::string_view body;
+    if (!skip_value(wire, p, end, limit, &body)) {
+      return fail_field(fault, SchemaError::kMalformed, s, f.number, wire, &f, false);
+    }
+    if (f.wire == kText && !valid_utf8(body, limit)) {
+      return fail_field(fault, SchemaError::kBadText, s, f.number, wire, &f, false);
+    }
+    if (f.nested && walk(*f.nested, body, limit, depth + 1, fault) != SchemaError::kOk) {
+      return nested_fault(fault, f, begin, field_start, limit);
     }
   }
   return SchemaError::kOk;
@@ -378,7 +495,7 @@ const char* schema_error_name(SchemaError e) {
 
 SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes) {
   SchemaCheck c;
-  c.error = walk(schema, bytes, 0, &c.where);
+  (void)walk(schema, bytes, reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size(), 0, &c);
   return c;
 }
 
