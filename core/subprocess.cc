@@ -238,8 +238,9 @@ void ChildProcess::poll() {
   read_stream(&err_fd_, &result_.err);
   if (!exited_) reap();
   if (!exited_) return;
-  // What the child wrote before it exited is in the pipes now.
-  while (out_fd_ >= 0 || err_fd_ >= 0) {
+  // What the child wrote before it exited is in the pipes now (bounded: a
+  // grandchild may hold them open and keep writing).
+  for (int round = 0; round < 64 && (out_fd_ >= 0 || err_fd_ >= 0); ++round) {
     const size_t before = result_.out.size() + result_.err.size();
     read_stream(&out_fd_, &result_.out);
     read_stream(&err_fd_, &result_.err);
