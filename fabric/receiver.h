@@ -46,6 +46,8 @@ class EventReceiver {
   std::string urgent_endpoint() const { return urgent_.get(zmq::sockopt::last_endpoint); }
 
   const OpenCounters& rejections() const { return opener_.counters(); }
+  // Its replay guard, for keeping the marks across restarts.
+  Opener& opener() { return opener_; }
   uint64_t undecodable() const { return undecodable_; }
   uint64_t accepted_batches() const { return accepted_; }
 
