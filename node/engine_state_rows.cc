@@ -1,5 +1,8 @@
 #include "node/engine_state_rows.h"
 
+#include <string_view>
+#include <unordered_map>
+
 #include "core/json.h"
 
 namespace medic::node {
@@ -44,19 +47,38 @@ rules::IncidentRecord incident_from(const Json& j, const std::string& vm) {
   return r;
 }
 
-Json vm_json(const rules::VmRecord& r, const rules::StateChanges& c) {
+// A VM's incidents and in-flight actions, by the VM's position in c.state.vms.
+struct VmParts {
+  std::vector<std::vector<const rules::IncidentRecord*>> incidents;
+  std::vector<std::vector<const rules::InFlightRecord*>> in_flight;
+};
+
+VmParts parts_by_vm(const rules::StateChanges& c) {
+  std::unordered_map<std::string_view, size_t> at;
+  at.reserve(c.state.vms.size());
+  for (size_t i = 0; i < c.state.vms.size(); ++i) at.emplace(c.state.vms[i].id, i);
+  VmParts p;
+  p.incidents.resize(c.state.vms.size());
+  p.in_flight.resize(c.state.vms.size());
+  for (const auto& i : c.state.incidents) {
+    if (auto it = at.find(i.vm); it != at.end()) p.incidents[it->second].push_back(&i);
+  }
+  for (const auto& f : c.state.in_flight) {
+    if (auto it = at.find(f.vm); it != at.end()) p.in_flight[it->second].push_back(&f);
+  }
+  return p;
+}
+
+Json vm_json(const rules::VmRecord& r, const std::vector<const rules::IncidentRecord*>& incs,
+             const std::vector<const rules::InFlightRecord*>& flying) {
   Json labels = Json::array();
   for (const auto& [k, v] : r.labels) labels.push_back({k, v});
   Json incidents = Json::array();
-  for (const auto& i : c.state.incidents) {
-    if (i.vm == r.id) incidents.push_back(incident_json(i));
-  }
+  for (const auto* i : incs) incidents.push_back(incident_json(*i));
   Json actions = Json::array();
-  for (const auto& f : c.state.in_flight) {
-    if (f.vm == r.id) {
-      actions.push_back({{"id", f.action_id}, {"host", f.host}, {"expires", f.expires_ns},
-                         {"heal", f.heal_within.count()}});
-    }
+  for (const auto* f : flying) {
+    actions.push_back({{"id", f->action_id}, {"host", f->host}, {"expires", f->expires_ns},
+                       {"heal", f->heal_within.count()}});
   }
   return {{"host", r.host}, {"seen", r.last_seen_ns}, {"labels", labels},
           {"hb", r.last_heartbeat_ns}, {"up", r.uptime_ns}, {"rss", r.rss_bytes},
@@ -192,8 +214,11 @@ Status decode_row(const StateRow& row, StoredState* out) {
 }  // namespace
 
 void append_state_rows(const rules::StateChanges& c, std::vector<StateRow>* out) {
-  for (const auto& vm : c.state.vms) {
-    out->push_back({StateKind::kVm, vm.id, dump_json(vm_json(vm, c))});
+  const VmParts parts = parts_by_vm(c);
+  for (size_t i = 0; i < c.state.vms.size(); ++i) {
+    const auto& vm = c.state.vms[i];
+    out->push_back(
+        {StateKind::kVm, vm.id, dump_json(vm_json(vm, parts.incidents[i], parts.in_flight[i]))});
   }
   for (const auto& h : c.state.hosts) {
     out->push_back({StateKind::kHost, h.name, dump_json(host_json(h))});
