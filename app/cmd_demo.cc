@@ -229,7 +229,7 @@ node::EngineConfig demo_engine_config(const std::string& dir, Duration duration)
   c.engine.storm.fleet_fraction = 0.5;
   c.engine.storm.window = 10s;
   c.engine.storm.quiet = duration;
-  c.action_ttl = 30s;
+  c.engine.action_ttl = 30s;
   return c;
 }
 

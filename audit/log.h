@@ -20,6 +20,13 @@
 //   durable (the outbox rule).
 // - An action's lifecycle is validated at append time; an illegal transition
 //   is refused with kFailedPrecondition and nothing is written.
+// - A write that fails (disk full, I/O error, read-only file) is not the end:
+//   the writer keeps the batch and tries it again with backoff, and
+//   write_health() reports the cause until a write succeeds. Meanwhile
+//   nothing becomes durable; appends wait in memory up to max_queued, then
+//   are refused with kUnavailable.
+// - The store is also the engine's StateStore (audit/state_store.h): state
+//   rows commit in the same transaction as the audit rows of their unit.
 //
 // Thread-safety: an AuditStore may be called from any thread. AuditReader and
 // verify_log() open their own read-only connections and may run while an
@@ -37,6 +44,7 @@
 
 #include "core/action_state.h"
 #include "core/clock.h"
+#include "audit/state_store.h"
 #include "core/status.h"
 #include "fabric/identity.h"
 
@@ -162,14 +170,14 @@ struct StoreOptions {
 };
 
 // The write side the engine uses. An interface so engine tests can use a double.
-class AuditStore {
+class AuditStore : public StateStore {
  public:
-  virtual ~AuditStore() = default;
+  ~AuditStore() override = default;
 
   // Each returns the seq of the last row it appended. Errors: kInvalidArgument
   // (malformed record, unknown reference), kFailedPrecondition (illegal
-  // transition, duplicate id), kUnavailable (the writer failed or the store is
-  // closed). A refused record writes nothing.
+  // transition, duplicate id), kUnavailable (the store is closed, or writes
+  // fail and max_queued rows already wait). A refused record writes nothing.
   virtual Result<Seq> append_evidence(Evidence e) = 0;
   virtual Result<Seq> append_decision(Decision d) = 0;
   virtual Result<Seq> append_transition(Transition t) = 0;
@@ -177,7 +185,8 @@ class AuditStore {
   // All or nothing: validated together, committed in one transaction.
   virtual Result<Seq> append_batch(std::vector<Record> records) = 0;
 
-  // Blocks until `seq` is durable, the writer fails, or `limit` passes.
+  // Blocks until `seq` is durable, or `limit` passes; kUnavailable at once
+  // while writes fail.
   virtual Status wait_durable(Seq seq, Duration limit = std::chrono::seconds(10)) = 0;
   // The highest seq known durable; every seq at or below it is durable.
   virtual Seq durable_seq() const = 0;
@@ -195,6 +204,10 @@ class AuditStore {
   // Actions past their expiry are left out unless `include_expired`; the
   // engine should record them as expired (or timed_out when acked).
   virtual Result<std::vector<InFlightAction>> in_flight(Time now, bool include_expired = false) = 0;
+
+  // OK, or why the last write failed while the writer retries it (the store
+  // is degraded: nothing becomes durable until a write succeeds again).
+  virtual Status write_health() const = 0;
 
   // Commits what is queued, writes a final checkpoint and stops the writer.
   // Further appends fail with kUnavailable. Idempotent.

@@ -44,6 +44,8 @@ class ControlServer {
   // many requests were answered (rejected ones are counted, not answered).
   size_t poll();
   const OpenCounters& rejections() const { return opener_.counters(); }
+  // Its replay guard, for keeping the marks across restarts.
+  Opener& opener() { return opener_; }
 
  private:
   ControlServer(zmq::socket_t socket, const Identity& identity, const TrustStore& trust,

@@ -312,7 +312,39 @@ OpenError Opener::check_and_record_sequence(const medic::v1::Envelope& env,
   }
   last.epoch = env.epoch();
   last.seq = env.seq();
+  if (!last.moved) {
+    last.moved = true;
+    moved_.push_back(std::move(stream_key));
+  }
   return OpenError::kOk;
+}
+
+std::vector<Opener::ReplayMark> Opener::take_moved_marks() {
+  std::vector<ReplayMark> out;
+  out.reserve(moved_.size());
+  for (const std::string& key : moved_) {
+    Last& last = last_[key];
+    last.moved = false;
+    uint32_t stream = 0;
+    for (int i = 0; i < 4; ++i) {  // put_u32: little-endian
+      stream |= uint32_t{static_cast<uint8_t>(key[key.size() - 4 + i])} << (8 * i);
+    }
+    out.push_back({key.substr(0, key.size() - 4), stream, last.epoch, last.seq});
+  }
+  moved_.clear();
+  return out;
+}
+
+void Opener::restore_marks(const std::vector<ReplayMark>& marks) {
+  for (const ReplayMark& m : marks) {
+    std::string key = m.sender;
+    put_u32(&key, m.stream);
+    Last& last = last_[key];
+    if (m.epoch > last.epoch || (m.epoch == last.epoch && m.seq > last.seq)) {
+      last.epoch = m.epoch;
+      last.seq = m.seq;
+    }
+  }
 }
 
 Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {

@@ -127,10 +127,25 @@ class Opener {
   const OpenCounters& counters() const { return counters_; }
   uint64_t accepted() const { return accepted_; }
 
+  // The replay guard's high-water mark of one (sender, stream), so that a
+  // restarted receiver keeps refusing what it accepted before.
+  struct ReplayMark {
+    std::string sender;  // the sender's key bytes
+    uint32_t stream = 0;
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+    bool operator==(const ReplayMark&) const = default;
+  };
+  // The marks that moved since the last call (each once, newest value).
+  std::vector<ReplayMark> take_moved_marks();
+  // Takes stored marks; a mark only rises (an older one is ignored).
+  void restore_marks(const std::vector<ReplayMark>& marks);
+
  private:
   struct Last {
     uint64_t epoch = 0;
     uint64_t seq = 0;
+    bool moved = false;  // listed in moved_
   };
   OpenError fail(OpenError e, std::string* detail, std::string why);
   // The steps of open(), in order; each returns kOk or the refusal it counted.
@@ -156,6 +171,7 @@ class Opener {
   std::string signing_buf_;
   // Keyed by sender key bytes and stream.
   std::unordered_map<std::string, Last> last_;
+  std::vector<std::string> moved_;  // keys of last_ moved since take_moved_marks()
 };
 
 // Appends the signing input for `env` (without signature) to *out.

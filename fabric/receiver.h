@@ -50,6 +50,8 @@ class EventReceiver {
   const OpenCounters& rejections(bool urgent) const {
     return urgent ? urgent_rejected_ : bulk_rejected_;
   }
+  // Its replay guard, for keeping the marks across restarts.
+  Opener& opener() { return opener_; }
   uint64_t undecodable() const { return undecodable_; }
   uint64_t accepted_batches() const { return accepted_; }
 

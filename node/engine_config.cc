@@ -103,11 +103,10 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
   r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
-                   "notify", "dispatch"});
+                   "action_timeout", "notify", "dispatch"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
-  if (auto v = r.duration(e, "action_ttl", false)) c.action_ttl = *v;
   read_listen(r, e["listen"], &c);
   if (auto v = r.string_list(e, "rules", true)) {
     for (const auto& pattern : *v) c.rule_patterns.push_back(resolve(dir, pattern));
@@ -116,6 +115,11 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   read_dispatch(r, e["dispatch"], &c);
   read_notify(r, e["notify"], &c);
   read_policies(r, e["policies"], &c);
+  // Action timing at the top of `engine:` (as in the shipped engine.yaml)
+  // wins over the same keys under policies:.
+  if (auto v = r.duration(e, "action_ttl", false)) c.engine.action_ttl = *v;
+  if (auto v = r.duration(e, "action_timeout", false)) c.engine.action_timeout = *v;
+  c.engine.result_grace = c.dispatch.result_grace;
   if (!r.ok()) return r.status();
   return c;
 }

@@ -34,8 +34,9 @@ struct EngineConfig {
   std::vector<std::string> rule_patterns;  // rules:, resolved against the file's directory
   std::string audit_path;
   audit::StoreOptions audit;
-  rules::EngineOptions engine;       // policies:
-  Duration action_ttl = std::chrono::minutes(5);
+  // policies:, and action_ttl / action_timeout at the top of `engine:`;
+  // result_grace is dispatch.result_grace.
+  rules::EngineOptions engine;
   rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
   actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
 };

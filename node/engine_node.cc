@@ -18,6 +18,7 @@ namespace {
 constexpr size_t kMaxRecentEnvelopes = 4096;
 constexpr size_t kBulkFramesPerTurn = 4;
 constexpr size_t kMaxRecentBytes = 32 << 20;
+constexpr Duration kDegradedPoll = std::chrono::milliseconds(50);
 
 }  // namespace
 
@@ -36,6 +37,7 @@ EngineNode::EngineNode(const EngineConfig& config, Deps deps, audit::AuditStoreP
 
 EngineNode::~EngineNode() {
   (void)shutdown();
+  for (TimerId t : timers_) deps_.clock->cancel(t);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -63,6 +65,8 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   // journal treats a known id as "already done". The prefix is this start's
   // time on the node's Clock, in base 36.
   config_.engine.id_prefix = start_prefix(deps_.clock->now());
+  config_.engine.result_grace = config_.dispatch.result_grace;
+  const rules::RuleSet& rule_set = *rules;
   engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
   notifier_ = std::make_unique<rules::WebhookNotifier>(config_.notify);
 
@@ -85,8 +89,11 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   control_ = std::move(*control);
 
   register_counters();
+  // Everything a safety policy remembers, back before the first event is read.
+  MEDIC_RETURN_IF_ERROR(restore_state(rule_set));
   register_on_loop();
   resume_in_flight();
+  commit_state(true);
   return {};
 }
 
@@ -103,9 +110,8 @@ void EngineNode::register_on_loop() {
                bool urgent) { on_batch(frame, o, b, urgent); },
         kBulkFramesPerTurn);
   };
-  loop_->watch_socket(receiver_->urgent_socket().handle(), drain);
-  loop_->watch_socket(receiver_->bulk_socket().handle(), drain);
-  loop_->watch_socket(dispatcher_->socket().handle(), [this] { dispatcher_->handle_readable(); });
+  drain_ = drain;
+  set_reading(true);
   loop_->watch_socket(control_->socket().handle(), [this] { control_->poll(); });
   loop_->watch_fd(wake_fd_, [this] { drain_wakeups(); });
 }
@@ -117,13 +123,20 @@ void EngineNode::reload(std::shared_ptr<const rules::RuleSet> rules) {
 Status EngineNode::shutdown() {
   if (closed_) return {};
   closed_ = true;
+  if (engine_) commit_state(true);
   return store_->close();
 }
 
+// One loop step is one StateStore unit: its audit rows and the state rows of
+// what it changed commit together.
 void EngineNode::run_once(Duration max_wait) {
+  check_health();
+  store_->begin_unit();
   // A signal (SIGHUP, SIGTERM) interrupts the wait; the caller checks its flags.
-  loop_->run_once(max_wait);
+  // Degraded, the loop wakes often to see whether the store writes again.
+  loop_->run_once(degraded_.ok() ? max_wait : std::min<Duration>(max_wait, kDegradedPoll));
   flush_outbox();
+  commit_state(false);
 }
 
 void EngineNode::drain_wakeups() {

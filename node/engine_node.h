@@ -15,13 +15,29 @@
 // from running twice. An append the log refuses is counted
 // (stats().audit_errors); what it would have recorded is not acted on.
 //
+// State that outlives the process: each loop step is one StateStore unit, so
+// the rows of what the rules engine changed in it (budgets, cooldowns,
+// incidents, in-flight actions, silences, freezes, pending approvals) and the
+// replay guards' marks commit in the same transaction as its audit rows. At
+// start the node restores all of it before it reads a single event, gives
+// every VM a full absence window, then resumes the in-flight actions.
+//
+// Degraded: while the audit log cannot be written (write_health() not OK) the
+// node reads no events and no actuator messages (so it neither decides on
+// new evidence nor acknowledges results it could not record), dispatches
+// nothing, refuses operator requests but status, and says `degraded` with the
+// cause in status; the store retries, and the node resumes by itself once a
+// write succeeds.
+//
 // The parts: engine_config.{h,cc} (engine.yaml), engine_node.cc
 // (composition, the loop step, evidence), engine_outbox.cc (decision
-// recorder, outbox, results, resume after restart), engine_requests.cc
-// (operator requests), engine_status.cc (the status text).
+// recorder, outbox, results, resume after restart), engine_state.cc (state
+// restore and commit, degraded mode), engine_requests.cc (operator
+// requests), engine_status.cc (the status text).
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +82,9 @@ struct EngineNodeStats {
   uint64_t evidence_lost = 0;  // evicted from memory before a decision needed it
   uint64_t resumed = 0;        // in-flight actions picked up at start
   uint64_t notifications = 0;
+  uint64_t state_rows = 0;      // state rows committed (restored ones not counted)
+  uint64_t restored_rows = 0;   // state rows read at start
+  uint64_t degraded_spells = 0; // times the audit log became unwritable
 };
 
 class EngineNode final : public rules::DecisionSink, public fabric::ControlHandler {
@@ -78,7 +97,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
     EngineObserver* observer = nullptr;  // optional
   };
 
-  // Binds every socket, then resumes in-flight actions from `store`.
+  // Binds every socket, restores the state `store` holds (refusing to start
+  // when it does not decode or the store cannot be written), then resumes
+  // in-flight actions from it.
   static Result<std::unique_ptr<EngineNode>> create(const EngineConfig& config, Deps deps,
                                                     std::shared_ptr<const rules::RuleSet> rules,
                                                     audit::AuditStorePtr store);
@@ -102,6 +123,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   rules::Engine& engine() { return *engine_; }
   const fabric::EventReceiver& receiver() const { return *receiver_; }
   size_t outbox_size() const { return outbox_.size(); }
+  // Why the audit log cannot be written, while it cannot (OK otherwise).
+  const Status& degraded() const { return degraded_; }
   // A human summary: health, counters, pending approvals, silences, freezes.
   std::string status_text();
   // The same health figures and every counter of counters(), as JSON.
@@ -151,8 +174,19 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   // Restart (engine_outbox.cc): picks up what the log says is unfinished.
   void resume_in_flight();
   void resume(const audit::InFlightAction& a, Time now);
+  void resend(const audit::InFlightAction& a, Time now);
+  void await_late_result(const audit::InFlightAction& a, Time now);
+  void late_result_deadline(const std::string& action_id);
+  Duration watch_of(const std::string& action_id) const;
+
+  // State (engine_state.cc).
+  Status restore_state(const rules::RuleSet& rules);
+  void commit_state(bool all_marks);
+  void check_health();
+  void set_reading(bool on);
 
   // Operator requests (engine_requests.cc).
+  medic::v1::ControlReply degraded_reply(const medic::v1::ControlRequest& request);
   Status silence_request(const medic::v1::Silence& q, const std::string& who,
                          audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
 
@@ -182,6 +216,16 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   EngineNodeStats stats_;
   CounterRegistry counters_;
   bool closed_ = false;
+
+  // State and degraded mode (engine_state.cc).
+  std::map<std::string, Duration> restored_watch_;  // action id -> heal_within
+  std::map<std::string, bool> restored_approvals_;  // pending approvals the engine holds
+  std::vector<TimerId> timers_;                     // late-result deadlines
+  Time next_seen_refresh_{};
+  Time next_marks_{};
+  Status degraded_;
+  std::vector<EventLoop::WatchId> reading_;  // event and actuator sockets, when read
+  std::function<void()> drain_;              // reads both event lanes
 };
 
 // Maps the rules engine's evidence ref to (envelope number, event index).

@@ -99,7 +99,7 @@ audit::Decision EngineNode::decision_record(const rules::Decision& d) {
   rec.evidence = store_evidence(d.evidence);
   if (rec.outcome != DecisionOutcome::kDryRun) {
     rec.action_id = d.id;
-    rec.action_expires_at = expiry_of(d, d.at, config_.action_ttl);
+    rec.action_expires_at = expiry_of(d, d.at, config_.engine.action_ttl);
   }
   return rec;
 }
@@ -114,7 +114,7 @@ void EngineNode::record_verb(const rules::Decision& d) {
   action.set_host(d.host);
   action.set_vm(d.vm);
   action.set_issued_at_ns(to_ns(now));
-  action.set_expires_at_ns(to_ns(expiry_of(d, now, config_.action_ttl)));
+  action.set_expires_at_ns(to_ns(expiry_of(d, now, config_.engine.action_ttl)));
   action.set_rule(d.rule);
   action.set_rule_version(d.rule_version);
   action.set_attempt(1);
@@ -208,18 +208,49 @@ void EngineNode::resume_in_flight() {
 void EngineNode::resume(const audit::InFlightAction& a, Time now) {
   using S = ActionState;
   if (a.state == S::kPendingApproval) {
-    // The approval request lived in the old process; medic does less: the
-    // rule raises it again if the VM still needs it.
+    // The restored engine holds the approval with its original expiry, and
+    // expires it itself when that passes.
+    if (restored_approvals_.count(a.action_id)) return;
     record_transition(a.action_id, S::kExpired, "engine",
-                      "engine restarted while waiting for approval; not carried over");
+                      "engine restarted while waiting for approval; its state was not kept");
     return;
   }
-  if (a.expires_at.time_since_epoch().count() != 0 && a.expires_at <= now) {
-    bool sent = a.state == S::kDispatched || a.state == S::kAcked;
-    record_transition(a.action_id, sent ? S::kTimedOut : S::kExpired, "engine",
-                      "engine restarted; the action expired before its result came");
-    return;
-  }
+  const bool expired = a.expires_at.time_since_epoch().count() != 0 && a.expires_at <= now;
+  if (!expired) return resend(a, now);
+  if (a.state == S::kDispatched || a.state == S::kAcked) return await_late_result(a, now);
+  record_transition(a.action_id, S::kExpired, "engine",
+                    "engine restarted; the action expired before it was dispatched");
+  engine_->on_action_result(a.action_id, S::kTimedOut, false, "expired before it was dispatched");
+}
+
+Duration EngineNode::watch_of(const std::string& action_id) const {
+  // As the dispatcher counts it: an action without a watch gets its default.
+  auto it = restored_watch_.find(action_id);
+  if (it == restored_watch_.end() || it->second.count() == 0) return config_.dispatch.default_watch;
+  return it->second;
+}
+
+// Sent before the restart and expired since: the actuator may have run it and
+// may still answer until expiry + watch + result grace. Its result is recorded
+// when it comes (on_dispatch_event, unknown id); timed_out only after that.
+void EngineNode::await_late_result(const audit::InFlightAction& a, Time now) {
+  const Time deadline = a.expires_at + watch_of(a.action_id) + config_.dispatch.result_grace;
+  if (deadline <= now) return late_result_deadline(a.action_id);
+  std::string id = a.action_id;
+  timers_.push_back(deps_.clock->schedule_at(deadline, [this, id] { late_result_deadline(id); }));
+  ++stats_.resumed;
+}
+
+void EngineNode::late_result_deadline(const std::string& action_id) {
+  auto st = store_->action_state(action_id);
+  if (!st.ok() || !st->has_value() || is_terminal(**st)) return;
+  record_transition(action_id, ActionState::kTimedOut, "engine",
+                    "no result by its expiry, watch and result grace (the engine had restarted)");
+  engine_->on_action_result(action_id, ActionState::kTimedOut, false, "no result in time");
+}
+
+void EngineNode::resend(const audit::InFlightAction& a, Time now) {
+  using S = ActionState;
   medic::v1::Action action;
   action.set_id(a.action_id);
   action.set_verb(vmm::verb_from_name(a.verb));
@@ -230,6 +261,9 @@ void EngineNode::resume(const audit::InFlightAction& a, Time now) {
   action.set_rule(a.rule);
   action.set_rule_version(a.rule_version);
   action.set_attempt(1);
+  if (auto it = restored_watch_.find(a.action_id); it != restored_watch_.end()) {
+    action.set_watch_ns(it->second.count());
+  }
   audit::Seq after = store_->durable_seq();
   if (a.state == S::kProposed || a.state == S::kApproved) {
     auto seq = store_->append_transition(

@@ -10,6 +10,7 @@ namespace medic::node {
 medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& request,
                                            const fabric::Opened& opened) {
   medic::v1::ControlReply reply;
+  if (!degraded_.ok()) return degraded_reply(request);
   const std::string who = opened.sender->name;
   audit::OperatorRequest rec;
   rec.received_at = deps_.clock->now();
@@ -58,6 +59,20 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
   if (rec.verb != "status") {
     auto seq = store_->append_request(rec);
     if (!seq.ok()) ++stats_.audit_errors;
+  }
+  return reply;
+}
+
+// Degraded: status answers (not OK, so a health check fails); every other
+// request is refused, since it could not be recorded.
+medic::v1::ControlReply EngineNode::degraded_reply(const medic::v1::ControlRequest& request) {
+  medic::v1::ControlReply reply;
+  reply.set_ok(false);
+  reply.set_error("engine degraded: the audit log cannot be written: " + degraded_.message());
+  if (request.body_case() == medic::v1::ControlRequest::kStatus) {
+    reply.set_text(status_text());
+  } else {
+    reply.set_error(reply.error() + "; request not applied");
   }
   return reply;
 }

@@ -113,7 +113,12 @@ std::string EngineNode::status_text() {
   auto es = engine_->stats();
   std::vector<std::string> hosts = engine_->hosts();
   std::sort(hosts.begin(), hosts.end());
-  out << "engine " << config_.name << ": up, " << hosts.size() << " hosts, " << es.vms
+  if (!degraded_.ok()) {
+    out << "engine " << config_.name << ": degraded (the audit log cannot be written: "
+        << degraded_.message() << "; not deciding or dispatching until it can)\n";
+  }
+  out << "engine " << config_.name << ": " << (degraded_.ok() ? "up" : "degraded") << ", "
+      << hosts.size() << " hosts, " << es.vms
       << " VMs, " << es.open_incidents << " open incidents, " << es.in_flight
       << " actions in flight\n";
   out << "counters: " << stats_.batches << " batches, " << stats_.events << " events, "

@@ -84,6 +84,8 @@ Engine::Impl::Impl(Clock& c, std::shared_ptr<const RuleSet> r, EngineOptions o, 
           c, fleet_, opt_, [this](Decision d) { notice(std::move(d)); },
           [this] {
             const StormGuard& g = chain_.storm();
+            for (uint32_t h = 0; h < fleet_.host_count(); ++h) touch_host(h);
+            engine_dirty_ = true;
             release_held(Policy::kStormGuard, [&](uint32_t v) {
               return !g.fleet_frozen() && !g.frozen(fleet_.vm_at(v).host);
             });
@@ -168,6 +170,7 @@ uint32_t Engine::Impl::note_vm(const medic::v1::Event& e, uint32_t h, EventType 
   vm.last_seen_ns = now;
   Fleet::update_facts(vm, type, e, now);
   if (arm_all) {
+    touch_vm(v);
     absence_.arm_all(v, now);
   } else {
     absence_.signalled(*rules_, type, v, now);
@@ -351,18 +354,23 @@ Status Engine::deny(const std::string& id, const std::string& by, const std::str
 
 std::string Engine::silence(Silence s) {
   impl_->touched_ = true;
+  impl_->silences_dirty_ = true;
+  impl_->engine_dirty_ = true;  // the silence counter
   return impl_->chain_.silences().add(std::move(s));
 }
 
 Status Engine::unsilence(const std::string& id) {
   if (!impl_->chain_.silences().remove(id)) return not_found("no silence " + id);
+  impl_->silences_dirty_ = true;
   return {};
 }
 
 Status Engine::unfreeze(const std::string& host, const std::string& by) {
+  impl_->engine_dirty_ = true;
   if (host.empty()) return impl_->chain_.storm().unfreeze(kNoHost, by);
   auto h = impl_->fleet_.find_host(host);
   if (!h) return failed_precondition("host " + host + " is not frozen");
+  impl_->touch_host(*h);
   return impl_->chain_.storm().unfreeze(*h, by);
 }
 
@@ -371,6 +379,10 @@ void Engine::reload(std::shared_ptr<const RuleSet> rules) { impl_->reload(std::m
 EngineState Engine::snapshot() const { return impl_->snapshot(); }
 
 Status Engine::restore(const EngineState& state) { return impl_->restore(state); }
+
+StateChanges Engine::take_changes(bool refresh_seen) { return impl_->take_changes(refresh_seen); }
+
+void Engine::grant_absence_grace() { impl_->grant_absence_grace(); }
 
 EngineStats Engine::stats() const {
   EngineStats s = impl_->stats_;

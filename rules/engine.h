@@ -53,7 +53,15 @@ struct EngineOptions {
   PolicyDefaults defaults;
   uint32_t max_in_flight_per_host = 2;
   uint32_t max_in_flight_fleet = 10;
-  Duration action_timeout = std::chrono::minutes(5);  // no result by then: timed out
+  // An action not delivered (started by its actuator) by decision +
+  // action_ttl expires: the dispatcher stops re-sending it and the actuator
+  // refuses it.
+  Duration action_ttl = std::chrono::minutes(5);
+  // No result by decision + action_timeout: the action timed out. Never
+  // sooner than action_ttl + heal_within + result_grace (the actuator may
+  // still answer until then), so the effective timeout is the larger one.
+  Duration action_timeout = std::chrono::minutes(5);
+  Duration result_grace = std::chrono::seconds(90);  // the dispatcher's result grace
   Duration host_silent_after = std::chrono::seconds(20);
   // A VM nothing was heard of for this long is no longer watched for
   // absence (it was deleted or moved away); any event from it re-arms it.
@@ -67,7 +75,7 @@ struct EngineOptions {
 // Reads engine options from a YAML map (the `options:` of a rule test file,
 // or the rules section of an engine config) into *o, keeping defaults for
 // keys that are absent; problems go to `r` with file:line:col. Keys:
-// host_silent_after, forget_vm_after, action_timeout, max_in_flight_per_host,
+// host_silent_after, forget_vm_after, action_ttl, action_timeout, max_in_flight_per_host,
 // max_in_flight_fleet, dry_run, cooldown, budget, approval_timeout,
 // heal_within, storm {host_fraction, fleet_fraction, min_vms, window, quiet}.
 void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o);
@@ -123,6 +131,15 @@ class Engine {
   // in the rule set (else not_found, and the engine is unchanged only if it
   // fails before any incident: restore into a fresh engine).
   Status restore(const EngineState& state);
+  // What changed since the last call (or the restore): every VM a decision,
+  // result, incident or silence touched, new VMs, and (when `refresh_seen`)
+  // VMs whose stored last-seen time lags the real one by more than
+  // forget_vm_after / 2, so a restart knows which VMs are still alive.
+  StateChanges take_changes(bool refresh_seen);
+  // After a restart: every known VM gets a full `for` window from now before
+  // an absent: rule can fire on it (the gap was the engine's own), and counts
+  // as seen now when it was seen within forget_vm_after.
+  void grant_absence_grace();
 
   EngineStats stats() const;
   bool frozen(const std::string& host) const;  // "" = the fleet

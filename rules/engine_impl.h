@@ -62,6 +62,8 @@ struct Engine::Impl {
   void await_approval(Incident& inc, Decision& d, std::string reason);
   std::string notify_text(const Incident& inc) const;
   void dispatch(Incident& inc, Decision& d, Outcome outcome);
+  Duration result_timeout(Duration heal_within) const;
+  // `expires`: when the action times out if no result came.
   void start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires);
   void watch(Incident& inc, Time until);
   void on_watch_end(IncidentId id);
@@ -85,6 +87,17 @@ struct Engine::Impl {
   void restore_fleet(const EngineState& s);
   void restore_books(const EngineState& s);
   Status restore_incident(const IncidentRecord& r);
+  StateChanges take_changes(bool refresh_seen);
+  void changed_vms_into(StateChanges* c);
+  void changed_silences_into(StateChanges* c);
+  void engine_values_into(EngineState* s) const;
+  void grant_absence_grace();
+  void reset_changes(const EngineState& s);
+  // What take_changes() reports: marked where the state a restart must keep
+  // changes (decisions, results, incidents, new VMs, silences, freezes).
+  void touch_vm(uint32_t v);
+  void touch_host(uint32_t h);
+  void touch_decision(const Decision& d);
 
   struct InFlight {
     uint32_t vm;
@@ -110,11 +123,28 @@ struct Engine::Impl {
   uint64_t id_counter_ = 0;
   bool touched_ = false;  // anything was fed (restore is refused after)
 
+  // Changes since the last take_changes(), by index; stored_seen_[v] is the
+  // last-seen time the store was last given for VM v.
+  std::vector<uint32_t> dirty_vms_;
+  std::vector<uint8_t> vm_dirty_;
+  std::vector<uint32_t> dirty_hosts_;
+  std::vector<uint8_t> host_dirty_;
+  std::vector<int64_t> stored_seen_;
+  std::vector<std::string> stored_silences_;  // ids, as last given to the store
+  bool silences_dirty_ = false;
+  bool engine_dirty_ = false;
+
   std::vector<Trigger> batch_;
   std::vector<AbsenceWatch::Due> due_buf_;
   std::vector<uint32_t> candidate_buf_;  // RuleSet::candidates scratch
   std::string key_buf_;                  // incident key of the trigger at hand
 };
+
+// Records of one incident, VM (with its policy books) and host, as snapshot()
+// and take_changes() give them (engine_snapshot.cc).
+IncidentRecord incident_record(const Incident& inc, const Fleet& fleet);
+VmRecord full_vm_record(uint32_t v, const Fleet& fleet, const PolicyChain& chain);
+HostRecord host_record(uint32_t h, const Fleet& fleet, const PolicyChain& chain);
 
 // Closes incidents held by `policy` whose VM `pred` accepts. A trigger that
 // still holds opens a fresh incident, which meets the policies again.

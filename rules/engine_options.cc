@@ -6,10 +6,11 @@ namespace medic::rules {
 void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o) {
   if (!r.expect_map(n, "options")) return;
   r.check_keys(n, {"host_silent_after", "forget_vm_after", "max_in_flight_per_host",
-                   "max_in_flight_fleet", "action_timeout", "dry_run", "cooldown", "budget",
+                   "max_in_flight_fleet", "action_ttl", "action_timeout", "dry_run", "cooldown", "budget",
                    "approval_timeout", "heal_within", "storm"});
   if (auto d = r.duration(n, "host_silent_after", false)) o->host_silent_after = *d;
   if (auto d = r.duration(n, "forget_vm_after", false)) o->forget_vm_after = *d;
+  if (auto d = r.duration(n, "action_ttl", false)) o->action_ttl = *d;
   if (auto d = r.duration(n, "action_timeout", false)) o->action_timeout = *d;
   if (auto d = r.duration(n, "cooldown", false)) o->defaults.cooldown = *d;
   if (auto d = r.duration(n, "approval_timeout", false)) o->defaults.approval_timeout = *d;

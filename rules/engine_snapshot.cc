@@ -25,6 +25,8 @@ VmRecord vm_record(const VmEntry& vm, const Fleet& fleet) {
   return r;
 }
 
+}  // namespace
+
 IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
   IncidentRecord r;
   r.id = inc.id.value;
@@ -49,37 +51,50 @@ IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
   return r;
 }
 
-}  // namespace
+VmRecord full_vm_record(uint32_t v, const Fleet& fleet, const PolicyChain& chain) {
+  VmRecord r = vm_record(fleet.vm_at(v), fleet);
+  r.last_action_ns = chain.cooldown().last_action(v);
+  if (const auto* b = chain.budget().books(v)) {
+    r.action_times = b->actions;
+    r.budget_notice_ns = b->notice_ns;
+  }
+  auto marks = chain.storm().marks(v);
+  r.bad_since_ns = marks.bad_since_ns;
+  r.storm_counted_ns = marks.counted_ns;
+  return r;
+}
+
+HostRecord host_record(uint32_t h, const Fleet& fleet, const PolicyChain& chain) {
+  const HostEntry& host = fleet.host_at(h);
+  HostRecord r{host.name, host.last_seen_ns, host.silence_noticed, {}, 0, false};
+  if (h < chain.storm().host_scopes()) {
+    const auto& t = chain.storm().tally(h);
+    r.bad_times.assign(t.bad_times.begin(), t.bad_times.end());
+    r.last_bad_ns = t.last_bad_ns;
+    r.frozen = t.frozen;
+  }
+  return r;
+}
+
+// The values that are not per VM, host or silence.
+void Engine::Impl::engine_values_into(EngineState* s) const {
+  s->at_ns = now_ns();
+  s->decision_counter = id_counter_;
+  s->last_incident_id = book_.last_id();
+  s->silence_counter = chain_.silences().counter();
+  const auto& fleet_tally = chain_.storm().tally(kNoHost);
+  s->fleet_bad_times.assign(fleet_tally.bad_times.begin(), fleet_tally.bad_times.end());
+  s->fleet_last_bad_ns = fleet_tally.last_bad_ns;
+  s->fleet_frozen = fleet_tally.frozen;
+  s->waiting.clear();
+  for (IncidentId id : waiting_) s->waiting.push_back(id.value);
+}
 
 EngineState Engine::Impl::snapshot() const {
   const PolicyChain& chain = chain_;
   EngineState s;
-  s.at_ns = now_ns();
-  s.decision_counter = id_counter_;
-  s.last_incident_id = book_.last_id();
-  for (uint32_t h = 0; h < fleet_.host_count(); ++h) {
-    const HostEntry& host = fleet_.host_at(h);
-    HostRecord r{host.name, host.last_seen_ns, host.silence_noticed, {}, 0, false};
-    if (h < chain.storm().host_scopes()) {
-      const auto& t = chain.storm().tally(h);
-      r.bad_times.assign(t.bad_times.begin(), t.bad_times.end());
-      r.last_bad_ns = t.last_bad_ns;
-      r.frozen = t.frozen;
-    }
-    s.hosts.push_back(std::move(r));
-  }
-  for (uint32_t v = 0; v < fleet_.vm_count(); ++v) {
-    VmRecord r = vm_record(fleet_.vm_at(v), fleet_);
-    r.last_action_ns = chain.cooldown().last_action(v);
-    if (const auto* b = chain.budget().books(v)) {
-      r.action_times = b->actions;
-      r.budget_notice_ns = b->notice_ns;
-    }
-    auto marks = chain.storm().marks(v);
-    r.bad_since_ns = marks.bad_since_ns;
-    r.storm_counted_ns = marks.counted_ns;
-    s.vms.push_back(std::move(r));
-  }
+  for (uint32_t h = 0; h < fleet_.host_count(); ++h) s.hosts.push_back(host_record(h, fleet_, chain));
+  for (uint32_t v = 0; v < fleet_.vm_count(); ++v) s.vms.push_back(full_vm_record(v, fleet_, chain));
   for (const Incident* inc : book_.all()) s.incidents.push_back(incident_record(*inc, fleet_));
   for (const auto& [id, f] : in_flight_) {
     const Incident* inc = book_.by_action(id);
@@ -89,12 +104,7 @@ EngineState Engine::Impl::snapshot() const {
   std::sort(s.in_flight.begin(), s.in_flight.end(),
             [](const auto& a, const auto& b) { return a.action_id < b.action_id; });
   for (const auto& [id, sil] : chain.silences().silences()) s.silences.emplace_back(id, sil);
-  s.silence_counter = chain.silences().counter();
-  const auto& fleet_tally = chain.storm().tally(kNoHost);
-  s.fleet_bad_times.assign(fleet_tally.bad_times.begin(), fleet_tally.bad_times.end());
-  s.fleet_last_bad_ns = fleet_tally.last_bad_ns;
-  s.fleet_frozen = fleet_tally.frozen;
-  for (IncidentId id : waiting_) s.waiting.push_back(id.value);
+  engine_values_into(&s);
   absence_.for_each_armed(fleet_.vm_count(), [&](const Rule& r, uint32_t v, int64_t deadline) {
     const VmFacts& vm = fleet_.vm_at(v).facts;
     s.absence.push_back({r.name, vm.id, std::string(vm.host), deadline});
@@ -144,6 +154,7 @@ Status Engine::Impl::restore(const EngineState& s) {
   book_.set_last_id(s.last_incident_id);
   id_counter_ = s.decision_counter;
   touched_ = true;
+  reset_changes(s);
   return {};
 }
 

@@ -106,4 +106,19 @@ struct EngineState {
   std::vector<std::pair<std::string, std::vector<int64_t>>> counts;  // count: windows by key
 };
 
+// What changed since the last Engine::take_changes(), for a store that keeps
+// the state as rows (audit/state_store.h): per VM, per host, per silence and
+// engine-wide. A VM's record comes with all its incidents and in-flight
+// actions (state.incidents / state.in_flight hold those of the VMs listed
+// only), so a VM's row replaces what was stored for it.
+struct StateChanges {
+  EngineState state;  // vms, hosts, silences: the changed ones; the rest engine-wide
+  std::vector<std::string> silences_removed;
+  bool engine_changed = false;  // the engine-wide values of `state` changed
+  bool empty() const {
+    return state.vms.empty() && state.hosts.empty() && state.silences.empty() &&
+           silences_removed.empty() && !engine_changed;
+  }
+};
+
 }  // namespace medic::rules

@@ -4,18 +4,9 @@
 
 #include <algorithm>
 
-#include "core/duration.h"
 #include "rules/engine_impl.h"
 
 namespace medic::rules {
-
-namespace {
-
-std::string fmt(Duration d) {
-  return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
-}
-
-}  // namespace
 
 // ------------------------------------------------------------ decisions
 
@@ -40,6 +31,7 @@ Decision Engine::Impl::base(const Incident& inc) {
 
 void Engine::Impl::emit(const Decision& d) {
   ++stats_.decisions;
+  touch_decision(d);
   sink_.on_decision(d);
 }
 
@@ -115,6 +107,7 @@ void Engine::Impl::hold(Incident& inc, Decision& d, Policy p, std::string reason
 void Engine::Impl::wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason) {
   bool first = !inc.waiting_reported;
   book_.move_to(inc, IncidentState::kOpen);
+  touch_vm(inc.vm);
   inc.waiting_on = p;
   inc.waiting_reported = true;
   waiting_.push_back(inc.id);
@@ -172,20 +165,27 @@ void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
   inc.action_id = d.id;
   inc.healed_seen = false;
   book_.bind_action(d.id, inc.id);
-  d.expires_at = clock_.now() + opt_.action_timeout;
-  start_action(d.id, inc.vm, host, d.expires_at);
+  d.expires_at = clock_.now() + opt_.action_ttl;
+  start_action(d.id, inc.vm, host, clock_.now() + result_timeout(inc.rule->heal_within));
   emit(d);
+}
+
+// The actuator may answer until the action's expiry, its watch and the
+// dispatcher's result grace have passed: no timeout is sooner.
+Duration Engine::Impl::result_timeout(Duration heal_within) const {
+  return std::max(opt_.action_timeout, opt_.action_ttl + heal_within + opt_.result_grace);
 }
 
 void Engine::Impl::start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires) {
   TimerId t = clock_.schedule_at(expires, [this, id] {
     in_flight_[id].timeout = 0;
-    result(id, ActionState::kTimedOut, false, "no result within " + fmt(opt_.action_timeout));
+    result(id, ActionState::kTimedOut, false, "no result within the action timeout");
   });
   in_flight_[id] = {vm, host, expires, t};
 }
 
 void Engine::Impl::watch(Incident& inc, Time until) {
+  touch_vm(inc.vm);
   book_.move_to(inc, IncidentState::kWatching);
   inc.deadline = until;
   IncidentId id = inc.id;
@@ -213,6 +213,7 @@ void Engine::Impl::advance(Incident& inc) {
 }
 
 void Engine::Impl::close(Incident& inc, IncidentEnd end) {
+  touch_vm(inc.vm);
   if (inc.timer) clock_.cancel(inc.timer);
   if (inc.awaiting_approval()) chain_.on_awaiting(inc.vm, -1);
   --fleet_.vm_at(inc.vm).open;
@@ -226,6 +227,7 @@ void Engine::Impl::release_slot(const std::string& id) {
   auto it = in_flight_.find(id);
   if (it == in_flight_.end()) return;
   if (it->second.timeout) clock_.cancel(it->second.timeout);
+  touch_vm(it->second.vm);
   chain_.on_finished(it->second.vm, it->second.host);
   in_flight_.erase(it);
 }

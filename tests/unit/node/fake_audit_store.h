@@ -52,7 +52,27 @@ class FakeAuditBackend {
     listener_ = nullptr;
   }
 
+  // The store reports `cause` from write_health() (OK clears it).
+  void set_health(Status cause) { health_ = std::move(cause); }
+  Status health() const { return health_; }
+
   const std::vector<Row>& rows() const { return rows_; }
+  // The state rows, applied at commit_unit() (kind, key) -> value.
+  std::vector<audit::StateRow> state() const { return state_; }
+  void apply_state(const std::vector<audit::StateRow>& rows) {
+    for (const auto& r : rows) {
+      auto it = std::find_if(state_.begin(), state_.end(), [&](const audit::StateRow& x) {
+        return x.kind == r.kind && x.key == r.key;
+      });
+      if (r.value.empty()) {
+        if (it != state_.end()) state_.erase(it);
+      } else if (it != state_.end()) {
+        it->value = r.value;
+      } else {
+        state_.push_back(r);
+      }
+    }
+  }
   std::vector<audit::Transition> transitions_of(const std::string& action_id) const;
   std::vector<audit::Decision> decisions() const;
   uint64_t refusals() const { return refusals_; }
@@ -69,6 +89,8 @@ class FakeAuditBackend {
   Status check(const Row& row) const;
 
   std::vector<Row> rows_;
+  std::vector<audit::StateRow> state_;
+  Status health_;
   std::set<RowKind> refused_;
   bool hold_ = false;
   audit::Seq durable_ = 0;
@@ -96,6 +118,19 @@ class FakeAuditStore final : public audit::AuditStore {
   }
   Result<std::vector<audit::InFlightAction>> in_flight(Time now, bool include_expired) override {
     return backend_.in_flight(now, include_expired);
+  }
+  Status write_health() const override { return backend_.health(); }
+  Result<std::vector<audit::StateRow>> load_state() override {
+    auto rows = backend_.state();
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto& a, const auto& b) { return a.kind < b.kind; });
+    return rows;
+  }
+  void begin_unit() override {}
+  Status commit_unit(std::vector<audit::StateRow> rows) override {
+    if (closed_) return unavailable("closed");
+    backend_.apply_state(rows);
+    return {};
   }
   // Closes this view only; the backend (the "file") stays for the next node.
   Status close() override {

@@ -50,7 +50,7 @@ TEST(Engine, ProposesTheRuleActionWithEvidenceAndVersion) {
   EXPECT_EQ(d.evidence, std::vector<EvidenceRef>{8});
   EXPECT_EQ(d.trigger, "vm.panicked");
   EXPECT_FALSE(d.id.empty());
-  EXPECT_EQ(d.expires_at, d.at + EngineOptions{}.action_timeout);
+  EXPECT_EQ(d.expires_at, d.at + EngineOptions{}.action_ttl);
 }
 
 TEST(Engine, WhereFiltersOnVmLabels) {
@@ -150,11 +150,16 @@ TEST(Engine, FailedStepEscalatesAtOnceAndRejectedStepStops) {
 TEST(Engine, ActionWithoutResultTimesOutAndEscalates) {
   EngineOptions opt;
   opt.action_timeout = 20s;
+  opt.action_ttl = 5s;
+  opt.result_grace = 0s;
   Harness h(kHangRule, opt);
   h.run(5s, 1s, {{"h1", "vm1"}}, {"h1"});
   h.run(35s, 1s, {}, {"h1"});
   ASSERT_EQ(h.take().size(), 1u);
-  h.run(21s, 1s, {}, {"h1"});
+  // Not at 20s: the actuator may answer until expiry (5s) + heal_within (1m).
+  h.run(50s, 1s, {}, {"h1"});
+  EXPECT_TRUE(h.take().empty());
+  h.run(20s, 1s, {}, {"h1"});
   auto ds = h.take();
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReset);

@@ -1,0 +1,421 @@
+// The SQLite AuditStore's appends, units and writer thread: seqs assigned
+// under mu_ at append time, group commit of the whole queue (and the state
+// rows of the units in it) in one transaction on the writer thread.
+#include "audit/sqlite_store_impl.h"
+
+namespace medic::audit::internal {
+
+Result<Seq> SqliteAuditStore::append_batch(std::vector<Record> records) {
+  if (records.empty()) return invalid_argument("empty batch");
+  std::unique_lock<std::mutex> l(mu_);
+  // A unit that would fill the queue is split: the writer must be able to drain.
+  if (unit_open_ && !unit_.empty() && queue_.size() + unit_.size() >= options_.max_queued) {
+    release_unit();
+    writer_cv_.notify_one();
+  }
+  space_cv_.wait(l,
+                 [&] { return queue_.size() < options_.max_queued || closing_ || !failed_.ok(); });
+  if (closing_ || closed_) return unavailable("the audit log is closed");
+  // While writes fail, rows wait in memory up to the queue bound; beyond it
+  // they are refused at once rather than blocking the caller.
+  if (!failed_.ok() && queue_.size() + unit_.size() >= options_.max_queued) {
+    return unavailable("the audit log cannot be written: " + failed_.message());
+  }
+  note_time();
+
+  Overlay overlay;
+  std::unordered_set<std::string> new_decisions;
+  std::vector<Pending> out;
+  Seq next = next_seq_;
+  for (Record& r : records) {
+    Pending p;
+    p.seq = next++;
+    p.rec = std::move(r);
+    Status s = validate(p.rec, &p, &overlay, &new_decisions, &next, &out);
+    if (!s.ok()) return s;
+  }
+  // Accepted: publish the new states and queue the rows.
+  for (auto& [id, state] : overlay) {
+    if (!state) continue;
+    if (is_terminal(*state)) {
+      live_.erase(id);
+      recent_states_.put(id, *state);
+    } else {
+      live_[id] = *state;
+    }
+  }
+  for (const auto& id : new_decisions) recent_decisions_.put(id, true);
+  next_seq_ = next;
+  std::vector<Pending>& into = unit_open_ ? unit_ : queue_;
+  for (auto& p : out) into.push_back(std::move(p));
+  l.unlock();
+  writer_cv_.notify_one();
+  return next - 1;
+}
+
+void SqliteAuditStore::begin_unit() {
+  std::lock_guard<std::mutex> l(mu_);
+  unit_open_ = true;
+}
+
+void SqliteAuditStore::release_unit() {
+  for (auto& p : unit_) queue_.push_back(std::move(p));
+  unit_.clear();
+}
+
+Status SqliteAuditStore::commit_unit(std::vector<StateRow> rows) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const bool had_rows = !unit_.empty();
+    release_unit();
+    unit_open_ = false;
+    if (closing_ || closed_) return unavailable("the audit log is closed");
+    if (rows.empty() && !had_rows) return {};
+    if (!rows.empty()) {
+      Pending p;
+      p.state = std::move(rows);
+      queue_.push_back(std::move(p));
+    }
+  }
+  writer_cv_.notify_one();
+  return {};
+}
+
+Result<std::vector<StateRow>> SqliteAuditStore::load_state() {
+  auto db = Db::open(path_, true);
+  if (!db.ok()) return db.status();
+  return read_state(*db);
+}
+
+Status SqliteAuditStore::wait_durable(Seq seq, Duration limit) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (seq >= next_seq_) {
+    return invalid_argument("row " + std::to_string(seq) + " has not been appended");
+  }
+  bool done = durable_cv_.wait_for(
+      l, limit, [&] { return durable_.load(std::memory_order_acquire) >= seq || !failed_.ok(); });
+  if (durable_.load() >= seq) return {};
+  if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
+  (void)done;
+  return timeout_error("row " + std::to_string(seq) + " not durable after " +
+                       std::to_string(limit.count() / 1'000'000) + " ms");
+}
+
+Result<Seq> SqliteAuditStore::checkpoint() {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
+  if (closed_) return unavailable("the audit log is closed");
+  Seq target = next_seq_;
+  if (last_checkpoint_seq_ == target - 1 || target == 1) return last_checkpoint_seq_;
+  note_time();
+  checkpoint_requested_ = true;
+  writer_cv_.notify_one();
+  durable_cv_.wait(l, [&] { return last_checkpoint_seq_ >= target || !failed_.ok(); });
+  if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
+  return last_checkpoint_seq_;
+}
+
+Result<std::optional<ActionState>> SqliteAuditStore::action_state(const std::string& action_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return current_state(action_id, {});
+}
+
+Result<std::vector<InFlightAction>> SqliteAuditStore::in_flight(Time now, bool include_expired) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ids.reserve(live_.size());
+    for (const auto& [id, state] : live_) ids.push_back(id);
+  }
+  // Queued rows must be readable before we look them up (those of an open
+  // unit cannot be yet: they wait for its commit).
+  Seq upto = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    upto = (unit_.empty() ? next_seq_ : unit_.front().seq) - 1;
+  }
+  if (upto > 0) MEDIC_RETURN_IF_ERROR(wait_durable(upto, std::chrono::seconds(30)));
+  auto db = Db::open(path_, true);
+  if (!db.ok()) return db.status();
+  auto st = db->prepare(
+      "SELECT d.decision_id, d.rule, d.rule_version, d.vm, d.host, d.verb, d.ladder_step, "
+      "d.expires_ns, t.state, t.at_ns, t.seq FROM decisions d JOIN transitions t ON t.action_id = "
+      "d.action_id WHERE d.action_id = ? ORDER BY t.seq DESC LIMIT 1");
+  if (!st.ok()) return st.status();
+  std::vector<std::pair<Seq, InFlightAction>> found;
+  for (const auto& id : ids) {
+    st->bind(1, id);
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      InFlightAction a;
+      a.action_id = id;
+      a.decision_id = st->text(0);
+      a.rule = st->text(1);
+      a.rule_version = st->text(2);
+      a.vm = st->text(3);
+      a.host = st->text(4);
+      a.verb = st->text(5);
+      a.ladder_step = static_cast<int32_t>(st->i64(6));
+      a.expires_at = from_ns(st->i64(7));
+      auto state = internal::stored_state(st->text(8), st->i64(10));
+      if (!state.ok()) return state.status();
+      a.state = *state;
+      a.state_at = from_ns(st->i64(9));
+      bool expired = to_ns(a.expires_at) != 0 && a.expires_at <= now;
+      if (!is_terminal(*state) && (include_expired || !expired)) {
+        found.emplace_back(st->i64(10), std::move(a));
+      }
+    }
+    st->reset();
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<InFlightAction> out;
+  out.reserve(found.size());
+  for (auto& [seq, a] : found) out.push_back(std::move(a));
+  return out;
+}
+
+Status SqliteAuditStore::close() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closed_) return failed_.ok() ? Status{} : failed_;
+    if (!closing_) {
+      clock_.cancel(checkpoint_timer_);
+      note_time();
+    }
+    closing_ = true;
+    checkpoint_requested_ = true;
+    release_unit();
+    unit_open_ = false;
+  }
+  writer_cv_.notify_one();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  closed_ = true;
+  lookup_state_ = Stmt();
+  lookup_decision_ = Stmt();
+  for (auto& s : insert_) s = Stmt();
+  head_stmt_ = Stmt();
+  state_writer_.release();
+  lookup_db_ = Db();
+  db_ = Db();
+  return failed_.ok() ? Status{} : failed_;
+}
+
+void SqliteAuditStore::writer_loop() {
+  std::vector<Pending> batch;
+  Seq checkpoint_seq = 0;
+  Duration backoff = kFirstRetry;
+  while (true) {
+    bool stop = false;
+    // A batch whose write failed is kept and written again, alone and with
+    // the same checkpoint seq, so the chain on disk never has a gap.
+    const bool retrying = !batch.empty() || checkpoint_seq;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (retrying) {
+        writer_cv_.wait_for(l, backoff, [&] { return closing_; });
+      } else {
+        writer_cv_.wait(l, [&] { return writer_ready(); });
+        take_batch(&batch, &checkpoint_seq);
+      }
+      write_at_ns_ = now_ns_;
+      stop = closing_ && queue_.empty();
+    }
+    space_cv_.notify_all();
+    if (!batch.empty() || checkpoint_seq) {
+      Status s = write_batch(batch, checkpoint_seq);
+      after_write(s, checkpoint_seq);
+      if (s.ok()) {
+        batch.clear();
+        checkpoint_seq = 0;
+        backoff = kFirstRetry;
+      } else {
+        backoff = std::min<Duration>(backoff * 2, kLastRetry);
+        // Closing on a store that cannot be written: the rows are lost.
+        if (stop) break;
+        continue;
+      }
+    }
+    if (stop) break;
+  }
+}
+
+bool SqliteAuditStore::writer_ready() const {
+  const bool due = rows_since_checkpoint_ > 0 && checkpoint_timer_due_;
+  const bool checkpoint = (checkpoint_requested_ && rows_since_checkpoint_) || due;
+  return !queue_.empty() || closing_ || (checkpoint && unit_.empty());
+}
+
+// REQUIRES mu_. Takes the queue and reserves a checkpoint's seq when one is
+// due, right after the batch; never while a unit holds rows with lower seqs.
+void SqliteAuditStore::take_batch(std::vector<Pending>* batch, Seq* checkpoint_seq) {
+  batch->swap(queue_);
+  Seq rows = rows_since_checkpoint_;
+  for (const Pending& p : *batch) rows += p.seq ? 1 : 0;
+  const bool due = rows_since_checkpoint_ > 0 && checkpoint_timer_due_;
+  bool want = rows > 0 && (checkpoint_requested_ || rows >= options_.checkpoint_every_rows ||
+                           due || (closing_ && queue_.empty()));
+  if (want && !unit_.empty()) return;  // once the unit is committed
+  if (want) *checkpoint_seq = next_seq_++;
+  checkpoint_requested_ = false;
+  checkpoint_timer_due_ = false;
+}
+
+// The outcome of one write: durable moves on, or the store is degraded with
+// the cause (logged once per cause) until a write succeeds again.
+void SqliteAuditStore::after_write(const Status& s, Seq checkpoint_seq) {
+  Seq durable = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (s.ok()) {
+      durable_.store(last_seq_, std::memory_order_release);
+      durable = last_seq_;
+      if (checkpoint_seq) last_checkpoint_seq_ = checkpoint_seq;
+      if (!failed_.ok()) spdlog::info("audit log {}: writing again after: {}", path_,
+                                      failed_.message());
+      failed_ = {};
+    } else {
+      if (failed_.message() != s.message()) {
+        spdlog::error("audit log {}: write failed, retrying; nothing is decided or dispatched "
+                      "until it succeeds: {}", path_, s.message());
+      }
+      failed_ = s;
+    }
+  }
+  durable_cv_.notify_all();
+  space_cv_.notify_all();
+  if (durable) {
+    std::lock_guard<std::mutex> l(listener_mu_);
+    if (listener_) listener_(durable);
+  }
+}
+
+Status SqliteAuditStore::insert_row(Table t, Seq seq, const std::vector<Value>& values) {
+  encode_buf_.clear();
+  internal::encode_row(t, seq, values, &encode_buf_);
+  Hash h = internal::row_hash(last_hash_, encode_buf_);
+  Stmt& st = insert_[static_cast<int>(t) - 1];
+  const auto& columns = internal::table_spec(t).columns;
+  st.bind(1, seq);
+  int i = 2;
+  for (size_t c = 0; c < values.size(); ++c) {
+    const Value& v = values[c];
+    if (v.is_int) {
+      st.bind(i++, v.i);
+    } else if (columns[c].is_blob) {
+      st.bind_blob(i++, v.s);
+    } else {
+      st.bind(i++, v.s);
+    }
+  }
+  st.bind_blob(i++, internal::bytes(last_hash_));
+  st.bind_blob(i++, internal::bytes(h));
+  MEDIC_RETURN_IF_ERROR(st.run());
+  last_hash_ = h;
+  last_seq_ = seq;
+  ++rows_since_checkpoint_;
+  return {};
+}
+
+Status SqliteAuditStore::insert_pending(const Pending& p) {
+  if (p.seq == 0) return state_writer_.write(p.state);
+  switch (p.table) {
+    case Table::kEvidence: {
+      const Evidence& e = p.rec.evidence;
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(ns(e.received_at)), Value::of(p.sender), Value::of(e.sender_name),
+           Value::of(int64_t{p.kind}), Value::of(p.host), Value::of(e.envelope)});
+    }
+    case Table::kDecisions: {
+      const Decision& d = p.rec.decision;
+      std::string policies = dump_json(Json(d.policies_passed));
+      std::string refs = internal::encode_refs(d.evidence);
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(d.id), Value::of(ns(d.at)), Value::of(d.rule), Value::of(d.rule_version),
+           Value::of(d.vm), Value::of(d.host), Value::of(d.verb), Value::of(int64_t{d.ladder_step}),
+           Value::of(outcome_name(d.outcome)), Value::of(d.policy), Value::of(d.reason),
+           Value::of(policies), Value::of(refs), Value::of(d.action_id),
+           Value::of(ns(d.action_expires_at))});
+    }
+    case Table::kTransitions: {
+      const Transition& t = p.rec.transition;
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(t.action_id), Value::of(ns(t.at)), Value::of(state_name(t.state)),
+           Value::of(t.actor), Value::of(t.detail), Value::of(t.ref)});
+    }
+    case Table::kRequests: {
+      const OperatorRequest& q = p.rec.request;
+      return insert_row(
+          p.table, p.seq,
+          {Value::of(ns(q.received_at)), Value::of(q.operator_name), Value::of(p.sender),
+           Value::of(q.verb), Value::of(q.target), Value::of(int64_t{q.accepted ? 1 : 0}),
+           Value::of(q.detail), Value::of(q.envelope)});
+    }
+    case Table::kCheckpoints: break;
+  }
+  return internal_error("unexpected pending row");
+}
+
+Status SqliteAuditStore::write_head() {
+  const int64_t at = write_at_ns_;
+  std::string msg = internal::head_signing_input(last_seq_, last_hash_, at);
+  auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+  head_stmt_.bind(1, last_seq_);
+  head_stmt_.bind_blob(2, internal::bytes(last_hash_));
+  head_stmt_.bind(3, at);
+  head_stmt_.bind_blob(4, engine_.public_key().data(), 32);
+  head_stmt_.bind_blob(5, sig.data(), sig.size());
+  return head_stmt_.run();
+}
+
+Status SqliteAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint_seq) {
+  Hash saved_hash = last_hash_;
+  Seq saved_seq = last_seq_;
+  Seq saved_rows = rows_since_checkpoint_;
+  Status s = db_.exec("BEGIN IMMEDIATE");
+  for (size_t i = 0; s.ok() && i < batch.size(); ++i) s = insert_pending(batch[i]);
+  if (s.ok() && checkpoint_seq) {
+    const int64_t at = write_at_ns_;
+    std::string msg = internal::checkpoint_signing_input(last_seq_, last_hash_, at);
+    auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+    std::string covers_hash(internal::bytes(last_hash_));
+    std::string signer(reinterpret_cast<const char*>(engine_.public_key().data()), 32);
+    std::string signature(reinterpret_cast<const char*>(sig.data()), sig.size());
+    s = insert_row(Table::kCheckpoints, checkpoint_seq,
+                   {Value::of(at), Value::of(last_seq_), Value::of(covers_hash), Value::of(signer),
+                    Value::of(signature)});
+  }
+  if (s.ok()) s = write_head();
+  if (s.ok()) s = db_.exec("COMMIT");
+  if (!s.ok()) {
+    (void)db_.exec("ROLLBACK");
+    last_hash_ = saved_hash;
+    last_seq_ = saved_seq;
+    rows_since_checkpoint_ = saved_rows;
+    return s;
+  }
+  if (checkpoint_seq) rows_since_checkpoint_ = 0;
+  return {};
+}
+
+void SqliteAuditStore::arm_checkpoint_timer() {
+  checkpoint_timer_ = clock_.schedule_after(options_.checkpoint_every, [this] {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (closing_) return;
+      note_time();
+      checkpoint_timer_due_ = true;
+    }
+    writer_cv_.notify_one();
+    arm_checkpoint_timer();
+  });
+}
+
+}  // namespace medic::audit::internal
