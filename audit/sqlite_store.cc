@@ -134,6 +134,8 @@ class SqliteAuditStore final : public AuditStore {
   void queue_decision(Pending* p, Overlay* overlay, Seq* next, std::vector<Pending>* out);
   Status validate_transition(Transition& t, Pending* p, Overlay* overlay, Seq next);
   Status validate_request(const OperatorRequest& q, Pending* p);
+  Status validate_verdict(const HealVerdict& v, Pending* p, const Overlay& overlay,
+                          const std::unordered_set<std::string>& new_decisions, Seq next);
   // Time comes only from clock_, read on the caller's thread (the one that
   // owns the Clock): each append, checkpoint() and close() note clock_.now()
   // in now_ns_, and the writer stamps heads and checkpoints with the time
@@ -408,6 +410,9 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
     case Record::Type::kRequest:
       MEDIC_RETURN_IF_ERROR(validate_request(r.request, p));
       break;
+    case Record::Type::kVerdict:
+      MEDIC_RETURN_IF_ERROR(validate_verdict(r.verdict, p, *overlay, *new_decisions, *next));
+      break;
   }
   out->push_back(std::move(*p));
   return {};
@@ -522,6 +527,32 @@ Status SqliteAuditStore::validate_request(const OperatorRequest& q, Pending* p) 
     return invalid_argument("accepted operator request without a signed envelope");
   }
   p->table = Table::kRequests;
+  return {};
+}
+
+// A verdict is about an action or dry-run decision already in the log (or in
+// this batch).
+Status SqliteAuditStore::validate_verdict(const HealVerdict& v, Pending* p, const Overlay& overlay,
+                                          const std::unordered_set<std::string>& new_decisions,
+                                          Seq next) {
+  if (v.action_id.empty()) return invalid_argument("heal verdict without an action id");
+  MEDIC_RETURN_IF_ERROR(check_ref(v.ref, next, ("heal verdict of " + v.action_id).c_str()));
+  bool known = new_decisions.count(v.action_id) > 0;
+  if (!known) {
+    auto exists = decision_exists(v.action_id);
+    if (!exists.ok()) return exists.status();
+    known = *exists;
+  }
+  if (!known) {
+    auto cur = current_state(v.action_id, overlay);
+    if (!cur.ok()) return cur.status();
+    known = cur->has_value();
+  }
+  if (!known) {
+    return failed_precondition("heal verdict of " + v.action_id +
+                               ": no such action or decision in the log");
+  }
+  p->table = Table::kVerdicts;
   return {};
 }
 
@@ -794,6 +825,13 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
           {Value::of(ns(q.received_at)), Value::of(q.operator_name), Value::of(p.sender),
            Value::of(q.verb), Value::of(q.target), Value::of(int64_t{q.accepted ? 1 : 0}),
            Value::of(q.detail), Value::of(q.envelope)});
+    }
+    case Table::kVerdicts: {
+      const HealVerdict& v = p.rec.verdict;
+      return insert_row(p.table, p.seq,
+                        {Value::of(v.action_id), Value::of(ns(v.at)),
+                         Value::of(int64_t{v.healed ? 1 : 0}), Value::of(v.detail),
+                         Value::of(v.next), Value::of(v.ref)});
     }
     case Table::kCheckpoints: break;
   }
