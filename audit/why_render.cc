@@ -31,6 +31,10 @@ std::string evidence_text(const WhyStory& s) {
 }
 
 std::string rule_text(const WhyStory& s) {
+  if (s.rule == "(engine)") {
+    return "Rule: none: the engine's own notice, decided " + utc(s.decided_at) + "\n" +
+           (s.notice.empty() ? "" : "Notice: " + s.notice + "\n");
+  }
   std::string out = "Rule: " + s.rule + " version " +
                     (s.rule_version.empty() ? "-" : s.rule_version) + ", ladder step " +
                     std::to_string(s.ladder_step) + " (" + s.verb + "), decided " +

@@ -203,7 +203,9 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     detail = e.result->reason();
     healed = e.result->healed();
     if (e.state == ActionState::kSucceeded) {
-      detail = healed ? "executed; the VM healed" : "executed; not healed yet";
+      // The actuator's own look, not the engine's verdict (a heal_verdicts row).
+      detail = healed ? "executed; the actuator saw the VM healthy"
+                      : "executed; the actuator did not see the VM healthy yet";
     }
     if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
   }
