@@ -70,6 +70,14 @@ const std::vector<TableSpec>& tables() {
         {"covers_hash", false, true},
         {"signer", false, true},
         {"signature", false, true}}},
+      {Table::kVerdicts,
+       "heal_verdicts",
+       {{"action_id", false},
+        {"at_ns", true},
+        {"healed", true},
+        {"detail", false},
+        {"next_id", false},
+        {"ref", true}}},
   };
   return kTables;
 }
@@ -101,6 +109,8 @@ std::string schema_sql() {
       "CREATE INDEX IF NOT EXISTS decisions_action ON decisions(action_id);\n"
       "CREATE INDEX IF NOT EXISTS decisions_id ON decisions(decision_id);\n"
       "CREATE INDEX IF NOT EXISTS transitions_action ON transitions(action_id, seq);\n"
+      "CREATE INDEX IF NOT EXISTS heal_verdicts_action ON heal_verdicts(action_id, seq);\n"
+      "CREATE INDEX IF NOT EXISTS heal_verdicts_next ON heal_verdicts(next_id);\n"
       "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT "
       "NULL, hash BLOB NOT NULL, at_ns INTEGER NOT NULL, signer BLOB NOT NULL, signature BLOB "
       "NOT NULL);\n"

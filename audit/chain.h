@@ -26,8 +26,9 @@ enum class Table : uint8_t {
   kTransitions = 3,
   kRequests = 4,
   kCheckpoints = 5,
+  kVerdicts = 6,  // added after the first logs: a log may lack the table (no rows)
 };
-constexpr int kTableCount = 5;
+constexpr int kTableCount = 6;
 
 struct ColumnSpec {
   const char* name;

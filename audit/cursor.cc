@@ -9,9 +9,19 @@ std::vector<Value> ChainRow::views() const {
   return v;
 }
 
+Result<bool> has_table(Db& db, const char* name) {
+  auto st = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  if (!st.ok()) return st.status();
+  st->bind(1, std::string_view(name));
+  return st->step();
+}
+
 Result<ChainCursor> ChainCursor::open(Db& db) {
   ChainCursor c;
   for (const TableSpec& t : tables()) {
+    auto present = has_table(db, t.name);
+    if (!present.ok()) return present.status();
+    if (!*present) continue;
     std::string sql = "SELECT seq";
     for (const ColumnSpec& col : t.columns) sql += std::string(", ") + col.name;
     sql += std::string(", prev_hash, hash FROM ") + t.name + " ORDER BY seq";

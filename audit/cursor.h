@@ -27,6 +27,10 @@ struct ChainRow {
   std::vector<Value> views() const;
 };
 
+// Whether the log has table `name` (a log written before a table was added
+// lacks it; its rows would show as gaps in the chain, so skipping it is safe).
+Result<bool> has_table(Db& db, const char* name);
+
 class ChainCursor {
  public:
   // REQUIRES: `db` outlives the cursor; call inside a read transaction for a

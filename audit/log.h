@@ -3,7 +3,7 @@
 //
 // Contract:
 // - Append-only. Every record is one row of one table (evidence, decisions,
-//   transitions, operator_requests, checkpoints) and one link of a single hash
+//   transitions, operator_requests, heal_verdicts, checkpoints) and one link of a single hash
 //   chain across all tables: row `seq` stores the hash of row `seq - 1` and its
 //   own hash over a canonical encoding of its fields (never SQLite's text).
 // - The engine's key signs a checkpoint row every N rows or T seconds, and a
@@ -117,19 +117,39 @@ struct OperatorRequest {
   std::string envelope;  // the signed request envelope exactly as received
 };
 
+// What the engine's watch concluded about one ladder step: whether the VM
+// healed, judged by the engine (its heal signal, or the actuator seeing the
+// VM healthy), never by the verb's success alone. One per step that ended.
+struct HealVerdict {
+  std::string action_id;  // the step's action id; a dry run: its decision id
+  Time at{};
+  bool healed = false;
+  std::string detail;  // how the heal was seen, or why the step did not heal
+  std::string next;    // not healed: the next ladder step's decision id; "" when none
+  Seq ref = 0;         // the evidence row that showed the heal, 0 if none
+};
+
 // Any record; append_batch() commits a batch in one transaction.
 struct Record {
-  enum class Type : uint8_t { kEvidence = 1, kDecision = 2, kTransition = 3, kRequest = 4 };
+  enum class Type : uint8_t {
+    kEvidence = 1,
+    kDecision = 2,
+    kTransition = 3,
+    kRequest = 4,
+    kVerdict = 5,
+  };
   Type type = Type::kEvidence;
   Evidence evidence;
   Decision decision;
   Transition transition;
   OperatorRequest request;
+  HealVerdict verdict;
 
   static Record of(Evidence e);
   static Record of(Decision d);
   static Record of(Transition t);
   static Record of(OperatorRequest r);
+  static Record of(HealVerdict v);
 };
 
 // An action the engine must pick up again after a restart.
@@ -252,6 +272,10 @@ struct StoredRequest : OperatorRequest {
   fabric::PublicKey sender{};
 };
 
+struct StoredVerdict : HealVerdict {
+  Seq seq = 0;
+};
+
 struct StoredCheckpoint {
   Seq seq = 0;
   Time at{};
@@ -274,12 +298,22 @@ struct ActionSummary {
   Time updated_at{};
 };
 
+// The ladder step before or after a decision, and the verdict that links
+// them (the earlier step's, naming the later one as `next`).
+struct LadderLink {
+  StoredDecision decision;
+  StoredVerdict verdict;
+};
+
 // Everything the log holds about one decision and its action.
 struct ActionHistory {
   StoredDecision decision;
   std::vector<StoredTransition> transitions;  // in order
-  std::vector<StoredEvidence> evidence;       // referenced by the decision or transitions
-  std::vector<StoredRequest> requests;        // referenced by transitions
+  std::vector<StoredEvidence> evidence;  // referenced by the decision, transitions or verdicts
+  std::vector<StoredRequest> requests;   // about this action (approvals, refused ones)
+  std::vector<StoredVerdict> verdicts;   // the engine's heal verdicts on it, in order
+  std::optional<LadderLink> previous;    // the step it climbed from
+  std::optional<StoredDecision> next;    // the step it climbed to
 };
 
 // Read-only queries on a log file. Cheap to open; not thread-safe.
@@ -310,9 +344,12 @@ std::string list_text(const std::vector<ActionSummary>& rows);
 std::string list_json(const std::vector<ActionSummary>& rows);
 std::string show_text(const ActionHistory& h);
 std::string show_json(const ActionHistory& h);
-// "Why did medic do this?" in plain words: evidence with signed senders, the
-// rule and version, the policies passed, who approved, what the actuator
-// reported, and the time from first evidence to healed.
+// "Why did medic do this?" as one story: the trigger and its signed evidence,
+// the rule and version, each policy with its verdict, the approval (who, when,
+// comment), every lifecycle transition, the actuator's report, and whether and
+// when the VM healed by the engine's verdict (docs/audit.md). Ladder steps are
+// numbered from 1 in text and JSON alike; VMs are named as the evidence names
+// them, next to their ids.
 std::string why_text(const ActionHistory& h);
 std::string why_json(const ActionHistory& h);
 

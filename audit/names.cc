@@ -33,6 +33,13 @@ Record Record::of(OperatorRequest q) {
   return r;
 }
 
+Record Record::of(HealVerdict v) {
+  Record r;
+  r.type = Type::kVerdict;
+  r.verdict = std::move(v);
+  return r;
+}
+
 namespace internal {
 
 Result<ActionState> stored_state(std::string_view name, int64_t seq) {

@@ -261,6 +261,57 @@ Status read_other_requests(Db& db, const std::string& action_id, const std::set<
   return Status();
 }
 
+constexpr const char* kVerdictColumns =
+    "SELECT seq, action_id, at_ns, healed, detail, next_id, ref FROM heal_verdicts ";
+
+StoredVerdict read_verdict(const Stmt& st) {
+  StoredVerdict v;
+  v.seq = st.i64(0);
+  v.action_id = st.text(1);
+  v.at = from_ns(st.i64(2));
+  v.healed = st.i64(3) != 0;
+  v.detail = st.text(4);
+  v.next = st.text(5);
+  v.ref = st.i64(6);
+  return v;
+}
+
+// The verdicts whose `column` is `value`, in order; none in a log written
+// before heal verdicts were recorded.
+Result<std::vector<StoredVerdict>> read_verdicts(Db& db, const char* column,
+                                                 const std::string& value) {
+  std::vector<StoredVerdict> out;
+  auto present = internal::has_table(db, "heal_verdicts");
+  if (!present.ok()) return present.status();
+  if (!*present || value.empty()) return out;
+  auto st = db.prepare(std::string(kVerdictColumns) + "WHERE " + column + " = ? ORDER BY seq");
+  if (!st.ok()) return st.status();
+  st->bind(1, value);
+  while (true) {
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(read_verdict(*st));
+  }
+  return out;
+}
+
+// The ladder steps either side of `h`: the one whose verdict names this
+// decision as next, and the one this decision's last verdict names.
+Status read_ladder_links(Db& db, ActionHistory* h) {
+  auto before = read_verdicts(db, "next_id", h->decision.id);
+  if (!before.ok()) return before.status();
+  if (!before->empty()) {
+    auto d = find_decision(db, before->back().action_id);
+    if (d.ok()) h->previous = LadderLink{std::move(*d), before->back()};
+  }
+  if (!h->verdicts.empty() && !h->verdicts.back().next.empty()) {
+    auto d = find_decision(db, h->verdicts.back().next);
+    if (d.ok()) h->next = std::move(*d);
+  }
+  return Status();
+}
+
 }  // namespace
 
 Result<ActionHistory> AuditReader::history(const std::string& id) {
@@ -274,6 +325,13 @@ Result<ActionHistory> AuditReader::history(const std::string& id) {
   if (!action_id.empty()) {
     MEDIC_RETURN_IF_ERROR(read_transitions(impl_->db, action_id, &h.transitions, &refs));
   }
+  auto verdicts = read_verdicts(impl_->db, "action_id", action_id.empty() ? h.decision.id : action_id);
+  if (!verdicts.ok()) return verdicts.status();
+  h.verdicts = std::move(*verdicts);
+  for (const auto& v : h.verdicts) {
+    if (v.ref) refs.insert(v.ref);
+  }
+  MEDIC_RETURN_IF_ERROR(read_ladder_links(impl_->db, &h));
   std::set<Seq> seen_requests;
   MEDIC_RETURN_IF_ERROR(read_referenced(impl_->db, refs, &h, &seen_requests));
   // Requests about this action that no transition rests on (refused ones).

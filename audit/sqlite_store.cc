@@ -238,6 +238,9 @@ Status SqliteAuditStore::validate(Record& r, Pending* p, Overlay* overlay,
     case Record::Type::kRequest:
       MEDIC_RETURN_IF_ERROR(validate_request(r.request, p));
       break;
+    case Record::Type::kVerdict:
+      MEDIC_RETURN_IF_ERROR(validate_verdict(r.verdict, p, *overlay, *new_decisions, *next));
+      break;
   }
   out->push_back(std::move(*p));
   return {};
@@ -352,6 +355,32 @@ Status SqliteAuditStore::validate_request(const OperatorRequest& q, Pending* p) 
     return invalid_argument("accepted operator request without a signed envelope");
   }
   p->table = Table::kRequests;
+  return {};
+}
+
+// A verdict is about an action or dry-run decision already in the log (or in
+// this batch).
+Status SqliteAuditStore::validate_verdict(const HealVerdict& v, Pending* p, const Overlay& overlay,
+                                          const std::unordered_set<std::string>& new_decisions,
+                                          Seq next) {
+  if (v.action_id.empty()) return invalid_argument("heal verdict without an action id");
+  MEDIC_RETURN_IF_ERROR(check_ref(v.ref, next, ("heal verdict of " + v.action_id).c_str()));
+  bool known = new_decisions.count(v.action_id) > 0;
+  if (!known) {
+    auto exists = decision_exists(v.action_id);
+    if (!exists.ok()) return exists.status();
+    known = *exists;
+  }
+  if (!known) {
+    auto cur = current_state(v.action_id, overlay);
+    if (!cur.ok()) return cur.status();
+    known = cur->has_value();
+  }
+  if (!known) {
+    return failed_precondition("heal verdict of " + v.action_id +
+                               ": no such action or decision in the log");
+  }
+  p->table = Table::kVerdicts;
   return {};
 }
 

@@ -151,6 +151,8 @@ class SqliteAuditStore final : public AuditStore {
   void queue_decision(Pending* p, Overlay* overlay, Seq* next, std::vector<Pending>* out);
   Status validate_transition(Transition& t, Pending* p, Overlay* overlay, Seq next);
   Status validate_request(const OperatorRequest& q, Pending* p);
+  Status validate_verdict(const HealVerdict& v, Pending* p, const Overlay& overlay,
+                          const std::unordered_set<std::string>& new_decisions, Seq next);
   // Time comes only from clock_, read on the caller's thread (the one that
   // owns the Clock): each append, checkpoint() and close() note clock_.now()
   // in now_ns_, and the writer stamps heads and checkpoints with the time

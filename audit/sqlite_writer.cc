@@ -358,6 +358,13 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
            Value::of(q.verb), Value::of(q.target), Value::of(int64_t{q.accepted ? 1 : 0}),
            Value::of(q.detail), Value::of(q.envelope)});
     }
+    case Table::kVerdicts: {
+      const HealVerdict& v = p.rec.verdict;
+      return insert_row(p.table, p.seq,
+                        {Value::of(v.action_id), Value::of(to_ns(v.at)),
+                         Value::of(int64_t{v.healed ? 1 : 0}), Value::of(v.detail),
+                         Value::of(v.next), Value::of(v.ref)});
+    }
     case Table::kCheckpoints: break;
   }
   return internal_error("unexpected pending row");

@@ -259,10 +259,19 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
     ev.set_observed_at_ns(to_ns(now));
     auto* st = ev.mutable_state();
     st->set_state(vm.state);
+    bool named = false;
     for (const auto& [k, v] : vm.labels) {
       auto* l = st->add_labels();
       l->set_key(k);
       l->set_value(v);
+      named = named || k == "name";
+    }
+    // The VM's name for people (its alias or spec name) rides as the `name`
+    // label, so rules and `medic audit why` can show it next to the id.
+    if (!named && !vm.name.empty() && vm.name != vm.id) {
+      auto* l = st->add_labels();
+      l->set_key("name");
+      l->set_value(vm.name);
     }
     Time beat = vm.last_heartbeat;
     if (auto it = beats_.find(vm.id); it != beats_.end()) {

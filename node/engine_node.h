@@ -136,6 +136,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
 
   // rules::DecisionSink
   void on_decision(const rules::Decision& d) override;
+  void on_heal_verdict(const rules::HealVerdict& v) override;
   // fabric::ControlHandler
   medic::v1::ControlReply handle(const medic::v1::ControlRequest& request,
                                  const fabric::Opened& opened) override;

@@ -35,6 +35,12 @@ std::vector<std::string> policies_passed(const rules::Decision& d) {
   return out;
 }
 
+std::string passed_words(const rules::Decision& d) {
+  std::string out;
+  for (const auto& p : policies_passed(d)) out += (out.empty() ? "passed " : ", ") + p;
+  return out;
+}
+
 Time expiry_of(const rules::Decision& d, Time from, Duration ttl) {
   return d.expires_at.time_since_epoch().count() != 0 ? d.expires_at : from + ttl;
 }
@@ -67,7 +73,8 @@ void EngineNode::on_decision(const rules::Decision& d) {
 void EngineNode::record_operator_outcome(const rules::Decision& d) {
   switch (d.outcome) {
     case rules::Outcome::kApproved:
-      record_transition(d.id, ActionState::kApproved, d.by, d.reason);
+      // The approved step met the policy chain again: say what it passed.
+      record_transition(d.id, ActionState::kApproved, d.by, passed_words(d));
       if (d.step != rules::Step::kNotify) record_verb(d);
       return;
     case rules::Outcome::kDenied:
@@ -139,6 +146,26 @@ void EngineNode::record_notify(const rules::Decision& d) {
   record_transition(d.id, ActionState::kSucceeded, "engine", "notification " + to);
 }
 
+// The engine's word on whether a step healed the VM, with the event that
+// showed it, so `medic audit why` never has to guess from the verb's result.
+void EngineNode::on_heal_verdict(const rules::HealVerdict& v) {
+  audit::HealVerdict rec{v.decision_id, v.at, v.healed, v.detail, v.next, 0};
+  if (v.evidence) {
+    auto refs = store_evidence({v.evidence});
+    if (!refs.empty()) rec.ref = refs.front().evidence;
+  }
+  spdlog::info("engine: {} on VM {}: {} ({})", v.decision_id, v.vm,
+               v.healed ? "healed" : "not healed", v.detail);
+  std::vector<audit::Record> batch;
+  batch.push_back(audit::Record::of(std::move(rec)));
+  auto seq = store_->append_batch(std::move(batch));
+  if (!seq.ok()) {
+    ++stats_.audit_errors;
+    spdlog::warn("engine: heal verdict of {} not recorded: {}", v.decision_id,
+                 seq.status().message());
+  }
+}
+
 void EngineNode::record_transition(const std::string& action_id, ActionState state,
                                    const std::string& actor, const std::string& detail) {
   auto seq =
@@ -176,7 +203,9 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     detail = e.result->reason();
     healed = e.result->healed();
     if (e.state == ActionState::kSucceeded) {
-      detail = healed ? "executed; the VM healed" : "executed; not healed yet";
+      // The actuator's own look, not the engine's verdict (a heal_verdicts row).
+      detail = healed ? "executed; the actuator saw the VM healthy"
+                      : "executed; the actuator did not see the VM healthy yet";
     }
     if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
   }

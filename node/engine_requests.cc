@@ -56,6 +56,11 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
   }
   rec.accepted = s.ok();
   rec.detail = s.ok() ? reply.text() : s.message();
+  // The approver's reason, readable in the log (it is also in the signed envelope).
+  if (request.body_case() == medic::v1::ControlRequest::kApprove &&
+      !request.approve().comment().empty()) {
+    rec.detail += "; comment: " + request.approve().comment();
+  }
   if (rec.verb != "status") {
     auto seq = store_->append_request(rec);
     if (!seq.ok()) ++stats_.audit_errors;

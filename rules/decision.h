@@ -99,10 +99,28 @@ struct Silence {
   std::string by;
 };
 
+// What the engine's watch concluded about one ladder step of an incident:
+// healed (its heal signal came, or the actuator saw the VM healthy) or not
+// (the watch ran out, the action failed, timed out or was refused). This, not
+// a verb's success, is whether the step healed the VM.
+struct HealVerdict {
+  std::string decision_id;  // the step's decision (for verbs also its action id)
+  Time at{};
+  std::string rule;
+  std::string vm;
+  bool healed = false;
+  std::string detail;         // how the heal was seen, or why the step did not heal
+  std::string next;           // not healed: the next ladder step's decision id; "" when none
+  EvidenceRef evidence = 0;   // healed by an event: the event that showed it
+};
+
 class DecisionSink {
  public:
   virtual ~DecisionSink() = default;
   virtual void on_decision(const Decision& d) = 0;
+  // Called once per step that ends (healed, or not healed and climbing or
+  // giving up), before the next step's decision when it climbs. Optional.
+  virtual void on_heal_verdict(const HealVerdict&) {}
 };
 
 }  // namespace medic::rules

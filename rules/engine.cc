@@ -154,7 +154,7 @@ void Engine::Impl::ingest(const medic::v1::Event& e, EvidenceRef ref) {
     return;
   }
   uint32_t v = note_vm(e, h, *type, ref, now);
-  if (fleet_.vm_at(v).open) observe_heal(v, *type, e);
+  if (fleet_.vm_at(v).open) observe_heal(v, *type, e, ref);
   match_rules(v, *type, e, ref, now);
 }
 
@@ -296,12 +296,15 @@ void Engine::Impl::open_incident(Trigger& t) {
   attempt_step(inc);
 }
 
-void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Event& e) {
+void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Event& e,
+                                EvidenceRef ref) {
+  const std::string how = std::string(event_type_name(type)) + " came back";
   for (Incident* inc : book_.of_vm(v)) {
     if (inc->rule->healed_by != type) continue;
     if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
     if (inc->state == IncidentState::kActing) {
       inc->healed_seen = true;  // the action's result decides
+      inc->healed_ref = ref;
     } else if (inc->awaiting_approval()) {
       Decision d = base(*inc);
       d.id = inc->action_id;
@@ -309,9 +312,11 @@ void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Eve
       d.policy = Policy::kApproval;
       d.reason = "the VM healed (" + std::string(event_type_name(type)) + ") before approval";
       emit(d);
-      close(*inc, IncidentEnd::kHealed);
+      close_healed(*inc, how + " before any action", ref);
+    } else if (inc->state == IncidentState::kWatching) {
+      close_healed(*inc, how, ref);
     } else {
-      close(*inc, IncidentEnd::kHealed);  // watching, held, or waiting for a slot
+      close_healed(*inc, how + " before any action", ref);  // held, or waiting for a slot
     }
   }
 }

@@ -42,7 +42,7 @@ struct Engine::Impl {
   void on_absence_due();
   void process_batch();
   void open_incident(Trigger& t);
-  void observe_heal(uint32_t v, EventType type, const medic::v1::Event& e);
+  void observe_heal(uint32_t v, EventType type, const medic::v1::Event& e, EvidenceRef ref);
   void add_evidence(Incident& inc, EvidenceRef ref) const;
   template <typename Pred>
   void release_held(Policy policy, Pred pred);
@@ -67,8 +67,14 @@ struct Engine::Impl {
   void start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires);
   void watch(Incident& inc, Time until);
   void on_watch_end(IncidentId id);
-  void advance(Incident& inc);
+  // The step did not heal (`why`): its verdict, then the next ladder step or
+  // the end of the ladder.
+  void advance(Incident& inc, const std::string& why);
   void close(Incident& inc, IncidentEnd end);
+  // Closes `inc` as healed, reporting `how` as its current step's verdict.
+  void close_healed(Incident& inc, const std::string& how, EvidenceRef ref);
+  void verdict(const Incident& inc, bool healed, std::string detail, std::string next,
+               EvidenceRef ref);
 
   // ---- results and operators (engine_steps.cc)
   void release_slot(const std::string& id);

@@ -8,6 +8,19 @@
 
 namespace medic::rules {
 
+namespace {
+
+std::string fmt(Duration d) {
+  return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
+}
+
+// How the heal signal of rule `r` reads in a verdict.
+std::string heal_words(const Rule& r) {
+  return std::string(event_type_name(r.healed_by)) + " came back";
+}
+
+}  // namespace
+
 // ------------------------------------------------------------ decisions
 
 Decision Engine::Impl::base(const Incident& inc) {
@@ -51,6 +64,7 @@ void Engine::Impl::attempt_step(Incident& inc) {
 // The step meets the chain; what the last check answered decides what
 // becomes of it. An operator's approval of this very step is part of the run.
 void Engine::Impl::run_step(Incident& inc, Decision& d) {
+  inc.step_decision = d.id;
   std::string_view approved_by;
   if (inc.approved_step == inc.step + 1) approved_by = inc.approved_by;
   if (!approved_by.empty()) d.by = std::string(approved_by);
@@ -164,6 +178,7 @@ void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
   book_.move_to(inc, IncidentState::kActing);
   inc.action_id = d.id;
   inc.healed_seen = false;
+  inc.healed_ref = 0;
   book_.bind_action(d.id, inc.id);
   d.expires_at = clock_.now() + opt_.action_ttl;
   start_action(d.id, inc.vm, host, clock_.now() + result_timeout(inc.rule->heal_within));
@@ -196,20 +211,47 @@ void Engine::Impl::on_watch_end(IncidentId id) {
   Incident* p = book_.find(id);
   if (!p) return;
   p->timer = 0;
-  if (p->healed_seen) return close(*p, IncidentEnd::kHealed);
-  advance(*p);
+  if (p->healed_seen) return close_healed(*p, heal_words(*p->rule), p->healed_ref);
+  advance(*p, "no " + std::string(event_type_name(p->rule->healed_by)) + " within " +
+                  fmt(p->rule->heal_within) + " of the step");
 }
 
-void Engine::Impl::advance(Incident& inc) {
+void Engine::Impl::advance(Incident& inc, const std::string& why) {
   ++inc.step;
   inc.waiting_reported = false;
   if (inc.step >= inc.rule->ladder.size()) {
     spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it", inc.rule->name,
                  fleet_.vm_at(inc.vm).facts.id);
+    verdict(inc, false, why + "; that was the last step of the ladder", "", 0);
     return close(inc, IncidentEnd::kEscalated);
   }
   book_.move_to(inc, IncidentState::kOpen);
-  attempt_step(inc);
+  Decision d = base(inc);
+  verdict(inc, false, why, d.id, 0);
+  run_step(inc, d);
+}
+
+void Engine::Impl::close_healed(Incident& inc, const std::string& how, EvidenceRef ref) {
+  verdict(inc, true, how, "", ref);
+  close(inc, IncidentEnd::kHealed);
+}
+
+void Engine::Impl::verdict(const Incident& inc, bool healed, std::string detail, std::string next,
+                           EvidenceRef ref) {
+  // A restored incident (the snapshot does not keep step_decision) still
+  // knows its action.
+  const std::string& id = inc.step_decision.empty() ? inc.action_id : inc.step_decision;
+  if (id.empty()) return;
+  HealVerdict v;
+  v.decision_id = id;
+  v.at = clock_.now();
+  v.rule = inc.rule->name;
+  v.vm = fleet_.vm_at(inc.vm).facts.id;
+  v.healed = healed;
+  v.detail = std::move(detail);
+  v.next = std::move(next);
+  v.evidence = ref;
+  sink_.on_heal_verdict(v);
 }
 
 void Engine::Impl::close(Incident& inc, IncidentEnd end) {
@@ -244,8 +286,10 @@ void Engine::Impl::result(const std::string& id, ActionState outcome, bool heale
   if (inc && inc->state == IncidentState::kActing && inc->action_id == id) {
     switch (outcome) {
       case ActionState::kSucceeded:
-        if (healed || inc->healed_seen)
-          close(*inc, IncidentEnd::kHealed);
+        if (healed)
+          close_healed(*inc, "the actuator saw the VM healthy after the verb", 0);
+        else if (inc->healed_seen)
+          close_healed(*inc, heal_words(*inc->rule), inc->healed_ref);
         else
           watch(*inc, clock_.now() + inc->rule->heal_within);
         break;
@@ -253,10 +297,13 @@ void Engine::Impl::result(const std::string& id, ActionState outcome, bool heale
       case ActionState::kTimedOut:
         spdlog::warn("rules: action {} {}: {}", id,
                      outcome == ActionState::kFailed ? "failed" : "timed out", reason);
-        advance(*inc);
+        advance(*inc, std::string("the action ") +
+                          (outcome == ActionState::kFailed ? "failed" : "timed out") +
+                          (reason.empty() ? "" : ": " + reason));
         break;
       case ActionState::kRejected:
         spdlog::warn("rules: action {} rejected by the actuator: {}", id, reason);
+        verdict(*inc, false, "the actuator refused the action: " + reason, "", 0);
         close(*inc, IncidentEnd::kClosed);
         break;
       default:  // not a result (on_action_result's contract)

@@ -66,6 +66,8 @@ struct Incident {
   std::string trigger;
   std::string probe;              // set when keyed by probe.name
   bool healed_seen = false;       // the heal signal came while acting
+  EvidenceRef healed_ref = 0;     // ... in this event
+  std::string step_decision;      // the current step's decision id, for its heal verdict
   bool waiting_reported = false;  // the wait for a slot was reported once
   uint32_t approved_step = 0;     // 1-based step an operator approved
   std::string approved_by;

@@ -115,31 +115,34 @@ TEST_F(QueryTest, WhySaysEverythingInPlainWords) {
   const std::string sender =
       "signed by host-a (key " + fabric::short_key_id(keys_.collector.public_key()) + ")";
   for (const std::string& want : std::vector<std::string>{
-           "reset vm web-1 on host host-a",                      // what
-           "Outcome: succeeded -- the VM was healed",            // the answer first
-           "guest kernel panicked (pvpanic), vm web-1",          // the evidence event
-           sender + ", signature valid",                         // its signed sender
-           "Rule: guest-panicked, version 3",                    // rule + version
-           "passed cooldown, budget, storm-guard, host-silent",  // policies
-           "approved by alice",                                  // who approved
-           "looked at the console, go",
-           "5. Actuator: succeeded: system_reset done; VM healed: yes",  // what it reported
-           "6. Time to heal: 3.00s from first evidence",  // panic at 0 -> healed at 3000ms
+           "reset vm web-1 on host host-a",                 // what
+           "Answer: reset succeeded; not judged yet",        // the answer first: no heal verdict
+           "guest kernel panicked (pvpanic), vm web-1",     // the evidence event
+           sender + ", signature valid",                    // its signed sender
+           "Rule: guest-panicked version 3, ladder step 1",  // rule + version
+           "  cooldown          passed\n",                 // each policy with its verdict
+           "approved by alice",                             // who approved
+           "comment: \"looked at the console, go\"",        // ... and why, as signed
+           "Actuator: succeeded: system_reset done",        // what it reported
+           "the actuator's own look after the verb: VM healthy",
        }) {
     EXPECT_NE(why.find(want), std::string::npos) << "missing: " << want << "\n" << why;
   }
   std::string json = why_json(*h);
-  EXPECT_NE(json.find("\"time_to_heal_ms\":3000"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"approved_by\":\"alice\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"state\":\"approved\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"by\":\"alice\""), std::string::npos) << json;
 }
 
 TEST_F(QueryTest, WhyOfASuppressedActionNamesThePolicy) {
   std::string why = why_text(*reader_->history("a-2"));
-  EXPECT_NE(why.find("passed budget, storm-guard; STOPPED by cooldown: vm web-2 was reset 40s ago"),
+  EXPECT_NE(why.find("  budget            passed\n  storm-guard       passed\n"
+                     "  cooldown          STOPPED: vm web-2 was reset 40s ago"),
             std::string::npos)
       << why;
+  EXPECT_NE(why.find("Answer: not done: stopped by cooldown"), std::string::npos) << why;
   EXPECT_NE(why.find("never dispatched"), std::string::npos) << why;
-  EXPECT_NE(why.find("Time to heal: not healed\n"), std::string::npos) << why;
+  EXPECT_NE(why.find("Healed: not applicable: nothing was done (suppressed)\n"), std::string::npos)
+      << why;
 }
 
 TEST_F(QueryTest, WhyOfAnUnfinishedOrDryRunActionSaysSo) {
@@ -147,9 +150,11 @@ TEST_F(QueryTest, WhyOfAnUnfinishedOrDryRunActionSaysSo) {
   EXPECT_NE(flying.find("dispatched at 2026-01-01 03:00:06.020Z, not acknowledged yet"),
             std::string::npos)
       << flying;
-  EXPECT_NE(flying.find("not healed yet (the action is dispatched)"), std::string::npos) << flying;
+  EXPECT_NE(flying.find("not judged yet: the action is dispatched"), std::string::npos) << flying;
   std::string dry = why_text(*reader_->history("d-dry"));
-  EXPECT_NE(dry.find("dry-run rule: nothing was executed"), std::string::npos) << dry;
+  EXPECT_NE(dry.find("dry-run           DRY RUN: recorded what would have been done"),
+            std::string::npos)
+      << dry;
   EXPECT_NE(dry.find("none: no action was created"), std::string::npos) << dry;
 }
 

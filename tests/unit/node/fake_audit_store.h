@@ -22,7 +22,7 @@
 
 namespace medic::node::testing {
 
-enum class RowKind { kEvidence, kDecision, kTransition, kRequest };
+enum class RowKind { kEvidence, kDecision, kTransition, kRequest, kVerdict };
 
 class FakeAuditBackend {
  public:
@@ -32,6 +32,7 @@ class FakeAuditBackend {
     audit::Decision decision;      // kDecision
     audit::Transition transition;  // kTransition
     audit::OperatorRequest request;
+    audit::HealVerdict verdict;  // kVerdict
   };
 
   void refuse(RowKind kind) { refused_.insert(kind); }
@@ -241,7 +242,7 @@ inline std::vector<audit::InFlightAction> FakeAuditBackend::in_flight(Time now,
 
 inline Result<audit::Seq> FakeAuditStore::append_evidence(audit::Evidence) {
   if (closed_) return unavailable("closed");
-  return backend_.append({0, RowKind::kEvidence, {}, {}, {}});
+  return backend_.append({0, RowKind::kEvidence, {}, {}, {}, {}});
 }
 
 inline Result<audit::Seq> FakeAuditStore::append_decision(audit::Decision d) {
@@ -268,8 +269,21 @@ inline Result<audit::Seq> FakeAuditStore::append_request(audit::OperatorRequest 
   return backend_.append(std::move(r));
 }
 
-inline Result<audit::Seq> FakeAuditStore::append_batch(std::vector<audit::Record>) {
-  return internal_error("append_batch is not used by the engine node");
+// The engine node batches only heal verdicts.
+inline Result<audit::Seq> FakeAuditStore::append_batch(std::vector<audit::Record> records) {
+  if (closed_) return unavailable("closed");
+  Result<audit::Seq> last = internal_error("empty batch");
+  for (auto& rec : records) {
+    if (rec.type != audit::Record::Type::kVerdict) {
+      return internal_error("the fake batches only heal verdicts");
+    }
+    FakeAuditBackend::Row r;
+    r.kind = RowKind::kVerdict;
+    r.verdict = std::move(rec.verdict);
+    last = backend_.append(std::move(r));
+    if (!last.ok()) return last;
+  }
+  return last;
 }
 
 inline Status FakeAuditStore::wait_durable(audit::Seq seq, Duration) {
