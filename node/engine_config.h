@@ -36,6 +36,8 @@ struct EngineConfig {
   audit::StoreOptions audit;
   rules::EngineOptions engine;       // policies:
   Duration action_ttl = std::chrono::minutes(5);
+  // The longest silence an operator may ask for (`medic silence --for`).
+  Duration max_silence = std::chrono::hours(24 * 7);
   rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
   actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
 };
