@@ -178,7 +178,7 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   agent->reset();
   Status closed = (*engine)->shutdown();
   tl.print_summary(stopped, demo_hints(ec_cfg.audit_path, closed,
-                                       {"guest consoles       " + dir + "/vm*.console.log"},
+                                       {"  guest consoles       " + dir + "/vm*.console.log"},
                                        view.example_action()));
   return 0;
 }

@@ -199,7 +199,7 @@ int run_sim_demo(const DemoOptions& o, const std::string& dir) {
   const Time stopped = clock.now();
   agents.clear();
   Status closed = (*engine)->shutdown();
-  tl.print_summary(stopped, demo_hints(ec_cfg.audit_path, closed, {"daemon log           " + dir + "/demo.log"},
+  tl.print_summary(stopped, demo_hints(ec_cfg.audit_path, closed, {"  daemon log           " + dir + "/demo.log"},
                                        view.example_action()));
   return 0;
 }

@@ -124,7 +124,7 @@ constexpr MessageSchema kBatch = schema("medic.v1.EventBatch", kBatchFields);
 
 // ---- actions.proto
 using medic::v1::Action;
-constexpr std::array<FieldSpec, 10> kActionFields = {{
+constexpr std::array<FieldSpec, 11> kActionFields = {{
     {Action::kIdFieldNumber, "id", kText},
     {Action::kVerbFieldNumber, "verb", kVarint},
     {Action::kHostFieldNumber, "host", kText},
@@ -135,6 +135,7 @@ constexpr std::array<FieldSpec, 10> kActionFields = {{
     {Action::kRuleVersionFieldNumber, "rule_version", kText},
     {Action::kAttemptFieldNumber, "attempt", kVarint},
     {Action::kWatchNsFieldNumber, "watch_ns", kVarint},
+    {Action::kFaultFieldNumber, "fault", kText},
 }};
 constexpr MessageSchema kAction = schema("medic.v1.Action", kActionFields);
 
@@ -173,11 +174,12 @@ constexpr std::array<FieldSpec, 2> kDenyFields = {{
 constexpr MessageSchema kDeny = schema("medic.v1.Deny", kDenyFields);
 
 using medic::v1::Silence;
-constexpr std::array<FieldSpec, 4> kSilenceFields = {{
+constexpr std::array<FieldSpec, 5> kSilenceFields = {{
     {Silence::kScopeFieldNumber, "scope", kVarint},
     {Silence::kValueFieldNumber, "value", kText},
     {Silence::kDurationNsFieldNumber, "duration_ns", kVarint},
     {Silence::kReasonFieldNumber, "reason", kText},
+    {Silence::kForceFieldNumber, "force", kVarint},
 }};
 constexpr MessageSchema kSilence = schema("medic.v1.Silence", kSilenceFields);
 
@@ -188,15 +190,42 @@ constexpr std::array<FieldSpec, 1> kUnsilenceFields = {{
 constexpr MessageSchema kUnsilence = schema("medic.v1.Unsilence", kUnsilenceFields);
 
 constexpr MessageSchema kStatusQuery = {"medic.v1.StatusQuery", nullptr, 0};
+constexpr MessageSchema kSilenceList = {"medic.v1.SilenceList", nullptr, 0};
+constexpr MessageSchema kIncidentsQuery = {"medic.v1.IncidentsQuery", nullptr, 0};
+
+using medic::v1::HostsQuery;
+constexpr std::array<FieldSpec, 1> kHostsQueryFields = {{
+    {HostsQuery::kVmsFieldNumber, "vms", kVarint},
+}};
+constexpr MessageSchema kHostsQuery = schema("medic.v1.HostsQuery", kHostsQueryFields);
+
+using medic::v1::Unfreeze;
+constexpr std::array<FieldSpec, 2> kUnfreezeFields = {{
+    {Unfreeze::kHostFieldNumber, "host", kText},
+    {Unfreeze::kReasonFieldNumber, "reason", kText},
+}};
+constexpr MessageSchema kUnfreeze = schema("medic.v1.Unfreeze", kUnfreezeFields);
+
+using medic::v1::Inject;
+constexpr std::array<FieldSpec, 2> kInjectFields = {{
+    {Inject::kVmFieldNumber, "vm", kText},
+    {Inject::kFaultFieldNumber, "fault", kText},
+}};
+constexpr MessageSchema kInject = schema("medic.v1.Inject", kInjectFields);
 
 using medic::v1::ControlRequest;
-constexpr std::array<FieldSpec, 6> kRequestFields = {{
+constexpr std::array<FieldSpec, 11> kRequestFields = {{
     {ControlRequest::kRequestIdFieldNumber, "request_id", kText},
     {ControlRequest::kApproveFieldNumber, "approve", kLen, false, &kApprove, 1},
     {ControlRequest::kDenyFieldNumber, "deny", kLen, false, &kDeny, 1},
     {ControlRequest::kSilenceFieldNumber, "silence", kLen, false, &kSilence, 1},
     {ControlRequest::kStatusFieldNumber, "status", kLen, false, &kStatusQuery, 1},
     {ControlRequest::kUnsilenceFieldNumber, "unsilence", kLen, false, &kUnsilence, 1},
+    {ControlRequest::kUnfreezeFieldNumber, "unfreeze", kLen, false, &kUnfreeze, 1},
+    {ControlRequest::kSilenceListFieldNumber, "silence_list", kLen, false, &kSilenceList, 1},
+    {ControlRequest::kIncidentsFieldNumber, "incidents", kLen, false, &kIncidentsQuery, 1},
+    {ControlRequest::kHostsFieldNumber, "hosts", kLen, false, &kHostsQuery, 1},
+    {ControlRequest::kInjectFieldNumber, "inject", kLen, false, &kInject, 1},
 }};
 constexpr MessageSchema kRequest = schema("medic.v1.ControlRequest", kRequestFields);
 
