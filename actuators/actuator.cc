@@ -360,6 +360,7 @@ std::optional<std::pair<Rejection, std::string>> Actuator::check(const Action& a
     case medic::v1::VERB_RESTART:
     case medic::v1::VERB_STOP:
     case medic::v1::VERB_START:
+    case medic::v1::VERB_INJECT:  // the backend refuses it unless it is simulated
       break;
     default:
       return std::make_pair(Rejection::kUnknownVerb,
@@ -446,6 +447,20 @@ void Actuator::execute(const Action& action) {
 
   const Time started_at = clock_.now();
   ++stats_.executed;
+  if (action.verb() == medic::v1::VERB_INJECT) {
+    // An operator's deliberate fault (`medic inject`): done at once, never
+    // watched for healing (breaking the VM was the point).
+    Status done = hv_.inject_fault(action.fault(), action.vm());
+    spdlog::info("actuator: inject {} into {} (action {}): {}", action.fault(), action.vm(),
+                 action.id(), done.ok() ? "done" : done.to_string());
+    ActionResult r;
+    r.set_action_id(action.id());
+    r.set_outcome(done.ok() ? ActionResult::OUTCOME_SUCCEEDED : ActionResult::OUTCOME_FAILED);
+    r.set_reason(done.ok() ? "injected " + action.fault() : done.to_string());
+    r.set_executed_at_ns(to_ns(started_at));
+    finish(action, std::move(r));
+    return;
+  }
   if (action.verb() == medic::v1::VERB_RESTART && !opts_.restart_hook.empty()) {
     std::string output;
     Status done = run_restart_hook(action, &output);

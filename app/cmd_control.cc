@@ -1,6 +1,8 @@
-// medic approve / deny / silence / unsilence / status: signed operator
-// requests to a running engine over its control channel. Each request is
-// signed with the operator's key and recorded in the engine's audit log.
+// medic approve / deny / silence / unsilence / unfreeze / inject and the
+// queries status / silence list / incidents / hosts: signed operator requests
+// to a running engine over its control channel. Each request is signed with
+// the operator's key; the engine records every one that changes something in
+// its audit log. The queries print text, or with --json the engine's JSON.
 //
 // Where the engine is, and who the operator is, come from flags or the
 // environment: --engine ($MEDIC_ENGINE), --engine-key ($MEDIC_ENGINE_KEY),
@@ -16,6 +18,13 @@
 
 namespace medic::app {
 namespace {
+
+struct SilenceArgs {
+  std::string vm, host, label, rule;
+  std::string duration;
+  std::string reason;
+  bool force = false;
+};
 
 struct Target {
   std::string engine;
@@ -43,7 +52,7 @@ void add_target_options(CLI::App* sub, Target* t) {
   sub->add_option("--timeout", t->timeout, "how long to wait for the reply")->capture_default_str();
 }
 
-// Sends `request`; prints the reply's text, or its JSON when `json`. Exit: 0
+// Sends `request`; prints the reply's text (its JSON when `json`). Exit: 0
 // done, 1 refused, 2 set-up error.
 int send(const Target& t, medic::v1::ControlRequest request, bool json = false) {
   auto fail = [](const std::string& m) {
@@ -110,40 +119,57 @@ void add_deny(CLI::App& app, int* exit_code) {
   });
 }
 
+// Exactly one scope, a duration and a reason; the engine checks the rest.
+int silence(const Target& t, const SilenceArgs& a) {
+  auto fail = [](const std::string& m) {
+    std::cerr << "medic silence: " << m << "\n";
+    return 2;
+  };
+  const int scopes = !a.vm.empty() + !a.host.empty() + !a.label.empty() + !a.rule.empty();
+  if (scopes != 1) return fail("name exactly one of --vm, --host, --label, --rule");
+  if (a.duration.empty()) return fail("--for is required (how long, e.g. 2h)");
+  if (a.reason.empty()) return fail("--reason is required (why, for the audit log)");
+  auto d = parse_duration(a.duration);
+  if (!d.ok()) return fail("--for: " + d.status().message());
+  medic::v1::ControlRequest r;
+  auto* s = r.mutable_silence();
+  if (!a.vm.empty()) s->set_scope(medic::v1::Silence::SCOPE_VM), s->set_value(a.vm);
+  if (!a.host.empty()) s->set_scope(medic::v1::Silence::SCOPE_HOST), s->set_value(a.host);
+  if (!a.label.empty()) s->set_scope(medic::v1::Silence::SCOPE_LABEL), s->set_value(a.label);
+  if (!a.rule.empty()) s->set_scope(medic::v1::Silence::SCOPE_RULE), s->set_value(a.rule);
+  s->set_duration_ns(d->count());
+  s->set_reason(a.reason);
+  s->set_force(a.force);
+  return send(t, r);
+}
+
+// `medic silence --host H --for 2h --reason ...`, and `medic silence list`.
 void add_silence(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand("silence", "hold automatic actions for a VM, host, label or rule");
   auto t = std::make_shared<Target>();
-  auto vm = std::make_shared<std::string>();
-  auto host = std::make_shared<std::string>();
-  auto label = std::make_shared<std::string>();
-  auto rule = std::make_shared<std::string>();
-  auto dur = std::make_shared<std::string>();
-  auto reason = std::make_shared<std::string>();
-  auto* g = sub->add_option_group("scope", "what to silence (exactly one)");
-  g->add_option("--vm", *vm, "a VM id");
-  g->add_option("--host", *host, "a host");
-  g->add_option("--label", *label, "key=value");
-  g->add_option("--rule", *rule, "a rule name");
-  g->require_option(1);
-  sub->add_option("--for", *dur, "how long, e.g. 2h")->required();
-  sub->add_option("--reason", *reason, "why, for the audit log")->required();
+  auto a = std::make_shared<SilenceArgs>();
+  sub->add_option("--vm", a->vm, "a VM id");
+  sub->add_option("--host", a->host, "a host");
+  sub->add_option("--label", a->label, "key=value");
+  sub->add_option("--rule", a->rule, "a rule name");
+  sub->add_option("--for", a->duration, "how long, e.g. 2h (at most the engine's max_silence)");
+  sub->add_option("--reason", a->reason, "why, for the audit log");
+  sub->add_flag("--force", a->force, "accept a host, VM or label the engine has not heard of");
   add_target_options(sub, t.get());
-  sub->callback([=] {
-    auto d = parse_duration(*dur);
-    if (!d.ok()) {
-      std::cerr << "medic silence: --for: " << d.status().message() << "\n";
-      *exit_code = 2;
-      return;
-    }
+  sub->require_subcommand(0, 1);
+  auto* list = sub->add_subcommand("list", "the silences in force, with id, scope and time left");
+  auto lt = std::make_shared<Target>();
+  auto json = std::make_shared<bool>(false);
+  add_target_options(list, lt.get());
+  list->add_flag("--json", *json, "the engine's JSON answer");
+  list->callback([=] {
     medic::v1::ControlRequest r;
-    auto* s = r.mutable_silence();
-    if (!vm->empty()) s->set_scope(medic::v1::Silence::SCOPE_VM), s->set_value(*vm);
-    if (!host->empty()) s->set_scope(medic::v1::Silence::SCOPE_HOST), s->set_value(*host);
-    if (!label->empty()) s->set_scope(medic::v1::Silence::SCOPE_LABEL), s->set_value(*label);
-    if (!rule->empty()) s->set_scope(medic::v1::Silence::SCOPE_RULE), s->set_value(*rule);
-    s->set_duration_ns(d->count());
-    s->set_reason(*reason);
-    *exit_code = send(*t, r);
+    r.mutable_silence_list();
+    *exit_code = send(*lt, r, *json);
+  });
+  sub->callback([=] {
+    if (sub->got_subcommand(list)) return;
+    *exit_code = silence(*t, *a);
   });
 }
 
@@ -174,6 +200,72 @@ void add_status(CLI::App& app, int* exit_code) {
   });
 }
 
+// A query with no arguments: `fill` sets the request's body; --json prints
+// the engine's JSON instead of its text.
+void add_query(CLI::App& app, int* exit_code, const std::string& name, const std::string& help,
+               std::function<void(medic::v1::ControlRequest*)> fill) {
+  auto* sub = app.add_subcommand(name, help);
+  auto t = std::make_shared<Target>();
+  auto json = std::make_shared<bool>(false);
+  sub->add_flag("--json", *json, "the engine's JSON answer");
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    fill(&r);
+    *exit_code = send(*t, r, *json);
+  });
+}
+
+void add_hosts(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("hosts", "every host: VMs, last report, silent, frozen");
+  auto t = std::make_shared<Target>();
+  auto json = std::make_shared<bool>(false);
+  auto vms = std::make_shared<bool>(false);
+  sub->add_flag("--vms", *vms, "list each host's VMs: id, state, labels");
+  sub->add_flag("--json", *json, "the engine's JSON answer");
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_hosts()->set_vms(*vms);
+    *exit_code = send(*t, r, *json);
+  });
+}
+
+void add_unfreeze(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand("unfreeze", "lift a storm-guard freeze on a host or the fleet");
+  auto t = std::make_shared<Target>();
+  auto target = std::make_shared<std::string>();
+  auto reason = std::make_shared<std::string>();
+  sub->add_option("TARGET", *target, "a host name, or \"fleet\"")->required();
+  sub->add_option("--reason", *reason, "why, for the audit log")->required();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_unfreeze()->set_host(*target == "fleet" ? "" : *target);
+    r.mutable_unfreeze()->set_reason(*reason);
+    *exit_code = send(*t, r);
+  });
+}
+
+void add_inject(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand(
+      "inject", "break a VM of a simulated host on purpose (sim backend only)");
+  auto t = std::make_shared<Target>();
+  auto fault = std::make_shared<std::string>();
+  auto vm = std::make_shared<std::string>();
+  sub->add_option("FAULT", *fault, "panic, crash, hang, soft_hang, slow_boot or flapping")
+      ->required();
+  sub->add_option("VM", *vm, "the VM id (medic incidents and the agent's log name them)")
+      ->required();
+  add_target_options(sub, t.get());
+  sub->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_inject()->set_fault(*fault);
+    r.mutable_inject()->set_vm(*vm);
+    *exit_code = send(*t, r);
+  });
+}
+
 }  // namespace
 
 void add_control(CLI::App& app, int* exit_code) {
@@ -181,7 +273,13 @@ void add_control(CLI::App& app, int* exit_code) {
   add_deny(app, exit_code);
   add_silence(app, exit_code);
   add_unsilence(app, exit_code);
+  add_unfreeze(app, exit_code);
+  add_inject(app, exit_code);
   add_status(app, exit_code);
+  add_query(app, exit_code, "incidents",
+            "open incidents: ladder position and what each waits for",
+            [](medic::v1::ControlRequest* r) { r->mutable_incidents(); });
+  add_hosts(app, exit_code);
 }
 
 }  // namespace medic::app

@@ -20,6 +20,7 @@ void add_engine(CLI::App& app, int* exit_code);
 void add_agent(CLI::App& app, int* exit_code);  // agent, collector, actuator
 void add_rules(CLI::App& app, int* exit_code);
 void add_audit(CLI::App& app, int* exit_code);
-void add_control(CLI::App& app, int* exit_code);  // approve, deny, silence, status
+// approve, deny, silence [list], unsilence, unfreeze, inject, status, incidents, hosts
+void add_control(CLI::App& app, int* exit_code);
 
 }  // namespace medic::app

@@ -1,6 +1,7 @@
 #include "app/timeline.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -24,6 +25,48 @@ std::string seconds(Duration d) {
   return buf;
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// "limit 2500ms" -> "limit 2.50s": the timeline's one format for durations.
+std::string ms_as_seconds(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    size_t j = i;
+    while (j < text.size() && is_digit(text[j])) ++j;
+    const bool number_start = j > i && (i == 0 || !is_digit(text[i - 1]));
+    const bool ms = text.compare(j, 2, "ms") == 0 &&
+                    (j + 2 == text.size() || !std::isalnum(static_cast<unsigned char>(text[j + 2])));
+    if (number_start && ms && (i == 0 || text[i - 1] != '.')) {
+      out += seconds(std::chrono::milliseconds(std::stoll(text.substr(i, j - i))));
+      i = j + 2;
+    } else if (j > i) {
+      out.append(text, i, j - i);
+      i = j;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+// What two lines are compared by: the text with its VM and every number
+// left out ("host-03-vm-004 ... silent for 4.00s" == "host-03-vm-005 ... 5.00s").
+std::string repeat_key(const std::string& tag, const std::string& text, const std::string& vm) {
+  std::string t = text;
+  if (!vm.empty()) {
+    for (size_t at = t.find(vm); at != std::string::npos; at = t.find(vm, at)) t.erase(at, vm.size());
+  }
+  std::string key = tag + "|";
+  for (char c : t) {
+    if (is_digit(c)) {
+      if (key.back() != '#') key += '#';
+    } else if (c != '.' || key.back() != '#') {
+      key += c;
+    }
+  }
+  return key;
+}
+
 }  // namespace
 
 Duration TimelineSummary::percentile(double p) const {
@@ -33,7 +76,23 @@ Duration TimelineSummary::percentile(double p) const {
   return time_to_heal[std::min(rank, time_to_heal.size()) - 1];
 }
 
-void Timeline::line(Time at, const char* colour, const std::string& tag, const std::string& text) {
+void Timeline::line(Time at, const char* colour, const std::string& tag,
+                    const std::string& raw, const std::string& vm) {
+  const std::string text = ms_as_seconds(raw);
+  std::string key = vm.empty() ? "" : repeat_key(tag, text, vm);
+  if (!key.empty() && key == last_key_) {
+    repeat_vms_.push_back(vm);
+    repeat_at_ = at;
+    return;
+  }
+  flush_repeats();
+  last_key_ = std::move(key);
+  last_colour_ = colour;
+  last_tag_ = tag;
+  print(at, colour, tag, text);
+}
+
+void Timeline::print(Time at, const char* colour, const std::string& tag, const std::string& text) {
   char stamp[32];
   std::snprintf(stamp, sizeof stamp, "%7.2fs", static_cast<double>((at - start_).count()) / 1e9);
   if (colour_) {
@@ -44,10 +103,24 @@ void Timeline::line(Time at, const char* colour, const std::string& tag, const s
   out_.flush();
 }
 
+// One line for the lines held back: how many, and for which VMs (the first
+// few and the last).
+void Timeline::flush_repeats() {
+  if (repeat_vms_.empty()) return;
+  const size_t n = repeat_vms_.size();
+  std::string vms;
+  for (size_t i = 0; i < n && i < 3; ++i) vms += (i ? ", " : "") + repeat_vms_[i];
+  if (n > 4) vms += ", ...";
+  if (n > 3) vms += ", " + repeat_vms_.back();
+  print(repeat_at_, last_colour_, last_tag_,
+        "... and " + std::to_string(n) + " more like it: " + vms);
+  repeat_vms_.clear();
+}
+
 void Timeline::fault_injected(Time at, const std::string& vm, const std::string& fault) {
   ++summary_.faults;
   if (!open_.count(vm)) open_[vm] = at;
-  line(at, kRed, "FAULT     ", vm + ": " + fault + " injected");
+  line(at, kRed, "FAULT     ", vm + ": " + fault + " injected", vm);
 }
 
 void Timeline::host_fault(Time at, const std::string& host, const std::string& fault) {
@@ -55,7 +128,7 @@ void Timeline::host_fault(Time at, const std::string& host, const std::string& f
 }
 
 void Timeline::detected(Time at, const std::string& vm, const std::string& signal) {
-  line(at, kYellow, "DETECTED  ", vm + ": " + signal);
+  line(at, kYellow, "DETECTED  ", vm + ": " + signal, vm);
 }
 
 void Timeline::decided(Time at, const std::string& vm, const std::string& rule,
@@ -70,7 +143,8 @@ void Timeline::suppressed(Time at, const std::string& vm, const std::string& rul
   ++summary_.suppressed_by_policy[policy];
   line(at, kMagenta, "SUPPRESSED",
        vm + ": " + verb + " by rule " + rule + " held back by " + policy +
-           (reason.empty() ? "" : ": " + reason));
+           (reason.empty() ? "" : ": " + reason),
+       vm);
 }
 
 void Timeline::dispatched(Time at, const std::string& vm, const std::string& action_id,
@@ -79,12 +153,24 @@ void Timeline::dispatched(Time at, const std::string& vm, const std::string& act
   line(at, kCyan, "DISPATCHED", vm + ": " + verb + " (action " + action_id + ")");
 }
 
-void Timeline::executed(Time at, const std::string& vm, const std::string& action_id, bool ok,
+void Timeline::executed(Time at, const std::string& vm, const std::string& action_id, Ran ran,
                         const std::string& detail) {
-  ok ? ++summary_.actions_succeeded : ++summary_.actions_failed;
-  line(at, ok ? kCyan : kRed, "EXECUTED  ",
-       vm + ": action " + action_id + (ok ? " succeeded" : " failed") +
-           (detail.empty() ? "" : ": " + detail));
+  std::string what;
+  switch (ran) {
+    case Ran::kHealed:
+      ++summary_.actions_healed;
+      what = " ran; the VM is healthy again";
+      break;
+    case Ran::kNotHealed:
+      ++summary_.actions_not_healed;
+      what = " ran, but the VM is not healthy yet (the ladder moves on if it stays so)";
+      break;
+    case Ran::kFailed:
+      ++summary_.actions_failed;
+      what = " failed" + (detail.empty() ? "" : ": " + detail);
+      break;
+  }
+  line(at, ran == Ran::kFailed ? kRed : kCyan, "EXECUTED  ", vm + ": action " + action_id + what);
 }
 
 void Timeline::healed(Time at, const std::string& vm) {
@@ -104,6 +190,8 @@ void Timeline::healed(Time at, const std::string& vm) {
 void Timeline::note(Time at, const std::string& text) { line(at, kDim, "NOTE      ", text); }
 
 void Timeline::print_summary(Time at, const std::vector<std::string>& hints) {
+  flush_repeats();
+  last_key_.clear();
   summary_.open = open_.size();
   out_ << "\n" << (colour_ ? "\033[1m" : "") << "Summary after " << seconds(at - start_)
        << (colour_ ? kReset : "") << "\n";
@@ -112,8 +200,9 @@ void Timeline::print_summary(Time at, const std::vector<std::string>& hints) {
   out_ << "  still open           " << summary_.open << "\n";
   out_ << "  time to heal p50     " << seconds(summary_.percentile(50)) << "\n";
   out_ << "  time to heal p99     " << seconds(summary_.percentile(99)) << "\n";
-  out_ << "  actions dispatched   " << summary_.actions_dispatched << " (succeeded "
-       << summary_.actions_succeeded << ", failed " << summary_.actions_failed << ")\n";
+  out_ << "  actions dispatched   " << summary_.actions_dispatched << " (healed "
+       << summary_.actions_healed << ", ran but not healed " << summary_.actions_not_healed
+       << ", failed " << summary_.actions_failed << ")\n";
   size_t total_suppressed = 0;
   for (const auto& [policy, n] : summary_.suppressed_by_policy) total_suppressed += n;
   out_ << "  actions suppressed   " << total_suppressed << "\n";

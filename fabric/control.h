@@ -1,6 +1,8 @@
 // The operator control channel: signed requests (approve, deny, silence,
-// status) from an operator's `medic` CLI to a running engine, and the
-// engine's signed replies.
+// unsilence, unfreeze, inject) and queries (status, silence list, incidents,
+// hosts) from an operator's `medic` CLI to a running engine, and the
+// engine's signed replies. Every field of medic.v1.ControlRequest must also
+// be in fabric/schema.cc, or the server drops the request unanswered.
 //
 // Engine side: ControlServer binds a ROUTER, opens each request (operator
 // role required, replay-guarded), hands it to a ControlHandler together with

@@ -153,7 +153,7 @@ constexpr MessageSchema kBatch = schema<kBatchFields>("medic.v1.EventBatch");
 
 // ---- actions.proto
 using medic::v1::Action;
-constexpr std::array<FieldSpec, 10> kActionFields = {{
+constexpr std::array<FieldSpec, 11> kActionFields = {{
     {Action::kIdFieldNumber, "id", kText},
     {Action::kVerbFieldNumber, "verb", kVarint},
     {Action::kHostFieldNumber, "host", kText},
@@ -164,6 +164,7 @@ constexpr std::array<FieldSpec, 10> kActionFields = {{
     {Action::kRuleVersionFieldNumber, "rule_version", kText},
     {Action::kAttemptFieldNumber, "attempt", kVarint},
     {Action::kWatchNsFieldNumber, "watch_ns", kVarint},
+    {Action::kFaultFieldNumber, "fault", kText},
 }};
 constexpr MessageSchema kAction = schema<kActionFields>("medic.v1.Action");
 
@@ -202,11 +203,12 @@ constexpr std::array<FieldSpec, 2> kDenyFields = {{
 constexpr MessageSchema kDeny = schema<kDenyFields>("medic.v1.Deny");
 
 using medic::v1::Silence;
-constexpr std::array<FieldSpec, 4> kSilenceFields = {{
+constexpr std::array<FieldSpec, 5> kSilenceFields = {{
     {Silence::kScopeFieldNumber, "scope", kVarint},
     {Silence::kValueFieldNumber, "value", kText},
     {Silence::kDurationNsFieldNumber, "duration_ns", kVarint},
     {Silence::kReasonFieldNumber, "reason", kText},
+    {Silence::kForceFieldNumber, "force", kVarint},
 }};
 constexpr MessageSchema kSilence = schema<kSilenceFields>("medic.v1.Silence");
 
@@ -218,15 +220,42 @@ constexpr MessageSchema kUnsilence = schema<kUnsilenceFields>("medic.v1.Unsilenc
 
 constexpr std::array<FieldSpec, 0> kStatusQueryFields = {};
 constexpr MessageSchema kStatusQuery = schema<kStatusQueryFields>("medic.v1.StatusQuery");
+constexpr MessageSchema kSilenceList = schema<kStatusQueryFields>("medic.v1.SilenceList");
+constexpr MessageSchema kIncidentsQuery = schema<kStatusQueryFields>("medic.v1.IncidentsQuery");
+
+using medic::v1::HostsQuery;
+constexpr std::array<FieldSpec, 1> kHostsQueryFields = {{
+    {HostsQuery::kVmsFieldNumber, "vms", kVarint},
+}};
+constexpr MessageSchema kHostsQuery = schema<kHostsQueryFields>("medic.v1.HostsQuery");
+
+using medic::v1::Unfreeze;
+constexpr std::array<FieldSpec, 2> kUnfreezeFields = {{
+    {Unfreeze::kHostFieldNumber, "host", kText},
+    {Unfreeze::kReasonFieldNumber, "reason", kText},
+}};
+constexpr MessageSchema kUnfreeze = schema<kUnfreezeFields>("medic.v1.Unfreeze");
+
+using medic::v1::Inject;
+constexpr std::array<FieldSpec, 2> kInjectFields = {{
+    {Inject::kVmFieldNumber, "vm", kText},
+    {Inject::kFaultFieldNumber, "fault", kText},
+}};
+constexpr MessageSchema kInject = schema<kInjectFields>("medic.v1.Inject");
 
 using medic::v1::ControlRequest;
-constexpr std::array<FieldSpec, 6> kRequestFields = {{
+constexpr std::array<FieldSpec, 11> kRequestFields = {{
     {ControlRequest::kRequestIdFieldNumber, "request_id", kText},
     {ControlRequest::kApproveFieldNumber, "approve", kLen, false, &kApprove, 1},
     {ControlRequest::kDenyFieldNumber, "deny", kLen, false, &kDeny, 1},
     {ControlRequest::kSilenceFieldNumber, "silence", kLen, false, &kSilence, 1},
     {ControlRequest::kStatusFieldNumber, "status", kLen, false, &kStatusQuery, 1},
     {ControlRequest::kUnsilenceFieldNumber, "unsilence", kLen, false, &kUnsilence, 1},
+    {ControlRequest::kUnfreezeFieldNumber, "unfreeze", kLen, false, &kUnfreeze, 1},
+    {ControlRequest::kSilenceListFieldNumber, "silence_list", kLen, false, &kSilenceList, 1},
+    {ControlRequest::kIncidentsFieldNumber, "incidents", kLen, false, &kIncidentsQuery, 1},
+    {ControlRequest::kHostsFieldNumber, "hosts", kLen, false, &kHostsQuery, 1},
+    {ControlRequest::kInjectFieldNumber, "inject", kLen, false, &kInject, 1},
 }};
 constexpr MessageSchema kRequest = schema<kRequestFields>("medic.v1.ControlRequest");
 

@@ -103,10 +103,11 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
   r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
-                   "action_timeout", "notify", "dispatch"});
+                   "action_timeout", "max_silence", "notify", "dispatch"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
+  if (auto v = r.duration(e, "max_silence", false)) c.max_silence = *v;
   read_listen(r, e["listen"], &c);
   if (auto v = r.string_list(e, "rules", true)) {
     for (const auto& pattern : *v) c.rule_patterns.push_back(resolve(dir, pattern));

@@ -37,6 +37,8 @@ struct EngineConfig {
   // policies:, and action_ttl / action_timeout at the top of `engine:`;
   // result_grace is dispatch.result_grace.
   rules::EngineOptions engine;
+  // The longest silence an operator may ask for (`medic silence --for`).
+  Duration max_silence = std::chrono::hours(24 * 7);
   rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
   actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
 };

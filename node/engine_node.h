@@ -188,8 +188,19 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
 
   // Operator requests (engine_requests.cc).
   medic::v1::ControlReply degraded_reply(const medic::v1::ControlRequest& request);
+  Status answer(const medic::v1::ControlRequest& request, const std::string& who,
+                audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
   Status silence_request(const medic::v1::Silence& q, const std::string& who,
                          audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
+  Status check_silence(const rules::Silence& s, bool force, Duration length) const;
+  Status unfreeze_request(const medic::v1::Unfreeze& q, const std::string& who,
+                          audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
+  Status inject_request(const medic::v1::Inject& q, const std::string& request_id,
+                        audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
+  // Operator queries (engine_queries.cc): text and JSON in one reply.
+  void silences_reply(medic::v1::ControlReply* reply);
+  void incidents_reply(medic::v1::ControlReply* reply);
+  void hosts_reply(const medic::v1::HostsQuery& q, medic::v1::ControlReply* reply);
 
   // The event loop (engine_node.cc).
   void register_on_loop();

@@ -197,6 +197,12 @@ void EngineNode::flush_outbox() {
 void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
   if (deps_.observer) deps_.observer->on_dispatch_event(e);
   if (e.state == ActionState::kDispatched) return;  // recorded before it left (outbox)
+  if (e.action.verb() == medic::v1::VERB_INJECT) {
+    // No rule decided it (engine_requests.cc): its request row is its record.
+    if (is_result(e.state)) spdlog::info("engine: inject {} on {}: {}", e.action.fault(),
+                                         e.action.vm(), e.result ? e.result->reason() : e.reason);
+    return;
+  }
   std::string detail = e.reason;
   bool healed = false;
   if (e.result) {

@@ -1,53 +1,37 @@
-// Operator requests on the control channel (approve, deny, silence,
-// unsilence, status), already authenticated as an operator's by
-// fabric::ControlServer. Every request but status is recorded in the audit
-// log with its signed envelope, whether it was accepted or not.
+// Operator requests on the control channel, already authenticated as an
+// operator's by fabric::ControlServer. Every request that changes something
+// (approve, deny, silence, unsilence, unfreeze, inject) is recorded in the
+// audit log with its signed envelope, whether it was accepted or not; the
+// queries (status, silence list, incidents, hosts) are not.
+#include <spdlog/spdlog.h>
+
 #include "core/duration.h"
 #include "node/engine_node.h"
 
 namespace medic::node {
+namespace {
+
+using Req = medic::v1::ControlRequest;
+
+bool is_query(Req::BodyCase c) {
+  return c == Req::kStatus || c == Req::kSilenceList || c == Req::kIncidents || c == Req::kHosts;
+}
+
+std::string in_seconds(Duration d) {
+  return format_duration(std::chrono::round<std::chrono::seconds>(d));
+}
+
+}  // namespace
 
 medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& request,
                                            const fabric::Opened& opened) {
   medic::v1::ControlReply reply;
   if (!degraded_.ok()) return degraded_reply(request);
-  const std::string who = opened.sender->name;
   audit::OperatorRequest rec;
   rec.received_at = deps_.clock->now();
-  rec.operator_name = who;
+  rec.operator_name = opened.sender->name;
   rec.envelope = opened.envelope.SerializeAsString();
-  Status s;
-  switch (request.body_case()) {
-    case medic::v1::ControlRequest::kApprove:
-      rec.verb = "approve";
-      rec.target = request.approve().action_id();
-      s = engine_->approve(rec.target, who);
-      reply.set_text(s.ok() ? "approved " + rec.target : "");
-      break;
-    case medic::v1::ControlRequest::kDeny:
-      rec.verb = "deny";
-      rec.target = request.deny().action_id();
-      s = engine_->deny(rec.target, who, request.deny().reason());
-      reply.set_text(s.ok() ? "denied " + rec.target : "");
-      break;
-    case medic::v1::ControlRequest::kSilence:
-      rec.verb = "silence";
-      s = silence_request(request.silence(), who, &rec, &reply);
-      break;
-    case medic::v1::ControlRequest::kUnsilence:
-      rec.verb = "unsilence";
-      rec.target = request.unsilence().silence_id();
-      s = engine_->unsilence(rec.target);
-      reply.set_text(s.ok() ? "removed silence " + rec.target : "");
-      break;
-    case medic::v1::ControlRequest::kStatus:
-      rec.verb = "status";
-      reply.set_text(status_text());
-      reply.set_json(dump_json(status_json()));
-      break;
-    default:
-      s = invalid_argument("empty request");
-  }
+  Status s = answer(request, rec.operator_name, &rec, &reply);
   reply.set_ok(s.ok());
   if (!s.ok()) reply.set_error(s.message());
   if (!s.ok()) {
@@ -61,7 +45,7 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
       !request.approve().comment().empty()) {
     rec.detail += "; comment: " + request.approve().comment();
   }
-  if (rec.verb != "status") {
+  if (!is_query(request.body_case())) {
     auto seq = store_->append_request(rec);
     if (!seq.ok()) ++stats_.audit_errors;
   }
@@ -82,6 +66,50 @@ medic::v1::ControlReply EngineNode::degraded_reply(const medic::v1::ControlReque
   return reply;
 }
 
+// Fills rec->verb and rec->target, and the reply's text (and JSON for queries).
+Status EngineNode::answer(const medic::v1::ControlRequest& request, const std::string& who,
+                          audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
+  Status s;
+  switch (request.body_case()) {
+    case Req::kApprove:
+      rec->verb = "approve";
+      rec->target = request.approve().action_id();
+      s = engine_->approve(rec->target, who);
+      if (s.ok()) reply->set_text("approved " + rec->target);
+      return s;
+    case Req::kDeny:
+      rec->verb = "deny";
+      rec->target = request.deny().action_id();
+      s = engine_->deny(rec->target, who, request.deny().reason());
+      if (s.ok()) reply->set_text("denied " + rec->target);
+      return s;
+    case Req::kSilence:
+      rec->verb = "silence";
+      return silence_request(request.silence(), who, rec, reply);
+    case Req::kUnsilence:
+      rec->verb = "unsilence";
+      rec->target = request.unsilence().silence_id();
+      s = engine_->unsilence(rec->target);
+      if (s.ok()) reply->set_text("removed silence " + rec->target);
+      return s;
+    case Req::kUnfreeze:
+      rec->verb = "unfreeze";
+      return unfreeze_request(request.unfreeze(), who, rec, reply);
+    case Req::kInject:
+      rec->verb = "inject";
+      return inject_request(request.inject(), request.request_id(), rec, reply);
+    case Req::kStatus:
+      rec->verb = "status";
+      reply->set_text(status_text());
+      reply->set_json(dump_json(status_json()));
+      return s;
+    case Req::kSilenceList: rec->verb = "silence list"; silences_reply(reply); return s;
+    case Req::kIncidents: rec->verb = "incidents"; incidents_reply(reply); return s;
+    case Req::kHosts: rec->verb = "hosts"; hosts_reply(request.hosts(), reply); return s;
+    default: return invalid_argument("empty request");
+  }
+}
+
 // Sets rec->target to the scope in words ("vm=web-1", "label team=db").
 Status EngineNode::silence_request(const medic::v1::Silence& q, const std::string& who,
                                    audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
@@ -93,7 +121,7 @@ Status EngineNode::silence_request(const medic::v1::Silence& q, const std::strin
     case medic::v1::Silence::SCOPE_RULE: sil.rule = q.value(); rec->target = "rule=" + q.value(); break;
     case medic::v1::Silence::SCOPE_LABEL: {
       auto eq = q.value().find('=');
-      if (eq == std::string::npos) {
+      if (eq == std::string::npos || eq == 0) {
         s = invalid_argument("label silence needs key=value, got \"" + q.value() + "\"");
       } else {
         sil.label_key = q.value().substr(0, eq);
@@ -104,16 +132,81 @@ Status EngineNode::silence_request(const medic::v1::Silence& q, const std::strin
     }
     default: s = invalid_argument("silence needs a scope: vm, host, label or rule");
   }
-  if (q.duration_ns() <= 0 && s.ok()) s = invalid_argument("silence needs a positive duration");
+  if (s.ok()) s = check_silence(sil, q.force(), Duration(q.duration_ns()));
   if (!s.ok()) return s;
   const Time now = deps_.clock->now();
   sil.until = now + Duration(q.duration_ns());
   sil.reason = q.reason();
   sil.by = who;
   std::string id = engine_->silence(sil);
-  reply->set_text("silence " + id + " on " + rec->target + " for " +
-                  format_duration(std::chrono::round<std::chrono::seconds>(sil.until - now)) +
+  reply->set_text("silence " + id + " on " + rec->target + " for " + in_seconds(sil.until - now) +
                   " (" + sil.reason + ")");
+  return {};
+}
+
+// A silence must be for a while, not for ever (config max_silence), and name
+// something the engine knows: a typo would otherwise silence nothing and
+// look as if it worked. `force` admits a host, VM or label not heard of yet.
+Status EngineNode::check_silence(const rules::Silence& s, bool force, Duration length) const {
+  if (length <= Duration(0)) return invalid_argument("silence needs a positive duration");
+  if (length > config_.max_silence) {
+    return invalid_argument("silence for " + in_seconds(length) + " is longer than max_silence (" +
+                            format_duration(config_.max_silence) + " in engine.yaml)");
+  }
+  if (!s.rule.empty() && !engine_->knows_rule(s.rule)) {
+    return not_found("no rule named \"" + s.rule + "\" is loaded");
+  }
+  if (force) return {};
+  const std::string hint = " (pass --force to silence it before it reports)";
+  if (!s.vm.empty() && !engine_->knows_vm(s.vm)) {
+    return not_found("no VM \"" + s.vm + "\" has reported to this engine" + hint);
+  }
+  if (!s.host.empty()) {
+    auto hosts = engine_->hosts();
+    if (std::find(hosts.begin(), hosts.end(), s.host) == hosts.end()) {
+      return not_found("no host \"" + s.host + "\" has reported to this engine" + hint);
+    }
+  }
+  if (!s.label_key.empty() && !engine_->knows_label_key(s.label_key)) {
+    return not_found("no VM reports a label \"" + s.label_key + "\"" + hint);
+  }
+  return {};
+}
+
+Status EngineNode::unfreeze_request(const medic::v1::Unfreeze& q, const std::string& who,
+                                    audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
+  rec->target = q.host().empty() ? "fleet" : "host=" + q.host();
+  Status s = engine_->unfreeze(q.host(), who);
+  if (!s.ok()) return s;
+  reply->set_text("unfroze " + (q.host().empty() ? std::string("the fleet") : "host " + q.host()) +
+                  (q.reason().empty() ? "" : " (" + q.reason() + ")") +
+                  "; automatic actions on its VMs resume");
+  return {};
+}
+
+// An inject is an action of its own kind: it goes to the VM's host through
+// the dispatcher like any action (signed by the engine, at most once by the
+// actuator's journal), but no rule decided it, so it has no decision row; the
+// request row is its record. Only a simulated backend carries it out.
+Status EngineNode::inject_request(const medic::v1::Inject& q, const std::string& request_id,
+                                  audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
+  rec->target = "vm=" + q.vm() + " fault=" + q.fault();
+  if (q.fault().empty()) return invalid_argument("inject needs a fault name");
+  const std::string host = engine_->vm_host(q.vm());
+  if (host.empty()) return not_found("no VM \"" + q.vm() + "\" has reported to this engine");
+  const Time now = deps_.clock->now();
+  medic::v1::Action action;
+  action.set_id("inject-" + request_id);
+  action.set_verb(medic::v1::VERB_INJECT);
+  action.set_host(host);
+  action.set_vm(q.vm());
+  action.set_fault(q.fault());
+  action.set_issued_at_ns(to_ns(now));
+  action.set_expires_at_ns(to_ns(now + std::chrono::seconds(30)));
+  action.set_attempt(1);
+  if (Status s = dispatcher_->dispatch(action); !s.ok()) return s;
+  reply->set_text("sent " + q.fault() + " to " + q.vm() + " on " + host + " (action " +
+                  action.id() + "); only a simulated host carries it out");
   return {};
 }
 

@@ -95,6 +95,39 @@ struct EngineStats {
   size_t absence_keys = 0;
 };
 
+// One open incident as `medic incidents` shows it.
+struct IncidentView {
+  uint64_t id = 0;
+  std::string rule;
+  std::string vm;
+  std::string host;
+  uint32_t step = 0;         // 1-based ladder position
+  uint32_t ladder_size = 0;
+  std::string step_name;     // what that step does: reboot, reset, ..., notify
+  std::string state;         // open, acting, watching, held
+  std::string waits_for;     // in words: what moves it on
+  std::string action_id;     // acting, or awaiting approval
+  Time deadline{};           // watching: heal by; awaiting approval: answer by; else 0
+};
+
+// One VM as `medic hosts --vms` shows it: what its last state report said.
+struct VmView {
+  std::string id;
+  medic::v1::VmState state = medic::v1::VM_STATE_UNSPECIFIED;
+  std::vector<std::pair<std::string, std::string>> labels;
+  Time last_seen{};
+};
+
+// One host as `medic hosts` shows it.
+struct HostView {
+  std::string name;
+  Time last_seen{};
+  bool silent = false;  // nothing heard for longer than host_silent_after
+  bool frozen = false;  // by the storm guard
+  size_t vms = 0;
+  std::vector<VmView> vm_list;  // filled only when asked for (host_views(true))
+};
+
 class Engine {
  public:
   Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
@@ -148,6 +181,17 @@ class Engine {
   std::vector<std::pair<std::string, Silence>> silences() const;
   // Every host the engine knows, by name, in the order it first heard of them.
   std::vector<std::string> hosts() const;
+  // The open incidents, in the order they opened (rules/engine_views.cc).
+  std::vector<IncidentView> incidents() const;
+  // Every host the engine knows, in the order it first heard of them; with
+  // `with_vms`, each with its VMs.
+  std::vector<HostView> host_views(bool with_vms = false) const;
+  // Whether any VM has this id, or any VM's last state report this label key.
+  bool knows_vm(const std::string& id) const;
+  bool knows_label_key(const std::string& key) const;
+  bool knows_rule(const std::string& name) const;  // in the rule set now
+  // The host VM `id` was last reported on; empty when unknown.
+  std::string vm_host(const std::string& id) const;
 
  private:
   struct Impl;

@@ -36,6 +36,7 @@ const char* verb_name(Verb v) {
     case medic::v1::VERB_RESTART: return "restart";
     case medic::v1::VERB_STOP: return "stop";
     case medic::v1::VERB_START: return "start";
+    case medic::v1::VERB_INJECT: return "inject";
     default: return "unknown";
   }
 }

@@ -83,6 +83,16 @@ class Hypervisor {
   // its caller is gone; the caller guards against that.
   using VerbDone = std::function<void(Status)>;
   virtual void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) = 0;
+
+  // Breaks VM `vm` on purpose with the fault named `fault` (`medic inject`,
+  // VERB_INJECT), at once. Only the simulated backend does this; every other
+  // backend refuses with kFailedPrecondition, so a real guest is never broken
+  // on request.
+  virtual Status inject_fault(const std::string& fault, const std::string& vm) {
+    (void)vm;
+    return failed_precondition("host " + host() + " does not inject faults (\"" + fault +
+                               "\"): only a simulated (sim) backend does");
+  }
 };
 
 using HypervisorPtr = std::unique_ptr<Hypervisor>;

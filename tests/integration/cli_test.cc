@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "fabric/identity.h"
 #include "tests/testing/testing.h"
 
@@ -15,7 +17,8 @@ TEST(Cli, HelpListsEverySubcommandOfTheDesign) {
   auto r = run_command({medic_binary(), "--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* sub : {"demo", "engine", "agent", "collector", "actuator", "rules", "audit",
-                          "approve", "deny", "silence", "status", "keygen"}) {
+                          "approve", "deny", "silence", "unsilence", "unfreeze", "status", "incidents",
+                          "hosts", "inject", "keygen"}) {
     EXPECT_NE(r.out.find(std::string("  ") + sub + " "), std::string::npos) << sub;
   }
 }
@@ -61,6 +64,23 @@ TEST(Cli, BadLogLevelIsAUsageError) {
   auto r = run_command({medic_binary(), "--log-level", "loud", "keygen", "-o", "/tmp/never"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("unknown log level"), std::string::npos);
+}
+
+TEST(Cli, DemoRefusesADirThatHoldsAnEarlierRunUnlessResumed) {
+  testing::TempDir dir;
+  dir.write("audit.db", "");
+  auto r = run_command({medic_binary(), "demo", "--duration", "10s", "--dir", dir.path()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(dir.path() + " already holds a run (audit.db); pass --resume"),
+            std::string::npos) << r.err;
+  // A fresh directory runs, and its hints name the binary by its full path.
+  testing::TempDir fresh;
+  auto ok = run_command({medic_binary(), "demo", "--duration", "10s", "--hosts", "1", "--vms", "4",
+                         "--dir", fresh.path()}, std::chrono::seconds(60));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const std::string medic = std::filesystem::canonical(medic_binary()).string();
+  EXPECT_NE(ok.out.find("  " + medic + " audit verify --db " + fresh.path() + "/audit.db"),
+            std::string::npos) << ok.out;
 }
 
 }  // namespace

@@ -12,6 +12,12 @@
 //                            the source tree (medic is the built binary, stderr
 //                            goes with stdout) and what it prints must be the
 //                            lines under it, exactly
+//   ```console medic:walkthrough
+//                            run for real against the examples' engine and
+//                            agent (scripts/make-example-keys): every `$ `
+//                            line is run, must exit 0, and every output line
+//                            shown must match a line it printed, numbers and
+//                            ids aside (see shape())
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -24,6 +30,7 @@
 #include "node/engine_node.h"
 #include "fabric/trust.h"
 #include "rules/loader.h"
+#include "tests/testing/daemon.h"
 #include "tests/testing/testing.h"
 
 namespace medic {
@@ -146,7 +153,7 @@ TEST(Docs, EveryTaggedYamlBlockLoads) {
   for (const auto& f : doc_files()) {
     for (const auto& b : fenced_blocks(f)) {
       auto pos = b.info.find("medic:");
-      if (pos == std::string::npos) continue;
+      if (pos == std::string::npos || b.info == "console medic:walkthrough") continue;
       std::string kind = b.info.substr(pos);
       auto it = checkers().find(kind);
       ASSERT_NE(it, checkers().end()) << b.file << ":" << b.line << ": no checker for " << kind;
@@ -194,6 +201,178 @@ TEST(Docs, EveryMedicCommandShownNamesARealSubcommand) {
     }
   }
   EXPECT_GT(checked, 0);
+}
+
+
+// ---- walkthroughs
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// A line with every word that holds a digit (a number, a time, an action or
+// VM id, a key) replaced by '#': what a walkthrough's output is compared by.
+std::string shape(const std::string& line) {
+  std::string out, word;
+  auto flush = [&] {
+    out += word.find_first_of("0123456789") == std::string::npos ? word : "#";
+    word.clear();
+  };
+  for (char c : line) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      word += c;
+    } else {
+      flush();
+      out += c;
+    }
+  }
+  flush();
+  return out;
+}
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+struct Step {
+  std::string command;
+  std::vector<std::string> shown;  // output lines the doc shows ("..." ones left out)
+};
+
+std::vector<Step> walkthrough_steps(const Block& b) {
+  std::vector<Step> steps;
+  std::istringstream lines(b.text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("$ ", 0) == 0) {
+      steps.push_back({line.substr(2), {}});
+    } else if (!steps.empty() && !line.empty() && line.find("...") == std::string::npos) {
+      steps.back().shown.push_back(line);
+    }
+  }
+  return steps;
+}
+
+// The examples' engine and one agent (host-a), on free loopback ports, with
+// the variables an operator exports.
+class ExampleFleet {
+ public:
+  explicit ExampleFleet(const std::string& dir) : dir_(dir) {}
+  ~ExampleFleet() {
+    if (agent_) agent_->terminate();
+    if (engine_) engine_->terminate();
+  }
+
+  Status start() {
+    ::setenv("MEDIC", testing::medic_binary().c_str(), 1);
+    auto made = testing::run_command({testing::source_dir() + "/scripts/make-example-keys", dir_},
+                                     std::chrono::seconds(30));
+    if (made.exit_code != 0) return internal_error("make-example-keys: " + made.err);
+    std::string engine = read(dir_ + "/engine.yaml"), agent = read(dir_ + "/agent.yaml");
+    engine = replace_all(engine, "tcp://0.0.0.0:", "tcp://127.0.0.1:");
+    for (const char* port : {"7701", "7702", "7703", "7704"}) {
+      const std::string to = ":" + std::to_string(testing::free_port());
+      if (std::string(port) == "7704") control_ = "tcp://127.0.0.1" + to;
+      engine = replace_all(engine, std::string(":") + port, to);
+      agent = replace_all(agent, std::string(":") + port, to);
+    }
+    write(dir_ + "/engine.yaml", engine);
+    write(dir_ + "/agent.yaml", agent);
+    engine_ = std::make_unique<testing::Daemon>(
+        std::vector<std::string>{testing::medic_binary(), "engine", "-c", dir_ + "/engine.yaml"},
+        dir_ + "/engine.log");
+    agent_ = std::make_unique<testing::Daemon>(
+        std::vector<std::string>{testing::medic_binary(), "agent", "-c", dir_ + "/agent.yaml"},
+        dir_ + "/agent.log");
+    MEDIC_RETURN_IF_ERROR(engine_->start());
+    MEDIC_RETURN_IF_ERROR(agent_->start());
+    // As a user would, wait for the agent's first report before the walk.
+    if (!testing::wait_until([&] { return run("medic hosts").out.find("host-a") == 0; },
+                             std::chrono::seconds(30))) {
+      return unavailable("host-a never reported:\n" + logs());
+    }
+    return {};
+  }
+
+  // `command` through the shell, medic first on PATH, the operator's variables set.
+  testing::CommandResult run(const std::string& command) const {
+    const std::string bin = std::filesystem::path(testing::medic_binary()).parent_path().string();
+    const std::string env = "PATH=" + bin + ":$PATH MEDIC_ENGINE=" + control_ +
+                            " MEDIC_KEY=" + dir_ + "/operator.key MEDIC_TRUST=" + dir_ +
+                            "/trust.yaml MEDIC_ENGINE_KEY=" + engine_key();
+    return testing::run_command({"/bin/sh", "-c", "export " + env + "; " + command},
+                                std::chrono::seconds(90));
+  }
+  std::string logs() const { return read(dir_ + "/engine.log") + read(dir_ + "/agent.log"); }
+
+ private:
+  std::string engine_key() const {
+    auto t = fabric::TrustStore::load(dir_ + "/trust.yaml");
+    return t.ok() ? fabric::key_id(t->find_name("engine-1")->key) : "";
+  }
+  static std::string read(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static void write(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+  }
+
+  std::string dir_;
+  std::string control_;
+  std::unique_ptr<testing::Daemon> engine_, agent_;
+};
+
+// Runs one step; checks that each shown line matches a printed one, and
+// learns from the match what the doc's ids stand for in this run (*names).
+void check_step(const ExampleFleet& fleet, const Step& step, const std::string& where,
+                std::map<std::string, std::string>* names) {
+  std::string command = step.command;
+  for (const auto& [doc, real] : *names) command = replace_all(command, doc, real);
+  auto r = fleet.run(command);
+  ASSERT_EQ(r.exit_code, 0) << where << ": " << command << "\n" << r.out << r.err << fleet.logs();
+  std::vector<std::string> printed;
+  std::istringstream lines(r.out);
+  for (std::string l; std::getline(lines, l);) printed.push_back(l);
+  for (const auto& shown : step.shown) {
+    std::string expect = shown;
+    for (const auto& [doc, real] : *names) expect = replace_all(expect, doc, real);
+    auto it = std::find_if(printed.begin(), printed.end(),
+                           [&](const std::string& p) { return shape(p) == shape(expect); });
+    ASSERT_NE(it, printed.end()) << where << ": `" << command << "` printed no line like\n  "
+                                 << shown << "\nit printed:\n" << r.out;
+    auto doc_words = split_words(expect), real_words = split_words(*it);
+    for (size_t i = 0; i < doc_words.size() && i < real_words.size(); ++i) {
+      if (doc_words[i] != real_words[i] && doc_words[i].size() >= 8) {
+        names->emplace(doc_words[i], real_words[i]);
+      }
+    }
+  }
+}
+
+TEST(Docs, EveryWalkthroughRunsAndPrintsWhatItShows) {
+  int checked = 0;
+  for (const auto& f : doc_files()) {
+    for (const auto& b : fenced_blocks(f)) {
+      if (b.info != "console medic:walkthrough") continue;
+      testing::TempDir tmp;
+      const std::string dir = tmp.file("medic-example");
+      ExampleFleet fleet(dir);
+      ASSERT_OK(fleet.start());
+      std::map<std::string, std::string> names = {{"/tmp/medic-example", dir}};
+      for (const auto& step : walkthrough_steps(b)) {
+        check_step(fleet, step, b.file + ":" + std::to_string(b.line), &names);
+        if (HasFatalFailure()) return;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 0) << "no walkthrough found";
 }
 
 }  // namespace

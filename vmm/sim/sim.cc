@@ -309,6 +309,19 @@ Status SimHost::apply(Verb verb, uint32_t vi) {
   }
 }
 
+Status SimHost::inject_fault(const std::string& fault, const std::string& vm) {
+  auto kind = fault_from_name(fault);
+  if (!kind || is_host_fault(*kind)) {
+    std::string names;
+    for (int i = 0; i < kFaultKindCount; ++i) {
+      if (is_host_fault(static_cast<FaultKind>(i))) continue;
+      names += std::string(names.empty() ? "" : ", ") + kFaultNames[i];
+    }
+    return invalid_argument("no VM fault \"" + fault + "\" (one of: " + names + ")");
+  }
+  return fleet_.inject(*kind, name_, vm);
+}
+
 Status SimHost::inject_vm(FaultKind kind, uint32_t vi) {
   Vm& v = vms_[vi];
   if (lost_) return unavailable("host " + name_ + " is down");

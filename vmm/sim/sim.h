@@ -138,6 +138,8 @@ class SimHost final : public Hypervisor {
   void poll() override {}
   // Completes verb_time later from a Clock timer (see the header comment).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
+  // A VM fault by name (fault_name); host faults are refused (kInvalidArgument).
+  Status inject_fault(const std::string& fault, const std::string& vm) override;
 
   bool partitioned() const { return partitioned_; }
   bool lost() const { return lost_; }

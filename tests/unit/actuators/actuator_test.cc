@@ -77,6 +77,23 @@ TEST_F(ActuatorTest, ExecutesAnActionAndReportsAckThenHealedResult) {
   EXPECT_EQ(e->state, JournalState::kDone);
 }
 
+TEST_F(ActuatorTest, InjectOnABackendThatIsNotSimulatedFailsWithTheReasonAndRunsNoVerb) {
+  start_actuator();
+  auto a = make_action("i1", "host-a", "vm-1", clock.now(), medic::v1::VERB_INJECT);
+  a.set_fault("panic");
+  send(a);
+  ASSERT_TRUE(wait([&] { return engine->results_for("i1") > 0; }));
+  const ActionResult* r = engine->last_result("i1");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
+  EXPECT_NE(r->reason().find("does not inject faults (\"panic\"): only a simulated (sim) backend"),
+            std::string::npos) << r->reason();
+  EXPECT_TRUE(hv.executed.empty());
+  // Positive control: an ordinary verb on the same actuator runs.
+  send(make_action("a2", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("a2") > 0; }));
+  EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
+}
+
 TEST_F(ActuatorTest, DuplicateDeliveryIsExecutedOnceAndAnsweredAgain) {
   hv.heal_on_execute = true;
   start_actuator();

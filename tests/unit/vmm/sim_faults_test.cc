@@ -352,5 +352,19 @@ TEST_F(SimFaults, ALostHostThatComesBackBootsItsVms) {
   EXPECT_EQ(fleet_.heal_host("host-77").code(), Code::kNotFound);
 }
 
+TEST_F(SimFaults, InjectFaultByNameBreaksTheVmAndRefusesHostFaultsAndUnknownNames) {
+  ASSERT_OK(host_->inject_fault("panic", vm_));
+  EXPECT_FALSE(fleet_.is_healthy(vm_));
+  EXPECT_TRUE(fleet_.is_healthy(other_));
+  Status host_fault = host_->inject_fault("partition", other_);
+  EXPECT_EQ(host_fault.code(), Code::kInvalidArgument);
+  EXPECT_NE(host_fault.message().find("no VM fault \"partition\" (one of: hang, soft_hang, panic"),
+            std::string::npos) << host_fault;
+  EXPECT_FALSE(host_->partitioned());
+  EXPECT_EQ(host_->inject_fault("meltdown", other_).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(fleet_.is_healthy(other_));
+  EXPECT_EQ(host_->inject_fault("hang", "no-such-vm").code(), Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace medic::vmm::sim

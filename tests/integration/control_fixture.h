@@ -1,0 +1,142 @@
+// The fixture of the operator-command tests: a real engine (EngineNode) on a
+// VirtualClock with CurveZMQ sockets, a trusted host key that sends signed
+// events, an operator key (alice), and the medic CLI run as a separate
+// process while the test's thread keeps the engine going.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "audit/log.h"
+#include "node/engine_node.h"
+#include "tests/testing/testing.h"
+
+namespace medic {
+
+using namespace std::chrono_literals;
+
+class Recorder final : public node::EngineObserver {
+ public:
+  void on_decision(const rules::Decision& d) override { decisions.push_back(d); }
+  std::vector<rules::Decision> decisions;
+};
+
+class ControlFlowTest : public ::testing::Test {
+ protected:
+  virtual std::string rules_text() const {
+    return "rules:\n"
+           "  - {name: db-panicked, on: vm.panicked, do: reset, approval: required,"
+           " approval_timeout: 30s}\n";
+  }
+
+  void SetUp() override {
+    engine_id_ = std::make_unique<fabric::Identity>(fabric::Identity::generate());
+    auto host = fabric::Identity::generate();
+    auto alice = fabric::Identity::generate();
+    ASSERT_OK(host.save(dir_.file("host-a.key")));
+    ASSERT_OK(alice.save(dir_.file("alice.key")));
+    host_id_ = std::make_unique<fabric::Identity>(*fabric::Identity::load(dir_.file("host-a.key")));
+    dir_.write("trust.yaml", "nodes:\n"
+                             "  - {name: engine-1, key: " + engine_id_->id() + ", roles: [engine]}\n"
+                             "  - {name: host-a, key: " + host.id() + ", roles: [collector, actuator]}\n"
+                             "  - {name: alice, key: " + alice.id() + ", roles: [operator]}\n");
+    auto trust = fabric::TrustStore::load(dir_.file("trust.yaml"));
+    ASSERT_OK(trust);
+    trust_ = std::make_unique<fabric::TrustStore>(std::move(*trust));
+    auto ctx = fabric::Context::create(*trust_);
+    ASSERT_OK(ctx);
+    ctx_ = std::move(*ctx);
+    auto rules = rules::load_rule_text(rules_text(), "rules.yaml");
+    ASSERT_OK(rules) << rules.text();
+    node::EngineConfig c;
+    c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
+    c.actions_endpoint = "tcp://127.0.0.1:*";
+    c.control_endpoint = "tcp://127.0.0.1:*";
+    db_ = dir_.file("audit.db");
+    auto store = audit::open_sqlite_store(db_, clock_, *engine_id_);
+    ASSERT_OK(store);
+    auto node = node::EngineNode::create(c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, &rec_},
+                                        rules.rules, std::move(*store));
+    ASSERT_OK(node);
+    node_ = std::move(*node);
+    auto pub = ctx_->connect(zmq::socket_type::pub, node_->urgent_endpoint(), *host_id_,
+                             engine_id_->public_key());
+    ASSERT_OK(pub);
+    pub_ = std::move(*pub);
+    sealer_ = std::make_unique<fabric::Sealer>(*host_id_, 1);
+  }
+
+  void TearDown() override {
+    pub_.close();
+    node_.reset();
+  }
+
+  // Sends a panic for `vm` until the engine has a pending approval for it;
+  // returns the action id.
+  std::string pending_for(const std::string& vm) {
+    medic::v1::EventBatch b;
+    auto* e = b.add_events();
+    e->set_host("host-a");
+    e->set_vm(vm);
+    e->set_observed_at_ns(to_ns(clock_.now()));
+    e->mutable_lifecycle()->set_what(medic::v1::LIFECYCLE_PANICKED);
+    std::string id;
+    testing::wait_until([&] {
+      if (node_->engine().stats().events == 0 || id.empty()) {
+        pub_.send(zmq::buffer(sealer_->seal(medic::v1::KIND_EVENT_BATCH, "host-a",
+                                            b.SerializeAsString(), clock_.now())),
+                  zmq::send_flags::dontwait);
+      }
+      node_->run_once(5ms);
+      for (const auto& d : rec_.decisions) {
+        if (d.vm == vm && d.outcome == rules::Outcome::kPendingApproval) id = d.id;
+      }
+      return !id.empty();
+    }, 10s);
+    return id;
+  }
+
+  // Runs the medic CLI while this thread keeps the engine going.
+  testing::CommandResult cli(std::vector<std::string> args, const std::string& key = "alice.key") {
+    std::vector<std::string> argv = {testing::medic_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    for (const auto& a : std::vector<std::string>{"--engine", node_->control_endpoint(),
+                                                  "--engine-key", engine_id_->id(), "--key",
+                                                  dir_.file(key), "--trust", dir_.file("trust.yaml"),
+                                                  "--timeout", "3s"}) {
+      argv.push_back(a);
+    }
+    auto fut = std::async(std::launch::async, [argv] { return testing::run_command(argv, 20s); });
+    while (fut.wait_for(1ms) != std::future_status::ready) step();
+    for (int i = 0; i < 20; ++i) step();  // let the audit writes land
+    return fut.get();
+  }
+
+  // One turn of everything the test runs: the engine, and what a subclass adds.
+  virtual void step() { node_->run_once(1ms); }
+
+  std::string state_and_actor(const std::string& action_id) {
+    auto reader = audit::AuditReader::open(db_);
+    if (!reader.ok()) return "no reader: " + reader.status().message();
+    auto h = reader->history(action_id);
+    if (!h.ok()) return "no history: " + h.status().message();
+    std::string out;
+    for (const auto& t : h->transitions) out += std::string(state_name(t.state)) + ":" + t.actor + " ";
+    return out;
+  }
+
+  testing::TempDir dir_;
+  VirtualClock clock_{SystemClock::wall_now()};
+  std::unique_ptr<fabric::Identity> engine_id_;
+  std::unique_ptr<fabric::Identity> host_id_;
+  std::unique_ptr<fabric::TrustStore> trust_;
+  std::unique_ptr<fabric::Context> ctx_;
+  Recorder rec_;
+  std::string db_;
+  std::unique_ptr<node::EngineNode> node_;
+  zmq::socket_t pub_;
+  std::unique_ptr<fabric::Sealer> sealer_;
+};
+
+}  // namespace medic

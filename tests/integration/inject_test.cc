@@ -1,0 +1,114 @@
+// `medic inject FAULT VM` end to end: the CLI's signed request to a real
+// engine, which sends it as an action to the agent (collector and actuator)
+// of a simulated host; the VM breaks, the engine sees it and heals it. A
+// fault name the simulator does not have comes back as a failed action and
+// breaks nothing.
+#include "tests/integration/control_fixture.h"
+
+#include "node/agent_node.h"
+#include "tests/testing/daemon.h"
+#include "vmm/sim/sim.h"
+
+namespace medic {
+namespace {
+
+class InjectTest : public ControlFlowTest {
+ protected:
+  std::string rules_text() const override {
+    return "rules:\n  - {name: guest-panicked, on: vm.panicked, do: reset}\n";
+  }
+
+  void SetUp() override {
+    ControlFlowTest::SetUp();
+    if (HasFatalFailure()) return;
+    vmm::sim::SimOptions so;
+    so.host_names = {"host-a"};
+    so.vms_per_host = 2;
+    so.boot_time = 2s;
+    fleet_ = std::make_unique<vmm::sim::SimFleet>(clock_, so);
+    vm_ = fleet_->vm_ids()[0];
+    node::AgentConfig ac;
+    ac.host = "host-a";
+    collectors::CollectorConfig cc;
+    cc.host = "host-a";
+    cc.engines.push_back({"engine-1", engine_id_->public_key(), node_->events_endpoint(),
+                          node_->urgent_endpoint()});
+    ac.collector = cc;
+    actuators::ActuatorConfig act;
+    act.options.host = "host-a";
+    act.options.engine_endpoint = node_->actions_endpoint();
+    act.options.engine_key = engine_id_->public_key();
+    act.options.journal_path = dir_.file("host-a.journal.db");
+    act.options.default_watch = 5s;
+    ac.actuator = act;
+    auto agent = node::AgentNode::create(
+        ac, {ctx_.get(), host_id_.get(), trust_.get(), &clock_, &fleet_->host(0)});
+    ASSERT_OK(agent);
+    agent_ = std::move(*agent);
+    ASSERT_TRUE(run_until([&] { return node_->engine().knows_vm(vm_); }))
+        << "the engine never heard of " << vm_;
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    ControlFlowTest::TearDown();
+  }
+
+  void step() override {
+    node_->run_once(1ms);
+    if (agent_) agent_->run_once(Duration(0));
+  }
+
+  // Steps with the clock moving 50ms a turn (at most 60s of it).
+  bool run_until(const std::function<bool()>& cond) {
+    for (int i = 0; i < 1200; ++i) {
+      if (cond()) return true;
+      clock_.advance(50ms);
+      for (int j = 0; j < 3; ++j) step();
+    }
+    return cond();
+  }
+
+  bool has_fault(vmm::sim::FaultKind k) {
+    for (auto f : fleet_->active_faults(vm_)) {
+      if (f == k) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<vmm::sim::SimFleet> fleet_;
+  std::unique_ptr<node::AgentNode> agent_;
+  std::string vm_;
+};
+
+TEST_F(InjectTest, InjectedPanicBreaksTheVmAndTheEngineHealsIt) {
+  ASSERT_TRUE(fleet_->is_healthy(vm_));
+  auto r = cli({"inject", "panic", vm_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("sent panic to " + vm_ + " on host-a (action inject-"), std::string::npos)
+      << r.out;
+  ASSERT_TRUE(run_until([&] { return !fleet_->is_healthy(vm_); })) << "the VM never broke";
+  bool reset = false;
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& d : rec_.decisions) {
+      reset = reset || (d.vm == vm_ && d.outcome == rules::Outcome::kProposed);
+    }
+    return reset && fleet_->is_healthy(vm_);
+  })) << "no heal";
+  EXPECT_EQ(testing::query_number(db_, "SELECT count(*) FROM operator_requests WHERE verb = "
+                                       "'inject' AND accepted = 1"), 1);
+}
+
+TEST_F(InjectTest, UnknownFaultNameBreaksNothing) {
+  auto r = cli({"inject", "meltdown", vm_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;  // the engine sent it; the host refuses it
+  for (int i = 0; i < 100; ++i) step();
+  EXPECT_TRUE(fleet_->is_healthy(vm_));
+  EXPECT_FALSE(has_fault(vmm::sim::FaultKind::kPanic));
+  // Positive control: a real fault name does break it.
+  ASSERT_EQ(cli({"inject", "hang", vm_}).exit_code, 0);
+  EXPECT_TRUE(run_until([&] { return has_fault(vmm::sim::FaultKind::kHang); }));
+}
+
+}  // namespace
+}  // namespace medic
