@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/duration.h"
 #include "rules/engine_impl.h"
 
 namespace medic::rules {
