@@ -89,6 +89,7 @@ TEST_F(ActuatorTest, InjectOnABackendThatIsNotSimulatedFailsWithTheReasonAndRuns
             std::string::npos) << r->reason();
   EXPECT_TRUE(hv.executed.empty());
   // Positive control: an ordinary verb on the same actuator runs.
+  hv.heal_on_execute = true;
   send(make_action("a2", "host-a", "vm-1", clock.now()));
   ASSERT_TRUE(wait([&] { return engine->results_for("a2") > 0; }));
   EXPECT_EQ(hv.executed, std::vector<std::string>{"reset vm-1"});
