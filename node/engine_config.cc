@@ -9,6 +9,7 @@
 #include "actuators/config.h"
 #include "core/config.h"
 #include "node/endpoint_check.h"
+#include "node/http_config.h"
 
 namespace medic::node {
 namespace {
@@ -103,7 +104,7 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
   r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
-                   "notify", "dispatch"});
+                   "notify", "dispatch", "http"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
@@ -116,6 +117,7 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   read_dispatch(r, e["dispatch"], &c);
   read_notify(r, e["notify"], &c);
   read_policies(r, e["policies"], &c);
+  read_http_section(r, e["http"], dir, kDefaultEngineHttp, &c.http);
   if (!r.ok()) return r.status();
   return c;
 }

@@ -63,6 +63,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   // journal treats a known id as "already done". The prefix is this start's
   // time on the node's Clock, in base 36.
   config_.engine.id_prefix = start_prefix(deps_.clock->now());
+  rules_loaded_ = rules->size();
   engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
   notifier_ = std::make_unique<rules::WebhookNotifier>(config_.notify);
 
@@ -107,9 +108,11 @@ void EngineNode::register_on_loop() {
   loop_->watch_socket(dispatcher_->socket().handle(), [this] { dispatcher_->handle_readable(); });
   loop_->watch_socket(control_->socket().handle(), [this] { control_->poll(); });
   loop_->watch_fd(wake_fd_, [this] { drain_wakeups(); });
+  loop_->watch_fd(mailbox_.fd(), [this] { mailbox_.run(); });
 }
 
 void EngineNode::reload(std::shared_ptr<const rules::RuleSet> rules) {
+  rules_loaded_ = rules->size();
   engine_->reload(std::move(rules));
 }
 
@@ -123,6 +126,7 @@ void EngineNode::run_once(Duration max_wait) {
   // A signal (SIGHUP, SIGTERM) interrupts the wait; the caller checks its flags.
   loop_->run_once(max_wait);
   flush_outbox();
+  mailbox_.beat();
 }
 
 void EngineNode::drain_wakeups() {

@@ -38,6 +38,7 @@
 #include "rules/loader.h"
 #include "rules/notifier.h"
 #include "node/engine_config.h"
+#include "node/loop_mailbox.h"
 
 namespace medic::node {
 
@@ -101,6 +102,12 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   rules::Engine& engine() { return *engine_; }
   const fabric::EventReceiver& receiver() const { return *receiver_; }
   size_t outbox_size() const { return outbox_.size(); }
+  const EngineConfig& config() const { return config_; }
+  audit::AuditStore& store() { return *store_; }
+  Clock& clock() { return *deps_.clock; }
+  size_t rules_loaded() const { return rules_loaded_; }
+  // Questions from other threads (the HTTP listener), answered on the loop.
+  LoopMailbox& mailbox() { return mailbox_; }
   // A human summary: health, counters, pending approvals, silences, freezes.
   std::string status_text();
 
@@ -171,6 +178,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::map<uint64_t, audit::Seq> stored_evidence_;  // envelope number -> audit row
   std::deque<Outgoing> outbox_;
   EngineNodeStats stats_;
+  size_t rules_loaded_ = 0;
+  LoopMailbox mailbox_;
   bool closed_ = false;
 };
 
