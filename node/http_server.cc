@@ -158,6 +158,15 @@ static Result<std::string> combined_pem(const std::string& cert, const std::stri
 
 Status HttpServer::bind() {
   tls_ = !options_.tls_cert.empty();
+  if (tls_) {
+    // Debian's civetweb 1.15 loads OpenSSL at run time and calls
+    // SSL_get_peer_certificate on every TLS connection; OpenSSL 3 no longer
+    // exports it, so the first client would crash the daemon.
+    return unavailable(
+        "http: TLS is not available with this civetweb build (it needs "
+        "SSL_get_peer_certificate, which OpenSSL 3 dropped); keep the listener on loopback "
+        "and put a TLS-terminating proxy in front of it");
+  }
   std::string ports = options_.listen + (tls_ ? "s" : "");
   std::vector<const char*> opts = {"listening_ports", ports.c_str(), "num_threads", "4",
                                    "request_timeout_ms", "10000", "enable_keep_alive", "no"};

@@ -66,7 +66,7 @@ function showOverview(o) {
   const frozen = (o.freezes.fleet ? ["the whole fleet"] : []).concat(o.freezes.hosts);
   table("frozen", [["frozen", f => '<span class="bad">' + esc(f) + "</span>"],
       ["to lift", f => "<code>medic unfreeze " + (f === "the whole fleet" ? "fleet" : esc(f)) +
-      ' --reason "..."</code>"]], frozen, "none");
+      ' --reason "..."</code>']], frozen, "none");
   table("silences", [["id", x => esc(x.silence)], ["VM", x => vm(x.vm)], ["host", x => esc(x.host)],
       ["rule", x => esc(x.rule)], ["until", x => esc(x.until)], ["by", x => esc(x.by)],
       ["reason", x => esc(x.reason)]], o.silences, "none");
