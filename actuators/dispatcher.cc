@@ -9,6 +9,26 @@
 #include "vmm/hypervisor.h"
 
 namespace medic::actuators {
+
+const char* refusal_name(Refusal r) {
+  switch (r) {
+    case Refusal::kFraming:
+      return "framing";
+    case Refusal::kOpen:
+      return "open";
+    case Refusal::kNotActuator:
+      return "not_actuator";
+    case Refusal::kBadAck:
+      return "bad_ack";
+    case Refusal::kBadResult:
+      return "bad_result";
+    case Refusal::kForeignResult:
+      return "foreign_result";
+    case Refusal::kCount:
+      break;
+  }
+  return "?";
+}
 namespace {
 
 using medic::v1::Action;
@@ -299,7 +319,7 @@ void Dispatcher::handle_readable() {
       return;
     }
     if (parts.size() != 2) {
-      ++stats_.refused;
+      refuse(Refusal::kFraming);
       log_.warn("parts", "dispatcher: dropped a message of " + std::to_string(parts.size()) +
                              " parts (expected routing id + envelope)");
       continue;
@@ -314,7 +334,7 @@ void Dispatcher::handle_message(const std::string& routing_id, std::string_view 
   std::string detail;
   fabric::OpenError err = opener_.open(frame, &opened, &detail);
   if (err != fabric::OpenError::kOk) {
-    ++stats_.refused;
+    refuse(Refusal::kOpen);
     log_.warn(std::string("open_") + fabric::open_error_name(err),
               "dispatcher: refused a frame from connection \"" + routing_id + "\" (" +
                   fabric::open_error_name(err) + "): " + detail);
@@ -322,7 +342,7 @@ void Dispatcher::handle_message(const std::string& routing_id, std::string_view 
   }
   const std::string& host = opened.envelope.host();
   if (!opened.sender->has_role(fabric::Role::kActuator) || host != routing_id) {
-    ++stats_.refused;
+    refuse(Refusal::kNotActuator);
     log_.warn("not_actuator", "dispatcher: refused a message from \"" + opened.sender->name +
                                   "\" for host \"" + host + "\" on connection \"" + routing_id +
                                   "\"");
@@ -334,7 +354,7 @@ void Dispatcher::handle_message(const std::string& routing_id, std::string_view 
     ActionAck ack;
     if (!ack.ParseFromString(opened.envelope.payload()) ||
         ack.what() != ActionAck::WHAT_RECEIVED) {
-      ++stats_.refused;
+      refuse(Refusal::kBadAck);
       log_.warn("bad_ack", "dispatcher: malformed acknowledgement from host " + host);
       return;
     }
@@ -342,7 +362,7 @@ void Dispatcher::handle_message(const std::string& routing_id, std::string_view 
   } else {
     ActionResult result;
     if (!result.ParseFromString(opened.envelope.payload()) || result.action_id().empty()) {
-      ++stats_.refused;
+      refuse(Refusal::kBadResult);
       log_.warn("bad_result", "dispatcher: malformed result from host " + host);
       return;
     }
@@ -370,7 +390,7 @@ void Dispatcher::handle_result(const std::string& host, const ActionResult& resu
   ++stats_.results;
   auto it = entries_.find(result.action_id());
   if (it != entries_.end() && it->second.action.host() != host) {
-    ++stats_.refused;
+    refuse(Refusal::kForeignResult);
     log_.warn("foreign_result", "dispatcher: host " + host + " reported on action " +
                                     result.action_id() + ", which was sent to host " +
                                     it->second.action.host());

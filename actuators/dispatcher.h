@@ -86,6 +86,18 @@ struct DispatchEvent {
   bool known = true;
 };
 
+// Why an inbound frame was refused (DispatcherStats::refused_by).
+enum class Refusal : uint8_t {
+  kFraming,        // not [routing id][envelope]
+  kOpen,           // the envelope did not open (cause: open_counters())
+  kNotActuator,    // not an actuator's, or for a host other than its connection's
+  kBadAck,         // an acknowledgement that does not decode
+  kBadResult,      // a result that does not decode, or names no action
+  kForeignResult,  // a result on an action sent to another host
+  kCount,
+};
+const char* refusal_name(Refusal r);
+
 struct DispatcherStats {
   uint64_t dispatched = 0;     // dispatch() calls that created an entry
   uint64_t sends = 0;          // envelopes handed to the socket (incl. re-sends)
@@ -95,7 +107,8 @@ struct DispatcherStats {
   uint64_t duplicate_results = 0;
   uint64_t unknown_results = 0;
   uint64_t timed_out = 0;
-  uint64_t refused = 0;        // inbound frames refused (see open_counters())
+  uint64_t refused = 0;        // inbound frames refused, of every cause
+  uint64_t refused_by[static_cast<size_t>(Refusal::kCount)] = {};
 };
 
 class Dispatcher {
@@ -133,6 +146,10 @@ class Dispatcher {
   const fabric::OpenCounters& open_counters() const { return opener_.counters(); }
 
  private:
+  void refuse(Refusal why) {
+    ++stats_.refused;
+    ++stats_.refused_by[static_cast<size_t>(why)];
+  }
   struct Entry {
     medic::v1::Action action;
     uint32_t attempt = 0;

@@ -43,8 +43,9 @@ void add_target_options(CLI::App* sub, Target* t) {
   sub->add_option("--timeout", t->timeout, "how long to wait for the reply")->capture_default_str();
 }
 
-// Sends `request`; prints the reply. Exit: 0 done, 1 refused, 2 set-up error.
-int send(const Target& t, medic::v1::ControlRequest request) {
+// Sends `request`; prints the reply's text, or its JSON when `json`. Exit: 0
+// done, 1 refused, 2 set-up error.
+int send(const Target& t, medic::v1::ControlRequest request, bool json = false) {
   auto fail = [](const std::string& m) {
     std::cerr << "medic: " << m << "\n";
     return 2;
@@ -71,7 +72,8 @@ int send(const Target& t, medic::v1::ControlRequest request) {
     std::cerr << "refused: " << reply->error() << "\n";
     return 1;
   }
-  std::cout << reply->text() << (reply->text().empty() || reply->text().back() == '\n' ? "" : "\n");
+  const std::string& out = json ? reply->json() : reply->text();
+  std::cout << out << (out.empty() || out.back() == '\n' ? "" : "\n");
   return 0;
 }
 
@@ -163,10 +165,12 @@ void add_status(CLI::App& app, int* exit_code) {
       "status", "engine health, pending approvals, active silences, frozen hosts");
   auto t = std::make_shared<Target>();
   add_target_options(sub, t.get());
+  auto json = std::make_shared<bool>(false);
+  sub->add_flag("--json", *json, "the engine's figures and every counter, as one JSON object");
   sub->callback([=] {
     medic::v1::ControlRequest r;
     r.mutable_status();
-    *exit_code = send(*t, r);
+    *exit_code = send(*t, r, *json);
   });
 }
 

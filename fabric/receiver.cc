@@ -34,6 +34,7 @@ bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {
   std::string why;
   OpenError e = opener_.open(m.to_string_view(), &opened_, &why);
   if (e != OpenError::kOk) {
+    (urgent ? urgent_rejected_ : bulk_rejected_).add(e);
     log_limiter_.warn(open_error_name(e), clock_.now(),
                       std::string("events: rejected a batch (") + open_error_name(e) + "): " + why);
     return true;

@@ -45,7 +45,11 @@ class EventReceiver {
   std::string bulk_endpoint() const { return bulk_.get(zmq::sockopt::last_endpoint); }
   std::string urgent_endpoint() const { return urgent_.get(zmq::sockopt::last_endpoint); }
 
+  // Rejected frames by cause: of both lanes, or of one.
   const OpenCounters& rejections() const { return opener_.counters(); }
+  const OpenCounters& rejections(bool urgent) const {
+    return urgent ? urgent_rejected_ : bulk_rejected_;
+  }
   uint64_t undecodable() const { return undecodable_; }
   uint64_t accepted_batches() const { return accepted_; }
 
@@ -59,6 +63,8 @@ class EventReceiver {
   const Clock& clock_;
   Opener opener_;
   LogLimiter log_limiter_;
+  OpenCounters bulk_rejected_;
+  OpenCounters urgent_rejected_;
   uint64_t undecodable_ = 0;
   uint64_t accepted_ = 0;
   Opened opened_;

@@ -145,6 +145,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
     if (!collector.ok()) return collector.status().with_context("collector");
     node->collector_ = std::move(*collector);
     node->collector_->start();
+    node->register_collector_counters();
   }
   if (config.actuator) {
     actuators::ActuatorOptions o = config.actuator->options;
@@ -153,6 +154,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
                                                 *deps.hypervisor, *deps.clock, node->loop_.get());
     if (!actuator.ok()) return actuator.status().with_context("actuator");
     node->actuator_ = std::move(*actuator);
+    node->register_actuator_counters();
   }
   // One backend, two listeners: the collector reports, the actuator watches.
   collectors::Collector* c = node->collector_.get();
@@ -165,5 +167,52 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
 }
 
 void AgentNode::run_once(Duration max_wait) { loop_->run_once(max_wait); }
+
+void AgentNode::register_collector_counters() {
+  CounterRegistry& r = counters_;
+  const collectors::CollectorCounters& c = collector_->counters();
+  r.observe("collector_flushes_total", {}, [&c] { return c.flushes; });
+  r.observe("collector_batches_total", {{"lane", "bulk"}}, [&c] { return c.bulk_batches; });
+  r.observe("collector_batches_total", {{"lane", "urgent"}}, [&c] { return c.urgent_batches; });
+  r.observe("collector_probe_results_dropped_total", {}, [&c] { return c.probe_results_dropped; },
+            "probe results that finished faster than they could be flushed");
+  r.observe("collector_backend_errors_total", {{"call", "list"}}, [&c] { return c.list_errors; });
+  r.observe("collector_backend_errors_total", {{"call", "stats"}}, [&c] { return c.stats_errors; });
+  r.observe("collector_guest_ping_failures_total", {}, [&c] { return c.guest_ping_failures; });
+  r.observe("collector_guest_pings_skipped_total", {}, [&c] { return c.guest_pings_skipped; });
+  const collectors::ProbeRunner& p = collector_->probes();
+  r.observe("probes_total", {{"result", "succeeded"}}, [&p] { return p.counters().succeeded; });
+  r.observe("probes_total", {{"result", "failed"}}, [&p] { return p.counters().failed; });
+  r.observe("probes_skipped_total", {{"reason", "overlap"}},
+            [&p] { return p.counters().skipped_overlap; });
+  collectors::Publisher* pub = publisher_.get();
+  for (size_t lane = 0; lane < 2; ++lane) {
+    const char* name = lane == 0 ? "bulk" : "urgent";
+    r.observe("publisher_frames_total", {{"lane", name}}, [pub, lane] { return pub->counters().sent[lane]; });
+    r.observe("batches_dropped_total", {{"socket", std::string("events_") + name}, {"reason", "back_pressure"}},
+              [pub, lane] { return pub->counters().dropped[lane]; },
+              "batches the publisher dropped (oldest state first) while the fabric was slow");
+  }
+}
+
+void AgentNode::register_actuator_counters() {
+  CounterRegistry& r = counters_;
+  const actuators::ActuatorStats& a = actuator_->stats();
+  for (size_t i = 0; i < static_cast<size_t>(actuators::Rejection::kCount); ++i) {
+    r.observe("actuator_rejections_total",
+              {{"cause", actuators::rejection_name(static_cast<actuators::Rejection>(i))}},
+              [&a, i] { return a.rejected_by[i]; }, "actions answered with a rejected result");
+  }
+  r.observe("actuator_unattributed_total", {}, [&a] { return a.unattributed; },
+            "frames dropped without an answer (no trusted engine to answer)");
+  r.observe("actuator_send_failures_total", {}, [&a] { return a.send_failures; });
+  r.observe("actuator_executed_total", {}, [&a] { return a.executed; });
+  const fabric::OpenCounters& o = actuator_->open_counters();
+  for (size_t i = 1; i < static_cast<size_t>(fabric::OpenError::kCount); ++i) {
+    auto e = static_cast<fabric::OpenError>(i);
+    r.observe("frames_rejected_total", {{"socket", "actuator"}, {"cause", fabric::open_error_name(e)}},
+              [&o, e] { return o.get(e); });
+  }
+}
 
 }  // namespace medic::node

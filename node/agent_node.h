@@ -18,6 +18,7 @@
 #include "collectors/config.h"
 #include "collectors/process_stats.h"
 #include "collectors/publisher.h"
+#include "core/counters.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "fabric/transport.h"
@@ -75,9 +76,15 @@ class AgentNode {
 
   collectors::Collector* collector() { return collector_.get(); }
   actuators::Actuator* actuator() { return actuator_.get(); }
+  // The process's counters (core/counters.h): the collector's, its probes'
+  // and publisher's, the actuator's rejections by cause. Read it on the
+  // agent's thread (they are observed plain fields).
+  const CounterRegistry& counters() const { return counters_; }
 
  private:
   AgentNode() = default;
+  void register_collector_counters();
+  void register_actuator_counters();
 
   Deps deps_;
   std::unique_ptr<EventLoop> loop_;  // outlives everything registered on it
@@ -85,6 +92,7 @@ class AgentNode {
   std::unique_ptr<collectors::ZmqPublisher> publisher_;
   std::unique_ptr<collectors::Collector> collector_;
   std::unique_ptr<actuators::Actuator> actuator_;
+  CounterRegistry counters_;
 };
 
 }  // namespace medic::node

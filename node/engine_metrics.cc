@@ -6,11 +6,12 @@
 namespace medic::node {
 namespace {
 
-void rejected(MetricsText& m, const std::string& socket, const fabric::OpenCounters& c) {
-  for (size_t i = 1; i < static_cast<size_t>(fabric::OpenError::kCount); ++i) {
-    auto e = static_cast<fabric::OpenError>(i);
-    m.counter("medic_frames_rejected_total", "Frames refused before use, by socket and cause.",
-              {{"socket", socket}, {"cause", fabric::open_error_name(e)}}, c.get(e));
+// Every entry of the process's counter registry, as medic_<name>{labels}.
+void registry(MetricsText& m, const CounterRegistry& counters) {
+  for (const CounterSample& c : counters.samples()) {
+    MetricLabels labels(c.labels.begin(), c.labels.end());
+    m.counter("medic_" + c.name, c.help.empty() ? c.name : c.help, labels,
+              static_cast<double>(c.value));
   }
 }
 
@@ -35,18 +36,8 @@ void host_gauges(MetricsText& m, EngineNode& node) {
 
 std::string engine_metrics_text(EngineNode& node) {
   MetricsText m;
-  const auto& s = node.stats();
   const auto es = node.engine().stats();
-  m.counter("medic_event_batches_total", "Signed event batches accepted.", {}, s.batches);
-  m.counter("medic_events_total", "Events accepted from collectors.", {}, s.events);
-  m.counter("medic_decisions_total", "Decisions the rules engine made.", {}, s.decisions);
-  m.counter("medic_actions_dispatched_total",
-            "Actions handed to the dispatcher once their record was durable.", {}, s.dispatched);
-  m.counter("medic_audit_errors_total", "Writes the audit log refused.", {}, s.audit_errors);
-  m.counter("medic_evidence_lost_total", "Envelopes evicted before a decision needed them.", {},
-            s.evidence_lost);
-  m.counter("medic_notifications_total", "Notify steps sent.", {}, s.notifications);
-  rejected(m, "events", node.receiver().rejections());
+  registry(m, node.counters());
   m.gauge("medic_vms", "VMs the engine knows.", {}, es.vms);
   m.gauge("medic_incidents_open", "Open incidents.", {}, es.open_incidents);
   m.gauge("medic_actions_in_flight", "Actions dispatched and not finished.", {}, es.in_flight);

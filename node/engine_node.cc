@@ -85,6 +85,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   if (!control.ok()) return control.status().with_context("control");
   control_ = std::move(*control);
 
+  register_counters();
   register_on_loop();
   resume_in_flight();
   return {};

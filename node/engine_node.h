@@ -31,6 +31,7 @@
 #include "actuators/dispatcher.h"
 #include "audit/log.h"
 #include "core/clock.h"
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "fabric/control.h"
 #include "fabric/receiver.h"
@@ -110,6 +111,12 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   LoopMailbox& mailbox() { return mailbox_; }
   // A human summary: health, counters, pending approvals, silences, freezes.
   std::string status_text();
+  // The same health figures and every counter of counters(), as JSON.
+  Json status_json();
+  // The process's counters: every part's rejections by cause and socket,
+  // dropped batches, dispatcher refusals, the engine's own counts. Read it on
+  // the node's thread (most are observed plain fields: core/counters.h).
+  const CounterRegistry& counters() const { return counters_; }
 
   // rules::DecisionSink
   void on_decision(const rules::Decision& d) override;
@@ -158,6 +165,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
 
   // The event loop (engine_node.cc).
   void register_on_loop();
+  // Puts every part's counts into counters_ (engine_status.cc).
+  void register_counters();
 
   EngineConfig config_;
   Deps deps_;
@@ -179,6 +188,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::deque<Outgoing> outbox_;
   EngineNodeStats stats_;
   size_t rules_loaded_ = 0;
+  CounterRegistry counters_;
   LoopMailbox mailbox_;
   bool closed_ = false;
 };

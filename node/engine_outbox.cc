@@ -63,6 +63,15 @@ rules::Decision approval_notice(const rules::Decision& d, const std::string& tex
 void EngineNode::on_decision(const rules::Decision& d) {
   ++stats_.decisions;
   log_decision(d);
+  // One lookup per decision (not per event): the registry's lock is cheap next
+  // to the audit write that follows.
+  counters_
+      .counter("decision_outcomes_total",
+               {{"rule", d.rule.empty() ? "(engine)" : d.rule},
+                {"outcome", std::string(rules::outcome_name(d.outcome))},
+                {"policy", std::string(rules::policy_name(d.policy))}},
+               "decisions by rule, outcome and the policy that decided it")
+      .add();
   if (deps_.observer) deps_.observer->on_decision(d);
   if (!decision_outcome(d.outcome)) {
     record_operator_outcome(d);
@@ -222,6 +231,13 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
   }
   record_transition(e.action.id(), e.state, e.action.host(), detail);
   if (!is_result(e.state)) return;
+  counters_
+      .counter("action_results_total",
+               {{"verb", vmm::verb_name(e.action.verb())},
+                {"outcome", state_name(e.state)},
+                {"healed", healed ? "true" : "false"}},
+               "what actuators reported, by verb and outcome")
+      .add();
   spdlog::info("result {}: {} from {}: {}", e.action.id(), state_name(e.state), e.action.host(),
                detail);
   if (healed) {

@@ -42,12 +42,17 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
     case medic::v1::ControlRequest::kStatus:
       rec.verb = "status";
       reply.set_text(status_text());
+      reply.set_json(dump_json(status_json()));
       break;
     default:
       s = invalid_argument("empty request");
   }
   reply.set_ok(s.ok());
   if (!s.ok()) reply.set_error(s.message());
+  if (!s.ok()) {
+    const std::string verb = rec.verb.empty() ? "unknown" : rec.verb;
+    counters_.counter("control_requests_refused_total", {{"request", verb}}).add();
+  }
   rec.accepted = s.ok();
   rec.detail = s.ok() ? reply.text() : s.message();
   if (rec.verb != "status") {

@@ -1,10 +1,12 @@
-// The `medic status` text: health, counters, pending approvals, silences and
-// storm-guard freezes, read from the rules engine and the audit log (the node
-// keeps no copy of its own).
+// The `medic status` text and JSON: health, counters, pending approvals,
+// silences and storm-guard freezes, read from the rules engine and the audit
+// log (the node keeps no copy of its own); and the registry of every part's
+// counters that `medic status --json` shows.
 #include <algorithm>
 #include <sstream>
 
 #include "core/duration.h"
+#include "core/json.h"
 #include "node/engine_node.h"
 
 namespace medic::node {
@@ -19,7 +21,91 @@ std::string silence_line(const std::string& id, const rules::Silence& s, Time no
          s.by + ": " + s.reason + "\n";
 }
 
+// "events_bulk: bad_signature 3, replayed 1; control: role_not_allowed 1", or "none".
+std::string rejections_line(const CounterRegistry& counters) {
+  std::string out;
+  std::string socket;
+  for (const CounterSample& s : counters.samples()) {
+    if (s.name != "frames_rejected_total" || s.value == 0) continue;
+    const std::string& sock = s.labels[0].second;
+    if (sock != socket) {
+      out += (out.empty() ? "" : "; ") + sock + ":";
+      socket = sock;
+    } else {
+      out += ",";
+    }
+    out += " " + s.labels[1].second + " " + std::to_string(s.value);
+  }
+  return out.empty() ? "none" : out;
+}
+
+void observe_open_counters(CounterRegistry& r, const std::string& socket,
+                           const fabric::OpenCounters& c) {
+  for (size_t i = 1; i < static_cast<size_t>(fabric::OpenError::kCount); ++i) {
+    auto e = static_cast<fabric::OpenError>(i);
+    r.observe(
+        "frames_rejected_total", {{"socket", socket}, {"cause", fabric::open_error_name(e)}},
+        [&c, e] { return c.get(e); }, "frames refused before any part acted on them");
+  }
+}
+
 }  // namespace
+
+void EngineNode::register_counters() {
+  CounterRegistry& r = counters_;
+  observe_open_counters(r, "events_bulk", receiver_->rejections(false));
+  observe_open_counters(r, "events_urgent", receiver_->rejections(true));
+  observe_open_counters(r, "actions", dispatcher_->open_counters());
+  observe_open_counters(r, "control", control_->rejections());
+  r.observe(
+      "batches_dropped_total", {{"socket", "events"}, {"reason", "undecodable"}},
+      [this] { return receiver_->undecodable(); },
+      "authentic event batches that did not decode, or spoke for another host");
+  const actuators::DispatcherStats& d = dispatcher_->stats();
+  for (size_t i = 0; i < static_cast<size_t>(actuators::Refusal::kCount); ++i) {
+    r.observe(
+        "dispatcher_refused_total",
+        {{"cause", actuators::refusal_name(static_cast<actuators::Refusal>(i))}},
+        [&d, i] { return d.refused_by[i]; }, "frames from actuators the dispatcher refused");
+  }
+  r.observe("dispatcher_unreachable_total", {}, [&d] { return d.unreachable; },
+            "sends refused because the host was not connected");
+  r.observe("dispatcher_results_ignored_total", {{"cause", "duplicate"}},
+            [&d] { return d.duplicate_results; });
+  r.observe("dispatcher_results_ignored_total", {{"cause", "unknown_action"}},
+            [&d] { return d.unknown_results; });
+  r.observe("dispatcher_timed_out_total", {}, [&d] { return d.timed_out; });
+  r.observe("dispatcher_sends_total", {}, [&d] { return d.sends; });
+  for (const char* verb : {"approve", "deny", "silence", "unsilence", "unknown"})
+    r.counter("control_requests_refused_total", {{"request", verb}},
+              "operator requests the engine refused (unknown action id, bad scope, ...)");
+  const EngineNodeStats& n = stats_;
+  r.observe("batches_total", {}, [&n] { return n.batches; });
+  r.observe("events_total", {}, [&n] { return n.events; });
+  r.observe("decisions_total", {}, [&n] { return n.decisions; });
+  r.observe("dispatched_total", {}, [&n] { return n.dispatched; });
+  r.observe("audit_errors_total", {}, [&n] { return n.audit_errors; });
+  r.observe("evidence_lost_total", {}, [&n] { return n.evidence_lost; });
+  r.observe("notifications_total", {}, [&n] { return n.notifications; });
+  r.observe("events_ignored_total", {{"reason", "unclassified"}},
+            [this] { return engine_->stats().unknown_events; });
+  r.observe(
+      "vm_claims_refused_total", {}, [this] { return engine_->stats().vm_claims_refused; },
+      "events of a VM id from a host that does not own it (docs/security.md)");
+  r.observe("triggers_total", {}, [this] { return engine_->stats().triggers; });
+}
+
+Json EngineNode::status_json() {
+  auto es = engine_->stats();
+  Json out;
+  out["engine"] = config_.name;
+  out["hosts"] = es.hosts;
+  out["vms"] = es.vms;
+  out["open_incidents"] = es.open_incidents;
+  out["in_flight"] = es.in_flight;
+  out["counters"] = counters_.to_json();
+  return out;
+}
 
 std::string EngineNode::status_text() {
   std::ostringstream out;
@@ -33,7 +119,8 @@ std::string EngineNode::status_text() {
   out << "counters: " << stats_.batches << " batches, " << stats_.events << " events, "
       << stats_.decisions << " decisions, " << stats_.dispatched << " dispatched, "
       << receiver_->rejections().rejected() << " frames rejected, " << stats_.audit_errors
-      << " audit errors\n";
+      << " audit errors, " << es.vm_claims_refused << " VM claims refused\n";
+  out << "rejected frames: " << rejections_line(counters_) << "\n";
   auto in_flight = store_->in_flight(now);
   size_t pending = 0;
   if (in_flight.ok()) {

@@ -80,25 +80,9 @@ std::vector<std::string> frozen_hosts(EngineNode& node) {
 }  // namespace
 
 Json status_json(EngineNode& node) {
-  auto es = node.engine().stats();
-  const auto& ns = node.stats();
-  Json j;
-  j["engine"] = node.config().name;
+  Json j = node.status_json();  // the same document as `medic status --json`
   j["at"] = iso_time(node.clock().now());
-  j["hosts"] = es.hosts;
-  j["vms"] = es.vms;
-  j["open_incidents"] = es.open_incidents;
-  j["in_flight"] = es.in_flight;
   j["outbox"] = node.outbox_size();
-  Json c;
-  c["batches"] = ns.batches;
-  c["events"] = ns.events;
-  c["decisions"] = ns.decisions;
-  c["dispatched"] = ns.dispatched;
-  c["frames_rejected"] = node.receiver().rejections().rejected();
-  c["audit_errors"] = ns.audit_errors;
-  c["notifications"] = ns.notifications;
-  j["counters"] = c;
   j["ready"] = readiness_json(node)["ready"];
   return j;
 }

@@ -161,6 +161,7 @@ uint32_t Engine::Impl::note_vm(const medic::v1::Event& e, uint32_t h, EventType 
                                EvidenceRef ref, int64_t now) {
   bool arm_all = false;  // a VM new to the engine, or back after being forgotten
   uint32_t v = fleet_.vm(e.vm(), h, &arm_all);
+  note_claim(v, now);
   VmEntry& vm = fleet_.vm_at(v);
   vm.last_ref = ref;
   if (fleet_.forgotten(vm, now)) arm_all = true;
@@ -172,6 +173,34 @@ uint32_t Engine::Impl::note_vm(const medic::v1::Event& e, uint32_t h, EventType 
     absence_.signalled(*rules_, type, v, now);
   }
   return v;
+}
+
+// A VM id two hosts report: each host's reports stay its own VM (host, id),
+// so neither changes what the engine knows or does for the other's; the
+// claim against the owner is counted, and noticed once, so a person looks.
+void Engine::Impl::note_claim(uint32_t v, int64_t now) {
+  Claim c = fleet_.claim(v, now);
+  if (c == Claim::kOwner) return;
+  const VmEntry& vm = fleet_.vm_at(v);
+  if (c == Claim::kTakenOver) {
+    spdlog::info("rules: VM {} is now owned by host {} (its owner let it go)", vm.facts.id,
+                 vm.facts.host);
+    return;
+  }
+  ++stats_.vm_claims_refused;
+  if (c != Claim::kFirstConflict) return;
+  const VmEntry& owner = fleet_.vm_at(*fleet_.owner_of(vm.facts.id));
+  Decision d;
+  d.vm = vm.facts.id;
+  d.host = vm.facts.host;
+  d.step = Step::kNotify;
+  d.trigger = "vm claimed by two hosts";
+  d.reason = "host " + d.host + " reports VM " + d.vm + ", which host " +
+             std::string(owner.facts.host) +
+             " owns: a compromised host or a copied VM id. The engine keeps each host's "
+             "reports apart, so neither claim changes what it does for the other host's VM";
+  spdlog::warn("rules: {}", d.reason);
+  notice(std::move(d));
 }
 
 void Engine::Impl::match_rules(uint32_t v, EventType type, const medic::v1::Event& e,

@@ -75,6 +75,9 @@ void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o)
 struct EngineStats {
   uint64_t events = 0;
   uint64_t unknown_events = 0;  // no type, or no VM
+  // Events of a VM id from a host that does not own it (rules/fleet.h): kept
+  // apart as that host's own VM, never as the owner's.
+  uint64_t vm_claims_refused = 0;
   uint64_t triggers = 0;
   uint64_t decisions = 0;
   size_t vms = 0;

@@ -36,6 +36,7 @@ struct Engine::Impl {
   void ingest(const medic::v1::Event& e, EvidenceRef ref);
   uint32_t note_vm(const medic::v1::Event& e, uint32_t h, EventType type, EvidenceRef ref,
                    int64_t now);
+  void note_claim(uint32_t v, int64_t now);
   void match_rules(uint32_t v, EventType type, const medic::v1::Event& e, EvidenceRef ref,
                    int64_t now);
   void on_absence_due();

@@ -12,6 +12,8 @@ VmRecord vm_record(const VmEntry& vm, const Fleet& fleet) {
   VmRecord r;
   r.id = vm.facts.id;
   r.host = fleet.host_at(vm.host).name;
+  r.owner = vm.owner;
+  r.claim_noticed = vm.claim_noticed;
   r.last_seen_ns = vm.last_seen_ns;
   r.last_ref = vm.last_ref;
   r.labels = vm.facts.labels;
@@ -30,6 +32,7 @@ IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
   r.rule = inc.rule->name;
   r.rule_version = inc.rule->version;
   r.vm = fleet.vm_at(inc.vm).facts.id;
+  r.host = fleet.vm_at(inc.vm).facts.host;
   r.step = inc.step;
   r.state = static_cast<uint8_t>(inc.state);
   r.waiting_on = inc.waiting_on;
@@ -93,7 +96,8 @@ EngineState Engine::Impl::snapshot() const {
   s.fleet_frozen = fleet_tally.frozen;
   for (IncidentId id : waiting_) s.waiting.push_back(id.value);
   absence_.for_each_armed(fleet_.vm_count(), [&](const Rule& r, uint32_t v, int64_t deadline) {
-    s.absence.push_back({r.name, fleet_.vm_at(v).facts.id, deadline});
+    const VmFacts& vm = fleet_.vm_at(v).facts;
+    s.absence.push_back({r.name, vm.id, std::string(vm.host), deadline});
   });
   for (const auto& [key, times] : counts_.windows()) s.counts.emplace_back(key, times);
   std::sort(s.counts.begin(), s.counts.end());
@@ -118,16 +122,17 @@ Status Engine::Impl::restore(const EngineState& s) {
   // Slots first: the dispatch hook also stamps cooldown and budget, which
   // restore_books() then sets to what they were.
   for (const auto& f : s.in_flight) {
-    auto v = fleet_.find_vm(f.vm);
-    if (!v) return not_found("restore: action " + f.action_id + ": no VM " + f.vm);
     uint32_t h = host_index(f.host);
+    auto v = fleet_.find_vm(h, f.vm);
+    if (!v) return not_found("restore: action " + f.action_id + ": no VM " + f.vm + " on " + f.host);
     chain_.on_dispatched(*v, h, s.at_ns);
     start_action(f.action_id, *v, h, from_ns(f.expires_ns));
   }
   restore_books(s);
   for (const auto& r : s.absence) {
     const Rule* rule = rules_->find(r.rule);
-    auto v = fleet_.find_vm(r.vm);
+    auto h = fleet_.find_host(r.host);
+    auto v = h ? fleet_.find_vm(*h, r.vm) : std::nullopt;
     if (rule && v) absence_.arm(*rule, *v, r.deadline_ns);
   }
   absence_.ensure_timer();
@@ -152,7 +157,10 @@ void Engine::Impl::restore_fleet(const EngineState& s) {
   }
   for (const VmRecord& r : s.vms) {
     bool created = false;
-    VmEntry& vm = fleet_.vm_at(fleet_.vm(r.id, host_index(r.host), &created));
+    uint32_t v = fleet_.vm(r.id, host_index(r.host), &created);
+    if (r.owner) fleet_.make_owner(v);
+    VmEntry& vm = fleet_.vm_at(v);
+    vm.claim_noticed = r.claim_noticed;
     vm.last_seen_ns = r.last_seen_ns;
     vm.last_ref = r.last_ref;
     vm.facts.labels = r.labels;
@@ -171,7 +179,7 @@ void Engine::Impl::restore_books(const EngineState& s) {
     chain_.storm().restore(*fleet_.find_host(r.name), std::move(t));
   }
   for (const VmRecord& r : s.vms) {
-    uint32_t v = *fleet_.find_vm(r.id);
+    uint32_t v = *fleet_.find_vm(*fleet_.find_host(r.host), r.id);
     chain_.cooldown().restore(v, r.last_action_ns);
     chain_.budget().restore(v, {r.action_times, r.budget_notice_ns});
     chain_.storm().restore_marks(v, {r.bad_since_ns, r.storm_counted_ns});
@@ -184,8 +192,9 @@ void Engine::Impl::restore_books(const EngineState& s) {
 }
 
 Status Engine::Impl::restore_incident(const IncidentRecord& r) {
-  auto v = fleet_.find_vm(r.vm);
-  if (!v) return not_found("restore: incident " + r.key + ": no VM " + r.vm);
+  auto h = fleet_.find_host(r.host);
+  auto v = h ? fleet_.find_vm(*h, r.vm) : std::nullopt;
+  if (!v) return not_found("restore: incident " + r.key + ": no VM " + r.vm + " on " + r.host);
   const RulePtr* rule = nullptr;
   for (const auto& p : rules_->rules()) {
     if (p->name == r.rule) rule = &p;

@@ -27,9 +27,12 @@ struct HostRecord {
   bool frozen = false;
 };
 
+// A VM is (host, id): two hosts reporting one id are two records.
 struct VmRecord {
   std::string id;
   std::string host;
+  bool owner = false;          // its host owns the id (rules/fleet.h)
+  bool claim_noticed = false;  // its conflicting claim was noticed
   int64_t last_seen_ns = 0;
   EvidenceRef last_ref = 0;
   // The facts rules read (host is the field above).
@@ -54,6 +57,7 @@ struct IncidentRecord {
   std::string rule;  // by name: the restored engine's rule of that name takes over
   std::string rule_version;
   std::string vm;
+  std::string host;  // the VM's
   uint32_t step = 0;  // 0-based ladder position
   uint8_t state = 0;  // IncidentState
   Policy waiting_on = Policy::kNone;
@@ -72,7 +76,7 @@ struct IncidentRecord {
 struct InFlightRecord {
   std::string action_id;
   std::string vm;
-  std::string host;  // the host whose slot it holds
+  std::string host;  // the VM's, whose slot it holds
   int64_t expires_ns = 0;
   Duration heal_within{0};
 };
@@ -80,6 +84,7 @@ struct InFlightRecord {
 struct AbsenceRecord {
   std::string rule;
   std::string vm;
+  std::string host;  // the VM's
   int64_t deadline_ns = 0;
 };
 

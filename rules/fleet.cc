@@ -4,26 +4,25 @@
 
 namespace medic::rules {
 
-uint32_t Fleet::VmIndex::find(std::string_view id) const {
+size_t Fleet::VmIndex::hash(uint32_t h, std::string_view id) const {
+  size_t x = std::hash<std::string_view>{}(id);
+  if (!by_id_only_) x ^= (static_cast<size_t>(h) + 1) * 0x9e3779b97f4a7c15ull;
+  return x;
+}
+
+size_t Fleet::VmIndex::slot(uint32_t h, std::string_view id) const {
   size_t mask = slots_.size() - 1;
-  for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
+  for (size_t i = hash(h, id) & mask;; i = (i + 1) & mask) {
     uint32_t v = slots_[i];
-    if (v == kNone) return kNone;
-    if (vms_[v].facts.id == id) return v;
+    if (v == kNone) return i;
+    if (vms_[v].facts.id == id && (by_id_only_ || vms_[v].host == h)) return i;
   }
 }
 
 void Fleet::VmIndex::insert(uint32_t v) {
   if ((size_ + 1) * 2 > slots_.size()) grow();
-  place(v);
+  slots_[slot(vms_[v].host, vms_[v].facts.id)] = v;
   ++size_;
-}
-
-void Fleet::VmIndex::place(uint32_t v) {
-  size_t mask = slots_.size() - 1;
-  size_t i = hash(vms_[v].facts.id) & mask;
-  while (slots_[i] != kNone) i = (i + 1) & mask;
-  slots_[i] = v;
 }
 
 void Fleet::VmIndex::grow() {
@@ -31,7 +30,7 @@ void Fleet::VmIndex::grow() {
   old.swap(slots_);
   slots_.assign(old.size() * 2, kNone);
   for (uint32_t v : old) {
-    if (v != kNone) place(v);
+    if (v != kNone) slots_[slot(vms_[v].host, vms_[v].facts.id)] = v;
   }
 }
 
@@ -55,35 +54,59 @@ std::optional<uint32_t> Fleet::find_host(const std::string& name) const {
 }
 
 uint32_t Fleet::vm(const std::string& id, uint32_t h, bool* created) {
-  uint32_t found = vm_index_.find(id);
-  if (found != VmIndex::kNone) {
-    if (vms_[found].host != h) move_vm(found, h);
-    return found;
-  }
+  uint32_t found = vm_index_.find(h, id);
+  if (found != VmIndex::kNone) return found;
   uint32_t v = static_cast<uint32_t>(vms_.size());
   vms_.push_back({});
-  vms_.back().facts.id = id;
+  VmEntry& vm = vms_.back();
+  vm.facts.id = id;
+  vm.facts.host = hosts_[h].name;
+  vm.host = h;
+  hosts_[h].vms.push_back(v);
   vm_index_.insert(v);
-  move_vm(v, h);
+  if (owner_index_.find(0, id) == VmIndex::kNone) {
+    vm.owner = true;
+    owner_index_.insert(v);
+  }
   *created = true;
   return v;
 }
 
-std::optional<uint32_t> Fleet::find_vm(std::string_view id) const {
-  uint32_t v = vm_index_.find(id);
+std::optional<uint32_t> Fleet::find_vm(uint32_t h, std::string_view id) const {
+  uint32_t v = vm_index_.find(h, id);
   if (v == VmIndex::kNone) return std::nullopt;
   return v;
 }
 
-void Fleet::move_vm(uint32_t v, uint32_t h) {
+std::optional<uint32_t> Fleet::owner_of(std::string_view id) const {
+  uint32_t v = owner_index_.find(0, id);
+  if (v == VmIndex::kNone) return std::nullopt;
+  return v;
+}
+
+bool Fleet::let_go(const VmEntry& owner, int64_t now) const {
+  return forgotten(owner, now) || owner.facts.state == medic::v1::VM_STATE_STOPPED;
+}
+
+void Fleet::make_owner(uint32_t v) {
   VmEntry& vm = vms_[v];
-  if (vm.host != kNoHost) {
-    auto& list = hosts_[vm.host].vms;
-    list.erase(std::remove(list.begin(), list.end(), v), list.end());
+  if (vm.owner) return;
+  vms_[owner_index_.find(0, vm.facts.id)].owner = false;
+  vm.owner = true;
+  vm.claim_noticed = false;
+  owner_index_.replace(v);
+}
+
+Claim Fleet::claim(uint32_t v, int64_t now) {
+  VmEntry& vm = vms_[v];
+  if (vm.owner) return Claim::kOwner;
+  if (let_go(vms_[owner_index_.find(0, vm.facts.id)], now)) {
+    make_owner(v);
+    return Claim::kTakenOver;
   }
-  vm.host = h;
-  vm.facts.host = hosts_[h].name;
-  hosts_[h].vms.push_back(v);
+  if (vm.claim_noticed) return Claim::kConflict;
+  vm.claim_noticed = true;
+  return Claim::kFirstConflict;
 }
 
 bool Fleet::mark_seen(uint32_t h, int64_t at) {

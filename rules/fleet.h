@@ -2,11 +2,19 @@
 // read about each VM, and when each host last spoke.
 //
 // Contract:
+// - A VM is a (host, VM id) pair: the same id reported by two hosts is two
+//   entries, each with its own facts, so whatever one host says of an id
+//   never changes what the engine knows of another host's VM of that id.
+// - Each VM id has one owner: the host whose report of it came first. A
+//   report from another host is a conflicting claim (claim() says so) until
+//   the owner lets go: its VM was not heard of for forget_vm_after, or its
+//   last state report said stopped (the VM left, e.g. migrated). Then the
+//   next host to report the id owns it.
 // - VMs and hosts get dense indices (uint32_t) in the order they were first
 //   heard of; indices are never reused or removed, so the engine's other parts
 //   key their per-VM and per-host state by them.
-// - Looking a known VM up by id allocates nothing (an open-addressing index
-//   over the table; the ids live once, in the table).
+// - Looking a known VM up by (host, id) allocates nothing (an open-addressing
+//   index over the table; the ids live once, in the table).
 // - A VmFacts::host is a view of its host's name, which lives as long as the
 //   table (hosts sit in a deque).
 // - It holds no clock: callers pass `now` (ns since epoch).
@@ -37,6 +45,16 @@ struct VmEntry {
   uint16_t open = 0;  // open incidents on this VM
   int64_t last_seen_ns = 0;
   EvidenceRef last_ref = 0;  // the last event heard of it
+  bool owner = false;             // its host owns the VM id
+  bool claim_noticed = false;     // a conflicting claim: noticed once
+};
+
+// What a report of a VM means for its id's ownership.
+enum class Claim : uint8_t {
+  kOwner,          // from the owner
+  kTakenOver,      // the owner had let go; this host owns the id now
+  kConflict,       // another host owns the id (claim_noticed was already set)
+  kFirstConflict,  // likewise, the first report of this spell (notice it)
 };
 
 struct HostEntry {
@@ -57,10 +75,19 @@ class Fleet {
   // The index of host `name`, adding it if new.
   uint32_t host(const std::string& name);
   std::optional<uint32_t> find_host(const std::string& name) const;
-  // The index of VM `id`, adding it if new (then *created is set), and moving
-  // it to host `h` if it was elsewhere.
+  // The index of VM `id` on host `h`, adding it if new (then *created is
+  // set). A new entry owns the id when no other host does.
   uint32_t vm(const std::string& id, uint32_t h, bool* created);
-  std::optional<uint32_t> find_vm(std::string_view id) const;
+  std::optional<uint32_t> find_vm(uint32_t h, std::string_view id) const;
+  // The entry of the host that owns VM id `id`.
+  std::optional<uint32_t> owner_of(std::string_view id) const;
+  // VM `v` was just reported at `now`: whether its host owns the id, takes it
+  // over from an owner that let go, or claims it against the owner.
+  Claim claim(uint32_t v, int64_t now);
+  // Makes `v` the owner of its id (restoring a snapshot).
+  void make_owner(uint32_t v);
+  // Whether the owner `v` has let go of its id as of `now`.
+  bool let_go(const VmEntry& owner, int64_t now) const;
 
   // Host `h` spoke at `at`. Returns true when it had been silent before.
   bool mark_seen(uint32_t h, int64_t at);
@@ -80,31 +107,36 @@ class Fleet {
   Duration host_silent_after() const { return host_silent_after_; }
 
  private:
-  // VM id -> index into vms_, open addressing over 32-bit slots. A node-based
-  // map would store each id twice and spend ~70 bytes per VM on nodes.
+  // (host, VM id) -> index into vms_, or, `by_id_only`, VM id -> one entry
+  // of it; open addressing over 32-bit slots. A node-based map would store
+  // each id twice and spend ~70 bytes per VM on nodes.
   class VmIndex {
    public:
     static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
-    explicit VmIndex(const std::vector<VmEntry>& vms) : vms_(vms), slots_(16, kNone) {}
-    uint32_t find(std::string_view id) const;
-    // REQUIRES: vms_[v] holds an id not yet indexed.
+    VmIndex(const std::vector<VmEntry>& vms, bool by_id_only)
+        : vms_(vms), by_id_only_(by_id_only), slots_(16, kNone) {}
+    uint32_t find(uint32_t h, std::string_view id) const { return slots_[slot(h, id)]; }
+    // REQUIRES: vms_[v]'s key is not yet indexed.
     void insert(uint32_t v);
+    // REQUIRES: by_id_only, and an entry of vms_[v]'s id is indexed: v takes its place.
+    void replace(uint32_t v) { slots_[slot(0, vms_[v].facts.id)] = v; }
 
    private:
-    static size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
-    void place(uint32_t v);
+    size_t hash(uint32_t h, std::string_view id) const;
+    // The slot holding the key, or the empty slot where it would go.
+    size_t slot(uint32_t h, std::string_view id) const;
     void grow();
     const std::vector<VmEntry>& vms_;
+    bool by_id_only_;
     std::vector<uint32_t> slots_;
     size_t size_ = 0;
   };
 
-  void move_vm(uint32_t v, uint32_t h);
-
   Duration host_silent_after_;
   Duration forget_vm_after_;
   std::vector<VmEntry> vms_;
-  VmIndex vm_index_{vms_};
+  VmIndex vm_index_{vms_, false};
+  VmIndex owner_index_{vms_, true};  // VM id -> its owner's entry
   std::unordered_map<std::string, uint32_t> host_index_;
   std::deque<HostEntry> hosts_;
 };

@@ -19,7 +19,9 @@ void incident_key(const Rule& r, const VmFacts& vm, const medic::v1::Event* e, s
   for (KeyField f : r.key) {
     *k += '\x1f';
     switch (f) {
-      case KeyField::kVmId:
+      case KeyField::kVmId:  // a VM is (host, id): one host's claim keys apart from another's
+        *k += vm.host;
+        *k += '\x1e';
         *k += vm.id;
         break;
       case KeyField::kVmHost:

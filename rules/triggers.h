@@ -35,7 +35,10 @@ struct Trigger {
 };
 
 // The incident key of rule `r` for a VM: the rule name and its `key:` fields,
-// unit-separated, into `*k` (reusing its buffer). `e` is null for absence.
+// unit-separated, into `*k` (reusing its buffer); `vm.id` is the VM's host
+// and id (record-separated), so incidents are per (host, VM) and one host's
+// report of a VM id never joins another host's incident. `e` is null for
+// absence.
 void incident_key(const Rule& r, const VmFacts& vm, const medic::v1::Event* e, std::string* k);
 // The words for what fired an on:/count: rule on event `e` of type `type`.
 std::string describe_event_trigger(const Rule& r, EventType type, const medic::v1::Event& e);

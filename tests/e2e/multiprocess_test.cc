@@ -24,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::medic_binary;
+using testing::read_file;
 
 
 std::string keygen(const testing::TempDir& dir, const std::string& name) {
@@ -98,11 +99,6 @@ class Daemon {
   std::string log_;
   pid_t pid_ = 0;
 };
-
-std::string read_file(const std::string& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 TEST(MultiProcess, EngineAndTwoAgentsHealFaultsAndSurviveAnEngineKill) {
   testing::TempDir dir;

@@ -25,13 +25,7 @@ namespace medic::actuators {
 namespace {
 
 using namespace medic::actuators::testing;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using medic::testing::read_file;
 
 // The child: one actuator for host-a that dies at the failpoint. Its exit
 // code says how it failed otherwise.

@@ -20,30 +20,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::medic_binary;
+using testing::read_file;
+using testing::replace_all;
+using testing::write_file;
 using testing::run_command;
 using testing::source_dir;
 namespace fs = std::filesystem;
-
-std::string read_file(const std::string& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_file(const std::string& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc);
-  out << text;
-}
-
-// Every occurrence of `from` replaced; fails the test when there is none.
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  size_t n = 0;
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
-    s.replace(at, from.size(), to);
-    ++n;
-  }
-  EXPECT_GT(n, 0u) << "\"" << from << "\" not found";
-  return s;
-}
 
 // "LINE:COL" (1-based) of the first `needle` in `text`.
 std::string position(const std::string& text, const std::string& needle) {

@@ -262,7 +262,11 @@ TEST_F(EngineHttpTest, MetricsPassPromtoolAndShowTheDecisionAndTheOpenIncident) 
   ASSERT_EQ(metrics.status, 200) << metrics.error;
   EXPECT_NE(metrics.body.find("medic_decisions_total 1"), std::string::npos) << metrics.body;
   EXPECT_NE(metrics.body.find("medic_incidents_open 1"), std::string::npos) << metrics.body;
-  EXPECT_NE(metrics.body.find("medic_frames_rejected_total{socket=\"events\",cause=\"replayed\"} 0"),
+  EXPECT_NE(metrics.body.find("medic_frames_rejected_total{socket=\"events_urgent\",cause=\"replayed\"} 0"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("medic_approvals_pending 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("medic_decision_outcomes_total{rule=\"db-panicked\",outcome=\"pending_approval\",policy=\"approval\"} 1"),
             std::string::npos)
       << metrics.body;
   auto check = testing::run_command({"/usr/bin/promtool", "check", "metrics"}, 30s, metrics.body);

@@ -30,32 +30,13 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Daemon;
 using testing::medic_binary;
+using testing::read_file;
+using testing::replace_all;
+using testing::write_file;
 using testing::query_number;
 using testing::source_dir;
 
 std::string example(const std::string& name) { return source_dir() + "/examples/" + name; }
-
-std::string read_file(const std::string& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_file(const std::string& p, const std::string& text) {
-  std::ofstream out(p, std::ios::trunc);
-  out << text;
-}
-
-// Every occurrence of `from` in `s` replaced by `to`; fails the test when
-// there is none, so a changed example cannot silently skip an adjustment.
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  size_t n = 0;
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
-    s.replace(at, from.size(), to);
-    ++n;
-  }
-  EXPECT_GT(n, 0u) << "\"" << from << "\" not found";
-  return s;
-}
 
 // Checks the agent config against the example trust store: its host has the
 // collector and actuator roles there, and the engine key it pins is the

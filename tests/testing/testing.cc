@@ -46,6 +46,26 @@ std::string medic_binary() {
   return b && *b ? b : MEDIC_DEFAULT_BINARY;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  size_t n = 0;
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+    ++n;
+  }
+  EXPECT_GT(n, 0u) << "\"" << from << "\" not found";
+  return s;
+}
+
 std::string source_dir() {
   const char* s = std::getenv("MEDIC_SOURCE_DIR");
   return s && *s ? s : MEDIC_DEFAULT_SOURCE_DIR;

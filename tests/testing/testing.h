@@ -57,6 +57,13 @@ std::string medic_binary();
 // The source tree of this build ($MEDIC_SOURCE_DIR overrides).
 std::string source_dir();
 
+// The whole file ("" when it cannot be read), and a file replaced by `text`.
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+// `s` with every occurrence of `from` replaced by `to`; fails the calling
+// test when there is none, so a changed input cannot silently skip an edit.
+std::string replace_all(std::string s, const std::string& from, const std::string& to);
+
 struct CommandResult {
   int exit_code = -1;   // -1 when killed by a signal
   std::string out;      // stdout

@@ -24,8 +24,8 @@ TEST(Fleet, GivesDenseIndicesInTheOrderFirstHeardOf) {
   created = false;
   EXPECT_EQ(f.vm("a", h, &created), a);
   EXPECT_FALSE(created);
-  EXPECT_EQ(f.find_vm("b"), b);
-  EXPECT_FALSE(f.find_vm("c"));
+  EXPECT_EQ(f.find_vm(h, "b"), b);
+  EXPECT_FALSE(f.find_vm(h, "c"));
   EXPECT_EQ(f.vm_at(a).facts.host, "h1");
   EXPECT_EQ(f.host_at(h).vms, (std::vector<uint32_t>{a, b}));
 }
@@ -35,20 +35,77 @@ TEST(Fleet, FindsEveryVmAfterTheIndexGrows) {
   uint32_t h = f.host("h");
   bool created = false;
   for (int i = 0; i < 1000; ++i) f.vm("vm" + std::to_string(i), h, &created);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(f.find_vm("vm" + std::to_string(i)), uint32_t(i));
-  EXPECT_FALSE(f.find_vm("vm1000"));
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(f.find_vm(h, "vm" + std::to_string(i)), uint32_t(i));
+  EXPECT_FALSE(f.find_vm(h, "vm1000"));
 }
 
-TEST(Fleet, MovesAVmThatReportsFromAnotherHost) {
+TEST(Fleet, AVmIdReportedByTwoHostsIsTwoVmsAndTheFirstHostOwnsIt) {
   Fleet f(20s, 1h);
   bool created = false;
   uint32_t h1 = f.host("h1"), h2 = f.host("h2");
-  uint32_t v = f.vm("a", h1, &created);
-  f.vm("a", h2, &created);
-  EXPECT_EQ(f.vm_at(v).host, h2);
-  EXPECT_EQ(f.vm_at(v).facts.host, "h2");
-  EXPECT_TRUE(f.host_at(h1).vms.empty());
-  EXPECT_EQ(f.host_at(h2).vms, std::vector<uint32_t>{v});
+  uint32_t a1 = f.vm("a", h1, &created);
+  created = false;
+  uint32_t a2 = f.vm("a", h2, &created);
+  EXPECT_TRUE(created) << "the second host's claim is an entry of its own";
+  EXPECT_NE(a1, a2);
+  EXPECT_EQ(f.vm_at(a1).host, h1);
+  EXPECT_EQ(f.vm_at(a1).facts.host, "h1");
+  EXPECT_EQ(f.vm_at(a2).facts.host, "h2");
+  EXPECT_EQ(f.host_at(h1).vms, std::vector<uint32_t>{a1});
+  EXPECT_EQ(f.host_at(h2).vms, std::vector<uint32_t>{a2});
+  EXPECT_EQ(f.find_vm(h1, "a"), a1);
+  EXPECT_EQ(f.find_vm(h2, "a"), a2);
+  EXPECT_EQ(f.owner_of("a"), a1);
+  f.vm_at(a1).last_seen_ns = 10 * kSec;
+  EXPECT_EQ(f.claim(a1, 10 * kSec), Claim::kOwner);
+  EXPECT_EQ(f.claim(a2, 11 * kSec), Claim::kFirstConflict);
+  EXPECT_EQ(f.claim(a2, 12 * kSec), Claim::kConflict) << "noticed once";
+  EXPECT_EQ(f.owner_of("a"), a1);
+}
+
+TEST(Fleet, OwnershipMovesOnlyWhenTheOwnerWasForgottenOrReportedItStopped) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  uint32_t h1 = f.host("h1"), h2 = f.host("h2"), h3 = f.host("h3");
+  uint32_t a1 = f.vm("a", h1, &created);
+  uint32_t a2 = f.vm("a", h2, &created);
+  f.vm_at(a1).last_seen_ns = 10 * kSec;
+  f.vm_at(a1).facts.state = medic::v1::VM_STATE_RUNNING;
+  EXPECT_EQ(f.claim(a2, 10 * kSec + 3600 * kSec), Claim::kFirstConflict)
+      << "the owner was heard of exactly forget_vm_after ago";
+  EXPECT_EQ(f.claim(a2, 11 * kSec + 3600 * kSec), Claim::kTakenOver);
+  EXPECT_EQ(f.owner_of("a"), a2);
+  EXPECT_TRUE(f.vm_at(a2).owner);
+  EXPECT_FALSE(f.vm_at(a1).owner);
+  EXPECT_EQ(f.claim(a2, 12 * kSec + 3600 * kSec), Claim::kOwner);
+
+  // The new owner reports the VM stopped (it migrated away): the next host takes it.
+  f.vm_at(a2).last_seen_ns = 12 * kSec + 3600 * kSec;
+  uint32_t a3 = f.vm("a", h3, &created);
+  EXPECT_EQ(f.claim(a3, 13 * kSec + 3600 * kSec), Claim::kFirstConflict);
+  f.vm_at(a2).facts.state = medic::v1::VM_STATE_STOPPED;
+  EXPECT_EQ(f.claim(a3, 14 * kSec + 3600 * kSec), Claim::kTakenOver);
+  EXPECT_EQ(f.owner_of("a"), a3);
+  EXPECT_FALSE(f.vm_at(a3).claim_noticed) << "an owner has no claim to notice";
+}
+
+TEST(Fleet, FindsEveryVmOfManyHostsSharingIds) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  for (int h = 0; h < 4; ++h) {
+    uint32_t hi = f.host("h" + std::to_string(h));
+    for (int i = 0; i < 300; ++i) f.vm("vm" + std::to_string(i), hi, &created);
+  }
+  for (uint32_t h = 0; h < 4; ++h) {
+    for (int i = 0; i < 300; ++i) {
+      auto v = f.find_vm(h, "vm" + std::to_string(i));
+      ASSERT_TRUE(v);
+      EXPECT_EQ(f.vm_at(*v).host, h);
+      EXPECT_EQ(f.vm_at(*v).facts.id, "vm" + std::to_string(i));
+      EXPECT_EQ(f.vm_at(*v).owner, h == 0) << "the first host to report an id owns it";
+    }
+  }
+  EXPECT_EQ(f.vm_count(), 1200u);
 }
 
 TEST(Fleet, AHostIsSilentOnlyAfterTheLimitAndSaysWhenItComesBack) {

@@ -10,7 +10,7 @@ namespace {
 using namespace std::chrono_literals;
 constexpr int64_t kSec = 1'000'000'000;
 
-TEST(Triggers, IncidentKeyIsTheRuleNameAndItsKeyFields) {
+TEST(Triggers, IncidentKeyIsTheRuleNameAndItsKeyFieldsWithTheVmsHostBeforeItsId) {
   Rule r;
   r.name = "probe-down";
   r.key = {KeyField::kVmId, KeyField::kProbeName};
@@ -20,9 +20,9 @@ TEST(Triggers, IncidentKeyIsTheRuleNameAndItsKeyFields) {
   auto e = testing::probe("h1", "vm1", "http", false);
   std::string k = "junk from before";
   incident_key(r, vm, &e, &k);
-  EXPECT_EQ(k, "probe-down\x1fvm1\x1fhttp");
+  EXPECT_EQ(k, "probe-down\x1fh1\x1evm1\x1fhttp");
   incident_key(r, vm, nullptr, &k);
-  EXPECT_EQ(k, std::string("probe-down\x1fvm1\x1f"));
+  EXPECT_EQ(k, std::string("probe-down\x1fh1\x1evm1\x1f"));
   r.key = {KeyField::kVmHost};
   incident_key(r, vm, nullptr, &k);
   EXPECT_EQ(k, "probe-down\x1fh1");
