@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <regex>
 #include <sstream>
 
 #include "audit/log.h"
@@ -269,6 +270,21 @@ TEST_F(EngineHttpTest, MetricsPassPromtoolAndShowTheDecisionAndTheOpenIncident) 
   EXPECT_NE(metrics.body.find("medic_decision_outcomes_total{rule=\"db-panicked\",outcome=\"pending_approval\",policy=\"approval\"} 1"),
             std::string::npos)
       << metrics.body;
+  std::ofstream(std::filesystem::current_path() / "engine_metrics.txt") << metrics.body;
+  // Every metric the shipped alerts and dashboard name is one the engine exports.
+  for (const char* file : {"alerts.yml", "grafana-dashboard.json"}) {
+    std::ifstream in(testing::source_dir() + "/examples/prometheus/" + file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string t = text.str();
+    std::regex name("medic_[a-z_]+");
+    int named = 0;
+    for (auto it = std::sregex_iterator(t.begin(), t.end(), name); it != std::sregex_iterator();
+         ++it, ++named) {
+      EXPECT_NE(metrics.body.find("\n" + it->str()), std::string::npos) << file << ": " << it->str();
+    }
+    EXPECT_GT(named, 3) << file;
+  }
   auto check = testing::run_command({"/usr/bin/promtool", "check", "metrics"}, 30s, metrics.body);
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   // The control: promtool does refuse a counter without _total.
@@ -313,6 +329,21 @@ TEST_F(EngineHttpTest, ARealPrometheusScrapesTheDecisionAfterAPanic) {
   log_text << log.rdbuf();
   EXPECT_TRUE(seen) << last << "\n" << log_text.str();
   EXPECT_TRUE(prom.running());
+}
+
+TEST(PrometheusExamples, AlertRulesAndScrapeConfigPassPromtoolAndTheDashboardParses) {
+  const std::string dir = testing::source_dir() + "/examples/prometheus/";
+  auto rules = testing::run_command({"/usr/bin/promtool", "check", "rules", dir + "alerts.yml"});
+  EXPECT_EQ(rules.exit_code, 0) << rules.out << rules.err;
+  EXPECT_NE(rules.out.find("SUCCESS: 7 rules found"), std::string::npos) << rules.out;
+  auto config = testing::run_command({"/usr/bin/promtool", "check", "config", dir + "prometheus.yml"});
+  EXPECT_EQ(config.exit_code, 0) << config.out << config.err;
+  std::ifstream in(dir + "grafana-dashboard.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto dash = parse_json(text.str());
+  ASSERT_OK(dash);
+  EXPECT_GE((*dash)["panels"].size(), 6u);
 }
 
 // ---- the listener's own refusals ------------------------------------------
