@@ -100,6 +100,7 @@ Actuator::~Actuator() {
   if (prune_timer_) clock_.cancel(prune_timer_);
   if (loop_) {
     loop_->remove(socket_watch_);
+    loop_->remove(monitor_watch_);
     loop_->remove(source_watch_);
   }
 }
@@ -158,10 +159,17 @@ Status Actuator::start(EventLoop* loop) {
     handle_readable();
     execute_queued();
   });
+  // ZeroMQ connects in the background: the monitor logs when the engine is
+  // really reached, lost and reached again.
+  auto monitor = fabric::ConnectionMonitor::start(ctx_.zmq(), socket_, "actuator " + opts_.host);
+  if (!monitor.ok()) return monitor.status();
+  monitor_ = std::move(*monitor);
+  monitor_watch_ = loop_->watch_socket(monitor_->socket().handle(),
+                                       [this] { monitor_->handle_readable(); });
 
   MEDIC_RETURN_IF_ERROR(recover());
   prune_timer_ = clock_.schedule_after(opts_.prune_interval, [this] { prune(); });
-  spdlog::info("actuator: host {} connected to engine at {}, journal {}", opts_.host,
+  spdlog::info("actuator: host {} connecting to engine at {}, journal {}", opts_.host,
                opts_.engine_endpoint, opts_.journal_path);
   return {};
 }

@@ -42,6 +42,7 @@
 #include <zmq.hpp>
 
 #include "core/event_loop.h"
+#include "fabric/connection_monitor.h"
 
 #include "actuators/journal.h"
 #include "actuators/log_limiter.h"
@@ -226,9 +227,11 @@ class Actuator final : private EventSource {
   std::unique_ptr<EventLoop> own_loop_;  // when create() was given none
   EventLoop* loop_ = nullptr;
   EventLoop::WatchId socket_watch_ = 0;
+  EventLoop::WatchId monitor_watch_ = 0;
   EventLoop::WatchId source_watch_ = 0;
   std::unique_ptr<Journal> journal_;
   zmq::socket_t socket_;
+  std::unique_ptr<fabric::ConnectionMonitor> monitor_;  // after socket_: stops before it closes
   fabric::Sealer sealer_;
   fabric::Opener opener_;
   LogLimiter log_;

@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "app/setup_report.h"
 #include "app/signals.h"
+#include "app/systemd_notify.h"
 #include "node/agent_node.h"
 #include "node/setup.h"
 
@@ -47,8 +48,14 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
   }
   spdlog::info("agent {} up ({}{}{})", config->host, collector ? "collector" : "",
                collector && actuator ? " + " : "", actuator ? "actuator" : "");
-  while (!signals.stop.load()) (*daemon)->run_once(std::chrono::milliseconds(100));
+  SystemdNotifier systemd;
+  systemd.ready("agent " + config->host + " up");
+  while (!signals.stop.load()) {
+    (*daemon)->run_once(std::chrono::milliseconds(100));
+    systemd.tick();
+  }
   spdlog::info("agent {}: stopping", config->host);
+  systemd.stopping();
   return 0;
 }
 

@@ -11,6 +11,9 @@
 #include "app/commands.h"
 #include "app/setup_report.h"
 #include "app/signals.h"
+#include "app/systemd_notify.h"
+#include "node/engine_http.h"
+#include "node/engine_metrics.h"
 #include "node/engine_node.h"
 #include "node/setup.h"
 
@@ -70,14 +73,30 @@ int check_engine(const std::string& config_path) {
 int serve(node::EngineNode& daemon, const node::EngineConfig& config,
           std::vector<std::string> rule_files) {
   SignalFlags& signals = install_signal_handlers();
-  spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {}", config.name,
-               daemon.events_endpoint(), daemon.urgent_endpoint(), daemon.actions_endpoint(),
-               daemon.control_endpoint(), config.audit_path);
+  std::unique_ptr<node::EngineHttp> web;
+  if (!config.http.listen.empty()) {
+    auto started = node::EngineHttp::start(config.http, daemon,
+                                           [&daemon] { return node::engine_metrics_text(daemon); });
+    if (!started.ok()) {
+      spdlog::error("engine: http: {}", started.status().message());
+      return 1;
+    }
+    web = std::move(*started);
+  }
+  spdlog::info("engine {} up: events {} urgent {} actions {} control {} audit {} http {}",
+               config.name, daemon.events_endpoint(), daemon.urgent_endpoint(),
+               daemon.actions_endpoint(), daemon.control_endpoint(), config.audit_path,
+               web ? web->url() : "off");
+  SystemdNotifier systemd;
+  systemd.ready("engine " + config.name + " up");
   while (!signals.stop.load()) {
     if (signals.reload.exchange(false)) reload_rules(config, &rule_files, daemon);
     daemon.run_once(std::chrono::milliseconds(100));
+    systemd.tick();
   }
   spdlog::info("engine: stopping");
+  systemd.stopping();
+  web.reset();  // before the node it asks
   Status s = daemon.shutdown();
   if (!s.ok()) {
     spdlog::error("engine: audit log did not close cleanly: {}", s.message());

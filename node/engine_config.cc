@@ -9,6 +9,7 @@
 #include "actuators/config.h"
 #include "core/config.h"
 #include "node/endpoint_check.h"
+#include "node/http_config.h"
 
 namespace medic::node {
 namespace {
@@ -103,7 +104,7 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   YAML::Node e = (*root)["engine"];
   if (!r.expect_map(e, "\"engine:\"")) return r.status();
   r.check_keys(e, {"name", "key", "trust", "listen", "rules", "audit", "policies", "action_ttl",
-                   "action_timeout", "max_silence", "notify", "dispatch"});
+                   "action_timeout", "max_silence", "notify", "dispatch", "http"});
   if (auto v = r.string(e, "name", false)) c.name = *v;
   if (auto v = r.string(e, "key", true)) c.key_file = resolve(dir, *v);
   if (auto v = r.string(e, "trust", true)) c.trust_file = resolve(dir, *v);
@@ -121,6 +122,7 @@ Result<EngineConfig> load_engine_config(const std::string& path) {
   if (auto v = r.duration(e, "action_ttl", false)) c.engine.action_ttl = *v;
   if (auto v = r.duration(e, "action_timeout", false)) c.engine.action_timeout = *v;
   c.engine.result_grace = c.dispatch.result_grace;
+  read_http_section(r, e["http"], dir, kDefaultEngineHttp, &c.http);
   if (!r.ok()) return r.status();
   return c;
 }

@@ -18,6 +18,7 @@
 #include "core/duration.h"
 #include "core/status.h"
 #include "fabric/receiver.h"
+#include "node/http_server.h"
 #include "rules/engine.h"
 #include "rules/notifier.h"
 
@@ -41,6 +42,7 @@ struct EngineConfig {
   Duration max_silence = std::chrono::hours(24 * 7);
   rules::WebhookOptions notify;      // notify.webhook: where notify steps are POSTed
   actuators::DispatcherOptions dispatch;  // dispatch: re-send backoff, grace, limits
+  HttpOptions http;                  // http: health, metrics, JSON API, page (none when absent)
 };
 
 Result<EngineConfig> load_engine_config(const std::string& path);

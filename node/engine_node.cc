@@ -67,6 +67,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   config_.engine.id_prefix = start_prefix(deps_.clock->now());
   config_.engine.result_grace = config_.dispatch.result_grace;
   const rules::RuleSet& rule_set = *rules;
+  rules_loaded_ = rules->size();
   engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
   notifier_ = std::make_unique<rules::WebhookNotifier>(config_.notify);
 
@@ -114,9 +115,11 @@ void EngineNode::register_on_loop() {
   set_reading(true);
   loop_->watch_socket(control_->socket().handle(), [this] { control_->poll(); });
   loop_->watch_fd(wake_fd_, [this] { drain_wakeups(); });
+  loop_->watch_fd(mailbox_.fd(), [this] { mailbox_.run(); });
 }
 
 void EngineNode::reload(std::shared_ptr<const rules::RuleSet> rules) {
+  rules_loaded_ = rules->size();
   engine_->reload(std::move(rules));
 }
 
@@ -137,6 +140,7 @@ void EngineNode::run_once(Duration max_wait) {
   loop_->run_once(degraded_.ok() ? max_wait : std::min<Duration>(max_wait, kDegradedPoll));
   flush_outbox();
   commit_state(false);
+  mailbox_.beat();
 }
 
 void EngineNode::drain_wakeups() {

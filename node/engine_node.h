@@ -55,6 +55,7 @@
 #include "rules/loader.h"
 #include "rules/notifier.h"
 #include "node/engine_config.h"
+#include "node/loop_mailbox.h"
 
 namespace medic::node {
 
@@ -125,6 +126,12 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   size_t outbox_size() const { return outbox_.size(); }
   // Why the audit log cannot be written, while it cannot (OK otherwise).
   const Status& degraded() const { return degraded_; }
+  const EngineConfig& config() const { return config_; }
+  audit::AuditStore& store() { return *store_; }
+  Clock& clock() { return *deps_.clock; }
+  size_t rules_loaded() const { return rules_loaded_; }
+  // Questions from other threads (the HTTP listener), answered on the loop.
+  LoopMailbox& mailbox() { return mailbox_; }
   // A human summary: health, counters, pending approvals, silences, freezes.
   std::string status_text();
   // The same health figures and every counter of counters(), as JSON.
@@ -226,7 +233,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   std::map<uint64_t, audit::Seq> stored_evidence_;  // envelope number -> audit row
   std::deque<Outgoing> outbox_;
   EngineNodeStats stats_;
+  size_t rules_loaded_ = 0;
   CounterRegistry counters_;
+  LoopMailbox mailbox_;
   bool closed_ = false;
 
   // State and degraded mode (engine_state.cc).

@@ -45,10 +45,39 @@ Time expiry_of(const rules::Decision& d, Time from, Duration ttl) {
   return d.expires_at.time_since_epoch().count() != 0 ? d.expires_at : from + ttl;
 }
 
+// The one info line per decision: rule, VM, outcome, policy.
+void log_decision(const rules::Decision& d) {
+  spdlog::info("decision {}: rule {} VM {} on {}: {} {} (step {}/{}){}{}", d.id,
+               d.rule.empty() ? "(engine)" : d.rule, d.vm.empty() ? "-" : d.vm,
+               d.host.empty() ? "-" : d.host, rules::outcome_name(d.outcome),
+               rules::step_name(d.step), d.ladder_step, d.ladder_size,
+               d.policy == rules::Policy::kNone ? "" : " by policy " + std::string(rules::policy_name(d.policy)),
+               d.reason.empty() ? "" : ": " + d.reason);
+}
+
+// What people are told when an action starts or stops waiting for them: the
+// webhook gets it as a notification, the log as a warning (the notifier
+// writes that line).
+rules::Decision approval_notice(const rules::Decision& d, const std::string& text) {
+  rules::Decision n = d;
+  n.reason = text;
+  return n;
+}
+
 }  // namespace
 
 void EngineNode::on_decision(const rules::Decision& d) {
   ++stats_.decisions;
+  log_decision(d);
+  // One lookup per decision (not per event): the registry's lock is cheap next
+  // to the audit write that follows.
+  counters_
+      .counter("decision_outcomes_total",
+               {{"rule", d.rule.empty() ? "(engine)" : d.rule},
+                {"outcome", std::string(rules::outcome_name(d.outcome))},
+                {"policy", std::string(rules::policy_name(d.policy))}},
+               "decisions by rule, outcome and the policy that decided it")
+      .add();
   if (deps_.observer) deps_.observer->on_decision(d);
   if (!decision_outcome(d.outcome)) {
     record_operator_outcome(d);
@@ -59,6 +88,15 @@ void EngineNode::on_decision(const rules::Decision& d) {
     ++stats_.audit_errors;
     spdlog::error("engine: decision {} not recorded, so not acted on: {}", d.id,
                   seq.status().message());
+    return;
+  }
+  if (d.outcome == rules::Outcome::kPendingApproval) {
+    const Time until = expiry_of(d, d.at, config_.action_ttl);
+    const auto left = std::chrono::round<std::chrono::seconds>(until - d.at);
+    notifier_->notify(approval_notice(
+        d, "action " + d.id + " (" + std::string(rules::step_name(d.step)) + " VM " + d.vm +
+               ") waits for an operator's approval, " + std::to_string(left.count()) +
+               "s left: medic approve " + d.id));
     return;
   }
   if (d.outcome != rules::Outcome::kProposed) return;
@@ -82,6 +120,10 @@ void EngineNode::record_operator_outcome(const rules::Decision& d) {
       return;
     case rules::Outcome::kExpired:
       record_transition(d.id, ActionState::kExpired, "engine", d.reason);
+      notifier_->notify(approval_notice(
+          d, "action " + d.id + " (" + std::string(rules::step_name(d.step)) + " VM " + d.vm +
+                 ") expired: nobody approved it in time" +
+                 (d.reason.empty() ? "" : " (" + d.reason + ")")));
       return;
     default:
       return;
@@ -191,6 +233,9 @@ void EngineNode::flush_outbox() {
       continue;
     }
     ++stats_.dispatched;
+    spdlog::info("dispatch {}: {} VM {} to the actuator of {} (rule {})", out.action.id(),
+                 vmm::verb_name(out.action.verb()), out.action.vm(), out.action.host(),
+                 out.action.rule());
   }
 }
 
@@ -220,7 +265,21 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     if (!st.ok() || !st->has_value() || is_terminal(**st)) return;
   }
   record_transition(e.action.id(), e.state, e.action.host(), detail);
-  if (is_result(e.state)) engine_->on_action_result(e.action.id(), e.state, healed, detail);
+  if (!is_result(e.state)) return;
+  counters_
+      .counter("action_results_total",
+               {{"verb", vmm::verb_name(e.action.verb())},
+                {"outcome", state_name(e.state)},
+                {"healed", healed ? "true" : "false"}},
+               "what actuators reported, by verb and outcome")
+      .add();
+  spdlog::info("result {}: {} from {}: {}", e.action.id(), state_name(e.state), e.action.host(),
+               detail);
+  if (healed) {
+    spdlog::info("healed: VM {} on {} (rule {}, action {})", e.action.vm(), e.action.host(),
+                 e.action.rule(), e.action.id());
+  }
+  engine_->on_action_result(e.action.id(), e.state, healed, detail);
 }
 
 // After a restart: every action the log says is not finished is either

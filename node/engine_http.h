@@ -1,0 +1,47 @@
+// The engine's HTTP listener: /healthz, /readyz, /metrics, the read-only
+// JSON API under /api/v1/ and the on-call page at /.
+//
+//   GET /healthz                 200 while the engine's loop turns (it last
+//                                turned less than kLoopStall ago), else 503
+//   GET /readyz                  200 when ready (store writable, sockets bound,
+//                                rules loaded), else 503; the body names each check
+//   GET /api/v1/status|hosts|vms|incidents|approvals|silences|freezes|overview
+//   GET /api/v1/actions?limit=N  the newest N decisions and their action state
+//   GET /api/v1/why/<action id>  the `medic audit why` story, as JSON and text
+//   GET /metrics                 Prometheus text format
+//   GET /                        the on-call page (node/web_page.h)
+//
+// Contract: questions about engine state go to the engine's loop through its
+// LoopMailbox and wait at most kAnswerDeadline (else 503 "engine busy");
+// audit queries open the audit file read-only on the HTTP thread. The
+// listener must be stopped (destroyed) before the EngineNode.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "node/engine_node.h"
+#include "node/http_server.h"
+
+namespace medic::node {
+
+inline constexpr std::chrono::seconds kLoopStall{10};
+inline constexpr std::chrono::milliseconds kAnswerDeadline{2000};
+
+// Renders /metrics; runs on the engine's loop thread.
+using MetricsRenderer = std::function<std::string()>;
+
+class EngineHttp {
+ public:
+  static Result<std::unique_ptr<EngineHttp>> start(const HttpOptions& options, EngineNode& node,
+                                                   MetricsRenderer metrics = {});
+  std::string url() const { return server_->url(); }
+
+ private:
+  explicit EngineHttp(std::unique_ptr<HttpServer> server) : server_(std::move(server)) {}
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace medic::node

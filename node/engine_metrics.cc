@@ -1,0 +1,54 @@
+#include "node/engine_metrics.h"
+
+#include "node/engine_views.h"
+#include "node/metrics_text.h"
+
+namespace medic::node {
+namespace {
+
+// Every entry of the process's counter registry, as medic_<name>{labels}.
+void registry(MetricsText& m, const CounterRegistry& counters) {
+  for (const CounterSample& c : counters.samples()) {
+    MetricLabels labels(c.labels.begin(), c.labels.end());
+    m.counter("medic_" + c.name, c.help.empty() ? c.name : c.help, labels,
+              static_cast<double>(c.value));
+  }
+}
+
+void host_gauges(MetricsText& m, EngineNode& node) {
+  const rules::EngineState state = node.engine().snapshot();
+  const int64_t now = to_ns(node.clock().now());
+  const int64_t silent_after = node.config().engine.host_silent_after.count();
+  size_t silent = 0, frozen = 0;
+  for (const auto& h : state.hosts) {
+    if (now - h.last_seen_ns > silent_after) ++silent;
+    if (h.frozen) ++frozen;
+  }
+  m.gauge("medic_hosts", "Hosts the engine knows.", {}, state.hosts.size());
+  m.gauge("medic_hosts_silent", "Hosts whose collector has not spoken within host_silent_after.",
+          {}, silent);
+  m.gauge("medic_hosts_frozen", "Hosts frozen by the storm guard.", {}, frozen);
+  m.gauge("medic_fleet_frozen", "1 when the storm guard froze the whole fleet.", {},
+          state.fleet_frozen ? 1 : 0);
+}
+
+}  // namespace
+
+std::string engine_metrics_text(EngineNode& node) {
+  MetricsText m;
+  const auto es = node.engine().stats();
+  registry(m, node.counters());
+  m.gauge("medic_vms", "VMs the engine knows.", {}, es.vms);
+  m.gauge("medic_incidents_open", "Open incidents.", {}, es.open_incidents);
+  m.gauge("medic_actions_in_flight", "Actions dispatched and not finished.", {}, es.in_flight);
+  m.gauge("medic_outbox_depth", "Actions waiting for their record to become durable.", {},
+          node.outbox_size());
+  host_gauges(m, node);
+  m.gauge("medic_approvals_pending", "Actions waiting for an operator's approval.", {},
+          approvals_json(node).size());
+  m.gauge("medic_ready", "1 when /readyz says ready.", {},
+          readiness_json(node)["ready"].get<bool>() ? 1 : 0);
+  return m.text();
+}
+
+}  // namespace medic::node

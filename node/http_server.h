@@ -1,0 +1,104 @@
+// The operator's HTTP listener of a medic daemon: /healthz, /readyz,
+// /metrics, and on the engine a read-only JSON API and the on-call page.
+// One listener per process, on civetweb (Debian libcivetweb-dev), whose own
+// worker threads serve the requests: a slow or stalled client ties up one of
+// those threads, never the daemon's event loop.
+//
+// Contract:
+// - Handlers run on civetweb's threads, several at once. A handler that
+//   needs the daemon's state must hand the question to the daemon's loop
+//   (node/loop_mailbox.h) and wait for the answer with a deadline.
+// - check_http_options refuses, before anything binds, a listener on an
+//   address other than loopback without TLS (cert and key) and a bearer
+//   token: the API shows fleet state and must not be readable in clear on a
+//   network. A configured token is required (Authorization: Bearer <token>)
+//   on every path registered as protected; the page itself and the health
+//   checks are not, so a load balancer and a browser can reach them (the
+//   page sends the token on its API calls).
+// - A route "/x/" (ending in a slash) matches every path under it; any other
+//   route matches its path exactly. Unknown paths get 404, methods other
+//   than GET and HEAD 405: nothing here changes state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+struct mg_context;  // civetweb
+
+namespace medic::node {
+
+struct HttpOptions {
+  std::string listen;    // host:port; empty = no listener. Port 0 picks a free one.
+  std::string tls_cert;  // PEM certificate (chain)
+  std::string tls_key;   // PEM private key
+  std::string token;     // bearer token; empty = none
+};
+
+// The listen address's host part is 127.0.0.1, ::1 or localhost.
+bool is_loopback_listen(const std::string& listen);
+// Refuses what must not start: a malformed address, TLS half-configured, or
+// a non-loopback address without TLS and a token. The message says which.
+Status check_http_options(const HttpOptions& options);
+
+struct HttpRequest {
+  std::string path;   // without the query
+  std::string query;  // after '?', undecoded
+  // The value of query parameter `name` (URL-decoded), or "".
+  std::string param(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+HttpResponse json_response(int status, const std::string& body);
+HttpResponse text_response(int status, const std::string& body);
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpRoute {
+  std::string path;
+  bool protected_by_token = true;
+  HttpHandler handler;
+};
+
+class HttpServer {
+ public:
+  // Checks the options, binds and starts serving `routes`.
+  static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options,
+                                                   std::vector<HttpRoute> routes);
+  // Stops accepting and waits for the handlers in progress.
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  bool tls() const { return tls_; }
+  // http(s)://host:port, as a client would reach it.
+  std::string url() const;
+
+  // For civetweb's callback; not for callers.
+  HttpResponse serve(const std::string& method, const HttpRequest& request,
+                     const std::string& authorization) const;
+
+ private:
+  HttpServer(const HttpOptions& options, std::vector<HttpRoute> routes);
+  Status bind();
+  const HttpRoute* find(const std::string& path) const;
+
+  HttpOptions options_;
+  std::vector<HttpRoute> routes_;
+  std::string pem_path_;  // civetweb reads cert and key from one file
+  ::mg_context* ctx_ = nullptr;
+  uint16_t port_ = 0;
+  bool tls_ = false;
+};
+
+}  // namespace medic::node
