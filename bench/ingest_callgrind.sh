@@ -42,6 +42,7 @@ stages = [
     ('open (whole)', 'medic::fabric::Opener::open('),
     ('  of which Ed25519 verify', 'medic::fabric::verify_signature('),
     ('  of which schema walks', 'medic::fabric::check_schema('),
+    ('  of which walk + fill', 'medic::fabric::check_and_fill('),
     ('decode', 'medic::fabric::BatchDecoder::decode('),
     ('Engine::host_seen', 'medic::rules::Engine::host_seen('),
     ('Engine::ingest', 'medic::rules::Engine::ingest('),

@@ -194,8 +194,12 @@ OpenError Opener::open(std::string_view frame, Opened* out, std::string* detail)
   const TrustedNode* node = nullptr;
   if (OpenError e = check_sender(env, pk, &node, detail); e != OpenError::kOk) return e;
   if (OpenError e = check_authentic(env, pk, *node, detail); e != OpenError::kOk) return e;
-  if (OpenError e = check_fresh(env, *node, detail); e != OpenError::kOk) return e;
-  if (OpenError e = check_and_record_sequence(env, *node, detail); e != OpenError::kOk) return e;
+  OpenError e = check_fresh(env, *node, detail);
+  if (e == OpenError::kOk) e = check_and_record_sequence(env, *node, detail);
+  if (e != OpenError::kOk) {
+    if (batches_) batches_->filled_from_ = nullptr;  // a refused frame's batch is not decoded
+    return e;
+  }
   out->sender = node;
   ++accepted_;
   return OpenError::kOk;
@@ -274,7 +278,14 @@ OpenError Opener::check_authentic(const medic::v1::Envelope& env, const PublicKe
   }
   // Only now, for an authentic frame: the payload holds nothing the schema
   // of its kind does not declare, so the evidence kept is what is read.
-  if (SchemaCheck c = check_schema(*payload_schema(env.kind()), env.payload()); !c.ok()) {
+  // An EventBatch is decoded by the same walk when a decoder is given.
+  SchemaCheck c;
+  if (batches_ && env.kind() == medic::v1::KIND_EVENT_BATCH) {
+    c = batches_->fill(env.payload());
+  } else {
+    c = check_schema(*payload_schema(env.kind()), env.payload());
+  }
+  if (!c.ok()) {
     return fail(OpenError::kOutsideSchema, detail,
                 std::string(kind_tag(env.kind())) + " from \"" + node.name + "\": " +
                     schema_error_name(c.error) + ": " + c.where);
@@ -347,13 +358,12 @@ void Opener::restore_marks(const std::vector<ReplayMark>& marks) {
   }
 }
 
-Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
+namespace {
+
+// Every event of a decoded batch is for the envelope's host.
+Status check_hosts(const Opened& opened, const medic::v1::EventBatch& batch) {
   const auto& env = opened.envelope;
-  if (env.kind() != medic::v1::KIND_EVENT_BATCH) return invalid_argument("not an event batch");
-  if (!batch->ParseFromString(env.payload())) {
-    return invalid_argument("event batch from \"" + opened.sender->name + "\" does not decode");
-  }
-  for (const auto& e : batch->events()) {
+  for (const auto& e : batch.events()) {
     if (e.host() != env.host()) {
       return permission_denied("\"" + opened.sender->name + "\" reported VM \"" + e.vm() +
                                "\" of host \"" + e.host() + "\" in a batch for \"" + env.host() +
@@ -361,6 +371,24 @@ Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
     }
   }
   return {};
+}
+
+Status refuse_undecodable(const Opened& opened, const SchemaCheck& c) {
+  return invalid_argument("event batch from \"" + opened.sender->name +
+                          "\" does not decode: " + schema_error_name(c.error) + ": " + c.where);
+}
+
+}  // namespace
+
+Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
+  if (opened.envelope.kind() != medic::v1::KIND_EVENT_BATCH) {
+    return invalid_argument("not an event batch");
+  }
+  batch->Clear();
+  if (SchemaCheck c = check_and_fill(opened.envelope.payload(), batch); !c.ok()) {
+    return refuse_undecodable(opened, c);
+  }
+  return check_hosts(opened, *batch);
 }
 
 BatchDecoder::BatchDecoder(size_t block_bytes)
@@ -373,12 +401,27 @@ BatchDecoder::BatchDecoder(size_t block_bytes)
 
 BatchDecoder::~BatchDecoder() = default;
 
-Result<const medic::v1::EventBatch*> BatchDecoder::decode(const Opened& opened) {
+SchemaCheck BatchDecoder::fill(const std::string& payload) {
   arena_->Reset();
-  auto* batch = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
-  Status s = decode_event_batch(opened, batch);
-  if (!s.ok()) return s;
-  return batch;
+  batch_ = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
+  SchemaCheck c = check_and_fill(payload, batch_);
+  filled_from_ = c.ok() ? payload.data() : nullptr;
+  return c;
+}
+
+Result<const medic::v1::EventBatch*> BatchDecoder::decode(const Opened& opened) {
+  const std::string& payload = opened.envelope.payload();
+  if (opened.envelope.kind() != medic::v1::KIND_EVENT_BATCH) {
+    return invalid_argument("not an event batch");
+  }
+  const bool filled = filled_from_ == payload.data();
+  filled_from_ = nullptr;
+  if (!filled) {
+    if (SchemaCheck c = fill(payload); !c.ok()) return refuse_undecodable(opened, c);
+    filled_from_ = nullptr;
+  }
+  if (Status s = check_hosts(opened, *batch_); !s.ok()) return s;
+  return batch_;
 }
 
 }  // namespace medic::fabric

@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "fabric/identity.h"
+#include "fabric/schema.h"
 #include "fabric/trust.h"
 #include "medic/v1/envelope.pb.h"
 #include "medic/v1/events.pb.h"
@@ -103,10 +104,14 @@ class OpenCounters {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(OpenError::kCount)> counts_{};
 };
 
+class BatchDecoder;
+
 // Opens envelopes for one receiving process. Holds the replay state, so use
 // one Opener per receiving thread. Walks the payload's wire format against
-// its kind's schema (fabric/schema.h) but never parses it into a message;
-// never updates replay state for a frame that is rejected.
+// its kind's schema (fabric/schema.h); never runs the protobuf parser on it,
+// and fills a message from the walk only for an EventBatch when given a
+// BatchDecoder (fill_batches); never updates replay state for a frame that
+// is rejected.
 class Opener {
  public:
   Opener(const TrustStore& trust, const Clock& clock, OpenLimits limits = {});
@@ -119,6 +124,11 @@ class Opener {
   // (an actuator accepts its configured engine keys, not every engine-role
   // key of the trust store). Checked after the role, before the signature.
   void expect_senders(std::vector<PublicKey> keys) { senders_ = std::move(keys); }
+  // The walk of an EventBatch's payload also fills `decoder`'s batch, which
+  // its next decode() of the Opened then returns (one pass over the bytes).
+  // `decoder` must outlive this Opener's use, or be unset with nullptr. Each
+  // EventBatch opened ends the life of the batch the decoder last returned.
+  void fill_batches(BatchDecoder* decoder) { batches_ = decoder; }
 
   // On success fills *out and returns kOk. On failure returns the cause and,
   // when `detail` is given, a sentence for the log.
@@ -166,6 +176,7 @@ class Opener {
   uint32_t allowed_kinds_ = ~0u;
   std::string my_host_;
   std::vector<PublicKey> senders_;
+  BatchDecoder* batches_ = nullptr;
   OpenCounters counters_;
   uint64_t accepted_ = 0;
   std::string signing_buf_;
@@ -178,7 +189,9 @@ class Opener {
 void signing_input(const medic::v1::Envelope& env, std::string* out);
 
 // Decodes an opened EventBatch and checks that every event is for the
-// envelope's host, so a collector can only speak for its own VMs.
+// envelope's host, so a collector can only speak for its own VMs. Decodes
+// with the strict walk (check_and_fill, fabric/schema.h), not the generated
+// parser: the same message, and the walk's refusals.
 Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch);
 
 // decode_event_batch for a receiver that decodes batch after batch: each one
@@ -196,12 +209,21 @@ class BatchDecoder {
   BatchDecoder& operator=(const BatchDecoder&) = delete;
 
   // The decoded batch, valid until the next decode() or the decoder's end;
-  // the errors of decode_event_batch.
+  // the errors of decode_event_batch. When the Opener that opened `opened`
+  // fills this decoder (Opener::fill_batches), returns the batch its walk
+  // filled instead of walking the payload again.
   Result<const medic::v1::EventBatch*> decode(const Opened& opened);
 
  private:
+  friend class Opener;
+  // Walks `payload` into a fresh batch (the arena reset first); the walk's
+  // verdict. On success the batch is kept for decode() of that payload.
+  SchemaCheck fill(const std::string& payload);
+
   std::unique_ptr<char[]> block_;
   std::unique_ptr<google::protobuf::Arena> arena_;
+  medic::v1::EventBatch* batch_ = nullptr;
+  const char* filled_from_ = nullptr;  // the payload bytes batch_ holds, until decode() takes it
 };
 
 }  // namespace medic::fabric

@@ -11,6 +11,7 @@ EventReceiver::EventReceiver(zmq::socket_t bulk, zmq::socket_t urgent, const Tru
       clock_(clock),
       opener_(trust, clock, limits) {
   opener_.expect_kinds({medic::v1::KIND_EVENT_BATCH});
+  opener_.fill_batches(&decoder_);
 }
 
 Result<std::unique_ptr<EventReceiver>> EventReceiver::create(

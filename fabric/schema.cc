@@ -451,9 +451,27 @@ int field_of_tag(const MessageSchema& s, const uint8_t*& p, const uint8_t* end,
   return index;
 }
 
+// The value of a varint skip_varint has accepted (at most 10 bytes).
+inline uint64_t varint_value(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int shift = 0;; shift += 7, ++p) {
+    v |= static_cast<uint64_t>(*p & 0x7f) << shift;
+    if (!(*p & 0x80)) return v;
+  }
+}
+
+// What the walk does with the fields it accepts: nothing (a check), or fill
+// a message (BatchFill below). `value` gets a scalar's first byte or a text
+// field's bytes; `nested` gives the Fill of a sub-message field.
+struct NoFill {
+  NoFill nested(const MessageSchema&, const FieldSpec&) const { return {}; }
+  void value(const MessageSchema&, const FieldSpec&, const uint8_t*, std::string_view) const {}
+};
+
 // Walks one message; `limit` is the end of the whole buffer (see valid_utf8).
+template <class Fill>
 SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* limit, int depth,
-                 SchemaCheck* fault) {
+                 SchemaCheck* fault, Fill fill) {
   if (depth > kMaxDepth) {
     return fail(fault, SchemaError::kTooDeep,
                 std::string("a ") + s.name + " nested " + std::to_string(depth) + " deep");
@@ -476,6 +494,7 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* 
                         !(seen & (1u << index)));
     }
     seen |= s.once[index] & (1u << index);
+    const uint8_t* value = p;
     std::string_view body;
     if (!skip_value(wire, p, end, limit, &body)) {
       return fail_field(fault, SchemaError::kMalformed, s, f.number, wire, &f, false);
@@ -483,12 +502,105 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* 
     if (f.wire == kText && !valid_utf8(body, limit)) {
       return fail_field(fault, SchemaError::kBadText, s, f.number, wire, &f, false);
     }
-    if (f.nested && walk(*f.nested, body, limit, depth + 1, fault) != SchemaError::kOk) {
+    if (!f.nested) {
+      fill.value(s, f, value, body);
+    } else if (walk(*f.nested, body, limit, depth + 1, fault, fill.nested(s, f)) !=
+               SchemaError::kOk) {
       return nested_fault(fault, f, begin, field_start, limit);
     }
   }
   return SchemaError::kOk;
 }
+
+// Fills the EventBatch messages (EventBatch, Event and its bodies, Label)
+// as the walk accepts their fields, with the values the generated parser
+// would give them: open enums and int64 from the varint's low bits, bool as
+// nonzero, double from the fixed64 bits. `msg` is the message of the schema
+// being walked.
+struct BatchFill {
+  void* msg;
+
+  BatchFill nested(const MessageSchema& s, const FieldSpec& f) const {
+    using namespace medic::v1;
+    if (&s == &kBatch) return {static_cast<EventBatch*>(msg)->add_events()};
+    if (&s == &kState) return {static_cast<VmStateReport*>(msg)->add_labels()};
+    auto* e = static_cast<Event*>(msg);  // the only other message with sub-messages
+    switch (f.number) {
+      case Event::kStateFieldNumber: return {e->mutable_state()};
+      case Event::kLifecycleFieldNumber: return {e->mutable_lifecycle()};
+      case Event::kHeartbeatFieldNumber: return {e->mutable_heartbeat()};
+      default: return {e->mutable_probe()};
+    }
+  }
+
+  void value(const MessageSchema& s, const FieldSpec& f, const uint8_t* v,
+             std::string_view text) const {
+    using namespace medic::v1;
+    const uint64_t x = f.wire == kVarint ? varint_value(v) : 0;
+    if (&s == &kEvent) {
+      auto* e = static_cast<Event*>(msg);
+      if (f.number == Event::kHostFieldNumber) e->set_host(text.data(), text.size());
+      if (f.number == Event::kVmFieldNumber) e->set_vm(text.data(), text.size());
+      if (f.number == Event::kObservedAtNsFieldNumber) e->set_observed_at_ns(int64_t(x));
+    } else if (&s == &kState) {
+      state(f, v, x);
+    } else if (&s == &kLabel) {
+      auto* l = static_cast<Label*>(msg);
+      if (f.number == Label::kKeyFieldNumber) l->set_key(text.data(), text.size());
+      if (f.number == Label::kValueFieldNumber) l->set_value(text.data(), text.size());
+    } else if (&s == &kBatch) {
+      static_cast<EventBatch*>(msg)->set_urgent(x != 0);
+    } else {
+      other_body(s, f, x, text);
+    }
+  }
+
+  void state(const FieldSpec& f, const uint8_t* v, uint64_t x) const {
+    using medic::v1::VmStateReport;
+    auto* r = static_cast<VmStateReport*>(msg);
+    switch (f.number) {
+      case VmStateReport::kStateFieldNumber:
+        r->set_state(static_cast<medic::v1::VmState>(static_cast<int32_t>(x)));
+        break;
+      case VmStateReport::kLastHeartbeatNsFieldNumber: r->set_last_heartbeat_ns(int64_t(x)); break;
+      case VmStateReport::kCpuPercentFieldNumber: {
+        double d;
+        std::memcpy(&d, v, 8);
+        r->set_cpu_percent(d);
+        break;
+      }
+      case VmStateReport::kRssBytesFieldNumber: r->set_rss_bytes(x); break;
+      default: r->set_uptime_ns(int64_t(x)); break;
+    }
+  }
+
+  // LifecycleEvent, Heartbeat and ProbeResult: the rarer bodies.
+  void other_body(const MessageSchema& s, const FieldSpec& f, uint64_t x,
+                  std::string_view text) const {
+    using namespace medic::v1;
+    if (&s == &kLifecycle) {
+      auto* l = static_cast<LifecycleEvent*>(msg);
+      if (f.number == LifecycleEvent::kWhatFieldNumber) {
+        l->set_what(static_cast<Lifecycle>(static_cast<int32_t>(x)));
+      } else {
+        l->set_detail(text.data(), text.size());
+      }
+    } else if (&s == &kHeartbeat) {
+      auto* h = static_cast<Heartbeat*>(msg);
+      if (f.number == Heartbeat::kCounterFieldNumber) h->set_counter(x);
+      if (f.number == Heartbeat::kSourceFieldNumber) h->set_source(text.data(), text.size());
+    } else {
+      auto* p = static_cast<ProbeResult*>(msg);
+      switch (f.number) {
+        case ProbeResult::kProbeFieldNumber: p->set_probe(text.data(), text.size()); break;
+        case ProbeResult::kOkFieldNumber: p->set_ok(x != 0); break;
+        case ProbeResult::kStatusFieldNumber: p->set_status(static_cast<uint32_t>(x)); break;
+        case ProbeResult::kLatencyNsFieldNumber: p->set_latency_ns(int64_t(x)); break;
+        default: p->set_reason(text.data(), text.size()); break;
+      }
+    }
+  }
+};
 
 }  // namespace
 
@@ -524,7 +636,15 @@ const char* schema_error_name(SchemaError e) {
 
 SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes) {
   SchemaCheck c;
-  (void)walk(schema, bytes, reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size(), 0, &c);
+  const auto* limit = reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size();
+  (void)walk(schema, bytes, limit, 0, &c, NoFill{});
+  return c;
+}
+
+SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out) {
+  SchemaCheck c;
+  const auto* limit = reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size();
+  (void)walk(kBatch, bytes, limit, 0, &c, BatchFill{out});
   return c;
 }
 

@@ -24,6 +24,10 @@
 
 #include "medic/v1/envelope.pb.h"
 
+namespace medic::v1 {
+class EventBatch;
+}
+
 namespace medic::fabric {
 
 struct MessageSchema;
@@ -56,5 +60,13 @@ struct SchemaCheck {
 // Walks `bytes` as a serialized message of `schema`. Allocates nothing unless
 // it fails (then only the description).
 SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes);
+
+// check_schema for an EventBatch (payload_schema(KIND_EVENT_BATCH)) that
+// also fills *out in the same pass, so the generated parser need not run:
+// the same refusals and descriptions, and on success the message the parser
+// would have made of `bytes` (tests/unit/fabric/batch_fill_test.cc). On
+// failure *out holds part of the batch; discard it. `out` should be empty
+// and is best on an arena (BatchDecoder).
+SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out);
 
 }  // namespace medic::fabric

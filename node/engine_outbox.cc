@@ -91,7 +91,7 @@ void EngineNode::on_decision(const rules::Decision& d) {
     return;
   }
   if (d.outcome == rules::Outcome::kPendingApproval) {
-    const Time until = expiry_of(d, d.at, config_.action_ttl);
+    const Time until = expiry_of(d, d.at, config_.engine.action_ttl);
     const auto left = std::chrono::round<std::chrono::seconds>(until - d.at);
     notifier_->notify(approval_notice(
         d, "action " + d.id + " (" + std::string(rules::step_name(d.step)) + " VM " + d.vm +

@@ -13,6 +13,17 @@ using audit::StateRow;
 
 Json times(const std::vector<int64_t>& v) { return Json(v); }
 
+// A VM's row key: its host, a separator no name holds, its id (a VM is
+// (host, id): two hosts claiming one id are two rows).
+constexpr char kVmKeySeparator = '\x1e';
+
+std::string vm_key(std::string_view host, std::string_view id) {
+  std::string k(host);
+  k += kVmKeySeparator;
+  k += id;
+  return k;
+}
+
 Json incident_json(const rules::IncidentRecord& r) {
   Json refs = Json::array();
   for (auto e : r.evidence) refs.push_back(e);
@@ -24,13 +35,15 @@ Json incident_json(const rules::IncidentRecord& r) {
           {"astep", r.approved_step}, {"aby", r.approved_by}};
 }
 
-rules::IncidentRecord incident_from(const Json& j, const std::string& vm) {
+rules::IncidentRecord incident_from(const Json& j, const std::string& host,
+                                    const std::string& vm) {
   rules::IncidentRecord r;
   r.id = j.at("id").get<uint64_t>();
   r.key = j.at("key").get<std::string>();
   r.rule = j.at("rule").get<std::string>();
   r.rule_version = j.at("ver").get<std::string>();
   r.vm = vm;
+  r.host = host;
   r.step = j.at("step").get<uint32_t>();
   r.state = j.at("state").get<uint8_t>();
   r.waiting_on = static_cast<rules::Policy>(j.at("wait").get<int>());
@@ -54,17 +67,23 @@ struct VmParts {
 };
 
 VmParts parts_by_vm(const rules::StateChanges& c) {
-  std::unordered_map<std::string_view, size_t> at;
+  std::unordered_map<std::string, size_t> at;
   at.reserve(c.state.vms.size());
-  for (size_t i = 0; i < c.state.vms.size(); ++i) at.emplace(c.state.vms[i].id, i);
+  for (size_t i = 0; i < c.state.vms.size(); ++i) {
+    at.emplace(vm_key(c.state.vms[i].host, c.state.vms[i].id), i);
+  }
   VmParts p;
   p.incidents.resize(c.state.vms.size());
   p.in_flight.resize(c.state.vms.size());
   for (const auto& i : c.state.incidents) {
-    if (auto it = at.find(i.vm); it != at.end()) p.incidents[it->second].push_back(&i);
+    if (auto it = at.find(vm_key(i.host, i.vm)); it != at.end()) {
+      p.incidents[it->second].push_back(&i);
+    }
   }
   for (const auto& f : c.state.in_flight) {
-    if (auto it = at.find(f.vm); it != at.end()) p.in_flight[it->second].push_back(&f);
+    if (auto it = at.find(vm_key(f.host, f.vm)); it != at.end()) {
+      p.in_flight[it->second].push_back(&f);
+    }
   }
   return p;
 }
@@ -80,7 +99,8 @@ Json vm_json(const rules::VmRecord& r, const std::vector<const rules::IncidentRe
     actions.push_back({{"id", f->action_id}, {"host", f->host}, {"expires", f->expires_ns},
                        {"heal", f->heal_within.count()}});
   }
-  return {{"host", r.host}, {"seen", r.last_seen_ns}, {"labels", labels},
+  return {{"host", r.host}, {"owner", r.owner}, {"claim_noticed", r.claim_noticed},
+          {"seen", r.last_seen_ns}, {"labels", labels},
           {"hb", r.last_heartbeat_ns}, {"up", r.uptime_ns}, {"rss", r.rss_bytes},
           {"cpu", r.cpu_percent}, {"st", static_cast<int>(r.state)},
           {"last_action", r.last_action_ns}, {"actions", times(r.action_times)},
@@ -88,10 +108,15 @@ Json vm_json(const rules::VmRecord& r, const std::vector<const rules::IncidentRe
           {"counted", r.storm_counted_ns}, {"incidents", incidents}, {"in_flight", actions}};
 }
 
-void vm_from(const std::string& id, const Json& j, rules::EngineState* s) {
+Status vm_from(const std::string& key, const Json& j, rules::EngineState* s) {
+  const size_t sep = key.find(kVmKeySeparator);
+  if (sep == std::string::npos) return invalid_argument("a VM row key without its host");
   rules::VmRecord r;
-  r.id = id;
+  r.id = key.substr(sep + 1);
   r.host = j.at("host").get<std::string>();
+  if (r.host != key.substr(0, sep)) return invalid_argument("a VM row whose host is not its key's");
+  r.owner = j.at("owner").get<bool>();
+  r.claim_noticed = j.at("claim_noticed").get<bool>();
   r.last_seen_ns = j.at("seen").get<int64_t>();
   for (const auto& kv : j.at("labels")) {
     r.labels.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());
@@ -106,13 +131,14 @@ void vm_from(const std::string& id, const Json& j, rules::EngineState* s) {
   r.budget_notice_ns = j.at("notice").get<int64_t>();
   r.bad_since_ns = j.at("bad_since").get<int64_t>();
   r.storm_counted_ns = j.at("counted").get<int64_t>();
-  for (const auto& i : j.at("incidents")) s->incidents.push_back(incident_from(i, id));
+  for (const auto& i : j.at("incidents")) s->incidents.push_back(incident_from(i, r.host, r.id));
   for (const auto& f : j.at("in_flight")) {
-    s->in_flight.push_back({f.at("id").get<std::string>(), id, f.at("host").get<std::string>(),
+    s->in_flight.push_back({f.at("id").get<std::string>(), r.id, f.at("host").get<std::string>(),
                             f.at("expires").get<int64_t>(),
                             Duration(f.at("heal").get<int64_t>())});
   }
   s->vms.push_back(std::move(r));
+  return {};
 }
 
 Json host_json(const rules::HostRecord& r) {
@@ -199,7 +225,7 @@ Status decode_row(const StateRow& row, StoredState* out) {
   if (!j.ok()) return j.status();
   try {
     switch (row.kind) {
-      case StateKind::kVm: vm_from(row.key, *j, &out->engine); break;
+      case StateKind::kVm: return vm_from(row.key, *j, &out->engine);
       case StateKind::kHost: host_from(row.key, *j, &out->engine); break;
       case StateKind::kSilence: silence_from(row.key, *j, &out->engine); break;
       case StateKind::kEngine: engine_from(*j, &out->engine); break;
@@ -218,7 +244,8 @@ void append_state_rows(const rules::StateChanges& c, std::vector<StateRow>* out)
   for (size_t i = 0; i < c.state.vms.size(); ++i) {
     const auto& vm = c.state.vms[i];
     out->push_back(
-        {StateKind::kVm, vm.id, dump_json(vm_json(vm, parts.incidents[i], parts.in_flight[i]))});
+        {StateKind::kVm, vm_key(vm.host, vm.id),
+         dump_json(vm_json(vm, parts.incidents[i], parts.in_flight[i]))});
   }
   for (const auto& h : c.state.hosts) {
     out->push_back({StateKind::kHost, h.name, dump_json(host_json(h))});

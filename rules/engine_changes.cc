@@ -26,12 +26,12 @@ void Engine::Impl::touch_host(uint32_t h) {
 // freezes a host or the fleet: its VM, its host and the engine-wide values.
 void Engine::Impl::touch_decision(const Decision& d) {
   engine_dirty_ = true;
-  if (!d.vm.empty()) {
-    if (auto v = fleet_.find_vm(d.vm)) touch_vm(*v);
-  }
-  if (!d.host.empty()) {
-    if (auto h = fleet_.find_host(d.host)) touch_host(*h);
-  }
+  if (d.host.empty()) return;
+  auto h = fleet_.find_host(d.host);
+  if (!h) return;
+  touch_host(*h);
+  if (d.vm.empty()) return;
+  if (auto v = fleet_.find_vm(*h, d.vm)) touch_vm(*v);
 }
 
 StateChanges Engine::Impl::take_changes(bool refresh_seen) {
@@ -99,7 +99,9 @@ void Engine::Impl::reset_changes(const EngineState& s) {
   dirty_hosts_.clear();
   stored_seen_.assign(fleet_.vm_count(), 0);
   for (const VmRecord& r : s.vms) {
-    if (auto v = fleet_.find_vm(r.id)) stored_seen_[*v] = r.last_seen_ns;
+    auto h = fleet_.find_host(r.host);
+    if (!h) continue;
+    if (auto v = fleet_.find_vm(*h, r.id)) stored_seen_[*v] = r.last_seen_ns;
   }
   stored_silences_.clear();
   for (const auto& [id, sil] : s.silences) stored_silences_.push_back(id);

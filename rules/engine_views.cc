@@ -83,7 +83,7 @@ std::vector<HostView> Engine::host_views(bool with_vms) const {
 }
 
 bool Engine::knows_vm(const std::string& id) const {
-  return impl_->fleet_.find_vm(id).has_value();
+  return impl_->fleet_.owner_of(id).has_value();
 }
 
 bool Engine::knows_label_key(const std::string& key) const {
@@ -98,7 +98,8 @@ bool Engine::knows_label_key(const std::string& key) const {
 
 std::string Engine::vm_host(const std::string& id) const {
   const Fleet& fleet = impl_->fleet_;
-  auto v = fleet.find_vm(id);
+  // The owning host: the one a claim from another host does not displace.
+  auto v = fleet.owner_of(id);
   if (!v || fleet.vm_at(*v).host == kNoHost) return "";
   return fleet.host_at(fleet.vm_at(*v).host).name;
 }
