@@ -222,6 +222,11 @@ inline bool clean(const medic::v1::ControlRequest& q) {
     case medic::v1::ControlRequest::kSilence: return no_unknown(q.silence());
     case medic::v1::ControlRequest::kStatus: return no_unknown(q.status());
     case medic::v1::ControlRequest::kUnsilence: return no_unknown(q.unsilence());
+    case medic::v1::ControlRequest::kUnfreeze: return no_unknown(q.unfreeze());
+    case medic::v1::ControlRequest::kSilenceList: return no_unknown(q.silence_list());
+    case medic::v1::ControlRequest::kIncidents: return no_unknown(q.incidents());
+    case medic::v1::ControlRequest::kHosts: return no_unknown(q.hosts());
+    case medic::v1::ControlRequest::kInject: return no_unknown(q.inject());
     default: return true;
   }
 }
