@@ -421,52 +421,18 @@ void Actuator::execute_queued() {
 
 void Actuator::execute(const Action& action) {
   if (action.expires_at_ns() < to_ns(clock_.now())) {
-    // Never started, so refusing it now is safe and says what happened.
-    ActionResult r;
-    r.set_action_id(action.id());
-    r.set_outcome(ActionResult::OUTCOME_REJECTED);
-    r.set_reason("action expired before it could be executed");
-    ++stats_.rejected;
-    ++stats_.rejected_by[static_cast<size_t>(Rejection::kExpired)];
-    finish(action, std::move(r));
+    reject_expired(action);
     return;
   }
   // The durable line: after this commit the action counts as executed.
   if (opts_.failpoint) opts_.failpoint("before_journal");
-  Status s = journal_->mark_executing(action.id(), clock_.now());
-  if (!s.ok()) {
-    // Without the durable record there is no once-only promise: do not run
-    // it. If the journal takes the final answer, tell the engine; if not, say
-    // nothing (the entry stays `received`, so a restart may still run it, and
-    // the engine times it out meanwhile).
-    spdlog::error("actuator: not executing action {}: {}", action.id(), s.message());
-    ActionResult r;
-    r.set_action_id(action.id());
-    r.set_outcome(ActionResult::OUTCOME_FAILED);
-    r.set_reason("not executed: the journal could not record it (" + s.message() + ")");
-    r.set_finished_at_ns(to_ns(clock_.now()));
-    if (journal_->finish(action.id(), r, clock_.now()).ok()) {
-      ++stats_.failed;
-      queue_result(r);
-    }
-    return;
-  }
+  if (!journal_executing(action)) return;
   if (opts_.failpoint) opts_.failpoint("after_journal");
 
   const Time started_at = clock_.now();
   ++stats_.executed;
   if (action.verb() == medic::v1::VERB_INJECT) {
-    // An operator's deliberate fault (`medic inject`): done at once, never
-    // watched for healing (breaking the VM was the point).
-    Status done = hv_.inject_fault(action.fault(), action.vm());
-    spdlog::info("actuator: inject {} into {} (action {}): {}", action.fault(), action.vm(),
-                 action.id(), done.ok() ? "done" : done.to_string());
-    ActionResult r;
-    r.set_action_id(action.id());
-    r.set_outcome(done.ok() ? ActionResult::OUTCOME_SUCCEEDED : ActionResult::OUTCOME_FAILED);
-    r.set_reason(done.ok() ? "injected " + action.fault() : done.to_string());
-    r.set_executed_at_ns(to_ns(started_at));
-    finish(action, std::move(r));
+    execute_inject(action, started_at);
     return;
   }
   if (action.verb() == medic::v1::VERB_RESTART && !opts_.restart_hook.empty()) {
@@ -483,6 +449,52 @@ void Actuator::execute(const Action& action) {
                 if (alive.expired()) return;
                 on_verb_done(action, started_at, {}, std::move(done));
               });
+}
+
+// Never started, so refusing it now is safe and says what happened.
+void Actuator::reject_expired(const Action& action) {
+  ActionResult r;
+  r.set_action_id(action.id());
+  r.set_outcome(ActionResult::OUTCOME_REJECTED);
+  r.set_reason("action expired before it could be executed");
+  ++stats_.rejected;
+  ++stats_.rejected_by[static_cast<size_t>(Rejection::kExpired)];
+  finish(action, std::move(r));
+}
+
+// Records `executing` durably; false when it could not, and then the action
+// must not run: without the durable record there is no once-only promise.
+// If the journal takes the final answer, the engine is told; if not, nothing
+// is said (the entry stays `received`, so a restart may still run it, and the
+// engine times it out meanwhile).
+bool Actuator::journal_executing(const Action& action) {
+  Status s = journal_->mark_executing(action.id(), clock_.now());
+  if (s.ok()) return true;
+  spdlog::error("actuator: not executing action {}: {}", action.id(), s.message());
+  ActionResult r;
+  r.set_action_id(action.id());
+  r.set_outcome(ActionResult::OUTCOME_FAILED);
+  r.set_reason("not executed: the journal could not record it (" + s.message() + ")");
+  r.set_finished_at_ns(to_ns(clock_.now()));
+  if (journal_->finish(action.id(), r, clock_.now()).ok()) {
+    ++stats_.failed;
+    queue_result(r);
+  }
+  return false;
+}
+
+// An operator's deliberate fault (`medic inject`): done at once, never
+// watched for healing (breaking the VM was the point).
+void Actuator::execute_inject(const Action& action, Time started_at) {
+  Status done = hv_.inject_fault(action.fault(), action.vm());
+  spdlog::info("actuator: inject {} into {} (action {}): {}", action.fault(), action.vm(),
+               action.id(), done.ok() ? "done" : done.to_string());
+  ActionResult r;
+  r.set_action_id(action.id());
+  r.set_outcome(done.ok() ? ActionResult::OUTCOME_SUCCEEDED : ActionResult::OUTCOME_FAILED);
+  r.set_reason(done.ok() ? "injected " + action.fault() : done.to_string());
+  r.set_executed_at_ns(to_ns(started_at));
+  finish(action, std::move(r));
 }
 
 void Actuator::on_verb_done(const Action& action, Time started_at, std::string output,

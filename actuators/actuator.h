@@ -197,6 +197,9 @@ class Actuator final : private EventSource {
 
   void execute_queued();
   void execute(const medic::v1::Action& action);
+  void reject_expired(const medic::v1::Action& action);
+  bool journal_executing(const medic::v1::Action& action);
+  void execute_inject(const medic::v1::Action& action, Time started_at);
   // The verb's answer: a failed result, a healed one, or a watch.
   void on_verb_done(const medic::v1::Action& action, Time started_at, std::string output,
                     Status done);

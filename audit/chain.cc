@@ -16,69 +16,87 @@ void put_i64(std::string* out, int64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xff));
 }
 
+// One function a table: its columns between seq and prev_hash, in order.
+TableSpec evidence_table() {
+  return {Table::kEvidence,
+          "evidence",
+          {{"received_ns", true},
+           {"sender", false, true},
+           {"sender_name", false},
+           {"kind", true},
+           {"host", false},
+           {"envelope", false, true}}};
+}
+
+TableSpec decisions_table() {
+  return {Table::kDecisions,
+          "decisions",
+          {{"decision_id", false},
+           {"at_ns", true},
+           {"rule", false},
+           {"rule_version", false},
+           {"vm", false},
+           {"host", false},
+           {"verb", false},
+           {"ladder_step", true},
+           {"outcome", false},
+           {"policy", false},
+           {"reason", false},
+           {"policies_passed", false},
+           {"evidence", false},
+           {"action_id", false},
+           {"expires_ns", true}}};
+}
+
+TableSpec transitions_table() {
+  return {Table::kTransitions,
+          "transitions",
+          {{"action_id", false},
+           {"at_ns", true},
+           {"state", false},
+           {"actor", false},
+           {"detail", false},
+           {"ref", true}}};
+}
+
+TableSpec requests_table() {
+  return {Table::kRequests,
+          "operator_requests",
+          {{"received_ns", true},
+           {"operator_name", false},
+           {"sender", false, true},
+           {"verb", false},
+           {"target", false},
+           {"accepted", true},
+           {"detail", false},
+           {"envelope", false, true}}};
+}
+
+TableSpec checkpoints_table() {
+  return {Table::kCheckpoints,
+          "checkpoints",
+          {{"at_ns", true},
+           {"covers", true},
+           {"covers_hash", false, true},
+           {"signer", false, true},
+           {"signature", false, true}}};
+}
+
+TableSpec verdicts_table() {
+  return {Table::kVerdicts,
+          "heal_verdicts",
+          {{"action_id", false},
+           {"at_ns", true},
+           {"healed", true},
+           {"detail", false},
+           {"next_id", false},
+           {"ref", true}}};
+}
+
 }  // namespace
 
 const std::vector<TableSpec>& tables() {
-  static const std::vector<TableSpec> kTables = {
-      {Table::kEvidence,
-       "evidence",
-       {{"received_ns", true},
-        {"sender", false, true},
-        {"sender_name", false},
-        {"kind", true},
-        {"host", false},
-        {"envelope", false, true}}},
-      {Table::kDecisions,
-       "decisions",
-       {{"decision_id", false},
-        {"at_ns", true},
-        {"rule", false},
-        {"rule_version", false},
-        {"vm", false},
-        {"host", false},
-        {"verb", false},
-        {"ladder_step", true},
-        {"outcome", false},
-        {"policy", false},
-        {"reason", false},
-        {"policies_passed", false},
-        {"evidence", false},
-        {"action_id", false},
-        {"expires_ns", true}}},
-      {Table::kTransitions,
-       "transitions",
-       {{"action_id", false},
-        {"at_ns", true},
-        {"state", false},
-        {"actor", false},
-        {"detail", false},
-        {"ref", true}}},
-      {Table::kRequests,
-       "operator_requests",
-       {{"received_ns", true},
-        {"operator_name", false},
-        {"sender", false, true},
-        {"verb", false},
-        {"target", false},
-        {"accepted", true},
-        {"detail", false},
-        {"envelope", false, true}}},
-      {Table::kCheckpoints,
-       "checkpoints",
-       {{"at_ns", true},
-        {"covers", true},
-        {"covers_hash", false, true},
-        {"signer", false, true},
-        {"signature", false, true}}},
-      {Table::kVerdicts,
-       "heal_verdicts",
-       {{"action_id", false},
-        {"at_ns", true},
-        {"healed", true},
-        {"detail", false},
-        {"next_id", false},
-        {"ref", true}}},
-  };
+  static const std::vector<TableSpec> kTables = {evidence_table(), decisions_table(), transitions_table(), requests_table(), checkpoints_table(), verdicts_table()};
   return kTables;
 }
 

@@ -2,8 +2,12 @@
 
 namespace medic::node {
 
-const std::string& on_call_page() {
-  static const std::string page = R"HTML(<!doctype html>
+namespace {
+
+// The page in its three parts: the head with its style, the sections the
+// script fills, and the script (polls the JSON API every 2 s). No external
+// asset: everything the browser needs is here.
+constexpr const char* kHead = R"HTML(<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>medic on call</title>
@@ -21,7 +25,9 @@ code{background:#eef1f6;padding:1px 4px;border-radius:3px;user-select:all}
 pre{background:#f1f3f6;padding:8px;white-space:pre-wrap;margin:4px 0}
 button{font:inherit;cursor:pointer}
 </style></head><body>
-<header><h1>medic</h1><span id="summary">loading…</span><span id="updated"></span></header>
+)HTML";
+
+constexpr const char* kSections = R"HTML(<header><h1>medic</h1><span id="summary">loading…</span><span id="updated"></span></header>
 <main>
 <section id="incidents"><h2>Open incidents</h2><div class="body"></div></section>
 <section id="approvals"><h2>Pending approvals</h2><div class="body"></div></section>
@@ -29,7 +35,9 @@ button{font:inherit;cursor:pointer}
 <section id="silences"><h2>Silences</h2><div class="body"></div></section>
 <section id="actions"><h2>Last actions</h2><div class="body"></div><pre id="why" hidden></pre></section>
 </main>
-<script>
+)HTML";
+
+constexpr const char* kScript = R"HTML(<script>
 "use strict";
 const token = (location.hash.match(/token=([^&]+)/) || [])[1];
 const headers = token ? {Authorization: "Bearer " + decodeURIComponent(token)} : {};
@@ -101,6 +109,11 @@ refresh();
 setInterval(refresh, 2000);
 </script></body></html>
 )HTML";
+
+}  // namespace
+
+const std::string& on_call_page() {
+  static const std::string page = std::string(kHead) + kSections + kScript;
   return page;
 }
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -167,25 +168,42 @@ class EngineRestartTest : public ::testing::Test {
   long long decisions() { return count("rule = 'db-panicked' AND verb = 'reset'"); }
   long long proposed() { return count("verb = 'reset' AND outcome = 'proposed'"); }
 
-  // Sends panics of `vm` (one every 50 ms: the SUB may still be joining)
-  // until the engine has decided once more; returns the frame that did it
-  // (the last one sent) or "" on timeout.
+  // Sends panics of `vm` (one per poll of wait_until, at most every 50 ms:
+  // the SUB may still be joining) until the engine has decided once more;
+  // returns the frame that did it (the last one sent) or "" on timeout.
   std::string panic_until_decided(const std::string& vm) {
     const long long before = decisions();
     std::string frame;
-    int turn = 0;
     bool ok = medic::testing::wait_until(
         [&] {
-          if (turn++ % 10 == 0) {
-            frame = panic_frame(vm);
-            send(frame);
-          }
+          frame = panic_frame(vm);
+          send(frame);
           act_->poll();
-          std::this_thread::sleep_for(5ms);  // real processes: let the engine run
           return decisions() > before;
         },
         20s);
     return ok ? frame : "";
+  }
+  // The event batches the running engine has accepted, from the status file
+  // it rewrites every 100 ms ("counters: N batches, ..."); -1 before the first.
+  long long accepted_batches() {
+    const std::string text = read_file(dir_.file("status"));
+    const size_t at = text.find("counters: ");
+    return at == std::string::npos ? -1 : std::atoll(text.c_str() + at + 10);
+  }
+  // Sends `frame_of()` frames until the engine has accepted `n` more batches.
+  bool send_until_accepted(long long n, const std::function<std::string()>& frame_of) {
+    long long before = -1;
+    if (!medic::testing::wait_until([&] { return (before = accepted_batches()) >= 0; }, 10s)) {
+      return false;
+    }
+    return medic::testing::wait_until(
+        [&] {
+          send(frame_of());
+          act_->poll();
+          return accepted_batches() >= before + n;
+        },
+        20s);
   }
   // The actuator takes action number `n` (1-based) and reports it healed.
   bool heal(size_t n) {
@@ -273,10 +291,8 @@ TEST_F(EngineRestartTest, AKilledEngineResendsItsActionAndDoesNotDecideTwice) {
     return !act_->actions.empty();
   }, 20s));
   EXPECT_EQ(act_->actions[0].id(), id);
-  for (int i = 0; i < 20; ++i) {
-    send(panic_frame("db-1"));
-    std::this_thread::sleep_for(20ms);
-  }
+  // Panics the restarted engine has read (not merely sent), while the reset runs.
+  ASSERT_TRUE(send_until_accepted(5, [&] { return panic_frame("db-1"); }));
   EXPECT_EQ(decisions(), 1) << "no second decision while the reset is in flight";
   ASSERT_TRUE(heal(1));
   // Positive control: finished, the VM may be acted on again.
@@ -293,15 +309,15 @@ TEST_F(EngineRestartTest, AReplayedEnvelopeIsRefusedByARestartedEngine) {
   ASSERT_EQ(stop(SIGTERM), 0);
 
   ASSERT_TRUE(start());
-  // The SUB joins asynchronously: send the replay for a while.
-  for (int i = 0; i < 40; ++i) {
-    send(captured);
-    std::this_thread::sleep_for(25ms);
-  }
-  EXPECT_EQ(decisions(), 1);
+  // The SUB joins asynchronously: send the replay until the engine refuses it.
   ASSERT_TRUE(medic::testing::wait_until(
-      [&] { return read_file(dir_.file("engine.log")).find("(replayed)") != std::string::npos; }, 10s))
+      [&] {
+        send(captured);
+        return read_file(dir_.file("engine.log")).find("(replayed)") != std::string::npos;
+      },
+      10s))
       << read_file(dir_.file("engine.log"));
+  EXPECT_EQ(decisions(), 1);
   // Positive control: a fresh panic of the same VM is accepted.
   ASSERT_NE(panic_until_decided("db-1"), "");
   EXPECT_EQ(proposed(), 2);
@@ -320,7 +336,10 @@ TEST_F(EngineRestartTest, AResultThatArrivesAfterALongOutageIsRecordedAsSucceede
   // action_ttl honoured: the action expires 1 s after it was issued.
   EXPECT_NEAR(action.expires_at_ns() - action.issued_at_ns(), 1e9, 2e8);
   stop(SIGKILL);
-  std::this_thread::sleep_for(1500ms);  // the engine is down past the expiry
+  // The engine stays down until the action's expiry has passed on the wall
+  // clock its SystemClock reads.
+  ASSERT_TRUE(medic::testing::wait_until(
+      [&] { return to_ns(SystemClock().now()) > action.expires_at_ns() + 200'000'000; }, 5s));
   ASSERT_TRUE(start());
   // Expired, it is not sent again; the actuator (which ran it) reports it now.
   medic::v1::ActionResult r;

@@ -13,7 +13,9 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def browser():
@@ -35,14 +37,21 @@ def main(argv):
     try:
         start = time.monotonic()
         driver.get(url)
-        text, missing = "", wanted
-        while time.monotonic() - start < 20:
-            loaded = driver.execute_script("return document.body.dataset.loaded === '1'")
-            text = driver.find_element("tag name", "body").text
-            missing = [w for w in wanted if w not in text]
-            if loaded and not missing:
-                break
-            time.sleep(0.2)
+        seen = {"text": "", "missing": wanted}
+
+        def shown(d):
+            # The page marks its body once its data has loaded; then every
+            # wanted text must be in what a person would see.
+            loaded = d.execute_script("return document.body.dataset.loaded === '1'")
+            seen["text"] = d.find_element("tag name", "body").text
+            seen["missing"] = [w for w in wanted if w not in seen["text"]]
+            return loaded and not seen["missing"]
+
+        try:
+            WebDriverWait(driver, 20).until(shown)
+        except TimeoutException:
+            pass
+        text, missing = seen["text"], seen["missing"]
         loaded_in = time.monotonic() - start
         driver.save_screenshot(shot)
         if missing:
