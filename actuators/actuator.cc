@@ -218,6 +218,7 @@ Status Actuator::recover() {
 void Actuator::run_once(Duration max_wait) { loop_->run_once(max_wait); }
 
 void Actuator::prepare(std::vector<pollfd>* fds, Duration* wait) {
+  ended_hooks_.clear();  // hooks whose run ended during the last turn
   if (!exec_queue_.empty()) *wait = Duration::zero();
   if (opts_.drive_hypervisor) {
     for (int fd : hv_.fds()) fds->push_back(pollfd{fd, POLLIN, 0});
@@ -436,9 +437,7 @@ void Actuator::execute(const Action& action) {
     return;
   }
   if (action.verb() == medic::v1::VERB_RESTART && !opts_.restart_hook.empty()) {
-    std::string output;
-    Status done = run_restart_hook(action, &output);
-    on_verb_done(action, started_at, std::move(output), std::move(done));
+    start_restart_hook(action, started_at);
     return;
   }
   // The verb runs on the backend while the loop goes on; its answer may come
@@ -527,7 +526,10 @@ void Actuator::on_verb_done(const Action& action, Time started_at, std::string o
   start_watch(action, started_at, started_at + watch_for(action), std::move(output));
 }
 
-Status Actuator::run_restart_hook(const Action& action, std::string* output) {
+// The hook runs as a child process on the loop (its pipes and exit are loop
+// descriptors, its time limit a Clock timer), so the actuator keeps reading
+// actions and the collector keeps reporting while it runs.
+void Actuator::start_restart_hook(const Action& action, Time started_at) {
   std::vector<std::string> argv;
   argv.reserve(opts_.restart_hook.size());
   for (const auto& arg : opts_.restart_hook) {
@@ -536,20 +538,49 @@ Status Actuator::run_restart_hook(const Action& action, std::string* output) {
   RunOptions ro;
   ro.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.execute_timeout);
   ro.max_output_bytes = opts_.max_hook_output;
-  auto run = run_process(argv, ro);
-  if (!run.ok()) return run.status();
-  std::string out = run->out;
-  if (!run->err.empty()) out += (out.empty() ? "" : "\n") + run->err;
+  std::weak_ptr<bool> alive = alive_;
+  const std::string program = argv[0];
+  auto child = ChildProcess::start(
+      argv, ro, clock_, [this, alive, action, started_at, program](RunResult run) {
+        if (alive.expired()) return;
+        std::string output;
+        Status done = hook_outcome(program, run, &output);
+        end_restart_hook(action.id());
+        on_verb_done(action, started_at, std::move(output), std::move(done));
+      });
+  if (!child.ok()) {
+    on_verb_done(action, started_at, {}, child.status());
+    return;
+  }
+  HookRun& hook = hooks_[action.id()];
+  hook.child = std::move(*child);
+  hook.watch = loop_->add_source(hook.child.get());
+}
+
+// Called from the child's own poll(): it leaves the loop now and is
+// destroyed at the actuator's next prepare(), not inside its callback.
+void Actuator::end_restart_hook(const std::string& action_id) {
+  auto it = hooks_.find(action_id);
+  if (it == hooks_.end()) return;
+  loop_->remove(it->second.watch);
+  ended_hooks_.push_back(std::move(it->second));
+  hooks_.erase(it);
+}
+
+Status Actuator::hook_outcome(const std::string& program, const RunResult& run,
+                              std::string* output) const {
+  std::string out = run.out;
+  if (!run.err.empty()) out += (out.empty() ? "" : "\n") + run.err;
   if (out.size() > opts_.max_hook_output) out.resize(opts_.max_hook_output);
   *output = sanitize_utf8(out);
-  if (run->timed_out) {
-    return timeout_error("restart hook " + argv[0] + " did not finish within " +
+  if (run.timed_out) {
+    return timeout_error("restart hook " + program + " did not finish within " +
                          format_duration(opts_.execute_timeout));
   }
-  if (run->exit_code != 0) {
-    return internal_error("restart hook " + argv[0] +
-                          (run->signal ? " was killed by signal " + std::to_string(run->signal)
-                                       : " exited with code " + std::to_string(run->exit_code)));
+  if (run.exit_code != 0) {
+    return internal_error("restart hook " + program +
+                          (run.signal ? " was killed by signal " + std::to_string(run.signal)
+                                      : " exited with code " + std::to_string(run.exit_code)));
   }
   return {};
 }

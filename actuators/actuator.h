@@ -48,6 +48,7 @@
 #include "actuators/log_limiter.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/subprocess.h"
 #include "fabric/envelope.h"
 #include "fabric/identity.h"
 #include "fabric/transport.h"
@@ -203,7 +204,10 @@ class Actuator final : private EventSource {
   // The verb's answer: a failed result, a healed one, or a watch.
   void on_verb_done(const medic::v1::Action& action, Time started_at, std::string output,
                     Status done);
-  Status run_restart_hook(const medic::v1::Action& action, std::string* output);
+  void start_restart_hook(const medic::v1::Action& action, Time started_at);
+  void end_restart_hook(const std::string& action_id);
+  Status hook_outcome(const std::string& program, const RunResult& run,
+                      std::string* output) const;
   bool vm_healthy(const std::string& vm, Time since);
   void start_watch(const medic::v1::Action& action, Time started_at, Time deadline,
                    std::string output = {});
@@ -241,6 +245,12 @@ class Actuator final : private EventSource {
 
   std::deque<medic::v1::Action> exec_queue_;
   std::map<std::string, Watch> watches_;    // by action id
+  struct HookRun {
+    ChildProcessPtr child;
+    EventLoop::WatchId watch = 0;
+  };
+  std::map<std::string, HookRun> hooks_;    // running restart hooks, by action id
+  std::vector<HookRun> ended_hooks_;        // destroyed at the next prepare()
   std::map<std::string, Resend> resends_;   // results awaiting the engine's ack
   TimerId prune_timer_ = 0;
   ActuatorStats stats_;

@@ -7,9 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 
 namespace medic::node {
 namespace {
@@ -118,7 +116,6 @@ HttpServer::HttpServer(const HttpOptions& options, std::vector<HttpRoute> routes
 
 HttpServer::~HttpServer() {
   if (ctx_) mg_stop(ctx_);
-  if (!pem_path_.empty()) ::unlink(pem_path_.c_str());
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options,
@@ -132,33 +129,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   return server;
 }
 
-// civetweb takes the key and the certificate from one PEM file: both are
-// copied into a private (0600) file that lives as long as the listener.
-static Result<std::string> combined_pem(const std::string& cert, const std::string& key) {
-  std::string text;
-  for (const std::string& path : {key, cert}) {
-    std::ifstream in(path);
-    if (!in) return not_found("http: cannot read " + path);
-    std::ostringstream s;
-    s << in.rdbuf();
-    text += s.str() + "\n";
-  }
-  char name[] = "/tmp/medic-http-XXXXXX";
-  int fd = ::mkstemp(name);
-  if (fd < 0) return io_error("http: cannot create a private PEM file");
-  ::fchmod(fd, 0600);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!ok) {
-    ::unlink(name);
-    return io_error("http: cannot write the private PEM file");
-  }
-  return std::string(name);
-}
-
 Status HttpServer::bind() {
-  tls_ = !options_.tls_cert.empty();
-  if (tls_) {
+  if (!options_.tls_cert.empty()) {
     // Debian's civetweb 1.15 loads OpenSSL at run time and calls
     // SSL_get_peer_certificate on every TLS connection; OpenSSL 3 no longer
     // exports it, so the first client would crash the daemon.
@@ -167,15 +139,9 @@ Status HttpServer::bind() {
         "SSL_get_peer_certificate, which OpenSSL 3 dropped); keep the listener on loopback "
         "and put a TLS-terminating proxy in front of it");
   }
-  std::string ports = options_.listen + (tls_ ? "s" : "");
+  const std::string& ports = options_.listen;
   std::vector<const char*> opts = {"listening_ports", ports.c_str(), "num_threads", "4",
                                    "request_timeout_ms", "10000", "enable_keep_alive", "no"};
-  if (tls_) {
-    auto pem = combined_pem(options_.tls_cert, options_.tls_key);
-    if (!pem.ok()) return pem.status();
-    pem_path_ = *pem;
-    opts.insert(opts.end(), {"ssl_certificate", pem_path_.c_str(), "ssl_protocol_version", "4"});
-  }
   opts.push_back(nullptr);
   mg_callbacks callbacks{};
   callbacks.log_message = log_message;
@@ -193,7 +159,7 @@ std::string HttpServer::url() const {
   split_listen(options_.listen, &host, &port);
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   if (host == "0.0.0.0") host = "127.0.0.1";
-  return std::string(tls_ ? "https://" : "http://") + host + ":" + std::to_string(port_);
+  return "http://" + host + ":" + std::to_string(port_);
 }
 
 const HttpRoute* HttpServer::find(const std::string& path) const {

@@ -80,8 +80,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const { return port_; }
-  bool tls() const { return tls_; }
-  // http(s)://host:port, as a client would reach it.
+  // http://host:port, as a client would reach it (TLS is refused: see bind()).
   std::string url() const;
 
   // For civetweb's callback; not for callers.
@@ -95,10 +94,8 @@ class HttpServer {
 
   HttpOptions options_;
   std::vector<HttpRoute> routes_;
-  std::string pem_path_;  // civetweb reads cert and key from one file
   ::mg_context* ctx_ = nullptr;
   uint16_t port_ = 0;
-  bool tls_ = false;
 };
 
 }  // namespace medic::node

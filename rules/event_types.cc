@@ -74,8 +74,4 @@ bool is_vm_state_name(std::string_view name) {
   return false;
 }
 
-std::string_view vm_state_names_joined() {
-  return "unknown, running, paused, stopped, panicked, crashed, booting, shutting_down";
-}
-
 }  // namespace medic::rules

@@ -49,7 +49,5 @@ std::string_view vm_state_name(medic::v1::VmState s);
 bool is_vm_state_name(std::string_view name);
 // Every state's name, in enum order.
 const std::array<std::string_view, 8>& vm_state_names();
-// "running, paused, ..." for error messages.
-std::string_view vm_state_names_joined();
 
 }  // namespace medic::rules

@@ -414,6 +414,29 @@ TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
   EXPECT_EQ(r->output(), "no such vm\n");
 }
 
+// The hook is a child process on the loop: while it runs the actuator keeps
+// taking actions, and its time limit is the Clock's.
+TEST_F(ActuatorTest, ASlowRestartHookBlocksNothingAndIsKilledAtItsTimeLimit) {
+  opts.restart_hook = {"/bin/sh", "-c", "echo started; exec sleep 30"};
+  opts.execute_timeout = 20s;
+  hv.heal_on_execute = true;
+  hv.add_vm("vm-2", medic::v1::VM_STATE_PANICKED);
+  start_actuator();
+  send(make_action("slow", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESTART));
+  ASSERT_TRUE(wait([&] { return acks_for("slow", ActionAck::WHAT_RECEIVED) == 1; }));
+  // A second action, for another VM, runs to its end while the hook sleeps.
+  send(make_action("other", "host-a", "vm-2", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("other") > 0; }));
+  EXPECT_EQ(engine->last_result("other")->outcome(), ActionResult::OUTCOME_SUCCEEDED);
+  EXPECT_EQ(engine->results_for("slow"), 0u) << "the hook is still running";
+  clock.advance(21s);  // past the hook's time limit, on the virtual clock
+  ASSERT_TRUE(wait([&] { return engine->results_for("slow") > 0; }));
+  const ActionResult* r = engine->last_result("slow");
+  EXPECT_EQ(r->outcome(), ActionResult::OUTCOME_FAILED);
+  EXPECT_NE(r->reason().find("did not finish within 20s"), std::string::npos) << r->reason();
+  EXPECT_EQ(r->output(), "started\n");
+}
+
 TEST_F(ActuatorTest, AQueuedActionThatExpiredBeforeARestartIsRejectedNotRun) {
   {
     auto j = Journal::open(opts.journal_path);
