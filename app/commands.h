@@ -19,6 +19,9 @@ void add_demo(CLI::App& app, int* exit_code);
 void add_engine(CLI::App& app, int* exit_code);
 void add_agent(CLI::App& app, int* exit_code);  // agent, collector, actuator
 void add_rules(CLI::App& app, int* exit_code);
+// `rules replay` (app/cmd_replay.cc), added to the `rules` group by add_rules.
+void add_rules_replay(CLI::App& rules, int* exit_code);
+void add_record(CLI::App& app, int* exit_code);
 void add_audit(CLI::App& app, int* exit_code);
 // approve, deny, silence [list], unsilence, unfreeze, inject, status, incidents, hosts
 void add_control(CLI::App& app, int* exit_code);
