@@ -26,6 +26,16 @@ std::string pad(std::string s, size_t n) {
   return s;
 }
 
+// "7.07s" under a minute, else "1h0m0s" to the second.
+std::string span(Duration d) {
+  if (d < std::chrono::minutes(1)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2fs", std::chrono::duration<double>(d).count());
+    return buf;
+  }
+  return format_duration(std::chrono::round<std::chrono::seconds>(d));
+}
+
 std::string plural(uint64_t n, const std::string& one) {
   return std::to_string(n) + " " + one + (n == 1 ? "" : "s");
 }
@@ -56,17 +66,18 @@ Json line_json(const DecisionLine& l) {
 }
 
 std::string decision_text(const rules::Decision& d) {
-  std::string who = d.vm.empty() ? (d.host.empty() ? "fleet" : "host " + d.host)
-                                 : "vm " + d.vm + " (" + d.host + ")";
-  std::string s = utc(d.at) + "  " + pad(std::string(rules::step_name(d.step)), 8) + pad(who, 24) +
+  std::string who =
+      d.vm.empty() ? (d.host.empty() ? "fleet" : "host " + d.host) : "vm " + d.vm + " on " + d.host;
+  std::string s = utc(d.at) + "  " + pad(std::string(rules::step_name(d.step)), 8) +
                   pad(outcome_words(std::string(rules::outcome_name(d.outcome)),
                                     std::string(rules::policy_name(d.policy))),
-                      28);
+                      28) +
+                  who;
   if (!d.rule.empty()) {
-    s += "rule " + d.rule + " step " + std::to_string(d.ladder_step) + "/" +
+    s += "  rule " + d.rule + " step " + std::to_string(d.ladder_step) + "/" +
          std::to_string(d.ladder_size);
   } else {
-    s += "the engine's notice";
+    s += "  the engine's notice";
   }
   const std::string& why = d.reason.empty() ? d.trigger : d.reason;
   if (!why.empty()) s += "\n      " + why;
@@ -95,8 +106,7 @@ std::string summary_line(const ReplayResult& r, const std::string& recording) {
                   plural(r.frames, "frame") + " (" + std::to_string(r.batches) + " verified, " +
                   std::to_string(r.refused) + " refused), " + plural(r.events, "event");
   if (r.frames > 0) {
-    s +=
-        ", " + utc(r.first) + " to " + utc(r.last) + " (" + format_duration(r.last - r.first) + ")";
+    s += ", " + utc(r.first) + " to " + utc(r.last) + " (" + span(r.last - r.first) + ")";
   }
   return s + "\n";
 }
