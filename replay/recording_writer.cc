@@ -18,16 +18,22 @@ constexpr char kMagic[8] = {'M', 'E', 'D', 'I', 'C', 'R', 'E', 'C'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kWriteAt = 1 << 20;  // buffered bytes that trigger a write in append()
 
-constexpr std::array<uint32_t, 256> crc_table() {
-  std::array<uint32_t, 256> t{};
+// Slicing-by-8 tables: t[0] is the classic byte table, t[k][i] the CRC of
+// byte i followed by k zero bytes, so eight bytes are folded per step.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+constexpr CrcTables crc_tables() {
+  CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
+    t[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; ++i) {
+    for (size_t k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
   }
   return t;
 }
-constexpr std::array<uint32_t, 256> kCrcTable = crc_table();
+constexpr CrcTables kCrc = crc_tables();
 
 void put_u32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -74,7 +80,15 @@ std::vector<Segment> list_segments(const std::string& dir, const std::string& sk
 
 uint32_t crc32(std::string_view data, uint32_t crc) {
   crc = ~crc;
-  for (unsigned char c : data) crc = kCrcTable[(crc ^ c) & 0xff] ^ (crc >> 8);
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  size_t n = data.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    const uint32_t lo = crc ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 |
+                               uint32_t{p[3]} << 24);
+    crc = kCrc[7][lo & 0xff] ^ kCrc[6][(lo >> 8) & 0xff] ^ kCrc[5][(lo >> 16) & 0xff] ^
+          kCrc[4][lo >> 24] ^ kCrc[3][p[4]] ^ kCrc[2][p[5]] ^ kCrc[1][p[6]] ^ kCrc[0][p[7]];
+  }
+  for (; n > 0; ++p, --n) crc = kCrc[0][(crc ^ *p) & 0xff] ^ (crc >> 8);
   return ~crc;
 }
 
