@@ -91,8 +91,9 @@ class RecordingWriter {
   // frame's time or size). Never blocks on the network; writes only when the
   // buffer is large (flush() writes the rest).
   Status append(const RecordedFrame& f);
-  // Writes what is buffered. On a failed write the buffered frames are
-  // counted lost and the segment is closed; the next append opens a new one.
+  // Writes what is buffered. On a failed write (disk full) the segment is
+  // cut back to its last whole record, the buffered frames are counted lost,
+  // and the segment is closed; the next append opens a new one.
   Status flush();
   // Rotates and prunes by age when due at `now` though no frame came.
   Status tick(Time now);

@@ -83,8 +83,8 @@ uint32_t crc32(std::string_view data, uint32_t crc) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   size_t n = data.size();
   for (; n >= 8; p += 8, n -= 8) {
-    const uint32_t lo = crc ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 |
-                               uint32_t{p[3]} << 24);
+    const uint32_t lo =
+        crc ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
     crc = kCrc[7][lo & 0xff] ^ kCrc[6][(lo >> 8) & 0xff] ^ kCrc[5][(lo >> 16) & 0xff] ^
           kCrc[4][lo >> 24] ^ kCrc[3][p[4]] ^ kCrc[2][p[5]] ^ kCrc[1][p[6]] ^ kCrc[0][p[7]];
   }
@@ -170,6 +170,11 @@ Status RecordingWriter::write_buffer() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       Status s = io_error("recording segment " + current_path_ + ": write: " + errno_text());
+      // Cut what part of the buffer did land, so the segment ends on a whole
+      // record and the lost frames are exactly the buffered ones.
+      if (::ftruncate(fd_, static_cast<off_t>(current_bytes_)) != 0) {
+        s = io_error(s.message() + "; truncating it back: " + errno_text());
+      }
       ++stats_.write_errors;
       stats_.frames_lost += buffered_frames_;
       buffer_.clear();

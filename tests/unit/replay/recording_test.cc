@@ -4,9 +4,11 @@
 #include "replay/recording.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include "tests/testing/testing.h"
@@ -247,6 +249,44 @@ TEST(RecordingFormat, AFileThatIsNotASegmentIsSkippedWithItsReason) {
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].kind, ReadProblem::Kind::kBadHeader);
   EXPECT_EQ(problems[0].file, foreign);
+}
+
+// A full disk, as RLIMIT_FSIZE makes one: the frames of the failed write are
+// lost and counted, none of them half-written; the writer goes on in a new
+// segment once writes succeed again.
+TEST(RecordingFormat, AFailedWriteLosesOnlyItsFramesAndTheWriterGoesOn) {
+  testing::TempDir dir;
+  RecordingOptions o;
+  o.segments = 2;
+  auto w = RecordingWriter::open(dir.path(), o, kStart);
+  ASSERT_OK(w);
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 50'000;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  int appended = 0;
+  Status failed;
+  for (int i = 0; i < 200 && failed.ok(); ++i) {
+    ASSERT_OK((*w)->append(frame_at(i * 1s, 983)));  // 1000-byte records
+    ++appended;
+    if (i % 7 == 6) failed = (*w)->flush();
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(failed.ok()) << "the file size limit never bit";
+  EXPECT_NE(failed.message().find("write"), std::string::npos) << failed;
+  EXPECT_EQ((*w)->stats().write_errors, 1u);
+  EXPECT_EQ((*w)->stats().frames_lost, 7u);
+  for (int i = 200; i < 210; ++i) ASSERT_OK((*w)->append(frame_at(i * 1s, 983)));
+  ASSERT_OK((*w)->close());
+  EXPECT_EQ((*w)->stats().segments_opened, 2u);
+  std::vector<ReadProblem> problems;
+  auto frames = read_all(dir.path(), &problems);
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+  EXPECT_EQ(frames.size(), static_cast<size_t>(appended - 7 + 10));
+  EXPECT_EQ(frames.back().received_at, kStart + 209s);
 }
 
 TEST(RecordingFormat, ARecordingThatDoesNotExistIsNotFound) {
