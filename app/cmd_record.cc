@@ -1,9 +1,9 @@
 // `medic record`: a subscriber of the event fabric that keeps the signed
 // envelopes of the last N hours in a bounded, rotating recording
 // (replay/recorder.h) for `medic rules replay`. SIGTERM/SIGINT stop it
-// cleanly. Exit: 0 after a clean stop, 1 when it cannot start (a port in use,
-// an unwritable directory), 2 for bad arguments or an unusable key or trust
-// store.
+// cleanly. Exit (app/commands.h): 0 after a clean stop, kExitConfig (78)
+// for options, a key or a trust store that cannot be used, 1 for any other
+// failure to start (a port in use, an unwritable directory).
 #include <spdlog/spdlog.h>
 
 #include <cctype>
@@ -83,11 +83,11 @@ int serve(replay::Recorder& recorder, const replay::RecorderConfig& c) {
 
 int run_record(const RecordArgs& a) {
   auto config = config_of(a);
-  if (!config.ok()) return fail(2, config.status().message());
+  if (!config.ok()) return fail(kExitConfig, config.status().message());
   auto id = fabric::Identity::load(a.key);
-  if (!id.ok()) return fail(2, id.status().message());
+  if (!id.ok()) return fail(kExitConfig, id.status().message());
   auto trust = fabric::TrustStore::load(a.trust);
-  if (!trust.ok()) return fail(2, trust.status().message());
+  if (!trust.ok()) return fail(kExitConfig, trust.status().message());
   auto ctx = fabric::Context::create(*trust);
   if (!ctx.ok()) return fail(1, ctx.status().message());
   SystemClock clock;

@@ -2,7 +2,7 @@
 // (or a group) to the CLI11 app. A subcommand's callback stores the process
 // exit code in *exit_code: 0 success, 1 the command found a problem (a failed
 // check, a rejected request), 2 usage or set-up error. The daemons (engine,
-// agent, collector, actuator) differ in one way: a configuration that does
+// agent, collector, actuator, record) differ in one way: a configuration that does
 // not load is kExitConfig, so a supervisor can stop restarting them
 // (systemd's RestartPreventExitStatus=); any other failure to start (a port
 // in use, an audit log that does not open) is 1, worth a retry.
