@@ -79,7 +79,8 @@ struct WriterStats {
 // Writes a recording directory. Not thread-safe; one writer per directory.
 class RecordingWriter {
  public:
-  // Creates `dir` if needed (mode 0750), removes what the bounds already
+  // Creates `dir` if needed (then with mode 0750; an existing directory
+  // keeps its mode), removes what the bounds already
   // exclude, and opens a new segment starting at `now`.
   static Result<std::unique_ptr<RecordingWriter>> open(const std::string& dir,
                                                        RecordingOptions options, Time now);

@@ -136,9 +136,9 @@ Result<std::unique_ptr<RecordingWriter>> RecordingWriter::open(const std::string
                                                                RecordingOptions options, Time now) {
   MEDIC_RETURN_IF_ERROR(check_options(options));
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return io_error("recording directory " + dir + ": " + ec.message());
-  ::chmod(dir.c_str(), 0750);
+  if (created) ::chmod(dir.c_str(), 0750);
   std::unique_ptr<RecordingWriter> w(new RecordingWriter(dir, options));
   MEDIC_RETURN_IF_ERROR(w->open_segment(now));
   MEDIC_RETURN_IF_ERROR(w->prune(now));
