@@ -3,7 +3,9 @@
 // `medic record`, on a virtual clock (replay/replay.h). Exit 0 when every
 // frame verified and (with --diff) nothing differs from the live engine; 1
 // when a frame was refused, the recording is damaged, or something differs;
-// 2 when the rules, options, trust store or recording cannot be used.
+// 2 when the rules, options, trust store or recording cannot be used. With
+// --diff, the replay answers the actions the live engine also took with the
+// live results (replay/replay.h).
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -76,6 +78,17 @@ Result<rules::EngineOptions> load_options(const std::string& path) {
   return o;
 }
 
+// What the live engine's actuators answered from the recording's first frame
+// on, so the replay answers the same actions the same way.
+Result<std::vector<replay::LiveResult>> live_results(const std::string& recording,
+                                                     const std::string& db) {
+  auto reader = replay::RecordingReader::open(recording);
+  if (!reader.ok()) return reader.status();
+  replay::RecordedFrame first;
+  if (!(*reader)->next(&first)) return std::vector<replay::LiveResult>{};
+  return replay::read_audit_results(db, first.received_at);
+}
+
 int print(const replay::ReplayResult& r, const replay::DiffReport* diff, const ReplayArgs& a) {
   if (a.json) {
     Json out{{"replay", replay::replay_json(r, a.recording)}};
@@ -106,6 +119,12 @@ int run_replay(const ReplayArgs& a) {
   replay::ReplayOptions ro;
   ro.engine = *options;
   ro.result_after = *result_after;
+  ro.match_within = *tolerance;
+  if (!a.diff.empty()) {
+    auto live = live_results(a.recording, a.diff);
+    if (!live.ok()) return usage_error(live.status().message());
+    ro.live_results = std::move(*live);
+  }
   auto r = replay::replay_recording(a.recording, *trust, loaded.rules, ro);
   if (!r.ok()) return usage_error(r.status().message());
   if (a.diff.empty()) return print(*r, nullptr, a);

@@ -165,6 +165,46 @@ Result<std::vector<DecisionLine>> read_audit_decisions(const std::string& db, Ti
   return out;
 }
 
+// The node writes this for a result whose actuator saw the VM healthy
+// (node/engine_outbox.cc, on_dispatch_event).
+constexpr std::string_view kHealedDetail = "executed; the actuator saw the VM healthy";
+
+Result<std::vector<LiveResult>> read_audit_results(const std::string& db, Time since) {
+  auto reader = audit::AuditReader::open(db);
+  if (!reader.ok()) return reader.status().with_context("audit log " + db);
+  audit::ListFilter filter;
+  filter.since = since;
+  filter.limit = 0;
+  auto rows = reader->list(filter);
+  if (!rows.ok()) return rows.status().with_context("audit log " + db);
+  std::vector<LiveResult> out;
+  for (auto it = rows->rbegin(); it != rows->rend(); ++it) {
+    const audit::StoredDecision& d = it->decision;
+    if (d.verb == "notify" || d.action_id.empty() || !it->state || !is_result(*it->state)) continue;
+    auto history = reader->history(d.action_id);
+    if (!history.ok()) return history.status().with_context("audit log " + db);
+    for (const auto& t : history->transitions) {
+      if (!is_result(t.state)) continue;
+      LiveResult r;
+      r.decision.at = d.at;
+      r.decision.vm = d.vm;
+      r.decision.host = d.host;
+      r.decision.rule = d.rule;
+      r.decision.verb = d.verb;
+      r.decision.ladder_step = static_cast<uint32_t>(d.ladder_step) + 1;
+      r.decision.id = d.id;
+      r.after = t.at - d.at;
+      r.outcome = t.state;
+      r.healed = t.state == ActionState::kSucceeded &&
+                 std::string_view(t.detail).substr(0, kHealedDetail.size()) == kHealedDetail;
+      r.detail = t.detail;
+      out.push_back(std::move(r));
+      break;
+    }
+  }
+  return out;
+}
+
 DiffReport diff_decisions(const std::vector<DecisionLine>& candidate,
                           const std::vector<DecisionLine>& live, Duration tolerance) {
   std::map<std::string, std::pair<std::vector<DecisionLine>, std::vector<DecisionLine>>> subjects;

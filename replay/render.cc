@@ -126,6 +126,10 @@ std::string replay_text(const ReplayResult& r, const std::string& recording) {
     }
   }
   for (const auto& p : r.read_problems) out += "damaged recording: " + p.text() + "\n";
+  if (r.answered_as_live > 0) {
+    out += "actions answered as live: " + std::to_string(r.answered_as_live) +
+           "; by the stand-in (succeeded): " + std::to_string(r.answered_by_stand_in) + "\n";
+  }
   out += "decisions (" + std::to_string(r.decisions.size()) + "):\n";
   for (const auto& d : r.decisions) out += "  " + decision_text(d) + "\n";
   return out;
@@ -147,11 +151,20 @@ Json replay_json(const ReplayResult& r, const std::string& recording) {
   }
   Json decisions = Json::array();
   for (const auto& d : r.decisions) decisions.push_back(decision_json(d));
-  return Json{
-      {"recording", recording}, {"segments", r.segments.size()}, {"frames", r.frames},
-      {"verified", r.batches},  {"refused", r.refused},          {"refused_by_cause", by_cause},
-      {"refusals", refusals},   {"damaged", problems},           {"events", r.events},
-      {"first", utc(r.first)},  {"last", utc(r.last)},           {"decisions", decisions}};
+  return Json{{"recording", recording},
+              {"segments", r.segments.size()},
+              {"frames", r.frames},
+              {"verified", r.batches},
+              {"refused", r.refused},
+              {"refused_by_cause", by_cause},
+              {"refusals", refusals},
+              {"damaged", problems},
+              {"events", r.events},
+              {"answered_as_live", r.answered_as_live},
+              {"answered_by_stand_in", r.answered_by_stand_in},
+              {"first", utc(r.first)},
+              {"last", utc(r.last)},
+              {"decisions", decisions}};
 }
 
 std::string diff_text(const DiffReport& d, const std::string& audit_db) {

@@ -18,7 +18,11 @@
 //   verb gets the result `succeeded` (not seen healed) `result_after` later,
 //   and whether the step healed is then the rule's heal signal in the
 //   recorded events, as live; an approval-required step stays pending until
-//   its approval times out.
+//   its approval times out. Given the live engine's results
+//   (ReplayOptions::live_results, read from its audit log), a verb that
+//   matches one the live engine dispatched (same VM, rule, verb and ladder
+//   step, decided within match_within) gets the live result instead, after
+//   the same delay: failed, timed out, refused or healed as it was.
 // - Single-threaded; reads the recording as it goes (memory does not grow
 //   with the recording's length, only with the decisions it produces).
 #pragma once
@@ -39,12 +43,43 @@
 
 namespace medic::replay {
 
+// One decision in the terms both sides share (the audit log's decision row).
+struct DecisionLine {
+  Time at{};
+  std::string vm;  // empty for the engine's host and fleet notices
+  std::string host;
+  std::string rule;          // "(engine)" for the engine's own notices
+  std::string verb;          // reboot, reset, restart, stop, start, notify
+  uint32_t ladder_step = 0;  // 1-based; 0 for the engine's notices
+  std::string outcome;       // proposed, suppressed, pending_approval, dry_run
+  std::string policy;        // the policy that stopped it, "" when none
+  std::string id;            // the decision (or action) id on its side
+  std::string reason;
+
+  // "vm web-1", "host host-a" or "fleet": what a difference is listed under.
+  std::string subject() const;
+};
+
+// What the live engine's actuator answered for one of its actions, for the
+// replay to answer the same (see the contract above).
+struct LiveResult {
+  DecisionLine decision;  // the live decision the action came from
+  Duration after{0};      // from that decision to the result
+  ActionState outcome = ActionState::kSucceeded;
+  bool healed = false;  // the actuator saw the VM healthy
+  std::string detail;
+};
+
 struct ReplayOptions {
   rules::EngineOptions engine;
   // The simulated actuator's answer comes this long after a verb's decision.
   Duration result_after = std::chrono::seconds(1);
   fabric::OpenLimits limits;      // as the engine's receiver: 4 MiB frames, 30 s skew
   size_t max_refusals_kept = 20;  // refusal messages kept (all are counted)
+  // What the live engine's actuators answered (read_audit_results); empty:
+  // every verb gets the stand-in's answer.
+  std::vector<LiveResult> live_results;
+  Duration match_within = std::chrono::seconds(2);
 };
 
 // A frame the replay refused, with where it is in the recording.
@@ -64,7 +99,9 @@ struct ReplayResult {
   std::vector<Refusal> refusals;  // the first max_refusals_kept
   std::vector<ReadProblem> read_problems;
   std::vector<std::string> segments;
-  Time first{}, last{};  // arrival of the first and last frame (0 when none)
+  uint64_t answered_as_live = 0;      // verbs given the live engine's result
+  uint64_t answered_by_stand_in = 0;  // verbs given `succeeded` after result_after
+  Time first{}, last{};               // arrival of the first and last frame (0 when none)
   rules::EngineStats engine;
 
   // Whether the recording read whole and every frame opened.
@@ -90,6 +127,8 @@ class Replayer final : public rules::DecisionSink {
  private:
   void start(Time at);
   void refuse(const std::string& where, std::string cause, std::string detail);
+  // The unused live result for `d`'s action, if one matches; marks it used.
+  const LiveResult* take_live_result(const rules::Decision& d);
 
   const fabric::TrustStore& trust_;
   std::shared_ptr<const rules::RuleSet> rules_;
@@ -100,6 +139,7 @@ class Replayer final : public rules::DecisionSink {
   std::unique_ptr<rules::Engine> engine_;
   fabric::Opened opened_;
   uint64_t next_envelope_ = 1;
+  std::vector<bool> live_used_;  // parallel to options_.live_results
   ReplayResult result_;
 };
 
@@ -112,23 +152,6 @@ Result<ReplayResult> replay_recording(const std::string& path, const fabric::Tru
 
 // ---- comparing with the live engine --------------------------------------
 
-// One decision in the terms both sides share (the audit log's decision row).
-struct DecisionLine {
-  Time at{};
-  std::string vm;  // empty for the engine's host and fleet notices
-  std::string host;
-  std::string rule;          // "(engine)" for the engine's own notices
-  std::string verb;          // reboot, reset, restart, stop, start, notify
-  uint32_t ladder_step = 0;  // 1-based; 0 for the engine's notices
-  std::string outcome;       // proposed, suppressed, pending_approval, dry_run
-  std::string policy;        // the policy that stopped it, "" when none
-  std::string id;            // the decision (or action) id on its side
-  std::string reason;
-
-  // "vm web-1", "host host-a" or "fleet": what a difference is listed under.
-  std::string subject() const;
-};
-
 // The decisions a replay made that the audit log also keeps as decision rows
 // (proposed, suppressed, pending_approval, dry_run; not the operator's and the
 // timers' answers: approved, denied, expired).
@@ -136,6 +159,10 @@ std::vector<DecisionLine> decision_lines(const std::vector<rules::Decision>& dec
 // The audit log's decisions made in [from, until], oldest first.
 Result<std::vector<DecisionLine>> read_audit_decisions(const std::string& db, Time from,
                                                        Time until);
+// The results of the verbs the audit log's decisions since `since` dispatched
+// (the first result transition of each action: succeeded, failed, timed_out
+// or rejected), oldest decision first.
+Result<std::vector<LiveResult>> read_audit_results(const std::string& db, Time since);
 
 struct DiffEntry {
   enum class Kind : uint8_t { kAdded, kRemoved, kChanged };

@@ -12,7 +12,10 @@ constexpr int kEventIndexBits = 20;  // as the engine node's evidence refs
 
 Replayer::Replayer(const fabric::TrustStore& trust, std::shared_ptr<const rules::RuleSet> rules,
                    ReplayOptions options)
-    : trust_(trust), rules_(std::move(rules)), options_(std::move(options)) {}
+    : trust_(trust),
+      rules_(std::move(rules)),
+      options_(std::move(options)),
+      live_used_(options_.live_results.size(), false) {}
 
 Replayer::~Replayer() = default;
 
@@ -57,6 +60,21 @@ void Replayer::feed(const RecordedFrame& f, const std::string& where) {
   }
 }
 
+const LiveResult* Replayer::take_live_result(const rules::Decision& d) {
+  const std::string verb(rules::step_name(d.step));
+  for (size_t i = 0; i < options_.live_results.size(); ++i) {
+    const DecisionLine& l = options_.live_results[i].decision;
+    const Duration apart = l.at > d.at ? l.at - d.at : d.at - l.at;
+    if (live_used_[i] || l.vm != d.vm || l.host != d.host || l.rule != d.rule || l.verb != verb ||
+        l.ladder_step != d.ladder_step || apart > options_.match_within) {
+      continue;
+    }
+    live_used_[i] = true;
+    return &options_.live_results[i];
+  }
+  return nullptr;
+}
+
 void Replayer::on_decision(const rules::Decision& d) {
   result_.decisions.push_back(d);
   const bool acts =
@@ -64,6 +82,15 @@ void Replayer::on_decision(const rules::Decision& d) {
   if (!acts || d.step == rules::Step::kNotify) return;
   // The actuator's stand-in; it runs later on the clock, never inside this call.
   const std::string id = d.id;
+  if (const LiveResult* live = take_live_result(d)) {
+    ++result_.answered_as_live;
+    const LiveResult answer = *live;
+    clock_->schedule_at(d.at + answer.after, [this, id, answer] {
+      engine_->on_action_result(id, answer.outcome, answer.healed, "as live: " + answer.detail);
+    });
+    return;
+  }
+  ++result_.answered_by_stand_in;
   clock_->schedule_after(options_.result_after, [this, id] {
     engine_->on_action_result(id, ActionState::kSucceeded, false,
                               "the replay's stand-in for the actuator");

@@ -188,6 +188,41 @@ TEST_F(ReplayTest, AHeartbeatAfterTheActionHealsItSoNothingMoreIsDecided) {
   EXPECT_EQ(r.decisions[0].step, rules::Step::kReboot);
 }
 
+// Given the live engine's results, a verb it also dispatched gets the live
+// answer: the live reboot failed after 2s, so the replay climbs to the reset
+// then, as live did, long before the heartbeats come back.
+TEST_F(ReplayTest, AVerbTheLiveEngineAlsoTookGetsTheLiveResultAtTheSameDelay) {
+  std::vector<RecordedFrame> frames;
+  for (int s = 0; s <= 200; ++s) {
+    std::vector<medic::v1::Event> events{state_event("vm-1", kStart + s * 1s)};
+    if (s <= 20 || s >= 60) events.push_back(heartbeat("vm-1", kStart + s * 1s));
+    frames.push_back(signed_at(s * 1s, std::move(events)));
+  }
+  LiveResult failed;
+  failed.decision.at = kStart + 50s;  // the live engine decided 2 ms before the replay
+  failed.decision.vm = "vm-1";
+  failed.decision.host = "host-a";
+  failed.decision.rule = "silent";
+  failed.decision.verb = "reboot";
+  failed.decision.ladder_step = 1;
+  failed.after = 2s;
+  failed.outcome = ActionState::kFailed;
+  failed.detail = "powerdown refused";
+  options_.live_results = {failed};
+  const auto& r =
+      run("rules:\n  - {name: silent, absent: vm.heartbeat, for: 30s, do: [reboot, reset], "
+          "heal_within: 1m}\n",
+          frames);
+  ASSERT_EQ(r.decisions.size(), 2u);
+  EXPECT_EQ(r.decisions[0].step, rules::Step::kReboot);
+  EXPECT_EQ(r.decisions[1].step, rules::Step::kReset);
+  EXPECT_EQ(r.decisions[1].at, kStart + 50s + 2ms + 2s);
+  EXPECT_EQ(r.answered_as_live, 1u);
+  EXPECT_EQ(r.answered_by_stand_in, 1u);  // the reset: the live engine never took it
+  EXPECT_NE(replay_text(r, "rec").find("actions answered as live: 1; by the stand-in"),
+            std::string::npos);
+}
+
 // ---- diff
 
 DecisionLine line(Duration at, std::string vm, std::string verb, std::string outcome = "proposed",
