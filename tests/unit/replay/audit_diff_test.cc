@@ -87,6 +87,48 @@ TEST(AuditDiff, TheLogsDecisionsOfTheRecordedSpanMatchTheSameReplayedOnes) {
   EXPECT_EQ(d.by_subject.at("vm web-1")[0].changes, std::vector<std::string>{"step 2 -> 1"});
 }
 
+TEST(AuditDiff, TheLiveResultsAreEachActionsFirstResultWithItsDelayAndWhetherItHealed) {
+  testing::TempDir dir;
+  const std::string db = dir.file("audit.db");
+  {
+    VirtualClock clock(kStart);
+    const fabric::Identity engine = fabric::test::identity_for(7);
+    audit::StoreOptions o;
+    o.durability = audit::Durability::kProcessCrash;
+    auto store = audit::open_sqlite_store(db, clock, engine, o);
+    ASSERT_OK(store);
+    auto move = [&](const std::string& id, Duration at, ActionState st, const std::string& what) {
+      return (*store)->append_transition({id, kStart + at, st, "host-a", what, 0});
+    };
+    ASSERT_OK((*store)->append_decision(row("a-1", 10s, "silent", "web-1", "reboot", 0)));
+    ASSERT_OK(move("a-1", 10s, ActionState::kDispatched, "to the actuator of host-a"));
+    ASSERT_OK(move("a-1", 11s, ActionState::kAcked, ""));
+    ASSERT_OK(move("a-1", 13s, ActionState::kFailed, "powerdown refused"));
+    ASSERT_OK((*store)->append_decision(row("a-2", 20s, "silent", "web-1", "reset", 1)));
+    ASSERT_OK(move("a-2", 20s, ActionState::kDispatched, "to the actuator of host-a"));
+    ASSERT_OK(move("a-2", 21s, ActionState::kAcked, ""));
+    ASSERT_OK(
+        move("a-2", 25s, ActionState::kSucceeded, "executed; the actuator saw the VM healthy"));
+    ASSERT_OK((*store)->append_decision(row("a-3", 30s, "silent", "web-3", "reboot", 0)));
+    ASSERT_OK(move("a-3", 30s, ActionState::kDispatched, "to the actuator of host-a"));
+    ASSERT_OK((*store)->close());
+  }
+  auto results = read_audit_results(db, kStart);
+  ASSERT_OK(results);
+  ASSERT_EQ(results->size(), 2u) << "a-3 has no result yet";
+  EXPECT_EQ((*results)[0].decision.id, "a-1");
+  EXPECT_EQ((*results)[0].decision.ladder_step, 1u);
+  EXPECT_EQ((*results)[0].after, 3s);
+  EXPECT_EQ((*results)[0].outcome, ActionState::kFailed);
+  EXPECT_FALSE((*results)[0].healed);
+  EXPECT_EQ((*results)[0].detail, "powerdown refused");
+  EXPECT_EQ((*results)[1].decision.verb, "reset");
+  EXPECT_EQ((*results)[1].decision.ladder_step, 2u);
+  EXPECT_EQ((*results)[1].after, 5s);
+  EXPECT_EQ((*results)[1].outcome, ActionState::kSucceeded);
+  EXPECT_TRUE((*results)[1].healed);
+}
+
 TEST(AuditDiff, AnAuditLogThatIsNotThereIsAnErrorNamingIt) {
   auto live = read_audit_decisions("/nonexistent/audit.db", kStart, kStart + 1s);
   ASSERT_FALSE(live.ok());
