@@ -107,6 +107,14 @@ TEST_F(QemuGuest, AFrozenQemuIsReportedUnresponsiveAndRestartHealsIt) {
   EXPECT_NE(hv_->get(kUuid)->pid, pid);
   EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING);
   EXPECT_FALSE(lifecycle_since(mark, medic::v1::LIFECYCLE_CRASHED));
+  // The frozen boot's console log was kept (console.log.1), not truncated
+  // by the relaunch; the new boot writes a fresh console.log.
+  const std::string kept = testing::read_file(dir_.file("console.log.1"));
+  EXPECT_NE(kept.find("init: up"), std::string::npos) << "console.log.1: " << kept;
+  EXPECT_TRUE(pump_until(
+      [&] { return testing::read_file(dir_.file("console.log")).find("init: up") != std::string::npos; },
+      kEventLimit))
+      << "the new boot's console log";
 }
 
 TEST_F(QemuGuest, AGuestThatPowersItselfOffIsAnIntendedStopAndLeftAlone) {
