@@ -216,6 +216,20 @@ class QemuGuest : public ::testing::Test {
     }
     return c;
   }
+  // The lifecycle events since `from` and the number of heartbeats, for
+  // failure messages.
+  std::string events_since(size_t from) const {
+    std::string out;
+    size_t beats = 0;
+    for (size_t i = from; i < events_.size(); ++i) {
+      if (events_[i].type == VmEvent::Type::kHeartbeat) {
+        ++beats;
+      } else {
+        out += std::string(lifecycle_name(events_[i].what)) + " (" + events_[i].detail + "); ";
+      }
+    }
+    return out + std::to_string(beats) + " heartbeats";
+  }
   bool lifecycle_since(size_t from, Lifecycle what) const {
     for (size_t i = from; i < events_.size(); ++i) {
       if (events_[i].type == VmEvent::Type::kLifecycle && events_[i].what == what) return true;
