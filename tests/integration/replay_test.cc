@@ -75,6 +75,10 @@ class ReplayFleet : public ::testing::Test {
     }
     rec_events_ = "tcp://127.0.0.1:" + std::to_string(testing::free_port());
     rec_urgent_ = "tcp://127.0.0.1:" + std::to_string(testing::free_port());
+    // Two panics seconds apart: no storm-guard settle between them, so the
+    // live engine decides once per VM.
+    engine = replace_all(engine, "    storm:\n",
+                         "    storm:\n      host_settle: 0s\n      fleet_settle: 0s\n");
     agent = replace_all(agent, "faults_per_hour: 12", "faults_per_hour: 0");
     agent = replace_all(agent, "boot_time: 20s", "boot_time: 2s");
     agent = replace_all(agent, "\nactuator:\n",

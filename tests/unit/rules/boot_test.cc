@@ -86,7 +86,7 @@ TEST(BootAware, BootTimeoutShorterThanHealWithinIsAnError) {
 )",
                           "r.yaml");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(r.text().find("r.yaml:2:87: error: boot_timeout must be at least heal_within (2m)"),
+  EXPECT_NE(r.text().find("r.yaml:2:93: error: boot_timeout must be at least heal_within (2m)"),
             std::string::npos)
       << r.text();
   auto fine = load_rule_text("rules:\n  - {name: hang, absent: vm.heartbeat, for: 30s, do: reboot}\n",

@@ -268,7 +268,7 @@ TEST(LoaderSuggestions, SuggestsTheRuleKeyAMisspeltKeyMeant) {
                           "k.yaml:7:5: error: unknown rule key \"colour\" (expected name, "
                           "description, labels, on, absent, for, count, within, where, key, do, "
                           "healed_by, heal_within, message, cooldown, budget, approval, "
-                          "approval_timeout, mode or storm_guard) [schema]"));
+                          "approval_timeout, mode, storm_guard or boot_timeout) [schema]"));
 }
 
 TEST(LoaderSuggestions, SuggestsTheTopLevelKeyStepKeyFieldAndPolicyValue) {
