@@ -71,6 +71,11 @@ node::EngineConfig demo_engine_config(const std::string& dir, Duration duration)
   c.engine.storm.host_fraction = 0.2;
   c.engine.storm.fleet_fraction = 0.5;
   c.engine.storm.window = 10s;
+  // The demo packs a day's faults into a minute: unrelated faults are seconds
+  // apart, so a settle of 10s would see them as one storm. Its burst comes at
+  // one instant, and a 1s settle still catches it.
+  c.engine.storm.host_settle = 1s;
+  c.engine.storm.fleet_settle = 1s;
   c.engine.storm.quiet = duration;
   c.engine.action_ttl = 30s;
   return c;

@@ -155,18 +155,16 @@ void Engine::Impl::on_hold_end(IncidentId id) {
 }
 
 // The storm guard has decided: a freeze keeps the incident held until it
-// lifts (which closes it); a settle still on waits for its end; otherwise it
-// was no storm, and the step meets the policies again.
+// lifts (which closes it); otherwise it was no storm, and the step meets the
+// policies again. A step waits for one settle at most: a settle that began
+// after it (a steady trickle of unrelated failures) does not hold it again,
+// so no action starves.
 void Engine::Impl::settle_end(Incident& inc) {
   const StormGuard& g = chain_.storm();
   uint32_t host = fleet_.vm_at(inc.vm).host;
   if (g.fleet_frozen() || g.frozen(host)) return;
-  if (int64_t until = g.settling_until(host, now_ns())) {
-    touch_vm(inc.vm);
-    inc.deadline = from_ns(until);
-    return arm_hold_timer(inc);
-  }
   book_.move_to(inc, IncidentState::kOpen);
+  inc.settled = true;
   inc.held_by = Policy::kNone;
   Decision d = base(inc);
   verdict(inc, false, "released: the storm guard settled with no storm", d.id, 0);

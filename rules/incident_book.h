@@ -71,6 +71,7 @@ struct Incident {
   std::string trigger;
   std::string probe;              // set when keyed by probe.name
   bool healed_seen = false;       // the heal signal came while acting
+  bool settled = false;           // it waited out one storm-guard settle already
   bool progress = false;          // the VM showed progress since the step (boot_timeout)
   Time watch_from{};              // watching: when the step's watch began
   EvidenceRef healed_ref = 0;     // ... in this event

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/duration.h"
+#include "rules/incident_book.h"
 
 namespace medic::rules {
 
@@ -52,7 +53,7 @@ PolicyCheck StormGuard::check(const PolicyContext& c) {
                                             : std::string("the fleet")) +
                                       " by the storm guard");
   }
-  int64_t until = settling_until(c.host, c.now);
+  int64_t until = c.incident.settled ? 0 : settling_until(c.host, c.now);
   if (until == 0) return pass();
   bool on_host = at_or_null(c.host) && at_or_null(c.host)->settle_until_ns == until;
   const Tally& scope = on_host ? *at_or_null(c.host) : fleet_;
