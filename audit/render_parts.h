@@ -1,6 +1,7 @@
 // The pieces `medic audit list/show/why` are printed from: times and spans
 // for people, signed evidence read back into words, and lookups in an
-// ActionHistory. Internal to audit/ (render.cc, why_story.cc, why_render.cc).
+// ActionHistory. Internal to audit/ (render.cc, why_story.cc, why_render.cc); the
+// replay's printer (replay/render.cc) shares its times and padding.
 #pragma once
 
 #include <optional>

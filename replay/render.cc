@@ -1,30 +1,13 @@
 // What `medic rules replay` prints (replay/replay.h), as text and JSON.
-#include <ctime>
-
+#include "audit/render_parts.h"
 #include "core/duration.h"
 #include "replay/replay.h"
 
 namespace medic::replay {
 namespace {
 
-// "2026-03-01 09:00:00.000Z"; "-" for time zero.
-std::string utc(Time t) {
-  const int64_t n = to_ns(t);
-  if (n == 0) return "-";
-  time_t secs = static_cast<time_t>(n / 1'000'000'000);
-  int ms = static_cast<int>((n % 1'000'000'000) / 1'000'000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-  return buf;
-}
-
-std::string pad(std::string s, size_t n) {
-  if (s.size() < n) s.append(n - s.size(), ' ');
-  return s;
-}
+using audit::internal::pad;
+using audit::internal::utc;
 
 // "7.07s" under a minute, else "1h0m0s" to the second.
 std::string span(Duration d) {

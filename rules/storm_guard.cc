@@ -55,8 +55,9 @@ PolicyCheck StormGuard::check(const PolicyContext& c) {
   }
   int64_t until = c.incident.settled ? 0 : settling_until(c.host, c.now);
   if (until == 0) return pass();
-  bool on_host = at_or_null(c.host) && at_or_null(c.host)->settle_until_ns == until;
-  const Tally& scope = on_host ? *at_or_null(c.host) : fleet_;
+  const Freeze* host_scope = at_or_null(c.host);
+  bool on_host = host_scope && host_scope->settle_until_ns == until;
+  const Tally& scope = on_host ? *host_scope : fleet_;
   std::string where = on_host ? "host " + fleet_table_.host_at(c.host).name : "the fleet";
   return hold_until(until, "the storm guard is settling: " + std::to_string(scope.bad_times.size()) +
                                " VMs of " + where + " turned bad within " +
@@ -172,7 +173,7 @@ void StormGuard::evaluate(int64_t now) {
     }
     return;
   }
-  for (uint32_t h : to_page) page(h, to_ns(clock_.now()), "");
+  for (uint32_t h : to_page) page(h, now, "");
 }
 
 void StormGuard::flush_deferred() {

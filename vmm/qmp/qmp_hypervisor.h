@@ -157,6 +157,7 @@ class QmpHypervisor final : public Hypervisor {
   // launcher's pidfd and Clock timers, bounded by a Clock deadline.
   std::string refusal(Vm& v, Verb verb);
   void start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done);
+  bool begin_ending(Vm& v, bool unresponsive);
   void on_verb_deadline(Vm& v);
   void begin_launch(Vm& v);
   void look_for_qmp(Vm& v);

@@ -96,23 +96,29 @@ void QmpHypervisor::start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done
     begin_launch(v);
     return;
   }
-  if (v.verb->ending_qemu()) {
-    v.stopping = true;
-    if (unresponsive) {
-      spdlog::info("qmp: {}: {}: QMP does not answer, SIGKILL instead of quit", v.spec().name,
-                   what);
-      v.verb->step = 1;  // no quit: QEMU's exit ends the stop
-      v.launcher.send_kill();
-      return;
-    }
-    // quit first; SIGKILL at half the timeout if QEMU has not gone.
-    v.verb->kill_timer = clock_.schedule_after(timeout / 2, [vp] {
-      vp->verb->kill_timer = 0;
-      vp->launcher.send_kill();
-    });
-  }
+  if (v.verb->ending_qemu() && !begin_ending(v, unresponsive)) return;
   if (!v.qmp.connected()) pump_status(v);  // connects; the handshake follows
   advance_verb(v);
+}
+
+// Stop or restart of a running QEMU: quit first, SIGKILL at half the verb's
+// timeout if it has not gone; an unresponsive one is killed at once (false:
+// nothing more to send, QEMU's exit ends the verb).
+bool QmpHypervisor::begin_ending(Vm& v, bool unresponsive) {
+  v.stopping = true;
+  if (unresponsive) {
+    spdlog::info("qmp: {}: {}: QMP does not answer, SIGKILL instead of quit", v.spec().name,
+                 v.verb->what);
+    v.verb->step = 1;  // no quit: QEMU's exit ends the stop
+    v.launcher.send_kill();
+    return false;
+  }
+  Vm* vp = &v;
+  v.verb->kill_timer = clock_.schedule_after(v.verb->timeout / 2, [vp] {
+    vp->verb->kill_timer = 0;
+    vp->launcher.send_kill();
+  });
+  return true;
 }
 
 void QmpHypervisor::on_verb_deadline(Vm& v) {

@@ -12,15 +12,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Harness;
+using testing::no_storm;
 using testing::heartbeat;
 using testing::lifecycle;
 using testing::state;
 
-EngineOptions no_storm() {
-  EngineOptions o;
-  o.storm.min_vms = 1000;
-  return o;
-}
 
 constexpr const char* kHangRule = R"(rules:
   - {name: hang, absent: vm.heartbeat, for: 30s, do: [reboot, reset], heal_within: 1m,

@@ -9,6 +9,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Harness;
+using testing::no_storm;
 using testing::heartbeat;
 using testing::lifecycle;
 using testing::probe;
@@ -17,13 +18,6 @@ using testing::state;
 constexpr auto kPanic = medic::v1::LIFECYCLE_PANICKED;
 constexpr auto kCrash = medic::v1::LIFECYCLE_CRASHED;
 
-// Small fleets trip the storm guard quickly (3 of 4 VMs bad); tests of other
-// policies turn it off.
-EngineOptions no_storm() {
-  EngineOptions o;
-  o.storm.min_vms = 1000;
-  return o;
-}
 
 const char* kPanicRule = R"(rules:
   - name: guest-panicked

@@ -12,15 +12,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Harness;
+using testing::no_storm;
 using testing::heartbeat;
 using testing::lifecycle;
 using testing::state;
 
-EngineOptions no_storm() {
-  EngineOptions o;
-  o.storm.min_vms = 1000;
-  return o;
-}
 
 // A rule that triggers on every state report while the VM is stopped: the
 // case that wrote a decision per report before holds were kept.
