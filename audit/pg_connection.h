@@ -1,0 +1,53 @@
+// One connection to PostgreSQL that reconnects after a failure, and the only
+// place libpqxx exceptions are turned into Status. Internal to audit/.
+//
+// Errors from transact():
+// - kUnavailable: the server cannot be reached, the connection broke, or a
+//   statement ran past the statement timeout. The next call reconnects.
+//   A commit whose outcome is unknown (the connection broke during COMMIT) is
+//   kUnavailable too, with "outcome unknown" in the message: callers make
+//   their writes idempotent so that a retry is safe.
+// - kFailedPrecondition: a serialization failure or deadlock (retry), or a
+//   constraint the data broke; the message carries PostgreSQL's.
+// - kInternal: any other SQL error, with the statement's text.
+//
+// Not thread-safe: one thread uses a connection.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace medic::audit::internal {
+
+class PgConnection {
+ public:
+  // Connects lazily. Every statement is bounded by `statement_timeout`.
+  PgConnection(std::string url, Duration statement_timeout);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Connects now (when not connected).
+  Status connect();
+  // Runs `body` in one transaction and commits it when `body` returns OK;
+  // rolls back otherwise and returns body's status.
+  Status transact(const std::function<Status(pqxx::work&)>& body);
+  const std::string& url() const { return url_; }
+
+ private:
+  Status from_exception(const std::exception& e, bool in_commit);
+
+  std::string url_;
+  Duration statement_timeout_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+// "postgresql://" or "postgres://" at the start of `storage`.
+bool is_postgres_url(const std::string& storage);
+
+}  // namespace medic::audit::internal
