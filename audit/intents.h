@@ -98,11 +98,18 @@ using IntentStorePtr = std::unique_ptr<IntentStore>;
 Result<IntentStorePtr> open_pg_intent_store(const std::string& url, int shard_count,
                                             Duration statement_timeout = std::chrono::seconds(2));
 
+// "postgresql://" or "postgres://" at the start of `storage`.
+bool is_postgres_url(const std::string& storage);
+
 // What verify_pg_chain found.
 struct PgChainReport {
   int64_t rows = 0;     // chained rows checked
   Seq first_bad = 0;    // 0 when the chain holds
   std::string problem;  // why first_bad does not hold up
+  bool ok() const { return first_bad == 0; }
+  // For `medic audit verify`: in the words SQLite's report uses.
+  std::string text() const;
+  std::string json() const;
 };
 
 // Recomputes the PostgreSQL audit chain from row 1: seqs contiguous across

@@ -84,8 +84,4 @@ Status PgConnection::from_exception(const std::exception& e, bool in_commit) {
   return internal_error("PostgreSQL: " + what);
 }
 
-bool is_postgres_url(const std::string& storage) {
-  return storage.rfind("postgresql://", 0) == 0 || storage.rfind("postgres://", 0) == 0;
-}
-
 }  // namespace medic::audit::internal

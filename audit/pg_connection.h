@@ -47,7 +47,4 @@ class PgConnection {
   std::unique_ptr<pqxx::connection> conn_;
 };
 
-// "postgresql://" or "postgres://" at the start of `storage`.
-bool is_postgres_url(const std::string& storage);
-
 }  // namespace medic::audit::internal

@@ -5,6 +5,7 @@
 #include "audit/chain.h"
 #include "audit/intents.h"
 #include "audit/pg_connection.h"
+#include "core/json.h"
 
 namespace medic::audit {
 namespace {
@@ -99,6 +100,34 @@ PgChainReport walk(const std::map<Seq, LoadedRow>& rows, Seq head_seq, const std
 }
 
 }  // namespace
+
+bool is_postgres_url(const std::string& storage) {
+  return storage.rfind("postgresql://", 0) == 0 || storage.rfind("postgres://", 0) == 0;
+}
+
+std::string PgChainReport::text() const {
+  std::string s;
+  if (ok()) {
+    s += "OK: the audit log verifies.\n";
+  } else {
+    s += "TAMPERED: the audit log does not verify.\n";
+    s += "  first bad row: " + std::to_string(first_bad) + "\n";
+    s += "  problem:       " + problem + "\n";
+  }
+  s += "  rows checked:  " + std::to_string(rows) + "\n";
+  s += "  note: a PostgreSQL log has no signed checkpoints or head yet; the chain shows rows "
+       "edited, reordered or removed, not a log cut off by someone who can write the database\n";
+  return s;
+}
+
+std::string PgChainReport::json() const {
+  Json j = {{"ok", ok()}, {"rows", rows}, {"signed", false}};
+  if (!ok()) {
+    j["first_bad"] = first_bad;
+    j["problem"] = problem;
+  }
+  return dump_json(j);
+}
 
 Result<PgChainReport> verify_pg_chain(const std::string& url) {
   internal::PgConnection db(url, std::chrono::minutes(10));

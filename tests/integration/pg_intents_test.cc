@@ -219,6 +219,29 @@ TEST_F(PgIntentsTest, VerifyNamesTheFirstEditedRow) {
   EXPECT_NE(edited->problem.find("does not match its hash"), std::string::npos) << edited->problem;
 }
 
+TEST_F(PgIntentsTest, MedicAuditVerifyOnAPostgresUrlNamesTheFirstBadRowAndExitsOne) {
+  audit::Fence fence = take("engine-a");
+  ASSERT_OK(store_->record(fence, intent("act-1", 0)));
+  ASSERT_OK(store_->record(fence, intent("act-2", 1)));
+  auto good = testing::run_command(
+      {testing::medic_binary(), "audit", "verify", "--db", server_->url()});
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  EXPECT_NE(good.out.find("OK: the audit log verifies."), std::string::npos) << good.out;
+  EXPECT_NE(good.out.find("rows checked:  6"), std::string::npos) << good.out;
+
+  exec("UPDATE audit_decisions SET reason = 'nothing to see' WHERE seq = 4");
+  auto bad = testing::run_command(
+      {testing::medic_binary(), "audit", "verify", "--db", server_->url(), "--json"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("\"first_bad\":4"), std::string::npos) << bad.out;
+
+  auto signed_only = testing::run_command(
+      {testing::medic_binary(), "audit", "verify", "--db", server_->url(), "--key",
+       std::string(64, 'a')});
+  EXPECT_EQ(signed_only.exit_code, 2);
+  EXPECT_NE(signed_only.err.find("has none yet"), std::string::npos) << signed_only.err;
+}
+
 TEST_F(PgIntentsTest, VerifyNamesADeletedRowInTheMiddle) {
   audit::Fence fence = take("engine-a");
   ASSERT_OK(store_->record(fence, intent("act-1", 0)));
