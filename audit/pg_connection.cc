@@ -15,6 +15,19 @@ bool is_server_unavailable(const std::string& state) {
   return state == "57014" || state == "57P01" || state == "57P02" || state == "57P03";
 }
 
+// `url` with the libpq options that keep a lost server from hanging a call:
+// connect_timeout (libpq's least, 2 s), TCP keepalives, and tcp_user_timeout
+// so a statement sent into a dead connection fails instead of waiting for
+// the kernel's retransmissions. Options the url sets itself are kept.
+std::string with_timeouts(const std::string& url, Duration statement_timeout) {
+  if (url.find("connect_timeout=") != std::string::npos) return url;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(statement_timeout).count();
+  return url + (url.find('?') == std::string::npos ? "?" : "&") +
+         "connect_timeout=2&keepalives=1&keepalives_idle=5&keepalives_interval=2"
+         "&keepalives_count=2&tcp_user_timeout=" +
+         std::to_string(std::max<int64_t>(1000, ms));
+}
+
 }  // namespace
 
 PgConnection::PgConnection(std::string url, Duration statement_timeout)
@@ -26,7 +39,7 @@ Status PgConnection::connect() {
   if (conn_ && conn_->is_open()) return {};
   conn_.reset();
   try {
-    auto c = std::make_unique<pqxx::connection>(url_);
+    auto c = std::make_unique<pqxx::connection>(with_timeouts(url_, statement_timeout_));
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(statement_timeout_).count();
     pqxx::nontransaction setup(*c);
     setup.exec("SET statement_timeout = " + std::to_string(std::max<int64_t>(1, ms)));

@@ -11,6 +11,11 @@
 //   constraint the data broke; the message carries PostgreSQL's.
 // - kInternal: any other SQL error, with the statement's text.
 //
+// A connection attempt gives up after 2 s (libpq's least connect_timeout);
+// TCP keepalives and tcp_user_timeout (the statement timeout, at least 1 s)
+// end a connection to a server that stopped answering, unless the url sets
+// connect_timeout itself.
+//
 // Not thread-safe: one thread uses a connection.
 #pragma once
 
