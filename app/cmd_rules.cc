@@ -1,5 +1,6 @@
 // `medic rules check FILE...` lints rule files like a compiler does;
-// `medic rules test FILE...` runs rule unit tests (rules/rule_test.h).
+// `medic rules test FILE...` runs rule unit tests (rules/rule_test.h);
+// `medic rules replay` is app/cmd_replay.cc.
 #include <iostream>
 
 #include "app/commands.h"
@@ -46,7 +47,7 @@ int run_tests(const RulesArgs& a) {
 }  // namespace
 
 void add_rules(CLI::App& app, int* exit_code) {
-  auto* rules = app.add_subcommand("rules", "check and unit-test rule files offline");
+  auto* rules = app.add_subcommand("rules", "check, unit-test and backtest rule files offline");
   rules->require_subcommand(1);
   auto args = std::make_shared<RulesArgs>();
 
@@ -65,6 +66,8 @@ void add_rules(CLI::App& app, int* exit_code) {
   test->add_option("files", args->files, "rule test files (YAML)")->required();
   test->add_flag("-v,--verbose", args->verbose, "print every decision of every test");
   test->callback([args, exit_code] { *exit_code = run_tests(*args); });
+
+  add_rules_replay(*rules, exit_code);
 }
 
 }  // namespace medic::app

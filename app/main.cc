@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   medic::app::add_engine(app, &exit_code);
   medic::app::add_agent(app, &exit_code);
   medic::app::add_rules(app, &exit_code);
+  medic::app::add_record(app, &exit_code);
   medic::app::add_audit(app, &exit_code);
   medic::app::add_control(app, &exit_code);
   medic::app::add_keygen(app, &exit_code);

@@ -75,6 +75,7 @@ const char* vm_state_words(medic::v1::VmState s) {
     case medic::v1::VM_STATE_CRASHED: return "crashed";
     case medic::v1::VM_STATE_BOOTING: return "booting";
     case medic::v1::VM_STATE_SHUTTING_DOWN: return "shutting down";
+    case medic::v1::VM_STATE_UNRESPONSIVE: return "unresponsive";
     default: return "unknown state";
   }
 }
@@ -89,6 +90,7 @@ const char* lifecycle_words(medic::v1::Lifecycle l) {
     case medic::v1::LIFECYCLE_CRASHED: return "VM process crashed";
     case medic::v1::LIFECYCLE_RESUMED: return "VM resumed";
     case medic::v1::LIFECYCLE_STARTED: return "VM started";
+    case medic::v1::LIFECYCLE_UNRESPONSIVE: return "VM process stopped answering";
     default: return "lifecycle event";
   }
 }
@@ -113,6 +115,7 @@ std::string event_words(const medic::v1::Event& e) {
       return s;
     }
     case medic::v1::Event::kHeartbeat: return "heartbeat from " + e.heartbeat().source();
+    case medic::v1::Event::kGuestPing: return "guest agent answered a ping";
     case medic::v1::Event::kProbe: {
       std::string s = "probe " + e.probe().probe() + (e.probe().ok() ? " ok" : " failed");
       if (!e.probe().reason().empty()) s += ": " + e.probe().reason();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Times the QEMU end-to-end scenarios: runs the e2e test binary RUNS times
+# Times the QEMU end-to-end scenarios: runs the e2e test binaries RUNS times
 # (default 3) and prints, for each figure it reports (E2E_TIMING lines), the
 # median, min and max in seconds, plus each scenario's wall time and that of
 # one whole run.
@@ -7,8 +7,10 @@
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=$build/tests/e2e_qemu_guest_test
-[ -x "$bin" ] || { echo "qemu_e2e: no $bin (build first)" >&2; exit 1; }
+bins=("$build/tests/e2e_qemu_guest_test" "$build/tests/e2e_qemu_lifecycle_test")
+for bin in "${bins[@]}"; do
+  [ -x "$bin" ] || { echo "qemu_e2e: no $bin (build first)" >&2; exit 1; }
+done
 runs=${RUNS:-3}
 export MEDIC_SOURCE_DIR=$here
 export MEDIC_GUEST_CACHE=${MEDIC_GUEST_CACHE:-$build/tests/e2e/guest-cache}
@@ -17,11 +19,15 @@ trap 'rm -f "$tmp"' EXIT
 echo "# qemu e2e: accel=${MEDIC_E2E_ACCEL:-tcg}, $runs runs, $(nproc) cores, $(qemu-system-x86_64 --version | head -n 1)"
 for i in $(seq "$runs"); do
   start=$(date +%s.%N)
-  out=$("$bin" 2>&1) || { echo "$out" | tail -n 40; echo "qemu_e2e: run $i failed" >&2; exit 1; }
+  out=""
+  for bin in "${bins[@]}"; do
+    one=$("$bin" 2>&1) || { echo "$one" | tail -n 40; echo "qemu_e2e: run $i of $bin failed" >&2; exit 1; }
+    out+=$one$'\n'
+  done
   end=$(date +%s.%N)
   echo "$out" | grep '^E2E_TIMING ' >> "$tmp"
   # Each scenario's own wall time, from GoogleTest's "[       OK ] Suite.Name (N ms)".
-  echo "$out" | sed -n 's/^\[ *OK \] QemuGuest\.\([A-Za-z]*\) (\([0-9]*\) ms)$/\1 \2/p' \
+  echo "$out" | sed -n 's/^\[ *OK \] Qemu[A-Za-z]*\.\([A-Za-z]*\) (\([0-9]*\) ms)$/\1 \2/p' \
     | awk '{ printf "E2E_TIMING scenario:%s %.2f\n", $1, $2 / 1000 }' >> "$tmp"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "E2E_TIMING whole_e2e_binary_wall %.2f\n", e - s }' >> "$tmp"
 done

@@ -125,11 +125,12 @@ void Collector::schedule_guest_pings() {
       // The answer may come after this collector is gone; the weak token
       // tells.
       std::weak_ptr<bool> alive = alive_;
-      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, alive, vm](bool ok) {
+      const Time asked = deps_.clock->now();
+      deps_.guest_pinger->ping(vm, opts_.guest_ping.timeout, [this, alive, vm, asked](bool ok) {
         if (alive.expired()) return;
         pinging_.erase(vm);
         if (ok) {
-          record_beat(vm, deps_.clock->now(), 0, "guest-agent");
+          record_agent_answer(vm, deps_.clock->now(), deps_.clock->now() - asked);
         } else {
           ++counters_.guest_ping_failures;
         }
@@ -144,12 +145,18 @@ void Collector::record_beat(const std::string& vm, Time at, uint64_t counter, co
   Beat& b = beats_[vm];
   if (at >= b.at) {
     b.at = at;
-    // A guest-agent answer carries no counter: keep the heartbeat channel's,
-    // so rules reading heartbeat.counter do not see it drop to 0.
-    if (std::string_view(source) != "guest-agent") b.counter = counter;
+    b.counter = counter;
     b.source = source;
   }
   b.fresh = true;
+}
+
+void Collector::record_agent_answer(const std::string& vm, Time at, Duration latency) {
+  ++counters_.guest_ping_answers;
+  AgentAnswer& a = agent_answers_[vm];
+  a.at = at;
+  a.latency = latency;
+  a.fresh = true;
 }
 
 void Collector::on_vm_event(const vmm::VmEvent& e) {
@@ -286,9 +293,16 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
     }
     if (vm.state == medic::v1::VM_STATE_RUNNING) running_vms_.push_back(vm.id);
   }
-  // Heartbeats of VMs the backend no longer lists are forgotten, so the
-  // table is bounded by the host's VMs.
+  // Heartbeats and agent answers of VMs the backend no longer lists are
+  // forgotten, so the tables are bounded by the host's VMs.
   beats_ = std::move(kept);
+  std::map<std::string, AgentAnswer> answers;
+  for (const auto& vm : vms) {
+    if (auto it = agent_answers_.find(vm.id); it != agent_answers_.end()) {
+      answers.insert(agent_answers_.extract(it));
+    }
+  }
+  agent_answers_ = std::move(answers);
 }
 
 void Collector::append_fresh_heartbeats(std::vector<Event>* events) {
@@ -302,6 +316,15 @@ void Collector::append_fresh_heartbeats(std::vector<Event>* events) {
     auto* hb = ev.mutable_heartbeat();
     hb->set_counter(b.counter);
     hb->set_source(b.source);
+  }
+  for (auto& [vm, a] : agent_answers_) {
+    if (!a.fresh) continue;
+    a.fresh = false;
+    Event& ev = events->emplace_back();
+    ev.set_host(opts_.host);
+    ev.set_vm(vm);
+    ev.set_observed_at_ns(to_ns(a.at));
+    ev.mutable_guest_ping()->set_latency_ns(a.latency.count());
   }
 }
 

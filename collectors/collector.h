@@ -6,8 +6,9 @@
 //   is sealed for `host`, and create() refuses a backend for another host.
 // - Bulk lane (stream 0): every `interval` one flush with the full state of
 //   every VM (state, labels, last heartbeat, CPU%, RSS, uptime), one
-//   coalesced Heartbeat event per VM that beat since the last flush, and the
-//   probe results that finished since the last flush. Level-triggered: a
+//   coalesced Heartbeat event per VM whose heartbeat writer beat since the
+//   last flush, one GuestPing event per VM whose guest agent answered since
+//   then, and the probe results that finished since the last flush. Level-triggered: a
 //   lost flush is healed by the next.
 // - Urgent lane (stream 1, its own Sealer and sockets): lifecycle events read
 //   from the backend are sealed and handed to the publisher in the same loop
@@ -46,8 +47,9 @@ namespace medic::collectors {
 
 // Hook for guest liveness through the QEMU guest agent (`guest-ping` over the
 // VM's guest-agent socket). The QMP backend provides the implementation; the
-// collector only schedules pings and records answers as heartbeats with
-// source "guest-agent".
+// collector only schedules pings and reports answers as GuestPing events
+// (rules: vm.guest_ping), never as heartbeats: an agent that answers says
+// nothing about the guest's own heartbeat writer.
 class GuestPinger {
  public:
   using Done = std::function<void(bool ok)>;
@@ -92,6 +94,7 @@ struct CollectorCounters {
   uint64_t list_errors = 0;
   uint64_t stats_errors = 0;
   uint64_t guest_pings = 0;
+  uint64_t guest_ping_answers = 0;
   uint64_t guest_ping_failures = 0;
   uint64_t guest_pings_skipped = 0;  // the VM's previous ping was still unanswered
   // Lifecycle event read -> urgent batch handed to the publisher.
@@ -153,6 +156,11 @@ class Collector final : private EventSource {
     const char* source = "backend";
     bool fresh = false;  // not yet reported in a Heartbeat event
   };
+  struct AgentAnswer {
+    Time at{};
+    Duration latency{};
+    bool fresh = false;  // not yet reported in a GuestPing event
+  };
   struct Figures {
     double cpu_percent = 0;
     uint64_t rss_bytes = 0;
@@ -169,7 +177,8 @@ class Collector final : private EventSource {
   void read_backend();
   void sample_resources(const std::vector<vmm::VmInfo>& vms);
   // The parts of a flush: one state event per listed VM (keeping the heartbeats
-  // of listed VMs only), then fresh heartbeats, then pending probe results.
+  // and agent answers of listed VMs only), then fresh heartbeats and agent
+  // answers, then pending probe results.
   void append_state_events(const std::vector<vmm::VmInfo>& vms, Time now,
                            std::vector<medic::v1::Event>* events);
   void append_fresh_heartbeats(std::vector<medic::v1::Event>* events);
@@ -178,6 +187,7 @@ class Collector final : private EventSource {
   void schedule_guest_pings();
   void send_bulk(std::vector<medic::v1::Event>& events, Time now);
   void record_beat(const std::string& vm, Time at, uint64_t counter, const char* source);
+  void record_agent_answer(const std::string& vm, Time at, Duration latency);
 
   CollectorDeps deps_;
   CollectorOptions opts_;
@@ -188,6 +198,7 @@ class Collector final : private EventSource {
   std::map<std::string, Figures> figures_;
   Time next_resource_sample_{};
   std::map<std::string, Beat> beats_;
+  std::map<std::string, AgentAnswer> agent_answers_;
   std::vector<std::string> running_vms_;  // from the last list(), for guest pings
   std::set<std::string> pinging_;         // VMs with a guest ping in flight
   std::deque<ProbeOutcome> pending_probes_;

@@ -122,6 +122,12 @@ constexpr std::array<FieldSpec, 2> kHeartbeatFields = {{
 }};
 constexpr MessageSchema kHeartbeat = schema<kHeartbeatFields>("medic.v1.Heartbeat");
 
+using medic::v1::GuestPing;
+constexpr std::array<FieldSpec, 1> kGuestPingFields = {{
+    {GuestPing::kLatencyNsFieldNumber, "latency_ns", kVarint},
+}};
+constexpr MessageSchema kGuestPing = schema<kGuestPingFields>("medic.v1.GuestPing");
+
 using medic::v1::ProbeResult;
 constexpr std::array<FieldSpec, 5> kProbeFields = {{
     {ProbeResult::kProbeFieldNumber, "probe", kText},
@@ -133,7 +139,7 @@ constexpr std::array<FieldSpec, 5> kProbeFields = {{
 constexpr MessageSchema kProbe = schema<kProbeFields>("medic.v1.ProbeResult");
 
 using medic::v1::Event;
-constexpr std::array<FieldSpec, 7> kEventFields = {{
+constexpr std::array<FieldSpec, 8> kEventFields = {{
     {Event::kHostFieldNumber, "host", kText},
     {Event::kVmFieldNumber, "vm", kText},
     {Event::kObservedAtNsFieldNumber, "observed_at_ns", kVarint},
@@ -141,6 +147,7 @@ constexpr std::array<FieldSpec, 7> kEventFields = {{
     {Event::kLifecycleFieldNumber, "lifecycle", kLen, false, &kLifecycle, 1},
     {Event::kHeartbeatFieldNumber, "heartbeat", kLen, false, &kHeartbeat, 1},
     {Event::kProbeFieldNumber, "probe", kLen, false, &kProbe, 1},
+    {Event::kGuestPingFieldNumber, "guest_ping", kLen, false, &kGuestPing, 1},
 }};
 constexpr MessageSchema kEvent = schema<kEventFields>("medic.v1.Event");
 
@@ -529,6 +536,7 @@ struct BatchFill {
       case Event::kStateFieldNumber: return {e->mutable_state()};
       case Event::kLifecycleFieldNumber: return {e->mutable_lifecycle()};
       case Event::kHeartbeatFieldNumber: return {e->mutable_heartbeat()};
+      case Event::kGuestPingFieldNumber: return {e->mutable_guest_ping()};
       default: return {e->mutable_probe()};
     }
   }
@@ -574,7 +582,7 @@ struct BatchFill {
     }
   }
 
-  // LifecycleEvent, Heartbeat and ProbeResult: the rarer bodies.
+  // LifecycleEvent, Heartbeat, GuestPing and ProbeResult: the rarer bodies.
   void other_body(const MessageSchema& s, const FieldSpec& f, uint64_t x,
                   std::string_view text) const {
     using namespace medic::v1;
@@ -589,6 +597,8 @@ struct BatchFill {
       auto* h = static_cast<Heartbeat*>(msg);
       if (f.number == Heartbeat::kCounterFieldNumber) h->set_counter(x);
       if (f.number == Heartbeat::kSourceFieldNumber) h->set_source(text.data(), text.size());
+    } else if (&s == &kGuestPing) {
+      static_cast<GuestPing*>(msg)->set_latency_ns(int64_t(x));
     } else {
       auto* p = static_cast<ProbeResult*>(msg);
       switch (f.number) {

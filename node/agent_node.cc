@@ -14,6 +14,10 @@
 namespace medic::node {
 namespace {
 
+// How long a start at agent start-up may take without an actuator section
+// (whose execute_timeout bounds it otherwise).
+constexpr Duration kDesiredStartTimeout = std::chrono::seconds(60);
+
 std::string resolve(const std::string& dir, const std::string& p) {
   if (p.empty() || p[0] == '/') return p;
   return (std::filesystem::path(dir) / p).lexically_normal().string();
@@ -158,6 +162,12 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
     if (c) c->on_vm_event(e);
     if (a) a->on_vm_event(e);
   });
+  // The guests this host is meant to run (qmp: `desired: running`) start
+  // now, on the loop; their STARTED events reach the collector.
+  const Duration start_timeout =
+      config.actuator ? config.actuator->options.execute_timeout : kDesiredStartTimeout;
+  const size_t starting = deps.hypervisor->start_desired(start_timeout);
+  if (starting > 0) spdlog::info("agent: starting {} guest(s) whose desired state is running", starting);
   return node;
 }
 
@@ -174,6 +184,8 @@ void AgentNode::register_collector_counters() {
   r.observe("collector_backend_errors_total", {{"call", "list"}}, [&c] { return c.list_errors; });
   r.observe("collector_backend_errors_total", {{"call", "stats"}}, [&c] { return c.stats_errors; });
   r.observe("collector_guest_ping_failures_total", {}, [&c] { return c.guest_ping_failures; });
+  r.observe("collector_guest_ping_answers_total", {}, [&c] { return c.guest_ping_answers; },
+            "guest-agent answers, reported as vm.guest_ping (never as heartbeats)");
   r.observe("collector_guest_pings_skipped_total", {}, [&c] { return c.guest_pings_skipped; });
   const collectors::ProbeRunner& p = collector_->probes();
   r.observe("probes_total", {{"result", "succeeded"}}, [&p] { return p.counters().succeeded; });

@@ -30,8 +30,9 @@ Json incident_json(const rules::IncidentRecord& r) {
   return {{"id", r.id}, {"key", r.key}, {"rule", r.rule}, {"ver", r.rule_version},
           {"step", r.step}, {"state", r.state}, {"wait", static_cast<int>(r.waiting_on)},
           {"held", static_cast<int>(r.held_by)}, {"action", r.action_id},
-          {"deadline", r.deadline_ns}, {"ev", refs}, {"trigger", r.trigger},
-          {"probe", r.probe}, {"healed", r.healed_seen}, {"reported", r.waiting_reported},
+          {"deadline", r.deadline_ns}, {"sd", r.step_decision}, {"ev", refs}, {"trigger", r.trigger},
+          {"probe", r.probe}, {"healed", r.healed_seen}, {"prog", r.progress},
+          {"wfrom", r.watch_from_ns}, {"reported", r.waiting_reported},
           {"astep", r.approved_step}, {"aby", r.approved_by}};
 }
 
@@ -50,10 +51,13 @@ rules::IncidentRecord incident_from(const Json& j, const std::string& host,
   r.held_by = static_cast<rules::Policy>(j.at("held").get<int>());
   r.action_id = j.at("action").get<std::string>();
   r.deadline_ns = j.at("deadline").get<int64_t>();
+  r.step_decision = j.value("sd", std::string());  // absent in rows from before it was kept
   for (const auto& e : j.at("ev")) r.evidence.push_back(e.get<rules::EvidenceRef>());
   r.trigger = j.at("trigger").get<std::string>();
   r.probe = j.at("probe").get<std::string>();
   r.healed_seen = j.at("healed").get<bool>();
+  r.progress = j.value("prog", false);  // absent in rows from before boot_timeout
+  r.watch_from_ns = j.value("wfrom", int64_t{0});
   r.waiting_reported = j.at("reported").get<bool>();
   r.approved_step = j.at("astep").get<uint32_t>();
   r.approved_by = j.at("aby").get<std::string>();
@@ -143,13 +147,18 @@ Status vm_from(const std::string& key, const Json& j, rules::EngineState* s) {
 
 Json host_json(const rules::HostRecord& r) {
   return {{"seen", r.last_seen_ns}, {"noticed", r.silence_noticed}, {"bad", times(r.bad_times)},
-          {"last_bad", r.last_bad_ns}, {"frozen", r.frozen}};
+          {"last_bad", r.last_bad_ns}, {"frozen", r.frozen}, {"settle", r.settle_until_ns},
+          {"paged", r.paged_ns}, {"paged_n", r.paged_count}};
 }
 
 void host_from(const std::string& name, const Json& j, rules::EngineState* s) {
   s->hosts.push_back({name, j.at("seen").get<int64_t>(), j.at("noticed").get<bool>(),
                       j.at("bad").get<std::vector<int64_t>>(), j.at("last_bad").get<int64_t>(),
                       j.at("frozen").get<bool>()});
+  // Absent in rows written before settles and page repeats were kept.
+  s->hosts.back().settle_until_ns = j.value("settle", int64_t{0});
+  s->hosts.back().paged_ns = j.value("paged", int64_t{0});
+  s->hosts.back().paged_count = j.value("paged_n", uint32_t{0});
 }
 
 Json silence_json(const rules::Silence& x) {
@@ -174,6 +183,8 @@ Json engine_json(const rules::EngineState& s) {
   return {{"decisions", s.decision_counter}, {"incident", s.last_incident_id},
           {"silence", s.silence_counter}, {"fleet_bad", times(s.fleet_bad_times)},
           {"fleet_last_bad", s.fleet_last_bad_ns}, {"fleet_frozen", s.fleet_frozen},
+          {"fleet_settle", s.fleet_settle_until_ns}, {"fleet_paged", s.fleet_paged_ns},
+          {"fleet_paged_n", s.fleet_paged_count},
           {"waiting", s.waiting}};
 }
 
@@ -184,6 +195,9 @@ void engine_from(const Json& j, rules::EngineState* s) {
   s->fleet_bad_times = j.at("fleet_bad").get<std::vector<int64_t>>();
   s->fleet_last_bad_ns = j.at("fleet_last_bad").get<int64_t>();
   s->fleet_frozen = j.at("fleet_frozen").get<bool>();
+  s->fleet_settle_until_ns = j.value("fleet_settle", int64_t{0});
+  s->fleet_paged_ns = j.value("fleet_paged", int64_t{0});
+  s->fleet_paged_count = j.value("fleet_paged_n", uint32_t{0});
   s->waiting = j.at("waiting").get<std::vector<uint64_t>>();
 }
 

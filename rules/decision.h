@@ -47,8 +47,10 @@ std::string_view policy_name(Policy p);
 // - pass: go on to the next policy;
 // - suppress: not now, and the incident closes (a trigger that still holds
 //   opens a fresh one);
-// - hold: not while the cause lasts (a silent host, a storm); the incident
-//   absorbs repeated triggers until the cause lifts;
+// - hold: not while the cause lasts (a silence, a silent host, a storm, a
+//   cooldown, a spent budget); the incident absorbs repeated triggers, with
+//   no decision for each, until the cause lifts; then it closes, and a
+//   trigger that still holds opens a fresh one;
 // - wait: not yet (a free action slot, an operator's answer); the step is
 //   tried again when the thing waited for comes;
 // - dry_run: record what would have happened and carry on as if it had.
@@ -59,6 +61,10 @@ struct PolicyCheck {
   Policy policy = Policy::kNone;
   Verdict verdict = Verdict::kPass;
   std::string reason;  // empty for a plain pass
+  // hold: when the cause lifts by itself (the cooldown or the silence ends,
+  // the budget has room again), ns since epoch; 0 when an event lifts it (the
+  // host speaks again, the storm is over). Not part of the audit record.
+  int64_t until_ns = 0;
 
   bool operator==(const PolicyCheck&) const = default;
 };

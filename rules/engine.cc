@@ -86,8 +86,10 @@ Engine::Impl::Impl(Clock& c, std::shared_ptr<const RuleSet> r, EngineOptions o, 
             const StormGuard& g = chain_.storm();
             for (uint32_t h = 0; h < fleet_.host_count(); ++h) touch_host(h);
             engine_dirty_ = true;
-            release_held(Policy::kStormGuard, [&](uint32_t v) {
-              return !g.fleet_frozen() && !g.frozen(fleet_.vm_at(v).host);
+            // Those held by a settle (a timer on) end by their own timer.
+            release_held(Policy::kStormGuard, "the storm guard lifted its freeze",
+                         [&](const Incident& i) {
+              return i.timer == 0 && !g.fleet_frozen() && !g.frozen(fleet_.vm_at(i.vm).host);
             });
           }) {
   absence_.rebuild(*rules_, 0, now_ns());
@@ -121,7 +123,8 @@ void Engine::Impl::host_seen(uint32_t h, int64_t at) {
   spdlog::info("rules: host {} speaks again after silence; re-arming its absence timers",
                host.name);
   absence_.rearm(host.vms, at);
-  release_held(Policy::kHostSilent, [&](uint32_t v) { return fleet_.vm_at(v).host == h; });
+  release_held(Policy::kHostSilent, "host " + host.name + " speaks again",
+               [&](const Incident& i) { return fleet_.vm_at(i.vm).host == h; });
 }
 
 // Silent hosts are noticed on the clock, not only when a rule wants to act
@@ -220,7 +223,7 @@ void Engine::Impl::match_rules(uint32_t v, EventType type, const medic::v1::Even
     if (r->trigger == TriggerKind::kCount && !counts_.reached(*r, key_buf_, now)) continue;
     // An open incident only gathers evidence: the common case while a VM
     // stays bad, so it builds nothing.
-    if (Incident* open = book_.find_key(key_buf_)) {
+    if (Incident* open = live_incident(key_buf_, now)) {
       ++stats_.triggers;
       add_evidence(*open, ref);
       continue;
@@ -255,6 +258,20 @@ void Engine::Impl::on_absence_due() {
   if (!batch_.empty()) process_batch();
 }
 
+// A hold whose time is up ends here even if its timer has not fired yet (a
+// restored engine, or a timer due at this very instant), so the trigger at
+// hand meets the policies afresh rather than joining a hold that is over.
+Incident* Engine::Impl::live_incident(const std::string& key, int64_t now) {
+  Incident* inc = book_.find_key(key);
+  if (inc && inc->state == IncidentState::kHeld && inc->timer != 0 &&
+      to_ns(inc->deadline) <= now) {
+    clock_.cancel(inc->timer);
+    on_hold_end(inc->id);
+    return book_.find_key(key);  // a settle that ended goes on; other holds close
+  }
+  return inc;
+}
+
 void Engine::Impl::add_evidence(Incident& inc, EvidenceRef ref) const {
   if (inc.evidence.size() < opt_.max_evidence) inc.evidence.push_back(ref);
 }
@@ -271,13 +288,16 @@ void Engine::Impl::process_batch() {
   std::vector<Trigger> fresh;
   for (auto& t : work) {
     ++stats_.triggers;
-    if (Incident* open = book_.find_key(t.key)) {
+    if (Incident* open = live_incident(t.key, now)) {
       for (auto r : t.evidence) add_evidence(*open, r);
       continue;
     }
     // A silent host's VMs look bad only because we hear nothing: no facts,
     // so they do not count toward a storm.
-    if (!fleet_.host_silent(fleet_.vm_at(t.vm).host, now)) chain_.storm().mark_bad(t.vm, now);
+    // Nor do rules the storm guard does not hold: their actions are no storm's.
+    if (t.rule->storm_guard && !fleet_.host_silent(fleet_.vm_at(t.vm).host, now)) {
+      chain_.storm().mark_bad(t.vm, now);
+    }
     fresh.push_back(std::move(t));
   }
   chain_.storm().evaluate(now);
@@ -300,6 +320,9 @@ void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Eve
                                 EvidenceRef ref) {
   const std::string how = std::string(event_type_name(type)) + " came back";
   for (Incident* inc : book_.of_vm(v)) {
+    if (inc->state == IncidentState::kActing || inc->state == IncidentState::kWatching) {
+      note_progress(*inc, type, e);
+    }
     if (inc->rule->healed_by != type) continue;
     if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
     if (inc->state == IncidentState::kActing) {
@@ -364,19 +387,32 @@ std::string Engine::silence(Silence s) {
   return impl_->chain_.silences().add(std::move(s));
 }
 
+// What a removed silence held meets the policies again on its next trigger
+// (another silence may still hold it).
 Status Engine::unsilence(const std::string& id) {
   if (!impl_->chain_.silences().remove(id)) return not_found("no silence " + id);
   impl_->silences_dirty_ = true;
+  Impl& m = *impl_;
+  m.release_held(Policy::kSilence, "silence " + id + " was removed", [&m](const Incident& i) {
+    return !m.chain_.silences().match(m.fleet_.vm_at(i.vm).facts, i.rule->name, m.clock_.now());
+  });
   return {};
 }
 
+// The unfreeze pardons the scope's bad VMs (rules/storm_guard.h): their
+// marks change, so their rows are written again.
 Status Engine::unfreeze(const std::string& host, const std::string& by) {
-  impl_->engine_dirty_ = true;
-  if (host.empty()) return impl_->chain_.storm().unfreeze(kNoHost, by);
-  auto h = impl_->fleet_.find_host(host);
+  Impl& m = *impl_;
+  m.engine_dirty_ = true;
+  if (host.empty()) {
+    for (uint32_t v = 0; v < m.fleet_.vm_count(); ++v) m.touch_vm(v);
+    return m.chain_.storm().unfreeze(kNoHost, by);
+  }
+  auto h = m.fleet_.find_host(host);
   if (!h) return failed_precondition("host " + host + " is not frozen");
-  impl_->touch_host(*h);
-  return impl_->chain_.storm().unfreeze(*h, by);
+  m.touch_host(*h);
+  for (uint32_t v : m.fleet_.host_at(*h).vms) m.touch_vm(v);
+  return m.chain_.storm().unfreeze(*h, by);
 }
 
 void Engine::reload(std::shared_ptr<const RuleSet> rules) { impl_->reload(std::move(rules)); }

@@ -47,6 +47,14 @@ struct StormOptions {
   uint32_t min_vms = 3;         // ... and at least this many
   Duration window = std::chrono::minutes(1);
   Duration quiet = std::chrono::minutes(5);  // unfreeze after this long with no new bad VM
+  // A second VM of a host (of the fleet) turning bad within `settle` of the
+  // one before holds actions on that scope for `settle`, so that a storm
+  // arriving staggered is counted before it is acted on; 0 turns it off.
+  Duration host_settle = std::chrono::seconds(10);
+  Duration fleet_settle = std::chrono::seconds(10);
+  // A scope that freezes again with no more bad VMs than its last page is
+  // paged again only after this long.
+  Duration repeat_interval = std::chrono::hours(4);
 };
 
 struct EngineOptions {

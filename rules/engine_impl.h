@@ -43,9 +43,11 @@ struct Engine::Impl {
   void process_batch();
   void open_incident(Trigger& t);
   void observe_heal(uint32_t v, EventType type, const medic::v1::Event& e, EvidenceRef ref);
+  // The open incident of `key`, if any and not a hold that is over.
+  Incident* live_incident(const std::string& key, int64_t now);
   void add_evidence(Incident& inc, EvidenceRef ref) const;
   template <typename Pred>
-  void release_held(Policy policy, Pred pred);
+  void release_held(Policy policy, const std::string& why, Pred pred);
   void schedule_sweep();
 
   // ---- steps (engine_steps.cc)
@@ -57,7 +59,12 @@ struct Engine::Impl {
   void run_step(Incident& inc, Decision& d);
   void stopped(Incident& inc, Decision& d, const PolicyCheck& by);
   void suppress(Incident& inc, Decision& d, Policy p, std::string reason);
-  void hold(Incident& inc, Decision& d, Policy p, std::string reason);
+  void hold(Incident& inc, Decision& d, const PolicyCheck& by);
+  void arm_hold_timer(Incident& inc);
+  void on_hold_end(IncidentId id);
+  void settle_end(Incident& inc);
+  // Ends a hold: its verdict (`why` it lifted), then the incident closes.
+  void release(Incident& inc, const std::string& why);
   void wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason);
   void await_approval(Incident& inc, Decision& d, std::string reason);
   std::string notify_text(const Incident& inc) const;
@@ -66,6 +73,8 @@ struct Engine::Impl {
   // `expires`: when the action times out if no result came.
   void start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires);
   void watch(Incident& inc, Time until);
+  void arm_watch(Incident& inc, Time until);
+  void note_progress(Incident& inc, EventType type, const medic::v1::Event& e);
   void on_watch_end(IncidentId id);
   // The step did not heal (`why`): its verdict, then the next ladder step or
   // the end of the ladder.
@@ -152,16 +161,17 @@ IncidentRecord incident_record(const Incident& inc, const Fleet& fleet);
 VmRecord full_vm_record(uint32_t v, const Fleet& fleet, const PolicyChain& chain);
 HostRecord host_record(uint32_t h, const Fleet& fleet, const PolicyChain& chain);
 
-// Closes incidents held by `policy` whose VM `pred` accepts. A trigger that
-// still holds opens a fresh incident, which meets the policies again.
+// Releases the incidents held by `policy` that `pred` accepts, saying `why`.
+// A trigger that still holds opens a fresh incident, which meets the
+// policies again.
 template <typename Pred>
-void Engine::Impl::release_held(Policy policy, Pred pred) {
+void Engine::Impl::release_held(Policy policy, const std::string& why, Pred pred) {
   std::vector<Incident*> done;
   for (const Incident* c : book_.all()) {
-    if (c->state == IncidentState::kHeld && c->held_by == policy && pred(c->vm))
+    if (c->state == IncidentState::kHeld && c->held_by == policy && pred(*c))
       done.push_back(book_.find(c->id));
   }
-  for (Incident* inc : done) close(*inc, IncidentEnd::kClosed);
+  for (Incident* inc : done) release(*inc, why);
 }
 
 }  // namespace medic::rules

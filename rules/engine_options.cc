@@ -32,7 +32,8 @@ void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o)
   }
   YAML::Node s = n["storm"];
   if (!s.IsDefined() || !r.expect_map(s, "storm")) return;
-  r.check_keys(s, {"host_fraction", "fleet_fraction", "min_vms", "window", "quiet"});
+  r.check_keys(s, {"host_fraction", "fleet_fraction", "min_vms", "window", "quiet", "host_settle",
+                   "fleet_settle", "repeat_interval"});
   for (const char* k : {"host_fraction", "fleet_fraction"}) {
     auto v = r.number(s, k, false);
     if (!v) continue;
@@ -47,6 +48,15 @@ void read_engine_options(ConfigReader& r, const YAML::Node& n, EngineOptions* o)
   }
   if (auto d = r.duration(s, "window", false)) o->storm.window = *d;
   if (auto d = r.duration(s, "quiet", false)) o->storm.quiet = *d;
+  if (auto d = r.duration(s, "host_settle", false)) o->storm.host_settle = *d;
+  if (auto d = r.duration(s, "fleet_settle", false)) o->storm.fleet_settle = *d;
+  if (auto d = r.duration(s, "repeat_interval", false)) o->storm.repeat_interval = *d;
+  for (const auto& [key, d] : {std::pair{"host_settle", o->storm.host_settle},
+                               std::pair{"fleet_settle", o->storm.fleet_settle}}) {
+    if (s[key].IsDefined() && d > o->storm.window) {
+      r.error(s[key], std::string(key) + " must not be longer than the storm window");
+    }
+  }
 }
 
 }  // namespace medic::rules

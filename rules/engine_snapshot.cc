@@ -41,10 +41,13 @@ IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
   r.held_by = inc.held_by;
   r.action_id = inc.action_id;
   r.deadline_ns = to_ns(inc.deadline);
+  r.step_decision = inc.step_decision;
   r.evidence = inc.evidence;
   r.trigger = inc.trigger;
   r.probe = inc.probe;
   r.healed_seen = inc.healed_seen;
+  r.progress = inc.progress;
+  r.watch_from_ns = to_ns(inc.watch_from);
   r.waiting_reported = inc.waiting_reported;
   r.approved_step = inc.approved_step;
   r.approved_by = inc.approved_by;
@@ -72,6 +75,9 @@ HostRecord host_record(uint32_t h, const Fleet& fleet, const PolicyChain& chain)
     r.bad_times.assign(t.bad_times.begin(), t.bad_times.end());
     r.last_bad_ns = t.last_bad_ns;
     r.frozen = t.frozen;
+    r.settle_until_ns = t.settle_until_ns;
+    r.paged_ns = t.paged_ns;
+    r.paged_count = t.paged_count;
   }
   return r;
 }
@@ -86,6 +92,9 @@ void Engine::Impl::engine_values_into(EngineState* s) const {
   s->fleet_bad_times.assign(fleet_tally.bad_times.begin(), fleet_tally.bad_times.end());
   s->fleet_last_bad_ns = fleet_tally.last_bad_ns;
   s->fleet_frozen = fleet_tally.frozen;
+  s->fleet_settle_until_ns = fleet_tally.settle_until_ns;
+  s->fleet_paged_ns = fleet_tally.paged_ns;
+  s->fleet_paged_count = fleet_tally.paged_count;
   s->waiting.clear();
   for (IncidentId id : waiting_) s->waiting.push_back(id.value);
 }
@@ -186,7 +195,8 @@ void Engine::Impl::restore_fleet(const EngineState& s) {
 // The policies' own books: cooldown, budget, storm guard, silences.
 void Engine::Impl::restore_books(const EngineState& s) {
   for (const HostRecord& r : s.hosts) {
-    StormGuard::Tally t{{r.bad_times.begin(), r.bad_times.end()}, r.last_bad_ns, r.frozen};
+    StormGuard::Tally t{{r.bad_times.begin(), r.bad_times.end()}, r.last_bad_ns, r.frozen,
+                        r.settle_until_ns, r.paged_ns, r.paged_count};
     chain_.storm().restore(*fleet_.find_host(r.name), std::move(t));
   }
   for (const VmRecord& r : s.vms) {
@@ -196,7 +206,8 @@ void Engine::Impl::restore_books(const EngineState& s) {
     chain_.storm().restore_marks(v, {r.bad_since_ns, r.storm_counted_ns});
   }
   StormGuard::Tally fleet{
-      {s.fleet_bad_times.begin(), s.fleet_bad_times.end()}, s.fleet_last_bad_ns, s.fleet_frozen};
+      {s.fleet_bad_times.begin(), s.fleet_bad_times.end()}, s.fleet_last_bad_ns, s.fleet_frozen,
+      s.fleet_settle_until_ns, s.fleet_paged_ns, s.fleet_paged_count};
   chain_.storm().restore(kNoHost, std::move(fleet));
   std::map<std::string, Silence> silences(s.silences.begin(), s.silences.end());
   chain_.silences().restore(std::move(silences), s.silence_counter);
@@ -217,10 +228,13 @@ Status Engine::Impl::restore_incident(const IncidentRecord& r) {
   inc.held_by = r.held_by;
   inc.action_id = r.action_id;
   inc.deadline = from_ns(r.deadline_ns);
+  inc.step_decision = r.step_decision;
   inc.evidence = r.evidence;
   inc.trigger = r.trigger;
   inc.probe = r.probe;
   inc.healed_seen = r.healed_seen;
+  inc.progress = r.progress;
+  inc.watch_from = from_ns(r.watch_from_ns);
   inc.waiting_reported = r.waiting_reported;
   inc.approved_step = r.approved_step;
   inc.approved_by = r.approved_by;
@@ -234,6 +248,8 @@ Status Engine::Impl::restore_incident(const IncidentRecord& r) {
   } else if (inc.state == IncidentState::kWatching) {
     IncidentId id = inc.id;
     inc.timer = clock_.schedule_at(inc.deadline, [this, id] { on_watch_end(id); });
+  } else if (inc.state == IncidentState::kHeld && r.deadline_ns != 0) {
+    arm_hold_timer(inc);  // one already past fires at once
   }
   return {};
 }

@@ -25,6 +25,9 @@ struct HostRecord {
   std::vector<int64_t> bad_times;
   int64_t last_bad_ns = 0;
   bool frozen = false;
+  int64_t settle_until_ns = 0;  // a settle is on until then
+  int64_t paged_ns = 0;         // its last freeze page, and how many bad VMs it named
+  uint32_t paged_count = 0;
 };
 
 // A VM is (host, id): two hosts reporting one id are two records.
@@ -63,11 +66,16 @@ struct IncidentRecord {
   Policy waiting_on = Policy::kNone;
   Policy held_by = Policy::kNone;
   std::string action_id;
-  int64_t deadline_ns = 0;  // watching: heal by; awaiting approval: its original expiry
+  // watching: heal by; awaiting approval: its original expiry; held: when
+  // the hold lifts by itself (0: when an event lifts it)
+  int64_t deadline_ns = 0;
+  std::string step_decision;  // the current step's decision id
   std::vector<EvidenceRef> evidence;
   std::string trigger;
   std::string probe;
   bool healed_seen = false;
+  bool progress = false;       // progress seen since the step (boot_timeout)
+  int64_t watch_from_ns = 0;   // watching: when the step's watch began
   bool waiting_reported = false;
   uint32_t approved_step = 0;
   std::string approved_by;
@@ -101,6 +109,9 @@ struct EngineState {
   std::vector<int64_t> fleet_bad_times;  // storm guard, fleet-wide
   int64_t fleet_last_bad_ns = 0;
   bool fleet_frozen = false;
+  int64_t fleet_settle_until_ns = 0;
+  int64_t fleet_paged_ns = 0;
+  uint32_t fleet_paged_count = 0;
   std::vector<uint64_t> waiting;  // incidents waiting for a slot, in queue order
   std::vector<AbsenceRecord> absence;
   std::vector<std::pair<std::string, std::vector<int64_t>>> counts;  // count: windows by key

@@ -92,7 +92,7 @@ void Engine::Impl::stopped(Incident& inc, Decision& d, const PolicyCheck& by) {
     case Verdict::kSuppress:
       return suppress(inc, d, by.policy, by.reason);
     case Verdict::kHold:
-      return hold(inc, d, by.policy, by.reason);
+      return hold(inc, d, by);
     case Verdict::kWait:
       if (by.policy == Policy::kApproval) return await_approval(inc, d, by.reason);
       return wait_for_slot(inc, d, by.policy, by.reason);
@@ -110,13 +110,73 @@ void Engine::Impl::suppress(Incident& inc, Decision& d, Policy p, std::string re
   close(inc, IncidentEnd::kClosed);
 }
 
-void Engine::Impl::hold(Incident& inc, Decision& d, Policy p, std::string reason) {
+// One decision says the step is held; the incident then absorbs the
+// triggers of its key without a decision each, until the hold lifts (its
+// timer, or the event release_held() is called for) or the VM heals.
+void Engine::Impl::hold(Incident& inc, Decision& d, const PolicyCheck& by) {
   d.outcome = Outcome::kSuppressed;
-  d.policy = p;
-  d.reason = std::move(reason);
+  d.policy = by.policy;
+  d.reason = by.reason;
   emit(d);
   book_.move_to(inc, IncidentState::kHeld);
-  inc.held_by = p;
+  inc.held_by = by.policy;
+  if (by.until_ns != 0) {
+    inc.deadline = from_ns(by.until_ns);
+    arm_hold_timer(inc);
+  }
+}
+
+void Engine::Impl::arm_hold_timer(Incident& inc) {
+  IncidentId id = inc.id;
+  inc.timer = clock_.schedule_at(inc.deadline, [this, id] { on_hold_end(id); });
+}
+
+void Engine::Impl::on_hold_end(IncidentId id) {
+  Incident* inc = book_.find(id);
+  if (!inc || inc->state != IncidentState::kHeld) return;
+  inc->timer = 0;
+  if (inc->held_by == Policy::kStormGuard) return settle_end(*inc);
+  std::string why;
+  switch (inc->held_by) {
+    case Policy::kSilence:
+      why = "the silence ended";
+      break;
+    case Policy::kCooldown:
+      why = "the cooldown ended";
+      break;
+    case Policy::kBudget:
+      why = "the budget has room again";
+      break;
+    default:
+      why = std::string(policy_name(inc->held_by)) + " no longer holds it";
+      break;
+  }
+  release(*inc, why);
+}
+
+// The storm guard has decided: a freeze keeps the incident held until it
+// lifts (which closes it); a settle still on waits for its end; otherwise it
+// was no storm, and the step meets the policies again.
+void Engine::Impl::settle_end(Incident& inc) {
+  const StormGuard& g = chain_.storm();
+  uint32_t host = fleet_.vm_at(inc.vm).host;
+  if (g.fleet_frozen() || g.frozen(host)) return;
+  if (int64_t until = g.settling_until(host, now_ns())) {
+    touch_vm(inc.vm);
+    inc.deadline = from_ns(until);
+    return arm_hold_timer(inc);
+  }
+  book_.move_to(inc, IncidentState::kOpen);
+  inc.held_by = Policy::kNone;
+  Decision d = base(inc);
+  verdict(inc, false, "released: the storm guard settled with no storm", d.id, 0);
+  run_step(inc, d);
+}
+
+void Engine::Impl::release(Incident& inc, const std::string& why) {
+  verdict(inc, false, "released: " + why + "; a trigger that still holds opens a new incident",
+          "", 0);
+  close(inc, IncidentEnd::kClosed);
 }
 
 void Engine::Impl::wait_for_slot(Incident& inc, Decision& d, Policy p, std::string reason) {
@@ -179,6 +239,7 @@ void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
   book_.move_to(inc, IncidentState::kActing);
   inc.action_id = d.id;
   inc.healed_seen = false;
+  inc.progress = false;
   inc.healed_ref = 0;
   book_.bind_action(d.id, inc.id);
   d.expires_at = clock_.now() + opt_.action_ttl;
@@ -203,9 +264,26 @@ void Engine::Impl::start_action(const std::string& id, uint32_t vm, uint32_t hos
 void Engine::Impl::watch(Incident& inc, Time until) {
   touch_vm(inc.vm);
   book_.move_to(inc, IncidentState::kWatching);
+  inc.watch_from = clock_.now();
+  arm_watch(inc, until);
+}
+
+void Engine::Impl::arm_watch(Incident& inc, Time until) {
   inc.deadline = until;
   IncidentId id = inc.id;
   inc.timer = clock_.schedule_at(until, [this, id] { on_watch_end(id); });
+}
+
+// What counts as progress after a step (rules/rule.h boot_timeout): the VM
+// reports booting, was reset or started, or beats when its heal signal is
+// another one.
+void Engine::Impl::note_progress(Incident& inc, EventType type, const medic::v1::Event& e) {
+  bool booting = type == EventType::kVmState && e.state().state() == medic::v1::VM_STATE_BOOTING;
+  if (booting || type == EventType::kVmReset || type == EventType::kVmStarted ||
+      (type == EventType::kVmHeartbeat && inc.rule->healed_by != EventType::kVmHeartbeat)) {
+    if (!inc.progress) touch_vm(inc.vm);
+    inc.progress = true;
+  }
 }
 
 void Engine::Impl::on_watch_end(IncidentId id) {
@@ -213,12 +291,23 @@ void Engine::Impl::on_watch_end(IncidentId id) {
   if (!p) return;
   p->timer = 0;
   if (p->healed_seen) return close_healed(*p, heal_words(*p->rule), p->healed_ref);
+  Time boot_end = p->watch_from + p->rule->boot_timeout;
+  if (p->progress && clock_.now() < boot_end) {
+    spdlog::info("rules: VM {} shows progress (booting) after its {} step; watching it until {} "
+                 "after the step (boot_timeout) before climbing",
+                 fleet_.vm_at(p->vm).facts.id, step_name(p->rule->ladder[p->step]),
+                 fmt(p->rule->boot_timeout));
+    touch_vm(p->vm);
+    p->progress = false;  // one extension per step
+    return arm_watch(*p, boot_end);
+  }
   advance(*p, "no " + std::string(event_type_name(p->rule->healed_by)) + " within " +
                   fmt(p->rule->heal_within) + " of the step");
 }
 
 void Engine::Impl::advance(Incident& inc, const std::string& why) {
   ++inc.step;
+  inc.progress = false;
   inc.waiting_reported = false;
   if (inc.step >= inc.rule->ladder.size()) {
     spdlog::warn("rules: rule {} ran its whole ladder on VM {} without healing it", inc.rule->name,
@@ -239,8 +328,8 @@ void Engine::Impl::close_healed(Incident& inc, const std::string& how, EvidenceR
 
 void Engine::Impl::verdict(const Incident& inc, bool healed, std::string detail, std::string next,
                            EvidenceRef ref) {
-  // A restored incident (the snapshot does not keep step_decision) still
-  // knows its action.
+  // An incident restored from a state written before step_decision was kept
+  // still knows its action.
   const std::string& id = inc.step_decision.empty() ? inc.action_id : inc.step_decision;
   if (id.empty()) return;
   HealVerdict v;

@@ -6,10 +6,12 @@ namespace {
 constexpr std::array<std::string_view, kEventTypeCount> kNames = {
     "vm.state", "vm.heartbeat", "vm.panicked", "vm.watchdog", "vm.stopped", "vm.shutdown",
     "vm.reset", "vm.crashed",   "vm.resumed",  "vm.started",  "probe.ok",   "probe.failed",
+    "vm.unresponsive", "vm.guest_ping",
 };
 
-constexpr std::array<std::string_view, 8> kStates = {
+constexpr std::array<std::string_view, 9> kStates = {
     "unknown", "running", "paused", "stopped", "panicked", "crashed", "booting", "shutting_down",
+    "unresponsive",
 };
 
 }  // namespace
@@ -32,6 +34,8 @@ std::optional<EventType> classify(const medic::v1::Event& event) {
       return EventType::kVmState;
     case Event::kHeartbeat:
       return EventType::kVmHeartbeat;
+    case Event::kGuestPing:
+      return EventType::kVmGuestPing;
     case Event::kProbe:
       return event.probe().ok() ? EventType::kProbeOk : EventType::kProbeFailed;
     case Event::kLifecycle:
@@ -52,6 +56,8 @@ std::optional<EventType> classify(const medic::v1::Event& event) {
           return EventType::kVmResumed;
         case medic::v1::LIFECYCLE_STARTED:
           return EventType::kVmStarted;
+        case medic::v1::LIFECYCLE_UNRESPONSIVE:
+          return EventType::kVmUnresponsive;
         default:
           return std::nullopt;
       }
@@ -65,7 +71,7 @@ std::string_view vm_state_name(medic::v1::VmState s) {
   return i < kStates.size() ? kStates[i] : kStates[0];
 }
 
-const std::array<std::string_view, 8>& vm_state_names() { return kStates; }
+const std::array<std::string_view, 9>& vm_state_names() { return kStates; }
 
 bool is_vm_state_name(std::string_view name) {
   for (auto s : kStates) {

@@ -25,8 +25,11 @@ enum class EventType : uint8_t {
   kVmStarted,    // lifecycle: the VM process started
   kProbeOk,      // a service probe passed
   kProbeFailed,  // a service probe failed
+  // Appended after the first twelve so the numbers of those stay as they were.
+  kVmUnresponsive,  // lifecycle: the hypervisor process stopped answering (QMP)
+  kVmGuestPing,     // the QEMU guest agent answered a guest-ping (not a heartbeat)
 };
-inline constexpr size_t kEventTypeCount = 12;
+inline constexpr size_t kEventTypeCount = 14;
 
 std::string_view event_type_name(EventType t);
 std::optional<EventType> event_type_from_name(std::string_view name);
@@ -38,7 +41,8 @@ const std::array<std::string_view, kEventTypeCount>& event_type_names();
 std::optional<EventType> classify(const medic::v1::Event& event);
 
 inline bool is_lifecycle(EventType t) {
-  return t >= EventType::kVmPanicked && t <= EventType::kVmStarted;
+  return (t >= EventType::kVmPanicked && t <= EventType::kVmStarted) ||
+         t == EventType::kVmUnresponsive;
 }
 inline bool is_probe(EventType t) {
   return t == EventType::kProbeOk || t == EventType::kProbeFailed;
@@ -48,6 +52,6 @@ inline bool is_probe(EventType t) {
 std::string_view vm_state_name(medic::v1::VmState s);
 bool is_vm_state_name(std::string_view name);
 // Every state's name, in enum order.
-const std::array<std::string_view, 8>& vm_state_names();
+const std::array<std::string_view, 9>& vm_state_names();
 
 }  // namespace medic::rules

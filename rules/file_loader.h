@@ -25,6 +25,7 @@ inline const std::vector<std::string> kRuleKeys = {
     "for",    "count",       "within",           "where",   "key",
     "do",     "healed_by",   "heal_within",      "message", "cooldown",
     "budget", "approval",    "approval_timeout", "mode",    "storm_guard",
+    "boot_timeout",
 };
 
 inline std::string fnv_hex(const std::string& s) {

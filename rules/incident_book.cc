@@ -41,7 +41,7 @@ bool IncidentBook::allowed(IncidentState from, IncidentState to) {
     case S::kWatching:
       return to == S::kOpen || to == S::kWatching;  // next step, or watch after success
     case S::kHeld:
-      return false;  // only closes
+      return to == S::kOpen;  // a storm-guard settle ended with no storm: try the step
   }
   return false;
 }

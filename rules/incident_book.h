@@ -5,16 +5,21 @@
 //    │  ^      │           │
 //    │  └──────┴───────────┘  the step did not heal: next ladder step (open)
 //    ├──> watching               notify sent, or dry run
-//    └──> held ──> (closed)      host silent or storm: absorbs triggers until
-//                                the cause lifts
+//    └──> held ──> (closed)      a silence, a silent host, a storm, a cooldown
+//           │                    or a spent budget: absorbs triggers until
+//           │                    the cause lifts
+//           └──> open            a storm-guard settle ended with no storm
 //   any live state ──> (healed | escalated | closed)
 //
 // - open: meeting the policy chain for its current step, or waiting there:
 //   `waiting_on` says for what (kApproval: an operator's answer;
 //   kHostConcurrency / kFleetConcurrency: a free action slot).
 // - acting: an action is in flight (`action_id`).
-// - watching: a step was taken; the heal signal has until `deadline`.
-// - held: stopped by `held_by` (host-silent or storm guard).
+// - watching: a step was taken; the heal signal has until `deadline`; a VM
+//   that shows progress is watched up to the rule's boot_timeout after
+//   `watch_from`.
+// - held: stopped by `held_by`; `deadline` is when the hold lifts by itself
+//   (0: when an event lifts it).
 // - The end states are not kept: a closed incident leaves the book, and the
 //   next trigger of its key opens a fresh one with a new id. healed: its heal
 //   signal came; escalated: it ran its whole ladder without healing;
@@ -66,6 +71,8 @@ struct Incident {
   std::string trigger;
   std::string probe;              // set when keyed by probe.name
   bool healed_seen = false;       // the heal signal came while acting
+  bool progress = false;          // the VM showed progress since the step (boot_timeout)
+  Time watch_from{};              // watching: when the step's watch began
   EvidenceRef healed_ref = 0;     // ... in this event
   std::string step_decision;      // the current step's decision id, for its heal verdict
   bool waiting_reported = false;  // the wait for a slot was reported once

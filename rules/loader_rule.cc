@@ -177,6 +177,15 @@ void FileLoader::load_policies(const YAML::Node& m, Rule& r) {
     r.heal_within = *d;
   else
     r.heal_within = opts_.defaults.heal_within;
+  if (auto d = duration(m, "boot_timeout", true)) {
+    if (*d < r.heal_within) {
+      error(LoadCode::kPolicy, m["boot_timeout"],
+            "boot_timeout must be at least heal_within (" + format_duration(r.heal_within) + ")");
+    }
+    r.boot_timeout = *d;
+  } else {
+    r.boot_timeout = std::max(opts_.defaults.boot_timeout, r.heal_within);
+  }
   if (auto b = scalar(m, "budget")) {
     auto parsed = parse_budget(*b);
     if (!parsed.ok())

@@ -25,25 +25,31 @@ T& grow_to(std::vector<T>& v, uint32_t i) {
 
 PolicyCheck SilencePolicy::check(const PolicyContext& c) {
   if (c.approved()) return pass();  // a person said yes to this very step
-  const VmFacts& vm = fleet_.vm_at(c.vm).facts;
   Time now = from_ns(c.now);
   for (auto it = silences_.begin(); it != silences_.end();) {
-    const Silence& s = it->second;
-    if (s.until <= now) {
+    if (it->second.until <= now) {
       it = silences_.erase(it);
-      continue;
+    } else {
+      ++it;
     }
-    bool match = (s.vm.empty() || s.vm == vm.id) && (s.host.empty() || s.host == vm.host) &&
-                 (s.rule.empty() || s.rule == c.rule.name) &&
-                 (s.label_key.empty() || vm.label(s.label_key) == s.label_value);
-    if (match) {
-      return answer(Verdict::kSuppress, "silenced by " +
-                                            (s.by.empty() ? std::string("an operator") : s.by) +
-                                            " for " + fmt(s.until - now) + " more: " + s.reason);
-    }
-    ++it;
   }
-  return pass();
+  const Silence* s = match(fleet_.vm_at(c.vm).facts, c.rule.name, now);
+  if (!s) return pass();
+  return hold_until(to_ns(s->until), "silenced by " +
+                                         (s->by.empty() ? std::string("an operator") : s->by) +
+                                         " for " + fmt(s->until - now) + " more: " + s->reason);
+}
+
+const Silence* SilencePolicy::match(const VmFacts& vm, const std::string& rule, Time now) const {
+  for (const auto& [id, s] : silences_) {
+    if (s.until <= now) continue;
+    if ((s.vm.empty() || s.vm == vm.id) && (s.host.empty() || s.host == vm.host) &&
+        (s.rule.empty() || s.rule == rule) &&
+        (s.label_key.empty() || vm.label(s.label_key) == s.label_value)) {
+      return &s;
+    }
+  }
+  return nullptr;
 }
 
 std::string SilencePolicy::add(Silence s) {
@@ -105,9 +111,9 @@ PolicyCheck CooldownPolicy::check(const PolicyContext& c) {
   Duration cooldown = c.rule.cooldown.value_or(fallback_);
   int64_t last = last_action(c.vm);
   if (c.incident.step != 0 || last == 0 || c.now - last >= cooldown.count()) return pass();
-  return answer(Verdict::kSuppress, "the last action on this VM was " +
-                                        fmt(Duration(c.now - last)) + " ago (cooldown " +
-                                        fmt(cooldown) + ")");
+  return hold_until(last + cooldown.count(), "the last action on this VM was " +
+                                                 fmt(Duration(c.now - last)) + " ago (cooldown " +
+                                                 fmt(cooldown) + ")");
 }
 
 void CooldownPolicy::on_dispatched(uint32_t vm, uint32_t, int64_t now) { grow_to(last_, vm) = now; }
@@ -123,16 +129,21 @@ BudgetPolicy::VmBooks& BudgetPolicy::at(uint32_t vm) { return grow_to(vms_, vm);
 PolicyCheck BudgetPolicy::check(const PolicyContext& c) {
   if (c.approved()) return pass();
   Budget budget = c.rule.budget.value_or(fallback_);
-  size_t used = 0;
+  // The action times in the window, oldest first (they are kept in order).
+  std::vector<int64_t> used;
   if (const VmBooks* b = books(c.vm)) {
-    for (int64_t t : b->actions) used += c.now - t < budget.window.count();
+    for (int64_t t : b->actions) {
+      if (c.now - t < budget.window.count()) used.push_back(t);
+    }
   }
-  if (used < budget.count) return pass();
+  if (used.size() < budget.count) return pass();
   notice(c, budget);
-  return answer(Verdict::kSuppress, "the VM had " + std::to_string(budget.count) +
-                                        " actions in the last " + fmt(budget.window) + " (budget " +
-                                        std::to_string(budget.count) + " per " +
-                                        fmt(budget.window) + ")");
+  // Room again once all but count-1 of them have left the window.
+  int64_t room_at = budget.count ? used[used.size() - budget.count] + budget.window.count() : 0;
+  return hold_until(room_at, "the VM had " + std::to_string(budget.count) +
+                                 " actions in the last " + fmt(budget.window) + " (budget " +
+                                 std::to_string(budget.count) + " per " + fmt(budget.window) +
+                                 ")");
 }
 
 void BudgetPolicy::notice(const PolicyContext& c, const Budget& b) {

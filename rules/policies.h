@@ -23,6 +23,8 @@ class SilencePolicy final : public SafetyPolicy {
   bool guards_notify() const override { return true; }
   PolicyCheck check(const PolicyContext& c) override;
 
+  // The first silence (by id) that covers rule `rule` on `vm` at `now`.
+  const Silence* match(const VmFacts& vm, const std::string& rule, Time now) const;
   std::string add(Silence s);
   bool remove(const std::string& id) { return silences_.erase(id) != 0; }
   const std::map<std::string, Silence>& silences() const { return silences_; }

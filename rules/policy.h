@@ -66,6 +66,10 @@ class SafetyPolicy {
  protected:
   PolicyCheck pass() const { return {id(), Verdict::kPass, {}}; }
   PolicyCheck answer(Verdict v, std::string reason) const { return {id(), v, std::move(reason)}; }
+  // A hold that lifts by itself at `until_ns`.
+  PolicyCheck hold_until(int64_t until_ns, std::string reason) const {
+    return {id(), Verdict::kHold, std::move(reason), until_ns};
+  }
 };
 
 }  // namespace medic::rules

@@ -59,6 +59,10 @@ struct Rule {
   std::vector<Step> ladder;
   EventType healed_by = EventType::kVmHeartbeat;
   Duration heal_within{0};
+  // A VM that shows progress after a step (reports booting, was reset or
+  // started, or beats when the heal signal is another) is watched up to this
+  // long after the step before the ladder climbs; at least heal_within.
+  Duration boot_timeout{0};
   std::string message;  // notify text; empty = a generated sentence
 
   // Policy overrides; nullopt = the engine default.
@@ -131,6 +135,7 @@ struct PolicyDefaults {
   Budget budget{5, std::chrono::hours(1)};
   Duration approval_timeout = std::chrono::minutes(15);
   Duration heal_within = std::chrono::minutes(1);
+  Duration boot_timeout = std::chrono::minutes(5);
 };
 
 }  // namespace medic::rules

@@ -89,17 +89,20 @@ bool FileRunner::build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::E
       {EventType::kVmCrashed, medic::v1::LIFECYCLE_CRASHED},
       {EventType::kVmResumed, medic::v1::LIFECYCLE_RESUMED},
       {EventType::kVmStarted, medic::v1::LIFECYCLE_STARTED},
+      {EventType::kVmUnresponsive, medic::v1::LIFECYCLE_UNRESPONSIVE},
   };
   if (auto it = kLife.find(*type); it != kLife.end()) {
     e->mutable_lifecycle()->set_what(it->second);
     if (auto d = r_.string(n, "detail", false)) e->mutable_lifecycle()->set_detail(*d);
   } else if (*type == EventType::kVmHeartbeat) {
     e->mutable_heartbeat()->set_source("test");
+  } else if (*type == EventType::kVmGuestPing) {
+    e->mutable_guest_ping();
   } else if (*type == EventType::kVmState) {
     auto* s = e->mutable_state();
     std::string st = r_.string(n, "state", false).value_or("running");
     bool found = false;
-    for (int i = 0; i <= 7; ++i) {
+    for (int i = 0; i < static_cast<int>(vm_state_names().size()); ++i) {
       if (vm_state_name(static_cast<medic::v1::VmState>(i)) == st) {
         s->set_state(static_cast<medic::v1::VmState>(i));
         found = true;

@@ -33,6 +33,7 @@ StormGuard::~StormGuard() {
     if (h.timer) clock_.cancel(h.timer);
   }
   if (fleet_.timer) clock_.cancel(fleet_.timer);
+  if (defer_timer_) clock_.cancel(defer_timer_);
 }
 
 StormGuard::Freeze& StormGuard::at(uint32_t host) {
@@ -45,11 +46,41 @@ PolicyCheck StormGuard::check(const PolicyContext& c) {
   // A storm freeze does not override a person: they looked at this VM and said yes.
   if (c.approved() || !c.rule.storm_guard) return pass();
   bool host = frozen(c.host);
-  if (!host && !fleet_.frozen) return pass();
-  return answer(Verdict::kHold, std::string("automatic actions are frozen on ") +
-                                    (host ? "host " + fleet_table_.host_at(c.host).name
-                                          : std::string("the fleet")) +
-                                    " by the storm guard");
+  if (host || fleet_.frozen) {
+    return answer(Verdict::kHold, std::string("automatic actions are frozen on ") +
+                                      (host ? "host " + fleet_table_.host_at(c.host).name
+                                            : std::string("the fleet")) +
+                                      " by the storm guard");
+  }
+  int64_t until = settling_until(c.host, c.now);
+  if (until == 0) return pass();
+  bool on_host = at_or_null(c.host) && at_or_null(c.host)->settle_until_ns == until;
+  const Tally& scope = on_host ? *at_or_null(c.host) : fleet_;
+  std::string where = on_host ? "host " + fleet_table_.host_at(c.host).name : "the fleet";
+  return hold_until(until, "the storm guard is settling: " + std::to_string(scope.bad_times.size()) +
+                               " VMs of " + where + " turned bad within " +
+                               fmt(on_host ? opt_.host_settle : opt_.fleet_settle) +
+                               " of each other; actions there wait " +
+                               fmt(Duration(until - c.now)) + " to see whether a storm follows");
+}
+
+int64_t StormGuard::settling_until(uint32_t host, int64_t now) const {
+  int64_t until = fleet_.settle_until_ns > now ? fleet_.settle_until_ns : 0;
+  if (const Freeze* h = at_or_null(host); h && h->settle_until_ns > now) {
+    until = std::max(until, h->settle_until_ns);
+  }
+  return until;
+}
+
+const StormGuard::Freeze* StormGuard::at_or_null(uint32_t host) const {
+  return host < hosts_.size() ? &hosts_[host] : nullptr;
+}
+
+void StormGuard::begin_settle(Tally& scope, size_t total, int64_t now, Duration settle) const {
+  settle = std::min(settle, opt_.window);
+  if (settle.count() <= 0 || total < opt_.min_vms) return;  // no storm possible there
+  if (scope.last_bad_ns == 0 || now - scope.last_bad_ns >= settle.count()) return;
+  if (scope.settle_until_ns <= now) scope.settle_until_ns = now + settle.count();
 }
 
 void StormGuard::mark_bad(uint32_t v, int64_t now) {
@@ -59,10 +90,13 @@ void StormGuard::mark_bad(uint32_t v, int64_t now) {
   m.bad_since_ns = now;
   // A storm is many distinct VMs going bad: a VM that heals and fails
   // again within the window counts once.
+  if (m.counted_ns == kPardoned) return;
   if (m.counted_ns != 0 && now - m.counted_ns < opt_.window.count()) return;
   m.counted_ns = now;
   uint32_t h = fleet_table_.vm_at(v).host;
   Freeze& host = at(h);
+  begin_settle(host, fleet_table_.host_at(h).vms.size(), now, opt_.host_settle);
+  begin_settle(fleet_, fleet_table_.vm_count(), now, opt_.fleet_settle);
   host.bad_times.push_back(now);
   host.last_bad_ns = now;
   fleet_.bad_times.push_back(now);
@@ -71,38 +105,111 @@ void StormGuard::mark_bad(uint32_t v, int64_t now) {
 }
 
 void StormGuard::healed(uint32_t v) {
-  if (v < vms_.size()) vms_[v].bad_since_ns = 0;
+  if (v >= vms_.size()) return;
+  vms_[v].bad_since_ns = 0;
+  if (vms_[v].counted_ns == kPardoned) vms_[v].counted_ns = 0;
 }
 
 bool StormGuard::over(size_t bad, size_t total, double fraction) const {
   return bad >= opt_.min_vms && static_cast<double>(bad) > fraction * static_cast<double>(total);
 }
 
+void StormGuard::freeze(Tally& scope, uint32_t h) {
+  scope.frozen = true;
+  scope.settle_until_ns = 0;
+  schedule_unfreeze(h);
+}
+
+bool StormGuard::news(const Tally& scope, uint32_t h, int64_t now) const {
+  bool repeat = scope.paged_ns != 0 && now - scope.paged_ns < opt_.repeat_interval.count() &&
+                scope.bad_times.size() <= scope.paged_count;
+  if (repeat) {
+    spdlog::info("rules: storm guard froze {} again ({} bad VMs, no more than its page {} ago)",
+                 h == kNoHost ? "the fleet" : "host " + fleet_table_.host_at(h).name,
+                 scope.bad_times.size(), fmt(Duration(now - scope.paged_ns)));
+  }
+  return !repeat;
+}
+
 void StormGuard::evaluate(int64_t now) {
   int64_t floor = now - opt_.window.count();
   std::sort(touched_.begin(), touched_.end());
   touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  std::vector<uint32_t> to_page;  // hosts frozen now whose freeze is news
   for (uint32_t h : touched_) {
     Freeze& host = at(h);
     prune(host.bad_times, floor);
     size_t total = fleet_table_.host_at(h).vms.size();
-    if (!host.frozen && over(host.bad_times.size(), total, opt_.host_fraction)) {
-      host.frozen = true;
-      notice(fleet_table_.host_at(h).name, host.bad_times.size(), total);
-      schedule_unfreeze(h);
-    }
+    if (host.frozen || !over(host.bad_times.size(), total, opt_.host_fraction)) continue;
+    freeze(host, h);
+    if (news(host, h, now)) to_page.push_back(h);
   }
   touched_.clear();
   prune(fleet_.bad_times, floor);
-  size_t total = fleet_table_.vm_count();
-  if (!fleet_.frozen && over(fleet_.bad_times.size(), total, opt_.fleet_fraction)) {
-    fleet_.frozen = true;
-    notice("", fleet_.bad_times.size(), total);
-    schedule_unfreeze(kNoHost);
+  if (!fleet_.frozen && over(fleet_.bad_times.size(), fleet_table_.vm_count(), opt_.fleet_fraction)) {
+    freeze(fleet_, kNoHost);
+    if (news(fleet_, kNoHost, now)) page(kNoHost, now, hosts_with_bad(floor));
+    // The fleet's page covers the hosts frozen with it.
+    to_page.insert(to_page.end(), deferred_.begin(), deferred_.end());
+    deferred_.clear();
+    for (uint32_t h : to_page) {
+      at(h).paged_ns = now;
+      at(h).paged_count = static_cast<uint32_t>(at(h).bad_times.size());
+    }
+    return;
+  }
+  if (fleet_.frozen) return;  // covered by the fleet's freeze
+  if (fleet_.settle_until_ns > now) {
+    // The fleet may be freezing too: its settle decides whether these pages
+    // are one fleet page or one per host.
+    deferred_.insert(deferred_.end(), to_page.begin(), to_page.end());
+    if (!deferred_.empty() && !defer_timer_) {
+      defer_timer_ = clock_.schedule_at(from_ns(fleet_.settle_until_ns), [this] {
+        defer_timer_ = 0;
+        flush_deferred();
+      });
+    }
+    return;
+  }
+  for (uint32_t h : to_page) page(h, to_ns(clock_.now()), "");
+}
+
+void StormGuard::flush_deferred() {
+  std::vector<uint32_t> hosts;
+  hosts.swap(deferred_);
+  if (fleet_.frozen) return;
+  for (uint32_t h : hosts) {
+    if (at(h).frozen) page(h, to_ns(clock_.now()), "");
   }
 }
 
-void StormGuard::notice(const std::string& host, size_t bad, size_t total) {
+void StormGuard::page(uint32_t h, int64_t now, const std::string& hosts) {
+  Tally& scope = at(h);
+  scope.paged_ns = now;
+  scope.paged_count = static_cast<uint32_t>(scope.bad_times.size());
+  if (h == kNoHost) {
+    notice("", scope.bad_times.size(), fleet_table_.vm_count(), hosts);
+  } else {
+    notice(fleet_table_.host_at(h).name, scope.bad_times.size(), fleet_table_.host_at(h).vms.size(),
+           "");
+  }
+}
+
+std::string StormGuard::hosts_with_bad(int64_t floor) const {
+  std::string out;
+  for (uint32_t h = 0; h < hosts_.size(); ++h) {
+    size_t bad = 0;
+    for (int64_t t : hosts_[h].bad_times) bad += t > floor;
+    if (bad == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += fleet_table_.host_at(h).name + " (" + std::to_string(bad) + " of " +
+           std::to_string(fleet_table_.host_at(h).vms.size()) + ")";
+  }
+  return out;
+}
+
+void StormGuard::notice(const std::string& host, size_t bad, size_t total,
+                        const std::string& hosts) {
   Decision d;
   d.host = host;
   d.step = Step::kNotify;
@@ -112,6 +219,7 @@ void StormGuard::notice(const std::string& host, size_t bad, size_t total) {
   d.trigger = "storm guard";
   d.reason = "storm guard: " + std::to_string(bad) + " of " + std::to_string(total) + " VMs of " +
              scope + " turned bad within " + fmt(opt_.window) +
+             (hosts.empty() ? "" : " (hosts " + hosts + ")") +
              "; automatic actions on them are frozen until " + fmt(opt_.quiet) +
              " pass quietly or an operator unfreezes (the cause is probably the host or the "
              "network, not the guests)";
@@ -121,6 +229,7 @@ void StormGuard::notice(const std::string& host, size_t bad, size_t total) {
 
 void StormGuard::schedule_unfreeze(uint32_t h) {
   Freeze& f = at(h);
+  if (f.timer) clock_.cancel(f.timer);
   Time when = from_ns(f.last_bad_ns + opt_.quiet.count());
   f.timer = clock_.schedule_at(when, [this, h] { on_unfreeze_timer(h); });
 }
@@ -139,6 +248,13 @@ Status StormGuard::unfreeze(uint32_t h, const std::string& by) {
   if (!at(h).frozen) {
     if (h == kNoHost) return failed_precondition("the fleet is not frozen");
     return failed_precondition("host " + fleet_table_.host_at(h).name + " is not frozen");
+  }
+  // The VMs bad now are what the person looked at: they do not freeze the
+  // scope again until they heal and fail anew.
+  for (uint32_t v = 0; v < vms_.size(); ++v) {
+    if (vms_[v].bad_since_ns != 0 && (h == kNoHost || fleet_table_.vm_at(v).host == h)) {
+      vms_[v].counted_ns = kPardoned;
+    }
   }
   lift(h, "unfrozen by " + by);
   return {};

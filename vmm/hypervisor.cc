@@ -11,6 +11,7 @@ const char* state_name(VmState s) {
     case medic::v1::VM_STATE_CRASHED: return "crashed";
     case medic::v1::VM_STATE_BOOTING: return "booting";
     case medic::v1::VM_STATE_SHUTTING_DOWN: return "shutting_down";
+    case medic::v1::VM_STATE_UNRESPONSIVE: return "unresponsive";
     default: return "unknown";
   }
 }
@@ -25,6 +26,7 @@ const char* lifecycle_name(Lifecycle l) {
     case medic::v1::LIFECYCLE_CRASHED: return "crashed";
     case medic::v1::LIFECYCLE_RESUMED: return "resumed";
     case medic::v1::LIFECYCLE_STARTED: return "started";
+    case medic::v1::LIFECYCLE_UNRESPONSIVE: return "unresponsive";
     default: return "unknown";
   }
 }

@@ -84,6 +84,16 @@ class Hypervisor {
   using VerbDone = std::function<void(Status)>;
   virtual void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) = 0;
 
+  // Starts, without waiting, every VM this host is meant to run (its desired
+  // state) that has no process; each start ends as the start verb does, with
+  // its outcome logged. Returns how many starts began. Backends whose guests
+  // are started by someone else (the simulator, SmartOS autoboot) start
+  // nothing.
+  virtual size_t start_desired(Duration timeout) {
+    (void)timeout;
+    return 0;
+  }
+
   // Breaks VM `vm` on purpose with the fault named `fault` (`medic inject`,
   // VERB_INJECT), at once. Only the simulated backend does this; every other
   // backend refuses with kFailedPrecondition, so a real guest is never broken

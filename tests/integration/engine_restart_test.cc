@@ -249,11 +249,12 @@ class EngineRestartTest : public ::testing::Test {
 class FlappingVm : public EngineRestartTest, public ::testing::WithParamInterface<int> {};
 
 // `budget: 3 per 1h` on a VM that flaps forever, the engine restarted after
-// every action (SIGTERM, or SIGKILL): exactly three actions in the hour and
-// one budget notice, however many engine lives.
+// every action (SIGTERM, or SIGKILL): exactly three actions in the hour, one
+// decision for the held incident and one budget notice, however many engine
+// lives and panics.
 TEST_P(FlappingVm, GetsThreeActionsInTheHourAcrossRestarts) {
   const int sig = GetParam();
-  for (int life = 0; life < 5; ++life) {
+  for (int life = 0; life < 4; ++life) {
     ASSERT_TRUE(start()) << read_file(dir_.file("engine.log"));
     flap("db-1");
     int status = stop(sig);
@@ -261,8 +262,16 @@ TEST_P(FlappingVm, GetsThreeActionsInTheHourAcrossRestarts) {
       EXPECT_EQ(status, 0) << read_file(dir_.file("engine.log"));
     }
   }
+  // A fifth life: the restored incident is still held, so panics are
+  // accepted and join it without a decision.
+  ASSERT_TRUE(start()) << read_file(dir_.file("engine.log"));
+  const long long before = decisions();
+  ASSERT_TRUE(send_until_accepted(5, [&] { return panic_frame("db-1"); }))
+      << read_file(dir_.file("engine.log"));
+  EXPECT_EQ(decisions(), before) << read_file(dir_.file("engine.log"));
+  stop(sig);
   EXPECT_EQ(proposed(), 3);
-  EXPECT_EQ(count("verb = 'reset' AND outcome = 'suppressed' AND policy = 'budget'"), 2);
+  EXPECT_EQ(count("verb = 'reset' AND outcome = 'suppressed' AND policy = 'budget'"), 1);
   EXPECT_EQ(count("verb = 'notify' AND reason LIKE '%used its action budget%'"), 1)
       << "one budget notice, not one per engine life";
   EXPECT_TRUE(audit::verify_log(db_)->ok);

@@ -149,7 +149,8 @@ void expect_real_subcommand(const std::string& file, const std::string& exec) {
 }
 
 TEST(Examples, ServiceFilesStartRealSubcommandsWithTheDocumentedHardening) {
-  for (const std::string unit : {"medic-engine.service", "medic-agent.service"}) {
+  for (const std::string unit :
+       {"medic-engine.service", "medic-agent.service", "medic-record.service"}) {
     std::string text = read_file(example("systemd/" + unit));
     std::smatch m;
     ASSERT_TRUE(std::regex_search(text, m, std::regex("\nExecStart=([^\n]+)"))) << unit;

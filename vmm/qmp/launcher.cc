@@ -14,6 +14,8 @@
 #include <fstream>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "core/config.h"
 #include "core/subprocess.h"
 
@@ -80,7 +82,9 @@ class SpecReader {
     r_.check_keys(
         n, {"name", "uuid", "memory", "cpus", "machine", "accel", "kernel", "initrd", "append",
             "disk", "disk_format", "qmp_socket", "heartbeat_socket", "guest_agent_socket",
-            "console_log", "qemu_log", "devices", "qemu", "labels"});
+            "console_log", "console_keep", "console_max_size", "qemu_log", "devices", "qemu",
+            "labels", "desired",
+            "on_guest_poweroff", "watchdog_action"});
     VmSpec s;
     size_t errors_before = error_count();
     read_identity(n, s);
@@ -88,6 +92,7 @@ class SpecReader {
     read_boot(n, s);
     read_sockets(n, s);
     read_extras(n, s);
+    read_lifecycle(n, s);
     if (error_count() != errors_before) return std::nullopt;
     return s;
   }
@@ -149,6 +154,16 @@ class SpecReader {
     s.heartbeat_socket = path(n, "heartbeat_socket");
     s.guest_agent_socket = path(n, "guest_agent_socket");
     s.console_log = path(n, "console_log");
+    s.console_keep = static_cast<int>(r_.integer(n, "console_keep", false, 0, 100).value_or(5));
+    if (auto m = r_.string(n, "console_max_size", false)) {
+      auto mib = parse_memory_mib(*m);
+      if (!mib || *mib < 1) {
+        r_.error(n["console_max_size"],
+                 "console_max_size '" + *m + "' must be at least 1M, like 1M or 16M");
+      } else {
+        s.console_max_bytes = static_cast<uint64_t>(*mib) << 20;
+      }
+    }
     s.qemu_log = path(n, "qemu_log");
     for (const auto& [key, value] : {std::pair{"qmp_socket", &s.qmp_socket},
                                      std::pair{"heartbeat_socket", &s.heartbeat_socket},
@@ -185,6 +200,39 @@ class SpecReader {
           }
           s.labels[kv.first.as<std::string>()] = kv.second.Scalar();
         }
+      }
+    }
+  }
+
+  // desired state, what a guest power-off means, QEMU's watchdog action.
+  void read_lifecycle(const YAML::Node& n, VmSpec& s) {
+    if (auto d = r_.string(n, "desired", false)) {
+      if (*d == "running")
+        s.desired = Desired::kRunning;
+      else if (*d == "stopped")
+        s.desired = Desired::kStopped;
+      else
+        r_.error(n["desired"], "desired '" + *d + "' must be running or stopped");
+    }
+    if (auto o = r_.string(n, "on_guest_poweroff", false)) {
+      if (*o == "stop")
+        s.on_guest_poweroff = OnGuestPoweroff::kStop;
+      else if (*o == "restart")
+        s.on_guest_poweroff = OnGuestPoweroff::kRestart;
+      else
+        r_.error(n["on_guest_poweroff"], "on_guest_poweroff '" + *o + "' must be stop or restart");
+    }
+    if (auto w = r_.string(n, "watchdog_action", false)) {
+      static const char* const kActions[] = {"reset", "shutdown", "poweroff", "pause",
+                                             "debug", "none",     "inject-nmi"};
+      bool known = false;
+      for (const char* a : kActions) known = known || *w == a;
+      if (!known) {
+        r_.error(n["watchdog_action"],
+                 "watchdog_action '" + *w +
+                     "' must be reset, shutdown, poweroff, pause, debug, none or inject-nmi");
+      } else {
+        s.watchdog_action = *w;
       }
     }
   }
@@ -303,7 +351,8 @@ std::vector<std::string> qemu_argv(const VmSpec& s, Accel accel) {
   // The console is always the first serial port, so the heartbeat channel is
   // always the guest's ttyS1.
   if (!s.console_log.empty()) {
-    add({"-chardev", "file,id=console,path=" + qemu_escape(s.console_log)});
+    // append=on: a log cut to zero while QEMU runs is written on from 0.
+    add({"-chardev", "file,id=console,path=" + qemu_escape(s.console_log) + ",append=on"});
     add({"-serial", "chardev:console"});
   } else {
     add({"-serial", "null"});
@@ -324,8 +373,13 @@ std::vector<std::string> qemu_argv(const VmSpec& s, Accel accel) {
   // Keep a panicked guest for a reset instead of letting QEMU power it off.
   // Never -no-reboot: it turns system_reset into an exit.
   add({"-action", "panic=pause"});
+  add({"-action", "watchdog=" + s.watchdog_action});
   for (const auto& d : s.devices) add({"-device", d});
   return a;
+}
+
+bool qemu_acts_on_watchdog(const std::string& action) {
+  return action == "reset" || action == "shutdown" || action == "poweroff";
 }
 
 bool unix_socket_listening(const std::string& path) {
@@ -340,7 +394,9 @@ bool unix_socket_listening(const std::string& path) {
   return rc == 0;
 }
 
-Launcher::Launcher(VmSpec spec) : spec_(std::move(spec)) {}
+Launcher::Launcher(VmSpec spec)
+    : spec_(std::move(spec)),
+      console_(spec_.console_log, spec_.console_keep, spec_.console_max_bytes) {}
 
 Launcher::~Launcher() { (void)kill(std::chrono::seconds(5)); }
 
@@ -364,6 +420,9 @@ Status Launcher::spawn() {
   for (const std::string* p : {&spec_.console_log, &spec_.qemu_log}) {
     std::error_code ec;
     if (!p->empty()) fs::create_directories(fs::path(*p).parent_path(), ec);
+  }
+  if (Status s = console_.rotate(); !s.ok()) {
+    spdlog::warn("qmp: {}: {}", spec_.name, s.message());
   }
   argv_ = qemu_argv(spec_, resolve_accel(spec_.accel));
   auto pid = spawn_process(argv_, spec_.qemu_log, spec_.qemu.find('/') == std::string::npos);

@@ -22,10 +22,16 @@
 #include <vector>
 
 #include "core/status.h"
+#include "vmm/qmp/console_log.h"
 
 namespace medic::vmm::qmp {
 
 enum class Accel { kAuto, kKvm, kTcg };
+
+// What the operator wants of a VM: whether the agent starts it when it comes
+// up, and what a guest powering itself off means.
+enum class Desired { kRunning, kStopped };
+enum class OnGuestPoweroff { kStop, kRestart };
 
 struct VmSpec {
   std::string name;  // letters, digits, '.', '_', '-'
@@ -41,11 +47,25 @@ struct VmSpec {
   std::string heartbeat_socket;             // optional: the guest's second serial port
   std::string guest_agent_socket;           // optional: virtio-serial port org.qemu.guest_agent.0
   std::string console_log;                  // optional: the guest's first serial port, to a file
+  int console_keep = 5;                     // earlier boots' console logs kept (PATH.1 ..)
+  uint64_t console_max_bytes = 1 << 20;     // a console log past this is rotated
   std::string qemu_log;                     // optional: QEMU's own stdout/stderr
   std::vector<std::string> devices;         // each becomes "-device <value>"
   std::string qemu = "qemu-system-x86_64";  // looked up in $PATH when it has no '/'
   std::map<std::string, std::string> labels;
+  // `desired: running` (the default): the agent starts it at start-up.
+  Desired desired = Desired::kRunning;
+  // A guest that powers itself off (QMP SHUTDOWN guest=true) is an intended
+  // stop and stays stopped, unless this says restart.
+  OnGuestPoweroff on_guest_poweroff = OnGuestPoweroff::kStop;
+  // QEMU's own answer to a watchdog that fires (-action watchdog=...):
+  // reset (QEMU's default), shutdown, poweroff, pause, debug, none, inject-nmi.
+  std::string watchdog_action = "reset";
 };
+
+// True when QEMU itself ends or restarts the guest for this watchdog action
+// (reset, shutdown, poweroff): medic then watches, it does not reset again.
+bool qemu_acts_on_watchdog(const std::string& action);
 
 // Reads a file holding `vms:`, a list of specs. Relative paths in a spec are
 // taken relative to the file's directory. Every problem is reported, each as
@@ -79,7 +99,11 @@ class Launcher {
   // Starts QEMU without waiting. kFailedPrecondition when this launcher's
   // QEMU is still running or another process already serves the spec's QMP
   // socket (never two QEMUs for one VM); kIo when it cannot be started.
+  // The console log of the previous boot is rotated first (see
+  // vmm/qmp/console_log.h); a rotation that fails is logged, not fatal.
   Status spawn();
+  // The guest's console log (rotated at spawn; trim() it while QEMU runs).
+  ConsoleLog& console() { return console_; }
 
   // Non-blocking; reaps QEMU when it has exited.
   bool running();
@@ -104,6 +128,7 @@ class Launcher {
   void forget_process(int status);
 
   VmSpec spec_;
+  ConsoleLog console_;
   std::vector<std::string> argv_;
   pid_t pid_ = 0;
   int pidfd_ = -1;

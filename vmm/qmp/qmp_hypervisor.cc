@@ -197,8 +197,23 @@ void QmpHypervisor::drain_qmp_events(Vm& v) {
     }
     std::string detail = ev.name;
     if (!ev.data.is_null()) detail += " " + ev.data.dump().substr(0, 240);
+    if (what == medic::v1::LIFECYCLE_WATCHDOG) detail = watchdog_detail(v, ev.data);
     emit_lifecycle(v, what, std::move(detail));
   }
+}
+
+// "action=reset: ..." first, so a rule can tell (event.detail matches
+// "^action=reset") whether QEMU already acted on the guest itself.
+std::string QmpHypervisor::watchdog_detail(const Vm& v, const Json& data) {
+  const std::string* given = json_string_member(data, "action");
+  const std::string action = given ? *given : v.spec().watchdog_action;
+  if (action == "reset") {
+    return "action=reset: WATCHDOG fired and QEMU reset the guest itself";
+  }
+  if (qemu_acts_on_watchdog(action)) {
+    return "action=" + action + ": WATCHDOG fired and QEMU ended the guest itself";
+  }
+  return "action=" + action + ": WATCHDOG fired; QEMU left the guest as it was";
 }
 
 void QmpHypervisor::check_process(Vm& v) {
@@ -234,24 +249,22 @@ void QmpHypervisor::check_process(Vm& v) {
   }
   if (v.guest_powered_off && v.reboot_pending) {
     // The second half of reboot: the guest powered off, start it again.
-    v.reboot_pending = false;
-    v.guest_powered_off = false;
-    v.heard_since_boot = false;
-    Status s = v.launcher.spawn();
-    if (s.ok()) {
-      ++stats_.launches;
-      v.state = medic::v1::VM_STATE_BOOTING;
-      emit_lifecycle(v, medic::v1::LIFECYCLE_STARTED, "reboot: guest powered off, QEMU started");
-    } else {
-      spdlog::warn("qmp: {}: start after reboot failed: {}", v.spec().name, s.to_string());
-      v.state = medic::v1::VM_STATE_CRASHED;
-      emit_lifecycle(v, medic::v1::LIFECYCLE_CRASHED, "reboot: start failed: " + s.message());
-    }
+    relaunch(v, "reboot: guest powered off");
+    return;
+  }
+  if (v.guest_powered_off && v.spec().on_guest_poweroff == OnGuestPoweroff::kRestart) {
+    relaunch(v, "on_guest_poweroff: restart: guest powered off");
     return;
   }
   if (v.guest_powered_off) {
+    // The guest chose to stop: an intended stop, left alone (restart is
+    // refused for it; start brings it back).
     v.state = medic::v1::VM_STATE_STOPPED;
     v.stopped_on_purpose = true;
+    spdlog::info("qmp: {}: the guest powered itself off: an intended stop, left stopped",
+                 v.spec().name);
+    emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED,
+                   "guest powered off: intended stop (on_guest_poweroff: stop)");
     return;
   }
   ++stats_.crashes;
@@ -260,6 +273,43 @@ void QmpHypervisor::check_process(Vm& v) {
   std::string tail = v.launcher.log_tail(512);
   spdlog::warn("qmp: {}: {}{}", v.spec().name, why, tail.empty() ? "" : ": " + tail);
   emit_lifecycle(v, medic::v1::LIFECYCLE_CRASHED, why);
+}
+
+// QEMU is started again after its guest powered off (reboot, or
+// on_guest_poweroff: restart), without a verb: the guest boots anew.
+void QmpHypervisor::relaunch(Vm& v, const std::string& why) {
+  v.reboot_pending = false;
+  v.guest_powered_off = false;
+  v.heard_since_boot = false;
+  Status s = v.launcher.spawn();
+  if (s.ok()) {
+    ++stats_.launches;
+    v.state = medic::v1::VM_STATE_BOOTING;
+    emit_lifecycle(v, medic::v1::LIFECYCLE_STARTED, why + ", QEMU started");
+    return;
+  }
+  spdlog::warn("qmp: {}: {}: start failed: {}", v.spec().name, why, s.to_string());
+  v.state = medic::v1::VM_STATE_CRASHED;
+  emit_lifecycle(v, medic::v1::LIFECYCLE_CRASHED, why + ": start failed: " + s.message());
+}
+
+size_t QmpHypervisor::start_desired(Duration timeout) {
+  size_t begun = 0;
+  for (auto& vp : vms_) {
+    Vm& v = *vp;
+    if (v.spec().desired != Desired::kRunning || v.launcher.running() || v.verb) continue;
+    ++begun;
+    const std::string name = v.spec().name;
+    spdlog::info("qmp: {}: desired running: starting it", name);
+    start_verb(v, medic::v1::VERB_START, timeout, [name](Status s) {
+      if (s.ok()) {
+        spdlog::info("qmp: {}: started (desired running)", name);
+      } else {
+        spdlog::error("qmp: {}: desired running, but it did not start: {}", name, s.to_string());
+      }
+    });
+  }
+  return begun;
 }
 
 // QEMU ended as stop or restart asked: stop is done, restart starts it again.
@@ -311,7 +361,7 @@ VmInfo QmpHypervisor::info(Vm& v) {
   }
   i.state = v.state;
   if (v.missed >= opts_.unresponsive_after) {
-    i.state = medic::v1::VM_STATE_UNSPECIFIED;  // QMP does not answer: unknown
+    i.state = medic::v1::VM_STATE_UNRESPONSIVE;  // QEMU runs, QMP does not answer
     return i;
   }
   if (i.state == medic::v1::VM_STATE_RUNNING && !v.spec().heartbeat_socket.empty() &&

@@ -9,15 +9,17 @@
 //   and qmp_capabilities, then query-status every status_interval; replies
 //   and events update the state when they come. A QEMU whose QMP has not
 //   answered for `unresponsive_after` status intervals (handshake not done,
-//   or query-status unanswered) is reported with state UNSPECIFIED
-//   ("unknown": the proto has no "unresponsive" yet) until it answers again.
+//   or query-status unanswered) is reported with state UNRESPONSIVE until it
+//   answers again, and a lifecycle event UNRESPONSIVE goes out once, at the
+//   tick that makes it so (a QEMU being started is left to the start verb's
+//   deadline).
 //   Two refinements as well: a guest whose
 //   heartbeat channel has been silent since its QEMU started or reset is
 //   "booting", and a QEMU process that is gone without being asked to go is
 //   "crashed";
 // - lifecycle events from QMP (GUEST_PANICKED, WATCHDOG, STOP, RESUME,
-//   SHUTDOWN, RESET), plus STARTED when we launch a QEMU and CRASHED when one
-//   dies unasked;
+//   SHUTDOWN, RESET), plus STARTED when we launch a QEMU, CRASHED when one
+//   dies unasked and UNRESPONSIVE when its QMP stops answering;
 // - heartbeats: lines "hb <counter>" the guest writes to its second serial
 //   port, which QEMU exposes on the spec's heartbeat unix socket;
 // - guest-agent pings on request (ping_guest_agent): their sockets are part
@@ -43,7 +45,12 @@
 //            refused for a VM stopped on purpose (use start)
 //
 // A VM starts out "stopped": the backend starts QEMUs only when told to
-// (start), and owns the QEMUs it started (they die with it). Single-threaded
+// (start, or start_desired() for the specs that say `desired: running`),
+// and owns the QEMUs it started (they die with it). A guest that powers
+// itself off (SHUTDOWN guest=true) is an intended stop: it stays stopped
+// (restart refused, a STOPPED event), unless its spec says
+// `on_guest_poweroff: restart`, when QEMU is started again at once. Any
+// other end of QEMU (killed, SHUTDOWN from a host signal) is a crash. Single-threaded
 // like every Hypervisor: events reach the sink only inside poll()/execute().
 #pragma once
 
@@ -98,6 +105,10 @@ class QmpHypervisor final : public Hypervisor {
   // header comment), bounded by `timeout` on the Clock.
   // A verb on a VM that has one in progress is refused (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
+  // Starts each VM whose spec says `desired: running` and whose QEMU is not
+  // running (nor being started or stopped by a verb), as the start verb
+  // does; outcomes are logged (a failure as an error, with QEMU's reason).
+  size_t start_desired(Duration timeout) override;
 
   // For operators and tests, never for a daemon's loop: a raw QMP command on
   // the VM's connection (for example inject-nmi), waiting for its reply at
@@ -131,11 +142,15 @@ class QmpHypervisor final : public Hypervisor {
   void handle_heartbeat_line(Vm& v, std::string_view line);
   void check_process(Vm& v);
   void on_qemu_ended(Vm& v);
+  void relaunch(Vm& v, const std::string& why);
   void drain_qmp_events(Vm& v);
+  static std::string watchdog_detail(const Vm& v, const Json& data);
   // The status machine: open the connection, send and read query-status.
   void status_tick();
   void pump_status(Vm& v);
   void forget_status(Vm& v);
+  void become_unresponsive(Vm& v);
+  void trim_console(Vm& v);
   // Status and verb replies read so far.
   void take_replies(Vm& v);
   // The verbs (qmp_verbs.cc): a step machine per VM on its connection, the

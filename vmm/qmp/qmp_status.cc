@@ -63,7 +63,8 @@ void QmpHypervisor::take_replies(Vm& v) {
     v.status_query = 0;
     ++stats_.status_replies;
     if (v.missed >= opts_.unresponsive_after) {
-      spdlog::info("qmp: {}: QMP answers again", v.spec().name);
+      spdlog::info("qmp: {}: QMP answers again after {} status intervals", v.spec().name,
+                   v.missed);
     }
     v.missed = 0;
     const std::string* status = r.result.ok() ? json_string_member(*r.result, "status") : nullptr;
@@ -77,6 +78,7 @@ void QmpHypervisor::status_tick() {
   for (auto& vp : vms_) {
     Vm& v = *vp;
     if (!v.launcher.running()) continue;
+    trim_console(v);
     // Take what has come first, so an answer read late is not a miss.
     if (v.qmp.connected()) (void)v.qmp.poll();
     drain_qmp_events(v);
@@ -89,12 +91,34 @@ void QmpHypervisor::status_tick() {
         continue;
       }
     }
+    // A QEMU being started is the start verb's to judge, by its deadline.
+    if (v.verb && v.verb->launching) continue;
     // Not connected, handshake not done, or the last query unanswered.
-    if (++v.missed == opts_.unresponsive_after) {
-      ++stats_.unresponsive;
-      spdlog::warn("qmp: {}: QMP has not answered for {} status intervals; reported unknown",
-                   v.spec().name, v.missed);
-    }
+    if (++v.missed == opts_.unresponsive_after) become_unresponsive(v);
+  }
+}
+
+void QmpHypervisor::become_unresponsive(Vm& v) {
+  ++stats_.unresponsive;
+  const std::string why = "QMP has not answered for " + std::to_string(v.missed) +
+                          " status intervals (" +
+                          format_duration(opts_.status_interval * v.missed) + ")";
+  spdlog::warn("qmp: {}: {}; reported unresponsive", v.spec().name, why);
+  emit_lifecycle(v, medic::v1::LIFECYCLE_UNRESPONSIVE, why);
+}
+
+}  // namespace medic::vmm::qmp
+
+namespace medic::vmm::qmp {
+
+void QmpHypervisor::trim_console(Vm& v) {
+  auto trimmed = v.launcher.console().trim();
+  if (!trimmed.ok()) {
+    log_limiter_.warn("console " + v.spec().name, clock_.now(),
+                      "qmp: " + v.spec().name + ": " + trimmed.status().message());
+  } else if (*trimmed) {
+    spdlog::info("qmp: {}: console log passed {} bytes: rotated", v.spec().name,
+                 v.spec().console_max_bytes);
   }
 }
 

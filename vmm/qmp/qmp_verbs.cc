@@ -65,6 +65,17 @@ void QmpHypervisor::start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done
     return;
   }
   const bool running = v.launcher.running();
+  // A QEMU that has stopped answering will not take a QMP command either:
+  // reset and reboot fail at once (the next step of a ladder, say restart,
+  // comes without waiting out their timeout), stop and restart kill it now.
+  const bool unresponsive = running && v.missed >= opts_.unresponsive_after;
+  if (unresponsive && (verb == medic::v1::VERB_RESET || verb == medic::v1::VERB_REBOOT)) {
+    completions_.push(std::move(done),
+                      unavailable("cannot " + what + ": its QMP has not answered for " +
+                                  std::to_string(v.missed) +
+                                  " status intervals; restart kills and starts it"));
+    return;
+  }
   if (verb == medic::v1::VERB_STOP && !running) {
     // A crashed QEMU: nothing to end, the VM is stopped now.
     v.state = medic::v1::VM_STATE_STOPPED;
@@ -86,8 +97,15 @@ void QmpHypervisor::start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done
     return;
   }
   if (v.verb->ending_qemu()) {
-    // quit first; SIGKILL at half the timeout if QEMU has not gone.
     v.stopping = true;
+    if (unresponsive) {
+      spdlog::info("qmp: {}: {}: QMP does not answer, SIGKILL instead of quit", v.spec().name,
+                   what);
+      v.verb->step = 1;  // no quit: QEMU's exit ends the stop
+      v.launcher.send_kill();
+      return;
+    }
+    // quit first; SIGKILL at half the timeout if QEMU has not gone.
     v.verb->kill_timer = clock_.schedule_after(timeout / 2, [vp] {
       vp->verb->kill_timer = 0;
       vp->launcher.send_kill();

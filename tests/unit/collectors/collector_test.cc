@@ -405,7 +405,7 @@ TEST_F(CollectorTest, AGuestPingAnsweredAfterTheCollectorIsGoneIsIgnored) {
   p.held[0](true);  // must not touch the destroyed collector (ASan would tell)
 }
 
-TEST_F(CollectorTest, GuestAgentPingsCountAsHeartbeatsOfRunningVms) {
+TEST_F(CollectorTest, GuestAgentAnswersAreGuestPingEventsNeverHeartbeats) {
   AnsweringPinger p;
   pinger = &p;
   hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
@@ -420,13 +420,20 @@ TEST_F(CollectorTest, GuestAgentPingsCountAsHeartbeatsOfRunningVms) {
   bool saw = false;
   const EventBatch batch3 = open(pub.bulk[1]);
   for (const auto& e : batch3.events()) {
-    if (e.has_heartbeat()) {
+    EXPECT_FALSE(e.has_heartbeat()) << "an agent answer was reported as a heartbeat";
+    if (e.has_guest_ping()) {
       saw = true;
       EXPECT_EQ(e.vm(), "vm-1");
-      EXPECT_EQ(e.heartbeat().source(), "guest-agent");
+      EXPECT_GE(e.guest_ping().latency_ns(), 0);
+    }
+    // The heartbeat writer never beat: the state report says so.
+    if (e.has_state() && e.vm() == "vm-1") {
+      EXPECT_EQ(e.state().last_heartbeat_ns(), 0);
     }
   }
   EXPECT_TRUE(saw);
+  EXPECT_EQ(c->counters().guest_ping_answers, 1u);
+  EXPECT_EQ(c->counters().heartbeats, 0u);
   p.answer = false;
   tick(*c);
   tick(*c);

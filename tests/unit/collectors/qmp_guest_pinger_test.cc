@@ -143,7 +143,8 @@ class QmpGuestPingerTest : public ::testing::Test {
     }
     return true;
   }
-  // Guest-agent heartbeats of the VM in the bulk batches published so far.
+  // GuestPing events of the VM in the bulk batches published so far (and no
+  // heartbeat: the test guest has no heartbeat writer).
   int guest_agent_beats() {
     fabric::Opener opener(keys_.trust, clock_);
     opener.expect_kinds({medic::v1::KIND_EVENT_BATCH});
@@ -153,7 +154,8 @@ class QmpGuestPingerTest : public ::testing::Test {
       Status s = testing::open_batch(opener, frame, &b);
       EXPECT_OK(s) << s;
       for (const auto& e : b.events()) {
-        n += e.has_heartbeat() && e.vm() == kUuid && e.heartbeat().source() == "guest-agent";
+        EXPECT_FALSE(e.has_heartbeat()) << "an agent answer was reported as a heartbeat";
+        n += e.has_guest_ping() && e.vm() == kUuid;
       }
     }
     return n;
@@ -170,7 +172,7 @@ class QmpGuestPingerTest : public ::testing::Test {
   std::unique_ptr<Collector> collector_;
 };
 
-TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadAgentAFailure) {
+TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestPingEventsAndADeadAgentAFailure) {
   collector_->run_once(0ms);
   clock_.advance(1s);  // first flush: learns that vm1 runs
   ASSERT_EQ(pub_.bulk.size(), 1u);
@@ -179,7 +181,7 @@ TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadA
   ASSERT_TRUE(run_until([&] { return hv_->guest_agent_stats().answered == 1; }))
       << "qemu-ga did not answer; failures: " << hv_->guest_agent_stats().connect_failures
       << " connect, " << hv_->guest_agent_stats().timeouts << " timeouts";
-  clock_.advance(500ms);  // flush at 2 s carries the heartbeat
+  clock_.advance(500ms);  // flush at 2 s carries the answer
   ASSERT_EQ(pub_.bulk.size(), 2u);
   EXPECT_EQ(guest_agent_beats(), 1);
   EXPECT_EQ(collector_->counters().guest_ping_failures, 0u);
@@ -190,7 +192,7 @@ TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadA
   EXPECT_EQ(collector_->counters().guest_pings, 2u);
   EXPECT_EQ(collector_->counters().guest_ping_failures, 1u);
   EXPECT_EQ(hv_->guest_agent_stats().connect_failures, 1u);
-  clock_.advance(1s);  // flush at 4 s: no new guest-agent heartbeat
+  clock_.advance(1s);  // flush at 4 s: no new answer
   EXPECT_EQ(guest_agent_beats(), 1);
 }
 
@@ -198,8 +200,9 @@ TEST_F(QmpGuestPingerTest, AnsweredGuestPingsBecomeGuestAgentHeartbeatsAndADeadA
 // (SIGSTOP: its QMP accepts nothing and answers nothing): every interval
 // still gives one flush, at once (list() answers from the last known state;
 // it used to wait 2 s per frozen VM), the answering VM is reported running
-// throughout (the positive control), and the frozen one "unknown" from the
-// third unanswered interval on. No qemu-ga needed.
+// throughout (the positive control), and the frozen one "unresponsive" from
+// the third unanswered interval on, announced once on the urgent lane. No
+// qemu-ga needed.
 class QmpStatusCadenceTest : public ::testing::Test {
  protected:
   static constexpr const char* kFrozen = "22222222-3333-4444-5555-666666666666";
@@ -262,7 +265,7 @@ class QmpStatusCadenceTest : public ::testing::Test {
   pid_t frozen_pid_ = 0;
 };
 
-TEST_F(QmpStatusCadenceTest, AFrozenQemuNeitherDelaysNorSkipsAFlushAndIsReportedUnknown) {
+TEST_F(QmpStatusCadenceTest, AFrozenQemuNeitherDelaysNorSkipsAFlushAndIsReportedUnresponsiveOnTheUrgentLane) {
   const auto& st = hv_->stats();
   ASSERT_TRUE(run_until([&] { return st.status_queries == 2 && st.status_replies == 2; }));
   frozen_pid_ = hv_->get(kFrozen)->pid;
@@ -286,9 +289,21 @@ TEST_F(QmpStatusCadenceTest, AFrozenQemuNeitherDelaysNorSkipsAFlushAndIsReported
   EXPECT_EQ(state_in(0, kFrozen), medic::v1::VM_STATE_RUNNING);
   EXPECT_EQ(state_in(1, kFrozen), medic::v1::VM_STATE_RUNNING);
   EXPECT_EQ(state_in(2, kFrozen), medic::v1::VM_STATE_RUNNING);
-  EXPECT_EQ(state_in(3, kFrozen), medic::v1::VM_STATE_UNSPECIFIED);
-  EXPECT_EQ(state_in(4, kFrozen), medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ(state_in(3, kFrozen), medic::v1::VM_STATE_UNRESPONSIVE);
+  EXPECT_EQ(state_in(4, kFrozen), medic::v1::VM_STATE_UNRESPONSIVE);
   EXPECT_EQ(st.unresponsive, 1u);
+  // One urgent batch, with the frozen VM's UNRESPONSIVE lifecycle event.
+  ASSERT_EQ(pub_.urgent.size(), 1u);
+  fabric::Opener opener(keys_.trust, clock_);
+  opener.expect_kinds({medic::v1::KIND_EVENT_BATCH});
+  medic::v1::EventBatch urgent;
+  ASSERT_OK(testing::open_batch(opener, pub_.urgent[0], &urgent));
+  EXPECT_TRUE(urgent.urgent());
+  ASSERT_EQ(urgent.events_size(), 1);
+  EXPECT_EQ(urgent.events(0).vm(), kFrozen);
+  EXPECT_EQ(urgent.events(0).lifecycle().what(), medic::v1::LIFECYCLE_UNRESPONSIVE);
+  EXPECT_NE(urgent.events(0).lifecycle().detail().find("3 status intervals"), std::string::npos)
+      << urgent.events(0).lifecycle().detail();
 }
 
 }  // namespace

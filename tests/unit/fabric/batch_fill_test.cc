@@ -34,9 +34,9 @@ int64_t random_int(std::mt19937& rng) {
   }
 }
 
-// An event's body: one of the four members, or none.
+// An event's body: one of the five members, or none.
 void random_body(medic::v1::Event* e, std::mt19937& rng) {
-  switch (rng() % 5) {
+  switch (rng() % 6) {
     case 0: {
       auto* s = e->mutable_state();
       s->set_state(static_cast<medic::v1::VmState>(rng() % 9));
@@ -68,6 +68,9 @@ void random_body(medic::v1::Event* e, std::mt19937& rng) {
       p->set_reason(random_text(rng));
       break;
     }
+    case 4:
+      e->mutable_guest_ping()->set_latency_ns(random_int(rng));
+      break;
     default: break;
   }
 }

@@ -50,7 +50,8 @@ inline medic::v1::EventBatch full_batch(const std::string& host) {
   lc->set_detail("pvpanic");
   auto* hb = event("vm-beat")->mutable_heartbeat();
   hb->set_counter(7);
-  hb->set_source("serial");
+  hb->set_source("backend");
+  event("vm-agent")->mutable_guest_ping()->set_latency_ns(2000);
   auto* p = event("vm-probe")->mutable_probe();
   p->set_probe("http");
   p->set_ok(true);
@@ -210,6 +211,7 @@ inline bool clean(const medic::v1::Event& e) {
     case medic::v1::Event::kLifecycle: return no_unknown(e.lifecycle());
     case medic::v1::Event::kHeartbeat: return no_unknown(e.heartbeat());
     case medic::v1::Event::kProbe: return no_unknown(e.probe());
+    case medic::v1::Event::kGuestPing: return no_unknown(e.guest_ping());
     default: return true;
   }
 }

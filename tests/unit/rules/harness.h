@@ -17,7 +17,9 @@ namespace medic::rules::testing {
 class RecordingSink : public DecisionSink {
  public:
   void on_decision(const Decision& d) override { decisions.push_back(d); }
+  void on_heal_verdict(const HealVerdict& v) override { verdicts.push_back(v); }
   std::vector<Decision> decisions;
+  std::vector<HealVerdict> verdicts;
 };
 
 inline medic::v1::Event heartbeat(const std::string& host, const std::string& vm) {

@@ -393,7 +393,8 @@ TEST(LoaderSuggestions, CorrectNamesGetNoSuggestionAndFarNamesGetTheList) {
             std::string::npos)
       << t;
   EXPECT_NE(t.find("f.yaml:4:47: error: unknown VM state \"asleep\" (expected unknown, running, "
-                   "paused, stopped, panicked, crashed, booting or shutting_down) [expr-type]"),
+                   "paused, stopped, panicked, crashed, booting, shutting_down or unresponsive) "
+                   "[expr-type]"),
             std::string::npos)
       << t;
   EXPECT_NE(t.find("f.yaml:5:10: error: key: unknown key field \"colour\" (expected vm.id, "

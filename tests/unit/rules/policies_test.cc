@@ -47,7 +47,7 @@ struct PolicyTest : ::testing::Test {
   Notices sink = [this](Decision d) { notices.push_back(std::move(d)); };
 };
 
-TEST_F(PolicyTest, SilenceSuppressesWhatItMatchesAndPassesTheRest) {
+TEST_F(PolicyTest, SilenceHoldsWhatItMatchesUntilItEndsAndPassesTheRest) {
   SilencePolicy p(fleet);
   Silence s;
   s.host = "h1";
@@ -56,7 +56,8 @@ TEST_F(PolicyTest, SilenceSuppressesWhatItMatchesAndPassesTheRest) {
   s.by = "ana";
   EXPECT_EQ(p.add(s), "s-1");
   PolicyCheck c = p.check(ctx(vm1, 110 * kSec));
-  EXPECT_EQ(c.verdict, Verdict::kSuppress);
+  EXPECT_EQ(c.verdict, Verdict::kHold);
+  EXPECT_EQ(c.until_ns, 200 * kSec) << "the hold lifts when the silence ends";
   EXPECT_EQ(c.policy, Policy::kSilence);
   EXPECT_EQ(c.reason, "silenced by ana for 1m30s more: maintenance");
   EXPECT_EQ(p.check(ctx(vm3, 110 * kSec)).verdict, Verdict::kPass) << "vm3 is on h2";
@@ -99,13 +100,14 @@ TEST_F(PolicyTest, HostSilentHoldsAndNoticesOncePerSpell) {
   EXPECT_EQ(notices.size(), 2u) << "a new spell is noticed again";
 }
 
-TEST_F(PolicyTest, CooldownSuppressesOnlyAFirstStepSoonAfterAnAction) {
+TEST_F(PolicyTest, CooldownHoldsOnlyAFirstStepSoonAfterAnActionUntilItEnds) {
   CooldownPolicy p(2min);
   EXPECT_EQ(p.check(ctx(vm1, 100 * kSec)).verdict, Verdict::kPass) << "never acted on";
   p.on_dispatched(vm1, h1, 100 * kSec);
   EXPECT_EQ(p.last_action(vm1), 100 * kSec);
   PolicyCheck c = p.check(ctx(vm1, 160 * kSec));
-  EXPECT_EQ(c.verdict, Verdict::kSuppress);
+  EXPECT_EQ(c.verdict, Verdict::kHold);
+  EXPECT_EQ(c.until_ns, 220 * kSec) << "2m after the action";
   EXPECT_EQ(c.reason, "the last action on this VM was 1m ago (cooldown 2m)");
   EXPECT_EQ(p.check(ctx(vm2, 160 * kSec)).verdict, Verdict::kPass) << "per VM";
   EXPECT_EQ(p.check(ctx(vm1, 160 * kSec, "ana")).verdict, Verdict::kPass) << "approved";
@@ -114,7 +116,9 @@ TEST_F(PolicyTest, CooldownSuppressesOnlyAFirstStepSoonAfterAnAction) {
   incident.step = 0;
   EXPECT_EQ(p.check(ctx(vm1, 220 * kSec)).verdict, Verdict::kPass) << "cooldown passed";
   rule.cooldown = 10min;
-  EXPECT_EQ(p.check(ctx(vm1, 220 * kSec)).verdict, Verdict::kSuppress) << "the rule's own";
+  c = p.check(ctx(vm1, 220 * kSec));
+  EXPECT_EQ(c.verdict, Verdict::kHold) << "the rule's own";
+  EXPECT_EQ(c.until_ns, 700 * kSec);
 }
 
 TEST_F(PolicyTest, BudgetCountsActionsInTheWindowAndNoticesOnce) {
@@ -123,7 +127,8 @@ TEST_F(PolicyTest, BudgetCountsActionsInTheWindowAndNoticesOnce) {
   EXPECT_EQ(p.check(ctx(vm1, 200 * kSec)).verdict, Verdict::kPass) << "1 of 2 used";
   p.on_dispatched(vm1, h1, 200 * kSec);
   PolicyCheck c = p.check(ctx(vm1, 300 * kSec));
-  EXPECT_EQ(c.verdict, Verdict::kSuppress);
+  EXPECT_EQ(c.verdict, Verdict::kHold);
+  EXPECT_EQ(c.until_ns, 3700 * kSec) << "room again when the first action leaves the window";
   EXPECT_EQ(c.reason, "the VM had 2 actions in the last 1h (budget 2 per 1h)");
   p.check(ctx(vm1, 400 * kSec));
   ASSERT_EQ(notices.size(), 1u) << "one budget notice per window";
@@ -198,6 +203,7 @@ TEST_F(PolicyTest, StormGuardFreezesAHostWhenMostOfItsVmsTurnBadAndLiftsWhenQuie
   o.host_fraction = 0.5;
   o.fleet_fraction = 0.9;
   o.quiet = 5min;
+  o.fleet_settle = 0s;  // no fleet settle to wait for: the host's page goes at once
   int lifted = 0;
   StormGuard g(clock, fleet, o, sink, [&] { ++lifted; });
   int64_t now = to_ns(clock.now());

@@ -66,7 +66,7 @@ TEST(PolicyChain, AStoppedStepEndsItsChecksAtThePolicyThatStoppedIt) {
             (std::vector<Policy>{Policy::kSilence, Policy::kDryRun, Policy::kHostSilent,
                                  Policy::kStormGuard, Policy::kCooldown}));
   const PolicyCheck& last = ds[0].checks.back();
-  EXPECT_EQ(last.verdict, Verdict::kSuppress);
+  EXPECT_EQ(last.verdict, Verdict::kHold);
   EXPECT_EQ(last.reason, ds[0].reason);
 }
 

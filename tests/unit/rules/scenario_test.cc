@@ -133,9 +133,15 @@ TEST(Scenario, HostStormFreezesThatHostOnlyUntilAnOperatorUnfreezes) {
   EXPECT_EQ(verbs_proposed(ds), 0u);
   EXPECT_TRUE(h.engine.frozen("h2"));
   EXPECT_FALSE(h.engine.frozen(""));
-  ASSERT_FALSE(ds.empty());
-  EXPECT_EQ(ds[0].step, Step::kNotify);
-  EXPECT_EQ(ds[0].host, "h2");
+  // One page, the host's (sent when the fleet's settle ended with no fleet
+  // storm).
+  size_t pages = 0;
+  for (const auto& d : ds) {
+    if (d.step != Step::kNotify) continue;
+    ++pages;
+    EXPECT_EQ(d.host, "h2");
+  }
+  EXPECT_EQ(pages, 1u);
   // A hang elsewhere is still handled.
   h.run(40s, 5s, f.vms_except({"h2-vm0", "h2-vm1", "h2-vm2", "h0-vm0"}), f.hosts);
   auto other = h.take();

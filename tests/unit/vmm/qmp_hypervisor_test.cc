@@ -441,9 +441,10 @@ TEST_F(QmpHypervisorTest, StartFailureLeavesTheVmStoppedAndQuotesTheLog) {
 // The status machine: query-status every status_interval (1 s by default) on
 // the Clock, answered at once by list() from the last known state. A QEMU
 // frozen with SIGSTOP (QMP unanswered, as a hard-frozen QEMU) becomes
-// "unknown" after exactly three unanswered intervals, and list() stays
-// quick; once it thaws, its answer brings the state back.
-TEST_F(QmpHypervisorTest, AFrozenQemuIsReportedUnknownAfterThreeUnansweredIntervalsAndListNeverWaits) {
+// "unresponsive" after exactly three unanswered intervals, with one
+// UNRESPONSIVE lifecycle event, and list() stays quick; once it thaws, its
+// answer brings the state back.
+TEST_F(QmpHypervisorTest, AFrozenQemuIsReportedUnresponsiveAfterThreeUnansweredIntervalsAndListNeverWaits) {
   start();
   ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
   const auto& st = hv_->stats();
@@ -467,17 +468,24 @@ TEST_F(QmpHypervisorTest, AFrozenQemuIsReportedUnknownAfterThreeUnansweredInterv
     clock_.advance(std::chrono::seconds(1));
     hv_->poll();
     EXPECT_EQ(state(), medic::v1::VM_STATE_RUNNING) << "after " << missed << " missed";
+    EXPECT_EQ(count(medic::v1::LIFECYCLE_UNRESPONSIVE), 0u) << "after " << missed << " missed";
   }
   clock_.advance(std::chrono::seconds(1));  // the third unanswered interval
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_UNRESPONSIVE), 1u);
   const auto t0 = SteadyClock::now();
   auto all = hv_->list();
   const auto took = SteadyClock::now() - t0;
   ASSERT_OK(all);
-  EXPECT_EQ((*all)[0].state, medic::v1::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ((*all)[0].state, medic::v1::VM_STATE_UNRESPONSIVE);
   EXPECT_EQ((*all)[0].pid, pid);
   EXPECT_LT(took, milliseconds(50)) << "list() waited on the frozen QMP";
   EXPECT_EQ(st.unresponsive, 1u);
   EXPECT_EQ(st.status_replies, answered);
+
+  // Still frozen at the next tick: reported once, not once per tick.
+  clock_.advance(std::chrono::seconds(1));
+  hv_->poll();
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_UNRESPONSIVE), 1u);
 
   ASSERT_EQ(::kill(pid, SIGCONT), 0);
   ASSERT_TRUE(pump_until([&] { return st.status_replies > answered; }));
@@ -584,6 +592,51 @@ TEST_F(QmpHypervisorTest, RestartOfAFrozenQemuKillsItAndStartsANewOneWithoutBloc
   EXPECT_EQ(last_started, "restart");
   EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
   EXPECT_EQ(hv_->stats().launches, 2u);
+}
+
+// Once a frozen QEMU is reported unresponsive, a reset is refused at once
+// (kUnavailable, so a ladder's next step comes without waiting out the
+// reset's timeout) and restart kills it at once instead of sending quit.
+TEST_F(QmpHypervisorTest, AnUnresponsiveQemuFailsResetAtOnceAndRestartKillsItWithoutQuit) {
+  start();
+  ASSERT_TRUE(pump_until([&] { return heartbeats() >= 1; }));
+  const auto& st = hv_->stats();
+  ASSERT_TRUE(pump_until([&] { return st.status_replies == 1; }));
+  const pid_t old_pid = hv_->get(kUuid)->pid;
+  // Positive control: before it is unresponsive, a reset of the frozen QEMU
+  // waits for its reply (it is still in progress after a poll).
+  ASSERT_EQ(::kill(old_pid, SIGSTOP), 0);
+  for (int i = 0; i < 4; ++i) {  // a query, then three unanswered intervals
+    clock_.advance(std::chrono::seconds(1));
+    hv_->poll();
+  }
+  ASSERT_EQ(state(), medic::v1::VM_STATE_UNRESPONSIVE);
+  bool reset_done = false;
+  Status reset;
+  hv_->execute(medic::v1::VERB_RESET, kUuid, std::chrono::seconds(30), [&](Status s) {
+    reset_done = true;
+    reset = std::move(s);
+  });
+  hv_->poll();
+  ASSERT_TRUE(reset_done) << "the reset waited for the unresponsive QMP";
+  EXPECT_EQ(reset.code(), Code::kUnavailable) << reset;
+  EXPECT_NE(reset.message().find("has not answered for 3 status intervals"), std::string::npos)
+      << reset;
+
+  bool done = false;
+  Status got;
+  hv_->execute(medic::v1::VERB_RESTART, kUuid, std::chrono::seconds(30), [&](Status s) {
+    done = true;
+    got = std::move(s);
+  });
+  // No clock advance: the kill does not wait for half the timeout.
+  ASSERT_TRUE(pump_until([&] { return done; }));
+  EXPECT_OK(got);
+  EXPECT_NE(hv_->get(kUuid)->pid, old_pid);
+  EXPECT_EQ(count(medic::v1::LIFECYCLE_CRASHED), 0u);
+  EXPECT_TRUE(commands().empty());  // neither system_reset nor quit reached it
+  ASSERT_TRUE(pump_until([&] { return st.status_replies >= 2; }));
+  EXPECT_NE(state(), medic::v1::VM_STATE_UNRESPONSIVE);  // the new QEMU answers
 }
 
 // A QEMU whose QMP socket accepts but never greets: start fails at its

@@ -223,6 +223,56 @@ TEST(QemuArgv, BuildsKernelBootWithConsoleHeartbeatAndPanicPause) {
   EXPECT_LT(first, second);
 }
 
+TEST(VmSpec, ReadsDesiredStateGuestPowerOffWatchdogActionAndConsoleBounds) {
+  auto defaults = parse_vm_specs(kMinimal, "m.yaml", "/");
+  ASSERT_OK(defaults);
+  EXPECT_EQ((*defaults)[0].desired, Desired::kRunning);
+  EXPECT_EQ((*defaults)[0].on_guest_poweroff, OnGuestPoweroff::kStop);
+  EXPECT_EQ((*defaults)[0].watchdog_action, "reset");
+  EXPECT_EQ((*defaults)[0].console_keep, 5);
+  EXPECT_EQ((*defaults)[0].console_max_bytes, 1u << 20);
+  auto set = parse_vm_specs(std::string(kMinimal) +
+                                "    desired: stopped\n"
+                                "    on_guest_poweroff: restart\n"
+                                "    watchdog_action: pause\n"
+                                "    console_keep: 2\n"
+                                "    console_max_size: 4M\n",
+                            "s.yaml", "/");
+  ASSERT_OK(set);
+  EXPECT_EQ((*set)[0].desired, Desired::kStopped);
+  EXPECT_EQ((*set)[0].on_guest_poweroff, OnGuestPoweroff::kRestart);
+  EXPECT_EQ((*set)[0].watchdog_action, "pause");
+  EXPECT_EQ((*set)[0].console_keep, 2);
+  EXPECT_EQ((*set)[0].console_max_bytes, 4u << 20);
+  auto bad = parse_vm_specs(std::string(kMinimal) +
+                                "    desired: maybe\n"
+                                "    on_guest_poweroff: reboot\n"
+                                "    watchdog_action: explode\n",
+                            "b.yaml", "/");
+  ASSERT_FALSE(bad.ok());
+  const std::string m = bad.status().message();
+  EXPECT_NE(m.find("b.yaml:6:14: error: desired 'maybe' must be running or stopped"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("on_guest_poweroff 'reboot' must be stop or restart"), std::string::npos) << m;
+  EXPECT_NE(m.find("watchdog_action 'explode' must be reset,"), std::string::npos) << m;
+}
+
+TEST(QemuArgv, PassesTheWatchdogActionAndAppendsToTheConsoleLog) {
+  auto specs = parse_vm_specs(doc_example(), "doc", "/srv");
+  ASSERT_OK(specs);
+  auto argv = qemu_argv((*specs)[0], Accel::kTcg);
+  EXPECT_TRUE(has_pair(argv, "-action", "watchdog=reset"));
+  EXPECT_TRUE(has_pair(argv, "-chardev", "file,id=console,path=/srv/log/web-1.console,append=on"));
+  VmSpec paused = (*specs)[0];
+  paused.watchdog_action = "pause";
+  EXPECT_TRUE(has_pair(qemu_argv(paused, Accel::kTcg), "-action", "watchdog=pause"));
+  EXPECT_TRUE(qemu_acts_on_watchdog("reset"));
+  EXPECT_TRUE(qemu_acts_on_watchdog("poweroff"));
+  EXPECT_FALSE(qemu_acts_on_watchdog("pause"));
+  EXPECT_FALSE(qemu_acts_on_watchdog("none"));
+}
+
 TEST(QemuArgv, BuildsDiskBootWithKvmAndEscapesCommas) {
   auto specs = parse_vm_specs(std::string("vms:\n"
                                           "  - name: d\n"

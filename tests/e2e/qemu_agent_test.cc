@@ -1,0 +1,170 @@
+// End-to-end as a new operator runs it: `scripts/make-example-keys --backend
+// qmp` writes the configs, the VM spec lists two test guests (see
+// tests/e2e/qemu_fixture.h), and `medic engine` + `medic agent` run as real
+// processes with the shipped rules. The agent starts both guests; a QEMU
+// frozen with SIGSTOP is reported unresponsive and healed by the shipped
+// qemu-unresponsive rule (reset refused at once, then restart through the
+// launcher), and the actuator sees the guest beating again.
+#include <dirent.h>
+#include <signal.h>
+
+#include <fstream>
+
+#include "tests/e2e/qemu_fixture.h"
+#include "tests/testing/daemon.h"
+
+namespace medic::vmm::qmp::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kWeb = "6f1c0d2e-8a4b-4c1e-9d3f-2b7a5e0c9a11";
+constexpr const char* kDb = "0b8e3f5a-1c2d-4e6f-8a9b-7c5d3e1f2a40";
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// The pid of the QEMU whose command line names guest `name` and `dir` (this
+// test's; other tests may run guests of the same name), 0 if none.
+pid_t qemu_pid_of(const std::string& name, const std::string& dir) {
+  DIR* d = ::opendir("/proc");
+  if (!d) return 0;
+  pid_t found = 0;
+  const std::string want = std::string("guest=") + name;
+  while (dirent* e = ::readdir(d)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), {});
+    for (char& c : cmd) c = c == '\0' ? ' ' : c;
+    if (cmd.find("qemu-system") != std::string::npos && cmd.find(want + " ") != std::string::npos &&
+        cmd.find(dir) != std::string::npos) {
+      found = pid;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+class QemuAgent : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const GuestImage& g = guest_image();
+    if (!g.skip.empty()) {
+      FAIL() << "QEMU end-to-end tests cannot run (scripts/bootstrap installs QEMU): " << g.skip;
+    }
+    ASSERT_TRUE(g.error.empty()) << g.error;
+    ::setenv("MEDIC", testing::medic_binary().c_str(), 1);
+    auto made = testing::run_command(
+        {testing::source_dir() + "/scripts/make-example-keys", "--backend", "qmp", dir_.path()},
+        30s);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    engine_key_ = made.out.substr(10, 64);  // "engine-1  <hex>"
+    // Free ports instead of the examples' 7701-7704 (tests run side by side).
+    for (const char* file : {"engine.yaml", "agent.yaml"}) {
+      std::string text = testing::read_file(dir_.file(file));
+      for (int p = 7701; p <= 7704; ++p) {
+        text = replace_all(text, ":" + std::to_string(p), ":" + std::to_string(port(p)));
+      }
+      text = replace_all(text, "durability: power_loss", "durability: process_crash");
+      dir_.write(file, text);
+    }
+    // The two guests of the example, as the test guest (kernel + initramfs).
+    dir_.write("qemu-vms.yaml", "vms:\n" + guest_vm_yaml("web-1", kWeb, "web", "") +
+                                    "    labels: {tier: web}\n" +
+                                    guest_vm_yaml("db-1", kDb, "db", "") +
+                                    "    labels: {tier: db}\n");
+  }
+  void TearDown() override {
+    if (frozen_ > 0) ::kill(frozen_, SIGCONT);
+    if (HasFailure()) {
+      for (const char* f : {"engine.log", "agent.log", "web-console.log", "web-qemu.log"}) {
+        std::printf("--- %s ---\n%s\n", f, testing::read_file(dir_.file(f)).c_str());
+      }
+    }
+  }
+  int port(int example) {
+    auto it = ports_.find(example);
+    if (it == ports_.end()) it = ports_.emplace(example, testing::free_port()).first;
+    return it->second;
+  }
+  long long count(const std::string& sql) {
+    return testing::query_number(dir_.file("audit.db"), sql);
+  }
+  // `medic hosts --vms` as the operator: the engine's view of the VMs.
+  std::string hosts() {
+    ::setenv("MEDIC_KEY", dir_.file("operator.key").c_str(), 1);
+    ::setenv("MEDIC_TRUST", dir_.file("trust.yaml").c_str(), 1);
+    ::setenv("MEDIC_ENGINE_KEY", engine_key_.c_str(), 1);
+    ::setenv("MEDIC_ENGINE", ("tcp://127.0.0.1:" + std::to_string(port(7704))).c_str(), 1);
+    return testing::run_command({testing::medic_binary(), "hosts", "--vms"}, 10s).out;
+  }
+  bool both_running(const std::string& h) {
+    return h.find(std::string(kWeb) + "  running") != std::string::npos &&
+           h.find(std::string(kDb) + "  running") != std::string::npos;
+  }
+
+  testing::TempDir dir_;
+  std::map<int, int> ports_;
+  std::string engine_key_;
+  pid_t frozen_ = 0;
+};
+
+TEST_F(QemuAgent, StartsItsGuestsAndTheShippedRulesHealAFrozenQemu) {
+  testing::Daemon engine({testing::medic_binary(), "engine", "-c", dir_.file("engine.yaml")},
+                         dir_.file("engine.log"));
+  testing::Daemon agent({testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
+                        dir_.file("agent.log"));
+  ASSERT_OK(engine.start());
+  ASSERT_OK(agent.start());
+  const auto t0 = SteadyClock::now();
+  // Both guests start (desired: running, the default) and beat: the engine
+  // reports them running (booting until the first heartbeat).
+  std::string h;
+  ASSERT_TRUE(testing::wait_until([&] { return both_running(h = hosts()); }, 180s))
+      << "the agent did not start both guests:\n" << h;
+  report_timing("agent_start_to_both_guests_running", SteadyClock::now() - t0);
+
+  frozen_ = qemu_pid_of("web-1", dir_.path());
+  ASSERT_GT(frozen_, 0);
+  const auto t1 = SteadyClock::now();
+  ASSERT_EQ(::kill(frozen_, SIGSTOP), 0);
+  const std::string by_rule =
+      "select count(*) from decisions d join transitions t on t.action_id = d.action_id "
+      "where d.rule = 'qemu-unresponsive' and d.vm = '" + std::string(kWeb) + "' ";
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return count(by_rule + "and d.verb = 'restart' and t.state = 'dispatched'") >= 1; },
+      60s))
+      << "no restart by qemu-unresponsive";
+  report_timing("daemons_sigstop_to_restart_dispatched", SteadyClock::now() - t1);
+  // The ladder's first step, reset, was refused by the frozen QEMU at once.
+  EXPECT_GE(count(by_rule + "and d.verb = 'reset' and t.state = 'failed'"), 1);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return count(by_rule + "and d.verb = 'restart' and t.state = 'succeeded' and "
+                               "t.detail = 'executed; the actuator saw the VM healthy'") >= 1;
+      },
+      180s))
+      << "the restart did not heal web-1";
+  report_timing("daemons_sigstop_to_healed", SteadyClock::now() - t1);
+  const pid_t frozen = frozen_;
+  frozen_ = 0;  // killed by the restart
+  const pid_t after = qemu_pid_of("web-1", dir_.path());
+  EXPECT_GT(after, 0);
+  EXPECT_NE(after, frozen);
+  // The other guest was left alone.
+  EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
+                  "' and outcome != 'suppressed'"),
+            0);
+  EXPECT_EQ(engine.terminate(), 0);
+  EXPECT_EQ(agent.terminate(), 0);
+  EXPECT_EQ(qemu_pid_of("web-1", dir_.path()), 0) << "QEMU outlived the agent";
+}
+
+}  // namespace
+}  // namespace medic::vmm::qmp::e2e
