@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "app/commands.h"
+#include "audit/intents.h"
 #include "audit/log.h"
 #include "core/duration.h"
 #include "fabric/trust.h"
@@ -208,6 +209,24 @@ bool write_anchor_file(const audit::VerifyReport& report, const std::string& pat
   return static_cast<bool>(out);
 }
 
+// verify --db postgresql://...: the chain only (no signatures there yet).
+void verify_postgres(const Common& c, bool signature_options, int* exit_code) {
+  if (signature_options) {
+    std::cerr << "medic audit verify: --trust, --key, --anchor and --write-anchor check "
+                 "signatures, and a PostgreSQL log has none yet\n";
+    *exit_code = 2;
+    return;
+  }
+  auto report = audit::verify_pg_chain(c.db);
+  if (!report.ok()) {
+    std::cerr << "medic audit verify: " << report.status().message() << "\n";
+    *exit_code = 2;
+    return;
+  }
+  std::cout << (c.json ? report->json() + "\n" : report->text());
+  *exit_code = report->ok() ? 0 : 1;
+}
+
 void add_verify(CLI::App* audit, int* exit_code) {
   auto* sub = audit->add_subcommand(
       "verify", "recompute the hash chain and check every signature; exit 1 if tampered");
@@ -226,6 +245,11 @@ void add_verify(CLI::App* audit, int* exit_code) {
                   "when the log verifies, write its signed head as SEQ:HASH to this file; keep "
                   "it off this host and pass it to --anchor later");
   sub->callback([c, trust, keys, anchor, write_anchor, exit_code] {
+    if (audit::is_postgres_url(c->db)) {
+      bool signatures = !trust->empty() || !keys->empty() || !anchor->empty() ||
+                        !write_anchor->empty();
+      return verify_postgres(*c, signatures, exit_code);
+    }
     auto o = verify_options(*trust, *keys, *anchor);
     if (!o.ok()) {
       std::cerr << "medic audit verify: " << o.status().message() << "\n";

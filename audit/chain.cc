@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "core/json.h"
+
 namespace medic::audit::internal {
 namespace {
 
@@ -147,6 +149,39 @@ void encode_row(Table t, Seq seq, const std::vector<Value>& values, std::string*
       out->append(v.s);
     }
   }
+}
+
+std::vector<Value> decision_values(const Decision& d, DecisionTexts* texts) {
+  texts->policies = dump_json(Json(d.policies_passed));
+  texts->refs = encode_refs(d.evidence);
+  return {Value::of(d.id),          Value::of(to_ns(d.at)),
+          Value::of(d.rule),        Value::of(d.rule_version),
+          Value::of(d.vm),          Value::of(d.host),
+          Value::of(d.verb),        Value::of(int64_t{d.ladder_step}),
+          Value::of(outcome_name(d.outcome)), Value::of(d.policy),
+          Value::of(d.reason),      Value::of(texts->policies),
+          Value::of(texts->refs),   Value::of(d.action_id),
+          Value::of(to_ns(d.action_expires_at))};
+}
+
+std::vector<Value> transition_values(const Transition& t) {
+  return {Value::of(t.action_id), Value::of(to_ns(t.at)), Value::of(state_name(t.state)),
+          Value::of(t.actor),     Value::of(t.detail),    Value::of(t.ref)};
+}
+
+std::vector<Transition> first_transitions(const Decision& d) {
+  std::vector<Transition> out;
+  if (d.outcome == DecisionOutcome::kDryRun) return out;
+  out.push_back({d.action_id, d.at, ActionState::kProposed, "engine", "", 0});
+  if (d.outcome == DecisionOutcome::kPendingApproval) {
+    out.push_back({d.action_id, d.at, ActionState::kPendingApproval, "engine",
+                   "waiting for an operator approval", 0});
+  }
+  if (d.outcome == DecisionOutcome::kSuppressed) {
+    out.push_back({d.action_id, d.at, ActionState::kSuppressed, "engine",
+                   d.policy + (d.reason.empty() ? "" : ": " + d.reason), 0});
+  }
+  return out;
 }
 
 Hash row_hash(const Hash& prev, std::string_view encoded) {

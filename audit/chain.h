@@ -56,6 +56,19 @@ struct Value {
   static Value of(std::string_view v) { return {false, 0, v}; }
 };
 
+// A decision's and a transition's column values, in their TableSpec order,
+// as every store writes them. The values borrow from the record and from
+// *texts, which must outlive them.
+struct DecisionTexts {
+  std::string policies;  // JSON list of the policies passed
+  std::string refs;      // encode_refs(evidence)
+};
+std::vector<Value> decision_values(const Decision& d, DecisionTexts* texts);
+std::vector<Value> transition_values(const Transition& t);
+// The transitions appending decision `d` adds after it: `proposed`, then
+// `pending_approval` or `suppressed` for those outcomes; none for a dry run.
+std::vector<Transition> first_transitions(const Decision& d);
+
 // Appends the canonical encoding of a row (everything after prev_hash) to *out.
 void encode_row(Table t, Seq seq, const std::vector<Value>& values, std::string* out);
 Hash row_hash(const Hash& prev, std::string_view encoded);

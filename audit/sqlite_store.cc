@@ -297,25 +297,15 @@ void SqliteAuditStore::queue_decision(Pending* p, Overlay* overlay, Seq* next,
   const Decision& d = p->rec.decision;
   p->table = Table::kDecisions;
   // The action's first transitions follow the decision in the same batch.
-  std::vector<std::pair<ActionState, std::string>> follow;
-  if (d.outcome != DecisionOutcome::kDryRun) follow.emplace_back(ActionState::kProposed, "");
-  if (d.outcome == DecisionOutcome::kPendingApproval) {
-    follow.emplace_back(ActionState::kPendingApproval, "waiting for an operator approval");
-  }
-  if (d.outcome == DecisionOutcome::kSuppressed) {
-    follow.emplace_back(ActionState::kSuppressed,
-                        d.policy + (d.reason.empty() ? "" : ": " + d.reason));
-  }
-  std::string action_id = d.action_id;
-  Time at = d.at;
+  std::vector<Transition> follow = internal::first_transitions(d);
   out->push_back(std::move(*p));
-  for (auto& [state, detail] : follow) {
+  for (Transition& transition : follow) {
     Pending t;
     t.seq = (*next)++;
     t.table = Table::kTransitions;
     t.rec.type = Record::Type::kTransition;
-    t.rec.transition = Transition{action_id, at, state, "engine", detail, 0};
-    (*overlay)[action_id] = state;
+    (*overlay)[transition.action_id] = transition.state;
+    t.rec.transition = std::move(transition);
     out->push_back(std::move(t));
   }
 }

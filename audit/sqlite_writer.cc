@@ -332,24 +332,11 @@ Status SqliteAuditStore::insert_pending(const Pending& p) {
            Value::of(int64_t{p.kind}), Value::of(p.host), Value::of(e.envelope)});
     }
     case Table::kDecisions: {
-      const Decision& d = p.rec.decision;
-      std::string policies = dump_json(Json(d.policies_passed));
-      std::string refs = internal::encode_refs(d.evidence);
-      return insert_row(
-          p.table, p.seq,
-          {Value::of(d.id), Value::of(ns(d.at)), Value::of(d.rule), Value::of(d.rule_version),
-           Value::of(d.vm), Value::of(d.host), Value::of(d.verb), Value::of(int64_t{d.ladder_step}),
-           Value::of(outcome_name(d.outcome)), Value::of(d.policy), Value::of(d.reason),
-           Value::of(policies), Value::of(refs), Value::of(d.action_id),
-           Value::of(ns(d.action_expires_at))});
+      internal::DecisionTexts texts;
+      return insert_row(p.table, p.seq, internal::decision_values(p.rec.decision, &texts));
     }
-    case Table::kTransitions: {
-      const Transition& t = p.rec.transition;
-      return insert_row(
-          p.table, p.seq,
-          {Value::of(t.action_id), Value::of(ns(t.at)), Value::of(state_name(t.state)),
-           Value::of(t.actor), Value::of(t.detail), Value::of(t.ref)});
-    }
+    case Table::kTransitions:
+      return insert_row(p.table, p.seq, internal::transition_values(p.rec.transition));
     case Table::kRequests: {
       const OperatorRequest& q = p.rec.request;
       return insert_row(

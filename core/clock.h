@@ -65,6 +65,17 @@ class SystemClock final : public Clock {
   }
 };
 
+// A clock that never jumps or goes back (CLOCK_MONOTONIC), as a Time counted
+// from an arbitrary start: for deadlines that must not move when the wall
+// clock is set (a lease's validity), never for timestamps a person reads.
+class MonotonicClock final : public Clock {
+ public:
+  Time now() const override {
+    return Time(std::chrono::duration_cast<Duration>(
+        std::chrono::steady_clock::now().time_since_epoch()));
+  }
+};
+
 // A clock that moves only when told. advance() steps through every timer due
 // in the interval, setting now() to each timer's due time before running it.
 class VirtualClock final : public Clock {
