@@ -71,8 +71,7 @@ int check_engine(const std::string& config_path) {
 // Runs `daemon` until SIGTERM/SIGINT, reloading the rules on SIGHUP; then
 // closes the audit log. Returns the exit code.
 int serve(node::EngineNode& daemon, const node::EngineConfig& config,
-          std::vector<std::string> rule_files) {
-  SignalFlags& signals = install_signal_handlers();
+          std::vector<std::string> rule_files, SignalFlags& signals) {
   std::unique_ptr<node::EngineHttp> web;
   if (!config.http.listen.empty()) {
     auto started = node::EngineHttp::start(config.http, daemon,
@@ -110,6 +109,9 @@ int run_engine(const std::string& config_path) {
   for (const auto& w : setup.report.warnings) spdlog::warn("rules: {}", w);
   if (!setup.report.ok()) return config_error(setup.report, "medic engine", config_path);
   const node::EngineConfig& config = setup.config;
+  // Before anything binds: a SIGTERM that arrives while the sockets open is
+  // a clean stop, not death by the default action.
+  SignalFlags& signals = install_signal_handlers();
   SystemClock clock;  // the engine's, and so the audit store's
   auto store = audit::open_sqlite_store(config.audit_path, clock, *setup.identity, config.audit);
   if (!store.ok()) {
@@ -129,7 +131,7 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: " << daemon.status().message() << "\n";
     return 1;
   }
-  return serve(**daemon, config, setup.rule_files);
+  return serve(**daemon, config, setup.rule_files, signals);
 }
 
 }  // namespace

@@ -63,8 +63,7 @@ Result<replay::RecorderConfig> config_of(const RecordArgs& a) {
   return c;
 }
 
-int serve(replay::Recorder& recorder, const replay::RecorderConfig& c) {
-  SignalFlags& signals = install_signal_handlers();
+int serve(replay::Recorder& recorder, const replay::RecorderConfig& c, SignalFlags& signals) {
   spdlog::info("record: up: events {} urgent {} into {} (keep {}, at most {} bytes)",
                recorder.events_endpoint(), recorder.urgent_endpoint(), c.dir,
                format_duration(c.recording.keep), c.recording.max_bytes);
@@ -91,9 +90,10 @@ int run_record(const RecordArgs& a) {
   auto ctx = fabric::Context::create(*trust);
   if (!ctx.ok()) return fail(1, ctx.status().message());
   SystemClock clock;
+  SignalFlags& signals = install_signal_handlers();  // before it binds
   auto recorder = replay::Recorder::create(*config, **ctx, *id, *trust, clock);
   if (!recorder.ok()) return fail(1, recorder.status().message());
-  return serve(**recorder, *config);
+  return serve(**recorder, *config, signals);
 }
 
 }  // namespace
