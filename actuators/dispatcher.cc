@@ -74,16 +74,13 @@ Dispatcher::~Dispatcher() {
 }
 
 Result<std::unique_ptr<Dispatcher>> Dispatcher::create(DispatcherOptions options,
-                                                       fabric::Context& ctx,
-                                                       const fabric::Identity& identity,
-                                                       const fabric::TrustStore& trust,
-                                                       Clock& clock, Sink sink) {
+                                                       const fabric::Party& party, Sink sink) {
   if (options.endpoint.empty()) return invalid_argument("dispatcher: no endpoint to bind");
   if (options.initial_backoff <= Duration::zero() || options.max_backoff < options.initial_backoff) {
     return invalid_argument("dispatcher: backoff must be positive and max_backoff >= initial");
   }
-  std::unique_ptr<Dispatcher> d(
-      new Dispatcher(std::move(options), ctx, identity, trust, clock, std::move(sink)));
+  std::unique_ptr<Dispatcher> d(new Dispatcher(std::move(options), party.ctx, party.identity,
+                                               party.trust, party.clock, std::move(sink)));
   MEDIC_RETURN_IF_ERROR(d->start());
   return d;
 }
@@ -396,14 +393,15 @@ void Dispatcher::handle_result(const std::string& host, const ActionResult& resu
                                     it->second.action.host());
     return;
   }
-  send_result_ack(host, result.action_id());
+  if (opts_.ack_results_on_receipt) send_result_ack(host, result.action_id());
   if (it == entries_.end()) {
     if (finished_.count(result.action_id())) {
       ++stats_.duplicate_results;
-      return;
+      if (opts_.ack_results_on_receipt) return;
+    } else {
+      ++stats_.unknown_results;
+      remember_finished(result.action_id());
     }
-    ++stats_.unknown_results;
-    remember_finished(result.action_id());
     DispatchEvent ev;
     ev.state = state_for(result.outcome());
     ev.action.set_id(result.action_id());

@@ -45,6 +45,7 @@
 #include "core/status.h"
 #include "fabric/envelope.h"
 #include "fabric/identity.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 #include "fabric/trust.h"
 #include "medic/v1/actions.pb.h"
@@ -64,6 +65,13 @@ struct DispatcherOptions {
   size_t max_in_flight = 100'000;    // unfinished actions in total
   size_t remembered_finished = 10'000;  // ids kept to recognise late duplicates
   uint64_t epoch = 0;                // Sealer epoch; 0 = ms of the first seal
+  // true: a result is acknowledged to the actuator as soon as it arrives.
+  // false: the sink acknowledges it with ack_result() once it has recorded
+  // it (the engine does when the result's audit row is durable), and a
+  // result about an action already finished reaches the sink again (known =
+  // false) instead of being acknowledged unseen. An unacknowledged result is
+  // sent again by the actuator, so one the sink could not record is not lost.
+  bool ack_results_on_receipt = true;
 };
 
 // One step of an action's delivery, in the shared lifecycle vocabulary
@@ -81,8 +89,9 @@ struct DispatchEvent {
   bool delivered = false;
   bool acked = false;
   // False for a result about an action id this Dispatcher has no record of
-  // (e.g. finished before an engine restart and not re-dispatched); only
-  // action.id and action.host are set then.
+  // (e.g. finished before an engine restart and not re-dispatched, or, with
+  // ack_results_on_receipt off, finished already); only action.id and
+  // action.host are set then.
   bool known = true;
 };
 
@@ -116,10 +125,7 @@ class Dispatcher {
   using Sink = std::function<void(const DispatchEvent&)>;
 
   static Result<std::unique_ptr<Dispatcher>> create(DispatcherOptions options,
-                                                    fabric::Context& ctx,
-                                                    const fabric::Identity& identity,
-                                                    const fabric::TrustStore& trust, Clock& clock,
-                                                    Sink sink);
+                                                    const fabric::Party& party, Sink sink);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -137,6 +143,11 @@ class Dispatcher {
   // handle_readable(); run the Clock's due timers as usual.
   zmq::socket_t& socket() { return socket_; }
   void handle_readable();
+  // Tells `host`'s actuator that its result for `action_id` is recorded, so
+  // it stops sending it (with ack_results_on_receipt off).
+  void ack_result(const std::string& host, const std::string& action_id) {
+    send_result_ack(host, action_id);
+  }
 
   // The bound endpoint, with the port the OS chose for "tcp://host:*".
   const std::string& endpoint() const { return endpoint_; }

@@ -32,22 +32,23 @@ std::string start_prefix(Time t) {
   return out;
 }
 
-EngineNode::EngineNode(const EngineConfig& config, Deps deps, audit::AuditStorePtr store)
-    : config_(config), deps_(deps), store_(std::move(store)) {}
+EngineNode::EngineNode(const EngineConfig& config, const fabric::Party& party,
+                       audit::AuditStorePtr store, EngineObserver* observer)
+    : config_(config), party_(party), observer_(observer), store_(std::move(store)) {}
 
 EngineNode::~EngineNode() {
   (void)shutdown();
-  for (TimerId t : timers_) deps_.clock->cancel(t);
+  for (TimerId t : timers_) party_.clock.cancel(t);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-Result<std::unique_ptr<EngineNode>> EngineNode::create(const EngineConfig& config, Deps deps,
+Result<std::unique_ptr<EngineNode>> EngineNode::create(const EngineConfig& config,
+                                                       const fabric::Party& party,
                                                        std::shared_ptr<const rules::RuleSet> rules,
-                                                       audit::AuditStorePtr store) {
-  if (!deps.ctx || !deps.identity || !deps.trust || !deps.clock || !store || !rules) {
-    return invalid_argument("engine node: missing dependency");
-  }
-  std::unique_ptr<EngineNode> node(new EngineNode(config, deps, std::move(store)));
+                                                       audit::AuditStorePtr store,
+                                                       EngineObserver* observer) {
+  if (!store || !rules) return invalid_argument("engine node: no audit store or no rules");
+  std::unique_ptr<EngineNode> node(new EngineNode(config, party, std::move(store), observer));
   MEDIC_RETURN_IF_ERROR(node->start(std::move(rules)));
   return node;
 }
@@ -64,28 +65,26 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   // Action ids must never repeat across engine restarts: the actuator's
   // journal treats a known id as "already done". The prefix is this start's
   // time on the node's Clock, in base 36.
-  config_.engine.id_prefix = start_prefix(deps_.clock->now());
+  config_.engine.id_prefix = start_prefix(party_.clock.now());
   config_.engine.result_grace = config_.dispatch.result_grace;
   const rules::RuleSet& rule_set = *rules;
   rules_loaded_ = rules->size();
-  engine_ = std::make_unique<rules::Engine>(*deps_.clock, std::move(rules), config_.engine, *this);
+  engine_ = std::make_unique<rules::Engine>(party_.clock, std::move(rules), config_.engine, *this);
   notifier_ = std::make_unique<rules::WebhookNotifier>(config_.notify);
 
-  auto receiver = fabric::EventReceiver::create(*deps_.ctx, config_.events, *deps_.identity,
-                                                *deps_.trust, *deps_.clock);
+  auto receiver = fabric::EventReceiver::create(config_.events, party_);
   if (!receiver.ok()) return receiver.status().with_context("events");
   receiver_ = std::move(*receiver);
 
   actuators::DispatcherOptions dopts = config_.dispatch;
   dopts.endpoint = config_.actions_endpoint;
+  dopts.ack_results_on_receipt = false;  // acknowledged once recorded (flush_outbox)
   auto dispatcher = actuators::Dispatcher::create(
-      dopts, *deps_.ctx, *deps_.identity, *deps_.trust, *deps_.clock,
-      [this](const actuators::DispatchEvent& e) { on_dispatch_event(e); });
+      dopts, party_, [this](const actuators::DispatchEvent& e) { on_dispatch_event(e); });
   if (!dispatcher.ok()) return dispatcher.status().with_context("actions");
   dispatcher_ = std::move(*dispatcher);
 
-  auto control = fabric::ControlServer::create(*deps_.ctx, config_.control_endpoint,
-                                               *deps_.identity, *deps_.trust, *deps_.clock, *this);
+  auto control = fabric::ControlServer::create(config_.control_endpoint, party_, *this);
   if (!control.ok()) return control.status().with_context("control");
   control_ = std::move(*control);
 
@@ -99,7 +98,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
 }
 
 void EngineNode::register_on_loop() {
-  loop_ = std::make_unique<EventLoop>(*deps_.clock);
+  loop_ = std::make_unique<EventLoop>(party_.clock);
   // A few bulk frames per turn (each may hold a thousand events): actions
   // made durable meanwhile are dispatched between them, not after a whole
   // flood has been read. The urgent lane is read before every bulk frame.
@@ -152,7 +151,7 @@ void EngineNode::drain_wakeups() {
 void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
                           const medic::v1::EventBatch& batch, bool urgent) {
   ++stats_.batches;
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   Envelope env{next_envelope_++, now, std::string(frame), opened.sender->name};
   const uint64_t number = env.number;
   recent_bytes_ += env.frame.size();
@@ -162,7 +161,7 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
     recent_.pop_front();
   }
   engine_->host_seen(opened.envelope.host(), now);
-  if (deps_.observer) deps_.observer->on_batch(batch, urgent);
+  if (observer_) observer_->on_batch(batch, urgent);
   for (int i = 0; i < batch.events_size(); ++i) {
     ++stats_.events;
     engine_->ingest(batch.events(i), make_evidence_ref(number, static_cast<uint32_t>(i)));

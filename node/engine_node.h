@@ -50,12 +50,13 @@
 #include "core/counters.h"
 #include "core/event_loop.h"
 #include "fabric/control.h"
+#include "fabric/party.h"
 #include "fabric/receiver.h"
+#include "node/engine_config.h"
+#include "node/loop_mailbox.h"
 #include "rules/engine.h"
 #include "rules/loader.h"
 #include "rules/notifier.h"
-#include "node/engine_config.h"
-#include "node/loop_mailbox.h"
 
 namespace medic::node {
 
@@ -90,20 +91,15 @@ struct EngineNodeStats {
 
 class EngineNode final : public rules::DecisionSink, public fabric::ControlHandler {
  public:
-  struct Deps {
-    fabric::Context* ctx = nullptr;
-    const fabric::Identity* identity = nullptr;
-    const fabric::TrustStore* trust = nullptr;
-    Clock* clock = nullptr;
-    EngineObserver* observer = nullptr;  // optional
-  };
-
   // Binds every socket, restores the state `store` holds (refusing to start
   // when it does not decode or the store cannot be written), then resumes
   // in-flight actions from it.
-  static Result<std::unique_ptr<EngineNode>> create(const EngineConfig& config, Deps deps,
+  // `observer` (optional) sees every batch, decision and dispatch event.
+  static Result<std::unique_ptr<EngineNode>> create(const EngineConfig& config,
+                                                    const fabric::Party& party,
                                                     std::shared_ptr<const rules::RuleSet> rules,
-                                                    audit::AuditStorePtr store);
+                                                    audit::AuditStorePtr store,
+                                                    EngineObserver* observer = nullptr);
   ~EngineNode() override;
 
   // One step of the engine's EventLoop: waits at most `max_wait` (less when
@@ -128,7 +124,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   const Status& degraded() const { return degraded_; }
   const EngineConfig& config() const { return config_; }
   audit::AuditStore& store() { return *store_; }
-  Clock& clock() { return *deps_.clock; }
+  Clock& clock() { return party_.clock; }
   size_t rules_loaded() const { return rules_loaded_; }
   // Questions from other threads (the HTTP listener), answered on the loop.
   LoopMailbox& mailbox() { return mailbox_; }
@@ -159,8 +155,16 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
     audit::Seq seq = 0;
     medic::v1::Action action;
   };
+  // An actuator's result, acknowledged once the row that records it is
+  // durable (never before: an unacknowledged result is sent again).
+  struct ResultAck {
+    audit::Seq seq = 0;
+    std::string host;
+    std::string action_id;
+  };
 
-  EngineNode(const EngineConfig& config, Deps deps, audit::AuditStorePtr store);
+  EngineNode(const EngineConfig& config, const fabric::Party& party, audit::AuditStorePtr store,
+             EngineObserver* observer);
   Status start(std::shared_ptr<const rules::RuleSet> rules);
   void drain_wakeups();
 
@@ -175,8 +179,12 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   audit::Decision decision_record(const rules::Decision& d);
   void record_verb(const rules::Decision& d);
   void record_notify(const rules::Decision& d);
-  void record_transition(const std::string& action_id, ActionState state,
-                         const std::string& actor, const std::string& detail);
+  // The transition's row, or nothing when the log refused it.
+  std::optional<audit::Seq> record_transition(const std::string& action_id, ActionState state,
+                                              const std::string& actor, const std::string& detail);
+  // Whether a result about an action the dispatcher does not know is to be
+  // recorded; acknowledges at once the ones already finished or never ours.
+  bool take_unknown_result(const actuators::DispatchEvent& e);
   void flush_outbox();
   void on_dispatch_event(const actuators::DispatchEvent& e);
   // Restart (engine_outbox.cc): picks up what the log says is unfinished.
@@ -215,7 +223,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void register_counters();
 
   EngineConfig config_;
-  Deps deps_;
+  fabric::Party party_;
+  EngineObserver* observer_;  // may be null
   audit::AuditStorePtr store_;
   std::unique_ptr<rules::Engine> engine_;
   std::unique_ptr<fabric::EventReceiver> receiver_;
@@ -232,6 +241,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   uint64_t next_envelope_ = 1;
   std::map<uint64_t, audit::Seq> stored_evidence_;  // envelope number -> audit row
   std::deque<Outgoing> outbox_;
+  std::deque<ResultAck> result_acks_;  // in row order
   EngineNodeStats stats_;
   size_t rules_loaded_ = 0;
   CounterRegistry counters_;

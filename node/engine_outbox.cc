@@ -78,7 +78,7 @@ void EngineNode::on_decision(const rules::Decision& d) {
                 {"policy", std::string(rules::policy_name(d.policy))}},
                "decisions by rule, outcome and the policy that decided it")
       .add();
-  if (deps_.observer) deps_.observer->on_decision(d);
+  if (observer_) observer_->on_decision(d);
   if (!decision_outcome(d.outcome)) {
     record_operator_outcome(d);
     return;
@@ -156,7 +156,7 @@ audit::Decision EngineNode::decision_record(const rules::Decision& d) {
 // Outbox: the `dispatched` row goes to the log first; the action leaves only
 // once that row is durable (flush_outbox).
 void EngineNode::record_verb(const rules::Decision& d) {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   medic::v1::Action action;
   action.set_id(d.id);
   action.set_verb(rules::step_verb(d.step));
@@ -208,19 +208,25 @@ void EngineNode::on_heal_verdict(const rules::HealVerdict& v) {
   }
 }
 
-void EngineNode::record_transition(const std::string& action_id, ActionState state,
-                                   const std::string& actor, const std::string& detail) {
-  auto seq =
-      store_->append_transition({action_id, deps_.clock->now(), state, actor, detail, 0});
+std::optional<audit::Seq> EngineNode::record_transition(const std::string& action_id,
+                                                        ActionState state, const std::string& actor,
+                                                        const std::string& detail) {
+  auto seq = store_->append_transition({action_id, party_.clock.now(), state, actor, detail, 0});
   if (!seq.ok()) {
     ++stats_.audit_errors;
     spdlog::warn("engine: transition of {} to {} not recorded: {}", action_id, state_name(state),
                  seq.status().message());
+    return std::nullopt;
   }
+  return *seq;
 }
 
 void EngineNode::flush_outbox() {
   const audit::Seq durable = store_->durable_seq();
+  while (!result_acks_.empty() && result_acks_.front().seq <= durable) {
+    dispatcher_->ack_result(result_acks_.front().host, result_acks_.front().action_id);
+    result_acks_.pop_front();
+  }
   while (!outbox_.empty() && outbox_.front().seq <= durable) {
     Outgoing out = std::move(outbox_.front());
     outbox_.pop_front();
@@ -240,12 +246,13 @@ void EngineNode::flush_outbox() {
 }
 
 void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
-  if (deps_.observer) deps_.observer->on_dispatch_event(e);
+  if (observer_) observer_->on_dispatch_event(e);
   if (e.state == ActionState::kDispatched) return;  // recorded before it left (outbox)
   if (e.action.verb() == medic::v1::VERB_INJECT) {
     // No rule decided it (engine_requests.cc): its request row is its record.
     if (is_result(e.state)) spdlog::info("engine: inject {} on {}: {}", e.action.fault(),
                                          e.action.vm(), e.result ? e.result->reason() : e.reason);
+    if (e.result) dispatcher_->ack_result(e.action.host(), e.action.id());
     return;
   }
   std::string detail = e.reason;
@@ -260,11 +267,9 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     }
     if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
   }
-  if (!e.known) {
-    auto st = store_->action_state(e.action.id());
-    if (!st.ok() || !st->has_value() || is_terminal(**st)) return;
-  }
-  record_transition(e.action.id(), e.state, e.action.host(), detail);
+  if (!e.known && !take_unknown_result(e)) return;
+  const auto seq = record_transition(e.action.id(), e.state, e.action.host(), detail);
+  if (e.result && seq) result_acks_.push_back({*seq, e.action.host(), e.action.id()});
   if (!is_result(e.state)) return;
   counters_
       .counter("action_results_total",
@@ -282,11 +287,21 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
   engine_->on_action_result(e.action.id(), e.state, healed, detail);
 }
 
+bool EngineNode::take_unknown_result(const actuators::DispatchEvent& e) {
+  auto st = store_->action_state(e.action.id());
+  if (!st.ok()) return false;  // cannot tell now: unacknowledged, it comes again
+  if (st->has_value() && !is_terminal(**st)) return true;
+  // Finished already (a duplicate), or not an action of this log: nothing
+  // to record, so the actuator may stop sending it.
+  if (e.result) dispatcher_->ack_result(e.action.host(), e.action.id());
+  return false;
+}
+
 // After a restart: every action the log says is not finished is either
 // dispatched again (same id; the actuator's journal makes that safe) or, when
 // it can no longer be, closed with the reason.
 void EngineNode::resume_in_flight() {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   auto pending = store_->in_flight(now, /*include_expired=*/true);
   if (!pending.ok()) {
     spdlog::error("engine: cannot read in-flight actions from the audit log: {}",
@@ -331,7 +346,7 @@ void EngineNode::await_late_result(const audit::InFlightAction& a, Time now) {
   const Time deadline = a.expires_at + watch_of(a.action_id) + config_.dispatch.result_grace;
   if (deadline <= now) return late_result_deadline(a.action_id);
   std::string id = a.action_id;
-  timers_.push_back(deps_.clock->schedule_at(deadline, [this, id] { late_result_deadline(id); }));
+  timers_.push_back(party_.clock.schedule_at(deadline, [this, id] { late_result_deadline(id); }));
   ++stats_.resumed;
 }
 

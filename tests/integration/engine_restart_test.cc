@@ -10,9 +10,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "audit/log.h"
@@ -78,8 +79,8 @@ MEDIC_TEST_CHILD_ENTRY(engine_restart_child) {
     std::fprintf(stderr, "engine: %s\n", store.status().message().c_str());
     return 2;
   }
-  auto node = EngineNode::create(c, {ctx->get(), &keys.engine, &keys.trust, &clock, nullptr},
-                                 loaded.rules, std::move(*store));
+  auto node = EngineNode::create(c, {**ctx, keys.engine, keys.trust, clock}, loaded.rules,
+                                 std::move(*store));
   if (!node.ok()) {
     std::fprintf(stderr, "engine: %s\n", node.status().message().c_str());
     return 3;
@@ -363,6 +364,82 @@ TEST_F(EngineRestartTest, AResultThatArrivesAfterALongOutageIsRecordedAsSucceede
   EXPECT_EQ(medic::testing::query_number(db_, "SELECT count(*) FROM transitions WHERE action_id = '" +
                                                   action.id() + "' AND state = 'timed_out'"),
             0);
+}
+
+// The log on a small tmpfs this test mounts, filled while an action runs:
+// the engine degrades, does not acknowledge the result it cannot record (so
+// the actuator keeps it), says so in its status, and once space returns
+// records the result and acknowledges it by itself. A real engine process
+// on a real SQLite file on a really full file system.
+TEST_F(EngineRestartTest, AFullDiskDegradesWithoutAnAckAndRecoversWhenSpaceReturns) {
+  const std::string mnt = dir_.file("mnt");
+  std::filesystem::create_directories(mnt);
+  // The tests run as root (CI, make test): no mount is a failure, not a skip.
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m"), 0)
+      << "cannot mount a tmpfs (needs root): " << std::strerror(errno);
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  db_ = mnt + "/audit.db";
+  dir_.write("db", db_);
+  ASSERT_TRUE(start()) << read_file(dir_.file("engine.log"));
+  ASSERT_NE(panic_until_decided("db-1"), "") << read_file(dir_.file("engine.log"));
+  ASSERT_TRUE(medic::testing::wait_until(
+      [&] {
+        act_->poll();
+        return !act_->actions.empty();
+      },
+      20s));
+  const std::string id = act_->actions[0].id();
+  {  // every byte that is left goes to a ballast file
+    std::ofstream ballast(mnt + "/ballast", std::ios::binary);
+    const std::string block(4096, 'x');
+    while (ballast.write(block.data(), block.size())) {
+    }
+  }
+  medic::v1::ActionResult r;
+  r.set_action_id(id);
+  r.set_outcome(medic::v1::ActionResult::OUTCOME_SUCCEEDED);
+  r.set_healed(true);
+  act_->result(r);
+  ASSERT_TRUE(medic::testing::wait_until(
+      [&] {
+        act_->poll();
+        return read_file(dir_.file("status")).find("degraded") != std::string::npos;
+      },
+      20s))
+      << "the full disk was never noticed: " << read_file(dir_.file("status"));
+  // Degraded for a while: the result is neither acknowledged nor lost.
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) act_->poll();
+  EXPECT_TRUE(act_->result_acks.empty())
+      << "a result it could not record was acknowledged; succeeded rows: "
+      << medic::testing::query_number(db_, "SELECT count(*) FROM transitions WHERE action_id = '" +
+                                               id + "' AND state = 'succeeded'")
+      << "\n"
+      << read_file(dir_.file("engine.log"));
+  EXPECT_NE(read_file(dir_.file("engine.log")).find("degraded"), std::string::npos)
+      << read_file(dir_.file("engine.log"));
+
+  std::filesystem::remove(mnt + "/ballast");  // space returns
+  ASSERT_TRUE(medic::testing::wait_until(
+      [&] {
+        act_->poll();
+        return !act_->result_acks.empty();
+      },
+      30s))
+      << read_file(dir_.file("engine.log"));
+  EXPECT_EQ(act_->result_acks[0], id);
+  ASSERT_TRUE(medic::testing::wait_until(
+      [&] { return read_file(dir_.file("status")).find("degraded") == std::string::npos; }, 10s))
+      << read_file(dir_.file("status"));
+  ASSERT_EQ(stop(SIGTERM), 0) << read_file(dir_.file("engine.log"));
+  EXPECT_EQ(
+      medic::testing::query_number(db_, "SELECT count(*) FROM transitions WHERE action_id = '" +
+                                            id + "' AND state = 'succeeded'"),
+      1);
+  EXPECT_TRUE(audit::verify_log(db_)->ok);
 }
 
 }  // namespace
