@@ -105,11 +105,9 @@ Actuator::~Actuator() {
   }
 }
 
-Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabric::Context& ctx,
-                                                   const fabric::Identity& identity,
-                                                   const fabric::TrustStore& trust,
-                                                   vmm::Hypervisor& hypervisor, Clock& clock,
-                                                   EventLoop* loop) {
+Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options,
+                                                   const fabric::Party& party,
+                                                   vmm::Hypervisor& hypervisor, EventLoop* loop) {
   if (options.host.empty()) return invalid_argument("actuator: no host configured");
   if (options.host != hypervisor.host()) {
     return invalid_argument("actuator: configured for host \"" + options.host +
@@ -121,7 +119,7 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
     options.engine_keys.insert(options.engine_keys.begin(), options.engine_key);
   }
   for (const fabric::PublicKey& key : options.engine_keys) {
-    const fabric::TrustedNode* engine = trust.find(key);
+    const fabric::TrustedNode* engine = party.trust.find(key);
     if (!engine || !engine->has_role(fabric::Role::kEngine)) {
       return invalid_argument("actuator: the engine key " + fabric::short_key_id(key) +
                               " is not in the trust store with the engine role");
@@ -132,8 +130,8 @@ Result<std::unique_ptr<Actuator>> Actuator::create(ActuatorOptions options, fabr
         "actuator: retention must be longer than max_action_lifetime, or the journal could "
         "forget an action id that can still be delivered");
   }
-  std::unique_ptr<Actuator> a(
-      new Actuator(std::move(options), ctx, identity, trust, hypervisor, clock));
+  std::unique_ptr<Actuator> a(new Actuator(std::move(options), party.ctx, party.identity,
+                                           party.trust, hypervisor, party.clock));
   MEDIC_RETURN_IF_ERROR(a->start(loop));
   return a;
 }

@@ -41,16 +41,16 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "core/event_loop.h"
-#include "fabric/connection_monitor.h"
-
 #include "actuators/journal.h"
 #include "actuators/log_limiter.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "core/status.h"
 #include "core/subprocess.h"
+#include "fabric/connection_monitor.h"
 #include "fabric/envelope.h"
 #include "fabric/identity.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 #include "fabric/trust.h"
 #include "medic/v1/actions.pb.h"
@@ -136,10 +136,9 @@ class Actuator final : private EventSource {
   // and connects to the engine. All references must outlive the Actuator.
   // `loop`: the loop to register the engine socket (and, with
   // drive_hypervisor, the backend) on; null for a loop of its own.
-  static Result<std::unique_ptr<Actuator>> create(ActuatorOptions options, fabric::Context& ctx,
-                                                  const fabric::Identity& identity,
-                                                  const fabric::TrustStore& trust,
-                                                  vmm::Hypervisor& hypervisor, Clock& clock,
+  static Result<std::unique_ptr<Actuator>> create(ActuatorOptions options,
+                                                  const fabric::Party& party,
+                                                  vmm::Hypervisor& hypervisor,
                                                   EventLoop* loop = nullptr);
   ~Actuator() override;
   Actuator(const Actuator&) = delete;

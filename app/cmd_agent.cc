@@ -40,8 +40,8 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
     return 1;
   }
   SignalFlags& signals = install_signal_handlers();
-  auto daemon = node::AgentNode::create(*config, {ctx->get(), identity, trust, &clock,
-                                          backend->hypervisor, backend->guest_pinger.get()});
+  auto daemon = node::AgentNode::create(*config, {**ctx, *identity, *trust, clock},
+                                        *backend->hypervisor, backend->guest_pinger.get());
   if (!daemon.ok()) {
     std::cerr << who << ": " << daemon.status().message() << "\n";
     return 1;

@@ -124,9 +124,8 @@ int run_engine(const std::string& config_path) {
     std::cerr << "medic engine: " << ctx.status().message() << "\n";
     return 1;
   }
-  auto daemon = node::EngineNode::create(
-      config, {ctx->get(), &*setup.identity, &*setup.trust, &clock, nullptr}, setup.rules,
-      std::move(*store));
+  auto daemon = node::EngineNode::create(config, {**ctx, *setup.identity, *setup.trust, clock},
+                                         setup.rules, std::move(*store));
   if (!daemon.ok()) {
     std::cerr << "medic engine: " << daemon.status().message() << "\n";
     return 1;

@@ -91,7 +91,7 @@ int run_record(const RecordArgs& a) {
   if (!ctx.ok()) return fail(1, ctx.status().message());
   SystemClock clock;
   SignalFlags& signals = install_signal_handlers();  // before it binds
-  auto recorder = replay::Recorder::create(*config, **ctx, *id, *trust, clock);
+  auto recorder = replay::Recorder::create(*config, {**ctx, *id, *trust, clock});
   if (!recorder.ok()) return fail(1, recorder.status().message());
   return serve(**recorder, *config, signals);
 }

@@ -158,11 +158,11 @@ int run_qemu_demo(const DemoOptions& o, const std::string& dir) {
   Timeline tl(std::cout, colour_wanted(), start);
   DemoView view(tl, clock, qemu_vm_name,
                 [&hv](const std::string& vm, Time since) { return beating_since(hv, vm, since); });
-  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
-                                   loaded.rules, std::move(*store));
+  auto engine = node::EngineNode::create(ec_cfg, {**ctx, engine_id, trust, clock}, loaded.rules,
+                                         std::move(*store), &view);
   if (!engine.ok()) return qemu_demo_error(engine.status());
   auto agent = node::AgentNode::create(demo_agent_config(host, **engine, engine_id, dir, 15s),
-                                 {ctx->get(), &host_id, &trust, &agent_clock, &hv});
+                                       {**ctx, host_id, trust, agent_clock}, hv);
   if (!agent.ok()) return qemu_demo_error(agent.status());
   tl.note(start, "2 real guests up (heartbeat on a serial port, pvpanic); collector and actuator "
                  "over CurveZMQ; faults: panic, hang, QEMU killed");

@@ -68,8 +68,8 @@ bool start_sim_agents(vmm::sim::SimFleet& fleet, node::EngineNode& engine,
     agent_clocks->push_back(std::make_unique<SystemClock>());
     const std::string host = fleet.host(i).host();
     node::AgentConfig ac = demo_agent_config(host, engine, engine_id, dir);
-    auto agent = node::AgentNode::create(
-        ac, {&ctx, host_ids[i].get(), &trust, agent_clocks->back().get(), &fleet.host(i)});
+    auto agent = node::AgentNode::create(ac, {ctx, *host_ids[i], trust, *agent_clocks->back()},
+                                         fleet.host(i));
     if (!agent.ok()) {
       std::cerr << "medic demo: " << agent.status().message() << "\n";
       return false;
@@ -183,13 +183,13 @@ int run_sim_demo(const DemoOptions& o, const std::string& dir) {
       [&fleet](const std::string& vm, Time) { return fleet.is_healthy(vm); });
   fleet.on_fault([&](const vmm::sim::InjectedFault& f) { view.on_fault(f); });
 
-  auto engine = node::EngineNode::create(ec_cfg, {ctx->get(), &engine_id, &trust, &clock, &view},
-                                   loaded.rules, std::move(*store));
+  auto engine = node::EngineNode::create(ec_cfg, {**ctx, engine_id, trust, clock}, loaded.rules,
+                                         std::move(*store), &view);
   if (!engine.ok()) return demo_error(engine.status());
   std::vector<std::unique_ptr<node::AgentNode>> agents;
   std::vector<std::unique_ptr<SystemClock>> agent_clocks;
-  if (!start_sim_agents(fleet, **engine, engine_id, host_ids, trust, *ctx->get(), dir,
-                        &agent_clocks, &agents)) {
+  if (!start_sim_agents(fleet, **engine, engine_id, host_ids, trust, **ctx, dir, &agent_clocks,
+                        &agents)) {
     return 2;
   }
 

@@ -133,7 +133,7 @@ void BM_FlushOfAHundredVmHost(benchmark::State& state) {
   NullPublisher pub;
   collectors::CollectorOptions opts;
   opts.host = kHost;
-  auto c = collectors::Collector::create({&hv, &clock, &id, &pub, nullptr, nullptr}, opts);
+  auto c = collectors::Collector::create(opts, {&hv, &clock, &id, &pub, nullptr, nullptr});
   if (!c.ok()) {
     state.SkipWithError(c.status().to_string().c_str());
     return;
@@ -151,7 +151,7 @@ void BM_UrgentLifecycleEvent(benchmark::State& state) {
   NullPublisher pub;
   collectors::CollectorOptions opts;
   opts.host = kHost;
-  auto c = collectors::Collector::create({&hv, &clock, &id, &pub, nullptr, nullptr}, opts);
+  auto c = collectors::Collector::create(opts, {&hv, &clock, &id, &pub, nullptr, nullptr});
   if (!c.ok()) {
     state.SkipWithError(c.status().to_string().c_str());
     return;
@@ -279,7 +279,8 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
   auto ctx = fabric::Context::create(none);
   if (!ctx.ok()) return 1;
   collectors::EngineEndpoint ep{"engine", engine.public_key(), events, urgent};
-  auto pub = collectors::ZmqPublisher::create(**ctx, collector, {ep}, collectors::LaneConfig{});
+  auto pub = collectors::ZmqPublisher::create({ep}, collectors::LaneConfig{},
+                                              {**ctx, collector, none, clock});
   if (!pub.ok()) return std::fprintf(stderr, "%s\n", pub.status().to_string().c_str()), 1;
   BenchHypervisor hv(clock, vms);
   auto stats = collectors::make_process_stats();
@@ -301,7 +302,7 @@ int run_collector(int seconds, int port, const std::string& events, const std::s
     opts.probes.push_back(p);
   }
   collectors::CollectorDeps deps{&hv, &clock, &collector, pub->get(), stats.get(), nullptr};
-  auto c = collectors::Collector::create(deps, opts);
+  auto c = collectors::Collector::create(opts, deps);
   if (!c.ok()) return std::fprintf(stderr, "%s\n", c.status().to_string().c_str()), 1;
   (*c)->start();
   // Warm up for 2 s (connections, first probe runs), then measure.

@@ -84,12 +84,12 @@ void BM_DispatchRoundTrip(benchmark::State& state) {
   dopts.endpoint = "tcp://127.0.0.1:*";
   dopts.initial_backoff = 50ms;
   dopts.max_backoff = 1s;
-  auto disp = Dispatcher::create(dopts, **ctx, engine, trust, engine_clock,
-                                 [&](const DispatchEvent& ev) {
-                                   if (ev.state == ActionState::kSucceeded) {
-                                     done[ev.action.id()] = true;
-                                   }
-                                 });
+  auto disp =
+      Dispatcher::create(dopts, {**ctx, engine, trust, engine_clock}, [&](const DispatchEvent& ev) {
+        if (ev.state == ActionState::kSucceeded) {
+          done[ev.action.id()] = true;
+        }
+      });
   if (!disp.ok()) {
     state.SkipWithError(disp.status().to_string().c_str());
     return;
@@ -105,7 +105,7 @@ void BM_DispatchRoundTrip(benchmark::State& state) {
     o.engine_endpoint = (*disp)->endpoint();
     o.engine_key = engine.public_key();
     o.journal_path = in_memory ? ":memory:" : dir + "/journal.db";
-    auto act = Actuator::create(o, **ctx, host, trust, hv, clock);
+    auto act = Actuator::create(o, {**ctx, host, trust, clock}, hv);
     if (!act.ok()) {
       spdlog::error("{}", act.status().to_string());
       ready = true;

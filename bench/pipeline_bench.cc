@@ -299,9 +299,8 @@ int run(const Options& o) {
   std::vector<std::atomic<int64_t>> sent(probes), decided(probes), dispatched(probes),
       executed(probes);
   Observer observer(decided, dispatched);
-  auto node = node::EngineNode::create(
-      cfg, {ctx->get(), &fleet.engine_id, &fleet.trust, &clock, &observer}, loaded.rules,
-      std::move(*store));
+  auto node = node::EngineNode::create(cfg, {**ctx, fleet.engine_id, fleet.trust, clock},
+                                       loaded.rules, std::move(*store), &observer);
   if (!node.ok()) {
     std::cerr << node.status().message() << "\n";
     return 2;
@@ -319,7 +318,7 @@ int run(const Options& o) {
   ao.journal_path = (dir / "journal.db").string();
   ao.default_watch = 2s;
   ao.watch_poll = 5ms;
-  auto act = actuators::Actuator::create(ao, **ctx, fleet.probe_id, fleet.trust, hv, act_clock);
+  auto act = actuators::Actuator::create(ao, {**ctx, fleet.probe_id, fleet.trust, act_clock}, hv);
   if (!act.ok()) {
     std::cerr << act.status().message() << "\n";
     return 2;

@@ -113,8 +113,8 @@ int run(int vms, int runs) {
     const auto t0 = std::chrono::steady_clock::now();
     auto store = audit::open_sqlite_store(db, clock, engine, {});
     if (!store.ok()) return 2;
-    auto node = node::EngineNode::create(c, {ctx->get(), &engine, &trust, &clock, nullptr},
-                                         loaded.rules, std::move(*store));
+    auto node =
+        node::EngineNode::create(c, {**ctx, engine, trust, clock}, loaded.rules, std::move(*store));
     if (!node.ok()) {
       std::fprintf(stderr, "restart_bench: %s\n", node.status().message().c_str());
       return 2;

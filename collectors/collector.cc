@@ -51,7 +51,7 @@ Collector::~Collector() {
   if (loop_) loop_->remove(source_id_);
 }
 
-Result<std::unique_ptr<Collector>> Collector::create(CollectorDeps deps, CollectorOptions opts) {
+Result<std::unique_ptr<Collector>> Collector::create(CollectorOptions opts, CollectorDeps deps) {
   if (!deps.hypervisor || !deps.clock || !deps.identity || !deps.publisher) {
     return invalid_argument("collector: hypervisor, clock, identity and publisher are required");
   }
@@ -422,7 +422,8 @@ Result<std::unique_ptr<CollectorService>> CollectorService::create(const Collect
   auto ctx = fabric::Context::create(*s->trust_);
   if (!ctx.ok()) return ctx.status();
   s->context_ = std::move(*ctx);
-  auto pub = ZmqPublisher::create(*s->context_, *s->identity_, config.engines, config.lanes);
+  auto pub = ZmqPublisher::create(config.engines, config.lanes,
+                                  {*s->context_, *s->identity_, *s->trust_, clock});
   if (!pub.ok()) return pub.status();
   s->publisher_ = std::move(*pub);
   s->stats_ = make_process_stats(config.proc_root);
@@ -433,7 +434,7 @@ Result<std::unique_ptr<CollectorService>> CollectorService::create(const Collect
   deps.publisher = s->publisher_.get();
   deps.process_stats = s->stats_.get();
   deps.guest_pinger = pinger;
-  auto c = Collector::create(deps, options_from_config(config));
+  auto c = Collector::create(options_from_config(config), deps);
   if (!c.ok()) return c.status();
   s->collector_ = std::move(*c);
   s->interval_ = config.interval;

@@ -119,7 +119,7 @@ class Collector final : private EventSource {
  public:
   // Errors: kInvalidArgument for a missing dependency or a bad probe,
   // kPermissionDenied when the backend manages another host.
-  static Result<std::unique_ptr<Collector>> create(CollectorDeps deps, CollectorOptions opts);
+  static Result<std::unique_ptr<Collector>> create(CollectorOptions opts, CollectorDeps deps);
   ~Collector() override;
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;

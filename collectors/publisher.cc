@@ -12,8 +12,10 @@ int to_ms(Duration d) {
 }  // namespace
 
 Result<std::unique_ptr<ZmqPublisher>> ZmqPublisher::create(
-    fabric::Context& ctx, const fabric::Identity& self, const std::vector<EngineEndpoint>& engines,
-    const LaneConfig& lanes) {
+    const std::vector<EngineEndpoint>& engines, const LaneConfig& lanes,
+    const fabric::Party& party) {
+  fabric::Context& ctx = party.ctx;
+  const fabric::Identity& self = party.identity;
   std::unique_ptr<ZmqPublisher> pub(new ZmqPublisher());
   fabric::SocketOptions opts;
   opts.reconnect_ivl_ms = to_ms(lanes.reconnect_ivl);

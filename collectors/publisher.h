@@ -23,6 +23,7 @@
 #include "collectors/config.h"
 #include "core/status.h"
 #include "fabric/identity.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 
 namespace medic::collectors {
@@ -55,12 +56,11 @@ class ZmqPublisher final : public Publisher {
   static constexpr int kBulkHwm = 2;
 
   // Connects a bulk and an urgent PUB socket to every engine (CurveZMQ on
-  // tcp://, authenticating as `self` to the engine's key). Connecting does
-  // not wait for the engine to be up.
-  static Result<std::unique_ptr<ZmqPublisher>> create(fabric::Context& ctx,
-                                                      const fabric::Identity& self,
-                                                      const std::vector<EngineEndpoint>& engines,
-                                                      const LaneConfig& lanes);
+  // tcp://, authenticating as the party's identity to the engine's key).
+  // Connecting does not wait for the engine to be up.
+  static Result<std::unique_ptr<ZmqPublisher>> create(const std::vector<EngineEndpoint>& engines,
+                                                      const LaneConfig& lanes,
+                                                      const fabric::Party& party);
   ~ZmqPublisher() override;
 
   void publish(Lane lane, const std::vector<std::string>& frames) override;

@@ -15,19 +15,16 @@ ControlServer::ControlServer(zmq::socket_t socket, const Identity& identity,
   opener_.expect_kinds({medic::v1::KIND_CONTROL_REQUEST});
 }
 
-Result<std::unique_ptr<ControlServer>> ControlServer::create(Context& ctx,
-                                                             const std::string& endpoint,
-                                                             const Identity& identity,
-                                                             const TrustStore& trust,
-                                                             const Clock& clock,
+Result<std::unique_ptr<ControlServer>> ControlServer::create(const std::string& endpoint,
+                                                             const Party& party,
                                                              ControlHandler& handler) {
   SocketOptions opts;
   opts.max_message_bytes = 1 << 20;
   opts.router_mandatory = false;  // an operator that went away just misses its reply
-  auto sock = ctx.bind(zmq::socket_type::router, endpoint, identity, opts);
+  auto sock = party.ctx.bind(zmq::socket_type::router, endpoint, party.identity, opts);
   if (!sock.ok()) return sock.status();
   return std::unique_ptr<ControlServer>(
-      new ControlServer(std::move(*sock), identity, trust, clock, handler));
+      new ControlServer(std::move(*sock), party.identity, party.trust, party.clock, handler));
 }
 
 std::string ControlServer::endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "fabric/envelope.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 #include "medic/v1/control.pb.h"
 
@@ -32,12 +33,10 @@ class ControlHandler {
 
 class ControlServer {
  public:
-  // Binds `endpoint` (CURVE on tcp://). `identity`, `trust`, `clock` and
-  // `handler` must outlive the server.
-  static Result<std::unique_ptr<ControlServer>> create(Context& ctx, const std::string& endpoint,
-                                                       const Identity& identity,
-                                                       const TrustStore& trust, const Clock& clock,
-                                                       ControlHandler& handler);
+  // Binds `endpoint` (CURVE on tcp://). What `party` names and `handler`
+  // must outlive the server.
+  static Result<std::unique_ptr<ControlServer>> create(const std::string& endpoint,
+                                                       const Party& party, ControlHandler& handler);
 
   zmq::socket_t& socket() { return socket_; }
   // The endpoint actually bound (resolves a "*" port).

@@ -10,8 +10,8 @@
 // its options first (a value it keeps), then the Party, then the parts it
 // works with (a hypervisor, a sink, a loop), required ones as references and
 // optional ones as pointers at the end. The referenced objects outlive the
-// component; a Party is a handful of references, passed by const reference
-// and never stored itself.
+// component; a Party is a handful of references, cheap to copy, and a
+// component may keep its own copy.
 #pragma once
 
 #include "core/clock.h"

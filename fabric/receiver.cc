@@ -14,19 +14,19 @@ EventReceiver::EventReceiver(zmq::socket_t bulk, zmq::socket_t urgent, const Tru
   opener_.fill_batches(&decoder_);
 }
 
-Result<std::unique_ptr<EventReceiver>> EventReceiver::create(
-    Context& ctx, const ReceiverEndpoints& ep, const Identity& self, const TrustStore& trust,
-    const Clock& clock, OpenLimits limits) {
+Result<std::unique_ptr<EventReceiver>> EventReceiver::create(const ReceiverEndpoints& ep,
+                                                             const Party& party,
+                                                             OpenLimits limits) {
   SocketOptions opts;
   opts.max_message_bytes = static_cast<int64_t>(limits.max_frame_bytes);
-  auto bulk = ctx.bind(zmq::socket_type::sub, ep.bulk, self, opts);
+  auto bulk = party.ctx.bind(zmq::socket_type::sub, ep.bulk, party.identity, opts);
   if (!bulk.ok()) return bulk.status();
-  auto urgent = ctx.bind(zmq::socket_type::sub, ep.urgent, self, opts);
+  auto urgent = party.ctx.bind(zmq::socket_type::sub, ep.urgent, party.identity, opts);
   if (!urgent.ok()) return urgent.status();
   bulk->set(zmq::sockopt::subscribe, "");
   urgent->set(zmq::sockopt::subscribe, "");
   return std::unique_ptr<EventReceiver>(
-      new EventReceiver(std::move(*bulk), std::move(*urgent), trust, clock, limits));
+      new EventReceiver(std::move(*bulk), std::move(*urgent), party.trust, party.clock, limits));
 }
 
 bool EventReceiver::read_one(zmq::socket_t& s, const Sink& sink, bool urgent) {

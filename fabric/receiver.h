@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "fabric/envelope.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 
 namespace medic::fabric {
@@ -31,10 +32,8 @@ class EventReceiver {
   using Sink = std::function<void(std::string_view frame, const Opened& opened,
                                   const medic::v1::EventBatch& batch, bool urgent)>;
 
-  static Result<std::unique_ptr<EventReceiver>> create(Context& ctx, const ReceiverEndpoints& ep,
-                                                       const Identity& self,
-                                                       const TrustStore& trust, const Clock& clock,
-                                                       OpenLimits limits = {});
+  static Result<std::unique_ptr<EventReceiver>> create(const ReceiverEndpoints& ep,
+                                                       const Party& party, OpenLimits limits = {});
 
   // Reads everything waiting on the urgent lane, then at most `max_bulk`
   // frames of the bulk lane; never blocks. Returns frames read.

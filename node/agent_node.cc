@@ -118,29 +118,28 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
   return r.status();
 }
 
-Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, Deps deps) {
-  if (!deps.ctx || !deps.identity || !deps.trust || !deps.clock || !deps.hypervisor) {
-    return invalid_argument("agent node: missing dependency");
-  }
+Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
+                                                     const fabric::Party& party,
+                                                     vmm::Hypervisor& hypervisor,
+                                                     collectors::GuestPinger* guest_pinger) {
   std::unique_ptr<AgentNode> node(new AgentNode());
-  node->deps_ = deps;
-  node->loop_ = std::make_unique<EventLoop>(*deps.clock);
+  node->loop_ = std::make_unique<EventLoop>(party.clock);
   if (config.collector) {
-    auto publisher = collectors::ZmqPublisher::create(
-        *deps.ctx, *deps.identity, config.collector->engines, config.collector->lanes);
+    auto publisher =
+        collectors::ZmqPublisher::create(config.collector->engines, config.collector->lanes, party);
     if (!publisher.ok()) return publisher.status().with_context("collector");
     node->publisher_ = std::move(*publisher);
     node->stats_ = collectors::make_process_stats(config.collector->proc_root);
     collectors::CollectorDeps cd;
-    cd.hypervisor = deps.hypervisor;
-    cd.clock = deps.clock;
-    cd.identity = deps.identity;
+    cd.hypervisor = &hypervisor;
+    cd.clock = &party.clock;
+    cd.identity = &party.identity;
     cd.publisher = node->publisher_.get();
     cd.process_stats = node->stats_.get();
-    cd.guest_pinger = deps.guest_pinger;
+    cd.guest_pinger = guest_pinger;
     cd.loop = node->loop_.get();
     auto collector =
-        collectors::Collector::create(cd, collectors::options_from_config(*config.collector));
+        collectors::Collector::create(collectors::options_from_config(*config.collector), cd);
     if (!collector.ok()) return collector.status().with_context("collector");
     node->collector_ = std::move(*collector);
     node->collector_->start();
@@ -149,8 +148,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   if (config.actuator) {
     actuators::ActuatorOptions o = config.actuator->options;
     o.drive_hypervisor = !config.collector;
-    auto actuator = actuators::Actuator::create(o, *deps.ctx, *deps.identity, *deps.trust,
-                                                *deps.hypervisor, *deps.clock, node->loop_.get());
+    auto actuator = actuators::Actuator::create(o, party, hypervisor, node->loop_.get());
     if (!actuator.ok()) return actuator.status().with_context("actuator");
     node->actuator_ = std::move(*actuator);
     node->register_actuator_counters();
@@ -158,7 +156,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   // One backend, two listeners: the collector reports, the actuator watches.
   collectors::Collector* c = node->collector_.get();
   actuators::Actuator* a = node->actuator_.get();
-  deps.hypervisor->subscribe([c, a](const vmm::VmEvent& e) {
+  hypervisor.subscribe([c, a](const vmm::VmEvent& e) {
     if (c) c->on_vm_event(e);
     if (a) a->on_vm_event(e);
   });
@@ -166,7 +164,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config, 
   // now, on the loop; their STARTED events reach the collector.
   const Duration start_timeout =
       config.actuator ? config.actuator->options.execute_timeout : kDesiredStartTimeout;
-  const size_t starting = deps.hypervisor->start_desired(start_timeout);
+  const size_t starting = hypervisor.start_desired(start_timeout);
   if (starting > 0) spdlog::info("agent: starting {} guest(s) whose desired state is running", starting);
   return node;
 }

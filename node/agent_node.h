@@ -18,9 +18,10 @@
 #include "collectors/config.h"
 #include "collectors/process_stats.h"
 #include "collectors/publisher.h"
-#include "core/counters.h"
 #include "core/clock.h"
+#include "core/counters.h"
 #include "core/event_loop.h"
+#include "fabric/party.h"
 #include "fabric/transport.h"
 #include "vmm/hypervisor.h"
 #include "vmm/sim/sim.h"
@@ -57,16 +58,11 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
 
 class AgentNode {
  public:
-  struct Deps {
-    fabric::Context* ctx = nullptr;
-    const fabric::Identity* identity = nullptr;
-    const fabric::TrustStore* trust = nullptr;
-    Clock* clock = nullptr;
-    vmm::Hypervisor* hypervisor = nullptr;
-    collectors::GuestPinger* guest_pinger = nullptr;  // optional: for guest_ping
-  };
-
-  static Result<std::unique_ptr<AgentNode>> create(const AgentConfig& config, Deps deps);
+  // `guest_pinger` (optional) answers guest_ping probes.
+  static Result<std::unique_ptr<AgentNode>> create(const AgentConfig& config,
+                                                   const fabric::Party& party,
+                                                   vmm::Hypervisor& hypervisor,
+                                                   collectors::GuestPinger* guest_pinger = nullptr);
 
   // One iteration of the agent's loop: waits at most `max_wait` (less when a
   // timer is due) on the backend, the probes and the actuator's socket, then
@@ -86,7 +82,6 @@ class AgentNode {
   void register_collector_counters();
   void register_actuator_counters();
 
-  Deps deps_;
   std::unique_ptr<EventLoop> loop_;  // outlives everything registered on it
   collectors::ProcessStatsPtr stats_;
   std::unique_ptr<collectors::ZmqPublisher> publisher_;

@@ -46,7 +46,7 @@ Json vm_list(const rules::HostView& h, Time now, std::string* text) {
 }  // namespace
 
 void EngineNode::silences_reply(medic::v1::ControlReply* reply) {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   std::string text;
   Json list = Json::array();
   for (const auto& [id, s] : engine_->silences()) {
@@ -63,7 +63,7 @@ void EngineNode::silences_reply(medic::v1::ControlReply* reply) {
 }
 
 void EngineNode::incidents_reply(medic::v1::ControlReply* reply) {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   std::string text;
   Json list = Json::array();
   for (const auto& i : engine_->incidents()) {
@@ -82,7 +82,7 @@ void EngineNode::incidents_reply(medic::v1::ControlReply* reply) {
 }
 
 void EngineNode::hosts_reply(const medic::v1::HostsQuery& q, medic::v1::ControlReply* reply) {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   std::string text;
   Json list = Json::array();
   for (const auto& h : engine_->host_views(q.vms())) {

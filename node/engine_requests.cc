@@ -28,7 +28,7 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
   medic::v1::ControlReply reply;
   if (!degraded_.ok()) return degraded_reply(request);
   audit::OperatorRequest rec;
-  rec.received_at = deps_.clock->now();
+  rec.received_at = party_.clock.now();
   rec.operator_name = opened.sender->name;
   rec.envelope = opened.envelope.SerializeAsString();
   Status s = answer(request, rec.operator_name, &rec, &reply);
@@ -134,7 +134,7 @@ Status EngineNode::silence_request(const medic::v1::Silence& q, const std::strin
   }
   if (s.ok()) s = check_silence(sil, q.force(), Duration(q.duration_ns()));
   if (!s.ok()) return s;
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   sil.until = now + Duration(q.duration_ns());
   sil.reason = q.reason();
   sil.by = who;
@@ -194,7 +194,7 @@ Status EngineNode::inject_request(const medic::v1::Inject& q, const std::string&
   if (q.fault().empty()) return invalid_argument("inject needs a fault name");
   const std::string host = engine_->vm_host(q.vm());
   if (host.empty()) return not_found("no VM \"" + q.vm() + "\" has reported to this engine");
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   medic::v1::Action action;
   action.set_id("inject-" + request_id);
   action.set_verb(medic::v1::VERB_INJECT);

@@ -68,7 +68,7 @@ Status EngineNode::restore_state(const rules::RuleSet& rules) {
 
 // `all_marks`: write every moved replay mark now (start, shutdown).
 void EngineNode::commit_state(bool all_marks) {
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   const bool refresh = now >= next_seen_refresh_;
   if (refresh) next_seen_refresh_ = now + kSeenRefreshEvery;
   std::vector<audit::StateRow> rows;

@@ -109,7 +109,7 @@ Json EngineNode::status_json() {
 
 std::string EngineNode::status_text() {
   std::ostringstream out;
-  const Time now = deps_.clock->now();
+  const Time now = party_.clock.now();
   auto es = engine_->stats();
   std::vector<std::string> hosts = engine_->hosts();
   std::sort(hosts.begin(), hosts.end());

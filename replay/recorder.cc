@@ -17,12 +17,11 @@ Recorder::Recorder(Clock& clock, std::unique_ptr<RecordingWriter> writer,
 Recorder::~Recorder() { (void)close(); }
 
 Result<std::unique_ptr<Recorder>> Recorder::create(const RecorderConfig& config,
-                                                   fabric::Context& ctx,
-                                                   const fabric::Identity& self,
-                                                   const fabric::TrustStore& trust, Clock& clock) {
+                                                   const fabric::Party& party) {
+  Clock& clock = party.clock;
   auto writer = RecordingWriter::open(config.dir, config.recording, clock.now());
   if (!writer.ok()) return writer.status();
-  auto receiver = fabric::EventReceiver::create(ctx, config.listen, self, trust, clock);
+  auto receiver = fabric::EventReceiver::create(config.listen, party);
   if (!receiver.ok()) return receiver.status();
   std::unique_ptr<Recorder> r(new Recorder(clock, std::move(*writer), std::move(*receiver)));
   r->loop_ = std::make_unique<EventLoop>(clock);

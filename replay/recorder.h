@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "fabric/party.h"
 #include "fabric/receiver.h"
 #include "replay/recording.h"
 
@@ -38,9 +39,7 @@ class Recorder {
  public:
   // Opens the recording (a new segment) and binds both lanes.
   static Result<std::unique_ptr<Recorder>> create(const RecorderConfig& config,
-                                                  fabric::Context& ctx,
-                                                  const fabric::Identity& self,
-                                                  const fabric::TrustStore& trust, Clock& clock);
+                                                  const fabric::Party& party);
   ~Recorder();
 
   // One loop step: waits at most `max_wait` for frames, records what came,

@@ -40,14 +40,8 @@ TEST_F(QemuDesiredState, TheAgentStartsTheGuestsWhoseDesiredStateIsRunningAndOnl
   fabric::TrustStore trust;
   auto ctx = fabric::Context::create(trust);
   ASSERT_OK(ctx);
-  node::AgentNode::Deps deps;
-  deps.ctx = ctx->get();
-  deps.identity = &id;
-  deps.trust = &trust;
-  deps.clock = &clock_;
-  deps.hypervisor = hv_.get();
   const auto t0 = SteadyClock::now();
-  auto agent = node::AgentNode::create(node::AgentConfig{}, deps);
+  auto agent = node::AgentNode::create(node::AgentConfig{}, {**ctx, id, trust, clock_}, *hv_);
   ASSERT_OK(agent);
   hv_->subscribe([this](const VmEvent& e) { events_.push_back(e); });  // replaces the node's
   ASSERT_TRUE(pump_until(
@@ -242,7 +236,7 @@ TEST_F(QemuWriterStopped, AStoppedHeartbeatWriterIsNotHiddenByAnAnsweringGuestAg
   opts.guest_ping.enabled = true;
   opts.guest_ping.interval = seconds(1);
   opts.guest_ping.timeout = seconds(1);
-  auto c = collectors::Collector::create(deps, opts);
+  auto c = collectors::Collector::create(opts, deps);
   ASSERT_OK(c);
   collectors::Collector& collector = **c;
   collector.start();

@@ -46,7 +46,7 @@ MEDIC_TEST_CHILD_ENTRY(actuator_crash_child) {
   o.failpoint = [point](std::string_view at) {
     if (at == point) raise(SIGKILL);
   };
-  auto act = Actuator::create(o, **ctx, keys.host_a, keys.trust, hv, clock);
+  auto act = Actuator::create(o, {**ctx, keys.host_a, keys.trust, clock}, hv);
   if (!act.ok()) _exit(5);
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < end) (*act)->run_once(10ms);
@@ -63,8 +63,8 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
   EventLog log;
   auto ctx = fabric::Context::create(keys.trust);
   ASSERT_OK(ctx);
-  auto d = Dispatcher::create(dispatcher_options(), **ctx, keys.engine, keys.trust, clock,
-                              log.sink());
+  auto d =
+      Dispatcher::create(dispatcher_options(), {**ctx, keys.engine, keys.trust, clock}, log.sink());
   ASSERT_OK(d);
   DispatcherPtr disp = std::move(d).value();
   dir.write("endpoint", disp->endpoint());
@@ -98,7 +98,7 @@ TEST_P(ActuatorCrash, KilledActuatorReportsUnknownOutcomeAndNeverExecutesTwice) 
   hv.add_vm("vm-1", medic::v1::VM_STATE_PANICKED);
   hv.record_file = dir.file("executed.txt");
   auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
-  auto act = Actuator::create(o, **ctx, keys.host_a, keys.trust, hv, clock);
+  auto act = Actuator::create(o, {**ctx, keys.host_a, keys.trust, clock}, hv);
   ASSERT_OK(act);
   ASSERT_TRUE(pump(
       [&] {

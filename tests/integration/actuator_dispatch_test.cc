@@ -25,13 +25,13 @@ class ActuatorDispatch : public ::testing::Test {
     auto o = dispatcher_options();
     o.endpoint = endpoint;
     o.epoch = epoch;
-    auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock, log.sink());
+    auto d = Dispatcher::create(o, {*ctx, keys.engine, keys.trust, clock}, log.sink());
     ASSERT_OK(d);
     disp = std::move(d).value();
   }
   void start_actuator() {
     auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
-    auto a = Actuator::create(o, *ctx, keys.host_a, keys.trust, hv, clock);
+    auto a = Actuator::create(o, {*ctx, keys.host_a, keys.trust, clock}, hv);
     ASSERT_OK(a);
     act = std::move(a).value();
   }

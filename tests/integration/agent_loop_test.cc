@@ -45,14 +45,14 @@ class AgentLoop : public ::testing::Test {
     collectors::CollectorOptions co;
     co.host = "host-a";
     co.interval = 1s;
-    auto col = collectors::Collector::create(cd, co);
+    auto col = collectors::Collector::create(co, cd);
     ASSERT_TRUE(col.ok()) << col.status();
     collector_ = std::move(col).value();
 
     auto opts = actuators::testing::actuator_options(keys_, engine_->endpoint(),
                                                      dir_.file("journal.db"));
     opts.execute_timeout = 60s;
-    auto act = actuators::Actuator::create(opts, *ctx_, keys_.host_a, keys_.trust, *host_, clock_,
+    auto act = actuators::Actuator::create(opts, {*ctx_, keys_.host_a, keys_.trust, clock_}, *host_,
                                            &loop_);
     ASSERT_TRUE(act.ok()) << act.status();
     actuator_ = std::move(act).value();

@@ -115,14 +115,15 @@ class CollectorFabricTest : public ::testing::Test {
   void start_collector(LaneConfig lanes = {}) {
     lanes.reconnect_ivl = 10ms;
     lanes.reconnect_ivl_max = 100ms;
-    auto pub = ZmqPublisher::create(*collector_ctx, keys.collector, {engine.endpoint()}, lanes);
+    auto pub = ZmqPublisher::create({engine.endpoint()}, lanes,
+                                    {*collector_ctx, keys.collector, keys.trust, clock});
     ASSERT_OK(pub);
     publisher = std::move(*pub);
     CollectorDeps deps{&hv, &clock, &keys.collector, publisher.get(), nullptr, nullptr};
     CollectorOptions opts;
     opts.host = "host-a";
     opts.max_events_per_batch = lanes.max_events_per_batch;
-    auto c = Collector::create(deps, opts);
+    auto c = Collector::create(opts, deps);
     ASSERT_OK(c);
     collector = std::move(*c);
     collector->start();
@@ -234,7 +235,8 @@ TEST_F(CollectorFabricTest, ACollectorCannotReportAnotherHostsVm) {
 TEST_F(CollectorFabricTest, AKeyOutsideTheTrustStoreCannotConnect) {
   engine.up();
   fabric::Identity stranger = testing::identity_from_byte(9);
-  auto pub = ZmqPublisher::create(*collector_ctx, stranger, {engine.endpoint()}, LaneConfig{});
+  auto pub = ZmqPublisher::create({engine.endpoint()}, LaneConfig{},
+                                  {*collector_ctx, stranger, keys.trust, clock});
   ASSERT_OK(pub);
   EXPECT_TRUE(::medic::testing::wait_until([&] { return engine.context().zap_denied() >= 1; }));
   EXPECT_EQ(engine.context().zap_accepted(), 0u);

@@ -56,8 +56,8 @@ class ControlFlowTest : public ::testing::Test {
     db_ = dir_.file("audit.db");
     auto store = audit::open_sqlite_store(db_, clock_, *engine_id_);
     ASSERT_OK(store);
-    auto node = node::EngineNode::create(c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, &rec_},
-                                        rules.rules, std::move(*store));
+    auto node = node::EngineNode::create(c, {*ctx_, *engine_id_, *trust_, clock_}, rules.rules,
+                                         std::move(*store), &rec_);
     ASSERT_OK(node);
     node_ = std::move(*node);
     auto pub = ctx_->connect(zmq::socket_type::pub, node_->urgent_endpoint(), *host_id_,

@@ -94,9 +94,8 @@ class EngineHttpTest : public ::testing::Test {
     c.audit_path = dir_.file("audit.db");
     auto store = audit::open_sqlite_store(c.audit_path, clock_, *engine_id_);
     ASSERT_OK(store);
-    auto node = node::EngineNode::create(
-        c, {ctx_.get(), engine_id_.get(), trust_.get(), &clock_, nullptr}, rules.rules,
-        std::move(*store));
+    auto node = node::EngineNode::create(c, {*ctx_, *engine_id_, *trust_, clock_}, rules.rules,
+                                         std::move(*store));
     ASSERT_OK(node);
     node_ = std::move(*node);
     auto web = node::EngineHttp::start({"127.0.0.1:0", "", "", ""}, *node_,

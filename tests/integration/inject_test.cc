@@ -41,8 +41,7 @@ class InjectTest : public ControlFlowTest {
     act.options.journal_path = dir_.file("host-a.journal.db");
     act.options.default_watch = 5s;
     ac.actuator = act;
-    auto agent = node::AgentNode::create(
-        ac, {ctx_.get(), host_id_.get(), trust_.get(), &clock_, &fleet_->host(0)});
+    auto agent = node::AgentNode::create(ac, {*ctx_, *host_id_, *trust_, clock_}, fleet_->host(0));
     ASSERT_OK(agent);
     agent_ = std::move(*agent);
     ASSERT_TRUE(run_until([&] { return node_->engine().knows_vm(vm_); }))

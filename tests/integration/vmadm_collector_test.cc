@@ -56,7 +56,7 @@ class VmadmCollector : public ::testing::Test {
     collectors::CollectorOptions co;
     co.host = "host-a";
     co.interval = 1s;
-    auto c = collectors::Collector::create(cd, co);
+    auto c = collectors::Collector::create(co, cd);
     ASSERT_TRUE(c.ok()) << c.status();
     collector_ = std::move(c).value();
     collector_->start();

@@ -62,8 +62,8 @@ class StoryLog {
     o.checkpoint_every = std::chrono::hours(10'000);
     auto store = audit::open_sqlite_store(db_, clock_, keys_.engine, o);
     EXPECT_OK(store);
-    auto node = node::EngineNode::create(c, {ctx_.get(), &keys_.engine, &keys_.trust, &clock_, &log_},
-                                         loaded.rules, std::move(*store));
+    auto node = node::EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_},
+                                         loaded.rules, std::move(*store), &log_);
     EXPECT_OK(node);
     node_ = std::move(*node);
     actuator_ = std::make_unique<actuators::testing::FakeActuator>(

@@ -25,7 +25,7 @@ class ActuatorTest : public ::testing::Test {
   }
 
   void start_actuator() {
-    auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+    auto a = Actuator::create(opts, {*ctx, keys.host_a, keys.trust, clock}, hv);
     ASSERT_OK(a);
     act = std::move(a).value();
   }
@@ -517,7 +517,7 @@ TEST_F(ActuatorTest, HookOutputThatIsNotUtf8IsCleanedSoTheResultStillParses) {
 
 TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
   opts.host = "host-b";
-  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  auto a = Actuator::create(opts, {*ctx, keys.host_a, keys.trust, clock}, hv);
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.status().code(), Code::kInvalidArgument);
   EXPECT_NE(a.status().message().find(
@@ -526,12 +526,12 @@ TEST_F(ActuatorTest, RefusesToStartForAnotherHostsBackend) {
       << a.status();
   // The same options for the backend's own host start.
   opts.host = "host-a";
-  EXPECT_OK(Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock));
+  EXPECT_OK(Actuator::create(opts, {*ctx, keys.host_a, keys.trust, clock}, hv));
 }
 
 TEST_F(ActuatorTest, RefusesToStartWhenTheEngineKeyIsNotATrustedEngine) {
   opts.engine_key = keys.collector.public_key();
-  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  auto a = Actuator::create(opts, {*ctx, keys.host_a, keys.trust, clock}, hv);
   ASSERT_FALSE(a.ok());
   EXPECT_NE(a.status().message().find("engine role"), std::string::npos);
 }
@@ -621,7 +621,7 @@ TEST_F(EnginePinTest, AcceptsEveryEngineKeyListedInEngineKeys) {
 
 TEST_F(EnginePinTest, RefusesToStartWhenAListedEngineKeyIsNotATrustedEngine) {
   opts.engine_keys = {keys.engine.public_key(), alice.public_key()};
-  auto a = Actuator::create(opts, *ctx, keys.host_a, keys.trust, hv, clock);
+  auto a = Actuator::create(opts, {*ctx, keys.host_a, keys.trust, clock}, hv);
   ASSERT_FALSE(a.ok());
   EXPECT_NE(a.status().message().find("engine role"), std::string::npos) << a.status();
 }

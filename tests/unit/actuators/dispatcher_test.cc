@@ -18,7 +18,7 @@ class DispatcherTest : public ::testing::Test {
     auto c = fabric::Context::create(keys.trust);
     ASSERT_OK(c);
     ctx = std::move(c).value();
-    auto d = Dispatcher::create(dispatcher_options(), *ctx, keys.engine, keys.trust, clock,
+    auto d = Dispatcher::create(dispatcher_options(), {*ctx, keys.engine, keys.trust, clock},
                                 log.sink());
     ASSERT_OK(d);
     disp = std::move(d).value();
@@ -27,7 +27,7 @@ class DispatcherTest : public ::testing::Test {
 
   void start_actuator() {
     auto o = actuator_options(keys, disp->endpoint(), dir.file("journal.db"));
-    auto a = Actuator::create(o, *ctx, keys.host_a, keys.trust, hv, clock);
+    auto a = Actuator::create(o, {*ctx, keys.host_a, keys.trust, clock}, hv);
     ASSERT_OK(a);
     act = std::move(a).value();
   }
@@ -190,7 +190,7 @@ TEST_F(DispatcherTest, RefusesActionsBeyondThePerHostBound) {
   auto o = dispatcher_options();
   o.max_per_host = 3;
   disp.reset();
-  auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock, log.sink());
+  auto d = Dispatcher::create(o, {*ctx, keys.engine, keys.trust, clock}, log.sink());
   ASSERT_OK(d);
   disp = std::move(d).value();
   for (int i = 0; i < 3; ++i) {
@@ -249,15 +249,13 @@ TEST_F(DispatcherTest, TheSinkMayDispatchTheNextActionFromInsideACallback) {
   auto o = dispatcher_options();
   Dispatcher* self = nullptr;
   std::vector<std::string> seen;
-  auto d = Dispatcher::create(o, *ctx, keys.engine, keys.trust, clock,
-                              [&](const DispatchEvent& e) {
-                                seen.push_back(e.action.id() + ":" + state_name(e.state));
-                                if (e.action.id() == "first" &&
-                                    e.state == ActionState::kSucceeded) {
-                                  ASSERT_OK(self->dispatch(make_action(
-                                      "second", "host-a", "vm-1", clock.now())));
-                                }
-                              });
+  auto d =
+      Dispatcher::create(o, {*ctx, keys.engine, keys.trust, clock}, [&](const DispatchEvent& e) {
+        seen.push_back(e.action.id() + ":" + state_name(e.state));
+        if (e.action.id() == "first" && e.state == ActionState::kSucceeded) {
+          ASSERT_OK(self->dispatch(make_action("second", "host-a", "vm-1", clock.now())));
+        }
+      });
   ASSERT_OK(d);
   disp = std::move(d).value();
   self = disp.get();

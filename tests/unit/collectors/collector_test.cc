@@ -33,7 +33,7 @@ class CollectorTest : public ::testing::Test {
     deps.publisher = &pub;
     deps.process_stats = &stats;
     deps.guest_pinger = pinger;
-    auto c = Collector::create(deps, opts);
+    auto c = Collector::create(opts, deps);
     EXPECT_OK(c);
     if (!c.ok()) return nullptr;
     (*c)->start();
@@ -69,7 +69,7 @@ TEST_F(CollectorTest, RefusesTheBackendOfAnotherHost) {
   CollectorDeps deps{&other, &clock, &keys.collector, &pub, nullptr, nullptr};
   CollectorOptions opts;
   opts.host = "host-a";
-  auto c = Collector::create(deps, opts);
+  auto c = Collector::create(opts, deps);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kPermissionDenied);
 }
@@ -78,7 +78,7 @@ TEST_F(CollectorTest, RefusesMissingDependencies) {
   CollectorDeps deps{&hv, &clock, nullptr, &pub, nullptr, nullptr};
   CollectorOptions opts;
   opts.host = "host-a";
-  EXPECT_EQ(Collector::create(deps, opts).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Collector::create(opts, deps).status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(CollectorTest, ReportsTheFullStateOfEveryVmEachInterval) {
@@ -357,7 +357,7 @@ TEST_F(CollectorTest, KeepsItsCadenceAndSkipsAheadAfterAStall) {
   CollectorDeps deps{&hv, &jc, &keys.collector, &pub, nullptr, nullptr};
   CollectorOptions opts;
   opts.host = "host-a";
-  auto c = Collector::create(deps, opts);
+  auto c = Collector::create(opts, deps);
   ASSERT_OK(c);
   (*c)->start();
   jc.jump(500ms);

@@ -127,7 +127,7 @@ class QmpGuestPingerTest : public ::testing::Test {
     opts.guest_ping.enabled = true;
     opts.guest_ping.interval = 1500ms;
     opts.guest_ping.timeout = 5s;
-    auto c = Collector::create(deps, opts);
+    auto c = Collector::create(opts, deps);
     ASSERT_OK(c);
     collector_ = std::move(*c);
     collector_->start();
@@ -227,7 +227,7 @@ class QmpStatusCadenceTest : public ::testing::Test {
     CollectorDeps deps{hv_.get(), &clock_, &keys_.collector, &pub_, nullptr, nullptr};
     CollectorOptions opts;
     opts.host = "host-a";
-    auto c = Collector::create(deps, opts);
+    auto c = Collector::create(opts, deps);
     ASSERT_OK(c);
     collector_ = std::move(*c);
     collector_->start();

@@ -39,7 +39,8 @@ class ControlTest : public ::testing::Test {
     auto ctx = Context::create(trust_);
     ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
-    auto server = ControlServer::create(*ctx_, "tcp://127.0.0.1:*", engine_, trust_, clock_, handler_);
+    auto server =
+        ControlServer::create("tcp://127.0.0.1:*", {*ctx_, engine_, trust_, clock_}, handler_);
     ASSERT_OK(server);
     server_ = std::move(*server);
     target_.endpoint = server_->endpoint();

@@ -20,8 +20,8 @@ class ReceiverTest : public ::testing::Test {
     auto ctx = Context::create(trust_);
     ASSERT_OK(ctx);
     ctx_ = std::move(*ctx);
-    auto r = EventReceiver::create(*ctx_, {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"}, engine_,
-                                   trust_, clock_);
+    auto r = EventReceiver::create({"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"},
+                                   {*ctx_, engine_, trust_, clock_});
     ASSERT_OK(r);
     receiver_ = std::move(*r);
     auto bulk = ctx_->connect(zmq::socket_type::pub, receiver_->bulk_endpoint(), host_,
@@ -70,8 +70,8 @@ TEST(ReceiverOrder, UrgentLaneIsDrainedBeforeQueuedBulk) {
   auto ctx = Context::create(trust);
   ASSERT_OK(ctx);
   SystemClock clock;
-  auto receiver = EventReceiver::create(**ctx, {"inproc://bulk", "inproc://urgent"}, engine,
-                                        trust, clock);
+  auto receiver =
+      EventReceiver::create({"inproc://bulk", "inproc://urgent"}, {**ctx, engine, trust, clock});
   ASSERT_OK(receiver);
   auto bulk = (*ctx)->connect(zmq::socket_type::pub, "inproc://bulk", host, engine.public_key());
   auto urgent = (*ctx)->connect(zmq::socket_type::pub, "inproc://urgent", host, engine.public_key());

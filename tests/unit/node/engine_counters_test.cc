@@ -37,8 +37,8 @@ class EngineCountersTest : public ::testing::Test {
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
-    auto node = EngineNode::create(c, {ctx_.get(), &keys_.engine, &keys_.trust, &clock_, nullptr},
-                                   loaded.rules, std::make_unique<FakeAuditStore>(backend_));
+    auto node = EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_}, loaded.rules,
+                                   std::make_unique<FakeAuditStore>(backend_));
     ASSERT_TRUE(node.ok()) << node.status();
     node_ = std::move(*node);
     bulk_ = connect(zmq::socket_type::pub, node_->events_endpoint());

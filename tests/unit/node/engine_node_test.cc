@@ -45,8 +45,8 @@ class EnginePipelineTest : public ::testing::Test {
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
-    auto node = EngineNode::create(c, {ctx_.get(), &keys_.engine, &keys_.trust, &clock_, &observer_},
-                                   rules_, std::make_unique<FakeAuditStore>(backend_));
+    auto node = EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_}, rules_,
+                                   std::make_unique<FakeAuditStore>(backend_), &observer_);
     EXPECT_TRUE(node.ok()) << node.status();
     return node.ok() ? std::move(*node) : nullptr;
   }

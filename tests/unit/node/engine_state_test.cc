@@ -45,8 +45,8 @@ class EngineStateTest : public ::testing::Test {
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
     c.engine.action_ttl = ttl_;
-    auto node = EngineNode::create(c, {ctx_.get(), &keys_.engine, &keys_.trust, &clock_, nullptr},
-                                   rules_, std::make_unique<FakeAuditStore>(backend_));
+    auto node = EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_}, rules_,
+                                   std::make_unique<FakeAuditStore>(backend_));
     EXPECT_TRUE(node.ok()) << node.status();
     return node.ok() ? std::move(*node) : nullptr;
   }

@@ -25,7 +25,7 @@ class RecorderTest : public ::testing::Test {
     RecorderConfig c;
     c.listen = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.dir = dir_.file("recording");
-    auto r = Recorder::create(c, *ctx_, recorder_id_, trust_, clock_);
+    auto r = Recorder::create(c, {*ctx_, recorder_id_, trust_, clock_});
     ASSERT_OK(r);
     recorder_ = std::move(*r);
     // The collector's side: it pins the recorder's key, as an engines: entry does.
