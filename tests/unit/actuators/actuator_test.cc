@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "tests/testing/testing.h"
 #include "tests/unit/actuators/fixtures.h"
 
@@ -417,7 +419,8 @@ TEST_F(ActuatorTest, AFailingRestartHookIsReportedWithItsExitCode) {
 // The hook is a child process on the loop: while it runs the actuator keeps
 // taking actions, and its time limit is the Clock's.
 TEST_F(ActuatorTest, ASlowRestartHookBlocksNothingAndIsKilledAtItsTimeLimit) {
-  opts.restart_hook = {"/bin/sh", "-c", "echo started; exec sleep 30"};
+  const std::string marker = dir.file("hook-started");
+  opts.restart_hook = {"/bin/sh", "-c", "echo started; : > " + marker + "; exec sleep 30"};
   opts.execute_timeout = 20s;
   hv.heal_on_execute = true;
   hv.add_vm("vm-2", medic::v1::VM_STATE_PANICKED);
@@ -429,6 +432,8 @@ TEST_F(ActuatorTest, ASlowRestartHookBlocksNothingAndIsKilledAtItsTimeLimit) {
   ASSERT_TRUE(wait([&] { return engine->results_for("other") > 0; }));
   EXPECT_EQ(engine->last_result("other")->outcome(), ActionResult::OUTCOME_SUCCEEDED);
   EXPECT_EQ(engine->results_for("slow"), 0u) << "the hook is still running";
+  // Its first line is written (the marker comes after it) before time moves.
+  ASSERT_TRUE(wait([&] { return std::filesystem::exists(marker); }));
   clock.advance(21s);  // past the hook's time limit, on the virtual clock
   ASSERT_TRUE(wait([&] { return engine->results_for("slow") > 0; }));
   const ActionResult* r = engine->last_result("slow");

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/testing/testing.h"
 #include "tests/unit/actuators/fixtures.h"
 
@@ -217,6 +219,46 @@ TEST_F(DispatcherTest, AcknowledgesAndReportsAResultForAnUnknownActionOnce) {
   ASSERT_EQ(log.names("ghost"), Strings{"succeeded"});
   EXPECT_FALSE(log.last("ghost")->known);
   EXPECT_EQ(disp->stats().duplicate_results, 1u);
+}
+
+// With ack_results_on_receipt off (the engine's way), a result waits for the
+// sink's ack_result(), and a second copy of it reaches the sink instead of
+// being acknowledged unseen.
+TEST_F(DispatcherTest, WithoutAckOnReceiptTheSinkAcknowledgesWhatItRecorded) {
+  auto o = dispatcher_options();
+  o.ack_results_on_receipt = false;
+  disp.reset();
+  auto d = Dispatcher::create(o, {*ctx, keys.engine, keys.trust, clock}, log.sink());
+  ASSERT_OK(d);
+  disp = std::move(d).value();
+  start_fake();
+  ASSERT_OK(disp->dispatch(make_action("x1", "host-a", "vm-1", clock.now())));
+  ASSERT_TRUE(wait([&] {
+    if (!fake->actions.empty()) return true;
+    clock.advance(10ms);  // the first send may precede the connection
+    return false;
+  }));
+  ActionResult r;
+  r.set_action_id("x1");
+  r.set_outcome(ActionResult::OUTCOME_SUCCEEDED);
+  fake->result(r);
+  ASSERT_TRUE(wait([&] { return log.ended("x1"); }));
+  settle();
+  EXPECT_TRUE(fake->result_acks.empty()) << "acknowledged before the sink recorded it";
+  EXPECT_TRUE(log.last("x1")->known);
+  fake->result(r);  // the actuator sends it again
+  const auto succeeded = [&] {
+    const Strings n = log.names("x1");
+    return std::count(n.begin(), n.end(), "succeeded");
+  };
+  ASSERT_TRUE(wait([&] { return succeeded() == 2; }));
+  EXPECT_FALSE(log.last("x1")->known) << "the second copy goes to the sink";
+  EXPECT_EQ(disp->stats().duplicate_results, 1u);
+  settle();
+  EXPECT_TRUE(fake->result_acks.empty());
+  disp->ack_result("host-a", "x1");  // positive control: the sink's ack arrives
+  ASSERT_TRUE(wait([&] { return !fake->result_acks.empty(); }));
+  EXPECT_EQ(fake->result_acks, Strings{"x1"});
 }
 
 TEST_F(DispatcherTest, RefusesAResultSignedForAnotherHostOnThisConnection) {

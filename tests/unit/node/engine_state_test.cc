@@ -317,6 +317,36 @@ TEST_F(EngineStateTest, DegradedWhileTheLogCannotBeWrittenThenResumesByItself) {
   EXPECT_EQ(node->stats().degraded_spells, 1u);
 }
 
+// A result is acknowledged once its row is durable; a copy the actuator sends
+// again after that is acknowledged too (nothing left to record), once.
+TEST_F(EngineStateTest, AResultIsAcknowledgedOnceRecordedAndSoIsARepeatOfIt) {
+  auto node = start();
+  ASSERT_TRUE(node);
+  auto act = actuator(*node);
+  panic(*node, "db-1");
+  ASSERT_TRUE(receive(*node, *act, 1));
+  const std::string id = act->actions[0].id();
+  succeed(*node, *act, id);
+  ASSERT_TRUE(::medic::testing::wait_until([&] {
+    node->run_once(1ms);
+    act->poll();
+    return act->result_acks.size() == 1;
+  }));
+  medic::v1::ActionResult r;
+  r.set_action_id(id);
+  r.set_outcome(medic::v1::ActionResult::OUTCOME_SUCCEEDED);
+  r.set_healed(true);
+  act->result(r);
+  ASSERT_TRUE(::medic::testing::wait_until([&] {
+    node->run_once(1ms);
+    act->poll();
+    return act->result_acks.size() == 2;
+  }));
+  EXPECT_EQ(act->result_acks, (std::vector<std::string>{id, id}));
+  EXPECT_EQ(backend_.state_of(id), ActionState::kSucceeded);
+  EXPECT_EQ(node->stats().audit_errors, 0u);
+}
+
 TEST(EngineStateRows, RowsThatDoNotDecodeAreRefusedNamingTheRow) {
   auto bad = decode_state_rows({{audit::StateKind::kVm, "db-1", "{\"host\": 3}"}});
   ASSERT_FALSE(bad.ok());
