@@ -126,6 +126,7 @@ std::string event_words(const medic::v1::Event& e) {
 }
 
 std::string name_label(const medic::v1::Event& e) {
+  if (e.has_lifecycle()) return e.lifecycle().vm_name();
   if (!e.has_state()) return "";
   for (const auto& l : e.state().labels()) {
     if (l.key() == "name") return l.value();

@@ -217,6 +217,10 @@ std::string story_answer(const WhyStory& s) {
   std::string a;
   if (s.kind == "dry run") {
     a = "dry run: would have done " + s.verb + "; nothing was executed";
+  } else if (s.status == "suppressed" && s.approval.state == "approved") {
+    // Approved, then stopped by a fact the approval does not override: the
+    // last transition says which.
+    a = "not done: " + s.transitions.back().detail;
   } else if (s.status == "suppressed") {
     const PolicyLine& by = s.policies.back();
     a = "not done: " + by.verdict + " by " + by.name + (by.reason.empty() ? "" : ": " + by.reason);

@@ -173,6 +173,7 @@ void Collector::on_vm_event(const vmm::VmEvent& e) {
   auto* lc = ev.mutable_lifecycle();
   lc->set_what(e.what);
   lc->set_detail(e.detail);
+  if (auto it = names_.find(e.vm); it != names_.end()) lc->set_vm_name(it->second);
   // Events delivered outside poll() (for example from execute()) go out now;
   // those read by poll() go out together right after it returns.
   if (!in_backend_poll_) flush_urgent();
@@ -258,6 +259,7 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
                                     std::vector<Event>* events) {
   running_vms_.clear();
   std::map<std::string, Beat> kept;
+  std::map<std::string, std::string> names;
   events->reserve(vms.size() + pending_probes_.size());
   for (const auto& vm : vms) {
     Event& ev = events->emplace_back();
@@ -266,20 +268,22 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
     ev.set_observed_at_ns(to_ns(now));
     auto* st = ev.mutable_state();
     st->set_state(vm.state);
-    bool named = false;
+    const std::string* name = nullptr;
     for (const auto& [k, v] : vm.labels) {
       auto* l = st->add_labels();
       l->set_key(k);
       l->set_value(v);
-      named = named || k == "name";
+      if (k == "name") name = &v;
     }
     // The VM's name for people (its alias or spec name) rides as the `name`
     // label, so rules and `medic audit why` can show it next to the id.
-    if (!named && !vm.name.empty() && vm.name != vm.id) {
+    if (!name && !vm.name.empty() && vm.name != vm.id) {
       auto* l = st->add_labels();
       l->set_key("name");
       l->set_value(vm.name);
+      name = &vm.name;
     }
+    if (name) names.emplace(vm.id, *name);
     Time beat = vm.last_heartbeat;
     if (auto it = beats_.find(vm.id); it != beats_.end()) {
       beat = std::max(beat, it->second.at);
@@ -296,6 +300,7 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
   // Heartbeats and agent answers of VMs the backend no longer lists are
   // forgotten, so the tables are bounded by the host's VMs.
   beats_ = std::move(kept);
+  names_ = std::move(names);
   std::map<std::string, AgentAnswer> answers;
   for (const auto& vm : vms) {
     if (auto it = agent_answers_.find(vm.id); it != agent_answers_.end()) {

@@ -198,6 +198,7 @@ class Collector final : private EventSource {
   std::map<std::string, Figures> figures_;
   Time next_resource_sample_{};
   std::map<std::string, Beat> beats_;
+  std::map<std::string, std::string> names_;  // VM id -> its name, from the last list()
   std::map<std::string, AgentAnswer> agent_answers_;
   std::vector<std::string> running_vms_;  // from the last list(), for guest pings
   std::set<std::string> pinging_;         // VMs with a guest ping in flight

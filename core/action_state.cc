@@ -66,7 +66,8 @@ bool transition_allowed(std::optional<ActionState> from, ActionState to) {
       return to == S::kSuppressed || to == S::kPendingApproval || to == S::kDispatched ||
              to == S::kExpired;
     case S::kPendingApproval: return to == S::kApproved || to == S::kDenied || to == S::kExpired;
-    case S::kApproved: return to == S::kDispatched || to == S::kExpired;
+    case S::kApproved:
+      return to == S::kDispatched || to == S::kExpired || to == S::kSuppressed;
     case S::kDispatched:
       return to == S::kAcked || to == S::kExpired || is_result(to);
     case S::kAcked: return is_result(to);

@@ -10,6 +10,8 @@
 // - The lifecycle:
 //     proposed -> suppressed
 //     proposed -> pending_approval -> approved | denied | expired
+//     approved -> suppressed (stopped by a fact no approval overrides: a
+//       silent host, another action on the VM)
 //     proposed | approved -> dispatched -> acked -> succeeded | failed | timed_out | rejected
 //   plus the shortcuts an unreliable network makes real: proposed/approved ->
 //   expired, dispatched -> expired (never acknowledged before its expiry) and

@@ -109,9 +109,10 @@ constexpr std::array<FieldSpec, 6> kStateFields = {{
 constexpr MessageSchema kState = schema<kStateFields>("medic.v1.VmStateReport");
 
 using medic::v1::LifecycleEvent;
-constexpr std::array<FieldSpec, 2> kLifecycleFields = {{
+constexpr std::array<FieldSpec, 3> kLifecycleFields = {{
     {LifecycleEvent::kWhatFieldNumber, "what", kVarint},
     {LifecycleEvent::kDetailFieldNumber, "detail", kText},
+    {LifecycleEvent::kVmNameFieldNumber, "vm_name", kText},
 }};
 constexpr MessageSchema kLifecycle = schema<kLifecycleFields>("medic.v1.LifecycleEvent");
 
@@ -590,6 +591,8 @@ struct BatchFill {
       auto* l = static_cast<LifecycleEvent*>(msg);
       if (f.number == LifecycleEvent::kWhatFieldNumber) {
         l->set_what(static_cast<Lifecycle>(static_cast<int32_t>(x)));
+      } else if (f.number == LifecycleEvent::kVmNameFieldNumber) {
+        l->set_vm_name(text.data(), text.size());
       } else {
         l->set_detail(text.data(), text.size());
       }

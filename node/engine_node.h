@@ -175,6 +175,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
 
   // The decision recorder and outbox (engine_outbox.cc): decision -> durable
   // audit row -> dispatch; results back into the log and the rules engine.
+  void record_approved_step(const rules::Decision& d);
   void record_operator_outcome(const rules::Decision& d);
   audit::Decision decision_record(const rules::Decision& d);
   void record_verb(const rules::Decision& d);

@@ -79,6 +79,11 @@ void EngineNode::on_decision(const rules::Decision& d) {
                "decisions by rule, outcome and the policy that decided it")
       .add();
   if (observer_) observer_->on_decision(d);
+  if (!d.by.empty() && (d.outcome == rules::Outcome::kApproved ||
+                        d.outcome == rules::Outcome::kSuppressed)) {
+    record_approved_step(d);
+    return;
+  }
   if (!decision_outcome(d.outcome)) {
     record_operator_outcome(d);
     return;
@@ -107,14 +112,44 @@ void EngineNode::on_decision(const rules::Decision& d) {
   }
 }
 
-// approved / denied / expired: a transition of the pending action.
+// A step an operator approved met the policy chain again, under the pending
+// action's id (it was recorded once, as pending_approval). Passed: approved,
+// with what it passed, and sent. Waiting for a free slot: the action stays
+// pending in the log (the operator request's row holds the approval) and
+// meets the chain again when a slot frees. Stopped by a fact the approval
+// does not override (a silent host, another action on the VM): approved,
+// then suppressed saying why, in one commit (an `approved` row alone would be
+// re-sent by a restarted engine).
+void EngineNode::record_approved_step(const rules::Decision& d) {
+  if (d.outcome == rules::Outcome::kApproved) {
+    record_transition(d.id, ActionState::kApproved, d.by, passed_words(d));
+    if (d.step != rules::Step::kNotify) record_verb(d);
+    return;
+  }
+  if (!d.checks.empty() && d.checks.back().verdict == rules::Verdict::kWait) {
+    spdlog::info("engine: action {} approved by {}: {}", d.id, d.by, d.reason);
+    return;
+  }
+  const Time now = party_.clock.now();
+  std::string met = passed_words(d);
+  met += (met.empty() ? "" : "; ") + std::string("stopped by ");
+  met += rules::policy_name(d.policy);
+  std::vector<audit::Record> batch;
+  batch.push_back(audit::Record::of(
+      audit::Transition{d.id, now, ActionState::kApproved, d.by, std::move(met), 0}));
+  batch.push_back(audit::Record::of(
+      audit::Transition{d.id, now, ActionState::kSuppressed, "engine", d.reason, 0}));
+  auto seq = store_->append_batch(std::move(batch));
+  if (!seq.ok()) {
+    ++stats_.audit_errors;
+    spdlog::warn("engine: approved action {} not recorded as suppressed: {}", d.id,
+                 seq.status().message());
+  }
+}
+
+// denied / expired: a transition of the pending action.
 void EngineNode::record_operator_outcome(const rules::Decision& d) {
   switch (d.outcome) {
-    case rules::Outcome::kApproved:
-      // The approved step met the policy chain again: say what it passed.
-      record_transition(d.id, ActionState::kApproved, d.by, passed_words(d));
-      if (d.step != rules::Step::kNotify) record_verb(d);
-      return;
     case rules::Outcome::kDenied:
       record_transition(d.id, ActionState::kDenied, d.by, d.reason);
       return;

@@ -67,12 +67,15 @@ void EngineNode::incidents_reply(medic::v1::ControlReply* reply) {
   std::string text;
   Json list = Json::array();
   for (const auto& i : engine_->incidents()) {
-    text += "incident " + std::to_string(i.id) + "  " + (i.vm.empty() ? "-" : i.vm) + " on " +
+    std::string vm = i.vm.empty() ? "-" : i.vm;
+    if (!i.vm_name.empty()) vm = i.vm_name + " (" + vm + ")";
+    text += "incident " + std::to_string(i.id) + "  " + vm + " on " +
             (i.host.empty() ? "-" : i.host) + "  rule " + i.rule + "  step " +
             std::to_string(i.step) + "/" + std::to_string(i.ladder_size) + " (" + i.step_name +
             ")  " + i.state + "\n    waits for " + i.waits_for +
             (to_ns(i.deadline) ? ", " + secs(i.deadline - now) + " left" : "") + "\n";
-    list.push_back({{"id", i.id}, {"rule", i.rule}, {"vm", i.vm}, {"host", i.host},
+    list.push_back({{"id", i.id}, {"rule", i.rule}, {"vm", i.vm}, {"vm_name", i.vm_name},
+                    {"host", i.host},
                     {"step", i.step}, {"ladder_size", i.ladder_size}, {"step_name", i.step_name},
                     {"state", i.state}, {"waits_for", i.waits_for}, {"action_id", i.action_id},
                     {"deadline_ns", to_ns(i.deadline)}});

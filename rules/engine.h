@@ -108,6 +108,7 @@ struct IncidentView {
   uint64_t id = 0;
   std::string rule;
   std::string vm;
+  std::string vm_name;       // its `name` label, when its state reports carry one
   std::string host;
   uint32_t step = 0;         // 1-based ladder position
   uint32_t ladder_size = 0;

@@ -64,11 +64,17 @@ void Engine::Impl::attempt_step(Incident& inc) {
 
 // The step meets the chain; what the last check answered decides what
 // becomes of it. An operator's approval of this very step is part of the run.
+// An approved step keeps the pending action's id however often it meets the
+// chain (waiting for a slot, it meets it again when one frees), so the log
+// holds one action from pending to its end.
 void Engine::Impl::run_step(Incident& inc, Decision& d) {
-  inc.step_decision = d.id;
   std::string_view approved_by;
   if (inc.approved_step == inc.step + 1) approved_by = inc.approved_by;
-  if (!approved_by.empty()) d.by = std::string(approved_by);
+  if (!approved_by.empty()) {
+    d.by = std::string(approved_by);
+    if (!inc.action_id.empty()) d.id = inc.action_id;
+  }
+  inc.step_decision = d.id;
   uint32_t host = fleet_.vm_at(inc.vm).host;
   PolicyContext c{*inc.rule, inc, inc.vm, host, d.step, now_ns(), d, approved_by};
   d.checks.reserve(chain_.order().size());

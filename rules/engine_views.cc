@@ -48,6 +48,7 @@ std::vector<IncidentView> Engine::incidents() const {
     v.rule = inc->rule->name;
     const VmEntry& vm = fleet.vm_at(inc->vm);
     v.vm = vm.facts.id;
+    v.vm_name = std::string(vm.facts.label("name"));
     if (vm.host != kNoHost) v.host = fleet.host_at(vm.host).name;
     v.step = inc->step + 1;
     v.ladder_size = static_cast<uint32_t>(inc->rule->ladder.size());

@@ -64,7 +64,7 @@ struct Incident {
   IncidentState state = IncidentState::kOpen;
   Policy waiting_on = Policy::kNone;  // open: what it waits for, if anything
   Policy held_by = Policy::kNone;     // held: which policy holds it
-  std::string action_id;              // acting, or open waiting on approval
+  std::string action_id;              // acting; open: awaiting approval, or approved, on a slot
   TimerId timer = 0;                  // the watch or approval deadline's timer
   Time deadline{};                    // watching: heal by; awaiting approval: answer by
   std::vector<EvidenceRef> evidence;

@@ -224,6 +224,18 @@ TEST(WhyGolden, AnApprovedResetCarriesTheApproversComment) {
   expect_story(log, id, "approved-with-comment");
 }
 
+// Approved after the host fell silent: the approval does not override the
+// missing facts, and the one action ends suppressed, saying so.
+TEST(WhyGolden, AnApprovalWhileTheHostIsSilentEndsSuppressed) {
+  StoryLog log(kApprovalRule);
+  healthy(log, kWeb1, "web-1");
+  log.panic({kWeb1});
+  const std::string id = log.decision(kWeb1);
+  for (int i = 0; i < 6; ++i) log.advance(5s);  // host-a says nothing for 30 s
+  EXPECT_EQ(log.approve(id, "reset it, the host is fine"), "approved " + id);
+  expect_story(log, id, "approved-host-silent");
+}
+
 TEST(WhyGolden, ADeniedResetSaysWhoAndWhy) {
   StoryLog log(kApprovalRule);
   healthy(log, kWeb1, "web-1");

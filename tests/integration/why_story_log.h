@@ -85,6 +85,7 @@ class StoryLog {
   void state(const std::string& vm, const std::string& name, medic::v1::VmState s, Time last_beat,
              const std::string& host = "host-a") {
     medic::v1::Event e = event(vm, host);
+    names_[vm] = name;
     e.mutable_state()->set_state(s);
     auto* l = e.mutable_state()->add_labels();
     l->set_key("name");
@@ -103,6 +104,9 @@ class StoryLog {
       medic::v1::Event e = event(vm, host);
       e.mutable_lifecycle()->set_what(medic::v1::LIFECYCLE_PANICKED);
       e.mutable_lifecycle()->set_detail("pvpanic");
+      // As the collector does: the name from the VM's last state report.
+      auto it = names_.find(vm);
+      if (it != names_.end()) e.mutable_lifecycle()->set_vm_name(it->second);
       events.push_back(e);
     }
     send(host, events);
@@ -291,6 +295,7 @@ class StoryLog {
   std::unique_ptr<node::EngineNode> node_;
   std::unique_ptr<actuators::testing::FakeActuator> actuator_;
   std::map<std::string, Publisher> pubs_;
+  std::map<std::string, std::string> names_;  // VM id -> name, from its last state report
 };
 
 }  // namespace medic::testing

@@ -165,6 +165,25 @@ TEST_F(CollectorTest, SendsLifecycleEventsDeliveredOutsidePollAtOnce) {
   EXPECT_EQ(open(pub.urgent[0]).events(0).lifecycle().what(), medic::v1::LIFECYCLE_RESET);
 }
 
+// A lifecycle event names its VM as the last listing did (its alias, or its
+// `name` label), since it is the evidence `medic audit why` shows.
+TEST_F(CollectorTest, LifecycleEventsCarryTheVmsNameFromTheLastListing) {
+  hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
+  hv.vms["vm-1"].name = "db-primary";
+  hv.add_vm("vm-2", medic::v1::VM_STATE_RUNNING, 0, {{"name", "web-7"}});
+  auto c = make();
+  tick(*c);
+  ASSERT_FALSE(pub.bulk.empty()) << "no state round listed the VMs";
+  for (const char* vm : {"vm-1", "vm-2", "vm-9"}) {
+    hv.emit_now(
+        {vmm::VmEvent::Type::kLifecycle, vm, medic::v1::LIFECYCLE_PANICKED, "", 0, clock.now()});
+  }
+  ASSERT_EQ(pub.urgent.size(), 3u);
+  EXPECT_EQ(open(pub.urgent[0]).events(0).lifecycle().vm_name(), "db-primary");
+  EXPECT_EQ(open(pub.urgent[1]).events(0).lifecycle().vm_name(), "web-7");
+  EXPECT_EQ(open(pub.urgent[2]).events(0).lifecycle().vm_name(), "") << "a VM never listed";
+}
+
 TEST_F(CollectorTest, InterleavedLanesPassTheEnginesReplayGuard) {
   hv.add_vm("vm-1", medic::v1::VM_STATE_RUNNING);
   auto c = make();

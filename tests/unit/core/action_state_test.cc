@@ -48,6 +48,8 @@ TEST(ActionState, LifecycleAllowsTheDocumentedMovesOnly) {
   EXPECT_TRUE(transition_allowed(S::kProposed, S::kPendingApproval));
   EXPECT_TRUE(transition_allowed(S::kPendingApproval, S::kApproved));
   EXPECT_TRUE(transition_allowed(S::kApproved, S::kDispatched));
+  EXPECT_TRUE(transition_allowed(S::kApproved, S::kSuppressed));  // a fact stopped it
+  EXPECT_FALSE(transition_allowed(S::kPendingApproval, S::kSuppressed));
   EXPECT_FALSE(transition_allowed(S::kPendingApproval, S::kDispatched));
   EXPECT_TRUE(transition_allowed(S::kDispatched, S::kExpired));
   EXPECT_FALSE(transition_allowed(S::kAcked, S::kExpired));

@@ -48,6 +48,7 @@ inline medic::v1::EventBatch full_batch(const std::string& host) {
   auto* lc = event("vm-life")->mutable_lifecycle();
   lc->set_what(medic::v1::LIFECYCLE_PANICKED);
   lc->set_detail("pvpanic");
+  lc->set_vm_name("db-primary");
   auto* hb = event("vm-beat")->mutable_heartbeat();
   hb->set_counter(7);
   hb->set_source("backend");

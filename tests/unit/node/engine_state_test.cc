@@ -44,6 +44,7 @@ class EngineStateTest : public ::testing::Test {
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
+    c.engine = options_;
     c.engine.action_ttl = ttl_;
     auto node = EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_}, rules_,
                                    std::make_unique<FakeAuditStore>(backend_));
@@ -106,6 +107,7 @@ class EngineStateTest : public ::testing::Test {
   VirtualClock clock_;
   FakeAuditBackend backend_;
   Duration ttl_ = std::chrono::minutes(5);
+  rules::EngineOptions options_;
 };
 
 // A VM that flaps forever under `budget: 3 per 1h`, the engine restarted
@@ -234,6 +236,66 @@ TEST_F(EngineStateTest, APendingApprovalSurvivesARestartWithItsOriginalExpiry) {
   clock_.advance(2min);  // 11 minutes after the request: its original expiry has passed
   node->run_once(Duration(0));
   EXPECT_EQ(backend_.state_of(id), ActionState::kExpired);
+}
+
+constexpr const char* kApprovalRule =
+    "rules:\n  - {name: db-panicked, on: vm.panicked, do: reset, approval: required}\n";
+
+// Approved while its host is silent: one action in the log from pending to
+// suppressed (it was a second decision under the same id, which the log
+// refused, leaving the action pending for ever).
+TEST_F(EngineStateTest, AnApprovalWhileTheHostIsSilentEndsThePendingActionSuppressed) {
+  use_rules(kApprovalRule);
+  auto node = start();
+  ASSERT_TRUE(node);
+  panic(*node, "db-1");
+  ASSERT_EQ(backend_.decisions().size(), 1u);
+  const std::string id = backend_.decisions()[0].action_id;
+  clock_.advance(1min);  // host-a says nothing: the engine finds it silent
+  node->run_once(Duration(0));
+  ASSERT_TRUE(node->engine().approve(id, "alice").ok());
+  node->run_once(Duration(0));
+  size_t with_id = 0;
+  for (const auto& d : backend_.decisions()) with_id += d.id == id;
+  EXPECT_EQ(with_id, 1u) << "a second decision under the pending action's id";
+  EXPECT_EQ(backend_.refusals(), 0u);
+  auto ts = backend_.transitions_of(id);
+  ASSERT_EQ(ts.size(), 4u);
+  EXPECT_EQ(ts[2].state, ActionState::kApproved);
+  EXPECT_EQ(ts[2].actor, "alice");
+  EXPECT_EQ(ts[3].state, ActionState::kSuppressed);
+  EXPECT_NE(ts[3].detail.find("host host-a is silent"), std::string::npos) << ts[3].detail;
+  EXPECT_EQ(node->engine().stats().in_flight, 0u);
+}
+
+// Approved while the host has no free slot: nothing is recorded until a slot
+// frees, then the very action the operator approved is dispatched.
+TEST_F(EngineStateTest, AnApprovedActionWaitingForASlotIsSentUnderItsOwnId) {
+  use_rules(kApprovalRule);
+  options_.max_in_flight_per_host = 1;
+  options_.storm.min_vms = 1000;  // two panics on a two-VM host are no storm here
+  auto node = start();
+  ASSERT_TRUE(node);
+  auto act = actuator(*node);
+  panic(*node, "db-1");
+  panic(*node, "db-2");
+  ASSERT_EQ(backend_.decisions().size(), 2u);
+  const std::string first = backend_.decisions()[0].action_id;
+  const std::string second = backend_.decisions()[1].action_id;
+  ASSERT_TRUE(node->engine().approve(first, "alice").ok());
+  ASSERT_TRUE(node->engine().approve(second, "bob").ok());
+  ASSERT_TRUE(receive(*node, *act, 1));
+  EXPECT_EQ(backend_.state_of(second), ActionState::kPendingApproval) << "waits for the slot";
+  succeed(*node, *act, first);
+  ASSERT_TRUE(receive(*node, *act, 2));
+  EXPECT_EQ(act->actions[1].id(), second);
+  EXPECT_EQ(backend_.decisions().size(), 2u) << "the wait and the send made no new decision";
+  EXPECT_EQ(backend_.refusals(), 0u);
+  auto ts = backend_.transitions_of(second);
+  ASSERT_GE(ts.size(), 4u);
+  EXPECT_EQ(ts[2].state, ActionState::kApproved);
+  EXPECT_EQ(ts[2].actor, "bob");
+  EXPECT_EQ(ts[3].state, ActionState::kDispatched);
 }
 
 // The engine was down past the action's expiry; the actuator had run it and

@@ -80,6 +80,19 @@ class FakeAuditBackend {
 
   // The AuditStore operations, shared by every FakeAuditStore on this backend.
   Result<audit::Seq> append(Row row);
+  // All of `rows` or none (a batch is one commit).
+  Result<audit::Seq> append_all(std::vector<Row> rows) {
+    const size_t before = rows_.size();
+    Result<audit::Seq> last = internal_error("empty batch");
+    for (auto& r : rows) {
+      last = append(std::move(r));
+      if (!last.ok()) {
+        rows_.resize(before);
+        return last;
+      }
+    }
+    return last;
+  }
   audit::Seq durable_seq() const { return durable_; }
   void on_durable(std::function<void(audit::Seq)> l) { listener_ = std::move(l); }
   std::optional<ActionState> state_of(const std::string& action_id) const;
@@ -269,21 +282,24 @@ inline Result<audit::Seq> FakeAuditStore::append_request(audit::OperatorRequest 
   return backend_.append(std::move(r));
 }
 
-// The engine node batches only heal verdicts.
+// The engine node batches heal verdicts and transitions.
 inline Result<audit::Seq> FakeAuditStore::append_batch(std::vector<audit::Record> records) {
   if (closed_) return unavailable("closed");
-  Result<audit::Seq> last = internal_error("empty batch");
+  std::vector<FakeAuditBackend::Row> rows;
   for (auto& rec : records) {
-    if (rec.type != audit::Record::Type::kVerdict) {
-      return internal_error("the fake batches only heal verdicts");
-    }
     FakeAuditBackend::Row r;
-    r.kind = RowKind::kVerdict;
-    r.verdict = std::move(rec.verdict);
-    last = backend_.append(std::move(r));
-    if (!last.ok()) return last;
+    if (rec.type == audit::Record::Type::kVerdict) {
+      r.kind = RowKind::kVerdict;
+      r.verdict = std::move(rec.verdict);
+    } else if (rec.type == audit::Record::Type::kTransition) {
+      r.kind = RowKind::kTransition;
+      r.transition = std::move(rec.transition);
+    } else {
+      return internal_error("the fake batches only heal verdicts and transitions");
+    }
+    rows.push_back(std::move(r));
   }
-  return last;
+  return backend_.append_all(std::move(rows));
 }
 
 inline Status FakeAuditStore::wait_durable(audit::Seq seq, Duration) {

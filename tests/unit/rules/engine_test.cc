@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/unit/rules/harness.h"
 
 namespace medic::rules {
@@ -45,6 +47,20 @@ TEST(Engine, ProposesTheRuleActionWithEvidenceAndVersion) {
   EXPECT_EQ(d.trigger, "vm.panicked");
   EXPECT_FALSE(d.id.empty());
   EXPECT_EQ(d.expires_at, d.at + EngineOptions{}.action_ttl);
+}
+
+TEST(Engine, AnOpenIncidentNamesItsVmByItsNameLabel) {
+  Harness h(kPanicRule);
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING, {{"name", "db-primary"}}));
+  h.send(state("h1", "vm2", medic::v1::VM_STATE_RUNNING, {{"tier", "web"}}));
+  h.send(lifecycle("h1", "vm1", kPanic));
+  h.send(lifecycle("h1", "vm2", kPanic));
+  auto open = h.engine.incidents();
+  ASSERT_EQ(open.size(), 2u);
+  std::map<std::string, std::string> names;
+  for (const auto& i : open) names[i.vm] = i.vm_name;
+  EXPECT_EQ(names["vm1"], "db-primary");
+  EXPECT_EQ(names["vm2"], "") << "a VM that reports no name";
 }
 
 TEST(Engine, WhereFiltersOnVmLabels) {
@@ -386,6 +402,8 @@ TEST(Engine, ApprovedActionStillWaitsForAConcurrencySlotWithoutAskingAgain) {
   EXPECT_EQ(next[0].vm, "vm2");
   EXPECT_EQ(next[0].outcome, Outcome::kApproved);
   EXPECT_EQ(next[0].by, "bob");
+  EXPECT_EQ(ds[1].id, pending[1].id) << "the waiting step is still the approved action";
+  EXPECT_EQ(next[0].id, pending[1].id) << "dispatched under the id the operator approved";
 }
 
 TEST(Engine, DeniedAndExpiredApprovalsAreRecorded) {
@@ -418,6 +436,8 @@ TEST(Engine, ApprovalOfASilentHostsVmIsStillSuppressed) {
   EXPECT_EQ(out[0].at - h.start, 25s);
   EXPECT_EQ(out[1].step, Step::kRestart);
   EXPECT_EQ(out[1].policy, Policy::kHostSilent);
+  EXPECT_EQ(out[1].id, ds[0].id) << "the answer ends the approved action, it is no new one";
+  EXPECT_EQ(out[1].by, "alice");
 }
 
 TEST(Engine, PendingApprovalExpiresWhenTheVmHeals) {
