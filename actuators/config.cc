@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include <yaml-cpp/yaml.h>
+
 namespace medic::actuators {
 namespace {
 

@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <iostream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "app/commands.h"
 #include "core/config.h"
 #include "core/duration.h"
+#include "core/json.h"
 #include "node/engine_config.h"
 #include "replay/replay.h"
 #include "rules/loader.h"

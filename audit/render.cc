@@ -6,6 +6,7 @@
 #include "audit/chain.h"
 #include "audit/log.h"
 #include "audit/render_parts.h"
+#include "core/json.h"
 
 namespace medic::audit {
 

@@ -6,6 +6,7 @@
 
 #include "audit/render_parts.h"
 #include "core/duration.h"
+#include "core/json.h"
 #include "fabric/envelope.h"
 #include "medic/v1/envelope.pb.h"
 #include "medic/v1/events.pb.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "audit/log.h"
-#include "core/json.h"
+#include "core/json_fwd.h"
 #include "medic/v1/actions.pb.h"
 
 namespace medic::audit::internal {

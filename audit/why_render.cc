@@ -4,6 +4,7 @@
 
 #include "audit/log.h"
 #include "audit/why_story.h"
+#include "core/json.h"
 
 namespace medic::audit {
 

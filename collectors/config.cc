@@ -4,6 +4,8 @@
 #include <functional>
 #include <set>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/duration.h"
 
 namespace medic::collectors {

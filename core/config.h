@@ -1,9 +1,12 @@
 // Reading YAML configuration files with errors a person can act on: every
 // problem names file:line:col and the expected form. A ConfigReader collects
 // all problems in one pass instead of stopping at the first.
+//
+// YAML::Node is only declared here: this header is included nearly
+// everywhere (through fabric/trust.h and rules/engine.h), and yaml-cpp's
+// headers cost about 1.5 s of compile time in each file. A file that reads
+// nodes includes <yaml-cpp/yaml.h> itself.
 #pragma once
-
-#include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <optional>
@@ -12,6 +15,10 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+
+namespace YAML {
+class Node;
+}  // namespace YAML
 
 namespace medic {
 

@@ -1,5 +1,7 @@
 #include "core/counters.h"
 
+#include "core/json.h"
+
 namespace medic {
 
 Counter& CounterRegistry::counter(const std::string& name, const CounterLabels& labels,

@@ -30,7 +30,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/json.h"
+#include "core/json_fwd.h"
 
 namespace medic {
 

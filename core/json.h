@@ -18,11 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_fwd.h"
 #include "core/status.h"
 
 namespace medic {
-
-using Json = nlohmann::ordered_json;
 
 struct JsonLimits {
   size_t max_bytes = 1 << 20;  // the whole text, before parsing starts

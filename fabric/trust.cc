@@ -1,5 +1,7 @@
 #include "fabric/trust.h"
 
+#include <yaml-cpp/yaml.h>
+
 namespace medic::fabric {
 
 const char* role_name(Role r) {

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <yaml-cpp/yaml.h>
+
 #include "collectors/qmp_guest_pinger.h"
 #include "core/config.h"
 #include "vmm/qmp/launcher.h"

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <charconv>
 
+#include <yaml-cpp/yaml.h>
+
 namespace medic::node {
 namespace {
 

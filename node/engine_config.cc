@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <set>
 
+#include <yaml-cpp/yaml.h>
+
 #include "actuators/config.h"
 #include "core/config.h"
 #include "node/endpoint_check.h"

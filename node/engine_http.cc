@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/json.h"
 #include "node/engine_views.h"
 #include "node/web_page.h"
 

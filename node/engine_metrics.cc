@@ -1,5 +1,6 @@
 #include "node/engine_metrics.h"
 
+#include "core/json.h"
 #include "node/engine_views.h"
 #include "node/metrics_text.h"
 

@@ -49,6 +49,7 @@
 #include "core/clock.h"
 #include "core/counters.h"
 #include "core/event_loop.h"
+#include "core/json_fwd.h"
 #include "fabric/control.h"
 #include "fabric/party.h"
 #include "fabric/receiver.h"

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/duration.h"
+#include "core/json.h"
 #include "node/engine_node.h"
 
 namespace medic::node {

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/action_state.h"
+#include "core/json.h"
 #include "rules/event_types.h"
 #include "rules/incident_book.h"
 

@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "core/json.h"
+#include "core/json_fwd.h"
 #include "node/engine_node.h"
 
 namespace medic::node {

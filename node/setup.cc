@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/config.h"
 #include "node/endpoint_check.h"
 

@@ -1,6 +1,7 @@
 // What `medic rules replay` prints (replay/replay.h), as text and JSON.
 #include "audit/render_parts.h"
 #include "core/duration.h"
+#include "core/json.h"
 #include "replay/replay.h"
 
 namespace medic::replay {

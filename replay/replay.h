@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "core/json.h"
+#include "core/json_fwd.h"
 #include "core/status.h"
 #include "fabric/envelope.h"
 #include "fabric/trust.h"

@@ -1,4 +1,6 @@
 #include "rules/engine.h"
+
+#include <yaml-cpp/yaml.h>
 #include "rules/loader.h"
 
 namespace medic::rules {

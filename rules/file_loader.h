@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/duration.h"
 #include "core/text.h"
 #include "rules/loader.h"

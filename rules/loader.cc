@@ -9,6 +9,8 @@
 #include <sstream>
 #include <tuple>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/duration.h"
 #include "core/text.h"
 #include "rules/file_loader.h"

@@ -1,6 +1,8 @@
 // FileLoader's stages for one rule: trigger, where, key, ladder, policies.
 #include <algorithm>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/duration.h"
 #include "core/text.h"
 #include "rules/file_loader.h"

@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/config.h"
 #include "core/duration.h"
 #include "rules/engine.h"

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/config.h"
 #include "core/duration.h"
 #include "rules/engine.h"

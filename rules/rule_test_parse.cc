@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/duration.h"
 #include "core/text.h"
 #include "rules/rule_test_case.h"

@@ -16,6 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/config.h"
 #include "core/subprocess.h"
 

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/json.h"
 #include "vmm/qmp/qmp_vm.h"
 
 namespace medic::vmm::qmp {

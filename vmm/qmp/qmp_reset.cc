@@ -1,6 +1,7 @@
 #include "vmm/qmp/qmp_reset.h"
 
 #include "core/duration.h"
+#include "core/json.h"
 
 namespace medic::vmm::qmp {
 

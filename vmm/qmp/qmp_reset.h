@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/json_fwd.h"
 #include "core/status.h"
 #include "vmm/qmp/qmp_client.h"
 

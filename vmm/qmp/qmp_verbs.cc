@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/duration.h"
+#include "core/json.h"
 #include "vmm/qmp/qmp_hypervisor.h"
 #include "vmm/qmp/qmp_vm.h"
 

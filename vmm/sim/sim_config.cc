@@ -1,5 +1,7 @@
 #include "vmm/sim/sim.h"
 
+#include <yaml-cpp/yaml.h>
+
 namespace medic::vmm::sim {
 namespace {
 

@@ -1,5 +1,7 @@
 #include "vmm/vmadm/vmadm.h"
 
+#include <yaml-cpp/yaml.h>
+
 namespace medic::vmm::vmadm {
 
 VmadmOptions read_vmadm_options(ConfigReader& r, const YAML::Node& map) {

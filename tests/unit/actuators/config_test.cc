@@ -1,6 +1,7 @@
 #include "actuators/config.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <fstream>
 #include <sstream>

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <yaml-cpp/yaml.h>
+
 #include "tests/testing/testing.h"
 
 namespace medic {

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "core/json.h"
+
 namespace medic {
 namespace {
 

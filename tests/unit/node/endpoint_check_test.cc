@@ -1,6 +1,7 @@
 #include "node/endpoint_check.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 namespace medic::node {
 namespace {

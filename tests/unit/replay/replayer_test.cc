@@ -3,6 +3,7 @@
 // with its cause and never reaches the rules; the diff names what changed.
 #include <gtest/gtest.h>
 
+#include "core/json.h"
 #include "replay/replay.h"
 #include "rules/loader.h"
 #include "tests/testing/testing.h"

@@ -1,6 +1,7 @@
 #include "rules/engine.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <map>
 

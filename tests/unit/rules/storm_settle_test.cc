@@ -1,6 +1,7 @@
 // The storm guard sees a storm coming (settle windows), pages once per storm,
 // and leaves an isolated failure alone: no latency on the single-panic path.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 

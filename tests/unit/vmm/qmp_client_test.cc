@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/json.h"
 #include "tests/testing/testing.h"
 #include "tests/unit/vmm/fake_qmp_server.h"
 #include "vmm/qmp/qmp_reset.h"

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "tests/testing/testing.h"
 
 namespace medic::vmm::qmp {

@@ -1,6 +1,7 @@
 // Reading the simulator's options from a config file.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "vmm/sim/sim.h"
 #include "tests/testing/testing.h"

@@ -1,6 +1,7 @@
 // Reading the vmadm backend's options from a config file.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "vmm/vmadm/vmadm.h"
 #include "tests/testing/testing.h"
