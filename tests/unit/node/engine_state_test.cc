@@ -86,6 +86,16 @@ class EngineStateTest : public ::testing::Test {
       return backend_.state_of(id) == ActionState::kSucceeded;
     }));
   }
+  // Nothing refused; the action's rows after proposed and pending_approval:
+  // approved by `by`, then `then`.
+  void expect_approved_then(const std::string& id, const std::string& by, ActionState then) {
+    EXPECT_EQ(backend_.refusals(), 0u);
+    auto ts = backend_.transitions_of(id);
+    ASSERT_GE(ts.size(), 4u);
+    EXPECT_EQ(ts[2].state, ActionState::kApproved);
+    EXPECT_EQ(ts[2].actor, by);
+    EXPECT_EQ(ts[3].state, then);
+  }
   size_t proposed() const {
     size_t n = 0;
     for (const auto& d : backend_.decisions()) {
@@ -258,13 +268,10 @@ TEST_F(EngineStateTest, AnApprovalWhileTheHostIsSilentEndsThePendingActionSuppre
   size_t with_id = 0;
   for (const auto& d : backend_.decisions()) with_id += d.id == id;
   EXPECT_EQ(with_id, 1u) << "a second decision under the pending action's id";
-  EXPECT_EQ(backend_.refusals(), 0u);
-  auto ts = backend_.transitions_of(id);
-  ASSERT_EQ(ts.size(), 4u);
-  EXPECT_EQ(ts[2].state, ActionState::kApproved);
-  EXPECT_EQ(ts[2].actor, "alice");
-  EXPECT_EQ(ts[3].state, ActionState::kSuppressed);
-  EXPECT_NE(ts[3].detail.find("host host-a is silent"), std::string::npos) << ts[3].detail;
+  expect_approved_then(id, "alice", ActionState::kSuppressed);
+  EXPECT_EQ(backend_.transitions_of(id).size(), 4u);
+  const std::string why = backend_.transitions_of(id).back().detail;
+  EXPECT_NE(why.find("host host-a is silent"), std::string::npos) << why;
   EXPECT_EQ(node->engine().stats().in_flight, 0u);
 }
 
@@ -290,12 +297,7 @@ TEST_F(EngineStateTest, AnApprovedActionWaitingForASlotIsSentUnderItsOwnId) {
   ASSERT_TRUE(receive(*node, *act, 2));
   EXPECT_EQ(act->actions[1].id(), second);
   EXPECT_EQ(backend_.decisions().size(), 2u) << "the wait and the send made no new decision";
-  EXPECT_EQ(backend_.refusals(), 0u);
-  auto ts = backend_.transitions_of(second);
-  ASSERT_GE(ts.size(), 4u);
-  EXPECT_EQ(ts[2].state, ActionState::kApproved);
-  EXPECT_EQ(ts[2].actor, "bob");
-  EXPECT_EQ(ts[3].state, ActionState::kDispatched);
+  expect_approved_then(second, "bob", ActionState::kDispatched);
 }
 
 // The engine was down past the action's expiry; the actuator had run it and
