@@ -294,6 +294,7 @@ struct ListFilter {
 // One line of `audit list`: a decision and where its action stands.
 struct ActionSummary {
   StoredDecision decision;
+  std::string vm_name;  // from the signed evidence the decision rests on, when it names the VM
   std::optional<ActionState> state;  // none for dry-run decisions
   Time updated_at{};
 };

@@ -2,11 +2,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "audit/chain.h"
 #include "audit/cursor.h"
 #include "audit/log.h"
+#include "audit/render_parts.h"
 #include "audit/sqlite_db.h"
 #include "core/json.h"
 
@@ -89,6 +91,34 @@ Result<AuditReader> AuditReader::open(const std::string& path) {
   return AuditReader(std::move(impl));
 }
 
+namespace {
+Status read_referenced(Db& db, const std::set<Seq>& refs, ActionHistory* h,
+                       std::set<Seq>* seen_requests);
+
+// Each row's VM name, as the signed evidence of its decision gives it (a
+// state report's `name` label, a lifecycle event's vm_name); one lookup per VM.
+Status name_vms(Db& db, std::vector<ActionSummary>* rows) {
+  std::map<std::string, std::string> names;
+  for (ActionSummary& r : *rows) {
+    const std::string& vm = r.decision.vm;
+    if (vm.empty()) continue;
+    auto it = names.find(vm);
+    if (it == names.end()) {
+      std::set<Seq> refs;
+      for (const auto& e : r.decision.evidence) refs.insert(e.evidence);
+      ActionHistory h;
+      std::set<Seq> seen;
+      MEDIC_RETURN_IF_ERROR(read_referenced(db, refs, &h, &seen));
+      std::string name = internal::vm_name_in(h, vm);
+      if (name.empty()) continue;  // a later row of the VM may name it
+      it = names.emplace(vm, std::move(name)).first;
+    }
+    r.vm_name = it->second;
+  }
+  return Status();
+}
+}  // namespace
+
 Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
   if (!f.status.empty() && !parse_action_state(f.status).ok() &&
       !parse_decision_outcome(f.status).ok()) {
@@ -142,6 +172,7 @@ Result<std::vector<ActionSummary>> AuditReader::list(const ListFilter& f) {
     }
     out.push_back(std::move(s));
   }
+  if (Status named = name_vms(impl_->db, &out); !named.ok()) return named;
   return out;
 }
 

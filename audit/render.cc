@@ -28,8 +28,8 @@ std::string list_text(const std::vector<ActionSummary>& rows) {
     const auto& d = r.decision;
     std::string status = r.state ? state_name(*r.state) : outcome_name(d.outcome);
     if (d.outcome == DecisionOutcome::kSuppressed && !d.policy.empty()) status += " by " + d.policy;
-    cells.push_back({utc(d.at).substr(0, 19), d.action_id.empty() ? d.id : d.action_id, d.vm,
-                     d.host, d.rule, d.verb, status});
+    cells.push_back({utc(d.at).substr(0, 19), d.action_id.empty() ? d.id : d.action_id,
+                     vm_words(d.vm, r.vm_name), d.host, d.rule, d.verb, status});
   }
   std::vector<size_t> width(cells[0].size(), 0);
   for (const auto& row : cells) {
@@ -50,6 +50,7 @@ std::string list_json(const std::vector<ActionSummary>& rows) {
   Json a = Json::array();
   for (const auto& r : rows) {
     a.push_back({{"decision", decision_json(r.decision)},
+                 {"vm_name", r.vm_name},
                  {"status", r.state ? state_name(*r.state) : outcome_name(r.decision.outcome)},
                  {"updated_at", iso(r.updated_at)}});
   }

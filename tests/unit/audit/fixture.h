@@ -37,7 +37,7 @@ class Keys {
         actuator_sealer(actuator, 0, 7),
         alice_sealer(alice, 0, 7) {}
 
-  std::string panic_batch(const std::string& vm, Time at) {
+  std::string panic_batch(const std::string& vm, Time at, const std::string& name = "") {
     medic::v1::EventBatch b;
     b.set_urgent(true);
     auto* hb = b.add_events();
@@ -52,6 +52,7 @@ class Keys {
     e->set_observed_at_ns(to_ns(at));
     e->mutable_lifecycle()->set_what(medic::v1::LIFECYCLE_PANICKED);
     e->mutable_lifecycle()->set_detail("pvpanic");
+    if (!name.empty()) e->mutable_lifecycle()->set_vm_name(name);
     return collector_sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(), at);
   }
 

@@ -173,6 +173,42 @@ TEST_F(QueryTest, WhyFlagsEvidenceWhoseSignatureNoLongerHolds) {
   EXPECT_NE(why.find("signature INVALID"), std::string::npos) << why;
 }
 
+// `audit list` names each VM as the signed event of its decision does.
+TEST(AuditList, NamesTheVmFromTheEvidenceOfItsDecision) {
+  VirtualClock clock;
+  testing::TempDir dir;
+  Keys keys;
+  auto s = open_sqlite_store(dir.file("n.db"), clock, keys.engine, test::fast_options());
+  ASSERT_OK(s);
+  auto named = (*s)->append_evidence(
+      {at_ms(1000), keys.panic_batch("vm-1", at_ms(1000), "db-primary"), "host-a"});
+  auto bare =
+      (*s)->append_evidence({at_ms(1000), keys.panic_batch("vm-2", at_ms(1000)), "host-a"});
+  ASSERT_OK(named);
+  ASSERT_OK(bare);
+  for (auto [vm, seq] : {std::pair<std::string, Seq>{"vm-1", *named}, {"vm-2", *bare}}) {
+    Decision d;
+    d.id = d.action_id = "a-" + vm;
+    d.at = at_ms(1001);
+    d.rule = "guest-panicked";
+    d.vm = vm;
+    d.host = "host-a";
+    d.verb = "reset";
+    d.evidence = {{seq, 1}};
+    ASSERT_OK((*s)->append_decision(d));
+  }
+  ASSERT_OK((*s)->close());
+  auto r = AuditReader::open(dir.file("n.db"));
+  ASSERT_OK(r);
+  auto rows = r->list({});
+  ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[1].vm_name, "db-primary");
+  EXPECT_EQ((*rows)[0].vm_name, "") << "its event names no VM";
+  EXPECT_NE(list_text(*rows).find("db-primary (vm-1)"), std::string::npos) << list_text(*rows);
+  EXPECT_NE(list_json(*rows).find("\"vm_name\":\"db-primary\""), std::string::npos);
+}
+
 TEST_F(QueryTest, ListAndShowRenderForPeopleAndMachines) {
   auto rows = reader_->list({});
   std::string text = list_text(*rows);
