@@ -109,9 +109,7 @@ Status name_vms(Db& db, std::vector<ActionSummary>* rows) {
       ActionHistory h;
       std::set<Seq> seen;
       MEDIC_RETURN_IF_ERROR(read_referenced(db, refs, &h, &seen));
-      std::string name = internal::vm_name_in(h, vm);
-      if (name.empty()) continue;  // a later row of the VM may name it
-      it = names.emplace(vm, std::move(name)).first;
+      it = names.emplace(vm, internal::vm_name_in(h, vm)).first;
     }
     r.vm_name = it->second;
   }

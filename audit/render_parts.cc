@@ -59,11 +59,6 @@ std::string comma_list(const std::vector<std::string>& items) {
   return out;
 }
 
-std::string vm_words(const std::string& id, const std::string& name) {
-  if (id.empty()) return "-";
-  if (name.empty() || name == id) return id;
-  return name + " (" + id + ")";
-}
 
 namespace {
 

@@ -10,6 +10,7 @@
 
 #include "audit/log.h"
 #include "core/json_fwd.h"
+#include "core/text.h"
 #include "medic/v1/actions.pb.h"
 
 namespace medic::audit::internal {
@@ -23,8 +24,6 @@ std::string span(Duration d);
 std::string pad(std::string s, size_t n);
 std::string rstrip(std::string s);
 std::string comma_list(const std::vector<std::string>& items);
-// "web-1 (id 4c1f...)" when the name is known and differs from the id, else the id.
-std::string vm_words(const std::string& id, const std::string& name);
 
 // One piece of evidence as people read it: one event of a signed batch, or a
 // signed message as a whole.

@@ -283,7 +283,17 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
       l->set_value(vm.name);
       name = &vm.name;
     }
-    if (name) names.emplace(vm.id, *name);
+    if (name) {
+      // The entry of the last listing is moved over, so a steady fleet
+      // allocates nothing here.
+      auto entry = names_.extract(vm.id);
+      if (entry.empty()) {
+        names.emplace(vm.id, *name);
+      } else {
+        if (entry.mapped() != *name) entry.mapped() = *name;
+        names.insert(std::move(entry));
+      }
+    }
     Time beat = vm.last_heartbeat;
     if (auto it = beats_.find(vm.id); it != beats_.end()) {
       beat = std::max(beat, it->second.at);

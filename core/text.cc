@@ -113,4 +113,10 @@ size_t decode_utf8(std::string_view s, size_t i, uint32_t* code_point) {
   return 0;
 }
 
+std::string vm_words(const std::string& id, const std::string& name) {
+  if (id.empty()) return "-";
+  if (name.empty() || name == id) return id;
+  return name + " (" + id + ")";
+}
+
 }  // namespace medic

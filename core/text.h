@@ -1,4 +1,5 @@
-// Small text helpers shared by the loaders' error messages.
+// Small text helpers shared by the loaders' error messages and the views
+// operators read.
 #pragma once
 
 #include <cstddef>
@@ -64,5 +65,9 @@ std::string join_names(const Names& names, std::string_view last = " or ") {
 // UTF-8 (a stray continuation byte, an overlong form, a surrogate, beyond
 // U+10FFFF, or cut short).
 size_t decode_utf8(std::string_view s, size_t i, uint32_t* code_point);
+
+// A VM for people: "web-1 (4c1f...)" when its name is known and differs
+// from its id, else the id; "-" when there is no id.
+std::string vm_words(const std::string& id, const std::string& name);
 
 }  // namespace medic

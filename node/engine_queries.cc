@@ -4,6 +4,7 @@
 // rules engine at the moment of the request.
 #include "core/duration.h"
 #include "core/json.h"
+#include "core/text.h"
 #include "node/engine_node.h"
 #include "vmm/hypervisor.h"
 
@@ -67,9 +68,7 @@ void EngineNode::incidents_reply(medic::v1::ControlReply* reply) {
   std::string text;
   Json list = Json::array();
   for (const auto& i : engine_->incidents()) {
-    std::string vm = i.vm.empty() ? "-" : i.vm;
-    if (!i.vm_name.empty()) vm = i.vm_name + " (" + vm + ")";
-    text += "incident " + std::to_string(i.id) + "  " + vm + " on " +
+    text += "incident " + std::to_string(i.id) + "  " + vm_words(i.vm, i.vm_name) + " on " +
             (i.host.empty() ? "-" : i.host) + "  rule " + i.rule + "  step " +
             std::to_string(i.step) + "/" + std::to_string(i.ladder_size) + " (" + i.step_name +
             ")  " + i.state + "\n    waits for " + i.waits_for +

@@ -1,6 +1,7 @@
 #include "rules/engine.h"
 
 #include <yaml-cpp/yaml.h>
+
 #include "rules/loader.h"
 
 namespace medic::rules {

@@ -182,6 +182,17 @@ TEST_F(CollectorTest, LifecycleEventsCarryTheVmsNameFromTheLastListing) {
   EXPECT_EQ(open(pub.urgent[0]).events(0).lifecycle().vm_name(), "db-primary");
   EXPECT_EQ(open(pub.urgent[1]).events(0).lifecycle().vm_name(), "web-7");
   EXPECT_EQ(open(pub.urgent[2]).events(0).lifecycle().vm_name(), "") << "a VM never listed";
+  // Renamed, and gone from the listing: the next events follow the listing.
+  hv.vms["vm-1"].name = "db-replica";
+  hv.vms.erase("vm-2");
+  tick(*c);
+  for (const char* vm : {"vm-1", "vm-2"}) {
+    hv.emit_now(
+        {vmm::VmEvent::Type::kLifecycle, vm, medic::v1::LIFECYCLE_PANICKED, "", 0, clock.now()});
+  }
+  ASSERT_EQ(pub.urgent.size(), 5u);
+  EXPECT_EQ(open(pub.urgent[3]).events(0).lifecycle().vm_name(), "db-replica");
+  EXPECT_EQ(open(pub.urgent[4]).events(0).lifecycle().vm_name(), "") << "no longer listed";
 }
 
 TEST_F(CollectorTest, InterleavedLanesPassTheEnginesReplayGuard) {

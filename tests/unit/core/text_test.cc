@@ -75,5 +75,12 @@ TEST(Text, UnknownNameSuggestsANearMissOrListsWhatIsKnown) {
             "unknown key \"x\" (expected rules)");
 }
 
+TEST(VmWords, NamesAVmNextToItsIdOnlyWhenTheNameSaysMore) {
+  EXPECT_EQ(vm_words("4c1f", "web-1"), "web-1 (4c1f)");
+  EXPECT_EQ(vm_words("4c1f", ""), "4c1f");
+  EXPECT_EQ(vm_words("web-1", "web-1"), "web-1");
+  EXPECT_EQ(vm_words("", "web-1"), "-");
+}
+
 }  // namespace
 }  // namespace medic
