@@ -10,6 +10,20 @@
 namespace medic::actuators {
 namespace {
 
+// The lifecycle events a healing action answers.
+bool is_failure(medic::v1::Lifecycle what) {
+  switch (what) {
+    case medic::v1::LIFECYCLE_PANICKED:
+    case medic::v1::LIFECYCLE_WATCHDOG:
+    case medic::v1::LIFECYCLE_STOPPED:
+    case medic::v1::LIFECYCLE_CRASHED:
+    case medic::v1::LIFECYCLE_UNRESPONSIVE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 using medic::v1::Action;
 using medic::v1::ActionAck;
 using medic::v1::ActionResult;
@@ -434,6 +448,12 @@ void Actuator::execute(const Action& action) {
     execute_inject(action, started_at);
     return;
   }
+  if (auto f = failed_vms_.find(action.vm()); f != failed_vms_.end()) {
+    // Older than any action can live: not what this action answers.
+    if (started_at - f->second.at <= opts_.max_action_lifetime)
+      failure_of_[action.id()] = f->second;
+    failed_vms_.erase(f);
+  }
   if (action.verb() == medic::v1::VERB_RESTART && !opts_.restart_hook.empty()) {
     start_restart_hook(action, started_at);
     return;
@@ -497,6 +517,16 @@ void Actuator::execute_inject(const Action& action, Time started_at) {
 void Actuator::on_verb_done(const Action& action, Time started_at, std::string output,
                             Status done) {
   if (opts_.failpoint) opts_.failpoint("after_execute");
+  if (auto f = failure_of_.find(action.id()); f != failure_of_.end()) {
+    if (latency_) {
+      latency_
+          ->histogram("urgent_event_to_executed_seconds",
+                      {{"event", vmm::lifecycle_name(f->second.what)}},
+                      "a failure event on this host -> the verb that answered it executed")
+          .observe(clock_.now() - f->second.at);
+    }
+    failure_of_.erase(f);
+  }
   spdlog::info("actuator: {} {} (action {}): {}", vmm::verb_name(action.verb()), action.vm(),
                action.id(), done.ok() ? "done" : done.to_string());
   if (!done.ok()) {
@@ -638,6 +668,9 @@ void Actuator::check_watch(const std::string& id, bool from_event) {
 }
 
 void Actuator::on_vm_event(const vmm::VmEvent& event) {
+  if (event.type == vmm::VmEvent::Type::kLifecycle && is_failure(event.what)) {
+    failed_vms_.try_emplace(event.vm, Failure{event.at, event.what});
+  }
   std::vector<std::string> ids;
   for (const auto& [id, w] : watches_) {
     if (w.action.vm() == event.vm) ids.push_back(id);

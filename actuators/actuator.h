@@ -44,6 +44,7 @@
 #include "actuators/journal.h"
 #include "actuators/log_limiter.h"
 #include "core/clock.h"
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "core/subprocess.h"
@@ -153,7 +154,16 @@ class Actuator final : private EventSource {
   // VM's heartbeat is noticed at once instead of at the next watch poll.
   void on_vm_event(const vmm::VmEvent& event);
 
+  // From now on, each verb that finishes executing observes, in `counters`'
+  // histogram urgent_event_to_executed_seconds{event}, the time from the
+  // first failure event of its VM (panicked, crashed, stopped, watchdog,
+  // unresponsive) since that VM's last action. One clock, one host: the
+  // whole loop from the hypervisor's report through the engine and back.
+  void set_latency_registry(CounterRegistry* counters) { latency_ = counters; }
+
   const ActuatorStats& stats() const { return stats_; }
+  // Whether the socket to the engine is connected now (ZeroMQ's monitor).
+  bool connected() const { return monitor_ && monitor_->connected(); }
   const fabric::OpenCounters& open_counters() const { return opener_.counters(); }
   size_t watching() const { return watches_.size(); }
   size_t results_unacked() const { return resends_.size(); }
@@ -254,6 +264,13 @@ class Actuator final : private EventSource {
   TimerId prune_timer_ = 0;
   ActuatorStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  struct Failure {
+    Time at{};
+    medic::v1::Lifecycle what{};
+  };
+  CounterRegistry* latency_ = nullptr;
+  std::map<std::string, Failure> failed_vms_;  // by VM: first failure since its last action
+  std::map<std::string, Failure> failure_of_;  // by action id, while it executes
 };
 
 using ActuatorPtr = std::unique_ptr<Actuator>;

@@ -11,6 +11,7 @@
 #include "app/setup_report.h"
 #include "app/signals.h"
 #include "app/systemd_notify.h"
+#include "node/agent_http.h"
 #include "node/agent_node.h"
 #include "node/setup.h"
 
@@ -46,8 +47,18 @@ int run_agent(const std::string& path, bool collector, bool actuator) {
     std::cerr << who << ": " << daemon.status().message() << "\n";
     return 1;
   }
-  spdlog::info("agent {} up ({}{}{})", config->host, collector ? "collector" : "",
-               collector && actuator ? " + " : "", actuator ? "actuator" : "");
+  std::unique_ptr<node::AgentHttp> web;  // destroyed before the daemon
+  if (!config->http.listen.empty()) {
+    auto started = node::AgentHttp::start(config->http, **daemon);
+    if (!started.ok()) {
+      spdlog::error("agent: http: {}", started.status().message());
+      return 1;
+    }
+    web = std::move(*started);
+  }
+  spdlog::info("agent {} up ({}{}{}) http {}", config->host, collector ? "collector" : "",
+               collector && actuator ? " + " : "", actuator ? "actuator" : "",
+               web ? web->url() : "off");
   SystemdNotifier systemd;
   systemd.ready("agent " + config->host + " up");
   while (!signals.stop.load()) {

@@ -42,9 +42,10 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/state_store.h"
 #include "core/action_state.h"
 #include "core/clock.h"
-#include "audit/state_store.h"
+#include "core/counters.h"
 #include "core/status.h"
 #include "fabric/identity.h"
 
@@ -228,6 +229,9 @@ class AuditStore : public StateStore {
   // OK, or why the last write failed while the writer retries it (the store
   // is degraded: nothing becomes durable until a write succeeds again).
   virtual Status write_health() const = 0;
+  // Each commit's duration (real time, on the writer thread) is observed in
+  // `h` from now on; null stops it. A store without a writer ignores it.
+  virtual void set_commit_histogram(Histogram* h) { (void)h; }
 
   // Commits what is queued, writes a final checkpoint and stops the writer.
   // Further appends fail with kUnavailable. Idempotent.

@@ -128,6 +128,7 @@ class SqliteAuditStore final : public AuditStore {
     std::lock_guard<std::mutex> l(mu_);
     return failed_;
   }
+  void set_commit_histogram(Histogram* h) override { commit_histogram_.store(h); }
 
   // StateStore
   Result<std::vector<StateRow>> load_state() override;
@@ -222,6 +223,7 @@ class SqliteAuditStore final : public AuditStore {
   Seq rows_since_checkpoint_ = 0;
   int64_t write_at_ns_ = 0;  // now_ns_ when the writer took its batch
   std::string encode_buf_;
+  std::atomic<Histogram*> commit_histogram_{nullptr};
   std::thread writer_;
 };
 

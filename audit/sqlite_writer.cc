@@ -227,7 +227,11 @@ void SqliteAuditStore::writer_loop() {
     }
     space_cv_.notify_all();
     if (!batch.empty() || checkpoint_seq) {
+      const auto started = std::chrono::steady_clock::now();
       Status s = write_batch(batch, checkpoint_seq);
+      if (Histogram* h = commit_histogram_.load(); h && s.ok()) {
+        h->observe(std::chrono::steady_clock::now() - started);
+      }
       after_write(s, checkpoint_seq);
       if (s.ok()) {
         batch.clear();

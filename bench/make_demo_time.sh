@@ -10,7 +10,7 @@
 # docs/PERFORMANCE.md removed those this machine kind does not ship:
 #   --remove libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
 #     libsodium-dev libcurl4-openssl-dev libspdlog-dev libyaml-cpp-dev
-#     libcli11-dev nlohmann-json3-dev libcivetweb-dev prometheus-cpp-dev
+#     libcli11-dev nlohmann-json3-dev libmicrohttpd-dev prometheus-cpp-dev
 #     libsystemd-dev libpqxx-dev
 # The demo then runs its minute to the end; the clone is deleted afterwards.
 # Set CCACHE_DISABLE=1 if ccache is configured, or the build is not cold.

@@ -14,9 +14,16 @@
 //   build/bench/pipeline_bench [--collectors N] [--events N] [--batch N]
 //                              [--panics N] [--json FILE]
 //                              [--audit-durability power-loss|process-crash]
+//                              [--scrape-ms N]
+// --scrape-ms N turns metrics on as an operator would run them: the engine's
+// HTTP listener, and a thread that GETs /metrics every N ms for the whole
+// run (each scrape is rendered on the engine's thread). Without it the
+// listener is off. The cost of metrics is the ingest ratio of the two:
+//   B_ARGS="--scrape-ms 100" bench/pipeline_ab BIN BIN 5
 // Every phase is bounded in count and in time. Google Benchmark's
 // --benchmark_* flags (scripts/bench passes them) are accepted and ignored.
 // Figures: docs/PERFORMANCE.md, "Pipeline".
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
 
@@ -34,13 +41,15 @@
 #include <vector>
 
 #include "actuators/actuator.h"
-#include "node/engine_node.h"
+#include "bench/bench_rules.h"
 #include "core/clock.h"
 #include "fabric/envelope.h"
 #include "fabric/transport.h"
+#include "node/engine_http.h"
+#include "node/engine_metrics.h"
+#include "node/engine_node.h"
 #include "rules/loader.h"
 #include "vmm/hypervisor.h"
-#include "bench/bench_rules.h"
 
 namespace medic::bench {
 namespace {
@@ -66,6 +75,55 @@ struct Options {
   int panics = 200;            // per latency phase
   std::string json;
   bool power_loss = true;  // audit durability: fsync at every commit (the default)
+  int scrape_ms = 0;       // 0: no HTTP listener, no scrapes
+};
+
+// GETs /metrics every `every` until destroyed, on its own thread.
+class Scraper {
+ public:
+  Scraper(std::string url, std::chrono::milliseconds every)
+      : url_(std::move(url)), every_(every), thread_([this] { loop(); }) {}
+  ~Scraper() {
+    stop_.store(true);
+    thread_.join();
+  }
+  uint64_t scrapes() const { return scrapes_.load(); }
+  uint64_t failures() const { return failures_.load(); }
+  size_t last_bytes() const { return last_bytes_.load(); }
+
+ private:
+  static size_t append(char* data, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+  }
+  void loop() {
+    CURL* c = curl_easy_init();
+    const std::string url = url_ + "/metrics";
+    std::string body;
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    for (int i = 0; i < 100'000 && !stop_.load(); ++i) {
+      body.clear();
+      long status = 0;
+      if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+      if (status == 200) {
+        ++scrapes_;
+        last_bytes_.store(body.size());
+      } else {
+        ++failures_;
+      }
+      std::this_thread::sleep_for(every_);
+    }
+    curl_easy_cleanup(c);
+  }
+  std::string url_;
+  std::chrono::milliseconds every_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> scrapes_{0}, failures_{0};
+  std::atomic<size_t> last_bytes_{0};
+  std::thread thread_;
 };
 
 // 100 rules that each read a label of every state report and never match the
@@ -306,6 +364,18 @@ int run(const Options& o) {
     return 2;
   }
   node::EngineNode& engine = **node;
+  std::unique_ptr<node::EngineHttp> web;
+  std::unique_ptr<Scraper> scraper;
+  if (o.scrape_ms > 0) {
+    auto started = node::EngineHttp::start({"127.0.0.1:0", "", "", ""}, engine,
+                                           [&engine] { return node::engine_metrics_text(engine); });
+    if (!started.ok()) {
+      std::cerr << started.status().message() << "\n";
+      return 2;
+    }
+    web = std::move(*started);
+    scraper = std::make_unique<Scraper>(web->url(), std::chrono::milliseconds(o.scrape_ms));
+  }
 
   // The actuator, on its own thread with its own clock.
   std::atomic<bool> stop_actuator{false};
@@ -552,6 +622,11 @@ int run(const Options& o) {
 
   stop_actuator.store(true);
   actuator_thread.join();
+  const uint64_t scrapes = scraper ? scraper->scrapes() : 0;
+  const uint64_t scrape_failures = scraper ? scraper->failures() : 0;
+  const size_t scrape_bytes = scraper ? scraper->last_bytes() : 0;
+  scraper.reset();
+  web.reset();
   const auto st = engine.stats();
   const uint64_t rejected = engine.receiver().rejections().rejected();
   pubs.clear();
@@ -567,10 +642,18 @@ int run(const Options& o) {
     if (goal_us > 0) std::printf("  (p99 goal %.0f us: ratio %.2f)", goal_us, p.p99_us / goal_us);
     std::printf("\n");
   };
-  std::printf("pipeline_bench: %d collectors, %d events/envelope (%zu bytes), 103 rules, audit on "
-              "(%s, durability %s), tcp loopback + CurveZMQ\n",
-              o.collectors, o.batch, frame_bytes, cfg.audit_path.c_str(),
-              o.power_loss ? "power-loss" : "process-crash");
+  std::printf(
+      "pipeline_bench: %d collectors, %d events/envelope (%zu bytes), 103 rules, audit on "
+      "(%s, durability %s), tcp loopback + CurveZMQ\n",
+      o.collectors, o.batch, frame_bytes, cfg.audit_path.c_str(),
+      o.power_loss ? "power-loss" : "process-crash");
+  if (o.scrape_ms > 0) {
+    std::printf("metrics: /metrics scraped %llu times (every %d ms, %zu bytes), %llu failed\n",
+                static_cast<unsigned long long>(scrapes), o.scrape_ms, scrape_bytes,
+                static_cast<unsigned long long>(scrape_failures));
+  } else {
+    std::printf("metrics: listener off\n");
+  }
   std::printf("ingest: %llu events in %llu batches over %.2f s wall; engine thread CPU %.2f s\n",
               static_cast<unsigned long long>(consumed), static_cast<unsigned long long>(batches),
               wall_s, cpu_s);
@@ -629,11 +712,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--collectors") o.collectors = std::stoi(next());
-    else if (a == "--events") o.events = std::stoll(next());
-    else if (a == "--batch") o.batch = std::stoi(next());
-    else if (a == "--panics") o.panics = std::stoi(next());
-    else if (a == "--json") o.json = next();
+    if (a == "--collectors")
+      o.collectors = std::stoi(next());
+    else if (a == "--events")
+      o.events = std::stoll(next());
+    else if (a == "--batch")
+      o.batch = std::stoi(next());
+    else if (a == "--panics")
+      o.panics = std::stoi(next());
+    else if (a == "--json")
+      o.json = next();
+    else if (a == "--scrape-ms")
+      o.scrape_ms = std::stoi(next());
     else if (a == "--audit-durability") {
       const std::string v = next();
       if (v != "power-loss" && v != "process-crash") {
@@ -646,7 +736,8 @@ int main(int argc, char** argv) {
     else if (a.rfind("--benchmark", 0) == 0) continue;
     else {
       std::cerr << "usage: pipeline_bench [--collectors N] [--events N] [--batch N] "
-                   "[--panics N] [--json FILE] [--audit-durability power-loss|process-crash]\n";
+                   "[--panics N] [--json FILE] [--audit-durability power-loss|process-crash] "
+                   "[--scrape-ms N]\n";
       return 2;
     }
   }

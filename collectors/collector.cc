@@ -194,10 +194,24 @@ void Collector::flush_urgent() {
   const auto latency = std::chrono::duration_cast<Duration>(Steady::now() - first_urgent_read_);
   counters_.last_urgent_latency = latency;
   counters_.max_urgent_latency = std::max(counters_.max_urgent_latency, latency);
+  if (urgent_histogram_) urgent_histogram_->observe(latency);
+}
+
+void Collector::set_latency_registry(CounterRegistry* r) {
+  if (!r) {
+    urgent_histogram_ = probe_ok_histogram_ = probe_failed_histogram_ = nullptr;
+    return;
+  }
+  urgent_histogram_ = &r->histogram("collector_urgent_flush_seconds", {},
+                                    "a lifecycle event read -> its urgent batch published");
+  const char* help = "one probe run, start to end (real time)";
+  probe_ok_histogram_ = &r->histogram("probe_duration_seconds", {{"result", "succeeded"}}, help);
+  probe_failed_histogram_ = &r->histogram("probe_duration_seconds", {{"result", "failed"}}, help);
 }
 
 void Collector::on_probe(const ProbeOutcome& o) {
   ++counters_.probe_results;
+  if (Histogram* h = o.ok ? probe_ok_histogram_ : probe_failed_histogram_) h->observe(o.latency);
   if (pending_probes_.size() >= opts_.max_pending_probe_results) {
     pending_probes_.pop_front();
     ++counters_.probe_results_dropped;
@@ -240,6 +254,8 @@ void Collector::flush() {
   const Time now = deps_.clock->now();
   std::vector<Event> events;
   auto vms = deps_.hypervisor->list();
+  counters_.listing_ok = vms.ok();
+  counters_.last_list_error = vms.ok() ? "" : vms.status().message();
   if (!vms.ok()) {
     // No state this time; probe results still go out. The engine sees the
     // host's state reports stop, which is the signal that matters.

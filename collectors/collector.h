@@ -35,6 +35,7 @@
 #include "collectors/process_stats.h"
 #include "collectors/publisher.h"
 #include "core/clock.h"
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "fabric/envelope.h"
@@ -92,6 +93,8 @@ struct CollectorCounters {
   uint64_t probe_results = 0;
   uint64_t probe_results_dropped = 0;  // more finished than fit between flushes
   uint64_t list_errors = 0;
+  bool listing_ok = false;      // the last listing succeeded (false before the first)
+  std::string last_list_error;  // why it did not
   uint64_t stats_errors = 0;
   uint64_t guest_pings = 0;
   uint64_t guest_ping_answers = 0;
@@ -146,6 +149,10 @@ class Collector final : private EventSource {
   void on_vm_event(const vmm::VmEvent& e);
 
   const CollectorCounters& counters() const { return counters_; }
+  // From now on observes, in `r`, collector_urgent_flush_seconds (a lifecycle
+  // event read -> its urgent batch published) and
+  // probe_duration_seconds{result}. Null stops it; `r` must outlive that.
+  void set_latency_registry(CounterRegistry* r);
   const ProbeRunner& probes() const { return *probes_; }
   const std::string& host() const { return opts_.host; }
 
@@ -203,6 +210,9 @@ class Collector final : private EventSource {
   std::vector<std::string> running_vms_;  // from the last list(), for guest pings
   std::set<std::string> pinging_;         // VMs with a guest ping in flight
   std::deque<ProbeOutcome> pending_probes_;
+  Histogram* urgent_histogram_ = nullptr;
+  Histogram* probe_ok_histogram_ = nullptr;
+  Histogram* probe_failed_histogram_ = nullptr;
   std::vector<medic::v1::Event> pending_urgent_;
   std::chrono::steady_clock::time_point first_urgent_read_{};
   bool in_backend_poll_ = false;

@@ -1,13 +1,13 @@
 #include "node/agent_node.h"
 
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 
-#include <yaml-cpp/yaml.h>
-
 #include "collectors/qmp_guest_pinger.h"
 #include "core/config.h"
+#include "node/http_config.h"
 #include "vmm/qmp/launcher.h"
 #include "vmm/qmp/qmp_client.h"
 #include "vmm/qmp/qmp_hypervisor.h"
@@ -34,7 +34,7 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
   const std::string dir = std::filesystem::path(path).parent_path().string();
   ConfigReader r(path);
   if (!r.expect_map(*root, "agent.yaml")) return r.status();
-  r.check_keys(*root, {"collector", "actuator"});
+  r.check_keys(*root, {"collector", "actuator", "http"});
   AgentConfig c;
   YAML::Node col = (*root)["collector"];
   YAML::Node act = (*root)["actuator"];
@@ -69,6 +69,7 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
       c.actuator = std::move(a);
     }
   }
+  read_http_section(r, (*root)["http"], dir, kDefaultAgentHttp, &c.http);
   if (!r.ok()) return r.status();
   return c;
 }
@@ -125,7 +126,10 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
                                                      vmm::Hypervisor& hypervisor,
                                                      collectors::GuestPinger* guest_pinger) {
   std::unique_ptr<AgentNode> node(new AgentNode());
+  node->host_ = config.host;
   node->loop_ = std::make_unique<EventLoop>(party.clock);
+  LoopMailbox* mailbox = &node->mailbox_;
+  node->loop_->watch_fd(mailbox->fd(), [mailbox] { mailbox->run(); });
   if (config.collector) {
     auto publisher =
         collectors::ZmqPublisher::create(config.collector->engines, config.collector->lanes, party);
@@ -144,6 +148,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
         collectors::Collector::create(collectors::options_from_config(*config.collector), cd);
     if (!collector.ok()) return collector.status().with_context("collector");
     node->collector_ = std::move(*collector);
+    node->collector_->set_latency_registry(&node->counters_);
     node->collector_->start();
     node->register_collector_counters();
   }
@@ -153,6 +158,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
     auto actuator = actuators::Actuator::create(o, party, hypervisor, node->loop_.get());
     if (!actuator.ok()) return actuator.status().with_context("actuator");
     node->actuator_ = std::move(*actuator);
+    node->actuator_->set_latency_registry(&node->counters_);
     node->register_actuator_counters();
   }
   // One backend, two listeners: the collector reports, the actuator watches.
@@ -171,7 +177,10 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
   return node;
 }
 
-void AgentNode::run_once(Duration max_wait) { loop_->run_once(max_wait); }
+void AgentNode::run_once(Duration max_wait) {
+  loop_->run_once(max_wait);
+  mailbox_.beat();
+}
 
 void AgentNode::register_collector_counters() {
   CounterRegistry& r = counters_;

@@ -23,6 +23,8 @@
 #include "core/event_loop.h"
 #include "fabric/party.h"
 #include "fabric/transport.h"
+#include "node/http_server.h"
+#include "node/loop_mailbox.h"
 #include "vmm/hypervisor.h"
 #include "vmm/sim/sim.h"
 
@@ -34,6 +36,7 @@ struct AgentConfig {
   std::string host;  // from whichever section is present (they must agree)
   std::string key_file;
   std::string trust_file;
+  HttpOptions http;  // the `http:` section (node/http_config.h); no listener without it
 };
 
 // Reads agent.yaml. `want_collector` / `want_actuator` say which sections
@@ -69,6 +72,9 @@ class AgentNode {
   // does the work that became ready (see core/event_loop.h).
   void run_once(Duration max_wait);
   EventLoop& loop() { return *loop_; }
+  // Questions from the HTTP listener's threads, answered on the loop.
+  LoopMailbox& mailbox() { return mailbox_; }
+  const std::string& host() const { return host_; }
 
   collectors::Collector* collector() { return collector_.get(); }
   actuators::Actuator* actuator() { return actuator_.get(); }
@@ -82,12 +88,14 @@ class AgentNode {
   void register_collector_counters();
   void register_actuator_counters();
 
+  CounterRegistry counters_;  // parts hold pointers into it: made first, gone last
+  std::string host_;
   std::unique_ptr<EventLoop> loop_;  // outlives everything registered on it
+  LoopMailbox mailbox_;
   collectors::ProcessStatsPtr stats_;
   std::unique_ptr<collectors::ZmqPublisher> publisher_;
   std::unique_ptr<collectors::Collector> collector_;
   std::unique_ptr<actuators::Actuator> actuator_;
-  CounterRegistry counters_;
 };
 
 }  // namespace medic::node

@@ -9,17 +9,12 @@
 namespace medic::node {
 namespace {
 
-HttpResponse busy() {
-  return json_response(
-      503, R"j({"error":"the engine's loop did not answer in time (busy or stuck)"})j");
-}
-
 // A JSON view computed on the loop thread.
 HttpRoute loop_view(const std::string& path, EngineNode& node, Json (*view)(EngineNode&)) {
   return {path, true, [&node, view](const HttpRequest&) {
-            auto answer =
-                node.mailbox().ask([&node, view] { return dump_json(view(node)); }, kAnswerDeadline);
-            return answer ? json_response(200, *answer) : busy();
+            auto answer = node.mailbox().ask([&node, view] { return dump_json(view(node)); },
+                                             kAnswerDeadline);
+            return answer ? json_response(200, *answer) : busy_response();
           }};
 }
 
@@ -47,39 +42,6 @@ HttpRoute why_route(EngineNode& node) {
           }};
 }
 
-HttpRoute healthz(EngineNode& node) {
-  return {"/healthz", false, [&node](const HttpRequest&) {
-            const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch())
-                                    .count();
-            const int64_t idle = now - node.mailbox().last_beat_ns();
-            if (idle > std::chrono::nanoseconds(kLoopStall).count()) {
-              return json_response(503, dump_json(Json{{"alive", false},
-                                                       {"loop_idle_seconds", idle / 1e9}}));
-            }
-            return json_response(200, R"({"alive":true})");
-          }};
-}
-
-HttpRoute readyz(EngineNode& node) {
-  return {"/readyz", false, [&node](const HttpRequest&) {
-            auto answer = node.mailbox().ask([&node] { return dump_json(readiness_json(node)); },
-                                             kAnswerDeadline);
-            if (!answer) return busy();
-            const bool ready = answer->find("\"ready\":true") != std::string::npos;
-            return json_response(ready ? 200 : 503, *answer);
-          }};
-}
-
-HttpRoute metrics_route(EngineNode& node, MetricsRenderer metrics) {
-  return {"/metrics", true, [&node, metrics](const HttpRequest&) {
-            if (!metrics) return text_response(404, "no metrics in this build\n");
-            auto answer = node.mailbox().ask(metrics, kAnswerDeadline);
-            if (!answer) return busy();
-            return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", *answer};
-          }};
-}
-
 HttpRoute page_route(const std::string& path) {
   return {path, false, [](const HttpRequest&) {
             return HttpResponse{200, "text/html; charset=utf-8", on_call_page()};
@@ -91,9 +53,9 @@ HttpRoute page_route(const std::string& path) {
 Result<std::unique_ptr<EngineHttp>> EngineHttp::start(const HttpOptions& options,
                                                       EngineNode& node, MetricsRenderer metrics) {
   std::vector<HttpRoute> routes = {
-      healthz(node),
-      readyz(node),
-      metrics_route(node, std::move(metrics)),
+      healthz_route(node.mailbox()),
+      readyz_route(node.mailbox(), [&node] { return readiness_json(node); }),
+      metrics_route(node.mailbox(), std::move(metrics)),
       loop_view("/api/v1/status", node, status_json),
       loop_view("/api/v1/hosts", node, hosts_json),
       loop_view("/api/v1/vms", node, vms_json),

@@ -1,10 +1,8 @@
 // The engine's HTTP listener: /healthz, /readyz, /metrics, the read-only
 // JSON API under /api/v1/ and the on-call page at /.
 //
-//   GET /healthz                 200 while the engine's loop turns (it last
-//                                turned less than kLoopStall ago), else 503
-//   GET /readyz                  200 when ready (store writable, sockets bound,
-//                                rules loaded), else 503; the body names each check
+//   GET /healthz, /readyz        as every daemon (node/daemon_http.h); ready:
+//                                store writable, sockets bound, rules loaded
 //   GET /api/v1/status|hosts|vms|incidents|approvals|silences|freezes|overview
 //   GET /api/v1/actions?limit=N  the newest N decisions and their action state
 //   GET /api/v1/why/<action id>  the `medic audit why` story, as JSON and text
@@ -22,16 +20,11 @@
 #include <memory>
 #include <string>
 
+#include "node/daemon_http.h"
 #include "node/engine_node.h"
 #include "node/http_server.h"
 
 namespace medic::node {
-
-inline constexpr std::chrono::seconds kLoopStall{10};
-inline constexpr std::chrono::milliseconds kAnswerDeadline{2000};
-
-// Renders /metrics; runs on the engine's loop thread.
-using MetricsRenderer = std::function<std::string()>;
 
 class EngineHttp {
  public:

@@ -7,15 +7,6 @@
 namespace medic::node {
 namespace {
 
-// Every entry of the process's counter registry, as medic_<name>{labels}.
-void registry(MetricsText& m, const CounterRegistry& counters) {
-  for (const CounterSample& c : counters.samples()) {
-    MetricLabels labels(c.labels.begin(), c.labels.end());
-    m.counter("medic_" + c.name, c.help.empty() ? c.name : c.help, labels,
-              static_cast<double>(c.value));
-  }
-}
-
 void host_gauges(MetricsText& m, EngineNode& node) {
   const rules::EngineState state = node.engine().snapshot();
   const int64_t now = to_ns(node.clock().now());
@@ -38,7 +29,7 @@ void host_gauges(MetricsText& m, EngineNode& node) {
 std::string engine_metrics_text(EngineNode& node) {
   MetricsText m;
   const auto es = node.engine().stats();
-  registry(m, node.counters());
+  m.registry(node.counters());
   m.gauge("medic_vms", "VMs the engine knows.", {}, es.vms);
   m.gauge("medic_incidents_open", "Open incidents.", {}, es.open_incidents);
   m.gauge("medic_actions_in_flight", "Actions dispatched and not finished.", {}, es.in_flight);

@@ -126,7 +126,9 @@ Status EngineNode::shutdown() {
   if (closed_) return {};
   closed_ = true;
   if (engine_) commit_state(true);
-  return store_->close();
+  Status s = store_->close();
+  store_->set_commit_histogram(nullptr);  // the registry dies before the store
+  return s;
 }
 
 // One loop step is one StateStore unit: its audit rows and the state rows of
@@ -152,7 +154,7 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
                           const medic::v1::EventBatch& batch, bool urgent) {
   ++stats_.batches;
   const Time now = party_.clock.now();
-  Envelope env{next_envelope_++, now, std::string(frame), opened.sender->name};
+  Envelope env{next_envelope_++, now, std::string(frame), opened.sender->name, urgent};
   const uint64_t number = env.number;
   recent_bytes_ += env.frame.size();
   recent_.push_back(std::move(env));
@@ -197,6 +199,18 @@ std::vector<audit::EvidenceRef> EngineNode::store_evidence(
     out.push_back({known->second, index});
   }
   return out;
+}
+
+Time EngineNode::urgent_receipt(const std::vector<rules::EvidenceRef>& refs) const {
+  Time earliest{};
+  for (rules::EvidenceRef ref : refs) {
+    const uint64_t number = ref >> kEventIndexBits;
+    auto it = std::find_if(recent_.begin(), recent_.end(),
+                           [&](const Envelope& e) { return e.number == number; });
+    if (it == recent_.end() || !it->urgent) continue;
+    if (earliest == Time{} || it->received_at < earliest) earliest = it->received_at;
+  }
+  return earliest;
 }
 
 }  // namespace medic::node

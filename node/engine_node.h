@@ -151,10 +151,13 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
     Time received_at{};
     std::string frame;
     std::string sender;
+    bool urgent = false;  // came on the urgent lane
   };
   struct Outgoing {
     audit::Seq seq = 0;
     medic::v1::Action action;
+    Time decided_at{};  // zero for actions resumed after a restart
+    Time urgent_at{};   // receipt of the earliest urgent event it rests on; zero if none
   };
   // An actuator's result, acknowledged once the row that records it is
   // durable (never before: an unacknowledged result is sent again).
@@ -173,6 +176,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void on_batch(std::string_view frame, const fabric::Opened& opened,
                 const medic::v1::EventBatch& batch, bool urgent);
   std::vector<audit::EvidenceRef> store_evidence(const std::vector<rules::EvidenceRef>& refs);
+  // When the earliest urgent-lane event among `refs` was received; zero if none.
+  Time urgent_receipt(const std::vector<rules::EvidenceRef>& refs) const;
 
   // The decision recorder and outbox (engine_outbox.cc): decision -> durable
   // audit row -> dispatch; results back into the log and the rules engine.
@@ -247,6 +252,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   EngineNodeStats stats_;
   size_t rules_loaded_ = 0;
   CounterRegistry counters_;
+  // Latency histograms in counters_ (register_counters).
+  Histogram* decided_to_dispatched_ = nullptr;
+  Histogram* urgent_to_dispatched_ = nullptr;
   LoopMailbox mailbox_;
   bool closed_ = false;
 

@@ -211,7 +211,7 @@ void EngineNode::record_verb(const rules::Decision& d) {
                   seq.status().message());
     return;
   }
-  outbox_.push_back({*seq, std::move(action)});
+  outbox_.push_back({*seq, std::move(action), d.at, urgent_receipt(d.evidence)});
 }
 
 void EngineNode::record_notify(const rules::Decision& d) {
@@ -274,6 +274,9 @@ void EngineNode::flush_outbox() {
       continue;
     }
     ++stats_.dispatched;
+    const Time now = party_.clock.now();
+    if (out.decided_at != Time{}) decided_to_dispatched_->observe(now - out.decided_at);
+    if (out.urgent_at != Time{}) urgent_to_dispatched_->observe(now - out.urgent_at);
     spdlog::info("dispatch {}: {} VM {} to the actuator of {} (rule {})", out.action.id(),
                  vmm::verb_name(out.action.verb()), out.action.vm(), out.action.host(),
                  out.action.rule());

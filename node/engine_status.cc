@@ -93,6 +93,15 @@ void EngineNode::register_counters() {
       "vm_claims_refused_total", {}, [this] { return engine_->stats().vm_claims_refused; },
       "events of a VM id from a host that does not own it (docs/security.md)");
   r.observe("triggers_total", {}, [this] { return engine_->stats().triggers; });
+  decided_to_dispatched_ =
+      &r.histogram("decided_to_dispatched_seconds", {},
+                   "decision -> action sent to the actuator (its audit row made durable first)");
+  urgent_to_dispatched_ =
+      &r.histogram("urgent_event_to_dispatched_seconds", {},
+                   "an urgent (lifecycle) event received -> the action it led to sent");
+  store_->set_commit_histogram(&r.histogram(
+      "audit_commit_seconds", {},
+      "one audit-log transaction written and committed (the writer thread, real time)"));
 }
 
 Json EngineNode::status_json() {

@@ -1,5 +1,7 @@
-// The `http:` section of engine.yaml and agent.yaml: where the operator's
-// HTTP listener (node/http_server.h) binds and how it is protected.
+// The `http:` section of engine.yaml (under `engine:`) and of agent.yaml (at
+// its top level): where the daemon's HTTP listener (node/http_server.h)
+// binds and how it is protected. The engine listens on 127.0.0.1:9464 and an
+// agent on 127.0.0.1:9465 when the section has no `listen`.
 //
 //   http:
 //     listen: 127.0.0.1:9464     # host:port; loopback unless TLS and a token are set
@@ -24,6 +26,7 @@
 namespace medic::node {
 
 inline constexpr const char* kDefaultEngineHttp = "127.0.0.1:9464";
+inline constexpr const char* kDefaultAgentHttp = "127.0.0.1:9465";
 
 void read_http_section(ConfigReader& r, const YAML::Node& n, const std::string& dir,
                        const std::string& default_listen, HttpOptions* out);

@@ -1,13 +1,15 @@
 #include "node/http_server.h"
 
-#include <civetweb.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <microhttpd.h>
+#include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
-#include <mutex>
+#include <fstream>
+#include <sstream>
 
 namespace medic::node {
 namespace {
@@ -26,38 +28,49 @@ bool split_listen(const std::string& listen, std::string* host, std::string* por
   return std::atoi(port->c_str()) <= 65535;
 }
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
-  }
+MHD_Result collect_param(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  if (key) (*static_cast<std::map<std::string, std::string>*>(cls))[key] = value ? value : "";
+  return MHD_YES;
 }
 
-int handle(struct mg_connection* conn, void* cbdata) {
-  const auto* server = static_cast<const HttpServer*>(cbdata);
-  const mg_request_info* info = mg_get_request_info(conn);
+MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
+                  const char*, size_t*, void**) {
+  const auto* server = static_cast<const HttpServer*>(cls);
   HttpRequest req;
-  req.path = info->local_uri ? info->local_uri : "/";
-  req.query = info->query_string ? info->query_string : "";
-  const char* auth = mg_get_header(conn, "Authorization");
-  const std::string method = info->request_method ? info->request_method : "";
-  HttpResponse res = server->serve(method, req, auth ? auth : "");
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-            "Connection: close\r\n\r\n",
-            res.status, reason_phrase(res.status), res.content_type.c_str(), res.body.size());
-  if (method != "HEAD") mg_write(conn, res.body.data(), res.body.size());
-  return res.status;
+  req.path = url ? url : "/";
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &req.params);
+  const char* auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+  HttpResponse res = server->serve(method ? method : "", req, auth ? auth : "");
+  // A response to a request with a body (refused: 405) is sent at once; the
+  // library then drops the connection instead of reading the body.
+  MHD_Response* r =
+      MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", res.content_type.c_str());
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_Result ok = MHD_queue_response(conn, static_cast<unsigned>(res.status), r);
+  MHD_destroy_response(r);
+  return ok;
 }
 
-int log_message(const struct mg_connection*, const char* message) {
-  spdlog::warn("http: {}", message);
-  return 1;
+void log_message(void* cls, const char* format, va_list ap) {
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, ap);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  static_cast<HttpServer*>(cls)->log(text);
+}
+
+Result<std::string> read_pem(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument("http: cannot read " + what + " " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return invalid_argument("http: " + what + " " + path + " is not PEM");
+  }
+  return text.str();
 }
 
 // Compares in time independent of where the texts differ.
@@ -98,9 +111,8 @@ Status check_http_options(const HttpOptions& o) {
 }
 
 std::string HttpRequest::param(const std::string& name) const {
-  std::vector<char> buf(query.size() + 1);
-  int n = mg_get_var(query.data(), query.size(), name.c_str(), buf.data(), buf.size());
-  return n >= 0 ? std::string(buf.data(), n) : std::string();
+  auto it = params.find(name);
+  return it == params.end() ? std::string() : it->second;
 }
 
 HttpResponse json_response(int status, const std::string& body) {
@@ -115,42 +127,70 @@ HttpServer::HttpServer(const HttpOptions& options, std::vector<HttpRoute> routes
     : options_(options), routes_(std::move(routes)) {}
 
 HttpServer::~HttpServer() {
-  if (ctx_) mg_stop(ctx_);
+  if (daemon_) MHD_stop_daemon(daemon_);
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options,
                                                       std::vector<HttpRoute> routes) {
   MEDIC_RETURN_IF_ERROR(check_http_options(options));
   if (options.listen.empty()) return invalid_argument("http: no listen address");
-  static std::once_flag init;
-  std::call_once(init, [] { mg_init_library(MG_FEATURES_TLS); });
   std::unique_ptr<HttpServer> server(new HttpServer(options, std::move(routes)));
   MEDIC_RETURN_IF_ERROR(server->bind());
   return server;
 }
 
+void HttpServer::log(const std::string& message) {
+  spdlog::warn("http: {}", message);
+  std::lock_guard lock(log_mu_);
+  last_log_ = message;
+}
+
 Status HttpServer::bind() {
-  if (!options_.tls_cert.empty()) {
-    // Debian's civetweb 1.15 loads OpenSSL at run time and calls
-    // SSL_get_peer_certificate on every TLS connection; OpenSSL 3 no longer
-    // exports it, so the first client would crash the daemon.
-    return unavailable(
-        "http: TLS is not available with this civetweb build (it needs "
-        "SSL_get_peer_certificate, which OpenSSL 3 dropped); keep the listener on loopback "
-        "and put a TLS-terminating proxy in front of it");
+  std::string host, port;
+  split_listen(options_.listen, &host, &port);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return invalid_argument("http: cannot resolve " + host + ": " + gai_strerror(rc));
   }
-  const std::string& ports = options_.listen;
-  std::vector<const char*> opts = {"listening_ports", ports.c_str(), "num_threads", "4",
-                                   "request_timeout_ms", "10000", "enable_keep_alive", "no"};
-  opts.push_back(nullptr);
-  mg_callbacks callbacks{};
-  callbacks.log_message = log_message;
-  ctx_ = mg_start(&callbacks, this, opts.data());
-  if (!ctx_) return unavailable("http: cannot listen on " + options_.listen + " (see the log)");
-  mg_set_request_handler(ctx_, "/", handle, this);
-  mg_server_port bound[4]{};
-  int n = mg_get_server_ports(ctx_, 4, bound);
-  if (n > 0) port_ = static_cast<uint16_t>(bound[0].port);
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addr(found, freeaddrinfo);
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+  if (addr->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  const bool tls = !options_.tls_cert.empty();
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return unavailable("http: this libmicrohttpd has no TLS support");
+    }
+    auto cert = read_pem("tls_cert", options_.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = read_pem("tls_key", options_.tls_key);
+    if (!key.ok()) return key.status();
+    cert_pem_ = std::move(*cert);
+    key_pem_ = std::move(*key);
+    flags |= MHD_USE_TLS;
+  }
+  MHD_OptionItem opts[] = {
+      {MHD_OPTION_SOCK_ADDR, 0, addr->ai_addr},
+      {MHD_OPTION_CONNECTION_LIMIT, kHttpConnections, nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, 10, nullptr},
+      {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert_pem_.data()},
+      {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key_pem_.data()},
+      {MHD_OPTION_END, 0, nullptr},
+  };
+  // The logger first, so that no option's complaint goes to stderr instead.
+  daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, handle, this, MHD_OPTION_EXTERNAL_LOGGER,
+                             log_message, this, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  if (!daemon_) {
+    std::lock_guard lock(log_mu_);
+    return unavailable("http: cannot listen on " + options_.listen + (tls ? " with TLS" : "") +
+                       (last_log_.empty() ? "" : ": " + last_log_));
+  }
+  if (const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT)) {
+    port_ = info->port;
+  }
   return {};
 }
 
@@ -159,7 +199,7 @@ std::string HttpServer::url() const {
   split_listen(options_.listen, &host, &port);
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   if (host == "0.0.0.0") host = "127.0.0.1";
-  return "http://" + host + ":" + std::to_string(port_);
+  return (options_.tls_cert.empty() ? "http://" : "https://") + host + ":" + std::to_string(port_);
 }
 
 const HttpRoute* HttpServer::find(const std::string& path) const {

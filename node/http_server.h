@@ -1,11 +1,12 @@
 // The operator's HTTP listener of a medic daemon: /healthz, /readyz,
 // /metrics, and on the engine a read-only JSON API and the on-call page.
-// One listener per process, on civetweb (Debian libcivetweb-dev), whose own
-// worker threads serve the requests: a slow or stalled client ties up one of
-// those threads, never the daemon's event loop.
+// One listener per process, on GNU libmicrohttpd (Debian libmicrohttpd-dev)
+// with a thread per connection (at most kHttpConnections at once): a slow or
+// stalled client ties up its own thread, never the daemon's event loop. TLS
+// is libmicrohttpd's own, on GnuTLS.
 //
 // Contract:
-// - Handlers run on civetweb's threads, several at once. A handler that
+// - Handlers run on the listener's threads, several at once. A handler that
 //   needs the daemon's state must hand the question to the daemon's loop
 //   (node/loop_mailbox.h) and wait for the answer with a deadline.
 // - check_http_options refuses, before anything binds, a listener on an
@@ -22,15 +23,19 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 
-struct mg_context;  // civetweb
+struct MHD_Daemon;  // libmicrohttpd
 
 namespace medic::node {
+
+inline constexpr unsigned kHttpConnections = 64;
 
 struct HttpOptions {
   std::string listen;    // host:port; empty = no listener. Port 0 picks a free one.
@@ -46,9 +51,9 @@ bool is_loopback_listen(const std::string& listen);
 Status check_http_options(const HttpOptions& options);
 
 struct HttpRequest {
-  std::string path;   // without the query
-  std::string query;  // after '?', undecoded
-  // The value of query parameter `name` (URL-decoded), or "".
+  std::string path;                           // without the query
+  std::map<std::string, std::string> params;  // the query's parameters, URL-decoded
+  // The value of query parameter `name`, or "".
   std::string param(const std::string& name) const;
 };
 
@@ -80,12 +85,13 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const { return port_; }
-  // http://host:port, as a client would reach it (TLS is refused: see bind()).
+  // http(s)://host:port, as a client would reach it.
   std::string url() const;
 
-  // For civetweb's callback; not for callers.
+  // For libmicrohttpd's callbacks; not for callers.
   HttpResponse serve(const std::string& method, const HttpRequest& request,
                      const std::string& authorization) const;
+  void log(const std::string& message);
 
  private:
   HttpServer(const HttpOptions& options, std::vector<HttpRoute> routes);
@@ -94,7 +100,10 @@ class HttpServer {
 
   HttpOptions options_;
   std::vector<HttpRoute> routes_;
-  ::mg_context* ctx_ = nullptr;
+  std::string cert_pem_, key_pem_;  // read at start; the daemon keeps pointers to them
+  ::MHD_Daemon* daemon_ = nullptr;
+  std::mutex log_mu_;
+  std::string last_log_;  // the library's last complaint, for a failed start
   uint16_t port_ = 0;
 };
 

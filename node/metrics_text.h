@@ -5,16 +5,18 @@
 // plain fields of the loop's own thread).
 //
 // Contract: names carry the `medic_` prefix; counters end in `_total`,
-// durations are `_seconds`; label names are snake_case. A family is added
+// durations are `_seconds` (histograms); label names are snake_case. A family is added
 // once with every sample of it; MetricsText::text() serializes them in the
 // order they were added.
 #pragma once
+
+#include <prometheus/metric_family.h>
 
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <prometheus/metric_family.h>
+#include "core/counters.h"
 
 namespace medic::node {
 
@@ -27,9 +29,16 @@ class MetricsText {
                double value);
   void gauge(const std::string& name, const std::string& help, const MetricLabels& labels,
              double value);
+  // A histogram sample in seconds (its +Inf bucket is the count).
+  void histogram(const std::string& name, const std::string& help, const MetricLabels& labels,
+                 const HistogramSnapshot& h);
+  // Every counter and histogram of `counters`, as medic_<name>{labels}.
+  void registry(const CounterRegistry& counters);
   std::string text() const;
 
  private:
+  prometheus::MetricFamily& family(const std::string& name, const std::string& help,
+                                   prometheus::MetricType type);
   void add(const std::string& name, const std::string& help, prometheus::MetricType type,
            const MetricLabels& labels, double value);
   std::vector<prometheus::MetricFamily> families_;

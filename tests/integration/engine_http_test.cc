@@ -2,9 +2,9 @@
 // with a rule that needs approval, signed panic events over CurveZMQ, and
 // real HTTP requests (libcurl) to /healthz, /readyz, the JSON API and the
 // on-call page, which a real headless Chromium then renders. The listener's
-// refusals (non-loopback without TLS or token, a wrong token, a write) are
-// checked with their reasons beside a request that passes.
-#include <curl/curl.h>
+// own refusals and its TLS are in http_server_test.cc.
+#include "node/engine_http.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,6 +19,7 @@
 #include "node/engine_metrics.h"
 #include "node/engine_node.h"
 #include "tests/testing/daemon.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/testing.h"
 
 namespace medic {
@@ -26,39 +27,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Reply {
-  long status = 0;
-  std::string body;
-  std::string error;
-};
-
-size_t append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
+using Reply = testing::HttpReply;
 
 Reply http(const std::string& url, const std::string& method = "GET",
            const std::string& token = "") {
-  Reply r;
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 8000L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-  curl_slist* headers = nullptr;
-  if (!token.empty()) {
-    headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  }
-  CURLcode rc = curl_easy_perform(c);
-  if (rc != CURLE_OK) r.error = curl_easy_strerror(rc);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(c);
-  return r;
+  return testing::http_get(url, {method, token, ""});
 }
 
 Json parsed(const Reply& r) {
@@ -343,52 +316,6 @@ TEST(PrometheusExamples, AlertRulesAndScrapeConfigPassPromtoolAndTheDashboardPar
   auto dash = parse_json(text.str());
   ASSERT_OK(dash);
   EXPECT_GE((*dash)["panels"].size(), 6u);
-}
-
-// ---- the listener's own refusals ------------------------------------------
-
-TEST(HttpOptionsTest, NonLoopbackNeedsTlsAndATokenAndLoopbackNeedsNeither) {
-  EXPECT_OK(node::check_http_options({"127.0.0.1:9464", "", "", ""}));
-  EXPECT_OK(node::check_http_options({"[::1]:9464", "", "", ""}));
-  Status no_tls = node::check_http_options({"0.0.0.0:9464", "", "", "secret"});
-  EXPECT_NE(no_tls.message().find("needs tls_cert and tls_key"), std::string::npos)
-      << no_tls.message();
-  Status no_token = node::check_http_options({"10.0.0.5:9464", "c.pem", "k.pem", ""});
-  EXPECT_NE(no_token.message().find("needs a bearer token"), std::string::npos)
-      << no_token.message();
-  Status half = node::check_http_options({"127.0.0.1:9464", "c.pem", "", ""});
-  EXPECT_NE(half.message().find("go together"), std::string::npos) << half.message();
-  EXPECT_OK(node::check_http_options({"10.0.0.5:9464", "c.pem", "k.pem", "secret"}));
-  auto refused = node::HttpServer::start({"0.0.0.0:0", "", "", ""}, {});
-  ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("not loopback"), std::string::npos);
-}
-
-TEST(HttpServerTest, AsksForTheTokenOnProtectedPathsOnlyAndRefusesTlsItCannotServe) {
-  std::vector<node::HttpRoute> routes = {
-      {"/api/v1/status", true, [](const node::HttpRequest&) { return node::json_response(200, "{}"); }},
-      {"/healthz", false, [](const node::HttpRequest&) { return node::json_response(200, "ok"); }},
-  };
-  auto server = node::HttpServer::start({"127.0.0.1:0", "", "", "s3cret-token"}, routes);
-  ASSERT_OK(server);
-  const std::string url = (*server)->url();
-  Reply open = http(url + "/healthz");
-  EXPECT_EQ(open.status, 200) << open.error;
-  Reply none = http(url + "/api/v1/status");
-  EXPECT_EQ(none.status, 401) << none.error;
-  EXPECT_NE(none.body.find("bearer token"), std::string::npos) << none.body;
-  Reply wrong = http(url + "/api/v1/status", "GET", "s3cret-tokem");
-  EXPECT_EQ(wrong.status, 401);
-  Reply right = http(url + "/api/v1/status", "GET", "s3cret-token");
-  EXPECT_EQ(right.status, 200) << right.error << right.body;
-  // TLS: this civetweb build would crash on the first TLS client, so the
-  // listener refuses to start and says why.
-  testing::TempDir dir;
-  auto tls = node::HttpServer::start({"127.0.0.1:0", dir.file("c.pem"), dir.file("k.pem"), "t"},
-                                     routes);
-  ASSERT_FALSE(tls.ok());
-  EXPECT_NE(tls.status().message().find("TLS is not available"), std::string::npos)
-      << tls.status().message();
 }
 
 }  // namespace

@@ -320,6 +320,8 @@ TEST_F(CollectorTest, StillSendsProbeResultsWhenTheBackendCannotList) {
   CollectorOptions opts;
   opts.probes = {p};
   auto c = make(opts);
+  CounterRegistry registry;
+  c->set_latency_registry(&registry);
   hv.list_error = unavailable("backend socket closed");
   clock.advance(999ms);  // the probe's first run falls inside its first interval
   ASSERT_TRUE(::medic::testing::wait_until([&] {
@@ -339,6 +341,17 @@ TEST_F(CollectorTest, StillSendsProbeResultsWhenTheBackendCannotList) {
   EXPECT_EQ(e.probe().reason(), "status_mismatch: got 503, expected 200");
   EXPECT_GT(e.probe().latency_ns(), 0);
   EXPECT_EQ(c->counters().list_errors, 1u);
+  EXPECT_FALSE(c->counters().listing_ok);
+  EXPECT_EQ(c->counters().last_list_error, "backend socket closed");
+  // The run's time is in the failed-probe histogram, not the succeeded one.
+  for (const auto& h : registry.histogram_samples()) {
+    if (h.name != "probe_duration_seconds") continue;
+    const bool failed = h.labels == CounterLabels{{"result", "failed"}};
+    EXPECT_EQ(h.value.count, failed ? 1u : 0u) << h.labels[0].second;
+    if (failed) {
+      EXPECT_NEAR(h.value.sum_seconds, e.probe().latency_ns() / 1e9, 1e-9);
+    }
+  }
   // Reported once: the next flush has no probe result unless the probe ran again.
   hv.list_error = {};
   tick(*c, 1s);
