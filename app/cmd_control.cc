@@ -2,7 +2,7 @@
 // queries status / silence list / incidents / hosts: signed operator requests
 // to a running engine over its control channel. Each request is signed with
 // the operator's key; the engine records every one that changes something in
-// its audit log. The queries print text, or with --json the engine's JSON.
+// its audit log. Each prints text, or with --json one JSON object.
 //
 // Where the engine is, and who the operator is, come from flags or the
 // environment: --engine ($MEDIC_ENGINE), --engine-key ($MEDIC_ENGINE_KEY),
@@ -14,6 +14,7 @@
 
 #include "app/commands.h"
 #include "core/duration.h"
+#include "core/json.h"
 #include "fabric/control.h"
 
 namespace medic::app {
@@ -32,6 +33,7 @@ struct Target {
   std::string key;
   std::string trust;
   std::string timeout = "5s";
+  bool json = false;  // print the answer as JSON (docs/operations.md, "--json")
 };
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -50,11 +52,45 @@ void add_target_options(CLI::App* sub, Target* t) {
   sub->add_option("--key", t->key, "your operator key file ($MEDIC_KEY)");
   sub->add_option("--trust", t->trust, "trust store that lists the engine ($MEDIC_TRUST)");
   sub->add_option("--timeout", t->timeout, "how long to wait for the reply")->capture_default_str();
+  sub->add_flag("--json", t->json,
+                "the answer as one JSON object: the engine's view for queries, "
+                "{request, request_id, accepted, text, error} for requests");
 }
 
-// Sends `request`; prints the reply's text (its JSON when `json`). Exit: 0
-// done, 1 refused, 2 set-up error.
-int send(const Target& t, medic::v1::ControlRequest request, bool json = false) {
+// The JSON answer: the engine's own for queries; for a request that changes
+// something, what the engine said of it.
+const char* request_name(medic::v1::ControlRequest::BodyCase c) {
+  using R = medic::v1::ControlRequest;
+  switch (c) {
+    case R::kApprove: return "approve";
+    case R::kDeny: return "deny";
+    case R::kSilence: return "silence";
+    case R::kStatus: return "status";
+    case R::kUnsilence: return "unsilence";
+    case R::kUnfreeze: return "unfreeze";
+    case R::kSilenceList: return "silence_list";
+    case R::kIncidents: return "incidents";
+    case R::kHosts: return "hosts";
+    case R::kInject: return "inject";
+    case R::BODY_NOT_SET: break;
+  }
+  return "unknown";
+}
+
+std::string reply_json(const medic::v1::ControlRequest& q, const medic::v1::ControlReply& r) {
+  if (!r.json().empty()) return r.json();
+  Json j;
+  j["request"] = request_name(q.body_case());
+  j["request_id"] = q.request_id();
+  j["accepted"] = r.ok();
+  j["text"] = r.text();
+  j["error"] = r.error();
+  return dump_json(j);
+}
+
+// Sends `request`; prints the reply's text (its JSON with --json, refusals
+// included). Exit: 0 done, 1 refused, 2 set-up error.
+int send(const Target& t, medic::v1::ControlRequest request) {
   auto fail = [](const std::string& m) {
     std::cerr << "medic: " << m << "\n";
     return 2;
@@ -77,11 +113,13 @@ int send(const Target& t, medic::v1::ControlRequest request, bool json = false) 
       {t.engine, *engine_key}, *id, *trust, request,
       std::chrono::duration_cast<std::chrono::milliseconds>(*limit));
   if (!reply.ok()) return fail(reply.status().message());
+  if (t.json) std::cout << reply_json(request, *reply) << "\n";
   if (!reply->ok()) {
     std::cerr << "refused: " << reply->error() << "\n";
     return 1;
   }
-  const std::string& out = json ? reply->json() : reply->text();
+  if (t.json) return 0;
+  const std::string& out = reply->text();
   std::cout << out << (out.empty() || out.back() == '\n' ? "" : "\n");
   return 0;
 }
@@ -159,13 +197,11 @@ void add_silence(CLI::App& app, int* exit_code) {
   sub->require_subcommand(0, 1);
   auto* list = sub->add_subcommand("list", "the silences in force, with id, scope and time left");
   auto lt = std::make_shared<Target>();
-  auto json = std::make_shared<bool>(false);
   add_target_options(list, lt.get());
-  list->add_flag("--json", *json, "the engine's JSON answer");
   list->callback([=] {
     medic::v1::ControlRequest r;
     r.mutable_silence_list();
-    *exit_code = send(*lt, r, *json);
+    *exit_code = send(*lt, r);
   });
   sub->callback([=] {
     if (sub->got_subcommand(list)) return;
@@ -191,12 +227,10 @@ void add_status(CLI::App& app, int* exit_code) {
       "status", "engine health, pending approvals, active silences, frozen hosts");
   auto t = std::make_shared<Target>();
   add_target_options(sub, t.get());
-  auto json = std::make_shared<bool>(false);
-  sub->add_flag("--json", *json, "the engine's figures and every counter, as one JSON object");
   sub->callback([=] {
     medic::v1::ControlRequest r;
     r.mutable_status();
-    *exit_code = send(*t, r, *json);
+    *exit_code = send(*t, r);
   });
 }
 
@@ -206,28 +240,24 @@ void add_query(CLI::App& app, int* exit_code, const std::string& name, const std
                std::function<void(medic::v1::ControlRequest*)> fill) {
   auto* sub = app.add_subcommand(name, help);
   auto t = std::make_shared<Target>();
-  auto json = std::make_shared<bool>(false);
-  sub->add_flag("--json", *json, "the engine's JSON answer");
   add_target_options(sub, t.get());
   sub->callback([=] {
     medic::v1::ControlRequest r;
     fill(&r);
-    *exit_code = send(*t, r, *json);
+    *exit_code = send(*t, r);
   });
 }
 
 void add_hosts(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand("hosts", "every host: VMs, last report, silent, frozen");
   auto t = std::make_shared<Target>();
-  auto json = std::make_shared<bool>(false);
   auto vms = std::make_shared<bool>(false);
   sub->add_flag("--vms", *vms, "list each host's VMs: id, state, labels");
-  sub->add_flag("--json", *json, "the engine's JSON answer");
   add_target_options(sub, t.get());
   sub->callback([=] {
     medic::v1::ControlRequest r;
     r.mutable_hosts()->set_vms(*vms);
-    *exit_code = send(*t, r, *json);
+    *exit_code = send(*t, r);
   });
 }
 

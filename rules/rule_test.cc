@@ -110,6 +110,7 @@ void FileRunner::run() {
 
 void FileRunner::file_error(const std::string& msg) {
   ++sum_->errors;
+  sum_->error_messages.push_back(path_ + ": " + msg);
   out_ << "ERROR " << path_ << ": " << msg << "\n";
 }
 
@@ -206,6 +207,14 @@ void FileRunner::compare(const TestCase& t, const Recorder& rec, Time start,
   bool pass = missing.empty() && unexpected.empty() && problems.empty();
   out_ << (pass ? "PASS " : "FAIL ") << path_ << ":" << t.line << ": " << t.name << "\n";
   if (!pass) ++sum_->failed;
+  TestOutcome& o = sum_->outcomes.emplace_back();
+  o.file = path_;
+  o.line = t.line;
+  o.name = t.name;
+  o.passed = pass;
+  o.problems = problems;
+  for (const Expect* e : missing) o.missing.push_back(describe(*e));
+  for (const Decision* d : unexpected) o.unexpected.push_back(describe(*d, start));
   for (const auto& p : problems) out_ << "  " << p << "\n";
   if (!missing.empty()) {
     out_ << "  expected, not produced:\n";
@@ -237,6 +246,8 @@ TestSummary run_rule_test_files(const std::vector<std::string>& paths, const Tes
     } catch (const YAML::Exception& e) {
       // Our boundary with yaml-cpp: a shape we did not foresee is a file error.
       ++sum.errors;
+      sum.error_messages.push_back(p + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                   std::to_string(e.mark.column + 1) + ": " + e.msg);
       out << "ERROR " << p << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": " << e.msg
           << "\n";
     }

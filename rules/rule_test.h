@@ -18,11 +18,24 @@ struct TestRunOptions {
   bool verbose = false;  // print every decision of every test
 };
 
+// One test's verdict, as the text report prints it.
+struct TestOutcome {
+  std::string file;
+  int line = 0;
+  std::string name;
+  bool passed = false;
+  std::vector<std::string> problems;    // "file:line: ..." (a step that could not run)
+  std::vector<std::string> missing;     // expected, not produced
+  std::vector<std::string> unexpected;  // produced, not expected
+};
+
 struct TestSummary {
   size_t files = 0;
   size_t tests = 0;
   size_t failed = 0;
   size_t errors = 0;  // files or tests that could not run (bad test file, rules that do not load)
+  std::vector<TestOutcome> outcomes;        // every test that ran, in order
+  std::vector<std::string> error_messages;  // "file: message" per error
   bool ok() const { return failed == 0 && errors == 0 && tests > 0; }
 };
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/json.h"
 #include "fabric/identity.h"
 #include "tests/testing/testing.h"
 
@@ -49,6 +50,19 @@ TEST(Cli, KeygenWritesAPrivateKeyFileAndPrintsItsId) {
   EXPECT_EQ(r.out, id->id() + "\n");
 }
 
+TEST(Cli, KeygenJsonNamesTheKeyIdAndTheFile) {
+  testing::TempDir dir;
+  const std::string path = dir.file("k.key");
+  auto r = run_command({medic_binary(), "keygen", "--json", "-o", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = parse_json(r.out);
+  ASSERT_OK(j) << r.out;
+  EXPECT_EQ((*j)["file"], path);
+  auto id = fabric::Identity::load(path);
+  ASSERT_OK(id);
+  EXPECT_EQ((*j)["key_id"], id->id());
+}
+
 TEST(Cli, KeygenRefusesToOverwriteAndNeedsAnOutput) {
   testing::TempDir dir;
   std::string path = dir.write("node.key", "precious", 0600);
@@ -81,6 +95,72 @@ TEST(Cli, DemoRefusesADirThatHoldsAnEarlierRunUnlessResumed) {
   const std::string medic = std::filesystem::canonical(medic_binary()).string();
   EXPECT_NE(ok.out.find("  " + medic + " audit verify --db " + fresh.path() + "/audit.db"),
             std::string::npos) << ok.out;
+}
+
+TEST(Cli, RulesCheckJsonGivesEachProblemWithItsPositionAndCode) {
+  testing::TempDir dir;
+  const std::string bad = dir.write("bad.rules.yaml",
+                                    "rules:\n"
+                                    "  - name: r1\n"
+                                    "    on: vm.panicked\n"
+                                    "    do: reset\n"
+                                    "    cooldwon: 5m\n");
+  auto r = run_command({medic_binary(), "rules", "check", "--json", bad});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto j = parse_json(r.out);
+  ASSERT_OK(j) << r.out;
+  EXPECT_EQ((*j)["ok"], false);
+  EXPECT_EQ((*j)["errors"], 1) << r.out;
+  ASSERT_EQ((*j)["messages"].size(), 1u) << r.out;
+  const Json& m = (*j)["messages"][0];
+  EXPECT_EQ(m["file"], bad);
+  EXPECT_EQ(m["line"], 5);
+  EXPECT_EQ(m["col"], 5);
+  EXPECT_EQ(m["severity"], "error");
+  EXPECT_EQ(m["code"], "schema");
+  EXPECT_NE(m["message"].get<std::string>().find("cooldwon"), std::string::npos) << r.out;
+  // The shipped rules pass, with their count.
+  const std::string good = testing::source_dir() + "/examples/rules/fleet.rules.yaml";
+  auto ok = run_command({medic_binary(), "rules", "check", "--json", good});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  auto g = parse_json(ok.out);
+  ASSERT_OK(g) << ok.out;
+  EXPECT_EQ((*g)["ok"], true);
+  EXPECT_GT((*g)["rules"].get<int>(), 0);
+}
+
+TEST(Cli, RulesTestJsonGivesEveryTestsVerdict) {
+  const std::string tests = testing::source_dir() + "/examples/rules/fleet.test.yaml";
+  auto r = run_command({medic_binary(), "rules", "test", "--json", tests});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = parse_json(r.out);
+  ASSERT_OK(j) << r.out;
+  EXPECT_EQ((*j)["ok"], true);
+  ASSERT_GT((*j)["tests"].get<int>(), 0);
+  ASSERT_EQ((*j)["results"].size(), (*j)["tests"].get<size_t>());
+  EXPECT_EQ((*j)["results"][0]["passed"], true);
+  EXPECT_EQ((*j)["results"][0]["file"], tests);
+  EXPECT_FALSE((*j)["results"][0]["name"].get<std::string>().empty());
+  // A test that fails says what was missing.
+  testing::TempDir dir;
+  dir.write("r.rules.yaml", "rules:\n  - {name: r1, on: vm.panicked, do: reset}\n");
+  const std::string failing = dir.write("f.test.yaml",
+                                        "rule_files: [r.rules.yaml]\n"
+                                        "tests:\n"
+                                        "  - name: expects a reboot that never comes\n"
+                                        "    vms: {web-1: {host: h1}}\n"
+                                        "    input:\n"
+                                        "      - {at: 1s, vm: web-1, event: vm.panicked}\n"
+                                        "    expect:\n"
+                                        "      - {at: 1s, vm: web-1, step: reboot}\n");
+  auto f = run_command({medic_binary(), "rules", "test", "--json", failing});
+  EXPECT_EQ(f.exit_code, 1) << f.out;
+  auto fj = parse_json(f.out);
+  ASSERT_OK(fj) << f.out;
+  EXPECT_EQ((*fj)["failed"], 1) << f.out;
+  ASSERT_EQ((*fj)["results"].size(), 1u) << f.out;
+  EXPECT_EQ((*fj)["results"][0]["missing"].size(), 1u) << f.out;
+  EXPECT_EQ((*fj)["results"][0]["unexpected"].size(), 1u) << f.out;  // the reset
 }
 
 }  // namespace

@@ -119,6 +119,32 @@ TEST_F(OperatorCommandsTest, SilenceListShowsEachSilenceAsTextAndJson) {
   EXPECT_EQ(cli({"silence", "list"}).out, "no silences\n");
 }
 
+TEST_F(OperatorCommandsTest, RequestsAnswerJsonSayingWhetherTheEngineAcceptedThemAndWhy) {
+  auto made = cli(
+      {"silence", "--host", "host-a", "--for", "1h", "--reason", "rack work", "--force", "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Json ok = json_of(made);
+  EXPECT_EQ(ok["request"], "silence");
+  EXPECT_EQ(ok["accepted"], true);
+  EXPECT_EQ(ok["error"], "");
+  EXPECT_NE(ok["text"].get<std::string>().find("on host=host-a for 1h (rack work)"),
+            std::string::npos)
+      << made.out;
+  EXPECT_EQ(ok["request_id"].get<std::string>().size(), 16u);
+  auto refused = cli({"unsilence", "s-nope", "--json"});
+  EXPECT_EQ(refused.exit_code, 1);
+  Json no = json_of(refused);
+  EXPECT_EQ(no["request"], "unsilence");
+  EXPECT_EQ(no["accepted"], false);
+  EXPECT_FALSE(no["error"].get<std::string>().empty()) << refused.out;
+  EXPECT_NE(refused.err.find("refused: "), std::string::npos) << refused.err;
+  auto deny = cli({"deny", "no-such-action", "--reason", "x", "--json"});
+  EXPECT_EQ(deny.exit_code, 1);
+  EXPECT_EQ(json_of(deny)["request"], "deny");
+  Json status = json_of(cli({"status", "--json"}));  // a query: the engine's own JSON
+  EXPECT_TRUE(status.contains("counters")) << dump_json(status);
+}
+
 TEST_F(OperatorCommandsTest, IncidentsShowTheLadderStepAndWhatEachWaitsFor) {
   EXPECT_EQ(cli({"incidents"}).out, "no open incidents\n");
   std::string id = pending_for("db-1");
