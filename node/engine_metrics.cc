@@ -8,20 +8,18 @@ namespace medic::node {
 namespace {
 
 void host_gauges(MetricsText& m, EngineNode& node) {
-  const rules::EngineState state = node.engine().snapshot();
-  const int64_t now = to_ns(node.clock().now());
-  const int64_t silent_after = node.config().engine.host_silent_after.count();
-  size_t silent = 0, frozen = 0;
-  for (const auto& h : state.hosts) {
-    if (now - h.last_seen_ns > silent_after) ++silent;
-    if (h.frozen) ++frozen;
+  size_t hosts = 0, silent = 0, frozen = 0;
+  for (const auto& h : node.engine().host_views()) {
+    ++hosts;
+    silent += h.silent;
+    frozen += h.frozen;
   }
-  m.gauge("medic_hosts", "Hosts the engine knows.", {}, state.hosts.size());
+  m.gauge("medic_hosts", "Hosts the engine knows.", {}, hosts);
   m.gauge("medic_hosts_silent", "Hosts whose collector has not spoken within host_silent_after.",
           {}, silent);
   m.gauge("medic_hosts_frozen", "Hosts frozen by the storm guard.", {}, frozen);
   m.gauge("medic_fleet_frozen", "1 when the storm guard froze the whole fleet.", {},
-          state.fleet_frozen ? 1 : 0);
+          node.engine().frozen("") ? 1 : 0);
 }
 
 }  // namespace
@@ -37,7 +35,7 @@ std::string engine_metrics_text(EngineNode& node) {
           node.outbox_size());
   host_gauges(m, node);
   m.gauge("medic_approvals_pending", "Actions waiting for an operator's approval.", {},
-          approvals_json(node).size());
+          es.pending_approvals);
   m.gauge("medic_ready", "1 when /readyz says ready.", {},
           readiness_json(node)["ready"].get<bool>() ? 1 : 0);
   return m.text();

@@ -7,7 +7,6 @@
 #include "core/action_state.h"
 #include "core/json.h"
 #include "rules/event_types.h"
-#include "rules/incident_book.h"
 
 namespace medic::node {
 namespace {
@@ -26,47 +25,11 @@ Json iso_time(int64_t ns) {
 }
 Json iso_time(Time t) { return iso_time(to_ns(t)); }
 
-double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
-
 std::string label(const rules::VmRecord& vm, const std::string& key) {
   for (const auto& [k, v] : vm.labels) {
     if (k == key) return v;
   }
   return "";
-}
-
-// VM id -> name, for every VM that reports one.
-std::map<std::string, std::string> vm_names(const rules::EngineState& state) {
-  std::map<std::string, std::string> names;
-  for (const auto& vm : state.vms) {
-    std::string name = label(vm, "name");
-    if (!name.empty()) names.emplace(vm.id, std::move(name));
-  }
-  return names;
-}
-
-std::string name_of(const std::map<std::string, std::string>& names, const std::string& vm) {
-  auto it = names.find(vm);
-  return it == names.end() ? "" : it->second;
-}
-
-// In words: what an open incident waits for before its next step.
-std::string waits_for(const rules::IncidentRecord& i) {
-  auto state = static_cast<rules::IncidentState>(i.state);
-  if (i.waiting_on == rules::Policy::kApproval) return "an operator's approval (medic approve)";
-  if (i.waiting_on != rules::Policy::kNone) {
-    return "a free action slot (" + std::string(rules::policy_name(i.waiting_on)) + ")";
-  }
-  if (i.held_by != rules::Policy::kNone) {
-    return "the hold to lift (" + std::string(rules::policy_name(i.held_by)) + ")";
-  }
-  switch (state) {
-    case rules::IncidentState::kActing: return "the actuator's result of " + i.action_id;
-    case rules::IncidentState::kWatching: return "the VM to stay healthy (heal check)";
-    case rules::IncidentState::kHeld: return "the hold to lift";
-    case rules::IncidentState::kOpen: break;
-  }
-  return "its next step";
 }
 
 std::vector<std::string> frozen_hosts(EngineNode& node) {
@@ -89,20 +52,16 @@ Json status_json(EngineNode& node) {
 }
 
 Json hosts_json(EngineNode& node) {
-  const rules::EngineState state = node.engine().snapshot();
-  const int64_t now = to_ns(node.clock().now());
-  const int64_t silent_after = node.config().engine.host_silent_after.count();
-  std::map<std::string, size_t> vms;
-  for (const auto& vm : state.vms) ++vms[vm.host];
+  const Time now = node.clock().now();
   Json out = Json::array();
-  for (const auto& h : state.hosts) {
+  for (const auto& h : node.engine().host_views()) {
     Json j;
     j["host"] = h.name;
-    j["last_report"] = iso_time(h.last_seen_ns);
-    j["seconds_since_report"] = seconds(now - h.last_seen_ns);
-    j["silent"] = now - h.last_seen_ns > silent_after;
+    j["last_report"] = iso_time(h.last_seen);
+    j["seconds_since_report"] = std::chrono::duration<double>(now - h.last_seen).count();
+    j["silent"] = h.silent;
     j["frozen"] = h.frozen;
-    j["vms"] = vms[h.name];
+    j["vms"] = h.vms;
     out.push_back(std::move(j));
   }
   return out;
@@ -128,22 +87,25 @@ Json vms_json(EngineNode& node) {
   return out;
 }
 
+// The rules engine's own view (medic incidents shows the same), so the page
+// and the CLI say the same words about what an incident waits for.
 Json incidents_json(EngineNode& node) {
-  const rules::EngineState state = node.engine().snapshot();
-  const auto names = vm_names(state);
   Json out = Json::array();
-  for (const auto& i : state.incidents) {
+  for (const auto& i : node.engine().incidents()) {
     Json j;
     j["incident"] = i.id;
     j["rule"] = i.rule;
     j["vm"] = i.vm;
-    j["vm_name"] = name_of(names, i.vm);
+    j["vm_name"] = i.vm_name;
+    j["host"] = i.host;
     j["trigger"] = i.trigger;
-    j["ladder_step"] = i.step + 1;
-    j["state"] = std::string(rules::incident_state_name(static_cast<rules::IncidentState>(i.state)));
-    j["waits_for"] = waits_for(i);
+    j["ladder_step"] = i.step;
+    j["ladder_size"] = i.ladder_size;
+    j["step_name"] = i.step_name;
+    j["state"] = i.state;
+    j["waits_for"] = i.waits_for;
     j["action_id"] = i.action_id;
-    j["deadline"] = iso_time(i.deadline_ns);
+    j["deadline"] = iso_time(i.deadline);
     out.push_back(std::move(j));
   }
   return out;
@@ -154,14 +116,13 @@ Json approvals_json(EngineNode& node) {
   const Time now = node.clock().now();
   auto in_flight = node.store().in_flight(now);
   if (!in_flight.ok()) return out;
-  const auto names = vm_names(node.engine().snapshot());
   for (const auto& a : *in_flight) {
     if (a.state != ActionState::kPendingApproval) continue;
     Json j;
     j["action_id"] = a.action_id;
     j["verb"] = a.verb;
     j["vm"] = a.vm;
-    j["vm_name"] = name_of(names, a.vm);
+    j["vm_name"] = node.engine().vm_name(a.vm);
     j["host"] = a.host;
     j["rule"] = a.rule;
     j["ladder_step"] = a.ladder_step;
@@ -207,8 +168,21 @@ Json overview_json(EngineNode& node) {
   j["approvals"] = approvals_json(node);
   j["silences"] = silences_json(node);
   j["freezes"] = freezes_json(node);
+  // The names of the VMs the page shows: those of incidents and approvals
+  // are in their rows; silences name a VM by id only.
   Json names = Json::object();
-  for (auto& [id, name] : vm_names(node.engine().snapshot())) names[id] = name;
+  for (const auto& list : {"incidents", "approvals"}) {
+    for (const auto& row : j[list]) {
+      if (!row["vm_name"].get<std::string>().empty())
+        names[row["vm"].get<std::string>()] = row["vm_name"];
+    }
+  }
+  for (const auto& row : j["silences"]) {
+    const std::string vm = row["vm"];
+    if (vm.empty() || names.contains(vm)) continue;
+    const std::string name = node.engine().vm_name(vm);
+    if (!name.empty()) names[vm] = name;
+  }
   j["vm_names"] = std::move(names);
   return j;
 }
@@ -218,10 +192,11 @@ Json readiness_json(EngineNode& node) {
   auto check = [&](const char* name, bool ok, const std::string& detail) {
     checks[name] = Json{{"ok", ok}, {"detail", detail}};
   };
-  auto in_flight = node.store().in_flight(node.clock().now());
-  check("store", in_flight.ok() && node.stats().audit_errors == 0,
-        !in_flight.ok() ? in_flight.status().message()
-                        : std::to_string(node.stats().audit_errors) + " audit errors");
+  // Cheap (every scrape reads it): the writer's health, not a query.
+  const Status& degraded = node.degraded();
+  check("store", degraded.ok() && node.stats().audit_errors == 0,
+        !degraded.ok() ? degraded.message()
+                       : std::to_string(node.stats().audit_errors) + " audit errors");
   check("sockets", true, "events " + node.events_endpoint() + ", actions " +
                              node.actions_endpoint() + ", control " + node.control_endpoint());
   check("rules", node.rules_loaded() > 0,

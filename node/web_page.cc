@@ -80,6 +80,7 @@ function showOverview(o) {
       ["reason", x => esc(x.reason)]], o.silences, "none");
 }
 function showActions(rows) {
+  for (const r of rows) if (r.vm_name) names[r.decision.vm] = r.vm_name;
   table("actions", [["at", r => esc(r.decision.at)], ["VM", r => vm(r.decision.vm)],
       ["verb", r => esc(r.decision.verb)], ["rule", r => esc(r.decision.rule)],
       ["status", r => '<span class="' + (r.status === "succeeded" ? "good" : "") + '">' +
@@ -100,6 +101,8 @@ async function refresh() {
     showOverview(await get("/api/v1/overview"));
     showActions(await get("/api/v1/actions?limit=20"));
     document.getElementById("updated").textContent = "updated " + new Date().toISOString();
+    // When the first data was on screen, in ms since the navigation began.
+    if (!document.body.dataset.loaded) document.body.dataset.shownMs = Math.round(performance.now());
     document.body.dataset.loaded = "1";
   } catch (err) {
     document.getElementById("updated").textContent = "cannot reach the engine: " + err.message;

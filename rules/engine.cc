@@ -430,6 +430,7 @@ EngineStats Engine::stats() const {
   s.vms = impl_->fleet_.vm_count();
   s.hosts = impl_->fleet_.host_count();
   s.open_incidents = impl_->book_.size();
+  for (const Incident* inc : impl_->book_.all()) s.pending_approvals += inc->awaiting_approval();
   s.in_flight = impl_->in_flight_.size();
   s.absence_keys = impl_->absence_.armed_count();
   return s;

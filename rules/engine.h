@@ -99,6 +99,7 @@ struct EngineStats {
   size_t vms = 0;
   size_t hosts = 0;
   size_t open_incidents = 0;
+  size_t pending_approvals = 0;  // open incidents whose step waits for an operator
   size_t in_flight = 0;
   size_t absence_keys = 0;
 };
@@ -110,6 +111,7 @@ struct IncidentView {
   std::string vm;
   std::string vm_name;       // its `name` label, when its state reports carry one
   std::string host;
+  std::string trigger;       // what opened it: "vm.panicked", "no vm.heartbeat for 30s", ...
   uint32_t step = 0;         // 1-based ladder position
   uint32_t ladder_size = 0;
   std::string step_name;     // what that step does: reboot, reset, ..., notify
@@ -201,6 +203,8 @@ class Engine {
   bool knows_rule(const std::string& name) const;  // in the rule set now
   // The host VM `id` was last reported on; empty when unknown.
   std::string vm_host(const std::string& id) const;
+  // VM `id`'s `name` label from its last state report; empty when none.
+  std::string vm_name(const std::string& id) const;
 
  private:
   struct Impl;

@@ -50,6 +50,7 @@ std::vector<IncidentView> Engine::incidents() const {
     v.vm = vm.facts.id;
     v.vm_name = std::string(vm.facts.label("name"));
     if (vm.host != kNoHost) v.host = fleet.host_at(vm.host).name;
+    v.trigger = inc->trigger;
     v.step = inc->step + 1;
     v.ladder_size = static_cast<uint32_t>(inc->rule->ladder.size());
     if (inc->step < inc->rule->ladder.size()) v.step_name = step_name(inc->rule->ladder[inc->step]);
@@ -103,6 +104,12 @@ std::string Engine::vm_host(const std::string& id) const {
   auto v = fleet.owner_of(id);
   if (!v || fleet.vm_at(*v).host == kNoHost) return "";
   return fleet.host_at(fleet.vm_at(*v).host).name;
+}
+
+std::string Engine::vm_name(const std::string& id) const {
+  const Fleet& fleet = impl_->fleet_;
+  auto v = fleet.owner_of(id);
+  return v ? std::string(fleet.vm_at(*v).facts.label("name")) : std::string();
 }
 
 bool Engine::knows_rule(const std::string& name) const {

@@ -162,7 +162,8 @@ TEST_F(EngineHttpTest, ApiShowsAPendingApprovalWithTheCommandAndTheIncidentWaiti
   ASSERT_EQ(incidents.size(), 1u) << incidents.dump();
   EXPECT_EQ(incidents[0]["rule"], "db-panicked");
   EXPECT_EQ(incidents[0]["ladder_step"], 1);
-  EXPECT_NE(incidents[0]["waits_for"].get<std::string>().find("approval"), std::string::npos)
+  EXPECT_NE(incidents[0]["waits_for"].get<std::string>().find("an operator: medic approve " + id),
+            std::string::npos)
       << incidents.dump();
   Json hosts = parsed(get("/api/v1/hosts"));
   ASSERT_EQ(hosts.size(), 1u) << hosts.dump();
@@ -218,11 +219,11 @@ TEST_F(EngineHttpTest, ThePageNeedsNoExternalAssetAndShowsTheApprovalCommandInCh
   const std::string shot = std::filesystem::current_path().string() + "/on_call_page.png";
   std::filesystem::remove(shot);
   auto r = while_running([&] {
-    return testing::run_command({"/usr/bin/python3",
-                                 testing::source_dir() + "/tests/integration/web/page_check.py",
-                                 web_->url() + "/", shot, "medic approve " + id, "db-panicked",
-                                 "an operator's approval"},
-                                60s);
+    return testing::run_command(
+        {"/usr/bin/python3", testing::source_dir() + "/tests/integration/web/page_check.py",
+         web_->url() + "/", shot, "medic approve " + id, "db-panicked",
+         "an operator: medic approve"},
+        60s);
   });
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_GT(std::filesystem::file_size(shot), 1000u);
