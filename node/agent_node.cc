@@ -161,6 +161,7 @@ Result<std::unique_ptr<AgentNode>> AgentNode::create(const AgentConfig& config,
     node->actuator_->set_latency_registry(&node->counters_);
     node->register_actuator_counters();
   }
+  hypervisor.register_counters(node->counters_);
   // One backend, two listeners: the collector reports, the actuator watches.
   collectors::Collector* c = node->collector_.get();
   actuators::Actuator* a = node->actuator_.get();

@@ -36,6 +36,8 @@ std::string engine_metrics_text(EngineNode& node) {
   host_gauges(m, node);
   m.gauge("medic_approvals_pending", "Actions waiting for an operator's approval.", {},
           es.pending_approvals);
+  m.gauge("medic_store_writable", "1 while the audit log (and state store) takes writes.", {},
+          node.degraded().ok() ? 1 : 0);
   m.gauge("medic_ready", "1 when /readyz says ready.", {},
           readiness_json(node)["ready"].get<bool>() ? 1 : 0);
   return m.text();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "core/status.h"
 #include "medic/v1/actions.pb.h"
@@ -103,6 +104,11 @@ class Hypervisor {
     return failed_precondition("host " + host() + " does not inject faults (\"" + fault +
                                "\"): only a simulated (sim) backend does");
   }
+
+  // Puts the backend's own counts (QMP status queries, guest-agent failures,
+  // ...) into the agent's registry, read on the agent's thread. Most backends
+  // have none.
+  virtual void register_counters(CounterRegistry& r) { (void)r; }
 };
 
 using HypervisorPtr = std::unique_ptr<Hypervisor>;

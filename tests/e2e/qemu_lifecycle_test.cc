@@ -85,6 +85,11 @@ TEST_F(QemuGuest, AFrozenQemuIsReportedUnresponsiveAndRestartHealsIt) {
   report_timing("sigstop_to_unresponsive_event", detected);
   EXPECT_LE(detected, seconds(5)) << "beyond the documented bound (3 intervals + 1)";
   EXPECT_EQ(state(), medic::v1::VM_STATE_UNRESPONSIVE);
+  // What the agent's /metrics exports of it (docs/operations.md).
+  CounterRegistry registry;
+  hv_->register_counters(registry);
+  EXPECT_EQ(registry.value("qmp_unresponsive_total"), 1u);
+  EXPECT_GT(registry.value("qmp_status_queries_total"), registry.value("qmp_status_replies_total"));
 
   // The shipped rule's ladder: reset fails at once, restart heals.
   const auto t1 = SteadyClock::now();

@@ -438,4 +438,32 @@ bool QmpHypervisor::has_guest_agent() const {
   return false;
 }
 
+void QmpHypervisor::register_counters(CounterRegistry& r) {
+  const QmpHypervisorStats& q = stats_;
+  r.observe(
+      "qmp_status_queries_total", {}, [&q] { return q.status_queries; },
+      "query-status sent to the QEMUs of this host");
+  r.observe("qmp_status_replies_total", {}, [&q] { return q.status_replies; });
+  r.observe(
+      "qmp_unresponsive_total", {}, [&q] { return q.unresponsive; },
+      "times a QEMU stopped answering QMP (reported unresponsive)");
+  r.observe("qmp_launches_total", {}, [&q] { return q.launches; });
+  r.observe(
+      "qmp_crashes_total", {}, [&q] { return q.crashes; }, "QEMU processes that died");
+  r.observe("qmp_heartbeats_total", {}, [&q] { return q.heartbeats; });
+  r.observe("qmp_bad_heartbeat_lines_total", {}, [&q] { return q.bad_heartbeat_lines; });
+  const GuestAgentStats& g = agent_.stats();
+  const std::pair<const char*, const uint64_t*> failures[] = {
+      {"connect", &g.connect_failures},  {"timeout", &g.timeouts},
+      {"error_reply", &g.error_replies}, {"closed", &g.closed},
+      {"bad_reply", &g.bad_replies},     {"no_socket", &g.no_socket}};
+  for (const auto& [cause, value] : failures) {
+    const uint64_t* v = value;
+    r.observe(
+        "guest_agent_failures_total", {{"cause", cause}}, [v] { return *v; },
+        "qemu-guest-agent pings that got no good answer");
+  }
+  r.observe("guest_agent_pings_total", {}, [&g] { return g.pings; });
+}
+
 }  // namespace medic::vmm::qmp

@@ -131,6 +131,7 @@ class QmpHypervisor final : public Hypervisor {
   const GuestAgentStats& guest_agent_stats() const { return agent_.stats(); }
 
   const QmpHypervisorStats& stats() const { return stats_; }
+  void register_counters(CounterRegistry& r) override;
 
  private:
   struct Vm;
