@@ -164,8 +164,14 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
   }
   engine_->host_seen(opened.envelope.host(), now);
   if (observer_) observer_->on_batch(batch, urgent);
+  // How long the batch waited between its sealing and this read: the lane's
+  // queueing (and any clock skew between the hosts, bounded by the skew check).
+  lane_lag_[urgent ? 1 : 0]->observe(now - Time(std::chrono::nanoseconds(opened.envelope.sent_at_ns())));
   for (int i = 0; i < batch.events_size(); ++i) {
     ++stats_.events;
+    const int body = static_cast<int>(batch.events(i).body_case());  // 0, or 10..14
+    const size_t type = body >= 10 ? static_cast<size_t>(body - 9) : 0;
+    if (type < std::size(events_by_type_)) events_by_type_[type]->add();
     engine_->ingest(batch.events(i), make_evidence_ref(number, static_cast<uint32_t>(i)));
   }
 }

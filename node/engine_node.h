@@ -255,6 +255,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   // Latency histograms in counters_ (register_counters).
   Histogram* decided_to_dispatched_ = nullptr;
   Histogram* urgent_to_dispatched_ = nullptr;
+  Histogram* lane_lag_[2] = {nullptr, nullptr};  // bulk, urgent: sent -> read by the engine
+  Counter* events_by_type_[6] = {};              // by Event's body case (0: none)
   LoopMailbox mailbox_;
   bool closed_ = false;
 

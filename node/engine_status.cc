@@ -99,6 +99,18 @@ void EngineNode::register_counters() {
   urgent_to_dispatched_ =
       &r.histogram("urgent_event_to_dispatched_seconds", {},
                    "an urgent (lifecycle) event received -> the action it led to sent");
+  const char* lanes[] = {"bulk", "urgent"};
+  for (size_t lane = 0; lane < 2; ++lane) {
+    lane_lag_[lane] = &r.histogram(
+        "event_lane_lag_seconds", {{"lane", lanes[lane]}},
+        "a batch sealed by its collector -> read by the engine: the lane's queueing");
+  }
+  // By Event's body: 0 none, then its oneof fields 10..14 in order.
+  const char* types[] = {"none", "state", "lifecycle", "heartbeat", "probe", "guest_ping"};
+  for (size_t t = 0; t < std::size(types); ++t) {
+    events_by_type_[t] = &r.counter("events_received_total", {{"type", types[t]}},
+                                    "events in accepted batches, by type");
+  }
   store_->set_commit_histogram(&r.histogram(
       "audit_commit_seconds", {},
       "one audit-log transaction written and committed (the writer thread, real time)"));

@@ -168,6 +168,14 @@ TEST_F(InjectTest, TheAgentsListenerShowsReadinessAndThePanicToExecutedLatency) 
       << "the decision's rows were committed";
   EXPECT_NE(engine_metrics.find("medic_audit_commit_seconds_bucket{le=\"+Inf\"}"),
             std::string::npos);
+  EXPECT_EQ(engine_metrics.find("medic_event_lane_lag_seconds_count{lane=\"urgent\"} 0"),
+            std::string::npos)
+      << "the panic's batch came on the urgent lane";
+  EXPECT_NE(engine_metrics.find("medic_events_received_total{type=\"lifecycle\"}"),
+            std::string::npos);
+  EXPECT_EQ(engine_metrics.find("medic_events_received_total{type=\"state\"} 0"),
+            std::string::npos)
+      << "state reports came every flush";
 
   // The engine goes away: the actuator loses its connection and says so.
   node_.reset();
