@@ -71,21 +71,23 @@ Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
-    size_t first = line.find(':');
-    size_t last = line.rfind(':');
     auto bad = [&](const std::string& why) {
       std::string shown(line.substr(0, 120));
       return internal_error("unexpected vmadm list output, line " + std::to_string(line_no) + ": " +
                             why + ": \"" + shown + "\"");
     };
-    if (first == std::string_view::npos || first == last) {
-      return bad("expected uuid:alias:state");
-    }
+    const size_t a = line.find(':');
+    const size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
+    const size_t c = b == std::string_view::npos ? b : line.find(':', b + 1);
+    if (c == std::string_view::npos) return bad("expected uuid:autoboot:state:alias");
     VmadmEntry e;
-    e.uuid = line.substr(0, first);
-    e.alias = line.substr(first + 1, last - first - 1);
-    e.state = line.substr(last + 1);
+    e.uuid = line.substr(0, a);
+    const std::string_view autoboot = line.substr(a + 1, b - a - 1);
+    e.state = line.substr(b + 1, c - b - 1);
+    e.alias = line.substr(c + 1);
     if (!is_vm_uuid(e.uuid)) return bad("not a VM uuid");
+    if (autoboot != "true" && autoboot != "false") return bad("autoboot is not true or false");
+    e.autoboot = autoboot == "true";
     if (!is_state_word(e.state)) return bad("not a state");
     vms.push_back(std::move(e));
   }
@@ -179,7 +181,7 @@ void VmadmHypervisor::run(const std::vector<std::string>& args, Time deadline, C
 
 void VmadmHypervisor::run_list(const std::vector<std::string>& extra, Time deadline,
                                std::function<void(Result<std::vector<VmadmEntry>>)> done) {
-  std::vector<std::string> args{"list", "-p", "-o", "uuid,alias,state"};
+  std::vector<std::string> args{"list", "-p", "-o", "uuid,autoboot,state,alias"};
   args.insert(args.end(), extra.begin(), extra.end());
   run(args, deadline, [args, done](Status s, RunResult r) {
     if (!s.ok()) {
@@ -272,6 +274,7 @@ void VmadmHypervisor::on_listing(Result<std::vector<VmadmEntry>> r) {
     listed_ = std::move(*r);
     have_listing_ = true;
     list_status_ = Status{};
+    report_stops();
   } else {
     ++stats_.listing_failures;
     list_status_ = r.status();
@@ -281,14 +284,57 @@ void VmadmHypervisor::on_listing(Result<std::vector<VmadmEntry>> r) {
   if (relist_) start_listing();
 }
 
+namespace {
+
+// Stopped while meant to run (autoboot still true): not a vmadm stop.
+bool unintended_stop(const VmadmEntry& e) {
+  return e.autoboot && vm_state_from_vmadm(e.state) == medic::v1::VM_STATE_STOPPED;
+}
+
+}  // namespace
+
+// Each VM that was running at the last listing and is stopped now: an
+// intended stop (autoboot false) or not (header comment).
+void VmadmHypervisor::report_stops() {
+  std::map<std::string, std::string> now;
+  const bool first = !listed_before_;
+  listed_before_ = true;
+  for (const auto& e : listed_) {
+    now[e.uuid] = e.state;
+    auto before = last_state_.find(e.uuid);
+    // At the first listing, a VM meant to run that is down counts as stopped
+    // just now: the engine's rules decide whether to start it.
+    const bool was_running =
+        first ? unintended_stop(e) : before != last_state_.end() && before->second == "running";
+    if (!was_running) continue;
+    if (vm_state_from_vmadm(e.state) != medic::v1::VM_STATE_STOPPED || !sink_) continue;
+    VmEvent ev;
+    ev.vm = e.uuid;
+    ev.at = clock_.now();
+    if (unintended_stop(e)) {
+      ev.what = medic::v1::LIFECYCLE_CRASHED;
+      ev.detail =
+          "stopped while autoboot=true: not by vmadm stop (QEMU died, or the guest "
+          "powered itself off)";
+    } else {
+      ev.what = medic::v1::LIFECYCLE_STOPPED;
+      ev.detail = "stopped by vmadm stop (autoboot=false): an intended stop, left alone";
+    }
+    sink_(ev);
+  }
+  last_state_ = std::move(now);
+}
+
 VmInfo VmadmHypervisor::info(const VmadmEntry& e) const {
   VmInfo i;
   i.id = e.uuid;
   i.name = e.alias;
   // vmadm has not answered for a while: what it said last is no fact now.
   i.state = missed_ >= opts_.unresponsive_after ? medic::v1::VM_STATE_UNSPECIFIED
+            : unintended_stop(e)                ? medic::v1::VM_STATE_CRASHED
                                                 : vm_state_from_vmadm(e.state);
   i.labels["vmadm_state"] = e.state;
+  i.labels["vmadm_autoboot"] = e.autoboot ? "true" : "false";
   return i;
 }
 

@@ -3,7 +3,7 @@
 // argument vector (never a shell), under a time limit, with its output
 // captured up to a bound and quoted in errors.
 //
-//   list/get  vmadm list -p -o uuid,alias,state [uuid=UUID]
+//   list/get  vmadm list -p -o uuid,autoboot,state,alias [uuid=UUID]
 //   reboot    vmadm reboot UUID              (graceful: ACPI, then boot)
 //   stop      vmadm stop UUID -F             (fencing: do not wait for the guest)
 //   start     vmadm start UUID
@@ -25,7 +25,8 @@
 //
 // State: list() and get() answer at once from the last listing. The backend
 // lists the host every `list_interval` on the Clock (vmadm list -p -o
-// uuid,alias,state), one listing at a time, and again right after each verb.
+// uuid,autoboot,state,alias), one listing at a time, and again right after
+// each verb.
 // Before the first listing ends they are kUnavailable; when the last listing
 // failed they return its error (the collector then reports no state, which
 // the engine notices); when no listing has ended for `unresponsive_after`
@@ -33,8 +34,19 @@
 // ("unknown") until one ends. Verbs never trust that cache: each starts with
 // a fresh lookup of its VM (vmadm list ... uuid=UUID).
 //
-// No events of its own: vmadm has no event stream, so subscribe() delivers
-// nothing; state comes from list().
+// Desired state is vmadm's `autoboot`: `vmadm start` sets it true and `vmadm
+// stop` false (vmadm(1M)), so it says whether the VM is meant to run. A VM
+// that a listing finds stopped after it was running is
+//   - an intended stop when autoboot is false (someone, or medic's stop verb,
+//     ran vmadm stop): state STOPPED, a LIFECYCLE_STOPPED event, left alone;
+//   - unintended when autoboot is still true (QEMU died, or the guest powered
+//     itself off: SmartOS's older QEMU reports nothing that tells the two
+//     apart): state CRASHED and a LIFECYCLE_CRASHED event, which the shipped
+//     guest-crashed rule heals with restart (here: vmadm start).
+// A VM stopped with autoboot true at the first successful listing (the
+// agent started and found it down) is CRASHED too, with its event, so the
+// engine's rules start it through the safety policies. These events come
+// from listings, so a stop is seen up to one list_interval late.
 #pragma once
 
 #include <functional>
@@ -71,16 +83,17 @@ struct VmadmOptions {
 // from the defaults. Problems go to `reader`; check reader.ok().
 VmadmOptions read_vmadm_options(ConfigReader& reader, const YAML::Node& map);
 
-// One line of `vmadm list -p -o uuid,alias,state`.
+// One line of `vmadm list -p -o uuid,autoboot,state,alias`.
 struct VmadmEntry {
   std::string uuid;
-  std::string alias;  // may be empty, and may contain ':' (vmadm does not escape it)
-  std::string state;  // vmadm's word: running, stopped, provisioning, failed, ...
+  bool autoboot = true;  // the desired state: true = meant to run
+  std::string state;     // vmadm's word: running, stopped, provisioning, failed, ...
+  std::string alias;     // may be empty, and may contain ':' (vmadm does not escape it)
 };
 
-// Parses `vmadm list -p -o uuid,alias,state` output. The uuid is everything
-// before the first ':', the state everything after the last, the alias what
-// lies between. Any line that does not fit is an error naming the line.
+// Parses `vmadm list -p -o uuid,autoboot,state,alias` output: three fields
+// up to the third ':', the alias everything after it. Any line that does not
+// fit is an error naming the line.
 Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out);
 
 // Maps a vmadm state word onto VmState; VM_STATE_UNSPECIFIED for states that
@@ -146,6 +159,7 @@ class VmadmHypervisor final : public Hypervisor {
   void list_tick();
   void start_listing();
   void on_listing(Result<std::vector<VmadmEntry>> r);
+  void report_stops();
   VmInfo info(const VmadmEntry& e) const;
   // The verb steps: lookup, then the vmadm calls its state asks for.
   void on_looked_up(const JobPtr& job, Result<VmadmEntry> e);
@@ -165,6 +179,8 @@ class VmadmHypervisor final : public Hypervisor {
   // The last listing.
   std::vector<VmadmEntry> listed_;
   bool have_listing_ = false;
+  std::map<std::string, std::string> last_state_;  // uuid -> vmadm state at the last listing
+  bool listed_before_ = false;                     // a listing has been reported
   Status list_status_ = unavailable("no vmadm listing has finished yet");
   bool listing_ = false;    // a listing runs
   bool relist_ = false;     // list again when it ends

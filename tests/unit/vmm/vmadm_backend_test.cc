@@ -43,6 +43,7 @@ class VmadmBackend : public ::testing::Test {
             kDb + "\tstopped\t\n" +                      // no alias
             kOdd + "\trunning\tshop: eu-west:1 (ü)\n" +  // colons, spaces, UTF-8
             kNew + "\tprovisioning\tnew\n");
+    dir_.write("autoboot_off", std::string(kDb) + "\n");  // stopped by vmadm stop
     opts_.host = "cn-07";
     opts_.vmadm_path = dir_.file("vmadm");
     opts_.zones_root = dir_.file("zones");
@@ -127,13 +128,16 @@ class VmadmBackend : public ::testing::Test {
 
 // ----------------------------------------------------------------- parsing
 
-TEST(VmadmParse, SplitsUuidAliasAndStateEvenWhenTheAliasHasColons) {
-  auto r = parse_vmadm_list(std::string(kWeb) + ":a:b::c:running\r\n\n" + kDb + "::stopped");
+TEST(VmadmParse, SplitsUuidAutobootStateAndAliasEvenWhenTheAliasHasColons) {
+  auto r =
+      parse_vmadm_list(std::string(kWeb) + ":true:running:a:b::c\r\n\n" + kDb + ":false:stopped:");
   ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].uuid, kWeb);
+  EXPECT_TRUE((*r)[0].autoboot);
   EXPECT_EQ((*r)[0].alias, "a:b::c");
   EXPECT_EQ((*r)[0].state, "running");
+  EXPECT_FALSE((*r)[1].autoboot);
   EXPECT_EQ((*r)[1].alias, "");
   EXPECT_EQ((*r)[1].state, "stopped");
 }
@@ -145,17 +149,17 @@ TEST(VmadmParse, EmptyOutputIsNoVms) {
 }
 
 TEST(VmadmParse, RejectsLinesThatAreNotVmadmOutputNamingTheLine) {
-  for (std::string bad : {std::string(kWeb) + ":web:running\nhello world\n",
-                          std::string(kWeb) + ":web:running\nnot-a-uuid:web:running\n",
-                          std::string(kWeb) + ":web:running\n" + kDb + ":web:\n",
-                          std::string(kWeb) + ":web:running\n" + kDb + ":web:Running now\n"}) {
+  const std::string good = std::string(kWeb) + ":true:running:web\n";
+  for (std::string bad : {good + "hello world\n", good + "not-a-uuid:true:running:web\n",
+                          good + kDb + ":true::web\n", good + kDb + ":true:Running now:web\n",
+                          good + kDb + ":yes:running:web\n", good + kDb + ":running:web\n"}) {
     auto r = parse_vmadm_list(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), Code::kInternal);
     EXPECT_THAT(r.status().message(), HasSubstr("line 2")) << r.status();
   }
   auto r = parse_vmadm_list(std::string(kWeb) + "\n");
-  EXPECT_THAT(r.status().message(), HasSubstr("expected uuid:alias:state"));
+  EXPECT_THAT(r.status().message(), HasSubstr("expected uuid:autoboot:state:alias"));
 }
 
 TEST(VmadmParse, MapsVmadmStates) {
@@ -190,8 +194,63 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   EXPECT_EQ((*vms)[2].name, "shop: eu-west:1 (ü)");
   EXPECT_EQ((*vms)[3].state, medic::v1::VM_STATE_BOOTING);
   EXPECT_EQ((*vms)[3].labels.at("vmadm_state"), "provisioning");
-  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,alias,state"));
+  EXPECT_EQ((*vms)[0].labels.at("vmadm_autoboot"), "true");
+  EXPECT_EQ((*vms)[1].labels.at("vmadm_autoboot"), "false");
+  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,autoboot,state,alias"));
   EXPECT_EQ(backend().host(), "cn-07");
+}
+
+// Desired state is autoboot (docs/backends.md): a stop through vmadm clears
+// it and is left alone; a VM that stops with it still set did not stop
+// through vmadm and is reported crashed, which the shipped rules heal.
+TEST_F(VmadmBackend, AVmadmStopIsIntendedAndAStopWithAutobootStillOnIsACrash) {
+  std::vector<VmEvent> events;
+  backend().subscribe([&](const VmEvent& e) { events.push_back(e); });
+  ASSERT_OK(first_listing());
+  EXPECT_EQ(backend().get(kDb)->state, medic::v1::VM_STATE_STOPPED)
+      << "autoboot off: meant to be down";
+  ASSERT_OK(run_verb(VERB_STOP, kWeb, 5s));
+  EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_STOPPED);
+  EXPECT_EQ(backend().get(kWeb)->labels.at("vmadm_autoboot"), "false");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].vm, kWeb);
+  EXPECT_EQ(events[0].what, medic::v1::LIFECYCLE_STOPPED);
+  EXPECT_THAT(events[0].detail, HasSubstr("intended stop"));
+  // kOdd's QEMU dies: its zone is stopped, autoboot still true.
+  set_vms(std::string(kWeb) + "\tstopped\tweb-01\n" + kDb + "\tstopped\t\n" + kOdd +
+          "\tstopped\tshop: eu-west:1 (ü)\n" + kNew + "\tprovisioning\tnew\n");
+  EXPECT_EQ(state_of(kOdd), medic::v1::VM_STATE_CRASHED);
+  ASSERT_EQ(events.size(), 2u) << "one event for kOdd, none again for kWeb";
+  EXPECT_EQ(events[1].vm, kOdd);
+  EXPECT_EQ(events[1].what, medic::v1::LIFECYCLE_CRASHED);
+  EXPECT_THAT(events[1].detail, HasSubstr("autoboot=true"));
+  // The guest-crashed rule's restart: vmadm start, and the VM is meant to run again.
+  ASSERT_OK(run_verb(VERB_RESTART, kOdd, 5s));
+  EXPECT_EQ(state_of(kOdd), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(backend().get(kOdd)->labels.at("vmadm_autoboot"), "true");
+  // A new agent finds kWeb (stopped on purpose) and kOdd (crashed again) down:
+  // only kOdd is reported, as a crash.
+  set_vms(std::string(kWeb) + "\tstopped\tweb-01\n" + kOdd + "\tstopped\todd\n");
+  {
+    EventLoop loop(clock_);
+    VmadmHypervisor restarted(clock_, opts_);
+    HypervisorSource source(restarted);
+    loop.add_source(&source);
+    std::vector<VmEvent> fresh;
+    restarted.subscribe([&](const VmEvent& e) { fresh.push_back(e); });
+    ASSERT_TRUE(testing::wait_until([&] {
+      loop.run_once(20ms);
+      return restarted.stats().listings_done >= 1;
+    }));
+    ASSERT_EQ(fresh.size(), 1u);
+    EXPECT_EQ(fresh[0].vm, kOdd);
+    EXPECT_EQ(fresh[0].what, medic::v1::LIFECYCLE_CRASHED);
+    EXPECT_EQ(restarted.get(kWeb)->state, medic::v1::VM_STATE_STOPPED);
+  }
+  // And a start of the VM stopped on purpose makes it meant to run again.
+  ASSERT_OK(run_verb(VERB_START, kWeb, 5s));
+  EXPECT_EQ(state_of(kWeb), medic::v1::VM_STATE_RUNNING);
+  EXPECT_EQ(backend().get(kWeb)->labels.at("vmadm_autoboot"), "true");
 }
 
 TEST_F(VmadmBackend, ListsAnEmptyHost) {
@@ -207,7 +266,7 @@ TEST_F(VmadmBackend, GetsOneVmFromTheLastListing) {
   ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
-  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,alias,state"));
+  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,autoboot,state,alias"));
 }
 
 TEST_F(VmadmBackend, GetOfAnUnknownUuidIsNotFound) {
@@ -231,7 +290,7 @@ TEST_F(VmadmBackend, GarbageOutputIsAClearError) {
   EXPECT_EQ(vms.status().code(), Code::kInternal);
   EXPECT_THAT(vms.status().message(), HasSubstr("unexpected vmadm list output, line 1"));
   EXPECT_THAT(vms.status().message(), HasSubstr("Uncaught TypeError"));
-  EXPECT_THAT(vms.status().message(), HasSubstr("vmadm list -p -o uuid,alias,state"));
+  EXPECT_THAT(vms.status().message(), HasSubstr("vmadm list -p -o uuid,autoboot,state,alias"));
 }
 
 TEST_F(VmadmBackend, OutputBeyondTheBoundIsRefused) {
@@ -371,7 +430,7 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kGone) +
-                                   "::stopped'; exit 0; fi\n"
+                                   ":false:stopped:'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
@@ -387,7 +446,7 @@ TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kWeb) +
-                                   ":web-01:stopped'; exit 0; fi\n"
+                                   ":false:stopped:web-01'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
@@ -401,7 +460,7 @@ TEST_F(VmadmBackend, VmadmsNotRunningNoOpIsNotTakenForAReboot) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kDb) +
-                                   "::running'; exit 0; fi\n"
+                                   ":true:running:'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
