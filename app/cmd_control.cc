@@ -72,6 +72,8 @@ const char* request_name(medic::v1::ControlRequest::BodyCase c) {
     case R::kIncidents: return "incidents";
     case R::kHosts: return "hosts";
     case R::kInject: return "inject";
+    case R::kVm:
+      return "vm";
     case R::BODY_NOT_SET: break;
   }
   return "unknown";
@@ -261,6 +263,22 @@ void add_hosts(CLI::App& app, int* exit_code) {
   });
 }
 
+// `medic vm show VM`: one VM as the engine sees it.
+void add_vm(CLI::App& app, int* exit_code) {
+  auto* vm = app.add_subcommand("vm", "one VM: its state, desired state and open incidents");
+  vm->require_subcommand(1);
+  auto* show = vm->add_subcommand("show", "the VM's last report, desired state, labels, incidents");
+  auto t = std::make_shared<Target>();
+  auto id = std::make_shared<std::string>();
+  show->add_option("VM", *id, "the VM's id or name")->required();
+  add_target_options(show, t.get());
+  show->callback([=] {
+    medic::v1::ControlRequest r;
+    r.mutable_vm()->set_vm(*id);
+    *exit_code = send(*t, r);
+  });
+}
+
 void add_unfreeze(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand("unfreeze", "lift a storm-guard freeze on a host or the fleet");
   auto t = std::make_shared<Target>();
@@ -310,6 +328,7 @@ void add_control(CLI::App& app, int* exit_code) {
             "open incidents: ladder position and what each waits for",
             [](medic::v1::ControlRequest* r) { r->mutable_incidents(); });
   add_hosts(app, exit_code);
+  add_vm(app, exit_code);
 }
 
 }  // namespace medic::app

@@ -237,6 +237,12 @@ constexpr std::array<FieldSpec, 1> kHostsQueryFields = {{
 }};
 constexpr MessageSchema kHostsQuery = schema<kHostsQueryFields>("medic.v1.HostsQuery");
 
+using medic::v1::VmQuery;
+constexpr std::array<FieldSpec, 1> kVmQueryFields = {{
+    {VmQuery::kVmFieldNumber, "vm", kText},
+}};
+constexpr MessageSchema kVmQuery = schema<kVmQueryFields>("medic.v1.VmQuery");
+
 using medic::v1::Unfreeze;
 constexpr std::array<FieldSpec, 2> kUnfreezeFields = {{
     {Unfreeze::kHostFieldNumber, "host", kText},
@@ -252,7 +258,7 @@ constexpr std::array<FieldSpec, 2> kInjectFields = {{
 constexpr MessageSchema kInject = schema<kInjectFields>("medic.v1.Inject");
 
 using medic::v1::ControlRequest;
-constexpr std::array<FieldSpec, 11> kRequestFields = {{
+constexpr std::array<FieldSpec, 12> kRequestFields = {{
     {ControlRequest::kRequestIdFieldNumber, "request_id", kText},
     {ControlRequest::kApproveFieldNumber, "approve", kLen, false, &kApprove, 1},
     {ControlRequest::kDenyFieldNumber, "deny", kLen, false, &kDeny, 1},
@@ -264,6 +270,7 @@ constexpr std::array<FieldSpec, 11> kRequestFields = {{
     {ControlRequest::kIncidentsFieldNumber, "incidents", kLen, false, &kIncidentsQuery, 1},
     {ControlRequest::kHostsFieldNumber, "hosts", kLen, false, &kHostsQuery, 1},
     {ControlRequest::kInjectFieldNumber, "inject", kLen, false, &kInject, 1},
+    {ControlRequest::kVmFieldNumber, "vm", kLen, false, &kVmQuery, 1},
 }};
 constexpr MessageSchema kRequest = schema<kRequestFields>("medic.v1.ControlRequest");
 

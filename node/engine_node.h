@@ -223,6 +223,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void silences_reply(medic::v1::ControlReply* reply);
   void incidents_reply(medic::v1::ControlReply* reply);
   void hosts_reply(const medic::v1::HostsQuery& q, medic::v1::ControlReply* reply);
+  Status vm_reply(const medic::v1::VmQuery& q, medic::v1::ControlReply* reply);
 
   // The event loop (engine_node.cc).
   void register_on_loop();

@@ -102,4 +102,54 @@ void EngineNode::hosts_reply(const medic::v1::HostsQuery& q, medic::v1::ControlR
   reply->set_json(dump_json(Json{{"hosts", list}, {"fleet_frozen", fleet_frozen}}));
 }
 
+// `medic vm show VM`: its last report, what it is meant to be (the backend's
+// `desired` label: the qmp spec, or vmadm's autoboot), and its incidents.
+Status EngineNode::vm_reply(const medic::v1::VmQuery& q, medic::v1::ControlReply* reply) {
+  const Time now = party_.clock.now();
+  for (const auto& h : engine_->host_views(true)) {
+    for (const auto& vm : h.vm_list) {
+      std::string name, desired;
+      for (const auto& [k, v] : vm.labels) {
+        if (k == "name") name = v;
+        if (k == "desired") desired = v;
+      }
+      if (vm.id != q.vm() && (name.empty() || name != q.vm())) continue;
+      std::string text =
+          "VM " + vm_words(vm.id, name) + " on " + h.name + ": " + vmm::state_name(vm.state) +
+          (desired.empty() ? "" : ", desired " + desired) + "\n  last report " +
+          secs(now - vm.last_seen) + " ago" + (h.silent ? " (host SILENT)" : "") + "\n  labels" +
+          (vm.labels.empty() ? " none" : labels_text(vm.labels)) + "\n";
+      Json incidents = Json::array();
+      for (const auto& i : engine_->incidents()) {
+        if (i.vm != vm.id) continue;
+        text += "  incident " + std::to_string(i.id) + ": rule " + i.rule + " step " +
+                std::to_string(i.step) + "/" + std::to_string(i.ladder_size) + " (" + i.step_name +
+                ") " + i.state + ", waits for " + i.waits_for + "\n";
+        incidents.push_back({{"id", i.id},
+                             {"rule", i.rule},
+                             {"step", i.step},
+                             {"step_name", i.step_name},
+                             {"state", i.state},
+                             {"waits_for", i.waits_for},
+                             {"action_id", i.action_id}});
+      }
+      if (incidents.empty()) text += "  no open incident\n";
+      Json labels = Json::object();
+      for (const auto& [k, v] : vm.labels) labels[k] = v;
+      reply->set_text(text);
+      reply->set_json(dump_json(Json{{"vm", vm.id},
+                                     {"name", name},
+                                     {"host", h.name},
+                                     {"state", vmm::state_name(vm.state)},
+                                     {"desired", desired},
+                                     {"last_seen_ns", to_ns(vm.last_seen)},
+                                     {"host_silent", h.silent},
+                                     {"labels", labels},
+                                     {"incidents", incidents}}));
+      return {};
+    }
+  }
+  return not_found("no VM \"" + q.vm() + "\" (id or name) has reported to this engine");
+}
+
 }  // namespace medic::node

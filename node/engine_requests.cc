@@ -15,7 +15,8 @@ namespace {
 using Req = medic::v1::ControlRequest;
 
 bool is_query(Req::BodyCase c) {
-  return c == Req::kStatus || c == Req::kSilenceList || c == Req::kIncidents || c == Req::kHosts;
+  return c == Req::kStatus || c == Req::kSilenceList || c == Req::kIncidents || c == Req::kHosts ||
+         c == Req::kVm;
 }
 
 std::string in_seconds(Duration d) {
@@ -107,6 +108,9 @@ Status EngineNode::answer(const medic::v1::ControlRequest& request, const std::s
     case Req::kSilenceList: rec->verb = "silence list"; silences_reply(reply); return s;
     case Req::kIncidents: rec->verb = "incidents"; incidents_reply(reply); return s;
     case Req::kHosts: rec->verb = "hosts"; hosts_reply(request.hosts(), reply); return s;
+    case Req::kVm:
+      rec->verb = "vm";
+      return vm_reply(request.vm(), reply);
     default: return invalid_argument("empty request");
   }
 }

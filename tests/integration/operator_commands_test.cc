@@ -145,6 +145,66 @@ TEST_F(OperatorCommandsTest, RequestsAnswerJsonSayingWhetherTheEngineAcceptedThe
   EXPECT_TRUE(status.contains("counters")) << dump_json(status);
 }
 
+TEST_F(OperatorCommandsTest, VmShowFindsAVmByNameWithItsDesiredStateAndIncident) {
+  medic::v1::EventBatch b;
+  auto* e = b.add_events();
+  e->set_host("host-a");
+  e->set_vm("vm-7");
+  e->set_observed_at_ns(to_ns(clock_.now()));
+  auto* st = e->mutable_state();
+  st->set_state(medic::v1::VM_STATE_RUNNING);
+  for (const auto& [k, v] : {std::pair{"name", "web-7"}, std::pair{"desired", "running"}}) {
+    auto* l = st->add_labels();
+    l->set_key(k);
+    l->set_value(v);
+  }
+  testing::wait_until(
+      [&] {
+        if (!node_->engine().knows_vm("vm-7")) {
+          pub_.send(zmq::buffer(sealer_->seal(medic::v1::KIND_EVENT_BATCH, "host-a",
+                                              b.SerializeAsString(), clock_.now())),
+                    zmq::send_flags::dontwait);
+        }
+        node_->run_once(5ms);
+        return node_->engine().knows_vm("vm-7");
+      },
+      10s);
+  medic::v1::EventBatch p;
+  auto* panic = p.add_events();
+  panic->set_host("host-a");
+  panic->set_vm("vm-7");
+  panic->set_observed_at_ns(to_ns(clock_.now()));
+  panic->mutable_lifecycle()->set_what(medic::v1::LIFECYCLE_PANICKED);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        if (node_->engine().stats().open_incidents == 0) {
+          pub_.send(zmq::buffer(sealer_->seal(medic::v1::KIND_EVENT_BATCH, "host-a",
+                                              p.SerializeAsString(), clock_.now())),
+                    zmq::send_flags::dontwait);
+        }
+        node_->run_once(5ms);
+        return node_->engine().stats().open_incidents == 1;
+      },
+      10s));
+  auto shown = cli({"vm", "show", "web-7"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("VM web-7 (vm-7) on host-a: running, desired running"),
+            std::string::npos)
+      << shown.out;
+  EXPECT_NE(shown.out.find("incident "), std::string::npos) << shown.out;
+  Json j = json_of(cli({"vm", "show", "vm-7", "--json"}));
+  EXPECT_EQ(j["name"], "web-7");
+  EXPECT_EQ(j["desired"], "running");
+  EXPECT_EQ(j["state"], "running");
+  ASSERT_EQ(j["incidents"].size(), 1u) << dump_json(j);
+  auto unknown = cli({"vm", "show", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no VM \"nope\" (id or name) has reported to this engine"),
+            std::string::npos)
+      << unknown.err;
+  EXPECT_EQ(requests("vm", true), 0) << "a query is not audited";
+}
+
 TEST_F(OperatorCommandsTest, IncidentsShowTheLadderStepAndWhatEachWaitsFor) {
   EXPECT_EQ(cli({"incidents"}).out, "no open incidents\n");
   std::string id = pending_for("db-1");

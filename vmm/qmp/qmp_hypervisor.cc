@@ -347,6 +347,10 @@ VmInfo QmpHypervisor::info(Vm& v) {
   i.id = v.spec().uuid;
   i.name = v.spec().name;
   i.labels = v.spec().labels;
+  // What the VM is meant to be (medic vm show; a rule may read it too): the
+  // spec's desired state, until the VM stopped on purpose.
+  const bool meant_to_run = v.spec().desired == Desired::kRunning && !v.stopped_on_purpose;
+  i.labels["desired"] = meant_to_run ? "running" : "stopped";
   i.last_heartbeat = v.last_heartbeat;
   i.pid = v.launcher.pid();
   if (!v.launcher.running()) {

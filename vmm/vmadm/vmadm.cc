@@ -335,6 +335,7 @@ VmInfo VmadmHypervisor::info(const VmadmEntry& e) const {
                                                 : vm_state_from_vmadm(e.state);
   i.labels["vmadm_state"] = e.state;
   i.labels["vmadm_autoboot"] = e.autoboot ? "true" : "false";
+  i.labels["desired"] = e.autoboot ? "running" : "stopped";  // as qmp's, for medic vm show
   return i;
 }
 

@@ -363,6 +363,7 @@ TEST_F(QmpHypervisorTest, PausedGuestIsReportedPaused) {
 
 TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   start();
+  EXPECT_EQ(hv_->get(kUuid)->labels.at("desired"), "running");  // the spec's default
   Status s = execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kTimeout);
   ASSERT_OK(s) << s;
   EXPECT_EQ(commands(), (std::vector<std::string>{"quit"}));
@@ -371,11 +372,13 @@ TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   EXPECT_EQ(count(medic::v1::LIFECYCLE_STOPPED), 1u);
   EXPECT_EQ(state(), medic::v1::VM_STATE_STOPPED);
   EXPECT_EQ(hv_->get(kUuid)->pid, 0);
+  EXPECT_EQ(hv_->get(kUuid)->labels.at("desired"), "stopped") << "stopped on purpose";
   EXPECT_EQ(hv_->stats().crashes, 0u);
   EXPECT_EQ(execute_and_wait(*hv_, clock_, medic::v1::VERB_RESTART, kUuid, kTimeout).code(),
             Code::kFailedPrecondition);
   start();
   EXPECT_EQ(hv_->stats().launches, 2u);
+  EXPECT_EQ(hv_->get(kUuid)->labels.at("desired"), "running");
 }
 
 TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {

@@ -196,6 +196,8 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   EXPECT_EQ((*vms)[3].labels.at("vmadm_state"), "provisioning");
   EXPECT_EQ((*vms)[0].labels.at("vmadm_autoboot"), "true");
   EXPECT_EQ((*vms)[1].labels.at("vmadm_autoboot"), "false");
+  EXPECT_EQ((*vms)[1].labels.at("desired"), "stopped");
+  EXPECT_EQ((*vms)[0].labels.at("desired"), "running");
   EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,autoboot,state,alias"));
   EXPECT_EQ(backend().host(), "cn-07");
 }
