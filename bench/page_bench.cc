@@ -322,16 +322,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : "0"; };
-    if (a == "--vms")
-      o.vms = std::stoi(next());
-    else if (a == "--incidents")
-      o.incidents = std::stoi(next());
-    else if (a == "--requests")
-      o.requests = std::max(1, std::stoi(next()));
-    else if (a == "--runs")
-      o.runs = std::stoi(next());
-    else if (a.rfind("--benchmark", 0) == 0)
-      continue;
+    if (a == "--vms") o.vms = std::stoi(next());
+    else if (a == "--incidents") o.incidents = std::stoi(next());
+    else if (a == "--requests") o.requests = std::max(1, std::stoi(next()));
+    else if (a == "--runs") o.runs = std::stoi(next());
+    else if (a.rfind("--benchmark", 0) == 0) continue;
     else {
       std::cerr << "usage: page_bench [--vms N] [--incidents N] [--requests N] [--runs N]\n";
       return 2;

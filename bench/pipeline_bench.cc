@@ -306,6 +306,20 @@ bool send_frame(zmq::socket_t& s, const std::string& frame, int64_t deadline_ns)
   }
 }
 
+// Metrics on: the engine's listener, and a scraper at `every_ms`.
+bool start_metrics(node::EngineNode& engine, int every_ms, std::unique_ptr<node::EngineHttp>* web,
+                   std::unique_ptr<Scraper>* scraper) {
+  auto started = node::EngineHttp::start({"127.0.0.1:0", "", "", ""}, engine,
+                                         [&engine] { return node::engine_metrics_text(engine); });
+  if (!started.ok()) {
+    std::cerr << started.status().message() << "\n";
+    return false;
+  }
+  *web = std::move(*started);
+  *scraper = std::make_unique<Scraper>((*web)->url(), std::chrono::milliseconds(every_ms));
+  return true;
+}
+
 int run(const Options& o) {
   spdlog::set_level(spdlog::level::err);  // the tier rules notify on every probe
   const auto dir = std::filesystem::temp_directory_path() /
@@ -366,16 +380,7 @@ int run(const Options& o) {
   node::EngineNode& engine = **node;
   std::unique_ptr<node::EngineHttp> web;
   std::unique_ptr<Scraper> scraper;
-  if (o.scrape_ms > 0) {
-    auto started = node::EngineHttp::start({"127.0.0.1:0", "", "", ""}, engine,
-                                           [&engine] { return node::engine_metrics_text(engine); });
-    if (!started.ok()) {
-      std::cerr << started.status().message() << "\n";
-      return 2;
-    }
-    web = std::move(*started);
-    scraper = std::make_unique<Scraper>(web->url(), std::chrono::milliseconds(o.scrape_ms));
-  }
+  if (o.scrape_ms > 0 && !start_metrics(engine, o.scrape_ms, &web, &scraper)) return 2;
 
   // The actuator, on its own thread with its own clock.
   std::atomic<bool> stop_actuator{false};
@@ -712,18 +717,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--collectors")
-      o.collectors = std::stoi(next());
-    else if (a == "--events")
-      o.events = std::stoll(next());
-    else if (a == "--batch")
-      o.batch = std::stoi(next());
-    else if (a == "--panics")
-      o.panics = std::stoi(next());
-    else if (a == "--json")
-      o.json = next();
-    else if (a == "--scrape-ms")
-      o.scrape_ms = std::stoi(next());
+    if (a == "--collectors") o.collectors = std::stoi(next());
+    else if (a == "--events") o.events = std::stoll(next());
+    else if (a == "--batch") o.batch = std::stoi(next());
+    else if (a == "--panics") o.panics = std::stoi(next());
+    else if (a == "--json") o.json = next();
+    else if (a == "--scrape-ms") o.scrape_ms = std::stoi(next());
     else if (a == "--audit-durability") {
       const std::string v = next();
       if (v != "power-loss" && v != "process-crash") {
