@@ -7,6 +7,7 @@
 // and reached the engine, the panic -> executed latency in its histogram,
 // and not ready once the engine is gone.
 #include <future>
+#include <sstream>
 
 #include "core/json.h"
 #include "node/agent_http.h"
@@ -176,6 +177,21 @@ TEST_F(InjectTest, TheAgentsListenerShowsReadinessAndThePanicToExecutedLatency) 
   EXPECT_EQ(engine_metrics.find("medic_events_received_total{type=\"state\"} 0"),
             std::string::npos)
       << "state reports came every flush";
+
+  // docs/operations.md names every metric either daemon exports.
+  const std::string doc = testing::read_file(testing::source_dir() + "/docs/operations.md");
+  size_t families = 0;
+  for (const std::string* text : std::vector<const std::string*>{&metrics.body, &engine_metrics}) {
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("# TYPE ", 0) != 0) continue;
+      const std::string family = line.substr(7, line.find(' ', 7) - 7);
+      ++families;
+      EXPECT_NE(doc.find("`" + family + "`"), std::string::npos)
+          << family << " is not in docs/operations.md";
+    }
+  }
+  EXPECT_GT(families, 40u);
 
   // The engine goes away: the actuator loses its connection and says so.
   node_.reset();
