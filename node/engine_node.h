@@ -257,7 +257,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   Histogram* decided_to_dispatched_ = nullptr;
   Histogram* urgent_to_dispatched_ = nullptr;
   Histogram* lane_lag_[2] = {nullptr, nullptr};  // bulk, urgent: sent -> read by the engine
-  Counter* events_by_type_[6] = {};              // by Event's body case (0: none)
+  uint64_t events_by_type_[6] = {};  // by Event's body case (0: none); plain: the loop's own
   LoopMailbox mailbox_;
   bool closed_ = false;
 
