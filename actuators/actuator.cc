@@ -10,12 +10,12 @@
 namespace medic::actuators {
 namespace {
 
-// The lifecycle events a healing action answers.
+// The lifecycle events a healing action answers (a stop is intended: the
+// shipped rules leave it alone, so a later start would not be an answer).
 bool is_failure(medic::v1::Lifecycle what) {
   switch (what) {
     case medic::v1::LIFECYCLE_PANICKED:
     case medic::v1::LIFECYCLE_WATCHDOG:
-    case medic::v1::LIFECYCLE_STOPPED:
     case medic::v1::LIFECYCLE_CRASHED:
     case medic::v1::LIFECYCLE_UNRESPONSIVE:
       return true;

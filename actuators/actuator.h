@@ -156,7 +156,7 @@ class Actuator final : private EventSource {
 
   // From now on, each verb that finishes executing observes, in `counters`'
   // histogram urgent_event_to_executed_seconds{event}, the time from the
-  // first failure event of its VM (panicked, crashed, stopped, watchdog,
+  // first failure event of its VM (panicked, crashed, watchdog,
   // unresponsive) since that VM's last action. One clock, one host: the
   // whole loop from the hypervisor's report through the engine and back.
   void set_latency_registry(CounterRegistry* counters) { latency_ = counters; }

@@ -271,6 +271,30 @@ void Collector::flush() {
   send_bulk(events, now);
 }
 
+namespace {
+
+// The VM's labels into its state report, and its name for people (its alias
+// or spec name) as the `name` label unless a label already says it, so rules
+// and `medic audit why` can show it next to the id. Returns that name, or null.
+const std::string* add_labels(const vmm::VmInfo& vm, medic::v1::VmStateReport* st) {
+  const std::string* name = nullptr;
+  for (const auto& [k, v] : vm.labels) {
+    auto* l = st->add_labels();
+    l->set_key(k);
+    l->set_value(v);
+    if (k == "name") name = &v;
+  }
+  if (!name && !vm.name.empty() && vm.name != vm.id) {
+    auto* l = st->add_labels();
+    l->set_key("name");
+    l->set_value(vm.name);
+    name = &vm.name;
+  }
+  return name;
+}
+
+}  // namespace
+
 void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time now,
                                     std::vector<Event>* events) {
   running_vms_.clear();
@@ -284,21 +308,7 @@ void Collector::append_state_events(const std::vector<vmm::VmInfo>& vms, Time no
     ev.set_observed_at_ns(to_ns(now));
     auto* st = ev.mutable_state();
     st->set_state(vm.state);
-    const std::string* name = nullptr;
-    for (const auto& [k, v] : vm.labels) {
-      auto* l = st->add_labels();
-      l->set_key(k);
-      l->set_value(v);
-      if (k == "name") name = &v;
-    }
-    // The VM's name for people (its alias or spec name) rides as the `name`
-    // label, so rules and `medic audit why` can show it next to the id.
-    if (!name && !vm.name.empty() && vm.name != vm.id) {
-      auto* l = st->add_labels();
-      l->set_key("name");
-      l->set_value(vm.name);
-      name = &vm.name;
-    }
+    const std::string* name = add_labels(vm, st);
     if (name) {
       // The entry of the last listing is moved over, so a steady fleet
       // allocates nothing here.

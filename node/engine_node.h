@@ -229,6 +229,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void register_on_loop();
   // Puts every part's counts into counters_ (engine_status.cc).
   void register_counters();
+  void register_dispatcher_counters(CounterRegistry& r);
+  void register_latency_histograms(CounterRegistry& r);
 
   EngineConfig config_;
   fabric::Party party_;

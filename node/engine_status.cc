@@ -61,21 +61,7 @@ void EngineNode::register_counters() {
       "batches_dropped_total", {{"socket", "events"}, {"reason", "undecodable"}},
       [this] { return receiver_->undecodable(); },
       "authentic event batches that did not decode, or spoke for another host");
-  const actuators::DispatcherStats& d = dispatcher_->stats();
-  for (size_t i = 0; i < static_cast<size_t>(actuators::Refusal::kCount); ++i) {
-    r.observe(
-        "dispatcher_refused_total",
-        {{"cause", actuators::refusal_name(static_cast<actuators::Refusal>(i))}},
-        [&d, i] { return d.refused_by[i]; }, "frames from actuators the dispatcher refused");
-  }
-  r.observe("dispatcher_unreachable_total", {}, [&d] { return d.unreachable; },
-            "sends refused because the host was not connected");
-  r.observe("dispatcher_results_ignored_total", {{"cause", "duplicate"}},
-            [&d] { return d.duplicate_results; });
-  r.observe("dispatcher_results_ignored_total", {{"cause", "unknown_action"}},
-            [&d] { return d.unknown_results; });
-  r.observe("dispatcher_timed_out_total", {}, [&d] { return d.timed_out; });
-  r.observe("dispatcher_sends_total", {}, [&d] { return d.sends; });
+  register_dispatcher_counters(r);
   for (const char* verb : {"approve", "deny", "silence", "unsilence", "unknown"})
     r.counter("control_requests_refused_total", {{"request", verb}},
               "operator requests the engine refused (unknown action id, bad scope, ...)");
@@ -93,6 +79,41 @@ void EngineNode::register_counters() {
       "vm_claims_refused_total", {}, [this] { return engine_->stats().vm_claims_refused; },
       "events of a VM id from a host that does not own it (docs/security.md)");
   r.observe("triggers_total", {}, [this] { return engine_->stats().triggers; });
+  register_latency_histograms(r);
+  // By Event's body: 0 none, then its oneof fields 10..14 in order.
+  const char* types[] = {"none", "state", "lifecycle", "heartbeat", "probe", "guest_ping"};
+  for (size_t t = 0; t < std::size(types); ++t) {
+    // An observed field, not a registry counter: one plain add per event on
+    // the loop's thread, where an atomic add would cost the ingest path.
+    r.observe(
+        "events_received_total", {{"type", types[t]}}, [this, t] { return events_by_type_[t]; },
+        "events in accepted batches, by type");
+  }
+}
+
+// What the dispatcher counts: refusals by cause, deliveries, ignored results.
+void EngineNode::register_dispatcher_counters(CounterRegistry& r) {
+  const actuators::DispatcherStats& d = dispatcher_->stats();
+  for (size_t i = 0; i < static_cast<size_t>(actuators::Refusal::kCount); ++i) {
+    r.observe(
+        "dispatcher_refused_total",
+        {{"cause", actuators::refusal_name(static_cast<actuators::Refusal>(i))}},
+        [&d, i] { return d.refused_by[i]; }, "frames from actuators the dispatcher refused");
+  }
+  r.observe(
+      "dispatcher_unreachable_total", {}, [&d] { return d.unreachable; },
+      "sends refused because the host was not connected");
+  r.observe("dispatcher_results_ignored_total", {{"cause", "duplicate"}},
+            [&d] { return d.duplicate_results; });
+  r.observe("dispatcher_results_ignored_total", {{"cause", "unknown_action"}},
+            [&d] { return d.unknown_results; });
+  r.observe("dispatcher_timed_out_total", {}, [&d] { return d.timed_out; });
+  r.observe("dispatcher_sends_total", {}, [&d] { return d.sends; });
+}
+
+// The pipeline's latencies: decision and urgent event -> dispatch, each event
+// lane's lag, and the audit writer's commits.
+void EngineNode::register_latency_histograms(CounterRegistry& r) {
   decided_to_dispatched_ =
       &r.histogram("decided_to_dispatched_seconds", {},
                    "decision -> action sent to the actuator (its audit row made durable first)");
@@ -104,14 +125,6 @@ void EngineNode::register_counters() {
     lane_lag_[lane] = &r.histogram(
         "event_lane_lag_seconds", {{"lane", lanes[lane]}},
         "a batch sealed by its collector -> read by the engine: the lane's queueing");
-  }
-  // By Event's body: 0 none, then its oneof fields 10..14 in order.
-  const char* types[] = {"none", "state", "lifecycle", "heartbeat", "probe", "guest_ping"};
-  for (size_t t = 0; t < std::size(types); ++t) {
-    // An observed field, not a registry counter: one plain add per event on
-    // the loop's thread, where an atomic add would cost the ingest path.
-    r.observe("events_received_total", {{"type", types[t]}},
-              [this, t] { return events_by_type_[t]; }, "events in accepted batches, by type");
   }
   store_->set_commit_histogram(&r.histogram(
       "audit_commit_seconds", {},

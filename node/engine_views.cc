@@ -6,6 +6,7 @@
 
 #include "core/action_state.h"
 #include "core/json.h"
+#include "node/daemon_http.h"
 #include "rules/event_types.h"
 
 namespace medic::node {
@@ -188,22 +189,18 @@ Json overview_json(EngineNode& node) {
 }
 
 Json readiness_json(EngineNode& node) {
-  Json checks;
-  auto check = [&](const char* name, bool ok, const std::string& detail) {
-    checks[name] = Json{{"ok", ok}, {"detail", detail}};
-  };
+  ReadinessChecks checks;
   // Cheap (every scrape reads it): the writer's health, not a query.
   const Status& degraded = node.degraded();
-  check("store", degraded.ok() && node.stats().audit_errors == 0,
-        !degraded.ok() ? degraded.message()
-                       : std::to_string(node.stats().audit_errors) + " audit errors");
-  check("sockets", true, "events " + node.events_endpoint() + ", actions " +
-                             node.actions_endpoint() + ", control " + node.control_endpoint());
-  check("rules", node.rules_loaded() > 0,
-        std::to_string(node.rules_loaded()) + " rules loaded");
-  bool ready = true;
-  for (const auto& [name, c] : checks.items()) ready = ready && c["ok"].get<bool>();
-  return Json{{"ready", ready}, {"checks", checks}};
+  checks.check("store", degraded.ok() && node.stats().audit_errors == 0,
+               !degraded.ok() ? degraded.message()
+                              : std::to_string(node.stats().audit_errors) + " audit errors");
+  checks.check("sockets", true,
+               "events " + node.events_endpoint() + ", actions " + node.actions_endpoint() +
+                   ", control " + node.control_endpoint());
+  checks.check("rules", node.rules_loaded() > 0,
+               std::to_string(node.rules_loaded()) + " rules loaded");
+  return checks.json();
 }
 
 Result<Json> recent_actions_json(const std::string& audit_path, int64_t limit) {

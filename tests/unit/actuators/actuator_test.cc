@@ -314,6 +314,42 @@ TEST_F(ActuatorTest, AVmEventEndsTheWatchWithoutWaitingForThePoll) {
   EXPECT_TRUE(engine->last_result("w2")->healed());
 }
 
+// urgent_event_to_executed_seconds: from a VM's failure event to the verb
+// that answered it; an intended stop is not a failure a later verb answers.
+TEST_F(ActuatorTest, TimesAFailureEventToTheVerbThatAnsweredItAndNotAStop) {
+  hv.heal_on_execute = true;
+  start_actuator();
+  CounterRegistry registry;
+  act->set_latency_registry(&registry);
+  auto count = [&](const char* event) {
+    for (const auto& h : registry.histogram_samples()) {
+      if (h.labels == CounterLabels{{"event", event}}) return h.value.count;
+    }
+    return uint64_t{0};
+  };
+  vmm::VmEvent stop;
+  stop.vm = "vm-1";
+  stop.what = medic::v1::LIFECYCLE_STOPPED;
+  stop.at = clock.now();
+  act->on_vm_event(stop);
+  send(make_action("l1", "host-a", "vm-1", clock.now(), medic::v1::VERB_START));
+  ASSERT_TRUE(wait([&] { return engine->results_for("l1") > 0; }));
+  EXPECT_TRUE(registry.histogram_samples().empty()) << "a stop is not a failure";
+  vmm::VmEvent panic = stop;
+  panic.what = medic::v1::LIFECYCLE_PANICKED;
+  panic.at = clock.now();
+  act->on_vm_event(panic);
+  clock.advance(250ms);
+  send(make_action("l2", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("l2") > 0; }));
+  ASSERT_EQ(count("panicked"), 1u);
+  EXPECT_NEAR(registry.histogram_samples()[0].value.sum_seconds, 0.25, 1e-9);
+  // Answered once: the next action on the VM has no failure to answer.
+  send(make_action("l3", "host-a", "vm-1", clock.now()));
+  ASSERT_TRUE(wait([&] { return engine->results_for("l3") > 0; }));
+  EXPECT_EQ(count("panicked"), 1u);
+}
+
 TEST_F(ActuatorTest, ReportsNotHealedWhenTheWatchEndsWithoutAHeartbeat) {
   start_actuator();
   send(make_action("w3", "host-a", "vm-1", clock.now(), medic::v1::VERB_RESET, 60s, 5s));
