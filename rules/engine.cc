@@ -91,7 +91,8 @@ Engine::Impl::Impl(Clock& c, std::shared_ptr<const RuleSet> r, EngineOptions o, 
                          [&](const Incident& i) {
               return i.timer == 0 && !g.fleet_frozen() && !g.frozen(fleet_.vm_at(i.vm).host);
             });
-          }) {
+          }),
+      request_rules_(request_rules(opt_.defaults)) {
   absence_.rebuild(*rules_, 0, now_ns());
 }
 
@@ -318,12 +319,12 @@ void Engine::Impl::open_incident(Trigger& t) {
 
 void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Event& e,
                                 EvidenceRef ref) {
-  const std::string how = std::string(event_type_name(type)) + " came back";
   for (Incident* inc : book_.of_vm(v)) {
     if (inc->state == IncidentState::kActing || inc->state == IncidentState::kWatching) {
       note_progress(*inc, type, e);
     }
     if (inc->rule->healed_by != type) continue;
+    const std::string how = heal_words(*inc->rule);
     if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
     if (inc->state == IncidentState::kActing) {
       inc->healed_seen = true;  // the action's result decides

@@ -139,6 +139,29 @@ struct HostView {
   std::vector<VmView> vm_list;  // filled only when asked for (host_views(true))
 };
 
+// A person's request for one verb on one VM (`medic vm start|stop`): a
+// trigger of its own kind. It opens an incident under a built-in rule
+// (request_rule_name) whose one step is the verb, and that step meets the
+// policy chain as a step its requester already approved: facts still rule (a
+// silent host, another action on the VM, free slots, dry run), what a
+// person's yes overrides (silence, storm freeze, cooldown, budget) passes. A
+// start is healed when the VM beats again, a stop when it reports stopped; a
+// stop that is dispatched ends the VM's other incidents (it is no longer to
+// be healed).
+struct Request {
+  std::string vm;  // id
+  Step step = Step::kStart;
+  std::string by;          // who asked (the operator's key name)
+  std::string reason;      // why, in their words
+  std::string request_id;  // the signed request's id, named in the decision's trigger
+  EvidenceRef evidence = 0;
+};
+
+// The built-in rule a request for `s` runs under: "request:start", ... No
+// rule file may name a rule so (the loader refuses the prefix).
+std::string request_rule_name(Step s);
+bool is_request_rule(std::string_view name);
+
 class Engine {
  public:
   Engine(Clock& clock, std::shared_ptr<const RuleSet> rules, EngineOptions options,
@@ -158,6 +181,11 @@ class Engine {
 
   Status approve(const std::string& action_id, const std::string& by);
   Status deny(const std::string& action_id, const std::string& by, const std::string& reason);
+  // The step's first decision: approved (dispatched), suppressed (by which
+  // policy, why; a wait for a slot keeps the incident open), or dry_run.
+  // not_found for a VM the engine does not know; already_exists while a
+  // request of the same verb on the VM is open; invalid_argument for notify.
+  Result<Decision> request(const Request& r);
   // Returns the silence id.
   std::string silence(Silence s);
   Status unsilence(const std::string& id);

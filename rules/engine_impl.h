@@ -96,6 +96,13 @@ struct Engine::Impl {
   Status deny(const std::string& id, const std::string& by, const std::string& reason);
   void reload(std::shared_ptr<const RuleSet> rules);
 
+  // ---- requests (engine_requests.cc)
+  Result<Decision> request(const Request& r);
+  // The rule of that name: a built-in request rule, or one of the rule set.
+  const RulePtr* rule_named(const std::string& name) const;
+  // A dispatched stop: the VM's other incidents end (it is not to be healed).
+  void end_others(const Incident& stop, const std::string& by);
+
   // ---- snapshot and restore (engine_snapshot.cc)
   EngineState snapshot() const;
   Status restore(const EngineState& s);
@@ -132,6 +139,7 @@ struct Engine::Impl {
   CountWindows counts_;
   IncidentBook book_;
   PolicyChain chain_;
+  std::vector<RulePtr> request_rules_;  // one per verb, in Step order
   std::unordered_map<std::string, InFlight> in_flight_;
   std::deque<IncidentId> waiting_;  // for a slot, in the order they asked
   TimerId sweep_timer_ = 0;
@@ -154,6 +162,12 @@ struct Engine::Impl {
   std::vector<uint32_t> candidate_buf_;  // RuleSet::candidates scratch
   std::string key_buf_;                  // incident key of the trigger at hand
 };
+
+// How the heal signal of rule `r` reads in a verdict ("vm.heartbeat came back").
+std::string heal_words(const Rule& r);
+
+// The built-in rules requests run under, one per verb (engine_requests.cc).
+std::vector<RulePtr> request_rules(const PolicyDefaults& d);
 
 // Records of one incident, VM (with its policy books) and host, as snapshot()
 // and take_changes() give them (engine_snapshot.cc).

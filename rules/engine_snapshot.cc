@@ -128,9 +128,9 @@ Status Engine::Impl::restore(const EngineState& s) {
     return failed_precondition("restore: the engine has already been fed; restore a fresh one");
   }
   for (const auto& r : s.incidents) {
-    const Rule* rule = rules_->find(r.rule);
+    const RulePtr* rule = rule_named(r.rule);
     if (!rule) return not_found("restore: incident " + r.key + ": no rule " + r.rule);
-    if (r.step >= rule->ladder.size())
+    if (r.step >= (*rule)->ladder.size())
       return invalid_argument("restore: incident " + r.key + ": rule " + r.rule + " has no step " +
                               std::to_string(r.step + 1));
     if (r.state > static_cast<uint8_t>(IncidentState::kHeld))
@@ -217,10 +217,7 @@ Status Engine::Impl::restore_incident(const IncidentRecord& r) {
   auto h = fleet_.find_host(r.host);
   auto v = h ? fleet_.find_vm(*h, r.vm) : std::nullopt;
   if (!v) return not_found("restore: incident " + r.key + ": no VM " + r.vm + " on " + r.host);
-  const RulePtr* rule = nullptr;
-  for (const auto& p : rules_->rules()) {
-    if (p->name == r.rule) rule = &p;
-  }
+  const RulePtr* rule = rule_named(r.rule);
   Incident& inc = book_.open(r.key, *rule, *v, IncidentId{r.id});
   inc.step = r.step;
   inc.state = static_cast<IncidentState>(r.state);

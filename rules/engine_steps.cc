@@ -15,12 +15,12 @@ std::string fmt(Duration d) {
   return format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
 }
 
-// How the heal signal of rule `r` reads in a verdict.
+}  // namespace
+
 std::string heal_words(const Rule& r) {
+  if (r.healed_by == EventType::kVmStopped) return "the VM reported vm.stopped";
   return std::string(event_type_name(r.healed_by)) + " came back";
 }
-
-}  // namespace
 
 // ------------------------------------------------------------ decisions
 
@@ -381,7 +381,11 @@ void Engine::Impl::result(const std::string& id, ActionState outcome, bool heale
     switch (outcome) {
       case ActionState::kSucceeded:
         if (healed)
-          close_healed(*inc, "the actuator saw the VM healthy after the verb", 0);
+          close_healed(*inc,
+                       inc->rule->ladder[inc->step] == Step::kStop
+                           ? "the actuator saw the VM stopped after the verb"
+                           : "the actuator saw the VM healthy after the verb",
+                       0);
         else if (inc->healed_seen)
           close_healed(*inc, heal_words(*inc->rule), inc->healed_ref);
         else

@@ -1,10 +1,11 @@
 // FileLoader's stages for one rule: trigger, where, key, ladder, policies.
-#include <algorithm>
-
 #include <yaml-cpp/yaml.h>
+
+#include <algorithm>
 
 #include "core/duration.h"
 #include "core/text.h"
+#include "rules/engine.h"
 #include "rules/file_loader.h"
 
 namespace medic::rules {
@@ -258,6 +259,12 @@ void FileLoader::load_rule(const YAML::Node& m) {
           "missing name: (every rule needs a unique name)");
   } else {
     r->name = name.Scalar();
+    if (is_request_rule(r->name)) {
+      error(LoadCode::kSchema, name,
+            "rule name \"" + r->name +
+                "\": names beginning \"request:\" are medic's own (the requests of `medic vm "
+                "start|stop`)");
+    }
     std::string here = file_ + ":" + std::to_string(name.Mark().line + 1);
     auto [it, fresh] = names_->emplace(r->name, here);
     if (!fresh) {

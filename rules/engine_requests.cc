@@ -1,0 +1,102 @@
+// Requests: a person asks for one verb on one VM (rules/engine.h, Request).
+// The request opens an incident under a built-in one-step rule and meets the
+// policy chain as a step its requester approved; from there it is an incident
+// like any other (dispatched, watched, healed or not, snapshot and restored).
+#include <spdlog/spdlog.h>
+
+#include "rules/engine_impl.h"
+
+namespace medic::rules {
+
+namespace {
+
+constexpr std::string_view kRequestPrefix = "request:";
+
+// One built-in rule per verb. A start is healed when the guest beats again
+// (a start is progress, so a slow boot is watched up to boot_timeout); a stop
+// when the VM reports it stopped.
+RulePtr request_rule(Step s, const PolicyDefaults& d) {
+  auto r = std::make_shared<Rule>();
+  r->name = request_rule_name(s);
+  r->version = "built-in";
+  r->description = "a person's request";
+  r->ladder = {s};
+  r->healed_by = s == Step::kStop ? EventType::kVmStopped : EventType::kVmHeartbeat;
+  r->heal_within = d.heal_within;
+  r->boot_timeout = std::max(d.boot_timeout, d.heal_within);
+  return r;
+}
+
+}  // namespace
+
+std::vector<RulePtr> request_rules(const PolicyDefaults& d) {
+  std::vector<RulePtr> out;
+  for (Step s : {Step::kReboot, Step::kReset, Step::kRestart, Step::kStop, Step::kStart})
+    out.push_back(request_rule(s, d));
+  return out;
+}
+
+std::string request_rule_name(Step s) { return std::string(kRequestPrefix) + std::string(step_name(s)); }
+
+bool is_request_rule(std::string_view name) { return name.starts_with(kRequestPrefix); }
+
+const RulePtr* Engine::Impl::rule_named(const std::string& name) const {
+  if (is_request_rule(name)) {
+    for (const RulePtr& r : request_rules_) {
+      if (r->name == name) return &r;
+    }
+    return nullptr;
+  }
+  for (const RulePtr& r : rules_->rules()) {
+    if (r->name == name) return &r;
+  }
+  return nullptr;
+}
+
+Result<Decision> Engine::Impl::request(const Request& q) {
+  touched_ = true;
+  if (q.step == Step::kNotify) return invalid_argument("a request names a verb, not notify");
+  auto v = fleet_.owner_of(q.vm);
+  if (!v || fleet_.vm_at(*v).host == kNoHost)
+    return not_found("no VM \"" + q.vm + "\" has reported to this engine");
+  const RulePtr& rule = *rule_named(request_rule_name(q.step));
+  std::string key;
+  incident_key(*rule, fleet_.vm_at(*v).facts, nullptr, &key);
+  if (Incident* open = live_incident(key, now_ns())) {
+    return already_exists("a " + std::string(step_name(q.step)) + " of VM " + q.vm +
+                          " is already in progress (incident " + std::to_string(open->id.value) +
+                          ", " + std::string(incident_state_name(open->state)) + ")");
+  }
+  Incident& inc = book_.open(key, rule, *v);
+  if (q.evidence) inc.evidence.push_back(q.evidence);
+  inc.trigger = "request " + q.request_id + " by " + q.by + ": " + std::string(step_name(q.step)) +
+                (q.reason.empty() ? "" : " (" + q.reason + ")");
+  inc.approved_step = 1;
+  inc.approved_by = q.by;
+  ++fleet_.vm_at(*v).open;
+  const IncidentId id = inc.id;
+  Decision d = base(inc);
+  run_step(inc, d);
+  if (d.outcome == Outcome::kApproved && q.step == Step::kStop) {
+    if (Incident* still = book_.find(id)) end_others(*still, q.by);
+  }
+  spdlog::info("rules: {} asked for {} of VM {}: {} ({})", q.by, step_name(q.step), q.vm,
+               outcome_name(d.outcome), d.id);
+  return d;
+}
+
+// The VM's other incidents were about healing it; a person stopped it, so
+// none of their steps is wanted any more. Those waiting for a slot, watching
+// or held close; none is acting or awaiting approval (the stop met
+// vm-in-flight, which refuses both).
+void Engine::Impl::end_others(const Incident& stop, const std::string& by) {
+  for (Incident* other : book_.of_vm(stop.vm)) {
+    if (other->id == stop.id || other->state == IncidentState::kActing) continue;
+    verdict(*other, false, "ended: " + by + " stopped the VM (" + stop.action_id + ")", "", 0);
+    close(*other, IncidentEnd::kClosed);
+  }
+}
+
+Result<Decision> Engine::request(const Request& r) { return impl_->request(r); }
+
+}  // namespace medic::rules
