@@ -539,7 +539,7 @@ void Actuator::on_verb_done(const Action& action, Time started_at, std::string o
     finish(action, std::move(r));
     return;
   }
-  if (vm_healthy(action.vm(), started_at)) {
+  if (goal_reached(action, started_at)) {
     ActionResult r;
     r.set_action_id(action.id());
     r.set_outcome(ActionResult::OUTCOME_SUCCEEDED);
@@ -613,9 +613,11 @@ Status Actuator::hook_outcome(const std::string& program, const RunResult& run,
   return {};
 }
 
-bool Actuator::vm_healthy(const std::string& vm, Time since) {
-  auto info = hv_.get(vm);
-  return info.ok() && info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat >= since;
+bool Actuator::goal_reached(const Action& action, Time since) {
+  auto info = hv_.get(action.vm());
+  if (!info.ok()) return false;
+  if (action.verb() == medic::v1::VERB_STOP) return info->state == medic::v1::VM_STATE_STOPPED;
+  return info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat >= since;
 }
 
 Duration Actuator::watch_for(const Action& action) const {
@@ -641,7 +643,7 @@ void Actuator::check_watch(const std::string& id, bool from_event) {
   if (it == watches_.end()) return;
   Watch& w = it->second;
   const Time now = clock_.now();
-  const bool healthy = vm_healthy(w.action.vm(), w.started_at);
+  const bool healthy = goal_reached(w.action, w.started_at);
   if (!healthy && now < w.deadline) {
     if (!from_event) {
       Time next = std::min(now + opts_.watch_poll, w.deadline);
@@ -661,8 +663,9 @@ void Actuator::check_watch(const std::string& id, bool from_event) {
   r.set_executed_at_ns(to_ns(started_at));
   r.set_output(std::move(output));
   if (!healthy) {
-    r.set_reason("the verb succeeded but the VM was not seen running with a heartbeat within " +
-                 format_duration(watch_for(action)));
+    r.set_reason(std::string("the verb succeeded but the VM was not seen ") +
+                 (action.verb() == medic::v1::VERB_STOP ? "stopped" : "running with a heartbeat") +
+                 " within " + format_duration(watch_for(action)));
   }
   finish(action, std::move(r));
 }

@@ -25,7 +25,8 @@
 // Healing: after a verb succeeds the VM is watched for Action.watch_ns
 // (default from the options); the single result goes out as soon as the VM is
 // seen running with a heartbeat no older than the moment the verb was issued
-// (healed=true), or when the watch ends (healed=false).
+// (for a stop: seen stopped) (healed=true), or when the watch ends
+// (healed=false).
 //
 // Threading: one thread owns the Actuator, its Clock, its Hypervisor and the
 // EventLoop it is registered on. The Actuator never sleeps: the loop waits on
@@ -217,7 +218,9 @@ class Actuator final : private EventSource {
   void end_restart_hook(const std::string& action_id);
   Status hook_outcome(const std::string& program, const RunResult& run,
                       std::string* output) const;
-  bool vm_healthy(const std::string& vm, Time since);
+  // What the verb was for: a stopped VM for stop; for the others, the VM
+  // running with a heartbeat since `since`.
+  bool goal_reached(const medic::v1::Action& action, Time since);
   void start_watch(const medic::v1::Action& action, Time started_at, Time deadline,
                    std::string output = {});
   // from_event: called for a VM event, not by the watch's own poll timer.

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.h"
 #include "core/duration.h"
@@ -72,8 +73,8 @@ const char* request_name(medic::v1::ControlRequest::BodyCase c) {
     case R::kIncidents: return "incidents";
     case R::kHosts: return "hosts";
     case R::kInject: return "inject";
-    case R::kVm:
-      return "vm";
+    case R::kVm: return "vm";
+    case R::kVmAction: return "vm_action";
     case R::BODY_NOT_SET: break;
   }
   return "unknown";
@@ -90,31 +91,38 @@ std::string reply_json(const medic::v1::ControlRequest& q, const medic::v1::Cont
   return dump_json(j);
 }
 
+// Sends `request` (its id set here) and returns the engine's reply; a
+// set-up problem (keys, trust, the engine unreachable) comes back as an error.
+Result<medic::v1::ControlReply> exchange(const Target& t, medic::v1::ControlRequest* request) {
+  if (t.key.empty()) return invalid_argument("no operator key: pass --key FILE or set MEDIC_KEY");
+  if (t.trust.empty())
+    return invalid_argument("no trust store: pass --trust FILE or set MEDIC_TRUST");
+  if (t.engine_key.empty())
+    return invalid_argument("no engine key: pass --engine-key HEX or set MEDIC_ENGINE_KEY");
+  auto limit = parse_duration(t.timeout);
+  if (!limit.ok()) return invalid_argument("--timeout: " + limit.status().message());
+  auto id = fabric::Identity::load(t.key);
+  if (!id.ok()) return id.status();
+  auto trust = fabric::TrustStore::load(t.trust);
+  if (!trust.ok()) return trust.status();
+  auto engine_key = fabric::public_key_from_hex(t.engine_key);
+  if (!engine_key.ok()) return invalid_argument("--engine-key: " + engine_key.status().message());
+  std::array<uint8_t, 8> rnd;
+  randombytes_buf(rnd.data(), rnd.size());
+  request->set_request_id(fabric::to_hex(rnd));
+  return fabric::send_control_request(
+      {t.engine, *engine_key}, *id, *trust, *request,
+      std::chrono::duration_cast<std::chrono::milliseconds>(*limit));
+}
+
 // Sends `request`; prints the reply's text (its JSON with --json, refusals
 // included). Exit: 0 done, 1 refused, 2 set-up error.
 int send(const Target& t, medic::v1::ControlRequest request) {
-  auto fail = [](const std::string& m) {
-    std::cerr << "medic: " << m << "\n";
+  auto reply = exchange(t, &request);
+  if (!reply.ok()) {
+    std::cerr << "medic: " << reply.status().message() << "\n";
     return 2;
-  };
-  if (t.key.empty()) return fail("no operator key: pass --key FILE or set MEDIC_KEY");
-  if (t.trust.empty()) return fail("no trust store: pass --trust FILE or set MEDIC_TRUST");
-  if (t.engine_key.empty()) return fail("no engine key: pass --engine-key HEX or set MEDIC_ENGINE_KEY");
-  auto limit = parse_duration(t.timeout);
-  if (!limit.ok()) return fail("--timeout: " + limit.status().message());
-  auto id = fabric::Identity::load(t.key);
-  if (!id.ok()) return fail(id.status().message());
-  auto trust = fabric::TrustStore::load(t.trust);
-  if (!trust.ok()) return fail(trust.status().message());
-  auto engine_key = fabric::public_key_from_hex(t.engine_key);
-  if (!engine_key.ok()) return fail("--engine-key: " + engine_key.status().message());
-  std::array<uint8_t, 8> rnd;
-  randombytes_buf(rnd.data(), rnd.size());
-  request.set_request_id(fabric::to_hex(rnd));
-  auto reply = fabric::send_control_request(
-      {t.engine, *engine_key}, *id, *trust, request,
-      std::chrono::duration_cast<std::chrono::milliseconds>(*limit));
-  if (!reply.ok()) return fail(reply.status().message());
+  }
   if (t.json) std::cout << reply_json(request, *reply) << "\n";
   if (!reply->ok()) {
     std::cerr << "refused: " << reply->error() << "\n";
@@ -263,9 +271,100 @@ void add_hosts(CLI::App& app, int* exit_code) {
   });
 }
 
-// `medic vm show VM`: one VM as the engine sees it.
+struct VmActionArgs {
+  std::string vm;
+  std::string reason;
+  bool wait = false;
+  std::string wait_for = "3m";
+};
+
+// --wait: asks the engine about the VM every half second until its state
+// reports say `goal` (running, stopped) and the request's incident has
+// closed, or `limit` passed. Fills `*state` with what it saw last.
+Status wait_for_state(const Target& t, const std::string& vm, const std::string& goal,
+                      const std::string& rule, Duration limit, std::string* state) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    medic::v1::ControlRequest q;
+    q.mutable_vm()->set_vm(vm);
+    auto r = exchange(t, &q);
+    if (!r.ok()) return r.status();
+    if (!r->ok()) return not_found(r->error());
+    auto j = parse_json(r->json());
+    if (!j.ok()) return j.status();
+    *state = (*j)["state"].get<std::string>();
+    bool open = false;
+    for (const auto& i : (*j)["incidents"]) open = open || i["rule"] == rule;
+    if (!open && *state == goal) return {};
+    if (std::chrono::steady_clock::now() >= end)
+      return timeout_error("VM " + vm + " is " + *state + ", not " + goal + ", after " +
+                           format_duration(limit));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+// `medic vm start|stop VM --reason R [--wait]`. Exit: 0 sent (and with
+// --wait, reached), 1 refused or not reached, 2 set-up error.
+int vm_action(const Target& t, const VmActionArgs& a, medic::v1::Verb verb) {
+  const bool start = verb == medic::v1::VERB_START;
+  auto limit = parse_duration(a.wait_for);
+  if (!limit.ok()) {
+    std::cerr << "medic vm: --wait-for: " << limit.status().message() << "\n";
+    return 2;
+  }
+  medic::v1::ControlRequest r;
+  r.mutable_vm_action()->set_vm(a.vm);
+  r.mutable_vm_action()->set_verb(verb);
+  r.mutable_vm_action()->set_reason(a.reason);
+  if (!a.wait) return send(t, r);
+  auto reply = exchange(t, &r);
+  if (!reply.ok()) {
+    std::cerr << "medic: " << reply.status().message() << "\n";
+    return 2;
+  }
+  std::string state;
+  Status reached = reply->ok()
+                       ? wait_for_state(t, a.vm, start ? "running" : "stopped",
+                                        start ? "request:start" : "request:stop", *limit, &state)
+                       : failed_precondition(reply->error());
+  if (t.json) {
+    auto j = parse_json(reply_json(r, *reply));
+    Json out = j.ok() ? *j : Json::object();
+    out["reached"] = reached.ok();
+    out["state"] = state;
+    if (reply->ok() && !reached.ok()) out["wait_error"] = reached.message();
+    std::cout << dump_json(out) << "\n";
+  } else if (reply->ok()) {
+    std::cout << reply->text() << "\n";
+    if (reached.ok()) std::cout << "VM " << a.vm << " is " << state << "\n";
+  }
+  if (!reply->ok()) std::cerr << "refused: " << reply->error() << "\n";
+  if (reply->ok() && !reached.ok()) std::cerr << "medic vm: " << reached.message() << "\n";
+  return reached.ok() ? 0 : 1;
+}
+
+void add_vm_action(CLI::App* vm, int* exit_code, medic::v1::Verb verb) {
+  const bool start = verb == medic::v1::VERB_START;
+  auto* sub = vm->add_subcommand(
+      start ? "start" : "stop",
+      start ? "start the VM: a signed request the engine decides through its policies"
+            : "stop the VM and keep it stopped: a signed request through the engine's policies");
+  auto t = std::make_shared<Target>();
+  auto a = std::make_shared<VmActionArgs>();
+  sub->add_option("VM", a->vm, "the VM's id or name")->required();
+  sub->add_option("--reason", a->reason, "why, for the audit log")->required();
+  sub->add_flag("--wait", a->wait,
+                start ? "wait until the VM runs" : "wait until the VM reports stopped");
+  sub->add_option("--wait-for", a->wait_for, "how long --wait waits")->capture_default_str();
+  add_target_options(sub, t.get());
+  sub->callback([=] { *exit_code = vm_action(*t, *a, verb); });
+}
+
+// `medic vm show|start|stop VM`: one VM as the engine sees it, or a request
+// for it.
 void add_vm(CLI::App& app, int* exit_code) {
-  auto* vm = app.add_subcommand("vm", "one VM: its state, desired state and open incidents");
+  auto* vm = app.add_subcommand(
+      "vm", "one VM: its state, desired state and open incidents; start or stop it");
   vm->require_subcommand(1);
   auto* show = vm->add_subcommand("show", "the VM's last report, desired state, labels, incidents");
   auto t = std::make_shared<Target>();
@@ -277,6 +376,8 @@ void add_vm(CLI::App& app, int* exit_code) {
     r.mutable_vm()->set_vm(*id);
     *exit_code = send(*t, r);
   });
+  add_vm_action(vm, exit_code, medic::v1::VERB_START);
+  add_vm_action(vm, exit_code, medic::v1::VERB_STOP);
 }
 
 void add_unfreeze(CLI::App& app, int* exit_code) {

@@ -1,13 +1,15 @@
 // Times, spans, evidence in words and history lookups for the audit renderers.
+#include "audit/render_parts.h"
+
 #include <time.h>
 
 #include <algorithm>
 #include <cstdio>
 
-#include "audit/render_parts.h"
 #include "core/duration.h"
 #include "core/json.h"
 #include "fabric/envelope.h"
+#include "medic/v1/control.pb.h"
 #include "medic/v1/envelope.pb.h"
 #include "medic/v1/events.pb.h"
 
@@ -190,6 +192,18 @@ void ref_lines(const ActionHistory& h, const EvidenceRef& ref, std::vector<Evide
   medic::v1::EventBatch batch;
   if (env.kind() == medic::v1::KIND_EVENT_BATCH && batch.ParseFromString(env.payload())) {
     batch_lines(line, batch, ref.event_index, out);
+    return;
+  }
+  medic::v1::ControlRequest req;
+  if (env.kind() == medic::v1::KIND_CONTROL_REQUEST && req.ParseFromString(env.payload()) &&
+      req.has_vm_action()) {
+    const auto& q = req.vm_action();
+    const char* verb = q.verb() == medic::v1::VERB_START  ? "start"
+                       : q.verb() == medic::v1::VERB_STOP ? "stop"
+                                                          : "an unknown verb for";
+    line.what = "signed request " + req.request_id() + ": " + verb + " VM " + q.vm() +
+                (q.reason().empty() ? "" : " (reason: " + q.reason() + ")");
+    out->push_back(line);
     return;
   }
   line.what = "signed " + std::string(fabric::kind_tag(env.kind())) + " message";

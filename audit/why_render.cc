@@ -77,6 +77,10 @@ std::string approval_text(const WhyStory& s) {
     if (a.state == "approved" && !a.detail.empty()) {
       out += "\n  on approval the step met the policies again: " + a.detail;
     }
+  } else if (a.state == "requested") {
+    out += "asked for by " + a.by + " at " + utc(a.at) +
+           " (the request is the approval)\n  signed request row " + std::to_string(a.request) +
+           ", key " + a.key;
   } else if (a.state == "expired") {
     out += "required; none came: expired at " + utc(a.at) + (a.detail.empty() ? "" : ": " + a.detail);
   } else if (a.state == "waiting") {
@@ -97,8 +101,10 @@ std::string actuator_text(const WhyStory& s) {
                     std::to_string(a.row) + ")";
   if (to_ns(a.executed)) out += ", executed " + utc(a.executed);
   if (to_ns(a.finished)) out += ", finished " + utc(a.finished);
+  const bool stop = s.verb == "stop";  // its goal is a stopped VM, not a healthy one
   out += std::string("\n  the actuator's own look after the verb: ") +
-         (a.saw_healthy ? "VM healthy" : "VM not healthy yet");
+         (stop ? (a.saw_healthy ? "VM stopped" : "VM not stopped yet")
+               : (a.saw_healthy ? "VM healthy" : "VM not healthy yet"));
   if (!a.output.empty()) out += "\n  output: " + a.output;
   return out + "\n";
 }

@@ -91,6 +91,16 @@ ApprovalPart approval_part(const ActionHistory& h) {
     }
   } else if (h.decision.outcome == DecisionOutcome::kDryRun) {
     a.state = "not applicable";
+  } else if (h.decision.rule.starts_with("request:")) {
+    // A person's request (`medic vm start|stop`): the request is the yes.
+    for (const auto& q : h.requests) {
+      if (!q.accepted || !q.verb.starts_with("vm ")) continue;
+      a.state = "requested";
+      a.by = q.operator_name;
+      a.at = q.received_at;
+      a.request = q.seq;
+      a.key = fabric::short_key_id(q.sender);
+    }
   }
   return a;
 }

@@ -31,7 +31,8 @@ struct StepLink {
 };
 
 struct ApprovalPart {
-  // "not required", "not applicable", "waiting", "approved", "denied", "expired"
+  // "not required", "not applicable", "waiting", "approved", "denied",
+  // "expired", "requested" (a person's request is the yes)
   std::string state = "not required";
   std::string by;
   Time at{};

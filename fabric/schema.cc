@@ -243,6 +243,14 @@ constexpr std::array<FieldSpec, 1> kVmQueryFields = {{
 }};
 constexpr MessageSchema kVmQuery = schema<kVmQueryFields>("medic.v1.VmQuery");
 
+using medic::v1::VmAction;
+constexpr std::array<FieldSpec, 3> kVmActionFields = {{
+    {VmAction::kVmFieldNumber, "vm", kText},
+    {VmAction::kVerbFieldNumber, "verb", kVarint},
+    {VmAction::kReasonFieldNumber, "reason", kText},
+}};
+constexpr MessageSchema kVmAction = schema<kVmActionFields>("medic.v1.VmAction");
+
 using medic::v1::Unfreeze;
 constexpr std::array<FieldSpec, 2> kUnfreezeFields = {{
     {Unfreeze::kHostFieldNumber, "host", kText},
@@ -258,7 +266,7 @@ constexpr std::array<FieldSpec, 2> kInjectFields = {{
 constexpr MessageSchema kInject = schema<kInjectFields>("medic.v1.Inject");
 
 using medic::v1::ControlRequest;
-constexpr std::array<FieldSpec, 12> kRequestFields = {{
+constexpr std::array<FieldSpec, 13> kRequestFields = {{
     {ControlRequest::kRequestIdFieldNumber, "request_id", kText},
     {ControlRequest::kApproveFieldNumber, "approve", kLen, false, &kApprove, 1},
     {ControlRequest::kDenyFieldNumber, "deny", kLen, false, &kDeny, 1},
@@ -271,6 +279,7 @@ constexpr std::array<FieldSpec, 12> kRequestFields = {{
     {ControlRequest::kHostsFieldNumber, "hosts", kLen, false, &kHostsQuery, 1},
     {ControlRequest::kInjectFieldNumber, "inject", kLen, false, &kInject, 1},
     {ControlRequest::kVmFieldNumber, "vm", kLen, false, &kVmQuery, 1},
+    {ControlRequest::kVmActionFieldNumber, "vm_action", kLen, false, &kVmAction, 1},
 }};
 constexpr MessageSchema kRequest = schema<kRequestFields>("medic.v1.ControlRequest");
 

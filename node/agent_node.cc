@@ -75,7 +75,7 @@ Result<AgentConfig> load_agent_config(const std::string& path, bool want_collect
 }
 
 Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
-                             const std::string& file, Clock& clock) {
+                             const std::string& file, Clock& clock, const std::string& state_dir) {
   ConfigReader r(file);
   Backend b;
   auto kind = r.string(backend, "kind", true);
@@ -93,17 +93,18 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     return b;
   }
   if (*kind == "qmp") {
-    // {kind: qmp, vms: vms.yaml}: the VM specs the launcher starts and watches.
-    r.check_keys(rest, {"vms"});
+    // {kind: qmp, vms: vms.yaml, state_dir: DIR}: the VM specs the launcher
+    // starts and watches, and where intended stops outlive the agent.
+    r.check_keys(rest, {"vms", "state_dir"});
     auto specs_file = r.string(rest, "vms", true);
+    auto dir = r.string(rest, "state_dir", false);
     if (!r.ok()) return r.status();
-    std::string specs_path = *specs_file;
-    if (!specs_path.empty() && specs_path[0] != '/') {
-      specs_path = (std::filesystem::path(file).parent_path() / specs_path).string();
-    }
-    auto specs = vmm::qmp::load_vm_specs(specs_path);
+    const std::string base = std::filesystem::path(file).parent_path().string();
+    auto specs = vmm::qmp::load_vm_specs(resolve(base, *specs_file));
     if (!specs.ok()) return specs.status();
-    auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock);
+    vmm::qmp::QmpHypervisorOptions qo;
+    qo.state_dir = dir ? resolve(base, *dir) : state_dir;
+    auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock, qo);
     if (qmp->has_guest_agent()) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
     b.owned = std::move(qmp);
     b.hypervisor = b.owned.get();

@@ -56,8 +56,11 @@ struct Backend {
   vmm::Hypervisor* hypervisor = nullptr;
   std::unique_ptr<collectors::GuestPinger> guest_pinger;  // over `owned`; may be null
 };
+// `state_dir`: where the qmp backend keeps intended stops when its map names
+// none (the agent passes its actuator journal's directory).
 Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
-                             const std::string& file, Clock& clock);
+                             const std::string& file, Clock& clock,
+                             const std::string& state_dir = "");
 
 class AgentNode {
  public:

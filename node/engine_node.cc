@@ -154,14 +154,8 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
                           const medic::v1::EventBatch& batch, bool urgent) {
   ++stats_.batches;
   const Time now = party_.clock.now();
-  Envelope env{next_envelope_++, now, std::string(frame), opened.sender->name, urgent};
-  const uint64_t number = env.number;
-  recent_bytes_ += env.frame.size();
-  recent_.push_back(std::move(env));
-  while (recent_.size() > kMaxRecentEnvelopes || recent_bytes_ > kMaxRecentBytes) {
-    recent_bytes_ -= recent_.front().frame.size();
-    recent_.pop_front();
-  }
+  const uint64_t number =
+      remember({next_envelope_++, now, std::string(frame), opened.sender->name, urgent});
   engine_->host_seen(opened.envelope.host(), now);
   if (observer_) observer_->on_batch(batch, urgent);
   // How long the batch waited between its sealing and this read: the lane's
@@ -174,6 +168,17 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
     if (type < std::size(events_by_type_)) ++events_by_type_[type];
     engine_->ingest(batch.events(i), make_evidence_ref(number, static_cast<uint32_t>(i)));
   }
+}
+
+uint64_t EngineNode::remember(Envelope env) {
+  const uint64_t number = env.number;
+  recent_bytes_ += env.frame.size();
+  recent_.push_back(std::move(env));
+  while (recent_.size() > kMaxRecentEnvelopes || recent_bytes_ > kMaxRecentBytes) {
+    recent_bytes_ -= recent_.front().frame.size();
+    recent_.pop_front();
+  }
+  return number;
 }
 
 std::vector<audit::EvidenceRef> EngineNode::store_evidence(

@@ -219,6 +219,12 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
                           audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
   Status inject_request(const medic::v1::Inject& q, const std::string& request_id,
                         audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
+  Status vm_action_request(const medic::v1::ControlRequest& request, audit::OperatorRequest* rec,
+                           medic::v1::ControlReply* reply);
+  // The id of the VM with this id or `name` label; empty when none.
+  std::string vm_id_of(const std::string& id_or_name) const;
+  // Keeps a signed envelope until a decision needs it as evidence; its number.
+  uint64_t remember(Envelope e);
   // Operator queries (engine_queries.cc): text and JSON in one reply.
   void silences_reply(medic::v1::ControlReply* reply);
   void incidents_reply(medic::v1::ControlReply* reply);

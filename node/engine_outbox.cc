@@ -79,8 +79,10 @@ void EngineNode::on_decision(const rules::Decision& d) {
                "decisions by rule, outcome and the policy that decided it")
       .add();
   if (observer_) observer_->on_decision(d);
-  if (!d.by.empty() && (d.outcome == rules::Outcome::kApproved ||
-                        d.outcome == rules::Outcome::kSuppressed)) {
+  // An approved pending action (a request's decision names its requester in
+  // `by` too, but is a decision of its own: it has no pending row).
+  if (!d.by.empty() && !rules::is_request_rule(d.rule) &&
+      (d.outcome == rules::Outcome::kApproved || d.outcome == rules::Outcome::kSuppressed)) {
     record_approved_step(d);
     return;
   }
@@ -300,8 +302,11 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     healed = e.result->healed();
     if (e.state == ActionState::kSucceeded) {
       // The actuator's own look, not the engine's verdict (a heal_verdicts row).
-      detail = healed ? "executed; the actuator saw the VM healthy"
-                      : "executed; the actuator did not see the VM healthy yet";
+      const bool stop = e.action.verb() == medic::v1::VERB_STOP;
+      detail = healed ? (stop ? "executed; the actuator saw the VM stopped, as asked"
+                              : "executed; the actuator saw the VM healthy")
+                      : (stop ? "executed; the actuator did not see the VM stopped yet"
+                              : "executed; the actuator did not see the VM healthy yet");
     }
     if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
   }

@@ -111,6 +111,8 @@ Status EngineNode::answer(const medic::v1::ControlRequest& request, const std::s
     case Req::kVm:
       rec->verb = "vm";
       return vm_reply(request.vm(), reply);
+    case Req::kVmAction:
+      return vm_action_request(request, rec, reply);
     default: return invalid_argument("empty request");
   }
 }
@@ -213,6 +215,77 @@ Status EngineNode::inject_request(const medic::v1::Inject& q, const std::string&
   reply->set_text("sent " + q.fault() + " to " + q.vm() + " on " + host + " (action " +
                   action.id() + "); only a simulated host carries it out");
   return {};
+}
+
+// `medic vm start|stop VM`: a request the rules engine decides like a
+// trigger (rules/engine.h Request), with the signed request as its evidence.
+// Refused when a policy stopped it (the decision is in the log all the same);
+// accepted when it was sent, waits for a free slot, or was recorded as a dry
+// run. The reply's JSON names the decision, its outcome and policy.
+Status EngineNode::vm_action_request(const medic::v1::ControlRequest& request,
+                                     audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
+  const medic::v1::VmAction& q = request.vm_action();
+  const bool start = q.verb() == medic::v1::VERB_START;
+  rec->verb = start ? "vm start" : "vm stop";
+  rec->target = "vm=" + q.vm();
+  if (!start && q.verb() != medic::v1::VERB_STOP)
+    return invalid_argument("vm action: the verb must be start or stop");
+  rules::Request r;
+  r.vm = vm_id_of(q.vm());
+  if (r.vm.empty())
+    return not_found("no VM \"" + q.vm() + "\" (id or name) has reported to this engine");
+  r.step = start ? rules::Step::kStart : rules::Step::kStop;
+  r.by = rec->operator_name;
+  r.reason = q.reason();
+  r.request_id = request.request_id();
+  r.evidence = make_evidence_ref(
+      remember({next_envelope_++, rec->received_at, rec->envelope, rec->operator_name, false}), 0);
+  auto d = engine_->request(r);
+  if (!d.ok()) return d.status();
+  const std::string what = std::string(rules::step_name(r.step)) + " of VM " + q.vm();
+  const bool wait = !d->checks.empty() && d->checks.back().verdict == rules::Verdict::kWait;
+  Status s;
+  std::string text;
+  switch (d->outcome) {
+    case rules::Outcome::kProposed:
+      text = what + ": sent to host " + d->host + " as " + d->id;
+      break;
+    case rules::Outcome::kDryRun:
+      text = what + ": dry run, recorded as " + d->id + ", not sent";
+      break;
+    default:
+      if (wait) {
+        text = what + ": " + d->reason + " (" + d->id + ")";
+      } else {
+        s = failed_precondition(what + " refused by " + std::string(rules::policy_name(d->policy)) +
+                                ": " + d->reason + " (decision " + d->id + ")");
+      }
+  }
+  reply->set_text(text);
+  rec->target = d->id;  // the request's row joins the decision's history (medic audit why)
+  reply->set_json(dump_json(Json{{"request", rec->verb},
+                                 {"request_id", request.request_id()},
+                                 {"accepted", s.ok()},
+                                 {"vm", r.vm},
+                                 {"decision", d->id},
+                                 {"outcome", std::string(rules::outcome_name(d->outcome))},
+                                 {"policy", std::string(rules::policy_name(d->policy))},
+                                 {"reason", d->reason},
+                                 {"text", text},
+                                 {"error", s.ok() ? "" : s.message()}}));
+  return s;
+}
+
+std::string EngineNode::vm_id_of(const std::string& id_or_name) const {
+  if (engine_->knows_vm(id_or_name)) return id_or_name;
+  for (const auto& h : engine_->host_views(true)) {
+    for (const auto& vm : h.vm_list) {
+      for (const auto& [k, v] : vm.labels) {
+        if (k == "name" && v == id_or_name) return vm.id;
+      }
+    }
+  }
+  return "";
 }
 
 }  // namespace medic::node

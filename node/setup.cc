@@ -107,7 +107,14 @@ void build_backend(const std::string& path, Clock& clock, AgentSetup* s) {
     return;
   }
   const std::string kind = node["kind"].IsScalar() ? node["kind"].Scalar() : "";
-  auto backend = make_backend(s->config.host, node, path, clock);
+  // Intended stops of qmp guests live beside the actuator's journal unless
+  // the backend names a state_dir.
+  std::string state_dir;
+  if (s->config.actuator) {
+    state_dir =
+        std::filesystem::path(s->config.actuator->options.journal_path).parent_path().string();
+  }
+  auto backend = make_backend(s->config.host, node, path, clock, state_dir);
   if (!backend.ok()) return s->report.add_problem(backend.status());
   s->backend = std::move(*backend);
   s->report.checked.push_back("backend " + kind);

@@ -181,7 +181,8 @@ class Engine {
 
   Status approve(const std::string& action_id, const std::string& by);
   Status deny(const std::string& action_id, const std::string& by, const std::string& reason);
-  // The step's first decision: approved (dispatched), suppressed (by which
+  // The step's first decision: proposed (dispatched; `by` names the
+  // requester), suppressed (by which
   // policy, why; a wait for a slot keeps the incident open), or dry_run.
   // not_found for a VM the engine does not know; already_exists while a
   // request of the same verb on the VM is open; invalid_argument for notify.

@@ -20,6 +20,7 @@ RulePtr request_rule(Step s, const PolicyDefaults& d) {
   r->name = request_rule_name(s);
   r->version = "built-in";
   r->description = "a person's request";
+  r->request = true;
   r->ladder = {s};
   r->healed_by = s == Step::kStop ? EventType::kVmStopped : EventType::kVmHeartbeat;
   r->heal_within = d.heal_within;
@@ -77,7 +78,7 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   const IncidentId id = inc.id;
   Decision d = base(inc);
   run_step(inc, d);
-  if (d.outcome == Outcome::kApproved && q.step == Step::kStop) {
+  if (d.outcome == Outcome::kProposed && q.step == Step::kStop) {
     if (Incident* still = book_.find(id)) end_others(*still, q.by);
   }
   spdlog::info("rules: {} asked for {} of VM {}: {} ({})", q.by, step_name(q.step), q.vm,

@@ -80,7 +80,9 @@ void Engine::Impl::run_step(Incident& inc, Decision& d) {
   d.checks.reserve(chain_.order().size());
   switch (chain_.run(c, &d.checks)) {
     case Verdict::kPass:
-      return dispatch(inc, d, approved_by.empty() ? Outcome::kProposed : Outcome::kApproved);
+      return dispatch(
+          inc, d,
+          approved_by.empty() || inc.rule->request ? Outcome::kProposed : Outcome::kApproved);
     case Verdict::kDryRun:
       d.outcome = Outcome::kDryRun;
       if (d.step == Step::kNotify) d.reason = notify_text(inc);

@@ -72,6 +72,10 @@ struct Rule {
   std::optional<Duration> approval_timeout;
   Mode mode = Mode::kEnforce;
   bool storm_guard = true;
+  // Built in, not loaded: the rule a person's request runs under
+  // (rules/engine.h Request). Its steps are proposed, not approved: no
+  // pending action was answered, the request itself is the yes.
+  bool request = false;
 };
 
 using RulePtr = std::shared_ptr<const Rule>;

@@ -9,8 +9,10 @@
 #include <future>
 
 #include "audit/log.h"
+#include "node/agent_node.h"
 #include "node/engine_node.h"
 #include "tests/testing/testing.h"
+#include "vmm/sim/sim.h"
 
 namespace medic {
 
@@ -137,6 +139,80 @@ class ControlFlowTest : public ::testing::Test {
   std::unique_ptr<node::EngineNode> node_;
   zmq::socket_t pub_;
   std::unique_ptr<fabric::Sealer> sealer_;
+};
+
+// The same engine with the agent (collector and actuator) of a simulated
+// host, host-a, of two VMs beside it; vm_ is the first.
+class SimHostFlowTest : public ControlFlowTest {
+ protected:
+  std::string rules_text() const override {
+    return "rules:\n  - {name: guest-panicked, on: vm.panicked, do: reset}\n";
+  }
+
+  void SetUp() override {
+    ControlFlowTest::SetUp();
+    if (HasFatalFailure()) return;
+    vmm::sim::SimOptions so;
+    so.host_names = {"host-a"};
+    so.vms_per_host = 2;
+    so.boot_time = 2s;
+    fleet_ = std::make_unique<vmm::sim::SimFleet>(clock_, so);
+    vm_ = fleet_->vm_ids()[0];
+    node::AgentConfig ac;
+    ac.host = "host-a";
+    collectors::CollectorConfig cc;
+    cc.host = "host-a";
+    cc.engines.push_back(
+        {"engine-1", engine_id_->public_key(), node_->events_endpoint(), node_->urgent_endpoint()});
+    ac.collector = cc;
+    actuators::ActuatorConfig act;
+    act.options.host = "host-a";
+    act.options.engine_endpoint = node_->actions_endpoint();
+    act.options.engine_key = engine_id_->public_key();
+    act.options.journal_path = dir_.file("host-a.journal.db");
+    act.options.default_watch = 5s;
+    ac.actuator = act;
+    auto agent = node::AgentNode::create(ac, {*ctx_, *host_id_, *trust_, clock_}, fleet_->host(0));
+    ASSERT_OK(agent);
+    agent_ = std::move(*agent);
+    ASSERT_TRUE(run_until([&] { return node_->engine().knows_vm(vm_); }))
+        << "the engine never heard of " << vm_;
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    ControlFlowTest::TearDown();
+  }
+
+  // With tick_ set, each turn also moves the clock (for CLI commands that
+  // wait for the fleet to do something).
+  void step() override {
+    if (tick_ > Duration(0)) clock_.advance(tick_);
+    if (node_) node_->run_once(1ms);
+    if (agent_) agent_->run_once(Duration(0));
+  }
+
+  // Steps with the clock moving 50ms a turn (at most 60s of it).
+  bool run_until(const std::function<bool()>& cond) {
+    for (int i = 0; i < 1200; ++i) {
+      if (cond()) return true;
+      clock_.advance(50ms);
+      for (int j = 0; j < 3; ++j) step();
+    }
+    return cond();
+  }
+
+  bool has_fault(vmm::sim::FaultKind k) {
+    for (auto f : fleet_->active_faults(vm_)) {
+      if (f == k) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<vmm::sim::SimFleet> fleet_;
+  std::unique_ptr<node::AgentNode> agent_;
+  std::string vm_;
+  Duration tick_{0};
 };
 
 }  // namespace medic

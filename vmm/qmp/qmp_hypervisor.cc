@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "core/json.h"
 #include "vmm/qmp/qmp_vm.h"
@@ -53,6 +55,20 @@ QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock&
                              QmpHypervisorOptions opts)
     : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
   for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s), clock_));
+  if (!opts_.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opts_.state_dir, ec);
+    if (ec) spdlog::error("qmp: state_dir {}: {}", opts_.state_dir, ec.message());
+    for (auto& v : vms_) {
+      v->kept_stopped = std::filesystem::exists(stop_file(*v), ec);
+      if (v->kept_stopped) {
+        spdlog::info(
+            "qmp: {}: stopped on purpose before the agent started ({}); left stopped "
+            "until a start",
+            v->spec().name, stop_file(*v));
+      }
+    }
+  }
   status_timer_ = clock_.schedule_after(opts_.status_interval, [this] { status_tick(); });
 }
 
@@ -261,7 +277,7 @@ void QmpHypervisor::check_process(Vm& v) {
     // The guest chose to stop: an intended stop, left alone (restart is
     // refused for it; start brings it back).
     v.state = medic::v1::VM_STATE_STOPPED;
-    v.stopped_on_purpose = true;
+    intended_stop(v, true);
     spdlog::info("qmp: {}: the guest powered itself off: an intended stop, left stopped",
                  v.spec().name);
     emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED,
@@ -298,7 +314,8 @@ size_t QmpHypervisor::start_desired(Duration timeout) {
   size_t begun = 0;
   for (auto& vp : vms_) {
     Vm& v = *vp;
-    if (v.spec().desired != Desired::kRunning || v.launcher.running() || v.verb) continue;
+    if (v.spec().desired != Desired::kRunning || v.launcher.running() || v.verb || v.kept_stopped)
+      continue;
     ++begun;
     const std::string name = v.spec().name;
     spdlog::info("qmp: {}: desired running: starting it", name);
@@ -321,9 +338,33 @@ void QmpHypervisor::on_qemu_ended(Vm& v) {
     begin_launch(v);
     return;
   }
-  v.stopped_on_purpose = true;
+  intended_stop(v, true);
   emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
   finish_verb(v, Status{});
+}
+
+std::string QmpHypervisor::stop_file(const Vm& v) const {
+  return (std::filesystem::path(opts_.state_dir) / (v.spec().name + ".stopped")).string();
+}
+
+void QmpHypervisor::intended_stop(Vm& v, bool stopped) {
+  v.stopped_on_purpose = stopped;
+  if (opts_.state_dir.empty() || v.kept_stopped == stopped) return;
+  v.kept_stopped = stopped;
+  const std::string path = stop_file(v);
+  std::error_code ec;
+  if (!stopped) {
+    std::filesystem::remove(path, ec);
+  } else {
+    std::ofstream f(path, std::ios::trunc);
+    f << "stopped on purpose at " << to_ns(clock_.now()) << " ns; a start removes this file\n";
+    f.flush();
+    if (!f) ec = std::make_error_code(std::errc::io_error);
+  }
+  if (ec) {
+    spdlog::warn("qmp: {}: cannot {} {}: {}; an agent restart may {} it", v.spec().name,
+                 stopped ? "write" : "remove", path, ec.message(), stopped ? "start" : "not start");
+  }
 }
 
 void QmpHypervisor::poll() {

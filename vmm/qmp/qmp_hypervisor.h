@@ -49,7 +49,10 @@
 // and owns the QEMUs it started (they die with it). A guest that powers
 // itself off (SHUTDOWN guest=true) is an intended stop: it stays stopped
 // (restart refused, a STOPPED event), unless its spec says
-// `on_guest_poweroff: restart`, when QEMU is started again at once. Any
+// `on_guest_poweroff: restart`, when QEMU is started again at once. With a
+// state_dir, an intended stop (a stop verb, the guest's own power-off) is
+// kept there as NAME.stopped until a start, so an agent that restarts does
+// not start a guest a person stopped (start_desired() leaves it). Any
 // other end of QEMU (killed, SHUTDOWN from a host signal) is a crash. Single-threaded
 // like every Hypervisor: events reach the sink only inside poll()/execute().
 #pragma once
@@ -77,6 +80,9 @@ struct QmpHypervisorOptions {
   int unresponsive_after = 3;  // status intervals without an answer
   size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
   GuestAgentOptions guest_agent;
+  // Where intended stops outlive the agent ("": they do not); created when
+  // missing.
+  std::string state_dir;
 };
 
 struct QmpHypervisorStats {
@@ -144,6 +150,9 @@ class QmpHypervisor final : public Hypervisor {
   void check_process(Vm& v);
   void on_qemu_ended(Vm& v);
   void relaunch(Vm& v, const std::string& why);
+  // Records (or clears) an intended stop: in memory, and in state_dir.
+  void intended_stop(Vm& v, bool stopped);
+  std::string stop_file(const Vm& v) const;
   void drain_qmp_events(Vm& v);
   static std::string watchdog_detail(const Vm& v, const Json& data);
   // The status machine: open the connection, send and read query-status.

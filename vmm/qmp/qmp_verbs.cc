@@ -80,7 +80,7 @@ void QmpHypervisor::start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done
   if (verb == medic::v1::VERB_STOP && !running) {
     // A crashed QEMU: nothing to end, the VM is stopped now.
     v.state = medic::v1::VM_STATE_STOPPED;
-    v.stopped_on_purpose = true;
+    intended_stop(v, true);
     emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "stop: QEMU ended");
     completions_.push(std::move(done), Status{});
     return;
@@ -160,7 +160,7 @@ void QmpHypervisor::begin_launch(Vm& v) {
     return;
   }
   ++stats_.launches;
-  v.stopped_on_purpose = false;
+  intended_stop(v, false);
   v.state = medic::v1::VM_STATE_BOOTING;
   v.verb->launching = true;
   v.verb->step = 0;

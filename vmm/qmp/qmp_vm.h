@@ -22,6 +22,7 @@ struct QmpHypervisor::Vm {
 
   VmState state = medic::v1::VM_STATE_STOPPED;
   bool stopped_on_purpose = true;  // never started, or stopped by a verb
+  bool kept_stopped = false;       // an intended stop on record in state_dir
   bool stopping = false;           // we asked QEMU to go: its exit is no crash
   bool guest_powered_off = false;  // SHUTDOWN from the guest: its exit is no crash
   bool reboot_pending = false;     // reboot verb: start again after the power-off

@@ -97,7 +97,7 @@ inline medic::v1::ActionResult full_result() {
 }
 
 // A oneof holds one member: `which` picks approve (0), deny, silence, status,
-// vm (4) or unsilence (5).
+// vm (4), vm_action (5) or unsilence (6).
 inline medic::v1::ControlRequest full_request(int which) {
   medic::v1::ControlRequest q;
   q.set_request_id("r-1");
@@ -123,6 +123,11 @@ inline medic::v1::ControlRequest full_request(int which) {
       break;
     case 4:
       q.mutable_vm()->set_vm("web-7");
+      break;
+    case 5:
+      q.mutable_vm_action()->set_vm("web-7");
+      q.mutable_vm_action()->set_verb(medic::v1::VERB_STOP);
+      q.mutable_vm_action()->set_reason("disk swap");
       break;
     default:
       q.mutable_unsilence()->set_silence_id("s-1");
@@ -158,7 +163,7 @@ inline std::vector<std::string> full_payloads(medic::v1::Kind kind, const std::s
     case medic::v1::KIND_ACTION_RESULT: return {full_result().SerializeAsString()};
     case medic::v1::KIND_CONTROL_REQUEST: {
       std::vector<std::string> out;
-      for (int i = 0; i < 6; ++i) out.push_back(full_request(i).SerializeAsString());
+      for (int i = 0; i < 7; ++i) out.push_back(full_request(i).SerializeAsString());
       return out;
     }
     case medic::v1::KIND_CONTROL_REPLY: return {full_reply().SerializeAsString()};
@@ -235,6 +240,8 @@ inline bool clean(const medic::v1::ControlRequest& q) {
     case medic::v1::ControlRequest::kHosts: return no_unknown(q.hosts());
     case medic::v1::ControlRequest::kInject: return no_unknown(q.inject());
     case medic::v1::ControlRequest::kVm: return no_unknown(q.vm());
+    case medic::v1::ControlRequest::kVmAction:
+      return no_unknown(q.vm_action());
     // No default: a new body must be named here (-Wswitch), or the oracle
     // misses unknown fields inside it.
     case medic::v1::ControlRequest::BODY_NOT_SET: return true;

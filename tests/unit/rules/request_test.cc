@@ -59,7 +59,7 @@ TEST_F(RequestTest, AStopIsApprovedByItsRequesterAndHealedWhenTheVmReportsStoppe
   h_.engine.silence(s);
   auto d = h_.engine.request(req("vm1", Step::kStop));
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(d->outcome, Outcome::kApproved) << "a silence does not hold what a person asked for";
+  EXPECT_EQ(d->outcome, Outcome::kProposed) << "a silence does not hold what a person asked for";
   EXPECT_EQ(d->by, "alice");
   EXPECT_EQ(d->rule, "request:stop");
   EXPECT_EQ(d->step, Step::kStop);
@@ -164,7 +164,7 @@ TEST_F(RequestTest, ARequestWaitsForAFreeSlotOnItsHost) {
   EXPECT_EQ(h_.engine.stats().open_incidents, 2u) << "the request waits";
   h_.take();
   h_.engine.on_action_result(reset[0].id, ActionState::kSucceeded, true);
-  auto ds = h_.with(Outcome::kApproved);
+  auto ds = h_.with(Outcome::kProposed);
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].vm, "vm1");
   EXPECT_EQ(ds[0].by, "alice");
@@ -179,7 +179,7 @@ TEST_F(RequestTest, ADispatchedStopEndsTheVmsOtherIncidents) {
   h_.sink.verdicts.clear();
   auto d = h_.engine.request(req("vm1", Step::kStop));
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(d->outcome, Outcome::kApproved);
+  EXPECT_EQ(d->outcome, Outcome::kProposed);
   ASSERT_EQ(h_.sink.verdicts.size(), 1u);
   EXPECT_EQ(h_.sink.verdicts[0].decision_id, reboot[0].id);
   EXPECT_EQ(h_.sink.verdicts[0].detail, "ended: alice stopped the VM (" + d->id + ")");

@@ -207,7 +207,7 @@ class QmpHypervisorTest : public ::testing::Test {
     ::unsetenv("MEDIC_FAKE_QEMU_SILENT");
   }
 
-  void make(const std::string& qemu) {
+  void make(const std::string& qemu, QmpHypervisorOptions opts = {}) {
     VmSpec s;
     s.name = "vm1";
     s.uuid = kUuid;
@@ -217,7 +217,7 @@ class QmpHypervisorTest : public ::testing::Test {
     s.qemu_log = dir_.file("vm1.log");
     s.qemu = qemu;
     s.accel = Accel::kTcg;
-    hv_ = std::make_unique<QmpHypervisor>("host-a", std::vector<VmSpec>{s}, clock_);
+    hv_ = std::make_unique<QmpHypervisor>("host-a", std::vector<VmSpec>{s}, clock_, opts);
     hv_->subscribe([this](const VmEvent& e) { events_.push_back(e); });
   }
 
@@ -379,6 +379,28 @@ TEST_F(QmpHypervisorTest, StopQuitsQemuWithoutACrashAndRestartWillNotUndoIt) {
   start();
   EXPECT_EQ(hv_->stats().launches, 2u);
   EXPECT_EQ(hv_->get(kUuid)->labels.at("desired"), "running");
+}
+
+TEST_F(QmpHypervisorTest, AnIntendedStopOutlivesTheAgentInItsStateDirUntilAStart) {
+  QmpHypervisorOptions o;
+  o.state_dir = dir_.file("state");
+  make(fake_, o);
+  start();
+  ASSERT_OK(execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kTimeout));
+  const std::string marker = dir_.file("state/vm1.stopped");
+  EXPECT_TRUE(fs::exists(marker));
+  // The agent restarts: the guest a person stopped is not started again.
+  make(fake_, o);
+  EXPECT_EQ(hv_->start_desired(kTimeout), 0u);
+  EXPECT_EQ(hv_->get(kUuid)->labels.at("desired"), "stopped");
+  EXPECT_EQ(hv_->get(kUuid)->pid, 0);
+  start();  // a start clears it
+  EXPECT_FALSE(fs::exists(marker));
+  ASSERT_OK(execute_and_wait(*hv_, clock_, medic::v1::VERB_STOP, kUuid, kTimeout));
+  ::unlink(marker.c_str());
+  // Positive control: with no stop on record the desired guest starts.
+  make(fake_, o);
+  EXPECT_EQ(hv_->start_desired(kTimeout), 1u);
 }
 
 TEST_F(QmpHypervisorTest, QemuDyingMidCommandIsUnavailableThenReportedCrashed) {
