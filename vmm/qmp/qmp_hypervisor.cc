@@ -56,9 +56,7 @@ QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock&
     : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
   for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s), clock_));
   if (!opts_.state_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opts_.state_dir, ec);
-    if (ec) spdlog::error("qmp: state_dir {}: {}", opts_.state_dir, ec.message());
+    std::error_code ec;  // a state_dir that does not exist yet holds no stop
     for (auto& v : vms_) {
       v->kept_stopped = std::filesystem::exists(stop_file(*v), ec);
       if (v->kept_stopped) {
@@ -356,6 +354,7 @@ void QmpHypervisor::intended_stop(Vm& v, bool stopped) {
   if (!stopped) {
     std::filesystem::remove(path, ec);
   } else {
+    std::filesystem::create_directories(opts_.state_dir, ec);
     std::ofstream f(path, std::ios::trunc);
     f << "stopped on purpose at " << to_ns(clock_.now()) << " ns; a start removes this file\n";
     f.flush();

@@ -80,8 +80,8 @@ struct QmpHypervisorOptions {
   int unresponsive_after = 3;  // status intervals without an answer
   size_t max_heartbeat_line = 256;              // longer lines are dropped and counted
   GuestAgentOptions guest_agent;
-  // Where intended stops outlive the agent ("": they do not); created when
-  // missing.
+  // Where intended stops outlive the agent ("": they do not); created at
+  // the first stop.
   std::string state_dir;
 };
 
