@@ -96,14 +96,18 @@ class QemuAgent : public ::testing::Test {
   long long count(const std::string& sql) {
     return testing::query_number(dir_.file("audit.db"), sql);
   }
-  // `medic hosts --vms` as the operator: the engine's view of the VMs.
-  std::string hosts() {
+  // The medic CLI as the operator, against this test's engine.
+  testing::CommandResult operator_cli(std::vector<std::string> args,
+                                      std::chrono::milliseconds limit = 10s) {
     ::setenv("MEDIC_KEY", dir_.file("operator.key").c_str(), 1);
     ::setenv("MEDIC_TRUST", dir_.file("trust.yaml").c_str(), 1);
     ::setenv("MEDIC_ENGINE_KEY", engine_key_.c_str(), 1);
     ::setenv("MEDIC_ENGINE", ("tcp://127.0.0.1:" + std::to_string(port(7704))).c_str(), 1);
-    return testing::run_command({testing::medic_binary(), "hosts", "--vms"}, 10s).out;
+    args.insert(args.begin(), testing::medic_binary());
+    return testing::run_command(args, limit);
   }
+  // `medic hosts --vms`: the engine's view of the VMs.
+  std::string hosts() { return operator_cli({"hosts", "--vms"}).out; }
   bool both_running(const std::string& h) {
     return h.find(std::string(kWeb) + "  running") != std::string::npos &&
            h.find(std::string(kDb) + "  running") != std::string::npos;
@@ -164,6 +168,62 @@ TEST_F(QemuAgent, StartsItsGuestsAndTheShippedRulesHealAFrozenQemu) {
   EXPECT_EQ(engine.terminate(), 0);
   EXPECT_EQ(agent.terminate(), 0);
   EXPECT_EQ(qemu_pid_of("web-1", dir_.path()), 0) << "QEMU outlived the agent";
+}
+
+// `medic vm stop` of a real guest: QEMU ends, the guest stays stopped while
+// the agent restarts (its stop is kept in the agent's state directory, beside
+// the journal) and the other guest is started again; `medic vm start` brings
+// it back, beating.
+TEST_F(QemuAgent, AGuestAnOperatorStoppedStaysStoppedAcrossAnAgentRestartUntilStarted) {
+  testing::Daemon engine({testing::medic_binary(), "engine", "-c", dir_.file("engine.yaml")},
+                         dir_.file("engine.log"));
+  auto agent = std::make_unique<testing::Daemon>(
+      std::vector<std::string>{testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
+      dir_.file("agent.log"));
+  ASSERT_OK(engine.start());
+  ASSERT_OK(agent->start());
+  std::string h;
+  ASSERT_TRUE(testing::wait_until([&] { return both_running(h = hosts()); }, 180s)) << h;
+
+  auto stop = operator_cli(
+      {"vm", "stop", "db-1", "--reason", "disk swap", "--wait", "--wait-for", "60s"}, 90s);
+  ASSERT_EQ(stop.exit_code, 0) << stop.out << stop.err;
+  EXPECT_NE(stop.out.find("VM db-1 is stopped"), std::string::npos) << stop.out;
+  EXPECT_EQ(qemu_pid_of("db-1", dir_.path()), 0) << "QEMU still runs after the stop";
+
+  EXPECT_EQ(agent->terminate(), 0);
+  agent = std::make_unique<testing::Daemon>(
+      std::vector<std::string>{testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
+      dir_.file("agent2.log"));
+  ASSERT_OK(agent->start());
+  // web-1 comes back (desired running); db-1 is reported stopped, meant to be.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        h = hosts();
+        return h.find(std::string(kWeb) + "  running") != std::string::npos &&
+               h.find(std::string(kDb) + "  stopped") != std::string::npos;
+      },
+      180s))
+      << h;
+  EXPECT_NE(h.find("desired=stopped"), std::string::npos) << h;
+  EXPECT_EQ(qemu_pid_of("db-1", dir_.path()), 0) << "the restarted agent started db-1";
+  EXPECT_NE(testing::read_file(dir_.file("agent2.log")).find("qmp: db-1: stopped on purpose"),
+            std::string::npos);
+
+  auto start = operator_cli(
+      {"vm", "start", "db-1", "--reason", "disk swapped", "--wait", "--wait-for", "150s"}, 180s);
+  ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
+  EXPECT_NE(start.out.find("VM db-1 is running"), std::string::npos) << start.out;
+  EXPECT_GT(qemu_pid_of("db-1", dir_.path()), 0);
+  // Two requests, each a decision of its own rule, with nothing else on db-1.
+  EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
+                  "' and outcome = 'proposed' and rule in ('request:stop', 'request:start')"),
+            2);
+  EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
+                  "' and rule not like 'request:%' and outcome != 'suppressed'"),
+            0);
+  EXPECT_EQ(engine.terminate(), 0);
+  EXPECT_EQ(agent->terminate(), 0);
 }
 
 }  // namespace
