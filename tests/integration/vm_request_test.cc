@@ -20,6 +20,32 @@ class VmRequestTest : public SimHostFlowTest {
            " where: vm.state == \"running\", do: reboot}\n";
   }
 
+  // The log of stop `id`: the decision (who asked, why), sent, done, healed;
+  // the signed request as its evidence and as an accepted operator request.
+  void expect_stop_story(const std::string& id) {
+    EXPECT_EQ(rows("SELECT count(*) FROM decisions WHERE decision_id = '" + id +
+                   "' AND rule = 'request:stop' AND outcome = 'proposed' AND reason LIKE "
+                   "'trigger: request % by alice: stop (disk swap)' AND evidence != '[]'"),
+              1);
+    EXPECT_EQ(rows("SELECT count(*) FROM transitions WHERE action_id = '" + id +
+                   "' AND state IN ('dispatched', 'succeeded')"),
+              2);
+    EXPECT_EQ(rows("SELECT count(*) FROM operator_requests WHERE verb = 'vm stop' AND accepted = 1"
+                   " AND target = '" +
+                   id + "'"),
+              1);
+    auto why =
+        testing::run_command({testing::medic_binary(), "audit", "why", id, "--db", db_}, 20s);
+    EXPECT_EQ(why.exit_code, 0) << why.err;
+    for (const std::string& line : std::vector<std::string>{
+             "Trigger: request ", "signed request ", ": stop VM " + vm_ + " (reason: disk swap)",
+             "signed by alice", "Approval: asked for by alice at ", "(the request is the approval)",
+             "executed; the actuator saw the VM stopped, as asked", "Healed: yes",
+             "the actuator saw the VM stopped after the verb"}) {
+      EXPECT_NE(why.out.find(line), std::string::npos) << line << "\n" << why.out;
+    }
+  }
+
   long long rows(const std::string& sql) { return testing::query_number(db_, sql); }
 
   std::string decision_of(const std::string& rule) {
@@ -55,28 +81,7 @@ TEST_F(VmRequestTest, AStoppedVmStaysStoppedAndStartsAgainOnRequestWithTheStoryI
     EXPECT_NE(rec_.decisions[i].vm, vm_) << "rule " << rec_.decisions[i].rule << " acted on it";
   }
 
-  // The log: the decision (who asked, why), sent, done, healed; the signed
-  // request as its evidence and as an accepted operator request.
-  EXPECT_EQ(rows("SELECT count(*) FROM decisions WHERE decision_id = '" + id +
-                 "' AND rule = 'request:stop' AND outcome = 'proposed' AND reason LIKE "
-                 "'trigger: request % by alice: stop (disk swap)' AND evidence != '[]'"),
-            1);
-  EXPECT_EQ(rows("SELECT count(*) FROM transitions WHERE action_id = '" + id +
-                 "' AND state IN ('dispatched', 'succeeded')"),
-            2);
-  EXPECT_EQ(rows("SELECT count(*) FROM operator_requests WHERE verb = 'vm stop' AND accepted = 1"
-                 " AND target = '" + id + "'"),
-            1);
-  auto why = testing::run_command(
-      {testing::medic_binary(), "audit", "why", id, "--db", db_}, 20s);
-  EXPECT_EQ(why.exit_code, 0) << why.err;
-  for (const std::string& line : std::vector<std::string>{
-           "Trigger: request ", "signed request ", ": stop VM " + vm_ + " (reason: disk swap)",
-        "signed by alice", "Approval: asked for by alice at ", "(the request is the approval)",
-        "executed; the actuator saw the VM stopped, as asked",
-        "Healed: yes", "the actuator saw the VM stopped after the verb"}) {
-    EXPECT_NE(why.out.find(line), std::string::npos) << line << "\n" << why.out;
-  }
+  expect_stop_story(id);
 
   tick_ = 2ms;
   auto start = cli({"vm", "start", vm_, "--reason", "disk in", "--wait", "--wait-for", "30s",
