@@ -73,6 +73,8 @@ struct Engine::Impl {
   // `expires`: when the action times out if no result came.
   void start_action(const std::string& id, uint32_t vm, uint32_t host, Time expires);
   void watch(Incident& inc, Time until);
+  // A verb's result came and the VM is not healed yet (engine_steps.cc).
+  void watch_after_result(Incident& inc);
   void arm_watch(Incident& inc, Time until);
   void note_progress(Incident& inc, EventType type, const medic::v1::Event& e);
   void on_watch_end(IncidentId id);

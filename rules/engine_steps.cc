@@ -243,6 +243,7 @@ void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
   uint32_t host = fleet_.vm_at(inc.vm).host;
   chain_.on_dispatched(inc.vm, host, now_ns());
   book_.move_to(inc, IncidentState::kActing);
+  inc.watch_from = clock_.now();  // the step's heal window runs from here
   inc.action_id = d.id;
   inc.healed_seen = false;
   inc.progress = false;
@@ -271,6 +272,24 @@ void Engine::Impl::watch(Incident& inc, Time until) {
   touch_vm(inc.vm);
   book_.move_to(inc, IncidentState::kWatching);
   inc.watch_from = clock_.now();
+  arm_watch(inc, until);
+}
+
+// The actuator answers a verb that did not heal the VM at the end of its
+// own watch (Action.watch_ns: the rule's heal_within from the verb), so the
+// step's heal window is counted from the dispatch, not from the result; a
+// reboot the guest ignored is then followed by the next step one heal_within
+// after it was sent, not two. A little grace is left for events the
+// actuator's look did not see (a probe, a heartbeat on its way).
+void Engine::Impl::watch_after_result(Incident& inc) {
+  constexpr Duration kLateEventGrace = std::chrono::seconds(5);
+  // An incident restored from a snapshot that did not keep the step's time
+  // counts from now.
+  if (to_ns(inc.watch_from) == 0) inc.watch_from = clock_.now();
+  const Time until =
+      std::max(inc.watch_from + inc.rule->heal_within, clock_.now() + kLateEventGrace);
+  touch_vm(inc.vm);
+  book_.move_to(inc, IncidentState::kWatching);
   arm_watch(inc, until);
 }
 
@@ -391,7 +410,7 @@ void Engine::Impl::result(const std::string& id, ActionState outcome, bool heale
         else if (inc->healed_seen)
           close_healed(*inc, heal_words(*inc->rule), inc->healed_ref);
         else
-          watch(*inc, clock_.now() + inc->rule->heal_within);
+          watch_after_result(*inc);
         break;
       case ActionState::kFailed:
       case ActionState::kTimedOut:

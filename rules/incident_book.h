@@ -73,7 +73,7 @@ struct Incident {
   bool healed_seen = false;       // the heal signal came while acting
   bool settled = false;           // it waited out one storm-guard settle already
   bool progress = false;          // the VM showed progress since the step (boot_timeout)
-  Time watch_from{};              // watching: when the step's watch began
+  Time watch_from{};              // acting, watching: when the step was taken
   EvidenceRef healed_ref = 0;     // ... in this event
   std::string step_decision;      // the current step's decision id, for its heal verdict
   bool waiting_reported = false;  // the wait for a slot was reported once

@@ -106,6 +106,17 @@ class QemuAgent : public ::testing::Test {
     args.insert(args.begin(), testing::medic_binary());
     return testing::run_command(args, limit);
   }
+  // `medic engine` or `medic agent` of this test's configs, started; null
+  // (and a failure) when it cannot start.
+  std::unique_ptr<testing::Daemon> daemon(const std::string& what, const std::string& log) {
+    auto d = std::make_unique<testing::Daemon>(
+        std::vector<std::string>{testing::medic_binary(), what, "-c", dir_.file(what + ".yaml")},
+        dir_.file(log));
+    Status s = d->start();
+    if (s.ok()) return d;
+    ADD_FAILURE() << what << " did not start: " << s;
+    return nullptr;
+  }
   // `medic hosts --vms`: the engine's view of the VMs.
   std::string hosts() { return operator_cli({"hosts", "--vms"}).out; }
   bool both_running(const std::string& h) {
@@ -120,12 +131,9 @@ class QemuAgent : public ::testing::Test {
 };
 
 TEST_F(QemuAgent, StartsItsGuestsAndTheShippedRulesHealAFrozenQemu) {
-  testing::Daemon engine({testing::medic_binary(), "engine", "-c", dir_.file("engine.yaml")},
-                         dir_.file("engine.log"));
-  testing::Daemon agent({testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
-                        dir_.file("agent.log"));
-  ASSERT_OK(engine.start());
-  ASSERT_OK(agent.start());
+  auto engine = daemon("engine", "engine.log");
+  auto agent = daemon("agent", "agent.log");
+  ASSERT_TRUE(engine && agent);
   const auto t0 = SteadyClock::now();
   // Both guests start (desired: running, the default) and beat: the engine
   // reports them running (booting until the first heartbeat).
@@ -165,9 +173,82 @@ TEST_F(QemuAgent, StartsItsGuestsAndTheShippedRulesHealAFrozenQemu) {
   EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
                   "' and outcome != 'suppressed'"),
             0);
-  EXPECT_EQ(engine.terminate(), 0);
-  EXPECT_EQ(agent.terminate(), 0);
+  EXPECT_EQ(engine->terminate(), 0);
+  EXPECT_EQ(agent->terminate(), 0);
   EXPECT_EQ(qemu_pid_of("web-1", dir_.path()), 0) << "QEMU outlived the agent";
+}
+
+// A guest that lacks something (docs/guests.md): web-1 alone, broken by its
+// own /init at a wall-clock moment (medic.fault=KIND@EPOCH, once), under the
+// shipped rules. Neither fault is seen by QEMU, so only the heartbeats'
+// absence tells: guest-unresponsive sends a reboot, which the test guest
+// ignores (no ACPI power-button handler), then a reset after heal_within.
+// The figures (fault -> first action dispatched, -> reset dispatched, ->
+// the actuator saw it beating) go to bench/qemu_e2e.sh as E2E_TIMING lines.
+class QemuFault : public QemuAgent {
+ protected:
+  void run_fault(const std::string& kind, bool pvpanic) {
+    const int64_t at = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() +
+                       kLead;
+    std::string vm =
+        guest_vm_yaml("web-1", kWeb, "web", " medic.fault=" + kind + "@" + std::to_string(at)) +
+        "    labels: {tier: web}\n";
+    if (!pvpanic) vm = replace_all(vm, "devices: [pvpanic, i6300esb]", "devices: [i6300esb]");
+    dir_.write("qemu-vms.yaml", "vms:\n" + vm);
+    auto engine = daemon("engine", "engine.log");
+    auto agent = daemon("agent", "agent.log");
+    ASSERT_TRUE(engine && agent);
+    std::string h;
+    ASSERT_TRUE(testing::wait_until(
+        [&] { return (h = hosts()).find(std::string(kWeb) + "  running") != std::string::npos; },
+        std::chrono::seconds(kLead)))
+        << "web-1 was not running before its fault:\n"
+        << h;
+    const std::string rows =
+        "select min(t.at_ns) from decisions d join transitions t on "
+        "t.action_id = d.action_id where d.rule = 'guest-unresponsive' and "
+        "d.vm = '" +
+        std::string(kWeb) + "' ";
+    long long healed = 0;
+    ASSERT_TRUE(testing::wait_until(
+        [&] {
+          healed = count(rows +
+                         "and d.verb = 'reset' and t.state = 'succeeded' and t.detail = "
+                         "'executed; the actuator saw the VM healthy'");
+          return healed > 0;
+        },
+        std::chrono::seconds(kLead + 300)))
+        << "the reset did not heal web-1";
+    const long long first = count(rows + "and d.verb = 'reboot' and t.state = 'dispatched'");
+    const long long reset = count(rows + "and d.verb = 'reset' and t.state = 'dispatched'");
+    ASSERT_GT(first, 0) << "no reboot first";
+    const long long fault_ns = at * 1'000'000'000LL;
+    EXPECT_GT(first, fault_ns + 25'000'000'000LL) << "acted before the 30 s absence";
+    EXPECT_GT(reset, first);
+    const std::string tag = kind + (pvpanic ? "" : "_without_pvpanic");
+    report_timing("fault_" + tag + "_to_reboot_dispatched",
+                  std::chrono::nanoseconds(first - fault_ns));
+    report_timing("fault_" + tag + "_to_reset_dispatched",
+                  std::chrono::nanoseconds(reset - fault_ns));
+    report_timing("fault_" + tag + "_to_beating", std::chrono::nanoseconds(healed - fault_ns));
+    // The guest said when it broke (a reset keeps QEMU, and its console log).
+    const std::string console = testing::read_file(dir_.file("web-console.log")) +
+                                testing::read_file(dir_.file("web-console.log.1"));
+    EXPECT_NE(console.find("init: fault " + kind + " now"), std::string::npos) << console;
+    EXPECT_EQ(engine->terminate(), 0);
+    EXPECT_EQ(agent->terminate(), 0);
+  }
+  static constexpr int64_t kLead = 75;  // s from writing the spec to the fault
+};
+
+TEST_F(QemuFault, APanicWithoutPvpanicIsHealedByTheHangLadderAfterAnIgnoredReboot) {
+  run_fault("panic", false);
+}
+
+TEST_F(QemuFault, AHungGuestWithoutAnAcpiHandlerIgnoresTheRebootAndIsReset) {
+  run_fault("hang", true);
 }
 
 // `medic vm stop` of a real guest: QEMU ends, the guest stays stopped while
@@ -175,13 +256,9 @@ TEST_F(QemuAgent, StartsItsGuestsAndTheShippedRulesHealAFrozenQemu) {
 // the journal) and the other guest is started again; `medic vm start` brings
 // it back, beating.
 TEST_F(QemuAgent, AGuestAnOperatorStoppedStaysStoppedAcrossAnAgentRestartUntilStarted) {
-  testing::Daemon engine({testing::medic_binary(), "engine", "-c", dir_.file("engine.yaml")},
-                         dir_.file("engine.log"));
-  auto agent = std::make_unique<testing::Daemon>(
-      std::vector<std::string>{testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
-      dir_.file("agent.log"));
-  ASSERT_OK(engine.start());
-  ASSERT_OK(agent->start());
+  auto engine = daemon("engine", "engine.log");
+  auto agent = daemon("agent", "agent.log");
+  ASSERT_TRUE(engine && agent);
   std::string h;
   ASSERT_TRUE(testing::wait_until([&] { return both_running(h = hosts()); }, 180s)) << h;
 
@@ -192,10 +269,8 @@ TEST_F(QemuAgent, AGuestAnOperatorStoppedStaysStoppedAcrossAnAgentRestartUntilSt
   EXPECT_EQ(qemu_pid_of("db-1", dir_.path()), 0) << "QEMU still runs after the stop";
 
   EXPECT_EQ(agent->terminate(), 0);
-  agent = std::make_unique<testing::Daemon>(
-      std::vector<std::string>{testing::medic_binary(), "agent", "-c", dir_.file("agent.yaml")},
-      dir_.file("agent2.log"));
-  ASSERT_OK(agent->start());
+  agent = daemon("agent", "agent2.log");
+  ASSERT_TRUE(agent);
   // web-1 comes back (desired running); db-1 is reported stopped, meant to be.
   ASSERT_TRUE(testing::wait_until(
       [&] {
@@ -222,7 +297,7 @@ TEST_F(QemuAgent, AGuestAnOperatorStoppedStaysStoppedAcrossAnAgentRestartUntilSt
   EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
                   "' and rule not like 'request:%' and outcome != 'suppressed'"),
             0);
-  EXPECT_EQ(engine.terminate(), 0);
+  EXPECT_EQ(engine->terminate(), 0);
   EXPECT_EQ(agent->terminate(), 0);
 }
 

@@ -165,8 +165,9 @@ TEST_F(ReplayTest, AbsenceFiresBetweenFramesAndTheLadderClimbsWhenNoHealComes) {
   // The last heartbeat arrived at 20s + 2ms; 30s later the absence is due.
   EXPECT_EQ(r.decisions[0].at, kStart + 50s + 2ms);
   EXPECT_EQ(r.decisions[1].step, rules::Step::kReset);
-  // The stand-in answers 1s after the reboot; the 1m watch then runs out.
-  EXPECT_EQ(r.decisions[1].at, kStart + 50s + 2ms + 1s + 1min);
+  // The stand-in answers 1s after the reboot; the 1m watch from the reboot
+  // then runs out.
+  EXPECT_EQ(r.decisions[1].at, kStart + 50s + 2ms + 1min);
   // The ladder ran out at the reset's watch end; the trigger that still holds
   // opens a fresh incident, which the cooldown since the reset holds back.
   EXPECT_EQ(r.decisions[2].step, rules::Step::kReboot);

@@ -127,13 +127,15 @@ TEST(Engine, LadderMovesUpOnlyWhenTheStepDidNotHeal) {
   auto ds = h.take();
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReboot);
+  const Time sent = ds[0].at;
   h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
-  h.run(59s, 1s, {}, {"h1"});
+  h.run(sent + 59s - h.clock.now(), 1s, {}, {"h1"});
   EXPECT_TRUE(h.take().empty()) << "escalated before heal_within passed";
   h.run(2s, 1s, {}, {"h1"});
   ds = h.take();
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].step, Step::kReset);
+  EXPECT_EQ(ds[0].at, sent + 1min) << "heal_within from the step, not from its result";
   EXPECT_EQ(ds[0].ladder_step, 2u);
   h.engine.on_action_result(ds[0].id, ActionState::kSucceeded, false);
   h.run(10s, 1s, {{"h1", "vm1"}}, {"h1"});  // the guest is back

@@ -63,7 +63,7 @@ TEST(RuleTests, FailingTestShowsExpectedVersusProduced) {
       << s;
   EXPECT_NE(s.find("  produced, not expected:\n    at 1m25s   reboot  vm web-1"), std::string::npos)
       << s;
-  EXPECT_NE(s.find("at 2m30s   reset   vm web-1        proposed"), std::string::npos) << s;
+  EXPECT_NE(s.find("at 2m25s   reset   vm web-1        proposed"), std::string::npos) << s;
   EXPECT_NE(s.find("1 tests in 1 files: 0 passed, 1 failed"), std::string::npos) << s;
 }
 
