@@ -3,11 +3,14 @@
 # (default 3) and prints, for each figure it reports (E2E_TIMING lines), the
 # median, min and max in seconds, plus each scenario's wall time and that of
 # one whole run.
-# Usage: bench/qemu_e2e.sh [BUILD_DIR]   (env: RUNS, MEDIC_E2E_ACCEL=tcg|kvm|auto)
+# Usage: bench/qemu_e2e.sh [BUILD_DIR]   (env: RUNS, MEDIC_E2E_ACCEL=tcg|kvm|auto,
+#   GTEST_FILTER to run some scenarios only, e.g. 'QemuFault.*' for the faults
+#   of guests that lack pvpanic or an ACPI handler)
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bins=("$build/tests/e2e_qemu_guest_test" "$build/tests/e2e_qemu_lifecycle_test")
+bins=("$build/tests/e2e_qemu_guest_test" "$build/tests/e2e_qemu_lifecycle_test"
+      "$build/tests/e2e_qemu_agent_test")
 for bin in "${bins[@]}"; do
   [ -x "$bin" ] || { echo "qemu_e2e: no $bin (build first)" >&2; exit 1; }
 done
