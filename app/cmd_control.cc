@@ -7,13 +7,12 @@
 // Where the engine is, and who the operator is, come from flags or the
 // environment: --engine ($MEDIC_ENGINE), --engine-key ($MEDIC_ENGINE_KEY),
 // --key ($MEDIC_KEY), --trust ($MEDIC_TRUST).
-#include <sodium.h>
-
 #include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "app/commands.h"
+#include "app/control_client.h"
 #include "core/duration.h"
 #include "core/json.h"
 #include "fabric/control.h"
@@ -27,36 +26,6 @@ struct SilenceArgs {
   std::string reason;
   bool force = false;
 };
-
-struct Target {
-  std::string engine;
-  std::string engine_key;
-  std::string key;
-  std::string trust;
-  std::string timeout = "5s";
-  bool json = false;  // print the answer as JSON (docs/operations.md, "--json")
-};
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-void add_target_options(CLI::App* sub, Target* t) {
-  t->engine = env_or("MEDIC_ENGINE", "tcp://127.0.0.1:7704");
-  t->engine_key = env_or("MEDIC_ENGINE_KEY", "");
-  t->key = env_or("MEDIC_KEY", "");
-  t->trust = env_or("MEDIC_TRUST", "");
-  sub->add_option("--engine", t->engine, "engine control endpoint ($MEDIC_ENGINE)")
-      ->capture_default_str();
-  sub->add_option("--engine-key", t->engine_key, "engine key id, 64 hex digits ($MEDIC_ENGINE_KEY)");
-  sub->add_option("--key", t->key, "your operator key file ($MEDIC_KEY)");
-  sub->add_option("--trust", t->trust, "trust store that lists the engine ($MEDIC_TRUST)");
-  sub->add_option("--timeout", t->timeout, "how long to wait for the reply")->capture_default_str();
-  sub->add_flag("--json", t->json,
-                "the answer as one JSON object: the engine's view for queries, "
-                "{request, request_id, accepted, text, error} for requests");
-}
 
 // The JSON answer: the engine's own for queries; for a request that changes
 // something, what the engine said of it.
@@ -75,6 +44,8 @@ const char* request_name(medic::v1::ControlRequest::BodyCase c) {
     case R::kInject: return "inject";
     case R::kVm: return "vm";
     case R::kVmAction: return "vm_action";
+    case R::kRequest:
+      return "request";
     case R::BODY_NOT_SET: break;
   }
   return "unknown";
@@ -89,30 +60,6 @@ std::string reply_json(const medic::v1::ControlRequest& q, const medic::v1::Cont
   j["text"] = r.text();
   j["error"] = r.error();
   return dump_json(j);
-}
-
-// Sends `request` (its id set here) and returns the engine's reply; a
-// set-up problem (keys, trust, the engine unreachable) comes back as an error.
-Result<medic::v1::ControlReply> exchange(const Target& t, medic::v1::ControlRequest* request) {
-  if (t.key.empty()) return invalid_argument("no operator key: pass --key FILE or set MEDIC_KEY");
-  if (t.trust.empty())
-    return invalid_argument("no trust store: pass --trust FILE or set MEDIC_TRUST");
-  if (t.engine_key.empty())
-    return invalid_argument("no engine key: pass --engine-key HEX or set MEDIC_ENGINE_KEY");
-  auto limit = parse_duration(t.timeout);
-  if (!limit.ok()) return invalid_argument("--timeout: " + limit.status().message());
-  auto id = fabric::Identity::load(t.key);
-  if (!id.ok()) return id.status();
-  auto trust = fabric::TrustStore::load(t.trust);
-  if (!trust.ok()) return trust.status();
-  auto engine_key = fabric::public_key_from_hex(t.engine_key);
-  if (!engine_key.ok()) return invalid_argument("--engine-key: " + engine_key.status().message());
-  std::array<uint8_t, 8> rnd;
-  randombytes_buf(rnd.data(), rnd.size());
-  request->set_request_id(fabric::to_hex(rnd));
-  return fabric::send_control_request(
-      {t.engine, *engine_key}, *id, *trust, *request,
-      std::chrono::duration_cast<std::chrono::milliseconds>(*limit));
 }
 
 // Sends `request`; prints the reply's text (its JSON with --json, refusals

@@ -25,5 +25,7 @@ void add_record(CLI::App& app, int* exit_code);
 void add_audit(CLI::App& app, int* exit_code);
 // approve, deny, silence [list], unsilence, unfreeze, inject, status, incidents, hosts
 void add_control(CLI::App& app, int* exit_code);
+// `medic request VERB --vm|--label`: an action request (app/cmd_request.cc).
+void add_request(CLI::App& app, int* exit_code);
 
 }  // namespace medic::app

@@ -64,6 +64,23 @@ std::string comma_list(const std::vector<std::string>& items) {
 
 namespace {
 
+const char* verb_words(medic::v1::Verb v) {
+  switch (v) {
+    case medic::v1::VERB_REBOOT:
+      return "reboot";
+    case medic::v1::VERB_RESET:
+      return "reset";
+    case medic::v1::VERB_RESTART:
+      return "restart";
+    case medic::v1::VERB_START:
+      return "start";
+    case medic::v1::VERB_STOP:
+      return "stop";
+    default:
+      return "an unknown verb for";
+  }
+}
+
 const char* vm_state_words(medic::v1::VmState s) {
   switch (s) {
     case medic::v1::VM_STATE_RUNNING: return "running";
@@ -196,13 +213,16 @@ void ref_lines(const ActionHistory& h, const EvidenceRef& ref, std::vector<Evide
   }
   medic::v1::ControlRequest req;
   if (env.kind() == medic::v1::KIND_CONTROL_REQUEST && req.ParseFromString(env.payload()) &&
-      req.has_vm_action()) {
-    const auto& q = req.vm_action();
-    const char* verb = q.verb() == medic::v1::VERB_START  ? "start"
-                       : q.verb() == medic::v1::VERB_STOP ? "stop"
-                                                          : "an unknown verb for";
-    line.what = "signed request " + req.request_id() + ": " + verb + " VM " + q.vm() +
-                (q.reason().empty() ? "" : " (reason: " + q.reason() + ")");
+      (req.has_vm_action() || req.has_request())) {
+    // `medic vm start|stop` (VmAction) or `medic request` (ActionRequest).
+    const bool vm_action = req.has_vm_action();
+    const medic::v1::Verb v = vm_action ? req.vm_action().verb() : req.request().verb();
+    const std::string& vm = vm_action ? req.vm_action().vm() : req.request().vm();
+    const std::string& label = vm_action ? "" : req.request().label();
+    const std::string& reason = vm_action ? req.vm_action().reason() : req.request().reason();
+    line.what = "signed request " + req.request_id() + ": " + verb_words(v) +
+                (vm.empty() ? " VMs with label " + label : " VM " + vm) +
+                (reason.empty() ? "" : " (reason: " + reason + ")");
     out->push_back(line);
     return;
   }

@@ -81,6 +81,9 @@ std::string approval_text(const WhyStory& s) {
     out += "asked for by " + a.by + " at " + utc(a.at) +
            " (the request is the approval)\n  signed request row " + std::to_string(a.request) +
            ", key " + a.key;
+  } else if (a.state == "asked") {
+    out += "not required; asked for by " + a.by + " at " + utc(a.at) + "\n  signed request row " +
+           std::to_string(a.request) + ", key " + a.key;
   } else if (a.state == "expired") {
     out += "required; none came: expired at " + utc(a.at) + (a.detail.empty() ? "" : ": " + a.detail);
   } else if (a.state == "waiting") {

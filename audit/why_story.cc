@@ -92,10 +92,11 @@ ApprovalPart approval_part(const ActionHistory& h) {
   } else if (h.decision.outcome == DecisionOutcome::kDryRun) {
     a.state = "not applicable";
   } else if (h.decision.rule.starts_with("request:")) {
-    // A person's request (`medic vm start|stop`): the request is the yes.
+    // A person's request (`medic vm start|stop`): the request is the yes. A
+    // requester's (`medic request`) needed none, or would have a pending row.
     for (const auto& q : h.requests) {
-      if (!q.accepted || !q.verb.starts_with("vm ")) continue;
-      a.state = "requested";
+      if (!q.accepted || !(q.verb.starts_with("vm ") || q.verb.starts_with("request "))) continue;
+      a.state = q.verb.starts_with("vm ") ? "requested" : "asked";
       a.by = q.operator_name;
       a.at = q.received_at;
       a.request = q.seq;

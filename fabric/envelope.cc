@@ -82,7 +82,8 @@ bool role_may_send(const TrustedNode& node, Kind kind) {
     case medic::v1::KIND_ACTION_RESULT:
       return node.has_role(Role::kActuator);
     case medic::v1::KIND_CONTROL_REQUEST:
-      return node.has_role(Role::kOperator);
+      // A requester may send only action requests (node/engine_requests.cc).
+      return node.has_role(Role::kOperator) || node.has_role(Role::kRequester);
     case medic::v1::KIND_CONTROL_REPLY:
       return node.has_role(Role::kEngine);
     case medic::v1::KIND_CHECKPOINT:
@@ -254,7 +255,10 @@ OpenError Opener::check_sender(const medic::v1::Envelope& env, const PublicKey& 
                 "\"" + node->name + "\" (key " + short_key_id(pk) +
                     ") is not one of the keys configured for this socket");
   }
-  if (!node->covers_host(env.host())) {
+  // A control request addresses the engine, not a host (host empty): a
+  // requester's scope is checked for each VM it names instead.
+  const bool to_engine = env.kind() == medic::v1::KIND_CONTROL_REQUEST && env.host().empty();
+  if (!to_engine && !node->covers_host(env.host())) {
     return fail(OpenError::kOutOfScope, detail,
                 "\"" + node->name + "\" may not speak for host \"" + env.host() + "\"");
   }

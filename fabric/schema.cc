@@ -251,6 +251,16 @@ constexpr std::array<FieldSpec, 3> kVmActionFields = {{
 }};
 constexpr MessageSchema kVmAction = schema<kVmActionFields>("medic.v1.VmAction");
 
+using medic::v1::ActionRequest;
+constexpr std::array<FieldSpec, 5> kActionRequestFields = {{
+    {ActionRequest::kVerbFieldNumber, "verb", kVarint},
+    {ActionRequest::kVmFieldNumber, "vm", kText},
+    {ActionRequest::kLabelFieldNumber, "label", kText},
+    {ActionRequest::kReasonFieldNumber, "reason", kText},
+    {ActionRequest::kFollowFieldNumber, "follow", kVarint},
+}};
+constexpr MessageSchema kActionRequest = schema<kActionRequestFields>("medic.v1.ActionRequest");
+
 using medic::v1::Unfreeze;
 constexpr std::array<FieldSpec, 2> kUnfreezeFields = {{
     {Unfreeze::kHostFieldNumber, "host", kText},
@@ -266,7 +276,7 @@ constexpr std::array<FieldSpec, 2> kInjectFields = {{
 constexpr MessageSchema kInject = schema<kInjectFields>("medic.v1.Inject");
 
 using medic::v1::ControlRequest;
-constexpr std::array<FieldSpec, 13> kRequestFields = {{
+constexpr std::array<FieldSpec, 14> kRequestFields = {{
     {ControlRequest::kRequestIdFieldNumber, "request_id", kText},
     {ControlRequest::kApproveFieldNumber, "approve", kLen, false, &kApprove, 1},
     {ControlRequest::kDenyFieldNumber, "deny", kLen, false, &kDeny, 1},
@@ -280,16 +290,21 @@ constexpr std::array<FieldSpec, 13> kRequestFields = {{
     {ControlRequest::kInjectFieldNumber, "inject", kLen, false, &kInject, 1},
     {ControlRequest::kVmFieldNumber, "vm", kLen, false, &kVmQuery, 1},
     {ControlRequest::kVmActionFieldNumber, "vm_action", kLen, false, &kVmAction, 1},
+    {ControlRequest::kRequestFieldNumber, "request", kLen, false, &kActionRequest, 1},
 }};
 constexpr MessageSchema kRequest = schema<kRequestFields>("medic.v1.ControlRequest");
 
 using medic::v1::ControlReply;
-constexpr std::array<FieldSpec, 5> kReplyFields = {{
+constexpr std::array<FieldSpec, 9> kReplyFields = {{
     {ControlReply::kRequestIdFieldNumber, "request_id", kText},
     {ControlReply::kOkFieldNumber, "ok", kVarint},
     {ControlReply::kErrorFieldNumber, "error", kText},
     {ControlReply::kTextFieldNumber, "text", kText},
     {ControlReply::kJsonFieldNumber, "json", kText},
+    {ControlReply::kStageFieldNumber, "stage", kVarint},
+    {ControlReply::kVmFieldNumber, "vm", kText},
+    {ControlReply::kDecisionIdFieldNumber, "decision_id", kText},
+    {ControlReply::kDoneFieldNumber, "done", kVarint},
 }};
 constexpr MessageSchema kReply = schema<kReplyFields>("medic.v1.ControlReply");
 

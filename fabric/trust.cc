@@ -2,6 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
+#include "core/text.h"
+
 namespace medic::fabric {
 
 const char* role_name(Role r) {
@@ -10,6 +14,8 @@ const char* role_name(Role r) {
     case Role::kEngine: return "engine";
     case Role::kActuator: return "actuator";
     case Role::kOperator: return "operator";
+    case Role::kRequester:
+      return "requester";
   }
   return "unknown";
 }
@@ -19,6 +25,47 @@ bool TrustedNode::covers_host(const std::string& host) const {
     if (h == "*" || h == host) return true;
   }
   return false;
+}
+
+namespace {
+
+bool contains(const std::vector<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+constexpr const char* kRequestVerbs[] = {"reboot", "reset", "restart", "start", "stop"};
+
+bool known_verb(const std::string& v) {
+  for (const char* k : kRequestVerbs) {
+    if (v == k) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool RequesterScope::allows_verb(const std::string& verb) const { return contains(verbs, verb); }
+
+bool RequesterScope::needs_approval(const std::string& verb) const {
+  return contains(approval, "*") || contains(approval, verb);
+}
+
+bool RequesterScope::covers_vm(const std::string& id,
+                               const std::map<std::string, std::string>& vm_labels) const {
+  if (!vms.empty() && !contains(vms, id)) return false;
+  for (const auto& [k, v] : labels) {
+    auto it = vm_labels.find(k);
+    if (it == vm_labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+std::string RequesterScope::describe() const {
+  std::string out = vms.empty() ? "any VM" : "VMs " + join_names(vms, ", ");
+  std::string with;
+  for (const auto& [k, v] : labels) with += (with.empty() ? "" : ", ") + k + "=" + v;
+  if (!with.empty()) out += " with " + with;
+  return out;
 }
 
 Status TrustStore::add(TrustedNode node) {
@@ -59,6 +106,77 @@ Result<TrustStore> TrustStore::parse(const std::string& yaml_text, const std::st
   return from_yaml(*root, name);
 }
 
+// vms, labels, verbs, approval: a requester's scope, and only a requester's.
+void TrustStore::read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* node) {
+  const bool requester = node->has_role(Role::kRequester);
+  for (const char* key : {"vms", "labels", "verbs", "approval"}) {
+    if (n[key].IsDefined() && !requester) {
+      r.error(n[key], std::string("\"") + key +
+                          "\" is a requester's scope; this node has no requester role");
+    }
+  }
+  if (!requester) return;
+  RequesterScope& sc = node->scope;
+  if (auto vms = r.string_list(n, "vms", false)) sc.vms = *vms;
+  YAML::Node labels = n["labels"];
+  if (labels.IsDefined() && !labels.IsMap()) {
+    r.error(labels, "expected \"labels:\" to be a map of label: value");
+  } else if (labels.IsDefined()) {
+    for (const auto& kv : labels) {
+      if (!kv.second.IsScalar()) {
+        r.error(kv.second, "a label's value must be a string");
+        continue;
+      }
+      sc.labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    }
+  }
+  auto verbs = r.string_list(n, "verbs", true);
+  if (verbs) {
+    for (const auto& v : *verbs) {
+      if (!known_verb(v)) {
+        r.error(n["verbs"],
+                "unknown verb \"" + v +
+                    "\" (a requester may be given reboot, reset, restart, start or stop)");
+      }
+    }
+    sc.verbs = *verbs;
+  }
+  if (auto approval = r.string_list(n, "approval", false)) {
+    for (const auto& v : *approval) {
+      if (v != "*" && !contains(sc.verbs, v)) {
+        r.error(n["approval"], "\"" + v + "\" is not one of this requester's verbs (" +
+                                   join_names(sc.verbs, ", ") + ")");
+      }
+    }
+    sc.approval = *approval;
+  }
+}
+
+namespace {
+
+// The roles a node's `roles:` list names, into node->roles.
+void read_roles(ConfigReader& r, const YAML::Node& at, const std::vector<std::string>& roles,
+                TrustedNode* node) {
+  static const std::pair<const char*, Role> kRoles[] = {{"collector", Role::kCollector},
+                                                        {"engine", Role::kEngine},
+                                                        {"actuator", Role::kActuator},
+                                                        {"operator", Role::kOperator},
+                                                        {"requester", Role::kRequester}};
+  for (const auto& role : roles) {
+    bool known = false;
+    for (const auto& [word, bit] : kRoles) {
+      if (role != word) continue;
+      node->roles |= static_cast<uint8_t>(bit);
+      known = true;
+    }
+    if (!known)
+      r.error(at, "unknown role \"" + role +
+                      "\" (expected collector, engine, actuator, operator or requester)");
+  }
+}
+
+}  // namespace
+
 Result<TrustStore> TrustStore::from_yaml(const YAML::Node& root, const std::string& path) {
   TrustStore store;
   ConfigReader r(path);
@@ -72,7 +190,7 @@ Result<TrustStore> TrustStore::from_yaml(const YAML::Node& root, const std::stri
   std::map<std::string, int> names;
   for (const auto& n : nodes) {
     if (!r.expect_map(n, "a trusted node")) continue;
-    r.check_keys(n, {"name", "key", "roles", "hosts"});
+    r.check_keys(n, {"name", "key", "roles", "hosts", "vms", "labels", "verbs", "approval"});
     auto name = r.string(n, "name", true);
     auto key_hex = r.string(n, "key", true);
     auto roles = r.string_list(n, "roles", true);
@@ -92,22 +210,16 @@ Result<TrustStore> TrustStore::from_yaml(const YAML::Node& root, const std::stri
         node.key = *key;
       }
     }
-    if (roles) {
-      for (const auto& role : *roles) {
-        if (role == "collector") node.roles |= static_cast<uint8_t>(Role::kCollector);
-        else if (role == "engine") node.roles |= static_cast<uint8_t>(Role::kEngine);
-        else if (role == "actuator") node.roles |= static_cast<uint8_t>(Role::kActuator);
-        else if (role == "operator") node.roles |= static_cast<uint8_t>(Role::kOperator);
-        else r.error(n["roles"], "unknown role \"" + role + "\" (expected collector, engine, actuator or operator)");
-      }
-    }
+    if (roles) read_roles(r, n["roles"], *roles, &node);
     if (hosts) {
       node.hosts = *hosts;
-    } else if (node.has_role(Role::kEngine) || node.has_role(Role::kOperator)) {
+    } else if (node.has_role(Role::kEngine) || node.has_role(Role::kOperator) ||
+               node.has_role(Role::kRequester)) {
       node.hosts = {"*"};
     } else if (name) {
       node.hosts = {*name};
     }
+    read_scope(r, n, &node);
     if (r.ok() && name && key_hex && roles) {
       Status s = store.add(std::move(node));
       if (!s.ok()) r.error(n["key"], s.message());

@@ -12,6 +12,14 @@
 //       key: 9f1c...
 //       roles: [collector, actuator]
 //       hosts: [host-a]         # default: [name]
+//     - name: billing-app       # an application that may ask for actions
+//       key: 5d0e...
+//       roles: [requester]
+//       hosts: [host-a]         # default: ["*"]; the VMs must be on these
+//       vms: [web-1, web-2]     # optional: only these VM ids
+//       labels: {team: billing} # optional: only VMs with all these labels
+//       verbs: [reboot, restart]          # required: what it may ask for
+//       approval: [restart]     # optional: verbs an operator must approve ("*": all)
 #pragma once
 
 #include <map>
@@ -25,8 +33,31 @@
 
 namespace medic::fabric {
 
-enum class Role : uint8_t { kCollector = 1, kEngine = 2, kActuator = 4, kOperator = 8 };
+enum class Role : uint8_t {
+  kCollector = 1,
+  kEngine = 2,
+  kActuator = 4,
+  kOperator = 8,
+  kRequester = 16,
+};
 const char* role_name(Role r);
+
+// What a requester may ask for: which VMs (besides the node's hosts), which
+// verbs (medic::v1::Verb names: "reboot", "reset", "restart", "start",
+// "stop"), and which of them wait for an operator's approval.
+struct RequesterScope {
+  std::vector<std::string> vms;               // empty: any VM on its hosts
+  std::map<std::string, std::string> labels;  // all must match; empty: no condition
+  std::vector<std::string> verbs;
+  std::vector<std::string> approval;  // "*" stands for every verb
+
+  bool allows_verb(const std::string& verb) const;
+  bool needs_approval(const std::string& verb) const;
+  // Whether VM `id` with these labels is in scope (its host is checked apart).
+  bool covers_vm(const std::string& id, const std::map<std::string, std::string>& vm_labels) const;
+  // The scope in words, for refusals: "VMs web-1, web-2 with team=billing".
+  std::string describe() const;
+};
 
 struct TrustedNode {
   std::string name;
@@ -34,6 +65,7 @@ struct TrustedNode {
   CurveKey curve_key{};
   uint8_t roles = 0;               // bit set of Role
   std::vector<std::string> hosts;  // "*" covers every host
+  RequesterScope scope;            // requester only
 
   bool has_role(Role r) const { return roles & static_cast<uint8_t>(r); }
   bool covers_host(const std::string& host) const;
@@ -54,6 +86,7 @@ class TrustStore {
 
  private:
   static Result<TrustStore> from_yaml(const YAML::Node& root, const std::string& path);
+  static void read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* node);
 
   std::map<PublicKey, TrustedNode> by_key_;
   std::map<CurveKey, PublicKey> by_curve_;

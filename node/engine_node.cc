@@ -34,7 +34,13 @@ std::string start_prefix(Time t) {
 
 EngineNode::EngineNode(const EngineConfig& config, const fabric::Party& party,
                        audit::AuditStorePtr store, EngineObserver* observer)
-    : config_(config), party_(party), observer_(observer), store_(std::move(store)) {}
+    : config_(config),
+      party_(party),
+      observer_(observer),
+      store_(std::move(store)),
+      followers_([this](const std::string& peer, const medic::v1::ControlReply& r) {
+        if (control_) control_->send(peer, r);
+      }) {}
 
 EngineNode::~EngineNode() {
   (void)shutdown();
@@ -93,6 +99,7 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
   MEDIC_RETURN_IF_ERROR(restore_state(rule_set));
   register_on_loop();
   resume_in_flight();
+  started_ = true;
   commit_state(true);
   return {};
 }
@@ -125,7 +132,9 @@ void EngineNode::reload(std::shared_ptr<const rules::RuleSet> rules) {
 Status EngineNode::shutdown() {
   if (closed_) return {};
   closed_ = true;
-  if (engine_) commit_state(true);
+  // A start that failed (a port in use, a state that does not restore) has
+  // nothing of its own to keep, and not every part it would write exists.
+  if (started_) commit_state(true);
   Status s = store_->close();
   store_->set_commit_histogram(nullptr);  // the registry dies before the store
   return s;
@@ -140,6 +149,7 @@ void EngineNode::run_once(Duration max_wait) {
   // Degraded, the loop wakes often to see whether the store writes again.
   loop_->run_once(degraded_.ok() ? max_wait : std::min<Duration>(max_wait, kDegradedPoll));
   flush_outbox();
+  if (followers_.size() > 0) followers_.expire(party_.clock.now());
   commit_state(false);
   mailbox_.beat();
 }

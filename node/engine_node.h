@@ -33,7 +33,9 @@
 // (composition, the loop step, evidence), engine_outbox.cc (decision
 // recorder, outbox, results, resume after restart), engine_state.cc (state
 // restore and commit, degraded mode), engine_requests.cc (operator
-// requests), engine_status.cc (the status text).
+// requests), engine_action_requests.cc (`medic request`, with
+// request_replies.{h,cc} for the replies that follow), engine_status.cc (the
+// status text).
 #pragma once
 
 #include <deque>
@@ -55,6 +57,7 @@
 #include "fabric/receiver.h"
 #include "node/engine_config.h"
 #include "node/loop_mailbox.h"
+#include "node/request_replies.h"
 #include "rules/engine.h"
 #include "rules/loader.h"
 #include "rules/notifier.h"
@@ -143,7 +146,9 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   void on_heal_verdict(const rules::HealVerdict& v) override;
   // fabric::ControlHandler
   medic::v1::ControlReply handle(const medic::v1::ControlRequest& request,
-                                 const fabric::Opened& opened) override;
+                                 const fabric::Opened& opened, const std::string& peer) override;
+  // Requests followed for their replies (engine_action_requests.cc).
+  size_t followed_requests() const { return followers_.size(); }
 
  private:
   struct Envelope {
@@ -221,6 +226,18 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
                         audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
   Status vm_action_request(const medic::v1::ControlRequest& request, audit::OperatorRequest* rec,
                            medic::v1::ControlReply* reply);
+  // Action requests (engine_action_requests.cc).
+  Status action_request(const medic::v1::ControlRequest& request, const fabric::TrustedNode& who,
+                        const std::string& peer, audit::OperatorRequest* rec,
+                        medic::v1::ControlReply* reply);
+  Result<std::vector<rules::VmView>> request_vms(const medic::v1::ActionRequest& q) const;
+  Result<std::vector<rules::VmView>> request_scope(const medic::v1::ActionRequest& q,
+                                                   const fabric::TrustedNode& who,
+                                                   size_t* outside) const;
+  RequestFollowers::Step request_one(rules::Request r, const std::string& vm, Json* entry);
+  std::string out_of_scope(const fabric::TrustedNode& who, const rules::VmView& vm) const;
+  void record_request_rows(audit::OperatorRequest& rec,
+                           const std::vector<RequestFollowers::Step>& steps);
   // The id of the VM with this id or `name` label; empty when none.
   std::string vm_id_of(const std::string& id_or_name) const;
   // Keeps a signed envelope until a decision needs it as evidence; its number.
@@ -267,6 +284,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   Histogram* lane_lag_[2] = {nullptr, nullptr};  // bulk, urgent: sent -> read by the engine
   uint64_t events_by_type_[6] = {};  // by Event's body case (0: none); plain: the loop's own
   LoopMailbox mailbox_;
+  RequestFollowers followers_;  // replies still owed to action requests
+  bool started_ = false;        // start() went through: every part exists
   bool closed_ = false;
 
   // State and degraded mode (engine_state.cc).

@@ -79,9 +79,10 @@ void EngineNode::on_decision(const rules::Decision& d) {
                "decisions by rule, outcome and the policy that decided it")
       .add();
   if (observer_) observer_->on_decision(d);
-  // An approved pending action (a request's decision names its requester in
-  // `by` too, but is a decision of its own: it has no pending row).
-  if (!d.by.empty() && !rules::is_request_rule(d.rule) &&
+  followers_.on_decision(d);
+  // An approved pending action (an operator's request names them in `by` too,
+  // but is a decision of its own: it has no pending row).
+  if (d.answers_pending &&
       (d.outcome == rules::Outcome::kApproved || d.outcome == rules::Outcome::kSuppressed)) {
     record_approved_step(d);
     return;
@@ -235,6 +236,7 @@ void EngineNode::on_heal_verdict(const rules::HealVerdict& v) {
   }
   spdlog::info("engine: {} on VM {}: {} ({})", v.decision_id, v.vm,
                v.healed ? "healed" : "not healed", v.detail);
+  followers_.on_heal(v);
   std::vector<audit::Record> batch;
   batch.push_back(audit::Record::of(std::move(rec)));
   auto seq = store_->append_batch(std::move(batch));
@@ -276,6 +278,7 @@ void EngineNode::flush_outbox() {
       continue;
     }
     ++stats_.dispatched;
+    followers_.on_dispatched(out.action.id(), out.action.host());
     const Time now = party_.clock.now();
     if (out.decided_at != Time{}) decided_to_dispatched_->observe(now - out.decided_at);
     if (out.urgent_at != Time{}) urgent_to_dispatched_->observe(now - out.urgent_at);
@@ -327,6 +330,7 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     spdlog::info("healed: VM {} on {} (rule {}, action {})", e.action.vm(), e.action.host(),
                  e.action.rule(), e.action.id());
   }
+  followers_.on_result(e.action.id(), e.state == ActionState::kSucceeded, detail);
   engine_->on_action_result(e.action.id(), e.state, healed, detail);
 }
 

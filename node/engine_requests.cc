@@ -1,5 +1,6 @@
 // Operator requests on the control channel, already authenticated as an
-// operator's by fabric::ControlServer. Every request that changes something
+// operator's or a requester's by fabric::ControlServer (a requester may send
+// action requests only: engine_action_requests.cc). Every request that changes something
 // (approve, deny, silence, unsilence, unfreeze, inject) is recorded in the
 // audit log with its signed envelope, whether it was accepted or not; the
 // queries (status, silence list, incidents, hosts) are not.
@@ -26,17 +27,29 @@ std::string in_seconds(Duration d) {
 }  // namespace
 
 medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& request,
-                                           const fabric::Opened& opened) {
+                                           const fabric::Opened& opened, const std::string& peer) {
   medic::v1::ControlReply reply;
   if (!degraded_.ok()) return degraded_reply(request);
   audit::OperatorRequest rec;
   rec.received_at = party_.clock.now();
   rec.operator_name = opened.sender->name;
   rec.envelope = opened.envelope.SerializeAsString();
-  Status s = answer(request, rec.operator_name, &rec, &reply);
+  Status s;
+  if (request.body_case() == Req::kRequest) {
+    s = action_request(request, *opened.sender, peer, &rec, &reply);
+  } else if (!opened.sender->has_role(fabric::Role::kOperator)) {
+    rec.verb = "not allowed";
+    s = permission_denied("\"" + rec.operator_name +
+                          "\" is a requester: it may send action requests (medic request) only");
+  } else {
+    s = answer(request, rec.operator_name, &rec, &reply);
+  }
   reply.set_ok(s.ok());
-  if (!s.ok()) reply.set_error(s.message());
+  // Only an accepted, followed action request has more replies to come.
+  if (request.body_case() != Req::kRequest || !s.ok()) reply.set_done(true);
+  if (request.body_case() == Req::kRequest && !s.ok()) reply.set_stage(medic::v1::STAGE_REFUSED);
   if (!s.ok()) {
+    reply.set_error(s.message());
     const std::string verb = rec.verb.empty() ? "unknown" : rec.verb;
     counters_.counter("control_requests_refused_total", {{"request", verb}}).add();
   }
@@ -59,6 +72,7 @@ medic::v1::ControlReply EngineNode::handle(const medic::v1::ControlRequest& requ
 medic::v1::ControlReply EngineNode::degraded_reply(const medic::v1::ControlRequest& request) {
   medic::v1::ControlReply reply;
   reply.set_ok(false);
+  reply.set_done(true);
   reply.set_error("engine degraded: the audit log cannot be written: " + degraded_.message());
   if (request.body_case() == medic::v1::ControlRequest::kStatus) {
     reply.set_text(status_text());

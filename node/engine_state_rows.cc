@@ -27,13 +27,27 @@ std::string vm_key(std::string_view host, std::string_view id) {
 Json incident_json(const rules::IncidentRecord& r) {
   Json refs = Json::array();
   for (auto e : r.evidence) refs.push_back(e);
-  return {{"id", r.id}, {"key", r.key}, {"rule", r.rule}, {"ver", r.rule_version},
-          {"step", r.step}, {"state", r.state}, {"wait", static_cast<int>(r.waiting_on)},
-          {"held", static_cast<int>(r.held_by)}, {"action", r.action_id},
-          {"deadline", r.deadline_ns}, {"sd", r.step_decision}, {"ev", refs}, {"trigger", r.trigger},
-          {"probe", r.probe}, {"healed", r.healed_seen}, {"prog", r.progress},
-          {"wfrom", r.watch_from_ns}, {"reported", r.waiting_reported},
-          {"astep", r.approved_step}, {"aby", r.approved_by}};
+  return {{"id", r.id},
+          {"key", r.key},
+          {"rule", r.rule},
+          {"ver", r.rule_version},
+          {"step", r.step},
+          {"state", r.state},
+          {"wait", static_cast<int>(r.waiting_on)},
+          {"held", static_cast<int>(r.held_by)},
+          {"action", r.action_id},
+          {"deadline", r.deadline_ns},
+          {"sd", r.step_decision},
+          {"ev", refs},
+          {"trigger", r.trigger},
+          {"probe", r.probe},
+          {"healed", r.healed_seen},
+          {"prog", r.progress},
+          {"wfrom", r.watch_from_ns},
+          {"reported", r.waiting_reported},
+          {"astep", r.approved_step},
+          {"aby", r.approved_by},
+          {"napp", r.needs_approval}};
 }
 
 rules::IncidentRecord incident_from(const Json& j, const std::string& host,
@@ -61,6 +75,7 @@ rules::IncidentRecord incident_from(const Json& j, const std::string& host,
   r.waiting_reported = j.at("reported").get<bool>();
   r.approved_step = j.at("astep").get<uint32_t>();
   r.approved_by = j.at("aby").get<std::string>();
+  r.needs_approval = j.value("napp", false);  // absent in rows from before requesters
   return r;
 }
 

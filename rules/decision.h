@@ -85,6 +85,9 @@ struct Decision {
   Policy policy = Policy::kNone;
   std::string reason;       // why suppressed / denied / expired; the notice text for notify
   std::string by;           // the operator, for approved / denied
+  // It answers an action already recorded as pending_approval (approved, or
+  // stopped after the approval), under that action's id.
+  bool answers_pending = false;
   Duration heal_within{0};  // how long to watch the VM after a verb
   Time expires_at{};        // the action's expiry, for dispatch
   // The policies this step met, in chain order, ending at the one that

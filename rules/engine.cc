@@ -326,6 +326,11 @@ void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Eve
     if (inc->rule->healed_by != type) continue;
     const std::string how = heal_words(*inc->rule);
     if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
+    // A request is not about a failure: a healthy sign before its action
+    // does not answer it (only the action's own heal watch does).
+    const bool acted =
+        inc->state == IncidentState::kActing || inc->state == IncidentState::kWatching;
+    if (!acted && is_request_rule(inc->rule->name)) continue;
     if (inc->state == IncidentState::kActing) {
       inc->healed_seen = true;  // the action's result decides
       inc->healed_ref = ref;

@@ -139,22 +139,25 @@ struct HostView {
   std::vector<VmView> vm_list;  // filled only when asked for (host_views(true))
 };
 
-// A person's request for one verb on one VM (`medic vm start|stop`): a
-// trigger of its own kind. It opens an incident under a built-in rule
-// (request_rule_name) whose one step is the verb, and that step meets the
-// policy chain as a step its requester already approved: facts still rule (a
-// silent host, another action on the VM, free slots, dry run), what a
-// person's yes overrides (silence, storm freeze, cooldown, budget) passes. A
-// start is healed when the VM beats again, a stop when it reports stopped; a
-// stop that is dispatched ends the VM's other incidents (it is no longer to
-// be healed).
+// A request for one verb on one VM: a trigger of its own kind. It opens an
+// incident under a built-in rule (request_rule_name) whose one step is the
+// verb. An operator's request (`medic vm start|stop`) meets the policy chain
+// as a step its requester already approved: facts still rule (a silent host,
+// another action on the VM, free slots, dry run), what a person's yes
+// overrides (silence, storm freeze, cooldown, budget) passes. A requester's
+// (an application's, `medic request`) meets every policy, and waits for an
+// operator's approval when its scope says so. A start is healed when the VM
+// beats again, a stop when it reports stopped; a stop that is dispatched ends
+// the VM's other incidents (it is no longer to be healed).
 struct Request {
   std::string vm;  // id
   Step step = Step::kStart;
-  std::string by;          // who asked (the operator's key name)
+  std::string by;          // who asked (the key's name)
   std::string reason;      // why, in their words
   std::string request_id;  // the signed request's id, named in the decision's trigger
   EvidenceRef evidence = 0;
+  bool by_operator = true;      // false: a requester's, which meets every policy
+  bool needs_approval = false;  // a requester's that an operator must approve first
 };
 
 // The built-in rule a request for `s` runs under: "request:start", ... No

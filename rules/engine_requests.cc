@@ -72,15 +72,20 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   if (q.evidence) inc.evidence.push_back(q.evidence);
   inc.trigger = "request " + q.request_id + " by " + q.by + ": " + std::string(step_name(q.step)) +
                 (q.reason.empty() ? "" : " (" + q.reason + ")");
-  inc.approved_step = 1;
-  inc.approved_by = q.by;
+  if (q.by_operator) {
+    inc.approved_step = 1;
+    inc.approved_by = q.by;
+  }
+  inc.needs_approval = !q.by_operator && q.needs_approval;
   ++fleet_.vm_at(*v).open;
   const IncidentId id = inc.id;
   Decision d = base(inc);
   run_step(inc, d);
-  if (d.outcome == Outcome::kProposed && q.step == Step::kStop) {
-    if (Incident* still = book_.find(id)) end_others(*still, q.by);
-  }
+  Incident* still = book_.find(id);
+  if (still && d.outcome == Outcome::kProposed && q.step == Step::kStop) end_others(*still, q.by);
+  // A hold absorbs a rule's repeated triggers; a request does not repeat, so
+  // a refusal ends it (and the same ask may be made again).
+  if (still && still->state == IncidentState::kHeld) close(*still, IncidentEnd::kClosed);
   spdlog::info("rules: {} asked for {} of VM {}: {} ({})", q.by, step_name(q.step), q.vm,
                outcome_name(d.outcome), d.id);
   return d;

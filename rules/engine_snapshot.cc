@@ -51,6 +51,7 @@ IncidentRecord incident_record(const Incident& inc, const Fleet& fleet) {
   r.waiting_reported = inc.waiting_reported;
   r.approved_step = inc.approved_step;
   r.approved_by = inc.approved_by;
+  r.needs_approval = inc.needs_approval;
   return r;
 }
 
@@ -235,6 +236,7 @@ Status Engine::Impl::restore_incident(const IncidentRecord& r) {
   inc.waiting_reported = r.waiting_reported;
   inc.approved_step = r.approved_step;
   inc.approved_by = r.approved_by;
+  inc.needs_approval = r.needs_approval;
   ++fleet_.vm_at(*v).open;
   if (!inc.action_id.empty() && (inc.state == IncidentState::kActing || inc.awaiting_approval())) {
     book_.bind_action(inc.action_id, inc.id);

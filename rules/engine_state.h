@@ -79,6 +79,7 @@ struct IncidentRecord {
   bool waiting_reported = false;
   uint32_t approved_step = 0;
   std::string approved_by;
+  bool needs_approval = false;  // a requester's request an operator must approve
 };
 
 struct InFlightRecord {

@@ -72,7 +72,10 @@ void Engine::Impl::run_step(Incident& inc, Decision& d) {
   if (inc.approved_step == inc.step + 1) approved_by = inc.approved_by;
   if (!approved_by.empty()) {
     d.by = std::string(approved_by);
-    if (!inc.action_id.empty()) d.id = inc.action_id;
+    // An approval of a pending action (an operator's own request approves
+    // itself and was never pending).
+    d.answers_pending = !inc.action_id.empty();
+    if (d.answers_pending) d.id = inc.action_id;
   }
   inc.step_decision = d.id;
   uint32_t host = fleet_.vm_at(inc.vm).host;
@@ -80,9 +83,7 @@ void Engine::Impl::run_step(Incident& inc, Decision& d) {
   d.checks.reserve(chain_.order().size());
   switch (chain_.run(c, &d.checks)) {
     case Verdict::kPass:
-      return dispatch(
-          inc, d,
-          approved_by.empty() || inc.rule->request ? Outcome::kProposed : Outcome::kApproved);
+      return dispatch(inc, d, d.answers_pending ? Outcome::kApproved : Outcome::kProposed);
     case Verdict::kDryRun:
       d.outcome = Outcome::kDryRun;
       if (d.step == Step::kNotify) d.reason = notify_text(inc);

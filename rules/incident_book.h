@@ -79,6 +79,7 @@ struct Incident {
   bool waiting_reported = false;  // the wait for a slot was reported once
   uint32_t approved_step = 0;     // 1-based step an operator approved
   std::string approved_by;
+  bool needs_approval = false;  // a requester's request an operator must approve
 
   bool awaiting_approval() const {
     return state == IncidentState::kOpen && waiting_on == Policy::kApproval;

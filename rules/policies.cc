@@ -233,9 +233,10 @@ PolicyCheck FleetConcurrencyPolicy::check(const PolicyContext& c) {
 // ------------------------------------------------------------ approval
 
 PolicyCheck ApprovalPolicy::check(const PolicyContext& c) {
-  if (!c.rule.approval_required) return pass();
+  if (!c.rule.approval_required && !c.incident.needs_approval) return pass();
   if (c.approved()) return answer(Verdict::kPass, "approved by " + std::string(c.approved_by));
-  return answer(Verdict::kWait, "rule requires operator approval within " + fmt(timeout(c.rule)));
+  const std::string who = c.incident.needs_approval ? "the requester's scope" : "rule";
+  return answer(Verdict::kWait, who + " requires operator approval within " + fmt(timeout(c.rule)));
 }
 
 }  // namespace medic::rules

@@ -32,6 +32,11 @@ class ControlFlowTest : public ::testing::Test {
            " approval_timeout: 30s}\n";
   }
 
+  // More trust-store entries (lines of the nodes: list), keys saved in dir_.
+  virtual std::string more_trusted() { return ""; }
+  // Changes to the engine's configuration before it starts.
+  virtual void configure(node::EngineConfig&) {}
+
   void SetUp() override {
     engine_id_ = std::make_unique<fabric::Identity>(fabric::Identity::generate());
     auto host = fabric::Identity::generate();
@@ -39,10 +44,16 @@ class ControlFlowTest : public ::testing::Test {
     ASSERT_OK(host.save(dir_.file("host-a.key")));
     ASSERT_OK(alice.save(dir_.file("alice.key")));
     host_id_ = std::make_unique<fabric::Identity>(*fabric::Identity::load(dir_.file("host-a.key")));
-    dir_.write("trust.yaml", "nodes:\n"
-                             "  - {name: engine-1, key: " + engine_id_->id() + ", roles: [engine]}\n"
-                             "  - {name: host-a, key: " + host.id() + ", roles: [collector, actuator]}\n"
-                             "  - {name: alice, key: " + alice.id() + ", roles: [operator]}\n");
+    dir_.write("trust.yaml",
+               "nodes:\n"
+               "  - {name: engine-1, key: " +
+                   engine_id_->id() +
+                   ", roles: [engine]}\n"
+                   "  - {name: host-a, key: " +
+                   host.id() +
+                   ", roles: [collector, actuator]}\n"
+                   "  - {name: alice, key: " +
+                   alice.id() + ", roles: [operator]}\n" + more_trusted());
     auto trust = fabric::TrustStore::load(dir_.file("trust.yaml"));
     ASSERT_OK(trust);
     trust_ = std::make_unique<fabric::TrustStore>(std::move(*trust));
@@ -55,6 +66,7 @@ class ControlFlowTest : public ::testing::Test {
     c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
     c.actions_endpoint = "tcp://127.0.0.1:*";
     c.control_endpoint = "tcp://127.0.0.1:*";
+    configure(c);
     db_ = dir_.file("audit.db");
     auto store = audit::open_sqlite_store(db_, clock_, *engine_id_);
     ASSERT_OK(store);
@@ -100,15 +112,20 @@ class ControlFlowTest : public ::testing::Test {
   }
 
   // Runs the medic CLI while this thread keeps the engine going.
-  testing::CommandResult cli(std::vector<std::string> args, const std::string& key = "alice.key") {
+  testing::CommandResult cli(std::vector<std::string> args, const std::string& key = "alice.key",
+                             const std::string& timeout = "3s") {
     std::vector<std::string> argv = {testing::medic_binary()};
     argv.insert(argv.end(), args.begin(), args.end());
-    for (const auto& a : std::vector<std::string>{"--engine", node_->control_endpoint(),
-                                                  "--engine-key", engine_id_->id(), "--key",
-                                                  dir_.file(key), "--trust", dir_.file("trust.yaml"),
-                                                  "--timeout", "3s"}) {
+    for (const auto& a : std::vector<std::string>{
+             "--engine", node_->control_endpoint(), "--engine-key", engine_id_->id(), "--key",
+             dir_.file(key), "--trust", dir_.file("trust.yaml"), "--timeout", timeout}) {
       argv.push_back(a);
     }
+    return run_stepping(argv);
+  }
+
+  // Runs `argv` while this thread keeps the engine going.
+  testing::CommandResult run_stepping(const std::vector<std::string>& argv) {
     auto fut = std::async(std::launch::async, [argv] { return testing::run_command(argv, 20s); });
     while (fut.wait_for(1ms) != std::future_status::ready) step();
     for (int i = 0; i < 20; ++i) step();  // let the audit writes land

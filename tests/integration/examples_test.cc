@@ -183,8 +183,8 @@ TEST(Examples, RunForRealFromMadeKeys) {
   ::setenv("MEDIC", medic_binary().c_str(), 1);
   auto made = testing::run_command({source_dir() + "/scripts/make-example-keys", dir}, 30s);
   ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
-  for (const char* f : {"engine.key", "host-a.key", "host-b.key", "operator.key", "trust.yaml",
-                        "engine.yaml", "agent.yaml", "agent-host-b.yaml"}) {
+  for (const char* f : {"engine.key", "host-a.key", "host-b.key", "operator.key", "app.key",
+                        "trust.yaml", "engine.yaml", "agent.yaml", "agent-host-b.yaml"}) {
     ASSERT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   }
   // Its configs load as they are, and agree with its trust store.

@@ -17,9 +17,10 @@ using test::node;
 // Answers status requests with the operator's name; records what it saw.
 class RecordingHandler : public ControlHandler {
  public:
-  medic::v1::ControlReply handle(const medic::v1::ControlRequest& request,
-                                 const Opened& opened) override {
+  medic::v1::ControlReply handle(const medic::v1::ControlRequest& request, const Opened& opened,
+                                 const std::string& peer) override {
     seen.push_back(request);
+    peers.push_back(peer);
     signed_bytes.push_back(opened.envelope.SerializeAsString());
     medic::v1::ControlReply reply;
     reply.set_ok(true);
@@ -28,6 +29,7 @@ class RecordingHandler : public ControlHandler {
   }
   std::vector<medic::v1::ControlRequest> seen;
   std::vector<std::string> signed_bytes;
+  std::vector<std::string> peers;
 };
 
 class ControlTest : public ::testing::Test {
@@ -118,6 +120,46 @@ TEST_F(ControlTest, ReplyFromAnotherEngineThanAddressedIsRefused) {
   auto reply = round_trip(alice_, req, 500ms);
   EXPECT_FALSE(reply.ok());
   EXPECT_TRUE(handler_.seen.empty());
+}
+
+// A handler answers later, more than once, through ControlServer::send; the
+// client library reads the replies of its request in order and skips others.
+TEST_F(ControlTest, LaterRepliesReachTheSameClientInOrder) {
+  auto client = ControlClient::connect(target_, alice_, trust_);
+  ASSERT_OK(client);
+  medic::v1::ControlRequest req;
+  req.set_request_id("r6");
+  req.mutable_status();
+  ASSERT_OK((*client)->send(req));
+  zmq::pollitem_t ready{server_->socket().handle(), 0, ZMQ_POLLIN, 0};
+  for (int i = 0; i < 500 && handler_.peers.empty(); ++i) {
+    zmq::poll(&ready, 1, 10ms);
+    server_->poll();
+  }
+  ASSERT_EQ(handler_.peers.size(), 1u);
+  auto first = (*client)->next("r6", 5s);
+  ASSERT_OK(first);
+  EXPECT_EQ(first->text(), "hello alice");
+  medic::v1::ControlReply other;
+  other.set_request_id("someone-else");
+  server_->send(handler_.peers[0], other);
+  for (const char* text : {"dispatched", "healed"}) {
+    medic::v1::ControlReply later;
+    later.set_request_id("r6");
+    later.set_text(text);
+    server_->send(handler_.peers[0], later);
+  }
+  auto second = (*client)->next("r6", 5s);
+  ASSERT_OK(second);
+  EXPECT_EQ(second->text(), "dispatched");
+  auto third = (*client)->next("r6", 5s);
+  ASSERT_OK(third);
+  EXPECT_EQ(third->text(), "healed");
+  EXPECT_EQ((*client)->next("r6", 100ms).status().code(), Code::kTimeout);
+  // A peer that left: the reply is dropped, the server carries on.
+  client->reset();
+  server_->send(handler_.peers[0], other);
+  EXPECT_EQ(round_trip(alice_, req)->text(), "hello alice");
 }
 
 TEST_F(ControlTest, NoEngineListeningIsATimeoutWithAHint) {

@@ -97,7 +97,7 @@ inline medic::v1::ActionResult full_result() {
 }
 
 // A oneof holds one member: `which` picks approve (0), deny, silence, status,
-// vm (4), vm_action (5) or unsilence (6).
+// vm (4), vm_action (5), request (6) or unsilence (7).
 inline medic::v1::ControlRequest full_request(int which) {
   medic::v1::ControlRequest q;
   q.set_request_id("r-1");
@@ -129,6 +129,15 @@ inline medic::v1::ControlRequest full_request(int which) {
       q.mutable_vm_action()->set_verb(medic::v1::VERB_STOP);
       q.mutable_vm_action()->set_reason("disk swap");
       break;
+    case 6: {
+      auto* r = q.mutable_request();
+      r->set_verb(medic::v1::VERB_REBOOT);
+      r->set_vm("web-7");
+      r->set_label("team=db");
+      r->set_reason("app unresponsive");
+      r->set_follow(true);
+      break;
+    }
     default:
       q.mutable_unsilence()->set_silence_id("s-1");
       break;
@@ -143,6 +152,10 @@ inline medic::v1::ControlReply full_reply() {
   r.set_error("none");
   r.set_text("fine");
   r.set_json("{}");
+  r.set_stage(medic::v1::STAGE_DISPATCHED);
+  r.set_vm("web-7");
+  r.set_decision_id("d-1");
+  r.set_done(true);
   return r;
 }
 
@@ -163,7 +176,7 @@ inline std::vector<std::string> full_payloads(medic::v1::Kind kind, const std::s
     case medic::v1::KIND_ACTION_RESULT: return {full_result().SerializeAsString()};
     case medic::v1::KIND_CONTROL_REQUEST: {
       std::vector<std::string> out;
-      for (int i = 0; i < 7; ++i) out.push_back(full_request(i).SerializeAsString());
+      for (int i = 0; i < 8; ++i) out.push_back(full_request(i).SerializeAsString());
       return out;
     }
     case medic::v1::KIND_CONTROL_REPLY: return {full_reply().SerializeAsString()};
@@ -242,6 +255,8 @@ inline bool clean(const medic::v1::ControlRequest& q) {
     case medic::v1::ControlRequest::kVm: return no_unknown(q.vm());
     case medic::v1::ControlRequest::kVmAction:
       return no_unknown(q.vm_action());
+    case medic::v1::ControlRequest::kRequest:
+      return no_unknown(q.request());
     // No default: a new body must be named here (-Wswitch), or the oracle
     // misses unknown fields inside it.
     case medic::v1::ControlRequest::BODY_NOT_SET: return true;

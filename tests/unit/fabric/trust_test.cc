@@ -78,5 +78,66 @@ TEST_F(TrustStoreTest, ExplicitHostScopeOverridesDefault) {
   EXPECT_FALSE(n->covers_host("rack-7"));
 }
 
+TEST_F(TrustStoreTest, ARequesterHasAScopeOfVmsLabelsVerbsAndApproval) {
+  auto r = TrustStore::parse(
+      "nodes:\n  - name: billing\n    key: " + host_.id() +
+          "\n    roles: [requester]\n    hosts: [h1]\n"
+          "    vms: [web-1, web-2]\n    labels: {team: billing}\n"
+          "    verbs: [reboot, restart]\n    approval: restart\n"
+          "  - name: anyone\n    key: " +
+          op_.id() + "\n    roles: [requester]\n    verbs: reset\n    approval: \"*\"\n",
+      "t.yaml");
+  ASSERT_OK(r);
+  const TrustedNode* n = r->find_name("billing");
+  ASSERT_NE(n, nullptr);
+  EXPECT_TRUE(n->has_role(Role::kRequester));
+  EXPECT_FALSE(n->has_role(Role::kOperator));
+  const RequesterScope& s = n->scope;
+  EXPECT_TRUE(s.allows_verb("reboot"));
+  EXPECT_FALSE(s.allows_verb("stop"));
+  EXPECT_TRUE(s.needs_approval("restart"));
+  EXPECT_FALSE(s.needs_approval("reboot"));
+  EXPECT_TRUE(s.covers_vm("web-1", {{"team", "billing"}, {"tier", "web"}}));
+  EXPECT_FALSE(s.covers_vm("web-1", {{"team", "search"}}));
+  EXPECT_FALSE(s.covers_vm("web-1", {}));
+  EXPECT_FALSE(s.covers_vm("db-1", {{"team", "billing"}}));
+  EXPECT_EQ(s.describe(), "VMs web-1, web-2 with team=billing");
+  const TrustedNode* any = r->find_name("anyone");
+  EXPECT_TRUE(any->covers_host("whatever"));  // a requester's hosts default to all
+  EXPECT_TRUE(any->scope.covers_vm("x", {}));
+  EXPECT_TRUE(any->scope.needs_approval("reset"));
+  EXPECT_EQ(any->scope.describe(), "any VM");
+}
+
+TEST_F(TrustStoreTest, AScopeIsCheckedWithPositionsAndOnlyARequesterMayHaveOne) {
+  std::string text =
+      "nodes:\n"
+      "  - name: a\n    key: " +
+      host_.id() +
+      "\n    roles: [requester]\n"                           // 2-4
+      "    verbs: [reboot, delete]\n    approval: [stop]\n"  // 5-6
+      "    labels: [team]\n"                                 // 7
+      "  - name: b\n    key: " +
+      op_.id() +
+      "\n    roles: [operator]\n"  // 8-10
+      "    verbs: [reboot]\n"      // 11
+      "  - name: c\n    key: " +
+      engine_.id() + "\n    roles: [requester]\n";  // 12-14
+  auto r = TrustStore::parse(text, "trust.yaml");
+  ASSERT_FALSE(r.ok());
+  const std::string m = r.status().message();
+  EXPECT_NE(m.find("trust.yaml:5:12: error: unknown verb \"delete\""), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:6:15: error: \"stop\" is not one of this requester's verbs "
+                   "(reboot, delete)"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:7:13: error: expected \"labels:\" to be a map"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:11:12: error: \"verbs\" is a requester's scope"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:12:5: error: missing required key \"verbs\""), std::string::npos)
+      << m;
+}
+
 }  // namespace
 }  // namespace medic::fabric

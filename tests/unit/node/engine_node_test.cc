@@ -105,6 +105,22 @@ class EnginePipelineTest : public ::testing::Test {
   Observer observer_;
 };
 
+// A port another engine holds: create() says which socket, and the half-built
+// node goes away cleanly (it used to crash writing state it never had).
+TEST_F(EnginePipelineTest, AControlPortInUseIsAnErrorNamingItNotACrash) {
+  auto first = start();
+  ASSERT_NE(first, nullptr);
+  EngineConfig c;
+  c.name = "engine-1";
+  c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
+  c.actions_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = first->control_endpoint();
+  auto second = EngineNode::create(c, {*ctx_, keys_.engine, keys_.trust, clock_}, rules_,
+                                   std::make_unique<FakeAuditStore>(backend_), &observer_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("control"), std::string::npos) << second.status();
+}
+
 TEST_F(EnginePipelineTest, ADecisionTheLogRefusesIsNeverDispatched) {
   auto node = start();
   ASSERT_TRUE(node);

@@ -218,6 +218,86 @@ TEST_F(RequestTest, ARequestInFlightSurvivesSnapshotAndRestore) {
   EXPECT_EQ(restored.stats().open_incidents, 0u);
 }
 
+// ---- a requester's (an application's) request: every policy has its say
+
+Request app_req(const std::string& vm, Step s, bool needs_approval = false) {
+  Request r = req(vm, s, "app unresponsive");
+  r.by = "billing-app";
+  r.by_operator = false;
+  r.needs_approval = needs_approval;
+  return r;
+}
+
+TEST_F(RequestTest, ARequestersAskMeetsTheSilenceAnOperatorsWouldPass) {
+  Silence s;
+  s.vm = "vm1";
+  s.until = h_.clock.now() + 1h;
+  s.reason = "window";
+  h_.engine.silence(s);
+  auto d = h_.engine.request(app_req("vm1", Step::kReboot));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->outcome, Outcome::kSuppressed);
+  EXPECT_EQ(d->policy, Policy::kSilence);
+  EXPECT_TRUE(d->by.empty()) << "nobody approved it";
+  EXPECT_EQ(d->trigger, "request r-1 by billing-app: reboot (app unresponsive)");
+  EXPECT_EQ(h_.engine.stats().in_flight, 0u);
+}
+
+TEST_F(RequestTest, ARequestersAskMeetsTheRulesCooldownAndBudget) {
+  EngineOptions o = opts();
+  o.defaults.budget = {1, 1h};
+  o.defaults.cooldown = 0s;
+  testing::Harness h(kRules, o);
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING));
+  auto first = h.engine.request(app_req("vm1", Step::kReset));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->outcome, Outcome::kProposed);
+  h.engine.on_action_result(first->id, ActionState::kSucceeded, true);
+  auto second = h.engine.request(app_req("vm1", Step::kReset));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->outcome, Outcome::kSuppressed);
+  EXPECT_EQ(second->policy, Policy::kBudget);
+  // An operator's own request is a person's yes: the budget passes.
+  auto op = h.engine.request(req("vm1", Step::kReset));
+  EXPECT_EQ(op->outcome, Outcome::kProposed) << op->reason;
+}
+
+TEST_F(RequestTest, ARequestTheScopeSendsForApprovalWaitsThenGoesOnUnderItsId) {
+  auto d = h_.engine.request(app_req("vm1", Step::kRestart, true));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->outcome, Outcome::kPendingApproval);
+  EXPECT_NE(d->reason.find("the requester's scope requires operator approval"), std::string::npos)
+      << d->reason;
+  EXPECT_FALSE(d->answers_pending);
+  // It survives a restart of the engine while it waits.
+  EngineState snap = h_.engine.snapshot();
+  testing::RecordingSink sink;
+  VirtualClock clock(h_.clock.now());
+  Engine restored(clock, testing::must_load(kRules), opts(), sink);
+  ASSERT_TRUE(restored.restore(snap).ok());
+  ASSERT_TRUE(restored.approve(d->id, "alice").ok());
+  ASSERT_EQ(sink.decisions.size(), 1u);
+  const Decision& a = sink.decisions[0];
+  EXPECT_EQ(a.outcome, Outcome::kApproved);
+  EXPECT_EQ(a.id, d->id);
+  EXPECT_EQ(a.by, "alice");
+  EXPECT_TRUE(a.answers_pending);
+  EXPECT_EQ(restored.stats().in_flight, 1u);
+}
+
+TEST_F(RequestTest, ARequestNobodyApprovesExpires) {
+  auto d = h_.engine.request(app_req("vm1", Step::kRestart, true));
+  ASSERT_TRUE(d.ok()) << d.status();
+  h_.take();
+  h_.run(16min, 5s, {{"h1", "vm1"}, {"h1", "vm2"}}, {"h1"});
+  auto expired = h_.with(Outcome::kExpired);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].id, d->id);
+  // The VM's heartbeats all along do not answer it: nobody did.
+  EXPECT_EQ(expired[0].reason, "no operator approved it in time");
+  EXPECT_EQ(h_.engine.stats().open_incidents, 0u);
+}
+
 TEST(RequestRuleNames, ARuleFileMayNotUseTheRequestPrefix) {
   auto r = load_rule_text("rules:\n  - {name: \"request:stop\", on: vm.panicked, do: reset}\n",
                           "r.yaml");
