@@ -280,7 +280,7 @@ class StoryLog {
     EXPECT_TRUE(opened.envelope.ParseFromString(sealer.seal(
         medic::v1::KIND_CONTROL_REQUEST, "", q.SerializeAsString(), clock_.now())));
     opened.sender = keys_.trust.find(alice_.public_key());
-    auto reply = node_->handle(q, opened);
+    auto reply = node_->handle(q, opened, "");
     for (int i = 0; i < 5; ++i) node_->run_once(Duration(0));
     return reply.ok() ? reply.text() : "refused: " + reply.error();
   }
