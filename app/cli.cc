@@ -48,6 +48,7 @@ int run_cli(int argc, char** argv) {
   add_audit(app, &exit_code);
   add_control(app, &exit_code);
   add_request(app, &exit_code);
+  add_bridge(app, &exit_code);
   add_keygen(app, &exit_code);
 
   try {

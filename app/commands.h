@@ -27,5 +27,6 @@ void add_audit(CLI::App& app, int* exit_code);
 void add_control(CLI::App& app, int* exit_code);
 // `medic request VERB --vm|--label`: an action request (app/cmd_request.cc).
 void add_request(CLI::App& app, int* exit_code);
+void add_bridge(CLI::App& app, int* exit_code);  // bridge alertmanager
 
 }  // namespace medic::app

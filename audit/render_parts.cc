@@ -121,8 +121,25 @@ std::string state_report_words(const medic::v1::Event& e) {
   return s;
 }
 
+// "alert AppUnresponsive firing (summary: ...; from alertmanager receiver medic)".
+std::string alert_words(const medic::v1::Alert& a) {
+  std::string s = "alert " + a.name() + (a.firing() ? " firing" : " resolved");
+  std::string more;
+  for (const auto& kv : a.annotations()) {
+    if (kv.key() == "summary" || kv.key() == "description")
+      more += (more.empty() ? "" : "; ") + kv.key() + ": " + kv.value();
+  }
+  if (!a.receiver().empty())
+    more += (more.empty() ? "" : "; ") + std::string("receiver ") + a.receiver();
+  if (!a.fingerprint().empty())
+    more += (more.empty() ? "" : "; ") + std::string("fingerprint ") + a.fingerprint();
+  return more.empty() ? s : s + " (" + more + ")";
+}
+
 std::string event_words(const medic::v1::Event& e) {
   switch (e.body_case()) {
+    case medic::v1::Event::kAlert:
+      return alert_words(e.alert());
     case medic::v1::Event::kState: return state_report_words(e);
     case medic::v1::Event::kLifecycle: {
       std::string s = lifecycle_words(e.lifecycle().what());

@@ -26,6 +26,8 @@ void read_endpoint(ConfigReader& r, const YAML::Node& m, const std::string& key,
   *out = *v;
 }
 
+}  // namespace
+
 std::optional<EngineEndpoint> read_engine(ConfigReader& r, const YAML::Node& m) {
   if (!r.expect_map(m, "an engine")) return std::nullopt;
   r.check_keys(m, {"name", "key", "events", "urgent"});
@@ -44,6 +46,8 @@ std::optional<EngineEndpoint> read_engine(ConfigReader& r, const YAML::Node& m) 
   if (e.name.empty()) e.name = e.events;
   return e;
 }
+
+namespace {
 
 // Accepts 0.1 or "10%".
 std::optional<double> read_jitter(ConfigReader& r, const YAML::Node& m) {

@@ -71,6 +71,10 @@ struct CollectorConfig {
   std::string proc_root = "/proc";
 };
 
+// One entry of an `engines:` list ({name, key, events, urgent}); nullopt
+// (with the problems in `r`) when it is wrong.
+std::optional<EngineEndpoint> read_engine(ConfigReader& r, const YAML::Node& m);
+
 // Reads the `collector:` map into a config, adding every problem to `r`
 // (file:line:col). Returns nullopt when there was an error.
 std::optional<CollectorConfig> read_collector_config(ConfigReader& r, const YAML::Node& section);

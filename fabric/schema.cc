@@ -139,8 +139,21 @@ constexpr std::array<FieldSpec, 5> kProbeFields = {{
 }};
 constexpr MessageSchema kProbe = schema<kProbeFields>("medic.v1.ProbeResult");
 
+using medic::v1::Alert;
+constexpr std::array<FieldSpec, 8> kAlertFields = {{
+    {Alert::kFiringFieldNumber, "firing", kVarint},
+    {Alert::kNameFieldNumber, "name", kText},
+    {Alert::kLabelsFieldNumber, "labels", kLen, true, &kLabel},
+    {Alert::kAnnotationsFieldNumber, "annotations", kLen, true, &kLabel},
+    {Alert::kFingerprintFieldNumber, "fingerprint", kText},
+    {Alert::kStartsAtNsFieldNumber, "starts_at_ns", kVarint},
+    {Alert::kGeneratorUrlFieldNumber, "generator_url", kText},
+    {Alert::kReceiverFieldNumber, "receiver", kText},
+}};
+constexpr MessageSchema kAlert = schema<kAlertFields>("medic.v1.Alert");
+
 using medic::v1::Event;
-constexpr std::array<FieldSpec, 8> kEventFields = {{
+constexpr std::array<FieldSpec, 9> kEventFields = {{
     {Event::kHostFieldNumber, "host", kText},
     {Event::kVmFieldNumber, "vm", kText},
     {Event::kObservedAtNsFieldNumber, "observed_at_ns", kVarint},
@@ -149,6 +162,7 @@ constexpr std::array<FieldSpec, 8> kEventFields = {{
     {Event::kHeartbeatFieldNumber, "heartbeat", kLen, false, &kHeartbeat, 1},
     {Event::kProbeFieldNumber, "probe", kLen, false, &kProbe, 1},
     {Event::kGuestPingFieldNumber, "guest_ping", kLen, false, &kGuestPing, 1},
+    {Event::kAlertFieldNumber, "alert", kLen, false, &kAlert, 1},
 }};
 constexpr MessageSchema kEvent = schema<kEventFields>("medic.v1.Event");
 
@@ -563,12 +577,18 @@ struct BatchFill {
     using namespace medic::v1;
     if (&s == &kBatch) return {static_cast<EventBatch*>(msg)->add_events()};
     if (&s == &kState) return {static_cast<VmStateReport*>(msg)->add_labels()};
+    if (&s == &kAlert) {
+      auto* a = static_cast<Alert*>(msg);
+      return {f.number == Alert::kLabelsFieldNumber ? a->add_labels() : a->add_annotations()};
+    }
     auto* e = static_cast<Event*>(msg);  // the only other message with sub-messages
     switch (f.number) {
       case Event::kStateFieldNumber: return {e->mutable_state()};
       case Event::kLifecycleFieldNumber: return {e->mutable_lifecycle()};
       case Event::kHeartbeatFieldNumber: return {e->mutable_heartbeat()};
       case Event::kGuestPingFieldNumber: return {e->mutable_guest_ping()};
+      case Event::kAlertFieldNumber:
+        return {e->mutable_alert()};
       default: return {e->mutable_probe()};
     }
   }
@@ -614,7 +634,32 @@ struct BatchFill {
     }
   }
 
-  // LifecycleEvent, Heartbeat, GuestPing and ProbeResult: the rarer bodies.
+  void alert(const FieldSpec& f, uint64_t x, std::string_view text) const {
+    using medic::v1::Alert;
+    auto* a = static_cast<Alert*>(msg);
+    switch (f.number) {
+      case Alert::kFiringFieldNumber:
+        a->set_firing(x != 0);
+        break;
+      case Alert::kNameFieldNumber:
+        a->set_name(text.data(), text.size());
+        break;
+      case Alert::kFingerprintFieldNumber:
+        a->set_fingerprint(text.data(), text.size());
+        break;
+      case Alert::kStartsAtNsFieldNumber:
+        a->set_starts_at_ns(int64_t(x));
+        break;
+      case Alert::kGeneratorUrlFieldNumber:
+        a->set_generator_url(text.data(), text.size());
+        break;
+      default:
+        a->set_receiver(text.data(), text.size());
+        break;
+    }
+  }
+
+  // LifecycleEvent, Heartbeat, GuestPing, Alert and ProbeResult: the rarer bodies.
   void other_body(const MessageSchema& s, const FieldSpec& f, uint64_t x,
                   std::string_view text) const {
     using namespace medic::v1;
@@ -633,6 +678,8 @@ struct BatchFill {
       if (f.number == Heartbeat::kSourceFieldNumber) h->set_source(text.data(), text.size());
     } else if (&s == &kGuestPing) {
       static_cast<GuestPing*>(msg)->set_latency_ns(int64_t(x));
+    } else if (&s == &kAlert) {
+      alert(f, x, text);
     } else {
       auto* p = static_cast<ProbeResult*>(msg);
       switch (f.number) {

@@ -173,7 +173,7 @@ void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
   lane_lag_[urgent ? 1 : 0]->observe(now - Time(std::chrono::nanoseconds(opened.envelope.sent_at_ns())));
   for (int i = 0; i < batch.events_size(); ++i) {
     ++stats_.events;
-    const int body = static_cast<int>(batch.events(i).body_case());  // 0, or 10..14
+    const int body = static_cast<int>(batch.events(i).body_case());  // 0, or 10..15
     const size_t type = body >= 10 ? static_cast<size_t>(body - 9) : 0;
     if (type < std::size(events_by_type_)) ++events_by_type_[type];
     engine_->ingest(batch.events(i), make_evidence_ref(number, static_cast<uint32_t>(i)));

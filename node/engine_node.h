@@ -282,7 +282,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   Histogram* decided_to_dispatched_ = nullptr;
   Histogram* urgent_to_dispatched_ = nullptr;
   Histogram* lane_lag_[2] = {nullptr, nullptr};  // bulk, urgent: sent -> read by the engine
-  uint64_t events_by_type_[6] = {};  // by Event's body case (0: none); plain: the loop's own
+  uint64_t events_by_type_[7] = {};  // by Event's body case (0: none); plain: the loop's own
   LoopMailbox mailbox_;
   RequestFollowers followers_;  // replies still owed to action requests
   bool started_ = false;        // start() went through: every part exists

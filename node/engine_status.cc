@@ -80,8 +80,8 @@ void EngineNode::register_counters() {
       "events of a VM id from a host that does not own it (docs/security.md)");
   r.observe("triggers_total", {}, [this] { return engine_->stats().triggers; });
   register_latency_histograms(r);
-  // By Event's body: 0 none, then its oneof fields 10..14 in order.
-  const char* types[] = {"none", "state", "lifecycle", "heartbeat", "probe", "guest_ping"};
+  // By Event's body: 0 none, then its oneof fields 10..15 in order.
+  const char* types[] = {"none", "state", "lifecycle", "heartbeat", "probe", "guest_ping", "alert"};
   for (size_t t = 0; t < std::size(types); ++t) {
     // An observed field, not a registry counter: one plain add per event on
     // the loop's thread, where an atomic add would cost the ingest path.

@@ -33,18 +33,9 @@ MHD_Result collect_param(void* cls, MHD_ValueKind, const char* key, const char* 
   return MHD_YES;
 }
 
-MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
-                  const char*, size_t*, void**) {
-  const auto* server = static_cast<const HttpServer*>(cls);
-  HttpRequest req;
-  req.path = url ? url : "/";
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &req.params);
-  const char* auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-  HttpResponse res = server->serve(method ? method : "", req, auth ? auth : "");
-  // A response to a request with a body (refused: 405) is sent at once; the
-  // library then drops the connection instead of reading the body.
-  MHD_Response* r =
-      MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
+MHD_Result respond(MHD_Connection* conn, const HttpResponse& res) {
+  MHD_Response* r = MHD_create_response_from_buffer(
+      res.body.size(), const_cast<char*>(res.body.data()), MHD_RESPMEM_MUST_COPY);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", res.content_type.c_str());
   MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -52,6 +43,71 @@ MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* 
   MHD_Result ok = MHD_queue_response(conn, static_cast<unsigned>(res.status), r);
   MHD_destroy_response(r);
   return ok;
+}
+
+// A POST body being read, kept in the connection's slot between calls.
+struct Upload {
+  const HttpRoute* route = nullptr;
+  std::string body;
+  bool too_large = false;
+};
+
+HttpResponse too_large(const HttpRoute& route) {
+  return json_response(
+      413, R"({"error":"body larger than )" + std::to_string(route.max_body) + R"( bytes"})");
+}
+
+// A POST to a post route is read across calls: the first sets up (and
+// refuses a wrong token or a declared length past the limit at once), the
+// middle ones take the body, the last (no data) serves it.
+MHD_Result handle_post(const HttpServer& server, MHD_Connection* conn, const HttpRoute& route,
+                       const HttpRequest& req, const char* data, size_t* size, void** slot) {
+  auto answer = [&](const HttpResponse& res) {
+    if (route.observe) route.observe(res.status);
+    return respond(conn, res);
+  };
+  auto* up = static_cast<Upload*>(*slot);
+  if (!up) {
+    const char* auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!server.authorized(route, auth ? auth : ""))
+      return answer(json_response(401, R"({"error":"missing or wrong bearer token"})"));
+    const char* length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (length && std::strtoull(length, nullptr, 10) > route.max_body)
+      return answer(too_large(route));
+    *slot = new Upload{&route, {}, false};
+    return MHD_YES;
+  }
+  if (*size > 0) {
+    if (up->body.size() + *size > route.max_body) up->too_large = true;
+    if (!up->too_large) up->body.append(data, *size);
+    *size = 0;
+    return MHD_YES;
+  }
+  if (up->too_large) return answer(too_large(route));
+  HttpRequest full = req;
+  full.body = std::move(up->body);
+  return answer(route.handler(full));
+}
+
+void upload_done(void*, MHD_Connection*, void** slot, MHD_RequestTerminationCode) {
+  delete static_cast<Upload*>(*slot);
+  *slot = nullptr;
+}
+
+MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
+                  const char* data, size_t* size, void** slot) {
+  const auto* server = static_cast<const HttpServer*>(cls);
+  HttpRequest req;
+  req.path = url ? url : "/";
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &req.params);
+  const std::string verb = method ? method : "";
+  const HttpRoute* route = server->find(req.path);
+  if (route && route->post && verb == "POST")
+    return handle_post(*server, conn, *route, req, data, size, slot);
+  const char* auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+  // A response to a request with a body (refused: 405) is sent at once; the
+  // library then drops the connection instead of reading the body.
+  return respond(conn, server->serve(verb, req, auth ? auth : ""));
 }
 
 void log_message(void* cls, const char* format, va_list ap) {
@@ -182,7 +238,8 @@ Status HttpServer::bind() {
   };
   // The logger first, so that no option's complaint goes to stderr instead.
   daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, handle, this, MHD_OPTION_EXTERNAL_LOGGER,
-                             log_message, this, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+                             log_message, this, MHD_OPTION_NOTIFY_COMPLETED, upload_done, nullptr,
+                             MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
   if (!daemon_) {
     std::lock_guard lock(log_mu_);
     return unavailable("http: cannot listen on " + options_.listen + (tls ? " with TLS" : "") +
@@ -210,19 +267,24 @@ const HttpRoute* HttpServer::find(const std::string& path) const {
   return nullptr;
 }
 
+bool HttpServer::authorized(const HttpRoute& route, const std::string& authorization) const {
+  if (!route.protected_by_token || options_.token.empty()) return true;
+  const std::string prefix = "Bearer ";
+  return authorization.rfind(prefix, 0) == 0 &&
+         same_secret(authorization.substr(prefix.size()), options_.token);
+}
+
 HttpResponse HttpServer::serve(const std::string& method, const HttpRequest& request,
                                const std::string& authorization) const {
   const HttpRoute* route = find(request.path);
   if (!route) return json_response(404, R"({"error":"no such path"})");
-  if (method != "GET" && method != "HEAD") {
+  if (route->post && method != "POST") return json_response(405, R"({"error":"POST only"})");
+  if (!route->post && method != "GET" && method != "HEAD") {
     return json_response(405, R"({"error":"read-only: changes are signed CLI requests"})");
   }
-  if (route->protected_by_token && !options_.token.empty()) {
-    const std::string prefix = "Bearer ";
-    if (authorization.rfind(prefix, 0) != 0 ||
-        !same_secret(authorization.substr(prefix.size()), options_.token)) {
-      return json_response(401, R"({"error":"missing or wrong bearer token"})");
-    }
+  // A POST's token was checked before its body was read (handle_post).
+  if (!route->post && !authorized(*route, authorization)) {
+    return json_response(401, R"({"error":"missing or wrong bearer token"})");
   }
   return route->handler(request);
 }

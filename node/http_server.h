@@ -17,8 +17,12 @@
 //   checks are not, so a load balancer and a browser can reach them (the
 //   page sends the token on its API calls).
 // - A route "/x/" (ending in a slash) matches every path under it; any other
-//   route matches its path exactly. Unknown paths get 404, methods other
-//   than GET and HEAD 405: nothing here changes state.
+//   route matches its path exactly. Unknown paths get 404. A route takes GET
+//   and HEAD, or, when it is a `post` route, POST only, with a body of at
+//   most `max_body` bytes (413 past it, read no further; 401 before the body
+//   is read when the token is wrong); any other method gets 405. The
+//   engine's and agents' routes are all GET: nothing there changes state.
+//   The alert bridge's webhook is the one POST route (node/alert_bridge.h).
 #pragma once
 
 #include <cstdint>
@@ -53,6 +57,7 @@ Status check_http_options(const HttpOptions& options);
 struct HttpRequest {
   std::string path;                           // without the query
   std::map<std::string, std::string> params;  // the query's parameters, URL-decoded
+  std::string body;                           // a POST route's body
   // The value of query parameter `name`, or "".
   std::string param(const std::string& name) const;
 };
@@ -68,10 +73,16 @@ HttpResponse text_response(int status, const std::string& body);
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+inline constexpr size_t kHttpMaxBody = 1 << 20;
+
 struct HttpRoute {
   std::string path;
   bool protected_by_token = true;
   HttpHandler handler;
+  bool post = false;               // takes POST (with a body), not GET
+  size_t max_body = kHttpMaxBody;  // a post route's largest body
+  // A post route's every answer, by status (refusals before the body too).
+  std::function<void(int status)> observe;
 };
 
 class HttpServer {
@@ -91,12 +102,15 @@ class HttpServer {
   // For libmicrohttpd's callbacks; not for callers.
   HttpResponse serve(const std::string& method, const HttpRequest& request,
                      const std::string& authorization) const;
+  // The route of `path`, null when none; and whether `authorization`
+  // passes a route's token check.
+  const HttpRoute* find(const std::string& path) const;
+  bool authorized(const HttpRoute& route, const std::string& authorization) const;
   void log(const std::string& message);
 
  private:
   HttpServer(const HttpOptions& options, std::vector<HttpRoute> routes);
   Status bind();
-  const HttpRoute* find(const std::string& path) const;
 
   HttpOptions options_;
   std::vector<HttpRoute> routes_;

@@ -234,6 +234,10 @@ void Engine::Impl::match_rules(uint32_t v, EventType type, const medic::v1::Even
         std::find(r->key.begin(), r->key.end(), KeyField::kProbeName) != r->key.end()) {
       t.probe = e.probe().probe();
     }
+    if (e.has_alert() &&
+        std::find(r->key.begin(), r->key.end(), KeyField::kAlertName) != r->key.end()) {
+      t.probe = e.alert().name();
+    }
     batch_.push_back(std::move(t));
   }
   if (!batch_.empty()) process_batch();
@@ -325,7 +329,7 @@ void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Eve
     }
     if (inc->rule->healed_by != type) continue;
     const std::string how = heal_words(*inc->rule);
-    if (!inc->probe.empty() && (!e.has_probe() || e.probe().probe() != inc->probe)) continue;
+    if (!inc->probe.empty() && signal_name(e) != inc->probe) continue;
     // A request is not about a failure: a healthy sign before its action
     // does not answer it (only the action's own heal watch does).
     const bool acted =

@@ -4,9 +4,10 @@ namespace medic::rules {
 namespace {
 
 constexpr std::array<std::string_view, kEventTypeCount> kNames = {
-    "vm.state", "vm.heartbeat", "vm.panicked", "vm.watchdog", "vm.stopped", "vm.shutdown",
-    "vm.reset", "vm.crashed",   "vm.resumed",  "vm.started",  "probe.ok",   "probe.failed",
-    "vm.unresponsive", "vm.guest_ping",
+    "vm.state",        "vm.heartbeat",  "vm.panicked",  "vm.watchdog",
+    "vm.stopped",      "vm.shutdown",   "vm.reset",     "vm.crashed",
+    "vm.resumed",      "vm.started",    "probe.ok",     "probe.failed",
+    "vm.unresponsive", "vm.guest_ping", "alert.firing", "alert.resolved",
 };
 
 constexpr std::array<std::string_view, 9> kStates = {
@@ -38,6 +39,8 @@ std::optional<EventType> classify(const medic::v1::Event& event) {
       return EventType::kVmGuestPing;
     case Event::kProbe:
       return event.probe().ok() ? EventType::kProbeOk : EventType::kProbeFailed;
+    case Event::kAlert:
+      return event.alert().firing() ? EventType::kAlertFiring : EventType::kAlertResolved;
     case Event::kLifecycle:
       switch (event.lifecycle().what()) {
         case medic::v1::LIFECYCLE_PANICKED:

@@ -28,8 +28,10 @@ enum class EventType : uint8_t {
   // Appended after the first twelve so the numbers of those stay as they were.
   kVmUnresponsive,  // lifecycle: the hypervisor process stopped answering (QMP)
   kVmGuestPing,     // the QEMU guest agent answered a guest-ping (not a heartbeat)
+  kAlertFiring,     // a monitoring system's alert about the VM fires (Alert)
+  kAlertResolved,   // ... and is resolved
 };
-inline constexpr size_t kEventTypeCount = 14;
+inline constexpr size_t kEventTypeCount = 16;
 
 std::string_view event_type_name(EventType t);
 std::optional<EventType> event_type_from_name(std::string_view name);
@@ -46,6 +48,9 @@ inline bool is_lifecycle(EventType t) {
 }
 inline bool is_probe(EventType t) {
   return t == EventType::kProbeOk || t == EventType::kProbeFailed;
+}
+inline bool is_alert(EventType t) {
+  return t == EventType::kAlertFiring || t == EventType::kAlertResolved;
 }
 
 // VM states as rules spell them ("running", "panicked", ...).

@@ -35,10 +35,13 @@ enum class FieldId : uint8_t {
   kProbeReason,
   kHeartbeatSource,
   kHeartbeatCounter,
+  kAlertName,
+  kAlertLabel,       // alert.labels.KEY
+  kAlertAnnotation,  // alert.annotations.KEY
 };
 
 // Which triggers provide a field.
-enum class Avail : uint8_t { kAlways, kEvent, kLifecycle, kProbe, kHeartbeat };
+enum class Avail : uint8_t { kAlways, kEvent, kLifecycle, kProbe, kHeartbeat, kAlert };
 
 struct FieldDef {
   std::string_view name;
@@ -47,6 +50,8 @@ struct FieldDef {
   Avail avail;
 };
 
+// vm.labels, alert.labels, alert.annotations: read with a key.
+bool is_map_field(FieldId id);
 // The field of that name (as written: "vm.id"); null when there is none.
 const FieldDef* find_field(std::string_view name);
 // "; did you mean vm.id?" for a near miss, else "".
@@ -86,7 +91,7 @@ struct Node {
   Literal lit;                     // kLit
   FieldId field = FieldId::kVmId;  // kField
   std::string field_name;          // kField: as written, vm.labels.KEY resolved
-  std::string label;               // kField with kVmLabel
+  std::string label;               // kField of a map (kVmLabel, kAlertLabel, ...): its key
   Cmp cmp = Cmp::kEq;              // kCmp
   bool negate = false;             // kIn: "not in"
   std::vector<Literal> list;       // kIn

@@ -20,6 +20,15 @@ struct Val {
   std::string_view s;
 };
 
+// The value of `key` in an alert's labels or annotations; "" when absent.
+std::string_view alert_value(const google::protobuf::RepeatedPtrField<medic::v1::Label>& kv,
+                             const std::string& key) {
+  for (const auto& l : kv) {
+    if (l.key() == key) return l.value();
+  }
+  return {};
+}
+
 Val read_field(const Node& n, const EvalInput& in) {
   Val v;
   const VmFacts& vm = *in.vm;
@@ -76,6 +85,15 @@ Val read_field(const Node& n, const EvalInput& in) {
       break;
     case FieldId::kHeartbeatCounter:
       v.num = static_cast<double>(ev->heartbeat().counter());
+      break;
+    case FieldId::kAlertName:
+      v.s = ev->alert().name();
+      break;
+    case FieldId::kAlertLabel:
+      v.s = alert_value(ev->alert().labels(), n.label);
+      break;
+    case FieldId::kAlertAnnotation:
+      v.s = alert_value(ev->alert().annotations(), n.label);
       break;
   }
   return v;

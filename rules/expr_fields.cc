@@ -39,9 +39,18 @@ constexpr FieldDef kFields[] = {
     {"probe.reason", FieldId::kProbeReason, Type::kString, Avail::kProbe},
     {"heartbeat.source", FieldId::kHeartbeatSource, Type::kString, Avail::kHeartbeat},
     {"heartbeat.counter", FieldId::kHeartbeatCounter, Type::kNumber, Avail::kHeartbeat},
+    {"alert.name", FieldId::kAlertName, Type::kString, Avail::kAlert},
+    // The maps: read as NAME.KEY or NAME["KEY"] (expr_parser.cc).
+    {"vm.labels", FieldId::kVmLabel, Type::kString, Avail::kAlways},
+    {"alert.labels", FieldId::kAlertLabel, Type::kString, Avail::kAlert},
+    {"alert.annotations", FieldId::kAlertAnnotation, Type::kString, Avail::kAlert},
 };
 
 }  // namespace
+
+bool is_map_field(FieldId id) {
+  return id == FieldId::kVmLabel || id == FieldId::kAlertLabel || id == FieldId::kAlertAnnotation;
+}
 
 const FieldDef* find_field(std::string_view name) {
   for (const auto& f : kFields) {
@@ -51,13 +60,14 @@ const FieldDef* find_field(std::string_view name) {
 }
 
 std::string suggest_field(std::string_view name) {
-  // vm.label.KEY, vm.lables.KEY: the label map misspelt, the key as meant.
+  // vm.label.KEY, alert.lables.KEY: a map's name misspelt, the key as meant.
   const size_t first = name.find('.');
   const size_t second = first == std::string_view::npos ? first : name.find('.', first + 1);
   if (second != std::string_view::npos) {
     std::string_view head = name.substr(0, second);
-    if (head != "vm.labels" && edit_distance(head, "vm.labels") <= 2) {
-      return "; did you mean vm.labels" + std::string(name.substr(second)) + "?";
+    for (const auto& f : kFields) {
+      if (is_map_field(f.id) && head != f.name && edit_distance(head, f.name) <= 2)
+        return "; did you mean " + std::string(f.name) + std::string(name.substr(second)) + "?";
     }
   }
   std::vector<std::string_view> names;

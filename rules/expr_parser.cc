@@ -268,13 +268,14 @@ class Parser {
     return nullptr;
   }
 
-  // vm.labels.KEY or vm.labels["KEY"], after "vm.labels".
-  std::unique_ptr<Node> parse_label(std::unique_ptr<Node> n) {
-    // vm.labels.KEY or vm.labels["KEY"]: the key may hold any character.
+  // MAP.KEY or MAP["KEY"] after a map field's name (vm.labels, alert.labels,
+  // alert.annotations); the quoted key may hold any character.
+  std::unique_ptr<Node> parse_map_key(std::unique_ptr<Node> n, const FieldDef& def) {
+    const std::string map(def.name);
     if (tok_.kind == Tok::kDot) {
       advance();
       if (tok_.kind != Tok::kIdent) {
-        fail(tok_.offset, "expected a label name after vm.labels., got " + describe(tok_));
+        fail(tok_.offset, "expected a key after " + map + "., got " + describe(tok_));
         return nullptr;
       }
       n->label = tok_.text;
@@ -283,23 +284,24 @@ class Parser {
       advance();
       if (tok_.kind != Tok::kString) {
         fail(tok_.offset,
-             "expected a label name in quotes inside vm.labels[...], got " + describe(tok_));
+             "expected a key in quotes inside " + map + "[...], got " + describe(tok_));
         return nullptr;
       }
       n->label = tok_.text;
       advance();
       if (tok_.kind != Tok::kRBracket) {
-        fail(tok_.offset, "expected ] after the label name, got " + describe(tok_));
+        fail(tok_.offset, "expected ] after the key, got " + describe(tok_));
         return nullptr;
       }
       advance();
     } else {
-      fail(tok_.offset, "expected .KEY or [\"KEY\"] after vm.labels, got " + describe(tok_));
+      fail(tok_.offset, "expected .KEY or [\"KEY\"] after " + map + ", got " + describe(tok_));
       return nullptr;
     }
-    n->field = FieldId::kVmLabel;
+    n->field = def.id;
     n->type = Type::kString;
-    n->field_name = "vm.labels." + n->label;
+    n->field_name = map + "." + n->label;
+    check_available(def, n->offset);
     return n;
   }
 
@@ -317,13 +319,13 @@ class Parser {
       }
       name += "." + tok_.text;
       advance();
-      if (name == "vm.labels") break;
+      if (const FieldDef* m = find_field(name); m && is_map_field(m->id)) break;
     }
     if (failed_) return nullptr;
     if (tok_.kind == Tok::kLParen) return parse_call(std::move(n), name);
-    if (name == "vm.labels") return parse_label(std::move(n));
-    n->field_name = name;
     const FieldDef* def = find_field(name);
+    if (def && is_map_field(def->id)) return parse_map_key(std::move(n), *def);
+    n->field_name = name;
     if (!def) {
       errors_->push_back({n->offset, "unknown field \"" + name + "\"" + suggest_field(name)});
       return make_unknown(std::move(n));
@@ -397,6 +399,10 @@ class Parser {
       case Avail::kHeartbeat:
         if (all(+[](EventType t) { return t == EventType::kVmHeartbeat; })) return;
         need = "vm.heartbeat events";
+        break;
+      case Avail::kAlert:
+        if (all(&is_alert)) return;
+        need = "alert.firing and alert.resolved events";
         break;
     }
     std::string why = scope_.events.empty()

@@ -69,7 +69,7 @@ struct Incident {
   Time deadline{};                    // watching: heal by; awaiting approval: answer by
   std::vector<EvidenceRef> evidence;
   std::string trigger;
-  std::string probe;              // set when keyed by probe.name
+  std::string probe;              // set when keyed by probe.name or alert.name
   bool healed_seen = false;       // the heal signal came while acting
   bool settled = false;           // it waited out one storm-guard settle already
   bool progress = false;          // the VM showed progress since the step (boot_timeout)

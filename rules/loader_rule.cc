@@ -98,6 +98,10 @@ void FileLoader::check_label_keys(const YAML::Node& w, const Expr& where) {
 
 void FileLoader::load_key(const YAML::Node& m, Rule& r) {
   YAML::Node k = m["key"];
+  // An alert rule is keyed by the VM and the alert's name by default, so one
+  // alert's resolution heals its own incident, not another alert's.
+  if (r.event == EventType::kAlertFiring && r.trigger != TriggerKind::kAbsent)
+    r.key = {KeyField::kVmId, KeyField::kAlertName};
   if (!k.IsDefined() || k.IsNull()) return;
   std::vector<YAML::Node> items;
   if (k.IsScalar())
@@ -106,10 +110,11 @@ void FileLoader::load_key(const YAML::Node& m, Rule& r) {
     for (const auto& i : k) items.push_back(i);
   else {
     error(LoadCode::kSchema, k,
-          "key: must be a field or a list of fields (vm.id, vm.host, probe.name)");
+          "key: must be a field or a list of fields (vm.id, vm.host, probe.name, alert.name)");
     return;
   }
-  static const std::vector<std::string_view> kKeyFields = {"vm.id", "vm.host", "probe.name"};
+  static const std::vector<std::string_view> kKeyFields = {"vm.id", "vm.host", "probe.name",
+                                                           "alert.name"};
   std::vector<KeyField> key;
   bool key_ok = true;
   for (const auto& i : items) {
@@ -125,6 +130,13 @@ void FileLoader::load_key(const YAML::Node& m, Rule& r) {
       key_ok = false;
       error(LoadCode::kSchema, i,
             "key: probe.name exists only for rules on probe.ok or probe.failed");
+    } else if (s == "alert.name" &&
+               (!event_known_ || (is_alert(r.event) && r.trigger != TriggerKind::kAbsent))) {
+      key.push_back(KeyField::kAlertName);
+    } else if (s == "alert.name") {
+      key_ok = false;
+      error(LoadCode::kSchema, i,
+            "key: alert.name exists only for rules on alert.firing or alert.resolved");
     } else {
       key_ok = false;
       error(LoadCode::kSchema, i, "key: " + unknown_name("key field", s, kKeyFields));
@@ -215,6 +227,8 @@ void FileLoader::load_policies(const YAML::Node& m, Rule& r) {
     r.healed_by = r.event;
   } else if (r.event == EventType::kProbeFailed) {
     r.healed_by = EventType::kProbeOk;
+  } else if (r.event == EventType::kAlertFiring) {
+    r.healed_by = EventType::kAlertResolved;
   }
   if (auto msg = scalar(m, "message")) r.message = *msg;
   if (auto desc = scalar(m, "description")) r.description = *desc;

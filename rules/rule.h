@@ -38,7 +38,7 @@ struct Budget {
 };
 
 // Which key fields identify an incident (`key:`), default vm.id.
-enum class KeyField : uint8_t { kVmId, kVmHost, kProbeName };
+enum class KeyField : uint8_t { kVmId, kVmHost, kProbeName, kAlertName };
 
 struct Rule {
   std::string name;

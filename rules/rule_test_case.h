@@ -168,6 +168,7 @@ class FileRunner {
   const VmSpec* vm_of(TestCase& t, const YAML::Node& n);
 
   bool build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::Event* e);
+  void build_alert(EventType type, const YAML::Node& n, medic::v1::Alert* a);
   void add_series(TestCase& t, const YAML::Node& n, const std::string& text, ItemKind kind,
                   const std::string& host, const VmSpec* vm);
   Duration latest_time(const YAML::Node& t);

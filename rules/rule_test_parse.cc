@@ -71,6 +71,27 @@ const VmSpec* FileRunner::vm_of(TestCase& t, const YAML::Node& n) {
   return &it->second;
 }
 
+// alert.firing / alert.resolved: {alert: NAME, labels: {K: V}, annotations: {K: V}}.
+void FileRunner::build_alert(EventType type, const YAML::Node& n, medic::v1::Alert* a) {
+  a->set_firing(type == EventType::kAlertFiring);
+  a->set_name(r_.string(n, "alert", false).value_or("alert"));
+  auto pairs = [&](const char* key, auto add) {
+    YAML::Node m = n[key];
+    if (!m.IsDefined() || m.IsNull()) return;
+    if (!m.IsMap()) return r_.error(m, std::string(key) + ": must be a map of name: value");
+    for (const auto& kv : m) {
+      auto* l = add();
+      l->set_key(kv.first.Scalar());
+      l->set_value(kv.second.IsScalar() ? kv.second.Scalar() : "");
+    }
+  };
+  pairs("labels", [&] { return a->add_labels(); });
+  pairs("annotations", [&] { return a->add_annotations(); });
+  auto* name = a->add_labels();
+  name->set_key("alertname");
+  name->set_value(a->name());
+}
+
 bool FileRunner::build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::Event* e) {
   auto type_name = r_.string(n, "event", true);
   if (!type_name) return false;
@@ -100,6 +121,8 @@ bool FileRunner::build_event(const VmSpec& vm, const YAML::Node& n, medic::v1::E
     e->mutable_heartbeat()->set_source("test");
   } else if (*type == EventType::kVmGuestPing) {
     e->mutable_guest_ping();
+  } else if (is_alert(*type)) {
+    build_alert(*type, n, e->mutable_alert());
   } else if (*type == EventType::kVmState) {
     auto* s = e->mutable_state();
     std::string st = r_.string(n, "state", false).value_or("running");
@@ -279,7 +302,7 @@ void FileRunner::parse_input(TestCase& t, const YAML::Node& l) {
   for (const auto& i : l) {
     if (!r_.expect_map(i, "an input event")) continue;
     r_.check_keys(i, {"at", "vm", "event", "state", "probe", "status", "latency", "reason",
-                      "detail", "cpu_percent", "uptime"});
+                      "detail", "cpu_percent", "uptime", "alert", "labels", "annotations"});
     Item it;
     it.kind = ItemKind::kEvent;
     it.line = line_of(i);

@@ -14,6 +14,13 @@ std::string fmt(Duration d) {
 
 }  // namespace
 
+const std::string& signal_name(const medic::v1::Event& e) {
+  static const std::string kNone;
+  if (e.has_probe()) return e.probe().probe();
+  if (e.has_alert()) return e.alert().name();
+  return kNone;
+}
+
 void incident_key(const Rule& r, const VmFacts& vm, const medic::v1::Event* e, std::string* k) {
   k->assign(r.name);
   for (KeyField f : r.key) {
@@ -30,6 +37,9 @@ void incident_key(const Rule& r, const VmFacts& vm, const medic::v1::Event* e, s
       case KeyField::kProbeName:
         if (e) *k += e->probe().probe();
         break;
+      case KeyField::kAlertName:
+        if (e) *k += e->alert().name();
+        break;
     }
   }
 }
@@ -41,6 +51,7 @@ std::string describe_event_trigger(const Rule& r, EventType type, const medic::v
   }
   std::string what(event_type_name(type));
   if (e.has_probe()) what += " (probe " + e.probe().probe() + ")";
+  if (e.has_alert()) what += " (alert " + e.alert().name() + ")";
   return what;
 }
 

@@ -29,10 +29,14 @@ struct Trigger {
   RulePtr rule;
   uint32_t vm = 0;
   std::string key;    // the incident key (incident_key)
-  std::string probe;  // set when the rule is keyed by probe.name
+  std::string probe;  // set when the rule is keyed by probe.name or alert.name
   std::vector<EvidenceRef> evidence;
   std::string what;  // "vm.panicked", "no vm.heartbeat for 30s", ...
 };
+
+// The probe's name of a probe result, the alert's of an alert; else "". An
+// incident keyed by one is healed only by an event of the same name.
+const std::string& signal_name(const medic::v1::Event& e);
 
 // The incident key of rule `r` for a VM: the rule name and its `key:` fields,
 // unit-separated, into `*k` (reusing its buffer); `vm.id` is the VM's host

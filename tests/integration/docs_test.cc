@@ -5,6 +5,8 @@
 //   ```yaml medic:engine     loaded as engine.yaml (node::load_engine_config)
 //   ```yaml medic:agent      loaded as agent.yaml (node::load_agent_config)
 //   ```yaml medic:rules      loaded as a rule file (rules::load_rule_text)
+//   ```yaml medic:bridge     loaded as bridge.yaml (node::load_bridge_config),
+//                            beside a token file alerts.token
 //   ```sh                    every line starting with "medic " names a real
 //                            subcommand: `medic <subcommand...> --help` exits 0
 //   ```console medic:transcript
@@ -26,9 +28,10 @@
 #include <map>
 #include <sstream>
 
-#include "node/agent_node.h"
-#include "node/engine_node.h"
 #include "fabric/trust.h"
+#include "node/agent_node.h"
+#include "node/alert_bridge.h"
+#include "node/engine_node.h"
 #include "rules/loader.h"
 #include "tests/testing/daemon.h"
 #include "tests/testing/testing.h"
@@ -133,6 +136,15 @@ const std::map<std::string, Checker>& checkers() {
          const bool actuator = text.find("\nactuator:") != std::string::npos;
          return load_as_file(text, name, [&](const std::string& path) {
            return node::load_agent_config(path, collector, actuator).status();
+         });
+       }},
+      {"medic:bridge",
+       [](const std::string& text, const std::string& name) {
+         // The token file a bridge block names must exist: it is read at load.
+         return load_as_file(text, name, [](const std::string& path) {
+           const auto dir = std::filesystem::path(path).parent_path();
+           std::ofstream(dir / "alerts.token") << "a-token\n";
+           return node::load_bridge_config(path).status();
          });
        }},
       {"medic:transcript", check_transcript},

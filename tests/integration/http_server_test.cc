@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
+
 #include "tests/testing/http_get.h"
 #include "tests/testing/testing.h"
 
@@ -120,6 +122,44 @@ TEST(HttpServerTest, RefusesAMissingOrMalformedCertificateWithItsPath) {
   EXPECT_NE(bad_key.status().message().find("cannot listen on 127.0.0.1:0 with TLS"),
             std::string::npos)
       << bad_key.status().message();
+}
+
+// A post route (the alert bridge's webhook): its body reaches the handler;
+// a wrong token is refused before the body is read, one past max_body gets
+// 413, GET gets 405; every answer is observed by status.
+TEST(HttpServerTest, APostRouteTakesABodyUpToItsLimitBehindTheToken) {
+  std::vector<int> seen;
+  std::mutex mu;
+  node::HttpRoute echo{"/api/v1/alerts", true,
+                       [](const node::HttpRequest& r) {
+                         return node::json_response(
+                             200, "{\"got\":" + std::to_string(r.body.size()) + "}");
+                       },
+                       true, 64};
+  echo.observe = [&](int status) {
+    std::lock_guard lock(mu);
+    seen.push_back(status);
+  };
+  auto server = node::HttpServer::start({"127.0.0.1:0", "", "", "tok"}, {echo});
+  ASSERT_OK(server);
+  const std::string url = (*server)->url() + "/api/v1/alerts";
+  testing::HttpGet post;
+  post.method = "POST";
+  post.token = "tok";
+  post.body = std::string(40, 'x');
+  auto ok = http_get(url, post);
+  EXPECT_EQ(ok.status, 200) << ok.error;
+  EXPECT_EQ(ok.body, "{\"got\":40}");
+  post.body = std::string(65, 'x');
+  auto big = http_get(url, post);
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.body.find("larger than 64 bytes"), std::string::npos) << big.body;
+  post.body = "{}";
+  post.token = "wrong";
+  EXPECT_EQ(http_get(url, post).status, 401);
+  EXPECT_EQ(http_get(url, {"GET", "tok", ""}).status, 405);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, (std::vector<int>{200, 413, 401}));
 }
 
 }  // namespace

@@ -28,10 +28,14 @@ HttpReply http_get(const std::string& url, const HttpGet& how) {
     curl_easy_setopt(c, CURLOPT_CAINFO, how.ca_file.c_str());
   }
   curl_slist* headers = nullptr;
-  if (!how.token.empty()) {
+  if (!how.token.empty())
     headers = curl_slist_append(headers, ("Authorization: Bearer " + how.token).c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (!how.body.empty()) {
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, how.body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(how.body.size()));
   }
+  if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) r.error = curl_easy_strerror(rc);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

@@ -17,6 +17,7 @@ struct HttpGet {
   std::string token;  // sent as Authorization: Bearer <token> when set
   // PEM file of the CA to verify the server against; empty = no verification.
   std::string ca_file;
+  std::string body;  // sent (with Content-Type: application/json) when set
 };
 
 HttpReply http_get(const std::string& url, const HttpGet& how = {});

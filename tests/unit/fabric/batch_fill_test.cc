@@ -34,9 +34,9 @@ int64_t random_int(std::mt19937& rng) {
   }
 }
 
-// An event's body: one of the five members, or none.
+// An event's body: one of the six members, or none.
 void random_body(medic::v1::Event* e, std::mt19937& rng) {
-  switch (rng() % 6) {
+  switch (rng() % 7) {
     case 0: {
       auto* s = e->mutable_state();
       s->set_state(static_cast<medic::v1::VmState>(rng() % 9));
@@ -71,6 +71,21 @@ void random_body(medic::v1::Event* e, std::mt19937& rng) {
     case 4:
       e->mutable_guest_ping()->set_latency_ns(random_int(rng));
       break;
+    case 5: {
+      auto* a = e->mutable_alert();
+      a->set_firing(rng() % 2);
+      a->set_name(random_text(rng));
+      for (int n = static_cast<int>(rng() % 3); n > 0; --n) {
+        auto* l = rng() % 2 ? a->add_labels() : a->add_annotations();
+        l->set_key(random_text(rng));
+        l->set_value(random_text(rng));
+      }
+      a->set_fingerprint(random_text(rng));
+      a->set_starts_at_ns(random_int(rng));
+      a->set_generator_url(random_text(rng));
+      a->set_receiver(random_text(rng));
+      break;
+    }
     default: break;
   }
 }

@@ -59,6 +59,17 @@ inline medic::v1::EventBatch full_batch(const std::string& host) {
   p->set_status(200);
   p->set_latency_ns(1000);
   p->set_reason("slow");
+  auto* al = event("vm-alert")->mutable_alert();
+  al->set_firing(true);
+  al->set_name("AppUnresponsive");
+  for (auto* kv : {al->add_labels(), al->add_annotations()}) {
+    kv->set_key("severity");
+    kv->set_value("page");
+  }
+  al->set_fingerprint("4f2a");
+  al->set_starts_at_ns(1'700'000'000'000'000'000);
+  al->set_generator_url("http://127.0.0.1:9090/graph");
+  al->set_receiver("medic");
   return b;
 }
 
@@ -234,6 +245,15 @@ inline bool clean(const medic::v1::Event& e) {
     case medic::v1::Event::kHeartbeat: return no_unknown(e.heartbeat());
     case medic::v1::Event::kProbe: return no_unknown(e.probe());
     case medic::v1::Event::kGuestPing: return no_unknown(e.guest_ping());
+    case medic::v1::Event::kAlert: {
+      for (const auto& kv : e.alert().labels()) {
+        if (!no_unknown(kv)) return false;
+      }
+      for (const auto& kv : e.alert().annotations()) {
+        if (!no_unknown(kv)) return false;
+      }
+      return no_unknown(e.alert());
+    }
     case medic::v1::Event::BODY_NOT_SET: return true;
   }
   return true;

@@ -398,7 +398,7 @@ TEST(LoaderSuggestions, CorrectNamesGetNoSuggestionAndFarNamesGetTheList) {
             std::string::npos)
       << t;
   EXPECT_NE(t.find("f.yaml:5:10: error: key: unknown key field \"colour\" (expected vm.id, "
-                   "vm.host or probe.name) [schema]"),
+                   "vm.host, probe.name or alert.name) [schema]"),
             std::string::npos)
       << t;
   EXPECT_NE(t.find("f.yaml:7:11: error: mode: must be enforce or dry-run, got \"yolo\" [policy]"),
