@@ -2,7 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+
 namespace medic::collectors {
+
+// libzmq's monitor of one socket: up from a finished handshake to a
+// disconnect. Read without waiting, from pump().
+class ZmqPublisher::Watch : public zmq::monitor_t {
+ public:
+  bool up = false;
+  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override { up = true; }
+  void on_event_disconnected(const zmq_event_t&, const char*) override { up = false; }
+};
+
 namespace {
 
 int to_ms(Duration d) {
@@ -33,12 +45,30 @@ Result<std::unique_ptr<ZmqPublisher>> ZmqPublisher::create(
     urgent.linger_ms = 200;
     auto u = ctx.connect(zmq::socket_type::pub, e.urgent, self, e.key, urgent);
     if (!u.ok()) return u.status().with_context("engine " + e.name + " urgent");
-    pub->engines_.push_back(Engine{e.name, std::move(*b), std::move(*u), {}, 0});
+    pub->engines_.push_back(Engine{e.name, std::move(*b), std::move(*u), {}, 0, nullptr});
+    static std::atomic<uint64_t> monitors{0};
+    auto watch = std::make_shared<Watch>();
+    try {
+      watch->init(pub->engines_.back().urgent,
+                  "inproc://medic-publisher-" + std::to_string(++monitors),
+                  ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+    } catch (const zmq::error_t& err) {
+      return unavailable(std::string("watching the urgent lane of ") + e.name + ": " + err.what());
+    }
+    pub->engines_.back().watch = std::move(watch);
   }
   return pub;
 }
 
-ZmqPublisher::~ZmqPublisher() = default;
+ZmqPublisher::~ZmqPublisher() {
+  for (auto& e : engines_) e.watch.reset();  // a monitor goes before its socket
+}
+
+size_t ZmqPublisher::connected_engines() const {
+  size_t n = 0;
+  for (const auto& e : engines_) n += e.watch && e.watch->up;
+  return n;
+}
 
 bool ZmqPublisher::try_send(zmq::socket_t& s, const std::string& frame) {
   try {
@@ -84,6 +114,8 @@ void ZmqPublisher::publish(Lane lane, const std::vector<std::string>& frames) {
 void ZmqPublisher::pump() {
   for (auto& e : engines_) {
     if (!e.waiting.empty()) drain(e);
+    while (e.watch && e.watch->check_event(0)) {
+    }
   }
 }
 

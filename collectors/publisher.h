@@ -46,6 +46,9 @@ class Publisher {
   virtual void pump() {}
   // True when bulk frames wait, so the owner should come back soon.
   virtual bool has_waiting() const { return false; }
+  // Engines whose urgent lane has finished its handshake (a PUB socket
+  // drops what it sends before that): learnt in pump().
+  virtual size_t connected_engines() const { return 0; }
   virtual PublisherCounters counters() const = 0;
 };
 
@@ -66,15 +69,18 @@ class ZmqPublisher final : public Publisher {
   void publish(Lane lane, const std::vector<std::string>& frames) override;
   void pump() override;
   bool has_waiting() const override;
+  size_t connected_engines() const override;
   PublisherCounters counters() const override;
 
  private:
+  class Watch;  // the urgent socket's handshakes and disconnects
   struct Engine {
     std::string name;
     zmq::socket_t bulk;
     zmq::socket_t urgent;
     std::vector<std::string> waiting;  // bulk frames not yet taken, oldest first
     size_t next = 0;                   // index of the first frame in `waiting` not sent
+    std::shared_ptr<Watch> watch;      // after the sockets: it goes first
   };
   ZmqPublisher() = default;
   // Sends without blocking; false when the engine's queue is full.

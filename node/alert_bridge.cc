@@ -202,9 +202,11 @@ Result<std::unique_ptr<AlertBridge>> AlertBridge::create(const BridgeConfig& con
   std::vector<HttpRoute> routes = {
       healthz_route(b->mailbox_),
       readyz_route(b->mailbox_,
-                   [] {
+                   [self] {
                      ReadinessChecks checks;
-                     checks.check("listener", true, "taking webhooks");
+                     const bool up = self->connected();
+                     checks.check("engines", up,
+                                  up ? "connected to an engine" : "not connected to any engine");
                      return checks.json();
                    }),
       metrics_route(b->mailbox_, [self] { return self->metrics_text(); }),
@@ -233,8 +235,12 @@ HttpResponse AlertBridge::webhook(const HttpRequest& request) {
     return json_response(400, dump_json(Json{{"error", mapped.status().message()}}));
   }
   auto shared = std::make_shared<MappedAlerts>(std::move(*mapped));
-  auto answer = mailbox_.ask([this, shared] { return publish(*shared); }, kAnswerDeadline);
+  auto answer =
+      mailbox_.ask([this, shared] { return connected() ? publish(*shared) : ""; }, kAnswerDeadline);
   if (!answer) return busy_response();
+  if (answer->empty()) {
+    return json_response(503, R"({"error":"not connected to any engine yet: send again"})");
+  }
   return json_response(200, *answer);
 }
 

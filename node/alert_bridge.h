@@ -20,7 +20,9 @@
 //   wrong token 401; each is counted (medic_bridge_webhooks_total{result}).
 // - Parsing happens on the HTTP thread; sealing and publishing on the
 //   bridge's loop (through its LoopMailbox, at most kAnswerDeadline: else
-//   503, and Alertmanager sends again). Publishing never blocks.
+//   503, and Alertmanager sends again). Publishing never blocks. Until the
+//   urgent lane to at least one engine has finished its handshake the
+//   answer is 503 too: a PUB socket drops what it sends before that.
 // - map_webhook is pure: the same body and mapping give the same events.
 #pragma once
 
@@ -80,6 +82,9 @@ class AlertBridge {
 
   void run_once(Duration max_wait);
   std::string url() const;
+  // At least one engine's urgent lane is connected: until then a webhook
+  // gets 503 (Alertmanager sends it again) instead of events sent to nobody.
+  bool connected() const { return publisher_->connected_engines() > 0; }
   CounterRegistry& counters() { return counters_; }
 
  private:

@@ -50,6 +50,7 @@ class AlertBridgeTest : public SimHostFlowTest {
     auto b = node::AlertBridge::create(c, {*ctx_, *bridge_id_, *trust_, clock_});
     ASSERT_OK(b);
     bridge_ = std::move(*b);
+    ASSERT_TRUE(run_until([&] { return bridge_->connected(); })) << "the bridge never connected";
   }
 
   void TearDown() override {
@@ -166,6 +167,33 @@ TEST_F(AlertBridgeTest, TheKeySpeaksOnlyForItsHostsAndBadBodiesAreRefusedByName)
   EXPECT_EQ(bridge_->counters().value("bridge_webhooks_total", {{"code", "400"}}), 3u);
   EXPECT_EQ(bridge_->counters().value("bridge_webhooks_total", {{"code", "413"}}), 1u);
   EXPECT_EQ(decision("app-unresponsive"), nullptr);
+}
+
+// A bridge whose engine is not there yet says so (503: Alertmanager sends
+// again) rather than sending the alert to nobody.
+TEST_F(AlertBridgeTest, ABridgeNotYetConnectedAnswers503) {
+  node::BridgeConfig lone;
+  lone.engines.push_back(
+      {"nobody", engine_id_->public_key(), "tcp://127.0.0.1:9", "tcp://127.0.0.1:9"});
+  lone.http = {"127.0.0.1:0", "", "", kToken};
+  auto b = node::AlertBridge::create(lone, {*ctx_, *bridge_id_, *trust_, clock_});
+  ASSERT_OK(b);
+  testing::HttpGet how;
+  how.method = "POST";
+  how.token = kToken;
+  how.body = webhook("firing", vm_, "host-a");
+  auto serve = [&](const std::string& path, const testing::HttpGet& h) {
+    const std::string url = (*b)->url() + path;
+    auto fut = std::async(std::launch::async, [url, h] { return testing::http_get(url, h); });
+    while (fut.wait_for(1ms) != std::future_status::ready) (*b)->run_once(Duration(0));
+    return fut.get();
+  };
+  auto r = serve("/api/v1/alerts", how);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("not connected to any engine yet"), std::string::npos) << r.body;
+  auto ready = serve("/readyz", {});
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("not connected to any engine"), std::string::npos) << ready.body;
 }
 
 // A real Alertmanager: `amtool alert add` -> Alertmanager's webhook (with
