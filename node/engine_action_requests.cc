@@ -121,6 +121,24 @@ RequestFollowers::Step EngineNode::request_one(rules::Request r, const std::stri
   return s;
 }
 
+// What every VM of the request shares: the step, who asked and why, the
+// approval its scope asks for, and its signed envelope as the evidence.
+rules::Request EngineNode::request_base(const medic::v1::ControlRequest& request, rules::Step step,
+                                        const fabric::TrustedNode& who,
+                                        const audit::OperatorRequest& rec) {
+  rules::Request base;
+  base.step = step;
+  base.by = who.name;
+  base.reason = request.request().reason();
+  base.request_id = request.request_id();
+  base.by_operator = false;
+  base.needs_approval = !who.has_role(fabric::Role::kOperator) &&
+                        who.scope.needs_approval(std::string(rules::step_name(step)));
+  base.evidence = make_evidence_ref(
+      remember({next_envelope_++, rec.received_at, rec.envelope, rec.operator_name, false}), 0);
+  return base;
+}
+
 Status EngineNode::action_request(const medic::v1::ControlRequest& request,
                                   const fabric::TrustedNode& who, const std::string& peer,
                                   audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
@@ -131,23 +149,14 @@ Status EngineNode::action_request(const medic::v1::ControlRequest& request,
   rec->target = q.vm().empty() ? "label " + q.label() : "vm=" + q.vm();
   if (step == rules::Step::kNotify)
     return invalid_argument("a request's verb is reboot, reset, restart, start or stop");
-  const bool op = who.has_role(fabric::Role::kOperator);
-  if (!op && !who.scope.allows_verb(verb))
+  if (!who.has_role(fabric::Role::kOperator) && !who.scope.allows_verb(verb))
     return permission_denied(who.name + " may not ask for " + verb +
                              " (its verbs: " + join_names(who.scope.verbs, ", ") + ")");
   size_t outside = 0;
   auto in_scope = request_scope(q, who, &outside);
   if (!in_scope.ok()) return in_scope.status();
 
-  rules::Request base;
-  base.step = step;
-  base.by = who.name;
-  base.reason = q.reason();
-  base.request_id = request.request_id();
-  base.by_operator = false;
-  base.needs_approval = !op && who.scope.needs_approval(verb);
-  base.evidence = make_evidence_ref(
-      remember({next_envelope_++, rec->received_at, rec->envelope, rec->operator_name, false}), 0);
+  const rules::Request base = request_base(request, step, who, *rec);
   std::vector<RequestFollowers::Step> steps;
   Json list = Json::array();
   std::string text;

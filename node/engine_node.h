@@ -234,6 +234,8 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   Result<std::vector<rules::VmView>> request_scope(const medic::v1::ActionRequest& q,
                                                    const fabric::TrustedNode& who,
                                                    size_t* outside) const;
+  rules::Request request_base(const medic::v1::ControlRequest& request, rules::Step step,
+                              const fabric::TrustedNode& who, const audit::OperatorRequest& rec);
   RequestFollowers::Step request_one(rules::Request r, const std::string& vm, Json* entry);
   std::string out_of_scope(const fabric::TrustedNode& who, const rules::VmView& vm) const;
   void record_request_rows(audit::OperatorRequest& rec,

@@ -29,36 +29,11 @@ std::string_view alert_value(const google::protobuf::RepeatedPtrField<medic::v1:
   return {};
 }
 
-Val read_field(const Node& n, const EvalInput& in) {
+// The fields an event carries (event.*, probe.*, heartbeat.*, alert.*).
+Val read_event_field(const Node& n, const EvalInput& in) {
   Val v;
-  const VmFacts& vm = *in.vm;
   const medic::v1::Event* ev = in.event;
   switch (n.field) {
-    case FieldId::kVmId:
-      v.s = vm.id;
-      break;
-    case FieldId::kVmHost:
-      v.s = vm.host;
-      break;
-    case FieldId::kVmState:
-      v.s = vm_state_name(vm.state);
-      break;
-    case FieldId::kVmLabel:
-      v.s = vm.label(n.label);
-      break;
-    case FieldId::kVmCpu:
-      v.num = vm.cpu_percent;
-      break;
-    case FieldId::kVmRss:
-      v.num = static_cast<double>(vm.rss_bytes);
-      break;
-    case FieldId::kVmUptime:
-      v.ns = vm.uptime_ns;
-      break;
-    case FieldId::kVmHeartbeatAge:
-      v.ns = vm.last_heartbeat_ns == 0 ? std::numeric_limits<int64_t>::max()
-                                       : to_ns(in.now) - vm.last_heartbeat_ns;
-      break;
     case FieldId::kEventType:
       v.s = event_type_name(in.type);
       break;
@@ -95,6 +70,43 @@ Val read_field(const Node& n, const EvalInput& in) {
     case FieldId::kAlertAnnotation:
       v.s = alert_value(ev->alert().annotations(), n.label);
       break;
+    default:
+      break;
+  }
+  return v;
+}
+
+Val read_field(const Node& n, const EvalInput& in) {
+  Val v;
+  const VmFacts& vm = *in.vm;
+  switch (n.field) {
+    case FieldId::kVmId:
+      v.s = vm.id;
+      break;
+    case FieldId::kVmHost:
+      v.s = vm.host;
+      break;
+    case FieldId::kVmState:
+      v.s = vm_state_name(vm.state);
+      break;
+    case FieldId::kVmLabel:
+      v.s = vm.label(n.label);
+      break;
+    case FieldId::kVmCpu:
+      v.num = vm.cpu_percent;
+      break;
+    case FieldId::kVmRss:
+      v.num = static_cast<double>(vm.rss_bytes);
+      break;
+    case FieldId::kVmUptime:
+      v.ns = vm.uptime_ns;
+      break;
+    case FieldId::kVmHeartbeatAge:
+      v.ns = vm.last_heartbeat_ns == 0 ? std::numeric_limits<int64_t>::max()
+                                       : to_ns(in.now) - vm.last_heartbeat_ns;
+      break;
+    default:
+      return read_event_field(n, in);
   }
   return v;
 }
