@@ -39,13 +39,16 @@ const char* verb_name(Verb v) {
     case medic::v1::VERB_STOP: return "stop";
     case medic::v1::VERB_START: return "start";
     case medic::v1::VERB_INJECT: return "inject";
+    case medic::v1::VERB_CLONE: return "clone";
+    case medic::v1::VERB_DELETE: return "delete";
     default: return "unknown";
   }
 }
 
 Verb verb_from_name(const std::string& name) {
   for (Verb v : {medic::v1::VERB_REBOOT, medic::v1::VERB_RESET, medic::v1::VERB_RESTART,
-                 medic::v1::VERB_STOP, medic::v1::VERB_START}) {
+                 medic::v1::VERB_STOP, medic::v1::VERB_START, medic::v1::VERB_CLONE,
+                 medic::v1::VERB_DELETE}) {
     if (name == verb_name(v)) return v;
   }
   return medic::v1::VERB_UNSPECIFIED;

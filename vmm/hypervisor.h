@@ -53,6 +53,13 @@ struct VmEvent {
   Time at{};
 };
 
+// A new VM made from one of the host's templates (VERB_CLONE).
+struct CloneSpec {
+  std::string template_name;  // the template's name on this host
+  std::string id;             // the new VM's id, chosen by the engine (a uuid)
+  std::string name;           // the new VM's name (letters, digits, '.', '_', '-')
+};
+
 class Hypervisor {
  public:
   using EventSink = std::function<void(const VmEvent&)>;
@@ -82,8 +89,32 @@ class Hypervisor {
   // kTimeout when `timeout` (on the backend's Clock) passes first,
   // kUnavailable when the backend cannot be reached. `done` may run after
   // its caller is gone; the caller guards against that.
+  // VERB_DELETE is a verb like the others: it stops the VM when it runs and
+  // removes it for good (its disk overlay, its spec), so list() no longer
+  // has it and get() is kNotFound. A backend deletes only the VMs it cloned
+  // (kFailedPrecondition for any other: a configured VM is the operator's).
+  // Backends that do not provision refuse it with kFailedPrecondition.
   using VerbDone = std::function<void(Status)>;
   virtual void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) = 0;
+
+  // Begins creating VM `spec.id` from template `spec.template_name` and
+  // starting it. A non-ok return refuses at once (then `done` never runs):
+  // kNotFound for an unknown template (the message names the templates
+  // there are), kAlreadyExists when a VM with that id or name exists,
+  // kInvalidArgument for a malformed id or name, kFailedPrecondition when
+  // this backend does not provision (the default). Otherwise `done` runs
+  // once, later, as for execute(): ok once the new VM's hypervisor process
+  // runs (its guest may still be booting); a failure leaves no half-made VM
+  // behind. From then on the VM is listed like any other, also after the
+  // agent restarts.
+  virtual Status begin_clone(const CloneSpec& spec, Duration timeout, VerbDone done) {
+    (void)spec;
+    (void)timeout;
+    (void)done;
+    return failed_precondition("host " + host() + " does not create VMs from templates");
+  }
+  // The names of the templates this host can clone, sorted; empty when none.
+  virtual std::vector<std::string> templates() const { return {}; }
 
   // Starts, without waiting, every VM this host is meant to run (its desired
   // state) that has no process; each start ends as the start verb does, with
