@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/duration.h"
+#include "vmm/provisioning.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -71,6 +72,7 @@ std::string numbered(const std::string& prefix, int n, int width) {
 }
 
 size_t verb_slot(Verb v) {
+  if (v == medic::v1::VERB_DELETE) return 6;
   auto i = static_cast<size_t>(v);
   return i < 6 ? i : 0;
 }
@@ -111,7 +113,13 @@ VmInfo SimHost::info(const Vm& v) const {
   i.id = v.id;
   i.name = v.name;
   i.state = v.state;
-  i.labels = {{"tier", kTiers[v.tier]}, {"owner", kOwners[v.owner]}};
+  if (v.clone_of == 0) {
+    i.labels = {{"tier", kTiers[v.tier]}, {"owner", kOwners[v.owner]}};
+  } else {
+    const std::string& t = fleet_.template_names_[v.clone_of - 1u];
+    i.labels = fleet_.opts_.templates.at(t);
+    i.labels["template"] = t;
+  }
   i.last_heartbeat = v.last_heartbeat;
   i.pid = v.pid;
   return i;
@@ -122,7 +130,9 @@ Result<std::vector<VmInfo>> SimHost::list() {
   if (partitioned_) return unavailable("host " + name_ + " is unreachable (partition)");
   std::vector<VmInfo> out;
   out.reserve(vms_.size());
-  for (const auto& v : vms_) out.push_back(info(v));
+  for (const auto& v : vms_) {
+    if (!v.removed) out.push_back(info(v));
+  }
   return out;
 }
 
@@ -304,6 +314,8 @@ Status SimHost::apply(Verb verb, uint32_t vi) {
       begin_boot(vi, /*new_process=*/true);
       emit_lifecycle(v, medic::v1::LIFECYCLE_STARTED, "start");
       return {};
+    case medic::v1::VERB_DELETE:
+      return remove_clone(vi);
     default:
       return invalid_argument("unknown verb " + std::to_string(static_cast<int>(verb)));
   }
@@ -320,6 +332,100 @@ Status SimHost::inject_fault(const std::string& fault, const std::string& vm) {
     return invalid_argument("no VM fault \"" + fault + "\" (one of: " + names + ")");
   }
   return fleet_.inject(*kind, name_, vm);
+}
+
+std::vector<std::string> SimHost::templates() const { return fleet_.template_names_; }
+
+Status SimHost::check_clone(const CloneSpec& spec) const {
+  if (fleet_.vm_index_.count(spec.id)) return already_exists("a VM with id " + spec.id + " exists");
+  if (fleet_.vm_index_.count(spec.name)) {
+    return already_exists("a VM named " + spec.name + " exists");
+  }
+  for (const auto& [seq, c] : cloning_) {
+    if (c.spec.id == spec.id || c.spec.name == spec.name) {
+      return already_exists("VM " + c.spec.name + " (" + c.spec.id + ") is being cloned");
+    }
+  }
+  return {};
+}
+
+Status SimHost::begin_clone(const CloneSpec& spec, Duration timeout, VerbDone done) {
+  MEDIC_RETURN_IF_ERROR(check_clone_spec(spec));
+  if (lost_) return unavailable("host " + name_ + " is down");
+  if (partitioned_) return unavailable("host " + name_ + " is unreachable (partition)");
+  const auto& names = fleet_.template_names_;
+  auto t = std::lower_bound(names.begin(), names.end(), spec.template_name);
+  if (t == names.end() || *t != spec.template_name) {
+    return unknown_template(name_, spec.template_name, names);
+  }
+  MEDIC_RETURN_IF_ERROR(check_clone(spec));
+  const uint64_t seq = next_verb_++;
+  cloning_[seq] = {spec, static_cast<uint16_t>(t - names.begin() + 1)};
+  Clock& clock = fleet_.clock_;
+  const Duration takes = fleet_.opts_.verb_time;
+  if (takes > timeout) {
+    verbs_[seq] = clock.schedule_after(timeout, [this, seq, timeout, done] {
+      verbs_.erase(seq);
+      const std::string what = cloning_[seq].spec.name;
+      cloning_.erase(seq);
+      done(timeout_error("clone " + what + " did not finish within " + format_duration(timeout)));
+    });
+    return {};
+  }
+  verbs_[seq] = clock.schedule_after(takes, [this, seq, done] {
+    verbs_.erase(seq);
+    PendingClone c = std::move(cloning_[seq]);
+    cloning_.erase(seq);
+    done(add_clone(c));
+  });
+  return {};
+}
+
+// The clone's VM appears (in a deleted clone's slot when there is one) and
+// boots as a started VM does.
+Status SimHost::add_clone(const PendingClone& c) {
+  if (lost_ || partitioned_) return unavailable("host " + name_ + " is unreachable");
+  uint32_t vi = 0;
+  if (free_slots_.empty()) {
+    vi = static_cast<uint32_t>(vms_.size());
+    vms_.emplace_back();
+  } else {
+    vi = free_slots_.back();
+    free_slots_.pop_back();
+    const uint32_t gen = vms_[vi].gen;
+    vms_[vi] = Vm{};
+    vms_[vi].gen = gen;  // timers of the slot's last VM stay void
+  }
+  Vm& v = vms_[vi];
+  v.id = c.spec.id;
+  v.name = c.spec.name;
+  v.clone_of = c.template_slot;
+  by_id_.emplace(v.id, vi);
+  fleet_.index_vm(index_, vi);
+  begin_boot(vi, /*new_process=*/true);
+  emit_lifecycle(v, medic::v1::LIFECYCLE_STARTED, "clone of template " + c.spec.template_name);
+  return {};
+}
+
+Status SimHost::remove_clone(uint32_t vi) {
+  Vm& v = vms_[vi];
+  if (v.clone_of == 0) {
+    return failed_precondition("cannot delete " + v.name +
+                               ": it was not cloned from a template (a configured VM is the "
+                               "operator's, only clones are deleted)");
+  }
+  const bool alive = has_process(v.state);
+  ++v.gen;
+  v.bits = 0;
+  clear_guest_faults(v);
+  v.state = VM_STATE_STOPPED;
+  v.pid = 0;
+  if (alive) emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "delete");
+  fleet_.unindex_vm(index_, vi);
+  by_id_.erase(v.id);
+  v.removed = true;
+  free_slots_.push_back(vi);
+  return {};
 }
 
 Status SimHost::inject_vm(FaultKind kind, uint32_t vi) {
@@ -385,6 +491,7 @@ Status SimHost::inject_vm(FaultKind kind, uint32_t vi) {
 void SimHost::lose() {
   lost_ = true;
   for (auto& v : vms_) {
+    if (v.removed) continue;
     ++v.gen;
     clear_guest_faults(v);
     v.state = VM_STATE_CRASHED;
@@ -395,6 +502,7 @@ void SimHost::lose() {
 void SimHost::restore() {
   lost_ = false;
   for (uint32_t i = 0; i < vms_.size(); ++i) {
+    if (vms_[i].removed) continue;
     begin_boot(i, /*new_process=*/true);
     emit_lifecycle(vms_[i], medic::v1::LIFECYCLE_STARTED, "host came back (autoboot)");
   }
@@ -437,6 +545,7 @@ SimFleet::SimFleet(Clock& clock, SimOptions options)
     schedule(host->next_tick_, {TaskKind::kTick, static_cast<uint32_t>(h), 0, 0});
     hosts_.push_back(std::move(host));
   }
+  for (const auto& [name, labels] : opts_.templates) template_names_.push_back(name);
   for (int i = 0; i < kFaultKindCount; ++i) {
     auto it = opts_.fault_weights.find(static_cast<FaultKind>(i));
     if (opts_.fault_weights.empty()) {
@@ -566,6 +675,18 @@ Status SimFleet::inject_at(FaultKind kind, uint32_t hi, std::optional<uint32_t> 
   return {};
 }
 
+void SimFleet::index_vm(uint32_t hi, uint32_t vi) {
+  const SimHost::Vm& v = hosts_[hi]->vms_[vi];
+  vm_index_[v.id] = {hi, vi};
+  vm_index_[v.name] = {hi, vi};
+}
+
+void SimFleet::unindex_vm(uint32_t hi, uint32_t vi) {
+  const SimHost::Vm& v = hosts_[hi]->vms_[vi];
+  vm_index_.erase(v.id);
+  vm_index_.erase(v.name);
+}
+
 SimHost* SimFleet::find_host(const std::string& name) {
   for (auto& h : hosts_) {
     if (h->name_ == name) return h.get();
@@ -576,7 +697,9 @@ SimHost* SimFleet::find_host(const std::string& name) {
 std::vector<std::string> SimFleet::vm_ids() const {
   std::vector<std::string> out;
   for (const auto& h : hosts_) {
-    for (const auto& v : h->vms_) out.push_back(v.id);
+    for (const auto& v : h->vms_) {
+      if (!v.removed) out.push_back(v.id);
+    }
   }
   return out;
 }

@@ -30,6 +30,17 @@
 // VM without a process, restart or stop on a stopped VM: kFailedPrecondition.
 // Every verb is counted per VM (executed and refused) for tests and the demo.
 //
+// Provisioning: SimOptions::templates names what each host can clone.
+// begin_clone checks the request at once (kInvalidArgument, kNotFound for an
+// unknown template, kAlreadyExists for an id or name the fleet has or a clone
+// in progress takes, kUnavailable for a lost or partitioned host); verb_time
+// later a Clock timer adds the VM with the template's labels plus `template:
+// NAME`, booting for boot_time like a started VM, and runs `done` (kTimeout
+// and no VM when the timeout is shorter than verb_time). A clone is a VM like
+// any other: faults, verbs, heartbeats. VERB_DELETE removes a clone (its
+// events and heartbeats end, list() and get() no longer have it) and is
+// kFailedPrecondition for the fleet's configured VMs.
+//
 // A verb takes verb_time on the Clock (0 by default): its effect and its
 // completion both come from a Clock timer that long after execute(); a verb
 // whose timeout is shorter than verb_time fails with kTimeout at its timeout
@@ -42,7 +53,8 @@
 //
 // Cost: one timer per host per heartbeat interval walks that host's VMs (no
 // timer or allocation per heartbeat); 100k VMs take ~60 MB, most of it the id
-// and name indexes. bench/sim_bench measures reports per second.
+// and name indexes. A deleted clone's slot is reused by the next clone, so
+// cloning and deleting does not grow a host. bench/sim_bench measures reports per second.
 #pragma once
 
 #include <array>
@@ -104,11 +116,15 @@ struct SimOptions {
   // How long scheduled host faults last before the host comes back.
   Duration partition_duration = std::chrono::minutes(2);
   Duration host_loss_duration = std::chrono::minutes(10);
+  // What every host can clone: template name -> the labels its clones get
+  // (besides `template: NAME`). Empty: the hosts do not provision.
+  std::map<std::string, std::map<std::string, std::string>> templates;
 };
 
 // Reads a `sim:` map of a config file into SimOptions, starting from the
 // defaults; keys as in SimOptions (durations like "20s", fault_weights a map
-// of fault name to weight). Problems, unknown keys included, go to `reader`
+// of fault name to weight, templates a map of name to {labels: {k: v}}).
+// Problems, unknown keys included, go to `reader`
 // with file:line:col; check reader.ok() before using the result.
 SimOptions read_sim_options(ConfigReader& reader, const YAML::Node& map);
 
@@ -140,10 +156,13 @@ class SimHost final : public Hypervisor {
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
   // A VM fault by name (fault_name); host faults are refused (kInvalidArgument).
   Status inject_fault(const std::string& fault, const std::string& vm) override;
+  // See "Provisioning" in the header comment.
+  Status begin_clone(const CloneSpec& spec, Duration timeout, VerbDone done) override;
+  std::vector<std::string> templates() const override;
 
   bool partitioned() const { return partitioned_; }
   bool lost() const { return lost_; }
-  size_t vm_count() const { return vms_.size(); }
+  size_t vm_count() const { return vms_.size() - free_slots_.size(); }
 
  private:
   friend class SimFleet;
@@ -154,20 +173,30 @@ class SimHost final : public Hypervisor {
     kBitSlowBoot = 1 << 2,
     kBitFlapping = 1 << 3,
   };
+  // Verb counts per VM: slots 1-5 the verbs of those numbers, 6 delete, 0
+  // any other.
+  static constexpr size_t kVerbSlots = 7;
   struct Vm {
     std::string id;
     std::string name;
     uint8_t tier = 0;
     uint8_t owner = 0;
     bool flap_down = false;
+    bool removed = false;  // a deleted clone: a free slot, in no index
     VmState state = medic::v1::VM_STATE_RUNNING;
     uint16_t bits = 0;
+    uint16_t clone_of = 0;  // 0: configured; n: cloned from the fleet's template n-1
     uint32_t gen = 0;  // bumped by every change that voids pending VM timers
     int pid = 0;
     uint64_t heartbeats = 0;
     Time last_heartbeat{};
-    std::array<uint32_t, 6> executed{};  // indexed by Verb
-    std::array<uint32_t, 6> refused{};
+    std::array<uint32_t, kVerbSlots> executed{};
+    std::array<uint32_t, kVerbSlots> refused{};
+  };
+  // A clone between begin_clone and its verb_time.
+  struct PendingClone {
+    CloneSpec spec;
+    uint16_t template_slot = 0;  // as Vm::clone_of
   };
 
   SimHost(SimFleet& fleet, uint32_t index, std::string name);
@@ -178,6 +207,9 @@ class SimHost final : public Hypervisor {
   void emit_lifecycle(Vm& v, Lifecycle what, const std::string& detail);
   Status run_verb(Verb verb, const std::string& vm);
   Status apply(Verb verb, uint32_t vi);
+  Status remove_clone(uint32_t vi);
+  Status check_clone(const CloneSpec& spec) const;
+  Status add_clone(const PendingClone& c);
   void begin_boot(uint32_t vi, bool new_process);
   void boot_done(uint32_t vi, uint32_t gen);
   void shutdown_done(uint32_t vi, uint32_t gen);
@@ -202,6 +234,8 @@ class SimHost final : public Hypervisor {
   // Verbs in progress, by sequence number: cancelled when the fleet goes.
   std::unordered_map<uint64_t, TimerId> verbs_;
   uint64_t next_verb_ = 0;
+  std::unordered_map<uint64_t, PendingClone> cloning_;  // by verb sequence number
+  std::vector<uint32_t> free_slots_;                    // of deleted clones
   Time next_tick_{};
 };
 
@@ -273,12 +307,15 @@ class SimFleet {
   void record(FaultKind kind, const SimHost& h, const std::string& vm, bool scheduled);
   Status inject_at(FaultKind kind, uint32_t hi, std::optional<uint32_t> vi, bool scheduled);
   const SimHost::Vm* find_vm(const std::string& vm, uint32_t* host = nullptr) const;
+  void index_vm(uint32_t hi, uint32_t vi);
+  void unindex_vm(uint32_t hi, uint32_t vi);
 
   Clock& clock_;
   SimOptions opts_;
   std::vector<std::unique_ptr<SimHost>> hosts_;
   // VM id and name -> (host, index).
   std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> vm_index_;
+  std::vector<std::string> template_names_;        // opts_.templates' keys, sorted
   std::unordered_map<uint64_t, TimerId> pending_;  // our timers, cancelled on destruction
   uint64_t next_task_key_ = 0;
   uint64_t fault_rng_;

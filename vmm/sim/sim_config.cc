@@ -1,6 +1,7 @@
-#include "vmm/sim/sim.h"
-
 #include <yaml-cpp/yaml.h>
+
+#include "vmm/provisioning.h"
+#include "vmm/sim/sim.h"
 
 namespace medic::vmm::sim {
 namespace {
@@ -42,6 +43,45 @@ void read_weights(ConfigReader& r, const YAML::Node& map, SimOptions* o) {
   o->fault_weights = std::move(weights);
 }
 
+// labels: {k: v}, every value a scalar.
+std::map<std::string, std::string> read_labels(ConfigReader& r, const YAML::Node& labels) {
+  std::map<std::string, std::string> out;
+  if (!r.expect_map(labels, "labels")) return out;
+  for (const auto& kv : labels) {
+    if (!kv.second.IsScalar()) {
+      r.error(kv.second, "the value of label \"" + kv.first.Scalar() + "\" must be a string");
+      continue;
+    }
+    out[kv.first.Scalar()] = kv.second.Scalar();
+  }
+  return out;
+}
+
+// templates: {NAME: {labels: {k: v}}, ...}; a template may be empty ({}).
+void read_templates(ConfigReader& r, const YAML::Node& map, SimOptions* o) {
+  if (!map.IsMap() || !map["templates"].IsDefined()) return;
+  YAML::Node t = map["templates"];
+  if (!r.expect_map(t, "templates")) return;
+  for (const auto& kv : t) {
+    const std::string name = kv.first.Scalar();
+    if (!is_clone_name(name)) {
+      r.error(kv.first, "template name \"" + name +
+                            "\" must be 1-63 letters, digits, '.', '_' or '-' (not . or ..)");
+      continue;
+    }
+    auto& labels = o->templates[name];
+    if (kv.second.IsNull()) continue;
+    if (!r.expect_map(kv.second, "template " + name)) continue;
+    r.check_keys(kv.second, {"labels"});
+    if (kv.second["labels"].IsDefined()) labels = read_labels(r, kv.second["labels"]);
+    if (labels.count("template")) {
+      r.error(kv.second["labels"],
+              "label \"template\" is set by the simulator (the template's name)");
+    }
+  }
+  if (o->templates.size() > 1000) r.error(t, "more than 1000 templates");
+}
+
 }  // namespace
 
 SimOptions read_sim_options(ConfigReader& r, const YAML::Node& map) {
@@ -49,7 +89,7 @@ SimOptions read_sim_options(ConfigReader& r, const YAML::Node& map) {
   if (!r.expect_map(map, "sim")) return o;
   r.check_keys(map, {"hosts", "vms_per_host", "seed", "heartbeat_interval", "boot_time",
                      "slow_boot_time", "shutdown_time", "flap_up", "flap_down", "faults_per_hour",
-                     "fault_weights", "partition_duration", "host_loss_duration"});
+                     "fault_weights", "partition_duration", "host_loss_duration", "templates"});
   if (auto v = r.integer(map, "hosts", false, 1, 100'000)) o.hosts = static_cast<int>(*v);
   if (auto v = r.integer(map, "vms_per_host", false, 0, 100'000)) {
     o.vms_per_host = static_cast<int>(*v);
@@ -71,6 +111,7 @@ SimOptions read_sim_options(ConfigReader& r, const YAML::Node& map) {
     }
   }
   read_weights(r, map, &o);
+  read_templates(r, map, &o);
   return o;
 }
 
