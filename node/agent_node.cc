@@ -93,17 +93,32 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     return b;
   }
   if (*kind == "qmp") {
-    // {kind: qmp, vms: vms.yaml, state_dir: DIR}: the VM specs the launcher
-    // starts and watches, and where intended stops outlive the agent.
-    r.check_keys(rest, {"vms", "state_dir"});
+    // {kind: qmp, vms: vms.yaml, state_dir: DIR, templates: templates.yaml,
+    // clone_dir: DIR}: the VM specs the launcher starts and watches, where
+    // intended stops outlive the agent, what this host clones and where its
+    // clones live (default: state_dir/clones; none without a state_dir).
+    r.check_keys(rest, {"vms", "state_dir", "templates", "clone_dir"});
     auto specs_file = r.string(rest, "vms", true);
     auto dir = r.string(rest, "state_dir", false);
+    auto templates_file = r.string(rest, "templates", false);
+    auto clone_dir = r.string(rest, "clone_dir", false);
     if (!r.ok()) return r.status();
     const std::string base = std::filesystem::path(file).parent_path().string();
-    auto specs = vmm::qmp::load_vm_specs(resolve(base, *specs_file));
-    if (!specs.ok()) return specs.status();
     vmm::qmp::QmpHypervisorOptions qo;
+    qo.vms_file = resolve(base, *specs_file);
+    auto specs = vmm::qmp::load_vm_specs(qo.vms_file);
+    if (!specs.ok()) return specs.status();
     qo.state_dir = dir ? resolve(base, *dir) : state_dir;
+    if (templates_file) {
+      auto templates = vmm::qmp::load_vm_templates(resolve(base, *templates_file));
+      if (!templates.ok()) return templates.status();
+      qo.templates = std::move(*templates);
+    }
+    if (clone_dir) {
+      qo.clone_dir = resolve(base, *clone_dir);
+    } else if (!qo.state_dir.empty()) {
+      qo.clone_dir = (std::filesystem::path(qo.state_dir) / "clones").string();
+    }
     auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock, qo);
     if (qmp->has_guest_agent()) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
     b.owned = std::move(qmp);

@@ -75,9 +75,15 @@ std::string resolve(const std::string& p, const std::string& base_dir) {
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
+// A VM's spec, or a template's: a template has no uuid (each clone gets its
+// own) and its socket and log paths only say which of them its clones have
+// (they live in the clone's directory), so none of them is required.
+enum class SpecKind { kVm, kTemplate };
+
 class SpecReader {
  public:
-  SpecReader(ConfigReader& r, std::string base_dir) : r_(r), base_(std::move(base_dir)) {}
+  SpecReader(ConfigReader& r, std::string base_dir, SpecKind kind = SpecKind::kVm)
+      : r_(r), base_(std::move(base_dir)), kind_(kind) {}
 
   std::optional<VmSpec> read(const YAML::Node& n) {
     if (!r_.expect_map(n, "a VM spec")) return std::nullopt;
@@ -104,6 +110,10 @@ class SpecReader {
     s.name = r_.string(n, "name", true).value_or("");
     if (!s.name.empty() && !valid_name(s.name)) {
       r_.error(n["name"], "name '" + s.name + "' must be 1-64 letters, digits, '.', '_' or '-'");
+    }
+    if (kind_ == SpecKind::kTemplate) {
+      if (n["uuid"]) r_.error(n["uuid"], "a template has no uuid: each clone is given its own");
+      return;
     }
     s.uuid = r_.string(n, "uuid", true).value_or("");
     if (!s.uuid.empty() && !valid_uuid(s.uuid)) {
@@ -152,7 +162,7 @@ class SpecReader {
 
   // QMP, heartbeat and guest-agent sockets, and the logs.
   void read_sockets(const YAML::Node& n, VmSpec& s) {
-    s.qmp_socket = path(n, "qmp_socket", true);
+    s.qmp_socket = path(n, "qmp_socket", kind_ == SpecKind::kVm);
     s.heartbeat_socket = path(n, "heartbeat_socket");
     s.guest_agent_socket = path(n, "guest_agent_socket");
     s.console_log = path(n, "console_log");
@@ -167,6 +177,7 @@ class SpecReader {
       }
     }
     s.qemu_log = path(n, "qemu_log");
+    if (kind_ == SpecKind::kTemplate) return;  // a clone's paths are its own
     for (const auto& [key, value] : {std::pair{"qmp_socket", &s.qmp_socket},
                                      std::pair{"heartbeat_socket", &s.heartbeat_socket},
                                      std::pair{"guest_agent_socket", &s.guest_agent_socket}}) {
@@ -252,6 +263,7 @@ class SpecReader {
 
   ConfigReader& r_;
   std::string base_;
+  SpecKind kind_;
 };
 
 Result<std::vector<VmSpec>> read_specs(const YAML::Node& root, const std::string& name,
@@ -290,7 +302,47 @@ Result<std::vector<VmSpec>> read_specs(const YAML::Node& root, const std::string
   return out;
 }
 
+// `templates:`, a list of specs of kind kTemplate with distinct names.
+Result<std::vector<VmSpec>> read_templates(const YAML::Node& root, const std::string& name,
+                                           const std::string& base_dir) {
+  ConfigReader r(name);
+  std::vector<VmSpec> out;
+  if (!r.expect_map(root, "a template file")) return r.status();
+  r.check_keys(root, {"templates"});
+  const YAML::Node& list = root["templates"];
+  if (!list || !list.IsSequence()) {
+    r.error(list ? list : root, "expected 'templates:', a list of VM specs without uuid");
+    return r.status();
+  }
+  SpecReader reader(r, base_dir, SpecKind::kTemplate);
+  std::set<std::string> names;
+  for (const auto& n : list) {
+    auto s = reader.read(n);
+    if (!s) continue;
+    if (!names.insert(s->name).second) {
+      r.error(n["name"], "a second template named '" + s->name + "'");
+    }
+    out.push_back(std::move(*s));
+  }
+  if (!r.ok()) return r.status();
+  return out;
+}
+
 }  // namespace
+
+Result<std::vector<VmSpec>> load_vm_templates(const std::string& path) {
+  auto root = load_yaml_file(path);
+  if (!root.ok()) return root.status();
+  std::string base = fs::absolute(fs::path(path)).parent_path().string();
+  return read_templates(*root, path, base);
+}
+
+Result<std::vector<VmSpec>> parse_vm_templates(const std::string& yaml, const std::string& name,
+                                               const std::string& base_dir) {
+  auto root = load_yaml_string(yaml, name);
+  if (!root.ok()) return root.status();
+  return read_templates(*root, name, base_dir);
+}
 
 Result<std::vector<VmSpec>> parse_vm_specs(const std::string& yaml, const std::string& name,
                                            const std::string& base_dir) {

@@ -75,6 +75,19 @@ Result<std::vector<VmSpec>> load_vm_specs(const std::string& path);
 Result<std::vector<VmSpec>> parse_vm_specs(const std::string& yaml, const std::string& name,
                                            const std::string& base_dir);
 
+// Reads a file holding `templates:`, a list of specs the qmp backend clones
+// VMs from (docs/backends-qmp.md), each read as a `vms:` entry is except that
+// it has no uuid and needs no socket: its qmp_socket, heartbeat_socket,
+// guest_agent_socket, console_log and qemu_log only say which of them a clone
+// has, at paths of the clone's own. Errors as load_vm_specs.
+Result<std::vector<VmSpec>> load_vm_templates(const std::string& path);
+Result<std::vector<VmSpec>> parse_vm_templates(const std::string& yaml, const std::string& name,
+                                               const std::string& base_dir);
+
+// `vms:` with these specs as YAML that load_vm_specs reads back into the same
+// specs (paths are written as they are: absolute paths stay valid anywhere).
+std::string format_vm_specs(const std::vector<VmSpec>& specs);
+
 // True when /dev/kvm can be opened and speaks the stable KVM API.
 bool kvm_usable();
 // The accelerator auto resolves to on this host.

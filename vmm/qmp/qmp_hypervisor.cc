@@ -55,6 +55,7 @@ QmpHypervisor::QmpHypervisor(std::string host, std::vector<VmSpec> specs, Clock&
                              QmpHypervisorOptions opts)
     : host_(std::move(host)), clock_(clock), opts_(opts), agent_(clock, opts.guest_agent) {
   for (auto& s : specs) vms_.push_back(std::make_unique<Vm>(std::move(s), clock_));
+  load_clones();
   if (!opts_.state_dir.empty()) {
     std::error_code ec;  // a state_dir that does not exist yet holds no stop
     for (auto& v : vms_) {
@@ -78,11 +79,18 @@ QmpHypervisor::~QmpHypervisor() {
   for (auto& v : vms_) {
     if (v->hb_fd >= 0) ::close(v->hb_fd);
   }
+  // A clone not yet started is half-made: its qemu-img dies with it.
+  for (auto& c : clones_) {
+    c->qemu_img.reset();
+    std::error_code ec;
+    if (!c->finished) std::filesystem::remove_all(c->dir, ec);
+  }
   // Each Launcher kills its QEMU as it is destroyed.
 }
 
 QmpHypervisor::Vm* QmpHypervisor::find(const std::string& id_or_name) {
   for (auto& v : vms_) {
+    if (v->dropped) continue;
     if (v->spec().uuid == id_or_name || v->spec().name == id_or_name) return v.get();
   }
   return nullptr;
@@ -105,6 +113,9 @@ std::vector<int> QmpHypervisor::fds() const {
     if (v->qmp.fd() >= 0) out.push_back(v->qmp.fd());
     if (v->hb_fd >= 0) out.push_back(v->hb_fd);
     if (v->launcher.exit_fd() >= 0) out.push_back(v->launcher.exit_fd());
+  }
+  for (const auto& c : clones_) {
+    if (c->qemu_img) c->qemu_img->append_fds(&out);
   }
   agent_.append_fds(&out);
   if (!completions_.empty() && completions_.fd() >= 0) out.push_back(completions_.fd());
@@ -312,7 +323,8 @@ size_t QmpHypervisor::start_desired(Duration timeout) {
   size_t begun = 0;
   for (auto& vp : vms_) {
     Vm& v = *vp;
-    if (v.spec().desired != Desired::kRunning || v.launcher.running() || v.verb || v.kept_stopped)
+    if (v.dropped || v.spec().desired != Desired::kRunning || v.launcher.running() || v.verb ||
+        v.kept_stopped)
       continue;
     ++begun;
     const std::string name = v.spec().name;
@@ -328,8 +340,15 @@ size_t QmpHypervisor::start_desired(Duration timeout) {
   return begun;
 }
 
-// QEMU ended as stop or restart asked: stop is done, restart starts it again.
+// QEMU ended as stop, restart or delete asked: stop is done, restart starts
+// it again, delete removes the clone.
 void QmpHypervisor::on_qemu_ended(Vm& v) {
+  if (v.verb->verb == medic::v1::VERB_DELETE) {
+    emit_lifecycle(v, medic::v1::LIFECYCLE_STOPPED, "delete: QEMU ended");
+    finish_verb(v, Status{});
+    delete_now(v);
+    return;
+  }
   if (v.verb->verb == medic::v1::VERB_RESTART) {
     if (v.verb->kill_timer != 0) clock_.cancel(v.verb->kill_timer);
     v.verb->kill_timer = 0;
@@ -367,8 +386,11 @@ void QmpHypervisor::intended_stop(Vm& v, bool stopped) {
 }
 
 void QmpHypervisor::poll() {
+  sweep_dropped();
+  pump_clones();
   for (auto& vp : vms_) {
     Vm& v = *vp;
+    if (v.dropped) continue;
     if (v.qmp.connected()) (void)v.qmp.poll();
     take_replies(v);
     drain_qmp_events(v);
@@ -380,6 +402,7 @@ void QmpHypervisor::poll() {
   }
   agent_.poll();
   completions_.deliver();
+  sweep_dropped();
 }
 
 VmInfo QmpHypervisor::info(Vm& v) {
@@ -418,7 +441,9 @@ VmInfo QmpHypervisor::info(Vm& v) {
 
 Result<std::vector<VmInfo>> QmpHypervisor::list() {
   std::vector<VmInfo> out;
-  for (auto& v : vms_) out.push_back(info(*v));
+  for (auto& v : vms_) {
+    if (!v->dropped) out.push_back(info(*v));
+  }
   return out;
 }
 
@@ -477,7 +502,7 @@ bool QmpHypervisor::has_guest_agent(const std::string& vm) {
 
 bool QmpHypervisor::has_guest_agent() const {
   for (const auto& v : vms_) {
-    if (!v->spec().guest_agent_socket.empty()) return true;
+    if (!v->dropped && !v->spec().guest_agent_socket.empty()) return true;
   }
   return false;
 }

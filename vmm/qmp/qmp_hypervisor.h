@@ -43,6 +43,8 @@
 //            quoting its log.
 //   restart  the stop steps, then the start steps, within one timeout;
 //            refused for a VM stopped on purpose (use start)
+//   delete   a clone only: the stop steps when QEMU runs, then the clone's
+//            directory goes and the VM with it (see Provisioning below)
 //
 // A VM starts out "stopped": the backend starts QEMUs only when told to
 // (start, or start_desired() for the specs that say `desired: running`),
@@ -55,6 +57,24 @@
 // not start a guest a person stopped (start_desired() leaves it). Any
 // other end of QEMU (killed, SHUTDOWN from a host signal) is a crash. Single-threaded
 // like every Hypervisor: events reach the sink only inside poll()/execute().
+//
+// Provisioning (clone, delete): options.templates are specs without uuid
+// (load_vm_templates). begin_clone makes clone_dir/NAME/ holding the clone's
+// sockets and logs (those its template has: qmp.sock, hb.sock, qga.sock,
+// console.log, qemu.log) and, for a template with a disk, the qcow2 overlay
+// disk.qcow2 over the template's disk (`qemu-img create -f qcow2 -F FMT -b
+// DISK OVERLAY`, a ChildProcess on the loop within the timeout, its stderr
+// quoted when it fails); then it writes the clone's spec (the template's,
+// with the new uuid and name, labels + `template: NAME`) to
+// clone_dir/NAME/vm.yaml (a `vms:` file, written to a temporary file and
+// renamed) and starts the clone with the start verb's steps. Any failure
+// removes clone_dir/NAME. A backend constructed over a clone_dir lists the
+// clones it finds there (desired running, so start_desired() starts them);
+// a directory without vm.yaml, left by an agent that died mid-clone, is
+// removed. VERB_DELETE is for clones only: it ends a running QEMU as stop
+// does, then removes clone_dir/NAME (and NAME.stopped in state_dir) and drops
+// the VM, so list() and get() no longer have it. A configured VM (vms.yaml)
+// is refused with kFailedPrecondition.
 #pragma once
 
 #include <chrono>
@@ -83,6 +103,16 @@ struct QmpHypervisorOptions {
   // Where intended stops outlive the agent ("": they do not); created at
   // the first stop.
   std::string state_dir;
+  // The file the configured specs came from, named when a delete of one of
+  // them is refused.
+  std::string vms_file;
+  // What this host can clone (load_vm_templates), and where clones live
+  // ("": this host does not clone; begin_clone is kFailedPrecondition).
+  std::vector<VmSpec> templates;
+  std::string clone_dir;
+  // The qemu-img that makes a clone's overlay; looked up in $PATH when it
+  // has no '/'.
+  std::string qemu_img = "qemu-img";
 };
 
 struct QmpHypervisorStats {
@@ -115,6 +145,10 @@ class QmpHypervisor final : public Hypervisor {
   // running (nor being started or stopped by a verb), as the start verb
   // does; outcomes are logged (a failure as an error, with QEMU's reason).
   size_t start_desired(Duration timeout) override;
+  // See "Provisioning" in the header comment; every step runs from poll()
+  // and Clock timers within `timeout`.
+  Status begin_clone(const CloneSpec& spec, Duration timeout, VerbDone done) override;
+  std::vector<std::string> templates() const override;
 
   // For operators and tests, never for a daemon's loop: a raw QMP command on
   // the VM's connection (for example inject-nmi), waiting for its reply at
@@ -141,6 +175,8 @@ class QmpHypervisor final : public Hypervisor {
 
  private:
   struct Vm;
+  struct PendingClone;
+  // Skips dropped (deleted) VMs.
   Vm* find(const std::string& id_or_name);
   // A blocking handshake, for qmp_command() only.
   Status ensure_qmp(Vm& v, std::chrono::milliseconds timeout);
@@ -178,11 +214,29 @@ class QmpHypervisor final : public Hypervisor {
   void finish_verb(Vm& v, Status s);
   VmInfo info(Vm& v);
   void emit_lifecycle(Vm& v, Lifecycle what, std::string detail);
+  // Provisioning (qmp_clone.cc).
+  void load_clones();
+  const VmSpec* find_template(const std::string& name) const;
+  Status check_clone_free(const CloneSpec& spec) const;
+  void start_overlay(PendingClone& c, const VmSpec& t, Duration timeout);
+  void pump_clones();
+  void overlay_made(PendingClone& c);
+  void commit_clone(PendingClone& c);
+  void fail_clone(PendingClone& c, Status s);
+  void on_clone_started(const std::string& id, const std::string& what, VerbDone done, Status s);
+  // delete: refuses a configured VM; ends QEMU first when it runs.
+  bool refuse_delete(Vm& v, VerbDone& done);
+  void delete_now(Vm& v);
+  // Closes what a deleted VM holds and marks it dropped; sweep_dropped()
+  // destroys it once nothing iterates over vms_.
+  void drop_vm(Vm& v);
+  void sweep_dropped();
 
   std::string host_;
   Clock& clock_;
   QmpHypervisorOptions opts_;
   std::vector<std::unique_ptr<Vm>> vms_;
+  std::vector<std::unique_ptr<PendingClone>> clones_;  // before their start
   EventSink sink_;
   QmpHypervisorStats stats_;
   GuestAgentPinger agent_;

@@ -77,7 +77,7 @@ void QmpHypervisor::status_tick() {
   status_timer_ = clock_.schedule_after(opts_.status_interval, [this] { status_tick(); });
   for (auto& vp : vms_) {
     Vm& v = *vp;
-    if (!v.launcher.running()) continue;
+    if (v.dropped || !v.launcher.running()) continue;
     trim_console(v);
     // Take what has come first, so an answer read late is not a miss.
     if (v.qmp.connected()) (void)v.qmp.poll();

@@ -15,9 +15,8 @@ namespace medic::vmm::qmp {
 namespace {
 
 bool known_verb(Verb v) {
-  return v == medic::v1::VERB_RESET || v == medic::v1::VERB_REBOOT ||
-         v == medic::v1::VERB_STOP || v == medic::v1::VERB_START ||
-         v == medic::v1::VERB_RESTART;
+  return v == medic::v1::VERB_RESET || v == medic::v1::VERB_REBOOT || v == medic::v1::VERB_STOP ||
+         v == medic::v1::VERB_START || v == medic::v1::VERB_RESTART || v == medic::v1::VERB_DELETE;
 }
 
 }  // namespace
@@ -33,6 +32,7 @@ void QmpHypervisor::execute(Verb verb, const std::string& vm, Duration timeout, 
                       invalid_argument("unknown verb " + std::to_string(static_cast<int>(verb))));
     return;
   }
+  if (verb == medic::v1::VERB_DELETE && refuse_delete(*v, done)) return;
   start_verb(*v, verb, timeout, std::move(done));
 }
 
@@ -49,6 +49,8 @@ std::string QmpHypervisor::refusal(Vm& v, Verb verb) {
       return !running && v.stopped_on_purpose ? "it was stopped on purpose; use start" : "";
     case medic::v1::VERB_STOP:
       return !running && v.state == medic::v1::VM_STATE_STOPPED ? "it is already stopped" : "";
+    case medic::v1::VERB_DELETE:
+      return "";
     default:
       return running ? "" : std::string("it is ") + state_name(v.state) + " (no QEMU process)";
   }
@@ -75,6 +77,12 @@ void QmpHypervisor::start_verb(Vm& v, Verb verb, Duration timeout, VerbDone done
                       unavailable("cannot " + what + ": its QMP has not answered for " +
                                   std::to_string(v.missed) +
                                   " status intervals; restart kills and starts it"));
+    return;
+  }
+  if (verb == medic::v1::VERB_DELETE && !running) {
+    // Nothing to end: the clone goes now.
+    delete_now(v);
+    completions_.push(std::move(done), Status{});
     return;
   }
   if (verb == medic::v1::VERB_STOP && !running) {

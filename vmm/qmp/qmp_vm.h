@@ -4,8 +4,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "core/subprocess.h"
 #include "vmm/qmp/qmp_hypervisor.h"
 
 namespace medic::vmm::qmp {
@@ -16,6 +18,8 @@ struct QmpHypervisor::Vm {
 
   Launcher launcher;
   QmpClient qmp;
+  std::string clone_dir;  // clone_dir/NAME for a clone; empty for a configured VM
+  bool dropped = false;   // deleted: in no answer, destroyed at the next sweep
   int hb_fd = -1;
   std::string hb_buf;
   bool hb_discarding = false;  // inside an over-long line, until its newline
@@ -57,10 +61,23 @@ struct QmpHypervisor::Vm {
       }
     }
     bool ending_qemu() const {
-      return verb == medic::v1::VERB_STOP || (verb == medic::v1::VERB_RESTART && !launching);
+      return verb == medic::v1::VERB_STOP || verb == medic::v1::VERB_DELETE ||
+             (verb == medic::v1::VERB_RESTART && !launching);
     }
   };
   std::unique_ptr<PendingVerb> verb;
+};
+
+// A clone being made, until its spec is on disk and its start begins.
+struct QmpHypervisor::PendingClone {
+  CloneSpec request;
+  VmSpec spec;      // the clone's
+  std::string dir;  // clone_dir/NAME
+  Hypervisor::VerbDone done;
+  Time deadline{};
+  ChildProcessPtr qemu_img;             // while the overlay is made
+  std::optional<RunResult> img_result;  // qemu-img's end, handled by pump_clones()
+  bool finished = false;                // removed at the next pump_clones()
 };
 
 }  // namespace medic::vmm::qmp
