@@ -1,11 +1,12 @@
 #include "vmm/vmadm/vmadm.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 
-#include <spdlog/spdlog.h>
-
 #include "core/duration.h"
+#include "core/json.h"
 #include "core/subprocess.h"
 
 namespace medic::vmm::vmadm {
@@ -39,6 +40,13 @@ bool says_unknown_vm(const RunResult& r) {
   // Narrow on purpose: "command not found" from a broken host is not an unknown VM.
   return e.find("does not exist") != std::string::npos ||
          e.find("no such zone") != std::string::npos || e.find("no such vm") != std::string::npos;
+}
+
+// The VM object of `vmadm get`: tagged medic_clone: true by a clone.
+bool tagged_clone(const Json& vm) {
+  const Json* tags = json_member(vm, "tags");
+  const Json* clone = tags ? json_member(*tags, "medic_clone") : nullptr;
+  return clone && clone->is_boolean() && clone->get<bool>();
 }
 
 bool is_state_word(std::string_view s) {
@@ -416,6 +424,8 @@ void VmadmHypervisor::on_looked_up(const JobPtr& job, Result<VmadmEntry> e) {
       // is the start half alone.
       if (state == medic::v1::VM_STATE_STOPPED) return start(job);
       return stop(job, [this, job] { start(job); });
+    case medic::v1::VERB_DELETE:
+      return remove(job);
     default:
       return finish(job, invalid_argument("unknown verb"));
   }
@@ -460,6 +470,28 @@ void VmadmHypervisor::stop(const JobPtr& job, std::function<void()> then) {
       return;
     }
     then();
+  });
+}
+
+// delete: only a VM medic cloned (tag medic_clone: true), by vmadm delete.
+void VmadmHypervisor::remove(const JobPtr& job) {
+  run({"get", job->vm}, job->deadline, [this, job](Status s, RunResult r) {
+    if (!s.ok()) {
+      finish(job, s);
+      return;
+    }
+    auto vm = parse_json(r.out, JsonLimits{opts_.max_output_bytes, 64});
+    if (!vm.ok()) {
+      finish(job, vm.status().with_context("vmadm get " + job->vm));
+      return;
+    }
+    if (!tagged_clone(*vm)) {
+      finish(job, failed_precondition("cannot " + job->what() + " (" + job->entry.alias +
+                                      "): its tags do not say medic_clone: true, so medic did "
+                                      "not clone it; only clones are deleted"));
+      return;
+    }
+    run({"delete", job->vm}, job->deadline, [this, job](Status ds, RunResult) { finish(job, ds); });
   });
 }
 

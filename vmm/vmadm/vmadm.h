@@ -10,6 +10,15 @@
 //   restart   vmadm stop UUID -F, then vmadm start UUID
 //   reset     QMP system_reset (+cont) on /zones/UUID/root/tmp/vm.qmp (a
 //             QmpReset on the same loop)
+//   clone     vmadm create -f PAYLOAD: the template templates_dir/NAME.json
+//             (a vmadm create payload) with "uuid" and "alias" set to the
+//             clone's, and tags medic_template: NAME and medic_clone: true
+//             added to its "tags"; vmadm boots it unless the payload says
+//             autoboot false. The payload is a temporary file, removed when
+//             vmadm has ended; the host is listed again after.
+//   delete    vmadm get UUID, and only when its tags say medic_clone: true
+//             (a VM medic cloned), vmadm delete UUID, which stops the VM and
+//             removes it and its storage; any other VM is kFailedPrecondition
 //
 // Before a verb the backend reads the VM's state, because vmadm itself exits
 // 0 when asked to start a running VM or stop a stopped one: start on a
@@ -50,16 +59,17 @@
 #pragma once
 
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/config.h"
-#include "core/status.h"
+#include "core/json_fwd.h"
 #include "core/log.h"
+#include "core/status.h"
 #include "core/subprocess.h"
 #include "vmm/completions.h"
 #include "vmm/hypervisor.h"
@@ -76,10 +86,12 @@ struct VmadmOptions {
   int unresponsive_after = 3;  // list intervals without a listing: states unknown
   size_t max_output_bytes = 4 * 1024 * 1024;  // per stream; a big host lists thousands of VMs
   bool force_stop = true;                     // stop with -F (fencing must not wait for the guest)
+  // Where the templates are, NAME.json each ("": this host does not clone).
+  std::string templates_dir;
 };
 
 // Reads a `vmadm:` map of a config file (host, vmadm_path, zones_root,
-// list_timeout, list_interval, max_output_bytes, force_stop) into VmadmOptions, starting
+// list_timeout, list_interval, max_output_bytes, force_stop, templates_dir) into VmadmOptions, starting
 // from the defaults. Problems go to `reader`; check reader.ok().
 VmadmOptions read_vmadm_options(ConfigReader& reader, const YAML::Node& map);
 
@@ -129,6 +141,13 @@ class VmadmHypervisor final : public Hypervisor {
   // SIGKILL). A second verb on a VM with one in progress is refused
   // (kFailedPrecondition).
   void execute(Verb verb, const std::string& vm, Duration timeout, VerbDone done) override;
+  // Refuses at once (vmm/hypervisor.h) also a template that cannot be read
+  // or is not a JSON object (kFailedPrecondition, naming its file) and an
+  // id or name the last listing has (kAlreadyExists); vmadm itself refuses
+  // an id it has when no listing has shown it yet.
+  Status begin_clone(const CloneSpec& spec, Duration timeout, VerbDone done) override;
+  // The NAME of each templates_dir/NAME.json whose NAME is a valid VM name.
+  std::vector<std::string> templates() const override;
 
   // Starts a listing now, or right after the one in progress. The listing
   // number listings_started + 1 (as read before the call) reflects the
@@ -167,6 +186,9 @@ class VmadmHypervisor final : public Hypervisor {
   void reset(const JobPtr& job);
   void start(const JobPtr& job);
   void stop(const JobPtr& job, std::function<void()> then);
+  void remove(const JobPtr& job);
+  Status check_clone_free(const CloneSpec& spec) const;
+  Result<Json> clone_payload(const CloneSpec& spec) const;
   void finish(const JobPtr& job, Status s);
 
   Clock& clock_;
@@ -176,6 +198,7 @@ class VmadmHypervisor final : public Hypervisor {
   std::vector<std::unique_ptr<Call>> calls_;
   std::vector<std::unique_ptr<qmp::QmpReset>> resets_;
   std::map<std::string, Verb> busy_;  // VMs with a verb in progress
+  std::map<std::string, std::string> creating_;  // clones in progress: uuid -> alias
   // The last listing.
   std::vector<VmadmEntry> listed_;
   bool have_listing_ = false;

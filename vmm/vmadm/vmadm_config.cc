@@ -7,9 +7,8 @@ namespace medic::vmm::vmadm {
 VmadmOptions read_vmadm_options(ConfigReader& r, const YAML::Node& map) {
   VmadmOptions o;
   if (!r.expect_map(map, "vmadm")) return o;
-  r.check_keys(
-      map, {"host", "vmadm_path", "zones_root", "list_timeout", "list_interval", "max_output_bytes",
-            "force_stop"});
+  r.check_keys(map, {"host", "vmadm_path", "zones_root", "list_timeout", "list_interval",
+                     "max_output_bytes", "force_stop", "templates_dir"});
   if (auto v = r.string(map, "host", false)) o.host = *v;
   if (auto v = r.string(map, "vmadm_path", false)) {
     if (v->empty() || (*v)[0] != '/') {
@@ -37,6 +36,13 @@ VmadmOptions read_vmadm_options(ConfigReader& r, const YAML::Node& map) {
     o.max_output_bytes = static_cast<size_t>(*v);
   }
   if (auto v = r.boolean(map, "force_stop", false)) o.force_stop = *v;
+  if (auto v = r.string(map, "templates_dir", false)) {
+    if (v->empty() || (*v)[0] != '/') {
+      r.error(map["templates_dir"], "\"templates_dir\" must be an absolute path");
+    } else {
+      o.templates_dir = *v;
+    }
+  }
   return o;
 }
 
