@@ -152,9 +152,8 @@ class SpecReader {
     s.append = r_.string(n, "append", false).value_or("");
     s.disk = path(n, "disk");
     s.disk_format = r_.string(n, "disk_format", false).value_or("raw");
-    if (s.kernel.empty() == s.disk.empty()) {
-      r_.error(n, "a VM spec needs exactly one of kernel or disk");
-    }
+    // Both: the kernel boots and the disk is attached as a data disk.
+    if (s.kernel.empty() && s.disk.empty()) r_.error(n, "a VM spec needs a kernel or a disk");
     if (s.kernel.empty() && (!s.initrd.empty() || !s.append.empty())) {
       r_.error(n, "initrd and append need a kernel");
     }
@@ -398,7 +397,8 @@ std::vector<std::string> qemu_argv(const VmSpec& s, Accel accel) {
     add({"-kernel", s.kernel});
     if (!s.initrd.empty()) add({"-initrd", s.initrd});
     if (!s.append.empty()) add({"-append", s.append});
-  } else {
+  }
+  if (!s.disk.empty()) {
     add({"-drive",
          "file=" + qemu_escape(s.disk) + ",format=" + qemu_escape(s.disk_format) + ",if=virtio"});
   }

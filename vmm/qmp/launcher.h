@@ -40,7 +40,8 @@ struct VmSpec {
   int64_t cpus = 1;
   std::string machine = "q35";
   Accel accel = Accel::kAuto;
-  // Boot: kernel (+ initrd, append) or disk.
+  // Boot: kernel (+ initrd, append) or disk; with both, the kernel boots and
+  // the disk is the guest's first virtio disk.
   std::string kernel, initrd, append;
   std::string disk, disk_format = "raw";
   std::string qmp_socket;                   // required
