@@ -120,7 +120,9 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
       qo.clone_dir = (std::filesystem::path(qo.state_dir) / "clones").string();
     }
     auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock, qo);
-    if (qmp->has_guest_agent()) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
+    bool agents = qmp->has_guest_agent();
+    for (const auto& t : qo.templates) agents = agents || !t.guest_agent_socket.empty();
+    if (agents) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
     b.owned = std::move(qmp);
     b.hypervisor = b.owned.get();
     return b;

@@ -4,8 +4,8 @@
 //
 // Threading: a Hypervisor belongs to one thread (its owner's event loop).
 // Events and verb completions reach the owner only from inside poll(),
-// execute() (events only) or a Clock timer, never from a thread of the
-// backend's own, so the owner needs no locks.
+// execute() or begin_clone() (events only) or a Clock timer, never from a
+// thread of the backend's own, so the owner needs no locks.
 #pragma once
 
 #include <functional>

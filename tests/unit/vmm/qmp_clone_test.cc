@@ -247,6 +247,23 @@ TEST_F(QmpCloneTest, AFailingQemuImgIsQuotedAndLeavesNoDirectory) {
   EXPECT_EQ(hv_->get(kCloneId).status().code(), Code::kNotFound);
 }
 
+TEST_F(QmpCloneTest, AQemuImgThatHangsIsKilledAtTheTimeoutOnTheClock) {
+  opts_.qemu_img = dir_.write("qemu-img-slow", "#!/bin/sh\nexec sleep 30\n", 0755);
+  make();
+  std::optional<Status> out;
+  ASSERT_OK(hv_->begin_clone({"web", kCloneId, "web-1"}, std::chrono::seconds(2),
+                             [&out](Status s) { out = s; }));
+  hv_->poll();
+  EXPECT_FALSE(out.has_value());
+  EXPECT_TRUE(fs::exists(clone_dir()));
+  clock_.advance(std::chrono::seconds(2));  // SIGTERM to qemu-img
+  ASSERT_TRUE(pump_until([&] { return out.has_value(); }));
+  EXPECT_EQ(out->code(), Code::kTimeout);
+  EXPECT_THAT(out->message(), HasSubstr("qemu-img create"));
+  EXPECT_FALSE(fs::exists(clone_dir()));
+  EXPECT_EQ(hv_->get(kCloneId).status().code(), Code::kNotFound);
+}
+
 TEST_F(QmpCloneTest, AMissingQemuImgFailsWithoutLeavingADirectory) {
   opts_.qemu_img = dir_.file("no-such-qemu-img");
   make();
