@@ -5,8 +5,10 @@
 // heartbeats, a new backend over the same clone_dir lists it again, and
 // delete ends QEMU and removes the clone's directory.
 #include <signal.h>
+#include <yaml-cpp/yaml.h>
 
 #include "core/json.h"
+#include "node/agent_node.h"
 #include "tests/e2e/qemu_fixture.h"
 
 namespace medic::vmm::qmp::e2e {
@@ -120,6 +122,39 @@ TEST_F(QemuClone, ClonesTheGuestOverAnOverlayAndDeletesItForGood) {
   EXPECT_TRUE(all->empty());
   EXPECT_NE(::kill(pid, 0), 0) << "QEMU of the deleted clone still runs";
   EXPECT_TRUE(fs::exists(data_disk_)) << "delete removed the template's disk";
+}
+
+// The agent's backend map: templates and clone_dir (default
+// state_dir/clones), read without starting a guest.
+TEST(QemuCloneConfig, TheBackendMapNamesTemplatesAndCloneDir) {
+  testing::TempDir dir;
+  dir.write("vms.yaml", "vms: []\n");
+  dir.write("templates.yaml",
+            "templates:\n  - name: small\n    kernel: vmlinuz\n    guest_agent_socket: yes\n");
+  // A clone that never finished, in the default clone_dir: removed at once.
+  fs::create_directories(dir.file("state/clones/half"));
+  auto map = load_yaml_string("kind: qmp\nvms: vms.yaml\ntemplates: templates.yaml\n", "a.yaml");
+  ASSERT_OK(map);
+  VirtualClock clock;
+  auto b = node::make_backend("h", *map, dir.file("agent.yaml"), clock, dir.file("state"));
+  ASSERT_OK(b);
+  EXPECT_EQ(b->hypervisor->templates(), std::vector<std::string>{"small"});
+  EXPECT_NE(b->guest_pinger, nullptr);  // the template's clones have a guest agent
+  EXPECT_FALSE(fs::exists(dir.file("state/clones/half")));
+  // An explicit clone_dir instead.
+  fs::create_directories(dir.file("elsewhere/half"));
+  map = load_yaml_string("kind: qmp\nvms: vms.yaml\nclone_dir: elsewhere\n", "a.yaml");
+  ASSERT_OK(map);
+  b = node::make_backend("h", *map, dir.file("agent.yaml"), clock, dir.file("state"));
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->hypervisor->templates().empty());
+  EXPECT_FALSE(fs::exists(dir.file("elsewhere/half")));
+  // Typos are errors with a position.
+  map = load_yaml_string("kind: qmp\nvms: vms.yaml\nclone_dri: x\n", "a.yaml");
+  ASSERT_OK(map);
+  auto bad = node::make_backend("h", *map, dir.file("agent.yaml"), clock, dir.file("state"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("clone_dri"), std::string::npos) << bad.status();
 }
 
 }  // namespace
