@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include "core/duration.h"
@@ -359,6 +360,9 @@ Status SimHost::begin_clone(const CloneSpec& spec, Duration timeout, VerbDone do
     return unknown_template(name_, spec.template_name, names);
   }
   MEDIC_RETURN_IF_ERROR(check_clone(spec));
+  if (t - names.begin() >= UINT16_MAX) {
+    return failed_precondition("template " + *t + " is past the simulator's 65534 templates");
+  }
   const uint64_t seq = next_verb_++;
   cloning_[seq] = {spec, static_cast<uint16_t>(t - names.begin() + 1)};
   Clock& clock = fleet_.clock_;
