@@ -158,6 +158,18 @@ TEST_F(VmadmClone, AnExistingUuidUnknownToTheListingIsRefusedByVmadm) {
   EXPECT_THAT(s.message(), HasSubstr("already exists"));
 }
 
+TEST_F(VmadmClone, AFailedCreateIsQuotedAndFreesTheIdForAnotherTry) {
+  dir_.write("fail", "");
+  Status s = clone("base");
+  EXPECT_EQ(s.code(), Code::kIo);
+  EXPECT_THAT(s.message(), HasSubstr("simulated failure"));
+  EXPECT_THAT(s.message(), HasSubstr("clone web-7 from template base"));
+  const std::string c = calls().back();
+  EXPECT_FALSE(fs::exists(c.substr(c.find("-f ") + 3)));  // the payload file is gone
+  fs::remove(dir_.file("fail"));
+  EXPECT_OK(clone("base"));  // positive control: nothing was left busy
+}
+
 TEST_F(VmadmClone, DeletesAClone) {
   ASSERT_OK(clone("base"));
   ASSERT_OK(run_verb(medic::v1::VERB_DELETE, kClone));
