@@ -382,7 +382,14 @@ std::optional<std::pair<Rejection, std::string>> Actuator::check(const Action& a
     case medic::v1::VERB_STOP:
     case medic::v1::VERB_START:
     case medic::v1::VERB_INJECT:  // the backend refuses it unless it is simulated
+    case medic::v1::VERB_DELETE:
       break;
+    case medic::v1::VERB_CLONE:  // the VM does not exist yet
+      if (action.template_name().empty() || action.vm_name().empty()) {
+        return std::make_pair(Rejection::kMalformed,
+                              std::string("a clone names a template and the new VM's name"));
+      }
+      return std::nullopt;
     default:
       return std::make_pair(Rejection::kUnknownVerb,
                             "unknown verb " + std::to_string(static_cast<int>(action.verb())));
@@ -461,11 +468,17 @@ void Actuator::execute(const Action& action) {
   // The verb runs on the backend while the loop goes on; its answer may come
   // after this actuator is gone, which the weak token tells.
   std::weak_ptr<bool> alive = alive_;
-  hv_.execute(action.verb(), action.vm(), opts_.execute_timeout,
-              [this, alive, action, started_at](Status done) {
-                if (alive.expired()) return;
-                on_verb_done(action, started_at, {}, std::move(done));
-              });
+  auto done = [this, alive, action, started_at](Status s) {
+    if (alive.expired()) return;
+    on_verb_done(action, started_at, {}, std::move(s));
+  };
+  if (action.verb() == medic::v1::VERB_CLONE) {
+    const vmm::CloneSpec spec{action.template_name(), action.vm(), action.vm_name()};
+    Status begun = hv_.begin_clone(spec, opts_.execute_timeout, done);
+    if (!begun.ok()) on_verb_done(action, started_at, {}, std::move(begun));
+    return;
+  }
+  hv_.execute(action.verb(), action.vm(), opts_.execute_timeout, std::move(done));
 }
 
 // Never started, so refusing it now is safe and says what happened.
@@ -615,9 +628,22 @@ Status Actuator::hook_outcome(const std::string& program, const RunResult& run,
 
 bool Actuator::goal_reached(const Action& action, Time since) {
   auto info = hv_.get(action.vm());
+  if (action.verb() == medic::v1::VERB_DELETE)
+    return !info.ok() && info.status().code() == Code::kNotFound;
   if (!info.ok()) return false;
   if (action.verb() == medic::v1::VERB_STOP) return info->state == medic::v1::VM_STATE_STOPPED;
   return info->state == medic::v1::VM_STATE_RUNNING && info->last_heartbeat >= since;
+}
+
+const char* Actuator::goal_words(medic::v1::Verb verb) {
+  switch (verb) {
+    case medic::v1::VERB_STOP:
+      return "stopped";
+    case medic::v1::VERB_DELETE:
+      return "gone";
+    default:
+      return "running with a heartbeat";
+  }
 }
 
 Duration Actuator::watch_for(const Action& action) const {
@@ -664,8 +690,7 @@ void Actuator::check_watch(const std::string& id, bool from_event) {
   r.set_output(std::move(output));
   if (!healthy) {
     r.set_reason(std::string("the verb succeeded but the VM was not seen ") +
-                 (action.verb() == medic::v1::VERB_STOP ? "stopped" : "running with a heartbeat") +
-                 " within " + format_duration(watch_for(action)));
+                 goal_words(action.verb()) + " within " + format_duration(watch_for(action)));
   }
   finish(action, std::move(r));
 }

@@ -11,7 +11,8 @@
 // (ActuatorOptions::engine_key or engine_keys) that the trust store lists with
 // the `engine` role, addressed to
 // this host, fresh and not replayed (fabric::Opener); the action must not be
-// expired, must name a known verb and a VM of this host. A frame that fails
+// expired, must name a known verb and a VM of this host (a clone: a template
+// and the new VM's name; it runs Hypervisor::begin_clone). A frame that fails
 // those checks after its engine signature verified is answered with a signed
 // `rejected` result; a frame that cannot be attributed to a trusted engine
 // (unknown key, bad signature, wrong role, wrong host, malformed, replayed) is
@@ -25,7 +26,7 @@
 // Healing: after a verb succeeds the VM is watched for Action.watch_ns
 // (default from the options); the single result goes out as soon as the VM is
 // seen running with a heartbeat no older than the moment the verb was issued
-// (for a stop: seen stopped) (healed=true), or when the watch ends
+// (for a stop: seen stopped; for a delete: gone) (healed=true), or when the watch ends
 // (healed=false).
 //
 // Threading: one thread owns the Actuator, its Clock, its Hypervisor and the
@@ -218,9 +219,10 @@ class Actuator final : private EventSource {
   void end_restart_hook(const std::string& action_id);
   Status hook_outcome(const std::string& program, const RunResult& run,
                       std::string* output) const;
-  // What the verb was for: a stopped VM for stop; for the others, the VM
-  // running with a heartbeat since `since`.
+  // Whether the VM is as the verb meant: stopped, gone (delete), or running
+  // with a heartbeat since `since`.
   bool goal_reached(const medic::v1::Action& action, Time since);
+  static const char* goal_words(medic::v1::Verb verb);
   void start_watch(const medic::v1::Action& action, Time started_at, Time deadline,
                    std::string output = {});
   // from_event: called for a VM event, not by the watch's own poll timer.

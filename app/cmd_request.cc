@@ -1,4 +1,5 @@
-// medic request VERB (--vm VM | --label KEY=VALUE) [--reason TEXT] [--wait]:
+// medic request VERB (--vm VM | --label KEY=VALUE) [--reason TEXT] [--wait]
+// medic request clone --template NAME --host HOST --name NEW [--reason] [--wait]:
 // an application's (or an operator's) signed ask for a verb, which the engine
 // decides through its whole policy chain within the key's scope
 // (docs/requests.md). Without --wait it prints the engine's answer for each
@@ -24,8 +25,24 @@ struct RequestArgs {
   std::string vm;
   std::string label;
   std::string reason;
+  std::string template_name, host, name;  // clone
   bool wait = false;
 };
+
+// What is missing or does not belong for this verb; "" when nothing.
+std::string misuse(medic::v1::Verb verb, const RequestArgs& a) {
+  const bool clone_args = !a.template_name.empty() || !a.host.empty() || !a.name.empty();
+  if (verb != medic::v1::VERB_CLONE) {
+    if (clone_args) return "--template, --host and --name are for clone only";
+    if (a.vm.empty() == a.label.empty()) return "name exactly one of --vm and --label";
+    return "";
+  }
+  if (!a.vm.empty() || !a.label.empty())
+    return "a clone names no --vm or --label: the new VM gets a fresh id";
+  if (a.template_name.empty() || a.host.empty() || a.name.empty())
+    return "a clone needs --template, --host and --name";
+  return "";
+}
 
 // One reply: JSON on stdout with --json; else its text on stdout, or on
 // stderr when it says no (refused, not healed, denied, expired).
@@ -60,8 +77,9 @@ int request(const Target& t, const RequestArgs& a, bool timeout_given) {
   };
   const medic::v1::Verb verb = vmm::verb_from_name(a.verb);
   if (verb == medic::v1::VERB_UNSPECIFIED)
-    return fail("unknown verb \"" + a.verb + "\" (reboot, reset, restart, start or stop)");
-  if (a.vm.empty() == a.label.empty()) return fail("name exactly one of --vm and --label");
+    return fail("unknown verb \"" + a.verb +
+                "\" (reboot, reset, restart, start, stop, clone or delete)");
+  if (std::string m = misuse(verb, a); !m.empty()) return fail(m);
   auto c = load_connection(t);
   if (!c.ok()) return fail(c.status().message());
   if (a.wait && !timeout_given) c->limit = std::chrono::minutes(5);
@@ -72,6 +90,9 @@ int request(const Target& t, const RequestArgs& a, bool timeout_given) {
   r->set_vm(a.vm);
   r->set_label(a.label);
   r->set_reason(a.reason);
+  r->set_template_name(a.template_name);
+  r->set_host(a.host);
+  r->set_vm_name(a.name);
   r->set_follow(a.wait);
   auto client = fabric::ControlClient::connect(c->target, c->identity, c->trust);
   if (!client.ok()) return fail(client.status().message());
@@ -104,10 +125,14 @@ void add_request(CLI::App& app, int* exit_code) {
       "request", "ask the engine for a verb on a VM or on every VM with a label (as a requester)");
   auto t = std::make_shared<Target>();
   auto a = std::make_shared<RequestArgs>();
-  sub->add_option("VERB", a->verb, "reboot, reset, restart, start or stop")->required();
+  sub->add_option("VERB", a->verb, "reboot, reset, restart, start, stop, clone or delete")
+      ->required();
   sub->add_option("--vm", a->vm, "the VM's id or name");
   sub->add_option("--label", a->label, "key=value: every VM with that label in your scope");
   sub->add_option("--reason", a->reason, "why, for the audit log");
+  sub->add_option("--template", a->template_name, "clone: the template on the host");
+  sub->add_option("--host", a->host, "clone: the host that holds the template");
+  sub->add_option("--name", a->name, "clone: the new VM's name");
   sub->add_flag("--wait", a->wait,
                 "print every reply until the engine says done (healed, not healed, refused)");
   add_target_options(sub, t.get());

@@ -76,6 +76,10 @@ const char* verb_words(medic::v1::Verb v) {
       return "start";
     case medic::v1::VERB_STOP:
       return "stop";
+    case medic::v1::VERB_CLONE:
+      return "clone";
+    case medic::v1::VERB_DELETE:
+      return "delete";
     default:
       return "an unknown verb for";
   }
@@ -237,8 +241,13 @@ void ref_lines(const ActionHistory& h, const EvidenceRef& ref, std::vector<Evide
     const std::string& vm = vm_action ? req.vm_action().vm() : req.request().vm();
     const std::string& label = vm_action ? "" : req.request().label();
     const std::string& reason = vm_action ? req.vm_action().reason() : req.request().reason();
-    line.what = "signed request " + req.request_id() + ": " + verb_words(v) +
-                (vm.empty() ? " VMs with label " + label : " VM " + vm) +
+    const medic::v1::ActionRequest& q = req.request();
+    const std::string whom =
+        v == medic::v1::VERB_CLONE && !vm_action
+            ? " of template " + q.template_name() + " on host " + q.host() + " as " + q.vm_name()
+        : vm.empty() ? " VMs with label " + label
+                     : " VM " + vm;
+    line.what = "signed request " + req.request_id() + ": " + verb_words(v) + whom +
                 (reason.empty() ? "" : " (reason: " + reason + ")");
     out->push_back(line);
     return;

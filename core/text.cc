@@ -119,4 +119,12 @@ std::string vm_words(const std::string& id, const std::string& name) {
   return name + " (" + id + ")";
 }
 
+bool is_vm_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
 }  // namespace medic

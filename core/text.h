@@ -70,4 +70,8 @@ size_t decode_utf8(std::string_view s, size_t i, uint32_t* code_point);
 // from its id, else the id; "-" when there is no id.
 std::string vm_words(const std::string& id, const std::string& name);
 
+// A VM name every backend accepts: 1 to 63 letters, digits, '.', '_' or '-',
+// and not "." or ".." (a clone's name becomes a directory's).
+bool is_vm_name(std::string_view name);
+
 }  // namespace medic

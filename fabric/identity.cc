@@ -47,6 +47,17 @@ std::string to_hex(const uint8_t* data, size_t n) {
   return out;
 }
 
+std::string random_uuid() {
+  crypto_ready();
+  std::array<uint8_t, 16> b;
+  randombytes_buf(b.data(), b.size());
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  const std::string h = to_hex(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
 Result<PublicKey> public_key_from_hex(std::string_view hex) {
   auto bytes = from_hex(hex, 32);
   if (!bytes.ok()) return bytes.status().with_context("public key");

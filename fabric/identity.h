@@ -24,6 +24,8 @@ std::string to_hex(const uint8_t* data, size_t n);
 template <size_t N>
 std::string to_hex(const std::array<uint8_t, N>& a) { return to_hex(a.data(), N); }
 Result<PublicKey> public_key_from_hex(std::string_view hex);
+// A random (version 4) uuid, 8-4-4-4-12 lower-case hex: a new VM's id.
+std::string random_uuid();
 
 // The id a key is known by: its 64-hex-digit public key.
 inline std::string key_id(const PublicKey& pk) { return to_hex(pk); }

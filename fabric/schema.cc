@@ -175,7 +175,7 @@ constexpr MessageSchema kBatch = schema<kBatchFields>("medic.v1.EventBatch");
 
 // ---- actions.proto
 using medic::v1::Action;
-constexpr std::array<FieldSpec, 11> kActionFields = {{
+constexpr std::array<FieldSpec, 13> kActionFields = {{
     {Action::kIdFieldNumber, "id", kText},
     {Action::kVerbFieldNumber, "verb", kVarint},
     {Action::kHostFieldNumber, "host", kText},
@@ -187,6 +187,8 @@ constexpr std::array<FieldSpec, 11> kActionFields = {{
     {Action::kAttemptFieldNumber, "attempt", kVarint},
     {Action::kWatchNsFieldNumber, "watch_ns", kVarint},
     {Action::kFaultFieldNumber, "fault", kText},
+    {Action::kTemplateNameFieldNumber, "template_name", kText},
+    {Action::kVmNameFieldNumber, "vm_name", kText},
 }};
 constexpr MessageSchema kAction = schema<kActionFields>("medic.v1.Action");
 
@@ -266,12 +268,15 @@ constexpr std::array<FieldSpec, 3> kVmActionFields = {{
 constexpr MessageSchema kVmAction = schema<kVmActionFields>("medic.v1.VmAction");
 
 using medic::v1::ActionRequest;
-constexpr std::array<FieldSpec, 5> kActionRequestFields = {{
+constexpr std::array<FieldSpec, 8> kActionRequestFields = {{
     {ActionRequest::kVerbFieldNumber, "verb", kVarint},
     {ActionRequest::kVmFieldNumber, "vm", kText},
     {ActionRequest::kLabelFieldNumber, "label", kText},
     {ActionRequest::kReasonFieldNumber, "reason", kText},
     {ActionRequest::kFollowFieldNumber, "follow", kVarint},
+    {ActionRequest::kTemplateNameFieldNumber, "template_name", kText},
+    {ActionRequest::kHostFieldNumber, "host", kText},
+    {ActionRequest::kVmNameFieldNumber, "vm_name", kText},
 }};
 constexpr MessageSchema kActionRequest = schema<kActionRequestFields>("medic.v1.ActionRequest");
 

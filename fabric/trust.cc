@@ -33,7 +33,8 @@ bool contains(const std::vector<std::string>& list, const std::string& s) {
   return std::find(list.begin(), list.end(), s) != list.end();
 }
 
-constexpr const char* kRequestVerbs[] = {"reboot", "reset", "restart", "start", "stop"};
+constexpr const char* kRequestVerbs[] = {"reboot", "reset", "restart", "start",
+                                         "stop",   "clone", "delete"};
 
 bool known_verb(const std::string& v) {
   for (const char* k : kRequestVerbs) {
@@ -136,7 +137,8 @@ void TrustStore::read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* n
       if (!known_verb(v)) {
         r.error(n["verbs"],
                 "unknown verb \"" + v +
-                    "\" (a requester may be given reboot, reset, restart, start or stop)");
+                    "\" (a requester may be given reboot, reset, restart, start, stop, clone "
+                    "or delete)");
       }
     }
     sc.verbs = *verbs;

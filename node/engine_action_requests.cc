@@ -9,6 +9,7 @@
 
 #include "core/json.h"
 #include "core/text.h"
+#include "fabric/identity.h"
 #include "node/engine_node.h"
 
 namespace medic::node {
@@ -48,11 +49,13 @@ Result<std::vector<rules::VmView>> EngineNode::request_vms(
   std::vector<rules::VmView> out;
   for (const auto& h : engine_->host_views(true)) {
     for (const auto& vm : h.vm_list) {
+      if (vm.deleted) continue;
       const bool has_label = std::find(vm.labels.begin(), vm.labels.end(),
                                        std::make_pair(key, value)) != vm.labels.end();
       if (vm.id == id || (!key.empty() && has_label)) out.push_back(vm);
     }
   }
+  if (out.empty() && q.label().empty()) return not_found("VM \"" + q.vm() + "\" was deleted");
   if (out.empty())
     return not_found("no VM with label " + q.label() + " has reported to this engine");
   return out;
@@ -146,25 +149,83 @@ Status EngineNode::action_request(const medic::v1::ControlRequest& request,
   const rules::Step step = request_step(q.verb());
   const std::string verb(rules::step_name(step));
   rec->verb = "request " + (step == rules::Step::kNotify ? std::string("?") : verb);
-  rec->target = q.vm().empty() ? "label " + q.label() : "vm=" + q.vm();
+  rec->target = step == rules::Step::kClone ? "template " + q.template_name() + " on " + q.host()
+                : q.vm().empty()            ? "label " + q.label()
+                                            : "vm=" + q.vm();
   if (step == rules::Step::kNotify)
-    return invalid_argument("a request's verb is reboot, reset, restart, start or stop");
+    return invalid_argument(
+        "a request's verb is reboot, reset, restart, start, stop, clone or delete");
   if (!who.has_role(fabric::Role::kOperator) && !who.scope.allows_verb(verb))
     return permission_denied(who.name + " may not ask for " + verb +
                              " (its verbs: " + join_names(who.scope.verbs, ", ") + ")");
+  std::vector<std::string> targets;
   size_t outside = 0;
-  auto in_scope = request_scope(q, who, &outside);
-  if (!in_scope.ok()) return in_scope.status();
+  if (step == rules::Step::kClone) {
+    auto id = clone_target(q, who);
+    if (!id.ok()) return id.status();
+    targets.push_back(*id);
+  } else {
+    auto in_scope = request_scope(q, who, &outside);
+    if (!in_scope.ok()) return in_scope.status();
+    for (const auto& vm : *in_scope) targets.push_back(vm.id);
+  }
+  rules::Request base = request_base(request, step, who, *rec);
+  base.host = q.host();
+  base.template_name = q.template_name();
+  base.vm_name = q.vm_name();
+  return answer_request(request, who, peer, base, targets, outside, rec, reply);
+}
 
-  const rules::Request base = request_base(request, step, who, *rec);
+// A clone: a template on a host `who` covers, a new name no VM of that host
+// has; the new VM's id is chosen here, so the replies can name it. A scope
+// that names VMs cannot cover a VM that does not exist yet; one with labels
+// covers a clone whose label template matches.
+Result<std::string> EngineNode::clone_target(const medic::v1::ActionRequest& q,
+                                             const fabric::TrustedNode& who) const {
+  if (q.host().empty() || q.template_name().empty() || q.vm_name().empty())
+    return invalid_argument("a clone names a host, a template and the new VM's name");
+  if (!q.vm().empty() || !q.label().empty())
+    return invalid_argument("a clone names no VM or label: the new VM gets a fresh id");
+  if (!is_vm_name(q.vm_name()))
+    return invalid_argument("\"" + q.vm_name() +
+                            "\" is not a VM name (1 to 63 letters, digits, '.', '_', '-')");
+  if (!who.has_role(fabric::Role::kOperator)) {
+    const std::map<std::string, std::string> labels = {{"template", q.template_name()}};
+    if (!who.covers_host(q.host()) || !who.scope.vms.empty() || !who.scope.covers_vm("", labels))
+      return permission_denied("a clone of template " + q.template_name() + " on host " + q.host() +
+                               " is outside " + who.name + "'s scope (hosts " +
+                               join_names(who.hosts, ", ") + "; " + who.scope.describe() + ")");
+  }
+  for (const auto& h : engine_->host_views(true)) {
+    if (h.name != q.host()) continue;
+    for (const auto& vm : h.vm_list) {
+      const bool named =
+          std::find(vm.labels.begin(), vm.labels.end(),
+                    std::make_pair(std::string("name"), q.vm_name())) != vm.labels.end();
+      if (named && !vm.deleted)
+        return already_exists("host " + q.host() + " has a VM named " + q.vm_name() + " (" + vm.id +
+                              ")");
+    }
+  }
+  return fabric::random_uuid();
+}
+
+// Decides `base` for every target VM and answers: the first reply for all of
+// them, and with `follow` a follower for the stages still to come.
+Status EngineNode::answer_request(const medic::v1::ControlRequest& request,
+                                  const fabric::TrustedNode& who, const std::string& peer,
+                                  const rules::Request& base,
+                                  const std::vector<std::string>& targets, size_t outside,
+                                  audit::OperatorRequest* rec, medic::v1::ControlReply* reply) {
+  const medic::v1::ActionRequest& q = request.request();
   std::vector<RequestFollowers::Step> steps;
   Json list = Json::array();
   std::string text;
   size_t accepted = 0;
   bool done = true;
-  for (const auto& vm : *in_scope) {
+  for (const auto& vm : targets) {
     Json entry;
-    steps.push_back(request_one(base, vm.id, &entry));
+    steps.push_back(request_one(base, vm, &entry));
     accepted += steps.back().stage != medic::v1::STAGE_REFUSED;
     done = done && final_stage(steps.back().stage);
     text += (text.empty() ? "" : "\n") + entry["text"].get<std::string>();
@@ -192,8 +253,8 @@ Status EngineNode::action_request(const medic::v1::ControlRequest& request,
   if (q.follow() && !done)
     followers_.follow(peer, request.request_id(), std::move(steps),
                       party_.clock.now() + kFollowFor);
-  spdlog::info("engine: {} asked for {} of {}: {} of {} accepted", who.name, verb, rec->target,
-               accepted, in_scope->size());
+  spdlog::info("engine: {} asked for {} of {}: {} of {} accepted", who.name,
+               rules::step_name(base.step), rec->target, accepted, targets.size());
   if (accepted == 0) return failed_precondition(text);
   return {};
 }

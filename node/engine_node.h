@@ -237,6 +237,15 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   rules::Request request_base(const medic::v1::ControlRequest& request, rules::Step step,
                               const fabric::TrustedNode& who, const audit::OperatorRequest& rec);
   RequestFollowers::Step request_one(rules::Request r, const std::string& vm, Json* entry);
+  Result<std::string> clone_target(const medic::v1::ActionRequest& q,
+                                   const fabric::TrustedNode& who) const;
+  Status answer_request(const medic::v1::ControlRequest& request, const fabric::TrustedNode& who,
+                        const std::string& peer, const rules::Request& base,
+                        const std::vector<std::string>& targets, size_t outside,
+                        audit::OperatorRequest* rec, medic::v1::ControlReply* reply);
+  // A clone's Action carries its template and name, kept as the new VM's
+  // labels in the rules engine (so a re-send after a restart has them too).
+  void add_clone_args(medic::v1::Action* action) const;
   std::string out_of_scope(const fabric::TrustedNode& who, const rules::VmView& vm) const;
   void record_request_rows(audit::OperatorRequest& rec,
                            const std::vector<RequestFollowers::Step>& steps);

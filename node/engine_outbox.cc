@@ -206,6 +206,7 @@ void EngineNode::record_verb(const rules::Decision& d) {
   action.set_rule_version(d.rule_version);
   action.set_attempt(1);
   action.set_watch_ns(d.heal_within.count());
+  add_clone_args(&action);
   auto seq = store_->append_transition(
       {d.id, now, ActionState::kDispatched, "engine", "to the actuator of " + d.host, 0});
   if (!seq.ok()) {
@@ -215,6 +216,12 @@ void EngineNode::record_verb(const rules::Decision& d) {
     return;
   }
   outbox_.push_back({*seq, std::move(action), d.at, urgent_receipt(d.evidence)});
+}
+
+void EngineNode::add_clone_args(medic::v1::Action* action) const {
+  if (action->verb() != medic::v1::VERB_CLONE) return;
+  action->set_template_name(engine_->vm_label(action->vm(), "template"));
+  action->set_vm_name(engine_->vm_name(action->vm()));
 }
 
 void EngineNode::record_notify(const rules::Decision& d) {
@@ -305,11 +312,12 @@ void EngineNode::on_dispatch_event(const actuators::DispatchEvent& e) {
     healed = e.result->healed();
     if (e.state == ActionState::kSucceeded) {
       // The actuator's own look, not the engine's verdict (a heal_verdicts row).
-      const bool stop = e.action.verb() == medic::v1::VERB_STOP;
-      detail = healed ? (stop ? "executed; the actuator saw the VM stopped, as asked"
-                              : "executed; the actuator saw the VM healthy")
-                      : (stop ? "executed; the actuator did not see the VM stopped yet"
-                              : "executed; the actuator did not see the VM healthy yet");
+      const char* goal = e.action.verb() == medic::v1::VERB_STOP     ? "stopped"
+                         : e.action.verb() == medic::v1::VERB_DELETE ? "gone"
+                                                                     : "healthy";
+      detail = healed ? std::string("executed; the actuator saw the VM ") + goal
+                      : std::string("executed; the actuator did not see the VM ") + goal + " yet";
+      if (healed && e.action.verb() == medic::v1::VERB_STOP) detail += ", as asked";
     }
     if (!e.result->output().empty()) detail += " [output: " + e.result->output() + "]";
   }
@@ -417,6 +425,7 @@ void EngineNode::resend(const audit::InFlightAction& a, Time now) {
   action.set_rule(a.rule);
   action.set_rule_version(a.rule_version);
   action.set_attempt(1);
+  add_clone_args(&action);
   if (auto it = restored_watch_.find(a.action_id); it != restored_watch_.end()) {
     action.set_watch_ns(it->second.count());
   }

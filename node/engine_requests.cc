@@ -294,6 +294,7 @@ std::string EngineNode::vm_id_of(const std::string& id_or_name) const {
   if (engine_->knows_vm(id_or_name)) return id_or_name;
   for (const auto& h : engine_->host_views(true)) {
     for (const auto& vm : h.vm_list) {
+      if (vm.deleted) continue;  // a later clone may have its name
       for (const auto& [k, v] : vm.labels) {
         if (k == "name" && v == id_or_name) return vm.id;
       }

@@ -25,6 +25,7 @@ constexpr Duration kMarksEvery = std::chrono::seconds(1);
 // cannot be carried on: dropped (their VM's budget and cooldown stay).
 void drop_orphans(const rules::RuleSet& rules, rules::EngineState* s) {
   std::erase_if(s->incidents, [&](const rules::IncidentRecord& r) {
+    if (rules::is_request_rule(r.rule)) return false;  // built in: always there
     const rules::Rule* rule = rules.find(r.rule);
     if (rule && r.step < rule->ladder.size()) return false;
     spdlog::warn("engine: incident {} of rule {} not restored: the rule {}", r.key, r.rule,

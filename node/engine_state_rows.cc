@@ -118,13 +118,24 @@ Json vm_json(const rules::VmRecord& r, const std::vector<const rules::IncidentRe
     actions.push_back({{"id", f->action_id}, {"host", f->host}, {"expires", f->expires_ns},
                        {"heal", f->heal_within.count()}});
   }
-  return {{"host", r.host}, {"owner", r.owner}, {"claim_noticed", r.claim_noticed},
-          {"seen", r.last_seen_ns}, {"labels", labels},
-          {"hb", r.last_heartbeat_ns}, {"up", r.uptime_ns}, {"rss", r.rss_bytes},
-          {"cpu", r.cpu_percent}, {"st", static_cast<int>(r.state)},
-          {"last_action", r.last_action_ns}, {"actions", times(r.action_times)},
-          {"notice", r.budget_notice_ns}, {"bad_since", r.bad_since_ns},
-          {"counted", r.storm_counted_ns}, {"incidents", incidents}, {"in_flight", actions}};
+  return {{"host", r.host},
+          {"owner", r.owner},
+          {"claim_noticed", r.claim_noticed},
+          {"retired", r.retired},
+          {"seen", r.last_seen_ns},
+          {"labels", labels},
+          {"hb", r.last_heartbeat_ns},
+          {"up", r.uptime_ns},
+          {"rss", r.rss_bytes},
+          {"cpu", r.cpu_percent},
+          {"st", static_cast<int>(r.state)},
+          {"last_action", r.last_action_ns},
+          {"actions", times(r.action_times)},
+          {"notice", r.budget_notice_ns},
+          {"bad_since", r.bad_since_ns},
+          {"counted", r.storm_counted_ns},
+          {"incidents", incidents},
+          {"in_flight", actions}};
 }
 
 Status vm_from(const std::string& key, const Json& j, rules::EngineState* s) {
@@ -136,6 +147,7 @@ Status vm_from(const std::string& key, const Json& j, rules::EngineState* s) {
   if (r.host != key.substr(0, sep)) return invalid_argument("a VM row whose host is not its key's");
   r.owner = j.at("owner").get<bool>();
   r.claim_noticed = j.at("claim_noticed").get<bool>();
+  r.retired = j.value("retired", false);  // rows written before deletes existed
   r.last_seen_ns = j.at("seen").get<int64_t>();
   for (const auto& kv : j.at("labels")) {
     r.labels.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());

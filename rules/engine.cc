@@ -158,6 +158,10 @@ void Engine::Impl::ingest(const medic::v1::Event& e, EvidenceRef ref) {
     return;
   }
   uint32_t v = note_vm(e, h, *type, ref, now);
+  if (v == kRetiredVm) {  // deleted: what a host still said of it before is moot
+    ++stats_.unknown_events;
+    return;
+  }
   if (fleet_.vm_at(v).open) observe_heal(v, *type, e, ref);
   match_rules(v, *type, e, ref, now);
 }
@@ -167,6 +171,7 @@ uint32_t Engine::Impl::note_vm(const medic::v1::Event& e, uint32_t h, EventType 
                                EvidenceRef ref, int64_t now) {
   bool arm_all = false;  // a VM new to the engine, or back after being forgotten
   uint32_t v = fleet_.vm(e.vm(), h, &arm_all);
+  if (fleet_.vm_at(v).retired) return kRetiredVm;
   note_claim(v, now);
   VmEntry& vm = fleet_.vm_at(v);
   vm.last_ref = ref;
@@ -335,6 +340,8 @@ void Engine::Impl::observe_heal(uint32_t v, EventType type, const medic::v1::Eve
     const bool acted =
         inc->state == IncidentState::kActing || inc->state == IncidentState::kWatching;
     if (!acted && is_request_rule(inc->rule->name)) continue;
+    // A VM that stops is not yet gone: only the actuator sees a delete done.
+    if (inc->rule->request && inc->rule->ladder[0] == Step::kDelete) continue;
     if (inc->state == IncidentState::kActing) {
       inc->healed_seen = true;  // the action's result decides
       inc->healed_ref = ref;

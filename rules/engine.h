@@ -127,6 +127,7 @@ struct VmView {
   medic::v1::VmState state = medic::v1::VM_STATE_UNSPECIFIED;
   std::vector<std::pair<std::string, std::string>> labels;
   Time last_seen{};
+  bool deleted = false;  // retired: deleted, or a clone that was never made
 };
 
 // One host as `medic hosts` shows it.
@@ -149,9 +150,22 @@ struct HostView {
 // operator's approval when its scope says so. A start is healed when the VM
 // beats again, a stop when it reports stopped; a stop that is dispatched ends
 // the VM's other incidents (it is no longer to be healed).
+//
+// A clone names no VM that exists: `vm` is the new VM's id (the caller
+// chooses it), `host` the host whose template `template_name` it is made
+// from, `vm_name` its name. The new VM joins the fleet table at once (on
+// that host, labels name and template), so the request's incident has a VM,
+// and it is healed when the clone beats; one that fails before its VM
+// reported is retired. A delete is healed only when the actuator saw the VM
+// gone; then it ends the VM's other incidents and the VM is retired (Fleet::
+// retire): events still on their way for it are dropped, no rule acts on it
+// again, and it no longer counts for the storm guard.
 struct Request {
   std::string vm;  // id
   Step step = Step::kStart;
+  std::string host;           // clone: where
+  std::string template_name;  // clone: from what
+  std::string vm_name;        // clone: the new VM's name
   std::string by;          // who asked (the key's name)
   std::string reason;      // why, in their words
   std::string request_id;  // the signed request's id, named in the decision's trigger
@@ -237,6 +251,8 @@ class Engine {
   std::string vm_host(const std::string& id) const;
   // VM `id`'s `name` label from its last state report; empty when none.
   std::string vm_name(const std::string& id) const;
+  // VM `id`'s label `key`; empty when none.
+  std::string vm_label(const std::string& id, const std::string& key) const;
 
  private:
   struct Impl;

@@ -103,7 +103,14 @@ struct Engine::Impl {
   // The rule of that name: a built-in request rule, or one of the rule set.
   const RulePtr* rule_named(const std::string& name) const;
   // A dispatched stop: the VM's other incidents end (it is not to be healed).
+  // A dispatched stop ends the VM's other incidents (engine_requests.cc).
   void end_others(const Incident& stop, const std::string& by);
+  // note_vm's answer for an event of a retired VM (dropped).
+  static constexpr uint32_t kRetiredVm = std::numeric_limits<uint32_t>::max();
+  // A clone's new VM, entered in the fleet table on its host.
+  Result<uint32_t> clone_vm(const Request& q);
+  // A deleted VM: its other incidents end and nothing watches it any more.
+  void retire(uint32_t v, const std::string& why);
 
   // ---- snapshot and restore (engine_snapshot.cc)
   EngineState snapshot() const;

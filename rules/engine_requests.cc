@@ -12,9 +12,10 @@ namespace {
 
 constexpr std::string_view kRequestPrefix = "request:";
 
-// One built-in rule per verb. A start is healed when the guest beats again
-// (a start is progress, so a slow boot is watched up to boot_timeout); a stop
-// when the VM reports it stopped.
+// One built-in rule per verb. A start or a clone is healed when the guest
+// beats (a start is progress, so a slow boot is watched up to
+// boot_timeout); a stop when the VM reports it stopped; a delete when the
+// actuator sees the VM gone (no event says so).
 RulePtr request_rule(Step s, const PolicyDefaults& d) {
   auto r = std::make_shared<Rule>();
   r->name = request_rule_name(s);
@@ -22,7 +23,8 @@ RulePtr request_rule(Step s, const PolicyDefaults& d) {
   r->description = "a person's request";
   r->request = true;
   r->ladder = {s};
-  r->healed_by = s == Step::kStop ? EventType::kVmStopped : EventType::kVmHeartbeat;
+  r->healed_by =
+      s == Step::kStop || s == Step::kDelete ? EventType::kVmStopped : EventType::kVmHeartbeat;
   r->heal_within = d.heal_within;
   r->boot_timeout = std::max(d.boot_timeout, d.heal_within);
   return r;
@@ -32,7 +34,8 @@ RulePtr request_rule(Step s, const PolicyDefaults& d) {
 
 std::vector<RulePtr> request_rules(const PolicyDefaults& d) {
   std::vector<RulePtr> out;
-  for (Step s : {Step::kReboot, Step::kReset, Step::kRestart, Step::kStop, Step::kStart})
+  for (Step s : {Step::kReboot, Step::kReset, Step::kRestart, Step::kStop, Step::kStart,
+                 Step::kClone, Step::kDelete})
     out.push_back(request_rule(s, d));
   return out;
 }
@@ -57,7 +60,14 @@ const RulePtr* Engine::Impl::rule_named(const std::string& name) const {
 Result<Decision> Engine::Impl::request(const Request& q) {
   touched_ = true;
   if (q.step == Step::kNotify) return invalid_argument("a request names a verb, not notify");
-  auto v = fleet_.owner_of(q.vm);
+  std::optional<uint32_t> v;
+  if (q.step == Step::kClone) {
+    auto made = clone_vm(q);
+    if (!made.ok()) return made.status();
+    v = *made;
+  } else {
+    v = fleet_.owner_of(q.vm);
+  }
   if (!v || fleet_.vm_at(*v).host == kNoHost)
     return not_found("no VM \"" + q.vm + "\" has reported to this engine");
   const RulePtr& rule = *rule_named(request_rule_name(q.step));
@@ -71,6 +81,9 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   Incident& inc = book_.open(key, rule, *v);
   if (q.evidence) inc.evidence.push_back(q.evidence);
   inc.trigger = "request " + q.request_id + " by " + q.by + ": " + std::string(step_name(q.step)) +
+                (q.step == Step::kClone
+                     ? " of template " + q.template_name + " on " + q.host + " as " + q.vm_name
+                     : "") +
                 (q.reason.empty() ? "" : " (" + q.reason + ")");
   if (q.by_operator) {
     inc.approved_step = 1;
@@ -101,6 +114,34 @@ void Engine::Impl::end_others(const Incident& stop, const std::string& by) {
     verdict(*other, false, "ended: " + by + " stopped the VM (" + stop.action_id + ")", "", 0);
     close(*other, IncidentEnd::kClosed);
   }
+}
+
+// The new VM is on its host at once, named as asked, with the label the
+// backend gives a clone (template), so rules and views see it as what it is.
+// Never seen yet: its first report arms its absence rules, as a new VM's
+// does.
+Result<uint32_t> Engine::Impl::clone_vm(const Request& q) {
+  auto h = fleet_.find_host(q.host);
+  if (!h) return not_found("no host \"" + q.host + "\" has reported to this engine");
+  if (q.vm.empty() || q.template_name.empty() || q.vm_name.empty())
+    return invalid_argument("a clone names a new VM id, a template and a name");
+  if (fleet_.owner_of(q.vm)) return already_exists("a VM " + q.vm + " exists already");
+  bool created = false;
+  const uint32_t v = fleet_.vm(q.vm, *h, &created);
+  VmEntry& vm = fleet_.vm_at(v);
+  vm.facts.labels = {{"name", q.vm_name}, {"template", q.template_name}};
+  touch_vm(v);
+  return v;
+}
+
+void Engine::Impl::retire(uint32_t v, const std::string& why) {
+  for (Incident* other : book_.of_vm(v)) {
+    if (other->state == IncidentState::kActing) continue;
+    verdict(*other, false, "ended: " + why, "", 0);
+    close(*other, IncidentEnd::kClosed);
+  }
+  fleet_.retire(v);
+  touch_vm(v);
 }
 
 Result<Decision> Engine::request(const Request& r) { return impl_->request(r); }

@@ -14,6 +14,7 @@ VmRecord vm_record(const VmEntry& vm, const Fleet& fleet) {
   r.host = fleet.host_at(vm.host).name;
   r.owner = vm.owner;
   r.claim_noticed = vm.claim_noticed;
+  r.retired = vm.retired;
   r.last_seen_ns = vm.last_seen_ns;
   r.last_ref = vm.last_ref;
   r.labels = vm.facts.labels;
@@ -145,7 +146,7 @@ Status Engine::Impl::restore(const EngineState& s) {
     uint32_t h = host_index(f.host);
     auto v = fleet_.find_vm(h, f.vm);
     if (!v) return not_found("restore: action " + f.action_id + ": no VM " + f.vm + " on " + f.host);
-    chain_.on_dispatched(*v, h, s.at_ns);
+    chain_.on_dispatched(*v, h, s.at_ns, Step::kReboot);  // any verb: the books follow
     start_action(f.action_id, *v, h, from_ns(f.expires_ns));
   }
   restore_books(s);
@@ -190,6 +191,7 @@ void Engine::Impl::restore_fleet(const EngineState& s) {
     vm.facts.rss_bytes = r.rss_bytes;
     vm.facts.cpu_percent = r.cpu_percent;
     vm.facts.state = r.state;
+    if (r.retired) fleet_.retire(v);
   }
 }
 

@@ -36,6 +36,7 @@ struct VmRecord {
   std::string host;
   bool owner = false;          // its host owns the id (rules/fleet.h)
   bool claim_noticed = false;  // its conflicting claim was noticed
+  bool retired = false;        // deleted (rules/fleet.h Fleet::retire)
   int64_t last_seen_ns = 0;
   EvidenceRef last_ref = 0;
   // The facts rules read (host is the field above).

@@ -242,7 +242,7 @@ void Engine::Impl::dispatch(Incident& inc, Decision& d, Outcome outcome) {
     return watch(inc, clock_.now() + inc.rule->heal_within);
   }
   uint32_t host = fleet_.vm_at(inc.vm).host;
-  chain_.on_dispatched(inc.vm, host, now_ns());
+  chain_.on_dispatched(inc.vm, host, now_ns(), d.step);
   book_.move_to(inc, IncidentState::kActing);
   inc.watch_from = clock_.now();  // the step's heal window runs from here
   inc.action_id = d.id;
@@ -376,6 +376,12 @@ void Engine::Impl::close(Incident& inc, IncidentEnd end) {
   if (inc.awaiting_approval()) chain_.on_awaiting(inc.vm, -1);
   --fleet_.vm_at(inc.vm).open;
   if (end == IncidentEnd::kHealed) chain_.storm().healed(inc.vm);
+  // A clone refused or failed before its VM ever reported: there is no such
+  // VM, so the table retires the one the request entered.
+  const VmEntry& vm = fleet_.vm_at(inc.vm);
+  if (end != IncidentEnd::kHealed && inc.rule->request && inc.rule->ladder[0] == Step::kClone &&
+      vm.last_seen_ns == 0)
+    fleet_.retire(inc.vm);
   book_.close(inc, end);
 }
 
@@ -402,7 +408,11 @@ void Engine::Impl::result(const std::string& id, ActionState outcome, bool heale
   if (inc && inc->state == IncidentState::kActing && inc->action_id == id) {
     switch (outcome) {
       case ActionState::kSucceeded:
-        if (healed)
+        if (healed && inc->rule->ladder[inc->step] == Step::kDelete) {
+          const uint32_t v = inc->vm;
+          close_healed(*inc, "the actuator saw the VM gone after the verb", 0);
+          retire(v, "the VM was deleted (" + id + ")");
+        } else if (healed)
           close_healed(*inc,
                        inc->rule->ladder[inc->step] == Step::kStop
                            ? "the actuator saw the VM stopped after the verb"

@@ -77,7 +77,8 @@ std::vector<HostView> Engine::host_views(bool with_vms) const {
     v.vms = e.vms.size();
     for (uint32_t i : with_vms ? e.vms : std::vector<uint32_t>{}) {
       const VmEntry& vm = fleet.vm_at(i);
-      v.vm_list.push_back({vm.facts.id, vm.facts.state, vm.facts.labels, from_ns(vm.last_seen_ns)});
+      v.vm_list.push_back(
+          {vm.facts.id, vm.facts.state, vm.facts.labels, from_ns(vm.last_seen_ns), vm.retired});
     }
     out.push_back(std::move(v));
   }
@@ -110,6 +111,12 @@ std::string Engine::vm_name(const std::string& id) const {
   const Fleet& fleet = impl_->fleet_;
   auto v = fleet.owner_of(id);
   return v ? std::string(fleet.vm_at(*v).facts.label("name")) : std::string();
+}
+
+std::string Engine::vm_label(const std::string& id, const std::string& key) const {
+  const Fleet& fleet = impl_->fleet_;
+  auto v = fleet.owner_of(id);
+  return v ? std::string(fleet.vm_at(*v).facts.label(key)) : std::string();
 }
 
 bool Engine::knows_rule(const std::string& name) const {

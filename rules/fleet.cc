@@ -121,6 +121,16 @@ bool Fleet::host_silent(uint32_t h, int64_t now) const {
   return now - hosts_[h].last_seen_ns > host_silent_after_.count();
 }
 
+void Fleet::retire(uint32_t v) {
+  VmEntry& vm = vms_[v];
+  vm.facts.state = medic::v1::VM_STATE_STOPPED;  // its host let it go (let_go)
+  vm.last_seen_ns = 0;                           // forgotten: no absence fires for it
+  if (vm.retired) return;
+  vm.retired = true;
+  ++retired_;
+  ++hosts_[vm.host].retired;
+}
+
 bool Fleet::forgotten(const VmEntry& vm, int64_t now) const {
   return vm.last_seen_ns == 0 || now - vm.last_seen_ns > forget_vm_after_.count();
 }

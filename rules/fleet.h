@@ -47,6 +47,7 @@ struct VmEntry {
   EvidenceRef last_ref = 0;  // the last event heard of it
   bool owner = false;             // its host owns the VM id
   bool claim_noticed = false;     // a conflicting claim: noticed once
+  bool retired = false;           // deleted (or a clone that never was): its events are dropped
 };
 
 // What a report of a VM means for its id's ownership.
@@ -61,7 +62,9 @@ struct HostEntry {
   std::string name;
   int64_t last_seen_ns = 0;
   std::vector<uint32_t> vms;
+  uint32_t retired = 0;          // of vms
   bool silence_noticed = false;  // one notice per silent spell
+  uint32_t live_vms() const { return static_cast<uint32_t>(vms.size()) - retired; }
 };
 
 class Fleet {
@@ -86,6 +89,13 @@ class Fleet {
   Claim claim(uint32_t v, int64_t now);
   // Makes `v` the owner of its id (restoring a snapshot).
   void make_owner(uint32_t v);
+  // VM `v` is gone for good (deleted, or a clone that was never made): it is
+  // forgotten, its host let it go, and it no longer counts among the live
+  // VMs the storm guard's fractions are of. Its entry stays (indices are
+  // never reused); the engine drops events for it.
+  void retire(uint32_t v);
+  // VMs that are not retired, fleet-wide.
+  size_t live_vm_count() const { return vms_.size() - retired_; }
   // Whether the owner `v` has let go of its id as of `now`.
   bool let_go(const VmEntry& owner, int64_t now) const;
 
@@ -135,6 +145,7 @@ class Fleet {
   Duration host_silent_after_;
   Duration forget_vm_after_;
   std::vector<VmEntry> vms_;
+  size_t retired_ = 0;
   VmIndex vm_index_{vms_, false};
   VmIndex owner_index_{vms_, true};  // VM id -> its owner's entry
   std::unordered_map<std::string, uint32_t> host_index_;

@@ -172,7 +172,14 @@ void FileLoader::load_ladder(const YAML::Node& m, Rule& r) {
     auto s = i.IsScalar() ? step_from_name(i.Scalar()) : std::nullopt;
     if (!s) {
       error(LoadCode::kAction, i,
-            unknown_name("step", i.IsScalar() ? i.Scalar() : std::string("?"), step_names()));
+            unknown_name("step", i.IsScalar() ? i.Scalar() : std::string("?"), rule_step_names()));
+      continue;
+    }
+    if (request_only(*s)) {
+      error(LoadCode::kAction, i,
+            "step " + std::string(step_name(*s)) +
+                " is not a rule's: only a requester asks for it (medic request " +
+                std::string(step_name(*s)) + ")");
       continue;
     }
     if (*s != Step::kNotify && !keyed_by_vm) {

@@ -69,6 +69,7 @@ class CooldownPolicy final : public SafetyPolicy {
  public:
   explicit CooldownPolicy(Duration fallback) : fallback_(fallback) {}
   Policy id() const override { return Policy::kCooldown; }
+  bool books_remediation() const override { return true; }
   PolicyCheck check(const PolicyContext& c) override;
   void on_dispatched(uint32_t vm, uint32_t host, int64_t now) override;
 
@@ -87,6 +88,7 @@ class BudgetPolicy final : public SafetyPolicy {
   static constexpr size_t kMaxActionTimes = 32;  // history kept per VM
   BudgetPolicy(Budget fallback, Notices notices)
       : fallback_(fallback), notices_(std::move(notices)) {}
+  bool books_remediation() const override { return true; }
   Policy id() const override { return Policy::kBudget; }
   PolicyCheck check(const PolicyContext& c) override;
   void on_dispatched(uint32_t vm, uint32_t host, int64_t now) override;

@@ -54,6 +54,11 @@ class SafetyPolicy {
   virtual Policy id() const = 0;
   // Whether it has a say on notify steps (most policies guard verbs only).
   virtual bool guards_notify() const { return false; }
+  // Whether it keeps books of remediation only (cooldown, budget): a clone
+  // or a delete (request_only steps) neither meets it nor counts in it, so
+  // a new VM that fails at once is healed at once, and a delete right
+  // after a clone is not "too soon".
+  virtual bool books_remediation() const { return false; }
   virtual PolicyCheck check(const PolicyContext& c) = 0;
 
   // A verb on `vm` (on `host`) was dispatched at `now`.

@@ -20,14 +20,18 @@ PolicyChain::PolicyChain(Clock& clock, Fleet& fleet, const EngineOptions& o, Not
 Verdict PolicyChain::run(const PolicyContext& c, std::vector<PolicyCheck>* checks) {
   for (SafetyPolicy* p : order_) {
     if (!c.verb() && !p->guards_notify()) continue;
+    if (request_only(c.step) && p->books_remediation()) continue;
     checks->push_back(p->check(c));
     if (checks->back().verdict != Verdict::kPass) return checks->back().verdict;
   }
   return Verdict::kPass;
 }
 
-void PolicyChain::on_dispatched(uint32_t vm, uint32_t host, int64_t now) {
-  for (SafetyPolicy* p : order_) p->on_dispatched(vm, host, now);
+void PolicyChain::on_dispatched(uint32_t vm, uint32_t host, int64_t now, Step step) {
+  for (SafetyPolicy* p : order_) {
+    if (request_only(step) && p->books_remediation()) continue;
+    p->on_dispatched(vm, host, now);
+  }
 }
 
 void PolicyChain::on_finished(uint32_t vm, uint32_t host) {

@@ -35,7 +35,8 @@ class PolicyChain {
   // Returns the verdict of the last check (kPass when every policy passed).
   Verdict run(const PolicyContext& c, std::vector<PolicyCheck>* checks);
 
-  void on_dispatched(uint32_t vm, uint32_t host, int64_t now);
+  // A `step` on `vm` was dispatched at `now`.
+  void on_dispatched(uint32_t vm, uint32_t host, int64_t now, Step step);
   void on_finished(uint32_t vm, uint32_t host);
   void on_awaiting(uint32_t vm, int delta);
 

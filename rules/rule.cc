@@ -5,14 +5,22 @@
 namespace medic::rules {
 namespace {
 
-constexpr std::array<std::string_view, 6> kSteps = {"reboot", "reset", "restart",
-                                                    "stop",   "start", "notify"};
+constexpr std::array<std::string_view, 8> kSteps = {"reboot", "reset",  "restart", "stop",
+                                                    "start",  "notify", "clone",   "delete"};
 
 }  // namespace
 
 std::string_view step_name(Step s) { return kSteps[static_cast<size_t>(s)]; }
 
-const std::array<std::string_view, 6>& step_names() { return kSteps; }
+const std::array<std::string_view, 8>& step_names() { return kSteps; }
+
+std::vector<std::string_view> rule_step_names() {
+  std::vector<std::string_view> out;
+  for (size_t i = 0; i < kSteps.size(); ++i) {
+    if (!request_only(static_cast<Step>(i))) out.push_back(kSteps[i]);
+  }
+  return out;
+}
 
 std::optional<Step> step_from_name(std::string_view name) {
   for (size_t i = 0; i < kSteps.size(); ++i) {
@@ -35,6 +43,10 @@ medic::v1::Verb step_verb(Step s) {
       return medic::v1::VERB_START;
     case Step::kNotify:
       return medic::v1::VERB_UNSPECIFIED;
+    case Step::kClone:
+      return medic::v1::VERB_CLONE;
+    case Step::kDelete:
+      return medic::v1::VERB_DELETE;
   }
   return medic::v1::VERB_UNSPECIFIED;
 }

@@ -20,11 +20,17 @@
 namespace medic::rules {
 
 // What one ladder step does. Verbs go to an actuator; notify goes to people.
-enum class Step : uint8_t { kReboot, kReset, kRestart, kStop, kStart, kNotify };
+// clone and delete come only from requests (medic request), never from a
+// rule's ladder: automation heals VMs, it does not make or destroy them.
+enum class Step : uint8_t { kReboot, kReset, kRestart, kStop, kStart, kNotify, kClone, kDelete };
 std::string_view step_name(Step s);
 std::optional<Step> step_from_name(std::string_view name);
 // Every step's name, in enum order ("reboot", "reset", ...).
-const std::array<std::string_view, 6>& step_names();
+const std::array<std::string_view, 8>& step_names();
+// True for the steps only a request may take (clone, delete).
+inline bool request_only(Step s) { return s == Step::kClone || s == Step::kDelete; }
+// The names a rule's ladder may use: step_names() without clone and delete.
+std::vector<std::string_view> rule_step_names();
 // The wire verb; VERB_UNSPECIFIED for notify.
 medic::v1::Verb step_verb(Step s);
 

@@ -56,7 +56,7 @@ std::optional<Step> FileRunner::step_of(const YAML::Node& n, const char* key) {
   auto s = r_.string(n, key, true);
   if (!s) return std::nullopt;
   auto st = step_from_name(*s);
-  if (!st) r_.error(n[key], unknown_name("step", *s, step_names()));
+  if (!st) r_.error(n[key], unknown_name("step", *s, rule_step_names()));
   return st;
 }
 

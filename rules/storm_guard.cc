@@ -97,8 +97,8 @@ void StormGuard::mark_bad(uint32_t v, int64_t now) {
   m.counted_ns = now;
   uint32_t h = fleet_table_.vm_at(v).host;
   Freeze& host = at(h);
-  begin_settle(host, fleet_table_.host_at(h).vms.size(), now, opt_.host_settle);
-  begin_settle(fleet_, fleet_table_.vm_count(), now, opt_.fleet_settle);
+  begin_settle(host, fleet_table_.host_at(h).live_vms(), now, opt_.host_settle);
+  begin_settle(fleet_, fleet_table_.live_vm_count(), now, opt_.fleet_settle);
   host.bad_times.push_back(now);
   host.last_bad_ns = now;
   fleet_.bad_times.push_back(now);
@@ -141,14 +141,15 @@ void StormGuard::evaluate(int64_t now) {
   for (uint32_t h : touched_) {
     Freeze& host = at(h);
     prune(host.bad_times, floor);
-    size_t total = fleet_table_.host_at(h).vms.size();
+    size_t total = fleet_table_.host_at(h).live_vms();
     if (host.frozen || !over(host.bad_times.size(), total, opt_.host_fraction)) continue;
     freeze(host, h);
     if (news(host, h, now)) to_page.push_back(h);
   }
   touched_.clear();
   prune(fleet_.bad_times, floor);
-  if (!fleet_.frozen && over(fleet_.bad_times.size(), fleet_table_.vm_count(), opt_.fleet_fraction)) {
+  if (!fleet_.frozen &&
+      over(fleet_.bad_times.size(), fleet_table_.live_vm_count(), opt_.fleet_fraction)) {
     freeze(fleet_, kNoHost);
     if (news(fleet_, kNoHost, now)) page(kNoHost, now, hosts_with_bad(floor));
     // The fleet's page covers the hosts frozen with it.
@@ -190,9 +191,9 @@ void StormGuard::page(uint32_t h, int64_t now, const std::string& hosts) {
   scope.paged_ns = now;
   scope.paged_count = static_cast<uint32_t>(scope.bad_times.size());
   if (h == kNoHost) {
-    notice("", scope.bad_times.size(), fleet_table_.vm_count(), hosts);
+    notice("", scope.bad_times.size(), fleet_table_.live_vm_count(), hosts);
   } else {
-    notice(fleet_table_.host_at(h).name, scope.bad_times.size(), fleet_table_.host_at(h).vms.size(),
+    notice(fleet_table_.host_at(h).name, scope.bad_times.size(), fleet_table_.host_at(h).live_vms(),
            "");
   }
 }
@@ -205,7 +206,7 @@ std::string StormGuard::hosts_with_bad(int64_t floor) const {
     if (bad == 0) continue;
     if (!out.empty()) out += ", ";
     out += fleet_table_.host_at(h).name + " (" + std::to_string(bad) + " of " +
-           std::to_string(fleet_table_.host_at(h).vms.size()) + ")";
+           std::to_string(fleet_table_.host_at(h).live_vms()) + ")";
   }
   return out;
 }

@@ -2,16 +2,9 @@
 
 #include <cctype>
 
-namespace medic::vmm {
+#include "core/text.h"
 
-bool is_clone_name(const std::string& name) {
-  if (name.empty() || name.size() > 63 || name == "." || name == "..") return false;
-  for (char c : name) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+namespace medic::vmm {
 
 bool is_uuid(const std::string& id) {
   if (id.size() != 36) return false;
@@ -27,7 +20,7 @@ Status check_clone_spec(const CloneSpec& spec) {
   if (!is_uuid(spec.id)) {
     return invalid_argument("clone id '" + spec.id + "' is not a uuid (8-4-4-4-12 hex digits)");
   }
-  if (!is_clone_name(spec.name)) {
+  if (!is_vm_name(spec.name)) {
     return invalid_argument("clone name '" + spec.name +
                             "' must be 1-63 letters, digits, '.', '_' or '-' (not . or ..)");
   }

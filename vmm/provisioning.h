@@ -12,9 +12,9 @@
 
 namespace medic::vmm {
 
-// A VM name a clone may take: 1-63 of [A-Za-z0-9._-], neither "." nor "..",
-// so it is also a safe directory name.
-bool is_clone_name(const std::string& name);
+// (A clone's name is one core/text.h is_vm_name accepts: a safe directory
+// name too.)
+
 // 8-4-4-4-12 hex digits (either case).
 bool is_uuid(const std::string& id);
 

@@ -31,6 +31,8 @@ VERBS = {
     "restart": actions_pb2.VERB_RESTART,
     "start": actions_pb2.VERB_START,
     "stop": actions_pb2.VERB_STOP,
+    "clone": actions_pb2.VERB_CLONE,
+    "delete": actions_pb2.VERB_DELETE,
 }
 TAGS = {
     envelope_pb2.KIND_CONTROL_REQUEST: b"medic/v1/control_request",
@@ -87,14 +89,21 @@ def main():
     p.add_argument("--vm", default="")
     p.add_argument("--label", default="", help="key=value")
     p.add_argument("--reason", default="")
+    p.add_argument("--template", default="", help="clone: the template on the host")
+    p.add_argument("--host", default="", help="clone: the host that holds the template")
+    p.add_argument("--name", default="", help="clone: the new VM's name")
     p.add_argument("--wait", action="store_true", help="print every reply until done")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds")
     p.add_argument("--engine", default=os.environ.get("MEDIC_ENGINE", "tcp://127.0.0.1:7704"))
     p.add_argument("--engine-key", default=os.environ.get("MEDIC_ENGINE_KEY", ""))
     p.add_argument("--key", default=os.environ.get("MEDIC_KEY", ""))
     a = p.parse_args()
-    if bool(a.vm) == bool(a.label) or not a.engine_key or not a.key:
-        p.error("name exactly one of --vm and --label, and give --engine-key and --key")
+    if not a.engine_key or not a.key:
+        p.error("give --engine-key and --key")
+    if a.verb == "clone" and (a.vm or a.label or not (a.template and a.host and a.name)):
+        p.error("a clone names --template, --host and --name, and no --vm or --label")
+    if a.verb != "clone" and bool(a.vm) == bool(a.label):
+        p.error("name exactly one of --vm and --label")
 
     public, secret = load_key(a.key)
     engine_key = bytes.fromhex(a.engine_key)
@@ -111,6 +120,9 @@ def main():
     request.request.vm = a.vm
     request.request.label = a.label
     request.request.reason = a.reason
+    request.request.template_name = a.template
+    request.request.host = a.host
+    request.request.vm_name = a.name
     request.request.follow = a.wait
     signer = nacl.signing.SigningKey(secret[:32])
     sock.send(seal(signer, public, request.SerializeToString(), 1, time.time_ns() // 1_000_000))

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "tests/e2e/qemu_fixture.h"
@@ -297,6 +298,59 @@ TEST_F(QemuAgent, AGuestAnOperatorStoppedStaysStoppedAcrossAnAgentRestartUntilSt
   EXPECT_EQ(count("select count(*) from decisions where vm = '" + std::string(kDb) +
                   "' and rule not like 'request:%' and outcome != 'suppressed'"),
             0);
+  EXPECT_EQ(engine->terminate(), 0);
+  EXPECT_EQ(agent->terminate(), 0);
+}
+
+// An orchestrator's clone through the whole path, on real QEMU: `medic
+// request clone` (the example's orch key: host-a, template web) -> the
+// engine's policies -> the agent's qmp backend, which makes the clone's
+// directory and starts a QEMU of the template -> the guest beats -> healed;
+// the engine lists the new VM running under its name; `medic request delete`
+// ends that QEMU and removes the clone's directory.
+TEST_F(QemuAgent, AnOrchestratorClonesATemplateThroughTheEngineAndDeletesIt) {
+  std::string tmpl = guest_vm_yaml("web", "x", "tmpl", "");
+  tmpl = tmpl.substr(0, tmpl.find("    uuid: x\n")) + tmpl.substr(tmpl.find("    memory"));
+  dir_.write("templates.yaml", "templates:\n" + tmpl + "    labels: {tier: web}\n");
+  std::string agent_yaml = testing::read_file(dir_.file("agent.yaml"));
+  const std::string vms_line = "    vms: qemu-vms.yaml";
+  ASSERT_NE(agent_yaml.find(vms_line), std::string::npos) << agent_yaml;
+  agent_yaml = replace_all(
+      agent_yaml, vms_line,
+      vms_line + "\n    templates: templates.yaml\n    clone_dir: " + dir_.file("clones"));
+  dir_.write("agent.yaml", agent_yaml);
+  auto engine = daemon("engine", "engine.log");
+  auto agent = daemon("agent", "agent.log");
+  ASSERT_TRUE(engine && agent);
+  std::string h;
+  ASSERT_TRUE(testing::wait_until([&] { return both_running(h = hosts()); }, 180s)) << h;
+
+  const std::string orch = dir_.file("orch.key");
+  auto made =
+      operator_cli({"request", "clone", "--template", "web", "--host", "host-a", "--name", "web-2",
+                    "--reason", "scale out", "--key", orch, "--wait", "--timeout", "150s"},
+                   180s);
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  EXPECT_NE(made.out.find(": healed: "), std::string::npos) << made.out;
+  const size_t at = made.out.find("VM ");
+  ASSERT_NE(at, std::string::npos) << made.out;
+  const std::string id = made.out.substr(at + 3, 36);
+  EXPECT_GT(qemu_pid_of("web-2", dir_.path()), 0) << "no QEMU for the clone";
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("clones/web-2/vm.yaml")));
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return (h = hosts()).find(id + "  running") != std::string::npos; }, 60s))
+      << h;
+  EXPECT_EQ(count("select count(*) from decisions where vm = '" + id +
+                  "' and rule = 'request:clone' and verb = 'clone' and outcome = 'proposed'"),
+            1);
+
+  auto gone = operator_cli({"request", "delete", "--vm", "web-2", "--reason", "scale in", "--key",
+                            orch, "--wait", "--timeout", "60s"},
+                           90s);
+  ASSERT_EQ(gone.exit_code, 0) << gone.out << gone.err;
+  EXPECT_NE(gone.out.find("the actuator saw the VM gone"), std::string::npos) << gone.out;
+  EXPECT_EQ(qemu_pid_of("web-2", dir_.path()), 0) << "the clone's QEMU still runs";
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("clones/web-2")));
   EXPECT_EQ(engine->terminate(), 0);
   EXPECT_EQ(agent->terminate(), 0);
 }

@@ -173,6 +173,7 @@ class SimHostFlowTest : public ControlFlowTest {
     so.host_names = {"host-a"};
     so.vms_per_host = 2;
     so.boot_time = 2s;
+    configure_sim(so);
     fleet_ = std::make_unique<vmm::sim::SimFleet>(clock_, so);
     vm_ = fleet_->vm_ids()[0];
     node::AgentConfig ac;
@@ -200,6 +201,9 @@ class SimHostFlowTest : public ControlFlowTest {
     agent_.reset();
     ControlFlowTest::TearDown();
   }
+
+  // What a subclass changes in the simulated host before it is made.
+  virtual void configure_sim(vmm::sim::SimOptions&) {}
 
   // With tick_ set, each turn also moves the clock (for CLI commands that
   // wait for the fleet to do something).

@@ -26,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "fabric/trust.h"
@@ -226,8 +227,12 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 // A line with every word that holds a digit (a number, a time, an action or
-// VM id, a key) replaced by '#': what a walkthrough's output is compared by.
-std::string shape(const std::string& line) {
+// VM id, a key) replaced by '#', and every uuid by one '#' (a random uuid's
+// parts may hold no digit): what a walkthrough's output is compared by.
+std::string shape(const std::string& text) {
+  static const std::regex kUuid(
+      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+  const std::string line = std::regex_replace(text, kUuid, "0");
   std::string out, word;
   auto flush = [&] {
     out += word.find_first_of("0123456789") == std::string::npos ? word : "#";

@@ -1,5 +1,6 @@
 #include <yaml-cpp/yaml.h>
 
+#include "core/text.h"
 #include "vmm/provisioning.h"
 #include "vmm/sim/sim.h"
 
@@ -64,7 +65,7 @@ void read_templates(ConfigReader& r, const YAML::Node& map, SimOptions* o) {
   if (!r.expect_map(t, "templates")) return;
   for (const auto& kv : t) {
     const std::string name = kv.first.Scalar();
-    if (!is_clone_name(name)) {
+    if (!is_vm_name(name)) {
       r.error(kv.first, "template name \"" + name +
                             "\" must be 1-63 letters, digits, '.', '_' or '-' (not . or ..)");
       continue;

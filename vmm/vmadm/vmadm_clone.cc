@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/json.h"
+#include "core/text.h"
 #include "vmm/provisioning.h"
 #include "vmm/vmadm/vmadm.h"
 
@@ -64,7 +65,7 @@ std::vector<std::string> VmadmHypervisor::templates() const {
   for (const auto& e : fs::directory_iterator(opts_.templates_dir, ec)) {
     const fs::path& p = e.path();
     if (p.extension() != ".json" || !e.is_regular_file(ec)) continue;
-    if (is_clone_name(p.stem().string())) out.push_back(p.stem().string());
+    if (is_vm_name(p.stem().string())) out.push_back(p.stem().string());
   }
   std::sort(out.begin(), out.end());
   return out;

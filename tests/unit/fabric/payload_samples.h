@@ -85,6 +85,9 @@ inline medic::v1::Action full_action(const std::string& host) {
   a.set_rule_version("3");
   a.set_attempt(1);
   a.set_watch_ns(5);
+  a.set_fault("panic");
+  a.set_template_name("web");
+  a.set_vm_name("web-9");
   return a;
 }
 
@@ -147,6 +150,9 @@ inline medic::v1::ControlRequest full_request(int which) {
       r->set_label("team=db");
       r->set_reason("app unresponsive");
       r->set_follow(true);
+      r->set_template_name("web");
+      r->set_host("host-a");
+      r->set_vm_name("web-9");
       break;
     }
     default:

@@ -114,9 +114,9 @@ TEST_F(TrustStoreTest, AScopeIsCheckedWithPositionsAndOnlyARequesterMayHaveOne) 
       "nodes:\n"
       "  - name: a\n    key: " +
       host_.id() +
-      "\n    roles: [requester]\n"                           // 2-4
-      "    verbs: [reboot, delete]\n    approval: [stop]\n"  // 5-6
-      "    labels: [team]\n"                                 // 7
+      "\n    roles: [requester]\n"                            // 2-4
+      "    verbs: [reboot, destroy]\n    approval: [stop]\n"  // 5-6
+      "    labels: [team]\n"                                  // 7
       "  - name: b\n    key: " +
       op_.id() +
       "\n    roles: [operator]\n"  // 8-10
@@ -126,9 +126,9 @@ TEST_F(TrustStoreTest, AScopeIsCheckedWithPositionsAndOnlyARequesterMayHaveOne) 
   auto r = TrustStore::parse(text, "trust.yaml");
   ASSERT_FALSE(r.ok());
   const std::string m = r.status().message();
-  EXPECT_NE(m.find("trust.yaml:5:12: error: unknown verb \"delete\""), std::string::npos) << m;
+  EXPECT_NE(m.find("trust.yaml:5:12: error: unknown verb \"destroy\""), std::string::npos) << m;
   EXPECT_NE(m.find("trust.yaml:6:15: error: \"stop\" is not one of this requester's verbs "
-                   "(reboot, delete)"),
+                   "(reboot, destroy)"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find("trust.yaml:7:13: error: expected \"labels:\" to be a map"), std::string::npos)

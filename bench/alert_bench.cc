@@ -1,0 +1,260 @@
+// An Alertmanager webhook, timed to the action it causes, on loopback: an
+// HTTP POST of a webhook body (version 4, one firing alert) to a real
+// AlertBridge (libmicrohttpd, bearer token), which seals it as an urgent
+// alert.firing event for a real EngineNode (CurveZMQ, SQLite audit log with
+// fsync'd commits) whose rule resets the VM, and the agent of a simulated
+// host that executes it. On the system clock; one alert per VM, one at a
+// time; measured from just before the POST to
+//   answered    the bridge's 200 (the event is published)
+//   dispatched  the engine's dispatch count moved: the action left for the
+//               actuator, which happens only once its audit rows are durable
+//   executed    the simulated host ran the reset
+// The bridge, engine and agent run on one thread, the HTTP client on another.
+//
+//   build/bench/alert_bench [--alerts N]   (default 200, at most 2000)
+// Every wait is bounded (5 s an alert). Google Benchmark's --benchmark_*
+// flags are accepted and ignored. Figures: docs/PERFORMANCE.md, "Alerts".
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "audit/log.h"
+#include "core/json.h"
+#include "node/agent_node.h"
+#include "node/alert_bridge.h"
+#include "node/engine_node.h"
+#include "rules/loader.h"
+#include "vmm/sim/sim.h"
+
+namespace medic::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+constexpr const char* kToken = "bench-token";
+
+double ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::string webhook(const std::string& vm) {
+  Json alert{{"status", "firing"},
+             {"labels", {{"alertname", "AppUnresponsive"}, {"vm_id", vm}, {"host", "host-a"}}},
+             {"annotations", {{"summary", "checkout answers 503"}}},
+             {"startsAt", "2026-12-03T11:00:00.250Z"},
+             {"fingerprint", vm.substr(0, 8)}};
+  return dump_json(Json{{"version", "4"}, {"status", "firing"}, {"alerts", Json::array({alert})}});
+}
+
+size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
+
+// One POST; its HTTP status, 0 when it did not complete.
+long post(CURL* curl, const std::string& url, const std::string& body) {
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  if (curl_easy_perform(curl) != CURLE_OK) return 0;
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+struct Fixture {
+  std::string dir;
+  SystemClock clock;
+  fabric::Identity engine_id = fabric::Identity::generate();
+  fabric::Identity host_id = fabric::Identity::generate();
+  fabric::Identity bridge_id = fabric::Identity::generate();
+  std::optional<fabric::TrustStore> trust;
+  std::unique_ptr<fabric::Context> ctx;
+  std::unique_ptr<vmm::sim::SimFleet> fleet;
+  std::unique_ptr<node::EngineNode> engine;
+  std::unique_ptr<node::AgentNode> agent;
+  std::unique_ptr<node::AlertBridge> bridge;
+};
+
+// The engine (a reset for every alert), the agent of host-a with `vms`
+// simulated VMs, and the bridge; an error message, or "".
+std::string set_up(Fixture& f, int vms) {
+  auto trust = fabric::TrustStore::parse(
+      "nodes:\n  - {name: engine-1, key: " + f.engine_id.id() + ", roles: [engine]}\n" +
+          "  - {name: host-a, key: " + f.host_id.id() + ", roles: [collector, actuator]}\n" +
+          "  - {name: alerts, key: " + f.bridge_id.id() +
+          ", roles: [collector], hosts: [host-a]}\n",
+      "trust.yaml");
+  if (!trust.ok()) return trust.status().message();
+  f.trust = std::move(*trust);
+  auto ctx = fabric::Context::create(*f.trust);
+  if (!ctx.ok()) return ctx.status().message();
+  f.ctx = std::move(*ctx);
+  auto rules = rules::load_rule_text(
+      "rules:\n  - {name: app-down, on: alert.firing, where: alert.name == \"AppUnresponsive\", "
+      "do: reset}\n",
+      "r");
+  if (!rules.ok()) return rules.text();
+  node::EngineConfig c;
+  c.events = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"};
+  c.actions_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.engine.defaults.cooldown = Duration(0);
+  c.engine.defaults.budget = {1'000'000, std::chrono::hours(1)};
+  c.engine.max_in_flight_per_host = 100'000;
+  c.engine.max_in_flight_fleet = 100'000;
+  c.engine.storm.min_vms = 1'000'000;
+  auto store = audit::open_sqlite_store(f.dir + "/audit.db", f.clock, f.engine_id);
+  if (!store.ok()) return store.status().message();
+  const fabric::Party engine_party{*f.ctx, f.engine_id, *f.trust, f.clock};
+  auto engine = node::EngineNode::create(c, engine_party, rules.rules, std::move(*store), nullptr);
+  if (!engine.ok()) return engine.status().message();
+  f.engine = std::move(*engine);
+  vmm::sim::SimOptions so;
+  so.host_names = {"host-a"};
+  so.vms_per_host = vms;
+  so.boot_time = 100ms;
+  f.fleet = std::make_unique<vmm::sim::SimFleet>(f.clock, so);
+  const collectors::EngineEndpoint to{"engine-1", f.engine_id.public_key(),
+                                      f.engine->events_endpoint(), f.engine->urgent_endpoint()};
+  node::AgentConfig ac;
+  ac.host = "host-a";
+  collectors::CollectorConfig cc;
+  cc.host = "host-a";
+  cc.engines.push_back(to);
+  ac.collector = cc;
+  actuators::ActuatorConfig act;
+  act.options.host = "host-a";
+  act.options.engine_endpoint = f.engine->actions_endpoint();
+  act.options.engine_key = f.engine_id.public_key();
+  act.options.journal_path = f.dir + "/journal.db";
+  ac.actuator = act;
+  auto agent =
+      node::AgentNode::create(ac, {*f.ctx, f.host_id, *f.trust, f.clock}, f.fleet->host(0));
+  if (!agent.ok()) return agent.status().message();
+  f.agent = std::move(*agent);
+  node::BridgeConfig bc;
+  bc.engines.push_back(to);
+  bc.http = {"127.0.0.1:0", "", "", kToken};
+  auto bridge = node::AlertBridge::create(bc, {*f.ctx, f.bridge_id, *f.trust, f.clock});
+  if (!bridge.ok()) return bridge.status().message();
+  f.bridge = std::move(*bridge);
+  return "";
+}
+
+int run(int alerts) {
+  spdlog::set_level(spdlog::level::warn);
+  char tmpl[] = "/tmp/medic-alert-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) return std::fprintf(stderr, "no temp dir\n"), 1;
+  Fixture f;
+  f.dir = tmpl;
+  if (std::string e = set_up(f, alerts); !e.empty()) {
+    std::fprintf(stderr, "set-up failed: %s\n", e.c_str());
+    return 1;
+  }
+  const std::vector<std::string> vms = f.fleet->vm_ids();
+  // Written by the daemon thread: how many actions the engine dispatched and
+  // the host executed so far, and when each count last moved.
+  std::atomic<uint64_t> dispatched{0}, executed{0};
+  std::atomic<int64_t> dispatched_at{0}, executed_at{0};
+  std::atomic<bool> stop{false}, ready{false};
+  std::thread daemons([&] {
+    while (!stop.load()) {
+      f.bridge->run_once(Duration(0));
+      f.engine->run_once(Duration(0));
+      f.agent->run_once(Duration(0));
+      const auto now = Steady::now().time_since_epoch().count();
+      if (f.engine->stats().dispatched != dispatched.load()) {
+        dispatched_at.store(now);
+        dispatched.store(f.engine->stats().dispatched);
+      }
+      const uint64_t ran = f.fleet->total_executed(medic::v1::VERB_RESET);
+      if (ran != executed.load()) {
+        executed_at.store(now);
+        executed.store(ran);
+      }
+      if (!ready.load()) {
+        bool all = f.bridge->connected();
+        for (const auto& v : vms) all = all && f.engine->engine().knows_vm(v);
+        ready.store(all);
+      }
+    }
+  });
+  const auto start_deadline = Steady::now() + 30s;
+  while (!ready.load() && Steady::now() < start_deadline) std::this_thread::sleep_for(10ms);
+  std::vector<double> answered, to_dispatch, to_execute;
+  int failures = 0;
+  CURL* curl = curl_easy_init();
+  const std::string url = f.bridge->url() + "/api/v1/alerts";
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, (std::string("Authorization: Bearer ") + kToken).c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  for (int i = 0; curl && ready.load() && i < alerts; ++i) {
+    const auto want = static_cast<uint64_t>(i + 1);
+    const std::string body = webhook(vms[static_cast<size_t>(i)]);
+    const auto t0 = Steady::now();
+    if (post(curl, url, body) != 200) {
+      ++failures;
+      continue;
+    }
+    answered.push_back(ms(Steady::now() - t0));
+    const auto deadline = t0 + 5s;
+    while (executed.load() < want && Steady::now() < deadline) std::this_thread::yield();
+    if (executed.load() < want || dispatched.load() < want) {
+      ++failures;
+      break;  // the counts no longer line up with the alerts
+    }
+    const auto since = t0.time_since_epoch().count();
+    to_dispatch.push_back(static_cast<double>(dispatched_at.load() - since) / 1e6);
+    to_execute.push_back(static_cast<double>(executed_at.load() - since) / 1e6);
+  }
+  curl_slist_free_all(headers);
+  if (curl) curl_easy_cleanup(curl);
+  stop.store(true);
+  daemons.join();
+  f.bridge.reset();
+  f.agent.reset();
+  f.engine.reset();
+  std::filesystem::remove_all(f.dir);
+  std::printf("alerts %d (answered %zu, executed %zu, failed %d)\n", alerts, answered.size(),
+              to_execute.size(), failures);
+  std::printf("webhook -> 200 answer        p50 %.2f ms  p99 %.2f ms\n", percentile(answered, 0.5),
+              percentile(answered, 0.99));
+  std::printf("webhook -> action dispatched p50 %.2f ms  p99 %.2f ms\n",
+              percentile(to_dispatch, 0.5), percentile(to_dispatch, 0.99));
+  std::printf("webhook -> reset executed    p50 %.2f ms  p99 %.2f ms\n",
+              percentile(to_execute, 0.5), percentile(to_execute, 0.99));
+  return to_execute.size() == static_cast<size_t>(alerts) ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace medic::bench
+
+int main(int argc, char** argv) {
+  int alerts = 200;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--alerts") == 0 && i + 1 < argc) {
+      alerts = std::clamp(std::atoi(argv[++i]), 1, 2000);
+    } else if (std::strncmp(argv[i], "--benchmark", 11) != 0) {
+      std::fprintf(stderr, "usage: alert_bench [--alerts N]\n");
+      return 2;
+    }
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc = medic::bench::run(alerts);
+  curl_global_cleanup();
+  return rc;
+}

@@ -1,0 +1,222 @@
+// `medic request clone` and `medic request delete` end to end: a requester's
+// signed ask to a real engine over CurveZMQ, checked against the key's scope
+// (host, verb, labels {template: NAME}), decided through the policy chain,
+// carried out by the agent of a simulated host that holds the template; the
+// new VM's id comes back in the replies, joins the engine's fleet table and
+// is watched like any other, and a delete removes it for good. Refusals and
+// failures name what refused and why.
+#include <regex>
+
+#include "core/json.h"
+#include "tests/integration/control_fixture.h"
+#include "tests/testing/daemon.h"
+
+namespace medic {
+namespace {
+
+class ProvisionRequestTest : public SimHostFlowTest {
+ protected:
+  std::string rules_text() const override {
+    return "rules:\n"
+           "  - {name: guest-panicked, on: vm.panicked, do: reset}\n"
+           "  - name: guest-unresponsive\n"
+           "    absent: vm.heartbeat\n"
+           "    for: 30s\n"
+           "    where: vm.state == \"running\"\n"
+           "    do: reboot\n";
+  }
+
+  std::string more_trusted() override {
+    std::string out;
+    for (const auto& [name, scope] : std::vector<std::pair<std::string, std::string>>{
+             {"orch", "hosts: [host-a], labels: {template: web}, verbs: [clone, delete]"},
+             {"app-1", "hosts: [host-a], verbs: [reboot]"},
+             {"far", "hosts: [host-b], verbs: [clone]"}}) {
+      auto id = fabric::Identity::generate();
+      EXPECT_OK(id.save(dir_.file(name + ".key")));
+      out += "  - {name: " + name + ", key: " + id.id() + ", roles: [requester], " + scope + "}\n";
+    }
+    return out;
+  }
+
+  void configure_sim(vmm::sim::SimOptions& so) override {
+    so.templates["web"] = {{"tier", "web"}};
+    so.templates["db"] = {{"tier", "db"}};
+  }
+
+  void configure(node::EngineConfig& c) override { c.engine.defaults.cooldown = Duration(0); }
+
+  testing::CommandResult request(std::vector<std::string> args, const std::string& key = "orch") {
+    args.insert(args.begin(), "request");
+    return cli(args, key + ".key", "15s");
+  }
+
+  std::vector<Json> replies(const std::string& out) {
+    std::vector<Json> v;
+    std::istringstream lines(out);
+    for (std::string l; std::getline(lines, l);) {
+      auto j = parse_json(l);
+      EXPECT_OK(j) << out;
+      if (j.ok()) v.push_back(*j);
+    }
+    return v;
+  }
+
+  std::vector<std::string> stages(const std::vector<Json>& v) {
+    std::vector<std::string> s;
+    for (const auto& j : v) s.push_back(j["stage"].get<std::string>());
+    return s;
+  }
+
+  long long rows(const std::string& sql) { return testing::query_number(db_, sql); }
+
+  // Clones template web as `name` and waits for the healed reply; the new id.
+  std::string clone(const std::string& name) {
+    auto r = request({"clone", "--template", "web", "--host", "host-a", "--name", name, "--reason",
+                      "scale out", "--wait", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto v = replies(r.out);
+    EXPECT_EQ(stages(v), (std::vector<std::string>{"accepted", "dispatched", "result", "healed"}))
+        << r.out;
+    return v.empty() ? "" : v.front()["vm"].get<std::string>();
+  }
+
+  bool listed(const std::string& id) {
+    auto vms = fleet_->host(0).list();
+    if (!vms.ok()) return false;
+    for (const auto& vm : *vms) {
+      if (vm.id == id) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(ProvisionRequestTest, ACloneIsMadeOnItsHostNamedInEveryReplyAndWatchedLikeAnyVm) {
+  tick_ = 2ms;  // virtual time moves while the CLI waits (the clone boots in 2 s)
+  const std::string id = clone("web-9");
+  ASSERT_TRUE(
+      std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                      "[0-9a-f]{12}")))
+      << id;
+  EXPECT_TRUE(listed(id)) << "the simulated host made it";
+  auto info = fleet_->host(0).get(id);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->name, "web-9");
+  EXPECT_EQ(info->labels["template"], "web");
+  EXPECT_EQ(info->labels["tier"], "web");
+  EXPECT_EQ(node_->engine().vm_host(id), "host-a");
+  EXPECT_EQ(node_->engine().vm_name(id), "web-9");
+  // The audit story: who asked for what, from which template, why.
+  std::string decision;
+  for (const auto& d : rec_.decisions) {
+    if (d.rule == "request:clone" && d.vm == id) decision = d.id;
+  }
+  ASSERT_FALSE(decision.empty());
+  EXPECT_EQ(rows("SELECT count(*) FROM decisions WHERE decision_id = '" + decision +
+                 "' AND verb = 'clone' AND outcome = 'proposed' AND reason LIKE 'trigger: request "
+                 "% by orch: clone of template web on host-a as web-9 (scale out)'"),
+            1);
+  auto why =
+      testing::run_command({testing::medic_binary(), "audit", "why", decision, "--db", db_}, 20s);
+  EXPECT_EQ(why.exit_code, 0) << why.err;
+  for (const std::string& line :
+       {std::string("signed by orch"), std::string("Healed: yes"),
+        std::string("clone of template web on host host-a as web-9 (reason: scale out)")}) {
+    EXPECT_NE(why.out.find(line), std::string::npos) << line << "\n" << why.out;
+  }
+  // Watched like any VM: a panic of the clone is reset by the rules.
+  ASSERT_OK(fleet_->inject(vmm::sim::FaultKind::kPanic, "host-a", id));
+  ASSERT_TRUE(run_until([&] { return fleet_->verbs_executed(id, medic::v1::VERB_RESET) == 1; }))
+      << "the clone's panic was not reset";
+}
+
+TEST_F(ProvisionRequestTest, ADeleteRemovesTheCloneAndNothingWatchesItAfterwards) {
+  tick_ = 2ms;
+  const std::string id = clone("web-9");
+  ASSERT_FALSE(id.empty());
+  auto r = request({"delete", "--vm", "web-9", "--reason", "scale in", "--wait", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto v = replies(r.out);
+  EXPECT_EQ(stages(v), (std::vector<std::string>{"accepted", "dispatched", "result", "healed"}))
+      << r.out;
+  EXPECT_FALSE(listed(id));
+  EXPECT_EQ(fleet_->host(0).get(id).status().code(), Code::kNotFound);
+  // The name is free again, and names the new clone, not the deleted one.
+  tick_ = 2ms;
+  const std::string again = clone("web-9");
+  ASSERT_FALSE(again.empty());
+  EXPECT_NE(again, id);
+  auto second = request({"delete", "--vm", "web-9", "--wait", "--json"});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(replies(second.out).front()["vm"], again);
+  EXPECT_FALSE(listed(again));
+  // Last (virtual time runs ahead of the CLI's clock from here): 2 min.
+  const size_t before = rec_.decisions.size();
+  tick_ = Duration(0);
+  for (int i = 0; i < 40; ++i) {  // 2 min: the absence rule's 30 s four times over
+    clock_.advance(3s);
+    for (int j = 0; j < 5; ++j) step();
+  }
+  for (size_t i = before; i < rec_.decisions.size(); ++i)
+    EXPECT_TRUE(rec_.decisions[i].vm != id && rec_.decisions[i].vm != again)
+        << "a decision about a deleted VM: " << rec_.decisions[i].trigger;
+}
+
+TEST_F(ProvisionRequestTest, RefusalsAndFailuresSayWhy) {
+  tick_ = 2ms;
+  // A template the host does not have: the actuator's result names those it has.
+  auto none = request(
+      {"clone", "--template", "mail", "--host", "host-a", "--name", "mail-1", "--wait"}, "orch");
+  EXPECT_EQ(none.exit_code, 1) << none.out << none.err;
+  EXPECT_NE((none.out + none.err).find("is outside orch's scope"), std::string::npos)
+      << "orch's labels say template web: " << none.out << none.err;
+  // An operator's key may clone any template; the host says it has no mail.
+  auto unknown = request(
+      {"clone", "--template", "mail", "--host", "host-a", "--name", "mail-1", "--wait"}, "alice");
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.out << unknown.err;
+  EXPECT_NE(
+      (unknown.out + unknown.err).find("no template 'mail' on host host-a (templates: db, web)"),
+      std::string::npos)
+      << unknown.out << unknown.err;
+  // A name a VM of the host has.
+  const std::string taken = node_->engine().vm_name(vm_);
+  ASSERT_FALSE(taken.empty());
+  auto dup = request({"clone", "--template", "web", "--host", "host-a", "--name", taken});
+  EXPECT_EQ(dup.exit_code, 1);
+  EXPECT_NE(dup.err.find("host host-a has a VM named " + taken + " (" + vm_ + ")"),
+            std::string::npos)
+      << dup.err;
+  // A host outside the scope, and a verb outside it.
+  auto far = request({"clone", "--template", "web", "--host", "host-a", "--name", "x"}, "far");
+  EXPECT_EQ(far.exit_code, 1);
+  EXPECT_NE(far.err.find("a clone of template web on host host-a is outside far's scope"),
+            std::string::npos)
+      << far.err;
+  auto verb = request({"clone", "--template", "web", "--host", "host-a", "--name", "x"}, "app-1");
+  EXPECT_EQ(verb.exit_code, 1);
+  EXPECT_NE(verb.err.find("app-1 may not ask for clone (its verbs: reboot)"), std::string::npos)
+      << verb.err;
+  // A delete of a configured VM: the host refuses, the VM stays and is watched.
+  auto keep = request({"delete", "--vm", vm_, "--wait"}, "alice");
+  EXPECT_EQ(keep.exit_code, 1) << keep.out << keep.err;
+  EXPECT_NE((keep.out + keep.err).find("only clones are deleted"), std::string::npos)
+      << keep.out << keep.err;
+  EXPECT_TRUE(listed(vm_));
+  bool still_watched = false;
+  for (const auto& h : node_->engine().host_views(true)) {
+    for (const auto& vm : h.vm_list) still_watched = still_watched || (vm.id == vm_ && !vm.deleted);
+  }
+  EXPECT_TRUE(still_watched);
+  // Misuse is a usage error before anything is sent.
+  auto mixed =
+      request({"clone", "--vm", vm_, "--template", "web", "--host", "host-a", "--name", "y"});
+  EXPECT_EQ(mixed.exit_code, 2);
+  EXPECT_NE(mixed.err.find("a clone names no --vm or --label"), std::string::npos) << mixed.err;
+  EXPECT_EQ(rows("SELECT count(*) FROM operator_requests WHERE verb = 'request clone' AND "
+                 "accepted = 0"),
+            4)
+      << "every refusal is in the audit log";
+}
+
+}  // namespace
+}  // namespace medic
