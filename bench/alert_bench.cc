@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "audit/log.h"
+#include "bench/latency.h"
 #include "core/json.h"
 #include "node/agent_node.h"
 #include "node/alert_bridge.h"
@@ -42,14 +43,6 @@ using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
 constexpr const char* kToken = "bench-token";
-
-double ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 std::string webhook(const std::string& vm) {
   Json alert{{"status", "firing"},
@@ -89,20 +82,8 @@ struct Fixture {
   std::unique_ptr<node::AlertBridge> bridge;
 };
 
-// The engine (a reset for every alert), the agent of host-a with `vms`
-// simulated VMs, and the bridge; an error message, or "".
-std::string set_up(Fixture& f, int vms) {
-  auto trust = fabric::TrustStore::parse(
-      "nodes:\n  - {name: engine-1, key: " + f.engine_id.id() + ", roles: [engine]}\n" +
-          "  - {name: host-a, key: " + f.host_id.id() + ", roles: [collector, actuator]}\n" +
-          "  - {name: alerts, key: " + f.bridge_id.id() +
-          ", roles: [collector], hosts: [host-a]}\n",
-      "trust.yaml");
-  if (!trust.ok()) return trust.status().message();
-  f.trust = std::move(*trust);
-  auto ctx = fabric::Context::create(*f.trust);
-  if (!ctx.ok()) return ctx.status().message();
-  f.ctx = std::move(*ctx);
+// The engine: a reset for every AppUnresponsive alert, no policy in the way.
+std::string make_engine(Fixture& f) {
   auto rules = rules::load_rule_text(
       "rules:\n  - {name: app-down, on: alert.firing, where: alert.name == \"AppUnresponsive\", "
       "do: reset}\n",
@@ -123,6 +104,11 @@ std::string set_up(Fixture& f, int vms) {
   auto engine = node::EngineNode::create(c, engine_party, rules.rules, std::move(*store), nullptr);
   if (!engine.ok()) return engine.status().message();
   f.engine = std::move(*engine);
+  return "";
+}
+
+// The agent of host-a with `vms` simulated VMs, and the bridge.
+std::string make_agent_and_bridge(Fixture& f, int vms) {
   vmm::sim::SimOptions so;
   so.host_names = {"host-a"};
   so.vms_per_host = vms;
@@ -155,6 +141,91 @@ std::string set_up(Fixture& f, int vms) {
   return "";
 }
 
+// Everything, on loopback; an error message, or "".
+std::string set_up(Fixture& f, int vms) {
+  auto trust = fabric::TrustStore::parse(
+      "nodes:\n  - {name: engine-1, key: " + f.engine_id.id() + ", roles: [engine]}\n" +
+          "  - {name: host-a, key: " + f.host_id.id() + ", roles: [collector, actuator]}\n" +
+          "  - {name: alerts, key: " + f.bridge_id.id() +
+          ", roles: [collector], hosts: [host-a]}\n",
+      "trust.yaml");
+  if (!trust.ok()) return trust.status().message();
+  f.trust = std::move(*trust);
+  auto ctx = fabric::Context::create(*f.trust);
+  if (!ctx.ok()) return ctx.status().message();
+  f.ctx = std::move(*ctx);
+  if (std::string e = make_engine(f); !e.empty()) return e;
+  return make_agent_and_bridge(f, vms);
+}
+
+// What the daemon thread tells the client: how many actions the engine
+// dispatched and the host executed so far, and when each count last moved.
+struct Progress {
+  std::atomic<uint64_t> dispatched{0}, executed{0};
+  std::atomic<int64_t> dispatched_at{0}, executed_at{0};
+  std::atomic<bool> stop{false}, ready{false};
+};
+
+// The bridge, engine and agent, turned until `p.stop`.
+void drive(Fixture& f, const std::vector<std::string>& vms, Progress& p) {
+  while (!p.stop.load()) {
+    f.bridge->run_once(Duration(0));
+    f.engine->run_once(Duration(0));
+    f.agent->run_once(Duration(0));
+    const auto now = Steady::now().time_since_epoch().count();
+    if (f.engine->stats().dispatched != p.dispatched.load()) {
+      p.dispatched_at.store(now);
+      p.dispatched.store(f.engine->stats().dispatched);
+    }
+    const uint64_t ran = f.fleet->total_executed(medic::v1::VERB_RESET);
+    if (ran != p.executed.load()) {
+      p.executed_at.store(now);
+      p.executed.store(ran);
+    }
+    if (!p.ready.load()) {
+      bool all = f.bridge->connected();
+      for (const auto& v : vms) all = all && f.engine->engine().knows_vm(v);
+      p.ready.store(all);
+    }
+  }
+}
+
+struct Samples {
+  std::vector<double> answered, dispatched, executed;
+  int failures = 0;
+};
+
+// One alert per VM, each waited for to its reset (5 s at most).
+Samples post_alerts(const std::string& url, const std::vector<std::string>& vms, Progress& p) {
+  Samples out;
+  CURL* curl = curl_easy_init();
+  if (!curl) return out;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, (std::string("Authorization: Bearer ") + kToken).c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  for (size_t i = 0; p.ready.load() && i < vms.size(); ++i) {
+    const std::string body = webhook(vms[i]);
+    const auto t0 = Steady::now();
+    if (post(curl, url, body) != 200) {
+      ++out.failures;
+      continue;
+    }
+    out.answered.push_back(ms(Steady::now() - t0));
+    const uint64_t want = i + 1;
+    while (p.executed.load() < want && Steady::now() < t0 + 5s) std::this_thread::yield();
+    if (p.executed.load() < want || p.dispatched.load() < want) {
+      ++out.failures;
+      break;  // the counts no longer line up with the alerts
+    }
+    const auto since = t0.time_since_epoch().count();
+    out.dispatched.push_back(static_cast<double>(p.dispatched_at.load() - since) / 1e6);
+    out.executed.push_back(static_cast<double>(p.executed_at.load() - since) / 1e6);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return out;
+}
+
 int run(int alerts) {
   spdlog::set_level(spdlog::level::warn);
   char tmpl[] = "/tmp/medic-alert-bench-XXXXXX";
@@ -166,78 +237,23 @@ int run(int alerts) {
     return 1;
   }
   const std::vector<std::string> vms = f.fleet->vm_ids();
-  // Written by the daemon thread: how many actions the engine dispatched and
-  // the host executed so far, and when each count last moved.
-  std::atomic<uint64_t> dispatched{0}, executed{0};
-  std::atomic<int64_t> dispatched_at{0}, executed_at{0};
-  std::atomic<bool> stop{false}, ready{false};
-  std::thread daemons([&] {
-    while (!stop.load()) {
-      f.bridge->run_once(Duration(0));
-      f.engine->run_once(Duration(0));
-      f.agent->run_once(Duration(0));
-      const auto now = Steady::now().time_since_epoch().count();
-      if (f.engine->stats().dispatched != dispatched.load()) {
-        dispatched_at.store(now);
-        dispatched.store(f.engine->stats().dispatched);
-      }
-      const uint64_t ran = f.fleet->total_executed(medic::v1::VERB_RESET);
-      if (ran != executed.load()) {
-        executed_at.store(now);
-        executed.store(ran);
-      }
-      if (!ready.load()) {
-        bool all = f.bridge->connected();
-        for (const auto& v : vms) all = all && f.engine->engine().knows_vm(v);
-        ready.store(all);
-      }
-    }
-  });
+  Progress p;
+  std::thread daemons([&] { drive(f, vms, p); });
   const auto start_deadline = Steady::now() + 30s;
-  while (!ready.load() && Steady::now() < start_deadline) std::this_thread::sleep_for(10ms);
-  std::vector<double> answered, to_dispatch, to_execute;
-  int failures = 0;
-  CURL* curl = curl_easy_init();
-  const std::string url = f.bridge->url() + "/api/v1/alerts";
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, (std::string("Authorization: Bearer ") + kToken).c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  for (int i = 0; curl && ready.load() && i < alerts; ++i) {
-    const auto want = static_cast<uint64_t>(i + 1);
-    const std::string body = webhook(vms[static_cast<size_t>(i)]);
-    const auto t0 = Steady::now();
-    if (post(curl, url, body) != 200) {
-      ++failures;
-      continue;
-    }
-    answered.push_back(ms(Steady::now() - t0));
-    const auto deadline = t0 + 5s;
-    while (executed.load() < want && Steady::now() < deadline) std::this_thread::yield();
-    if (executed.load() < want || dispatched.load() < want) {
-      ++failures;
-      break;  // the counts no longer line up with the alerts
-    }
-    const auto since = t0.time_since_epoch().count();
-    to_dispatch.push_back(static_cast<double>(dispatched_at.load() - since) / 1e6);
-    to_execute.push_back(static_cast<double>(executed_at.load() - since) / 1e6);
-  }
-  curl_slist_free_all(headers);
-  if (curl) curl_easy_cleanup(curl);
-  stop.store(true);
+  while (!p.ready.load() && Steady::now() < start_deadline) std::this_thread::sleep_for(10ms);
+  const Samples s = post_alerts(f.bridge->url() + "/api/v1/alerts", vms, p);
+  p.stop.store(true);
   daemons.join();
   f.bridge.reset();
   f.agent.reset();
   f.engine.reset();
   std::filesystem::remove_all(f.dir);
-  std::printf("alerts %d (answered %zu, executed %zu, failed %d)\n", alerts, answered.size(),
-              to_execute.size(), failures);
-  std::printf("webhook -> 200 answer        p50 %.2f ms  p99 %.2f ms\n", percentile(answered, 0.5),
-              percentile(answered, 0.99));
-  std::printf("webhook -> action dispatched p50 %.2f ms  p99 %.2f ms\n",
-              percentile(to_dispatch, 0.5), percentile(to_dispatch, 0.99));
-  std::printf("webhook -> reset executed    p50 %.2f ms  p99 %.2f ms\n",
-              percentile(to_execute, 0.5), percentile(to_execute, 0.99));
-  return to_execute.size() == static_cast<size_t>(alerts) ? 0 : 1;
+  std::printf("alerts %d (answered %zu, executed %zu, failed %d)\n", alerts, s.answered.size(),
+              s.executed.size(), s.failures);
+  print_latency("webhook -> 200 answer", s.answered);
+  print_latency("webhook -> action dispatched", s.dispatched);
+  print_latency("webhook -> reset executed", s.executed);
+  return s.executed.size() == static_cast<size_t>(alerts) ? 0 : 1;
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "audit/log.h"
+#include "bench/latency.h"
 #include "fabric/control.h"
 #include "node/agent_node.h"
 #include "node/engine_node.h"
@@ -36,14 +37,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
-
-double ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 int run(int requests) {
   spdlog::set_level(spdlog::level::warn);
@@ -149,10 +142,8 @@ int run(int requests) {
   std::filesystem::remove_all(dir);
   std::printf("requests %d (accepted %zu, dispatched %zu, failed %d)\n", requests, accepted.size(),
               dispatched.size(), failures);
-  std::printf("request -> accepted reply    p50 %.2f ms  p99 %.2f ms\n", percentile(accepted, 0.5),
-              percentile(accepted, 0.99));
-  std::printf("request -> dispatched reply  p50 %.2f ms  p99 %.2f ms\n",
-              percentile(dispatched, 0.5), percentile(dispatched, 0.99));
+  print_latency("request -> accepted reply", accepted);
+  print_latency("request -> dispatched reply", dispatched);
   return dispatched.size() == static_cast<size_t>(requests) ? 0 : 1;
 }
 

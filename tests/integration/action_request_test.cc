@@ -38,27 +38,6 @@ class ActionRequestTest : public SimHostFlowTest {
     return cli(args, key + ".key", "15s");
   }
 
-  // The replies of a --json run, one object per line.
-  std::vector<Json> replies(const std::string& out) {
-    std::vector<Json> v;
-    size_t at = 0;
-    while (at < out.size()) {
-      size_t nl = out.find('\n', at);
-      if (nl == std::string::npos) nl = out.size();
-      auto j = parse_json(out.substr(at, nl - at));
-      EXPECT_OK(j) << out;
-      if (j.ok()) v.push_back(*j);
-      at = nl + 1;
-    }
-    return v;
-  }
-
-  std::vector<std::string> stages(const std::vector<Json>& v) {
-    std::vector<std::string> s;
-    for (const auto& j : v) s.push_back(j["stage"].get<std::string>());
-    return s;
-  }
-
   long long rows(const std::string& sql) { return testing::query_number(db_, sql); }
 
   std::string decision_of(const std::string& rule, const std::string& vm) {

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <sstream>
 
 #include "audit/log.h"
+#include "core/json.h"
 #include "node/agent_node.h"
 #include "node/engine_node.h"
 #include "tests/testing/testing.h"
@@ -134,6 +136,24 @@ class ControlFlowTest : public ::testing::Test {
 
   // One turn of everything the test runs: the engine, and what a subclass adds.
   virtual void step() { node_->run_once(1ms); }
+
+  // The replies of a `medic request --json` run, one object per line.
+  static std::vector<Json> replies(const std::string& out) {
+    std::vector<Json> v;
+    std::istringstream lines(out);
+    for (std::string l; std::getline(lines, l);) {
+      auto j = parse_json(l);
+      EXPECT_OK(j) << out;
+      if (j.ok()) v.push_back(*j);
+    }
+    return v;
+  }
+  // Their stages, in order.
+  static std::vector<std::string> stages(const std::vector<Json>& v) {
+    std::vector<std::string> s;
+    for (const auto& j : v) s.push_back(j["stage"].get<std::string>());
+    return s;
+  }
 
   std::string state_and_actor(const std::string& action_id) {
     auto reader = audit::AuditReader::open(db_);

@@ -51,23 +51,6 @@ class ProvisionRequestTest : public SimHostFlowTest {
     return cli(args, key + ".key", "15s");
   }
 
-  std::vector<Json> replies(const std::string& out) {
-    std::vector<Json> v;
-    std::istringstream lines(out);
-    for (std::string l; std::getline(lines, l);) {
-      auto j = parse_json(l);
-      EXPECT_OK(j) << out;
-      if (j.ok()) v.push_back(*j);
-    }
-    return v;
-  }
-
-  std::vector<std::string> stages(const std::vector<Json>& v) {
-    std::vector<std::string> s;
-    for (const auto& j : v) s.push_back(j["stage"].get<std::string>());
-    return s;
-  }
-
   long long rows(const std::string& sql) { return testing::query_number(db_, sql); }
 
   // Clones template web as `name` and waits for the healed reply; the new id.
