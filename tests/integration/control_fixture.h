@@ -196,6 +196,8 @@ class SimHostFlowTest : public ControlFlowTest {
     configure_sim(so);
     fleet_ = std::make_unique<vmm::sim::SimFleet>(clock_, so);
     vm_ = fleet_->vm_ids()[0];
+    vmm::Hypervisor* hv = &fleet_->host(0);
+    if (vmm::Hypervisor* other = host_backend()) hv = other;
     node::AgentConfig ac;
     ac.host = "host-a";
     collectors::CollectorConfig cc;
@@ -210,7 +212,7 @@ class SimHostFlowTest : public ControlFlowTest {
     act.options.journal_path = dir_.file("host-a.journal.db");
     act.options.default_watch = 5s;
     ac.actuator = act;
-    auto agent = node::AgentNode::create(ac, {*ctx_, *host_id_, *trust_, clock_}, fleet_->host(0));
+    auto agent = node::AgentNode::create(ac, {*ctx_, *host_id_, *trust_, clock_}, *hv);
     ASSERT_OK(agent);
     agent_ = std::move(*agent);
     ASSERT_TRUE(run_until([&] { return node_->engine().knows_vm(vm_); }))
@@ -224,6 +226,9 @@ class SimHostFlowTest : public ControlFlowTest {
 
   // What a subclass changes in the simulated host before it is made.
   virtual void configure_sim(vmm::sim::SimOptions&) {}
+  // Another backend for host-a's agent (then it sets vm_ to one of its
+  // VMs); null: the simulated host.
+  virtual vmm::Hypervisor* host_backend() { return nullptr; }
 
   // With tick_ set, each turn also moves the clock (for CLI commands that
   // wait for the fleet to do something).

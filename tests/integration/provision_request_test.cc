@@ -5,11 +5,13 @@
 // new VM's id comes back in the replies, joins the engine's fleet table and
 // is watched like any other, and a delete removes it for good. Refusals and
 // failures name what refused and why.
+#include <filesystem>
 #include <regex>
 
 #include "core/json.h"
 #include "tests/integration/control_fixture.h"
 #include "tests/testing/daemon.h"
+#include "vmm/vmadm/vmadm.h"
 
 namespace medic {
 namespace {
@@ -199,6 +201,104 @@ TEST_F(ProvisionRequestTest, RefusalsAndFailuresSayWhy) {
                  "accepted = 0"),
             4)
       << "every refusal is in the audit log";
+}
+
+}  // namespace
+}  // namespace medic
+
+namespace medic {
+namespace {
+
+constexpr char kConfigured[] = "11111111-2222-4333-8444-000000000001";
+
+// The same path to a SmartOS host: the agent's backend is vmadm, run as the
+// fake vmadm (tests/fakes/vmadm, vmadm(1M)'s documented behaviour) with a
+// template directory holding web.json.
+class VmadmProvisionTest : public SimHostFlowTest {
+ protected:
+  std::string more_trusted() override {
+    auto id = fabric::Identity::generate();
+    EXPECT_OK(id.save(dir_.file("orch.key")));
+    return "  - {name: orch, key: " + id.id() +
+           ", roles: [requester], hosts: [host-a], verbs: [clone, delete]}\n";
+  }
+
+  // The clone cannot be seen beating (below): a short watch, so that the
+  // engine's virtual time stays within the CLI's clock skew bound.
+  void configure(node::EngineConfig& c) override {
+    c.engine.defaults.heal_within = 3s;
+    c.engine.defaults.boot_timeout = 3s;
+  }
+
+  vmm::Hypervisor* host_backend() override {
+    std::filesystem::copy_file(testing::source_dir() + "/tests/fakes/vmadm", dir_.file("vmadm"));
+    std::filesystem::permissions(dir_.file("vmadm"), std::filesystem::perms::owner_all);
+    dir_.write("vms", std::string(kConfigured) + "\trunning\tweb-01\n");
+    std::filesystem::create_directory(dir_.file("templates"));
+    dir_.write("templates/web.json",
+               "{\"brand\": \"kvm\", \"ram\": 1024, \"autoboot\": true, \"tags\": {\"role\": "
+               "\"web\"}}\n");
+    vmm::vmadm::VmadmOptions o;
+    o.host = "host-a";
+    o.vmadm_path = dir_.file("vmadm");
+    o.list_interval = 1s;
+    o.templates_dir = dir_.file("templates");
+    vmadm_ = std::make_unique<vmm::vmadm::VmadmHypervisor>(clock_, o);
+    vm_ = kConfigured;
+    return vmadm_.get();
+  }
+
+  void TearDown() override {
+    SimHostFlowTest::TearDown();
+    vmadm_.reset();
+  }
+
+  // vmadm runs as real processes: give the loop real time to read them.
+  void step() override {
+    if (tick_ > Duration(0)) clock_.advance(tick_);
+    if (node_) node_->run_once(1ms);
+    if (agent_) agent_->run_once(1ms);
+  }
+
+  std::unique_ptr<vmm::vmadm::VmadmHypervisor> vmadm_;
+};
+
+TEST_F(VmadmProvisionTest, ACloneIsVmadmCreatedFromTheTemplateAndADeleteRemovesIt) {
+  tick_ = 5ms;  // the actuator and the engine watch the clone in vain for 3 s
+  auto r = cli({"request", "clone", "--template", "web", "--host", "host-a", "--name", "web-02",
+                "--reason", "scale out", "--wait", "--json"},
+               "orch.key", "30s");
+  auto v = replies(r.out);
+  ASSERT_FALSE(v.empty()) << r.out << r.err;
+  const std::string id = v.front()["vm"].get<std::string>();
+  // vmadm has no heartbeat of its own: the clone runs, the actuator cannot
+  // see it beat, and the request says so rather than "healed".
+  EXPECT_EQ(stages(v), (std::vector<std::string>{"accepted", "dispatched", "result", "not healed"}))
+      << r.out;
+  const std::string listed = testing::read_file(dir_.file("vms"));
+  EXPECT_NE(listed.find(id + "\trunning\tweb-02"), std::string::npos) << listed;
+  const std::string calls = testing::read_file(dir_.file("calls"));
+  EXPECT_NE(calls.find("create -f "), std::string::npos) << calls;
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& h : node_->engine().host_views(true)) {
+      for (const auto& vm : h.vm_list) {
+        if (vm.id == id && vm.state == medic::v1::VM_STATE_RUNNING) return true;
+      }
+    }
+    return false;
+  })) << "the engine never saw the clone running";
+
+  auto keep = cli({"request", "delete", "--vm", kConfigured, "--wait"}, "orch.key", "30s");
+  EXPECT_EQ(keep.exit_code, 1) << keep.out << keep.err;
+  EXPECT_NE(testing::read_file(dir_.file("vms")).find(kConfigured), std::string::npos)
+      << "a VM medic did not clone is never deleted";
+  auto gone = cli({"request", "delete", "--vm", "web-02", "--wait", "--json"}, "orch.key", "30s");
+  EXPECT_EQ(gone.exit_code, 0) << gone.out << gone.err;
+  EXPECT_EQ(stages(replies(gone.out)),
+            (std::vector<std::string>{"accepted", "dispatched", "result", "healed"}))
+      << gone.out;
+  EXPECT_EQ(testing::read_file(dir_.file("vms")).find(id), std::string::npos);
+  EXPECT_NE(testing::read_file(dir_.file("calls")).find("delete " + id), std::string::npos);
 }
 
 }  // namespace
