@@ -2,19 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include <atomic>
+#include "fabric/connection_monitor.h"
 
 namespace medic::collectors {
-
-// libzmq's monitor of one socket: up from a finished handshake to a
-// disconnect. Read without waiting, from pump().
-class ZmqPublisher::Watch : public zmq::monitor_t {
- public:
-  bool up = false;
-  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override { up = true; }
-  void on_event_disconnected(const zmq_event_t&, const char*) override { up = false; }
-};
-
 namespace {
 
 int to_ms(Duration d) {
@@ -34,6 +24,8 @@ Result<std::unique_ptr<ZmqPublisher>> ZmqPublisher::create(
   opts.reconnect_ivl_max_ms = to_ms(lanes.reconnect_ivl_max);
   opts.pub_nodrop = true;  // so a full queue is seen (EAGAIN) and counted
   opts.linger_ms = 0;
+  // Each monitor holds a reference to its socket: the sockets never move.
+  pub->engines_.reserve(engines.size());
   for (const auto& e : engines) {
     fabric::SocketOptions bulk = opts;
     bulk.send_hwm = kBulkHwm;
@@ -46,16 +38,10 @@ Result<std::unique_ptr<ZmqPublisher>> ZmqPublisher::create(
     auto u = ctx.connect(zmq::socket_type::pub, e.urgent, self, e.key, urgent);
     if (!u.ok()) return u.status().with_context("engine " + e.name + " urgent");
     pub->engines_.push_back(Engine{e.name, std::move(*b), std::move(*u), {}, 0, nullptr});
-    static std::atomic<uint64_t> monitors{0};
-    auto watch = std::make_shared<Watch>();
-    try {
-      watch->init(pub->engines_.back().urgent,
-                  "inproc://medic-publisher-" + std::to_string(++monitors),
-                  ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
-    } catch (const zmq::error_t& err) {
-      return unavailable(std::string("watching the urgent lane of ") + e.name + ": " + err.what());
-    }
-    pub->engines_.back().watch = std::move(watch);
+    auto watch = fabric::ConnectionMonitor::start(ctx.zmq(), pub->engines_.back().urgent,
+                                                  "collector: urgent lane to " + e.name);
+    if (!watch.ok()) return watch.status().with_context("engine " + e.name + " urgent");
+    pub->engines_.back().watch = std::move(*watch);
   }
   return pub;
 }
@@ -66,7 +52,7 @@ ZmqPublisher::~ZmqPublisher() {
 
 size_t ZmqPublisher::connected_engines() const {
   size_t n = 0;
-  for (const auto& e : engines_) n += e.watch && e.watch->up;
+  for (const auto& e : engines_) n += e.watch && e.watch->connected();
   return n;
 }
 
@@ -114,8 +100,7 @@ void ZmqPublisher::publish(Lane lane, const std::vector<std::string>& frames) {
 void ZmqPublisher::pump() {
   for (auto& e : engines_) {
     if (!e.waiting.empty()) drain(e);
-    while (e.watch && e.watch->check_event(0)) {
-    }
+    if (e.watch) e.watch->handle_readable();  // reads without waiting
   }
 }
 

@@ -22,6 +22,7 @@
 
 #include "collectors/config.h"
 #include "core/status.h"
+#include "fabric/connection_monitor.h"
 #include "fabric/identity.h"
 #include "fabric/party.h"
 #include "fabric/transport.h"
@@ -73,14 +74,15 @@ class ZmqPublisher final : public Publisher {
   PublisherCounters counters() const override;
 
  private:
-  class Watch;  // the urgent socket's handshakes and disconnects
   struct Engine {
     std::string name;
     zmq::socket_t bulk;
     zmq::socket_t urgent;
     std::vector<std::string> waiting;  // bulk frames not yet taken, oldest first
     size_t next = 0;                   // index of the first frame in `waiting` not sent
-    std::shared_ptr<Watch> watch;      // after the sockets: it goes first
+    // The urgent socket's handshakes and disconnects; after the sockets, and
+    // reset first (the destructor): a monitor goes before its socket.
+    std::unique_ptr<fabric::ConnectionMonitor> watch;
   };
   ZmqPublisher() = default;
   // Sends without blocking; false when the engine's queue is full.

@@ -25,6 +25,56 @@ std::string resolve(const std::string& dir, const std::string& p) {
   return (std::filesystem::path(dir) / p).lexically_normal().string();
 }
 
+// {kind: qmp, vms: vms.yaml, state_dir: DIR, templates: templates.yaml,
+// clone_dir: DIR}: the VM specs the launcher starts and watches, where
+// intended stops outlive the agent, what this host clones and where its
+// clones live (default: state_dir/clones; none without a state_dir).
+// Relative paths are the agent file's directory's.
+Result<vmm::qmp::QmpHypervisorOptions> read_qmp_options(ConfigReader& r, const YAML::Node& rest,
+                                                        const std::string& file,
+                                                        const std::string& state_dir) {
+  r.check_keys(rest, {"vms", "state_dir", "templates", "clone_dir"});
+  auto specs_file = r.string(rest, "vms", true);
+  auto dir = r.string(rest, "state_dir", false);
+  auto templates_file = r.string(rest, "templates", false);
+  auto clone_dir = r.string(rest, "clone_dir", false);
+  if (!r.ok()) return r.status();
+  const std::string base = std::filesystem::path(file).parent_path().string();
+  vmm::qmp::QmpHypervisorOptions qo;
+  qo.vms_file = resolve(base, *specs_file);
+  qo.state_dir = dir ? resolve(base, *dir) : state_dir;
+  if (templates_file) {
+    auto templates = vmm::qmp::load_vm_templates(resolve(base, *templates_file));
+    if (!templates.ok()) return templates.status();
+    qo.templates = std::move(*templates);
+  }
+  if (clone_dir) {
+    qo.clone_dir = resolve(base, *clone_dir);
+  } else if (!qo.state_dir.empty()) {
+    qo.clone_dir = (std::filesystem::path(qo.state_dir) / "clones").string();
+  }
+  return qo;
+}
+
+// The qmp backend, with a guest pinger when a VM or a template has a guest
+// agent socket (clones of it get one).
+Result<Backend> make_qmp_backend(const std::string& host, ConfigReader& r, const YAML::Node& rest,
+                                 const std::string& file, Clock& clock,
+                                 const std::string& state_dir) {
+  auto qo = read_qmp_options(r, rest, file, state_dir);
+  if (!qo.ok()) return qo.status();
+  auto specs = vmm::qmp::load_vm_specs(qo->vms_file);
+  if (!specs.ok()) return specs.status();
+  auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock, *qo);
+  bool agents = qmp->has_guest_agent();
+  for (const auto& t : qo->templates) agents = agents || !t.guest_agent_socket.empty();
+  Backend b;
+  if (agents) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
+  b.owned = std::move(qmp);
+  b.hypervisor = b.owned.get();
+  return b;
+}
+
 }  // namespace
 
 Result<AgentConfig> load_agent_config(const std::string& path, bool want_collector,
@@ -92,41 +142,7 @@ Result<Backend> make_backend(const std::string& host, const YAML::Node& backend,
     b.hypervisor = &b.fleet->host(0);
     return b;
   }
-  if (*kind == "qmp") {
-    // {kind: qmp, vms: vms.yaml, state_dir: DIR, templates: templates.yaml,
-    // clone_dir: DIR}: the VM specs the launcher starts and watches, where
-    // intended stops outlive the agent, what this host clones and where its
-    // clones live (default: state_dir/clones; none without a state_dir).
-    r.check_keys(rest, {"vms", "state_dir", "templates", "clone_dir"});
-    auto specs_file = r.string(rest, "vms", true);
-    auto dir = r.string(rest, "state_dir", false);
-    auto templates_file = r.string(rest, "templates", false);
-    auto clone_dir = r.string(rest, "clone_dir", false);
-    if (!r.ok()) return r.status();
-    const std::string base = std::filesystem::path(file).parent_path().string();
-    vmm::qmp::QmpHypervisorOptions qo;
-    qo.vms_file = resolve(base, *specs_file);
-    auto specs = vmm::qmp::load_vm_specs(qo.vms_file);
-    if (!specs.ok()) return specs.status();
-    qo.state_dir = dir ? resolve(base, *dir) : state_dir;
-    if (templates_file) {
-      auto templates = vmm::qmp::load_vm_templates(resolve(base, *templates_file));
-      if (!templates.ok()) return templates.status();
-      qo.templates = std::move(*templates);
-    }
-    if (clone_dir) {
-      qo.clone_dir = resolve(base, *clone_dir);
-    } else if (!qo.state_dir.empty()) {
-      qo.clone_dir = (std::filesystem::path(qo.state_dir) / "clones").string();
-    }
-    auto qmp = std::make_unique<vmm::qmp::QmpHypervisor>(host, std::move(*specs), clock, qo);
-    bool agents = qmp->has_guest_agent();
-    for (const auto& t : qo.templates) agents = agents || !t.guest_agent_socket.empty();
-    if (agents) b.guest_pinger = std::make_unique<collectors::QmpGuestPinger>(*qmp);
-    b.owned = std::move(qmp);
-    b.hypervisor = b.owned.get();
-    return b;
-  }
+  if (*kind == "qmp") return make_qmp_backend(host, r, rest, file, clock, state_dir);
   if (*kind == "vmadm") {
     vmm::vmadm::VmadmOptions o = vmm::vmadm::read_vmadm_options(r, rest);
     if (!r.ok()) return r.status();

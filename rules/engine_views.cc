@@ -107,11 +107,7 @@ std::string Engine::vm_host(const std::string& id) const {
   return fleet.host_at(fleet.vm_at(*v).host).name;
 }
 
-std::string Engine::vm_name(const std::string& id) const {
-  const Fleet& fleet = impl_->fleet_;
-  auto v = fleet.owner_of(id);
-  return v ? std::string(fleet.vm_at(*v).facts.label("name")) : std::string();
-}
+std::string Engine::vm_name(const std::string& id) const { return vm_label(id, "name"); }
 
 std::string Engine::vm_label(const std::string& id, const std::string& key) const {
   const Fleet& fleet = impl_->fleet_;
