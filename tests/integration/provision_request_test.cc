@@ -219,8 +219,15 @@ class VmadmProvisionTest : public SimHostFlowTest {
   std::string more_trusted() override {
     auto id = fabric::Identity::generate();
     EXPECT_OK(id.save(dir_.file("orch.key")));
+    // web-orch may touch only VMs made from template web: the clone's
+    // label must outlive the agent's listings for it to delete its clone.
+    auto web = fabric::Identity::generate();
+    EXPECT_OK(web.save(dir_.file("web-orch.key")));
     return "  - {name: orch, key: " + id.id() +
-           ", roles: [requester], hosts: [host-a], verbs: [clone, delete]}\n";
+           ", roles: [requester], hosts: [host-a], verbs: [clone, delete]}\n"
+           "  - {name: web-orch, key: " +
+           web.id() +
+           ", roles: [requester], hosts: [host-a], labels: {template: web}, verbs: [delete]}\n";
   }
 
   // The clone cannot be seen beating (below): a short watch, so that the
@@ -292,7 +299,10 @@ TEST_F(VmadmProvisionTest, ACloneIsVmadmCreatedFromTheTemplateAndADeleteRemovesI
   EXPECT_EQ(keep.exit_code, 1) << keep.out << keep.err;
   EXPECT_NE(testing::read_file(dir_.file("vms")).find(kConfigured), std::string::npos)
       << "a VM medic did not clone is never deleted";
-  auto gone = cli({"request", "delete", "--vm", "web-02", "--wait", "--json"}, "orch.key", "30s");
+  // Listed by vmadm, the clone still carries its template: a key scoped to
+  // the template deletes it.
+  auto gone =
+      cli({"request", "delete", "--vm", "web-02", "--wait", "--json"}, "web-orch.key", "30s");
   EXPECT_EQ(gone.exit_code, 0) << gone.out << gone.err;
   EXPECT_EQ(stages(replies(gone.out)),
             (std::vector<std::string>{"accepted", "dispatched", "result", "healed"}))

@@ -8,6 +8,7 @@
 #include "core/duration.h"
 #include "core/json.h"
 #include "core/subprocess.h"
+#include "core/text.h"
 
 namespace medic::vmm::vmadm {
 namespace {
@@ -84,19 +85,27 @@ Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out) {
       return internal_error("unexpected vmadm list output, line " + std::to_string(line_no) + ": " +
                             why + ": \"" + shown + "\"");
     };
-    const size_t a = line.find(':');
-    const size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
-    const size_t c = b == std::string_view::npos ? b : line.find(':', b + 1);
-    if (c == std::string_view::npos) return bad("expected uuid:autoboot:state:alias");
+    // Four fields up to the fourth ':', the alias (which may hold ':') after.
+    std::string_view field[4];
+    std::string_view rest = line;
+    for (auto& f : field) {
+      const size_t colon = rest.find(':');
+      if (colon == std::string_view::npos) return bad("expected " + std::string(kListFields));
+      f = rest.substr(0, colon);
+      rest.remove_prefix(colon + 1);
+    }
     VmadmEntry e;
-    e.uuid = line.substr(0, a);
-    const std::string_view autoboot = line.substr(a + 1, b - a - 1);
-    e.state = line.substr(b + 1, c - b - 1);
-    e.alias = line.substr(c + 1);
+    e.uuid = field[0];
+    e.state = field[2];
+    e.template_name = field[3];
+    e.alias = rest;
     if (!is_vm_uuid(e.uuid)) return bad("not a VM uuid");
-    if (autoboot != "true" && autoboot != "false") return bad("autoboot is not true or false");
-    e.autoboot = autoboot == "true";
+    if (field[1] != "true" && field[1] != "false") return bad("autoboot is not true or false");
+    e.autoboot = field[1] == "true";
     if (!is_state_word(e.state)) return bad("not a state");
+    if (!e.template_name.empty() && !is_vm_name(e.template_name)) {
+      return bad("tags.medic_template is not a template name");
+    }
     vms.push_back(std::move(e));
   }
   return vms;
@@ -189,7 +198,7 @@ void VmadmHypervisor::run(const std::vector<std::string>& args, Time deadline, C
 
 void VmadmHypervisor::run_list(const std::vector<std::string>& extra, Time deadline,
                                std::function<void(Result<std::vector<VmadmEntry>>)> done) {
-  std::vector<std::string> args{"list", "-p", "-o", "uuid,autoboot,state,alias"};
+  std::vector<std::string> args{"list", "-p", "-o", std::string(kListFields)};
   args.insert(args.end(), extra.begin(), extra.end());
   run(args, deadline, [args, done](Status s, RunResult r) {
     if (!s.ok()) {
@@ -344,6 +353,8 @@ VmInfo VmadmHypervisor::info(const VmadmEntry& e) const {
   i.labels["vmadm_state"] = e.state;
   i.labels["vmadm_autoboot"] = e.autoboot ? "true" : "false";
   i.labels["desired"] = e.autoboot ? "running" : "stopped";  // as qmp's, for medic vm show
+  // A clone's template, from the tag begin_clone gave it (as qmp's and sim's).
+  if (!e.template_name.empty()) i.labels["template"] = e.template_name;
   return i;
 }
 

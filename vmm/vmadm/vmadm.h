@@ -3,7 +3,7 @@
 // argument vector (never a shell), under a time limit, with its output
 // captured up to a bound and quoted in errors.
 //
-//   list/get  vmadm list -p -o uuid,autoboot,state,alias [uuid=UUID]
+//   list/get  vmadm list -p -o uuid,autoboot,state,tags.medic_template,alias [uuid=UUID]
 //   reboot    vmadm reboot UUID              (graceful: ACPI, then boot)
 //   stop      vmadm stop UUID -F             (fencing: do not wait for the guest)
 //   start     vmadm start UUID
@@ -34,8 +34,7 @@
 //
 // State: list() and get() answer at once from the last listing. The backend
 // lists the host every `list_interval` on the Clock (vmadm list -p -o
-// uuid,autoboot,state,alias), one listing at a time, and again right after
-// each verb.
+// kListFields), one listing at a time, and again right after each verb.
 // Before the first listing ends they are kUnavailable; when the last listing
 // failed they return its error (the collector then reports no state, which
 // the engine notices); when no listing has ended for `unresponsive_after`
@@ -95,16 +94,22 @@ struct VmadmOptions {
 // from the defaults. Problems go to `reader`; check reader.ok().
 VmadmOptions read_vmadm_options(ConfigReader& reader, const YAML::Node& map);
 
-// One line of `vmadm list -p -o uuid,autoboot,state,alias`.
+// One line of `vmadm list -p -o ` kListFields.
 struct VmadmEntry {
   std::string uuid;
   bool autoboot = true;  // the desired state: true = meant to run
   std::string state;     // vmadm's word: running, stopped, provisioning, failed, ...
-  std::string alias;     // may be empty, and may contain ':' (vmadm does not escape it)
+  std::string template_name;  // tags.medic_template: a clone's template, empty otherwise
+  std::string alias;          // may be empty, and may contain ':' (vmadm does not escape it)
 };
 
-// Parses `vmadm list -p -o uuid,autoboot,state,alias` output: three fields
-// up to the third ':', the alias everything after it. Any line that does not
+// The fields the backend lists (`vmadm list -p -o ...`). vmadm(1M) takes
+// dotted paths into a VM's properties, as in `nics.0.ip`, and prints an
+// empty field for a property a VM does not have.
+inline constexpr std::string_view kListFields = "uuid,autoboot,state,tags.medic_template,alias";
+
+// Parses `vmadm list -p -o ` kListFields output: four fields up to the
+// fourth ':', the alias everything after it. Any line that does not
 // fit is an error naming the line.
 Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out);
 

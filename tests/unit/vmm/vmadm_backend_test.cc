@@ -128,18 +128,20 @@ class VmadmBackend : public ::testing::Test {
 
 // ----------------------------------------------------------------- parsing
 
-TEST(VmadmParse, SplitsUuidAutobootStateAndAliasEvenWhenTheAliasHasColons) {
-  auto r =
-      parse_vmadm_list(std::string(kWeb) + ":true:running:a:b::c\r\n\n" + kDb + ":false:stopped:");
+TEST(VmadmParse, SplitsUuidAutobootStateTemplateAndAliasEvenWhenTheAliasHasColons) {
+  auto r = parse_vmadm_list(std::string(kWeb) + ":true:running::a:b::c\r\n\n" + kDb +
+                            ":false:stopped:web:");
   ASSERT_OK(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].uuid, kWeb);
   EXPECT_TRUE((*r)[0].autoboot);
   EXPECT_EQ((*r)[0].alias, "a:b::c");
   EXPECT_EQ((*r)[0].state, "running");
+  EXPECT_EQ((*r)[0].template_name, "");
   EXPECT_FALSE((*r)[1].autoboot);
   EXPECT_EQ((*r)[1].alias, "");
   EXPECT_EQ((*r)[1].state, "stopped");
+  EXPECT_EQ((*r)[1].template_name, "web");
 }
 
 TEST(VmadmParse, EmptyOutputIsNoVms) {
@@ -149,17 +151,20 @@ TEST(VmadmParse, EmptyOutputIsNoVms) {
 }
 
 TEST(VmadmParse, RejectsLinesThatAreNotVmadmOutputNamingTheLine) {
-  const std::string good = std::string(kWeb) + ":true:running:web\n";
-  for (std::string bad : {good + "hello world\n", good + "not-a-uuid:true:running:web\n",
-                          good + kDb + ":true::web\n", good + kDb + ":true:Running now:web\n",
-                          good + kDb + ":yes:running:web\n", good + kDb + ":running:web\n"}) {
+  const std::string good = std::string(kWeb) + ":true:running::web\n";
+  for (std::string bad :
+       {good + "hello world\n", good + "not-a-uuid:true:running::web\n",
+        good + kDb + ":true:::web\n", good + kDb + ":true:Running now::web\n",
+        good + kDb + ":yes:running::web\n", good + kDb + ":running::web\n",
+        good + kDb + ":true:running:../etc:web\n", good + kDb + ":true:running:web\n"}) {
     auto r = parse_vmadm_list(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), Code::kInternal);
     EXPECT_THAT(r.status().message(), HasSubstr("line 2")) << r.status();
   }
   auto r = parse_vmadm_list(std::string(kWeb) + "\n");
-  EXPECT_THAT(r.status().message(), HasSubstr("expected uuid:autoboot:state:alias"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("expected uuid,autoboot,state,tags.medic_template,alias"));
 }
 
 TEST(VmadmParse, MapsVmadmStates) {
@@ -198,7 +203,8 @@ TEST_F(VmadmBackend, ListsEveryVmWithAliasAndState) {
   EXPECT_EQ((*vms)[1].labels.at("vmadm_autoboot"), "false");
   EXPECT_EQ((*vms)[1].labels.at("desired"), "stopped");
   EXPECT_EQ((*vms)[0].labels.at("desired"), "running");
-  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,autoboot,state,alias"));
+  EXPECT_THAT(calls(),
+              ::testing::ElementsAre("list -p -o uuid,autoboot,state,tags.medic_template,alias"));
   EXPECT_EQ(backend().host(), "cn-07");
 }
 
@@ -268,7 +274,8 @@ TEST_F(VmadmBackend, GetsOneVmFromTheLastListing) {
   ASSERT_OK(vm);
   EXPECT_EQ(vm->name, "shop: eu-west:1 (ü)");
   EXPECT_EQ(vm->state, medic::v1::VM_STATE_RUNNING);
-  EXPECT_THAT(calls(), ::testing::ElementsAre("list -p -o uuid,autoboot,state,alias"));
+  EXPECT_THAT(calls(),
+              ::testing::ElementsAre("list -p -o uuid,autoboot,state,tags.medic_template,alias"));
 }
 
 TEST_F(VmadmBackend, GetOfAnUnknownUuidIsNotFound) {
@@ -292,7 +299,8 @@ TEST_F(VmadmBackend, GarbageOutputIsAClearError) {
   EXPECT_EQ(vms.status().code(), Code::kInternal);
   EXPECT_THAT(vms.status().message(), HasSubstr("unexpected vmadm list output, line 1"));
   EXPECT_THAT(vms.status().message(), HasSubstr("Uncaught TypeError"));
-  EXPECT_THAT(vms.status().message(), HasSubstr("vmadm list -p -o uuid,autoboot,state,alias"));
+  EXPECT_THAT(vms.status().message(),
+              HasSubstr("vmadm list -p -o uuid,autoboot,state,tags.medic_template,alias"));
 }
 
 TEST_F(VmadmBackend, OutputBeyondTheBoundIsRefused) {
@@ -432,7 +440,7 @@ TEST_F(VmadmBackend, AVmThatVanishesBeforeTheVerbIsNotFound) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kGone) +
-                                   ":false:stopped:'; exit 0; fi\n"
+                                   ":false:stopped::'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
@@ -448,7 +456,7 @@ TEST_F(VmadmBackend, VmadmsAlreadyRunningNoOpIsNotTakenForAStart) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kWeb) +
-                                   ":false:stopped:web-01'; exit 0; fi\n"
+                                   ":false:stopped::web-01'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;
@@ -462,7 +470,7 @@ TEST_F(VmadmBackend, VmadmsNotRunningNoOpIsNotTakenForAReboot) {
                                "#!/bin/sh\n"
                                "if [ \"$1\" = list ]; then echo '" +
                                    std::string(kDb) +
-                                   ":true:running:'; exit 0; fi\n"
+                                   ":true:running::'; exit 0; fi\n"
                                    "exec \"$(dirname \"$0\")/vmadm\" \"$@\"\n",
                                0755);
   opts_.vmadm_path = lie;

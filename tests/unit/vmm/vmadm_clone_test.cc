@@ -121,6 +121,9 @@ TEST_F(VmadmClone, CreatesFromThePayloadWithUuidAliasAndMedicTags) {
   ASSERT_TRUE(run_until([&] { return backend().get(kClone).ok(); }));
   EXPECT_EQ(backend().get(kClone)->name, "web-7");
   EXPECT_EQ(backend().get(kClone)->state, medic::v1::VM_STATE_RUNNING);
+  // The listing carries the clone's template tag, so the engine keeps its
+  // `template` label (a requester scoped to the template may delete it).
+  EXPECT_EQ(backend().get(kClone)->labels.at("template"), "base");
 }
 
 TEST_F(VmadmClone, AutobootFalseInTheTemplateLeavesTheCloneStopped) {
