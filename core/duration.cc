@@ -92,4 +92,24 @@ std::string format_duration(Duration d) {
   return out;
 }
 
+Result<CountPer> parse_count_per(std::string_view text) {
+  auto bad = [&] {
+    return invalid_argument("\"" + std::string(text) +
+                            "\" is not N per DURATION, such as 3 per 1h");
+  };
+  const size_t sp = text.find(" per ");
+  if (sp == std::string_view::npos) return bad();
+  const std::string_view n = text.substr(0, sp);
+  uint64_t count = 0;
+  if (n.empty() || n.size() > 7) return bad();
+  for (char c : n) {
+    if (c < '0' || c > '9') return bad();
+    count = count * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (count < 1 || count > 1'000'000) return bad();
+  auto w = parse_duration(text.substr(sp + 5));
+  if (!w.ok() || w->count() <= 0) return bad();
+  return CountPer{static_cast<uint32_t>(count), *w};
+}
+
 }  // namespace medic

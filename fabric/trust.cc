@@ -110,7 +110,7 @@ Result<TrustStore> TrustStore::parse(const std::string& yaml_text, const std::st
 // vms, labels, verbs, approval: a requester's scope, and only a requester's.
 void TrustStore::read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* node) {
   const bool requester = node->has_role(Role::kRequester);
-  for (const char* key : {"vms", "labels", "verbs", "approval"}) {
+  for (const char* key : {"vms", "labels", "verbs", "approval", "clones"}) {
     if (n[key].IsDefined() && !requester) {
       r.error(n[key], std::string("\"") + key +
                           "\" is a requester's scope; this node has no requester role");
@@ -152,6 +152,26 @@ void TrustStore::read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* n
     }
     sc.approval = *approval;
   }
+  read_clone_limit(r, n, &sc);
+}
+
+// `clones: N per DURATION`, only with the verb clone; without it a key that
+// may clone makes at most kDefaultClones.
+void TrustStore::read_clone_limit(ConfigReader& r, const YAML::Node& n, RequesterScope* sc) {
+  const bool clones = contains(sc->verbs, "clone");
+  if (clones) sc->clones = kDefaultClones;
+  auto text = r.string(n, "clones", false);
+  if (!text) return;
+  if (!clones) {
+    r.error(n["clones"], "\"clones\" limits the verb clone, which this requester does not hold");
+    return;
+  }
+  auto parsed = parse_count_per(*text);
+  if (!parsed.ok()) {
+    r.error(n["clones"], parsed.status().message());
+    return;
+  }
+  sc->clones = *parsed;
 }
 
 namespace {
@@ -192,7 +212,8 @@ Result<TrustStore> TrustStore::from_yaml(const YAML::Node& root, const std::stri
   std::map<std::string, int> names;
   for (const auto& n : nodes) {
     if (!r.expect_map(n, "a trusted node")) continue;
-    r.check_keys(n, {"name", "key", "roles", "hosts", "vms", "labels", "verbs", "approval"});
+    r.check_keys(n,
+                 {"name", "key", "roles", "hosts", "vms", "labels", "verbs", "approval", "clones"});
     auto name = r.string(n, "name", true);
     auto key_hex = r.string(n, "key", true);
     auto roles = r.string_list(n, "roles", true);

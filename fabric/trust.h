@@ -20,6 +20,7 @@
 //       labels: {team: billing} # optional: only VMs with all these labels
 //       verbs: [reboot, restart]          # required: what it may ask for
 //       approval: [restart]     # optional: verbs an operator must approve ("*": all)
+//       clones: 10 per 1h       # optional, with clone: how many it may make (default)
 #pragma once
 
 #include <map>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/duration.h"
 #include "core/status.h"
 #include "fabric/identity.h"
 
@@ -45,11 +47,17 @@ const char* role_name(Role r);
 // What a requester may ask for: which VMs (besides the node's hosts), which
 // verbs (medic::v1::Verb names: "reboot", "reset", "restart", "start",
 // "stop"), and which of them wait for an operator's approval.
+// A requester that holds the verb clone and sets no `clones:`.
+inline constexpr CountPer kDefaultClones{10, std::chrono::hours(1)};
+
 struct RequesterScope {
   std::vector<std::string> vms;               // empty: any VM on its hosts
   std::map<std::string, std::string> labels;  // all must match; empty: no condition
   std::vector<std::string> verbs;
   std::vector<std::string> approval;  // "*" stands for every verb
+  // How many clones it may make (`clones: N per DURATION`); the engine
+  // counts every clone it accepts. Zero count: the verb clone is not held.
+  CountPer clones;
 
   bool allows_verb(const std::string& verb) const;
   bool needs_approval(const std::string& verb) const;
@@ -87,6 +95,7 @@ class TrustStore {
  private:
   static Result<TrustStore> from_yaml(const YAML::Node& root, const std::string& path);
   static void read_scope(ConfigReader& r, const YAML::Node& n, TrustedNode* node);
+  static void read_clone_limit(ConfigReader& r, const YAML::Node& n, RequesterScope* sc);
 
   std::map<PublicKey, TrustedNode> by_key_;
   std::map<CurveKey, PublicKey> by_curve_;

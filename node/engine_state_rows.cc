@@ -207,12 +207,17 @@ void silence_from(const std::string& id, const Json& j, rules::EngineState* s) {
 }
 
 Json engine_json(const rules::EngineState& s) {
-  return {{"decisions", s.decision_counter}, {"incident", s.last_incident_id},
-          {"silence", s.silence_counter}, {"fleet_bad", times(s.fleet_bad_times)},
-          {"fleet_last_bad", s.fleet_last_bad_ns}, {"fleet_frozen", s.fleet_frozen},
-          {"fleet_settle", s.fleet_settle_until_ns}, {"fleet_paged", s.fleet_paged_ns},
+  return {{"decisions", s.decision_counter},
+          {"incident", s.last_incident_id},
+          {"silence", s.silence_counter},
+          {"fleet_bad", times(s.fleet_bad_times)},
+          {"fleet_last_bad", s.fleet_last_bad_ns},
+          {"fleet_frozen", s.fleet_frozen},
+          {"fleet_settle", s.fleet_settle_until_ns},
+          {"fleet_paged", s.fleet_paged_ns},
           {"fleet_paged_n", s.fleet_paged_count},
-          {"waiting", s.waiting}};
+          {"waiting", s.waiting},
+          {"clones", s.clones_by}};
 }
 
 void engine_from(const Json& j, rules::EngineState* s) {
@@ -226,6 +231,8 @@ void engine_from(const Json& j, rules::EngineState* s) {
   s->fleet_paged_ns = j.value("fleet_paged", int64_t{0});
   s->fleet_paged_count = j.value("fleet_paged_n", uint32_t{0});
   s->waiting = j.at("waiting").get<std::vector<uint64_t>>();
+  if (const Json* c = json_member(j, "clones"))
+    s->clones_by = c->get<std::vector<std::pair<std::string, std::vector<int64_t>>>>();
 }
 
 std::string u64_bytes(uint64_t a, uint64_t b) {

@@ -172,6 +172,10 @@ struct Request {
   EvidenceRef evidence = 0;
   bool by_operator = true;      // false: a requester's, which meets every policy
   bool needs_approval = false;  // a requester's that an operator must approve first
+  // clone: how many clones `by` may make (count 0: no limit, an operator's).
+  // The engine counts each clone it accepts, in its state (EngineState
+  // clones_by), and refuses one past the limit before it makes the VM.
+  Budget clones;
 };
 
 // The built-in rule a request for `s` runs under: "request:start", ... No

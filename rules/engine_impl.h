@@ -12,6 +12,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -109,6 +110,9 @@ struct Engine::Impl {
   static constexpr uint32_t kRetiredVm = std::numeric_limits<uint32_t>::max();
   // A clone's new VM, entered in the fleet table on its host.
   Result<uint32_t> clone_vm(const Request& q);
+  // kFailedPrecondition when q.by has made q.clones.count clones within
+  // q.clones.window; prunes older ones.
+  Status clone_allowance(const Request& q);
   // A deleted VM: its other incidents end and nothing watches it any more.
   void retire(uint32_t v, const std::string& why);
 
@@ -154,6 +158,8 @@ struct Engine::Impl {
   TimerId sweep_timer_ = 0;
   uint64_t id_counter_ = 0;
   bool touched_ = false;  // anything was fed (restore is refused after)
+  // The clones each requester made, by its key's name: when accepted (ns).
+  std::map<std::string, std::vector<int64_t>> clones_by_;
 
   // Changes since the last take_changes(), by index; stored_seen_[v] is the
   // last-seen time the store was last given for VM v.

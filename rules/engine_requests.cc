@@ -4,6 +4,7 @@
 // like any other (dispatched, watched, healed or not, snapshot and restored).
 #include <spdlog/spdlog.h>
 
+#include "core/duration.h"
 #include "rules/engine_impl.h"
 
 namespace medic::rules {
@@ -62,6 +63,7 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   if (q.step == Step::kNotify) return invalid_argument("a request names a verb, not notify");
   std::optional<uint32_t> v;
   if (q.step == Step::kClone) {
+    MEDIC_RETURN_IF_ERROR(clone_allowance(q));
     auto made = clone_vm(q);
     if (!made.ok()) return made.status();
     v = *made;
@@ -94,6 +96,13 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   const IncidentId id = inc.id;
   Decision d = base(inc);
   run_step(inc, d);
+  // A clone accepted (or waiting for a person) counts toward its requester's
+  // limit; one a policy refused or a dry run does not.
+  if (q.step == Step::kClone && q.clones.count > 0 &&
+      (d.outcome == Outcome::kProposed || d.outcome == Outcome::kPendingApproval)) {
+    clones_by_[q.by].push_back(now_ns());
+    engine_dirty_ = true;
+  }
   Incident* still = book_.find(id);
   if (still && d.outcome == Outcome::kProposed && q.step == Step::kStop) end_others(*still, q.by);
   // A hold absorbs a rule's repeated triggers; a request does not repeat, so
@@ -132,6 +141,23 @@ Result<uint32_t> Engine::Impl::clone_vm(const Request& q) {
   vm.facts.labels = {{"name", q.vm_name}, {"template", q.template_name}};
   touch_vm(v);
   return v;
+}
+
+Status Engine::Impl::clone_allowance(const Request& q) {
+  if (q.clones.count == 0) return {};
+  auto it = clones_by_.find(q.by);
+  if (it == clones_by_.end()) return {};
+  std::vector<int64_t>& made = it->second;
+  const int64_t since = now_ns() - q.clones.window.count();
+  std::erase_if(made, [&](int64_t t) { return t <= since; });
+  if (made.size() < q.clones.count) return {};
+  const Duration wait{made.front() - since};
+  return failed_precondition(q.by + " has made " + std::to_string(made.size()) +
+                             (made.size() == 1 ? " clone" : " clones") + " in the last " +
+                             format_duration(q.clones.window) +
+                             " (its limit: clones: " + std::to_string(q.clones.count) + " per " +
+                             format_duration(q.clones.window) + "); the next is allowed in " +
+                             format_duration(wait));
 }
 
 void Engine::Impl::retire(uint32_t v, const std::string& why) {

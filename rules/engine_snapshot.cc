@@ -99,6 +99,7 @@ void Engine::Impl::engine_values_into(EngineState* s) const {
   s->fleet_paged_count = fleet_tally.paged_count;
   s->waiting.clear();
   for (IncidentId id : waiting_) s->waiting.push_back(id.value);
+  s->clones_by.assign(clones_by_.begin(), clones_by_.end());
 }
 
 EngineState Engine::Impl::snapshot() const {
@@ -158,6 +159,7 @@ Status Engine::Impl::restore(const EngineState& s) {
   }
   absence_.ensure_timer();
   for (const auto& [key, times] : s.counts) counts_.restore(key, times);
+  clones_by_ = {s.clones_by.begin(), s.clones_by.end()};
   for (const auto& r : s.incidents) {
     if (Status st = restore_incident(r); !st.ok()) return st;
   }

@@ -117,6 +117,8 @@ struct EngineState {
   std::vector<uint64_t> waiting;  // incidents waiting for a slot, in queue order
   std::vector<AbsenceRecord> absence;
   std::vector<std::pair<std::string, std::vector<int64_t>>> counts;  // count: windows by key
+  // The clones each requester made (Request::clones), by name, when accepted.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> clones_by;
 };
 
 // What changed since the last Engine::take_changes(), for a store that keeps

@@ -72,25 +72,11 @@ std::string LoadResult::text() const {
 }
 
 Result<Budget> parse_budget(std::string_view text) {
-  auto bad = [&] {
+  auto parsed = parse_count_per(text);
+  if (!parsed.ok())
     return invalid_argument("invalid budget \"" + std::string(text) +
                             "\" (expected N per DURATION, such as 3 per 1h)");
-  };
-  size_t sp = text.find(" per ");
-  if (sp == std::string_view::npos) return bad();
-  std::string n(text.substr(0, sp));
-  uint32_t count = 0;
-  try {
-    size_t used = 0;
-    long v = std::stol(n, &used);
-    if (used != n.size() || v < 1 || v > 1'000'000) return bad();
-    count = static_cast<uint32_t>(v);
-  } catch (const std::exception&) {
-    return bad();
-  }
-  auto w = parse_duration(text.substr(sp + 5));
-  if (!w.ok() || w->count() <= 0) return bad();
-  return Budget{count, *w};
+  return Budget{parsed->count, parsed->window};
 }
 
 void FileLoader::run() {

@@ -33,7 +33,8 @@ class ProvisionRequestTest : public SimHostFlowTest {
     for (const auto& [name, scope] : std::vector<std::pair<std::string, std::string>>{
              {"orch", "hosts: [host-a], labels: {template: web}, verbs: [clone, delete]"},
              {"app-1", "hosts: [host-a], verbs: [reboot]"},
-             {"far", "hosts: [host-b], verbs: [clone]"}}) {
+             {"far", "hosts: [host-b], verbs: [clone]"},
+             {"tight", "hosts: [host-a], verbs: [clone], clones: 1 per 1h"}}) {
       auto id = fabric::Identity::generate();
       EXPECT_OK(id.save(dir_.file(name + ".key")));
       out += "  - {name: " + name + ", key: " + id.id() + ", roles: [requester], " + scope + "}\n";
@@ -113,6 +114,30 @@ TEST_F(ProvisionRequestTest, ACloneIsMadeOnItsHostNamedInEveryReplyAndWatchedLik
   ASSERT_OK(fleet_->inject(vmm::sim::FaultKind::kPanic, "host-a", id));
   ASSERT_TRUE(run_until([&] { return fleet_->verbs_executed(id, medic::v1::VERB_RESET) == 1; }))
       << "the clone's panic was not reset";
+}
+
+TEST_F(ProvisionRequestTest, ARequesterPastItsCloneLimitIsRefusedNamingTheLimitAndNoVmIsMade) {
+  tick_ = 2ms;
+  auto first = request(
+      {"clone", "--template", "web", "--host", "host-a", "--name", "web-5", "--wait"}, "tight");
+  EXPECT_EQ(first.exit_code, 0) << first.out << first.err;
+  auto second =
+      request({"clone", "--template", "web", "--host", "host-a", "--name", "web-6"}, "tight");
+  EXPECT_NE(second.exit_code, 0) << second.out;
+  EXPECT_NE((second.out + second.err)
+                .find("tight has made 1 clone in the last 1h (its limit: clones: 1 per 1h)"),
+            std::string::npos)
+      << second.out << second.err;
+  for (const auto& h : node_->engine().host_views(true)) {
+    for (const auto& vm : h.vm_list) {
+      const bool web6 =
+          std::find(vm.labels.begin(), vm.labels.end(),
+                    std::make_pair(std::string("name"), std::string("web-6"))) != vm.labels.end();
+      EXPECT_FALSE(web6) << "a refused clone made a VM " << vm.id;
+    }
+  }
+  // Another requester's count is its own.
+  clone("web-7");
 }
 
 TEST_F(ProvisionRequestTest, ADeleteRemovesTheCloneAndNothingWatchesItAfterwards) {

@@ -109,6 +109,51 @@ TEST_F(TrustStoreTest, ARequesterHasAScopeOfVmsLabelsVerbsAndApproval) {
   EXPECT_EQ(any->scope.describe(), "any VM");
 }
 
+TEST_F(TrustStoreTest, ARequesterThatClonesHasACloneLimitTenPerHourUnlessItSetsOne) {
+  auto r = TrustStore::parse("nodes:\n  - name: orch\n    key: " + host_.id() +
+                                 "\n    roles: [requester]\n    verbs: [clone, delete]\n"
+                                 "  - name: tight\n    key: " +
+                                 op_.id() +
+                                 "\n    roles: [requester]\n    verbs: [clone]\n"
+                                 "    clones: 3 per 1d\n"
+                                 "  - name: fixer\n    key: " +
+                                 engine_.id() + "\n    roles: [requester]\n    verbs: [reboot]\n",
+                             "t.yaml");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->find_name("orch")->scope.clones.count, 10u);
+  EXPECT_EQ(r->find_name("orch")->scope.clones.window, std::chrono::hours(1));
+  EXPECT_EQ(r->find_name("tight")->scope.clones.count, 3u);
+  EXPECT_EQ(r->find_name("tight")->scope.clones.window, std::chrono::hours(24));
+  EXPECT_EQ(r->find_name("fixer")->scope.clones.count, 0u);  // it does not clone
+}
+
+TEST_F(TrustStoreTest, ACloneLimitIsCheckedWithPositions) {
+  std::string text = "nodes:\n  - name: a\n    key: " + host_.id() +
+                     "\n    roles: [requester]\n    verbs: [clone]\n"  // 2-5
+                     "    clones: lots\n"                              // 6
+                     "  - name: b\n    key: " +
+                     op_.id() +
+                     "\n    roles: [requester]\n    verbs: [reboot]\n"  // 7-10
+                     "    clones: 2 per 1h\n"                           // 11
+                     "  - name: c\n    key: " +
+                     engine_.id() +
+                     "\n    roles: [requester]\n    verbs: [clone]\n"  // 12-15
+                     "    clones: 0 per 1h\n";                         // 16
+  auto r = TrustStore::parse(text, "trust.yaml");
+  ASSERT_FALSE(r.ok());
+  const std::string m = r.status().message();
+  EXPECT_NE(m.find("trust.yaml:6:13: error: \"lots\" is not N per DURATION, such as 3 per 1h"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:11:13: error: \"clones\" limits the verb clone, which this "
+                   "requester does not hold"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:16:13: error: \"0 per 1h\" is not N per DURATION"),
+            std::string::npos)
+      << m;
+}
+
 TEST_F(TrustStoreTest, AScopeIsCheckedWithPositionsAndOnlyARequesterMayHaveOne) {
   std::string text =
       "nodes:\n"

@@ -5,6 +5,7 @@
 // tests/integration/engine_restart_test.cc.
 #include <gtest/gtest.h>
 
+#include "core/json.h"
 #include "node/engine_node.h"
 #include "node/engine_state_rows.h"
 #include "rules/loader.h"
@@ -418,6 +419,28 @@ TEST(EngineStateRows, RowsThatDoNotDecodeAreRefusedNamingTheRow) {
   auto good = decode_state_rows({});  // positive control
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->rows, 0u);
+}
+
+TEST(EngineStateRows, TheClonesEachRequesterMadeRoundTripAndOldRowsHaveNone) {
+  rules::StateChanges c;
+  c.engine_changed = true;
+  c.state.clones_by = {{"orch", {100, 200}}, {"web-app", {300}}};
+  std::vector<audit::StateRow> rows;
+  append_state_rows(c, &rows);
+  auto back = decode_state_rows(rows);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->engine.clones_by, c.state.clones_by);
+  // A row written before requesters had a clone count decodes with none.
+  for (auto& row : rows) {
+    if (row.kind != audit::StateKind::kEngine) continue;
+    auto j = parse_json(row.value);
+    ASSERT_TRUE(j.ok());
+    j->erase("clones");
+    row.value = dump_json(*j);
+  }
+  auto old = decode_state_rows(rows);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_TRUE(old->engine.clones_by.empty());
 }
 
 TEST(EngineStateRows, ReplayMarksRoundTrip) {

@@ -163,6 +163,49 @@ TEST_F(ProvisionTest, ACloneInFlightSurvivesSnapshotAndRestoreWithItsTemplateAnd
   EXPECT_EQ(restored.vm_host(kNewId), "h1");
 }
 
+// A requester's clones are counted (Request::clones): past its limit a clone
+// is refused before any VM is made, the count outlives a restart, and a
+// clone is allowed again once the window has passed.
+TEST_F(ProvisionTest, ARequesterPastItsCloneLimitIsRefusedUntilTheWindowPassesEvenAfterARestart) {
+  auto limited = [](const std::string& id, const std::string& name) {
+    Request r = clone_req(name);
+    r.vm = id;
+    r.clones = Budget{2, 1h};
+    return r;
+  };
+  const std::string a = "7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0a";
+  const std::string b = "7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0b";
+  const std::string c = "7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0c";
+  ASSERT_TRUE(h_.engine.request(limited(a, "web-a")).ok());
+  h_.advance(10min);
+  ASSERT_TRUE(h_.engine.request(limited(b, "web-b")).ok());
+  h_.advance(10min);
+  auto third = h_.engine.request(limited(c, "web-c"));
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(third.status().message(),
+            "orchestrator has made 2 clones in the last 1h (its limit: clones: 2 per 1h); the "
+            "next is allowed in 40m");
+  EXPECT_EQ(h_.engine.vm_host(c), "") << "no VM is made for a refused clone";
+  // An operator (no limit) and another requester are not held by it.
+  Request other = limited(c, "web-c");
+  other.by = "other-app";
+  EXPECT_TRUE(h_.engine.request(other).ok());
+
+  EngineState s = h_.engine.snapshot();
+  testing::RecordingSink sink;
+  VirtualClock clock(h_.clock.now());
+  Engine restored(clock, testing::must_load(kRules), testing::no_storm(), sink);
+  ASSERT_TRUE(restored.restore(s).ok());
+  const std::string d = "7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0d";
+  EXPECT_FALSE(restored.request(limited(d, "web-d")).ok()) << "the count survives a restart";
+  clock.advance(40min);
+  restored.host_seen("h1", clock.now());
+  auto again = restored.request(limited(d, "web-d"));
+  ASSERT_TRUE(again.ok()) << "the first clone left the window: " << again.status();
+  EXPECT_EQ(again->outcome, Outcome::kProposed) << again->reason;
+}
+
 TEST_F(ProvisionTest, ADeleteIsHealedOnlyWhenTheActuatorSawTheVmGoneAndNothingWatchesItAfter) {
   h_.send(state("h1", "vm2", medic::v1::VM_STATE_RUNNING));
   h_.run(5s, 5s, {{"h1", "vm1"}, {"h1", "vm2"}}, {"h1"});
