@@ -8,11 +8,16 @@
 //   dispatched  the reply saying the action went to the actuator, which the
 //               engine sends only once the decision's audit rows are durable
 // The engine and agent run on one thread, the client on another.
+// Then, in the same directory, the floor of the dispatched figure: one
+// SQLite commit in WAL mode with synchronous=FULL (the audit log's
+// settings) of one small row, timed the same number of times. The real
+// commit writes more pages (rows, indexes, state), so it can only be slower.
 //
 //   build/bench/request_bench [--requests N]   (default 200, at most 2000)
 // Every wait is bounded (5 s a reply). Google Benchmark's --benchmark_*
 // flags are accepted and ignored. Figures: docs/PERFORMANCE.md, "Requests".
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -37,6 +42,30 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
+
+// `n` durable commits of one 512-byte row into a fresh SQLite file in
+// `dir`, as the audit log is opened (WAL, synchronous=FULL); their times.
+std::vector<double> commit_floor(const std::string& dir, int n) {
+  std::vector<double> out;
+  sqlite3* db = nullptr;
+  const std::string path = dir + "/floor.db";
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return out;
+  sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+               "CREATE TABLE t(x BLOB)", nullptr, nullptr, nullptr);
+  sqlite3_stmt* ins = nullptr;
+  sqlite3_prepare_v2(db, "INSERT INTO t(x) VALUES (zeroblob(512))", -1, &ins, nullptr);
+  for (int i = 0; ins && i < n; ++i) {
+    const auto t0 = Steady::now();
+    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) break;
+    out.push_back(ms(Steady::now() - t0));
+  }
+  sqlite3_finalize(ins);
+  sqlite3_close(db);
+  return out;
+}
 
 int run(int requests) {
   spdlog::set_level(spdlog::level::warn);
@@ -139,11 +168,17 @@ int run(int requests) {
   if (client.ok()) client->reset();  // the client's sockets go before the engine's
   agent->reset();
   engine->reset();
+  const std::vector<double> floor = commit_floor(dir, requests);
   std::filesystem::remove_all(dir);
   std::printf("requests %d (accepted %zu, dispatched %zu, failed %d)\n", requests, accepted.size(),
               dispatched.size(), failures);
   print_latency("request -> accepted reply", accepted);
   print_latency("request -> dispatched reply", dispatched);
+  print_latency("floor: one durable commit", floor);
+  if (!floor.empty() && percentile(floor, 0.5) > 0 && percentile(floor, 0.99) > 0)
+    std::printf("dispatched / floor            p50 %.2fx  p99 %.2fx\n",
+                percentile(dispatched, 0.5) / percentile(floor, 0.5),
+                percentile(dispatched, 0.99) / percentile(floor, 0.99));
   return dispatched.size() == static_cast<size_t>(requests) ? 0 : 1;
 }
 
