@@ -9,7 +9,8 @@
 //   dispatched  the engine's dispatch count moved: the action left for the
 //               actuator, which happens only once its audit rows are durable
 //   executed    the simulated host ran the reset
-// The bridge, engine and agent run on one thread, the HTTP client on another.
+// The bridge, the engine, the agent and the HTTP client each run on a thread
+// of their own, every loop waiting in poll as it does in its own process.
 //
 //   build/bench/alert_bench [--alerts N]   (default 200, at most 2000)
 // Every wait is bounded (5 s an alert). Google Benchmark's --benchmark_*
@@ -68,9 +69,13 @@ long post(CURL* curl, const std::string& url, const std::string& body) {
   return status;
 }
 
+// Each daemon turns on its own thread with its own clock (a Clock's timers
+// belong to one loop), waiting in poll as in its own process.
 struct Fixture {
   std::string dir;
-  SystemClock clock;
+  SystemClock clock;         // the engine's
+  SystemClock agent_clock;   // the agent's and its simulated host's
+  SystemClock bridge_clock;  // the bridge's
   fabric::Identity engine_id = fabric::Identity::generate();
   fabric::Identity host_id = fabric::Identity::generate();
   fabric::Identity bridge_id = fabric::Identity::generate();
@@ -80,6 +85,7 @@ struct Fixture {
   std::unique_ptr<node::EngineNode> engine;
   std::unique_ptr<node::AgentNode> agent;
   std::unique_ptr<node::AlertBridge> bridge;
+  std::atomic<bool> bridge_ready{false};
 };
 
 // The engine: a reset for every AppUnresponsive alert, no policy in the way.
@@ -113,7 +119,7 @@ std::string make_agent_and_bridge(Fixture& f, int vms) {
   so.host_names = {"host-a"};
   so.vms_per_host = vms;
   so.boot_time = 100ms;
-  f.fleet = std::make_unique<vmm::sim::SimFleet>(f.clock, so);
+  f.fleet = std::make_unique<vmm::sim::SimFleet>(f.agent_clock, so);
   const collectors::EngineEndpoint to{"engine-1", f.engine_id.public_key(),
                                       f.engine->events_endpoint(), f.engine->urgent_endpoint()};
   node::AgentConfig ac;
@@ -129,13 +135,13 @@ std::string make_agent_and_bridge(Fixture& f, int vms) {
   act.options.journal_path = f.dir + "/journal.db";
   ac.actuator = act;
   auto agent =
-      node::AgentNode::create(ac, {*f.ctx, f.host_id, *f.trust, f.clock}, f.fleet->host(0));
+      node::AgentNode::create(ac, {*f.ctx, f.host_id, *f.trust, f.agent_clock}, f.fleet->host(0));
   if (!agent.ok()) return agent.status().message();
   f.agent = std::move(*agent);
   node::BridgeConfig bc;
   bc.engines.push_back(to);
   bc.http = {"127.0.0.1:0", "", "", kToken};
-  auto bridge = node::AlertBridge::create(bc, {*f.ctx, f.bridge_id, *f.trust, f.clock});
+  auto bridge = node::AlertBridge::create(bc, {*f.ctx, f.bridge_id, *f.trust, f.bridge_clock});
   if (!bridge.ok()) return bridge.status().message();
   f.bridge = std::move(*bridge);
   return "";
@@ -166,27 +172,40 @@ struct Progress {
   std::atomic<bool> stop{false}, ready{false};
 };
 
-// The bridge, engine and agent, turned until `p.stop`.
-void drive(Fixture& f, const std::vector<std::string>& vms, Progress& p) {
+constexpr auto kTurn = std::chrono::milliseconds(20);  // a loop's longest wait in poll
+
+// The engine, turned until `p.stop`; each dispatch is stamped when seen.
+void drive_engine(Fixture& f, const std::vector<std::string>& vms, Progress& p) {
   while (!p.stop.load()) {
-    f.bridge->run_once(Duration(0));
-    f.engine->run_once(Duration(0));
-    f.agent->run_once(Duration(0));
-    const auto now = Steady::now().time_since_epoch().count();
+    f.engine->run_once(kTurn);
     if (f.engine->stats().dispatched != p.dispatched.load()) {
-      p.dispatched_at.store(now);
+      p.dispatched_at.store(Steady::now().time_since_epoch().count());
       p.dispatched.store(f.engine->stats().dispatched);
     }
-    const uint64_t ran = f.fleet->total_executed(medic::v1::VERB_RESET);
-    if (ran != p.executed.load()) {
-      p.executed_at.store(now);
-      p.executed.store(ran);
-    }
     if (!p.ready.load()) {
-      bool all = f.bridge->connected();
+      bool all = f.bridge_ready.load();
       for (const auto& v : vms) all = all && f.engine->engine().knows_vm(v);
       p.ready.store(all);
     }
+  }
+}
+
+// The agent, likewise with each reset it executed.
+void drive_agent(Fixture& f, Progress& p) {
+  while (!p.stop.load()) {
+    f.agent->run_once(kTurn);
+    const uint64_t ran = f.fleet->total_executed(medic::v1::VERB_RESET);
+    if (ran != p.executed.load()) {
+      p.executed_at.store(Steady::now().time_since_epoch().count());
+      p.executed.store(ran);
+    }
+  }
+}
+
+void drive_bridge(Fixture& f, Progress& p) {
+  while (!p.stop.load()) {
+    f.bridge->run_once(kTurn);
+    f.bridge_ready.store(f.bridge->connected());
   }
 }
 
@@ -212,7 +231,8 @@ Samples post_alerts(const std::string& url, const std::vector<std::string>& vms,
     }
     out.answered.push_back(ms(Steady::now() - t0));
     const uint64_t want = i + 1;
-    while (p.executed.load() < want && Steady::now() < t0 + 5s) std::this_thread::yield();
+    while (p.executed.load() < want && Steady::now() < t0 + 5s)
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
     if (p.executed.load() < want || p.dispatched.load() < want) {
       ++out.failures;
       break;  // the counts no longer line up with the alerts
@@ -238,12 +258,16 @@ int run(int alerts) {
   }
   const std::vector<std::string> vms = f.fleet->vm_ids();
   Progress p;
-  std::thread daemons([&] { drive(f, vms, p); });
+  std::thread engine_loop([&] { drive_engine(f, vms, p); });
+  std::thread agent_loop([&] { drive_agent(f, p); });
+  std::thread bridge_loop([&] { drive_bridge(f, p); });
   const auto start_deadline = Steady::now() + 30s;
   while (!p.ready.load() && Steady::now() < start_deadline) std::this_thread::sleep_for(10ms);
   const Samples s = post_alerts(f.bridge->url() + "/api/v1/alerts", vms, p);
   p.stop.store(true);
-  daemons.join();
+  engine_loop.join();
+  agent_loop.join();
+  bridge_loop.join();
   f.bridge.reset();
   f.agent.reset();
   f.engine.reset();
