@@ -44,26 +44,33 @@ using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
 // `n` durable commits of one 512-byte row into a fresh SQLite file in
-// `dir`, as the audit log is opened (WAL, synchronous=FULL); their times.
+// `dir`, as the audit log is opened (WAL, synchronous=FULL); their times,
+// none if any step fails (a floor of failed commits would look too good).
 std::vector<double> commit_floor(const std::string& dir, int n) {
   std::vector<double> out;
   sqlite3* db = nullptr;
-  const std::string path = dir + "/floor.db";
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return out;
-  sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-               "CREATE TABLE t(x BLOB)", nullptr, nullptr, nullptr);
   sqlite3_stmt* ins = nullptr;
-  sqlite3_prepare_v2(db, "INSERT INTO t(x) VALUES (zeroblob(512))", -1, &ins, nullptr);
-  for (int i = 0; ins && i < n; ++i) {
+  const std::string path = dir + "/floor.db";
+  bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db,
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                         "CREATE TABLE t(x BLOB)",
+                         nullptr, nullptr, nullptr) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "INSERT INTO t(x) VALUES (zeroblob(512))", -1, &ins, nullptr) ==
+                SQLITE_OK;
+  for (int i = 0; ok && i < n; ++i) {
     const auto t0 = Steady::now();
-    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-    sqlite3_step(ins);
-    sqlite3_reset(ins);
-    if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) break;
+    ok = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK &&
+         sqlite3_step(ins) == SQLITE_DONE && sqlite3_reset(ins) == SQLITE_OK &&
+         sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
     out.push_back(ms(Steady::now() - t0));
   }
   sqlite3_finalize(ins);
   sqlite3_close(db);
+  if (!ok) {
+    std::fprintf(stderr, "floor: a commit failed; no floor\n");
+    out.clear();
+  }
   return out;
 }
 
@@ -169,6 +176,44 @@ node::AgentConfig agent_config(const node::EngineNode& engine, const fabric::Ide
   return ac;
 }
 
+// The engine and the agent, each on a thread of its own with its loop
+// waiting in poll as in its own process (a loop that spins would take a
+// core from the audit writer on this 2-core machine).
+class Daemons {
+ public:
+  Daemons(node::EngineNode& engine, node::AgentNode& agent, const std::vector<std::string>& vms)
+      : engine_thread_([&engine, &vms, this] {
+          while (!stop_.load()) {
+            engine.run_once(std::chrono::milliseconds(20));
+            if (known_.load()) continue;
+            bool all = true;
+            for (const auto& v : vms) all = all && engine.engine().knows_vm(v);
+            known_.store(all);
+          }
+        }),
+        agent_thread_([&agent, this] {
+          while (!stop_.load()) agent.run_once(std::chrono::milliseconds(20));
+        }) {}
+  ~Daemons() { stop(); }
+  // Whether the engine knew every VM within `limit`.
+  bool wait_known(std::chrono::seconds limit) {
+    const auto end = Steady::now() + limit;
+    while (!known_.load() && Steady::now() < end) std::this_thread::sleep_for(10ms);
+    return known_.load();
+  }
+  void stop() {
+    stop_.store(true);
+    if (engine_thread_.joinable()) engine_thread_.join();
+    if (agent_thread_.joinable()) agent_thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> known_{false};
+  std::thread engine_thread_;
+  std::thread agent_thread_;
+};
+
 int run(int requests) {
   spdlog::set_level(spdlog::level::warn);
   char tmpl[] = "/tmp/medic-request-bench-XXXXXX";
@@ -198,35 +243,17 @@ int run(int requests) {
                                        {**ctx, host_id, *trust, agent_clock}, fleet.host(0));
   if (!agent.ok()) return std::fprintf(stderr, "%s\n", agent.status().message().c_str()), 1;
 
-  std::atomic<bool> stop{false};
-  std::atomic<bool> known{false};
   const std::vector<std::string> vms = fleet.vm_ids();
-  // Each daemon on its own thread, its loop waiting in poll as in its own
-  // process (a loop that spins would take a core from the audit writer).
-  std::thread engine_loop([&] {
-    while (!stop.load()) {
-      (*engine)->run_once(std::chrono::milliseconds(20));
-      if (!known.load()) {
-        bool all = true;
-        for (const auto& v : vms) all = all && (*engine)->engine().knows_vm(v);
-        known.store(all);
-      }
-    }
-  });
-  std::thread agent_loop([&] {
-    while (!stop.load()) (*agent)->run_once(std::chrono::milliseconds(20));
-  });
-  const auto start_deadline = Steady::now() + 30s;
-  while (!known.load() && Steady::now() < start_deadline) std::this_thread::sleep_for(10ms);
+  const std::string control = (*engine)->control_endpoint();  // before its loop runs
   Samples got;
-  auto client = fabric::ControlClient::connect(
-      {(*engine)->control_endpoint(), engine_id.public_key()}, app_id, *trust);
-  if (client.ok() && known.load()) got = ask(**client, vms, requests);
-  stop.store(true);
-  engine_loop.join();
-  agent_loop.join();
+  {
+    Daemons loops(**engine, **agent, vms);
+    auto client = fabric::ControlClient::connect({control, engine_id.public_key()}, app_id, *trust);
+    if (client.ok() && loops.wait_known(30s)) got = ask(**client, vms, requests);
+    loops.stop();
+    if (client.ok()) client->reset();  // the client's sockets go before the engine's
+  }
   print_engine_histograms(**engine);
-  if (client.ok()) client->reset();  // the client's sockets go before the engine's
   agent->reset();
   engine->reset();
   report(requests, got, commit_floor(dir, requests));

@@ -44,11 +44,13 @@ enum class Role : uint8_t {
 };
 const char* role_name(Role r);
 
-// What a requester may ask for: which VMs (besides the node's hosts), which
-// verbs (medic::v1::Verb names: "reboot", "reset", "restart", "start",
-// "stop"), and which of them wait for an operator's approval.
 // A requester that holds the verb clone and sets no `clones:`.
 inline constexpr CountPer kDefaultClones{10, std::chrono::hours(1)};
+
+// What a requester may ask for: which VMs (besides the node's hosts), which
+// verbs (medic::v1::Verb names: "reboot", "reset", "restart", "start",
+// "stop", "clone", "delete"), which of them wait for an operator's approval,
+// and how many clones it may make.
 
 struct RequesterScope {
   std::vector<std::string> vms;               // empty: any VM on its hosts

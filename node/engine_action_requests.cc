@@ -137,8 +137,7 @@ rules::Request EngineNode::request_base(const medic::v1::ControlRequest& request
   base.by_operator = false;
   base.needs_approval = !who.has_role(fabric::Role::kOperator) &&
                         who.scope.needs_approval(std::string(rules::step_name(step)));
-  if (!who.has_role(fabric::Role::kOperator))
-    base.clones = {who.scope.clones.count, who.scope.clones.window};
+  if (!who.has_role(fabric::Role::kOperator)) base.clones = who.scope.clones;
   base.evidence = make_evidence_ref(
       remember({next_envelope_++, rec.received_at, rec.envelope, rec.operator_name, false}), 0);
   return base;

@@ -113,6 +113,7 @@ struct Engine::Impl {
   // kFailedPrecondition when q.by has made q.clones.count clones within
   // q.clones.window; prunes older ones.
   Status clone_allowance(const Request& q);
+  void count_clone(const Request& q);
   // A deleted VM: its other incidents end and nothing watches it any more.
   void retire(uint32_t v, const std::string& why);
 

@@ -96,14 +96,12 @@ Result<Decision> Engine::Impl::request(const Request& q) {
   const IncidentId id = inc.id;
   Decision d = base(inc);
   run_step(inc, d);
-  // A clone accepted (or waiting for a person) counts toward its requester's
-  // limit; one a policy refused or a dry run does not.
-  if (q.step == Step::kClone && q.clones.count > 0 &&
-      (d.outcome == Outcome::kProposed || d.outcome == Outcome::kPendingApproval)) {
-    clones_by_[q.by].push_back(now_ns());
-    engine_dirty_ = true;
-  }
   Incident* still = book_.find(id);
+  // A clone that goes on (sent, waiting for a slot or for a person) counts
+  // toward its requester's limit; one a policy refused or a dry run does not.
+  if (q.step == Step::kClone && still && still->state != IncidentState::kHeld &&
+      d.outcome != Outcome::kDryRun)
+    count_clone(q);
   if (still && d.outcome == Outcome::kProposed && q.step == Step::kStop) end_others(*still, q.by);
   // A hold absorbs a rule's repeated triggers; a request does not repeat, so
   // a refusal ends it (and the same ask may be made again).
@@ -150,14 +148,32 @@ Status Engine::Impl::clone_allowance(const Request& q) {
   std::vector<int64_t>& made = it->second;
   const int64_t since = now_ns() - q.clones.window.count();
   std::erase_if(made, [&](int64_t t) { return t <= since; });
+  if (made.empty()) {
+    clones_by_.erase(it);
+    engine_dirty_ = true;
+    return {};
+  }
   if (made.size() < q.clones.count) return {};
-  const Duration wait{made.front() - since};
+  // Allowed again when all but count - 1 of them have left the window (a
+  // limit lowered since may hold more than count).
+  const Duration wait{made[made.size() - q.clones.count] - since};
   return failed_precondition(q.by + " has made " + std::to_string(made.size()) +
                              (made.size() == 1 ? " clone" : " clones") + " in the last " +
                              format_duration(q.clones.window) +
                              " (its limit: clones: " + std::to_string(q.clones.count) + " per " +
                              format_duration(q.clones.window) + "); the next is allowed in " +
                              format_duration(wait));
+}
+
+// Only the last `count` times can decide the next clone: older ones go, so a
+// requester's list stays at most as long as its limit.
+void Engine::Impl::count_clone(const Request& q) {
+  if (q.clones.count == 0) return;
+  std::vector<int64_t>& made = clones_by_[q.by];
+  made.push_back(now_ns());
+  if (made.size() > q.clones.count)
+    made.erase(made.begin(), made.end() - static_cast<std::ptrdiff_t>(q.clones.count));
+  engine_dirty_ = true;
 }
 
 void Engine::Impl::retire(uint32_t v, const std::string& why) {

@@ -76,7 +76,7 @@ Result<Budget> parse_budget(std::string_view text) {
   if (!parsed.ok())
     return invalid_argument("invalid budget \"" + std::string(text) +
                             "\" (expected N per DURATION, such as 3 per 1h)");
-  return Budget{parsed->count, parsed->window};
+  return *parsed;
 }
 
 void FileLoader::run() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/duration.h"
 #include "medic/v1/actions.pb.h"
 #include "rules/event_types.h"
 #include "rules/expr.h"
@@ -38,10 +39,7 @@ enum class TriggerKind : uint8_t { kOn, kAbsent, kCount };
 enum class Mode : uint8_t { kEnforce, kDryRun };
 
 // `budget: 3 per 1h`: at most `count` actions per VM in any `window`.
-struct Budget {
-  uint32_t count = 0;
-  Duration window{0};
-};
+using Budget = CountPer;
 
 // Which key fields identify an incident (`key:`), default vm.id.
 enum class KeyField : uint8_t { kVmId, kVmHost, kProbeName, kAlertName };

@@ -103,9 +103,9 @@ Result<std::vector<VmadmEntry>> parse_vmadm_list(std::string_view out) {
     if (field[1] != "true" && field[1] != "false") return bad("autoboot is not true or false");
     e.autoboot = field[1] == "true";
     if (!is_state_word(e.state)) return bad("not a state");
-    if (!e.template_name.empty() && !is_vm_name(e.template_name)) {
-      return bad("tags.medic_template is not a template name");
-    }
+    // A tag someone set by hand that names no template: no template label,
+    // rather than a listing that fails for every VM of the host.
+    if (!is_vm_name(e.template_name)) e.template_name.clear();
     vms.push_back(std::move(e));
   }
   return vms;

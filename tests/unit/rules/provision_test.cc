@@ -4,6 +4,7 @@
 // healed only when the actuator saw the VM gone, ends the VM's other
 // incidents, and nothing watches the VM afterwards. Neither is a rule's
 // step.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "rules/engine.h"
@@ -187,10 +188,20 @@ TEST_F(ProvisionTest, ARequesterPastItsCloneLimitIsRefusedUntilTheWindowPassesEv
             "orchestrator has made 2 clones in the last 1h (its limit: clones: 2 per 1h); the "
             "next is allowed in 40m");
   EXPECT_EQ(h_.engine.vm_host(c), "") << "no VM is made for a refused clone";
-  // An operator (no limit) and another requester are not held by it.
+  // Another requester, and an operator (no limit), are not held by it.
   Request other = limited(c, "web-c");
   other.by = "other-app";
   EXPECT_TRUE(h_.engine.request(other).ok());
+  Request op = limited("7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0e", "web-e");
+  op.by_operator = true;
+  op.clones = {};
+  EXPECT_TRUE(h_.engine.request(op).ok());
+  // The count is state a store is handed (take_changes), not only a snapshot.
+  StateChanges changed = h_.engine.take_changes(false);
+  EXPECT_TRUE(changed.engine_changed);
+  ASSERT_FALSE(changed.state.clones_by.empty());
+  EXPECT_EQ(changed.state.clones_by.front().first, "orchestrator");
+  EXPECT_EQ(changed.state.clones_by.front().second.size(), 2u);
 
   EngineState s = h_.engine.snapshot();
   testing::RecordingSink sink;
@@ -198,12 +209,39 @@ TEST_F(ProvisionTest, ARequesterPastItsCloneLimitIsRefusedUntilTheWindowPassesEv
   Engine restored(clock, testing::must_load(kRules), testing::no_storm(), sink);
   ASSERT_TRUE(restored.restore(s).ok());
   const std::string d = "7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f0d";
-  EXPECT_FALSE(restored.request(limited(d, "web-d")).ok()) << "the count survives a restart";
+  auto held = restored.request(limited(d, "web-d"));
+  ASSERT_FALSE(held.ok()) << "the count survives a restart";
+  EXPECT_EQ(held.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(held.status().message(), ::testing::HasSubstr("orchestrator has made 2 clones"));
   clock.advance(40min);
   restored.host_seen("h1", clock.now());
   auto again = restored.request(limited(d, "web-d"));
   ASSERT_TRUE(again.ok()) << "the first clone left the window: " << again.status();
   EXPECT_EQ(again->outcome, Outcome::kProposed) << again->reason;
+}
+
+// A clone that waits for a host slot still goes on, so it counts: a looping
+// tool cannot slip clones past its limit while the host is busy.
+TEST(ProvisionLimit, AClonesWaitingForASlotCountTowardTheLimit) {
+  EngineOptions opt = testing::no_storm();
+  opt.max_in_flight_per_host = 1;
+  testing::Harness h(kRules, opt);
+  h.send(state("h1", "vm1", medic::v1::VM_STATE_RUNNING));
+  auto ask = [&](const std::string& id, const std::string& name) {
+    Request r = clone_req(name);
+    r.vm = id;
+    r.clones = Budget{2, std::chrono::hours(1)};
+    return h.engine.request(r);
+  };
+  auto first = ask("7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f1a", "web-a");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->outcome, Outcome::kProposed);
+  auto second = ask("7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f1b", "web-b");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->outcome, Outcome::kSuppressed) << "it waits for the host's one slot";
+  auto third = ask("7a3e1c52-9d4b-4f0e-8a21-5b6c7d8e9f1c", "web-c");
+  ASSERT_FALSE(third.ok()) << "the waiting clone was not counted";
+  EXPECT_THAT(third.status().message(), ::testing::HasSubstr("has made 2 clones"));
 }
 
 TEST_F(ProvisionTest, ADeleteIsHealedOnlyWhenTheActuatorSawTheVmGoneAndNothingWatchesItAfter) {

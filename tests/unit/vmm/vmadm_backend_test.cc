@@ -142,6 +142,12 @@ TEST(VmadmParse, SplitsUuidAutobootStateTemplateAndAliasEvenWhenTheAliasHasColon
   EXPECT_EQ((*r)[1].alias, "");
   EXPECT_EQ((*r)[1].state, "stopped");
   EXPECT_EQ((*r)[1].template_name, "web");
+  // A tag set by hand that is no template name is no template, and the
+  // listing of the other VMs stands.
+  auto odd = parse_vmadm_list(std::string(kWeb) + ":true:running:../etc:web-01\n");
+  ASSERT_OK(odd);
+  EXPECT_EQ((*odd)[0].template_name, "");
+  EXPECT_EQ((*odd)[0].alias, "web-01");
 }
 
 TEST(VmadmParse, EmptyOutputIsNoVms) {
@@ -152,11 +158,10 @@ TEST(VmadmParse, EmptyOutputIsNoVms) {
 
 TEST(VmadmParse, RejectsLinesThatAreNotVmadmOutputNamingTheLine) {
   const std::string good = std::string(kWeb) + ":true:running::web\n";
-  for (std::string bad :
-       {good + "hello world\n", good + "not-a-uuid:true:running::web\n",
-        good + kDb + ":true:::web\n", good + kDb + ":true:Running now::web\n",
-        good + kDb + ":yes:running::web\n", good + kDb + ":running::web\n",
-        good + kDb + ":true:running:../etc:web\n", good + kDb + ":true:running:web\n"}) {
+  for (std::string bad : {good + "hello world\n", good + "not-a-uuid:true:running::web\n",
+                          good + kDb + ":true:::web\n", good + kDb + ":true:Running now::web\n",
+                          good + kDb + ":yes:running::web\n", good + kDb + ":running::web\n",
+                          good + kDb + ":true:running:web\n"}) {
     auto r = parse_vmadm_list(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), Code::kInternal);
