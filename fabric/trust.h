@@ -51,7 +51,6 @@ inline constexpr CountPer kDefaultClones{10, std::chrono::hours(1)};
 // verbs (medic::v1::Verb names: "reboot", "reset", "restart", "start",
 // "stop", "clone", "delete"), which of them wait for an operator's approval,
 // and how many clones it may make.
-
 struct RequesterScope {
   std::vector<std::string> vms;               // empty: any VM on its hosts
   std::map<std::string, std::string> labels;  // all must match; empty: no condition

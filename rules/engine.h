@@ -173,8 +173,9 @@ struct Request {
   bool by_operator = true;      // false: a requester's, which meets every policy
   bool needs_approval = false;  // a requester's that an operator must approve first
   // clone: how many clones `by` may make (count 0: no limit, an operator's).
-  // The engine counts each clone it accepts, in its state (EngineState
-  // clones_by), and refuses one past the limit before it makes the VM.
+  // The engine counts each clone that goes on (sent, waiting for a slot or
+  // for approval) in its state (EngineState clones_by), and refuses one
+  // past the limit before it makes the VM.
   Budget clones;
 };
 

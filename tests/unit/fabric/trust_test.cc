@@ -138,7 +138,11 @@ TEST_F(TrustStoreTest, ACloneLimitIsCheckedWithPositions) {
                      "  - name: c\n    key: " +
                      engine_.id() +
                      "\n    roles: [requester]\n    verbs: [clone]\n"  // 12-15
-                     "    clones: 0 per 1h\n";                         // 16
+                     "    clones: 0 per 1h\n"                          // 16
+                     "  - name: d\n    key: " +
+                     Identity::generate().id() +
+                     "\n    roles: [operator]\n"  // 17-19
+                     "    clones: 2 per 1h\n";    // 20
   auto r = TrustStore::parse(text, "trust.yaml");
   ASSERT_FALSE(r.ok());
   const std::string m = r.status().message();
@@ -151,6 +155,8 @@ TEST_F(TrustStoreTest, ACloneLimitIsCheckedWithPositions) {
       << m;
   EXPECT_NE(m.find("trust.yaml:16:13: error: \"0 per 1h\" is not N per DURATION"),
             std::string::npos)
+      << m;
+  EXPECT_NE(m.find("trust.yaml:20:13: error: \"clones\" is a requester's scope"), std::string::npos)
       << m;
 }
 
