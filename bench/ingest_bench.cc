@@ -1,7 +1,7 @@
 // The engine thread's work per flood batch of pipeline_bench, without the
 // sockets: open a signed EventBatch of 1000 VM state reports (envelope
-// checks, Ed25519 verify, strict payload walk filling the batch into the
-// receiver's arena, replay guard), take the decoded batch, then host_seen
+// checks, Ed25519 verify, strict payload walk filling the receiver's reused
+// batch, replay guard), take the decoded batch, then host_seen
 // and Engine::ingest for every event, with pipeline_bench's 103 rules. Deterministic, so it also runs
 // under callgrind to count instructions per stage:
 //

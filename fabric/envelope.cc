@@ -395,20 +395,18 @@ Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch) {
   return check_hosts(opened, *batch);
 }
 
-BatchDecoder::BatchDecoder(size_t block_bytes)
-    : block_(new char[block_bytes]) {  // not zeroed: the arena touches pages as it uses them
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block_.get();
-  options.initial_block_size = block_bytes;
-  arena_ = std::make_unique<google::protobuf::Arena>(options);
-}
+BatchDecoder::BatchDecoder(size_t keep_bytes, int keep_events)
+    : keep_bytes_(keep_bytes), keep_events_(keep_events) {}
 
 BatchDecoder::~BatchDecoder() = default;
 
 SchemaCheck BatchDecoder::fill(const std::string& payload) {
-  arena_->Reset();
-  batch_ = google::protobuf::Arena::CreateMessage<medic::v1::EventBatch>(arena_.get());
-  SchemaCheck c = check_and_fill(payload, batch_);
+  if (!batch_ || filled_bytes_ > keep_bytes_ || batch_->events_size() > keep_events_) {
+    batch_ = std::make_unique<medic::v1::EventBatch>();
+    filled_bytes_ = 0;
+  }
+  filled_bytes_ += payload.size();
+  SchemaCheck c = check_and_fill(payload, batch_.get());
   filled_from_ = c.ok() ? payload.data() : nullptr;
   return c;
 }
@@ -425,7 +423,7 @@ Result<const medic::v1::EventBatch*> BatchDecoder::decode(const Opened& opened) 
     filled_from_ = nullptr;
   }
   if (Status s = check_hosts(opened, *batch_); !s.ok()) return s;
-  return batch_;
+  return batch_.get();
 }
 
 }  // namespace medic::fabric

@@ -10,8 +10,6 @@
 // pass as another. The payload is signed as the exact bytes carried.
 #pragma once
 
-#include <google/protobuf/arena.h>
-
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -194,16 +192,17 @@ void signing_input(const medic::v1::Envelope& env, std::string* out);
 // parser: the same message, and the walk's refusals.
 Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch);
 
-// decode_event_batch for a receiver that decodes batch after batch: each one
-// goes into an arena that starts on a block of its own and is reset before
-// the next, because a state report is a oneof sub-message with label strings
-// that protobuf would otherwise allocate and free per event. Not thread-safe.
+// decode_event_batch for a receiver that decodes batch after batch into one
+// EventBatch whose messages and strings are reused from batch to batch
+// (check_and_fill), so a steady flood of state reports allocates nothing.
+// Not thread-safe.
 class BatchDecoder {
  public:
-  // `block_bytes`: the arena's own block, enough for about a thousand decoded
-  // state reports by default; a bigger batch takes more blocks from the heap,
-  // released at the next decode().
-  explicit BatchDecoder(size_t block_bytes = 1 << 20);
+  // What it keeps for reuse is bounded: once the payloads filled since its
+  // messages were made exceed `keep_bytes` (a bound on what their strings
+  // hold), or a batch had more than `keep_events` events, the next decode()
+  // frees them and starts anew.
+  explicit BatchDecoder(size_t keep_bytes = 16 << 20, int keep_events = 4096);
   ~BatchDecoder();
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
@@ -216,13 +215,14 @@ class BatchDecoder {
 
  private:
   friend class Opener;
-  // Walks `payload` into a fresh batch (the arena reset first); the walk's
+  // Walks `payload` into the batch (reused, or made anew); the walk's
   // verdict. On success the batch is kept for decode() of that payload.
   SchemaCheck fill(const std::string& payload);
 
-  std::unique_ptr<char[]> block_;
-  std::unique_ptr<google::protobuf::Arena> arena_;
-  medic::v1::EventBatch* batch_ = nullptr;
+  size_t keep_bytes_;
+  int keep_events_;
+  size_t filled_bytes_ = 0;  // payload bytes filled into batch_'s messages since they were made
+  std::unique_ptr<medic::v1::EventBatch> batch_;
   const char* filled_from_ = nullptr;  // the payload bytes batch_ holds, until decode() takes it
 };
 

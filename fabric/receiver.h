@@ -6,7 +6,6 @@
 // counted by cause and logged once per cause per interval.
 #pragma once
 
-#include <google/protobuf/arena.h>
 
 #include <functional>
 #include <memory>

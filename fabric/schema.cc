@@ -416,8 +416,8 @@ inline bool skip_varint(const uint8_t*& p, const uint8_t* end, const uint8_t* li
 }
 
 // Skips the value of a field of wire type `wire`; for kLen, *body is its bytes.
-inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end, const uint8_t* limit,
-                       std::string_view* body) {
+[[gnu::always_inline]] inline bool skip_value(uint8_t wire, const uint8_t*& p, const uint8_t* end,
+                                              const uint8_t* limit, std::string_view* body) {
   uint64_t len = 0;
   switch (wire) {
     case kVarint:
@@ -570,6 +570,57 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* 
   return SchemaError::kOk;
 }
 
+// A text field's value into its message: assign reuses the capacity of a
+// string kept from the last batch (set_x(data, size) would build a
+// temporary std::string first).
+void put(std::string* field, std::string_view text) { field->assign(text.data(), text.size()); }
+
+// What the fill of one batch keeps between the calls of its walk: how many
+// events it has filled, and the event being filled. Messages of the batch
+// the target held before are reused in place (their strings keep their
+// capacity), so a receiver that fills one EventBatch batch after batch
+// allocates only when a batch is bigger than any before it.
+struct Refill {
+  medic::v1::EventBatch* batch;
+  int events = 0;
+  medic::v1::Event* open = nullptr;
+  // The open event's body as the last batch left it, until a body field
+  // comes: then it is reused if of the same member.
+  medic::v1::Event::BodyCase kept = medic::v1::Event::BODY_NOT_SET;
+
+  medic::v1::Event* next_event() {
+    finish_event();
+    using medic::v1::Event;
+    Event* e = events < batch->events_size() ? batch->mutable_events(events) : batch->add_events();
+    ++events;
+    // Every field of Event but its body (which the body's field settles).
+    e->clear_host();
+    e->clear_vm();
+    e->clear_observed_at_ns();
+    kept = e->body_case();
+    open = e;
+    return e;
+  }
+  // An event without a body field has no body, whatever it held before.
+  void finish_event() {
+    if (open && kept != medic::v1::Event::BODY_NOT_SET) open->clear_body();
+    open = nullptr;
+  }
+  // The events the last batch had beyond this one's go (kept for reuse).
+  void finish_batch() {
+    finish_event();
+    while (batch->events_size() > events) batch->mutable_events()->RemoveLast();
+  }
+  // The body field `number` came: the member to fill, cleared if reused.
+  template <class M>
+  M* body(M* member, uint64_t number) {
+    const bool reused = kept == static_cast<medic::v1::Event::BodyCase>(number);
+    kept = medic::v1::Event::BODY_NOT_SET;
+    if (reused) member->Clear();
+    return member;
+  }
+};
+
 // Fills the EventBatch messages (EventBatch, Event and its bodies, Label)
 // as the walk accepts their fields, with the values the generated parser
 // would give them: open enums and int64 from the varint's low bits, bool as
@@ -577,24 +628,36 @@ SchemaError walk(const MessageSchema& s, std::string_view bytes, const uint8_t* 
 // being walked.
 struct BatchFill {
   void* msg;
+  Refill* refill;
 
   BatchFill nested(const MessageSchema& s, const FieldSpec& f) const {
     using namespace medic::v1;
-    if (&s == &kBatch) return {static_cast<EventBatch*>(msg)->add_events()};
-    if (&s == &kState) return {static_cast<VmStateReport*>(msg)->add_labels()};
+    if (&s == &kBatch) return {refill->next_event(), refill};
+    if (&s == &kState) return {static_cast<VmStateReport*>(msg)->add_labels(), refill};
     if (&s == &kAlert) {
       auto* a = static_cast<Alert*>(msg);
-      return {f.number == Alert::kLabelsFieldNumber ? a->add_labels() : a->add_annotations()};
+      return {f.number == Alert::kLabelsFieldNumber ? a->add_labels() : a->add_annotations(),
+              refill};
     }
     auto* e = static_cast<Event*>(msg);  // the only other message with sub-messages
-    switch (f.number) {
-      case Event::kStateFieldNumber: return {e->mutable_state()};
-      case Event::kLifecycleFieldNumber: return {e->mutable_lifecycle()};
-      case Event::kHeartbeatFieldNumber: return {e->mutable_heartbeat()};
-      case Event::kGuestPingFieldNumber: return {e->mutable_guest_ping()};
+    return {body_member(e, f.number), refill};
+  }
+
+  void* body_member(medic::v1::Event* e, uint64_t number) const {
+    using medic::v1::Event;
+    switch (number) {
+      case Event::kStateFieldNumber:
+        return refill->body(e->mutable_state(), number);
+      case Event::kLifecycleFieldNumber:
+        return refill->body(e->mutable_lifecycle(), number);
+      case Event::kHeartbeatFieldNumber:
+        return refill->body(e->mutable_heartbeat(), number);
+      case Event::kGuestPingFieldNumber:
+        return refill->body(e->mutable_guest_ping(), number);
       case Event::kAlertFieldNumber:
-        return {e->mutable_alert()};
-      default: return {e->mutable_probe()};
+        return refill->body(e->mutable_alert(), number);
+      default:
+        return refill->body(e->mutable_probe(), number);
     }
   }
 
@@ -604,15 +667,15 @@ struct BatchFill {
     const uint64_t x = f.wire == kVarint ? varint_value(v) : 0;
     if (&s == &kEvent) {
       auto* e = static_cast<Event*>(msg);
-      if (f.number == Event::kHostFieldNumber) e->set_host(text.data(), text.size());
-      if (f.number == Event::kVmFieldNumber) e->set_vm(text.data(), text.size());
+      if (f.number == Event::kHostFieldNumber) put(e->mutable_host(), text);
+      if (f.number == Event::kVmFieldNumber) put(e->mutable_vm(), text);
       if (f.number == Event::kObservedAtNsFieldNumber) e->set_observed_at_ns(int64_t(x));
     } else if (&s == &kState) {
       state(f, v, x);
     } else if (&s == &kLabel) {
       auto* l = static_cast<Label*>(msg);
-      if (f.number == Label::kKeyFieldNumber) l->set_key(text.data(), text.size());
-      if (f.number == Label::kValueFieldNumber) l->set_value(text.data(), text.size());
+      if (f.number == Label::kKeyFieldNumber) put(l->mutable_key(), text);
+      if (f.number == Label::kValueFieldNumber) put(l->mutable_value(), text);
     } else if (&s == &kBatch) {
       static_cast<EventBatch*>(msg)->set_urgent(x != 0);
     } else {
@@ -647,19 +710,19 @@ struct BatchFill {
         a->set_firing(x != 0);
         break;
       case Alert::kNameFieldNumber:
-        a->set_name(text.data(), text.size());
+        put(a->mutable_name(), text);
         break;
       case Alert::kFingerprintFieldNumber:
-        a->set_fingerprint(text.data(), text.size());
+        put(a->mutable_fingerprint(), text);
         break;
       case Alert::kStartsAtNsFieldNumber:
         a->set_starts_at_ns(int64_t(x));
         break;
       case Alert::kGeneratorUrlFieldNumber:
-        a->set_generator_url(text.data(), text.size());
+        put(a->mutable_generator_url(), text);
         break;
       default:
-        a->set_receiver(text.data(), text.size());
+        put(a->mutable_receiver(), text);
         break;
     }
   }
@@ -673,14 +736,14 @@ struct BatchFill {
       if (f.number == LifecycleEvent::kWhatFieldNumber) {
         l->set_what(static_cast<Lifecycle>(static_cast<int32_t>(x)));
       } else if (f.number == LifecycleEvent::kVmNameFieldNumber) {
-        l->set_vm_name(text.data(), text.size());
+        put(l->mutable_vm_name(), text);
       } else {
-        l->set_detail(text.data(), text.size());
+        put(l->mutable_detail(), text);
       }
     } else if (&s == &kHeartbeat) {
       auto* h = static_cast<Heartbeat*>(msg);
       if (f.number == Heartbeat::kCounterFieldNumber) h->set_counter(x);
-      if (f.number == Heartbeat::kSourceFieldNumber) h->set_source(text.data(), text.size());
+      if (f.number == Heartbeat::kSourceFieldNumber) put(h->mutable_source(), text);
     } else if (&s == &kGuestPing) {
       static_cast<GuestPing*>(msg)->set_latency_ns(int64_t(x));
     } else if (&s == &kAlert) {
@@ -688,11 +751,15 @@ struct BatchFill {
     } else {
       auto* p = static_cast<ProbeResult*>(msg);
       switch (f.number) {
-        case ProbeResult::kProbeFieldNumber: p->set_probe(text.data(), text.size()); break;
+        case ProbeResult::kProbeFieldNumber:
+          put(p->mutable_probe(), text);
+          break;
         case ProbeResult::kOkFieldNumber: p->set_ok(x != 0); break;
         case ProbeResult::kStatusFieldNumber: p->set_status(static_cast<uint32_t>(x)); break;
         case ProbeResult::kLatencyNsFieldNumber: p->set_latency_ns(int64_t(x)); break;
-        default: p->set_reason(text.data(), text.size()); break;
+        default:
+          put(p->mutable_reason(), text);
+          break;
       }
     }
   }
@@ -740,7 +807,10 @@ SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes) {
 SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out) {
   SchemaCheck c;
   const auto* limit = reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size();
-  (void)walk(kBatch, bytes, limit, 0, &c, BatchFill{out});
+  Refill refill{out};
+  out->clear_urgent();  // every field of EventBatch but its events (which Refill settles)
+  (void)walk(kBatch, bytes, limit, 0, &c, BatchFill{out, &refill});
+  refill.finish_batch();
   return c;
 }
 

@@ -65,8 +65,10 @@ SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes);
 // also fills *out in the same pass, so the generated parser need not run:
 // the same refusals and descriptions, and on success the message the parser
 // would have made of `bytes` (tests/unit/fabric/batch_fill_test.cc). On
-// failure *out holds part of the batch; discard it. `out` should be empty
-// and is best on an arena (BatchDecoder).
+// failure *out holds part of the batch; discard it (or fill it again).
+// `out` may hold an earlier batch: its messages and strings are reused in
+// place, so one EventBatch filled batch after batch allocates only for a
+// batch bigger than those before it (BatchDecoder).
 SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out);
 
 }  // namespace medic::fabric

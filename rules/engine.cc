@@ -109,9 +109,9 @@ Engine::Impl::~Impl() {
 // ------------------------------------------------------------ hosts
 
 uint32_t Engine::Impl::host_index(const std::string& name) {
-  size_t before = fleet_.host_count();
-  uint32_t h = fleet_.host(name);
-  if (fleet_.host_count() != before && !sweep_timer_) schedule_sweep();
+  bool created = false;
+  uint32_t h = fleet_.host(name, &created);
+  if (created && !sweep_timer_) schedule_sweep();
   return h;
 }
 

@@ -37,14 +37,18 @@ void Fleet::VmIndex::grow() {
 Fleet::Fleet(Duration host_silent_after, Duration forget_vm_after)
     : host_silent_after_(host_silent_after), forget_vm_after_(forget_vm_after) {}
 
-uint32_t Fleet::host(const std::string& name) {
+uint32_t Fleet::host(const std::string& name, bool* created) {
+  if (last_name_ && *last_name_ == name) return last_host_;
   auto it = host_index_.find(name);
-  if (it != host_index_.end()) return it->second;
-  uint32_t id = static_cast<uint32_t>(hosts_.size());
-  host_index_.emplace(name, id);
-  hosts_.push_back({});
-  hosts_.back().name = name;
-  return id;
+  if (it == host_index_.end()) {
+    it = host_index_.emplace(name, static_cast<uint32_t>(hosts_.size())).first;
+    hosts_.push_back({});
+    hosts_.back().name = name;
+    if (created) *created = true;
+  }
+  last_host_ = it->second;
+  last_name_ = &hosts_[last_host_].name;  // a deque's push_back keeps its elements in place
+  return last_host_;
 }
 
 std::optional<uint32_t> Fleet::find_host(const std::string& name) const {

@@ -75,8 +75,8 @@ class Fleet {
   Fleet(const Fleet&) = delete;
   Fleet& operator=(const Fleet&) = delete;
 
-  // The index of host `name`, adding it if new.
-  uint32_t host(const std::string& name);
+  // The index of host `name`, adding it (and setting *created) if new.
+  uint32_t host(const std::string& name, bool* created = nullptr);
   std::optional<uint32_t> find_host(const std::string& name) const;
   // The index of VM `id` on host `h`, adding it if new (then *created is
   // set). A new entry owns the id when no other host does.
@@ -150,6 +150,9 @@ class Fleet {
   VmIndex owner_index_{vms_, true};  // VM id -> its owner's entry
   std::unordered_map<std::string, uint32_t> host_index_;
   std::deque<HostEntry> hosts_;
+  // The host last looked up: a batch's events all name its one host.
+  uint32_t last_host_ = 0;
+  const std::string* last_name_ = nullptr;
 };
 
 }  // namespace medic::rules

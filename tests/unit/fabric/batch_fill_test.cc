@@ -131,8 +131,12 @@ TwoPass two_pass(const std::string& bytes) {
   return t;
 }
 
+// Each batch is filled twice: into a new message, and into one message that
+// has held every batch before it (whose events, bodies and labels are
+// reused in place): both must be the parser's message.
 TEST(BatchFillTest, RandomValidBatchesDecodeToTheParsersMessageByteForByte) {
   std::mt19937 rng(20261202);
+  EventBatch reused;
   for (int i = 0; i < 3000; ++i) {
     const std::string bytes = random_batch(rng);
     TwoPass t = two_pass(bytes);
@@ -142,13 +146,52 @@ TEST(BatchFillTest, RandomValidBatchesDecodeToTheParsersMessageByteForByte) {
     ASSERT_TRUE(c.ok()) << "case " << i << ": " << c.where;
     ASSERT_EQ(filled.SerializeAsString(), t.batch.SerializeAsString()) << "case " << i;
     ASSERT_EQ(filled.events_size(), t.batch.events_size());
+    ASSERT_TRUE(check_and_fill(bytes, &reused).ok()) << "case " << i;
+    ASSERT_EQ(reused.SerializeAsString(), t.batch.SerializeAsString()) << "case " << i;
+    ASSERT_EQ(reused.events_size(), t.batch.events_size());
   }
+}
+
+// What a reused message held must not show through: a body where the new
+// event has none, a body of another member, labels, the urgent flag, events
+// beyond the new batch's.
+TEST(BatchFillTest, AReusedBatchKeepsNothingOfTheBatchBefore) {
+  EventBatch before;
+  before.set_urgent(true);
+  for (int i = 0; i < 3; ++i) {
+    auto* e = before.add_events();
+    e->set_host("host-a");
+    e->set_vm("vm-" + std::to_string(i));
+    e->set_observed_at_ns(7);
+    auto* l = e->mutable_state()->add_labels();
+    l->set_key("tier");
+    l->set_value("gold");
+  }
+  EventBatch after;
+  after.add_events()->set_vm("vm-9");                           // no body, no host
+  after.add_events()->mutable_lifecycle()->set_detail("boom");  // another member
+  EventBatch reused;
+  ASSERT_TRUE(check_and_fill(before.SerializeAsString(), &reused).ok());
+  ASSERT_EQ(reused.SerializeAsString(), before.SerializeAsString());
+  ASSERT_TRUE(check_and_fill(after.SerializeAsString(), &reused).ok());
+  EXPECT_FALSE(reused.urgent());
+  ASSERT_EQ(reused.events_size(), 2);
+  EXPECT_EQ(reused.events(0).body_case(), medic::v1::Event::BODY_NOT_SET);
+  EXPECT_EQ(reused.events(0).host(), "");
+  EXPECT_EQ(reused.events(0).observed_at_ns(), 0);
+  EXPECT_EQ(reused.events(1).lifecycle().detail(), "boom");
+  EXPECT_EQ(reused.SerializeAsString(), after.SerializeAsString());
+  // And back: a state body again, on an event that held none.
+  ASSERT_TRUE(check_and_fill(before.SerializeAsString(), &reused).ok());
+  EXPECT_EQ(reused.SerializeAsString(), before.SerializeAsString());
+  EXPECT_EQ(reused.events(1).state().labels(0).value(), "gold");
 }
 
 TEST(BatchFillTest, RandomDamagedBatchesAreRefusedExactlyWhenTheTwoPassesRefuseThem) {
   test::quiet_protobuf_log();
   std::mt19937 rng(7);
   int refused = 0, accepted = 0;
+  EventBatch reused;
   for (int i = 0; i < 6000; ++i) {
     std::string bytes = random_batch(rng);
     if (bytes.empty()) continue;
@@ -162,6 +205,11 @@ TEST(BatchFillTest, RandomDamagedBatchesAreRefusedExactlyWhenTheTwoPassesRefuseT
     EventBatch filled;
     SchemaCheck c = check_and_fill(bytes, &filled);
     ASSERT_EQ(c.ok(), t.parsed) << "case " << i << ": " << c.where << " / " << t.check.where;
+    // A message reused after refusals and partial fills decodes the same.
+    ASSERT_EQ(check_and_fill(bytes, &reused).ok(), c.ok()) << "case " << i;
+    if (c.ok()) {
+      ASSERT_EQ(reused.SerializeAsString(), t.batch.SerializeAsString()) << "case " << i;
+    }
     ASSERT_EQ(c.error, t.check.error) << "case " << i;
     ASSERT_EQ(c.where, t.check.where) << "case " << i;
     if (c.ok()) {

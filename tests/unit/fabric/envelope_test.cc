@@ -307,12 +307,13 @@ TEST_F(EnvelopeTest, UndecodablePayloadIsRefusedByOpenAndAnErrorOfDecode) {
   EXPECT_EQ(decode_event_batch(o, &out).code(), Code::kInvalidArgument);
 }
 
-TEST_F(EnvelopeTest, BatchDecoderDecodesBatchAfterBatchBeyondItsOwnBlock) {
+TEST_F(EnvelopeTest, BatchDecoderDecodesBatchAfterBatchPastWhatItKeeps) {
   Sealer sealer(collector_);
   Opener opener(trust_, clock_);
-  // A 4 KiB block: the 2000-event batch needs heap blocks besides it.
-  BatchDecoder decoder(4096);
-  for (int n : {3, 2000, 1}) {
+  // Keeps 4 KiB of payload and 100 events: the 2000-event batch is past both,
+  // so the batch after it is filled into new messages.
+  BatchDecoder decoder(4096, 100);
+  for (int n : {3, 2000, 1, 5, 5}) {
     Opened o;
     ASSERT_EQ(opener.open(sealed_batch(sealer, "host-a", n, clock_.now()), &o), OpenError::kOk);
     auto b = decoder.decode(o);

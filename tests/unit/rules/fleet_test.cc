@@ -30,6 +30,29 @@ TEST(Fleet, GivesDenseIndicesInTheOrderFirstHeardOf) {
   EXPECT_EQ(f.host_at(h).vms, (std::vector<uint32_t>{a, b}));
 }
 
+// The last host looked up is answered without the map; a lookup of another
+// host, new or known, must not be answered with it.
+TEST(Fleet, HostLookupsAlternatingBetweenHostsEachGetTheirOwnIndex) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  uint32_t h1 = f.host("h1", &created);
+  EXPECT_TRUE(created);
+  created = false;
+  EXPECT_EQ(f.host("h1", &created), h1);
+  EXPECT_FALSE(created);
+  uint32_t h2 = f.host("h2", &created);
+  EXPECT_TRUE(created);
+  EXPECT_NE(h2, h1);
+  for (int i = 0; i < 100; ++i) f.host("h" + std::to_string(i + 3));  // grows the deque
+  created = false;
+  EXPECT_EQ(f.host("h1", &created), h1);
+  EXPECT_EQ(f.host("h2", &created), h2);
+  EXPECT_EQ(f.host("h1", &created), h1);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(f.host_at(f.host("h50")).name, "h50");
+  EXPECT_EQ(f.host_count(), 102u);
+}
+
 TEST(Fleet, FindsEveryVmAfterTheIndexGrows) {
   Fleet f(20s, 1h);
   uint32_t h = f.host("h");
