@@ -13,7 +13,7 @@
 // frames and events (the engine's state is bounded by the fleet, not by
 // time), so the hour's figure is extrapolated from the rate, and says so.
 //
-//   build/bench/replay_bench [--vms 10000] [--seconds 300] [--runs 3] [--dir DIR] [--reuse]
+//   build/bench/replay_bench [--vms 10000] [--seconds 300] [--runs 3] [--dir DIR] [--reuse] [--csv FILE]
 // Google Benchmark's --benchmark_* flags are accepted and ignored. Figures:
 // docs/PERFORMANCE.md, "Replay".
 #include <time.h>
@@ -153,7 +153,22 @@ Status write_recording(const std::string& dir, int hosts, int seconds, Fleet* fl
   return (*w)->close();
 }
 
-int run(int vms, int seconds, int runs, const std::string& dir, bool reuse) {
+// Appends one row to `path` (its header first when the file is new), for
+// bench/cost_plots.sh: replay speed against fleet size.
+bool append_csv(const std::string& path, int vms, const Fleet& fleet, double wall, double cpu,
+                double speed) {
+  const bool fresh = !std::filesystem::exists(path) || std::filesystem::file_size(path) == 0;
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) return false;
+  if (fresh) std::fprintf(f, "vms,events,wall_s,cpu_s,times_real_time,events_per_wall_s\n");
+  std::fprintf(f, "%d,%llu,%.3f,%.3f,%.1f,%.0f\n", vms,
+               static_cast<unsigned long long>(fleet.events), wall, cpu, speed,
+               static_cast<double>(fleet.events) / wall);
+  return std::fclose(f) == 0;
+}
+
+int run(int vms, int seconds, int runs, const std::string& dir, bool reuse,
+        const std::string& csv) {
   const int hosts = std::max(1, vms / kVmsPerHost);
   Fleet fleet;
   const auto gen0 = std::chrono::steady_clock::now();
@@ -210,6 +225,10 @@ int run(int vms, int seconds, int runs, const std::string& dir, bool reuse) {
       runs, wall, cpu, static_cast<double>(fleet.events) / wall / 1e6,
       static_cast<double>(fleet.frames) / wall, speed, 3600.0 / speed);
   if (!reuse) std::filesystem::remove_all(dir);
+  if (!csv.empty() && !append_csv(csv, vms, fleet, wall, cpu, speed)) {
+    std::fprintf(stderr, "replay_bench: cannot write %s\n", csv.c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -220,6 +239,7 @@ int main(int argc, char** argv) {
   int vms = 10'000, seconds = 300, runs = 3;
   std::string dir = std::filesystem::temp_directory_path().string() + "/medic-replay-bench";
   bool reuse = false;  // --reuse: keep the recording in --dir and replay it again next time
+  std::string csv;     // --csv FILE: append the median's row
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reuse") == 0) reuse = true;
     if (i + 1 >= argc) break;
@@ -231,10 +251,14 @@ int main(int argc, char** argv) {
       runs = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--dir") == 0)
       dir = argv[++i];
+    else if (std::strcmp(argv[i], "--csv") == 0)
+      csv = argv[++i];
   }
   if (vms <= 0 || seconds <= 0 || runs <= 0) {
-    std::fprintf(stderr, "usage: replay_bench [--vms N] [--seconds N] [--runs N] [--dir DIR]\n");
+    std::fprintf(
+        stderr,
+        "usage: replay_bench [--vms N] [--seconds N] [--runs N] [--dir DIR] [--csv FILE]\n");
     return 2;
   }
-  return medic::bench::run(vms, seconds, runs, dir, reuse);
+  return medic::bench::run(vms, seconds, runs, dir, reuse, csv);
 }

@@ -15,7 +15,7 @@
 //             the engine falls behind; "wall/sim-s" is wall seconds per
 //             simulated second (below 1: the engine keeps up).
 //
-//   build/bench/scale_bench [--sizes 10000,100000,1000000] [--seconds 13]
+//   build/bench/scale_bench [--sizes 10000,100000,1000000] [--seconds 13] [--csv FILE]
 // Bounded: (seconds + 1) events per VM. Google Benchmark's --benchmark_*
 // flags are accepted and ignored. Figures: docs/PERFORMANCE.md, "Scale".
 #include <time.h>
@@ -214,9 +214,12 @@ Row run_size(size_t vms, int seconds, std::shared_ptr<const rules::RuleSet> rule
 int main(int argc, char** argv) {
   std::vector<size_t> sizes = {10'000, 100'000, 1'000'000};
   int seconds = 13;
+  std::string csv_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--sizes" && i + 1 < argc) {
+    if (a == "--csv" && i + 1 < argc) {
+      csv_path = argv[++i];
+    } else if (a == "--sizes" && i + 1 < argc) {
       sizes.clear();
       std::stringstream ss(argv[++i]);
       std::string part;
@@ -226,7 +229,7 @@ int main(int argc, char** argv) {
     } else if (a.rfind("--benchmark", 0) == 0) {
       continue;
     } else {
-      std::cerr << "usage: scale_bench [--sizes N,N,...] [--seconds S]\n";
+      std::cerr << "usage: scale_bench [--sizes N,N,...] [--seconds S] [--csv FILE]\n";
       return 2;
     }
   }
@@ -245,6 +248,14 @@ int main(int argc, char** argv) {
   std::printf("%10s %10s %12s %12s %10s %7s %7s %9s %9s %9s %9s %9s\n", "VMs", "RSS B/VM",
               "ingest ev/s", "ev/CPU-s", "wall/sim-s", "silent", "fired", "late p50", "late p99",
               "late max", "turn p99", "turn max");
+  // One row per size for bench/cost_plots.sh.
+  std::FILE* csv = csv_path.empty() ? nullptr : std::fopen(csv_path.c_str(), "w");
+  if (!csv_path.empty() && !csv) {
+    std::cerr << "scale_bench: cannot write " << csv_path << "\n";
+    return 2;
+  }
+  if (csv)
+    std::fprintf(csv, "vms,rss_bytes_per_vm,events_per_wall_s,events_per_cpu_s,turn_p99_ms\n");
   for (size_t n : sizes) {
     auto r = medic::bench::run_size(n, seconds, loaded.rules);
     std::printf("%10zu %10.0f %12.0f %12.0f %10.3f %7zu %7zu %7.1fms %7.1fms %7.1fms %7.2fms "
@@ -252,6 +263,14 @@ int main(int argc, char** argv) {
                 r.vms, r.bytes_per_vm, r.rate_wall, r.rate_cpu, r.realtime_factor, r.silent,
                 r.fired, r.p50_ms, r.p99_ms, r.max_ms, r.turn_p99_ms, r.turn_max_ms);
     std::fflush(stdout);
+    if (csv) {
+      std::fprintf(csv, "%zu,%.0f,%.0f,%.0f,%.3f\n", r.vms, r.bytes_per_vm, r.rate_wall, r.rate_cpu,
+                   r.turn_p99_ms);
+    }
+  }
+  if (csv && std::fclose(csv) != 0) {
+    std::cerr << "scale_bench: cannot write " << csv_path << "\n";
+    return 1;
   }
   return 0;
 }
