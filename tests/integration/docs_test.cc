@@ -179,6 +179,29 @@ TEST(Docs, EveryTaggedYamlBlockLoads) {
   EXPECT_GT(checked, 0) << "no tagged blocks found: is the docs tree there?";
 }
 
+// Every image a doc shows and every file it links to relatively is in the
+// tree (the plots of docs/PERFORMANCE.md, the docs' links to each other).
+TEST(Docs, EveryImageAndRelativeLinkNamesAFileThatExists) {
+  const std::regex link(R"(\[[^\]]*\]\(([^)#\s]+)(#[^)\s]*)?\))");
+  int images = 0, links = 0;
+  for (const auto& f : doc_files()) {
+    std::ifstream in(f);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      for (std::sregex_iterator m(line.begin(), line.end(), link), end; m != end; ++m) {
+        const std::string target = (*m)[1];
+        if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) continue;
+        const auto at = static_cast<size_t>(m->position());
+        (at > 0 && line[at - 1] == '!' ? images : links)++;
+        const auto path = std::filesystem::path(f).parent_path() / target;
+        EXPECT_TRUE(std::filesystem::exists(path)) << f << ":" << n << ": " << target;
+      }
+    }
+  }
+  EXPECT_GT(images, 0) << "no images found: the plots of docs/PERFORMANCE.md?";
+  EXPECT_GT(links, 0);
+}
+
 TEST(Docs, EveryMedicCommandShownNamesARealSubcommand) {
   int checked = 0;
   for (const auto& f : doc_files()) {
