@@ -23,7 +23,7 @@ fi
 "$build/bench/scale_bench" --sizes "${COST_VMS:-10000,100000,1000000}" --csv "$out/cost_vms.csv"
 rm -f "$out/cost_replay.csv"
 for vms in ${REPLAY_VMS:-1000 10000}; do
-  "$build/bench/replay_bench" --vms "$vms" --seconds "${REPLAY_SECONDS:-60}" --runs 1 \
+  "$build/bench/replay_bench" --vms "$vms" --seconds "${REPLAY_SECONDS:-60}" --runs 3 \
     --dir "$out/replay-recording" --csv "$out/cost_replay.csv"
 done
 
@@ -34,6 +34,7 @@ set key top center
 set grid
 set logscale x 10
 set format y "%.0s%c"
+set format y2 "%.1s%c"
 
 set output "$out/cost_rules.png"
 set title "Rules engine: cost against the number of rules (10k VMs, half the rules evaluated per report)"
@@ -61,6 +62,7 @@ plot "$out/cost_vms.csv" using 1:4 skip 1 with linespoints lw 2 title "ingest", 
 set output "$out/cost_replay.png"
 set title "medic rules replay: speed against the recorded fleet (103 rules)"
 set xlabel "VMs in the recording"
+set xrange [500:20000]
 set ylabel "times real time"
 set y2label "events per wall second"
 set y2range [0:*]
