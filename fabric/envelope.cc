@@ -401,12 +401,14 @@ BatchDecoder::BatchDecoder(size_t keep_bytes, int keep_events)
 BatchDecoder::~BatchDecoder() = default;
 
 SchemaCheck BatchDecoder::fill(const std::string& payload) {
-  if (!batch_ || filled_bytes_ > keep_bytes_ || batch_->events_size() > keep_events_) {
+  started_anew_ = !batch_ || filled_bytes_ > keep_bytes_ || batch_->events_size() > keep_events_;
+  if (started_anew_) {
     batch_ = std::make_unique<medic::v1::EventBatch>();
     filled_bytes_ = 0;
   }
-  filled_bytes_ += payload.size();
-  SchemaCheck c = check_and_fill(payload, batch_.get());
+  size_t messages = 0;
+  SchemaCheck c = check_and_fill(payload, batch_.get(), &messages);
+  filled_bytes_ += payload.size() + kBytesPerMessage * messages;
   filled_from_ = c.ok() ? payload.data() : nullptr;
   return c;
 }

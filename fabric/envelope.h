@@ -198,11 +198,17 @@ Status decode_event_batch(const Opened& opened, medic::v1::EventBatch* batch);
 // Not thread-safe.
 class BatchDecoder {
  public:
-  // What it keeps for reuse is bounded: once the payloads filled since its
-  // messages were made exceed `keep_bytes` (a bound on what their strings
-  // hold), or a batch had more than `keep_events` events, the next decode()
-  // frees them and starts anew.
-  explicit BatchDecoder(size_t keep_bytes = 16 << 20, int keep_events = 4096);
+  // What it keeps for reuse is bounded: once what was filled since its
+  // messages were made exceeds `keep_bytes`, or a batch had more than
+  // `keep_events` events, the next decode() frees them and starts anew.
+  // What was filled counts the payloads' bytes (a bound on what the reused
+  // strings hold) and kBytesPerMessage for every sub-message filled (a
+  // bound on the events, bodies and labels protobuf keeps for reuse: an
+  // empty label is 2 bytes on the wire and about 56 on the heap).
+  static constexpr size_t kBytesPerMessage = 64;
+  explicit BatchDecoder(size_t keep_bytes = 32 << 20, int keep_events = 4096);
+  // Whether the last decode() filled messages made anew (tests).
+  bool started_anew() const { return started_anew_; }
   ~BatchDecoder();
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
@@ -221,7 +227,8 @@ class BatchDecoder {
 
   size_t keep_bytes_;
   int keep_events_;
-  size_t filled_bytes_ = 0;  // payload bytes filled into batch_'s messages since they were made
+  size_t filled_bytes_ = 0;  // what was filled into batch_'s messages since they were made
+  bool started_anew_ = false;
   std::unique_ptr<medic::v1::EventBatch> batch_;
   const char* filled_from_ = nullptr;  // the payload bytes batch_ holds, until decode() takes it
 };

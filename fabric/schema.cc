@@ -583,6 +583,7 @@ void put(std::string* field, std::string_view text) { field->assign(text.data(),
 struct Refill {
   medic::v1::EventBatch* batch;
   int events = 0;
+  size_t messages = 0;  // sub-messages filled (made or reused): events, bodies, labels
   medic::v1::Event* open = nullptr;
   // The open event's body as the last batch left it, until a body field
   // comes: then it is reused if of the same member.
@@ -632,6 +633,7 @@ struct BatchFill {
 
   BatchFill nested(const MessageSchema& s, const FieldSpec& f) const {
     using namespace medic::v1;
+    ++refill->messages;
     if (&s == &kBatch) return {refill->next_event(), refill};
     if (&s == &kState) return {static_cast<VmStateReport*>(msg)->add_labels(), refill};
     if (&s == &kAlert) {
@@ -804,13 +806,14 @@ SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes) {
   return c;
 }
 
-SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out) {
+SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out, size_t* messages) {
   SchemaCheck c;
   const auto* limit = reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size();
   Refill refill{out};
   out->clear_urgent();  // every field of EventBatch but its events (which Refill settles)
   (void)walk(kBatch, bytes, limit, 0, &c, BatchFill{out, &refill});
   refill.finish_batch();
+  if (messages) *messages = refill.messages;
   return c;
 }
 

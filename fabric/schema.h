@@ -66,9 +66,13 @@ SchemaCheck check_schema(const MessageSchema& schema, std::string_view bytes);
 // the same refusals and descriptions, and on success the message the parser
 // would have made of `bytes` (tests/unit/fabric/batch_fill_test.cc). On
 // failure *out holds part of the batch; discard it (or fill it again).
-// `out` may hold an earlier batch: its messages and strings are reused in
-// place, so one EventBatch filled batch after batch allocates only for a
-// batch bigger than those before it (BatchDecoder).
-SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out);
+// `out` must be new or filled only by check_and_fill before (it clears no
+// unknown fields): then it may hold an earlier batch, whose messages and
+// strings are reused in place, so one EventBatch filled batch after batch
+// allocates only for a batch bigger than those before it (BatchDecoder).
+// *messages, when given, gets the number of sub-messages filled (events,
+// bodies, labels), which protobuf keeps allocated for reuse once made.
+SchemaCheck check_and_fill(std::string_view bytes, medic::v1::EventBatch* out,
+                           size_t* messages = nullptr);
 
 }  // namespace medic::fabric

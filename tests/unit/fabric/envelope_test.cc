@@ -310,10 +310,13 @@ TEST_F(EnvelopeTest, UndecodablePayloadIsRefusedByOpenAndAnErrorOfDecode) {
 TEST_F(EnvelopeTest, BatchDecoderDecodesBatchAfterBatchPastWhatItKeeps) {
   Sealer sealer(collector_);
   Opener opener(trust_, clock_);
-  // Keeps 4 KiB of payload and 100 events: the 2000-event batch is past both,
-  // so the batch after it is filled into new messages.
+  // Keeps 4 KiB of what was filled and 100 events: the 2000-event batch is
+  // past both, so the batch after it is filled into new messages; the
+  // others reuse the messages before them.
   BatchDecoder decoder(4096, 100);
-  for (int n : {3, 2000, 1, 5, 5}) {
+  const std::vector<std::pair<int, bool>> steps = {{3, true}, {3, false}, {2000, false},
+                                                   {1, true}, {5, false}, {5, false}};
+  for (auto [n, anew] : steps) {
     Opened o;
     ASSERT_EQ(opener.open(sealed_batch(sealer, "host-a", n, clock_.now()), &o), OpenError::kOk);
     auto b = decoder.decode(o);
@@ -321,7 +324,41 @@ TEST_F(EnvelopeTest, BatchDecoderDecodesBatchAfterBatchPastWhatItKeeps) {
     ASSERT_EQ((*b)->events_size(), n);
     EXPECT_EQ((*b)->events(n - 1).vm(), "vm-" + std::to_string(n - 1));
     EXPECT_EQ((*b)->events(0).host(), "host-a");
+    EXPECT_EQ(decoder.started_anew(), anew) << n << " events";
   }
+}
+
+// An empty label is 2 bytes on the wire but a message protobuf keeps for
+// reuse: labels count toward what the decoder keeps, not only bytes.
+TEST_F(EnvelopeTest, BatchDecoderStartsAnewAfterABatchOfManyLabels) {
+  Sealer sealer(collector_);
+  Opener opener(trust_, clock_);
+  BatchDecoder decoder(16384, 100);
+  auto decode = [&](const medic::v1::EventBatch& b) -> const medic::v1::EventBatch* {
+    Opened o;
+    EXPECT_EQ(opener.open(sealer.seal(medic::v1::KIND_EVENT_BATCH, "host-a", b.SerializeAsString(),
+                                      clock_.now()),
+                          &o),
+              OpenError::kOk);
+    auto r = decoder.decode(o);
+    EXPECT_OK(r);
+    return r.ok() ? *r : nullptr;
+  };
+  ASSERT_TRUE(decode(batch_of("host-a", 3)));
+  EXPECT_TRUE(decoder.started_anew());
+  ASSERT_TRUE(decode(batch_of("host-a", 3)));
+  EXPECT_FALSE(decoder.started_anew());
+  medic::v1::EventBatch many = batch_of("host-a", 1);
+  for (int i = 0; i < 1000; ++i) many.mutable_events(0)->mutable_state()->add_labels();
+  ASSERT_LT(many.ByteSizeLong(), 16384u / 4);  // the bytes alone are well within the bound
+  const medic::v1::EventBatch* b = decode(many);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->events(0).state().labels_size(), 1001);
+  EXPECT_FALSE(decoder.started_anew());
+  b = decode(batch_of("host-a", 3));
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(decoder.started_anew());
+  EXPECT_EQ(b->events(2).state().labels_size(), 1);
 }
 
 TEST_F(EnvelopeTest, BatchDecoderReportsTheErrorsOfDecodeAndKeepsWorking) {
