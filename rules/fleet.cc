@@ -57,16 +57,31 @@ std::optional<uint32_t> Fleet::find_host(const std::string& name) const {
   return it->second;
 }
 
+// A host reports its VMs in the same order every time, each VM often
+// twice in a row (its state, then its heartbeat): the VM found last on the
+// host and the one after it in its list are tried before the index.
 uint32_t Fleet::vm(const std::string& id, uint32_t h, bool* created) {
+  HostEntry& host = hosts_[h];
+  for (uint32_t at = host.last_found; at < host.vms.size() && at <= host.last_found + 1; ++at) {
+    if (vms_[host.vms[at]].facts.id == id) {
+      host.last_found = at;
+      return host.vms[at];
+    }
+  }
   uint32_t found = vm_index_.find(h, id);
-  if (found != VmIndex::kNone) return found;
+  if (found != VmIndex::kNone) {
+    host.last_found = vms_[found].at_host;
+    return found;
+  }
   uint32_t v = static_cast<uint32_t>(vms_.size());
   vms_.push_back({});
   VmEntry& vm = vms_.back();
   vm.facts.id = id;
-  vm.facts.host = hosts_[h].name;
+  vm.facts.host = host.name;
   vm.host = h;
-  hosts_[h].vms.push_back(v);
+  vm.at_host = static_cast<uint32_t>(host.vms.size());
+  host.last_found = vm.at_host;
+  host.vms.push_back(v);
   vm_index_.insert(v);
   if (owner_index_.find(0, id) == VmIndex::kNone) {
     vm.owner = true;

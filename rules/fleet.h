@@ -48,6 +48,7 @@ struct VmEntry {
   bool owner = false;             // its host owns the VM id
   bool claim_noticed = false;     // a conflicting claim: noticed once
   bool retired = false;           // deleted (or a clone that never was): its events are dropped
+  uint32_t at_host = 0;           // its place in its host's `vms`
 };
 
 // What a report of a VM means for its id's ownership.
@@ -64,6 +65,7 @@ struct HostEntry {
   std::vector<uint32_t> vms;
   uint32_t retired = 0;          // of vms
   bool silence_noticed = false;  // one notice per silent spell
+  uint32_t last_found = 0;       // the place in `vms` of the VM Fleet::vm found last
   uint32_t live_vms() const { return static_cast<uint32_t>(vms.size()) - retired; }
 };
 

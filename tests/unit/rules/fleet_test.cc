@@ -53,6 +53,36 @@ TEST(Fleet, HostLookupsAlternatingBetweenHostsEachGetTheirOwnIndex) {
   EXPECT_EQ(f.host_count(), 102u);
 }
 
+// A host's lookups try the VM found last and the one after it first: any
+// order of reports, a VM of the same id on another host, and a new VM
+// between known ones must each get their own entry.
+TEST(Fleet, VmLookupsInAnyOrderGetTheirOwnEntryWhateverCameBefore) {
+  Fleet f(20s, 1h);
+  bool created = false;
+  const uint32_t h1 = f.host("h1");
+  const uint32_t h2 = f.host("h2");
+  std::vector<uint32_t> on1, on2;
+  for (int i = 0; i < 5; ++i) on1.push_back(f.vm("vm" + std::to_string(i), h1, &created));
+  for (int i = 0; i < 5; ++i) on2.push_back(f.vm("vm" + std::to_string(i), h2, &created));
+  for (int i = 0; i < 5; ++i) EXPECT_NE(on1[i], on2[i]) << i;
+  // In order, each twice; backwards; skipping; another host between.
+  const std::vector<int> order = {0, 0, 1, 1, 2, 4, 3, 3, 0, 4, 2, 1, 1, 0};
+  for (int i : order) {
+    created = false;
+    EXPECT_EQ(f.vm("vm" + std::to_string(i), h1, &created), on1[i]) << i;
+    EXPECT_FALSE(created);
+    EXPECT_EQ(f.vm("vm" + std::to_string(4 - i), h2, &created), on2[4 - i]) << i;
+  }
+  created = false;
+  const uint32_t fresh = f.vm("vm-new", h1, &created);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(f.vm("vm-new", h1, &created), fresh);
+  EXPECT_EQ(f.vm("vm0", h1, &created), on1[0]);
+  EXPECT_EQ(f.vm("vm-new", h1, &created), fresh);
+  EXPECT_EQ(f.vm_at(fresh).facts.id, "vm-new");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(f.vm_at(on2[i]).host, h2);
+}
+
 TEST(Fleet, FindsEveryVmAfterTheIndexGrows) {
   Fleet f(20s, 1h);
   uint32_t h = f.host("h");
