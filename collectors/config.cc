@@ -101,16 +101,24 @@ void read_http(ConfigReader& r, const YAML::Node& h, ProbeSpec* p) {
 
 std::optional<ProbeSpec> read_probe(ConfigReader& r, const YAML::Node& m) {
   if (!r.expect_map(m, "a probe")) return std::nullopt;
-  r.check_keys(m, {"name", "vm", "http", "tcp", "interval", "timeout", "jitter"});
+  r.check_keys(m, {"name", "vm", "http", "tcp", "process", "interval", "timeout", "jitter",
+                   "learn_timeout", "min_timeout", "confirm"});
   ProbeSpec p;
   p.name = r.string(m, "name", true).value_or("");
   p.vm = r.string(m, "vm", false).value_or("");
   const bool has_http = m["http"].IsDefined(), has_tcp = m["tcp"].IsDefined();
-  if (has_http == has_tcp) {
-    r.error(m, "a probe needs exactly one of \"http\" or \"tcp\"");
+  const bool has_process = m["process"].IsDefined();
+  if (int(has_http) + int(has_tcp) + int(has_process) != 1) {
+    r.error(m, "a probe needs exactly one of \"http\", \"tcp\" or \"process\"");
   } else if (has_http) {
     p.kind = ProbeKind::kHttp;
     read_http(r, m["http"], &p);
+  } else if (has_process) {
+    p.kind = ProbeKind::kProcess;
+    if (r.expect_map(m["process"], "\"process\"")) {
+      r.check_keys(m["process"], {"pid_file"});
+      p.pid_file = r.string(m["process"], "pid_file", true).value_or("");
+    }
   } else {
     p.kind = ProbeKind::kTcp;
     if (auto t = r.string(m, "tcp", true)) {
@@ -119,8 +127,16 @@ std::optional<ProbeSpec> read_probe(ConfigReader& r, const YAML::Node& m) {
     }
   }
   p.interval = r.duration(m, "interval", false).value_or(p.interval);
-  p.timeout = r.duration(m, "timeout", false).value_or(p.timeout);
+  // Without a timeout a probe gets 2 s, or its interval if shorter.
+  p.timeout = r.duration(m, "timeout", false).value_or(std::min(p.timeout, p.interval));
   p.jitter = read_jitter(r, m).value_or(p.jitter);
+  p.learn_timeout = r.boolean(m, "learn_timeout", false).value_or(false);
+  p.min_timeout = r.duration(m, "min_timeout", false).value_or(std::min(p.min_timeout, p.timeout));
+  p.confirm = r.boolean(m, "confirm", false).value_or(false);
+  if (p.min_timeout <= Duration::zero() || p.min_timeout > p.timeout) {
+    r.error(m["min_timeout"].IsDefined() ? m["min_timeout"] : m,
+            "\"min_timeout\" must be above 0 and at most the timeout");
+  }
   if (p.interval < std::chrono::milliseconds(100)) {
     r.error(m["interval"], "\"interval\" must be at least 100ms");
   }

@@ -5,11 +5,15 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -30,6 +34,10 @@ const char* probe_failure_name(ProbeFailure f) {
     case ProbeFailure::kBodyMismatch: return "body_mismatch";
     case ProbeFailure::kProtocol: return "protocol";
     case ProbeFailure::kInternal: return "internal";
+    case ProbeFailure::kNotRunning:
+      return "not_running";
+    case ProbeFailure::kProcessExited:
+      return "process_exited";
   }
   return "unknown";
 }
@@ -90,6 +98,17 @@ struct Probe {
   std::string tail;  // last needle-1 body bytes, so a match across chunks is found
   bool body_found = false;
 
+  // Process: the pidfd of the process watched between runs, and its pid.
+  int pid_fd = -1;
+  long pid = 0;
+
+  // The last answers' latencies (learn_timeout), and whether this run is
+  // the second that confirms a failure.
+  std::array<Duration, 16> answers{};
+  int answered = 0;
+  bool confirming = false;
+  Duration run_timeout{};
+
   bool in_flight = false;
   Steady::time_point started{};
   int tcp_fd = -1;
@@ -113,6 +132,7 @@ class ProbeRunner::Impl {
         curl_easy_cleanup(p->easy);
       }
       if (p->tcp_fd >= 0) ::close(p->tcp_fd);
+      if (p->pid_fd >= 0) ::close(p->pid_fd);
     }
     if (multi_) curl_multi_cleanup(multi_);
   }
@@ -143,6 +163,10 @@ class ProbeRunner::Impl {
     p->spec = std::move(spec);
     if (p->spec.kind == ProbeKind::kTcp) {
       MEDIC_RETURN_IF_ERROR(resolve(p.get()));
+    } else if (p->spec.kind == ProbeKind::kProcess) {
+      if (p->spec.pid_file.empty()) {
+        return invalid_argument("probe \"" + p->spec.name + "\": process needs a pid file");
+      }
     } else {
       MEDIC_RETURN_IF_ERROR(make_easy(p.get()));
     }
@@ -172,6 +196,7 @@ class ProbeRunner::Impl {
       fds->push_back(pollfd{fd, ev, 0});
     }
     for (const auto& [fd, p] : tcp_by_fd_) fds->push_back(pollfd{fd, POLLOUT, 0});
+    for (const auto& [fd, p] : pid_by_fd_) fds->push_back(pollfd{fd, POLLIN, 0});
   }
 
   std::optional<Duration> max_wait() const {
@@ -199,6 +224,8 @@ class ProbeRunner::Impl {
         curl_multi_socket_action(multi_, fd, mask, &running);
       } else if (auto it = tcp_by_fd_.find(fd); it != tcp_by_fd_.end()) {
         finish_tcp(it->second);
+      } else if (auto pit = pid_by_fd_.find(fd); pit != pid_by_fd_.end()) {
+        process_exited(pit->second);
       }
     }
     const auto now = Steady::now();
@@ -340,14 +367,82 @@ class ProbeRunner::Impl {
     ++in_flight_;
     p->in_flight = true;
     p->started = Steady::now();
+    p->run_timeout = run_timeout(*p);
     if (p->spec.kind == ProbeKind::kTcp) {
       start_tcp(p);
+    } else if (p->spec.kind == ProbeKind::kProcess) {
+      start_process(p);
     } else {
       start_http(p);
     }
   }
 
+  // The spec's timeout, or the one learned from the last answers; a
+  // confirming run has four times its first run's.
+  static Duration run_timeout(const Probe& p) {
+    const ProbeSpec& s = p.spec;
+    Duration t = s.timeout;
+    if (s.learn_timeout && p.answered >= ProbeSpec::kLearnFrom) {
+      const int n = std::min<int>(p.answered, static_cast<int>(p.answers.size()));
+      Duration slowest = *std::max_element(p.answers.begin(), p.answers.begin() + n);
+      t = std::clamp(10 * slowest, s.min_timeout, s.timeout);
+    }
+    if (p.confirming) t = std::min(4 * p.run_timeout, s.timeout);
+    return t;
+  }
+
+  // Reads the pid file; the process it names is watched from then on (a
+  // pidfd, which becomes readable when the process exits).
+  void start_process(Probe* p) {
+    long pid = 0;
+    std::ifstream in(p->spec.pid_file);
+    if (!(in >> pid) || pid <= 0) {
+      close_pid(p);
+      return complete(p, 0, ProbeFailure::kNotRunning, "no pid in " + p->spec.pid_file);
+    }
+    if (p->pid_fd >= 0 && pid == p->pid) return complete(p, 0, ProbeFailure::kNone, "");
+    close_pid(p);
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+    if (fd < 0) {
+      return complete(p, 0, ProbeFailure::kNotRunning,
+                      "no process " + std::to_string(pid) + " (" + p->spec.pid_file + ")");
+    }
+    pollfd gone{fd, POLLIN, 0};
+    if (::poll(&gone, 1, 0) > 0) {  // exited, not yet reaped
+      ::close(fd);
+      return complete(p, 0, ProbeFailure::kNotRunning,
+                      "process " + std::to_string(pid) + " has exited (" + p->spec.pid_file + ")");
+    }
+    p->pid_fd = fd;
+    p->pid = pid;
+    pid_by_fd_[fd] = p;
+    complete(p, 0, ProbeFailure::kNone, "");
+  }
+
+  void close_pid(Probe* p) {
+    if (p->pid_fd < 0) return;
+    pid_by_fd_.erase(p->pid_fd);
+    ::close(p->pid_fd);
+    p->pid_fd = -1;
+  }
+
+  // The watched process exited: a failed run now, not at the next interval.
+  void process_exited(Probe* p) {
+    const long pid = p->pid;
+    close_pid(p);
+    if (p->in_flight) return;
+    ++counters_.started;
+    ++in_flight_;
+    p->in_flight = true;
+    p->started = Steady::now();
+    complete(p, 0, ProbeFailure::kProcessExited, "process " + std::to_string(pid) + " exited");
+  }
+
   void start_http(Probe* p) {
+    curl_easy_setopt(
+        p->easy, CURLOPT_TIMEOUT_MS,
+        static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(p->run_timeout).count()));
     p->tail.clear();
     p->body_found = false;
     p->curl_error[0] = '\0';
@@ -359,7 +454,7 @@ class ProbeRunner::Impl {
 
   void start_tcp(Probe* p) {
     p->next_addr = 0;
-    p->tcp_deadline = p->started + p->spec.timeout;
+    p->tcp_deadline = p->started + p->run_timeout;
     connect_next(p, 0);
   }
 
@@ -462,17 +557,41 @@ class ProbeRunner::Impl {
   void complete(Probe* p, uint32_t status, ProbeFailure f, const std::string& detail) {
     p->in_flight = false;
     --in_flight_;
+    const Duration latency = std::chrono::duration_cast<Duration>(Steady::now() - p->started);
+    if (f == ProbeFailure::kNone) learn(p, latency);
+    if (confirm_first(p, f)) return;
+    const bool confirmed = p->confirming && f != ProbeFailure::kNone;
+    if (p->confirming) ++(confirmed ? counters_.confirmed : counters_.unconfirmed);
+    p->confirming = false;
     ProbeOutcome o;
     o.probe = p->spec.name;
     o.vm = p->spec.vm;
     o.status = status;
     o.ok = f == ProbeFailure::kNone;
     o.failure = f;
-    o.latency = std::chrono::duration_cast<Duration>(Steady::now() - p->started);
+    o.latency = latency;
     if (!o.ok) o.reason = std::string(probe_failure_name(f)) + ": " + detail;
+    if (confirmed) o.reason += " (confirmed by a second run)";
     o.finished_at = clock_.now();
     (o.ok ? counters_.succeeded : counters_.failed)++;
     ready_.push_back(std::move(o));
+  }
+
+  static void learn(Probe* p, Duration latency) {
+    if (!p->spec.learn_timeout) return;
+    p->answers[static_cast<size_t>(p->answered) % p->answers.size()] = latency;
+    ++p->answered;
+  }
+
+  // A first failure of a probe that confirms is not reported: a second run
+  // starts at once (at most one; it is not a run of the schedule). A
+  // process's exit needs no second look.
+  bool confirm_first(Probe* p, ProbeFailure f) {
+    if (f == ProbeFailure::kNone || !p->spec.confirm || p->confirming) return false;
+    if (p->spec.kind == ProbeKind::kProcess) return false;
+    p->confirming = true;
+    start(p);
+    return true;
   }
 
   void deliver() {
@@ -493,6 +612,7 @@ class ProbeRunner::Impl {
   std::optional<Steady::time_point> curl_timer_;
   std::unordered_map<int, Probe*> tcp_by_fd_;
   std::set<std::pair<Steady::time_point, Probe*>> tcp_deadlines_;
+  std::unordered_map<int, Probe*> pid_by_fd_;
   std::deque<ProbeOutcome> ready_;
   size_t in_flight_ = 0;
   ProbeCounters counters_;

@@ -30,7 +30,7 @@
 
 namespace medic::collectors {
 
-enum class ProbeKind { kHttp, kTcp };
+enum class ProbeKind { kHttp, kTcp, kProcess };
 
 struct ProbeSpec {
   std::string name;
@@ -53,9 +53,26 @@ struct ProbeSpec {
   std::string tcp_host;
   uint16_t tcp_port = 0;
 
+  // Process: the process whose pid this file holds. Each run reads the file
+  // and watches that process through a pidfd between runs, so its exit is a
+  // failed run at once (`process_exited`), not at the next interval.
+  std::string pid_file;
+
   Duration interval = std::chrono::seconds(10);
   Duration timeout = std::chrono::seconds(2);
   double jitter = 0.1;  // fraction of interval, 0..0.5
+
+  // A timeout learned from the service's own answers: once `kLearnFrom`
+  // runs have succeeded, a run is given 10x the slowest of the last 16
+  // answers, at least `min_timeout` and at most `timeout`. A service that
+  // answers in 1 ms and is silent for 100 ms is not well.
+  bool learn_timeout = false;
+  Duration min_timeout = std::chrono::milliseconds(50);
+  // A failed run is confirmed by a second run at once (given 4x the first
+  // run's timeout, at most `timeout`) before it is reported; a second run
+  // that succeeds is reported instead (and counted as `unconfirmed`).
+  bool confirm = false;
+  static constexpr int kLearnFrom = 5;
 };
 
 // Why a probe failed. Closed set, so rules can match on the name.
@@ -68,8 +85,10 @@ enum class ProbeFailure : uint8_t {
   kTls,
   kStatusMismatch,
   kBodyMismatch,
-  kProtocol,  // malformed HTTP or another transfer error
-  kInternal,  // could not start the probe at all (out of descriptors...)
+  kProtocol,       // malformed HTTP or another transfer error
+  kInternal,       // could not start the probe at all (out of descriptors...)
+  kNotRunning,     // process: no pid file, or no process of its pid
+  kProcessExited,  // process: the watched process exited
 };
 // "timeout", "connection_refused", "status_mismatch", ...
 const char* probe_failure_name(ProbeFailure f);
@@ -90,6 +109,8 @@ struct ProbeCounters {
   uint64_t succeeded = 0;
   uint64_t failed = 0;
   uint64_t skipped_overlap = 0;  // due while the previous run was in flight
+  uint64_t confirmed = 0;        // failures a second run confirmed (reported)
+  uint64_t unconfirmed = 0;      // failures a second run did not confirm (not reported)
 };
 
 class ProbeRunner {

@@ -236,6 +236,11 @@ void AgentNode::register_collector_counters() {
   r.observe("probes_total", {{"result", "failed"}}, [&p] { return p.counters().failed; });
   r.observe("probes_skipped_total", {{"reason", "overlap"}},
             [&p] { return p.counters().skipped_overlap; });
+  r.observe("probe_failures_confirmed_total", {{"result", "confirmed"}},
+            [&p] { return p.counters().confirmed; },
+            "failed runs a second run at once confirmed (reported) or did not (not reported)");
+  r.observe("probe_failures_confirmed_total", {{"result", "unconfirmed"}},
+            [&p] { return p.counters().unconfirmed; });
   collectors::Publisher* pub = publisher_.get();
   for (size_t lane = 0; lane < 2; ++lane) {
     const char* name = lane == 0 ? "bulk" : "urgent";

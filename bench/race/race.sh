@@ -14,13 +14,24 @@
 #               (HTTP probe) + alertmanager (group_wait 0s) + a webhook receiver
 #               (python3) that runs the restart program
 #   medic       medic engine + medic agent as processes, sim backend with one VM,
-#               an HTTP probe every 1 s on that VM, a `probe.failed -> restart`
+#               an HTTP probe every 1 s on that VM (timeout learned from the
+#               service's answers, a failure confirmed by a second run at once)
+#               and a process probe every 1 s on the same pid file Monit reads
+#               (its exit seen through a pidfd), a `probe.failed -> restart`
 #               rule, the actuator's restart_hook running the restart program
+#
+# Fault phase: every contender runs its checks on its own free-running 1 s
+# cycle, and the previous repetition's restart happened at a moment set by
+# that cycle; so before each fault the script waits a further random
+# 0-999 ms (bash $RANDOM, seeded with RACE_SEED, default 1), which puts the
+# fault at a uniformly random point of every contender's cycle.
 #
 # Usage: bench/race/race.sh [build-dir]     (default: build)
 # Env:   RACE_RUNS=20               repetitions per contender and fault kind
 #        RACE_CONTENDERS="monit prometheus medic"
 #        RACE_FAULTS="hang crash"
+#        RACE_SEED=1                the seed of the fault phases
+#        RACE_WARMUP=6              seconds every contender runs before its first fault
 # Missing packages are installed with apt-get (only when missing); a contender
 # whose package cannot be installed is skipped with a message. Everything
 # listens on 127.0.0.1, is started and stopped here, and every wait is bounded.
@@ -41,6 +52,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 RUNS=${RACE_RUNS:-20}
 CONTENDERS=${RACE_CONTENDERS:-"monit prometheus medic"}
 FAULTS=${RACE_FAULTS:-"hang crash"}
+RANDOM=${RACE_SEED:-1}
+WARMUP=${RACE_WARMUP:-6}
 work=$(mktemp -d /tmp/medic-race.XXXXXX)
 results="$work/results.tsv"
 : >"$results"
@@ -132,6 +145,9 @@ restarts() { [ -f "$work/restarts.log" ] && wc -l <"$work/restarts.log" || echo 
 # between repetitions.
 race() {
   local name=$1 settle=$2 fault rep before t_fault t_restart t_up pid
+  # Every contender has run this long before its first fault, as a deployed
+  # one has (medic's probe has then learned its timeout from 5 answers).
+  sleep "$WARMUP"
   for fault in $FAULTS; do
     for rep in $(seq 1 "$RUNS"); do
       if ! wait_for answering 15; then
@@ -139,6 +155,7 @@ race() {
         "$work/restart.sh"; wait_for answering 10 || { log "$name: giving up"; return 1; }
       fi
       sleep "$settle"
+      sleep "0.$(printf '%03d' $((RANDOM % 1000)))"  # a random phase of every cycle
       before=$(restarts)
       pid=$(cat "$work/service.pid")
       t_fault=$(now_ns)
@@ -387,6 +404,13 @@ collector:
       interval: 1s
       timeout: 900ms
       jitter: 0
+      learn_timeout: true
+      confirm: true
+    - name: web-process
+      vm: $vm_id
+      process: {pid_file: $work/service.pid}
+      interval: 1s
+      jitter: 0
 actuator:
   host: host-a
   engine: tcp://127.0.0.1:$pa
@@ -411,7 +435,7 @@ EOF
     stop_service
     return 0
   fi
-  log "medic $("$medic" --version 2>/dev/null | head -1): probe every 1 s, collector flush 100 ms"
+  log "medic $("$medic" --version 2>/dev/null | head -1): HTTP probe (learned timeout, confirmed) and process probe every 1 s, collector flush 100 ms"
   race medic 2
   for x in $a $e; do stop_pid "$x"; done
   stop_service
@@ -453,4 +477,19 @@ for fault in ["hang", "crash"]:
         um = statistics.median(d["up"]) if d["up"] else float("nan")
         ratio = f"{um / ref_med:.2f}" if ref_med else "-"
         print(f"| {fault} | {name} | {n} | {d['missed']} | {statistics.median(d['restart']) if d['restart'] else float('nan'):.0f} / {pct(d['restart'], 0.95):.0f} | {um:.0f} / {pct(d['up'], 0.95):.0f} | {ratio} |")
+# The verdict: is medic ahead of every peer at the median and the p95, on
+# both measures?
+print()
+for fault in ["hang", "crash"]:
+    me = data.get(("medic", fault))
+    peers = [n for n in ["monit", "prometheus"] if (n, fault) in data]
+    if not me or not me["up"] or not peers: continue
+    ahead = True
+    for n in peers:
+        d = data[(n, fault)]
+        for key in ["restart", "up"]:
+            if not d[key]: continue
+            for q in [0.5, 0.95]:
+                if pct(me[key], q) >= pct(d[key], q): ahead = False
+    print(f"{fault}: medic {'ahead of' if ahead else 'NOT ahead of'} every peer ({', '.join(peers)}) at the median and p95 of both measures")
 EOF

@@ -80,10 +80,15 @@ TEST(CollectorConfig, ParsesTheExampleInTheDocs) {
   EXPECT_EQ(c->host, "host-a");
   EXPECT_EQ(c->backend_kind, "qmp");
   EXPECT_EQ(c->engines.size(), 2u);
-  ASSERT_EQ(c->probes.size(), 3u);
+  ASSERT_EQ(c->probes.size(), 4u);
   EXPECT_EQ(c->probes[0].kind, ProbeKind::kHttp);
   EXPECT_EQ(c->probes[0].body_contains, "ok");
-  EXPECT_EQ(c->probes[2].kind, ProbeKind::kTcp);
+  EXPECT_TRUE(c->probes[1].learn_timeout);
+  EXPECT_TRUE(c->probes[1].confirm);
+  EXPECT_EQ(c->probes[1].timeout, 1s);  // the interval, shorter than the default 2s
+  EXPECT_EQ(c->probes[2].kind, ProbeKind::kProcess);
+  EXPECT_EQ(c->probes[2].pid_file, "/run/api.pid");
+  EXPECT_EQ(c->probes[3].kind, ProbeKind::kTcp);
   EXPECT_TRUE(c->guest_ping.enabled);
 }
 
@@ -105,10 +110,19 @@ TEST(CollectorConfig, ReadsProbes) {
     - name: ssh
       tcp: "[::1]:22"
       jitter: 0.05
+    - name: svc
+      process: {pid_file: /run/svc.pid}
+      interval: 1s
+      timeout: 500ms
+    - name: fast
+      http: http://10.0.0.7/
+      learn_timeout: true
+      min_timeout: 20ms
+      confirm: true
 )"),
                                   "agent.yaml");
   ASSERT_OK(c);
-  ASSERT_EQ(c->probes.size(), 3u);
+  ASSERT_EQ(c->probes.size(), 5u);
   const auto& w = c->probes[0];
   EXPECT_EQ(w.kind, ProbeKind::kHttp);
   EXPECT_EQ(w.vm, "5c7d");
@@ -126,6 +140,13 @@ TEST(CollectorConfig, ReadsProbes) {
   EXPECT_EQ(c->probes[2].tcp_host, "::1");
   EXPECT_EQ(c->probes[2].tcp_port, 22);
   EXPECT_DOUBLE_EQ(c->probes[2].jitter, 0.05);
+  EXPECT_FALSE(c->probes[2].learn_timeout);
+  EXPECT_FALSE(c->probes[2].confirm);
+  EXPECT_EQ(c->probes[3].kind, ProbeKind::kProcess);
+  EXPECT_EQ(c->probes[3].pid_file, "/run/svc.pid");
+  EXPECT_TRUE(c->probes[4].learn_timeout);
+  EXPECT_EQ(c->probes[4].min_timeout, 20ms);
+  EXPECT_TRUE(c->probes[4].confirm);
 }
 
 TEST(CollectorConfig, ReportsUnknownKeysWithTheirPosition) {
@@ -194,8 +215,19 @@ TEST(CollectorConfig, RejectsBadProbes) {
       http: {url: "ftp://a/", method: DELETE}
     - name: port
       tcp: a:70000
+    - name: pidless
+      process: {pidfile: /run/x.pid}
+    - name: floor
+      tcp: a:1
+      timeout: 100ms
+      learn_timeout: true
+      min_timeout: 200ms
 )"));
-  EXPECT_NE(e.find("exactly one of \"http\" or \"tcp\""), std::string::npos) << e;
+  EXPECT_NE(e.find("exactly one of \"http\", \"tcp\" or \"process\""), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key \"pidfile\""), std::string::npos) << e;
+  EXPECT_NE(e.find("missing required key \"pid_file\""), std::string::npos) << e;
+  EXPECT_NE(e.find("\"min_timeout\" must be above 0 and at most the timeout"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("expected host:port"), std::string::npos) << e;
   EXPECT_NE(e.find("\"jitter\" must be a fraction"), std::string::npos) << e;
   EXPECT_NE(e.find("\"timeout\" must be above 0 and at most the interval"), std::string::npos) << e;

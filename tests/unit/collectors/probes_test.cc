@@ -2,13 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
-#include "tests/unit/collectors/test_http_server.h"
 #include "tests/testing/testing.h"
+#include "tests/unit/collectors/test_http_server.h"
 
 namespace medic::collectors {
 namespace {
@@ -370,12 +373,194 @@ TEST(ProbeRunner, DeliversResultsOnlyFromOnPoll) {
   EXPECT_TRUE(h.pump_until(1));
 }
 
+// A loopback HTTP service whose answers the test turns on and off: while
+// `answer` is false it accepts and reads, and never answers (a hung
+// service); `fail_next` gives the next request a 500.
+class SwitchableService {
+ public:
+  SwitchableService() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd_, 64), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~SwitchableService() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    for (int c : held_) ::close(c);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+  std::atomic<bool> answer{true};
+  std::atomic<bool> fail_next{false};
+
+ private:
+  void serve() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[2048];
+      (void)!::read(c, buf, sizeof buf);
+      if (!answer) {
+        held_.push_back(c);
+        continue;
+      }
+      const std::string reply =
+          fail_next.exchange(false)
+              ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+              : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      (void)!::write(c, reply.data(), reply.size());
+      ::close(c);
+    }
+  }
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<int> held_;
+  std::thread thread_;
+};
+
+// Runs the probe named `name` now and returns what it reported.
+ProbeOutcome run_again(ProbeHarness& h, const std::string& name) {
+  const size_t before = h.results.size();
+  EXPECT_OK(h.runner->run_now(name));
+  EXPECT_TRUE(h.pump_until(before + 1));
+  return h.results.empty() ? ProbeOutcome{} : h.results.back();
+}
+
+TEST(ProbeTimeout, ALearnedTimeoutGivesUpOnAFastServiceGoneSilentLongBeforeTheSpecs) {
+  for (bool learn : {true, false}) {
+    SwitchableService svc;
+    ProbeHarness h;
+    auto spec = http(svc.url(), 1500ms);
+    spec.learn_timeout = learn;
+    spec.min_timeout = 50ms;
+    ASSERT_OK(h.runner->add(spec));
+    for (int i = 0; i < ProbeSpec::kLearnFrom; ++i) ASSERT_TRUE(run_again(h, "web").ok) << i;
+    svc.answer = false;
+    ProbeOutcome o = run_again(h, "web");
+    EXPECT_EQ(o.failure, ProbeFailure::kTimeout) << o.reason;
+    EXPECT_GE(o.latency, 50ms);
+    if (learn) {
+      EXPECT_LT(o.latency, 1s) << "the loopback service answered in well under 100 ms";
+    } else {
+      EXPECT_GE(o.latency, 1500ms);
+    }
+  }
+}
+
+TEST(ProbeTimeout, TheSpecsTimeoutHoldsUntilEnoughAnswersWereSeen) {
+  SwitchableService svc;
+  ProbeHarness h;
+  auto spec = http(svc.url(), 600ms);
+  spec.learn_timeout = true;
+  ASSERT_OK(h.runner->add(spec));
+  for (int i = 0; i < ProbeSpec::kLearnFrom - 1; ++i) ASSERT_TRUE(run_again(h, "web").ok);
+  svc.answer = false;
+  ProbeOutcome o = run_again(h, "web");
+  EXPECT_EQ(o.failure, ProbeFailure::kTimeout);
+  EXPECT_GE(o.latency, 600ms);
+}
+
+TEST(ProbeConfirm, AFailureIsReportedOnlyWhenASecondRunAtOnceFailsToo) {
+  ProbeHarness h;
+  auto spec = tcp(closed_port());
+  spec.confirm = true;
+  ProbeOutcome o = h.run(spec);
+  EXPECT_EQ(o.failure, ProbeFailure::kConnectionRefused);
+  EXPECT_EQ(o.reason.find("(confirmed by a second run)") + 27, o.reason.size()) << o.reason;
+  EXPECT_EQ(h.results.size(), 1u);
+  EXPECT_EQ(h.runner->counters().started, 2u);
+  EXPECT_EQ(h.runner->counters().failed, 1u);
+  EXPECT_EQ(h.runner->counters().confirmed, 1u);
+  EXPECT_EQ(h.runner->counters().unconfirmed, 0u);
+}
+
+TEST(ProbeConfirm, AFailureTheSecondRunDoesNotConfirmIsNotReported) {
+  for (bool confirm : {true, false}) {
+    SwitchableService svc;
+    ProbeHarness h;
+    auto spec = http(svc.url());
+    spec.confirm = confirm;
+    svc.fail_next = true;
+    ProbeOutcome o = h.run(spec);
+    EXPECT_EQ(h.results.size(), 1u);
+    if (confirm) {
+      EXPECT_TRUE(o.ok) << o.reason;
+      EXPECT_EQ(h.runner->counters().unconfirmed, 1u);
+      EXPECT_EQ(h.runner->counters().started, 2u);
+    } else {
+      EXPECT_EQ(o.failure, ProbeFailure::kStatusMismatch);
+      EXPECT_EQ(h.runner->counters().started, 1u);
+    }
+  }
+}
+
+ProbeSpec process(const std::string& pid_file) {
+  ProbeSpec s;
+  s.name = "proc";
+  s.kind = ProbeKind::kProcess;
+  s.pid_file = pid_file;
+  s.interval = 10s;
+  return s;
+}
+
+// The watched process's exit is reported as it happens, with no run due.
+TEST(ProcessProbe, TheWatchedProcessExitingIsAFailureAtOnceAndThenNotRunning) {
+  testing::TempDir dir;
+  const std::string pid_file = dir.path() + "/svc.pid";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  testing::write_file(pid_file, std::to_string(child) + "\n");
+  ProbeHarness h;
+  ProbeOutcome o = h.run(process(pid_file));
+  EXPECT_TRUE(o.ok) << o.reason;
+  ::kill(child, SIGKILL);
+  ASSERT_TRUE(h.pump_until(2, 5s));
+  o = h.results.back();
+  EXPECT_EQ(o.failure, ProbeFailure::kProcessExited);
+  EXPECT_EQ(o.reason, "process_exited: process " + std::to_string(child) + " exited");
+  // Exited but not reaped, then reaped: not running either way.
+  o = run_again(h, "proc");
+  EXPECT_EQ(o.failure, ProbeFailure::kNotRunning) << o.reason;
+  ::waitpid(child, nullptr, 0);
+  o = run_again(h, "proc");
+  EXPECT_EQ(o.failure, ProbeFailure::kNotRunning) << o.reason;
+  // A new process in the file is watched again.
+  testing::write_file(pid_file, std::to_string(::getpid()));
+  EXPECT_TRUE(run_again(h, "proc").ok);
+}
+
+TEST(ProcessProbe, NoPidFileIsNotRunning) {
+  testing::TempDir dir;
+  ProbeHarness h;
+  ProbeOutcome o = h.run(process(dir.path() + "/none.pid"));
+  EXPECT_EQ(o.failure, ProbeFailure::kNotRunning);
+  EXPECT_EQ(o.reason, "not_running: no pid in " + dir.path() + "/none.pid");
+  ProbeSpec nameless = process("");
+  nameless.name = "p2";
+  EXPECT_EQ(h.runner->add(nameless).code(), Code::kInvalidArgument);
+}
+
 TEST(ProbeFailureNames, AreStable) {
   EXPECT_STREQ(probe_failure_name(ProbeFailure::kTimeout), "timeout");
   EXPECT_STREQ(probe_failure_name(ProbeFailure::kConnectionRefused), "connection_refused");
   EXPECT_STREQ(probe_failure_name(ProbeFailure::kDns), "dns");
   EXPECT_STREQ(probe_failure_name(ProbeFailure::kStatusMismatch), "status_mismatch");
   EXPECT_STREQ(probe_failure_name(ProbeFailure::kBodyMismatch), "body_mismatch");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kNotRunning), "not_running");
+  EXPECT_STREQ(probe_failure_name(ProbeFailure::kProcessExited), "process_exited");
 }
 
 }  // namespace
