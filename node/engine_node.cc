@@ -106,16 +106,28 @@ Status EngineNode::start(std::shared_ptr<const rules::RuleSet> rules) {
 
 void EngineNode::register_on_loop() {
   loop_ = std::make_unique<EventLoop>(party_.clock);
-  // A few bulk frames per turn (each may hold a thousand events): actions
-  // made durable meanwhile are dispatched between them, not after a whole
-  // flood has been read. The urgent lane is read before every bulk frame.
+  // A few bulk frames per turn (each may hold a thousand events), the
+  // urgent lane read before every one of them. Urgent frames end the turn:
+  // the loop step, and with it the unit that makes their decisions
+  // durable, ends now rather than after more bulk. Actions made durable
+  // meanwhile are dispatched between bulk frames, not after the turn.
   auto drain = [this] {
     if (drained_in_ == loop_->iterations()) return;  // both lanes were ready
     drained_in_ = loop_->iterations();
-    receiver_->drain(
-        [this](std::string_view frame, const fabric::Opened& o, const medic::v1::EventBatch& b,
-               bool urgent) { on_batch(frame, o, b, urgent); },
-        kBulkFramesPerTurn);
+    const auto sink = [this](std::string_view frame, const fabric::Opened& o,
+                             const medic::v1::EventBatch& b,
+                             bool urgent) { on_batch(frame, o, b, urgent); };
+    for (size_t i = 0; i < kBulkFramesPerTurn; ++i) {
+      // Urgent only; a turn after one that urgent frames ended reads bulk
+      // too, so a stream of urgent frames cannot starve the bulk lane.
+      if (receiver_->drain(sink, 0) > 0 && !urgent_ended_turn_) {
+        urgent_ended_turn_ = true;
+        return;
+      }
+      urgent_ended_turn_ = false;
+      if (receiver_->drain(sink, 1) == 0) return;
+      flush_outbox();
+    }
   };
   drain_ = drain;
   set_reading(true);
