@@ -133,9 +133,10 @@ std::optional<ProbeSpec> read_probe(ConfigReader& r, const YAML::Node& m) {
   p.learn_timeout = r.boolean(m, "learn_timeout", false).value_or(false);
   p.min_timeout = r.duration(m, "min_timeout", false).value_or(std::min(p.min_timeout, p.timeout));
   p.confirm = r.boolean(m, "confirm", false).value_or(false);
-  if (p.min_timeout <= Duration::zero() || p.min_timeout > p.timeout) {
-    r.error(m["min_timeout"].IsDefined() ? m["min_timeout"] : m,
-            "\"min_timeout\" must be above 0 and at most the timeout");
+  if (m["min_timeout"].IsDefined() && p.timeout > Duration::zero() &&
+      (p.min_timeout < std::chrono::milliseconds(1) || p.min_timeout > p.timeout)) {
+    r.error(m["min_timeout"], "\"min_timeout\" must be at least 1ms and at most the timeout (" +
+                                  format_duration(p.timeout) + ")");
   }
   if (p.interval < std::chrono::milliseconds(100)) {
     r.error(m["interval"], "\"interval\" must be at least 100ms");

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -101,11 +102,13 @@ struct Probe {
   // Process: the pidfd of the process watched between runs, and its pid.
   int pid_fd = -1;
   long pid = 0;
+  long exited_pid = 0;  // the last process seen to exit: its pid may be reused
 
   // The last answers' latencies (learn_timeout), and whether this run is
   // the second that confirms a failure.
   std::array<Duration, 16> answers{};
   int answered = 0;
+  bool relearn = false;  // a failure was reported: the spec's timeout until an answer
   bool confirming = false;
   Duration run_timeout{};
 
@@ -155,6 +158,11 @@ class ProbeRunner::Impl {
     }
     if (spec.interval <= Duration::zero() || spec.timeout <= Duration::zero()) {
       return invalid_argument("probe \"" + spec.name + "\": interval and timeout must be positive");
+    }
+    if (spec.learn_timeout &&
+        (spec.min_timeout <= Duration::zero() || spec.min_timeout > spec.timeout)) {
+      return invalid_argument("probe \"" + spec.name +
+                              "\": min_timeout must be above 0 and at most the timeout");
     }
     if (spec.jitter < 0 || spec.jitter > 0.5) {
       return invalid_argument("probe \"" + spec.name + "\": jitter must be within 0..0.5");
@@ -236,7 +244,7 @@ class ProbeRunner::Impl {
     while (!tcp_deadlines_.empty() && tcp_deadlines_.begin()->first <= now) {
       Probe* p = tcp_deadlines_.begin()->second;
       fail_tcp(p, ProbeFailure::kTimeout,
-               "no connection within " + format_duration(p->spec.timeout));
+               "no connection within " + format_duration(p->run_timeout));
     }
     harvest_curl();
     deliver();
@@ -382,7 +390,7 @@ class ProbeRunner::Impl {
   static Duration run_timeout(const Probe& p) {
     const ProbeSpec& s = p.spec;
     Duration t = s.timeout;
-    if (s.learn_timeout && p.answered >= ProbeSpec::kLearnFrom) {
+    if (s.learn_timeout && p.answered >= ProbeSpec::kLearnFrom && !p.relearn) {
       const int n = std::min<int>(p.answered, static_cast<int>(p.answers.size()));
       Duration slowest = *std::max_element(p.answers.begin(), p.answers.begin() + n);
       t = std::clamp(10 * slowest, s.min_timeout, s.timeout);
@@ -396,22 +404,28 @@ class ProbeRunner::Impl {
   void start_process(Probe* p) {
     long pid = 0;
     std::ifstream in(p->spec.pid_file);
-    if (!(in >> pid) || pid <= 0) {
+    if (!(in >> pid) || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
       close_pid(p);
       return complete(p, 0, ProbeFailure::kNotRunning, "no pid in " + p->spec.pid_file);
     }
     if (p->pid_fd >= 0 && pid == p->pid) return complete(p, 0, ProbeFailure::kNone, "");
     close_pid(p);
+    const std::string which = std::to_string(pid) + " (" + p->spec.pid_file + ")";
+    // The pid of a process seen to exit may be another process's by now.
+    if (pid == p->exited_pid) {
+      return complete(p, 0, ProbeFailure::kNotRunning, "process " + which + " has exited");
+    }
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
     if (fd < 0) {
-      return complete(p, 0, ProbeFailure::kNotRunning,
-                      "no process " + std::to_string(pid) + " (" + p->spec.pid_file + ")");
+      const int err = errno;
+      return complete(p, 0, err == ESRCH ? ProbeFailure::kNotRunning : ProbeFailure::kInternal,
+                      err == ESRCH ? "no process " + which
+                                   : "pidfd_open of " + which + ": " + std::strerror(err));
     }
     pollfd gone{fd, POLLIN, 0};
     if (::poll(&gone, 1, 0) > 0) {  // exited, not yet reaped
       ::close(fd);
-      return complete(p, 0, ProbeFailure::kNotRunning,
-                      "process " + std::to_string(pid) + " has exited (" + p->spec.pid_file + ")");
+      return complete(p, 0, ProbeFailure::kNotRunning, "process " + which + " has exited");
     }
     p->pid_fd = fd;
     p->pid = pid;
@@ -429,6 +443,7 @@ class ProbeRunner::Impl {
   // The watched process exited: a failed run now, not at the next interval.
   void process_exited(Probe* p) {
     const long pid = p->pid;
+    p->exited_pid = pid;
     close_pid(p);
     if (p->in_flight) return;
     ++counters_.started;
@@ -439,10 +454,9 @@ class ProbeRunner::Impl {
   }
 
   void start_http(Probe* p) {
-    curl_easy_setopt(
-        p->easy, CURLOPT_TIMEOUT_MS,
-        static_cast<long>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(p->run_timeout).count()));
+    // Whole milliseconds, rounded up: 0 would mean no timeout to libcurl.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(p->run_timeout).count();
+    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(ms, 1)));
     p->tail.clear();
     p->body_found = false;
     p->curl_error[0] = '\0';
@@ -560,6 +574,11 @@ class ProbeRunner::Impl {
     const Duration latency = std::chrono::duration_cast<Duration>(Steady::now() - p->started);
     if (f == ProbeFailure::kNone) learn(p, latency);
     if (confirm_first(p, f)) return;
+    // After a reported failure the next runs get the spec's timeout until
+    // one answers: the service may answer at another pace now (slower for
+    // good, or warming up after a restart), and that answer is learned, so
+    // it is not held to the pace it had before.
+    if (f != ProbeFailure::kNone) p->relearn = true;
     const bool confirmed = p->confirming && f != ProbeFailure::kNone;
     if (p->confirming) ++(confirmed ? counters_.confirmed : counters_.unconfirmed);
     p->confirming = false;
@@ -581,6 +600,7 @@ class ProbeRunner::Impl {
     if (!p->spec.learn_timeout) return;
     p->answers[static_cast<size_t>(p->answered) % p->answers.size()] = latency;
     ++p->answered;
+    p->relearn = false;
   }
 
   // A first failure of a probe that confirms is not reported: a second run

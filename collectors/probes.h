@@ -70,7 +70,9 @@ struct ProbeSpec {
   Duration min_timeout = std::chrono::milliseconds(50);
   // A failed run is confirmed by a second run at once (given 4x the first
   // run's timeout, at most `timeout`) before it is reported; a second run
-  // that succeeds is reported instead (and counted as `unconfirmed`).
+  // that succeeds is reported instead (and counted as `unconfirmed`). Not
+  // for process probes (an exit needs no second look). A reported failure
+  // starts the learning of the timeout over.
   bool confirm = false;
   static constexpr int kLearnFrom = 5;
 };

@@ -119,8 +119,11 @@ void EngineNode::register_on_loop() {
                              bool urgent) { on_batch(frame, o, b, urgent); };
     for (size_t i = 0; i < kBulkFramesPerTurn; ++i) {
       // Urgent only; a turn after one that urgent frames ended reads bulk
-      // too, so a stream of urgent frames cannot starve the bulk lane.
-      if (receiver_->drain(sink, 0) > 0 && !urgent_ended_turn_) {
+      // too, so a stream of urgent frames cannot starve the bulk lane. Only
+      // accepted urgent frames end a turn, not refused ones.
+      const uint64_t urgent_before = urgent_read_;
+      receiver_->drain(sink, 0);
+      if (urgent_read_ != urgent_before && !urgent_ended_turn_) {
         urgent_ended_turn_ = true;
         return;
       }
@@ -175,6 +178,7 @@ void EngineNode::drain_wakeups() {
 void EngineNode::on_batch(std::string_view frame, const fabric::Opened& opened,
                           const medic::v1::EventBatch& batch, bool urgent) {
   ++stats_.batches;
+  if (urgent) ++urgent_read_;
   const Time now = party_.clock.now();
   const uint64_t number =
       remember({next_envelope_++, now, std::string(frame), opened.sender->name, urgent});

@@ -292,6 +292,7 @@ class EngineNode final : public rules::DecisionSink, public fabric::ControlHandl
   // Latency histograms in counters_ (register_counters).
   Histogram* decided_to_dispatched_ = nullptr;
   bool urgent_ended_turn_ = false;  // the last drain turn ended after urgent frames
+  uint64_t urgent_read_ = 0;        // urgent batches accepted
   Histogram* urgent_to_dispatched_ = nullptr;
   Histogram* lane_lag_[2] = {nullptr, nullptr};  // bulk, urgent: sent -> read by the engine
   uint64_t events_by_type_[7] = {};  // by Event's body case (0: none); plain: the loop's own

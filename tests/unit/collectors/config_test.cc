@@ -149,6 +149,24 @@ TEST(CollectorConfig, ReadsProbes) {
   EXPECT_TRUE(c->probes[4].confirm);
 }
 
+// A probe whose timeout is under the 50ms default floor learns down to its
+// timeout, without an error for a key it did not set.
+TEST(CollectorConfig, TheDefaultMinTimeoutIsAtMostTheTimeout) {
+  auto c = parse_collector_config(minimal(R"(  probes:
+    - name: quick
+      tcp: a:1
+      interval: 100ms
+      timeout: 30ms
+      learn_timeout: true
+)"),
+                                  "agent.yaml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->probes[0].min_timeout, 30ms);
+  EXPECT_EQ(errors(minimal("  probes:\n    - {name: z, tcp: \"a:1\", timeout: 0s}\n"))
+                .find("min_timeout"),
+            std::string::npos);
+}
+
 TEST(CollectorConfig, ReportsUnknownKeysWithTheirPosition) {
   std::string e = errors(minimal("  intervall: 2s\n"));
   EXPECT_NE(e.find("agent.yaml:10:3: error: unknown key \"intervall\""), std::string::npos) << e;
@@ -226,7 +244,8 @@ TEST(CollectorConfig, RejectsBadProbes) {
   EXPECT_NE(e.find("exactly one of \"http\", \"tcp\" or \"process\""), std::string::npos) << e;
   EXPECT_NE(e.find("unknown key \"pidfile\""), std::string::npos) << e;
   EXPECT_NE(e.find("missing required key \"pid_file\""), std::string::npos) << e;
-  EXPECT_NE(e.find("\"min_timeout\" must be above 0 and at most the timeout"), std::string::npos)
+  EXPECT_NE(e.find("\"min_timeout\" must be at least 1ms and at most the timeout (100ms)"),
+            std::string::npos)
       << e;
   EXPECT_NE(e.find("expected host:port"), std::string::npos) << e;
   EXPECT_NE(e.find("\"jitter\" must be a fraction"), std::string::npos) << e;

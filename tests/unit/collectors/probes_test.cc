@@ -1,5 +1,6 @@
 #include "collectors/probes.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -400,6 +401,7 @@ class SwitchableService {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
   std::atomic<bool> answer{true};
   std::atomic<bool> fail_next{false};
+  std::atomic<int> delay_ms{0};  // how long the service takes to answer
 
  private:
   void serve() {
@@ -412,6 +414,7 @@ class SwitchableService {
         held_.push_back(c);
         continue;
       }
+      if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
       const std::string reply =
           fail_next.exchange(false)
               ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -456,6 +459,59 @@ TEST(ProbeTimeout, ALearnedTimeoutGivesUpOnAFastServiceGoneSilentLongBeforeTheSp
   }
 }
 
+// A service that answers at another pace after a failure (slower for
+// good, or warming up after a restart) is not held to the pace it had
+// before: after a reported failure the next run gets the spec's timeout,
+// and its slow answer is learned.
+TEST(ProbeTimeout, AfterAReportedFailureASlowerAnswerIsWaitedForAndLearned) {
+  SwitchableService svc;
+  ProbeHarness h;
+  auto spec = http(svc.url(), 800ms);
+  spec.learn_timeout = true;
+  ASSERT_OK(h.runner->add(spec));
+  for (int i = 0; i < ProbeSpec::kLearnFrom; ++i) ASSERT_TRUE(run_again(h, "web").ok);
+  svc.delay_ms = 150;
+  ProbeOutcome o = run_again(h, "web");
+  EXPECT_EQ(o.failure, ProbeFailure::kTimeout) << "learned from answers in well under 15 ms";
+  EXPECT_LT(o.latency, 150ms);
+  o = run_again(h, "web");
+  EXPECT_TRUE(o.ok) << o.reason;
+  EXPECT_GE(o.latency, 150ms);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(run_again(h, "web").ok) << "learned the new pace";
+}
+
+TEST(ProbeTimeout, ARunTheLearnedTimeoutEndsSaysWhatItWaited) {
+  // A full listen queue: connects hang (as in TcpProbe.TimesOutWhenTheListenQueueIsFull).
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  ProbeHarness h;
+  auto spec = tcp(ntohs(a.sin_port), 1s);
+  spec.learn_timeout = true;
+  spec.min_timeout = 80ms;
+  ASSERT_OK(h.runner->add(spec));
+  ::fcntl(lfd, F_SETFL, O_NONBLOCK);
+  for (int i = 0; i < ProbeSpec::kLearnFrom; ++i) {
+    ASSERT_TRUE(run_again(h, "tcp").ok) << i;
+    for (int c; (c = ::accept(lfd, nullptr, nullptr)) >= 0;) ::close(c);  // room for the next
+  }
+  std::vector<int> fillers;  // connects that fill the queue (nobody accepts now)
+  for (int i = 0; i < 64; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    (void)::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    fillers.push_back(c);
+  }
+  ProbeOutcome o = run_again(h, "tcp");
+  EXPECT_EQ(o.reason, "timeout: no connection within 80ms") << o.reason;
+  for (int c : fillers) ::close(c);
+  ::close(lfd);
+}
+
 TEST(ProbeTimeout, TheSpecsTimeoutHoldsUntilEnoughAnswersWereSeen) {
   SwitchableService svc;
   ProbeHarness h;
@@ -481,6 +537,7 @@ TEST(ProbeConfirm, AFailureIsReportedOnlyWhenASecondRunAtOnceFailsToo) {
   EXPECT_EQ(h.runner->counters().failed, 1u);
   EXPECT_EQ(h.runner->counters().confirmed, 1u);
   EXPECT_EQ(h.runner->counters().unconfirmed, 0u);
+  EXPECT_EQ(h.runner->in_flight(), 0u);
 }
 
 TEST(ProbeConfirm, AFailureTheSecondRunDoesNotConfirmIsNotReported) {
@@ -522,6 +579,16 @@ TEST(ProcessProbe, TheWatchedProcessExitingIsAFailureAtOnceAndThenNotRunning) {
     ::pause();
     ::_exit(0);
   }
+  bool reaped = false;
+  struct Reap {  // the child is never left behind, whatever fails
+    pid_t pid;
+    bool* done;
+    ~Reap() {
+      if (*done) return;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{child, &reaped};
   testing::write_file(pid_file, std::to_string(child) + "\n");
   ProbeHarness h;
   ProbeOutcome o = h.run(process(pid_file));
@@ -535,8 +602,12 @@ TEST(ProcessProbe, TheWatchedProcessExitingIsAFailureAtOnceAndThenNotRunning) {
   o = run_again(h, "proc");
   EXPECT_EQ(o.failure, ProbeFailure::kNotRunning) << o.reason;
   ::waitpid(child, nullptr, 0);
+  reaped = true;
+  // Its pid may be another process's by now: still the process that exited.
   o = run_again(h, "proc");
   EXPECT_EQ(o.failure, ProbeFailure::kNotRunning) << o.reason;
+  EXPECT_EQ(o.reason,
+            "not_running: process " + std::to_string(child) + " (" + pid_file + ") has exited");
   // A new process in the file is watched again.
   testing::write_file(pid_file, std::to_string(::getpid()));
   EXPECT_TRUE(run_again(h, "proc").ok);
