@@ -10,6 +10,9 @@
 //              bulk-lane state report sent -> its rule's decision;
 //   executed   urgent panic batch sent -> Hypervisor::execute in the actuator.
 // Latencies are measured idle and while the collectors flood the bulk lane.
+// Then the floor of the idle panic -> executed in the same directory (two
+// durable SQLite commits and a loopback round trip per sample,
+// bench/floor/durable_floor.h) and the idle figure's ratio to it.
 //
 //   build/bench/pipeline_bench [--collectors N] [--events N] [--batch N]
 //                              [--panics N] [--json FILE]
@@ -42,6 +45,7 @@
 
 #include "actuators/actuator.h"
 #include "bench/bench_rules.h"
+#include "bench/floor/durable_floor.h"
 #include "core/clock.h"
 #include "fabric/envelope.h"
 #include "fabric/transport.h"
@@ -318,6 +322,32 @@ bool start_metrics(node::EngineNode& engine, int every_ms, std::unique_ptr<node:
   *web = std::move(*started);
   *scraper = std::make_unique<Scraper>((*web)->url(), std::chrono::milliseconds(every_ms));
   return true;
+}
+
+// The floor of panic -> executed, idle, measured after the run in the same
+// directory: per sample two durable commits (the audit log's and the
+// actuator journal's) and one loopback round trip (collector -> engine and
+// engine -> actuator are two one-way hops), as many samples as panics.
+void report_floor(const std::filesystem::path& dir, const Percentiles& executed) {
+  const int n = static_cast<int>(std::max<size_t>(executed.n, 1));
+  std::filesystem::create_directories(dir / "floor-audit");
+  std::filesystem::create_directories(dir / "floor-journal");
+  const auto audit = commit_floor((dir / "floor-audit").string(), n);
+  const auto journal = commit_floor((dir / "floor-journal").string(), n);
+  const auto trip = round_trip_floor(n);
+  if (audit.size() != static_cast<size_t>(n) || journal.size() != audit.size() ||
+      trip.size() != audit.size()) {
+    std::printf("floor: not measured (a step failed)\n");
+    return;
+  }
+  std::vector<double> floor;
+  for (int i = 0; i < n; ++i) floor.push_back(audit[i] + journal[i] + trip[i]);
+  const double p50 = percentile(floor, 0.5) * 1000, p99 = percentile(floor, 0.99) * 1000;
+  std::printf("%-44s n=%4d p50=%9.1f us  p99=%9.1f us  (commit p50 %.1f us, round trip p50 %.1f us)\n",
+              "floor: 2 durable commits + 1 round trip", n, p50, p99,
+              percentile(audit, 0.5) * 1000, percentile(trip, 0.5) * 1000);
+  std::printf("panic -> executed, idle / floor: p50 %.2fx  p99 %.2fx (goal p99 within 1.3x)\n",
+              executed.p50_us / p50, executed.p99_us / p99);
 }
 
 int run(const Options& o) {
@@ -679,6 +709,7 @@ int run(const Options& o) {
   line("panic -> executed, under flood", load_panic.executed, 2000);
   line("  of which decided -> dispatched (durable)", load_panic.durable, 0);
   line("  of which dispatched -> executed", load_panic.delivered, 0);
+  report_floor(dir, idle_panic.executed);
   std::printf("engine: %llu decisions, %llu dispatched, %llu audit errors, %llu rejected frames; "
               "actuator executed %llu\n",
               static_cast<unsigned long long>(st.decisions),

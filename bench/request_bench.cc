@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "audit/log.h"
+#include "bench/floor/durable_floor.h"
 #include "bench/latency.h"
 #include "fabric/control.h"
 #include "node/agent_node.h"
@@ -42,37 +43,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
-
-// `n` durable commits of one 512-byte row into a fresh SQLite file in
-// `dir`, as the audit log is opened (WAL, synchronous=FULL); their times,
-// none if any step fails (a floor of failed commits would look too good).
-std::vector<double> commit_floor(const std::string& dir, int n) {
-  std::vector<double> out;
-  sqlite3* db = nullptr;
-  sqlite3_stmt* ins = nullptr;
-  const std::string path = dir + "/floor.db";
-  bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
-            sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                         "CREATE TABLE t(x BLOB)",
-                         nullptr, nullptr, nullptr) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, "INSERT INTO t(x) VALUES (zeroblob(512))", -1, &ins, nullptr) ==
-                SQLITE_OK;
-  for (int i = 0; ok && i < n; ++i) {
-    const auto t0 = Steady::now();
-    ok = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK &&
-         sqlite3_step(ins) == SQLITE_DONE && sqlite3_reset(ins) == SQLITE_OK &&
-         sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
-    out.push_back(ms(Steady::now() - t0));
-  }
-  sqlite3_finalize(ins);
-  sqlite3_close(db);
-  if (!ok) {
-    std::fprintf(stderr, "floor: a commit failed; no floor\n");
-    out.clear();
-  }
-  return out;
-}
 
 struct Samples {
   std::vector<double> accepted, dispatched;
