@@ -370,11 +370,16 @@ class ProbeRunner::Impl {
     start(p);
   }
 
-  void start(Probe* p) {
+  // A run begins: counted and in flight until complete().
+  void begin_run(Probe* p) {
     ++counters_.started;
     ++in_flight_;
     p->in_flight = true;
     p->started = Steady::now();
+  }
+
+  void start(Probe* p) {
+    begin_run(p);
     p->run_timeout = run_timeout(*p);
     if (p->spec.kind == ProbeKind::kTcp) {
       start_tcp(p);
@@ -446,10 +451,7 @@ class ProbeRunner::Impl {
     p->exited_pid = pid;
     close_pid(p);
     if (p->in_flight) return;
-    ++counters_.started;
-    ++in_flight_;
-    p->in_flight = true;
-    p->started = Steady::now();
+    begin_run(p);
     complete(p, 0, ProbeFailure::kProcessExited, "process " + std::to_string(pid) + " exited");
   }
 

@@ -1,8 +1,8 @@
 #include "collectors/probes.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -85,15 +85,26 @@ ProbeSpec tcp(int port, Duration timeout = 2s) {
 }
 
 // A loopback port with nothing listening on it.
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A TCP socket bound to a free loopback port (`*addr`), listening with
+// `backlog` unless it is negative.
+int loopback_socket(int type, int backlog, sockaddr_in* addr) {
+  int fd = ::socket(AF_INET, type, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  if (backlog >= 0) {
+    EXPECT_EQ(::listen(fd, backlog), 0);
+  }
   socklen_t len = sizeof(a);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
+  *addr = a;
+  return fd;
+}
+
+int closed_port() {
+  sockaddr_in a{};
+  ::close(loopback_socket(SOCK_STREAM, -1, &a));
   return ntohs(a.sin_port);
 }
 
@@ -260,30 +271,43 @@ TEST(TcpProbe, ReportsConnectionRefused) {
   EXPECT_EQ(o.reason, "connection_refused: Connection refused");
 }
 
-TEST(TcpProbe, TimesOutWhenTheListenQueueIsFull) {
-  // A listener that never accepts, with its queue filled: further SYNs are
-  // dropped, so the connect neither succeeds nor fails.
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(::listen(lfd, 0), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  std::vector<int> fillers;
-  for (int i = 0; i < 4; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    fillers.push_back(fd);
+// A loopback listener with a backlog of 0 that accepts only when told to:
+// once fill() has filled its queue, further SYNs are dropped, so a connect
+// neither succeeds nor fails.
+class FullQueueListener {
+ public:
+  FullQueueListener() { fd_ = loopback_socket(SOCK_STREAM | SOCK_NONBLOCK, 0, &addr_); }
+  ~FullQueueListener() {
+    for (int c : fillers_) ::close(c);
+    ::close(fd_);
   }
+  int port() const { return ntohs(addr_.sin_port); }
+  // Takes the connections waiting, making room for the next.
+  void accept_waiting() {
+    for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0;) ::close(c);
+  }
+  void fill(int n) {
+    for (int i = 0; i < n; ++i) {
+      int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      (void)::connect(c, reinterpret_cast<const sockaddr*>(&addr_), sizeof(addr_));
+      fillers_.push_back(c);
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  sockaddr_in addr_{};
+  std::vector<int> fillers_;
+};
+
+TEST(TcpProbe, TimesOutWhenTheListenQueueIsFull) {
+  FullQueueListener listener;
+  listener.fill(4);
   ProbeHarness h;
-  ProbeOutcome o = h.run(tcp(ntohs(a.sin_port), 200ms));
+  ProbeOutcome o = h.run(tcp(listener.port(), 200ms));
   EXPECT_FALSE(o.ok);
   EXPECT_EQ(o.failure, ProbeFailure::kTimeout) << o.reason;
   EXPECT_GE(o.latency, 200ms);
-  for (int fd : fillers) ::close(fd);
-  ::close(lfd);
 }
 
 TEST(ProbeRunner, HoldsManyProbesInFlightAtOnceOnOneThread) {
@@ -380,23 +404,21 @@ TEST(ProbeRunner, DeliversResultsOnlyFromOnPoll) {
 class SwitchableService {
  public:
   SwitchableService() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    EXPECT_EQ(::listen(fd_, 64), 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    fd_ = loopback_socket(SOCK_STREAM, 64, &a);
     port_ = ntohs(a.sin_port);
+    EXPECT_EQ(::pipe(stop_pipe_), 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~SwitchableService() {
     stop_ = true;
+    (void)!::write(stop_pipe_[1], "x", 1);
     ::shutdown(fd_, SHUT_RDWR);
     thread_.join();
     ::close(fd_);
     for (int c : held_) ::close(c);
+    ::close(stop_pipe_[0]);
+    ::close(stop_pipe_[1]);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
   std::atomic<bool> answer{true};
@@ -414,7 +436,13 @@ class SwitchableService {
         held_.push_back(c);
         continue;
       }
-      if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
+      if (delay_ms > 0) {  // answers late, or at once when the service stops
+        pollfd stop{stop_pipe_[0], POLLIN, 0};
+        if (::poll(&stop, 1, delay_ms.load()) != 0) {
+          ::close(c);
+          return;
+        }
+      }
       const std::string reply =
           fail_next.exchange(false)
               ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -427,6 +455,7 @@ class SwitchableService {
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::vector<int> held_;
+  int stop_pipe_[2] = {-1, -1};
   std::thread thread_;
 };
 
@@ -481,35 +510,19 @@ TEST(ProbeTimeout, AfterAReportedFailureASlowerAnswerIsWaitedForAndLearned) {
 }
 
 TEST(ProbeTimeout, ARunTheLearnedTimeoutEndsSaysWhatItWaited) {
-  // A full listen queue: connects hang (as in TcpProbe.TimesOutWhenTheListenQueueIsFull).
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(::listen(lfd, 0), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  FullQueueListener listener;
   ProbeHarness h;
-  auto spec = tcp(ntohs(a.sin_port), 1s);
+  auto spec = tcp(listener.port(), 1s);
   spec.learn_timeout = true;
   spec.min_timeout = 80ms;
   ASSERT_OK(h.runner->add(spec));
-  ::fcntl(lfd, F_SETFL, O_NONBLOCK);
   for (int i = 0; i < ProbeSpec::kLearnFrom; ++i) {
     ASSERT_TRUE(run_again(h, "tcp").ok) << i;
-    for (int c; (c = ::accept(lfd, nullptr, nullptr)) >= 0;) ::close(c);  // room for the next
+    listener.accept_waiting();
   }
-  std::vector<int> fillers;  // connects that fill the queue (nobody accepts now)
-  for (int i = 0; i < 64; ++i) {
-    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    (void)::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    fillers.push_back(c);
-  }
+  listener.fill(64);  // nobody accepts now: the next connect hangs
   ProbeOutcome o = run_again(h, "tcp");
   EXPECT_EQ(o.reason, "timeout: no connection within 80ms") << o.reason;
-  for (int c : fillers) ::close(c);
-  ::close(lfd);
 }
 
 TEST(ProbeTimeout, TheSpecsTimeoutHoldsUntilEnoughAnswersWereSeen) {
