@@ -17,13 +17,13 @@
 //   deciding the same step again, inserts no second intent and no audit row;
 //   it gets kAlreadyRecorded and the first intent's action id and epoch, the
 //   one to (re-)send.
-// - The audit rows join one hash chain across all engines, encoded exactly as
-//   SQLite's (audit/chain.h) in tables audit_<table>; the chain's head row is
-//   locked by each intent transaction, so rows get contiguous seqs in commit
-//   order. verify_pg_chain() recomputes it and names the first bad row.
-//   Signed checkpoints and heads are not written yet: the chain proves rows
-//   were not edited, reordered or removed in the middle, not that the end
-//   was not cut off by someone who can write to the database.
+// - The audit rows join the holder's own hash chain (one chain per engine),
+//   encoded exactly as SQLite's (audit/chain.h) in tables audit_<table>; the
+//   chain's head row is locked by each intent transaction, so its rows get
+//   contiguous seqs in commit order. verify_pg_chain() recomputes every chain
+//   and names the first bad row. This store signs no heads: where an
+//   AuditStore on PostgreSQL (open_pg_store) writes a chain, its head and
+//   checkpoints are signed and verified.
 // - A commit whose outcome is unknown (connection lost in COMMIT) is
 //   kUnavailable; calling record() again with the same key is always safe.
 //
@@ -103,18 +103,22 @@ bool is_postgres_url(const std::string& storage);
 
 // What verify_pg_chain found.
 struct PgChainReport {
-  int64_t rows = 0;     // chained rows checked
-  Seq first_bad = 0;    // 0 when the chain holds
-  std::string problem;  // why first_bad does not hold up
+  int64_t chains = 0;        // chains checked
+  int64_t rows = 0;          // chained rows checked, all chains
+  int64_t signed_heads = 0;  // chains whose head is signed (and the signature holds)
+  std::string bad_chain;     // the chain of first_bad
+  Seq first_bad = 0;         // 0 when every chain holds
+  std::string problem;       // why first_bad does not hold up
   bool ok() const { return first_bad == 0; }
   // For `medic audit verify`: in the words SQLite's report uses.
   std::string text() const;
   std::string json() const;
 };
 
-// Recomputes the PostgreSQL audit chain from row 1: seqs contiguous across
+// Recomputes every PostgreSQL audit chain from row 1: seqs contiguous across
 // tables, each prev_hash the previous row's hash, each hash the canonical
-// encoding's, and the head row matching the last row.
+// encoding's, the head row matching the last row, and, where the head is
+// signed, the head's and every checkpoint's signature by the chain's signer.
 Result<PgChainReport> verify_pg_chain(const std::string& url);
 
 }  // namespace medic::audit

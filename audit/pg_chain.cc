@@ -4,11 +4,11 @@ namespace medic::audit::internal {
 namespace {
 
 std::string insert_sql(const TableSpec& spec) {
-  std::string sql = "INSERT INTO audit_" + std::string(spec.name) + " (seq";
+  std::string sql = "INSERT INTO audit_" + std::string(spec.name) + " (chain, seq";
   for (const ColumnSpec& c : spec.columns) sql += ", " + std::string(c.name);
-  sql += ", prev_hash, hash) VALUES ($1";
-  const size_t n = spec.columns.size() + 3;
-  for (size_t i = 2; i <= n; ++i) sql += ", $" + std::to_string(i);
+  sql += ", prev_hash, hash) VALUES ($1, $2";
+  const size_t n = spec.columns.size() + 4;
+  for (size_t i = 3; i <= n; ++i) sql += ", $" + std::to_string(i);
   return sql + ")";
 }
 
@@ -16,23 +16,13 @@ std::string insert_sql(const TableSpec& spec) {
 
 std::string bytea_text(std::string_view bytes) { return "\\x" + hex(bytes); }
 
-PgChainAppender::PgChainAppender(pqxx::work& tx) : tx_(tx) {
-  pqxx::row head = tx_.exec1("SELECT seq, hash FROM medic_chain WHERE id = 1 FOR UPDATE");
-  seq_ = head[0].as<int64_t>();
-  pqxx::binarystring h(head[1]);
-  if (!to_hash(h.str(), &hash_)) hash_ = {};
-}
-
-Result<Seq> PgChainAppender::append(Table t, const std::vector<Value>& values) {
+Status insert_chained_row(pqxx::work& tx, const std::string& chain, Table t, Seq seq,
+                          const std::vector<Value>& values, const Hash& prev, const Hash& hash) {
   const TableSpec& spec = table_spec(t);
   if (values.size() != spec.columns.size()) {
     return internal_error(std::string("wrong number of values for ") + spec.name);
   }
-  const Seq seq = seq_ + 1;
-  encoded_.clear();
-  encode_row(t, seq, values, &encoded_);
-  const Hash hash = row_hash(hash_, encoded_);
-  std::vector<std::string> params = {std::to_string(seq)};
+  std::vector<std::string> params = {chain, std::to_string(seq)};
   for (size_t i = 0; i < values.size(); ++i) {
     const Value& v = values[i];
     if (v.is_int) {
@@ -46,17 +36,40 @@ Result<Seq> PgChainAppender::append(Table t, const std::vector<Value>& values) {
       params.emplace_back(v.s);
     }
   }
-  params.push_back(bytea_text(bytes(hash_)));
+  params.push_back(bytea_text(bytes(prev)));
   params.push_back(bytea_text(bytes(hash)));
-  tx_.exec_params(insert_sql(spec), pqxx::prepare::make_dynamic_params(params));
+  tx.exec_params(insert_sql(spec), pqxx::prepare::make_dynamic_params(params));
+  return {};
+}
+
+std::pair<Seq, Hash> lock_chain(pqxx::work& tx, const std::string& chain) {
+  tx.exec_params("INSERT INTO medic_chain (chain) VALUES ($1) ON CONFLICT DO NOTHING", chain);
+  pqxx::row head =
+      tx.exec_params1("SELECT seq, hash FROM medic_chain WHERE chain = $1 FOR UPDATE", chain);
+  Hash hash{};
+  if (!to_hash(pqxx::binarystring(head[1]).str(), &hash)) hash = {};
+  return {head[0].as<int64_t>(), hash};
+}
+
+PgChainAppender::PgChainAppender(pqxx::work& tx, std::string chain)
+    : tx_(tx), chain_(std::move(chain)) {
+  std::tie(seq_, hash_) = lock_chain(tx_, chain_);
+}
+
+Result<Seq> PgChainAppender::append(Table t, const std::vector<Value>& values) {
+  const Seq seq = seq_ + 1;
+  encoded_.clear();
+  encode_row(t, seq, values, &encoded_);
+  const Hash hash = row_hash(hash_, encoded_);
+  MEDIC_RETURN_IF_ERROR(insert_chained_row(tx_, chain_, t, seq, values, hash_, hash));
   seq_ = seq;
   hash_ = hash;
   return seq;
 }
 
 void PgChainAppender::finish() {
-  tx_.exec_params("UPDATE medic_chain SET seq = $1, hash = $2::bytea WHERE id = 1", seq_,
-                  bytea_text(bytes(hash_)));
+  tx_.exec_params("UPDATE medic_chain SET seq = $1, hash = $2::bytea WHERE chain = $3", seq_,
+                  bytea_text(bytes(hash_)), chain_);
 }
 
 }  // namespace medic::audit::internal

@@ -78,7 +78,7 @@ class PgIntentStore final : public IntentStore {
                                       d.verb);
       if (r.empty()) return explain_no_insert(tx, fence, intent, &out);
       out = {IntentOutcome::kInserted, d.action_id, fence.epoch, 0};
-      return append_audit(tx, intent, &out.last_seq);
+      return append_audit(tx, fence, intent, &out.last_seq);
     }));
     return out;
   }
@@ -116,8 +116,8 @@ class PgIntentStore final : public IntentStore {
     return {};
   }
 
-  static Status append_audit(pqxx::work& tx, const Intent& intent, Seq* last) {
-    internal::PgChainAppender chain(tx);
+  static Status append_audit(pqxx::work& tx, const Fence& fence, const Intent& intent, Seq* last) {
+    internal::PgChainAppender chain(tx, fence.holder);
     internal::DecisionTexts texts;
     auto seq = chain.append(internal::Table::kDecisions,
                             internal::decision_values(intent.decision, &texts));

@@ -14,14 +14,17 @@ std::string audit_tables_sql() {
   std::string sql;
   for (const TableSpec& t : tables()) {
     sql += "CREATE TABLE IF NOT EXISTS audit_" + std::string(t.name) +
-           " (seq bigint PRIMARY KEY";
+           " (chain text NOT NULL, seq bigint NOT NULL";
     for (const ColumnSpec& c : t.columns) {
       sql += ", " + std::string(c.name) + (c.is_int ? " bigint" : c.is_blob ? " bytea" : " text") +
              " NOT NULL";
     }
-    sql += ", prev_hash bytea NOT NULL, hash bytea NOT NULL);\n";
+    sql += ", prev_hash bytea NOT NULL, hash bytea NOT NULL, PRIMARY KEY (chain, seq));\n";
   }
-  sql += "CREATE INDEX IF NOT EXISTS audit_transitions_action ON audit_transitions(action_id, seq);\n";
+  sql +=
+      "CREATE INDEX IF NOT EXISTS audit_transitions_action ON audit_transitions(action_id, seq);\n"
+      "CREATE INDEX IF NOT EXISTS audit_decisions_id ON audit_decisions(decision_id);\n"
+      "CREATE INDEX IF NOT EXISTS audit_decisions_action ON audit_decisions(action_id);\n";
   return sql;
 }
 
@@ -57,10 +60,15 @@ Status ensure_cluster_schema(pqxx::work& tx, int shard_count) {
       " holder text NOT NULL, decision_id text NOT NULL, host text NOT NULL,"
       " vm text NOT NULL, verb text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
       " PRIMARY KEY (shard, incident, step));"
-      "CREATE TABLE IF NOT EXISTS medic_chain (id int PRIMARY KEY CHECK (id = 1),"
-      " seq bigint NOT NULL, hash bytea NOT NULL);"
-      "INSERT INTO medic_chain VALUES (1, 0, '\\x" +
-      std::string(64, '0') + "'::bytea) ON CONFLICT DO NOTHING;" + audit_tables_sql());
+      "CREATE TABLE IF NOT EXISTS medic_chain (chain text PRIMARY KEY,"
+      " seq bigint NOT NULL DEFAULT 0, hash bytea NOT NULL DEFAULT '\\x" +
+      std::string(64, '0') +
+      "'::bytea, at_ns bigint NOT NULL DEFAULT 0, signer bytea NOT NULL DEFAULT '',"
+      " signature bytea NOT NULL DEFAULT '', opened_ns bigint NOT NULL DEFAULT 0);"
+      "CREATE TABLE IF NOT EXISTS medic_state (chain text NOT NULL, kind int NOT NULL,"
+      " key bytea NOT NULL, value bytea NOT NULL, ord bigserial,"
+      " PRIMARY KEY (chain, kind, key));" +
+      audit_tables_sql());
   tx.exec_params("INSERT INTO medic_cluster VALUES (1, $1)", shard_count);
   tx.exec_params("INSERT INTO medic_leases (shard) SELECT generate_series(0, $1 - 1)",
                  shard_count);

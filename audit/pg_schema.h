@@ -4,8 +4,11 @@
 //   medic_leases   one row per shard: holder, epoch, expires_at (db clock)
 //   medic_engines  live engines: name, expires_at (db clock)
 //   medic_intents  fenced action intents, key (shard, incident, step)
-//   medic_chain    the audit chain's head (one row); the chained audit
-//                  tables mirror SQLite's (audit/chain.h), named audit_<table>
+//   medic_chain    one row per audit chain (one chain per engine): its head,
+//                  signed by the engine when an AuditStore writes it; the
+//                  chained audit tables mirror SQLite's (audit/chain.h), named
+//                  audit_<table>, with a `chain` column: key (chain, seq)
+//   medic_state    each chain's StateStore rows (chain, kind, key) -> value
 #pragma once
 
 #include <pqxx/pqxx>

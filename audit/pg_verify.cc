@@ -6,6 +6,7 @@
 #include "audit/intents.h"
 #include "audit/pg_connection.h"
 #include "core/json.h"
+#include "fabric/identity.h"
 
 namespace medic::audit {
 namespace {
@@ -24,13 +25,14 @@ struct LoadedRow {
 std::string select_sql(const TableSpec& spec) {
   std::string sql = "SELECT seq";
   for (const auto& c : spec.columns) sql += ", " + std::string(c.name);
-  return sql + ", prev_hash, hash FROM audit_" + spec.name + " ORDER BY seq";
+  return sql + ", prev_hash, hash FROM audit_" + spec.name + " WHERE chain = $1 ORDER BY seq";
 }
 
 std::string blob(const pqxx::field& f) { return pqxx::binarystring(f).str(); }
 
-void load_table(pqxx::work& tx, const TableSpec& spec, std::map<Seq, LoadedRow>* rows) {
-  for (const auto& r : tx.exec(select_sql(spec))) {
+void load_table(pqxx::work& tx, const std::string& chain, const TableSpec& spec,
+                std::map<Seq, LoadedRow>* rows) {
+  for (const auto& r : tx.exec_params(select_sql(spec), chain)) {
     LoadedRow row;
     row.table = spec.id;
     const size_t n = spec.columns.size();
@@ -70,33 +72,73 @@ std::string check_row(Seq seq, const LoadedRow& row, const Hash& prev, Hash* has
   return "";
 }
 
-PgChainReport walk(const std::map<Seq, LoadedRow>& rows, Seq head_seq, const std::string& head) {
-  PgChainReport report;
+bool signature_holds(std::string_view signer, std::string_view signature, const std::string& msg) {
+  if (signer.size() != 32 || signature.size() != 64) return false;
+  fabric::PublicKey pk{};
+  std::copy(signer.begin(), signer.end(), pk.begin());
+  return fabric::verify_signature(pk, reinterpret_cast<const uint8_t*>(msg.data()), msg.size(),
+                                  reinterpret_cast<const uint8_t*>(signature.data()));
+}
+
+// Empty when checkpoint `row` at `seq` is signed by `signer` over the row before it.
+std::string check_checkpoint(Seq seq, const LoadedRow& row, const Hash& prev,
+                             std::string_view signer) {
+  // Columns: at_ns, covers, covers_hash, signer, signature.
+  if (row.ints[1] != seq - 1 || row.texts[2] != internal::bytes(prev)) {
+    return "checkpoint does not cover the row before it";
+  }
+  if (row.texts[3] != signer) return "checkpoint signed by a key other than the chain's";
+  std::string msg = internal::checkpoint_signing_input(seq - 1, prev, row.ints[0]);
+  if (!signature_holds(row.texts[3], row.texts[4], msg))
+    return "checkpoint signature does not verify";
+  return "";
+}
+
+// A chain's head row as stored.
+struct HeadRow {
+  Seq seq = 0;
+  std::string hash, signer, signature;
+  int64_t at_ns = 0;
+};
+
+// Walks one chain's rows into *report; false at its first bad row.
+bool walk(const std::string& chain, const std::map<Seq, LoadedRow>& rows, const HeadRow& head,
+          PgChainReport* report) {
+  auto bad = [&](Seq seq, std::string problem) {
+    report->bad_chain = chain;
+    report->first_bad = seq;
+    report->problem = std::move(problem);
+    return false;
+  };
+  const bool is_signed = !head.signature.empty();
   Hash prev{};
   Seq expected = 1;
   for (const auto& [seq, row] : rows) {
-    if (seq != expected) {
-      report.first_bad = expected;
-      report.problem = "row " + std::to_string(expected) + " is missing";
-      return report;
-    }
+    if (seq != expected) return bad(expected, "row " + std::to_string(expected) + " is missing");
     Hash hash{};
     std::string problem = check_row(seq, row, prev, &hash);
-    if (!problem.empty()) {
-      report.first_bad = seq;
-      report.problem = problem;
-      return report;
+    if (problem.empty() && row.table == Table::kCheckpoints && is_signed) {
+      problem = check_checkpoint(seq, row, prev, head.signer);
     }
+    if (!problem.empty()) return bad(seq, problem);
     prev = hash;
-    ++report.rows;
+    ++report->rows;
     ++expected;
   }
-  if (head_seq != report.rows || head != internal::bytes(prev)) {
-    report.first_bad = std::min<Seq>(head_seq, report.rows) + 1;
-    report.problem = "the chain's head names row " + std::to_string(head_seq) + " but the log has " +
-                     std::to_string(report.rows) + " rows ending elsewhere";
+  const Seq last = expected - 1;
+  if (head.seq != last || head.hash != internal::bytes(prev)) {
+    return bad(std::min<Seq>(head.seq, last) + 1,
+               "the chain's head names row " + std::to_string(head.seq) + " but the chain has " +
+                   std::to_string(last) + " rows ending elsewhere");
   }
-  return report;
+  if (is_signed) {
+    if (!signature_holds(head.signer, head.signature,
+                         internal::head_signing_input(head.seq, prev, head.at_ns))) {
+      return bad(last + 1, "the chain's signed head does not verify");
+    }
+    ++report->signed_heads;
+  }
+  return true;
 }
 
 }  // namespace
@@ -111,18 +153,28 @@ std::string PgChainReport::text() const {
     s += "OK: the audit log verifies.\n";
   } else {
     s += "TAMPERED: the audit log does not verify.\n";
+    s += "  chain:         " + bad_chain + "\n";
     s += "  first bad row: " + std::to_string(first_bad) + "\n";
     s += "  problem:       " + problem + "\n";
   }
+  s += "  chains:        " + std::to_string(chains) + " (" + std::to_string(signed_heads) +
+       " with a signed head)\n";
   s += "  rows checked:  " + std::to_string(rows) + "\n";
-  s += "  note: a PostgreSQL log has no signed checkpoints or head yet; the chain shows rows "
-       "edited, reordered or removed, not a log cut off by someone who can write the database\n";
+  if (signed_heads < chains) {
+    s += "  note: a chain without a signed head shows rows edited, reordered or removed, not a "
+         "chain cut off by someone who can write the database\n";
+  }
   return s;
 }
 
 std::string PgChainReport::json() const {
-  Json j = {{"ok", ok()}, {"rows", rows}, {"signed", false}};
+  Json j = {{"ok", ok()},
+            {"chains", chains},
+            {"rows", rows},
+            {"signed_heads", signed_heads},
+            {"signed", chains > 0 && signed_heads == chains}};
   if (!ok()) {
+    j["chain"] = bad_chain;
     j["first_bad"] = first_bad;
     j["problem"] = problem;
   }
@@ -137,10 +189,16 @@ Result<PgChainReport> verify_pg_chain(const std::string& url) {
     if (!tx.exec1("SELECT to_regclass('medic_chain') IS NOT NULL")[0].as<bool>()) {
       return not_found("no medic audit chain in this database");
     }
-    std::map<Seq, LoadedRow> rows;
-    for (const TableSpec& spec : internal::tables()) load_table(tx, spec, &rows);
-    pqxx::row head = tx.exec1("SELECT seq, hash FROM medic_chain WHERE id = 1");
-    report = walk(rows, head[0].as<int64_t>(), blob(head[1]));
+    report = {};
+    for (const auto& h : tx.exec(
+             "SELECT chain, seq, hash, signer, signature, at_ns FROM medic_chain ORDER BY chain")) {
+      const std::string chain = h[0].as<std::string>();
+      std::map<Seq, LoadedRow> rows;
+      for (const TableSpec& spec : internal::tables()) load_table(tx, chain, spec, &rows);
+      HeadRow head{h[1].as<int64_t>(), blob(h[2]), blob(h[3]), blob(h[4]), h[5].as<int64_t>()};
+      ++report.chains;
+      if (!walk(chain, rows, head, &report)) break;
+    }
     return Status{};
   }));
   return report;

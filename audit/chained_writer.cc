@@ -1,11 +1,11 @@
-// The SQLite AuditStore's appends, units and writer thread: seqs assigned
-// under mu_ at append time, group commit of the whole queue (and the state
-// rows of the units in it) in one transaction on the writer thread.
-#include "audit/sqlite_store_impl.h"
+// The AuditStore's appends, units and writer thread: seqs assigned under mu_
+// at append time, group commit of the whole queue (and the state rows of the
+// units in it) in one transaction of the backend on the writer thread.
+#include "audit/chained_store.h"
 
 namespace medic::audit::internal {
 
-Result<Seq> SqliteAuditStore::append_batch(std::vector<Record> records) {
+Result<Seq> ChainedAuditStore::append_batch(std::vector<Record> records) {
   if (records.empty()) return invalid_argument("empty batch");
   std::unique_lock<std::mutex> l(mu_);
   // A unit that would fill the queue is split: the writer must be able to drain.
@@ -53,17 +53,17 @@ Result<Seq> SqliteAuditStore::append_batch(std::vector<Record> records) {
   return next - 1;
 }
 
-void SqliteAuditStore::begin_unit() {
+void ChainedAuditStore::begin_unit() {
   std::lock_guard<std::mutex> l(mu_);
   unit_open_ = true;
 }
 
-void SqliteAuditStore::release_unit() {
+void ChainedAuditStore::release_unit() {
   for (auto& p : unit_) queue_.push_back(std::move(p));
   unit_.clear();
 }
 
-Status SqliteAuditStore::commit_unit(std::vector<StateRow> rows) {
+Status ChainedAuditStore::commit_unit(std::vector<StateRow> rows) {
   {
     std::lock_guard<std::mutex> l(mu_);
     const bool had_rows = !unit_.empty();
@@ -81,13 +81,9 @@ Status SqliteAuditStore::commit_unit(std::vector<StateRow> rows) {
   return {};
 }
 
-Result<std::vector<StateRow>> SqliteAuditStore::load_state() {
-  auto db = Db::open(path_, true);
-  if (!db.ok()) return db.status();
-  return read_state(*db);
-}
+Result<std::vector<StateRow>> ChainedAuditStore::load_state() { return backend_->load_state(); }
 
-Status SqliteAuditStore::wait_durable(Seq seq, Duration limit) {
+Status ChainedAuditStore::wait_durable(Seq seq, Duration limit) {
   std::unique_lock<std::mutex> l(mu_);
   if (seq >= next_seq_) {
     return invalid_argument("row " + std::to_string(seq) + " has not been appended");
@@ -101,7 +97,7 @@ Status SqliteAuditStore::wait_durable(Seq seq, Duration limit) {
                        std::to_string(limit.count() / 1'000'000) + " ms");
 }
 
-Result<Seq> SqliteAuditStore::checkpoint() {
+Result<Seq> ChainedAuditStore::checkpoint() {
   std::unique_lock<std::mutex> l(mu_);
   if (!failed_.ok()) return unavailable("the audit log writer failed: " + failed_.message());
   if (closed_) return unavailable("the audit log is closed");
@@ -115,12 +111,12 @@ Result<Seq> SqliteAuditStore::checkpoint() {
   return last_checkpoint_seq_;
 }
 
-Result<std::optional<ActionState>> SqliteAuditStore::action_state(const std::string& action_id) {
+Result<std::optional<ActionState>> ChainedAuditStore::action_state(const std::string& action_id) {
   std::lock_guard<std::mutex> l(mu_);
   return current_state(action_id, {});
 }
 
-Result<std::vector<InFlightAction>> SqliteAuditStore::in_flight(Time now, bool include_expired) {
+Result<std::vector<InFlightAction>> ChainedAuditStore::in_flight(Time now, bool include_expired) {
   std::vector<std::string> ids;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -135,39 +131,14 @@ Result<std::vector<InFlightAction>> SqliteAuditStore::in_flight(Time now, bool i
     upto = (unit_.empty() ? next_seq_ : unit_.front().seq) - 1;
   }
   if (upto > 0) MEDIC_RETURN_IF_ERROR(wait_durable(upto, std::chrono::seconds(30)));
-  auto db = Db::open(path_, true);
-  if (!db.ok()) return db.status();
-  auto st = db->prepare(
-      "SELECT d.decision_id, d.rule, d.rule_version, d.vm, d.host, d.verb, d.ladder_step, "
-      "d.expires_ns, t.state, t.at_ns, t.seq FROM decisions d JOIN transitions t ON t.action_id = "
-      "d.action_id WHERE d.action_id = ? ORDER BY t.seq DESC LIMIT 1");
-  if (!st.ok()) return st.status();
+  auto rows = backend_->in_flight_rows(ids);
+  if (!rows.ok()) return rows.status();
   std::vector<std::pair<Seq, InFlightAction>> found;
-  for (const auto& id : ids) {
-    st->bind(1, id);
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (*row) {
-      InFlightAction a;
-      a.action_id = id;
-      a.decision_id = st->text(0);
-      a.rule = st->text(1);
-      a.rule_version = st->text(2);
-      a.vm = st->text(3);
-      a.host = st->text(4);
-      a.verb = st->text(5);
-      a.ladder_step = static_cast<int32_t>(st->i64(6));
-      a.expires_at = from_ns(st->i64(7));
-      auto state = internal::stored_state(st->text(8), st->i64(10));
-      if (!state.ok()) return state.status();
-      a.state = *state;
-      a.state_at = from_ns(st->i64(9));
-      bool expired = to_ns(a.expires_at) != 0 && a.expires_at <= now;
-      if (!is_terminal(*state) && (include_expired || !expired)) {
-        found.emplace_back(st->i64(10), std::move(a));
-      }
+  for (auto& [seq, a] : *rows) {
+    const bool expired = to_ns(a.expires_at) != 0 && a.expires_at <= now;
+    if (!is_terminal(a.state) && (include_expired || !expired)) {
+      found.emplace_back(seq, std::move(a));
     }
-    st->reset();
   }
   std::sort(found.begin(), found.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -177,7 +148,7 @@ Result<std::vector<InFlightAction>> SqliteAuditStore::in_flight(Time now, bool i
   return out;
 }
 
-Status SqliteAuditStore::close() {
+Status ChainedAuditStore::close() {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (closed_) return failed_.ok() ? Status{} : failed_;
@@ -195,17 +166,11 @@ Status SqliteAuditStore::close() {
   if (writer_.joinable()) writer_.join();
   std::lock_guard<std::mutex> l(mu_);
   closed_ = true;
-  lookup_state_ = Stmt();
-  lookup_decision_ = Stmt();
-  for (auto& s : insert_) s = Stmt();
-  head_stmt_ = Stmt();
-  state_writer_.release();
-  lookup_db_ = Db();
-  db_ = Db();
+  backend_->close();
   return failed_.ok() ? Status{} : failed_;
 }
 
-void SqliteAuditStore::writer_loop() {
+void ChainedAuditStore::writer_loop() {
   std::vector<Pending> batch;
   Seq checkpoint_seq = 0;
   Duration backoff = kFirstRetry;
@@ -248,7 +213,7 @@ void SqliteAuditStore::writer_loop() {
   }
 }
 
-bool SqliteAuditStore::writer_ready() const {
+bool ChainedAuditStore::writer_ready() const {
   const bool due = rows_since_checkpoint_ > 0 && checkpoint_timer_due_;
   const bool checkpoint = (checkpoint_requested_ && rows_since_checkpoint_) || due;
   return !queue_.empty() || closing_ || (checkpoint && unit_.empty());
@@ -256,7 +221,7 @@ bool SqliteAuditStore::writer_ready() const {
 
 // REQUIRES mu_. Takes the queue and reserves a checkpoint's seq when one is
 // due, right after the batch; never while a unit holds rows with lower seqs.
-void SqliteAuditStore::take_batch(std::vector<Pending>* batch, Seq* checkpoint_seq) {
+void ChainedAuditStore::take_batch(std::vector<Pending>* batch, Seq* checkpoint_seq) {
   batch->swap(queue_);
   Seq rows = rows_since_checkpoint_;
   for (const Pending& p : *batch) rows += p.seq ? 1 : 0;
@@ -271,7 +236,7 @@ void SqliteAuditStore::take_batch(std::vector<Pending>* batch, Seq* checkpoint_s
 
 // The outcome of one write: durable moves on, or the store is degraded with
 // the cause (logged once per cause) until a write succeeds again.
-void SqliteAuditStore::after_write(const Status& s, Seq checkpoint_seq) {
+void ChainedAuditStore::after_write(const Status& s, Seq checkpoint_seq) {
   Seq durable = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -298,102 +263,84 @@ void SqliteAuditStore::after_write(const Status& s, Seq checkpoint_seq) {
   }
 }
 
-Status SqliteAuditStore::insert_row(Table t, Seq seq, const std::vector<Value>& values) {
+Status ChainedAuditStore::insert_row(ChainWriter& w, Table t, Seq seq,
+                                     const std::vector<Value>& values) {
   encode_buf_.clear();
   internal::encode_row(t, seq, values, &encode_buf_);
   Hash h = internal::row_hash(last_hash_, encode_buf_);
-  Stmt& st = insert_[static_cast<int>(t) - 1];
-  const auto& columns = internal::table_spec(t).columns;
-  st.bind(1, seq);
-  int i = 2;
-  for (size_t c = 0; c < values.size(); ++c) {
-    const Value& v = values[c];
-    if (v.is_int) {
-      st.bind(i++, v.i);
-    } else if (columns[c].is_blob) {
-      st.bind_blob(i++, v.s);
-    } else {
-      st.bind(i++, v.s);
-    }
-  }
-  st.bind_blob(i++, internal::bytes(last_hash_));
-  st.bind_blob(i++, internal::bytes(h));
-  MEDIC_RETURN_IF_ERROR(st.run());
+  MEDIC_RETURN_IF_ERROR(w.insert_row(t, seq, values, last_hash_, h));
   last_hash_ = h;
   last_seq_ = seq;
   ++rows_since_checkpoint_;
   return {};
 }
 
-Status SqliteAuditStore::insert_pending(const Pending& p) {
-  if (p.seq == 0) return state_writer_.write(p.state);
+Status ChainedAuditStore::insert_pending(ChainWriter& w, const Pending& p) {
+  if (p.seq == 0) return w.write_state(p.state);
   switch (p.table) {
     case Table::kEvidence: {
       const Evidence& e = p.rec.evidence;
       return insert_row(
-          p.table, p.seq,
+          w, p.table, p.seq,
           {Value::of(ns(e.received_at)), Value::of(p.sender), Value::of(e.sender_name),
            Value::of(int64_t{p.kind}), Value::of(p.host), Value::of(e.envelope)});
     }
     case Table::kDecisions: {
       internal::DecisionTexts texts;
-      return insert_row(p.table, p.seq, internal::decision_values(p.rec.decision, &texts));
+      return insert_row(w, p.table, p.seq, internal::decision_values(p.rec.decision, &texts));
     }
     case Table::kTransitions:
-      return insert_row(p.table, p.seq, internal::transition_values(p.rec.transition));
+      return insert_row(w, p.table, p.seq, internal::transition_values(p.rec.transition));
     case Table::kRequests: {
       const OperatorRequest& q = p.rec.request;
       return insert_row(
-          p.table, p.seq,
+          w, p.table, p.seq,
           {Value::of(ns(q.received_at)), Value::of(q.operator_name), Value::of(p.sender),
            Value::of(q.verb), Value::of(q.target), Value::of(int64_t{q.accepted ? 1 : 0}),
            Value::of(q.detail), Value::of(q.envelope)});
     }
     case Table::kVerdicts: {
       const HealVerdict& v = p.rec.verdict;
-      return insert_row(p.table, p.seq,
-                        {Value::of(v.action_id), Value::of(to_ns(v.at)),
-                         Value::of(int64_t{v.healed ? 1 : 0}), Value::of(v.detail),
-                         Value::of(v.next), Value::of(v.ref)});
+      return insert_row(
+          w, p.table, p.seq,
+          {Value::of(v.action_id), Value::of(to_ns(v.at)), Value::of(int64_t{v.healed ? 1 : 0}),
+           Value::of(v.detail), Value::of(v.next), Value::of(v.ref)});
     }
     case Table::kCheckpoints: break;
   }
   return internal_error("unexpected pending row");
 }
 
-Status SqliteAuditStore::write_head() {
+Status ChainedAuditStore::write_head(ChainWriter& w) {
   const int64_t at = write_at_ns_;
   std::string msg = internal::head_signing_input(last_seq_, last_hash_, at);
   auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
-  head_stmt_.bind(1, last_seq_);
-  head_stmt_.bind_blob(2, internal::bytes(last_hash_));
-  head_stmt_.bind(3, at);
-  head_stmt_.bind_blob(4, engine_.public_key().data(), 32);
-  head_stmt_.bind_blob(5, sig.data(), sig.size());
-  return head_stmt_.run();
+  return w.write_head(
+      last_seq_, last_hash_, at,
+      std::string_view(reinterpret_cast<const char*>(engine_.public_key().data()), 32),
+      std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()));
 }
 
-Status SqliteAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint_seq) {
+Status ChainedAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint_seq) {
   Hash saved_hash = last_hash_;
   Seq saved_seq = last_seq_;
   Seq saved_rows = rows_since_checkpoint_;
-  Status s = db_.exec("BEGIN IMMEDIATE");
-  for (size_t i = 0; s.ok() && i < batch.size(); ++i) s = insert_pending(batch[i]);
-  if (s.ok() && checkpoint_seq) {
-    const int64_t at = write_at_ns_;
-    std::string msg = internal::checkpoint_signing_input(last_seq_, last_hash_, at);
-    auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
-    std::string covers_hash(internal::bytes(last_hash_));
-    std::string signer(reinterpret_cast<const char*>(engine_.public_key().data()), 32);
-    std::string signature(reinterpret_cast<const char*>(sig.data()), sig.size());
-    s = insert_row(Table::kCheckpoints, checkpoint_seq,
-                   {Value::of(at), Value::of(last_seq_), Value::of(covers_hash), Value::of(signer),
-                    Value::of(signature)});
-  }
-  if (s.ok()) s = write_head();
-  if (s.ok()) s = db_.exec("COMMIT");
+  Status s = backend_->transact([&](ChainWriter& w) {
+    for (const Pending& p : batch) MEDIC_RETURN_IF_ERROR(insert_pending(w, p));
+    if (checkpoint_seq) {
+      const int64_t at = write_at_ns_;
+      std::string msg = internal::checkpoint_signing_input(last_seq_, last_hash_, at);
+      auto sig = engine_.sign(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+      std::string covers_hash(internal::bytes(last_hash_));
+      std::string signer(reinterpret_cast<const char*>(engine_.public_key().data()), 32);
+      std::string signature(reinterpret_cast<const char*>(sig.data()), sig.size());
+      MEDIC_RETURN_IF_ERROR(insert_row(w, Table::kCheckpoints, checkpoint_seq,
+                                       {Value::of(at), Value::of(last_seq_), Value::of(covers_hash),
+                                        Value::of(signer), Value::of(signature)}));
+    }
+    return write_head(w);
+  });
   if (!s.ok()) {
-    (void)db_.exec("ROLLBACK");
     last_hash_ = saved_hash;
     last_seq_ = saved_seq;
     rows_since_checkpoint_ = saved_rows;
@@ -403,7 +350,7 @@ Status SqliteAuditStore::write_batch(std::vector<Pending>& batch, Seq checkpoint
   return {};
 }
 
-void SqliteAuditStore::arm_checkpoint_timer() {
+void ChainedAuditStore::arm_checkpoint_timer() {
   checkpoint_timer_ = clock_.schedule_after(options_.checkpoint_every, [this] {
     {
       std::lock_guard<std::mutex> l(mu_);

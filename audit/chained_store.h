@@ -1,9 +1,11 @@
-// Inside the SQLite AuditStore and StateStore: the class and its queue entries,
-// shared by sqlite_store.cc (opening, validation, queries) and
-// sqlite_writer.cc (appends, units, the writer thread). Internal to audit/.
+// Inside the AuditStore and StateStore: the class and its queue entries,
+// shared by chained_store.cc (opening, validation, queries) and
+// chained_writer.cc (appends, units, the writer thread), and the ChainBackend
+// that keeps its rows: one SQLite file (sqlite_backend.cc) or one engine's
+// chain in PostgreSQL (pg_store.cc). Internal to audit/.
 //
-// Validation runs on the caller's thread, hashing and group commit on one
-// writer thread.
+// Validation runs on the caller's thread, hashing, signing and group commit on
+// one writer thread; the backend only stores and reads rows.
 //
 // Seqs are assigned under mu_ when a record is queued, so append() can return
 // one at once. The writer takes the whole queue, chains and inserts it in one
@@ -19,21 +21,84 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "audit/chain.h"
 #include "audit/log.h"
-#include "audit/sqlite_db.h"
+#include "audit/state_store.h"
 #include "core/json.h"
 #include "medic/v1/envelope.pb.h"
 
-#include "audit/sqlite_state.h"
-#include "audit/state_store.h"
-
 namespace medic::audit::internal {
+
+// The writes of one transaction of the writer thread.
+class ChainWriter {
+ public:
+  virtual ~ChainWriter() = default;
+  // One chained row: `values` in table_spec(t) order, after `prev`, hashing to `hash`.
+  virtual Status insert_row(Table t, Seq seq, const std::vector<Value>& values, const Hash& prev,
+                            const Hash& hash) = 0;
+  virtual Status write_state(const std::vector<StateRow>& rows) = 0;
+  // The signed head: the chain ends at `seq` with `hash`.
+  virtual Status write_head(Seq seq, const Hash& hash, int64_t at_ns, std::string_view signer,
+                            std::string_view signature) = 0;
+};
+
+// Where the chain is.
+struct ChainEnd {
+  Seq last_seq = 0;
+  Hash last_hash{};
+  Seq last_checkpoint_seq = 0;
+};
+
+// The stored signed head's seq and hash.
+struct StoredHead {
+  Seq seq = 0;
+  std::string hash;
+};
+
+// Where a ChainedAuditStore keeps its rows. open() runs first and alone; then
+// transact() runs on the writer thread only, lookup_*() on the caller's thread
+// under the store's mutex, and load_state() / in_flight_rows() on any thread,
+// each on a connection of its own.
+class ChainBackend {
+ public:
+  virtual ~ChainBackend() = default;
+  // The file or database, for messages.
+  virtual const std::string& name() const = 0;
+  // Creates the schema, notes `engine_key` (hex) and `now_ns` as the opener,
+  // proves a write succeeds, and prepares the writer and lookups.
+  // *opened_before: an engine opened this log before (so it has a signed head).
+  virtual Status open(const std::string& engine_key, int64_t now_ns, bool* opened_before) = 0;
+  virtual Result<ChainEnd> chain_end() = 0;
+  virtual Result<std::optional<StoredHead>> signed_head() = 0;
+  // Every action whose last transition is not terminal.
+  virtual Result<std::vector<std::pair<std::string, ActionState>>> live_actions() = 0;
+  // Runs `body` in one transaction, committed when it returns OK.
+  virtual Status transact(const std::function<Status(ChainWriter&)>& body) = 0;
+  virtual Result<std::optional<ActionState>> lookup_state(const std::string& action_id) = 0;
+  virtual Result<bool> lookup_decision(const std::string& decision_id) = 0;
+  virtual Result<std::vector<StateRow>> load_state() = 0;
+  // For each id that has a decision: the action as its last transition left it,
+  // with that transition's seq.
+  virtual Result<std::vector<std::pair<Seq, InFlightAction>>> in_flight_rows(
+      const std::vector<std::string>& ids) = 0;
+  // Ends every connection; called once the writer has stopped.
+  virtual void close() = 0;
+};
+
+std::unique_ptr<ChainBackend> sqlite_backend(std::string path, Durability durability);
+
+class ChainedAuditStore;
+// Opens the store on `backend` (the options' bounds enforced).
+Result<AuditStorePtr> open_chained_store(std::unique_ptr<ChainBackend> backend, Clock& clock,
+                                         const fabric::Identity& engine, StoreOptions options);
 
 // A bounded memory of recent keys, oldest forgotten first. Covers records that
 // are queued or being written, which a database lookup cannot see yet.
@@ -77,18 +142,18 @@ inline int64_t ns(Time t) { return to_ns(t); }
 constexpr Duration kFirstRetry = std::chrono::milliseconds(50);
 constexpr Duration kLastRetry = std::chrono::seconds(2);
 
-class SqliteAuditStore final : public AuditStore {
+class ChainedAuditStore final : public AuditStore {
  public:
-  SqliteAuditStore(std::string path, Clock& clock, const fabric::Identity& engine,
-                   StoreOptions options)
-      : path_(std::move(path)),
+  ChainedAuditStore(std::unique_ptr<ChainBackend> backend, Clock& clock,
+                    const fabric::Identity& engine, StoreOptions options)
+      : backend_(std::move(backend)),
         clock_(clock),
         engine_(engine),
         options_(options),
         recent_states_(std::max<size_t>(options.max_queued * 2, 4096)),
         recent_decisions_(std::max<size_t>(options.max_queued * 2, 4096)) {}
 
-  ~SqliteAuditStore() override { (void)close(); }
+  ~ChainedAuditStore() override { (void)close(); }
 
   Status open();
 
@@ -162,13 +227,9 @@ class SqliteAuditStore final : public AuditStore {
   void note_time() { now_ns_ = to_ns(clock_.now()); }
   void arm_checkpoint_timer();
   // The steps of open(), in order.
-  Status create_schema(bool* opened_before);
   Status find_chain_end();  // sets last_seq_, last_hash_, last_checkpoint_seq_
   Status check_signed_head(bool opened_before, bool* has_head);
   Status load_live_actions();
-  Status prepare_writer_statements();
-  Status probe_write();
-  Status open_lookups();
 
   // Writer side.
   void release_unit();  // REQUIRES mu_: moves the open unit's rows to queue_
@@ -177,11 +238,12 @@ class SqliteAuditStore final : public AuditStore {
   void take_batch(std::vector<Pending>* batch, Seq* checkpoint_seq);
   void after_write(const Status& s, Seq checkpoint_seq);
   Status write_batch(std::vector<Pending>& batch, Seq checkpoint_seq);
-  Status insert_row(Table t, Seq seq, const std::vector<Value>& values);
-  Status insert_pending(const Pending& p);
-  Status write_head();
+  Status insert_row(ChainWriter& w, Table t, Seq seq, const std::vector<Value>& values);
+  Status insert_pending(ChainWriter& w, const Pending& p);
+  Status write_head(ChainWriter& w);
 
-  const std::string path_;
+  const std::unique_ptr<ChainBackend> backend_;
+  const std::string& path_ = backend_->name();
   Clock& clock_;
   const fabric::Identity engine_;
   const StoreOptions options_;
@@ -206,18 +268,11 @@ class SqliteAuditStore final : public AuditStore {
   std::unordered_map<std::string, ActionState> live_;  // non-terminal actions
   RecentMap<ActionState> recent_states_;               // recently terminal
   RecentMap<bool> recent_decisions_;
-  Db lookup_db_;  // caller-side lookups, under mu_
-  Stmt lookup_state_;
-  Stmt lookup_decision_;
 
   std::mutex listener_mu_;
   std::function<void(Seq)> listener_;
 
   // Writer thread only (after open()).
-  Db db_;
-  Stmt insert_[internal::kTableCount];
-  Stmt head_stmt_;
-  StateWriter state_writer_;
   Hash last_hash_{};
   Seq last_seq_ = 0;
   Seq rows_since_checkpoint_ = 0;
